@@ -30,8 +30,7 @@ const MIGRATIONS: Migration[] = [
   {
     name: '0001_initial',
     async up(knex, t, mysql) {
-      const schema = knex.schema;
-      await schema.createTable(t.factor, (table) => {
+      await knex.schema.createTable(t.factor, (table) => {
         table.string('account', ACCOUNT_LENGTH).primary();
         table.string('method', 8).notNullable(); // 'totp' | 'sms'
         table.text('secret_ct').nullable(); // AES-256-GCM, AAD bound to table/column/account
@@ -44,7 +43,7 @@ const MIGRATIONS: Migration[] = [
         table.integer('version').notNullable().defaultTo(0);
         tableOptions(table, mysql);
       });
-      await schema.createTable(t.recoveryCode, (table) => {
+      await knex.schema.createTable(t.recoveryCode, (table) => {
         table.bigIncrements('id').primary();
         table.string('account', ACCOUNT_LENGTH).notNullable();
         table.string('code_hash', 64).notNullable();
@@ -53,7 +52,7 @@ const MIGRATIONS: Migration[] = [
         table.index(['account', 'used_at'], `${t.recoveryCode}_account`);
         tableOptions(table, mysql);
       });
-      await schema.createTable(t.enrolment, (table) => {
+      await knex.schema.createTable(t.enrolment, (table) => {
         table.string('account', ACCOUNT_LENGTH).primary(); // at most one pending enrolment per account
         table.string('id', 32).notNullable().unique(`${t.enrolment}_id`);
         table.string('method', 8).notNullable();
@@ -65,7 +64,7 @@ const MIGRATIONS: Migration[] = [
         table.bigInteger('expires_at').notNullable();
         tableOptions(table, mysql);
       });
-      await schema.createTable(t.challenge, (table) => {
+      await knex.schema.createTable(t.challenge, (table) => {
         table.bigIncrements('id').primary();
         table.string('account', ACCOUNT_LENGTH).notNullable();
         table.string('purpose', 16).notNullable(); // 'sms' (sign-in/disable/enrol) | 'temporary'
@@ -76,21 +75,21 @@ const MIGRATIONS: Migration[] = [
         table.index(['account', 'purpose'], `${t.challenge}_account`);
         tableOptions(table, mysql);
       });
-      await schema.createTable(t.smsSend, (table) => {
+      await knex.schema.createTable(t.smsSend, (table) => {
         table.bigIncrements('id').primary();
         table.string('account', ACCOUNT_LENGTH).notNullable();
         table.bigInteger('sent_at').notNullable();
         table.index(['account', 'sent_at'], `${t.smsSend}_account`);
         tableOptions(table, mysql);
       });
-      await schema.createTable(t.accountState, (table) => {
+      await knex.schema.createTable(t.accountState, (table) => {
         table.string('account', ACCOUNT_LENGTH).primary();
         table.integer('failed_attempts').notNullable().defaultTo(0);
         table.bigInteger('locked_until').nullable();
         table.bigInteger('sessions_revoked_at').nullable();
         tableOptions(table, mysql);
       });
-      await schema.createTable(t.audit, (table) => {
+      await knex.schema.createTable(t.audit, (table) => {
         table.bigIncrements('id').primary();
         table.bigInteger('at').notNullable();
         table.string('actor', 128).notNullable();
@@ -108,7 +107,7 @@ const MIGRATIONS: Migration[] = [
       });
       // The key for keyed hashes of codes: random, stored encrypted under the master key, so `keys rotate`
       // re-encrypts it and every stored code hash stays valid.
-      await schema.createTable(t.codeKey, (table) => {
+      await knex.schema.createTable(t.codeKey, (table) => {
         table.string('id', 16).primary();
         table.text('key_ct').notNullable();
         table.string('key_id', 16).notNullable();

@@ -1,0 +1,110 @@
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { Command, Option } from 'commander';
+import { withContext } from '../context.js';
+import { ExitCode, dataError, unknownAccount, usageError } from '../core/errors.js';
+import { addToSummary, matchesFilter, newSummary, statusBatches, type StatusSelection } from '../core/status.js';
+import { statusRenderer, type StatusFormat } from '../ui/status-render.js';
+import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+
+interface StatusFlags {
+  all?: boolean;
+  domain?: string;
+  file?: string;
+  enabled?: boolean;
+  disabled?: boolean;
+  format?: StatusFormat;
+  requireEnabled?: boolean;
+}
+
+/** Lines of a list file (or stdin): one address per line; blank lines and lines starting with # are skipped. */
+async function* readAddressList(file: string): AsyncGenerator<string> {
+  const input = file === '-' ? process.stdin : createReadStream(file, { encoding: 'utf8' });
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  for await (const line of lines) {
+    if (line === '' || line.startsWith('#')) continue;
+    yield line;
+  }
+}
+
+export function statusCommand(): Command {
+  return new Command('status')
+    .description('show 2FA status: one row per account (email, enabled, method, masked phone, enrolled, last used, recovery codes left, locked until)')
+    .argument('[email...]', 'addresses to look up')
+    .option('--all', 'every mailbox (streamed)')
+    .option('--domain <domain>', 'every mailbox of one domain')
+    .option('--file <file>', "read addresses from a file, one per line ('-' for stdin)")
+    .option('--enabled', 'only accounts with 2FA on')
+    .option('--disabled', 'only accounts with 2FA off')
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'json', 'ndjson', 'csv']))
+    .option('--require-enabled', 'exit 1 when any listed account lacks 2FA (unknown counts as lacking)')
+    .addHelpText(
+      'after',
+      EXAMPLES([
+        'mail2fa status jane@example.com',
+        'mail2fa status --all --format ndjson > status.ndjson',
+        'mail2fa status --domain example.com --disabled --format csv',
+        'mail2fa status --file staff.txt --require-enabled   # exit 1 if anyone lacks 2FA',
+        "cut -d, -f1 users.csv | mail2fa status --file - --json",
+      ]),
+    )
+    .action(
+      action(async (emails: string[], flags: StatusFlags, cmd: Command) => {
+        const g = globalOptions(cmd);
+        const out = makeOutput(g);
+        if (g.json && flags.format && flags.format !== 'json') throw usageError(`--json conflicts with --format ${flags.format}`);
+        const format: StatusFormat = g.json ? 'json' : (flags.format ?? 'table');
+        if (flags.enabled && flags.disabled) throw usageError('--enabled and --disabled exclude each other');
+        const sources = [emails.length > 0, Boolean(flags.all || flags.domain), flags.file !== undefined].filter(Boolean).length;
+        if (sources === 0) throw usageError('say which accounts: give addresses, --all, --domain D or --file F', 'Example: mail2fa status --all');
+        if (sources > 1) throw usageError('give addresses, --all/--domain or --file, not several of them');
+
+        let selection: StatusSelection;
+        if (flags.domain !== undefined) selection = { kind: 'domain', domain: flags.domain };
+        else if (flags.all) selection = { kind: 'all' };
+        else if (flags.file !== undefined) {
+          if (flags.file === '-' && process.stdin.isTTY) throw usageError('--file - reads addresses from stdin, but stdin is a terminal', 'Pipe the list in: cat list.txt | mail2fa status --file -');
+          selection = { kind: 'emails', emails: readAddressList(flags.file) };
+        } else selection = { kind: 'emails', emails };
+        const single = emails.length === 1;
+        const filter = flags.enabled ? 'enabled' : flags.disabled ? 'disabled' : undefined;
+
+        return withContext(contextOptions(g), async (ctx) => {
+          const db = await ctx.db();
+          const deps = { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now };
+          const summary = newSummary();
+          let gaps = 0;
+          const renderer = statusRenderer(format, out);
+          let begun = false;
+          try {
+            for await (const batch of statusBatches(deps, selection)) {
+              if (single) {
+                // One address alone: unknown is an error (67), like `doveadm user`; malformed is 65.
+                const row = batch[0]!;
+                if (row.state === 'unknown') throw unknownAccount(row.email);
+                if (row.state === 'invalid') throw dataError('bad_address', `invalid email address "${row.email}": ${row.problem}`, 'Give the full address, e.g. jane@example.com.');
+              }
+              if (!begun) {
+                await renderer.begin();
+                begun = true;
+              }
+              const shown = [];
+              for (const row of batch) {
+                addToSummary(summary, row);
+                if (row.state !== 'ok' || !row.enabled) gaps++;
+                if (matchesFilter(row, filter)) shown.push(row);
+              }
+              if (shown.length) await renderer.rows(shown);
+            }
+          } catch (err) {
+            // A half-written JSON document must not be mistaken for a whole one.
+            if (begun && format === 'json') await out.write('\n');
+            throw err;
+          }
+          if (!begun) await renderer.begin();
+          await renderer.end(summary);
+          return flags.requireEnabled && gaps > 0 ? ExitCode.NEGATIVE : ExitCode.OK;
+        });
+      }),
+    );
+}

@@ -1,0 +1,81 @@
+/**
+ * `demo`: sample mailboxes in every interesting 2FA state, with known passwords, so a new user can try each
+ * command at once. The factors are stored exactly as real enrolments store them (sealed secrets, hashed codes).
+ */
+import type { Context } from '../context.js';
+import { hashPassword, type PasswordScheme } from '../crypto/passwords.js';
+import { ensureReferenceMailboxTable } from '../db/accounts.js';
+import { migratorConfig } from '../db/migrations.js';
+import { inTransaction, lockAccountState } from '../db/tx.js';
+import { parsePhone } from '../sms/phone.js';
+import { generateTotpSecret } from '../totp/totp.js';
+import { writeAudit } from './audit.js';
+import { configError } from './errors.js';
+import { LOCKOUT_MS, MAX_FAILED_ATTEMPTS } from './lockout.js';
+import { removeFactor, storeFactor } from './factors.js';
+import { Vault } from './vault.js';
+
+export interface DemoAccount {
+  email: string;
+  password: string;
+  scheme: PasswordScheme;
+  active: boolean;
+  state: string;
+  /** For the app accounts: the TOTP secret, printed so the demo can be driven with any authenticator. */
+  totpSecret?: string;
+  phone?: string;
+}
+
+const SAMPLES: Array<Omit<DemoAccount, 'totpSecret'> & { factor?: 'totp' | 'sms'; locked?: boolean; usedCodes?: number }> = [
+  { email: 'alice@example.com', password: 'alice-demo-pw', scheme: 'SHA512-CRYPT', active: true, state: '2FA off' },
+  { email: 'bob@example.com', password: 'bob-demo-pw', scheme: 'BLF-CRYPT', active: true, state: '2FA on (authenticator app)', factor: 'totp' },
+  { email: 'carol@example.com', password: 'carol-demo-pw', scheme: 'ARGON2ID', active: true, state: '2FA on (SMS)', factor: 'sms', phone: '011-45-20123456' },
+  { email: 'dave@example.org', password: 'dave-demo-pw', scheme: 'MD5-CRYPT', active: true, state: '2FA on (app), locked after 5 wrong codes', factor: 'totp', locked: true },
+  { email: 'erin@example.org', password: 'erin-demo-pw', scheme: 'SSHA512', active: false, state: 'mailbox inactive, 2FA off' },
+  { email: 'frank@example.net', password: 'frank-demo-pw', scheme: 'SHA512-CRYPT', active: true, state: '2FA on (app), 7 of 10 recovery codes used', factor: 'totp', usedCodes: 7 },
+];
+
+export async function seedDemo(ctx: Context, opts: { reset: boolean }): Promise<{ database: string; created: boolean; accounts: DemoAccount[] }> {
+  if (ctx.mapping.preset !== 'mail2fa') throw configError('demo_preset', 'demo seeds the reference mailbox table (preset mail2fa) only', 'Run demo against the embedded default or a scratch database.');
+  const db = await ctx.db();
+  const mysql = db.dialect === 'mysql';
+  await db.knex.migrate.latest(migratorConfig(ctx.tables, mysql));
+  await ensureReferenceMailboxTable(db.knex, ctx.mapping, mysql);
+  const m = ctx.mapping;
+  const existing = (await db.knex(m.table).whereIn(m.email, SAMPLES.map((s) => s.email)).select({ email: m.email })) as { email: string }[];
+  if (existing.length && !opts.reset) {
+    // Nothing to do, and nothing lost: say so, and list the (constant) demo passwords again.
+    return { database: db.displayUrl, created: false, accounts: SAMPLES.map(({ email, password, scheme, active, state }) => ({ email, password, scheme, active, state })) };
+  }
+  const vault = new Vault(ctx.masterKey(), ctx.tables, ctx.now);
+  const hashes = await Promise.all(SAMPLES.map((s) => hashPassword(s.password, s.scheme)));
+  const accounts: DemoAccount[] = [];
+  await inTransaction(db, ctx.tables, async (trx) => {
+    const now = ctx.now();
+    await trx(m.table).whereIn(m.email, SAMPLES.map((s) => s.email)).delete();
+    for (const [i, s] of SAMPLES.entries()) {
+      await trx(m.table).insert({ [m.email]: s.email, [m.password]: hashes[i], [m.active]: s.active, [m.domain]: s.email.split('@')[1] });
+      const state = await lockAccountState(trx, ctx.tables, db.dialect, s.email);
+      await removeFactor(trx, ctx.tables, s.email);
+      await trx(ctx.tables.accountState).where({ account: s.email }).update({ failed_attempts: 0, locked_until: null, sessions_revoked_at: null });
+      const account: DemoAccount = { email: s.email, password: s.password, scheme: s.scheme, active: s.active, state: s.state, ...(s.phone ? { phone: s.phone } : {}) };
+      if (s.factor === 'totp') {
+        account.totpSecret = generateTotpSecret();
+        await storeFactor(trx, ctx.tables, vault, now, { account: s.email, method: 'totp', totpSecret: account.totpSecret });
+      } else if (s.factor === 'sms') {
+        const phone = parsePhone(s.phone!);
+        await storeFactor(trx, ctx.tables, vault, now, { account: s.email, method: 'sms', phoneE164: phone.e164, phoneMasked: phone.masked });
+      }
+      if (s.usedCodes) {
+        const ids = (await trx(ctx.tables.recoveryCode).where({ account: s.email }).orderBy('id').limit(s.usedCodes).select('id')) as { id: number }[];
+        await trx(ctx.tables.recoveryCode).whereIn('id', ids.map((r) => r.id)).update({ used_at: now });
+      }
+      if (s.locked) {
+        await trx(ctx.tables.accountState).where({ account: state.account }).update({ failed_attempts: MAX_FAILED_ATTEMPTS, locked_until: now + LOCKOUT_MS });
+      }
+      accounts.push(account);
+    }
+    await writeAudit(trx, ctx.tables, ctx, { action: 'demo', account: null, outcome: 'ok', detail: { accounts: SAMPLES.length } });
+  });
+  return { database: db.displayUrl, created: true, accounts };
+}

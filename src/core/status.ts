@@ -1,0 +1,167 @@
+/**
+ * `status`: one row per account, for one address, a list (file/stdin, any length) or whole tables.
+ * Returns batches of rows (an async generator), so output streams in constant memory.
+ */
+import type { AccountMapping } from '../db/accounts.js';
+import { isActive } from '../db/accounts.js';
+import type { Database } from '../db/connection.js';
+import type { Tables } from '../db/schema.js';
+import { lookupStatusRows, streamStatusRows, type StatusDbRow } from '../db/statusQuery.js';
+import { isoTime } from './time.js';
+import { tryCanonicalAddress } from './address.js';
+import { dataError } from './errors.js';
+import { escapeControl } from './text.js';
+
+export type AccountState = 'ok' | 'unknown' | 'invalid' | 'ambiguous';
+
+export interface StatusRow {
+  email: string;
+  state: AccountState;
+  /** The mailbox's own active flag. */
+  active: boolean | null;
+  enabled: boolean | null;
+  method: 'totp' | 'sms' | null;
+  /** Where the factor lives: mail2fa's encrypted store, or PostfixAdmin's own totp_secret column. */
+  source: 'mail2fa' | 'postfixadmin' | null;
+  phone: string | null;
+  enrolledAt: string | null;
+  lastUsedAt: string | null;
+  recoveryCodesLeft: number | null;
+  lockedUntil: string | null;
+  /** Why a row is invalid/ambiguous. */
+  problem?: string;
+}
+
+export interface StatusDeps {
+  db: Database;
+  tables: Tables;
+  mapping: AccountMapping;
+  now: () => number;
+}
+
+export type StatusSelection =
+  | { kind: 'all' }
+  | { kind: 'domain'; domain: string }
+  | { kind: 'emails'; emails: Iterable<string> | AsyncIterable<string> };
+
+const LOOKUP_BATCH = 500;
+
+function num(v: number | string | null | undefined): number | null {
+  return v === null || v === undefined ? null : Number(v);
+}
+
+export function toStatusRow(r: StatusDbRow, now: number): StatusRow {
+  const ours = r.method === 'totp' || r.method === 'sms' ? r.method : null;
+  const pfa = !ours && Number(r.pfa_totp ?? 0) === 1;
+  const lockedUntil = num(r.locked_until);
+  return {
+    email: r.email,
+    state: 'ok',
+    active: isActive(r.active),
+    enabled: Boolean(ours) || pfa,
+    method: ours ?? (pfa ? 'totp' : null),
+    source: ours ? 'mail2fa' : pfa ? 'postfixadmin' : null,
+    phone: ours === 'sms' ? r.phone_masked : null,
+    enrolledAt: isoTime(num(r.enrolled_at)),
+    lastUsedAt: isoTime(num(r.last_used_at)),
+    recoveryCodesLeft: ours ? Number(r.codes_left ?? 0) : null,
+    lockedUntil: lockedUntil !== null && lockedUntil > now ? isoTime(lockedUntil) : null,
+  };
+}
+
+function emptyRow(email: string, state: AccountState, problem?: string): StatusRow {
+  return { email, state, active: null, enabled: null, method: null, source: null, phone: null, enrolledAt: null, lastUsedAt: null, recoveryCodesLeft: null, lockedUntil: null, ...(problem ? { problem } : {}) };
+}
+
+export async function* statusBatches(deps: StatusDeps, selection: StatusSelection): AsyncGenerator<StatusRow[]> {
+  const now = deps.now();
+  if (selection.kind === 'all' || selection.kind === 'domain') {
+    let domain: string | undefined;
+    if (selection.kind === 'domain') {
+      const parsed = tryCanonicalAddress(`x@${selection.domain}`);
+      if ('problem' in parsed) throw dataError('bad_domain', `invalid domain "${escapeControl(selection.domain.slice(0, 80))}"`, 'Give a domain name such as example.com.');
+      domain = parsed.address.slice(2);
+    }
+    const where = domain ? { kind: 'domain' as const, domain } : { kind: 'all' as const };
+    for await (const batch of streamStatusRows(deps.db, deps.tables, deps.mapping, where)) {
+      const rows: StatusRow[] = [];
+      for (const r of batch) {
+        // A case-insensitive domain column may return "Example.COM" rows for "example.com": keep exact ones.
+        if (domain !== undefined && r.domain !== domain) continue;
+        rows.push(toStatusRow(r, now));
+      }
+      if (rows.length) yield rows;
+    }
+    return;
+  }
+
+  let pending: { input: string; address?: string; problem?: string }[] = [];
+  const flush = async (): Promise<StatusRow[]> => {
+    const addresses = [...new Set(pending.filter((p) => p.address).map((p) => p.address!))];
+    const found = await lookupStatusRows(deps.db, deps.tables, deps.mapping, addresses);
+    const byEmail = new Map<string, StatusDbRow[]>();
+    for (const r of found) {
+      const list = byEmail.get(r.email);
+      if (list) list.push(r);
+      else byEmail.set(r.email, [r]);
+    }
+    const rows: StatusRow[] = [];
+    for (const p of pending) {
+      let row: StatusRow;
+      if (!p.address) row = emptyRow(p.input, 'invalid', p.problem);
+      else {
+        const matches = byEmail.get(p.address) ?? []; // exact: Map keys compare byte for byte
+        if (matches.length === 0) row = emptyRow(p.address, 'unknown');
+        else if (matches.length > 1) row = emptyRow(p.address, 'ambiguous', `${matches.length} mailbox rows have this address`);
+        else row = toStatusRow(matches[0]!, now);
+      }
+      rows.push(row);
+    }
+    pending = [];
+    return rows;
+  };
+  for await (const input of selection.emails as AsyncIterable<string>) {
+    const parsed = tryCanonicalAddress(input);
+    pending.push('problem' in parsed ? { input: escapeControl(input.length > 320 ? `${input.slice(0, 320)}…` : input), problem: parsed.problem } : { input, address: parsed.address });
+    if (pending.length >= LOOKUP_BATCH) {
+      const rows = await flush();
+      if (rows.length) yield rows;
+    }
+  }
+  if (pending.length) {
+    const rows = await flush();
+    if (rows.length) yield rows;
+  }
+}
+
+export interface StatusSummary {
+  accounts: number;
+  enabled: number;
+  disabled: number;
+  unknown: number;
+  invalid: number;
+  byMethod: { totp: number; sms: number };
+}
+
+export function newSummary(): StatusSummary {
+  return { accounts: 0, enabled: 0, disabled: 0, unknown: 0, invalid: 0, byMethod: { totp: 0, sms: 0 } };
+}
+
+export function addToSummary(s: StatusSummary, row: StatusRow): void {
+  if (row.state === 'unknown') s.unknown++;
+  else if (row.state === 'invalid' || row.state === 'ambiguous') s.invalid++;
+  else {
+    s.accounts++;
+    if (row.enabled) {
+      s.enabled++;
+      if (row.method) s.byMethod[row.method]++;
+    } else s.disabled++;
+  }
+}
+
+/** Whether a row passes --enabled / --disabled (unknown and invalid rows pass neither). */
+export function matchesFilter(row: StatusRow, filter: 'enabled' | 'disabled' | undefined): boolean {
+  if (!filter) return true;
+  if (row.state !== 'ok') return false;
+  return filter === 'enabled' ? row.enabled === true : row.enabled === false;
+}

@@ -1,0 +1,74 @@
+/**
+ * argv → program → exit code. The only place that maps errors to exit codes and prints them; it sets
+ * process.exitCode rather than calling process.exit, so output is never cut off.
+ */
+import { CommanderError } from 'commander';
+import { ExitCode, Mail2faError } from './core/errors.js';
+import { escapeControl } from './core/text.js';
+import { outcome } from './commands/shared.js';
+import { buildProgram } from './program.js';
+
+function wantsJson(argv: string[]): boolean {
+  const dd = argv.indexOf('--');
+  return (dd < 0 ? argv : argv.slice(0, dd)).includes('--json');
+}
+
+function useColor(argv: string[]): boolean {
+  return !argv.includes('--no-color') && !process.env.NO_COLOR && Boolean(process.stderr.isTTY);
+}
+
+export function errorDocument(err: Mail2faError): unknown {
+  return { ok: false, error: { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) } };
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const json = wantsJson(argv);
+  const program = buildProgram();
+  let usageMessage = '';
+  const configure = (cmd: typeof program) => {
+    cmd.exitOverride();
+    cmd.configureOutput({
+      writeErr: (s) => {
+        if (json) usageMessage += s;
+        else process.stderr.write(s);
+      },
+    });
+    for (const sub of cmd.commands) configure(sub as typeof program);
+  };
+  configure(program);
+  try {
+    await program.parseAsync(argv);
+    process.exitCode = outcome.exitCode;
+  } catch (raw) {
+    if (raw instanceof CommanderError) {
+      if (raw.code === 'commander.helpDisplayed' || raw.code === 'commander.version' || raw.code === 'commander.help') {
+        process.exitCode = 0;
+        return;
+      }
+      const message = raw.message.replace(/^error: /, '');
+      if (json) process.stdout.write(`${JSON.stringify(errorDocument(new Mail2faError('usage', message, ExitCode.USAGE)))}\n`);
+      process.exitCode = ExitCode.USAGE;
+      return;
+    }
+    const err = toMail2faError(raw);
+    if (json) process.stdout.write(`${JSON.stringify(errorDocument(err))}\n`);
+    else {
+      const red = useColor(argv) ? (s: string) => `\x1b[31m${s}\x1b[39m` : (s: string) => s;
+      process.stderr.write(`${red('mail2fa: error:')} ${escapeControl(err.message).replace(/\\n/g, '\n')}\n`);
+      if (err.hint) process.stderr.write(`hint: ${escapeControl(err.hint)}\n`);
+      if (err.exitCode === ExitCode.SOFTWARE && argv.includes('--verbose') && raw instanceof Error && raw.stack) {
+        process.stderr.write(`${raw.stack}\n`);
+      }
+    }
+    process.exitCode = err.exitCode;
+  }
+}
+
+function toMail2faError(raw: unknown): Mail2faError {
+  if (raw instanceof Mail2faError) return raw;
+  if ((raw as { name?: string })?.name === 'ExitPromptError' || (raw as { name?: string })?.name === 'AbortPromptError') {
+    return new Mail2faError('cancelled', 'cancelled at the prompt; nothing was changed', ExitCode.CANCELLED);
+  }
+  const message = raw instanceof Error ? raw.message.split('\n')[0]! : String(raw);
+  return new Mail2faError('internal', `internal error (a bug, please report it): ${message}`, ExitCode.SOFTWARE, 'Run again with --verbose for details.');
+}

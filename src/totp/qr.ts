@@ -1,0 +1,108 @@
+/**
+ * QR codes drawn in the terminal with half-block characters, two modules per character row, with explicit
+ * colours on every line: dark modules black on light modules bright white, so the code scans on dark AND light
+ * terminal themes (qrcode-terminal's own "small" mode is uncoloured and comes out inverted on light themes,
+ * PRODUCT.md §7).
+ *
+ * The module matrix comes from qrcode-terminal's vendored QR model (Kazuhiko Arase's QRCode), at error
+ * correction level M (qrcode-terminal itself uses L).
+ */
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+interface VendorQRCode {
+  addData(data: string): void;
+  make(): void;
+  getModuleCount(): number;
+  isDark(row: number, col: number): boolean;
+}
+type VendorQRCodeCtor = new (typeNumber: number, errorCorrectLevel: number) => VendorQRCode;
+
+let vendor: { QRCode: VendorQRCodeCtor; levels: Record<QrErrorCorrection, number> } | undefined;
+
+function loadVendor(): NonNullable<typeof vendor> {
+  vendor ??= {
+    QRCode: require('qrcode-terminal/vendor/QRCode/index.js') as VendorQRCodeCtor,
+    levels: require('qrcode-terminal/vendor/QRCode/QRErrorCorrectLevel.js') as Record<QrErrorCorrection, number>,
+  };
+  return vendor;
+}
+
+export type QrErrorCorrection = 'L' | 'M' | 'Q' | 'H';
+
+/** Default quiet zone (ISO/IEC 18004 asks for 4 modules; phone cameras need it). */
+export const QR_QUIET_ZONE = 4;
+
+/** SGR: black foreground on bright-white background. Dark modules are drawn as ink, light ones as paper. */
+const COLOURS = '\x1b[30;107m';
+const RESET = '\x1b[0m';
+
+const UPPER = '\u2580'; // ▀ top module dark
+const LOWER = '\u2584'; // ▄ bottom module dark
+const FULL = '\u2588'; // █ both dark
+const EMPTY = ' '; // both light
+
+/**
+ * The QR module matrix for `text` (UTF-8, byte mode): `matrix[row][col]` is true for a dark module.
+ * No quiet zone is included.
+ */
+export function qrMatrix(text: string, errorCorrection: QrErrorCorrection = 'M'): boolean[][] {
+  const { QRCode, levels } = loadVendor();
+  const level = levels[errorCorrection];
+  if (level === undefined) throw new RangeError(`unknown QR error correction level ${String(errorCorrection)}`);
+  // The vendored encoder writes charCodeAt(i) as one byte: give it the UTF-8 bytes as a binary string.
+  const bytes = Buffer.from(text, 'utf8').toString('latin1');
+  const qr = new QRCode(-1, level);
+  qr.addData(bytes);
+  try {
+    qr.make();
+  } catch (err) {
+    throw new RangeError(
+      `text too long for a QR code (${Buffer.byteLength(text, 'utf8')} bytes): ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+  const n = qr.getModuleCount();
+  const matrix: boolean[][] = [];
+  for (let r = 0; r < n; r++) {
+    const row: boolean[] = [];
+    for (let c = 0; c < n; c++) row.push(qr.isDark(r, c) === true);
+    matrix.push(row);
+  }
+  return matrix;
+}
+
+/**
+ * Draws the QR code of `text` for a terminal: one text line per two module rows, using ▀ ▄ █ and space in
+ * black on bright white (`ESC[30;107m`), every line starting with its own colours and ending with `ESC[0m`.
+ * Default quiet zone: 4 modules on every side, in the light colour. Lines are joined with '\n' (no trailing
+ * newline). The output is `(n + 2·quietZone)` columns wide.
+ */
+export function renderQrForTerminal(
+  text: string,
+  opts?: { quietZone?: number; errorCorrection?: QrErrorCorrection },
+): string {
+  const quiet = opts?.quietZone ?? QR_QUIET_ZONE;
+  if (!Number.isSafeInteger(quiet) || quiet < 0) throw new RangeError('quietZone must be a non-negative integer');
+  const matrix = qrMatrix(text, opts?.errorCorrection ?? 'M');
+  const n = matrix.length;
+  const size = n + 2 * quiet;
+  const dark = (r: number, c: number): boolean => {
+    const rr = r - quiet;
+    const cc = c - quiet;
+    if (rr < 0 || cc < 0 || rr >= n || cc >= n) return false;
+    return matrix[rr]?.[cc] === true;
+  };
+
+  const lines: string[] = [];
+  for (let r = 0; r < size; r += 2) {
+    let line = COLOURS;
+    for (let c = 0; c < size; c++) {
+      const top = dark(r, c);
+      const bottom = r + 1 < size && dark(r + 1, c);
+      line += top ? (bottom ? FULL : UPPER) : bottom ? LOWER : EMPTY;
+    }
+    lines.push(line + RESET);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,67 @@
+/**
+ * Where output goes: data on stdout, diagnostics on stderr; with --json exactly one JSON document on stdout.
+ * Colour only on a TTY and never with --no-color / NO_COLOR.
+ */
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import { escapeControl } from '../core/text.js';
+
+export interface OutputOptions {
+  json: boolean;
+  color: boolean;
+  verbose: boolean;
+  stdout?: Writable & { isTTY?: boolean };
+  stderr?: Writable & { isTTY?: boolean };
+  stdinIsTTY?: boolean;
+}
+
+export class Output {
+  readonly json: boolean;
+  readonly verbose: boolean;
+  readonly stdout: Writable & { isTTY?: boolean };
+  readonly stderr: Writable & { isTTY?: boolean };
+  readonly stdinIsTTY: boolean;
+  /** Colour for stdout / stderr respectively. */
+  readonly color: boolean;
+  readonly errColor: boolean;
+
+  constructor(o: OutputOptions) {
+    this.json = o.json;
+    this.verbose = o.verbose;
+    this.stdout = o.stdout ?? process.stdout;
+    this.stderr = o.stderr ?? process.stderr;
+    this.stdinIsTTY = o.stdinIsTTY ?? Boolean(process.stdin.isTTY);
+    const noColorEnv = process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '';
+    this.color = o.color && !noColorEnv && Boolean(this.stdout.isTTY);
+    this.errColor = o.color && !noColorEnv && Boolean(this.stderr.isTTY);
+  }
+
+  /** True when prompts may run: both ends are a terminal and --json is off. */
+  get interactive(): boolean {
+    return this.stdinIsTTY && Boolean(this.stdout.isTTY) && !this.json;
+  }
+
+  /** Writes to stdout, waiting when the pipe is full (constant memory for millions of rows). */
+  async write(chunk: string): Promise<void> {
+    if (!this.stdout.write(chunk)) await once(this.stdout, 'drain');
+  }
+
+  /** A line of data (stdout). */
+  async line(text = ''): Promise<void> {
+    await this.write(`${text}\n`);
+  }
+
+  /** A diagnostic line (stderr). Control characters in it are escaped. */
+  note(text: string): void {
+    this.stderr.write(`${escapeControl(text).replace(/\\n/g, '\n')}\n`);
+  }
+
+  debug(text: string): void {
+    if (this.verbose) this.note(`[verbose] ${text}`);
+  }
+
+  /** The one JSON document of a --json run. */
+  async document(value: unknown): Promise<void> {
+    await this.write(`${JSON.stringify(value)}\n`);
+  }
+}

@@ -1,0 +1,73 @@
+/** Renderers of `status` rows: table (humans), csv, ndjson, json. One result shape, several views. */
+import type { StatusRow, StatusSummary } from '../core/status.js';
+import { csvLine } from './csv.js';
+import type { Output } from './output.js';
+import { formatTable, tableHeader } from './table.js';
+
+export type StatusFormat = 'table' | 'json' | 'ndjson' | 'csv';
+
+const COLUMNS = ['email', 'state', 'active', 'enabled', 'method', 'phone', 'enrolled_at', 'last_used_at', 'recovery_codes_left', 'locked_until'] as const;
+
+function cells(r: StatusRow): unknown[] {
+  return [r.email, r.state, r.active, r.enabled, r.method && r.source === 'postfixadmin' ? 'totp (postfixadmin)' : r.method, r.phone, r.enrolledAt, r.lastUsedAt, r.recoveryCodesLeft, r.lockedUntil];
+}
+
+export interface StatusRenderer {
+  begin(): Promise<void>;
+  rows(rows: StatusRow[]): Promise<void>;
+  end(summary: StatusSummary): Promise<void>;
+}
+
+export function summaryLine(s: StatusSummary): string {
+  const parts = [`${s.accounts} account${s.accounts === 1 ? '' : 's'}`, `${s.enabled} with 2FA (${s.byMethod.totp} app, ${s.byMethod.sms} SMS)`, `${s.disabled} without`];
+  if (s.unknown) parts.push(`${s.unknown} unknown`);
+  if (s.invalid) parts.push(`${s.invalid} invalid`);
+  return parts.join(', ');
+}
+
+export function statusRenderer(format: StatusFormat, out: Output): StatusRenderer {
+  switch (format) {
+    case 'ndjson':
+      return {
+        begin: async () => {},
+        rows: (rows) => out.write(rows.map((r) => JSON.stringify(r)).join('\n') + '\n'),
+        end: async (s) => out.note(summaryLine(s)),
+      };
+    case 'csv':
+      return {
+        begin: () => out.write(csvLine(COLUMNS)),
+        rows: (rows) => out.write(rows.map((r) => csvLine(cells(r))).join('')),
+        end: async (s) => out.note(summaryLine(s)),
+      };
+    case 'json': {
+      // Streamed, yet one JSON document: {"ok":true,"accounts":[…],"summary":{…}}.
+      let first = true;
+      return {
+        begin: () => out.write('{"ok":true,"accounts":['),
+        rows: (rows) => {
+          const text = rows.map((r) => JSON.stringify(r)).join(',');
+          const chunk = first ? text : `,${text}`;
+          first = false;
+          return out.write(chunk);
+        },
+        end: (s) => out.write(`],"summary":${JSON.stringify(s)}}\n`),
+      };
+    }
+    case 'table': {
+      let widths: number[] | undefined;
+      return {
+        begin: async () => {},
+        rows: async (rows) => {
+          const { text, widths: w } = formatTable(COLUMNS, rows.map(cells), widths);
+          if (!widths) await out.write(tableHeader(COLUMNS, w));
+          widths = w;
+          await out.write(text);
+        },
+        end: async (s) => {
+          if (!widths) await out.line('(no accounts)');
+          await out.line(summaryLine(s));
+        },
+      };
+    }
+  }
+}
