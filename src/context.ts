@@ -106,7 +106,7 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
 }
 
 function loadKey(config: Config, env: NodeJS.ProcessEnv, notices: string[]): MasterKey {
-    if (!env.MAIL2FA_KEY && !config.key.file && config.db.url.startsWith('sqlite:')) {
+    if (env.MAIL2FA_KEY === undefined && !config.key.file && config.db.url.startsWith('sqlite:')) {
     // The embedded database keeps its own key file next to it, created on first use (PRODUCT.md §3.7).
     const file = `${config.db.url.slice('sqlite:'.length)}.key`;
     const { key, created } = loadOrCreateKeyFile(file);

@@ -6,9 +6,32 @@ import { statusCommand } from './commands/status.js';
 import { migrateCommand } from './commands/migrate.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
+import { enableCommand } from './commands/enable.js';
+import { disableCommand } from './commands/disable.js';
+import { verifyCommand } from './commands/verify.js';
+import { sendCodeCommand } from './commands/send-code.js';
+import { codesCommand } from './commands/codes.js';
+import { recoverCommand } from './commands/recover.js';
+import { auditCommand } from './commands/audit.js';
+import { keysCommand } from './commands/keys.js';
+import { migrateFromCommand } from './commands/migrate-from.js';
 
 /** Every command, in the order `--help` lists them. */
-const COMMANDS: Array<() => Command> = [statusCommand, demoCommand, migrateCommand, doctorCommand];
+const COMMANDS: Array<() => Command> = [
+  enableCommand,
+  disableCommand,
+  statusCommand,
+  recoverCommand,
+  verifyCommand,
+  sendCodeCommand,
+  codesCommand,
+  auditCommand,
+  keysCommand,
+  doctorCommand,
+  migrateCommand,
+  migrateFromCommand,
+  demoCommand,
+];
 
 export const EXIT_CODES_HELP = `\nExit codes:\n${EXIT_CODE_TABLE.map(([code, text]) => `  ${String(code).padStart(3)}  ${text}`).join('\n')}\n`;
 

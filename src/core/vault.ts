@@ -9,7 +9,8 @@ import { codeHash, hashesEqual, newHashKey } from '../crypto/codes.js';
 import type { MasterKey } from '../crypto/keys.js';
 import type { Tables } from '../db/schema.js';
 
-export type CodePurpose = 'recovery' | 'sms' | 'temporary';
+export type { CodePurpose } from '../crypto/codes.js';
+import type { CodePurpose } from '../crypto/codes.js';
 const HASH_KEY_ID = 'code-hash';
 
 export class Vault {

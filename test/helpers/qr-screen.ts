@@ -15,7 +15,7 @@
  * Limitations: absolute cursor positioning is taken relative to the first line of the input (no scrolling
  * model); East Asian wide characters are approximated.
  */
-import jsQRImport from 'jsqr';
+import jsQRModule from 'jsqr';
 
 type Colour = 'default' | number; // number: 0xRRGGBB
 interface Cell {
@@ -24,8 +24,11 @@ interface Cell {
   bg: Colour;
 }
 
-const jsQR: typeof jsQRImport =
-  (jsQRImport as unknown as { default?: typeof jsQRImport }).default ?? jsQRImport;
+// jsqr is CommonJS with a TypeScript `export default`: under NodeNext the default import is module.exports,
+// which at run time is the function itself (also carrying `.default`).
+type JsQR = typeof jsQRModule.default;
+const jsQR: JsQR =
+  (jsQRModule as unknown as { default?: JsQR }).default ?? (jsQRModule as unknown as JsQR);
 
 // xterm's default 16-colour palette.
 const PALETTE16 = [

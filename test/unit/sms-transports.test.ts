@@ -28,6 +28,7 @@ interface Received {
 /** A real HTTP server; `reply` decides the answer (or never answers). */
 class Gateway {
   readonly received: Received[] = [];
+  private readonly open: ServerResponse[] = [];
   reply: (req: Received, res: ServerResponse) => void = (_req, res) => res.writeHead(200).end('ok');
   private server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -37,6 +38,7 @@ class Gateway {
       this.received.push(r);
       // No keep-alive: a pooled connection closed by reset() must not leak into the next test.
       res.setHeader('connection', 'close');
+      this.open.push(res);
       this.reply(r, res);
     });
   });
@@ -48,7 +50,8 @@ class Gateway {
   reset(): void {
     this.received.length = 0;
     this.reply = (_req, res) => res.writeHead(200).end('ok');
-    this.server.closeAllConnections();
+    // Drop only requests left unanswered; closing idle connections here would race the client's next request.
+    for (const res of this.open.splice(0)) if (!res.writableFinished) res.socket?.destroy();
   }
   async stop(): Promise<void> {
     this.server.closeAllConnections();

@@ -1,0 +1,74 @@
+/**
+ * The frame of every change to one account: one transaction, the account's state row locked first (so two
+ * processes acting on one account serialise), the lockout enforced, and refusals recorded.
+ *
+ * A refusal (wrong password or code, locked) must still COMMIT its failure count and audit row, and only then
+ * fail the command. So `work` returns a Refusal instead of throwing; accountTransaction commits and throws it.
+ */
+import type { Context } from '../context.js';
+import type { Database } from '../db/connection.js';
+import { inTransaction, lockAccountState, type AccountStateRow, type Trx } from '../db/tx.js';
+import { writeAudit, type AuditEvent } from './audit.js';
+import { Mail2faError, noPerm } from './errors.js';
+import { isLocked, lockedError, recordFailure, recordSuccess } from './lockout.js';
+import { Vault } from './vault.js';
+
+export class Refusal {
+  constructor(readonly error: Mail2faError) {}
+}
+
+export interface AccountTx {
+  readonly trx: Trx;
+  readonly db: Database;
+  readonly ctx: Context;
+  readonly account: string;
+  /** The state row as locked at the start of the transaction (updated by fail/succeed). */
+  state: AccountStateRow;
+  readonly now: number;
+  vault(): Vault;
+  audit(event: Omit<AuditEvent, 'account'> & { account?: string | null }): Promise<void>;
+  /** Refuses when the account is locked (audit row `action`, outcome refused). */
+  refuseIfLocked(action: string, detail?: AuditEvent['detail']): Promise<Refusal | null>;
+  /** Counts a wrong password/code (shared counter), writes the refusal's audit row, returns the Refusal. */
+  fail(action: string, what: 'password' | 'code', detail?: AuditEvent['detail']): Promise<Refusal>;
+  /** A correct password/code: ends the run of failures. */
+  succeed(): Promise<void>;
+}
+
+export async function accountTransaction<T>(ctx: Context, account: string, work: (tx: AccountTx) => Promise<T | Refusal>): Promise<T> {
+  const db = await ctx.db();
+  let vault: Vault | undefined;
+  const result = await inTransaction(db, ctx.tables, async (trx) => {
+    const state = await lockAccountState(trx, ctx.tables, db.dialect, account);
+    const now = ctx.now();
+    const tx: AccountTx = {
+      trx,
+      db,
+      ctx,
+      account,
+      state,
+      now,
+      vault: () => (vault ??= new Vault(ctx.masterKey(), ctx.tables, ctx.now)),
+      audit: (event) => writeAudit(trx, ctx.tables, ctx, { ...event, account: event.account === undefined ? account : event.account }),
+      async refuseIfLocked(action, detail) {
+        if (!isLocked(tx.state, now)) return null;
+        await tx.audit({ action, outcome: 'refused', reason: 'locked', detail });
+        return new Refusal(lockedError(tx.state.locked_until!));
+      },
+      async fail(action, what, detail) {
+        tx.state = await recordFailure(trx, ctx.tables, ctx, tx.state);
+        await tx.audit({ action, outcome: 'refused', reason: what === 'password' ? 'wrong password' : 'wrong code', detail });
+        const lockedNow = isLocked(tx.state, now);
+        const message = what === 'password' ? 'wrong password' : 'wrong or expired code';
+        return new Refusal(noPerm(what === 'password' ? 'wrong_password' : 'wrong_code', lockedNow ? `${message}; too many wrong attempts: the account is now locked for 15 minutes` : message, lockedNow ? undefined : 'Five wrong attempts in a row lock the account for 15 minutes.'));
+      },
+      async succeed() {
+        await recordSuccess(trx, ctx.tables, tx.state);
+        tx.state = { ...tx.state, failed_attempts: 0, locked_until: null };
+      },
+    };
+    return work(tx);
+  });
+  if (result instanceof Refusal) throw result.error;
+  return result;
+}

@@ -1,0 +1,94 @@
+/**
+ * Checking a second factor (PRODUCT.md §3.1–3.3): strict input, then one of TOTP (with the persisted last
+ * step, compare-and-set), the newest pending SMS code, an unused recovery code or a temporary access code.
+ * Every kind is single-use; the "used" mark is written with a compare-and-set update in the caller's
+ * transaction — if it cannot be written, the error propagates and nothing is accepted (fail closed).
+ */
+import { parseRecoveryCode, parseTemporaryCode } from '../crypto/codes.js';
+import { TOTP_DIGITS, isWellFormedCode, verifyTotp } from '../totp/totp.js';
+import { dataError } from './errors.js';
+import type { FactorRow } from './factors.js';
+import type { AccountTx } from './guard.js';
+import { Vault } from './vault.js';
+
+export type CodeKind = 'totp' | 'sms' | 'recovery' | 'temporary';
+
+export type ParsedCode = { form: 'digits'; value: string } | { form: 'recovery'; value: string } | { form: 'temporary'; value: string };
+
+export const CODE_FORMS_HINT = `A code is ${TOTP_DIGITS} digits (app or SMS), a recovery code like abcde-fghjk, or a temporary code like abcd-efgh-jkmn-pqrs; no spaces.`;
+
+/** Strict: exactly 6 ASCII digits, or the canonical recovery / temporary forms. Anything else → 65. */
+export function parseCodeInput(input: string): ParsedCode {
+  if (input.length <= 32) {
+    if (isWellFormedCode(input, TOTP_DIGITS)) return { form: 'digits', value: input };
+    const recovery = parseRecoveryCode(input);
+    if (recovery) return { form: 'recovery', value: recovery };
+    const temporary = parseTemporaryCode(input);
+    if (temporary) return { form: 'temporary', value: temporary };
+  }
+  throw dataError('bad_code', input.length === 0 ? 'no code given' : 'malformed code', CODE_FORMS_HINT);
+}
+
+/** Decrypts the factor's TOTP secret (integrity errors propagate: a tampered row is not a "wrong code"). */
+export function factorSecret(tx: AccountTx, factor: FactorRow): string {
+  if (!factor.secret_ct) throw new Error(`factor of ${factor.account} has no secret`);
+  return tx.vault().open(tx.ctx.tables.factor, 'secret_ct', factor.account, factor.secret_ct);
+}
+
+/** TOTP against the stored factor, with replay protection across processes (compare-and-set on the last step). */
+async function checkTotp(tx: AccountTx, factor: FactorRow, token: string): Promise<boolean> {
+  const match = verifyTotp({ secret: factorSecret(tx, factor), token, nowMs: tx.now, afterTimeStep: factor.last_totp_step });
+  if (!match) return false;
+  const updated = await tx.trx(tx.ctx.tables.factor)
+    .where({ account: factor.account })
+    .andWhere((q) => q.whereNull('last_totp_step').orWhere('last_totp_step', '<', match.timeStep))
+    .update({ last_totp_step: match.timeStep, last_used_at: tx.now });
+  return updated === 1;
+}
+
+/** The newest unused, unexpired challenge of a purpose; marks it used when the code matches. */
+async function checkChallenge(tx: AccountTx, purpose: 'sms' | 'temporary', code: string): Promise<boolean> {
+  const t = tx.ctx.tables;
+  const newest = (await tx.trx(t.challenge).where({ account: tx.account, purpose }).orderBy('id', 'desc').first()) as
+    | { id: number; code_hash: string; expires_at: number | string; used_at: number | string | null }
+    | undefined;
+  if (!newest || newest.used_at !== null || Number(newest.expires_at) <= tx.now) return false;
+  const hash = await tx.vault().hash(tx.trx, purpose, tx.account, code);
+  if (!Vault.equal(hash, newest.code_hash)) return false;
+  const updated = await tx.trx(t.challenge).where({ id: newest.id }).whereNull('used_at').update({ used_at: tx.now });
+  if (updated === 1 && purpose === 'sms') await tx.trx(t.factor).where({ account: tx.account }).update({ last_used_at: tx.now });
+  return updated === 1;
+}
+
+async function checkRecovery(tx: AccountTx, code: string): Promise<boolean> {
+  const t = tx.ctx.tables;
+  const hash = await tx.vault().hash(tx.trx, 'recovery', tx.account, code);
+  const row = (await tx.trx(t.recoveryCode).where({ account: tx.account, code_hash: hash }).whereNull('used_at').first('id')) as { id: number } | undefined;
+  if (!row) return false;
+  const updated = await tx.trx(t.recoveryCode).where({ id: row.id }).whereNull('used_at').update({ used_at: tx.now });
+  if (updated === 1) await tx.trx(t.factor).where({ account: tx.account }).update({ last_used_at: tx.now });
+  return updated === 1;
+}
+
+/**
+ * Checks `code` for the account in `tx`; returns the kind that matched (and was marked used) or null.
+ * `allow` limits the kinds (e.g. disable takes app/SMS/recovery codes, not a temporary code).
+ */
+export async function checkSecondFactor(tx: AccountTx, factor: FactorRow | undefined, code: ParsedCode, allow: ReadonlySet<CodeKind>): Promise<CodeKind | null> {
+  switch (code.form) {
+    case 'digits':
+      if (factor?.method === 'totp' && allow.has('totp')) return (await checkTotp(tx, factor, code.value)) ? 'totp' : null;
+      if (factor?.method === 'sms' && allow.has('sms')) return (await checkChallenge(tx, 'sms', code.value)) ? 'sms' : null;
+      return null;
+    case 'recovery':
+      return factor && allow.has('recovery') && (await checkRecovery(tx, code.value)) ? 'recovery' : null;
+    case 'temporary':
+      return allow.has('temporary') && (await checkChallenge(tx, 'temporary', code.value)) ? 'temporary' : null;
+  }
+}
+
+/** How many unused recovery codes the account has left. */
+export async function recoveryCodesLeft(tx: AccountTx): Promise<number> {
+  const row = (await tx.trx(tx.ctx.tables.recoveryCode).where({ account: tx.account }).whereNull('used_at').count({ n: '*' }).first()) as { n: number | string };
+  return Number(row.n);
+}
