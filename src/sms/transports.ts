@@ -42,7 +42,7 @@ export function smsText(issuer: string, code: string): string {
   return `Your ${issuer} verification code is ${code}. It expires in 10 minutes.`;
 }
 
-const GATEWAY_HINT = 'Check that the SMS gateway is up and the sms settings of the config file; `mail2fa doctor` checks it. Nothing was stored: retry later.';
+const GATEWAY_HINT = 'Check that the SMS gateway is up and the sms settings of the config file (`mail2fa doctor` checks both), then retry.';
 
 export function createSmsSender(sms: Config['sms'], opts: SmsSenderOptions): SmsSender {
   const env = opts.env ?? process.env;
@@ -148,15 +148,21 @@ function readSecret(
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/** "Name: value" → [name, value]; never echoes the value (nor a would-be name, which may be a pasted token). */
-function parseAuthHeader(secret: Secret): [string, string] {
+interface AuthHeader {
+  name: string;
+  value: string;
+  source: string;
+}
+
+/** "Name: value"; never echoes the value (nor a would-be name, which may be a pasted token). */
+function parseAuthHeader(secret: Secret): AuthHeader {
   const colon = secret.value.indexOf(':');
   const name = colon > 0 ? secret.value.slice(0, colon).trim() : '';
   const value = colon > 0 ? secret.value.slice(colon + 1).trim() : '';
   if (!HEADER_NAME.test(name) || !value || /[\r\n\0]/.test(value)) {
     throw configError('config_invalid', `${secret.source}: expected an HTTP header "Name: value", e.g. "Authorization: Bearer …"`, 'Fix the webhook auth header setting.');
   }
-  return [name, value];
+  return { name, value, source: secret.source };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -216,8 +222,9 @@ async function readBody(res: Response, what: string, url: string, timeoutMs: num
   }
 }
 
+/** The status code only: a gateway's reason phrase could quote what it was sent. */
 function statusText(res: Response): string {
-  return `HTTP ${res.status}${res.statusText ? ` ${res.statusText.replace(/[^\x20-\x7e]/g, '')}` : ''}`;
+  return `HTTP ${res.status}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -226,7 +233,7 @@ function statusText(res: Response): string {
 function webhookSender(sms: Config['sms'], env: NodeJS.ProcessEnv): SmsSender {
   const url = sms.webhook.url;
   const timeoutMs = sms.timeoutMs;
-  const header = (): [string, string] | undefined => {
+  const header = (): AuthHeader | undefined => {
     const secret = readSecret(env, 'MAIL2FA_SMS_WEBHOOK_AUTH_HEADER', sms.webhook.authHeader, sms.webhook.authHeaderFile, 'sms.webhook.authHeader');
     return secret ? parseAuthHeader(secret) : undefined;
   };
@@ -242,7 +249,7 @@ function webhookSender(sms: Config['sms'], env: NodeJS.ProcessEnv): SmsSender {
       const auth = header();
       const what = `cannot send the SMS to ${maskPhone(message.to)}`;
       const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/plain, */*' };
-      if (auth) headers[auth[0]] = auth[1];
+      if (auth) headers[auth.name] = auth.value;
       const res = await request(target, { method: 'POST', headers, body: JSON.stringify({ to: message.to, text: message.text }) }, timeoutMs, what);
       // The body may echo the number or the text: read it to free the connection, never show it.
       await readBody(res, what, target, timeoutMs);
@@ -253,7 +260,7 @@ function webhookSender(sms: Config['sms'], env: NodeJS.ProcessEnv): SmsSender {
     },
     async check() {
       let target: string;
-      let auth: [string, string] | undefined;
+      let auth: AuthHeader | undefined;
       try {
         target = needUrl();
         auth = header();
@@ -261,7 +268,7 @@ function webhookSender(sms: Config['sms'], env: NodeJS.ProcessEnv): SmsSender {
         return { ok: false, detail: (err as Error).message };
       }
       const headers: Record<string, string> = {};
-      if (auth) headers[auth[0]] = auth[1];
+      if (auth) headers[auth.name] = auth.value;
       try {
         const res = await request(target, { method: 'HEAD', headers }, timeoutMs, 'webhook');
         await res.body?.cancel().catch(() => undefined);
@@ -269,7 +276,7 @@ function webhookSender(sms: Config['sms'], env: NodeJS.ProcessEnv): SmsSender {
         if (res.status === 401 || res.status === 403) {
           return { ok: false, detail: `webhook ${origin(target)} reachable but answered ${statusText(res)}: check the auth header${auth ? '' : ' (none configured)'}` };
         }
-        return { ok: true, detail: `webhook ${origin(target)} reachable (HEAD answered ${statusText(res)})${auth ? `, auth header from ${authSource(env, sms)}` : ''}` };
+        return { ok: true, detail: `webhook ${origin(target)} reachable (HEAD answered ${statusText(res)})${auth ? `, auth header from ${auth.source}` : ''}` };
       } catch (err) {
         return { ok: false, detail: (err as Error).message };
       }
@@ -277,15 +284,9 @@ function webhookSender(sms: Config['sms'], env: NodeJS.ProcessEnv): SmsSender {
   };
 }
 
-function authSource(env: NodeJS.ProcessEnv, sms: Config['sms']): string {
-  if (env.MAIL2FA_SMS_WEBHOOK_AUTH_HEADER) return 'MAIL2FA_SMS_WEBHOOK_AUTH_HEADER';
-  if (env.MAIL2FA_SMS_WEBHOOK_AUTH_HEADER_FILE) return 'MAIL2FA_SMS_WEBHOOK_AUTH_HEADER_FILE';
-  return sms.webhook.authHeader ? 'sms.webhook.authHeader' : 'sms.webhook.authHeaderFile';
-}
-
 function hintForStatus(status: number, credential: string): string {
-  if (status === 401 || status === 403) return `The gateway refused the credentials: check ${credential}. Nothing was stored.`;
-  if (status === 429) return 'The gateway is rate limiting: retry later. Nothing was stored.';
+  if (status === 401 || status === 403) return `The gateway refused the credentials: check ${credential}.`;
+  if (status === 429) return 'The gateway is rate limiting: retry later.';
   return GATEWAY_HINT;
 }
 

@@ -36,7 +36,7 @@ class Gateway {
     req.on('end', () => {
       const r: Received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
       this.received.push(r);
-      // No keep-alive: a pooled connection closed by reset() must not leak into the next test.
+      // No keep-alive: each test's requests get fresh connections.
       res.setHeader('connection', 'close');
       this.open.push(res);
       this.reply(r, res);
