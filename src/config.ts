@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { configError } from './core/errors.js';
+import { escapeControl } from './core/text.js';
 
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain SQL identifier (letters, digits, _)');
 const prefix = z.string().regex(/^[A-Za-z0-9_]{0,32}$/, 'may hold only letters, digits and _ (at most 32)');
@@ -91,6 +92,8 @@ export interface Config extends ConfigFile {
 export interface ConfigSources {
   /** --config */
   configPath?: string;
+  /** The settings of a config file given as an object (library users); ignored when configPath is set. */
+  configObject?: unknown;
   /** --db */
   dbUrl?: string;
   env?: NodeJS.ProcessEnv;
@@ -107,7 +110,8 @@ export function defaultDbUrl(dataDir: string): string {
 }
 
 function formatIssues(error: z.ZodError, source: string): string[] {
-  return error.issues.map((issue) => `${source}: ${issue.path.length ? issue.path.join('.') : '(top level)'}: ${issue.message}`);
+  // Keys come from the file as written: escaped, so a key cannot forge a line of the report.
+  return error.issues.map((issue) => escapeControl(`${source}: ${issue.path.length ? issue.path.map(String).join('.') : '(top level)'}: ${issue.message}`));
 }
 
 async function readConfigFile(path: string): Promise<unknown> {
@@ -117,13 +121,23 @@ async function readConfigFile(path: string): Promise<unknown> {
   } catch (err) {
     throw configError('config_unreadable', `cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'Check the path given with --config or MAIL2FA_CONFIG.');
   }
+  const json = /\.json$/i.test(path);
+  let syntaxErrors: string[];
   try {
-    if (/\.json$/i.test(path)) return JSON.parse(text);
-    const { parse } = await import('yaml');
-    return parse(text) ?? {};
+    if (json) return JSON.parse(text);
+    const { parseDocument } = await import('yaml');
+    const doc = parseDocument(text);
+    syntaxErrors = doc.errors.map((e) => e.message.split('\n')[0]!.replace(/:$/, ''));
+    if (!syntaxErrors.length) return doc.toJS() ?? {};
   } catch (err) {
-    throw configError('config_syntax', `config file ${path} is not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
+    syntaxErrors = [(err as Error).message.split('\n')[0]!];
   }
+  // Every syntax error the parser found, at once (YAML); JSON.parse stops at its first.
+  throw configError(
+    'config_syntax',
+    `config file ${path} is not valid ${json ? 'JSON' : 'YAML'} (${syntaxErrors.length} error${syntaxErrors.length === 1 ? '' : 's'}):\n  ${syntaxErrors.map((e) => escapeControl(e)).join('\n  ')}`,
+    'Fix the syntax above; see README "Configuration".',
+  );
 }
 
 /** Loads and validates the configuration. All problems are reported at once in one exit-78 error. */
@@ -133,27 +147,29 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
   const problems: string[] = [];
   let raw: unknown = {};
   if (configPath) raw = await readConfigFile(configPath);
+  else if (sources.configObject !== undefined) raw = sources.configObject;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw configError('config_invalid', `config file ${configPath}: must hold a mapping of settings`);
   }
+  const source = configPath ?? 'config';
   const parsed = ConfigFileSchema.safeParse(raw);
-  if (!parsed.success) problems.push(...formatIssues(parsed.error, configPath ?? 'config'));
+  if (!parsed.success) problems.push(...formatIssues(parsed.error, source));
 
   const dbUrl = sources.dbUrl ?? (env.MAIL2FA_DB_URL || undefined);
   if (dbUrl !== undefined) problems.push(...checkDbUrl(dbUrl, sources.dbUrl !== undefined ? '--db' : 'MAIL2FA_DB_URL'));
   const file = parsed.success ? parsed.data : undefined;
-  if (file?.db.url !== undefined && dbUrl === undefined) problems.push(...checkDbUrl(file.db.url, `${configPath}: db.url`));
+  if (file?.db.url !== undefined && dbUrl === undefined) problems.push(...checkDbUrl(file.db.url, `${source}: db.url`));
   if (file) {
     try {
       new RegExp(file.ticketPattern);
     } catch {
-      problems.push(`${configPath ?? 'config'}: ticketPattern: not a valid regular expression`);
+      problems.push(`${source}: ticketPattern: not a valid regular expression`);
     }
-    if (file.signOut.action === 'sql' && !file.signOut.sql) problems.push(`${configPath}: signOut.sql: required when signOut.action is "sql"`);
-    if (file.signOut.action === 'command' && !file.signOut.command) problems.push(`${configPath}: signOut.command: required when signOut.action is "command"`);
-    if (file.sms.transport === 'webhook' && !file.sms.webhook.url) problems.push(`${configPath}: sms.webhook.url: required when sms.transport is "webhook"`);
+    if (file.signOut.action === 'sql' && !file.signOut.sql) problems.push(`${source}: signOut.sql: required when signOut.action is "sql"`);
+    if (file.signOut.action === 'command' && !file.signOut.command) problems.push(`${source}: signOut.command: required when signOut.action is "command"`);
+    if (file.sms.transport === 'webhook' && !file.sms.webhook.url) problems.push(`${source}: sms.webhook.url: required when sms.transport is "webhook"`);
     if (file.sms.transport === 'twilio') {
-      for (const k of ['accountSid', 'from'] as const) if (!file.sms.twilio[k]) problems.push(`${configPath}: sms.twilio.${k}: required when sms.transport is "twilio"`);
+      for (const k of ['accountSid', 'from'] as const) if (!file.sms.twilio[k]) problems.push(`${source}: sms.twilio.${k}: required when sms.transport is "twilio"`);
     }
   }
   if (problems.length || !file) {
@@ -161,13 +177,23 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
   }
 
   const dataDir = defaultDataDir(env);
-  const url = dbUrl ?? file.db.url ?? defaultDbUrl(dataDir);
+  // Relative paths written in a config file are relative to that file, wherever the command runs from.
   const baseDir = configPath ? dirname(resolve(configPath)) : process.cwd();
-  const keyFile = env.MAIL2FA_KEY_FILE || (file.key.file ? resolve(baseDir, file.key.file) : undefined);
+  const fromFile = (path: string | undefined) => (path === undefined ? undefined : resolve(baseDir, path));
+  const fileDbUrl = file.db.url?.startsWith('sqlite:') ? `sqlite:${fromFile(file.db.url.slice('sqlite:'.length))}` : file.db.url;
+  const url = dbUrl ?? fileDbUrl ?? defaultDbUrl(dataDir);
+  const keyFile = env.MAIL2FA_KEY_FILE || fromFile(file.key.file);
+  const sms: ConfigFile['sms'] = {
+    ...file.sms,
+    outbox: { ...file.sms.outbox, path: fromFile(file.sms.outbox.path) },
+    webhook: { ...file.sms.webhook, authHeaderFile: fromFile(file.sms.webhook.authHeaderFile) },
+    twilio: { ...file.sms.twilio, authTokenFile: fromFile(file.sms.twilio.authTokenFile) },
+  };
   return {
     ...file,
     db: { ...file.db, url, embedded: url === defaultDbUrl(dataDir) },
     key: { file: keyFile },
+    sms,
     dataDir,
     configPath,
   };

@@ -30,7 +30,8 @@ export async function run(argv: string[]): Promise<void> {
     cmd.configureOutput({
       writeErr: (s) => {
         if (json) usageMessage += s;
-        else process.stderr.write(s);
+        // commander quotes the offending argument: escape it, line by line, so it cannot act on the terminal.
+        else process.stderr.write(s.split('\n').map(escapeControl).join('\n'));
       },
     });
     for (const sub of cmd.commands) configure(sub as typeof program);
@@ -54,7 +55,9 @@ export async function run(argv: string[]): Promise<void> {
     if (json) process.stdout.write(`${JSON.stringify(errorDocument(err))}\n`);
     else {
       const red = useColor(argv) ? (s: string) => `\x1b[31m${s}\x1b[39m` : (s: string) => s;
-      process.stderr.write(`${red('mail2fa: error:')} ${escapeControl(err.message).replace(/\\n/g, '\n')}\n`);
+      // Each line of the message is escaped on its own: the message's own line breaks stay, while a "\n" that
+      // came escaped from user input stays two characters and cannot forge a line.
+      process.stderr.write(`${red('mail2fa: error:')} ${err.message.split('\n').map(escapeControl).join('\n')}\n`);
       if (err.hint) process.stderr.write(`hint: ${escapeControl(err.hint)}\n`);
       if (err.exitCode === ExitCode.SOFTWARE && argv.includes('--verbose') && raw instanceof Error && raw.stack) {
         process.stderr.write(`${raw.stack}\n`);

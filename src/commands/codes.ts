@@ -1,9 +1,60 @@
-// PLACEHOLDER (being written in this session): replaced by the real command before it lands.
 import { Command } from 'commander';
-import { internalError } from '../core/errors.js';
+import { withContext } from '../context.js';
+import { canonicalAddress } from '../core/address.js';
+import { regenerateRecoveryCodes } from '../core/codes.js';
+import { factorSummary, notEnabled } from '../core/owner.js';
+import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+// program.ts imports this module too; EXIT_CODES_HELP is read only when the command is built, after both loaded.
+import { EXIT_CODES_HELP } from '../program.js';
+import { addOwnerOptions, obtainCode, parseOwnerFlags, readPassword, type OwnerFlags } from './owner-input.js';
+
+function regenerateCommand(): Command {
+  const cmd = new Command('regenerate')
+    .description('replace all ten recovery codes (the old ones stop working); needs the current password and a current code. The new codes are shown once')
+    .argument('<email>', 'the mailbox address');
+  return addOwnerOptions(cmd)
+    .addHelpText(
+      'after',
+      EXAMPLES([
+        'mail2fa codes regenerate jane@example.com',
+        "printf '%s' \"$PW\" | mail2fa codes regenerate jane@example.com --password-stdin --code 123456 --json",
+        'mail2fa status jane@example.com     # shows how many recovery codes are left',
+      ]) + EXIT_CODES_HELP,
+    )
+    .action(
+      action(async (email: string, flags: OwnerFlags, command: Command) => {
+        const g = globalOptions(command);
+        const out = makeOutput(g);
+        canonicalAddress(email);
+        const parsed = parseOwnerFlags(flags);
+        return withContext(contextOptions(g), async (ctx) => {
+          const summary = await factorSummary(ctx, email);
+          if (summary.method === null) throw notEnabled(summary.email, 'it has no recovery codes to replace');
+          const password = await readPassword(out, flags);
+          const code = await obtainCode(ctx, out, { flags, parsed, summary, password, action: 'codes-regenerate' });
+          if (!code) {
+            for (const n of ctx.notices) out.note(n);
+            if (out.json) await out.document({ ok: true, email: summary.email, changed: false, codeSent: true });
+            else await out.line(`Code sent. Finish with: mail2fa codes regenerate ${summary.email} --password-stdin --code CODE`);
+            return;
+          }
+          const result = await regenerateRecoveryCodes(ctx, { email: summary.email, password, code });
+          for (const n of ctx.notices) out.note(n);
+          if (out.json) {
+            await out.document({ ok: true, changed: true, ...result });
+            return;
+          }
+          await out.line(`New recovery codes for ${result.email} (shown only now; each works once; the old codes no longer work):\n`);
+          for (const c of result.recoveryCodes) await out.line(`  ${c}`);
+          await out.line('\nKeep them somewhere safe, away from the phone. Type one, with its dash, instead of a code when the phone is not at hand.');
+        });
+      }),
+    );
+}
 
 export function codesCommand(): Command {
-  return new Command('codes').description('(not yet implemented)').allowUnknownOption().action(() => {
-    throw internalError('codes is not implemented yet');
-  });
+  return new Command('codes')
+    .description('recovery codes: `codes regenerate <email>` replaces all ten (`status` shows how many are left)')
+    .addCommand(regenerateCommand())
+    .addHelpText('after', EXAMPLES(['mail2fa codes regenerate jane@example.com']));
 }

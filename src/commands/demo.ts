@@ -13,7 +13,8 @@ export function demoCommand(): Command {
       action(async (flags: { reset?: boolean }, cmd: Command) => {
         const g = globalOptions(cmd);
         const out = makeOutput(g);
-        return withContext(contextOptions(g), async (ctx) => {
+        // demo creates or upgrades its own tables, on any database it is pointed at: no schema check first.
+        return withContext(contextOptions(g, { skipSchemaCheck: true }), async (ctx) => {
           const result = await seedDemo(ctx, { reset: Boolean(flags.reset) });
           for (const n of ctx.notices) out.note(n);
           if (out.json) {

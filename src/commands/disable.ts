@@ -1,9 +1,60 @@
-// PLACEHOLDER (being written in this session): replaced by the real command before it lands.
 import { Command } from 'commander';
-import { internalError } from '../core/errors.js';
+import { withContext } from '../context.js';
+import { canonicalAddress } from '../core/address.js';
+import { disableTwoFactor } from '../core/disable.js';
+import { factorSummary } from '../core/owner.js';
+import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+import { addOwnerOptions, obtainCode, parseOwnerFlags, readPassword, type OwnerFlags } from './owner-input.js';
 
 export function disableCommand(): Command {
-  return new Command('disable').description('(not yet implemented)').allowUnknownOption().action(() => {
-    throw internalError('disable is not implemented yet');
-  });
+  const cmd = new Command('disable')
+    .description("turn two-factor authentication off: the current password plus a current code (app, text message or recovery code); removes the factor, recovery codes and pending codes, and signs the user out")
+    .argument('<email>', 'the mailbox address');
+  return addOwnerOptions(cmd)
+    .addHelpText(
+      'after',
+      EXAMPLES([
+        'mail2fa disable jane@example.com                      # prompts for the password and a code',
+        'mail2fa disable jane@example.com --send-code          # SMS accounts: text a code, then prompt for it',
+        "printf '%s' \"$PW\" | mail2fa disable jane@example.com --password-stdin --code 123456",
+        "printf '%s' \"$PW\" | mail2fa disable jane@example.com --password-stdin --code 7k3qd-m9x2a   # a recovery code",
+      ]),
+    )
+    .action(
+      action(async (email: string, flags: OwnerFlags, command: Command) => {
+        const g = globalOptions(command);
+        const out = makeOutput(g);
+        canonicalAddress(email); // 65 before anything else
+        const parsed = parseOwnerFlags(flags);
+        return withContext(contextOptions(g), async (ctx) => {
+          const summary = await factorSummary(ctx, email);
+          if (summary.method === null && !summary.temporaryCode) {
+            for (const n of ctx.notices) out.note(n);
+            if (out.json) await out.document({ ok: true, email: summary.email, changed: false });
+            else await out.line(`Two-factor authentication is already off for ${summary.email}; nothing changed.`);
+            return;
+          }
+          const password = await readPassword(out, flags);
+          const code = await obtainCode(ctx, out, { flags, parsed, summary, password, action: 'disable' });
+          if (!code) {
+            for (const n of ctx.notices) out.note(n);
+            if (out.json) await out.document({ ok: true, email: summary.email, changed: false, codeSent: true });
+            else await out.line(`Code sent. Finish with: mail2fa disable ${summary.email} --password-stdin --code CODE`);
+            return;
+          }
+          const result = await disableTwoFactor(ctx, { email: summary.email, password, code });
+          for (const n of ctx.notices) out.note(n);
+          if (out.json) {
+            await out.document({ ok: true, ...result });
+            return;
+          }
+          if (!result.changed) {
+            await out.line(`Two-factor authentication is already off for ${result.email}; nothing changed.`);
+            return;
+          }
+          await out.line(`Two-factor authentication has now been disabled for ${result.email}, and you may sign in without having your phone nearby.`);
+          await out.line(`The factor, its recovery codes and any pending codes were removed; all sessions were signed out (${result.sessionsRevokedAt}).`);
+        });
+      }),
+    );
 }

@@ -1,9 +1,238 @@
-// PLACEHOLDER (being written in this session): replaced by the real command before it lands.
-import { Command } from 'commander';
-import { internalError } from '../core/errors.js';
+/**
+ * `mail2fa enable <email>`: the help article's enrolment, interactive on a terminal, or in two steps for scripts
+ * and web front ends (`--start`, then `--confirm`). Heavy modules (prompts, QR, TOTP, phone numbers) load only
+ * when the command runs.
+ */
+import { Command, Option } from 'commander';
+import type { Context } from '../context.js';
+import { withContext } from '../context.js';
+import type { CompletedEnrolment, FactorMethod, StartedEnrolment } from '../core/enrolment.js';
+import { usageError } from '../core/errors.js';
+import type { Output } from '../ui/output.js';
+import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+
+interface EnableFlags {
+  method?: 'app' | 'sms';
+  phone?: string;
+  passwordStdin?: boolean;
+  force?: boolean;
+  start?: boolean;
+  confirm?: boolean;
+  cancel?: boolean;
+  code?: string;
+  enrolment?: string;
+}
+
+type Mode = 'interactive' | 'start' | 'confirm' | 'cancel';
+
+/** Flag combinations → one mode, or a usage error (64) before anything is read or changed. */
+export function enableMode(flags: EnableFlags, interactive: boolean): { mode: Mode; method: FactorMethod } {
+  const steps = (['start', 'confirm', 'cancel'] as const).filter((s) => flags[s]);
+  if (steps.length > 1) throw usageError(`--${steps.join(' and --')} exclude each other`);
+  const mode: Mode = steps[0] ?? 'interactive';
+  if (mode === 'confirm' || mode === 'cancel') {
+    const startOnly = (['method', 'phone', 'passwordStdin', 'force'] as const).filter((f) => flags[f] !== undefined);
+    if (startOnly.length) throw usageError(`${startOnly.map(flagName).join(', ')}: only when starting (the pending enrolment already knows them)`);
+  }
+  if (flags.code !== undefined && mode !== 'confirm') throw usageError('--code goes with --confirm', 'Example: mail2fa enable jane@example.com --confirm --code 123456');
+  if (flags.enrolment !== undefined && mode !== 'confirm' && mode !== 'cancel') throw usageError('--enrolment goes with --confirm or --cancel');
+  if (flags.method === 'app' && flags.phone !== undefined) throw usageError('--phone is for --method sms');
+  const method: FactorMethod = flags.method === 'sms' || (flags.method === undefined && flags.phone !== undefined) ? 'sms' : 'totp';
+  if (mode === 'interactive') {
+    if (flags.passwordStdin) {
+      throw usageError('--password-stdin goes with --start: the interactive flow reads the password and the code from the terminal', 'Two steps without a terminal: … --start --password-stdin, then … --confirm --code CODE');
+    }
+    if (!interactive) {
+      throw usageError(
+        'enable needs an interactive terminal to show the QR code and ask for the codes (prompts are off with --json and without a TTY)',
+        'Use the two-step form: printf "%s" "$PASSWORD" | mail2fa enable EMAIL --start --password-stdin --json, then mail2fa enable EMAIL --confirm --code CODE --json',
+      );
+    }
+  }
+  return { mode, method };
+}
+
+function flagName(f: string): string {
+  return `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
 
 export function enableCommand(): Command {
-  return new Command('enable').description('(not yet implemented)').allowUnknownOption().action(() => {
-    throw internalError('enable is not implemented yet');
+  return new Command('enable')
+    .description('turn two-factor authentication on for a mailbox: authenticator app (QR code) or SMS, as the help article describes')
+    .argument('<email>', 'the mailbox address')
+    .addOption(new Option('--method <method>', 'app (authenticator app, the default) or sms').choices(['app', 'sms']))
+    .option('--phone <number>', 'for sms: 011-<country code>-<number> (e.g. 011-45-20123456) or +<country code><number>')
+    .option('--password-stdin', 'read the current password from standard input (with --start)')
+    .option('--force', 'replace an existing factor (the old one stays until the new one is confirmed)')
+    .option('--start', 'two-step form, step 1: check the password and start a pending enrolment (valid 10 minutes)')
+    .option('--confirm', 'two-step form, step 2: confirm the pending enrolment with a code')
+    .option('--code <code>', 'with --confirm: the 6-digit code (else read from stdin, or asked for on a terminal)')
+    .option('--enrolment <id>', 'with --confirm/--cancel: act only on this pending enrolment (the id --start printed)')
+    .option('--cancel', 'drop the pending enrolment; nothing else changes')
+    .addHelpText(
+      'after',
+      EXAMPLES([
+        'mail2fa enable jane@example.com                       # authenticator app: password, QR code, code',
+        'mail2fa enable jane@example.com --method sms --phone 011-45-20123456',
+        '',
+        '# two steps, without a terminal (web front ends, scripts):',
+        'printf "%s" "$PASSWORD" | mail2fa enable jane@example.com --start --password-stdin --json',
+        '    # → {"ok":true,"enrolmentId":"…","otpauthUri":"otpauth://totp/…","secret":"…","expiresAt":"…",…}',
+        'mail2fa enable jane@example.com --confirm --code 123456 --json',
+        '    # → {"ok":true,"method":"totp","recoveryCodes":["…",…],"sessionsRevokedAt":"…",…}',
+        'printf "%s" "$PASSWORD" | mail2fa enable jane@example.com --method sms --phone +4520123456 --start --password-stdin',
+        'echo 123456 | mail2fa enable jane@example.com --confirm',
+        'mail2fa enable jane@example.com --cancel',
+        '',
+        '# replace an authenticator app with SMS (after the password check):',
+        'mail2fa enable jane@example.com --force --method sms --phone 011-45-20123456',
+      ]) +
+        '\nAlready enabled → exit 65 (use --force to replace, or disable first); inactive mailbox → 65; wrong password\n' +
+        'or code → 77 (counts toward the lockout; 3 wrong codes cancel the enrolment); SMS rate limit or lock → 75.\n',
+    )
+    .action(
+      action(async (email: string, flags: EnableFlags, cmd: Command) => {
+        const g = globalOptions(cmd);
+        const out = makeOutput(g);
+        const { mode, method } = enableMode(flags, out.interactive);
+        if (mode === 'start' && !out.interactive) {
+          // Refused before the database is touched: without a terminal nothing can be asked.
+          if (!flags.passwordStdin) (await import('../ui/prompts.js')).requireTerminal(out, 'asking for the password', '--password-stdin');
+          if (method === 'sms' && flags.phone === undefined) throw usageError('--method sms needs --phone without a terminal', 'Example: --phone 011-45-20123456 (or +4520123456)');
+        }
+        return withContext(contextOptions(g), async (ctx) => {
+          try {
+            if (mode === 'start') await start(ctx, out, email, method, flags);
+            else if (mode === 'confirm') await confirm(ctx, out, email, flags);
+            else if (mode === 'cancel') await cancel(ctx, out, email, flags);
+            else await interactive(ctx, out, email, method, flags);
+          } finally {
+            for (const n of ctx.notices) out.note(n);
+          }
+        });
+      }),
+    );
+}
+
+async function readPassword(out: Output, flags: EnableFlags): Promise<string> {
+  const { promptPassword, readSecretFromStdin } = await import('../ui/prompts.js');
+  if (flags.passwordStdin) return readSecretFromStdin('--password-stdin');
+  return promptPassword(out, 'Current password:', '--password-stdin');
+}
+
+async function drawQr(out: Output, started: StartedEnrolment): Promise<string> {
+  const { renderQrForTerminal } = await import('../totp/qr.js');
+  const qr = renderQrForTerminal(started.totp!.otpauthUri);
+  const width = qr.split('\n')[0]!.replace(/\x1b\[[0-9;]*m/g, '').length;
+  const columns = (out.stdout as { columns?: number }).columns;
+  if (typeof columns === 'number' && columns > 0 && columns < width) out.note(`warning: the terminal is ${columns} columns wide, the QR code needs ${width}: widen the window (or type the key by hand)`);
+  return qr;
+}
+
+async function showStarted(out: Output, started: StartedEnrolment): Promise<void> {
+  const render = await import('../ui/enrolment-render.js');
+  if (started.totp) await out.write(render.appSetupText(started, await drawQr(out, started)));
+  else if (started.sms) await out.write((await import('../ui/sms-render.js')).smsSentText(started.sms, 'A confirmation code'));
+}
+
+async function start(ctx: Context, out: Output, email: string, method: FactorMethod, flags: EnableFlags): Promise<void> {
+  const core = await import('../core/enrolment.js');
+  if (!flags.passwordStdin) await core.enrolmentPreflight(ctx, { email, force: flags.force });
+  const password = await readPassword(out, flags);
+  const phone = method === 'sms' ? (flags.phone ?? (await askPhone(out))) : undefined;
+  const started = await core.startEnrolment(ctx, { email, password, method, phone, force: flags.force });
+  if (out.json) {
+    await out.document({
+      ok: true,
+      email: started.email,
+      enrolmentId: started.enrolmentId,
+      method: started.method,
+      expiresAt: started.expiresAt,
+      replacing: started.replacing,
+      ...(started.totp ? { otpauthUri: started.totp.otpauthUri, secret: started.totp.secret, issuer: started.totp.issuer, label: started.totp.label } : {}),
+      ...(started.sms ? { phone: started.sms.phone, sms: started.sms.delivery } : {}),
+    });
+    return;
+  }
+  await showStarted(out, started);
+  await out.write((await import('../ui/enrolment-render.js')).confirmHint(started));
+}
+
+async function readCode(out: Output, flags: EnableFlags): Promise<string> {
+  if (flags.code !== undefined) return flags.code;
+  const prompts = await import('../ui/prompts.js');
+  if (out.interactive) return askCode(out);
+  if (process.stdin.isTTY) throw usageError('no code given', 'Give it with --code CODE, or on standard input: echo 123456 | mail2fa enable EMAIL --confirm');
+  return prompts.readSecretFromStdin('--confirm');
+}
+
+async function confirm(ctx: Context, out: Output, email: string, flags: EnableFlags): Promise<void> {
+  const { confirmEnrolment } = await import('../core/enrolment.js');
+  const code = await readCode(out, flags);
+  const done = await confirmEnrolment(ctx, { email, code, enrolmentId: flags.enrolment });
+  await showCompleted(out, done);
+}
+
+async function showCompleted(out: Output, done: CompletedEnrolment): Promise<void> {
+  if (out.json) {
+    await out.document({ ok: true, ...done });
+    return;
+  }
+  await out.write((await import('../ui/enrolment-render.js')).completedText(done));
+}
+
+async function cancel(ctx: Context, out: Output, email: string, flags: EnableFlags): Promise<void> {
+  const { cancelEnrolment } = await import('../core/enrolment.js');
+  const result = await cancelEnrolment(ctx, { email, enrolmentId: flags.enrolment });
+  if (out.json) await out.document({ ok: true, ...result });
+  else await out.line(result.cancelled ? `The pending enrolment of ${result.email} was cancelled; nothing else changed.` : `No enrolment${flags.enrolment ? ` ${flags.enrolment}` : ''} is pending for ${result.email}; nothing changed.`);
+}
+
+async function askPhone(out: Output): Promise<string> {
+  const [{ promptInput }, { parsePhone }] = await Promise.all([import('../ui/prompts.js'), import('../sms/phone.js')]);
+  return promptInput(out, 'Phone number (011-<country code>-<number>, e.g. 011-45-20123456):', '--phone', (value) => {
+    try {
+      parsePhone(value);
+      return true;
+    } catch (err) {
+      return (err as Error).message;
+    }
   });
+}
+
+async function askCode(out: Output): Promise<string> {
+  const [{ promptInput }, { isWellFormedCode }] = await Promise.all([import('../ui/prompts.js'), import('../totp/totp.js')]);
+  // Malformed input is asked again without counting as a try; the core checks strictly anyway.
+  return promptInput(out, 'Confirmation code:', '--confirm --code CODE', (value) => isWellFormedCode(value) || 'type the 6 digits, nothing else (no spaces)');
+}
+
+/** The help article's flow on a terminal: password, QR code or text message, code (3 tries), recovery codes. */
+async function interactive(ctx: Context, out: Output, email: string, method: FactorMethod, flags: EnableFlags): Promise<void> {
+  const core = await import('../core/enrolment.js');
+  await out.line(`Turning on two-factor authentication for ${email} with ${method === 'totp' ? 'an authenticator app' : 'text messages (SMS)'}.`);
+  const pre = await core.enrolmentPreflight(ctx, { email, force: flags.force });
+  if (pre.replacing) await out.line(`(--force: the current ${core.methodLabel(pre.replacing)} factor stays until the new one is confirmed.)`);
+  const password = await readPassword(out, flags);
+  const phone = method === 'sms' ? (flags.phone ?? (await askPhone(out))) : undefined;
+  const started = await core.startEnrolment(ctx, { email, password, method, phone, force: flags.force });
+  let done: CompletedEnrolment | undefined;
+  try {
+    await out.line();
+    await showStarted(out, started);
+    await out.line(method === 'totp' ? '\nType the 6-digit code the app shows for this account.' : 'Type the code from the text message.');
+    while (!done) {
+      const code = await askCode(out);
+      try {
+        done = await core.confirmEnrolment(ctx, { email, code, enrolmentId: started.enrolmentId });
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'wrong_code') throw err;
+        out.note((err as Error).message);
+      }
+    }
+  } catch (err) {
+    // Cancelled at the prompt, or any failure: the pending enrolment goes too (best effort; it expires anyway).
+    await core.cancelEnrolment(ctx, { email, enrolmentId: started.enrolmentId }).catch(() => {});
+    throw err;
+  }
+  await showCompleted(out, done);
 }

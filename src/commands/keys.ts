@@ -1,9 +1,134 @@
-// PLACEHOLDER (being written in this session): replaced by the real command before it lands.
 import { Command } from 'commander';
-import { internalError } from '../core/errors.js';
+import { withContext, type Context } from '../context.js';
+import { ExitCode } from '../core/errors.js';
+import { escapeControl } from '../core/text.js';
+import { checkKeys, generateKeyFile, loadNewKey, rotateKeys, type KeyFailure } from '../core/keys.js';
+import type { Output } from '../ui/output.js';
+import { progressBar } from '../ui/progress.js';
+import { formatTable } from '../ui/table.js';
+import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+
+async function listFailures(out: Output, failures: KeyFailure[], truncated: boolean, failed: number): Promise<void> {
+  for (const f of failures) await out.line(`  ${f.table}.${f.column} of ${escapeControl(f.account)}: ${f.reason}`);
+  if (truncated) await out.line(`  … and ${failed - failures.length} more`);
+}
+
+/** Where the loaded key came from, to tell the operator what to change after a rotation. */
+function keySourceAdvice(ctx: Context, newFile: string): string {
+  const key = ctx.masterKey();
+  if (key.source === 'env') return `Now replace MAIL2FA_KEY: unset it and set MAIL2FA_KEY_FILE=${newFile} (or put the new key into MAIL2FA_KEY).`;
+  if (key.source === 'file' && ctx.config.key.file) {
+    return `Now point key.file in the config (or MAIL2FA_KEY_FILE) at ${newFile}; it is ${ctx.config.key.file} today.`;
+  }
+  // The embedded default reads <database>.key.
+  const embedded = `${ctx.config.db.url.slice('sqlite:'.length)}.key`;
+  return `Now replace the embedded key file: mv ${embedded} ${embedded}.old && mv ${newFile} ${embedded}  (or set MAIL2FA_KEY_FILE=${newFile}).`;
+}
 
 export function keysCommand(): Command {
-  return new Command('keys').description('(not yet implemented)').allowUnknownOption().action(() => {
-    throw internalError('keys is not implemented yet');
-  });
+  const keys = new Command('keys')
+    .description('check or rotate the master key that encrypts stored secrets')
+    .addHelpText('after', EXAMPLES(['mail2fa keys check', 'mail2fa keys generate /etc/mail2fa/key.new', 'mail2fa keys rotate --new-key-file /etc/mail2fa/key.new']));
+
+  keys
+    .command('check')
+    .description('decrypt every stored secret with the loaded key and count failures (no secret is printed); exit 78 if any fails')
+    .addHelpText('after', EXAMPLES(['mail2fa keys check', 'MAIL2FA_KEY_FILE=/etc/mail2fa/key.new mail2fa keys check --json']) + '\nExit codes: 0 every stored secret decrypts; 69 database unavailable; 78 some do not, or the key/config is bad.\n')
+    .action(
+      action(async (_flags: unknown, cmd: Command) => {
+        const g = globalOptions(cmd);
+        const out = makeOutput(g);
+        return withContext(contextOptions(g), async (ctx) => {
+          const bar = progressBar('checking', out.stderr, !out.json);
+          const report = await checkKeys(ctx, { onProgress: (p) => bar.update(p) });
+          bar.done();
+          for (const n of ctx.notices) out.note(n);
+          const exitCode = report.ok ? ExitCode.OK : ExitCode.CONFIG;
+          if (out.json) {
+            await out.document({
+              ...report,
+              ...(report.ok
+                ? {}
+                : { error: { code: 'undecryptable', message: `${report.failed} stored value(s) do not decrypt with key ${report.keyId}`, hint: 'Load the key this database was encrypted with, or reset the listed accounts.' } }),
+            });
+            return exitCode;
+          }
+          const { text } = formatTable(
+            ['column', 'ok', 'failed'],
+            [['STORED VALUES', 'OK', 'FAILED'], ...report.columns.map((c) => [`${c.table}.${c.column}`, c.ok, c.failed])],
+          );
+          await out.write(text);
+          if (report.ok) await out.line(`all ${report.decrypted} stored secret(s) decrypt with key ${report.keyId}`);
+          else {
+            await out.line(`${report.failed} stored value(s) do NOT decrypt with key ${report.keyId}:`);
+            await listFailures(out, report.failures, report.failuresTruncated, report.failed);
+            out.note('hint: load the key this database was encrypted with (MAIL2FA_KEY_FILE / key.file), or reset the listed accounts with `mail2fa recover`.');
+          }
+          return exitCode;
+        });
+      }),
+    );
+
+  keys
+    .command('rotate')
+    .description('re-encrypt every stored secret and the code-hash key under a new key, in one transaction (all rows or none)')
+    .requiredOption('--new-key-file <file>', 'key file holding the new key (create it with `mail2fa keys generate FILE`)')
+    .addHelpText(
+      'after',
+      EXAMPLES([
+        'mail2fa keys generate /etc/mail2fa/key.new',
+        'mail2fa keys rotate --new-key-file /etc/mail2fa/key.new',
+        'MAIL2FA_KEY_FILE=/etc/mail2fa/key.new mail2fa keys check   # then switch key.file to it',
+      ]) + '\nExit codes: 0 rotated; 64 the new key is the current one; 69 database unavailable; 75 busy (retry);\n  78 a stored value does not decrypt (nothing changed), or a key file/config problem.\n',
+    )
+    .action(
+      action(async (flags: { newKeyFile: string }, cmd: Command) => {
+        const g = globalOptions(cmd);
+        const out = makeOutput(g);
+        const newKey = loadNewKey(flags.newKeyFile);
+        try {
+          return await withContext(contextOptions(g), async (ctx) => {
+            const bar = progressBar('re-encrypting', out.stderr, !out.json);
+            let report;
+            try {
+              report = await rotateKeys(ctx, newKey, { onProgress: (p) => bar.update(p) });
+            } finally {
+              bar.done();
+            }
+            for (const n of ctx.notices) out.note(n);
+            const next = keySourceAdvice(ctx, flags.newKeyFile);
+            if (out.json) {
+              await out.document({ ...report, newKeyFile: flags.newKeyFile, next });
+              return;
+            }
+            await out.line(
+              `re-encrypted ${report.reencrypted} stored secret(s) in ${report.rows} row(s) under key ${report.toKeyId} (was ${report.fromKeyId}) in one transaction, ${(report.elapsedMs / 1000).toFixed(1)} s` +
+                (report.alreadyNew ? `; ${report.alreadyNew} were already under the new key` : ''),
+            );
+            await out.line(next);
+            await out.line('Keep the old key file until `mail2fa keys check` passes with the new one: backups taken before now still need it.');
+          });
+        } finally {
+          newKey.bytes.fill(0);
+        }
+      }),
+    );
+
+  keys
+    .command('generate')
+    .description('create a new key file (32 random bytes, base64, mode 0600); never overwrites a file')
+    .argument('<file>', 'where to write the new key')
+    .addHelpText('after', EXAMPLES(['mail2fa keys generate /etc/mail2fa/key.new']) + '\nExit codes: 0 created; 78 the file exists already or cannot be created.\n')
+    .action(
+      action(async (file: string, _flags: unknown, cmd: Command) => {
+        const out = makeOutput(globalOptions(cmd));
+        const result = generateKeyFile(file);
+        if (out.json) await out.document({ ok: true, ...result });
+        else {
+          await out.line(`created key file ${result.file} (key ${result.keyId}, mode 0600)`);
+          await out.line(`Back it up. To move stored secrets to it: mail2fa keys rotate --new-key-file ${result.file}`);
+        }
+      }),
+    );
+  return keys;
 }

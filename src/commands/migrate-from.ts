@@ -1,9 +1,98 @@
-// PLACEHOLDER (being written in this session): replaced by the real command before it lands.
 import { Command } from 'commander';
-import { internalError } from '../core/errors.js';
+import { withContext } from '../context.js';
+import { ExitCode, Mail2faError, usageError } from '../core/errors.js';
+import { migrateFromPostfixadmin, type MigrationReport } from '../core/postfixadmin.js';
+import type { Output } from '../ui/output.js';
+import { promptConfirm } from '../ui/prompts.js';
+import { formatTable } from '../ui/table.js';
+import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+
+interface MigrateFromFlags {
+  dryRun?: boolean;
+  clearPlaintext?: boolean;
+  skipInvalid?: boolean;
+}
+
+const OFF_EFFECT =
+  "PostfixAdmin's own TOTP is off for a mailbox once its plaintext column is empty: PostfixAdmin's login stops asking for its code, " +
+  'and its documented Dovecot query stops refusing IMAP/SMTP password logins that come without an app password.';
+
+function refusal(r: MigrationReport): Mail2faError {
+  return new Mail2faError(
+    'invalid_secrets',
+    `${r.invalid} PostfixAdmin TOTP secret(s) cannot be migrated (listed above); nothing was changed`,
+    ExitCode.DATAERR,
+    'Fix or clear those rows in PostfixAdmin, or run again with --skip-invalid to migrate the others and leave them as they are.',
+  );
+}
+
+async function render(out: Output, r: MigrationReport): Promise<void> {
+  const verb = r.dryRun ? 'would migrate' : 'migrated';
+  const label: Record<string, string> = { migrate: r.refused ? 'blocked' : verb, enrolled: 'skipped', invalid: r.refused ? 'INVALID' : 'left as is' };
+  await out.line(`${r.found} mailbox(es) with a PostfixAdmin TOTP secret in ${r.source}${r.dryRun ? ' (dry run: nothing is changed)' : ''}`);
+  if (r.accounts.length) {
+    const rows = r.accounts.map((a) => [a.email, a.active ? 'yes' : 'no', label[a.outcome], a.outcome === 'enrolled' ? 'already enrolled in mail2fa: left untouched' : (a.problem ?? '')]);
+    const { text } = formatTable(['account', 'active', 'result', 'note'], [['ACCOUNT', 'ACTIVE', 'RESULT', 'NOTE'], ...rows]);
+    await out.write(text);
+  }
+  if (r.refused) {
+    await out.line(`refused: ${r.invalid} invalid secret(s); nothing was changed`);
+    return;
+  }
+  const cleared = r.clearPlaintext ? (r.dryRun ? `; would clear ${r.migrated} plaintext secret(s)` : `; cleared ${r.cleared} plaintext secret(s)`) : '';
+  await out.line(`${verb} ${r.migrated} account(s) into mail2fa's encrypted storage${r.dryRun ? '' : ' (one transaction)'}; ${r.skipped} skipped; ${r.invalid} invalid${cleared}`);
+  if (r.migrated === 0) return;
+  out.note('Recovery codes: none were created for the migrated accounts. Each user can create ten with `mail2fa codes regenerate <email>` (password + a current code).');
+  if (r.clearPlaintext) out.note(`${r.dryRun ? 'With --clear-plaintext, ' : ''}${OFF_EFFECT} Codes are now checked by mail2fa (\`mail2fa verify\`) only.`);
+  else {
+    out.note(`The plaintext secrets are still in ${r.source}, and PostfixAdmin still enforces its own TOTP with them.`);
+    out.note(`To remove them, run again with --clear-plaintext once your webmail checks codes with mail2fa. ${OFF_EFFECT}`);
+  }
+}
 
 export function migrateFromCommand(): Command {
-  return new Command('migrate-from').description('(not yet implemented)').allowUnknownOption().action(() => {
-    throw internalError('migrate-from is not implemented yet');
-  });
+  return new Command('migrate-from')
+    .description("move PostfixAdmin's plaintext TOTP secrets (mailbox.totp_secret) into mail2fa's encrypted storage, all or nothing")
+    .argument('<source>', 'where from: postfixadmin')
+    .option('--dry-run', 'report what would be done (per account, no secrets) and change nothing')
+    .option('--clear-plaintext', "also empty PostfixAdmin's column for each migrated account (turns PostfixAdmin's own TOTP off for it; asks, or --yes)")
+    .option('--skip-invalid', 'migrate the valid secrets and leave invalid rows as they are, instead of refusing everything')
+    .addHelpText(
+      'after',
+      EXAMPLES([
+        'mail2fa --config /etc/mail2fa.yaml migrate-from postfixadmin --dry-run',
+        'mail2fa --config /etc/mail2fa.yaml migrate-from postfixadmin',
+        'mail2fa --config /etc/mail2fa.yaml migrate-from postfixadmin --clear-plaintext --yes --json',
+      ]) +
+        '\nNeeds accounts.preset: postfixadmin (or accounts.columns.totpSecret). Accounts already enrolled in mail2fa are skipped.\n' +
+        'No recovery codes are created: users create them with `mail2fa codes regenerate <email>`.\n' +
+        'Exit codes: 0 done (or dry run fine); 64 usage, or --clear-plaintext without a terminal or --yes; 65 invalid secrets\n' +
+        '  (nothing changed); 69 database unavailable; 75 a row changed meanwhile (retry); 78 config/key/mapping; 130 declined.\n',
+    )
+    .action(
+      action(async (source: string, flags: MigrateFromFlags, cmd: Command) => {
+        const g = globalOptions(cmd);
+        const out = makeOutput(g);
+        if (source !== 'postfixadmin') throw usageError(`unknown source "${source}": only postfixadmin is supported`, 'Example: mail2fa migrate-from postfixadmin --dry-run');
+        const options = { dryRun: Boolean(flags.dryRun), clearPlaintext: Boolean(flags.clearPlaintext), skipInvalid: Boolean(flags.skipInvalid) };
+        return withContext(contextOptions(g), async (ctx) => {
+          if (options.clearPlaintext && !options.dryRun && !g.yes) {
+            const preview = await migrateFromPostfixadmin(ctx, { ...options, dryRun: true });
+            if (!preview.refused && preview.migrated > 0) {
+              const yes = await promptConfirm(out, `Migrate ${preview.migrated} account(s) and clear their plaintext secrets in ${preview.source}? ${OFF_EFFECT}`, '--yes');
+              if (!yes) throw new Mail2faError('cancelled', 'not confirmed; nothing was changed', ExitCode.CANCELLED);
+            }
+          }
+          const report = await migrateFromPostfixadmin(ctx, options);
+          for (const n of ctx.notices) out.note(n);
+          if (out.json) {
+            const err = report.refused ? refusal(report) : undefined;
+            await out.document({ ...report, ...(err ? { error: { code: err.code, message: err.message, hint: err.hint } } : {}) });
+            return err ? err.exitCode : ExitCode.OK;
+          }
+          await render(out, report);
+          if (report.refused) throw refusal(report);
+        });
+      }),
+    );
 }

@@ -3,7 +3,21 @@ import { withContext } from '../context.js';
 import { ensureReferenceMailboxTable } from '../db/accounts.js';
 import { mapDbError } from '../db/connection.js';
 import { LATEST_MIGRATION, migratorConfig } from '../db/migrations.js';
+import { configError, tempFail } from '../core/errors.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+
+/** knex's migrator errors in the terms of the exit-code contract; driver errors as everywhere else. */
+function migrateError(err: unknown, where: string): Error {
+  const message = (err as Error)?.message ?? '';
+  const missing = /migration directory is corrupt, the following files are missing: (.*)$/.exec(message);
+  if (missing) {
+    return configError('schema_newer', `the database ${where} has migrations this version of mail2fa does not know (${missing[1]!.slice(0, 200)}): it was upgraded by a newer mail2fa`, 'Run the newer mail2fa (or restore a backup made before the upgrade).');
+  }
+  if (/Migration table is already locked/.test(message)) {
+    return tempFail('migration_locked', `another migration holds the lock on ${where}`, 'Retry when it has finished; if no migration is running, a crashed one left the lock: set is_locked = 0 in the migrations_lock table.');
+  }
+  return mapDbError(err, where);
+}
 
 export function migrateCommand(): Command {
   return new Command('migrate')
@@ -22,7 +36,7 @@ export function migrateCommand(): Command {
             applied = names;
             if (flags.withMailboxTable) await ensureReferenceMailboxTable(db.knex, ctx.mapping, db.dialect === 'mysql');
           } catch (err) {
-            throw mapDbError(err, db.displayUrl);
+            throw migrateError(err, db.displayUrl);
           }
           const result = { ok: true, database: db.displayUrl, applied, schemaVersion: LATEST_MIGRATION };
           if (out.json) await out.document(result);

@@ -1,9 +1,40 @@
-// PLACEHOLDER (being written in this session): replaced by the real command before it lands.
+/** `mail2fa send-code <email>`: a sign-in code by SMS to the enrolled phone (for the webmail's sign-in page). */
 import { Command } from 'commander';
-import { internalError } from '../core/errors.js';
+import { withContext } from '../context.js';
+import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
 
 export function sendCodeCommand(): Command {
-  return new Command('send-code').description('(not yet implemented)').allowUnknownOption().action(() => {
-    throw internalError('send-code is not implemented yet');
-  });
+  return new Command('send-code')
+    .description('send a sign-in code by SMS to the phone enrolled for the mailbox (valid 10 minutes; only the newest code works)')
+    .argument('<email>', 'the mailbox address')
+    .addHelpText(
+      'after',
+      EXAMPLES([
+        'mail2fa send-code jane@example.com',
+        'mail2fa send-code jane@example.com --json   # → {"ok":true,"email":"…","phone":"+45 ****3456","expiresAt":"…","sms":{"transport":"webhook"}}',
+        'mail2fa send-code jane@example.com && mail2fa verify jane@example.com   # then type the code',
+      ]) +
+        '\nAt most 3 codes per account per 15 minutes (exit 75 beyond). Not an SMS account → exit 65.\n' +
+        'Gateway down or timing out → exit 69, nothing stored.\n',
+    )
+    .action(
+      action(async (email: string, _flags: unknown, cmd: Command) => {
+        const g = globalOptions(cmd);
+        const out = makeOutput(g);
+        return withContext(contextOptions(g), async (ctx) => {
+          try {
+            const { sendSignInCode } = await import('../core/send-code.js');
+            const sent = await sendSignInCode(ctx, { email });
+            if (out.json) {
+              await out.document({ ok: true, email: sent.email, phone: sent.phone, expiresAt: sent.expiresAt, sms: sent.delivery });
+              return;
+            }
+            const { smsSentText } = await import('../ui/sms-render.js');
+            await out.write(smsSentText(sent, 'A sign-in code'));
+          } finally {
+            for (const n of ctx.notices) out.note(n);
+          }
+        });
+      }),
+    );
 }

@@ -1,8 +1,10 @@
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { Command, Option } from 'commander';
 import { withContext } from '../context.js';
 import { ExitCode, dataError, unknownAccount, usageError } from '../core/errors.js';
+import { preview } from '../core/address.js';
 import { addToSummary, matchesFilter, newSummary, statusBatches, type StatusSelection } from '../core/status.js';
 import { statusRenderer, type StatusFormat } from '../ui/status-render.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
@@ -17,12 +19,38 @@ interface StatusFlags {
   requireEnabled?: boolean;
 }
 
-/** Lines of a list file (or stdin): one address per line; blank lines and lines starting with # are skipped. */
-async function* readAddressList(file: string): AsyncGenerator<string> {
-  const input = file === '-' ? process.stdin : createReadStream(file, { encoding: 'utf8' });
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (line === '' || line.startsWith('#')) continue;
+/**
+ * Opens a list file (or stdin) before any work starts, so that a wrong path is a usage error (64) with nothing
+ * printed yet. Lines: one address each, LF or CRLF; a UTF-8 byte-order mark is dropped; lines that are empty or
+ * only whitespace, and lines starting with #, are skipped. Every other line is looked up exactly as written.
+ */
+async function openAddressList(file: string): Promise<AsyncIterable<string>> {
+  let input: Readable;
+  if (file === '-') {
+    if (process.stdin.isTTY) throw usageError('--file - reads addresses from stdin, but stdin is a terminal', 'Pipe the list in: cat list.txt | mail2fa status --file -');
+    input = process.stdin;
+  } else {
+    try {
+      const handle = await open(file, 'r');
+      if ((await handle.stat()).isDirectory()) {
+        await handle.close();
+        throw Object.assign(new Error('EISDIR'), { code: 'EISDIR' });
+      }
+      input = handle.createReadStream({ encoding: 'utf8' });
+    } catch (err) {
+      throw usageError(`--file: cannot read ${preview(file)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, "Give a readable file with one address per line, or '-' for stdin.");
+    }
+  }
+  return addressLines(input);
+}
+
+async function* addressLines(input: Readable): AsyncGenerator<string> {
+  input.setEncoding('utf8');
+  let first = true;
+  for await (let line of createInterface({ input, crlfDelay: Infinity })) {
+    if (first && line.startsWith('\uFEFF')) line = line.slice(1);
+    first = false;
+    if (line.startsWith('#') || /^\s*$/u.test(line)) continue;
     yield line;
   }
 }
@@ -58,13 +86,13 @@ export function statusCommand(): Command {
         const sources = [emails.length > 0, Boolean(flags.all || flags.domain), flags.file !== undefined].filter(Boolean).length;
         if (sources === 0) throw usageError('say which accounts: give addresses, --all, --domain D or --file F', 'Example: mail2fa status --all');
         if (sources > 1) throw usageError('give addresses, --all/--domain or --file, not several of them');
+        if (flags.all && flags.domain !== undefined) throw usageError('--all and --domain exclude each other', 'Use --domain D alone for one domain.');
 
         let selection: StatusSelection;
         if (flags.domain !== undefined) selection = { kind: 'domain', domain: flags.domain };
         else if (flags.all) selection = { kind: 'all' };
         else if (flags.file !== undefined) {
-          if (flags.file === '-' && process.stdin.isTTY) throw usageError('--file - reads addresses from stdin, but stdin is a terminal', 'Pipe the list in: cat list.txt | mail2fa status --file -');
-          selection = { kind: 'emails', emails: readAddressList(flags.file) };
+          selection = { kind: 'emails', emails: await openAddressList(flags.file) };
         } else selection = { kind: 'emails', emails };
         const single = emails.length === 1;
         const filter = flags.enabled ? 'enabled' : flags.disabled ? 'disabled' : undefined;
@@ -82,7 +110,8 @@ export function statusCommand(): Command {
                 // One address alone: unknown is an error (67), like `doveadm user`; malformed is 65.
                 const row = batch[0]!;
                 if (row.state === 'unknown') throw unknownAccount(row.email);
-                if (row.state === 'invalid') throw dataError('bad_address', `invalid email address "${row.email}": ${row.problem}`, 'Give the full address, e.g. jane@example.com.');
+                if (row.state === 'invalid') throw dataError('bad_address', `invalid email address "${row.email}": ${row.problem}`, 'Give the full address, e.g. jane@example.com, with no spaces around it.');
+                if (row.state === 'ambiguous') throw dataError('ambiguous_account', `${row.problem ?? 'several mailbox rows have this address'}: ${row.email}; refusing to guess`, `Fix the duplicate rows in ${ctx.mapping.table}.`);
               }
               if (!begun) {
                 await renderer.begin();

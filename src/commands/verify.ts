@@ -1,9 +1,87 @@
-// PLACEHOLDER (being written in this session): replaced by the real command before it lands.
 import { Command } from 'commander';
-import { internalError } from '../core/errors.js';
+import { withContext } from '../context.js';
+import { canonicalAddress } from '../core/address.js';
+import { ExitCode, dataError } from '../core/errors.js';
+import { lockedError } from '../core/lockout.js';
+import { CODE_FORMS_HINT } from '../core/verification.js';
+import { verifySignInCode, type VerifyResult } from '../core/verify.js';
+import type { Output } from '../ui/output.js';
+import { promptInput } from '../ui/prompts.js';
+import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+
+/** More than any well-formed code: longer input is malformed, and is not read to the end. */
+const MAX_STDIN_BYTES = 1024;
+
+const KIND_TEXT = { totp: 'code from the authenticator app', sms: 'SMS code', recovery: 'recovery code', temporary: 'temporary access code' } as const;
+
+/**
+ * The code from stdin: the input minus ONE line terminator (so `echo 123456 |` works); anything else — spaces,
+ * a second newline — stays and makes the code malformed (strict input, PRODUCT.md §3.3).
+ */
+async function readCodeFromStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_STDIN_BYTES) {
+      process.stdin.destroy();
+      throw dataError('bad_code', `malformed code (more than ${MAX_STDIN_BYTES} bytes on standard input)`, CODE_FORMS_HINT);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function readCode(out: Output, flag: string | undefined): Promise<string> {
+  if (flag !== undefined) return flag;
+  if (process.stdin.isTTY) return promptInput(out, 'Code:', '--code');
+  return readCodeFromStdin();
+}
+
+async function render(out: Output, r: VerifyResult): Promise<number> {
+  if (r.outcome === 'locked') throw lockedError(Date.parse(r.lockedUntil));
+  if (out.json) {
+    await out.document(r.outcome === 'accepted' ? { ok: true, accepted: true, ...omitOutcome(r) } : { ok: false, accepted: false, ...omitOutcome(r) });
+  } else if (r.outcome === 'accepted') {
+    await out.line(`accepted: ${KIND_TEXT[r.kind]} for ${r.email}${r.kind === 'recovery' ? ` (${r.recoveryCodesLeft} recovery code${r.recoveryCodesLeft === 1 ? '' : 's'} left)` : ''}`);
+  } else {
+    await out.line(`rejected: ${r.message}`);
+  }
+  return r.outcome === 'accepted' ? ExitCode.OK : ExitCode.NEGATIVE;
+}
+
+function omitOutcome<T extends { outcome: string }>(r: T): Omit<T, 'outcome'> {
+  const { outcome: _outcome, ...rest } = r;
+  return rest;
+}
 
 export function verifyCommand(): Command {
-  return new Command('verify').description('(not yet implemented)').allowUnknownOption().action(() => {
-    throw internalError('verify is not implemented yet');
-  });
+  return new Command('verify')
+    .description('check a sign-in code (app, SMS, recovery or temporary access code), each usable once: exit 0 accepted, 1 rejected, 75 locked. The code is read from standard input')
+    .argument('<email>', 'the mailbox address')
+    .option('--code <code>', 'the code (default: standard input, one trailing newline allowed)')
+    .addHelpText(
+      'after',
+      EXAMPLES([
+        'echo 123456 | mail2fa verify jane@example.com && echo signed in',
+        "printf '%s' \"$CODE\" | mail2fa verify jane@example.com --json",
+        'mail2fa verify jane@example.com --code 7k3qd-m9x2a      # a recovery code',
+        '',
+        'verify exits 0 (accepted), 1 (rejected: wrong, expired or used code; also when 2FA is off),',
+        '75 (locked after 5 wrong codes), 65 (malformed code or address), 67 (unknown account).',
+      ]),
+    )
+    .action(
+      action(async (email: string, flags: { code?: string }, command: Command) => {
+        const g = globalOptions(command);
+        const out = makeOutput(g);
+        canonicalAddress(email);
+        const code = await readCode(out, flags.code);
+        return withContext(contextOptions(g), async (ctx) => {
+          const result = await verifySignInCode(ctx, { email, code });
+          for (const n of ctx.notices) out.note(n);
+          return render(out, result);
+        });
+      }),
+    );
 }

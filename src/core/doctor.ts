@@ -1,13 +1,19 @@
 /**
- * `doctor`: every check in one report, each ok / warn / fail with a hint. Checks never throw: a broken piece
- * becomes a failed check, so one run shows everything that is wrong.
+ * `doctor`: every check in one report, each ok / warn / fail (or skip, when what it needs is broken) with a
+ * hint. Checks never throw: a broken piece becomes a failed check, so one run shows everything that is wrong —
+ * an invalid configuration, a stopped database or an unreadable key included.
  */
-import { statSync } from 'node:fs';
-import type { Context } from '../context.js';
-import { schemaVersion } from '../context.js';
+import { accessSync, constants as fsc, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../config.js';
+import type { Context, ContextOptions } from '../context.js';
+import { contextFromConfig, schemaVersion } from '../context.js';
+import type { MasterKey } from '../crypto/keys.js';
 import type { Database } from '../db/connection.js';
 import { LATEST_MIGRATION } from '../db/migrations.js';
 import { ExitCode, Mail2faError } from './errors.js';
+import { sampleDecrypt } from './keys.js';
+import { countPostfixadminTotp } from './postfixadmin.js';
 
 export interface Check {
   name: string;
@@ -18,12 +24,44 @@ export interface Check {
   exitCode?: number;
 }
 
+export interface DoctorReport {
+  checks: Check[];
+  /** Things worth telling once (e.g. "created key file …"). */
+  notices: string[];
+}
+
 const fail = (name: string, err: unknown, fallbackCode: number = ExitCode.CONFIG): Check => {
   if (err instanceof Mail2faError) return { name, status: 'fail', detail: err.message, hint: err.hint, exitCode: err.exitCode === ExitCode.UNAVAILABLE ? ExitCode.UNAVAILABLE : ExitCode.CONFIG };
   return { name, status: 'fail', detail: (err as Error).message?.split('\n')[0] ?? String(err), exitCode: fallbackCode };
 };
 
-export async function runDoctor(ctx: Context): Promise<{ checks: Check[] }> {
+const skip = (name: string, why: string): Check => ({ name, status: 'skip', detail: `not checked: ${why}` });
+
+/** The exit code a report stands for: 0, or 69 when anything is unavailable, else 78. */
+export function doctorExitCode(checks: Check[]): number {
+  const failed = checks.filter((c) => c.status === 'fail');
+  if (failed.length === 0) return ExitCode.OK;
+  return failed.some((c) => c.exitCode === ExitCode.UNAVAILABLE) ? ExitCode.UNAVAILABLE : ExitCode.CONFIG;
+}
+
+/** Loads the configuration itself, so that an invalid one is reported as a failed check rather than aborting. */
+export async function doctor(options: ContextOptions): Promise<DoctorReport> {
+  let ctx: Context;
+  try {
+    ctx = contextFromConfig(await loadConfig(options), { ...options, skipSchemaCheck: true });
+  } catch (err) {
+    const names = ['database', 'schema', 'account mapping', 'key', 'sms gateway', 'sign-out action'];
+    return { checks: [fail('config', err), ...names.map((n) => skip(n, 'the configuration is invalid'))], notices: [] };
+  }
+  try {
+    const checks = await runDoctor(ctx);
+    return { checks, notices: ctx.notices };
+  } finally {
+    await ctx.close();
+  }
+}
+
+export async function runDoctor(ctx: Context): Promise<Check[]> {
   const checks: Check[] = [];
   const cfg = ctx.config;
   checks.push({ name: 'config', status: 'ok', detail: cfg.configPath ? `loaded ${cfg.configPath}` : 'no config file; defaults and environment' });
@@ -39,50 +77,25 @@ export async function runDoctor(ctx: Context): Promise<{ checks: Check[] }> {
     checks.push(fail('database', err, ExitCode.UNAVAILABLE));
   }
 
-  if (db) {
+  let schemaOk = false;
+  if (!db) {
+    checks.push(skip('schema', 'the database is unavailable'));
+    if (/^(mysql|mariadb):/.test(cfg.db.url)) checks.push(skip('storage engine', 'the database is unavailable'));
+    checks.push(skip('account mapping', 'the database is unavailable'));
+  } else {
     try {
       const version = await schemaVersion(db, ctx.tables);
-      if (version === LATEST_MIGRATION) checks.push({ name: 'schema', status: 'ok', detail: `up to date (${version}), tables prefixed ${cfg.tablePrefix}` });
+      schemaOk = version === LATEST_MIGRATION;
+      if (schemaOk) checks.push({ name: 'schema', status: 'ok', detail: `up to date (${version}), tables prefixed ${cfg.tablePrefix}` });
       else checks.push({ name: 'schema', status: 'fail', detail: version ? `out of date (${version}, needs ${LATEST_MIGRATION})` : "mail2fa's tables do not exist", hint: 'Run `mail2fa migrate`.', exitCode: ExitCode.CONFIG });
     } catch (err) {
       checks.push(fail('schema', err));
     }
-    if (db.dialect === 'mysql') {
-      try {
-        const [rows] = (await db.knex.raw(
-          'SELECT TABLE_NAME AS name, ENGINE AS engine FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-          [ctx.tables.factor, ctx.tables.recoveryCode, ctx.tables.enrolment, ctx.tables.challenge, ctx.tables.smsSend, ctx.tables.accountState, ctx.tables.audit, ctx.tables.codeKey, ctx.mapping.table],
-        )) as [{ name: string; engine: string }[]];
-        const bad = rows.filter((r) => r.engine !== 'InnoDB');
-        checks.push(bad.length
-          ? { name: 'storage engine', status: 'fail', detail: `not InnoDB: ${bad.map((r) => `${r.name} (${r.engine})`).join(', ')}`, hint: 'ALTER TABLE … ENGINE=InnoDB: transactions and row locks need it.', exitCode: ExitCode.CONFIG }
-          : { name: 'storage engine', status: 'ok', detail: `all ${rows.length} tables are InnoDB` });
-      } catch (err) {
-        checks.push(fail('storage engine', err));
-      }
-    }
-    try {
-      const m = ctx.mapping;
-      const info = (await db.knex(m.table).columnInfo()) as Record<string, unknown>;
-      const wanted = [m.email, m.password, m.active, m.domain, m.alternateEmail, m.totpSecret].filter((c): c is string => Boolean(c));
-      const missing = wanted.filter((c) => !(c in info));
-      if (Object.keys(info).length === 0) checks.push({ name: 'account mapping', status: 'fail', detail: `table ${m.table} not found (preset ${m.preset})`, hint: 'Set accounts.preset / accounts.table / accounts.tablePrefix in the config.', exitCode: ExitCode.CONFIG });
-      else if (missing.length) checks.push({ name: 'account mapping', status: 'fail', detail: `table ${m.table} lacks column(s) ${missing.join(', ')} (preset ${m.preset})`, hint: 'Set accounts.columns in the config (null for optional columns the table lacks).', exitCode: ExitCode.CONFIG });
-      else checks.push({ name: 'account mapping', status: 'ok', detail: `${m.table}(${wanted.join(', ')}), preset ${m.preset}` });
-    } catch (err) {
-      checks.push(fail('account mapping', err));
-    }
+    if (db.dialect === 'mysql') checks.push(await storageEngineCheck(ctx, db));
+    checks.push(...(await mappingChecks(ctx, db)));
   }
 
-  try {
-    const key = ctx.masterKey();
-    const source = process.env.MAIL2FA_KEY ? 'MAIL2FA_KEY' : (cfg.key.file ?? `${cfg.db.url.slice('sqlite:'.length)}.key`);
-    let detail = `key ${key.id} from ${source}`;
-    if (!process.env.MAIL2FA_KEY && cfg.key.file) detail += ` (mode ${(statSync(cfg.key.file).mode & 0o777).toString(8)})`;
-    checks.push({ name: 'key', status: 'ok', detail });
-  } catch (err) {
-    checks.push(fail('key', err));
-  }
+  checks.push(await keyCheck(ctx, schemaOk ? db : undefined, db ? 'the schema is not up to date' : 'the database is unavailable'));
 
   try {
     const sms = await ctx.sms();
@@ -92,9 +105,128 @@ export async function runDoctor(ctx: Context): Promise<{ checks: Check[] }> {
     checks.push(fail('sms gateway', err, ExitCode.UNAVAILABLE));
   }
 
-  const so = cfg.signOut;
-  checks.push(so.action === 'none'
-    ? { name: 'sign-out action', status: 'warn', detail: 'none configured: mail2fa records the revocation time only', hint: 'Set signOut.action to "sql" (delete webmail sessions) or "command" (e.g. doveadm kick {email}).' }
-    : { name: 'sign-out action', status: 'ok', detail: so.action === 'sql' ? `SQL: ${so.sql}` : `command: ${so.command!.join(' ')}` });
-  return { checks };
+  checks.push(signOutCheck(ctx));
+  return checks;
+}
+
+async function storageEngineCheck(ctx: Context, db: Database): Promise<Check> {
+  try {
+    const t = ctx.tables;
+    const [rows] = (await db.knex.raw(
+      'SELECT TABLE_NAME AS name, ENGINE AS engine FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.smsSend, t.accountState, t.audit, t.codeKey, t.migrations, ctx.mapping.table],
+    )) as [{ name: string; engine: string }[]];
+    const bad = rows.filter((r) => r.engine !== 'InnoDB');
+    return bad.length
+      ? { name: 'storage engine', status: 'fail', detail: `not InnoDB: ${bad.map((r) => `${r.name} (${r.engine})`).join(', ')}`, hint: 'ALTER TABLE … ENGINE=InnoDB: transactions and row locks need it.', exitCode: ExitCode.CONFIG }
+      : { name: 'storage engine', status: 'ok', detail: `all ${rows.length} tables are InnoDB` };
+  } catch (err) {
+    return fail('storage engine', err);
+  }
+}
+
+async function mappingChecks(ctx: Context, db: Database): Promise<Check[]> {
+  const m = ctx.mapping;
+  let info: Record<string, unknown>;
+  try {
+    info = (await db.knex(m.table).columnInfo()) as Record<string, unknown>;
+  } catch (err) {
+    return [fail('account mapping', err)];
+  }
+  const wanted = [m.email, m.password, m.active, m.domain, m.alternateEmail, m.totpSecret].filter((c): c is string => Boolean(c));
+  const missing = wanted.filter((c) => !(c in info));
+  if (Object.keys(info).length === 0) {
+    return [{ name: 'account mapping', status: 'fail', detail: `table ${m.table} not found (preset ${m.preset})`, hint: 'Set accounts.preset / accounts.table / accounts.tablePrefix in the config.', exitCode: ExitCode.CONFIG }];
+  }
+  if (missing.length) {
+    return [{ name: 'account mapping', status: 'fail', detail: `table ${m.table} lacks column(s) ${missing.join(', ')} (preset ${m.preset})`, hint: 'Set accounts.columns in the config (null for optional columns the table lacks).', exitCode: ExitCode.CONFIG }];
+  }
+  const checks: Check[] = [{ name: 'account mapping', status: 'ok', detail: `${m.table}(${wanted.join(', ')}), preset ${m.preset}` }];
+  if (m.totpSecret) {
+    try {
+      const n = await countPostfixadminTotp(db, m);
+      checks.push(n === 0
+        ? { name: 'postfixadmin totp', status: 'ok', detail: `no plaintext secrets in ${m.table}.${m.totpSecret}` }
+        : {
+            name: 'postfixadmin totp',
+            status: 'warn',
+            detail: `${n} mailbox(es) keep a PLAINTEXT TOTP secret in ${m.table}.${m.totpSecret} (PostfixAdmin's own TOTP)`,
+            hint: '`mail2fa migrate-from postfixadmin --dry-run` shows how to move them into encrypted storage.',
+          });
+    } catch (err) {
+      checks.push(fail('postfixadmin totp', err));
+    }
+  }
+  return checks;
+}
+
+function keySource(ctx: Context, key: MasterKey): string {
+  const embedded = `${ctx.config.db.url.slice('sqlite:'.length)}.key`;
+  const file = key.source === 'file' && ctx.config.key.file ? ctx.config.key.file : embedded;
+  if (key.source === 'env') return 'MAIL2FA_KEY (environment)';
+  let mode = '';
+  try {
+    mode = `, mode ${(statSync(file).mode & 0o777).toString(8).padStart(4, '0')}`;
+  } catch {
+    /* the loader read it a moment ago; a vanished file is reported by the next command */
+  }
+  return `${key.source === 'created' ? 'new key file ' : ''}${file}${mode}`;
+}
+
+async function keyCheck(ctx: Context, db: Database | undefined, whyNoSample: string): Promise<Check> {
+  let key: MasterKey;
+  try {
+    key = ctx.masterKey();
+  } catch (err) {
+    return fail('key', err);
+  }
+  const detail = `key ${key.id} from ${keySource(ctx, key)}`;
+  if (!db) return { name: 'key', status: 'ok', detail: `${detail}; not tested against stored secrets (${whyNoSample})` };
+  try {
+    const sample = await sampleDecrypt(db, ctx.tables, key);
+    if (sample.failure) {
+      const f = sample.failure;
+      return {
+        name: 'key',
+        status: 'fail',
+        detail: `${detail} does NOT decrypt stored secrets: ${f.table}.${f.column} of ${f.account} ${f.reason}`,
+        hint: 'Load the key this database was encrypted with (MAIL2FA_KEY_FILE / key.file); `mail2fa keys check` lists every value.',
+        exitCode: ExitCode.CONFIG,
+      };
+    }
+    return { name: 'key', status: 'ok', detail: sample.tried ? `${detail}; decrypts a sample of ${sample.tried} stored secret(s)` : `${detail}; no stored secrets yet to test it against` };
+  } catch (err) {
+    return fail('key', err);
+  }
+}
+
+function findProgram(file: string): string | null {
+  const candidates = file.includes('/') ? [file] : (process.env.PATH ?? '').split(':').filter(Boolean).map((dir) => join(dir, file));
+  for (const path of candidates) {
+    try {
+      accessSync(path, fsc.X_OK);
+      if (statSync(path).isFile()) return path;
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
+}
+
+function signOutCheck(ctx: Context): Check {
+  const so = ctx.config.signOut;
+  if (so.action === 'none') {
+    return { name: 'sign-out action', status: 'warn', detail: 'none configured: mail2fa records the revocation time only', hint: 'Set signOut.action to "sql" (delete webmail sessions) or "command" (e.g. doveadm kick {email}).' };
+  }
+  if (so.action === 'sql') {
+    const sql = so.sql ?? '';
+    return /\?|:email\b/.test(sql)
+      ? { name: 'sign-out action', status: 'ok', detail: `SQL: ${sql}` }
+      : { name: 'sign-out action', status: 'warn', detail: `SQL without a ? or :email placeholder: ${sql}`, hint: 'The statement runs for every account as it is; bind the address with ? or :email.' };
+  }
+  const argv = so.command ?? [];
+  const program = findProgram(argv[0] ?? '');
+  return program
+    ? { name: 'sign-out action', status: 'ok', detail: `command: ${argv.join(' ')} (${program})` }
+    : { name: 'sign-out action', status: 'fail', detail: `command ${argv[0]} not found or not executable${argv[0]?.includes('/') ? '' : ' in PATH'}`, hint: 'Fix signOut.command (an absolute path is safest).', exitCode: ExitCode.CONFIG };
 }

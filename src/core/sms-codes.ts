@@ -21,8 +21,14 @@ export interface SmsSent {
   maskedPhone: string;
 }
 
+/**
+ * Where a code is valid: `sms` = sign-in/disable with the enrolled phone (what `verify` reads); `enrol-sms` =
+ * confirming a phone being enrolled (never accepted at sign-in, and a sign-in code never confirms an enrolment).
+ */
+export type SmsChallengePurpose = 'sms' | 'enrol-sms';
+
 /** Sends a fresh code to `phone` for the account of `tx`; `action` names the audit row (e.g. "sms-send"). */
-export async function sendSmsChallenge(tx: AccountTx, phone: { e164: string; masked: string }, action: string): Promise<SmsSent | Refusal> {
+export async function sendSmsChallenge(tx: AccountTx, phone: { e164: string; masked: string }, action: string, purpose: SmsChallengePurpose = 'sms'): Promise<SmsSent | Refusal> {
   const t = tx.ctx.tables;
   const since = tx.now - SMS_SEND_WINDOW_MS;
   const recent = (await tx.trx(t.smsSend).where({ account: tx.account }).andWhere('sent_at', '>', since).orderBy('sent_at', 'asc').select('sent_at')) as { sent_at: number | string }[];
@@ -33,7 +39,7 @@ export async function sendSmsChallenge(tx: AccountTx, phone: { e164: string; mas
   }
   const code = randomDigits(SMS_CODE_DIGITS);
   const expiresAt = tx.now + SMS_CODE_TTL_MS;
-  const [challengeId] = await tx.trx(t.challenge).insert({ account: tx.account, purpose: 'sms', code_hash: await tx.vault().hash(tx.trx, 'sms', tx.account, code), created_at: tx.now, expires_at: expiresAt, used_at: null });
+  const [challengeId] = await tx.trx(t.challenge).insert({ account: tx.account, purpose, code_hash: await tx.vault().hash(tx.trx, 'sms', tx.account, code), created_at: tx.now, expires_at: expiresAt, used_at: null });
   const [sendId] = await tx.trx(t.smsSend).insert({ account: tx.account, sent_at: tx.now });
   let delivery: SmsDelivery;
   try {
@@ -46,7 +52,7 @@ export async function sendSmsChallenge(tx: AccountTx, phone: { e164: string; mas
     return new Refusal(error);
   }
   // Only the newest code is valid: older unused ones go.
-  await tx.trx(t.challenge).where({ account: tx.account, purpose: 'sms' }).whereNull('used_at').andWhere('id', '<', challengeId as number).delete();
+  await tx.trx(t.challenge).where({ account: tx.account, purpose }).whereNull('used_at').andWhere('id', '<', challengeId as number).delete();
   await tx.audit({ action, outcome: 'ok', detail: { phone: phone.masked, transport: delivery.transport } });
   return { delivery, expiresAt: isoTime(expiresAt)!, maskedPhone: phone.masked };
 }

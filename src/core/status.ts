@@ -8,9 +8,8 @@ import type { Database } from '../db/connection.js';
 import type { Tables } from '../db/schema.js';
 import { lookupStatusRows, streamStatusRows, type StatusDbRow } from '../db/statusQuery.js';
 import { isoTime } from './time.js';
-import { tryCanonicalAddress } from './address.js';
+import { MAX_ADDRESS_LENGTH, preview, tryCanonicalAddress } from './address.js';
 import { dataError } from './errors.js';
-import { escapeControl } from './text.js';
 
 export type AccountState = 'ok' | 'unknown' | 'invalid' | 'ambiguous';
 
@@ -28,8 +27,22 @@ export interface StatusRow {
   lastUsedAt: string | null;
   recoveryCodesLeft: number | null;
   lockedUntil: string | null;
+  /**
+   * A temporary access code from `recover --temporary-code`. While its row exists (pending, used or expired)
+   * and no new factor is enrolled, 2FA stays required: `enabled` is true with `method` null.
+   */
+  temporaryCode: TemporaryCodeState | null;
   /** Why a row is invalid/ambiguous. */
   problem?: string;
+}
+
+export interface TemporaryCodeState {
+  state: 'pending' | 'used' | 'expired';
+  expiresAt: string;
+}
+
+export function temporaryCodeState(t: { expiresAt: number; usedAt: number | null }, now: number): TemporaryCodeState {
+  return { state: t.usedAt !== null ? 'used' : t.expiresAt > now ? 'pending' : 'expired', expiresAt: isoTime(t.expiresAt)! };
 }
 
 export interface StatusDeps {
@@ -54,23 +67,26 @@ export function toStatusRow(r: StatusDbRow, now: number): StatusRow {
   const ours = r.method === 'totp' || r.method === 'sms' ? r.method : null;
   const pfa = !ours && Number(r.pfa_totp ?? 0) === 1;
   const lockedUntil = num(r.locked_until);
+  const tempExpires = num(r.temp_expires_at);
+  const temporaryCode = tempExpires === null ? null : temporaryCodeState({ expiresAt: tempExpires, usedAt: num(r.temp_used_at) }, now);
   return {
     email: r.email,
     state: 'ok',
     active: isActive(r.active),
-    enabled: Boolean(ours) || pfa,
+    enabled: Boolean(ours) || pfa || temporaryCode !== null,
     method: ours ?? (pfa ? 'totp' : null),
-    source: ours ? 'mail2fa' : pfa ? 'postfixadmin' : null,
+    source: ours ? 'mail2fa' : pfa ? 'postfixadmin' : temporaryCode ? 'mail2fa' : null,
     phone: ours === 'sms' ? r.phone_masked : null,
     enrolledAt: isoTime(num(r.enrolled_at)),
     lastUsedAt: isoTime(num(r.last_used_at)),
     recoveryCodesLeft: ours ? Number(r.codes_left ?? 0) : null,
     lockedUntil: lockedUntil !== null && lockedUntil > now ? isoTime(lockedUntil) : null,
+    temporaryCode,
   };
 }
 
 function emptyRow(email: string, state: AccountState, problem?: string): StatusRow {
-  return { email, state, active: null, enabled: null, method: null, source: null, phone: null, enrolledAt: null, lastUsedAt: null, recoveryCodesLeft: null, lockedUntil: null, ...(problem ? { problem } : {}) };
+  return { email, state, active: null, enabled: null, method: null, source: null, phone: null, enrolledAt: null, lastUsedAt: null, recoveryCodesLeft: null, lockedUntil: null, temporaryCode: null, ...(problem ? { problem } : {}) };
 }
 
 export async function* statusBatches(deps: StatusDeps, selection: StatusSelection): AsyncGenerator<StatusRow[]> {
@@ -79,7 +95,7 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
     let domain: string | undefined;
     if (selection.kind === 'domain') {
       const parsed = tryCanonicalAddress(`x@${selection.domain}`);
-      if ('problem' in parsed) throw dataError('bad_domain', `invalid domain "${escapeControl(selection.domain.slice(0, 80))}"`, 'Give a domain name such as example.com.');
+      if ('problem' in parsed) throw dataError('bad_domain', `invalid domain "${preview(selection.domain)}"`, 'Give a domain name such as example.com.');
       domain = parsed.address.slice(2);
     }
     const where = domain ? { kind: 'domain' as const, domain } : { kind: 'all' as const };
@@ -122,7 +138,8 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
   };
   for await (const input of selection.emails as AsyncIterable<string>) {
     const parsed = tryCanonicalAddress(input);
-    pending.push('problem' in parsed ? { input: escapeControl(input.length > 320 ? `${input.slice(0, 320)}…` : input), problem: parsed.problem } : { input, address: parsed.address });
+    // An invalid input is echoed escaped (never raw) and cut to a readable length that says how long it was.
+    pending.push('problem' in parsed ? { input: preview(input, MAX_ADDRESS_LENGTH), problem: parsed.problem } : { input, address: parsed.address });
     if (pending.length >= LOOKUP_BATCH) {
       const rows = await flush();
       if (rows.length) yield rows;

@@ -20,32 +20,84 @@ export interface StatusDbRow {
   locked_until: number | string | null;
   codes_left: number | string | null;
   pfa_totp?: number | string | null;
+  /** The account's temporary access code from `recover --temporary-code` (the "2FA still required" marker). */
+  temp_expires_at?: number | string | null;
+  temp_used_at?: number | string | null;
 }
 
 export type StatusWhere = { kind: 'all' } | { kind: 'domain'; domain: string } | { kind: 'emails'; emails: string[] };
 
-function statusSql(knex: Knex, db: Database, tables: Tables, m: AccountMapping, where: StatusWhere): { sql: string; bindings: unknown[] } {
+/**
+ * Charset and collation of the mailbox table's email column (MySQL/MariaDB). PostfixAdmin's column is often
+ * latin1_general_ci: comparing it with a utf8mb4 literal that latin1 cannot hold (e.g. "δ@example.com") is an
+ * "Illegal mix of collations" error, so looked-up addresses are converted into the column's own collation
+ * (lossy characters become "?", a candidate the exact check then drops) — which also keeps the index usable.
+ */
+export interface ColumnCollation {
+  charset: string;
+  collation: string;
+}
+
+/** The status SQL (native placeholders) for a selection; exported so that `npm run bench` runs the very same SQL. */
+export function statusSql(knex: Knex, db: Pick<Database, 'dialect'>, tables: Tables, m: AccountMapping, where: StatusWhere, emailColumn?: ColumnCollation | null): { sql: string; bindings: unknown[] } {
+  const mysql = db.dialect === 'mysql';
   // On MySQL the mailbox column may be latin1 and/or case-insensitive: compare in utf8mb4_bin so that the
   // join is exact (and legal across collations); the lookup still uses the primary keys of our tables.
-  const key = db.dialect === 'mysql' ? 'CONVERT(m.?? USING utf8mb4) COLLATE utf8mb4_bin' : 'm.??';
+  // utf8mb4_bin is PAD SPACE ("a" = "a "): the equal byte length makes the join exact for a mailbox row with
+  // a trailing space too, so it never borrows the factor of the address without it.
+  const key = mysql ? 'CONVERT(m.?? USING utf8mb4) COLLATE utf8mb4_bin' : 'm.??';
+  const join = (alias: string) => (mysql ? `${alias}.account = ${key} AND LENGTH(${alias}.account) = LENGTH(${key})` : `${alias}.account = ${key}`);
+  const joinBindings = mysql ? [m.email, m.email] : [m.email];
   const pfa = m.totpSecret ? `, CASE WHEN m.?? IS NOT NULL AND m.?? <> '' THEN 1 ELSE 0 END AS pfa_totp` : '';
   const bindings: unknown[] = [m.email, m.domain, m.active];
   if (m.totpSecret) bindings.push(m.totpSecret, m.totpSecret);
-  bindings.push(tables.recoveryCode, m.table, tables.factor, m.email, tables.accountState, m.email);
+  bindings.push(tables.recoveryCode, tables.challenge, ...joinBindings, tables.challenge, ...joinBindings, m.table, tables.factor, ...joinBindings, tables.accountState, ...joinBindings);
   let sql =
     `SELECT m.?? AS email, m.?? AS domain, m.?? AS active${pfa}, f.method AS method, f.phone_masked AS phone_masked, ` +
     `f.enrolled_at AS enrolled_at, f.last_used_at AS last_used_at, s.locked_until AS locked_until, ` +
-    `(SELECT COUNT(*) FROM ?? rc WHERE rc.account = f.account AND rc.used_at IS NULL) AS codes_left ` +
-    `FROM ?? m LEFT JOIN ?? f ON f.account = ${key} LEFT JOIN ?? s ON s.account = ${key}`;
+    `(SELECT COUNT(*) FROM ?? rc WHERE rc.account = f.account AND rc.used_at IS NULL) AS codes_left, ` +
+    `(SELECT MAX(tc.expires_at) FROM ?? tc WHERE ${join('tc')} AND tc.purpose = 'temporary') AS temp_expires_at, ` +
+    `(SELECT MAX(tc.used_at) FROM ?? tc WHERE ${join('tc')} AND tc.purpose = 'temporary') AS temp_used_at ` +
+    `FROM ?? m LEFT JOIN ?? f ON ${join('f')} LEFT JOIN ?? s ON ${join('s')}`;
   if (where.kind === 'domain') {
     sql += ' WHERE m.?? = ?';
     bindings.push(m.domain, where.domain);
   } else if (where.kind === 'emails') {
-    sql += ` WHERE m.?? IN (${where.emails.map(() => '?').join(', ')})`;
+    const convert = mysql && emailColumn && emailColumn.charset !== 'utf8mb4' && SQL_NAME.test(emailColumn.charset) && SQL_NAME.test(emailColumn.collation);
+    const placeholder = convert ? `CONVERT(? USING ${emailColumn.charset}) COLLATE ${emailColumn.collation}` : '?';
+    sql += ` WHERE m.?? IN (${where.emails.map(() => placeholder).join(', ')})`;
     bindings.push(m.email, ...where.emails);
   }
   const native = knex.raw(sql, bindings as Knex.RawBinding[]).toSQL().toNative();
   return { sql: native.sql, bindings: [...native.bindings] };
+}
+
+const SQL_NAME = /^[A-Za-z0-9_]{1,64}$/;
+const collationCache = new WeakMap<Database, Map<string, Promise<ColumnCollation | null>>>();
+
+/** The email column's charset and collation (MySQL only; null on SQLite or when unknown). One query per run. */
+export function emailColumnCollation(db: Database, m: AccountMapping): Promise<ColumnCollation | null> {
+  if (db.dialect !== 'mysql') return Promise.resolve(null);
+  let perDb = collationCache.get(db);
+  if (!perDb) collationCache.set(db, (perDb = new Map()));
+  const cacheKey = `${m.table}.${m.email}`;
+  let found = perDb.get(cacheKey);
+  if (!found) {
+    found = (async () => {
+      try {
+        const [rows] = (await db.knex.raw(
+          'SELECT CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?',
+          [m.table, m.email],
+        )) as [{ charset: string | null; collation: string | null }[]];
+        const row = rows[0];
+        return row?.charset && row.collation ? { charset: row.charset, collation: row.collation } : null;
+      } catch (err) {
+        throw mapDbError(err, db.displayUrl);
+      }
+    })();
+    perDb.set(cacheKey, found);
+  }
+  return found;
 }
 
 /** Streams rows for --all / --domain in batches of `batchSize`. */
@@ -86,7 +138,7 @@ export async function* streamStatusRows(db: Database, tables: Tables, mapping: A
 /** One query for a batch of canonical addresses; the caller matches rows exactly. */
 export async function lookupStatusRows(db: Database, tables: Tables, mapping: AccountMapping, emails: string[]): Promise<StatusDbRow[]> {
   if (emails.length === 0) return [];
-  const { sql, bindings } = statusSql(db.knex, db, tables, mapping, { kind: 'emails', emails });
+  const { sql, bindings } = statusSql(db.knex, db, tables, mapping, { kind: 'emails', emails }, await emailColumnCollation(db, mapping));
   try {
     const result = await db.knex.raw(sql, bindings as Knex.RawBinding[]);
     return (db.dialect === 'mysql' ? result[0] : result) as StatusDbRow[];

@@ -7,9 +7,27 @@ import { formatTable, tableHeader } from './table.js';
 export type StatusFormat = 'table' | 'json' | 'ndjson' | 'csv';
 
 const COLUMNS = ['email', 'state', 'active', 'enabled', 'method', 'phone', 'enrolled_at', 'last_used_at', 'recovery_codes_left', 'locked_until'] as const;
+/** CSV carries why a row is invalid/ambiguous in a last column; the table shows it in the state column. */
+const CSV_COLUMNS = [...COLUMNS, 'problem'] as const;
 
 function cells(r: StatusRow): unknown[] {
-  return [r.email, r.state, r.active, r.enabled, r.method && r.source === 'postfixadmin' ? 'totp (postfixadmin)' : r.method, r.phone, r.enrolledAt, r.lastUsedAt, r.recoveryCodesLeft, r.lockedUntil];
+  return [r.email, r.state, r.active, r.enabled, r.method && r.source === 'postfixadmin' ? 'totp (postfixadmin)' : (r.method ?? (r.temporaryCode ? `temporary code (${r.temporaryCode.state})` : null)), r.phone, r.enrolledAt, r.lastUsedAt, r.recoveryCodesLeft, r.lockedUntil];
+}
+
+function tableCells(r: StatusRow): unknown[] {
+  const c = cells(r);
+  if (r.problem) c[1] = `${r.state}: ${r.problem}`;
+  return c;
+}
+
+// JSON.stringify leaves DEL, C1 controls, U+2028/2029 and bidi overrides raw; escaped, the document is the same
+// JSON but cannot act on a terminal that shows it (mailbox rows come from the database as they are).
+// eslint-disable-next-line no-control-regex
+const JSON_UNSAFE = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+
+/** A row as one line of JSON, with every control character escaped. */
+export function jsonRow(value: unknown): string {
+  return JSON.stringify(value).replace(JSON_UNSAFE, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`);
 }
 
 export interface StatusRenderer {
@@ -30,13 +48,13 @@ export function statusRenderer(format: StatusFormat, out: Output): StatusRendere
     case 'ndjson':
       return {
         begin: async () => {},
-        rows: (rows) => out.write(rows.map((r) => JSON.stringify(r)).join('\n') + '\n'),
+        rows: (rows) => out.write(rows.map(jsonRow).join('\n') + '\n'),
         end: async (s) => out.note(summaryLine(s)),
       };
     case 'csv':
       return {
-        begin: () => out.write(csvLine(COLUMNS)),
-        rows: (rows) => out.write(rows.map((r) => csvLine(cells(r))).join('')),
+        begin: () => out.write(csvLine(CSV_COLUMNS)),
+        rows: (rows) => out.write(rows.map((r) => csvLine([...cells(r), r.problem])).join('')),
         end: async (s) => out.note(summaryLine(s)),
       };
     case 'json': {
@@ -45,7 +63,7 @@ export function statusRenderer(format: StatusFormat, out: Output): StatusRendere
       return {
         begin: () => out.write('{"ok":true,"accounts":['),
         rows: (rows) => {
-          const text = rows.map((r) => JSON.stringify(r)).join(',');
+          const text = rows.map(jsonRow).join(',');
           const chunk = first ? text : `,${text}`;
           first = false;
           return out.write(chunk);
@@ -58,7 +76,7 @@ export function statusRenderer(format: StatusFormat, out: Output): StatusRendere
       return {
         begin: async () => {},
         rows: async (rows) => {
-          const { text, widths: w } = formatTable(COLUMNS, rows.map(cells), widths);
+          const { text, widths: w } = formatTable(COLUMNS, rows.map(tableCells), widths);
           if (!widths) await out.write(tableHeader(COLUMNS, w));
           widths = w;
           await out.write(text);

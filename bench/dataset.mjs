@@ -1,0 +1,150 @@
+/**
+ * The benchmark's mail host: N mailboxes with a realistic share of 2FA (20 % app, 5 % SMS), ten recovery codes
+ * per enrolled account (some used), account-state rows for enrolled accounts and a few others, 0.1 % locked.
+ * Deterministic (seeded PRNG): the same size always gives the same rows, so runs compare.
+ *
+ * Stored secrets are realistic-looking fixed sealed strings: `status` never decrypts them. The few accounts the
+ * bench verifies codes for are enrolled through mail2fa's own library instead (see run.mjs).
+ */
+import { writeSync, openSync, closeSync } from 'node:fs';
+
+const FIRST = ['anna', 'bo', 'carla', 'dan', 'emma', 'finn', 'greta', 'hans', 'ida', 'jens', 'karen', 'lars', 'mette', 'niels', 'olga', 'peter', 'rikke', 'soren', 'tove', 'ulla', 'viggo', 'wilma', 'yasmin', 'zoe'];
+const LAST = ['andersen', 'berg', 'christensen', 'dahl', 'eriksen', 'frost', 'hansen', 'jensen', 'kristensen', 'larsen', 'madsen', 'nielsen', 'olsen', 'pedersen', 'rasmussen', 'schmidt', 'thomsen', 'vestergaard'];
+const WORDS = ['nordlys', 'havblik', 'skovsti', 'bakketop', 'fjord', 'klit', 'engvej', 'molevej', 'strand', 'lynghus'];
+const TLDS = ['dk', 'de', 'se', 'com', 'net', 'org'];
+
+/** A {SHA512-CRYPT} hash as Dovecot writes them (status never reads it; it only gives rows their real width). */
+const PASSWORD = '{SHA512-CRYPT}$6$Qd8Hq0G4oK1tV2aP$2wQeR9m3yJ1c7u0kz5Xv8bN4fL6hT2sD9pG0aW3eY7iU1oR5tZ8xC4vB6nM2kJ9hF1dS3aQ7wE0rT5yU8iO2p';
+const DAY = 86_400_000;
+
+function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const METHOD_NONE = 0;
+export const METHOD_TOTP = 1;
+export const METHOD_SMS = 2;
+
+/**
+ * Builds the dataset in memory (≈ 100 MB at 1,000,000 mailboxes): sorted addresses (byte order, the primary
+ * key's order, so bulk loads append) and per-mailbox attributes in typed arrays.
+ */
+export function makeDataset(n, now, { reserve = 0 } = {}) {
+  const rand = mulberry32(20261127);
+  const domainCount = Math.max(4, Math.round(n / 500));
+  const domains = Array.from({ length: domainCount }, (_, k) => `${WORDS[k % WORDS.length]}-${k}.${TLDS[k % TLDS.length]}`);
+  const emails = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const local = `${FIRST[Math.floor(rand() * FIRST.length)]}.${LAST[Math.floor(rand() * LAST.length)]}.${i.toString(36)}`;
+    emails[i] = `${local}@${domains[Math.floor(rand() * domainCount)]}`;
+  }
+  emails.sort();
+
+  const method = new Uint8Array(n);
+  const active = new Uint8Array(n);
+  const usedCodes = new Uint8Array(n);
+  const stateKind = new Uint8Array(n); // 0 none, 1 plain row, 2 locked
+  const enrolledAt = new Float64Array(n);
+  const lastUsedAt = new Float64Array(n); // 0 = never
+  const expected = { accounts: n, enabled: 0, totp: 0, sms: 0, locked: 0, recoveryCodes: 0, stateRows: 0 };
+  for (let i = 0; i < n; i++) {
+    const r = rand();
+    method[i] = r < 0.2 ? METHOD_TOTP : r < 0.25 ? METHOD_SMS : METHOD_NONE;
+    active[i] = rand() < 0.98 ? 1 : 0;
+    if (method[i]) {
+      expected.enabled++;
+      if (method[i] === METHOD_TOTP) expected.totp++;
+      else expected.sms++;
+      enrolledAt[i] = now - Math.floor(rand() * 730 * DAY);
+      lastUsedAt[i] = rand() < 0.85 ? enrolledAt[i] + Math.floor(rand() * (now - enrolledAt[i])) : 0;
+      const u = rand();
+      usedCodes[i] = u < 0.6 ? 0 : u < 0.85 ? 1 : u < 0.95 ? 2 + Math.floor(rand() * 2) : 4 + Math.floor(rand() * 6);
+    }
+    const s = rand();
+    stateKind[i] = s < 0.001 ? 2 : method[i] || s < 0.02 ? 1 : 0;
+    if (stateKind[i] === 2) expected.locked++;
+    if (stateKind[i]) expected.stateRows++;
+  }
+  // The first `reserve` app users get their factor through mail2fa's library (real sealed secrets, for verify).
+  const reserved = [];
+  for (let i = 0; i < n && reserved.length < reserve; i++) if (method[i] === METHOD_TOTP && active[i]) reserved.push(i);
+  const isReserved = new Uint8Array(n);
+  for (const i of reserved) isReserved[i] = 1;
+  expected.recoveryCodes = expected.enabled * 10; // the reserved ones get theirs from storeFactor
+  return { n, now, emails, domains, method, active, usedCodes, stateKind, enrolledAt, lastUsedAt, expected, reserved, isReserved };
+}
+
+/** Rows of each table, as arrays in the column order of COLUMNS; null = SQL NULL. */
+export const COLUMNS = {
+  mailbox: ['email', 'password', 'active', 'domain', 'alternate_email'],
+  factor: ['account', 'method', 'secret_ct', 'phone_ct', 'phone_masked', 'key_id', 'enrolled_at', 'last_used_at', 'last_totp_step', 'version'],
+  recovery_code: ['account', 'code_hash', 'created_at', 'used_at'],
+  account_state: ['account', 'failed_attempts', 'locked_until', 'sessions_revoked_at'],
+};
+
+export function* rows(ds, table, sealed) {
+  const { n, emails, now } = ds;
+  if (table === 'mailbox') {
+    for (let i = 0; i < n; i++) {
+      const e = emails[i];
+      const at = e.indexOf('@');
+      yield [e, PASSWORD, ds.active[i], e.slice(at + 1), i % 3 === 0 ? `${e.slice(0, at)}@private.example` : null];
+    }
+  } else if (table === 'factor') {
+    for (let i = 0; i < n; i++) {
+      if (!ds.method[i] || ds.isReserved[i]) continue;
+      const totp = ds.method[i] === METHOD_TOTP;
+      const last = ds.lastUsedAt[i] || null;
+      yield [emails[i], totp ? 'totp' : 'sms', totp ? sealed.secret : null, totp ? null : sealed.phone, totp ? null : `+45 ****${String(1000 + (i % 9000)).padStart(4, '0')}`, sealed.keyId, ds.enrolledAt[i], last, totp && last ? Math.floor(last / 30000) : null, i % 3];
+    }
+  } else if (table === 'recovery_code') {
+    const base = 'c4f1a9e07b3d52f8a6e19c0b7d4f2a85e3b6c9d0f1a2b3c4d5e6f708192a3b4c';
+    for (let i = 0; i < n; i++) {
+      if (!ds.method[i] || ds.isReserved[i]) continue;
+      for (let k = 0; k < 10; k++) {
+        const tag = (i * 10 + k).toString(16);
+        yield [emails[i], base.slice(0, 64 - tag.length) + tag, ds.enrolledAt[i], k < ds.usedCodes[i] ? ds.enrolledAt[i] + (k + 1) * DAY : null];
+      }
+    }
+  } else if (table === 'account_state') {
+    for (let i = 0; i < n; i++) {
+      const kind = ds.stateKind[i];
+      if (!kind) continue;
+      if (kind === 2) yield [emails[i], 5, now + 60_000 + (i % 840) * 1000, ds.method[i] ? ds.enrolledAt[i] : null];
+      else yield [emails[i], 0, null, ds.method[i] ? ds.enrolledAt[i] : null];
+    }
+  }
+}
+
+/** Writes a table's rows as a tab-separated file for LOAD DATA (\N = NULL); returns the row count. */
+export function writeTsv(file, iterable) {
+  const fd = openSync(file, 'w');
+  let chunk = '';
+  let count = 0;
+  try {
+    for (const row of iterable) {
+      let line = '';
+      for (let c = 0; c < row.length; c++) {
+        const v = row[c];
+        line += (c ? '\t' : '') + (v === null ? '\\N' : String(v));
+      }
+      chunk += `${line}\n`;
+      count++;
+      if (chunk.length > 1 << 20) {
+        writeSync(fd, chunk);
+        chunk = '';
+      }
+    }
+    if (chunk) writeSync(fd, chunk);
+  } finally {
+    closeSync(fd);
+  }
+  return count;
+}

@@ -1,0 +1,455 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench` — PRODUCT.md §6 benchmarks at mail-host scale (issue 8). Not a test: it prints numbers.
+ *
+ * Seeds MariaDB and the embedded SQLite default with N mailboxes (LOAD DATA / one SQLite transaction), then
+ * measures the BUILT binary against the databases' own command-line clients running the same SQL:
+ *   - `status --all --format ndjson`                    vs `mariadb --batch --quick` / `sqlite3 -batch`
+ *   - `status --file - --format ndjson` (address list)  vs the same batched `IN (…)` queries in the client
+ *   - single-account `status` and `verify`              vs bare `node -e 0`
+ * each `--runs` times after one warm-up run, medians reported; peak RSS from GNU time. Results are printed and
+ * written between the markers of docs/benchmarks.md, with the machine described.
+ *
+ * Options: --size N (default 1000000) · --list N (default 100000) · --runs N (default 5) · --db both|mariadb|sqlite
+ *          · --mariadb-url mysql://root@127.0.0.1:3306/mail2fa_bench (the database is DROPPED and recreated)
+ *          · --keep (keep the seeded data) · --reuse (skip seeding when --keep left data of the same size)
+ *          · --no-write (do not touch docs/benchmarks.md)
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { COLUMNS, METHOD_SMS, makeDataset, rows, writeTsv } from './dataset.mjs';
+import { haveGnuTime, machine, measure, runOnce } from './measure.mjs';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(ROOT, 'bin', 'mail2fa.js');
+const DOC = join(ROOT, 'docs', 'benchmarks.md');
+const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
+const NODE = process.execPath;
+const GENERATOR_VERSION = 1;
+/** Addresses per lookup query: the batch size of src/core/status.ts (LOOKUP_BATCH). */
+const LOOKUP_BATCH = 500;
+
+const { values: opt } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1000000' },
+    list: { type: 'string', default: '100000' },
+    runs: { type: 'string', default: '5' },
+    db: { type: 'string', default: 'both' },
+    'mariadb-url': { type: 'string', default: process.env.MAIL2FA_BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/mail2fa_bench' },
+    keep: { type: 'boolean', default: false },
+    reuse: { type: 'boolean', default: false },
+    'no-write': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (opt.help) {
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0].replace(/^#!.*\n\/\*\*\n/, '').replace(/^ \* ?/gm, ''));
+  process.exit(0);
+}
+const SIZE = Number(opt.size);
+const RUNS = Number(opt.runs);
+const LIST = Math.min(Number(opt.list), SIZE);
+if (!Number.isInteger(SIZE) || SIZE < 1000 || !Number.isInteger(RUNS) || RUNS < 1 || !Number.isInteger(LIST) || LIST < 1 || !['both', 'mariadb', 'sqlite'].includes(opt.db)) {
+  process.stderr.write('usage: npm run bench -- [--size N>=1000] [--list N] [--runs N] [--db both|mariadb|sqlite] [--keep] [--reuse] [--no-write]\n');
+  process.exit(64);
+}
+const WARMUP = 1;
+
+const log = (s) => process.stderr.write(`${s}\n`);
+const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
+const step = async (what, fn) => {
+  const t = performance.now();
+  log(`… ${what}`);
+  const r = await fn();
+  log(`  done in ${secs(performance.now() - t)}`);
+  return r;
+};
+function have(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Preconditions                                                                                         */
+
+if (!existsSync(join(ROOT, 'dist', 'main.js'))) {
+  log('dist/ is missing: run `npm run build` first (npm run bench does).');
+  process.exit(69);
+}
+const timeBin = haveGnuTime();
+if (!timeBin) log('NOTE: GNU time (/usr/bin/time) is not installed, so peak RSS cannot be measured: apt-get install -y time');
+const wantMariadb = opt.db !== 'sqlite';
+const wantSqlite = opt.db !== 'mariadb';
+if (wantMariadb && !have('mariadb')) {
+  log('the `mariadb` command-line client is missing (apt-get install -y mariadb-client); or run with --db sqlite');
+  process.exit(69);
+}
+const sqlite3Cli = have('sqlite3');
+if (wantSqlite && !sqlite3Cli) log('NOTE: the sqlite3 command-line client is missing (apt-get install -y sqlite3): the SQLite bulk ratios are skipped');
+
+const WORK = join(tmpdir(), 'mail2fa-bench');
+mkdirSync(WORK, { recursive: true, mode: 0o700 });
+const KEY = randomBytes(32).toString('base64');
+/** The environment of every measured mail2fa: no config from the caller, a fixed key, a scratch home. */
+function childEnv(extra = {}) {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('MAIL2FA_')) delete env[k];
+  return { ...env, MAIL2FA_KEY: KEY, NO_COLOR: '1', ...extra };
+}
+
+const mysqlUrl = new URL(opt['mariadb-url']);
+const DBNAME = decodeURIComponent(mysqlUrl.pathname.slice(1));
+if (!/^[A-Za-z0-9_]+$/.test(DBNAME)) {
+  log(`--mariadb-url: database name must be a plain identifier (got "${DBNAME}")`);
+  process.exit(64);
+}
+const mariadbConn = ['-h', mysqlUrl.hostname || '127.0.0.1', '-P', mysqlUrl.port || '3306', '-u', decodeURIComponent(mysqlUrl.username || 'root')];
+const mariadbEnv = mysqlUrl.password ? { ...process.env, MYSQL_PWD: decodeURIComponent(mysqlUrl.password) } : process.env;
+function mariadb(sql, { db = DBNAME, extra = [] } = {}) {
+  return execFileSync('mariadb', [...mariadbConn, ...extra, '--batch', '-N', ...(db ? [db] : []), '-e', sql], { env: mariadbEnv, encoding: 'utf8', maxBuffer: 1 << 26 });
+}
+function mail2faSync(args, env) {
+  const r = spawnSync(NODE, [BIN, ...args], { env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`mail2fa ${args.join(' ')} exited ${r.status}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Data                                                                                                  */
+
+const now = Date.now();
+const RESERVE = WARMUP + RUNS + 2;
+const ds = await step(`building the dataset (${SIZE.toLocaleString('en')} mailboxes)`, () => makeDataset(SIZE, now, { reserve: RESERVE }));
+const exp = ds.expected;
+log(`  ${exp.enabled.toLocaleString('en')} with 2FA (${exp.totp.toLocaleString('en')} app, ${exp.sms.toLocaleString('en')} SMS), ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.stateRows.toLocaleString('en')} state rows (${exp.locked} locked)`);
+
+const { masterKeyFromBytes } = await dist('crypto/keys.js');
+const { seal } = await dist('crypto/box.js');
+const masterKey = masterKeyFromBytes(Buffer.from(KEY, 'base64'));
+const sealed = {
+  keyId: masterKey.id,
+  secret: seal(masterKey, { table: 'mail2fa_factor', column: 'secret_ct', account: 'template@bench.example' }, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'),
+  phone: seal(masterKey, { table: 'mail2fa_factor', column: 'phone_ct', account: 'template@bench.example' }, '+4520123456'),
+};
+const meta = JSON.stringify({ generator: GENERATOR_VERSION, size: SIZE });
+
+/** The address list for --file -: LIST addresses in random order, 1 % of them unknown. */
+function addressList() {
+  let seed = 7;
+  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+  const unknown = Math.floor(LIST / 100);
+  const stride = ds.n / (LIST - unknown);
+  const list = [];
+  for (let k = 0; k < LIST - unknown; k++) list.push(ds.emails[Math.floor(k * stride)]);
+  for (let k = 0; k < unknown; k++) list.push(`nobody.${k}@${ds.domains[k % ds.domains.length]}`);
+  for (let i = list.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [list[i], list[j]] = [list[j], list[i]];
+  }
+  const file = join(WORK, 'list.txt');
+  writeFileSync(file, `${list.join('\n')}\n`);
+  return { file, list, known: LIST - unknown, unknown };
+}
+const addresses = addressList();
+const smsAccount = ds.emails[ds.method.findIndex((m, i) => m === METHOD_SMS && !ds.isReserved[i])];
+
+/** The reference SQL: src/db/statusQuery.ts's own statusSql (from dist), values inlined for the CLI clients. */
+async function referenceSql(client) {
+  const { default: knexFactory } = await import('knex');
+  const { statusSql } = await dist('db/statusQuery.js');
+  const { tableNames } = await dist('db/schema.js');
+  const { accountMapping } = await dist('db/accounts.js');
+  const knex = knexFactory(client === 'mysql' ? { client: 'mysql2' } : { client: 'better-sqlite3', useNullAsDefault: true });
+  const tables = tableNames('mail2fa_');
+  const mapping = accountMapping({ preset: 'mail2fa', tablePrefix: '', columns: {} });
+  const build = (where) => {
+    const { sql, bindings } = statusSql(knex, { dialect: client }, tables, mapping, where);
+    return knex.raw(sql, bindings).toString();
+  };
+  const all = build({ kind: 'all' });
+  const batches = [];
+  for (let i = 0; i < addresses.list.length; i += LOOKUP_BATCH) batches.push(`${build({ kind: 'emails', emails: addresses.list.slice(i, i + LOOKUP_BATCH) })};`);
+  const listFile = join(WORK, `list-${client}.sql`);
+  writeFileSync(listFile, `${batches.join('\n')}\n`);
+  await knex.destroy();
+  return { all, listFile };
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Seeding                                                                                               */
+
+async function seedMariadb() {
+  const url = opt['mariadb-url'];
+  if (opt.reuse) {
+    try {
+      if (mariadb('SELECT v FROM bench_meta WHERE k = "meta"').trim() === meta) {
+        log(`  reusing ${DBNAME} (seeded by an earlier --keep run)`);
+        return;
+      }
+    } catch {}
+  }
+  mariadb(`DROP DATABASE IF EXISTS \`${DBNAME}\`; CREATE DATABASE \`${DBNAME}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`, { db: null });
+  mail2faSync(['--db', url, 'migrate', '--with-mailbox-table'], childEnv());
+  const tables = { mailbox: 'mailbox', factor: 'mail2fa_factor', recovery_code: 'mail2fa_recovery_code', account_state: 'mail2fa_account_state' };
+  const statements = ['SET SESSION unique_checks = 0', 'SET SESSION foreign_key_checks = 0'];
+  for (const [name, table] of Object.entries(tables)) {
+    const file = join(WORK, `${name}.tsv`);
+    const count = writeTsv(file, rows(ds, name, sealed));
+    log(`  ${table}: ${count.toLocaleString('en')} rows`);
+    statements.push(`LOAD DATA LOCAL INFILE '${file}' INTO TABLE \`${table}\` CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' (${COLUMNS[name].map((c) => `\`${c}\``).join(', ')})`);
+  }
+  statements.push(`ANALYZE TABLE ${Object.values(tables).map((t) => `\`${t}\``).join(', ')}`);
+  statements.push(`CREATE TABLE bench_meta (k VARCHAR(16) PRIMARY KEY, v TEXT) ENGINE=InnoDB`, `INSERT INTO bench_meta VALUES ('meta', '${meta}')`);
+  try {
+    mariadb(statements.join(';\n'), { extra: ['--local-infile=1'] });
+  } catch (err) {
+    throw new Error(`LOAD DATA LOCAL INFILE failed (the server needs local_infile=ON: SET GLOBAL local_infile = 1): ${err.stderr || err.message}`);
+  } finally {
+    for (const name of Object.keys(tables)) rmSync(join(WORK, `${name}.tsv`), { force: true });
+  }
+}
+
+const SQLITE_HOME = join(WORK, 'sqlite-home');
+const SQLITE_FILE = join(SQLITE_HOME, 'mail2fa.sqlite');
+
+async function seedSqlite() {
+  const { default: Database } = await import('better-sqlite3');
+  if (opt.reuse && existsSync(SQLITE_FILE)) {
+    const db = new Database(SQLITE_FILE, { readonly: true });
+    try {
+      if (db.prepare("SELECT v FROM bench_meta WHERE k = 'meta'").pluck().get() === meta) {
+        log(`  reusing ${SQLITE_FILE} (seeded by an earlier --keep run)`);
+        return;
+      }
+    } catch {
+    } finally {
+      db.close();
+    }
+  }
+  rmSync(SQLITE_HOME, { recursive: true, force: true });
+  // The embedded default creates its own schema (and the reference mailbox table) on first use.
+  mail2faSync(['migrate', '--with-mailbox-table'], childEnv({ MAIL2FA_HOME: SQLITE_HOME }));
+  const db = new Database(SQLITE_FILE);
+  db.pragma('synchronous = OFF');
+  const tables = { mailbox: 'mailbox', factor: 'mail2fa_factor', recovery_code: 'mail2fa_recovery_code', account_state: 'mail2fa_account_state' };
+  db.transaction(() => {
+    for (const [name, table] of Object.entries(tables)) {
+      const insert = db.prepare(`INSERT INTO "${table}" (${COLUMNS[name].map((c) => `"${c}"`).join(', ')}) VALUES (${COLUMNS[name].map(() => '?').join(', ')})`);
+      let count = 0;
+      for (const row of rows(ds, name, sealed)) {
+        insert.run(row);
+        count++;
+      }
+      log(`  ${table}: ${count.toLocaleString('en')} rows`);
+    }
+    db.exec('CREATE TABLE bench_meta (k TEXT PRIMARY KEY, v TEXT)');
+    db.prepare("INSERT INTO bench_meta VALUES ('meta', ?)").run(meta);
+  })();
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+}
+
+/** The verify accounts get a real TOTP factor (sealed with the bench key) through mail2fa's own library. */
+async function enrolVerifyAccounts(configSources) {
+  const { loadConfig } = await dist('config.js');
+  const { contextFromConfig } = await dist('context.js');
+  const { accountTransaction } = await dist('core/guard.js');
+  const { storeFactor } = await dist('core/factors.js');
+  const { generateTotpSecret } = await dist('totp/totp.js');
+  const env = childEnv(configSources.env);
+  const config = await loadConfig({ dbUrl: configSources.dbUrl, env });
+  const ctx = contextFromConfig(config, { env, actor: 'bench' });
+  const secrets = new Map();
+  try {
+    for (const i of ds.reserved) {
+      const account = ds.emails[i];
+      const secret = generateTotpSecret();
+      await accountTransaction(ctx, account, (tx) => storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account, method: 'totp', totpSecret: secret }));
+      secrets.set(account, secret);
+    }
+  } finally {
+    await ctx.close();
+  }
+  return secrets;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Measuring                                                                                             */
+
+const SUMMARY = /^(\d+) accounts?, (\d+) with 2FA \((\d+) app, (\d+) SMS\), (\d+) without(?:, (\d+) unknown)?/m;
+
+/** Checks mail2fa's summary line (stderr) against what was seeded: a fast wrong answer is no result. */
+function summaryCheck(want) {
+  return (r) => {
+    if (r.code !== 0) return `exit ${r.code}: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`;
+    const m = SUMMARY.exec(r.stderr);
+    if (!m) return null; // the wording changed: nothing to compare
+    const got = { accounts: +m[1], enabled: +m[2], totp: +m[3], sms: +m[4], unknown: +(m[6] ?? 0) };
+    for (const [k, v] of Object.entries(want)) if (got[k] !== v) return `summary says ${k} = ${got[k]}, seeded ${v}`;
+    return null;
+  };
+}
+
+async function verifyAvailable(env) {
+  const r = await runOnce(NODE, [BIN, 'verify', '--help'], { env, captureStdout: true, tmp: WORK, timeBin: false });
+  return r.code === 0 && !/not (yet )?implemented/i.test(r.stdout + r.stderr);
+}
+
+async function measureDb(kind) {
+  const mysql = kind === 'mariadb';
+  const dbArgs = mysql ? ['--db', opt['mariadb-url']] : [];
+  const env = childEnv(mysql ? {} : { MAIL2FA_HOME: SQLITE_HOME });
+  const common = { runs: RUNS, warmup: WARMUP, env, tmp: WORK, timeBin };
+  const ref = await referenceSql(mysql ? 'mysql' : 'sqlite');
+  const out = { kind, rows: [] };
+
+  let secrets = null;
+  let verifyNote = null;
+  if (await verifyAvailable(env)) {
+    try {
+      secrets = await step('enrolling the verify accounts through the library', () => enrolVerifyAccounts(mysql ? { dbUrl: opt['mariadb-url'] } : { env: { MAIL2FA_HOME: SQLITE_HOME } }));
+    } catch (err) {
+      verifyNote = `verify not measured: enrolling its accounts failed: ${err.message.split('\n')[0]}`;
+    }
+  } else verifyNote = '`mail2fa verify` is not implemented yet in this build: not measured (the bench measures it as soon as it exists)';
+
+  const all = await step(`${kind}: status --all --format ndjson ×${WARMUP + RUNS}`, () =>
+    measure('status --all --format ndjson', NODE, () => [BIN, ...dbArgs, 'status', '--all', '--format', 'ndjson'], { ...common, check: summaryCheck({ accounts: exp.accounts, enabled: exp.enabled, totp: exp.totp, sms: exp.sms }) }),
+  );
+  let allRef = null;
+  if (mysql) allRef = await step(`${kind}: mariadb --batch --quick (same SQL) ×${WARMUP + RUNS}`, () => measure('mariadb client', 'mariadb', () => [...mariadbConn, '--batch', '--quick', DBNAME, '-e', ref.all], { ...common, env: mariadbEnv }));
+  else if (sqlite3Cli) allRef = await step(`${kind}: sqlite3 -batch (same SQL) ×${WARMUP + RUNS}`, () => measure('sqlite3 client', 'sqlite3', () => ['-batch', SQLITE_FILE, ref.all], common));
+  out.rows.push({ what: `status --all --format ndjson (${SIZE.toLocaleString('en')} rows)`, m: all, ref: allRef, refName: mysql ? 'mariadb' : 'sqlite3', target: 2, rssTarget: 200 * 1024 });
+
+  const list = await step(`${kind}: status --file - (${LIST.toLocaleString('en')} addresses) ×${WARMUP + RUNS}`, () =>
+    measure('status --file -', NODE, () => [BIN, ...dbArgs, 'status', '--file', '-', '--format', 'ndjson'], { ...common, stdinFile: addresses.file, check: summaryCheck({ accounts: addresses.known, unknown: addresses.unknown }) }),
+  );
+  let listRef = null;
+  if (mysql) listRef = await step(`${kind}: mariadb, the same ${Math.ceil(LIST / LOOKUP_BATCH)} IN (…) queries ×${WARMUP + RUNS}`, () => measure('mariadb client', 'mariadb', () => [...mariadbConn, '--batch', '--quick', DBNAME], { ...common, env: mariadbEnv, stdinFile: ref.listFile }));
+  else if (sqlite3Cli) listRef = await step(`${kind}: sqlite3, the same IN (…) queries ×${WARMUP + RUNS}`, () => measure('sqlite3 client', 'sqlite3', () => ['-batch', SQLITE_FILE], { ...common, stdinFile: ref.listFile }));
+  out.rows.push({ what: `status --file - (${LIST.toLocaleString('en')} addresses on stdin)`, m: list, ref: listRef, refName: mysql ? 'mariadb' : 'sqlite3', target: 2, rssTarget: 200 * 1024 });
+
+  const one = await step(`${kind}: status <one address> ×${WARMUP + RUNS}`, () => measure('status <address>', NODE, () => [BIN, ...dbArgs, 'status', smsAccount], common));
+  out.rows.push({ what: 'status <one address>', m: one, ref: nodeBaseline, refName: 'node -e 0', target: 3 });
+
+  if (secrets) {
+    const { totpCode } = await dist('totp/totp.js');
+    const accounts = [...secrets.keys()];
+    const v = await step(`${kind}: verify <one address> (TOTP via stdin) ×${WARMUP + RUNS}`, () =>
+      measure('verify <address>', NODE, (i) => [BIN, ...dbArgs, 'verify', accounts[i]], {
+        ...common,
+        // One account per run: a TOTP code is accepted once per time step (replay protection).
+        before: (i) => ({ stdinText: `${totpCode(secrets.get(accounts[i]), Date.now())}\n` }),
+      }),
+    );
+    out.rows.push({ what: 'verify <one address> (correct TOTP)', m: v, ref: nodeBaseline, refName: 'node -e 0', target: 3 });
+  }
+  if (verifyNote) out.note = verifyNote;
+  return out;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Run                                                                                                   */
+
+const started = performance.now();
+const info = machine({ mariadbArgs: wantMariadb ? mariadbConn : null, sqlite3: wantSqlite && sqlite3Cli });
+{
+  const { default: Database } = await import('better-sqlite3');
+  const mem = new Database(':memory:');
+  info.sqliteLib = mem.prepare('SELECT sqlite_version()').pluck().get();
+  mem.close();
+}
+const nodeBaseline = await step(`node -e 0 ×${WARMUP + RUNS}`, () => measure('node -e 0', NODE, () => ['-e', '0'], { runs: RUNS, warmup: WARMUP, env: childEnv(), tmp: WORK, timeBin }));
+
+const results = [];
+const seedTimes = {};
+try {
+  if (wantMariadb) {
+    const t = performance.now();
+    await step(`seeding MariaDB ${DBNAME}`, seedMariadb);
+    seedTimes.mariadb = performance.now() - t;
+    results.push(await measureDb('mariadb'));
+  }
+  if (wantSqlite) {
+    const t = performance.now();
+    await step(`seeding SQLite ${SQLITE_FILE}`, seedSqlite);
+    seedTimes.sqlite = performance.now() - t;
+    results.push(await measureDb('sqlite'));
+  }
+} finally {
+  if (!opt.keep) {
+    if (wantMariadb) {
+      try {
+        mariadb(`DROP DATABASE IF EXISTS \`${DBNAME}\``, { db: null });
+      } catch {}
+    }
+    rmSync(WORK, { recursive: true, force: true });
+  } else log(`kept: MariaDB database ${DBNAME}, ${WORK} (rerun with --reuse to skip seeding)`);
+}
+const totalMs = performance.now() - started;
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Report                                                                                                */
+
+const fmtMs = (ms) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
+const fmtMb = (kb) => (kb === null ? 'n/a' : `${Math.round(kb / 1024)} MB`);
+let failed = false;
+const table = [];
+for (const r of results) {
+  for (const row of r.rows) {
+    const ratio = row.ref ? row.m.ms / row.ref.ms : null;
+    const timeOk = ratio === null ? null : ratio <= row.target;
+    const rssOk = row.rssTarget && row.m.rssKb !== null ? row.m.rssKb <= row.rssTarget : null;
+    const problem = row.m.problem ?? row.ref?.problem ?? null;
+    const verdict = problem ? `WRONG: ${problem}` : [timeOk, rssOk].includes(false) ? 'MISSED' : timeOk === null ? '(no reference)' : 'met';
+    if (problem) failed = true;
+    table.push({
+      db: r.kind === 'mariadb' ? 'MariaDB' : 'SQLite (embedded)',
+      what: row.what,
+      mail2fa: fmtMs(row.m.ms),
+      reference: row.ref ? `${fmtMs(row.ref.ms)} (${row.refName})` : `— (${row.refName} missing)`,
+      ratio: ratio === null ? '—' : `${ratio.toFixed(2)}×`,
+      target: `≤ ${row.target}×${row.rssTarget ? `, ≤ ${row.rssTarget / 1024} MB` : ''}`,
+      rss: fmtMb(row.m.rssKb),
+      refRss: row.ref ? fmtMb(row.ref.rssKb) : '—',
+      verdict,
+      runs: row.m.times.map((t) => Math.round(t)).join(', '),
+    });
+  }
+}
+const HEAD = { db: 'database', what: 'measurement', mail2fa: 'mail2fa', reference: 'reference', ratio: 'ratio', target: 'target', rss: 'peak RSS', refRss: 'ref. RSS', verdict: 'verdict' };
+const keys = Object.keys(HEAD);
+const widths = keys.map((k) => Math.max(HEAD[k].length, ...table.map((t) => t[k].length)));
+const line = (r) => keys.map((k, i) => r[k].padEnd(widths[i])).join('  ').trimEnd();
+process.stdout.write(`\n${line(HEAD)}\n${line(Object.fromEntries(keys.map((k, i) => [k, '-'.repeat(widths[i])])))}\n${table.map(line).join('\n')}\n`);
+for (const r of results) if (r.note) process.stdout.write(`${r.kind}: ${r.note}\n`);
+process.stdout.write(`\nnode -e 0: ${fmtMs(nodeBaseline.ms)} (median of ${RUNS}); medians of ${RUNS} runs after ${WARMUP} warm-up; whole bench ${secs(totalMs)}\n`);
+
+if (!opt['no-write']) {
+  const md = [];
+  md.push(`Run of \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${info.date}: ${SIZE.toLocaleString('en')} mailboxes, of which ${exp.totp.toLocaleString('en')} with app 2FA and ${exp.sms.toLocaleString('en')} with SMS, ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.stateRows.toLocaleString('en')} account-state rows (${exp.locked.toLocaleString('en')} locked); address list ${LIST.toLocaleString('en')} (1 % unknown, random order). Medians of ${RUNS} runs after ${WARMUP} warm-up run; whole bench ${secs(totalMs)}${seedTimes.mariadb ? `, seeding MariaDB ${secs(seedTimes.mariadb)}` : ''}${seedTimes.sqlite ? `, seeding SQLite ${secs(seedTimes.sqlite)}` : ''}.`);
+  md.push('');
+  md.push(`Machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GiB memory, ${info.os}; Node ${info.node}; MariaDB ${info.mariadb}${info.innodbBufferPoolMb ? ` (innodb_buffer_pool_size ${info.innodbBufferPoolMb} MB)` : ''}; SQLite ${info.sqliteLib} (better-sqlite3, what mail2fa uses)${info.sqlite ? `, sqlite3 CLI ${info.sqlite}` : ''}; bare \`node -e 0\` ${fmtMs(nodeBaseline.ms)}.`);
+  md.push('');
+  md.push('| database | measurement | mail2fa | reference | ratio | target | mail2fa peak RSS | reference peak RSS | verdict |');
+  md.push('|---|---|---:|---:|---:|---|---:|---:|---|');
+  for (const t of table) md.push(`| ${t.db} | ${t.what} | ${t.mail2fa} | ${t.reference} | ${t.ratio} | ${t.target} | ${t.rss} | ${t.refRss} | ${t.verdict} |`);
+  md.push('');
+  md.push('All runs (ms), in order:');
+  md.push('');
+  for (const t of table) md.push(`- ${t.db}, ${t.what}: ${t.runs}`);
+  for (const r of results) if (r.note) md.push(`- ${r.kind === 'mariadb' ? 'MariaDB' : 'SQLite'}: ${r.note}`);
+  const START = '<!-- bench:results:start (written by bench/run.mjs) -->';
+  const END = '<!-- bench:results:end -->';
+  const block = `${START}\n${md.join('\n')}\n${END}`;
+  let doc = existsSync(DOC) ? readFileSync(DOC, 'utf8') : `# Benchmarks\n\n## Latest run\n\n${START}\n${END}\n`;
+  if (!doc.includes(START) || !doc.includes(END)) doc += `\n## Latest run\n\n${START}\n${END}\n`;
+  doc = doc.slice(0, doc.indexOf(START)) + block + doc.slice(doc.indexOf(END) + END.length);
+  writeFileSync(DOC, doc);
+  log(`written to ${DOC}`);
+}
+process.exitCode = failed ? 1 : 0;

@@ -1,0 +1,164 @@
+/**
+ * Reading the audit trail (`mail2fa audit`; the writer is audit.ts). Rows come newest first by default (what an
+ * agent looking into a complaint wants), or oldest first; in batches fetched with keyset pagination on
+ * (at, id) — one indexed query per batch, constant memory however long the log is.
+ */
+import type { Knex } from 'knex';
+import type { Database } from '../db/connection.js';
+import { mapDbError } from '../db/connection.js';
+import type { Tables } from '../db/schema.js';
+import { canonicalAddress, preview } from './address.js';
+import { usageError } from './errors.js';
+import { escapeControl } from './text.js';
+import { isoTime, parseDuration } from './time.js';
+
+export type AuditOrder = 'newest-first' | 'oldest-first';
+
+export interface AuditFilter {
+  account?: string;
+  /** Epoch ms, inclusive. */
+  since?: number;
+  /** Epoch ms, exclusive. */
+  until?: number;
+  action?: string;
+  actor?: string;
+  ticket?: string;
+  outcome?: string;
+}
+
+export interface AuditQuery extends AuditFilter {
+  order?: AuditOrder;
+  /** At most this many rows. */
+  limit?: number;
+  batchSize?: number;
+}
+
+/** One audit row as stored (values are shown escaped by the renderers, never interpreted). */
+export interface AuditRecord {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  account: string | null;
+  ticket: string | null;
+  reason: string | null;
+  outcome: string;
+  /** The row's non-secret details (JSON object), or the stored text if it is not JSON. */
+  detail: Record<string, unknown> | string | null;
+  toolVersion: string;
+  host: string;
+}
+
+interface AuditDbRow {
+  id: number | string;
+  at: number | string;
+  actor: string;
+  action: string;
+  account: string | null;
+  ticket: string | null;
+  reason: string | null;
+  outcome: string;
+  detail: string | null;
+  tool_version: string;
+  host: string;
+}
+
+export const AUDIT_OUTCOMES = ['ok', 'refused', 'failed'] as const;
+const DEFAULT_BATCH = 1000;
+
+/**
+ * A time bound for --since/--until: a duration back from now ("7d", "36h") or an ISO-8601 date or time
+ * ("2026-11-01", "2026-11-01T08:00:00Z"; a time without a zone is UTC). 64 otherwise.
+ */
+export function parseTimeBound(text: string, now: number, flag: string): number {
+  if (/^[0-9]+[smhdw]$/.test(text)) return now - parseDuration(text, flag);
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})?)?$/.exec(text);
+  if (m) {
+    const [y, mo, d, h = 0, mi = 0, sec = 0] = m.slice(1, 7).map((v) => (v === undefined ? undefined : Number(v))) as number[];
+    // Date.parse would roll 2026-02-31 over into March: the calendar date must exist as written.
+    const day = new Date(Date.UTC(y!, mo! - 1, d!));
+    const real = day.getUTCFullYear() === y && day.getUTCMonth() === mo! - 1 && day.getUTCDate() === d && h < 24 && mi < 60 && sec < 60;
+    const ms = Date.parse(m[4] === undefined ? `${text}T00:00:00Z` : m[7] ? text : `${text}Z`);
+    if (real && !Number.isNaN(ms)) return ms;
+  }
+  throw usageError(`${flag}: "${preview(text, 40)}" is neither a duration nor a date`, 'Use a duration back from now (30m, 24h, 7d, 2w) or a date/time such as 2026-11-01 or 2026-11-01T08:00:00Z (UTC unless a zone is given).');
+}
+
+/** Checks the filters' shape (64 on nonsense) and canonicalises the account (65 if malformed). */
+export function checkAuditQuery(q: AuditQuery): AuditQuery {
+  const out: AuditQuery = { ...q };
+  if (q.account !== undefined) out.account = canonicalAddress(q.account);
+  if (q.action !== undefined && !/^[a-z][a-z0-9-]{0,31}$/.test(q.action)) throw usageError(`--action: "${preview(q.action, 40)}" is not an action name`, 'Actions are lower-case words such as recover, recover-lookup, enable, disable, verify, lockout.');
+  if (q.outcome !== undefined && !(AUDIT_OUTCOMES as readonly string[]).includes(q.outcome)) throw usageError(`--outcome: must be one of ${AUDIT_OUTCOMES.join(', ')}`);
+  if (q.limit !== undefined && (!Number.isSafeInteger(q.limit) || q.limit < 1)) throw usageError('--limit: must be a positive whole number');
+  if (q.since !== undefined && q.until !== undefined && q.since >= q.until) throw usageError('--since must be before --until');
+  return out;
+}
+
+function toRecord(r: AuditDbRow): AuditRecord {
+  let detail: AuditRecord['detail'] = null;
+  if (r.detail !== null && r.detail !== undefined) {
+    try {
+      const parsed: unknown = JSON.parse(r.detail);
+      detail = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : r.detail;
+    } catch {
+      detail = r.detail;
+    }
+  }
+  return {
+    id: Number(r.id),
+    at: isoTime(Number(r.at))!,
+    actor: r.actor,
+    action: r.action,
+    account: r.account,
+    ticket: r.ticket,
+    reason: r.reason,
+    outcome: r.outcome,
+    detail,
+    toolVersion: r.tool_version,
+    host: r.host,
+  };
+}
+
+/** The audit rows matching `q`, in batches (newest first unless q.order says otherwise). */
+export async function* auditBatches(db: Database, tables: Tables, q: AuditQuery): AsyncGenerator<AuditRecord[]> {
+  const desc = (q.order ?? 'newest-first') === 'newest-first';
+  const dir = desc ? 'desc' : 'asc';
+  const cmp = desc ? '<' : '>';
+  const batchSize = q.batchSize ?? DEFAULT_BATCH;
+  let remaining = q.limit ?? Infinity;
+  let after: { at: number; id: number } | undefined;
+  while (remaining > 0) {
+    const query = db.knex(tables.audit).select('id', 'at', 'actor', 'action', 'account', 'ticket', 'reason', 'outcome', 'detail', 'tool_version', 'host');
+    applyFilter(query, q);
+    if (after) {
+      const { at, id } = after;
+      query.where((w) => w.where('at', cmp, at).orWhere((x) => x.where('at', at).andWhere('id', cmp, id)));
+    }
+    const size = Math.min(batchSize, remaining);
+    let rows: AuditDbRow[];
+    try {
+      rows = (await query.orderBy([{ column: 'at', order: dir }, { column: 'id', order: dir }]).limit(size)) as AuditDbRow[];
+    } catch (err) {
+      throw mapDbError(err, db.displayUrl);
+    }
+    if (rows.length === 0) return;
+    const last = rows[rows.length - 1]!;
+    after = { at: Number(last.at), id: Number(last.id) };
+    remaining -= rows.length;
+    yield rows.map(toRecord);
+    if (rows.length < size) return;
+  }
+}
+
+function applyFilter(query: Knex.QueryBuilder, f: AuditFilter): void {
+  // Exact matches only (utf8mb4_bin on MySQL): no LIKE, no case folding.
+  if (f.account !== undefined) query.where('account', f.account);
+  if (f.action !== undefined) query.where('action', f.action);
+  // Stored values had their control characters escaped (audit.ts): compare with the value as stored.
+  if (f.actor !== undefined) query.where('actor', escapeControl(f.actor));
+  if (f.ticket !== undefined) query.where('ticket', escapeControl(f.ticket));
+  if (f.outcome !== undefined) query.where('outcome', f.outcome);
+  if (f.since !== undefined) query.where('at', '>=', f.since);
+  if (f.until !== undefined) query.where('at', '<', f.until);
+}

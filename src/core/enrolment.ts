@@ -1,0 +1,354 @@
+/**
+ * Turning 2FA on (PRODUCT.md §4 `enable`, the help article's "Enable Two-Factor Authentication"), as two steps
+ * that the interactive command and the scriptable form (`--start`, `--confirm`) share:
+ *
+ * - start: the current password is checked (a wrong one counts toward the lockout), then a PENDING enrolment is
+ *   stored — the new TOTP secret or phone number sealed for the enrolment table, expiring after 10 minutes — and
+ *   for SMS a confirmation code is sent. A pending enrolment is not a factor: sign-in never looks at it.
+ * - confirm: the code is checked against the pending secret (TOTP) or the newest enrolment SMS code; then, in one
+ *   transaction, the factor is stored with ten recovery codes, the pending enrolment removed, sessions revoked
+ *   and the audit row written. Three wrong codes since the start cancel the enrolment.
+ *
+ * No transaction is held while a person reads a QR code or waits for a text message: each step is one short
+ * transaction under the account's lock. Nothing here prints, prompts or exits.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Context } from '../context.js';
+import type { Mailbox } from '../db/accounts.js';
+import { parsePhone, type Phone } from '../sms/phone.js';
+import type { SmsDelivery } from '../sms/transports.js';
+import { TOTP_DIGITS, generateTotpSecret, isWellFormedCode, otpauthUri, verifyTotp } from '../totp/totp.js';
+import { canonicalAddress } from './address.js';
+import { writeAudit } from './audit.js';
+import { Mail2faError, dataError, noPerm } from './errors.js';
+import { readFactor, revokeSessions, runSignOutCommand, storeFactor, type FactorRow } from './factors.js';
+import { Refusal, accountTransaction, type AccountTx } from './guard.js';
+import { isLocked } from './lockout.js';
+import { checkPassword } from './owner.js';
+import { refuseInactiveMailbox } from './mailbox-state.js';
+import { sendSmsChallenge } from './sms-codes.js';
+import { isoTime } from './time.js';
+import { Vault } from './vault.js';
+
+export type FactorMethod = FactorRow['method'];
+
+/** How long a started enrolment can be confirmed. */
+export const ENROLMENT_TTL_MS = 10 * 60 * 1000;
+/** Wrong confirmation codes allowed per enrolment (each also counts toward the shared lockout). */
+export const CONFIRM_TRIES = 3;
+/** The challenge purpose of enrolment SMS codes: never accepted at sign-in (see sms-codes.ts). */
+const ENROL_SMS = 'enrol-sms';
+
+export interface EnrolmentTarget {
+  email: string;
+  /** Replace an existing factor (only once the new one is confirmed). */
+  force?: boolean;
+}
+
+export interface StartEnrolmentInput extends EnrolmentTarget {
+  password: string;
+  method: FactorMethod;
+  /** For SMS: `011-<country code>-<number>` or `+<country code><number>`. */
+  phone?: string;
+}
+
+export interface StartedEnrolment {
+  email: string;
+  enrolmentId: string;
+  method: FactorMethod;
+  expiresAt: string;
+  /** The method of the factor that confirming will replace (`--force`), or null. */
+  replacing: FactorMethod | null;
+  /** The enrolling user's one-time view of the new secret (PRODUCT.md §3.8). */
+  totp?: { secret: string; otpauthUri: string; issuer: string; label: string };
+  sms?: { phone: string; delivery: SmsDelivery };
+}
+
+export interface ConfirmEnrolmentInput {
+  email: string;
+  code: string;
+  /** When given, the pending enrolment must be this one (a newer start supersedes an older one). */
+  enrolmentId?: string;
+}
+
+export interface CompletedEnrolment {
+  email: string;
+  method: FactorMethod;
+  /** Masked, for SMS. */
+  phone: string | null;
+  /** Shown once; stored only as keyed hashes. */
+  recoveryCodes: string[];
+  replaced: FactorMethod | null;
+  sessionsRevokedAt: string;
+  signOut: SignOutResult;
+}
+
+export interface SignOutResult {
+  action: Context['config']['signOut']['action'];
+  ok: boolean;
+  detail: string;
+}
+
+interface PendingRow {
+  account: string;
+  id: string;
+  method: FactorMethod;
+  secret_ct: string | null;
+  phone_ct: string | null;
+  phone_masked: string | null;
+  created_at: number | string;
+  expires_at: number | string;
+}
+
+/**
+ * The checks that need no password, run first so that nobody types a password for an account that cannot be
+ * enrolled: known (67), active, not locked, no factor yet unless `force`. Refusals are audited.
+ */
+export async function enrolmentPreflight(ctx: Context, target: EnrolmentTarget): Promise<{ email: string; replacing: FactorMethod | null }> {
+  const email = canonicalAddress(target.email);
+  const mailbox = await (await ctx.accounts()).findExact(email);
+  return accountTransaction(ctx, email, async (tx) => {
+    const checked = await checkEnrollable(tx, mailbox, Boolean(target.force));
+    if (checked instanceof Refusal) return checked;
+    return { email, replacing: checked?.method ?? null };
+  });
+}
+
+/** Step 1: password, then a pending enrolment (and for SMS a code sent). */
+export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): Promise<StartedEnrolment> {
+  const email = canonicalAddress(input.email);
+  // Bad input is refused before anything is looked up or counted.
+  const phone: Phone | undefined = input.method === 'sms' ? parsePhone(input.phone ?? '') : undefined;
+  // Hashed before the transaction (slow hashes must not hold the account's lock), acted on inside it.
+  const { mailbox, passwordOk } = await checkPassword(ctx, email, input.password);
+  const t = ctx.tables;
+  return accountTransaction(ctx, email, async (tx) => {
+    const existing = await checkEnrollable(tx, mailbox, Boolean(input.force));
+    if (existing instanceof Refusal) return existing;
+    if (!passwordOk) return tx.fail('enable', 'password', { method: input.method });
+    // No tx.succeed() here: the password alone must not reset the lockout counter (it guards the second factor).
+
+    let sms: StartedEnrolment['sms'];
+    if (phone) {
+      // Sent first: when the limit or the gateway refuses, an earlier pending enrolment (and its code) stays valid.
+      const sent = await sendSmsChallenge(tx, phone, 'enable-send-code', ENROL_SMS);
+      if (sent instanceof Refusal) return sent;
+      sms = { phone: sent.maskedPhone, delivery: sent.delivery };
+      await tx.trx(t.enrolment).where({ account: email }).delete();
+    } else {
+      await discardPending(tx);
+    }
+    const vault = tx.vault();
+    const enrolmentId = randomBytes(12).toString('hex');
+    const expiresAt = tx.now + ENROLMENT_TTL_MS;
+    const secret = input.method === 'totp' ? generateTotpSecret() : undefined;
+    await tx.trx(t.enrolment).insert({
+      account: email,
+      id: enrolmentId,
+      method: input.method,
+      secret_ct: secret ? vault.seal(t.enrolment, 'secret_ct', email, secret) : null,
+      phone_ct: phone ? vault.seal(t.enrolment, 'phone_ct', email, phone.e164) : null,
+      phone_masked: phone?.masked ?? null,
+      key_id: vault.key.id,
+      created_at: tx.now,
+      expires_at: expiresAt,
+    });
+    const replacing = existing?.method ?? null;
+    await tx.audit({ action: 'enable-start', outcome: 'ok', detail: { method: input.method, enrolment: enrolmentId, replacing, ...(phone ? { phone: phone.masked } : {}) } });
+    const issuer = ctx.config.issuer;
+    return {
+      email,
+      enrolmentId,
+      method: input.method,
+      expiresAt: isoTime(expiresAt)!,
+      replacing,
+      ...(secret ? { totp: { secret, otpauthUri: otpauthUri({ issuer, label: email, secret }), issuer, label: email } } : {}),
+      ...(sms ? { sms } : {}),
+    };
+  });
+}
+
+/** Step 2: the code from the app or the text message; on success the factor is stored and the user signed out. */
+export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInput): Promise<CompletedEnrolment> {
+  const email = canonicalAddress(input.email);
+  // Strict input (§3.3): malformed codes are refused as such, not counted as wrong ones.
+  if (!isWellFormedCode(input.code, TOTP_DIGITS)) {
+    throw dataError('bad_code', input.code === '' ? 'no confirmation code given' : 'malformed confirmation code', `A confirmation code is exactly ${TOTP_DIGITS} digits (0-9), nothing else: no spaces.`);
+  }
+  await (await ctx.accounts()).findExact(email);
+  const t = ctx.tables;
+  const done = await accountTransaction(ctx, email, async (tx) => {
+    const locked = await tx.refuseIfLocked('enable');
+    if (locked) return locked;
+    const pending = await usablePending(tx, input.enrolmentId);
+    if (pending instanceof Refusal) return pending;
+
+    // Decrypt before checking the code: a tampered or copied row is an integrity error (78), never a wrong code.
+    const vault = tx.vault();
+    const secret = pending.method === 'totp' ? vault.open(t.enrolment, 'secret_ct', email, required(pending.secret_ct, 'secret')) : undefined;
+    const phoneE164 = pending.method === 'sms' ? vault.open(t.enrolment, 'phone_ct', email, required(pending.phone_ct, 'phone')) : undefined;
+
+    let acceptedStep: number | null = null;
+    if (secret !== undefined) {
+      const match = verifyTotp({ secret, token: input.code, nowMs: tx.now });
+      if (!match) return wrongCode(tx, pending);
+      acceptedStep = match.timeStep;
+    } else if (!(await useEnrolmentSmsCode(tx, input.code))) {
+      return wrongCode(tx, pending);
+    }
+    await tx.succeed();
+
+    const previous = await readFactor(tx.trx, t, email);
+    // storeFactor replaces any old factor and removes the pending enrolment and its challenges with it.
+    const recoveryCodes = await storeFactor(tx.trx, t, vault, tx.now, {
+      account: email,
+      method: pending.method,
+      ...(secret !== undefined ? { totpSecret: secret } : {}),
+      ...(phoneE164 !== undefined ? { phoneE164, phoneMasked: pending.phone_masked ?? undefined } : {}),
+    });
+    // The confirmation code's step is used up: it cannot be replayed at the first sign-in.
+    if (acceptedStep !== null) await tx.trx(t.factor).where({ account: email }).update({ last_totp_step: acceptedStep });
+    await revokeSessions(tx.trx, t, ctx.config.signOut, email, tx.now);
+    await tx.audit({
+      action: 'enable',
+      outcome: 'ok',
+      detail: { method: pending.method, enrolment: pending.id, replaced: previous?.method ?? null, ...(pending.phone_masked ? { phone: pending.phone_masked } : {}) },
+    });
+    return { email, method: pending.method, phone: pending.phone_masked, recoveryCodes, replaced: previous?.method ?? null, sessionsRevokedAt: isoTime(tx.now)! };
+  });
+  return { ...done, signOut: await signOutAfterCommit(ctx, email) };
+}
+
+/** Drops the pending enrolment (e.g. the person cancelled at the prompt). With `enrolmentId`, only that one. */
+export async function cancelEnrolment(ctx: Context, input: { email: string; enrolmentId?: string }): Promise<{ email: string; cancelled: boolean; method: FactorMethod | null }> {
+  const email = canonicalAddress(input.email);
+  await (await ctx.accounts()).findExact(email);
+  return accountTransaction(ctx, email, async (tx) => {
+    const pending = await readPending(tx);
+    if (!pending || (input.enrolmentId !== undefined && pending.id !== input.enrolmentId)) return { email, cancelled: false, method: null };
+    await discardPending(tx);
+    await tx.audit({ action: 'enable-cancel', outcome: 'ok', reason: 'cancelled', detail: { method: pending.method, enrolment: pending.id } });
+    return { email, cancelled: true, method: pending.method };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Locked, inactive or already enabled (without force) → Refusal; otherwise the factor `force` will replace. */
+async function checkEnrollable(tx: AccountTx, mailbox: Mailbox, force: boolean): Promise<FactorRow | undefined | Refusal> {
+  const locked = await tx.refuseIfLocked('enable');
+  if (locked) return locked;
+  const inactive = await refuseInactiveMailbox(tx, mailbox, 'enable');
+  if (inactive) return inactive;
+  const factor = await readFactor(tx.trx, tx.ctx.tables, tx.account);
+  if (factor && !force) {
+    await tx.audit({ action: 'enable', outcome: 'refused', reason: 'already enabled', detail: { method: factor.method } });
+    return new Refusal(
+      dataError(
+        'already_enabled',
+        `two-factor authentication is already on for ${tx.account} (${methodLabel(factor.method)}${factor.phone_masked ? `, ${factor.phone_masked}` : ''})`,
+        'Turn it off first (`mail2fa disable`), or add --force to replace it: the old factor stays until the new one is confirmed.',
+      ),
+    );
+  }
+  return factor;
+}
+
+export function methodLabel(method: FactorMethod): string {
+  return method === 'totp' ? 'authenticator app' : 'SMS';
+}
+
+async function readPending(tx: AccountTx): Promise<PendingRow | undefined> {
+  return (await tx.trx(tx.ctx.tables.enrolment).where({ account: tx.account }).first()) as PendingRow | undefined;
+}
+
+/** The pending enrolment a code may confirm, or the (audited) refusal saying why there is none. */
+async function usablePending(tx: AccountTx, enrolmentId: string | undefined): Promise<PendingRow | Refusal> {
+  const start = `Start again: mail2fa enable ${tx.account} (or --start for the two-step form).`;
+  const pending = await readPending(tx);
+  if (!pending || (enrolmentId !== undefined && pending.id !== enrolmentId)) {
+    const superseded = pending !== undefined;
+    await tx.audit({ action: 'enable', outcome: 'refused', reason: superseded ? 'enrolment superseded' : 'no pending enrolment', detail: enrolmentId ? { enrolment: enrolmentId } : undefined });
+    return new Refusal(
+      superseded
+        ? dataError('enrolment_superseded', `enrolment ${enrolmentId} of ${tx.account} is no longer pending: a newer one (${pending.id}) replaced it`, 'Confirm the newer enrolment with the code for it, or start again.')
+        : dataError('no_pending_enrolment', `no enrolment is pending for ${tx.account} (never started, already confirmed, cancelled, or expired and cleaned up)`, start),
+    );
+  }
+  if (Number(pending.expires_at) <= tx.now) {
+    await discardPending(tx);
+    await tx.audit({ action: 'enable', outcome: 'refused', reason: 'enrolment expired', detail: { method: pending.method, enrolment: pending.id } });
+    return new Refusal(dataError('enrolment_expired', `the enrolment started at ${isoTime(Number(pending.created_at))} has expired (it must be confirmed within 10 minutes); nothing was stored`, start));
+  }
+  return pending;
+}
+
+/** Counts a wrong confirmation code; the third since the start (or a lock) cancels the enrolment. */
+async function wrongCode(tx: AccountTx, pending: PendingRow): Promise<Refusal> {
+  const refusal = await tx.fail('enable', 'code', { method: pending.method, enrolment: pending.id });
+  const wrong = await wrongCodesFor(tx, pending);
+  const locked = isLocked(tx.state, tx.now);
+  if (wrong < CONFIRM_TRIES && !locked) {
+    const left = CONFIRM_TRIES - wrong;
+    return new Refusal(noPerm('wrong_code', `wrong code (${left} ${left === 1 ? 'try' : 'tries'} left)`, pending.method === 'totp' ? 'Type the code your authenticator app shows now for this account.' : 'Type the code from the newest text message.'));
+  }
+  await discardPending(tx);
+  await tx.audit({ action: 'enable-cancel', outcome: 'ok', reason: locked ? 'account locked' : `${CONFIRM_TRIES} wrong codes`, detail: { method: pending.method, enrolment: pending.id } });
+  const message = `${refusal.error.message}; ${locked ? 'the enrolment was cancelled' : `${wrong} wrong codes: the enrolment was cancelled`} and nothing was stored`;
+  return new Refusal(new Mail2faError('enrolment_cancelled', message, refusal.error.exitCode, locked ? refusal.error.hint : `Start again: mail2fa enable ${tx.account}`));
+}
+
+/**
+ * This enrolment's wrong codes so far, counted from its refusal audit rows (written in the same transaction as
+ * each count): the shared lockout counter cannot tell them apart from other wrong codes and is never reset by a
+ * password alone.
+ */
+async function wrongCodesFor(tx: AccountTx, pending: PendingRow): Promise<number> {
+  const row = (await tx.trx(tx.ctx.tables.audit)
+    .where({ account: tx.account, action: 'enable', outcome: 'refused', reason: 'wrong code' })
+    .andWhere('at', '>=', Number(pending.created_at))
+    .andWhere('detail', 'like', `%"enrolment":"${pending.id}"%`)
+    .count({ n: '*' })
+    .first()) as { n: number | string };
+  return Number(row.n);
+}
+
+/** The newest enrolment SMS code, if `code` matches it and it is unused and unexpired; marked used (compare-and-set). */
+async function useEnrolmentSmsCode(tx: AccountTx, code: string): Promise<boolean> {
+  const t = tx.ctx.tables;
+  const newest = (await tx.trx(t.challenge).where({ account: tx.account, purpose: ENROL_SMS }).orderBy('id', 'desc').first()) as
+    | { id: number; code_hash: string; expires_at: number | string; used_at: number | string | null }
+    | undefined;
+  if (!newest || newest.used_at !== null || Number(newest.expires_at) <= tx.now) return false;
+  if (!Vault.equal(await tx.vault().hash(tx.trx, 'sms', tx.account, code), newest.code_hash)) return false;
+  return (await tx.trx(t.challenge).where({ id: newest.id }).whereNull('used_at').update({ used_at: tx.now })) === 1;
+}
+
+async function discardPending(tx: AccountTx): Promise<void> {
+  const t = tx.ctx.tables;
+  await tx.trx(t.enrolment).where({ account: tx.account }).delete();
+  await tx.trx(t.challenge).where({ account: tx.account, purpose: ENROL_SMS }).delete();
+}
+
+function required(sealed: string | null, what: string): string {
+  if (sealed === null) throw new Error(`pending enrolment has no ${what}`);
+  return sealed;
+}
+
+/**
+ * The `command` sign-out action runs after the commit (a program cannot be rolled back). Its failure does not
+ * undo the enrolment; it is audited and reported, since the old sessions may still be open.
+ */
+async function signOutAfterCommit(ctx: Context, email: string): Promise<SignOutResult> {
+  const signOut = ctx.config.signOut;
+  if (signOut.action !== 'command') {
+    return { action: signOut.action, ok: true, detail: signOut.action === 'sql' ? 'sign-out statement ran in the same transaction' : 'revocation time recorded (no sign-out action configured)' };
+  }
+  const result = await runSignOutCommand(signOut, email);
+  if (!result.ok) {
+    ctx.notices.push(`warning: 2FA is on, but ${result.detail}: existing sessions of ${email} may still be open`);
+    const db = await ctx.db();
+    await writeAudit(db.knex, ctx.tables, ctx, { action: 'sign-out', account: email, outcome: 'failed', reason: result.detail }).catch(() => {});
+  }
+  return { action: 'command', ok: result.ok, detail: result.detail };
+}

@@ -1,0 +1,341 @@
+/**
+ * `recover`: customer service resets 2FA for someone who lost their phone (PRODUCT.md §4, help article "Lost
+ * your phone?"). Two steps, so that the agent decides on what they saw:
+ *
+ *  1. look: the account's 2FA summary (no secrets) and a snapshot of what a recovery would change;
+ *  2. after the agent confirmed (a callback: the CLI prompts, a library caller decides), ONE account transaction
+ *     re-reads the snapshot — if anything changed since the look (another agent, an enrolment, a sign-in) the
+ *     recovery is refused with 75 "look again" — then removes the factor, recovery codes, enrolments and
+ *     challenges, clears the lockout, revokes sessions, optionally issues a temporary access code, and writes
+ *     the audit row (actor, ticket, reason; never a code). The sign-out command runs after the commit.
+ *
+ * "2FA required, no factor" (after `--temporary-code`): the account's temporary challenge row is the marker.
+ * While one exists — pending, used or expired — 2FA stays required (status shows it enabled): an unused code
+ * that expires does NOT turn 2FA off (fail closed). Enrolling a new factor (storeFactor) removes the marker, as
+ * does a recovery without `--temporary-code` or `disable`.
+ */
+import type { Knex } from 'knex';
+import type { Context } from '../context.js';
+import { newTemporaryCode, TEMPORARY_CODE_BITS } from '../crypto/codes.js';
+import type { Mailbox } from '../db/accounts.js';
+import { lookupStatusRows } from '../db/statusQuery.js';
+import { writeAudit } from './audit.js';
+import { canonicalAddress, preview } from './address.js';
+import { dataError, tempFail, usageError } from './errors.js';
+import { readFactor, removeFactor, revokeSessions, runSignOutCommand } from './factors.js';
+import { accountTransaction, Refusal } from './guard.js';
+import { clearLockout, isLocked } from './lockout.js';
+import { temporaryCodeState, toStatusRow, type TemporaryCodeState } from './status.js';
+import { isoTime } from './time.js';
+
+export const TEMPORARY_CODE_DEFAULT_TTL_MS = 24 * 3_600_000;
+export const TEMPORARY_CODE_MIN_TTL_MS = 5 * 60_000;
+export const TEMPORARY_CODE_MAX_TTL_MS = 7 * 86_400_000;
+export const MAX_TICKET_LENGTH = 64;
+export const MAX_REASON_LENGTH = 500;
+export const TURN_ON_PATH = 'Settings > Password > Two-Factor Authentication';
+
+/** What the agent sees before confirming. No secrets: the phone is masked, codes are counted, never shown. */
+export interface RecoverySummary {
+  email: string;
+  /** The mailbox's own active flag. */
+  active: boolean;
+  /** 2FA is on, or required (a temporary access code was issued and no new factor enrolled yet). */
+  enabled: boolean;
+  method: 'totp' | 'sms' | null;
+  phone: string | null;
+  enrolledAt: string | null;
+  lastUsedAt: string | null;
+  recoveryCodesLeft: number | null;
+  lockedUntil: string | null;
+  failedAttempts: number;
+  temporaryCode: TemporaryCodeState | null;
+  /** PostfixAdmin's own totp_secret column is set: `recover` does not reset it (a separate command does). */
+  postfixadminTotp: boolean;
+  /** The mailbox's alternate contact address (mapping column), where the reply can be sent. */
+  alternateEmail: string | null;
+}
+
+/** What the agent looked at; the recovery transaction refuses (75) if the account no longer matches it. */
+export interface RecoverySnapshot {
+  factor: { method: string; enrolledAt: number; version: number; lastUsedAt: number | null; keyId: string } | null;
+  temporary: { id: number; expiresAt: number; usedAt: number | null } | null;
+  lockedUntil: number | null;
+  sessionsRevokedAt: number | null;
+}
+
+export interface RecoverInput {
+  email: string;
+  ticket: string | undefined;
+  reason?: string | null;
+  /** Issue a temporary access code valid this long (2FA stays required); null/undefined: turn 2FA off. */
+  temporaryCodeTtlMs?: number | null;
+}
+
+export interface RecoveryDone {
+  outcome: 'recovered';
+  email: string;
+  ticket: string;
+  reason: string | null;
+  actor: string;
+  /** The account as the agent saw it before the recovery. */
+  before: RecoverySummary;
+  removed: { method: 'totp' | 'sms' | null; recoveryCodes: number; challenges: number; enrolment: boolean };
+  lockCleared: boolean;
+  sessionsRevokedAt: string;
+  /** 2FA still required afterwards (a temporary access code was issued). */
+  twoFactorRequired: boolean;
+  /** Shown once; stored only as a keyed hash. */
+  temporaryCode: { code: string; expiresAt: string; bits: number } | null;
+  signOut: { ok: boolean; detail: string };
+  /** A reply the agent can paste to the customer. */
+  reply: string;
+}
+
+export interface NothingToRecover {
+  outcome: 'nothing-to-recover';
+  email: string;
+  ticket: string;
+  reason: string | null;
+  actor: string;
+  before: RecoverySummary;
+  /** Null when 2FA is PostfixAdmin's own (its totp_secret column): `recover` does not touch it. */
+  reply: string | null;
+}
+
+export type RecoveryResult = RecoveryDone | NothingToRecover;
+
+/**
+ * Called with the summary when there is something to recover; resolves to go ahead, or throws to stop
+ * (e.g. cancelled at a prompt). Nothing has been changed when it runs.
+ */
+export type ConfirmRecovery = (summary: RecoverySummary, plan: { temporaryCodeTtlMs: number | null }) => Promise<void>;
+
+/** 64 when no ticket ID was given (checked before anything else). */
+export function requireTicket(ticket: string | undefined): asserts ticket is string {
+  if (ticket === undefined || ticket === '') {
+    throw usageError('a ticket ID is required: recover --ticket ID', 'Every recovery is tied to the customer-service ticket that asked for it (it goes into the audit log).');
+  }
+}
+
+/** The ticket is mandatory (64 when missing) and must match the configured pattern as a whole (65 otherwise). */
+export function checkTicket(ticket: string | undefined, pattern: string): string {
+  requireTicket(ticket);
+  const bad = (why: string) => dataError('bad_ticket', `invalid ticket ID "${preview(ticket, 40)}": ${why}`, `Ticket IDs must match the configured ticketPattern ${pattern}`);
+  if (ticket.length > MAX_TICKET_LENGTH) throw bad(`longer than ${MAX_TICKET_LENGTH} characters`);
+  if (!new RegExp(`^(?:${pattern})$`, 'u').test(ticket)) throw bad('does not match the ticket pattern');
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/u.test(ticket)) throw bad('contains control characters');
+  return ticket;
+}
+
+/** The optional reason: free text for the audit log (control characters are escaped when stored). */
+export function checkReason(reason: string | null | undefined): string | null {
+  if (reason === undefined || reason === null || reason === '') return null;
+  if (reason.length > MAX_REASON_LENGTH) throw dataError('bad_reason', `the reason is longer than ${MAX_REASON_LENGTH} characters`, 'Keep it short; the ticket holds the details.');
+  return reason;
+}
+
+/** Checks a --ttl for the temporary access code: between 5 minutes and 7 days. */
+export function checkTemporaryCodeTtl(ms: number, flag = '--ttl'): number {
+  if (ms < TEMPORARY_CODE_MIN_TTL_MS || ms > TEMPORARY_CODE_MAX_TTL_MS) {
+    throw usageError(`${flag}: a temporary access code must be valid between 5 minutes and 7 days`, 'For example --ttl 24h (the default) or --ttl 3d.');
+  }
+  return ms;
+}
+
+interface TemporaryRow {
+  id: number | string;
+  expires_at: number | string;
+  used_at: number | string | null;
+}
+
+/** The account's newest temporary access code row (the "2FA required" marker), if any. */
+async function newestTemporary(db: Knex | Knex.Transaction, ctx: Context, account: string): Promise<{ id: number; expiresAt: number; usedAt: number | null } | null> {
+  const row = (await db(ctx.tables.challenge).where({ account, purpose: 'temporary' }).orderBy('id', 'desc').first('id', 'expires_at', 'used_at')) as TemporaryRow | undefined;
+  if (!row) return null;
+  return { id: Number(row.id), expiresAt: Number(row.expires_at), usedAt: row.used_at === null ? null : Number(row.used_at) };
+}
+
+async function readSnapshot(db: Knex | Knex.Transaction, ctx: Context, account: string): Promise<RecoverySnapshot> {
+  const factor = await readFactor(db, ctx.tables, account);
+  const temporary = await newestTemporary(db, ctx, account);
+  const state = (await db(ctx.tables.accountState).where({ account }).first('locked_until', 'sessions_revoked_at')) as
+    | { locked_until: number | string | null; sessions_revoked_at: number | string | null }
+    | undefined;
+  return {
+    factor: factor ? { method: factor.method, enrolledAt: factor.enrolled_at, version: factor.version, lastUsedAt: factor.last_used_at, keyId: factor.key_id } : null,
+    temporary,
+    lockedUntil: state?.locked_until == null ? null : Number(state.locked_until),
+    sessionsRevokedAt: state?.sessions_revoked_at == null ? null : Number(state.sessions_revoked_at),
+  };
+}
+
+function sameSnapshot(a: RecoverySnapshot, b: RecoverySnapshot): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Step 1: the summary the agent confirms, and the snapshot the transaction compares against. Reads only. */
+export async function lookAtAccount(ctx: Context, mailbox: Mailbox): Promise<{ summary: RecoverySummary; snapshot: RecoverySnapshot; somethingToRecover: boolean }> {
+  const db = await ctx.db();
+  const now = ctx.now();
+  const snapshot = await readSnapshot(db.knex, ctx, mailbox.email);
+  const rows = (await lookupStatusRows(db, ctx.tables, ctx.mapping, [mailbox.email])).filter((r) => r.email === mailbox.email);
+  const status = rows[0] ? toStatusRow(rows[0], now) : undefined;
+  const failed = (await db.knex(ctx.tables.accountState).where({ account: mailbox.email }).first('failed_attempts')) as { failed_attempts: number | string } | undefined;
+  const temporary = snapshot.temporary;
+  const locked = isLocked({ locked_until: snapshot.lockedUntil }, now);
+  const ours = snapshot.factor ? (snapshot.factor.method as 'totp' | 'sms') : null;
+  const summary: RecoverySummary = {
+    email: mailbox.email,
+    active: mailbox.active,
+    enabled: ours !== null || temporary !== null,
+    method: ours,
+    phone: ours === 'sms' ? (status?.phone ?? null) : null,
+    enrolledAt: isoTime(snapshot.factor?.enrolledAt),
+    lastUsedAt: isoTime(snapshot.factor?.lastUsedAt),
+    recoveryCodesLeft: ours ? (status?.recoveryCodesLeft ?? 0) : null,
+    lockedUntil: locked ? isoTime(snapshot.lockedUntil) : null,
+    failedAttempts: Number(failed?.failed_attempts ?? 0),
+    temporaryCode: temporary ? temporaryCodeState(temporary, now) : null,
+    postfixadminTotp: status?.source === 'postfixadmin',
+    alternateEmail: mailbox.alternateEmail || null,
+  };
+  return { summary, snapshot, somethingToRecover: ours !== null || temporary !== null || locked };
+}
+
+/**
+ * `mail2fa recover`: ticket checked (64/65) before anything is read; unknown account 67; nothing to recover →
+ * an audit row for the lookup and outcome 'nothing-to-recover'; otherwise `confirm`, then one transaction.
+ */
+export async function recoverAccount(ctx: Context, input: RecoverInput, confirm: ConfirmRecovery): Promise<RecoveryResult> {
+  const ticket = checkTicket(input.ticket, ctx.config.ticketPattern);
+  const reason = checkReason(input.reason);
+  const ttl = input.temporaryCodeTtlMs == null ? null : checkTemporaryCodeTtl(input.temporaryCodeTtlMs);
+  const address = canonicalAddress(input.email);
+  const mailbox = await (await ctx.accounts()).findExact(address);
+  const look = await lookAtAccount(ctx, mailbox);
+  const base = { email: mailbox.email, ticket, reason, actor: ctx.actor, before: look.summary };
+
+  if (!look.somethingToRecover) {
+    const db = await ctx.db();
+    await writeAudit(db.knex, ctx.tables, ctx, {
+      action: 'recover-lookup',
+      account: mailbox.email,
+      outcome: 'ok',
+      ticket,
+      reason,
+      detail: { result: 'nothing to recover', postfixadminTotp: look.summary.postfixadminTotp },
+    });
+    return { outcome: 'nothing-to-recover', ...base, reply: nothingToRecoverReply(look.summary, ticket) };
+  }
+
+  await confirm(look.summary, { temporaryCodeTtlMs: ttl });
+
+  const done = await accountTransaction(ctx, mailbox.email, async (tx) => {
+    const t = ctx.tables;
+    const now = await readSnapshot(tx.trx, ctx, tx.account);
+    if (!sameSnapshot(now, look.snapshot)) {
+      await tx.audit({ action: 'recover', outcome: 'refused', ticket, reason, detail: { refused: 'changed since the summary was shown' } });
+      return new Refusal(
+        tempFail('changed', `the 2FA state of ${tx.account} changed since it was shown (by someone else, or by the user): nothing was changed`, 'Look again: run the same recover command once more and check the summary.'),
+      );
+    }
+    const codesLeft = (await tx.trx(t.recoveryCode).where({ account: tx.account }).whereNull('used_at').count({ n: '*' }).first()) as { n: number | string };
+    const challenges = (await tx.trx(t.challenge).where({ account: tx.account }).count({ n: '*' }).first()) as { n: number | string };
+    const enrolment = (await tx.trx(t.enrolment).where({ account: tx.account }).first('account')) as unknown;
+    const lockCleared = isLocked(tx.state, tx.now) || tx.state.failed_attempts > 0;
+
+    await removeFactor(tx.trx, t, tx.account);
+    await clearLockout(tx.trx, t, tx.account);
+    await revokeSessions(tx.trx, t, ctx.config.signOut, tx.account, tx.now);
+    let temporaryCode: RecoveryDone['temporaryCode'] = null;
+    if (ttl !== null) {
+      // removeFactor deleted every older challenge, so this code replaces any earlier temporary code.
+      const code = newTemporaryCode();
+      const expiresAt = tx.now + ttl;
+      await tx.trx(t.challenge).insert({ account: tx.account, purpose: 'temporary', code_hash: await tx.vault().hash(tx.trx, 'temporary', tx.account, code), created_at: tx.now, expires_at: expiresAt, used_at: null });
+      temporaryCode = { code, expiresAt: isoTime(expiresAt)!, bits: TEMPORARY_CODE_BITS };
+    }
+    const removed = { method: (look.snapshot.factor?.method ?? null) as 'totp' | 'sms' | null, recoveryCodes: Number(codesLeft.n), challenges: Number(challenges.n), enrolment: enrolment !== undefined };
+    await tx.audit({
+      action: 'recover',
+      outcome: 'ok',
+      ticket,
+      reason,
+      detail: {
+        method: removed.method,
+        phone: look.summary.phone,
+        recoveryCodesRemoved: removed.recoveryCodes,
+        lockCleared,
+        temporaryCode: temporaryCode !== null,
+        temporaryCodeExpiresAt: temporaryCode?.expiresAt ?? null,
+      },
+    });
+    return { removed, lockCleared, at: tx.now, temporaryCode };
+  });
+
+  const signOut = await runSignOutCommand(ctx.config.signOut, mailbox.email);
+  if (!signOut.ok) ctx.notices.push(`2FA was reset, but ${signOut.detail}: sign the user out by hand`);
+  const result: Omit<RecoveryDone, 'reply'> = {
+    outcome: 'recovered',
+    ...base,
+    removed: done.removed,
+    lockCleared: done.lockCleared,
+    sessionsRevokedAt: isoTime(done.at)!,
+    twoFactorRequired: done.temporaryCode !== null,
+    temporaryCode: done.temporaryCode,
+    signOut,
+  };
+  return { ...result, reply: recoveredReply(result) };
+}
+
+function methodWords(method: 'totp' | 'sms' | null, phone: string | null): string {
+  if (method === 'totp') return 'the authenticator app';
+  if (method === 'sms') return phone ? `text messages to ${phone}` : 'text messages to your old phone';
+  return 'your old second factor';
+}
+
+/** The reply for the customer: what was done, how to sign in, how to turn 2FA on again. */
+export function recoveredReply(r: Omit<RecoveryDone, 'reply'>): string {
+  const lines = [`Hello,`, ''];
+  const what = r.before.method ? `${methodWords(r.before.method, r.before.phone)} as the second step of signing in to ${r.email}` : `the pending two-factor authentication setup of ${r.email}`;
+  if (r.temporaryCode) {
+    lines.push(
+      `As requested in ticket ${r.ticket}, we have removed ${what}, and signed you out everywhere. Two-factor authentication is still required for your address.`,
+      '',
+      'To sign in, enter your email address and password as usual. When you are asked for a code, enter this temporary access code:',
+      '',
+      `    ${r.temporaryCode.code}`,
+      '',
+      `It works once and expires at ${r.temporaryCode.expiresAt.replace('T', ' ').replace('Z', ' UTC')}.`,
+      '',
+      `Right after signing in, set up your new phone: select ${TURN_ON_PATH}, choose the authenticator app or text messages, and follow the steps. If the code has expired or was used before you finished, write to us again.`,
+    );
+  } else {
+    lines.push(
+      `As requested in ticket ${r.ticket}, we have turned off two-factor authentication for ${r.email} (${methodWords(r.before.method, r.before.phone)}), and signed you out everywhere.`,
+      '',
+      'You can now sign in to the webmail with your email address and password alone.',
+      '',
+      `We recommend turning two-factor authentication on again with your new phone: sign in, select ${TURN_ON_PATH}, choose the authenticator app or text messages, and follow the steps.`,
+    );
+  }
+  if (!r.before.active) lines.push('', INACTIVE_NOTE);
+  lines.push('', 'Kind regards,', 'Customer service');
+  return lines.join('\n');
+}
+
+const INACTIVE_NOTE = 'Note: the mailbox itself is currently deactivated, so signing in will not work yet; we will contact you about that.';
+
+function nothingToRecoverReply(s: RecoverySummary, ticket: string): string | null {
+  if (s.postfixadminTotp) return null;
+  const lines = [
+    'Hello,',
+    '',
+    `About ticket ${ticket}: two-factor authentication is not turned on for ${s.email}, so no code from a phone is needed to sign in. You can sign in to the webmail with your email address and password alone.`,
+  ];
+  if (!s.active) lines.push('', INACTIVE_NOTE);
+  lines.push('', `To protect your account, you can turn two-factor authentication on: sign in, select ${TURN_ON_PATH}, and follow the steps.`, '', 'Kind regards,', 'Customer service');
+  return lines.join('\n');
+}

@@ -1,0 +1,71 @@
+/** What `recover` shows the agent: the account's 2FA summary before confirming, then the result and the reply. */
+import type { RecoveryDone, NothingToRecover, RecoverySummary } from '../core/recover.js';
+import { escapeControl } from '../core/text.js';
+
+const label = (name: string, value: string) => `  ${name.padEnd(20)}${value}`;
+
+function twoFactorLine(s: RecoverySummary): string {
+  if (s.method === 'totp') return 'on: authenticator app';
+  if (s.method === 'sms') return `on: text messages to ${s.phone ?? '(phone not recorded)'}`;
+  if (s.temporaryCode) return `required, no factor: temporary access code ${s.temporaryCode.state} (expires ${s.temporaryCode.expiresAt})`;
+  if (s.postfixadminTotp) return "on in PostfixAdmin's own totp_secret column (not managed by recover)";
+  return 'off';
+}
+
+/** The summary the agent confirms (no secrets: masked phone, counts only). */
+export function summaryText(s: RecoverySummary, plan: { ticket: string; reason: string | null; actor: string; temporaryCodeTtlMs: number | null }): string {
+  const lines = [
+    `2FA summary of ${s.email}`,
+    label('mailbox', s.active ? 'active' : 'INACTIVE (its active flag is off)'),
+    label('2FA', twoFactorLine(s)),
+  ];
+  if (s.method) {
+    lines.push(label('enrolled', s.enrolledAt ?? '-'), label('last used', s.lastUsedAt ?? 'never'), label('recovery codes left', String(s.recoveryCodesLeft ?? 0)));
+  }
+  lines.push(label('lock', s.lockedUntil ? `LOCKED until ${s.lockedUntil} (${s.failedAttempts} wrong attempts)` : s.failedAttempts ? `not locked (${s.failedAttempts} wrong attempts in a row)` : 'not locked'));
+  if (s.alternateEmail) lines.push(label('alternate address', s.alternateEmail));
+  lines.push(label('ticket', plan.ticket), label('reason', plan.reason ?? '-'), label('acting as', plan.actor));
+  const steps: string[] = [];
+  if (s.method) steps.push(`remove the ${s.method === 'totp' ? 'authenticator app' : 'SMS phone'} and its recovery codes`);
+  steps.push('delete pending codes and enrolments');
+  if (s.lockedUntil || s.failedAttempts) steps.push('clear the lock');
+  steps.push('sign the user out everywhere');
+  if (plan.temporaryCodeTtlMs !== null) steps.push(`issue a temporary access code valid for ${humanDuration(plan.temporaryCodeTtlMs)} (2FA stays required)`);
+  else steps.push('leave 2FA OFF (the user signs in with the password alone)');
+  lines.push('', `This will: ${steps.join('; ')}.`);
+  return `${lines.map(escapeControl).join('\n')}\n`;
+}
+
+export function humanDuration(ms: number): string {
+  const units: Array<[number, string]> = [[86_400_000, 'day'], [3_600_000, 'hour'], [60_000, 'minute']];
+  for (const [size, name] of units) if (ms % size === 0) return `${ms / size} ${name}${ms / size === 1 ? '' : 's'}`;
+  return `${Math.round(ms / 1000)} seconds`;
+}
+
+/** Indents the reply between rulers so the agent sees exactly what to paste. Escaped: it quotes stored values. */
+function replyBlock(reply: string): string {
+  const rule = '-'.repeat(72);
+  return `Reply for the customer (copy between the lines):\n${rule}\n${reply.split('\n').map(escapeControl).join('\n')}\n${rule}\n`;
+}
+
+export function recoveredText(r: RecoveryDone): string {
+  const did = [
+    r.removed.method ? `${r.removed.method === 'totp' ? 'authenticator app' : 'SMS phone'} removed` : null,
+    r.removed.method ? `${r.removed.recoveryCodes} recovery code${r.removed.recoveryCodes === 1 ? '' : 's'} deleted` : null,
+    r.removed.challenges ? `${r.removed.challenges} pending code${r.removed.challenges === 1 ? '' : 's'} deleted` : null,
+    r.removed.enrolment ? 'pending enrolment deleted' : null,
+    r.lockCleared ? 'lock cleared' : null,
+    `sessions revoked at ${r.sessionsRevokedAt}`,
+  ].filter((x): x is string => x !== null);
+  const head = r.temporaryCode
+    ? `Recovered ${r.email} (ticket ${r.ticket}): ${did.join(', ')}. 2FA stays required: a temporary access code was issued, valid until ${r.temporaryCode.expiresAt}; it appears only in the reply below and is never shown again.`
+    : `Recovered ${r.email} (ticket ${r.ticket}): ${did.join(', ')}. 2FA is now off for this address.`;
+  return `${escapeControl(head)}\n\n${replyBlock(r.reply)}`;
+}
+
+export function nothingText(r: NothingToRecover): string {
+  const head = r.before.postfixadminTotp
+    ? `Nothing to recover in mail2fa for ${r.email}: its 2FA is PostfixAdmin's own (the totp_secret column), which recover does not reset. The lookup was recorded in the audit log (ticket ${r.ticket}).`
+    : `Nothing to recover: 2FA is not on for ${r.email}. The lookup was recorded in the audit log (ticket ${r.ticket}).`;
+  return `${escapeControl(head)}\n${r.reply ? `\n${replyBlock(r.reply)}` : ''}`;
+}

@@ -1,0 +1,115 @@
+/**
+ * Key rotation at scale (issue 7, "done when"): 100,000 stored secrets re-encrypted in one transaction and
+ * verified by `keys check`; one corrupt row among them rolls everything back, byte-identical. Seeded with
+ * multi-row inserts of sealed values (as enrolment would store them), not one CLI call per account.
+ */
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Context } from '../../src/context.js';
+import { seal } from '../../src/crypto/box.js';
+import { Mail2faError } from '../../src/core/errors.js';
+import { checkKeys, generateKeyFile, loadNewKey, rotateKeys } from '../../src/core/keys.js';
+import { Vault } from '../../src/core/vault.js';
+import { generateTotpSecret } from '../../src/totp/totp.js';
+import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
+import { dbSnapshot } from '../helpers/db-snapshot.js';
+import { testContext } from '../helpers/context.js';
+
+const ROWS = 100_000;
+const CORRUPT_AT = 73_421;
+const account = (i: number) => `u${String(i).padStart(6, '0')}@scale.example`;
+
+describeEachDb('keys rotate at 100,000 rows', (kind) => {
+  let tdb: TestDb;
+  let ctx: Context;
+  beforeAll(async () => {
+    tdb = await createTestDb(kind);
+    ctx = await testContext(tdb);
+    const db = await ctx.db();
+    const key = ctx.masterKey();
+    const t = ctx.tables;
+    const started = Date.now();
+    await new Vault(key, t, ctx.now).codeHashKey(db.knex);
+    const batchSize = kind === 'sqlite' ? 400 : 2000;
+    let batch: Record<string, unknown>[] = [];
+    for (let i = 0; i < ROWS; i++) {
+      const a = account(i);
+      const sms = i % 2 === 1;
+      batch.push({
+        account: a,
+        method: sms ? 'sms' : 'totp',
+        secret_ct: sms ? null : seal(key, { table: t.factor, column: 'secret_ct', account: a }, generateTotpSecret()),
+        phone_ct: sms ? seal(key, { table: t.factor, column: 'phone_ct', account: a }, `+452012${String(i).padStart(4, '0').slice(-4)}`) : null,
+        phone_masked: sms ? '+45 ****3456' : null,
+        key_id: key.id,
+        enrolled_at: 1_700_000_000_000,
+        last_used_at: null,
+        last_totp_step: null,
+        version: 0,
+      });
+      if (batch.length === batchSize) {
+        await db.knex(t.factor).insert(batch);
+        batch = [];
+      }
+    }
+    if (batch.length) await db.knex(t.factor).insert(batch);
+    console.log(`[${kind}] seeded ${ROWS} sealed factors in ${Date.now() - started} ms`);
+  }, 600_000);
+  afterAll(async () => {
+    await ctx?.close();
+    await tdb?.drop();
+  });
+
+  it('one corrupt row in 100,000 rolls the whole rotation back, byte-identical', async () => {
+    const db = await ctx.db();
+    const t = ctx.tables;
+    const victim = account(CORRUPT_AT);
+    const donor = (await db.knex(t.factor).where({ account: account(CORRUPT_AT - 1) }).first()) as { secret_ct: string; phone_ct: string };
+    const original = (await db.knex(t.factor).where({ account: victim }).first()) as { secret_ct: string | null; phone_ct: string | null };
+    // A ciphertext copied from another account (its AAD names that account): an integrity failure.
+    await db.knex(t.factor).where({ account: victim }).update({ secret_ct: donor.secret_ct ?? donor.phone_ct, phone_ct: null });
+    try {
+      const before = await dbSnapshot(ctx);
+      const file = join(tdb.dir, 'never-used.key');
+      generateKeyFile(file);
+      const started = Date.now();
+      const err = await rotateKeys(ctx, loadNewKey(file)).catch((e: unknown) => e);
+      console.log(`[${kind}] failed rotation (corrupt row ${CORRUPT_AT}) rolled back after ${Date.now() - started} ms`);
+      expect((err as Mail2faError).code).toBe('rotate_failed');
+      expect((err as Mail2faError).message).toContain(`mail2fa_factor.secret_ct of ${victim}`);
+      expect((err as Mail2faError).message).toContain('1 stored value cannot');
+      expect(await dbSnapshot(ctx)).toEqual(before);
+    } finally {
+      await db.knex(t.factor).where({ account: victim }).update(original);
+    }
+  }, 600_000);
+
+  it(`re-encrypts ${ROWS} stored secrets in one transaction, verified by keys check`, async () => {
+    const file = join(tdb.dir, 'new.key');
+    const { keyId } = generateKeyFile(file);
+    let started = Date.now();
+    const report = await rotateKeys(ctx, loadNewKey(file));
+    const rotateMs = Date.now() - started;
+    expect(report).toMatchObject({ toKeyId: keyId, reencrypted: ROWS + 1, rows: ROWS + 1, alreadyNew: 0 });
+
+    const next = await testContext(tdb, { env: { MAIL2FA_KEY: readFileSync(file, 'utf8').trim() } });
+    try {
+      started = Date.now();
+      const check = await checkKeys(next);
+      const checkMs = Date.now() - started;
+      console.log(`[${kind}] rotated ${ROWS + 1} sealed values in ${rotateMs} ms; keys check of them in ${checkMs} ms`);
+      expect(check).toMatchObject({ ok: true, decrypted: ROWS + 1, failed: 0 });
+      const db = await next.db();
+      const ids = (await db.knex(next.tables.factor).distinct('key_id')) as { key_id: string }[];
+      expect(ids).toEqual([{ key_id: keyId }]);
+    } finally {
+      await next.close();
+    }
+    // The old key reads none of them any more.
+    const stale = await checkKeys(ctx);
+    expect(stale.failed).toBe(ROWS + 1);
+    expect(stale.failures).toHaveLength(50);
+    expect(stale.failuresTruncated).toBe(true);
+  }, 600_000);
+});

@@ -1,0 +1,68 @@
+/** Shared set-up for the recover/audit tests: enabled accounts (stored as enrolment stores them) and DB snapshots. */
+import type { Context } from '../../src/context.js';
+import { storeFactor } from '../../src/core/factors.js';
+import { accountTransaction } from '../../src/core/guard.js';
+import type { RecoverInput, RecoveryResult } from '../../src/core/recover.js';
+import { recoverAccount } from '../../src/core/recover.js';
+import { parsePhone } from '../../src/sms/phone.js';
+import { generateTotpSecret } from '../../src/totp/totp.js';
+
+export const PHONE = '011-45-20123456';
+
+/** Turns on app 2FA for `email`; returns the TOTP secret. */
+export async function enableTotp(ctx: Context, email: string): Promise<{ secret: string; recoveryCodes: string[] }> {
+  const secret = generateTotpSecret();
+  const recoveryCodes = await accountTransaction(ctx, email, (tx) => storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account: email, method: 'totp', totpSecret: secret }));
+  return { secret, recoveryCodes };
+}
+
+export async function enableSms(ctx: Context, email: string, phone = PHONE): Promise<{ e164: string; masked: string; recoveryCodes: string[] }> {
+  const p = parsePhone(phone);
+  const recoveryCodes = await accountTransaction(ctx, email, (tx) => storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account: email, method: 'sms', phoneE164: p.e164, phoneMasked: p.masked }));
+  return { e164: p.e164, masked: p.masked, recoveryCodes };
+}
+
+export async function lockAccount(ctx: Context, email: string, until: number, failed = 5): Promise<void> {
+  const db = await ctx.db();
+  await db.knex(ctx.tables.accountState).where({ account: email }).update({ failed_attempts: failed, locked_until: until });
+}
+
+/** Every row of mail2fa's tables and the mailbox table, sorted: equal snapshots = nothing changed. */
+export async function snapshot(ctx: Context): Promise<Record<string, string[]>> {
+  const db = await ctx.db();
+  const t = ctx.tables;
+  const out: Record<string, string[]> = {};
+  for (const table of [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.smsSend, t.accountState, t.audit, t.codeKey, ctx.mapping.table]) {
+    const rows = (await db.knex(table).select('*')) as Record<string, unknown>[];
+    out[table] = rows.map((r) => JSON.stringify(Object.fromEntries(Object.entries(r).sort(([a], [b]) => a.localeCompare(b))))).sort();
+  }
+  return out;
+}
+
+/** The full text of the snapshot, for "this secret appears nowhere" checks. */
+export async function dumpText(ctx: Context): Promise<string> {
+  return JSON.stringify(await snapshot(ctx));
+}
+
+export interface AuditDbRow {
+  id: number;
+  at: number;
+  actor: string;
+  action: string;
+  account: string | null;
+  ticket: string | null;
+  reason: string | null;
+  outcome: string;
+  detail: string | null;
+}
+
+export async function auditRows(ctx: Context, where: Partial<Pick<AuditDbRow, 'account' | 'action' | 'outcome' | 'ticket'>> = {}): Promise<AuditDbRow[]> {
+  const db = await ctx.db();
+  const rows = (await db.knex(ctx.tables.audit).where(where).orderBy('id')) as AuditDbRow[];
+  return rows.map((r) => ({ ...r, id: Number(r.id), at: Number(r.at) }));
+}
+
+/** recover with an auto-confirm (as --yes does). */
+export function recoverYes(ctx: Context, input: RecoverInput): Promise<RecoveryResult> {
+  return recoverAccount(ctx, input, async () => {});
+}

@@ -1,0 +1,257 @@
+/**
+ * `status` gives the same rows on SQLite and MariaDB for the same seeded data: in mail2fa's reference table
+ * and in a PostfixAdmin `mailbox` table created with PostfixAdmin's real DDL (latin1_general_ci: case-insensitive
+ * and PAD SPACE), where exact matching must still hold. Expectations are literal, so both databases are held
+ * to one and the same answer.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Context } from '../../src/context.js';
+import { statusBatches, type StatusRow, type StatusSelection } from '../../src/core/status.js';
+import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
+import { addMailbox, testClock, testContext } from '../helpers/context.js';
+import { createPostfixAdminMailbox, insertPostfixAdminMailbox, postfixAdminConfig, seedFactors, snapshot } from '../helpers/status-seed.js';
+
+const clock = testClock(Date.UTC(2026, 0, 15, 9, 30, 0));
+const NOW = '2026-01-15T09:30:00Z';
+const LOCKED_UNTIL = '2026-01-15T09:45:00Z';
+const LAST_USED = Date.UTC(2026, 0, 14, 8, 0, 0);
+
+async function collect(ctx: Context, selection: StatusSelection): Promise<StatusRow[]> {
+  const db = await ctx.db();
+  const rows: StatusRow[] = [];
+  for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now }, selection)) rows.push(...batch);
+  return rows;
+}
+
+const byEmail = (a: StatusRow, b: StatusRow) => (a.email < b.email ? -1 : a.email > b.email ? 1 : 0);
+
+const base = { state: 'ok' as const, active: true, phone: null, enrolledAt: null, lastUsedAt: null, recoveryCodesLeft: null, lockedUntil: null, temporaryCode: null };
+const off = (email: string, active = true): StatusRow => ({ ...base, email, active, enabled: false, method: null, source: null });
+const totp = (email: string, extra: Partial<StatusRow> = {}): StatusRow => ({ ...base, email, enabled: true, method: 'totp', source: 'mail2fa', enrolledAt: NOW, recoveryCodesLeft: 10, ...extra });
+const sms = (email: string): StatusRow => ({ ...base, email, enabled: true, method: 'sms', source: 'mail2fa', phone: '+45 ****3456', enrolledAt: NOW, recoveryCodesLeft: 10 });
+const unknown = (email: string): StatusRow => ({ email, state: 'unknown', active: null, enabled: null, method: null, source: null, phone: null, enrolledAt: null, lastUsedAt: null, recoveryCodesLeft: null, lockedUntil: null, temporaryCode: null });
+
+/** The factors of both suites: also orphans for "user@…" and "trail@…" that no mailbox row may borrow. */
+const FACTORS = [
+  { account: 'bob@example.com', method: 'totp' as const, lastUsedAt: LAST_USED },
+  { account: 'carol@example.com', method: 'sms' as const },
+  { account: 'dave@example.org', method: 'totp' as const, locked: true, usedCodes: 3 },
+  { account: 'User@example.com', method: 'totp' as const },
+  { account: 'user@example.com', method: 'sms' as const },
+  { account: 'jürgen@example.com', method: 'totp' as const },
+  { account: 'trail@example.com', method: 'totp' as const },
+];
+
+const LOOKUPS = [
+  'carol@example.com',
+  'nobody@example.com',
+  'User@example.com',
+  'USER@example.com',
+  'a_c@example.com', // LIKE would match abc@example.com
+  'ab%@example.com',
+  '%@example.com',
+  "o'hara@example.com",
+  "x'OR'1'='1@example.com",
+  'trail@example.com', // the DB holds "trail@example.com " (trailing space)
+  'δ@example.com', // not representable in latin1
+  'jürgen@example.com',
+  'bob@EXAMPLE.com', // canonical: the domain is lower-cased
+  'carol@example.com', // duplicates keep their place
+];
+
+describeEachDb('status parity, preset mail2fa', (kind) => {
+  let tdb: TestDb;
+  let ctx: Context;
+  beforeAll(async () => {
+    tdb = await createTestDb(kind);
+    ctx = await testContext(tdb, { clock });
+    for (const e of ['alice@example.com', 'bob@example.com', 'carol@example.com', 'dave@example.org', 'User@example.com', 'user@example.com', 'jürgen@example.com', 'abc@example.com', 'trail@example.com ', 'δ@example.com']) {
+      await addMailbox(ctx, e, 'pw', { scheme: 'PLAIN' });
+    }
+    await addMailbox(ctx, 'erin@example.org', 'pw', { scheme: 'PLAIN', active: false });
+    await seedFactors(ctx, clock.now, FACTORS);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await tdb?.drop();
+  });
+
+  it('--all: every mailbox row, each with its own factor only', async () => {
+    const rows = (await collect(ctx, { kind: 'all' })).sort(byEmail);
+    expect(rows).toEqual(
+      [
+        off('alice@example.com'),
+        totp('bob@example.com', { lastUsedAt: '2026-01-14T08:00:00Z' }),
+        sms('carol@example.com'),
+        totp('dave@example.org', { recoveryCodesLeft: 7, lockedUntil: LOCKED_UNTIL }),
+        off('erin@example.org', false),
+        totp('User@example.com'),
+        sms('user@example.com'),
+        totp('jürgen@example.com'),
+        off('abc@example.com'),
+        off('trail@example.com '), // PAD SPACE must not lend it the factor of "trail@example.com"
+        off('δ@example.com'),
+      ].sort(byEmail),
+    );
+  });
+
+  it('a list: exact matches only, unknown per row, input order and duplicates kept', async () => {
+    const rows = await collect(ctx, { kind: 'emails', emails: LOOKUPS });
+    expect(rows).toEqual([
+      sms('carol@example.com'),
+      unknown('nobody@example.com'),
+      totp('User@example.com'),
+      unknown('USER@example.com'),
+      unknown('a_c@example.com'),
+      unknown('ab%@example.com'),
+      unknown('%@example.com'),
+      unknown("o'hara@example.com"),
+      unknown("x'OR'1'='1@example.com"),
+      unknown('trail@example.com'),
+      off('δ@example.com'),
+      totp('jürgen@example.com'),
+      totp('bob@example.com', { lastUsedAt: '2026-01-14T08:00:00Z' }),
+      sms('carol@example.com'),
+    ]);
+  });
+
+  it('--domain: exact domain, streamed', async () => {
+    const rows = (await collect(ctx, { kind: 'domain', domain: 'example.org' })).sort(byEmail);
+    expect(rows).toEqual([totp('dave@example.org', { recoveryCodesLeft: 7, lockedUntil: LOCKED_UNTIL }), off('erin@example.org', false)]);
+  });
+
+  it('a lock that has expired is not shown', async () => {
+    const later = { ...ctx, now: () => clock.now + 16 * 60_000 };
+    const db = await ctx.db();
+    const rows: StatusRow[] = [];
+    for await (const b of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: later.now }, { kind: 'emails', emails: ['dave@example.org'] })) rows.push(...b);
+    expect(rows[0]!.lockedUntil).toBeNull();
+  });
+});
+
+describeEachDb('status parity, PostfixAdmin mailbox table (real DDL)', (kind) => {
+  let tdb: TestDb;
+  let ctx: Context;
+  beforeAll(async () => {
+    tdb = await createTestDb(kind);
+    ctx = await testContext(tdb, { clock, configPath: postfixAdminConfig(tdb.dir) });
+    const knex = (await ctx.db()).knex;
+    await createPostfixAdminMailbox(knex, kind, 'mailbox');
+    for (const e of ['alice@example.com', 'bob@example.com', 'carol@example.com', 'dave@example.org', 'User@example.com', 'jürgen@example.com', 'abc@example.com', 'trail@example.com ']) {
+      await insertPostfixAdminMailbox(knex, 'mailbox', e);
+    }
+    await insertPostfixAdminMailbox(knex, 'mailbox', 'erin@example.org', { active: false });
+    await insertPostfixAdminMailbox(knex, 'mailbox', 'frank@example.net', { totp: 'JBSWY3DPEHPK3PXP' }); // PostfixAdmin's own TOTP
+    await insertPostfixAdminMailbox(knex, 'mailbox', 'gina@example.net', { totp: '' }); // empty = off
+    await seedFactors(ctx, clock.now, FACTORS);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await tdb?.drop();
+  });
+
+  it('the collation is case-insensitive: "user@…" cannot be added beside "User@…"', async () => {
+    const knex = (await ctx.db()).knex;
+    await expect(insertPostfixAdminMailbox(knex, 'mailbox', 'user@example.com')).rejects.toThrow(/Duplicate entry|UNIQUE constraint/);
+    if (kind === 'mariadb') {
+      // …and PAD SPACE: the row with a trailing space equals the one without.
+      const [rows] = (await knex.raw("SELECT username FROM mailbox WHERE username = 'trail@example.com'")) as [{ username: string }[]];
+      expect(rows.map((r) => r.username)).toEqual(['trail@example.com ']);
+    }
+  });
+
+  it('--all: every row, factors joined exactly, PostfixAdmin totp_secret shown as its own source', async () => {
+    const rows = (await collect(ctx, { kind: 'all' })).sort(byEmail);
+    expect(rows).toEqual(
+      [
+        off('alice@example.com'),
+        totp('bob@example.com', { lastUsedAt: '2026-01-14T08:00:00Z' }),
+        sms('carol@example.com'),
+        totp('dave@example.org', { recoveryCodesLeft: 7, lockedUntil: LOCKED_UNTIL }),
+        off('erin@example.org', false),
+        { ...off('frank@example.net'), enabled: true, method: 'totp', source: 'postfixadmin' },
+        off('gina@example.net'),
+        totp('User@example.com'),
+        totp('jürgen@example.com'),
+        off('abc@example.com'),
+        off('trail@example.com '),
+      ].sort(byEmail),
+    );
+  });
+
+  it('a list: exact matching holds on the case-insensitive PAD SPACE collation; no collation error', async () => {
+    const rows = await collect(ctx, { kind: 'emails', emails: [...LOOKUPS, 'user@example.com', 'frank@example.net'] });
+    expect(rows).toEqual([
+      sms('carol@example.com'),
+      unknown('nobody@example.com'),
+      totp('User@example.com'),
+      unknown('USER@example.com'),
+      unknown('a_c@example.com'),
+      unknown('ab%@example.com'),
+      unknown('%@example.com'),
+      unknown("o'hara@example.com"),
+      unknown("x'OR'1'='1@example.com"),
+      unknown('trail@example.com'),
+      unknown('δ@example.com'),
+      totp('jürgen@example.com'),
+      totp('bob@example.com', { lastUsedAt: '2026-01-14T08:00:00Z' }),
+      sms('carol@example.com'),
+      unknown('user@example.com'), // the collation finds "User@example.com": not a match
+      { ...off('frank@example.net'), enabled: true, method: 'totp', source: 'postfixadmin' },
+    ]);
+  });
+
+  it('--domain on the case-insensitive domain column keeps only the exact domain', async () => {
+    const knex = (await ctx.db()).knex;
+    await insertPostfixAdminMailbox(knex, 'mailbox', 'hank@Example.NET', { domain: 'Example.NET' });
+    try {
+      const rows = (await collect(ctx, { kind: 'domain', domain: 'EXAMPLE.net' })).sort(byEmail);
+      expect(rows.map((r) => r.email)).toEqual(['frank@example.net', 'gina@example.net']);
+    } finally {
+      await knex('mailbox').where({ username: 'hank@Example.NET' }).delete();
+    }
+  });
+
+  it('reading changes nothing', async () => {
+    const knex = (await ctx.db()).knex;
+    const before = await snapshot(knex, kind);
+    await collect(ctx, { kind: 'all' });
+    await collect(ctx, { kind: 'emails', emails: LOOKUPS });
+    expect(await snapshot(knex, kind)).toEqual(before);
+  });
+});
+
+describeEachDb('status parity, PostfixAdmin-shaped table without a unique key, with a table prefix', (kind) => {
+  let tdb: TestDb;
+  let ctx: Context;
+  beforeAll(async () => {
+    tdb = await createTestDb(kind);
+    ctx = await testContext(tdb, { clock, configPath: postfixAdminConfig(tdb.dir, 'pfa_') });
+    const knex = (await ctx.db()).knex;
+    await createPostfixAdminMailbox(knex, kind, 'pfa_mailbox', false);
+    for (const e of ['User@example.com', 'user@example.com', 'trail@example.com', 'trail@example.com ', 'twin@example.com', 'twin@example.com']) {
+      await insertPostfixAdminMailbox(knex, 'pfa_mailbox', e);
+    }
+    await seedFactors(ctx, clock.now, FACTORS);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await tdb?.drop();
+  });
+
+  it('both "User@" and "user@" exist: a lookup of one never returns the other', async () => {
+    expect(await collect(ctx, { kind: 'emails', emails: ['user@example.com'] })).toEqual([sms('user@example.com')]);
+    expect(await collect(ctx, { kind: 'emails', emails: ['User@example.com'] })).toEqual([totp('User@example.com')]);
+    expect(await collect(ctx, { kind: 'emails', emails: ['trail@example.com'] })).toEqual([totp('trail@example.com')]);
+  });
+
+  it('two rows with one address are reported as ambiguous, not guessed', async () => {
+    const rows = await collect(ctx, { kind: 'emails', emails: ['twin@example.com'] });
+    expect(rows).toEqual([{ ...unknown('twin@example.com'), state: 'ambiguous', problem: '2 mailbox rows have this address' }]);
+  });
+
+  it('--all lists each row with its own factor', async () => {
+    const rows = (await collect(ctx, { kind: 'all' })).sort(byEmail);
+    expect(rows).toEqual([totp('User@example.com'), totp('trail@example.com'), off('trail@example.com '), off('twin@example.com'), off('twin@example.com'), sms('user@example.com')].sort(byEmail));
+  });
+});

@@ -1,0 +1,116 @@
+/**
+ * Accounts in a given 2FA state, stored exactly as the real flows store them (storeFactor inside the account's
+ * transaction, sendSmsChallenge through the configured outbox transport), plus readers for the rows tests assert on.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Context } from '../../src/context.js';
+import { newTemporaryCode } from '../../src/crypto/codes.js';
+import { readFactor, removeFactor, storeFactor } from '../../src/core/factors.js';
+import { accountTransaction } from '../../src/core/guard.js';
+import { sendSmsChallenge } from '../../src/core/sms-codes.js';
+import { parsePhone } from '../../src/sms/phone.js';
+import { generateTotpSecret, totpCode } from '../../src/totp/totp.js';
+import { addMailbox } from './context.js';
+
+export const PASSWORD = 'correct horse';
+
+export interface Enrolled {
+  email: string;
+  secret?: string;
+  recoveryCodes: string[];
+}
+
+export async function enrolTotp(ctx: Context, email: string, o: { mailbox?: boolean; active?: boolean } = {}): Promise<Enrolled & { secret: string }> {
+  if (o.mailbox !== false) await addMailbox(ctx, email, PASSWORD, { active: o.active });
+  const secret = generateTotpSecret();
+  const recoveryCodes = await accountTransaction(ctx, email, (tx) => storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account: email, method: 'totp', totpSecret: secret }));
+  return { email, secret, recoveryCodes };
+}
+
+export async function enrolSms(ctx: Context, email: string, phone = '011-45-20123456'): Promise<Enrolled> {
+  await addMailbox(ctx, email, PASSWORD);
+  const p = parsePhone(phone);
+  const recoveryCodes = await accountTransaction(ctx, email, (tx) => storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account: email, method: 'sms', phoneE164: p.e164, phoneMasked: p.masked }));
+  return { email, recoveryCodes };
+}
+
+/** The SMS code in the newest message of the outbox (the embedded default transport) at `file`. */
+export function lastOutboxCode(file: string): string {
+  const lines = readFileSync(file, 'utf8').trim().split('\n');
+  const text = (JSON.parse(lines[lines.length - 1]!) as { text: string }).text;
+  const m = /code is (\d{6})\./.exec(text);
+  if (!m) throw new Error(`no code in ${text}`);
+  return m[1]!;
+}
+
+export function outboxFile(ctx: Context): string {
+  return join(ctx.config.dataDir, 'sms-outbox.ndjson');
+}
+
+/** A sign-in SMS code, sent as `send-code` sends it; returns the code read back from the outbox. */
+export async function sendSignInCode(ctx: Context, email: string): Promise<string> {
+  await accountTransaction(ctx, email, async (tx) => {
+    const factor = await readFactor(tx.trx, ctx.tables, email);
+    const e164 = tx.vault().open(ctx.tables.factor, 'phone_ct', email, factor!.phone_ct!);
+    return sendSmsChallenge(tx, { e164, masked: factor!.phone_masked! }, 'sms-send');
+  });
+  return lastOutboxCode(outboxFile(ctx));
+}
+
+/**
+ * What `recover --temporary-code` leaves behind: the lost factor removed, one temporary access code (hashed) that
+ * expires after `ttlMs`. Returns the code.
+ */
+export async function issueTemporaryCode(ctx: Context, email: string, ttlMs = 24 * 3600_000): Promise<string> {
+  const code = newTemporaryCode();
+  await accountTransaction(ctx, email, async (tx) => {
+    await removeFactor(tx.trx, ctx.tables, email);
+    await tx.trx(ctx.tables.challenge).insert({ account: email, purpose: 'temporary', code_hash: await tx.vault().hash(tx.trx, 'temporary', email, code), created_at: tx.now, expires_at: tx.now + ttlMs, used_at: null });
+  });
+  return code;
+}
+
+/** A code for `secret` at `now` that is NOT valid in the ±1 step window (a wrong code). */
+export function wrongTotp(secret: string, now: number): string {
+  const valid = new Set([-1, 0, 1].map((d) => totpCode(secret, now + d * 30_000)));
+  for (let n = 0; ; n++) {
+    const c = String((Number(totpCode(secret, now)) + 1 + n) % 1_000_000).padStart(6, '0');
+    if (!valid.has(c)) return c;
+  }
+}
+
+export async function accountState(ctx: Context, email: string): Promise<{ failed: number; lockedUntil: number | null; sessionsRevokedAt: number | null }> {
+  const db = await ctx.db();
+  const row = (await db.knex(ctx.tables.accountState).where({ account: email }).first()) as Record<string, unknown> | undefined;
+  const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  return { failed: Number(row?.failed_attempts ?? 0), lockedUntil: n(row?.locked_until), sessionsRevokedAt: n(row?.sessions_revoked_at) };
+}
+
+export interface AuditRow {
+  action: string;
+  outcome: string;
+  reason: string | null;
+  detail: string | null;
+  actor: string;
+}
+
+export async function auditRows(ctx: Context, email: string): Promise<AuditRow[]> {
+  const db = await ctx.db();
+  return (await db.knex(ctx.tables.audit).where({ account: email }).orderBy('id').select('action', 'outcome', 'reason', 'detail', 'actor')) as AuditRow[];
+}
+
+/** Rows the account has in each 2FA table. */
+export async function twoFactorRows(ctx: Context, email: string): Promise<{ factor: number; recoveryCodes: number; enrolments: number; challenges: number }> {
+  const db = await ctx.db();
+  const count = async (table: string) => Number(((await db.knex(table).where({ account: email }).count({ n: '*' }).first()) as { n: number | string }).n);
+  const t = ctx.tables;
+  return { factor: await count(t.factor), recoveryCodes: await count(t.recoveryCode), enrolments: await count(t.enrolment), challenges: await count(t.challenge) };
+}
+
+/** A pending enrolment row, as `enable`'s two-step form leaves one behind between start and confirm. */
+export async function addPendingEnrolment(ctx: Context, email: string): Promise<void> {
+  await accountTransaction(ctx, email, async (tx) => {
+    await tx.trx(ctx.tables.enrolment).insert({ account: email, id: `e${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`, method: 'totp', secret_ct: tx.vault().seal(ctx.tables.enrolment, 'secret_ct', email, generateTotpSecret()), phone_ct: null, phone_masked: null, key_id: tx.vault().key.id, created_at: tx.now, expires_at: tx.now + 600_000 });
+  });
+}
