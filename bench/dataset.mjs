@@ -117,7 +117,7 @@ export function* rows(ds, table, sealed) {
     for (let i = 0; i < n; i++) {
       const kind = ds.stateKind[i];
       if (!kind) continue;
-      if (kind === 2) yield [emails[i], 5, now + 60_000 + (i % 840) * 1000, ds.method[i] ? ds.enrolledAt[i] : null];
+      if (kind === 2) yield [emails[i], 5, now + 3_600_000 + (i % 840) * 1000, ds.method[i] ? ds.enrolledAt[i] : null];
       else yield [emails[i], 0, null, ds.method[i] ? ds.enrolledAt[i] : null];
     }
   }

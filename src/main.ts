@@ -23,7 +23,7 @@ export function errorDocument(err: Mail2faError): unknown {
 
 export async function run(argv: string[]): Promise<void> {
   const json = wantsJson(argv);
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   let usageMessage = '';
   const configure = (cmd: typeof program) => {
     cmd.exitOverride();

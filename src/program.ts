@@ -2,40 +2,34 @@
 import { Command, Option } from 'commander';
 import { EXIT_CODE_TABLE } from './core/errors.js';
 import { VERSION } from './version.js';
-import { statusCommand } from './commands/status.js';
-import { migrateCommand } from './commands/migrate.js';
-import { demoCommand } from './commands/demo.js';
-import { doctorCommand } from './commands/doctor.js';
-import { enableCommand } from './commands/enable.js';
-import { disableCommand } from './commands/disable.js';
-import { verifyCommand } from './commands/verify.js';
-import { sendCodeCommand } from './commands/send-code.js';
-import { codesCommand } from './commands/codes.js';
-import { recoverCommand } from './commands/recover.js';
-import { auditCommand } from './commands/audit.js';
-import { keysCommand } from './commands/keys.js';
-import { migrateFromCommand } from './commands/migrate-from.js';
 
-/** Every command, in the order `--help` lists them. */
-const COMMANDS: Array<() => Command> = [
-  enableCommand,
-  disableCommand,
-  statusCommand,
-  recoverCommand,
-  verifyCommand,
-  sendCodeCommand,
-  codesCommand,
-  auditCommand,
-  keysCommand,
-  doctorCommand,
-  migrateCommand,
-  migrateFromCommand,
-  demoCommand,
+/**
+ * Every command, in the order `--help` lists them. Command modules are imported on demand: each pulls in its
+ * own core and libraries (otplib, prompts, password hashing…), which a run of another command must not pay for.
+ */
+const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<() => Command>]> = [
+  ['enable', async () => (await import('./commands/enable.js')).enableCommand],
+  ['disable', async () => (await import('./commands/disable.js')).disableCommand],
+  ['status', async () => (await import('./commands/status.js')).statusCommand],
+  ['recover', async () => (await import('./commands/recover.js')).recoverCommand],
+  ['verify', async () => (await import('./commands/verify.js')).verifyCommand],
+  ['send-code', async () => (await import('./commands/send-code.js')).sendCodeCommand],
+  ['codes', async () => (await import('./commands/codes.js')).codesCommand],
+  ['audit', async () => (await import('./commands/audit.js')).auditCommand],
+  ['keys', async () => (await import('./commands/keys.js')).keysCommand],
+  ['doctor', async () => (await import('./commands/doctor.js')).doctorCommand],
+  ['migrate', async () => (await import('./commands/migrate.js')).migrateCommand],
+  ['migrate-from', async () => (await import('./commands/migrate-from.js')).migrateFromCommand],
+  ['demo', async () => (await import('./commands/demo.js')).demoCommand],
 ];
 
 export const EXIT_CODES_HELP = `\nExit codes:\n${EXIT_CODE_TABLE.map(([code, text]) => `  ${String(code).padStart(3)}  ${text}`).join('\n')}\n`;
 
-export function buildProgram(): Command {
+/**
+ * The program for `argv` (process.argv form). When argv names a command, only that command's module is loaded;
+ * otherwise (no command, `help`, a typo) every one is, so that help lists them all and commander can suggest.
+ */
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('mail2fa')
     .description('Two-factor authentication for mail accounts, managed directly in the mail account database.')
     .version(VERSION, '-V, --version')
@@ -51,11 +45,27 @@ export function buildProgram(): Command {
       'after',
       `\nQuick start:\n  mail2fa demo                 # embedded database with sample mailboxes\n  mail2fa status --all\n${EXIT_CODES_HELP}\nEnvironment: MAIL2FA_DB_URL, MAIL2FA_CONFIG, MAIL2FA_KEY_FILE, MAIL2FA_KEY, MAIL2FA_HOME, NO_COLOR.\n`,
     );
-  for (const make of COMMANDS) {
+  const name = commandName(program, argv.slice(2));
+  const wanted = COMMANDS.filter(([n]) => n === name);
+  const makers = await Promise.all((wanted.length ? wanted : COMMANDS).map(([, load]) => load()));
+  for (const make of makers) {
     const cmd = make();
     cmd.addHelpText('after', EXIT_CODES_HELP);
     cmd.showHelpAfterError(`(run mail2fa ${cmd.name()} --help for usage)`);
     program.addCommand(cmd);
   }
   return program;
+}
+
+/** The first operand of argv: the command name, skipping the program's own options and their values. */
+function commandName(program: Command, args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') return undefined;
+    if (!arg.startsWith('-') || arg === '-') return arg;
+    if (arg.includes('=')) continue;
+    const option = program.options.find((o) => o.long === arg || o.short === arg);
+    if (option && (option.required || option.optional)) i++;
+  }
+  return undefined;
 }

@@ -28,25 +28,27 @@ function regenerateCommand(): Command {
         canonicalAddress(email);
         const parsed = parseOwnerFlags(flags);
         return withContext(contextOptions(g), async (ctx) => {
-          const summary = await factorSummary(ctx, email);
-          if (summary.method === null) throw notEnabled(summary.email, 'it has no recovery codes to replace');
-          const password = await readPassword(out, flags);
-          const code = await obtainCode(ctx, out, { flags, parsed, summary, password, action: 'codes-regenerate' });
-          if (!code) {
+          try {
+            const summary = await factorSummary(ctx, email);
+            if (summary.method === null) throw notEnabled(summary.email, 'it has no recovery codes to replace');
+            const password = await readPassword(out, flags);
+            const code = await obtainCode(ctx, out, { flags, parsed, summary, password, action: 'codes-regenerate' });
+            if (!code) {
+              if (out.json) await out.document({ ok: true, email: summary.email, changed: false, codeSent: true });
+              else await out.line(`Code sent. Finish with: mail2fa codes regenerate ${summary.email} --password-stdin --code CODE`);
+              return;
+            }
+            const result = await regenerateRecoveryCodes(ctx, { email: summary.email, password, code });
+            if (out.json) {
+              await out.document({ ok: true, changed: true, ...result });
+              return;
+            }
+            await out.line(`New recovery codes for ${result.email} (shown only now; each works once; the old codes no longer work):\n`);
+            for (const c of result.recoveryCodes) await out.line(`  ${c}`);
+            await out.line('\nKeep them somewhere safe, away from the phone. Type one, with its dash, instead of a code when the phone is not at hand.');
+          } finally {
             for (const n of ctx.notices) out.note(n);
-            if (out.json) await out.document({ ok: true, email: summary.email, changed: false, codeSent: true });
-            else await out.line(`Code sent. Finish with: mail2fa codes regenerate ${summary.email} --password-stdin --code CODE`);
-            return;
           }
-          const result = await regenerateRecoveryCodes(ctx, { email: summary.email, password, code });
-          for (const n of ctx.notices) out.note(n);
-          if (out.json) {
-            await out.document({ ok: true, changed: true, ...result });
-            return;
-          }
-          await out.line(`New recovery codes for ${result.email} (shown only now; each works once; the old codes no longer work):\n`);
-          for (const c of result.recoveryCodes) await out.line(`  ${c}`);
-          await out.line('\nKeep them somewhere safe, away from the phone. Type one, with its dash, instead of a code when the phone is not at hand.');
         });
       }),
     );

@@ -6,9 +6,11 @@ import { factorSummary } from '../core/owner.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
 import { addOwnerOptions, obtainCode, parseOwnerFlags, readPassword, type OwnerFlags } from './owner-input.js';
 
+const ALREADY_OFF = (email: string) => `Two-factor authentication is already off for ${email}; nothing changed.`;
+
 export function disableCommand(): Command {
   const cmd = new Command('disable')
-    .description("turn two-factor authentication off: the current password plus a current code (app, text message or recovery code); removes the factor, recovery codes and pending codes, and signs the user out")
+    .description('turn two-factor authentication off: the current password plus a current code (app, text message or recovery code); removes the factor, recovery codes and pending codes, and signs the user out')
     .argument('<email>', 'the mailbox address');
   return addOwnerOptions(cmd)
     .addHelpText(
@@ -27,33 +29,30 @@ export function disableCommand(): Command {
         canonicalAddress(email); // 65 before anything else
         const parsed = parseOwnerFlags(flags);
         return withContext(contextOptions(g), async (ctx) => {
-          const summary = await factorSummary(ctx, email);
-          if (summary.method === null && !summary.temporaryCode) {
+          try {
+            const summary = await factorSummary(ctx, email);
+            if (summary.method === null && !summary.temporaryCode) {
+              if (out.json) await out.document({ ok: true, email: summary.email, changed: false });
+              else await out.line(ALREADY_OFF(summary.email));
+              return;
+            }
+            const password = await readPassword(out, flags);
+            const code = await obtainCode(ctx, out, { flags, parsed, summary, password, action: 'disable' });
+            if (!code) {
+              if (out.json) await out.document({ ok: true, email: summary.email, changed: false, codeSent: true });
+              else await out.line(`Code sent. Finish with: mail2fa disable ${summary.email} --password-stdin --code CODE`);
+              return;
+            }
+            const result = await disableTwoFactor(ctx, { email: summary.email, password, code });
+            if (out.json) await out.document({ ok: true, ...result });
+            else if (!result.changed) await out.line(ALREADY_OFF(result.email));
+            else {
+              await out.line(`Two-factor authentication has now been disabled for ${result.email}, and you may sign in without having your phone nearby.`);
+              await out.line(`The factor, its recovery codes and any pending codes were removed; all sessions were signed out (${result.sessionsRevokedAt}).`);
+            }
+          } finally {
             for (const n of ctx.notices) out.note(n);
-            if (out.json) await out.document({ ok: true, email: summary.email, changed: false });
-            else await out.line(`Two-factor authentication is already off for ${summary.email}; nothing changed.`);
-            return;
           }
-          const password = await readPassword(out, flags);
-          const code = await obtainCode(ctx, out, { flags, parsed, summary, password, action: 'disable' });
-          if (!code) {
-            for (const n of ctx.notices) out.note(n);
-            if (out.json) await out.document({ ok: true, email: summary.email, changed: false, codeSent: true });
-            else await out.line(`Code sent. Finish with: mail2fa disable ${summary.email} --password-stdin --code CODE`);
-            return;
-          }
-          const result = await disableTwoFactor(ctx, { email: summary.email, password, code });
-          for (const n of ctx.notices) out.note(n);
-          if (out.json) {
-            await out.document({ ok: true, ...result });
-            return;
-          }
-          if (!result.changed) {
-            await out.line(`Two-factor authentication is already off for ${result.email}; nothing changed.`);
-            return;
-          }
-          await out.line(`Two-factor authentication has now been disabled for ${result.email}, and you may sign in without having your phone nearby.`);
-          await out.line(`The factor, its recovery codes and any pending codes were removed; all sessions were signed out (${result.sessionsRevokedAt}).`);
         });
       }),
     );

@@ -190,7 +190,7 @@ async function cancel(ctx: Context, out: Output, email: string, flags: EnableFla
 
 async function askPhone(out: Output): Promise<string> {
   const [{ promptInput }, { parsePhone }] = await Promise.all([import('../ui/prompts.js'), import('../sms/phone.js')]);
-  return promptInput(out, 'Phone number (011-<country code>-<number>, e.g. 011-45-20123456):', '--phone', (value) => {
+  return promptInput(out, 'Phone number (e.g. 011-45-20123456):', '--phone', (value) => {
     try {
       parsePhone(value);
       return true;
@@ -209,7 +209,7 @@ async function askCode(out: Output): Promise<string> {
 /** The help article's flow on a terminal: password, QR code or text message, code (3 tries), recovery codes. */
 async function interactive(ctx: Context, out: Output, email: string, method: FactorMethod, flags: EnableFlags): Promise<void> {
   const core = await import('../core/enrolment.js');
-  await out.line(`Turning on two-factor authentication for ${email} with ${method === 'totp' ? 'an authenticator app' : 'text messages (SMS)'}.`);
+  await out.line(`Enable two-factor authentication for ${email} (${method === 'totp' ? 'authenticator app' : 'text message'}).`);
   const pre = await core.enrolmentPreflight(ctx, { email, force: flags.force });
   if (pre.replacing) await out.line(`(--force: the current ${core.methodLabel(pre.replacing)} factor stays until the new one is confirmed.)`);
   const password = await readPassword(out, flags);
@@ -219,7 +219,7 @@ async function interactive(ctx: Context, out: Output, email: string, method: Fac
   try {
     await out.line();
     await showStarted(out, started);
-    await out.line(method === 'totp' ? '\nType the 6-digit code the app shows for this account.' : 'Type the code from the text message.');
+    await out.line(method === 'totp' ? '\nType the 6-digit code the app shows for this account.' : '\nType the code from the text message.');
     while (!done) {
       const code = await askCode(out);
       try {

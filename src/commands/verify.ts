@@ -78,9 +78,11 @@ export function verifyCommand(): Command {
         canonicalAddress(email);
         const code = await readCode(out, flags.code);
         return withContext(contextOptions(g), async (ctx) => {
-          const result = await verifySignInCode(ctx, { email, code });
-          for (const n of ctx.notices) out.note(n);
-          return render(out, result);
+          try {
+            return await render(out, await verifySignInCode(ctx, { email, code }));
+          } finally {
+            for (const n of ctx.notices) out.note(n);
+          }
         });
       }),
     );

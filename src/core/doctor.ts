@@ -151,7 +151,7 @@ async function mappingChecks(ctx: Context, db: Database): Promise<Check[]> {
             name: 'postfixadmin totp',
             status: 'warn',
             detail: `${n} mailbox(es) keep a PLAINTEXT TOTP secret in ${m.table}.${m.totpSecret} (PostfixAdmin's own TOTP)`,
-            hint: '`mail2fa migrate-from postfixadmin --dry-run` shows how to move them into encrypted storage.',
+            hint: '`mail2fa migrate-from postfixadmin --dry-run` shows how to move them into encrypted storage; --clear-plaintext then removes them.',
           });
     } catch (err) {
       checks.push(fail('postfixadmin totp', err));

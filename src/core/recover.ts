@@ -25,6 +25,7 @@ import { dataError, tempFail, usageError } from './errors.js';
 import { readFactor, removeFactor, revokeSessions, runSignOutCommand } from './factors.js';
 import { accountTransaction, Refusal } from './guard.js';
 import { clearLockout, isLocked } from './lockout.js';
+import { clearPostfixadminTotp, hasPostfixadminTotp } from './postfixadmin.js';
 import { temporaryCodeState, toStatusRow, type TemporaryCodeState } from './status.js';
 import { isoTime } from './time.js';
 
@@ -50,7 +51,7 @@ export interface RecoverySummary {
   lockedUntil: string | null;
   failedAttempts: number;
   temporaryCode: TemporaryCodeState | null;
-  /** PostfixAdmin's own totp_secret column is set: `recover` does not reset it (a separate command does). */
+  /** PostfixAdmin's own totp_secret column is set (exact match): `recover` clears it too (src/core/postfixadmin.ts). */
   postfixadminTotp: boolean;
   /** The mailbox's alternate contact address (mapping column), where the reply can be sent. */
   alternateEmail: string | null;
@@ -62,6 +63,8 @@ export interface RecoverySnapshot {
   temporary: { id: number; expiresAt: number; usedAt: number | null } | null;
   lockedUntil: number | null;
   sessionsRevokedAt: number | null;
+  /** PostfixAdmin's own plaintext secret is set for exactly this address. */
+  postfixadminTotp: boolean;
 }
 
 export interface RecoverInput {
@@ -80,7 +83,7 @@ export interface RecoveryDone {
   actor: string;
   /** The account as the agent saw it before the recovery. */
   before: RecoverySummary;
-  removed: { method: 'totp' | 'sms' | null; recoveryCodes: number; challenges: number; enrolment: boolean };
+  removed: { method: 'totp' | 'sms' | null; recoveryCodes: number; challenges: number; enrolment: boolean; postfixadminTotp: boolean };
   lockCleared: boolean;
   sessionsRevokedAt: string;
   /** 2FA still required afterwards (a temporary access code was issued). */
@@ -99,7 +102,7 @@ export interface NothingToRecover {
   reason: string | null;
   actor: string;
   before: RecoverySummary;
-  /** Null when 2FA is PostfixAdmin's own (its totp_secret column): `recover` does not touch it. */
+  /** Null when 2FA is PostfixAdmin's own (its totp_secret column) — no longer reached: recover clears that column. */
   reply: string | null;
 }
 
@@ -168,6 +171,7 @@ async function readSnapshot(db: Knex | Knex.Transaction, ctx: Context, account: 
     temporary,
     lockedUntil: state?.locked_until == null ? null : Number(state.locked_until),
     sessionsRevokedAt: state?.sessions_revoked_at == null ? null : Number(state.sessions_revoked_at),
+    postfixadminTotp: await hasPostfixadminTotp(db, (await ctx.db()).dialect, ctx.mapping, account),
   };
 }
 
@@ -198,10 +202,10 @@ export async function lookAtAccount(ctx: Context, mailbox: Mailbox): Promise<{ s
     lockedUntil: locked ? isoTime(snapshot.lockedUntil) : null,
     failedAttempts: Number(failed?.failed_attempts ?? 0),
     temporaryCode: temporary ? temporaryCodeState(temporary, now) : null,
-    postfixadminTotp: status?.source === 'postfixadmin',
+    postfixadminTotp: snapshot.postfixadminTotp,
     alternateEmail: mailbox.alternateEmail || null,
   };
-  return { summary, snapshot, somethingToRecover: ours !== null || temporary !== null || locked };
+  return { summary, snapshot, somethingToRecover: ours !== null || temporary !== null || locked || snapshot.postfixadminTotp };
 }
 
 /**
@@ -247,6 +251,7 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
     const lockCleared = isLocked(tx.state, tx.now) || tx.state.failed_attempts > 0;
 
     await removeFactor(tx.trx, t, tx.account);
+    const postfixadminTotp = await clearPostfixadminTotp(tx, ctx.mapping);
     await clearLockout(tx.trx, t, tx.account);
     await revokeSessions(tx.trx, t, ctx.config.signOut, tx.account, tx.now);
     let temporaryCode: RecoveryDone['temporaryCode'] = null;
@@ -257,7 +262,7 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
       await tx.trx(t.challenge).insert({ account: tx.account, purpose: 'temporary', code_hash: await tx.vault().hash(tx.trx, 'temporary', tx.account, code), created_at: tx.now, expires_at: expiresAt, used_at: null });
       temporaryCode = { code, expiresAt: isoTime(expiresAt)!, bits: TEMPORARY_CODE_BITS };
     }
-    const removed = { method: (look.snapshot.factor?.method ?? null) as 'totp' | 'sms' | null, recoveryCodes: Number(codesLeft.n), challenges: Number(challenges.n), enrolment: enrolment !== undefined };
+    const removed = { method: (look.snapshot.factor?.method ?? null) as 'totp' | 'sms' | null, recoveryCodes: Number(codesLeft.n), challenges: Number(challenges.n), enrolment: enrolment !== undefined, postfixadminTotp };
     await tx.audit({
       action: 'recover',
       outcome: 'ok',
@@ -267,6 +272,7 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
         method: removed.method,
         phone: look.summary.phone,
         recoveryCodesRemoved: removed.recoveryCodes,
+        postfixadminTotpCleared: postfixadminTotp,
         lockCleared,
         temporaryCode: temporaryCode !== null,
         temporaryCodeExpiresAt: temporaryCode?.expiresAt ?? null,

@@ -12,19 +12,13 @@ import type { Context } from '../../src/context.js';
 import { readFactor } from '../../src/core/factors.js';
 import { Vault } from '../../src/core/vault.js';
 import { totpCode } from '../../src/totp/totp.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
-import { SmsGateway, closedPort, writeConfig } from '../helpers/enrolment.js';
+import { SmsGateway, closedPort, writeConfig, jsonDocument as json } from '../helpers/enrolment.js';
 
 const PW = 'pässwörd ünïcode';
 const DIST = fileURLToPath(new URL('../../dist/', import.meta.url));
-
-function json(r: CliResult): Record<string, any> {
-  const lines = r.stdout.trim().split('\n');
-  expect(lines, `stdout must be exactly one JSON document: ${r.stdout}\nstderr: ${r.stderr}`).toHaveLength(1);
-  return JSON.parse(lines[0]!) as Record<string, any>;
-}
 
 /** A second process checking a code at sign-in, straight through the built core (as `verify` or the library would). */
 function signInFromAnotherProcess(env: Record<string, string>, email: string, code: string): Promise<string | null> {
@@ -183,10 +177,10 @@ describeEachDb('enable (built binary)', (kind) => {
       [['enable', email, '--method', 'email', '--start'], 'email'],
       [['enable', email, '--start', '--json'], '--password-stdin'],
     ];
-    for (const [args, message] of cases) {
-      const r = await cli(args, PW);
-      expect([args.join(' '), r.code]).toEqual([args.join(' '), 64]);
-      expect(r.stderr + r.stdout).toContain(message);
+    const results = await Promise.all(cases.map(([args]) => cli(args, PW)));
+    for (const [i, [args, message]] of cases.entries()) {
+      expect([args.join(' '), results[i]!.code]).toEqual([args.join(' '), 64]);
+      expect(results[i]!.stderr + results[i]!.stdout).toContain(message);
     }
     expect(await rows(ctx.tables.accountState, email)).toEqual([]);
     await nothingStored(email);
@@ -204,10 +198,10 @@ describeEachDb('enable (built binary)', (kind) => {
       [['enable', email, '--confirm', '--code', '１２３４５６'], 65, 'malformed confirmation code'],
       [['enable', email, '--confirm', '--code', '123456'], 65, 'no enrolment is pending'],
     ];
-    for (const [args, code, message] of cases) {
-      const r = await cli(args, PW);
-      expect([args.join(' '), r.code]).toEqual([args.join(' '), code]);
-      expect(r.stderr).toContain(message);
+    const results = await Promise.all(cases.map(([args]) => cli(args, PW)));
+    for (const [i, [args, code, message]] of cases.entries()) {
+      expect([args.join(' '), results[i]!.code]).toEqual([args.join(' '), code]);
+      expect(results[i]!.stderr).toContain(message);
     }
     expect(existsSync(join(tdb.dir, 'home', 'sms-outbox.ndjson'))).toBe(false);
     await nothingStored(email);

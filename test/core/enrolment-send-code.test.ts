@@ -5,7 +5,6 @@
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { confirmEnrolment, startEnrolment } from '../../src/core/enrolment.js';
-import { Mail2faError } from '../../src/core/errors.js';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
 import { sendSignInCode } from '../../src/core/send-code.js';
@@ -13,20 +12,10 @@ import { checkSecondFactor } from '../../src/core/verification.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
-import { SmsGateway, closedPort, writeConfig } from '../helpers/enrolment.js';
+import { closedPort, failure, SmsGateway, writeConfig } from '../helpers/enrolment.js';
 
 const PW = 'correct horse';
 const AUTH = 'Bearer gw-token-5e6f';
-
-async function failure(p: Promise<unknown>): Promise<Mail2faError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof Mail2faError) return err;
-    throw err;
-  }
-  throw new Error('expected a Mail2faError, but it succeeded');
-}
 
 describeEachDb('send-code and SMS gateways', (kind) => {
   let tdb: TestDb;

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { CONFIRM_TRIES, ENROLMENT_TTL_MS, cancelEnrolment, confirmEnrolment, enrolmentPreflight, startEnrolment, type StartedEnrolment } from '../../src/core/enrolment.js';
-import { Mail2faError } from '../../src/core/errors.js';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
 import { sendSignInCode } from '../../src/core/send-code.js';
@@ -16,19 +15,9 @@ import { Vault } from '../../src/core/vault.js';
 import { timeStep, totpCode } from '../../src/totp/totp.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
-import { lastOutboxCode, outboxMessages, writeConfig } from '../helpers/enrolment.js';
+import { failure, lastOutboxCode, outboxMessages, writeConfig } from '../helpers/enrolment.js';
 
 const PW = 'correct horse';
-
-async function failure(p: Promise<unknown>): Promise<Mail2faError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof Mail2faError) return err;
-    throw err;
-  }
-  throw new Error('expected a Mail2faError, but it succeeded');
-}
 
 describeEachDb('enrolment core', (kind) => {
   let tdb: TestDb;

@@ -266,6 +266,16 @@ describeEachDb('verify core', (kind) => {
     });
   });
 
+  it("a secret copied from another account's row is an integrity error (78), not a wrong code", async () => {
+    const a = await enrolTotp(ctx, fresh());
+    const b = await enrolTotp(ctx, fresh());
+    const db = await ctx.db();
+    const row = (await db.knex(ctx.tables.factor).where({ account: a.email }).first('secret_ct')) as { secret_ct: string };
+    await db.knex(ctx.tables.factor).where({ account: b.email }).update({ secret_ct: row.secret_ct });
+    await expect(verify(b.email, totpCode(a.secret, clock.now))).rejects.toMatchObject({ exitCode: 78 });
+    expect(await accountState(ctx, b.email)).toMatchObject({ failed: 0 });
+  });
+
   it('sessionsRevokedAt: null until revoked; exact milliseconds', async () => {
     const a = await enrolTotp(ctx, fresh());
     expect(await sessionsRevokedAt(ctx, a.email)).toBeNull();

@@ -6,7 +6,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import type { Context } from '../../src/context.js';
+import { Mail2faError } from '../../src/core/errors.js';
+import type { CliResult } from './cli.js';
 
 export const CODE_IN_TEXT = /verification code is ([0-9]{6})\./;
 
@@ -119,4 +122,22 @@ export function dumpForms(values: unknown[]): { text: string; bytes: Buffer } {
     }
   }
   return { text: parts.join('\n'), bytes: Buffer.concat(bytes) };
+}
+
+/** The typed error a promise rejects with (anything else fails the test). */
+export async function failure(p: Promise<unknown>): Promise<Mail2faError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof Mail2faError) return err;
+    throw err;
+  }
+  throw new Error('expected a Mail2faError, but it succeeded');
+}
+
+/** stdout of a --json run: exactly one JSON document. */
+export function jsonDocument(r: CliResult): Record<string, any> {
+  const lines = r.stdout.trim().split('\n');
+  expect(lines, `stdout must be exactly one JSON document: ${r.stdout}\nstderr: ${r.stderr}`).toHaveLength(1);
+  return JSON.parse(lines[0]!) as Record<string, any>;
 }

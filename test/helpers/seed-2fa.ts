@@ -2,7 +2,6 @@
  * Accounts in a given 2FA state, stored exactly as the real flows store them (storeFactor inside the account's
  * transaction, sendSmsChallenge through the configured outbox transport), plus readers for the rows tests assert on.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Context } from '../../src/context.js';
 import { newTemporaryCode } from '../../src/crypto/codes.js';
@@ -12,6 +11,9 @@ import { sendSmsChallenge } from '../../src/core/sms-codes.js';
 import { parsePhone } from '../../src/sms/phone.js';
 import { generateTotpSecret, totpCode } from '../../src/totp/totp.js';
 import { addMailbox } from './context.js';
+import { lastOutboxCode } from './enrolment.js';
+
+export { lastOutboxCode };
 
 export const PASSWORD = 'correct horse';
 
@@ -35,15 +37,7 @@ export async function enrolSms(ctx: Context, email: string, phone = '011-45-2012
   return { email, recoveryCodes };
 }
 
-/** The SMS code in the newest message of the outbox (the embedded default transport) at `file`. */
-export function lastOutboxCode(file: string): string {
-  const lines = readFileSync(file, 'utf8').trim().split('\n');
-  const text = (JSON.parse(lines[lines.length - 1]!) as { text: string }).text;
-  const m = /code is (\d{6})\./.exec(text);
-  if (!m) throw new Error(`no code in ${text}`);
-  return m[1]!;
-}
-
+/** The outbox file of the embedded default SMS transport (the test contexts' transport). */
 export function outboxFile(ctx: Context): string {
   return join(ctx.config.dataDir, 'sms-outbox.ndjson');
 }
