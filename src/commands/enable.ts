@@ -115,9 +115,7 @@ export function enableCommand(): Command {
 }
 
 async function readPassword(out: Output, flags: EnableFlags): Promise<string> {
-  const { promptPassword, readSecretFromStdin } = await import('../ui/prompts.js');
-  if (flags.passwordStdin) return readSecretFromStdin('--password-stdin');
-  return promptPassword(out, 'Current password:', '--password-stdin');
+  return (await import('./owner-input.js')).readPassword(out, flags);
 }
 
 async function drawQr(out: Output, started: StartedEnrolment): Promise<string> {

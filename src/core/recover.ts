@@ -193,7 +193,7 @@ export async function lookAtAccount(ctx: Context, mailbox: Mailbox): Promise<{ s
   const summary: RecoverySummary = {
     email: mailbox.email,
     active: mailbox.active,
-    enabled: ours !== null || temporary !== null,
+    enabled: ours !== null || temporary !== null || snapshot.postfixadminTotp,
     method: ours,
     phone: ours === 'sms' ? (status?.phone ?? null) : null,
     enrolledAt: isoTime(snapshot.factor?.enrolledAt),
@@ -296,8 +296,8 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
   return { ...result, reply: recoveredReply(result) };
 }
 
-function methodWords(method: 'totp' | 'sms' | null, phone: string | null): string {
-  if (method === 'totp') return 'the authenticator app';
+function methodWords(method: 'totp' | 'sms' | null, phone: string | null, postfixadminTotp = false): string {
+  if (method === 'totp' || postfixadminTotp) return 'the authenticator app';
   if (method === 'sms') return phone ? `text messages to ${phone}` : 'text messages to your old phone';
   return 'your old second factor';
 }
@@ -305,7 +305,7 @@ function methodWords(method: 'totp' | 'sms' | null, phone: string | null): strin
 /** The reply for the customer: what was done, how to sign in, how to turn 2FA on again. */
 export function recoveredReply(r: Omit<RecoveryDone, 'reply'>): string {
   const lines = [`Hello,`, ''];
-  const what = r.before.method ? `${methodWords(r.before.method, r.before.phone)} as the second step of signing in to ${r.email}` : `the pending two-factor authentication setup of ${r.email}`;
+  const what = r.before.method || r.before.postfixadminTotp ? `${methodWords(r.before.method, r.before.phone, r.before.postfixadminTotp)} as the second step of signing in to ${r.email}` : `the pending two-factor authentication setup of ${r.email}`;
   if (r.temporaryCode) {
     lines.push(
       `As requested in ticket ${r.ticket}, we have removed ${what}, and signed you out everywhere. Two-factor authentication is still required for your address.`,
@@ -320,7 +320,7 @@ export function recoveredReply(r: Omit<RecoveryDone, 'reply'>): string {
     );
   } else {
     lines.push(
-      `As requested in ticket ${r.ticket}, we have turned off two-factor authentication for ${r.email} (${methodWords(r.before.method, r.before.phone)}), and signed you out everywhere.`,
+      `As requested in ticket ${r.ticket}, we have turned off two-factor authentication for ${r.email} (${methodWords(r.before.method, r.before.phone, r.before.postfixadminTotp)}), and signed you out everywhere.`,
       '',
       'You can now sign in to the webmail with your email address and password alone.',
       '',

@@ -56,7 +56,8 @@ export function statusSql(knex: Knex, db: Pick<Database, 'dialect'>, tables: Tab
   let sql =
     `SELECT m.?? AS email, m.?? AS domain, m.?? AS active${pfa}, f.method AS method, f.phone_masked AS phone_masked, ` +
     `f.enrolled_at AS enrolled_at, f.last_used_at AS last_used_at, s.locked_until AS locked_until, ` +
-    `(SELECT COUNT(*) FROM ?? rc WHERE rc.account = f.account AND rc.used_at IS NULL) AS codes_left, ` +
+    // Counted only where a factor exists (a quarter of the rows, typically): codes_left means nothing without one.
+    `CASE WHEN f.account IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM ?? rc WHERE rc.account = f.account AND rc.used_at IS NULL) END AS codes_left, ` +
     `(SELECT MAX(tc.expires_at) FROM ?? tc WHERE ${join('tc')} AND tc.purpose = 'temporary') AS temp_expires_at, ` +
     `(SELECT MAX(tc.used_at) FROM ?? tc WHERE ${join('tc')} AND tc.purpose = 'temporary') AS temp_used_at ` +
     `FROM ?? m LEFT JOIN ?? f ON ${join('f')} LEFT JOIN ?? s ON ${join('s')}`;

@@ -53,7 +53,8 @@ export class Output {
 
   /** A diagnostic line (stderr). Control characters in it are escaped. */
   note(text: string): void {
-    this.stderr.write(`${escapeControl(text).replace(/\\n/g, '\n')}\n`);
+    // Each line escaped on its own: the text's own line breaks stay, an escaped "\n" from input stays inert.
+    this.stderr.write(`${text.split('\n').map(escapeControl).join('\n')}\n`);
   }
 
   debug(text: string): void {

@@ -8,7 +8,7 @@ function twoFactorLine(s: RecoverySummary): string {
   if (s.method === 'totp') return 'on: authenticator app';
   if (s.method === 'sms') return `on: text messages to ${s.phone ?? '(phone not recorded)'}`;
   if (s.temporaryCode) return `required, no factor: temporary access code ${s.temporaryCode.state} (expires ${s.temporaryCode.expiresAt})`;
-  if (s.postfixadminTotp) return "on in PostfixAdmin's own totp_secret column (not managed by recover)";
+  if (s.postfixadminTotp) return "on in PostfixAdmin's own totp_secret column (recover clears it)";
   return 'off';
 }
 
@@ -27,6 +27,7 @@ export function summaryText(s: RecoverySummary, plan: { ticket: string; reason: 
   lines.push(label('ticket', plan.ticket), label('reason', plan.reason ?? '-'), label('acting as', plan.actor));
   const steps: string[] = [];
   if (s.method) steps.push(`remove the ${s.method === 'totp' ? 'authenticator app' : 'SMS phone'} and its recovery codes`);
+  if (s.postfixadminTotp) steps.push("clear PostfixAdmin's totp_secret");
   steps.push('delete pending codes and enrolments');
   if (s.lockedUntil || s.failedAttempts) steps.push('clear the lock');
   steps.push('sign the user out everywhere');
@@ -51,6 +52,7 @@ function replyBlock(reply: string): string {
 export function recoveredText(r: RecoveryDone): string {
   const did = [
     r.removed.method ? `${r.removed.method === 'totp' ? 'authenticator app' : 'SMS phone'} removed` : null,
+    r.removed.postfixadminTotp ? "PostfixAdmin's totp_secret cleared" : null,
     r.removed.method ? `${r.removed.recoveryCodes} recovery code${r.removed.recoveryCodes === 1 ? '' : 's'} deleted` : null,
     r.removed.challenges ? `${r.removed.challenges} pending code${r.removed.challenges === 1 ? '' : 's'} deleted` : null,
     r.removed.enrolment ? 'pending enrolment deleted' : null,
@@ -64,8 +66,6 @@ export function recoveredText(r: RecoveryDone): string {
 }
 
 export function nothingText(r: NothingToRecover): string {
-  const head = r.before.postfixadminTotp
-    ? `Nothing to recover in mail2fa for ${r.email}: its 2FA is PostfixAdmin's own (the totp_secret column), which recover does not reset. The lookup was recorded in the audit log (ticket ${r.ticket}).`
-    : `Nothing to recover: 2FA is not on for ${r.email}. The lookup was recorded in the audit log (ticket ${r.ticket}).`;
+  const head = `Nothing to recover: 2FA is not on for ${r.email}. The lookup was recorded in the audit log (ticket ${r.ticket}).`;
   return `${escapeControl(head)}\n${r.reply ? `\n${replyBlock(r.reply)}` : ''}`;
 }

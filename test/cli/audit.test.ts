@@ -67,7 +67,7 @@ describeEachDb('cli audit', (kind) => {
     expect(r.stdout).not.toContain(code);
   });
 
-  it('--oldest-first, --limit, filters', async () => {
+  it('--oldest-first, --limit, filters', { timeout: 120_000 }, async () => {
     const oldest = await cli(['audit', '--oldest-first', '--limit', '1', '--format', 'ndjson']);
     expect(JSON.parse(oldest.stdout)).toMatchObject({ reason: 'long ago', actor: 'old-agent' });
     const since = await cli(['audit', '--since', '2d', '--action', 'recover', '--format', 'ndjson']);
@@ -110,7 +110,7 @@ describeEachDb('cli audit', (kind) => {
     for (const line of lines.slice(1)) for (const cell of line.split(',')) expect(cell, line).not.toMatch(/^"?[=+\-@]/);
   });
 
-  it('refuses bad filters: 64 usage, 65 malformed address', async () => {
+  it('refuses bad filters: 64 usage, 65 malformed address', { timeout: 120_000 }, async () => {
     const cases: Array<[string[], number, RegExp]> = [
       [['audit', '--since', 'yesterday'], 64, /--since: "yesterday" is neither a duration nor a date/],
       [['audit', '--until', '2026-02-30'], 64, /--until/],
@@ -120,8 +120,9 @@ describeEachDb('cli audit', (kind) => {
       [['--json', 'audit', '--format', 'csv'], 64, /--json conflicts with --format csv/],
       [['audit', '--account', 'not-an-address'], 65, /invalid email address/],
     ];
-    for (const [args, exit, message] of cases) {
-      const r = await cli(args);
+    const results = await Promise.all(cases.map(([args]) => cli(args)));
+    for (const [i, [args, exit, message]] of cases.entries()) {
+      const r = results[i]!;
       expect(r.code, args.join(' ')).toBe(exit);
       expect(args.includes('--json') ? JSON.parse(r.stdout).error.message : r.stderr, args.join(' ')).toMatch(message);
     }

@@ -1,5 +1,5 @@
 /** `mail2fa codes regenerate`, spawned from the BUILT binary (`npm run build` first). */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { parseRecoveryCode } from '../../src/crypto/codes.js';
 import { totpCode } from '../../src/totp/totp.js';
@@ -8,6 +8,9 @@ import { runInTerminal } from '../helpers/terminal.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
 import { PASSWORD, accountState, auditRows, enrolTotp, wrongTotp } from '../helpers/seed-2fa.js';
+
+// Each test spawns the binary several times in sequence: allow for a busy machine.
+vi.setConfig({ testTimeout: 120_000 });
 
 describeEachDb('mail2fa codes regenerate (built binary)', (kind) => {
   let tdb: TestDb;
@@ -88,9 +91,10 @@ describeEachDb('mail2fa codes regenerate (built binary)', (kind) => {
     const db = await ctx.db();
     await db.knex(ctx.tables.accountState).where({ account: a.email }).update({ failed_attempts: 5, locked_until: Date.now() + 900_000 });
     expect(await regenerate([a.email, '--code', totpCode(a.secret, Date.now())])).toMatchObject({ code: 75 });
+    const b = await enrolTotp(ctx, fresh());
     const [down, badKey] = await Promise.all([
-      runCli(['codes', 'regenerate', a.email, '--password-stdin', '--code', '123456'], { env: { ...env, MAIL2FA_DB_URL: 'mysql://root@127.0.0.1:1/nothing' }, input: PASSWORD }),
-      runCli(['codes', 'regenerate', a.email, '--password-stdin', '--code', totpCode(a.secret, Date.now())], { env: { ...env, MAIL2FA_KEY: 'x' }, input: PASSWORD }),
+      runCli(['codes', 'regenerate', b.email, '--password-stdin', '--code', '123456'], { env: { ...env, MAIL2FA_DB_URL: 'mysql://root@127.0.0.1:1/nothing' }, input: PASSWORD }),
+      runCli(['codes', 'regenerate', b.email, '--password-stdin', '--code', totpCode(b.secret, Date.now())], { env: { ...env, MAIL2FA_KEY: 'x' }, input: PASSWORD }),
     ]);
     expect(down.code).toBe(69);
     expect(badKey.code).toBe(78);

@@ -1,5 +1,5 @@
 /** `mail2fa disable`, spawned from the BUILT binary (`npm run build` first): every exit code, and a real terminal. */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
@@ -7,6 +7,9 @@ import { runInTerminal } from '../helpers/terminal.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
 import { PASSWORD, accountState, auditRows, enrolSms, enrolTotp, lastOutboxCode, outboxFile, twoFactorRows, wrongTotp } from '../helpers/seed-2fa.js';
+
+// Each test spawns the binary several times in sequence: allow for a busy machine.
+vi.setConfig({ testTimeout: 120_000 });
 
 const NO_ROWS = { factor: 0, recoveryCodes: 0, enrolments: 0, challenges: 0 };
 

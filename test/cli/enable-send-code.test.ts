@@ -3,7 +3,7 @@
  * real webhook, the send limit holding across parallel processes, refusals and gateway failures.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { confirmEnrolment, startEnrolment } from '../../src/core/enrolment.js';
 import { readFactor } from '../../src/core/factors.js';
@@ -14,6 +14,9 @@ import { runCli } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
 import { SmsGateway, lastOutboxCode, outboxMessages, writeConfig, jsonDocument as json } from '../helpers/enrolment.js';
+
+// Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.
+vi.setConfig({ testTimeout: 120_000 });
 
 const PW = 'correct horse';
 

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { readFactor } from '../../src/core/factors.js';
 import { Vault } from '../../src/core/vault.js';
@@ -16,6 +16,9 @@ import { runCli } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
 import { SmsGateway, closedPort, writeConfig, jsonDocument as json } from '../helpers/enrolment.js';
+
+// Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.
+vi.setConfig({ testTimeout: 120_000 });
 
 const PW = 'pässwörd ünïcode';
 const DIST = fileURLToPath(new URL('../../dist/', import.meta.url));

@@ -41,7 +41,7 @@ describeEachDb('cli recover', (kind) => {
     expect(r.stdout).toMatch(/75 +locked out, rate limited or busy/);
   });
 
-  it('refuses bad usage and bad input with nothing changed', async () => {
+  it('refuses bad usage and bad input with nothing changed', { timeout: 120_000 }, async () => {
     const email = await fresh('usage');
     const before = await snapshot(ctx);
     const cases: Array<[string[], number, RegExp]> = [
@@ -57,8 +57,9 @@ describeEachDb('cli recover', (kind) => {
       [['recover', 'no-at-sign', '--yes', '--ticket', 'T-1'], 65, /invalid email address/],
       [['recover', '--yes', '--ticket', 'T-1'], 64, /missing required argument/],
     ];
-    for (const [args, code, message] of cases) {
-      const r = await cli(args);
+    const results = await Promise.all(cases.map(([args]) => cli(args)));
+    for (const [i, [args, code, message]] of cases.entries()) {
+      const r = results[i]!;
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(code);
       expect(r.stderr, args.join(' ')).toMatch(message);
       expect(r.stdout, args.join(' ')).toBe('');
@@ -74,7 +75,7 @@ describeEachDb('cli recover', (kind) => {
     expect(await snapshot(ctx)).toEqual(before);
   });
 
-  it('recovers with --yes: summary, result and a reply for the customer; audit row with actor, ticket, reason', async () => {
+  it('recovers with --yes: summary, result and a reply for the customer; audit row with actor, ticket, reason', { timeout: 120_000 }, async () => {
     const email = await fresh('yes');
     const r = await cli(['--actor', 'agent-carl', '--yes', 'recover', email, '--ticket', 'T-2001', '--reason', 'lost phone; identity checked by call-back']);
     expect(r.code, r.stderr).toBe(0);
@@ -105,7 +106,7 @@ describeEachDb('cli recover', (kind) => {
     expect(r.stdout).not.toContain('20123456');
   });
 
-  it('--temporary-code: the code is printed once, works once, and is in no audit row', async () => {
+  it('--temporary-code: the code is printed once, works once, and is in no audit row', { timeout: 120_000 }, async () => {
     const email = await fresh('temp');
     const r = await cli(['--json', '--yes', 'recover', email, '--ticket', 'T-2003', '--reason', 'new phone', '--temporary-code', '--ttl', '48h']);
     expect(r.code, r.stderr).toBe(0);

@@ -1,11 +1,14 @@
 /** `mail2fa verify`, spawned from the BUILT binary (`npm run build` first): every exit code, and racing processes. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
 import { accountState, auditRows, enrolSms, enrolTotp, issueTemporaryCode, sendSignInCode, wrongTotp } from '../helpers/seed-2fa.js';
+
+// Each test spawns the binary several times in sequence: allow for a busy machine.
+vi.setConfig({ testTimeout: 120_000 });
 
 describeEachDb('mail2fa verify (built binary)', (kind) => {
   let tdb: TestDb;

@@ -13,6 +13,7 @@ import { Mail2faError } from '../../src/core/errors.js';
 import { readFactor, storeFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
 import { clearPostfixadminTotp, hasPostfixadminTotp, migrateFromPostfixadmin, parsePostfixadminSecret } from '../../src/core/postfixadmin.js';
+import { recoverAccount } from '../../src/core/recover.js';
 import { statusBatches, type StatusRow, type StatusSelection } from '../../src/core/status.js';
 import { checkSecondFactor, factorSecret } from '../../src/core/verification.js';
 import { Vault } from '../../src/core/vault.js';
@@ -180,6 +181,36 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     const [row] = await collect({ kind: 'emails', emails: ['User@example.com'] });
     expect([row!.enabled, row!.source]).toEqual([false, null]);
     expect(await plaintext('jane@example.com')).toBe(fx.secrets['jane@example.com']);
+  });
+
+  it('recover resets PostfixAdmin TOTP with an audit row — and both copies after a migration kept the plaintext', async () => {
+    const db = await ctx.db();
+    const t = ctx.tables;
+    const go = async () => {};
+    // Lower-case spelling: MariaDB has no such mailbox (67); SQLite has one without 2FA. Neither touches User@.
+    const lower = await recoverAccount(ctx, { email: 'user@example.com', ticket: 'T-100' }, go).catch((e: unknown) => e);
+    if (kind === 'mariadb') expect((lower as Mail2faError).exitCode).toBe(67);
+    else expect(lower).toMatchObject({ outcome: 'nothing-to-recover' });
+    expect(await plaintext('User@example.com')).toBe(fx.secrets['User@example.com']);
+
+    const r = await recoverAccount(ctx, { email: 'User@example.com', ticket: 'T-101', reason: 'lost phone' }, go);
+    expect(r).toMatchObject({ outcome: 'recovered', before: { postfixadminTotp: true }, removed: { method: null, postfixadminTotp: true } });
+    expect(await plaintext('User@example.com')).toBeNull();
+    const audit = (await db.knex(t.audit).where({ action: 'recover', account: 'User@example.com' }).first()) as { ticket: string; detail: string };
+    expect(audit.ticket).toBe('T-101');
+    expect(JSON.parse(audit.detail)).toMatchObject({ postfixadminTotpCleared: true });
+    expect(audit.detail).not.toContain(fx.secrets['User@example.com']!);
+
+    // jane: migrated without clearing, so the lost phone's secret lives in both places; recover removes both.
+    await migrateFromPostfixadmin(ctx, { dryRun: false, clearPlaintext: false, skipInvalid: true });
+    expect(await readFactor(db.knex, t, 'jane@example.com')).toBeDefined();
+    const both = await recoverAccount(ctx, { email: 'jane@example.com', ticket: 'T-102' }, go);
+    expect(both).toMatchObject({ outcome: 'recovered', removed: { method: 'totp', postfixadminTotp: true } });
+    expect(await readFactor(db.knex, t, 'jane@example.com')).toBeUndefined();
+    expect(await plaintext('jane@example.com')).toBeNull();
+    const [row] = await collect({ kind: 'emails', emails: ['jane@example.com'] });
+    expect(row!.enabled).toBe(false);
+    expect(await plaintext('trail@example.com ')).toBe(fx.secrets['trail@example.com ']);
   });
 
   it('dry run: reports per account (no secrets) what would happen, refuses for invalid rows, changes nothing', async () => {

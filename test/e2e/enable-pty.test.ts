@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import pty from 'node-pty';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
@@ -18,6 +18,9 @@ import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
 import { SmsGateway, lastOutboxCode, writeConfig } from '../helpers/enrolment.js';
 import { decodeQrFromScreen } from '../helpers/qr-screen.js';
+
+// Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.
+vi.setConfig({ testTimeout: 120_000 });
 
 const PW = 'Grüße aus Kopenhagen';
 const TIMEOUT = 25_000;
