@@ -248,7 +248,7 @@ describeEachDb('enable (built binary)', (kind) => {
     let webhookEnv: Record<string, string>;
     beforeAll(async () => {
       gateway = await new SmsGateway().start();
-      webhookEnv = { MAIL2FA_CONFIG: writeConfig(tdb.dir, 'webhook', { issuer: 'Example Mail', sms: { transport: 'webhook', timeoutMs: 500, webhook: { url: gateway.url } } }), MAIL2FA_SMS_WEBHOOK_AUTH_HEADER: 'X-Api-Key: k-123' };
+      webhookEnv = { MAIL2FA_CONFIG: writeConfig(tdb.dir, 'webhook', { issuer: 'Example Mail', sms: { transport: 'webhook', timeoutMs: 2000, webhook: { url: gateway.url } } }), MAIL2FA_SMS_WEBHOOK_AUTH_HEADER: 'X-Api-Key: k-123' };
     });
     afterAll(async () => gateway?.stop());
     beforeEach(() => {

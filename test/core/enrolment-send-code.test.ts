@@ -27,7 +27,7 @@ describeEachDb('send-code and SMS gateways', (kind) => {
   beforeAll(async () => {
     tdb = await createTestDb(kind);
     gateway = await new SmsGateway().start();
-    const config = writeConfig(tdb.dir, 'webhook', { sms: { transport: 'webhook', timeoutMs: 400, webhook: { url: gateway.url, authHeader: `Authorization: ${AUTH}` } } });
+    const config = writeConfig(tdb.dir, 'webhook', { sms: { transport: 'webhook', timeoutMs: 2000, webhook: { url: gateway.url, authHeader: `Authorization: ${AUTH}` } } });
     ctx = await testContext(tdb, { clock, configPath: config });
   });
   afterAll(async () => {
@@ -89,7 +89,7 @@ describeEachDb('send-code and SMS gateways', (kind) => {
 
   for (const [what, arrange, reason] of [
     ['answers 500', () => (gateway.mode = 'error'), 'HTTP 500'],
-    ['never answers (timeout)', () => (gateway.mode = 'hang'), 'no answer within 400 ms'],
+    ['never answers (timeout)', () => (gateway.mode = 'hang'), 'no answer within 2000 ms'],
   ] as const) {
     it(`gateway ${what}: 69, nothing stored, the failure audited`, async () => {
       const email = await smsAccount();
@@ -116,7 +116,7 @@ describeEachDb('send-code and SMS gateways', (kind) => {
 
   it('connection refused: 69, nothing stored', async () => {
     const port = await closedPort();
-    const config = writeConfig(tdb.dir, 'refused', { sms: { transport: 'webhook', timeoutMs: 400, webhook: { url: `http://127.0.0.1:${port}/sms` } } });
+    const config = writeConfig(tdb.dir, 'refused', { sms: { transport: 'webhook', timeoutMs: 2000, webhook: { url: `http://127.0.0.1:${port}/sms` } } });
     const other = await testContext(tdb, { clock, configPath: config });
     try {
       const email = await smsAccount();

@@ -179,7 +179,8 @@ describeEachDb('recover: connection killed after each statement', (kind) => {
       const seen: string[] = [];
       for (let k = 1; k <= total; k++) {
         const r = await run(k);
-        seen.push(`${k}:${r.state}`);
+        const e = r.error as { code?: string; exitCode?: number } | null;
+        seen.push(`${k}:${r.state}${e ? `:${e.exitCode ?? "-"}/${e.code ?? "-"}/${String(e).slice(0, 80)}` : ""}`);
         if (k < total) {
           expect(r.state, `killed after statement ${k} (${full.statements[k - 1]})`).toBe('before');
           expect(r.error, `killed after statement ${k}`).not.toBeNull();
