@@ -22,6 +22,10 @@ export function errorDocument(err: Mail2faError): unknown {
 }
 
 export async function run(argv: string[]): Promise<void> {
+  // `mail2fa status --all | head`: the reader went away; stop quietly, as Unix filters do.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  });
   const json = wantsJson(argv);
   const program = await buildProgram(argv);
   let usageMessage = '';

@@ -125,8 +125,9 @@ export async function* streamStatusRows(db: Database, tables: Tables, mapping: A
       // mysql2's own row stream, drained synchronously batch by batch: knex's .stream() adds a Transform stream
       // and `for await` a promise per row, together most of the client's time at a million rows. Backpressure
       // stays: mysql2 pauses the socket while `batchSize` rows wait unread.
-      const client = (db.knex as unknown as { client: { acquireConnection(): Promise<MysqlConn>; releaseConnection(c: MysqlConn): Promise<void> } }).client;
+      const client = (db.knex as unknown as { client: { acquireConnection(): Promise<MysqlConn>; releaseConnection(c: MysqlConn): Promise<void>; emit(event: 'query', q: object): void } }).client;
       const conn = await client.acquireConnection();
+      client.emit('query', { method: 'raw', sql, bindings }); // still visible to knex's query log
       const stream = conn.query({ sql }, bindings).stream({ highWaterMark: batchSize });
       let failure: unknown = null;
       let wake: (() => void) | null = null;

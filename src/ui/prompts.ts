@@ -11,24 +11,22 @@ export function requireTerminal(out: Output, what: string, flag: string): void {
   }
 }
 
-const theme = { prefix: '' };
-
 export async function promptPassword(out: Output, message: string, flag: string): Promise<string> {
   requireTerminal(out, 'asking for the password', flag);
   const { password } = await import('@inquirer/prompts');
-  return password({ message, mask: '*', theme }, { output: out.stderr as NodeJS.WritableStream });
+  return password({ message, mask: '*' }, { output: out.stderr as NodeJS.WritableStream });
 }
 
 export async function promptInput(out: Output, message: string, flag: string, validate?: (value: string) => true | string): Promise<string> {
   requireTerminal(out, `asking for ${message.replace(/:$/, '').toLowerCase()}`, flag);
   const { input } = await import('@inquirer/prompts');
-  return input({ message, theme, ...(validate ? { validate } : {}) }, { output: out.stderr as NodeJS.WritableStream });
+  return input({ message, ...(validate ? { validate } : {}) }, { output: out.stderr as NodeJS.WritableStream });
 }
 
 export async function promptConfirm(out: Output, message: string, flag: string): Promise<boolean> {
   requireTerminal(out, 'asking for confirmation', flag);
   const { confirm } = await import('@inquirer/prompts');
-  return confirm({ message, default: false, theme }, { output: out.stderr as NodeJS.WritableStream });
+  return confirm({ message, default: false }, { output: out.stderr as NodeJS.WritableStream });
 }
 
 /** Reads a secret (password) from stdin, for --password-stdin: the whole input, minus one trailing newline. */

@@ -1,0 +1,70 @@
+/**
+ * The bulk row stream behind `status --all/--domain` (src/db/statusQuery.ts): batches of at most `batchSize`,
+ * a consumer that stops half-way leaves the database usable, and a failing query is a typed error, never an
+ * unhandled stream error.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Context } from '../../src/context.js';
+import { Mail2faError } from '../../src/core/errors.js';
+import { lookupStatusRows, streamStatusRows } from '../../src/db/statusQuery.js';
+import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
+import { testContext } from '../helpers/context.js';
+
+const COUNT = 55;
+const email = (i: number) => `stream${String(i).padStart(3, '0')}@example.com`;
+
+describeEachDb('status row stream', (kind) => {
+  let tdb: TestDb;
+  let ctx: Context;
+  beforeAll(async () => {
+    tdb = await createTestDb(kind);
+    ctx = await testContext(tdb);
+    const db = await ctx.db();
+    const m = ctx.mapping;
+    await db.knex(m.table).insert(Array.from({ length: COUNT }, (_, i) => ({ [m.email]: email(i), [m.password]: '{PLAIN}x', [m.active]: true, [m.domain]: 'example.com' })));
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await tdb?.drop();
+  });
+
+  const all = async (batchSize: number) => {
+    const db = await ctx.db();
+    const sizes: number[] = [];
+    const emails: string[] = [];
+    for await (const batch of streamStatusRows(db, ctx.tables, ctx.mapping, { kind: 'all' }, batchSize)) {
+      sizes.push(batch.length);
+      emails.push(...batch.map((r) => r.email));
+    }
+    return { sizes, emails };
+  };
+
+  it('hands out every row once, in batches of at most batchSize', async () => {
+    const { sizes, emails } = await all(10);
+    expect(sizes).toEqual([10, 10, 10, 10, 10, 5]);
+    expect([...emails].sort()).toEqual(Array.from({ length: COUNT }, (_, i) => email(i)));
+  });
+
+  it('a consumer that stops after the first batch leaves the database usable', async () => {
+    const db = await ctx.db();
+    for (let round = 0; round < 6; round++) {
+      for await (const batch of streamStatusRows(db, ctx.tables, ctx.mapping, { kind: 'all' }, 10)) {
+        expect(batch).toHaveLength(10);
+        break;
+      }
+    }
+    expect((await all(20)).emails).toHaveLength(COUNT);
+    expect((await lookupStatusRows(db, ctx.tables, ctx.mapping, [email(3)])).map((r) => r.email)).toEqual([email(3)]);
+  });
+
+  it('a failing query is a typed error (schema mismatch, 78)', async () => {
+    const db = await ctx.db();
+    const run = async () => {
+      for await (const _ of streamStatusRows(db, ctx.tables, { ...ctx.mapping, table: 'no_such_mailbox' }, { kind: 'all' }, 10)) void _;
+    };
+    const err = await run().then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(Mail2faError);
+    expect((err as Mail2faError).exitCode).toBe(78);
+    expect((await all(100)).emails).toHaveLength(COUNT);
+  });
+});
