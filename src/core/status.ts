@@ -157,11 +157,12 @@ export interface StatusSummary {
   disabled: number;
   unknown: number;
   invalid: number;
-  byMethod: { totp: number; sms: number };
+  /** How the enabled accounts sign in; `temporaryCode`: no factor yet, 2FA kept by a recover --temporary-code. */
+  byMethod: { totp: number; sms: number; temporaryCode: number };
 }
 
 export function newSummary(): StatusSummary {
-  return { accounts: 0, enabled: 0, disabled: 0, unknown: 0, invalid: 0, byMethod: { totp: 0, sms: 0 } };
+  return { accounts: 0, enabled: 0, disabled: 0, unknown: 0, invalid: 0, byMethod: { totp: 0, sms: 0, temporaryCode: 0 } };
 }
 
 export function addToSummary(s: StatusSummary, row: StatusRow): void {
@@ -172,6 +173,7 @@ export function addToSummary(s: StatusSummary, row: StatusRow): void {
     if (row.enabled) {
       s.enabled++;
       if (row.method) s.byMethod[row.method]++;
+      else if (row.temporaryCode) s.byMethod.temporaryCode++;
     } else s.disabled++;
   }
 }

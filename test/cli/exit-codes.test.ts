@@ -11,7 +11,7 @@ import { LATEST_MIGRATION } from '../../src/db/migrations.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
-import { seedFactors } from '../helpers/status-seed.js';
+import { createPostfixAdminMailbox, insertPostfixAdminMailbox, postfixAdminConfig, seedFactors } from '../helpers/status-seed.js';
 
 /** stdout is exactly one JSON document (one line), and nothing else. */
 function oneJson(r: CliResult): Record<string, any> {
@@ -261,5 +261,53 @@ describeEachDb('78: schema missing or out of date (non-embedded database); migra
       await ctx.close();
     }
     expect((await runCli(['status', '--all'], { env })).code).toBe(0);
+  });
+
+  it('75: migrate while another migration holds the lock; 0 once it is released', async () => {
+    const ctx = await testContext(tdb);
+    const knex = (await ctx.db()).knex;
+    try {
+      await knex(ctx.tables.migrationsLock).update({ is_locked: 1 });
+      const r = await runCli(['migrate'], { env });
+      expect(r.code).toBe(75);
+      expect(r.stderr).toMatch(/^mail2fa: error: another migration holds the lock on .*\nhint: Retry when it has finished/);
+      const j = await runCli(['--json', 'migrate'], { env });
+      expect(oneJson(j)).toMatchObject({ ok: false, error: { code: 'migration_locked' } });
+    } finally {
+      await knex(ctx.tables.migrationsLock).update({ is_locked: 0 });
+      await ctx.close();
+    }
+    expect((await runCli(['migrate'], { env })).code).toBe(0);
+  });
+});
+
+describeEachDb('65: one address alone that matches several mailbox rows', (kind) => {
+  let tdb: TestDb;
+  let ctx: Context;
+  let env: Record<string, string | undefined>;
+  beforeAll(async () => {
+    tdb = await createTestDb(kind);
+    const config = postfixAdminConfig(tdb.dir);
+    ctx = await testContext(tdb, { configPath: config });
+    const knex = (await ctx.db()).knex;
+    await createPostfixAdminMailbox(knex, kind, 'mailbox', false);
+    await insertPostfixAdminMailbox(knex, 'mailbox', 'twin@example.com');
+    await insertPostfixAdminMailbox(knex, 'mailbox', 'twin@example.com');
+    env = { ...isolated, ...testEnv(tdb), MAIL2FA_CONFIG: config };
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await tdb?.drop();
+  });
+
+  it('is refused, not guessed; in a list it is an "ambiguous" row', async () => {
+    const r = await runCli(['status', 'twin@example.com'], { env });
+    expect(r.code).toBe(65);
+    expect(r.stderr).toMatch(/^mail2fa: error: 2 mailbox rows have this address: twin@example\.com; refusing to guess\nhint: Fix the duplicate rows in mailbox/);
+    const j = await runCli(['--json', 'status', 'twin@example.com'], { env });
+    expect(oneJson(j)).toMatchObject({ ok: false, error: { code: 'ambiguous_account' } });
+    const list = await runCli(['status', '--format', 'ndjson', 'twin@example.com', 'nobody@example.com'], { env });
+    expect(list.code).toBe(0);
+    expect(list.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l).state)).toEqual(['ambiguous', 'unknown']);
   });
 });

@@ -83,7 +83,7 @@ describeEachDb('status (built binary)', (kind) => {
         const doc = JSON.parse(r.stdout) as { ok: boolean; accounts: { email: string }[]; summary: Record<string, unknown> };
         expect(doc.ok).toBe(true);
         expect(doc.accounts).toHaveLength(14);
-        expect(doc.summary).toEqual({ accounts: 14, enabled: 3, disabled: 11, unknown: 0, invalid: 0, byMethod: { totp: 2, sms: 1 } });
+        expect(doc.summary).toEqual({ accounts: 14, enabled: 3, disabled: 11, unknown: 0, invalid: 0, byMethod: { totp: 2, sms: 1, temporaryCode: 0 } });
         expect(r.stdout).not.toMatch(ESC_OR_RAW_CONTROL);
       }
     });

@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { statusBatches, type StatusRow, type StatusSelection } from '../../src/core/status.js';
+import { addToSummary, newSummary, statusBatches, type StatusRow, type StatusSelection } from '../../src/core/status.js';
+import { summaryLine } from '../../src/ui/status-render.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
 import { createPostfixAdminMailbox, insertPostfixAdminMailbox, postfixAdminConfig, seedFactors, snapshot } from '../helpers/status-seed.js';
@@ -70,6 +71,13 @@ describeEachDb('status parity, preset mail2fa', (kind) => {
     }
     await addMailbox(ctx, 'erin@example.org', 'pw', { scheme: 'PLAIN', active: false });
     await seedFactors(ctx, clock.now, FACTORS);
+    // recover --temporary-code: no factor, 2FA still required through a single-use code (pending / used).
+    for (const e of ['tina@example.org', 'ted@example.org']) await addMailbox(ctx, e, 'pw', { scheme: 'PLAIN' });
+    const knex = (await ctx.db()).knex;
+    await knex(ctx.tables.challenge).insert([
+      { account: 'tina@example.org', purpose: 'temporary', code_hash: 'a'.repeat(64), created_at: clock.now, expires_at: clock.now + 86_400_000, used_at: null },
+      { account: 'ted@example.org', purpose: 'temporary', code_hash: 'b'.repeat(64), created_at: clock.now, expires_at: clock.now + 86_400_000, used_at: clock.now },
+    ]);
   });
   afterAll(async () => {
     await ctx?.close();
@@ -91,6 +99,8 @@ describeEachDb('status parity, preset mail2fa', (kind) => {
         off('abc@example.com'),
         off('trail@example.com '), // PAD SPACE must not lend it the factor of "trail@example.com"
         off('δ@example.com'),
+        { ...off('tina@example.org'), enabled: true, source: 'mail2fa', temporaryCode: { state: 'pending', expiresAt: '2026-01-16T09:30:00Z' } },
+        { ...off('ted@example.org'), enabled: true, source: 'mail2fa', temporaryCode: { state: 'used', expiresAt: '2026-01-16T09:30:00Z' } },
       ].sort(byEmail),
     );
   });
@@ -115,9 +125,14 @@ describeEachDb('status parity, preset mail2fa', (kind) => {
     ]);
   });
 
-  it('--domain: exact domain, streamed', async () => {
+  it('--domain: exact domain, streamed; a temporary code keeps 2FA required', async () => {
     const rows = (await collect(ctx, { kind: 'domain', domain: 'example.org' })).sort(byEmail);
-    expect(rows).toEqual([totp('dave@example.org', { recoveryCodesLeft: 7, lockedUntil: LOCKED_UNTIL }), off('erin@example.org', false)]);
+    const temporary = (email: string, state: 'pending' | 'used') => ({ ...off(email), enabled: true, source: 'mail2fa', temporaryCode: { state, expiresAt: '2026-01-16T09:30:00Z' } });
+    expect(rows).toEqual([totp('dave@example.org', { recoveryCodesLeft: 7, lockedUntil: LOCKED_UNTIL }), off('erin@example.org', false), temporary('ted@example.org', 'used'), temporary('tina@example.org', 'pending')]);
+    const summary = newSummary();
+    for (const r of rows) addToSummary(summary, r);
+    expect(summary).toEqual({ accounts: 4, enabled: 3, disabled: 1, unknown: 0, invalid: 0, byMethod: { totp: 1, sms: 0, temporaryCode: 2 } });
+    expect(summaryLine(summary)).toBe('4 accounts, 3 with 2FA (1 app, 0 SMS, 2 temporary codes), 1 without');
   });
 
   it('a lock that has expired is not shown', async () => {
