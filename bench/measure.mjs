@@ -24,13 +24,13 @@ export function haveGnuTime() {
 let counter = 0;
 
 /**
- * Runs `cmd args` once. stdin: a file path, a string (piped), or null (empty). stdout goes to /dev/null unless
- * `captureStdout`. Resolves { ms, rssKb, code, stderr, stdout }.
+ * Runs `cmd args` once. stdin: a file (stdinFile), a string (stdinText), or nothing. stdout goes to /dev/null unless
+ * `captureStdout`. Resolves { ms, rssKb, cpuS, code, stderr, stdout }.
  */
 export function runOnce(cmd, args, { env, stdinFile, stdinText, captureStdout = false, tmp, timeBin }) {
   return new Promise((resolve, reject) => {
     const rssFile = join(tmp, `rss-${process.pid}-${counter++}`);
-    const argv = timeBin ? [GNU_TIME, ['-f', '%M', '-o', rssFile, cmd, ...args]] : [cmd, args];
+    const argv = timeBin ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, cmd, ...args]] : [cmd, args];
     const inFd = stdinFile ? openSync(stdinFile, 'r') : null;
     const outFd = captureStdout ? null : openSync('/dev/null', 'w');
     const t0 = process.hrtime.bigint();
@@ -51,13 +51,16 @@ export function runOnce(cmd, args, { env, stdinFile, stdinText, captureStdout = 
       if (inFd !== null) closeSync(inFd);
       if (outFd !== null) closeSync(outFd);
       let rssKb = null;
+      let cpuS = null;
       if (timeBin && existsSync(rssFile)) {
         // GNU time prefixes "Command exited with non-zero status N" on its own line when the child fails.
         const lines = readFileSync(rssFile, 'utf8').trim().split('\n');
-        rssKb = Number(lines[lines.length - 1]);
+        const [rss, user, sys] = lines[lines.length - 1].split(' ').map(Number);
+        rssKb = Number.isFinite(rss) ? rss : null;
+        cpuS = Number.isFinite(user) && Number.isFinite(sys) ? user + sys : null;
         rmSync(rssFile, { force: true });
       }
-      resolve({ ms, rssKb: Number.isFinite(rssKb) ? rssKb : null, code, stderr, stdout });
+      resolve({ ms, rssKb, cpuS, code, stderr, stdout });
     });
   });
 }
@@ -69,25 +72,41 @@ export function median(values) {
 }
 
 /**
- * Runs a command `warmup + runs` times (the warm-up run fills the database's and the OS's caches and is not
- * counted); `check(result)` returns a problem string or null for every run. Returns the median, all wall
- * times, the highest peak RSS and the first problem.
+ * Runs several commands `warmup + runs` times each, round-robin (A B C A B C …), so that a change in the
+ * machine's load during the run affects all of them alike; the warm-up round fills the database's and the OS's
+ * caches and is not counted. A spec: { label, cmd, args(i), check?(result) → problem|null, before?(i) → extra
+ * runOnce options, …runOnce options }. Returns per spec: median wall ms, all wall times, median CPU seconds
+ * (user+sys, when GNU time is there), the highest peak RSS and the first problem seen.
  */
-export async function measure(label, cmd, args, o) {
-  const { runs, warmup = 1, check, before } = o;
-  const times = [];
-  let rssKb = null;
-  let problem = null;
+export async function measureSet(specs, { runs, warmup = 1 }) {
+  const out = specs.map((spec) => ({ label: spec.label, times: [], cpu: [], rssKb: null, problem: null }));
   for (let i = 0; i < warmup + runs; i++) {
-    const extra = before ? await before(i) : {};
-    const r = await runOnce(cmd, args(i), { ...o, ...extra });
-    const p = check ? check(r) : r.code === 0 ? null : `exit ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`;
-    if (p && !problem) problem = p;
-    if (i < warmup) continue;
-    times.push(r.ms);
-    if (r.rssKb !== null) rssKb = Math.max(rssKb ?? 0, r.rssKb);
+    for (const [k, spec] of specs.entries()) {
+      const extra = spec.before ? await spec.before(i) : {};
+      const r = await runOnce(spec.cmd, spec.args(i), { ...spec, ...extra });
+      const res = out[k];
+      const p = spec.check ? spec.check(r) : r.code === 0 ? null : `exit ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`;
+      if (p && !res.problem) res.problem = p;
+      if (i < warmup) continue;
+      res.times.push(r.ms);
+      if (r.cpuS !== null) res.cpu.push(r.cpuS);
+      if (r.rssKb !== null) res.rssKb = Math.max(res.rssKb ?? 0, r.rssKb);
+    }
   }
-  return { label, ms: median(times), times, rssKb, problem };
+  for (const res of out) {
+    res.ms = median(res.times);
+    res.cpuS = res.cpu.length ? median(res.cpu) : null;
+  }
+  return out;
+}
+
+/** The 1-minute load average (other work on the machine skews wall times; the report says how busy it was). */
+export function loadAverage() {
+  try {
+    return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+  } catch {
+    return null;
+  }
 }
 
 function tryRun(cmd, args) {

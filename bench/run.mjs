@@ -23,7 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { COLUMNS, METHOD_SMS, makeDataset, rows, writeTsv } from './dataset.mjs';
-import { haveGnuTime, machine, measure, runOnce } from './measure.mjs';
+import { haveGnuTime, loadAverage, machine, measureSet, runOnce } from './measure.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'mail2fa.js');
@@ -303,8 +303,12 @@ async function measureDb(kind) {
   const mysql = kind === 'mariadb';
   const dbArgs = mysql ? ['--db', opt['mariadb-url']] : [];
   const env = childEnv(mysql ? {} : { MAIL2FA_HOME: SQLITE_HOME });
-  const common = { runs: RUNS, warmup: WARMUP, env, tmp: WORK, timeBin };
+  const common = { env, tmp: WORK, timeBin };
+  const rounds = { runs: RUNS, warmup: WARMUP };
   const ref = await referenceSql(mysql ? 'mysql' : 'sqlite');
+  const refName = mysql ? 'mariadb' : 'sqlite3';
+  const haveRef = mysql || sqlite3Cli;
+  const refSpec = (label, args, extra = {}) => (mysql ? { label, cmd: 'mariadb', args: () => [...mariadbConn, '--batch', '--quick', DBNAME, ...args], ...common, env: mariadbEnv, ...extra } : { label, cmd: 'sqlite3', args: () => ['-batch', SQLITE_FILE, ...args], ...common, ...extra });
   const out = { kind, rows: [] };
 
   let secrets = null;
@@ -317,37 +321,37 @@ async function measureDb(kind) {
     }
   } else verifyNote = '`mail2fa verify` is not implemented yet in this build: not measured (the bench measures it as soon as it exists)';
 
-  const all = await step(`${kind}: status --all --format ndjson ×${WARMUP + RUNS}`, () =>
-    measure('status --all --format ndjson', NODE, () => [BIN, ...dbArgs, 'status', '--all', '--format', 'ndjson'], { ...common, check: summaryCheck({ accounts: exp.accounts, enabled: exp.enabled, totp: exp.totp, sms: exp.sms }) }),
-  );
-  let allRef = null;
-  if (mysql) allRef = await step(`${kind}: mariadb --batch --quick (same SQL) ×${WARMUP + RUNS}`, () => measure('mariadb client', 'mariadb', () => [...mariadbConn, '--batch', '--quick', DBNAME, '-e', ref.all], { ...common, env: mariadbEnv }));
-  else if (sqlite3Cli) allRef = await step(`${kind}: sqlite3 -batch (same SQL) ×${WARMUP + RUNS}`, () => measure('sqlite3 client', 'sqlite3', () => ['-batch', SQLITE_FILE, ref.all], common));
-  out.rows.push({ what: `status --all --format ndjson (${SIZE.toLocaleString('en')} rows)`, m: all, ref: allRef, refName: mysql ? 'mariadb' : 'sqlite3', target: 2, rssTarget: 200 * 1024 });
+  // Bulk: mail2fa and the client alternate, run by run.
+  const bulk = [{ label: 'status --all', cmd: NODE, args: () => [BIN, ...dbArgs, 'status', '--all', '--format', 'ndjson'], ...common, check: summaryCheck({ accounts: exp.accounts, enabled: exp.enabled, totp: exp.totp, sms: exp.sms }) }];
+  if (haveRef) bulk.push(refSpec(refName, mysql ? ['-e', ref.all] : [ref.all]));
+  const [all, allRef = null] = await step(`${kind}: status --all --format ndjson${haveRef ? ` vs ${refName} (same SQL)` : ''}, ${WARMUP + RUNS} rounds`, () => measureSet(bulk, rounds));
+  out.rows.push({ what: `status --all --format ndjson (${SIZE.toLocaleString('en')} rows)`, m: all, ref: allRef, refName, target: 2, rssTarget: 200 * 1024 });
 
-  const list = await step(`${kind}: status --file - (${LIST.toLocaleString('en')} addresses) ×${WARMUP + RUNS}`, () =>
-    measure('status --file -', NODE, () => [BIN, ...dbArgs, 'status', '--file', '-', '--format', 'ndjson'], { ...common, stdinFile: addresses.file, check: summaryCheck({ accounts: addresses.known, unknown: addresses.unknown }) }),
-  );
-  let listRef = null;
-  if (mysql) listRef = await step(`${kind}: mariadb, the same ${Math.ceil(LIST / LOOKUP_BATCH)} IN (…) queries ×${WARMUP + RUNS}`, () => measure('mariadb client', 'mariadb', () => [...mariadbConn, '--batch', '--quick', DBNAME], { ...common, env: mariadbEnv, stdinFile: ref.listFile }));
-  else if (sqlite3Cli) listRef = await step(`${kind}: sqlite3, the same IN (…) queries ×${WARMUP + RUNS}`, () => measure('sqlite3 client', 'sqlite3', () => ['-batch', SQLITE_FILE], { ...common, stdinFile: ref.listFile }));
-  out.rows.push({ what: `status --file - (${LIST.toLocaleString('en')} addresses on stdin)`, m: list, ref: listRef, refName: mysql ? 'mariadb' : 'sqlite3', target: 2, rssTarget: 200 * 1024 });
+  const list = [{ label: 'status --file -', cmd: NODE, args: () => [BIN, ...dbArgs, 'status', '--file', '-', '--format', 'ndjson'], ...common, stdinFile: addresses.file, check: summaryCheck({ accounts: addresses.known, unknown: addresses.unknown }) }];
+  if (haveRef) list.push(refSpec(refName, [], { stdinFile: ref.listFile }));
+  const [file, fileRef = null] = await step(`${kind}: status --file - (${LIST.toLocaleString('en')} addresses)${haveRef ? ` vs ${refName} (the same ${Math.ceil(LIST / LOOKUP_BATCH)} IN (…) queries)` : ''}, ${WARMUP + RUNS} rounds`, () => measureSet(list, rounds));
+  out.rows.push({ what: `status --file - (${LIST.toLocaleString('en')} addresses on stdin)`, m: file, ref: fileRef, refName, target: 2, rssTarget: 200 * 1024 });
 
-  const one = await step(`${kind}: status <one address> ×${WARMUP + RUNS}`, () => measure('status <address>', NODE, () => [BIN, ...dbArgs, 'status', smsAccount], common));
-  out.rows.push({ what: 'status <one address>', m: one, ref: nodeBaseline, refName: 'node -e 0', target: 3 });
-
+  // Start-up: bare node, one status, one verify, alternating.
+  const single = [
+    { label: 'node -e 0', cmd: NODE, args: () => ['-e', '0'], ...common },
+    { label: 'status <address>', cmd: NODE, args: () => [BIN, ...dbArgs, 'status', smsAccount], ...common },
+  ];
   if (secrets) {
     const { totpCode } = await dist('totp/totp.js');
     const accounts = [...secrets.keys()];
-    const v = await step(`${kind}: verify <one address> (TOTP via stdin) ×${WARMUP + RUNS}`, () =>
-      measure('verify <address>', NODE, (i) => [BIN, ...dbArgs, 'verify', accounts[i]], {
-        ...common,
-        // One account per run: a TOTP code is accepted once per time step (replay protection).
-        before: (i) => ({ stdinText: `${totpCode(secrets.get(accounts[i]), Date.now())}\n` }),
-      }),
-    );
-    out.rows.push({ what: 'verify <one address> (correct TOTP)', m: v, ref: nodeBaseline, refName: 'node -e 0', target: 3 });
+    single.push({
+      label: 'verify <address>',
+      cmd: NODE,
+      args: (i) => [BIN, ...dbArgs, 'verify', accounts[i]],
+      ...common,
+      // One account per run: a TOTP code is accepted once per time step (replay protection).
+      before: (i) => ({ stdinText: `${totpCode(secrets.get(accounts[i]), Date.now())}\n` }),
+    });
   }
+  const [node, one, verify = null] = await step(`${kind}: node -e 0 / status <address>${secrets ? ' / verify <address> (TOTP on stdin)' : ''}, ${WARMUP + RUNS} rounds`, () => measureSet(single, rounds));
+  out.rows.push({ what: 'status <one address>', m: one, ref: node, refName: 'node -e 0', target: 3 });
+  if (verify) out.rows.push({ what: 'verify <one address> (correct TOTP)', m: verify, ref: node, refName: 'node -e 0', target: 3 });
   if (verifyNote) out.note = verifyNote;
   return out;
 }
@@ -363,7 +367,7 @@ const info = machine({ mariadbArgs: wantMariadb ? mariadbConn : null, sqlite3: w
   info.sqliteLib = mem.prepare('SELECT sqlite_version()').pluck().get();
   mem.close();
 }
-const nodeBaseline = await step(`node -e 0 ×${WARMUP + RUNS}`, () => measure('node -e 0', NODE, () => ['-e', '0'], { runs: RUNS, warmup: WARMUP, env: childEnv(), tmp: WORK, timeBin }));
+const loadBefore = loadAverage();
 
 const results = [];
 const seedTimes = {};
@@ -391,17 +395,20 @@ try {
   } else log(`kept: MariaDB database ${DBNAME}, ${WORK} (rerun with --reuse to skip seeding)`);
 }
 const totalMs = performance.now() - started;
+const loadAfter = loadAverage();
 
 /* ---------------------------------------------------------------------------------------------------- */
 /* Report                                                                                                */
 
 const fmtMs = (ms) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
 const fmtMb = (kb) => (kb === null ? 'n/a' : `${Math.round(kb / 1024)} MB`);
+const fmtCpu = (s) => (s === null ? 'n/a' : `${s.toFixed(2)} s`);
 let failed = false;
 const table = [];
 for (const r of results) {
   for (const row of r.rows) {
     const ratio = row.ref ? row.m.ms / row.ref.ms : null;
+    const cpuRatio = row.ref && row.m.cpuS !== null && row.ref.cpuS ? row.m.cpuS / row.ref.cpuS : null;
     const timeOk = ratio === null ? null : ratio <= row.target;
     const rssOk = row.rssTarget && row.m.rssKb !== null ? row.m.rssKb <= row.rssTarget : null;
     const problem = row.m.problem ?? row.ref?.problem ?? null;
@@ -415,31 +422,31 @@ for (const r of results) {
       ratio: ratio === null ? '—' : `${ratio.toFixed(2)}×`,
       target: `≤ ${row.target}×${row.rssTarget ? `, ≤ ${row.rssTarget / 1024} MB` : ''}`,
       rss: fmtMb(row.m.rssKb),
-      refRss: row.ref ? fmtMb(row.ref.rssKb) : '—',
+      cpu: `${fmtCpu(row.m.cpuS)} / ${row.ref ? fmtCpu(row.ref.cpuS) : '—'}${cpuRatio === null ? '' : ` (${cpuRatio.toFixed(1)}×)`}`,
       verdict,
-      runs: row.m.times.map((t) => Math.round(t)).join(', '),
+      runs: `mail2fa ${row.m.times.map((t) => Math.round(t)).join(', ')}${row.ref ? `; ${row.refName} ${row.ref.times.map((t) => Math.round(t)).join(', ')}` : ''}`,
     });
   }
 }
-const HEAD = { db: 'database', what: 'measurement', mail2fa: 'mail2fa', reference: 'reference', ratio: 'ratio', target: 'target', rss: 'peak RSS', refRss: 'ref. RSS', verdict: 'verdict' };
+const HEAD = { db: 'database', what: 'measurement', mail2fa: 'mail2fa', reference: 'reference', ratio: 'ratio', target: 'target', rss: 'peak RSS', cpu: 'CPU mail2fa / ref.', verdict: 'verdict' };
 const keys = Object.keys(HEAD);
 const widths = keys.map((k) => Math.max(HEAD[k].length, ...table.map((t) => t[k].length)));
 const line = (r) => keys.map((k, i) => r[k].padEnd(widths[i])).join('  ').trimEnd();
 process.stdout.write(`\n${line(HEAD)}\n${line(Object.fromEntries(keys.map((k, i) => [k, '-'.repeat(widths[i])])))}\n${table.map(line).join('\n')}\n`);
 for (const r of results) if (r.note) process.stdout.write(`${r.kind}: ${r.note}\n`);
-process.stdout.write(`\nnode -e 0: ${fmtMs(nodeBaseline.ms)} (median of ${RUNS}); medians of ${RUNS} runs after ${WARMUP} warm-up; whole bench ${secs(totalMs)}\n`);
+process.stdout.write(`\nwall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round; CPU = user+sys; load average ${loadBefore ?? '?'} before, ${loadAfter ?? '?'} after; whole bench ${secs(totalMs)}\n`);
 
 if (!opt['no-write']) {
   const md = [];
-  md.push(`Run of \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${info.date}: ${SIZE.toLocaleString('en')} mailboxes, of which ${exp.totp.toLocaleString('en')} with app 2FA and ${exp.sms.toLocaleString('en')} with SMS, ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.stateRows.toLocaleString('en')} account-state rows (${exp.locked.toLocaleString('en')} locked); address list ${LIST.toLocaleString('en')} (1 % unknown, random order). Medians of ${RUNS} runs after ${WARMUP} warm-up run; whole bench ${secs(totalMs)}${seedTimes.mariadb ? `, seeding MariaDB ${secs(seedTimes.mariadb)}` : ''}${seedTimes.sqlite ? `, seeding SQLite ${secs(seedTimes.sqlite)}` : ''}.`);
+  md.push(`Run of \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${info.date}: ${SIZE.toLocaleString('en')} mailboxes, of which ${exp.totp.toLocaleString('en')} with app 2FA and ${exp.sms.toLocaleString('en')} with SMS, ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.stateRows.toLocaleString('en')} account-state rows (${exp.locked.toLocaleString('en')} locked); address list ${LIST.toLocaleString('en')} (1 % unknown, random order). Wall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round (mail2fa and its reference alternate within a round); CPU = user+sys of the process; whole bench ${secs(totalMs)}${seedTimes.mariadb ? `, seeding MariaDB ${secs(seedTimes.mariadb)}` : ''}${seedTimes.sqlite ? `, seeding SQLite ${secs(seedTimes.sqlite)}` : ''}.`);
   md.push('');
-  md.push(`Machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GiB memory, ${info.os}; Node ${info.node}; MariaDB ${info.mariadb}${info.innodbBufferPoolMb ? ` (innodb_buffer_pool_size ${info.innodbBufferPoolMb} MB)` : ''}; SQLite ${info.sqliteLib} (better-sqlite3, what mail2fa uses)${info.sqlite ? `, sqlite3 CLI ${info.sqlite}` : ''}; bare \`node -e 0\` ${fmtMs(nodeBaseline.ms)}.`);
+  md.push(`Machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GiB memory, ${info.os}; Node ${info.node}; MariaDB ${info.mariadb}${info.innodbBufferPoolMb ? ` (innodb_buffer_pool_size ${info.innodbBufferPoolMb} MB)` : ''}; SQLite ${info.sqliteLib} (better-sqlite3, what mail2fa uses)${info.sqlite ? `, sqlite3 CLI ${info.sqlite}` : ''}. Load average (1 min) ${loadBefore ?? '?'} at the start, ${loadAfter ?? '?'} at the end: other work on the machine during the run slows every command, the references too.`);
   md.push('');
-  md.push('| database | measurement | mail2fa | reference | ratio | target | mail2fa peak RSS | reference peak RSS | verdict |');
+  md.push('| database | measurement | mail2fa | reference | ratio | target | mail2fa peak RSS | CPU mail2fa / reference | verdict |');
   md.push('|---|---|---:|---:|---:|---|---:|---:|---|');
-  for (const t of table) md.push(`| ${t.db} | ${t.what} | ${t.mail2fa} | ${t.reference} | ${t.ratio} | ${t.target} | ${t.rss} | ${t.refRss} | ${t.verdict} |`);
+  for (const t of table) md.push(`| ${t.db} | ${t.what} | ${t.mail2fa} | ${t.reference} | ${t.ratio} | ${t.target} | ${t.rss} | ${t.cpu} | ${t.verdict} |`);
   md.push('');
-  md.push('All runs (ms), in order:');
+  md.push('Wall times of every counted run (ms), in order:');
   md.push('');
   for (const t of table) md.push(`- ${t.db}, ${t.what}: ${t.runs}`);
   for (const r of results) if (r.note) md.push(`- ${r.kind === 'mariadb' ? 'MariaDB' : 'SQLite'}: ${r.note}`);

@@ -78,7 +78,12 @@ export class AccountRepository {
   async findExact(address: string, trx?: Knex.Transaction): Promise<Mailbox> {
     let rows: Record<string, unknown>[];
     try {
-      rows = await this.select(trx ?? this.db.knex).where(this.mapping.email, address);
+      const column = await emailColumnCollation(this.db, this.mapping);
+      const query = this.select(trx ?? this.db.knex);
+      if (column && column.charset !== 'utf8mb4' && SQL_NAME.test(column.charset) && SQL_NAME.test(column.collation)) {
+        // A latin1 column cannot be compared with a utf8mb4 literal it cannot hold: convert the literal.
+        rows = await query.whereRaw(`?? = CONVERT(? USING ${column.charset}) COLLATE ${column.collation}`, [this.mapping.email, address]);
+      } else rows = await query.where(this.mapping.email, address);
     } catch (err) {
       throw mapDbError(err, this.db.displayUrl);
     }
@@ -115,3 +120,43 @@ export async function ensureReferenceMailboxTable(knex: Knex, mapping: AccountMa
     }
   });
 }
+
+/**
+ * Charset and collation of the mailbox table's email column (MySQL/MariaDB). PostfixAdmin's column is often
+ * latin1_general_ci: comparing it with a utf8mb4 literal that latin1 cannot hold (e.g. "δ@example.com") is an
+ * "Illegal mix of collations" error, so looked-up addresses are converted into the column's own collation
+ * (lossy characters become "?", a candidate the exact check then drops) — which also keeps the index usable.
+ */
+export interface ColumnCollation {
+  charset: string;
+  collation: string;
+}
+
+const SQL_NAME = /^[A-Za-z0-9_]{1,64}$/;
+const collationCache = new WeakMap<Database, Map<string, Promise<ColumnCollation | null>>>();
+
+/** The email column's charset and collation (MySQL only; null on SQLite or when unknown). One query per run. */
+export function emailColumnCollation(db: Database, m: AccountMapping): Promise<ColumnCollation | null> {
+  if (db.dialect !== 'mysql') return Promise.resolve(null);
+  let perDb = collationCache.get(db);
+  if (!perDb) collationCache.set(db, (perDb = new Map()));
+  const cacheKey = `${m.table}.${m.email}`;
+  let found = perDb.get(cacheKey);
+  if (!found) {
+    found = (async () => {
+      try {
+        const [rows] = (await db.knex.raw(
+          'SELECT CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?',
+          [m.table, m.email],
+        )) as [{ charset: string | null; collation: string | null }[]];
+        const row = rows[0];
+        return row?.charset && row.collation ? { charset: row.charset, collation: row.collation } : null;
+      } catch (err) {
+        throw mapDbError(err, db.displayUrl);
+      }
+    })();
+    perDb.set(cacheKey, found);
+  }
+  return found;
+}
+

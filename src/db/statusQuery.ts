@@ -5,7 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Knex } from 'knex';
-import type { AccountMapping } from './accounts.js';
+import { emailColumnCollation, type AccountMapping, type ColumnCollation } from './accounts.js';
 import type { Database } from './connection.js';
 import { mapDbError } from './connection.js';
 import type { Tables } from './schema.js';
@@ -28,16 +28,6 @@ export interface StatusDbRow {
 
 export type StatusWhere = { kind: 'all' } | { kind: 'domain'; domain: string } | { kind: 'emails'; emails: string[] };
 
-/**
- * Charset and collation of the mailbox table's email column (MySQL/MariaDB). PostfixAdmin's column is often
- * latin1_general_ci: comparing it with a utf8mb4 literal that latin1 cannot hold (e.g. "δ@example.com") is an
- * "Illegal mix of collations" error, so looked-up addresses are converted into the column's own collation
- * (lossy characters become "?", a candidate the exact check then drops) — which also keeps the index usable.
- */
-export interface ColumnCollation {
-  charset: string;
-  collation: string;
-}
 
 /** The status SQL (native placeholders) for a selection; exported so that `npm run bench` runs the very same SQL. */
 export function statusSql(knex: Knex, db: Pick<Database, 'dialect'>, tables: Tables, m: AccountMapping, where: StatusWhere, emailColumn?: ColumnCollation | null): { sql: string; bindings: unknown[] } {
@@ -75,32 +65,6 @@ export function statusSql(knex: Knex, db: Pick<Database, 'dialect'>, tables: Tab
 }
 
 const SQL_NAME = /^[A-Za-z0-9_]{1,64}$/;
-const collationCache = new WeakMap<Database, Map<string, Promise<ColumnCollation | null>>>();
-
-/** The email column's charset and collation (MySQL only; null on SQLite or when unknown). One query per run. */
-export function emailColumnCollation(db: Database, m: AccountMapping): Promise<ColumnCollation | null> {
-  if (db.dialect !== 'mysql') return Promise.resolve(null);
-  let perDb = collationCache.get(db);
-  if (!perDb) collationCache.set(db, (perDb = new Map()));
-  const cacheKey = `${m.table}.${m.email}`;
-  let found = perDb.get(cacheKey);
-  if (!found) {
-    found = (async () => {
-      try {
-        const [rows] = (await db.knex.raw(
-          'SELECT CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?',
-          [m.table, m.email],
-        )) as [{ charset: string | null; collation: string | null }[]];
-        const row = rows[0];
-        return row?.charset && row.collation ? { charset: row.charset, collation: row.collation } : null;
-      } catch (err) {
-        throw mapDbError(err, db.displayUrl);
-      }
-    })();
-    perDb.set(cacheKey, found);
-  }
-  return found;
-}
 
 /** Streams rows for --all / --domain in batches of `batchSize`. */
 export async function* streamStatusRows(db: Database, tables: Tables, mapping: AccountMapping, where: StatusWhere, batchSize = 2000): AsyncGenerator<StatusDbRow[]> {
