@@ -131,6 +131,10 @@ export async function schemaVersion(db: Database, tables: Tables): Promise<strin
 async function checkSchema(db: Database, tables: Tables): Promise<void> {
   const version = await schemaVersion(db, tables);
   if (version === LATEST_MIGRATION) return;
+  // Migration names sort in order ("0001_…"): a later one means a newer mail2fa upgraded this database.
+  if (version !== null && version > LATEST_MIGRATION) {
+    throw configError('schema_newer', `the database schema (${version}) is newer than this mail2fa knows (${LATEST_MIGRATION})`, 'Upgrade mail2fa to the version that migrated this database.');
+  }
   throw configError(
     'schema_outdated',
     version === null ? `mail2fa's tables do not exist in ${db.displayUrl}` : `the database schema is out of date (at ${version}, this version needs ${LATEST_MIGRATION})`,

@@ -10,7 +10,7 @@ import { inTransaction, lockAccountState } from '../db/tx.js';
 import { parsePhone } from '../sms/phone.js';
 import { generateTotpSecret } from '../totp/totp.js';
 import { writeAudit } from './audit.js';
-import { configError } from './errors.js';
+import { configError, dataError } from './errors.js';
 import { LOCKOUT_MS, MAX_FAILED_ATTEMPTS } from './lockout.js';
 import { removeFactor, storeFactor } from './factors.js';
 import { Vault } from './vault.js';
@@ -43,6 +43,9 @@ export async function seedDemo(ctx: Context, opts: { reset: boolean }): Promise<
   await ensureReferenceMailboxTable(db.knex, ctx.mapping, mysql);
   const m = ctx.mapping;
   const existing = (await db.knex(m.table).whereIn(m.email, SAMPLES.map((s) => s.email)).select({ email: m.email })) as { email: string }[];
+  if (existing.length && existing.length < SAMPLES.length && !opts.reset) {
+    throw dataError('demo_partial', `${existing.length} of the ${SAMPLES.length} demo mailboxes exist in ${db.displayUrl}; refusing to guess`, 'Use `mail2fa demo --reset` to recreate all of them.');
+  }
   if (existing.length && !opts.reset) {
     // Nothing to do, and nothing lost: say so, and list the (constant) demo passwords again.
     return { database: db.displayUrl, created: false, accounts: SAMPLES.map(({ email, password, scheme, active, state }) => ({ email, password, scheme, active, state })) };
