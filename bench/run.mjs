@@ -13,7 +13,8 @@
  * Options: --size N (default 1000000) · --list N (default 100000) · --runs N (default 5) · --db both|mariadb|sqlite
  *          · --mariadb-url mysql://root@127.0.0.1:3306/mail2fa_bench (the database is DROPPED and recreated)
  *          · --keep (keep the seeded data) · --reuse (skip seeding when --keep left data of the same size)
- *          · --no-write (do not touch docs/benchmarks.md)
+ *          · --no-write (do not touch docs/benchmarks.md) · --bin PATH (measure another build's bin/mail2fa.js against
+ *            the same data, e.g. a copy of an older checkout: before/after comparisons)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -26,7 +27,6 @@ import { COLUMNS, METHOD_SMS, makeDataset, rows, writeTsv } from './dataset.mjs'
 import { haveGnuTime, loadAverage, machine, measureSet, runOnce } from './measure.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'mail2fa.js');
 const DOC = join(ROOT, 'docs', 'benchmarks.md');
 const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
 const NODE = process.execPath;
@@ -44,6 +44,7 @@ const { values: opt } = parseArgs({
     keep: { type: 'boolean', default: false },
     reuse: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
+    bin: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -51,6 +52,8 @@ if (opt.help) {
   process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0].replace(/^#!.*\n\/\*\*\n/, '').replace(/^ \* ?/gm, ''));
   process.exit(0);
 }
+/** The binary measured: this checkout's build, or (--bin) another build of mail2fa, for before/after comparisons. */
+const BIN = resolve(opt.bin ?? join(ROOT, 'bin', 'mail2fa.js'));
 const SIZE = Number(opt.size);
 const RUNS = Number(opt.runs);
 const LIST = Math.min(Number(opt.list), SIZE);
@@ -113,7 +116,7 @@ function mariadb(sql, { db = DBNAME, extra = [] } = {}) {
   return execFileSync('mariadb', [...mariadbConn, ...extra, '--batch', '-N', ...(db ? [db] : []), '-e', sql], { env: mariadbEnv, encoding: 'utf8', maxBuffer: 1 << 26 });
 }
 function mail2faSync(args, env) {
-  const r = spawnSync(NODE, [BIN, ...args], { env, encoding: 'utf8' });
+  const r = spawnSync(NODE, [join(ROOT, 'bin', 'mail2fa.js'), ...args], { env, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`mail2fa ${args.join(' ')} exited ${r.status}: ${r.stderr.trim()}`);
   return r.stdout;
 }
@@ -436,7 +439,7 @@ process.stdout.write(`\n${line(HEAD)}\n${line(Object.fromEntries(keys.map((k, i)
 for (const r of results) if (r.note) process.stdout.write(`${r.kind}: ${r.note}\n`);
 process.stdout.write(`\nwall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round; CPU = user+sys; load average ${loadBefore ?? '?'} before, ${loadAfter ?? '?'} after; whole bench ${secs(totalMs)}\n`);
 
-if (!opt['no-write']) {
+if (!opt['no-write'] && !opt.bin) {
   const md = [];
   md.push(`Run of \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${info.date}: ${SIZE.toLocaleString('en')} mailboxes, of which ${exp.totp.toLocaleString('en')} with app 2FA and ${exp.sms.toLocaleString('en')} with SMS, ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.stateRows.toLocaleString('en')} account-state rows (${exp.locked.toLocaleString('en')} locked); address list ${LIST.toLocaleString('en')} (1 % unknown, random order). Wall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round (mail2fa and its reference alternate within a round); CPU = user+sys of the process; whole bench ${secs(totalMs)}${seedTimes.mariadb ? `, seeding MariaDB ${secs(seedTimes.mariadb)}` : ''}${seedTimes.sqlite ? `, seeding SQLite ${secs(seedTimes.sqlite)}` : ''}.`);
   md.push('');
