@@ -27,7 +27,7 @@ let counter = 0;
  * Runs `cmd args` once. stdin: a file (stdinFile), a string (stdinText), or nothing. stdout goes to /dev/null unless
  * `captureStdout`. Resolves { ms, rssKb, cpuS, code, stderr, stdout }.
  */
-export function runOnce(cmd, args, { env, stdinFile, stdinText, captureStdout = false, tmp, timeBin }) {
+export function runOnce(cmd, args, { env, stdinFile, stdinText, captureStdout = false, tmp, timeBin, cwd }) {
   return new Promise((resolve, reject) => {
     const rssFile = join(tmp, `rss-${process.pid}-${counter++}`);
     const argv = timeBin ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, cmd, ...args]] : [cmd, args];
@@ -36,6 +36,7 @@ export function runOnce(cmd, args, { env, stdinFile, stdinText, captureStdout = 
     const t0 = process.hrtime.bigint();
     const child = spawn(argv[0], argv[1], {
       env,
+      cwd,
       stdio: [inFd ?? (stdinText !== undefined ? 'pipe' : 'ignore'), outFd ?? 'pipe', 'pipe'],
     });
     let stderr = '';

@@ -372,8 +372,27 @@ const info = machine({ mariadbArgs: wantMariadb ? mariadbConn : null, sqlite3: w
 }
 const loadBefore = loadAverage();
 
+/**
+ * Start-up anatomy: what loading each library costs on its own (bare node, then node importing the libraries a
+ * single-account `status` needs, cumulatively). It shows how much of the start-up no code of mail2fa can win back.
+ */
+async function startupAnatomy() {
+  const imports = (mods) => ['--input-type=module', '-e', mods.map((m) => `await import('${m}');`).join(' ')];
+  const steps = [
+    ['node -e 0', ['-e', '0']],
+    ['+ commander', imports(['commander'])],
+    ['+ zod (config validation)', imports(['commander', 'zod'])],
+    ['+ knex', imports(['commander', 'zod', 'knex'])],
+    ...(wantMariadb ? [['+ mysql2 (MariaDB driver)', imports(['commander', 'zod', 'knex', 'mysql2'])]] : []),
+    ...(wantSqlite ? [['+ better-sqlite3 (SQLite driver)', imports(['commander', 'zod', 'knex', 'better-sqlite3'])]] : []),
+  ];
+  const specs = steps.map(([label, args]) => ({ label, cmd: NODE, args: () => args, env: childEnv(), tmp: WORK, timeBin, cwd: ROOT }));
+  return measureSet(specs, { runs: RUNS, warmup: WARMUP });
+}
+
 const results = [];
 const seedTimes = {};
+const anatomy = await step(`start-up anatomy, ${WARMUP + RUNS} rounds`, startupAnatomy);
 try {
   if (wantMariadb) {
     const t = performance.now();
@@ -437,6 +456,7 @@ const widths = keys.map((k) => Math.max(HEAD[k].length, ...table.map((t) => t[k]
 const line = (r) => keys.map((k, i) => r[k].padEnd(widths[i])).join('  ').trimEnd();
 process.stdout.write(`\n${line(HEAD)}\n${line(Object.fromEntries(keys.map((k, i) => [k, '-'.repeat(widths[i])])))}\n${table.map(line).join('\n')}\n`);
 for (const r of results) if (r.note) process.stdout.write(`${r.kind}: ${r.note}\n`);
+process.stdout.write(`\nstart-up anatomy (wall median / CPU median): ${anatomy.map((a) => `${a.label} ${fmtMs(a.ms)} / ${fmtCpu(a.cpuS)}`).join('; ')}\n`);
 process.stdout.write(`\nwall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round; CPU = user+sys; load average ${loadBefore ?? '?'} before, ${loadAfter ?? '?'} after; whole bench ${secs(totalMs)}\n`);
 
 if (!opt['no-write'] && !opt.bin) {
@@ -448,6 +468,12 @@ if (!opt['no-write'] && !opt.bin) {
   md.push('| database | measurement | mail2fa | reference | ratio | target | mail2fa peak RSS | CPU mail2fa / reference | verdict |');
   md.push('|---|---|---:|---:|---:|---|---:|---:|---|');
   for (const t of table) md.push(`| ${t.db} | ${t.what} | ${t.mail2fa} | ${t.reference} | ${t.ratio} | ${t.target} | ${t.rss} | ${t.cpu} | ${t.verdict} |`);
+  md.push('');
+  md.push('Start-up anatomy (the libraries a single-account `status` loads, imported by bare node, cumulatively):');
+  md.push('');
+  md.push('| step | wall (median) | CPU (median) |');
+  md.push('|---|---:|---:|');
+  for (const a of anatomy) md.push(`| ${a.label} | ${fmtMs(a.ms)} | ${fmtCpu(a.cpuS)} |`);
   md.push('');
   md.push('Wall times of every counted run (ms), in order:');
   md.push('');
