@@ -35,7 +35,7 @@ export async function run(argv: string[]): Promise<void> {
       writeErr: (s) => {
         if (json) usageMessage += s;
         // commander quotes the offending argument: escape it, line by line, so it cannot act on the terminal.
-        else process.stderr.write(s.split('\n').map(escapeControl).join('\n'));
+        else process.stderr.write(s.split('\n').map(escapeControl).join('\n').replace(/^error: /, 'mail2fa: error: '));
       },
     });
     for (const sub of cmd.commands) configure(sub as typeof program);

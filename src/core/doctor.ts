@@ -100,7 +100,8 @@ export async function runDoctor(ctx: Context): Promise<Check[]> {
   try {
     const sms = await ctx.sms();
     const result = await sms.check();
-    checks.push(result.ok ? { name: 'sms gateway', status: 'ok', detail: `${sms.transport}: ${result.detail}` } : { name: 'sms gateway', status: 'fail', detail: `${sms.transport}: ${result.detail}`, hint: 'Check sms.* in the config.', exitCode: ExitCode.UNAVAILABLE });
+    const detail = result.detail.startsWith(`${sms.transport}:`) ? result.detail : `${sms.transport}: ${result.detail}`;
+    checks.push(result.ok ? { name: 'sms gateway', status: 'ok', detail } : { name: 'sms gateway', status: 'fail', detail, hint: 'Check sms.* in the config.', exitCode: ExitCode.UNAVAILABLE });
   } catch (err) {
     checks.push(fail('sms gateway', err, ExitCode.UNAVAILABLE));
   }
