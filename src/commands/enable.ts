@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import type { Context } from '../context.js';
 import { withContext } from '../context.js';
 import type { CompletedEnrolment, FactorMethod, StartedEnrolment } from '../core/enrolment.js';
-import { usageError } from '../core/errors.js';
+import { dataError, usageError } from '../core/errors.js';
 import type { Output } from '../ui/output.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
 
@@ -16,6 +16,7 @@ interface EnableFlags {
   phone?: string;
   passwordStdin?: boolean;
   force?: boolean;
+  currentCode?: string;
   start?: boolean;
   confirm?: boolean;
   cancel?: boolean;
@@ -31,11 +32,12 @@ export function enableMode(flags: EnableFlags, interactive: boolean): { mode: Mo
   if (steps.length > 1) throw usageError(`--${steps.join(' and --')} exclude each other`);
   const mode: Mode = steps[0] ?? 'interactive';
   if (mode === 'confirm' || mode === 'cancel') {
-    const startOnly = (['method', 'phone', 'passwordStdin', 'force'] as const).filter((f) => flags[f] !== undefined);
+    const startOnly = (['method', 'phone', 'passwordStdin', 'force', 'currentCode'] as const).filter((f) => flags[f] !== undefined);
     if (startOnly.length) throw usageError(`${startOnly.map(flagName).join(', ')}: only when starting (the pending enrolment already knows them)`);
   }
   if (flags.code !== undefined && mode !== 'confirm') throw usageError('--code goes with --confirm', 'Example: mail2fa enable jane@example.com --confirm --code 123456');
   if (flags.enrolment !== undefined && mode !== 'confirm' && mode !== 'cancel') throw usageError('--enrolment goes with --confirm or --cancel');
+  if (flags.enrolment !== undefined && !/^[0-9a-f]{24}$/.test(flags.enrolment)) throw dataError('bad_enrolment_id', 'malformed enrolment id', 'Use the enrolmentId that --start printed (24 hex digits).');
   if (flags.method === 'app' && flags.phone !== undefined) throw usageError('--phone is for --method sms');
   const method: FactorMethod = flags.method === 'sms' || (flags.method === undefined && flags.phone !== undefined) ? 'sms' : 'totp';
   if (mode === 'interactive') {
@@ -63,7 +65,8 @@ export function enableCommand(): Command {
     .addOption(new Option('--method <method>', 'app (authenticator app, the default) or sms').choices(['app', 'sms']))
     .option('--phone <number>', 'for sms: 011-<country code>-<number> (e.g. 011-45-20123456) or +<country code><number>')
     .option('--password-stdin', 'read the current password from standard input (with --start)')
-    .option('--force', 'replace an existing factor (the old one stays until the new one is confirmed)')
+    .option('--force', 'replace an existing factor (the old one stays until the new one is confirmed); needs --current-code')
+    .option('--current-code <code>', "when 2FA is already required: a code of the current factor (app, SMS or recovery code), or customer service's temporary code")
     .option('--start', 'two-step form, step 1: check the password and start a pending enrolment (valid 10 minutes)')
     .option('--confirm', 'two-step form, step 2: confirm the pending enrolment with a code')
     .option('--code <code>', 'with --confirm: the 6-digit code (else read from stdin, or asked for on a terminal)')
@@ -138,7 +141,7 @@ async function start(ctx: Context, out: Output, email: string, method: FactorMet
   if (!flags.passwordStdin) await core.enrolmentPreflight(ctx, { email, force: flags.force });
   const password = await readPassword(out, flags);
   const phone = method === 'sms' ? (flags.phone ?? (await askPhone(out))) : undefined;
-  const started = await core.startEnrolment(ctx, { email, password, method, phone, force: flags.force });
+  const started = await core.startEnrolment(ctx, { email, password, method, phone, force: flags.force, currentCode: flags.currentCode });
   if (out.json) {
     await out.document({
       ok: true,
@@ -211,8 +214,13 @@ async function interactive(ctx: Context, out: Output, email: string, method: Fac
   const pre = await core.enrolmentPreflight(ctx, { email, force: flags.force });
   if (pre.replacing) await out.line(`(--force: the current ${core.methodLabel(pre.replacing)} factor stays until the new one is confirmed.)`);
   const password = await readPassword(out, flags);
+  let currentCode = flags.currentCode;
+  if (pre.currentCode && currentCode === undefined) {
+    const { promptInput } = await import('../ui/prompts.js');
+    currentCode = await promptInput(out, pre.currentCode === 'temporary' ? 'Temporary access code from customer service:' : 'Current code (app, SMS or recovery code):', '--current-code CODE');
+  }
   const phone = method === 'sms' ? (flags.phone ?? (await askPhone(out))) : undefined;
-  const started = await core.startEnrolment(ctx, { email, password, method, phone, force: flags.force });
+  const started = await core.startEnrolment(ctx, { email, password, method, phone, force: flags.force, currentCode });
   let done: CompletedEnrolment | undefined;
   try {
     await out.line();

@@ -36,7 +36,8 @@ export async function writeAudit(db: Knex | Knex.Transaction, tables: Tables, wr
     ticket: event.ticket ? escapeControl(event.ticket).slice(0, 64) : null,
     reason: event.reason ? escapeControl(event.reason).slice(0, 2000) : null,
     outcome: event.outcome,
-    detail: event.detail ? JSON.stringify(event.detail) : null,
+    // Values are escaped too: a detail may echo input (an id, a masked value), and must not carry control characters.
+    detail: event.detail ? JSON.stringify(event.detail, (_k, v: unknown) => (typeof v === 'string' ? escapeControl(v) : v)) : null,
     tool_version: VERSION,
     host: HOST.slice(0, 255),
   });

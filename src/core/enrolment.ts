@@ -20,14 +20,15 @@ import type { SmsDelivery } from '../sms/transports.js';
 import { TOTP_DIGITS, generateTotpSecret, isWellFormedCode, otpauthUri, verifyTotp } from '../totp/totp.js';
 import { canonicalAddress } from './address.js';
 import { writeAudit } from './audit.js';
-import { Mail2faError, dataError, noPerm } from './errors.js';
+import { Mail2faError, dataError, noPerm, usageError } from './errors.js';
 import { readFactor, revokeSessions, runSignOutCommand, storeFactor, type FactorRow } from './factors.js';
 import { Refusal, accountTransaction, type AccountTx } from './guard.js';
 import { isLocked } from './lockout.js';
-import { checkPassword } from './owner.js';
+import { checkPassword, proveOwner } from './owner.js';
 import { refuseInactiveMailbox } from './mailbox-state.js';
 import { sendSmsChallenge } from './sms-codes.js';
 import { isoTime } from './time.js';
+import { parseCodeInput } from './verification.js';
 import { Vault } from './vault.js';
 
 export type FactorMethod = FactorRow['method'];
@@ -50,6 +51,12 @@ export interface StartEnrolmentInput extends EnrolmentTarget {
   method: FactorMethod;
   /** For SMS: `011-<country code>-<number>` or `+<country code><number>`. */
   phone?: string;
+  /**
+   * A current code of the existing second factor (app, SMS or recovery code), or customer service's pending
+   * temporary code: required when 2FA is already required for the account (replacing with --force, or after
+   * `recover --temporary-code`), so that the password alone never swaps the factor.
+   */
+  currentCode?: string;
 }
 
 export interface StartedEnrolment {
@@ -104,13 +111,15 @@ interface PendingRow {
  * The checks that need no password, run first so that nobody types a password for an account that cannot be
  * enrolled: known (67), active, not locked, no factor yet unless `force`. Refusals are audited.
  */
-export async function enrolmentPreflight(ctx: Context, target: EnrolmentTarget): Promise<{ email: string; replacing: FactorMethod | null }> {
+export async function enrolmentPreflight(ctx: Context, target: EnrolmentTarget): Promise<{ email: string; replacing: FactorMethod | null; currentCode: 'factor' | 'temporary' | null }> {
   const email = canonicalAddress(target.email);
   const mailbox = await (await ctx.accounts()).findExact(email);
   return accountTransaction(ctx, email, async (tx) => {
     const checked = await checkEnrollable(tx, mailbox, Boolean(target.force));
     if (checked instanceof Refusal) return checked;
-    return { email, replacing: checked?.method ?? null };
+    const proof = await requiredProof(tx, checked);
+    if (proof instanceof Refusal) return proof;
+    return { email, replacing: checked?.method ?? null, currentCode: proof };
   });
 }
 
@@ -120,13 +129,24 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
   // Bad input is refused before anything is looked up or counted.
   const phone: Phone | undefined = input.method === 'sms' ? parsePhone(input.phone ?? '') : undefined;
   // Hashed before the transaction (slow hashes must not hold the account's lock), acted on inside it.
+  const currentCode = input.currentCode === undefined ? undefined : parseCodeInput(input.currentCode);
   const { mailbox, passwordOk } = await checkPassword(ctx, email, input.password);
   const t = ctx.tables;
   return accountTransaction(ctx, email, async (tx) => {
     const existing = await checkEnrollable(tx, mailbox, Boolean(input.force));
     if (existing instanceof Refusal) return existing;
-    if (!passwordOk) return tx.fail('enable', 'password', { method: input.method });
-    // No tx.succeed() here: the password alone must not reset the lockout counter (it guards the second factor).
+    const proof = await requiredProof(tx, existing);
+    if (proof instanceof Refusal) return proof;
+    if (proof) {
+      // 2FA is already required: the password AND a current code (marked used) prove the owner (§3, as disable).
+      if (currentCode === undefined) {
+        await tx.audit({ action: 'enable', outcome: 'refused', reason: 'current code missing', detail: { method: input.method } });
+        return new Refusal(usageError(`${tx.account} already requires a second factor: replacing it needs a current code too`, proof === 'temporary' ? 'Give the temporary access code customer service sent: --current-code CODE.' : 'Give a code from the current app or phone, or a recovery code: --current-code CODE.'));
+      }
+      const kind = await proveOwner(tx, 'enable', existing, passwordOk, currentCode);
+      if (kind instanceof Refusal) return kind;
+    } else if (!passwordOk) return tx.fail('enable', 'password', { method: input.method });
+    // No tx.succeed() for the password alone: it must not reset the lockout counter (it guards the second factor).
 
     let sms: StartedEnrolment['sms'];
     if (phone) {
@@ -252,6 +272,23 @@ async function checkEnrollable(tx: AccountTx, mailbox: Mailbox, force: boolean):
     );
   }
   return factor;
+}
+
+/**
+ * What proves the owner before a new factor may be enrolled: nothing when 2FA is not required; the existing
+ * factor's code ('factor'); or customer service's temporary code while it is pending ('temporary'). A temporary
+ * code already used at sign-in means the owner signed in with it: the password then suffices. One that expired
+ * unused keeps 2FA required and cannot be used: refused, back to customer service.
+ */
+async function requiredProof(tx: AccountTx, factor: FactorRow | undefined): Promise<'factor' | 'temporary' | null | Refusal> {
+  if (factor) return 'factor';
+  const temp = (await tx.trx(tx.ctx.tables.challenge).where({ account: tx.account, purpose: 'temporary' }).orderBy('id', 'desc').first()) as
+    | { used_at: number | string | null; expires_at: number | string }
+    | undefined;
+  if (!temp || temp.used_at !== null) return null;
+  if (Number(temp.expires_at) > tx.now) return 'temporary';
+  await tx.audit({ action: 'enable', outcome: 'refused', reason: 'temporary code expired' });
+  return new Refusal(dataError('temporary_code_expired', `customer service's temporary access code for ${tx.account} expired unused: 2FA stays required`, 'Ask customer service for a new temporary code (mail2fa recover … --temporary-code).'));
 }
 
 export function methodLabel(method: FactorMethod): string {

@@ -200,6 +200,7 @@ describeEachDb('enable (built binary)', (kind) => {
       [['enable', email, '--confirm', '--code', '12345'], 65, 'malformed confirmation code'],
       [['enable', email, '--confirm', '--code', '１２３４５６'], 65, 'malformed confirmation code'],
       [['enable', email, '--confirm', '--code', '123456'], 65, 'no enrolment is pending'],
+      [['enable', email, '--confirm', '--code', '123456', '--enrolment', 'x\u0085\u202eFORGED\u009b31m'], 65, 'malformed enrolment id'],
     ];
     const results = await Promise.all(cases.map(([args]) => cli(args, PW)));
     for (const [i, [args, code, message]] of cases.entries()) {
@@ -211,14 +212,17 @@ describeEachDb('enable (built binary)', (kind) => {
     expect((await rows(ctx.tables.accountState, email)).map((s) => s.failed_attempts)).toEqual([0]);
   });
 
-  it('already enabled: 65 with a hint; --force replaces it after the password check', async () => {
+  it('already enabled: 65 with a hint; --force replaces it only with the password AND a current code', async () => {
     const email = await mailbox();
     const first = await startApp(email);
     expect((await cli(['enable', email, '--confirm', '--code', totpCode(first.secret, Date.now())])).code).toBe(0);
     const again = await cli(['enable', email, '--start', '--password-stdin', '--json'], PW);
     expect(again.code).toBe(65);
     expect(json(again).error).toMatchObject({ code: 'already_enabled', hint: expect.stringContaining('--force') });
-    const forced = await cli(['enable', email, '--start', '--password-stdin', '--force', '--json'], PW);
+    const noCode = await cli(['enable', email, '--start', '--password-stdin', '--force', '--json'], PW);
+    expect(noCode.code).toBe(64);
+    expect(json(noCode).error.hint).toContain('--current-code');
+    const forced = await cli(['enable', email, '--start', '--password-stdin', '--force', '--current-code', totpCode(first.secret, Date.now() + 30_000), '--json'], PW);
     expect(forced.code).toBe(0);
     const second = json(forced);
     expect(second.replacing).toBe('totp');

@@ -11,6 +11,7 @@ import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
 import { sendSignInCode } from '../../src/core/send-code.js';
 import { checkSecondFactor } from '../../src/core/verification.js';
+import { recoverAccount } from '../../src/core/recover.js';
 import { Vault } from '../../src/core/vault.js';
 import { timeStep, totpCode } from '../../src/totp/totp.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
@@ -62,7 +63,7 @@ describeEachDb('enrolment core', (kind) => {
     expect(await rows(ctx.tables.enrolment, account)).toEqual([]);
     expect(await rows(ctx.tables.challenge, account)).toEqual([]);
   };
-  const startApp = (email: string, o: { force?: boolean; password?: string } = {}) => startEnrolment(ctx, { email, password: o.password ?? PW, method: 'totp', force: o.force });
+  const startApp = (email: string, o: { force?: boolean; password?: string; currentCode?: string } = {}) => startEnrolment(ctx, { email, password: o.password ?? PW, method: 'totp', force: o.force, currentCode: o.currentCode });
   const codeFor = (started: StartedEnrolment, at = clock.now) => totpCode(started.totp!.secret, at);
   /** A code that is not valid now (±1 step) for the secret. */
   const wrongCodeFor = (started: StartedEnrolment) => {
@@ -216,13 +217,21 @@ describeEachDb('enrolment core', (kind) => {
       }
       expect((await state(email))!.failed_attempts).toBe(0);
 
-      const wrongPw = await failure(startApp(email, { force: true, password: 'wrong' }));
+      // The password alone never swaps the factor: a current code of the existing factor is required too.
+      const noCode = await failure(startApp(email, { force: true }));
+      expect([noCode.exitCode, noCode.code]).toEqual([64, 'usage']);
+      expect(noCode.hint).toContain('--current-code');
+      const wrongCode = await failure(startApp(email, { force: true, currentCode: '000000' }));
+      expect([wrongCode.exitCode, wrongCode.code]).toEqual([77, 'wrong_code']);
+      clock.advance(30_000);
+      const wrongPw = await failure(startApp(email, { force: true, password: 'wrong', currentCode: codeFor(first) }));
       expect(wrongPw.exitCode).toBe(77);
-      expect(await enrolmentPreflight(ctx, { email, force: true })).toEqual({ email, replacing: 'totp' });
-      const second = await startApp(email, { force: true });
-      expect(second.replacing).toBe('totp');
-      // Until confirmed, the old factor is untouched.
       expect(await readFactor(await knex(), ctx.tables, email)).toEqual(oldFactor);
+      expect(await enrolmentPreflight(ctx, { email, force: true })).toEqual({ email, replacing: 'totp', currentCode: 'factor' });
+      const second = await startApp(email, { force: true, currentCode: codeFor(first) });
+      expect(second.replacing).toBe('totp');
+      // Until confirmed, the old factor is untouched (but for the current code just used: its step is recorded).
+      expect({ ...(await readFactor(await knex(), ctx.tables, email))!, last_totp_step: null, last_used_at: null }).toEqual({ ...oldFactor!, last_totp_step: null, last_used_at: null });
       clock.advance(30_000);
       const done = await confirmEnrolment(ctx, { email, code: codeFor(second) });
       expect(done.replaced).toBe('totp');
@@ -269,6 +278,44 @@ describeEachDb('enrolment core', (kind) => {
     });
   });
 
+  describe("after customer service's recover --temporary-code (2FA stays required)", () => {
+    const recoverWithCode = async (email: string) => {
+      // Customer service acts on an account with 2FA on.
+      await confirmEnrolment(ctx, { email, code: codeFor(await startApp(email)) });
+      const r = await recoverAccount(ctx, { email, ticket: 'T-77', temporaryCodeTtlMs: 3_600_000 }, async () => {});
+      return (r as { temporaryCode: { code: string } }).temporaryCode.code;
+    };
+
+    it('the password alone does not enrol while the temporary code is pending; the temporary code does', async () => {
+      const email = await mailbox();
+      const temporary = await recoverWithCode(email);
+      expect(await enrolmentPreflight(ctx, { email })).toEqual({ email, replacing: null, currentCode: 'temporary' });
+      const noCode = await failure(startApp(email));
+      expect([noCode.exitCode, noCode.code]).toEqual([64, 'usage']);
+      const wrong = await failure(startApp(email, { currentCode: 'aaaa-bbbb-cccc-dddd' }));
+      expect(wrong.exitCode).toBe(77);
+      const started = await startApp(email, { currentCode: temporary });
+      await confirmEnrolment(ctx, { email, code: codeFor(started) });
+      expect((await readFactor(await knex(), ctx.tables, email))!.method).toBe('totp');
+    });
+
+    it('once the temporary code was used at sign-in, the password suffices; expired unused, it is refused', async () => {
+      const used = await mailbox();
+      const temporary = await recoverWithCode(used);
+      expect(await accountTransaction(ctx, used, async (tx) => checkSecondFactor(tx, undefined, { form: 'temporary', value: temporary }, new Set(['temporary'])))).toBe('temporary');
+      expect((await enrolmentPreflight(ctx, { email: used })).currentCode).toBeNull();
+      await startApp(used);
+
+      const expired = await mailbox();
+      await recoverWithCode(expired);
+      clock.advance(3_600_001);
+      const err = await failure(startApp(expired));
+      expect([err.exitCode, err.code]).toEqual([65, 'temporary_code_expired']);
+      expect(await readFactor(await knex(), ctx.tables, expired)).toBeUndefined();
+      expect(await rows(ctx.tables.enrolment, expired)).toEqual([]);
+    });
+  });
+
   describe('SMS', () => {
     it('sends a code to the phone (outbox), confirms with it, stores the phone sealed and masked', async () => {
       const email = await mailbox();
@@ -311,10 +358,10 @@ describeEachDb('enrolment core', (kind) => {
       const email = await mailbox();
       const first = await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
       expect(first.sms).toBeDefined();
-      await confirmEnrolment(ctx, { email, code: lastOutboxCode(outbox) });
+      const firstDone = await confirmEnrolment(ctx, { email, code: lastOutboxCode(outbox) });
 
-      // --force: a new phone; its code goes to the new number.
-      await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4531123456', force: true });
+      // --force: a new phone (proved with a recovery code of the current factor); its code goes to the new number.
+      await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4531123456', force: true, currentCode: firstDone.recoveryCodes[0] });
       const enrolCode = lastOutboxCode(outbox);
       expect(outboxMessages(outbox).at(-1)!.to).toBe('+4531123456');
       const signIn = (c: string) => accountTransaction(ctx, email, async (tx) => checkSecondFactor(tx, await readFactor(tx.trx, ctx.tables, email), { form: 'digits', value: c }, new Set(['sms'])));
