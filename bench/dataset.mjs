@@ -51,9 +51,10 @@ export function makeDataset(n, now, { reserve = 0 } = {}) {
   const active = new Uint8Array(n);
   const usedCodes = new Uint8Array(n);
   const stateKind = new Uint8Array(n); // 0 none, 1 plain row, 2 locked
+  const challenges = new Uint8Array(n); // 0 none; SMS users: sign-in codes sent; others: 255 = a temporary access code
   const enrolledAt = new Float64Array(n);
   const lastUsedAt = new Float64Array(n); // 0 = never
-  const expected = { accounts: n, enabled: 0, totp: 0, sms: 0, locked: 0, recoveryCodes: 0, stateRows: 0 };
+  const expected = { accounts: n, enabled: 0, totp: 0, sms: 0, temporaryCode: 0, locked: 0, recoveryCodes: 0, stateRows: 0, challenges: 0 };
   for (let i = 0; i < n; i++) {
     const r = rand();
     method[i] = r < 0.2 ? METHOD_TOTP : r < 0.25 ? METHOD_SMS : METHOD_NONE;
@@ -67,8 +68,19 @@ export function makeDataset(n, now, { reserve = 0 } = {}) {
       const u = rand();
       usedCodes[i] = u < 0.6 ? 0 : u < 0.85 ? 1 : u < 0.95 ? 2 + Math.floor(rand() * 2) : 4 + Math.floor(rand() * 6);
     }
+    // Challenges: SMS sign-in codes sent to a tenth of the SMS users (1-3, used or expired); a temporary access
+    // code (`recover --temporary-code`, pending, used or expired) for 0.05 % of the accounts without a factor,
+    // which status counts as "2FA still required".
+    const c = rand();
+    if (method[i] === METHOD_SMS && c < 0.1) challenges[i] = 1 + Math.floor(rand() * 3);
+    else if (!method[i] && c < 0.0005) challenges[i] = 255;
+    if (challenges[i] === 255) {
+      expected.enabled++;
+      expected.temporaryCode++;
+      expected.challenges++;
+    } else expected.challenges += challenges[i];
     const s = rand();
-    stateKind[i] = s < 0.001 ? 2 : method[i] || s < 0.02 ? 1 : 0;
+    stateKind[i] = s < 0.001 ? 2 : method[i] || challenges[i] || s < 0.02 ? 1 : 0;
     if (stateKind[i] === 2) expected.locked++;
     if (stateKind[i]) expected.stateRows++;
   }
@@ -77,8 +89,8 @@ export function makeDataset(n, now, { reserve = 0 } = {}) {
   for (let i = 0; i < n && reserved.length < reserve; i++) if (method[i] === METHOD_TOTP && active[i]) reserved.push(i);
   const isReserved = new Uint8Array(n);
   for (const i of reserved) isReserved[i] = 1;
-  expected.recoveryCodes = expected.enabled * 10; // the reserved ones get theirs from storeFactor
-  return { n, now, emails, domains, method, active, usedCodes, stateKind, enrolledAt, lastUsedAt, expected, reserved, isReserved };
+  expected.recoveryCodes = (expected.totp + expected.sms) * 10; // the reserved ones get theirs from storeFactor
+  return { n, now, emails, domains, method, active, usedCodes, stateKind, challenges, enrolledAt, lastUsedAt, expected, reserved, isReserved };
 }
 
 /** Rows of each table, as arrays in the column order of COLUMNS; null = SQL NULL. */
@@ -87,6 +99,7 @@ export const COLUMNS = {
   factor: ['account', 'method', 'secret_ct', 'phone_ct', 'phone_masked', 'key_id', 'enrolled_at', 'last_used_at', 'last_totp_step', 'version'],
   recovery_code: ['account', 'code_hash', 'created_at', 'used_at'],
   account_state: ['account', 'failed_attempts', 'locked_until', 'sessions_revoked_at'],
+  challenge: ['account', 'purpose', 'code_hash', 'created_at', 'expires_at', 'used_at'],
 };
 
 export function* rows(ds, table, sealed) {
@@ -111,6 +124,26 @@ export function* rows(ds, table, sealed) {
       for (let k = 0; k < 10; k++) {
         const tag = (i * 10 + k).toString(16);
         yield [emails[i], base.slice(0, 64 - tag.length) + tag, ds.enrolledAt[i], k < ds.usedCodes[i] ? ds.enrolledAt[i] + (k + 1) * DAY : null];
+      }
+    }
+  } else if (table === 'challenge') {
+    const base = '9e107d9d372bb6826bd81d3542a419d6e277d4d731479571a2a5e5c5f0b8b7a1';
+    for (let i = 0; i < n; i++) {
+      const count = ds.challenges[i];
+      if (!count) continue;
+      const hash = (k) => {
+        const tag = (i * 4 + k).toString(16);
+        return base.slice(0, 64 - tag.length) + tag;
+      };
+      if (count === 255) {
+        // Pending (valid 24 h), used, or expired: a third each.
+        const created = now - (i % 3 === 0 ? 3_600_000 : 3 * DAY);
+        yield [emails[i], 'temporary', hash(0), created, created + DAY, i % 3 === 1 ? created + 600_000 : null];
+      } else {
+        for (let k = 0; k < count; k++) {
+          const created = now - (k + 1) * DAY;
+          yield [emails[i], 'sms', hash(k), created, created + 600_000, k % 2 ? null : created + 60_000];
+        }
       }
     }
   } else if (table === 'account_state') {

@@ -30,7 +30,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DOC = join(ROOT, 'docs', 'benchmarks.md');
 const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
 const NODE = process.execPath;
-const GENERATOR_VERSION = 1;
+const GENERATOR_VERSION = 2;
 /** Addresses per lookup query: the batch size of src/core/status.ts (LOOKUP_BATCH). */
 const LOOKUP_BATCH = 500;
 
@@ -58,7 +58,7 @@ const SIZE = Number(opt.size);
 const RUNS = Number(opt.runs);
 const LIST = Math.min(Number(opt.list), SIZE);
 if (!Number.isInteger(SIZE) || SIZE < 1000 || !Number.isInteger(RUNS) || RUNS < 1 || !Number.isInteger(LIST) || LIST < 1 || !['both', 'mariadb', 'sqlite'].includes(opt.db)) {
-  process.stderr.write('usage: npm run bench -- [--size N>=1000] [--list N] [--runs N] [--db both|mariadb|sqlite] [--keep] [--reuse] [--no-write]\n');
+  process.stderr.write('usage: npm run bench -- [--size N>=1000] [--list N] [--runs N] [--db both|mariadb|sqlite] [--mariadb-url URL] [--keep] [--reuse] [--no-write] [--bin PATH]\n');
   process.exit(64);
 }
 const WARMUP = 1;
@@ -96,7 +96,13 @@ if (wantSqlite && !sqlite3Cli) log('NOTE: the sqlite3 command-line client is mis
 
 const WORK = join(tmpdir(), 'mail2fa-bench');
 mkdirSync(WORK, { recursive: true, mode: 0o700 });
-const KEY = randomBytes(32).toString('base64');
+/**
+ * The master key the measured commands run with. Kept beside data that --keep leaves behind (the code-hash key in
+ * the database is sealed with it), so that a --reuse run can read it; otherwise a fresh one per run.
+ */
+const KEY_FILE = join(WORK, 'master.key');
+const KEY = opt.reuse && existsSync(KEY_FILE) ? readFileSync(KEY_FILE, 'utf8').trim() : randomBytes(32).toString('base64');
+if (opt.keep) writeFileSync(KEY_FILE, `${KEY}\n`, { mode: 0o600 });
 /** The environment of every measured mail2fa: no config from the caller, a fixed key, a scratch home. */
 function childEnv(extra = {}) {
   const env = { ...process.env };
@@ -128,7 +134,7 @@ const now = Date.now();
 const RESERVE = WARMUP + RUNS + 2;
 const ds = await step(`building the dataset (${SIZE.toLocaleString('en')} mailboxes)`, () => makeDataset(SIZE, now, { reserve: RESERVE }));
 const exp = ds.expected;
-log(`  ${exp.enabled.toLocaleString('en')} with 2FA (${exp.totp.toLocaleString('en')} app, ${exp.sms.toLocaleString('en')} SMS), ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.stateRows.toLocaleString('en')} state rows (${exp.locked} locked)`);
+log(`  ${exp.enabled.toLocaleString('en')} with 2FA (${exp.totp.toLocaleString('en')} app, ${exp.sms.toLocaleString('en')} SMS, ${exp.temporaryCode} temporary codes), ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.challenges.toLocaleString('en')} challenges, ${exp.stateRows.toLocaleString('en')} state rows (${exp.locked} locked)`);
 
 const { masterKeyFromBytes } = await dist('crypto/keys.js');
 const { seal } = await dist('crypto/box.js');
@@ -197,7 +203,7 @@ async function seedMariadb() {
   }
   mariadb(`DROP DATABASE IF EXISTS \`${DBNAME}\`; CREATE DATABASE \`${DBNAME}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`, { db: null });
   mail2faSync(['--db', url, 'migrate', '--with-mailbox-table'], childEnv());
-  const tables = { mailbox: 'mailbox', factor: 'mail2fa_factor', recovery_code: 'mail2fa_recovery_code', account_state: 'mail2fa_account_state' };
+  const tables = { mailbox: 'mailbox', factor: 'mail2fa_factor', recovery_code: 'mail2fa_recovery_code', account_state: 'mail2fa_account_state', challenge: 'mail2fa_challenge' };
   const statements = ['SET SESSION unique_checks = 0', 'SET SESSION foreign_key_checks = 0'];
   for (const [name, table] of Object.entries(tables)) {
     const file = join(WORK, `${name}.tsv`);
@@ -238,7 +244,7 @@ async function seedSqlite() {
   mail2faSync(['migrate', '--with-mailbox-table'], childEnv({ MAIL2FA_HOME: SQLITE_HOME }));
   const db = new Database(SQLITE_FILE);
   db.pragma('synchronous = OFF');
-  const tables = { mailbox: 'mailbox', factor: 'mail2fa_factor', recovery_code: 'mail2fa_recovery_code', account_state: 'mail2fa_account_state' };
+  const tables = { mailbox: 'mailbox', factor: 'mail2fa_factor', recovery_code: 'mail2fa_recovery_code', account_state: 'mail2fa_account_state', challenge: 'mail2fa_challenge' };
   db.transaction(() => {
     for (const [name, table] of Object.entries(tables)) {
       const insert = db.prepare(`INSERT INTO "${table}" (${COLUMNS[name].map((c) => `"${c}"`).join(', ')}) VALUES (${COLUMNS[name].map(() => '?').join(', ')})`);
@@ -283,7 +289,7 @@ async function enrolVerifyAccounts(configSources) {
 /* ---------------------------------------------------------------------------------------------------- */
 /* Measuring                                                                                             */
 
-const SUMMARY = /^(\d+) accounts?, (\d+) with 2FA \((\d+) app, (\d+) SMS\), (\d+) without(?:, (\d+) unknown)?/m;
+const SUMMARY = /^(\d+) accounts?, (\d+) with 2FA \((\d+) app, (\d+) SMS(?:, (\d+) temporary codes?)?\), (\d+) without(?:, (\d+) unknown)?/m;
 
 /** Checks mail2fa's summary line (stderr) against what was seeded: a fast wrong answer is no result. */
 function summaryCheck(want) {
@@ -291,7 +297,7 @@ function summaryCheck(want) {
     if (r.code !== 0) return `exit ${r.code}: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`;
     const m = SUMMARY.exec(r.stderr);
     if (!m) return null; // the wording changed: nothing to compare
-    const got = { accounts: +m[1], enabled: +m[2], totp: +m[3], sms: +m[4], unknown: +(m[6] ?? 0) };
+    const got = { accounts: +m[1], enabled: +m[2], totp: +m[3], sms: +m[4], temporaryCode: +(m[5] ?? 0), unknown: +(m[7] ?? 0) };
     for (const [k, v] of Object.entries(want)) if (got[k] !== v) return `summary says ${k} = ${got[k]}, seeded ${v}`;
     return null;
   };
@@ -325,7 +331,7 @@ async function measureDb(kind) {
   } else verifyNote = '`mail2fa verify` is not implemented yet in this build: not measured (the bench measures it as soon as it exists)';
 
   // Bulk: mail2fa and the client alternate, run by run.
-  const bulk = [{ label: 'status --all', cmd: NODE, args: () => [BIN, ...dbArgs, 'status', '--all', '--format', 'ndjson'], ...common, check: summaryCheck({ accounts: exp.accounts, enabled: exp.enabled, totp: exp.totp, sms: exp.sms }) }];
+  const bulk = [{ label: 'status --all', cmd: NODE, args: () => [BIN, ...dbArgs, 'status', '--all', '--format', 'ndjson'], ...common, check: summaryCheck({ accounts: exp.accounts, enabled: exp.enabled, totp: exp.totp, sms: exp.sms, temporaryCode: exp.temporaryCode }) }];
   if (haveRef) bulk.push(refSpec(refName, mysql ? ['-e', ref.all] : [ref.all]));
   const [all, allRef = null] = await step(`${kind}: status --all --format ndjson${haveRef ? ` vs ${refName} (same SQL)` : ''}, ${WARMUP + RUNS} rounds`, () => measureSet(bulk, rounds));
   out.rows.push({ what: `status --all --format ndjson (${SIZE.toLocaleString('en')} rows)`, m: all, ref: allRef, refName, target: 2, rssTarget: 200 * 1024 });
@@ -461,7 +467,7 @@ process.stdout.write(`\nwall-time medians of ${RUNS} rounds after ${WARMUP} warm
 
 if (!opt['no-write'] && !opt.bin) {
   const md = [];
-  md.push(`Run of \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${info.date}: ${SIZE.toLocaleString('en')} mailboxes, of which ${exp.totp.toLocaleString('en')} with app 2FA and ${exp.sms.toLocaleString('en')} with SMS, ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.stateRows.toLocaleString('en')} account-state rows (${exp.locked.toLocaleString('en')} locked); address list ${LIST.toLocaleString('en')} (1 % unknown, random order). Wall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round (mail2fa and its reference alternate within a round); CPU = user+sys of the process; whole bench ${secs(totalMs)}${seedTimes.mariadb ? `, seeding MariaDB ${secs(seedTimes.mariadb)}` : ''}${seedTimes.sqlite ? `, seeding SQLite ${secs(seedTimes.sqlite)}` : ''}.`);
+  md.push(`Run of \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${info.date}: ${SIZE.toLocaleString('en')} mailboxes, of which ${exp.totp.toLocaleString('en')} with app 2FA, ${exp.sms.toLocaleString('en')} with SMS and ${exp.temporaryCode.toLocaleString('en')} with a temporary access code, ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.challenges.toLocaleString('en')} challenges, ${exp.stateRows.toLocaleString('en')} account-state rows (${exp.locked.toLocaleString('en')} locked); address list ${LIST.toLocaleString('en')} (1 % unknown, random order). Wall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round (mail2fa and its reference alternate within a round); CPU = user+sys of the process; whole bench ${secs(totalMs)}${seedTimes.mariadb ? `, seeding MariaDB ${secs(seedTimes.mariadb)}` : ''}${seedTimes.sqlite ? `, seeding SQLite ${secs(seedTimes.sqlite)}` : ''}.`);
   md.push('');
   md.push(`Machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GiB memory, ${info.os}; Node ${info.node}; MariaDB ${info.mariadb}${info.innodbBufferPoolMb ? ` (innodb_buffer_pool_size ${info.innodbBufferPoolMb} MB)` : ''}; SQLite ${info.sqliteLib} (better-sqlite3, what mail2fa uses)${info.sqlite ? `, sqlite3 CLI ${info.sqlite}` : ''}. Load average (1 min) ${loadBefore ?? '?'} at the start, ${loadAfter ?? '?'} at the end: other work on the machine during the run slows every command, the references too.`);
   md.push('');
