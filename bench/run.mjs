@@ -398,7 +398,7 @@ async function startupAnatomy() {
 
 const results = [];
 const seedTimes = {};
-const anatomy = await step(`start-up anatomy, ${WARMUP + RUNS} rounds`, startupAnatomy);
+let anatomy = [];
 try {
   if (wantMariadb) {
     const t = performance.now();
@@ -412,6 +412,7 @@ try {
     seedTimes.sqlite = performance.now() - t;
     results.push(await measureDb('sqlite'));
   }
+  anatomy = await step(`start-up anatomy, ${WARMUP + RUNS} rounds`, startupAnatomy);
 } finally {
   if (!opt.keep) {
     if (wantMariadb) {
