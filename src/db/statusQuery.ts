@@ -72,7 +72,7 @@ export async function* streamStatusRows(db: Database, tables: Tables, mapping: A
   let batch: StatusDbRow[] = [];
   try {
     if (db.dialect === 'sqlite') {
-      const client = (db.knex as unknown as { client: { acquireConnection(): Promise<SqliteConn>; releaseConnection(c: SqliteConn): Promise<void> } }).client;
+      const client = poolClient<SqliteConn>(db);
       const conn = await client.acquireConnection();
       try {
         for (const row of sqliteRows(conn, sql, bindings)) {
@@ -89,7 +89,7 @@ export async function* streamStatusRows(db: Database, tables: Tables, mapping: A
       // mysql2's own row stream, drained synchronously batch by batch: knex's .stream() adds a Transform stream
       // and `for await` a promise per row, together most of the client's time at a million rows. Backpressure
       // stays: mysql2 pauses the socket while `batchSize` rows wait unread.
-      const client = (db.knex as unknown as { client: { acquireConnection(): Promise<MysqlConn>; releaseConnection(c: MysqlConn): Promise<void>; emit(event: 'query', q: object): void } }).client;
+      const client = poolClient<MysqlConn>(db);
       const conn = await client.acquireConnection();
       client.emit('query', { method: 'raw', sql, bindings }); // still visible to knex's query log
       const stream = conn.query({ sql }, bindings).stream({ highWaterMark: batchSize });
@@ -142,7 +142,7 @@ export async function lookupStatusRows(db: Database, tables: Tables, mapping: Ac
   const { sql, bindings } = statusSql(db.knex, db, tables, mapping, { kind: 'emails', emails }, await emailColumnCollation(db, mapping));
   try {
     if (db.dialect === 'sqlite') {
-      const client = (db.knex as unknown as { client: { acquireConnection(): Promise<SqliteConn>; releaseConnection(c: SqliteConn): Promise<void>; emit(event: 'query', q: object): void } }).client;
+      const client = poolClient<SqliteConn>(db);
       const conn = await client.acquireConnection();
       try {
         client.emit('query', { method: 'raw', sql, bindings }); // still visible to knex's query log
@@ -156,6 +156,17 @@ export async function lookupStatusRows(db: Database, tables: Tables, mapping: Ac
   } catch (err) {
     throw mapDbError(err, db.displayUrl);
   }
+}
+
+/** knex's client: its connection pool (for queries outside knex's own row handling) and its query event. */
+interface PoolClient<C> {
+  acquireConnection(): Promise<C>;
+  releaseConnection(connection: C): Promise<void>;
+  emit(event: 'query', query: object): void;
+}
+
+function poolClient<C>(db: Database): PoolClient<C> {
+  return (db.knex as unknown as { client: PoolClient<C> }).client;
 }
 
 interface MysqlConn {
