@@ -8,9 +8,10 @@ import { loadConfig } from './config.js';
 import { configError } from './core/errors.js';
 import { AccountRepository, accountMapping, ensureReferenceMailboxTable, type AccountMapping } from './db/accounts.js';
 import { openDatabase, mapDbError, type Database } from './db/connection.js';
-import { LATEST_MIGRATION, migratorConfig } from './db/migrations.js';
+import { LATEST_MIGRATION, migrateOrBusy, readSchemaVersion } from './db/migrations.js';
+import { ensureCodeHashKey } from './core/vault.js';
 import { tableNames, type Tables } from './db/schema.js';
-import { loadMasterKey, loadOrCreateKeyFile, type MasterKey } from './crypto/keys.js';
+import { loadMasterKey, loadOrCreateKeyFile, loadPreviousKey, type KeyRing, type MasterKey } from './crypto/keys.js';
 import type { SmsSender } from './sms/transports.js';
 import type { AuditWriter } from './core/audit.js';
 
@@ -33,6 +34,8 @@ export interface Context extends AuditWriter {
   db(): Promise<Database>;
   accounts(): Promise<AccountRepository>;
   masterKey(): MasterKey;
+  /** The current key plus the previous one during a rotation (docs/keys.md); `reload` re-reads the key files. */
+  keyRing(reload?: boolean): KeyRing;
   sms(): Promise<SmsSender>;
   close(): Promise<void>;
 }
@@ -56,7 +59,7 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
   const notices: string[] = [];
   const env = options.env ?? process.env;
   let dbPromise: Promise<Database> | undefined;
-  let key: MasterKey | undefined;
+  let ring: KeyRing | undefined;
   let sender: SmsSender | undefined = options.smsSender;
 
   const ctx: Context = {
@@ -70,7 +73,7 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
       dbPromise ??= (async () => {
         const db = await openDatabase(config.db);
         try {
-          if (config.db.embedded) await prepareEmbedded(db, tables, mapping);
+          if (config.db.embedded) await prepareEmbedded(db, tables, mapping, ctx);
           else if (!options.skipSchemaCheck) await checkSchema(db, tables);
         } catch (err) {
           await db.close().catch(() => {});
@@ -84,9 +87,12 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
       return new AccountRepository(await ctx.db(), mapping);
     },
     masterKey() {
-      if (key) return key;
-      key = loadKey(config, env, notices);
-      return key;
+      return ctx.keyRing().current;
+    },
+    keyRing(reload = false) {
+      if (ring && !reload) return ring;
+      ring = loadKeyRing(config, env, notices);
+      return ring;
     },
     async sms() {
       if (!sender) {
@@ -105,36 +111,59 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
   return ctx;
 }
 
-function loadKey(config: Config, env: NodeJS.ProcessEnv, notices: string[]): MasterKey {
-    if (env.MAIL2FA_KEY === undefined && !config.key.file && config.db.url.startsWith('sqlite:')) {
-    // The embedded database keeps its own key file next to it, created on first use (PRODUCT.md §3.7).
-    const file = `${config.db.url.slice('sqlite:'.length)}.key`;
-    const { key, created } = loadOrCreateKeyFile(file);
-    if (created) notices.push(`created a new master key file ${file} (mode 0600): back it up, without it stored secrets cannot be read`);
-    return key;
-  }
-  return loadMasterKey({ file: config.key.file, env });
+/** The key file the configuration names (the embedded default's `<database>.key`), or undefined for MAIL2FA_KEY. */
+export function configuredKeyFile(config: Config, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.MAIL2FA_KEY !== undefined) return undefined;
+  if (config.key.file) return config.key.file;
+  return config.db.url.startsWith('sqlite:') ? `${config.db.url.slice('sqlite:'.length)}.key` : undefined;
 }
 
-async function prepareEmbedded(db: Database, tables: Tables, mapping: AccountMapping): Promise<void> {
-  await db.knex.migrate.latest(migratorConfig(tables, false));
+function loadKeyRing(config: Config, env: NodeJS.ProcessEnv, notices: string[]): KeyRing {
+  const file = configuredKeyFile(config, env);
+  if (file && !config.key.file) {
+    // The embedded database keeps its own key file next to it, created on first use (PRODUCT.md §3.7).
+    const { key, created } = loadOrCreateKeyFile(file);
+    if (created) notices.push(`created a new master key file ${file} (mode 0600): back it up, without it stored secrets cannot be read`);
+    return ringOf(key, file);
+  }
+  return ringOf(loadMasterKey({ file, env }), file);
+}
+
+function ringOf(current: MasterKey, file: string | undefined): KeyRing {
+  if (!file) return { current };
+  const previous = loadPreviousKey(file);
+  return previous && previous.id !== current.id ? { current, previous, file } : { current, file };
+}
+
+/**
+ * The embedded database migrates itself, but only when it is behind: an up-to-date schema is checked by reading
+ * (no migrations lock taken by every command, which made a busy embedded database fail). A fresh schema gets its
+ * code-hash key at once, committed before any command uses it.
+ */
+async function prepareEmbedded(db: Database, tables: Tables, mapping: AccountMapping, ctx: Context): Promise<void> {
+  const version = await schemaVersion(db, tables);
+  if (version !== null && version > LATEST_MIGRATION) throw schemaNewer(version);
+  if (version !== LATEST_MIGRATION) {
+    const { applied } = await migrateOrBusy(db, tables);
+    if (applied.length) await ensureCodeHashKey(db, tables, ctx.masterKey(), ctx.now);
+  }
   await ensureReferenceMailboxTable(db.knex, mapping, false);
 }
 
 /** The latest applied migration, or null when mail2fa's tables were never created. */
 export async function schemaVersion(db: Database, tables: Tables): Promise<string | null> {
-  if (!(await db.knex.schema.hasTable(tables.migrations))) return null;
-  const row = (await db.knex(tables.migrations).orderBy('id', 'desc').first('name')) as { name: string } | undefined;
-  return row?.name ?? null;
+  return readSchemaVersion(db.knex, tables);
+}
+
+function schemaNewer(version: string) {
+  return configError('schema_newer', `the database schema (${version}) is newer than this mail2fa knows (${LATEST_MIGRATION})`, 'Upgrade mail2fa to the version that migrated this database.');
 }
 
 async function checkSchema(db: Database, tables: Tables): Promise<void> {
   const version = await schemaVersion(db, tables);
   if (version === LATEST_MIGRATION) return;
   // Migration names sort in order ("0001_…"): a later one means a newer mail2fa upgraded this database.
-  if (version !== null && version > LATEST_MIGRATION) {
-    throw configError('schema_newer', `the database schema (${version}) is newer than this mail2fa knows (${LATEST_MIGRATION})`, 'Upgrade mail2fa to the version that migrated this database.');
-  }
+  if (version !== null && version > LATEST_MIGRATION) throw schemaNewer(version);
   throw configError(
     'schema_outdated',
     version === null ? `mail2fa's tables do not exist in ${db.displayUrl}` : `the database schema is out of date (at ${version}, this version needs ${LATEST_MIGRATION})`,

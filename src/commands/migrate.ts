@@ -1,9 +1,11 @@
 import { Command } from 'commander';
-import { withContext } from '../context.js';
+import { withContext, type Context } from '../context.js';
+import { ensureCodeHashKey } from '../core/vault.js';
+import type { Database } from '../db/connection.js';
 import { ensureReferenceMailboxTable } from '../db/accounts.js';
 import { mapDbError } from '../db/connection.js';
-import { LATEST_MIGRATION, migratorConfig } from '../db/migrations.js';
-import { configError, tempFail } from '../core/errors.js';
+import { LATEST_MIGRATION, migrateOrBusy } from '../db/migrations.js';
+import { configError, Mail2faError, tempFail } from '../core/errors.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
 
 /** knex's migrator errors in the terms of the exit-code contract; driver errors as everywhere else. */
@@ -19,6 +21,25 @@ function migrateError(err: unknown, where: string): Error {
   return mapDbError(err, where);
 }
 
+/** 'created' / 'present'; 'deferred' when no master key is configured yet (created on first use then). */
+async function createCodeHashKey(ctx: Context, db: Database): Promise<'created' | 'present' | 'deferred'> {
+  let key;
+  try {
+    key = ctx.masterKey();
+  } catch (err) {
+    if (err instanceof Mail2faError && err.code === 'key_missing') {
+      ctx.notices.push('no master key configured: the code-hash key will be created on first use (run `mail2fa migrate` again with the key configured to create it now)');
+      return 'deferred';
+    }
+    throw err;
+  }
+  try {
+    return (await ensureCodeHashKey(db, ctx.tables, key, ctx.now)) ? 'created' : 'present';
+  } catch (err) {
+    throw mapDbError(err, db.displayUrl);
+  }
+}
+
 export function migrateCommand(): Command {
   return new Command('migrate')
     .description("create or upgrade mail2fa's own tables (prefix mail2fa_ by default); never touches the mailbox table")
@@ -32,13 +53,15 @@ export function migrateCommand(): Command {
           const db = await ctx.db();
           let applied: string[];
           try {
-            const [, names] = (await db.knex.migrate.latest(migratorConfig(ctx.tables, db.dialect === 'mysql'))) as [number, string[]];
-            applied = names;
+            ({ applied } = await migrateOrBusy(db, ctx.tables));
             if (flags.withMailboxTable) await ensureReferenceMailboxTable(db.knex, ctx.mapping, db.dialect === 'mysql');
           } catch (err) {
             throw migrateError(err, db.displayUrl);
           }
-          const result = { ok: true, database: db.displayUrl, applied, schemaVersion: LATEST_MIGRATION };
+          // The code-hash key is created now, committed before any command hashes a code with it (docs/galera.md).
+          const codeHashKey = await createCodeHashKey(ctx, db);
+          for (const n of ctx.notices) out.note(n);
+          const result = { ok: true, database: db.displayUrl, applied, schemaVersion: LATEST_MIGRATION, codeHashKey };
           if (out.json) await out.document(result);
           else await out.line(applied.length ? `applied ${applied.length} migration(s): ${applied.join(', ')}; schema is at ${LATEST_MIGRATION}` : `schema already up to date (${LATEST_MIGRATION})`);
         });

@@ -5,7 +5,7 @@
 import type { Context } from '../context.js';
 import { hashPassword, type PasswordScheme } from '../crypto/passwords.js';
 import { ensureReferenceMailboxTable } from '../db/accounts.js';
-import { migratorConfig } from '../db/migrations.js';
+import { migrateOrBusy } from '../db/migrations.js';
 import { inTransaction, lockAccountState } from '../db/tx.js';
 import { parsePhone } from '../sms/phone.js';
 import { generateTotpSecret } from '../totp/totp.js';
@@ -13,7 +13,7 @@ import { writeAudit } from './audit.js';
 import { configError, dataError } from './errors.js';
 import { LOCKOUT_MS, MAX_FAILED_ATTEMPTS } from './lockout.js';
 import { removeFactor, storeFactor } from './factors.js';
-import { Vault } from './vault.js';
+import { Vault, ensureCodeHashKey } from './vault.js';
 
 export interface DemoAccount {
   email: string;
@@ -39,7 +39,7 @@ export async function seedDemo(ctx: Context, opts: { reset: boolean }): Promise<
   if (ctx.mapping.preset !== 'mail2fa') throw configError('demo_preset', 'demo seeds the reference mailbox table (preset mail2fa) only', 'Run demo against the embedded default or a scratch database.');
   const db = await ctx.db();
   const mysql = db.dialect === 'mysql';
-  await db.knex.migrate.latest(migratorConfig(ctx.tables, mysql));
+  await migrateOrBusy(db, ctx.tables);
   await ensureReferenceMailboxTable(db.knex, ctx.mapping, mysql);
   const m = ctx.mapping;
   const existing = (await db.knex(m.table).whereIn(m.email, SAMPLES.map((s) => s.email)).select({ email: m.email })) as { email: string }[];
@@ -50,10 +50,12 @@ export async function seedDemo(ctx: Context, opts: { reset: boolean }): Promise<
     // Nothing to do, and nothing lost: say so, and list the (constant) demo passwords again.
     return { database: db.displayUrl, created: false, accounts: SAMPLES.map(({ email, password, scheme, active, state }) => ({ email, password, scheme, active, state })) };
   }
-  const vault = new Vault(ctx.masterKey(), ctx.tables, ctx.now);
+  // Created and committed before the transaction that hashes the demo's recovery codes with it.
+  await ensureCodeHashKey(db, ctx.tables, ctx.masterKey(), ctx.now);
   const hashes = await Promise.all(SAMPLES.map((s) => hashPassword(s.password, s.scheme)));
   const accounts: DemoAccount[] = [];
   await inTransaction(db, ctx.tables, async (trx) => {
+    const vault = Vault.forContext(ctx, db);
     const now = ctx.now();
     await trx(m.table).whereIn(m.email, SAMPLES.map((s) => s.email)).delete();
     for (const [i, s] of SAMPLES.entries()) {

@@ -37,8 +37,9 @@ export interface AccountTx {
 
 export async function accountTransaction<T>(ctx: Context, account: string, work: (tx: AccountTx) => Promise<T | Refusal>): Promise<T> {
   const db = await ctx.db();
-  let vault: Vault | undefined;
   const result = await inTransaction(db, ctx.tables, async (trx) => {
+    // One Vault per attempt: nothing derived inside a transaction outlives its rollback.
+    let vault: Vault | undefined;
     const state = await lockAccountState(trx, ctx.tables, db.dialect, account);
     const now = ctx.now();
     const tx: AccountTx = {
@@ -48,7 +49,7 @@ export async function accountTransaction<T>(ctx: Context, account: string, work:
       account,
       state,
       now,
-      vault: () => (vault ??= new Vault(ctx.masterKey(), ctx.tables, ctx.now)),
+      vault: () => (vault ??= Vault.forContext(ctx, db)),
       audit: (event) => writeAudit(trx, ctx.tables, ctx, { ...event, account: event.account === undefined ? account : event.account }),
       async refuseIfLocked(action, detail) {
         if (!isLocked(tx.state, now)) return null;

@@ -231,8 +231,8 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
     return report(o, source, candidates, 0, refused);
   }
 
-  const vault = new Vault(ctx.masterKey(), ctx.tables, ctx.now);
   return inTransaction(db, ctx.tables, async (trx) => {
+    const vault = Vault.forContext(ctx, db);
     const candidates = await readCandidates(trx, mapping, column);
     if (!o.skipInvalid && candidates.some((c) => c.outcome === 'invalid')) return report(o, source, candidates, 0, true);
     await lockAccounts(trx, ctx, db.dialect, candidates.filter((c) => c.outcome === 'migrate').map((c) => c.email));

@@ -2,49 +2,97 @@
  * Secrets at rest (PRODUCT.md §3.6): TOTP secrets and phone numbers sealed with AES-256-GCM bound to their
  * table, column and account; one-time codes stored as keyed hashes. The hash key is random, kept in the
  * database sealed under the master key, so that `keys rotate` re-encrypts it and every stored hash stays valid.
+ *
+ * Values are sealed under the current key and opened with whichever key of the ring they name (the previous key
+ * stays readable while a rotation re-encrypts: docs/keys.md).
+ *
+ * The code-hash key is only ever taken from a COMMITTED row: `migrate` creates it, and a first use creates it in
+ * its own committed statement, never inside the caller's transaction. A key created inside a transaction that
+ * is then rolled back (a deadlock, a Galera certification failure) would otherwise hash codes that no committed
+ * key matches. A Vault lives for one transaction attempt.
  */
 import type { Knex } from 'knex';
-import { open, seal } from '../crypto/box.js';
+import type { Context } from '../context.js';
+import { open, seal, sealedKeyId } from '../crypto/box.js';
 import { codeHash, hashesEqual, newHashKey } from '../crypto/codes.js';
-import type { MasterKey } from '../crypto/keys.js';
+import type { KeyRing, MasterKey } from '../crypto/keys.js';
+import { CODE_HASH_KEY_ID, insertCodeKeyIfAbsent, readCodeKeyRow } from '../db/code-key.js';
+import { isRetryable, type Database } from '../db/connection.js';
 import type { Tables } from '../db/schema.js';
+import { internalError } from './errors.js';
 
 export type { CodePurpose } from '../crypto/codes.js';
 import type { CodePurpose } from '../crypto/codes.js';
-const HASH_KEY_ID = 'code-hash';
 
 export class Vault {
   private hashKey?: Buffer;
+  private reloaded = false;
+  private ring: KeyRing;
 
   constructor(
-    readonly key: MasterKey,
+    keys: KeyRing | MasterKey,
     private readonly tables: Tables,
     private readonly now: () => number,
-  ) {}
+    /** The database, for reading the code-hash key as committed (outside the caller's transaction). */
+    private readonly db?: Database,
+    /** Re-reads the key files: a value sealed under a key this process does not hold yet (a rotation began). */
+    private readonly reload?: () => KeyRing,
+  ) {
+    this.ring = 'current' in keys ? keys : { current: keys };
+  }
+
+  static forContext(ctx: Context, db?: Database): Vault {
+    return new Vault(ctx.keyRing(), ctx.tables, ctx.now, db, () => ctx.keyRing(true));
+  }
+
+  /** The key new values are sealed under. */
+  get key(): MasterKey {
+    return this.ring.current;
+  }
 
   seal(table: string, column: string, account: string, plaintext: string): string {
-    return seal(this.key, { table, column, account }, plaintext);
+    return seal(this.ring.current, { table, column, account }, plaintext);
   }
 
   open(table: string, column: string, account: string, sealed: string): string {
-    return open(this.key, { table, column, account }, sealed);
+    return open(this.keyFor(sealedKeyId(sealed)), { table, column, account }, sealed);
   }
 
-  /** The hash key, created on first use (insert-if-absent, so concurrent first uses agree on one key). */
-  async codeHashKey(db: Knex | Knex.Transaction): Promise<Buffer> {
-    if (this.hashKey) return this.hashKey;
-    const ctx = { table: this.tables.codeKey, column: 'key_ct', account: HASH_KEY_ID };
-    let row = (await db(this.tables.codeKey).where({ id: HASH_KEY_ID }).first()) as { key_ct: string } | undefined;
-    if (!row) {
-      const fresh = newHashKey();
-      await db(this.tables.codeKey)
-        .insert({ id: HASH_KEY_ID, key_ct: seal(this.key, ctx, fresh.toString('base64')), key_id: this.key.id, created_at: this.now() })
-        .onConflict('id')
-        .ignore();
-      row = (await db(this.tables.codeKey).where({ id: HASH_KEY_ID }).first()) as { key_ct: string };
+  /** The ring's key a sealed value names; re-reads the key files once when it names none of them. */
+  private keyFor(id: string | null): MasterKey {
+    const pick = () => [this.ring.current, this.ring.previous].find((k) => k && k.id === id);
+    let key = pick();
+    if (!key && id && this.reload && !this.reloaded) {
+      this.reloaded = true;
+      this.ring = this.reload();
+      key = pick();
     }
-    this.hashKey = Buffer.from(open(this.key, ctx, row.key_ct), 'base64');
-    return this.hashKey;
+    return key ?? this.ring.current; // box.open then reports key_mismatch
+  }
+
+  /**
+   * The hash key, from the committed row. On MySQL/MariaDB/PostgreSQL it is read on the pool (not in `q`, the
+   * caller's transaction, whose snapshot may predate the key); SQLite has one connection and serialises writers,
+   * so `q` sees every committed row — a key it has to create there is not cached, since the transaction that
+   * created it may still roll back.
+   */
+  async codeHashKey(q: Knex | Knex.Transaction): Promise<Buffer> {
+    if (this.hashKey) return this.hashKey;
+    const outside = this.db && this.db.dialect !== 'sqlite' ? this.db : undefined;
+    let row = await readCodeKeyRow(outside?.knex ?? q, this.tables);
+    let cache = true;
+    if (!row) {
+      if (outside) await ensureCodeHashKey(outside, this.tables, this.ring.current, this.now);
+      else {
+        await insertCodeKeyIfAbsent(q, this.tables, newCodeKeyRow(this.ring.current, this.tables, this.now));
+        cache = false;
+      }
+      row = await readCodeKeyRow(outside?.knex ?? q, this.tables);
+      if (!row) throw internalError('the code-hash key was created but cannot be read back');
+    }
+    const key = Buffer.from(this.open(this.tables.codeKey, 'key_ct', CODE_HASH_KEY_ID, row.key_ct), 'base64');
+    if (cache) this.hashKey = key;
+    return key;
   }
 
   async hash(db: Knex | Knex.Transaction, purpose: CodePurpose, account: string, code: string): Promise<string> {
@@ -53,5 +101,31 @@ export class Vault {
 
   static equal(a: string, b: string): boolean {
     return hashesEqual(a, b);
+  }
+}
+
+/** A fresh random code-hash key, sealed under `key`. */
+function newCodeKeyRow(key: MasterKey, tables: Tables, now: () => number): { key_ct: string; key_id: string; created_at: number } {
+  const fresh = newHashKey();
+  const row = { key_ct: seal(key, { table: tables.codeKey, column: 'key_ct', account: CODE_HASH_KEY_ID }, fresh.toString('base64')), key_id: key.id, created_at: now() };
+  fresh.fill(0);
+  return row;
+}
+
+/**
+ * Creates the code-hash key unless it exists, in a statement of its own (committed before anything uses it):
+ * `migrate`, `demo` and the embedded database's auto-migrate call this, and so does a first use on a database
+ * migrated without a key. Concurrent creators (on several Galera nodes too) agree: the first committed row wins.
+ */
+export async function ensureCodeHashKey(db: Database, tables: Tables, key: MasterKey, now: () => number): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (await readCodeKeyRow(db.knex, tables)) return false;
+      await insertCodeKeyIfAbsent(db.knex, tables, newCodeKeyRow(key, tables, now));
+      return true;
+    } catch (err) {
+      if (attempt < 4 && isRetryable(err)) continue;
+      throw err;
+    }
   }
 }

@@ -364,3 +364,27 @@ export function writeNewKeyFile(file: string): MasterKey {
   if (!key) throw refuse();
   return key;
 }
+
+/**
+ * The keys a process holds: `current` seals (and opens); `previous`, the key a `keys rotate` replaced (kept as
+ * `<key file>.old` next to the key file), only opens values still sealed under it while the rotation re-encrypts
+ * them. See docs/keys.md.
+ */
+export interface KeyRing {
+  current: MasterKey;
+  previous?: MasterKey;
+  /** The key file `current` came from (absent for MAIL2FA_KEY). */
+  file?: string;
+}
+
+/** Where the key a rotation replaced is kept: next to the key file. */
+export function previousKeyFile(file: string): string {
+  return `${file}.old`;
+}
+
+/** The previous key for a key file, if `<file>.old` exists (checked like every key file). */
+export function loadPreviousKey(file: string): MasterKey | undefined {
+  const old = previousKeyFile(file);
+  if (!exists(old)) return undefined;
+  return loadMasterKey({ file: old, env: {} });
+}

@@ -107,7 +107,7 @@ export class AccountRepository {
 export async function ensureReferenceMailboxTable(knex: Knex, mapping: AccountMapping, mysql: boolean): Promise<void> {
   if (mapping.preset !== 'mail2fa') return;
   if (await knex.schema.hasTable(mapping.table)) return;
-  await knex.schema.createTable(mapping.table, (table) => {
+  await knex.schema.createTableIfNotExists(mapping.table, (table) => {
     table.string(mapping.email, 320).primary();
     table.string(mapping.password, 255).notNullable();
     table.boolean(mapping.active).notNullable().defaultTo(true);

@@ -7,6 +7,8 @@
  * SQLite and MySQL.
  */
 import type { Knex } from 'knex';
+import { tempFail } from '../core/errors.js';
+import type { Database } from './connection.js';
 import type { Tables } from './schema.js';
 
 /** Longest address we store: 64 (local) + 1 + 253 (domain), plus room for IDNA growth. */
@@ -145,3 +147,89 @@ export function migratorConfig(tables: Tables, mysql: boolean): Knex.MigratorCon
     disableTransactions: mysql,
   };
 }
+
+/** The latest applied migration, or null when mail2fa's tables were never created. Reads only. */
+export async function readSchemaVersion(knex: Knex, tables: Tables): Promise<string | null> {
+  if (!(await knex.schema.hasTable(tables.migrations))) return null;
+  const row = (await knex(tables.migrations).orderBy('id', 'desc').first('name')) as { name: string } | undefined;
+  return row?.name ?? null;
+}
+
+/**
+ * Creates knex's migrations and lock tables if missing, race-free: `CREATE TABLE IF NOT EXISTS`, and the lock
+ * row inserted with a fixed key (knex's own check-then-insert lets two concurrent first runs insert two lock
+ * rows, after which its lock can never be taken again).
+ */
+async function ensureMigratorTables(knex: Knex, tables: Tables): Promise<void> {
+  await knex.schema.createTableIfNotExists(tables.migrations, (t) => {
+    t.increments();
+    t.string('name');
+    t.integer('batch');
+    t.timestamp('migration_time');
+  });
+  await knex.schema.createTableIfNotExists(tables.migrationsLock, (t) => {
+    t.increments('index').primary();
+    t.integer('is_locked');
+  });
+  await knex(tables.migrationsLock).insert({ index: 1, is_locked: 0 }).onConflict('index').ignore();
+}
+
+/** How long a migration waits for a concurrent one (default 20 s; MAIL2FA_MIGRATE_WAIT_MS overrides). */
+function migrateWaitMs(): number {
+  const v = Number(process.env.MAIL2FA_MIGRATE_WAIT_MS);
+  return Number.isFinite(v) && v >= 0 ? v : 20_000;
+}
+
+/** Another process migrating at the same moment: its tables appear, its lock is held, its writes conflict. */
+function concurrentMigration(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return (
+    ['ER_TABLE_EXISTS_ERROR', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'ER_DUP_ENTRY', 'SQLITE_BUSY', 'SQLITE_LOCKED', '40P01', '42P07', '23505'].includes(e.code ?? '') ||
+    /already exists|Migration table is already locked|database is locked/.test(e.message ?? '')
+  );
+}
+
+export class MigrationBusy extends Error {
+  constructor(cause: unknown) {
+    super('another migration is running', { cause });
+  }
+}
+
+/**
+ * Brings mail2fa's schema to the latest migration. Safe against concurrent runs (on one server, or on several
+ * Galera nodes): a run that finds another one at work waits, re-reads the version, and returns when the other
+ * has finished (applied = []); after `waitMs` it throws MigrationBusy (exit 75 for the caller).
+ */
+export async function migrateToLatest(knex: Knex, tables: Tables, mysql: boolean, o: { waitMs?: number } = {}): Promise<{ applied: string[] }> {
+  const deadline = Date.now() + (o.waitMs ?? migrateWaitMs());
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if ((await readSchemaVersion(knex, tables)) === LATEST_MIGRATION) return { applied: [] };
+      await ensureMigratorTables(knex, tables);
+      const [, names] = (await knex.migrate.latest(migratorConfig(tables, mysql))) as [number, string[]];
+      return { applied: names };
+    } catch (err) {
+      if (!concurrentMigration(err)) throw err;
+      if (Date.now() > deadline) {
+        // A lock or a conflict that outlasted the wait is "busy"; a table that keeps "already existing" without
+        // its migration being recorded is a half-created schema, not a busy one.
+        if (/already exists/.test((err as Error).message ?? '') || (err as { code?: string }).code === 'ER_TABLE_EXISTS_ERROR') throw err;
+        throw new MigrationBusy(err);
+      }
+      await new Promise((r) => setTimeout(r, Math.min(50 * attempt, 500) + Math.floor(Math.random() * 50)));
+    }
+  }
+}
+
+/** migrateToLatest with a concurrent migration that outlasted the wait as 75 (busy, retry). */
+export async function migrateOrBusy(db: Database, tables: Tables): Promise<{ applied: string[] }> {
+  try {
+    return await migrateToLatest(db.knex, tables, db.dialect === 'mysql');
+  } catch (err) {
+    if (err instanceof MigrationBusy) {
+      throw tempFail('migration_locked', `another migration holds the lock on ${db.displayUrl}`, 'Retry when it has finished; if none is running, a crashed one left its lock: set is_locked = 0 in the migrations_lock table.');
+    }
+    throw err;
+  }
+}
+

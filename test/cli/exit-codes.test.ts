@@ -266,14 +266,20 @@ describeEachDb('78: schema missing or out of date (non-embedded database); migra
   it('75: migrate while another migration holds the lock; 0 once it is released', async () => {
     const ctx = await testContext(tdb);
     const knex = (await ctx.db()).knex;
+    // An up-to-date schema is checked by reading only; a schema that is behind waits for the lock, then 75.
+    expect((await runCli(['migrate'], { env })).code).toBe(0);
+    const recorded = (await knex(ctx.tables.migrations).select('*')) as Record<string, unknown>[];
     try {
+      await knex(ctx.tables.migrations).delete();
       await knex(ctx.tables.migrationsLock).update({ is_locked: 1 });
-      const r = await runCli(['migrate'], { env });
+      const busyEnv = { ...env, MAIL2FA_MIGRATE_WAIT_MS: '300' };
+      const r = await runCli(['migrate'], { env: busyEnv });
       expect(r.code).toBe(75);
       expect(r.stderr).toMatch(/^mail2fa: error: another migration holds the lock on .*\nhint: Retry when it has finished/);
-      const j = await runCli(['--json', 'migrate'], { env });
+      const j = await runCli(['--json', 'migrate'], { env: busyEnv });
       expect(oneJson(j)).toMatchObject({ ok: false, error: { code: 'migration_locked' } });
     } finally {
+      if ((await knex(ctx.tables.migrations).count({ n: '*' }).first())?.n == 0) await knex(ctx.tables.migrations).insert(recorded);
       await knex(ctx.tables.migrationsLock).update({ is_locked: 0 });
       await ctx.close();
     }
