@@ -9,7 +9,8 @@ import { loadConfig } from '../config.js';
 import type { Context, ContextOptions } from '../context.js';
 import { contextFromConfig, schemaVersion } from '../context.js';
 import type { MasterKey } from '../crypto/keys.js';
-import type { Database } from '../db/connection.js';
+import { openDatabase, type Database } from '../db/connection.js';
+import { readGaleraState } from '../db/galera.js';
 import { LATEST_MIGRATION } from '../db/migrations.js';
 import { ExitCode, Mail2faError } from './errors.js';
 import { sampleDecrypt } from './keys.js';
@@ -67,6 +68,7 @@ export async function runDoctor(ctx: Context): Promise<Check[]> {
   checks.push({ name: 'config', status: 'ok', detail: cfg.configPath ? `loaded ${cfg.configPath}` : 'no config file; defaults and environment' });
 
   let db: Database | undefined;
+  let dbError: unknown;
   try {
     db = await ctx.db();
     const version = db.dialect === 'sqlite'
@@ -75,6 +77,11 @@ export async function runDoctor(ctx: Context): Promise<Check[]> {
     checks.push({ name: 'database', status: 'ok', detail: version });
   } catch (err) {
     checks.push(fail('database', err, ExitCode.UNAVAILABLE));
+    dbError = err;
+  }
+  if (/^(mysql|mariadb):/.test(cfg.db.url)) {
+    const galera = await galeraCheck(ctx, db, dbError);
+    if (galera) checks.push(galera);
   }
 
   let schemaOk = false;
@@ -108,6 +115,32 @@ export async function runDoctor(ctx: Context): Promise<Check[]> {
 
   checks.push(signOutCheck(ctx));
   return checks;
+}
+
+/**
+ * On a Galera node: wsrep_ready and wsrep_cluster_status (and whether reads wait for the cluster). A node outside
+ * the primary component refuses mail2fa's sessions, so it is asked again on a connection that only reads status.
+ */
+async function galeraCheck(ctx: Context, db: Database | undefined, dbError: unknown): Promise<Check | null> {
+  let probe = db;
+  let opened: Database | undefined;
+  try {
+    if (!probe) {
+      if (!(dbError instanceof Mail2faError && dbError.code === 'db_not_ready')) return null;
+      probe = opened = await openDatabase({ ...ctx.config.db, refuseNotReadyNode: false });
+    }
+    const state = await readGaleraState(probe);
+    if (!state) return null;
+    const detail = `node ${state.node} at ${probe.displayUrl}: wsrep_ready ${state.ready}, wsrep_cluster_status ${state.clusterStatus}, cluster size ${state.clusterSize}, ${state.localState}`;
+    if (state.ready !== 'ON' || state.clusterStatus !== 'Primary') {
+      return { name: 'galera', status: 'fail', detail, hint: `This node is outside the cluster's primary component: point --db / MAIL2FA_DB_URL at another node, or bring ${state.node} back into the cluster.`, exitCode: ExitCode.UNAVAILABLE };
+    }
+    return { name: 'galera', status: 'ok', detail: `${detail}; reads wait for the cluster (wsrep_sync_wait=${state.syncWait})` };
+  } catch (err) {
+    return fail('galera', err, ExitCode.UNAVAILABLE);
+  } finally {
+    await opened?.close();
+  }
 }
 
 async function storageEngineCheck(ctx: Context, db: Database): Promise<Check> {

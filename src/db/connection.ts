@@ -13,6 +13,8 @@ export type Dialect = 'sqlite' | 'mysql';
 export interface DatabaseTarget {
   url: string;
   connectTimeoutMs: number;
+  /** Galera: refuse a node outside the primary component (default); `doctor` turns it off to report on it. */
+  refuseNotReadyNode?: boolean;
 }
 
 export interface Database {
@@ -22,6 +24,8 @@ export interface Database {
   displayUrl: string;
   /** SQLite only: the database file. */
   file?: string;
+  /** MySQL/MariaDB: the server is a Galera node (wsrep on), detected on the first connection. */
+  galera?: boolean;
   close(): Promise<void>;
 }
 
@@ -85,11 +89,43 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     },
     log: silentLog,
     acquireConnectionTimeout: target.connectTimeoutMs + 1000,
-    pool: { min: 0, max: 4 },
+    pool: { min: 0, max: 4, afterCreate: galeraSession((galera) => (db.galera = galera), target.refuseNotReadyNode !== false) },
   });
   const db: Database = { knex, dialect: 'mysql', displayUrl: redactUrl(target.url), close: () => knex.destroy() };
   await ping(db);
   return db;
+}
+
+/** One query per new connection: is this a Galera node, and is it ready (in the primary component)? */
+const GALERA_PROBE = "SELECT @@wsrep_on AS wsrep_on, (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_READY') AS wsrep_ready";
+
+interface RawMysqlConnection {
+  query(sql: string, cb: (err: Error | null, rows?: unknown) => void): void;
+}
+
+/**
+ * On a Galera node every mail2fa session reads causally (wsrep_sync_wait bit 1: SELECT, SHOW and BEGIN wait
+ * until the node has applied every write the cluster committed before): a decision made on node 2 — is the
+ * code used, is the account locked, when were sessions revoked — sees a change committed on node 1 a moment
+ * ago. A node outside the primary component is refused here (1047, exit 69) instead of having each read time
+ * out. Servers without wsrep (plain MariaDB, MySQL) are left as they are.
+ */
+function galeraSession(detected: (galera: boolean) => void, refuseNotReady: boolean) {
+  return (conn: RawMysqlConnection, done: (err: Error | null, conn: unknown) => void) => {
+    conn.query(GALERA_PROBE, (err, rows) => {
+      const row = !err && Array.isArray(rows) ? (rows[0] as { wsrep_on: unknown; wsrep_ready: unknown } | undefined) : undefined;
+      if (!row || Number(row.wsrep_on) !== 1) {
+        detected(false);
+        return done(null, conn);
+      }
+      detected(true);
+      if (String(row.wsrep_ready).toUpperCase() !== 'ON') {
+        if (!refuseNotReady) return done(null, conn);
+        return done(Object.assign(new Error('WSREP has not yet prepared node for application use'), { code: 'ER_UNKNOWN_COM_ERROR', errno: 1047 }), conn);
+      }
+      conn.query('SET SESSION wsrep_sync_wait = @@global.wsrep_sync_wait | 1', (setErr) => done(setErr, conn));
+    });
+  };
 }
 
 async function ping(db: Database): Promise<void> {
@@ -113,6 +149,14 @@ export function mapDbError(err: unknown, where: string): Error {
   if (closed || ['ECONNREFUSED', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNRESET', 'PROTOCOL_CONNECTION_LOST', 'EAI_AGAIN'].includes(code) || e.name === 'KnexTimeoutError') {
     return unavailable('db_unavailable', `database unavailable at ${where}: ${code || (closed ? 'connection lost' : 'timeout')}`, 'Is the server running and reachable? Check --db / MAIL2FA_DB_URL.');
   }
+  if (code === 'ER_UNKNOWN_COM_ERROR' || e.errno === 1047) {
+    // Galera: the node is not in the cluster's primary component (it lost its peers, or is still joining).
+    return unavailable(
+      'db_not_ready',
+      `the database node at ${where} is not ready: it is not part of the Galera cluster's primary component (${message})`,
+      `Point --db / MAIL2FA_DB_URL at a node of the primary component, or wait until ${nodeOf(where)} rejoins; \`mail2fa doctor\` shows wsrep_ready and wsrep_cluster_status.`,
+    );
+  }
   if (code === 'ER_ACCESS_DENIED_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR') {
     return unavailable('db_access_denied', `database refused the login at ${where}: ${message}`, 'Check the user and password in the database URL.');
   }
@@ -129,6 +173,16 @@ export function mapDbError(err: unknown, where: string): Error {
     return configError('schema_mismatch', `database schema does not match: ${message}`, 'Run `mail2fa migrate`, and check the account mapping (accounts.preset / accounts.columns) with `mail2fa doctor`.');
   }
   return err as Error;
+}
+
+/** host:port of a database URL, for messages. */
+function nodeOf(where: string): string {
+  try {
+    const u = new URL(where);
+    return u.host ? `the node ${u.host}` : 'the node';
+  } catch {
+    return 'the node';
+  }
 }
 
 /** True for errors worth retrying the whole transaction for (deadlocks). */
