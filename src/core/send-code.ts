@@ -1,7 +1,7 @@
 /**
  * `send-code`: a sign-in code by SMS to the account's enrolled phone (for the webmail's sign-in page, and for
  * `disable` on SMS accounts). The number is decrypted only to hand it to the gateway; the rate limit, "only the
- * newest code is valid" and "nothing stored when the gateway fails" live in sendSmsChallenge.
+ * newest code is valid" and "nothing stored when the gateway fails" live in sms-codes.ts.
  */
 import type { Context } from '../context.js';
 import { maskPhone } from '../sms/phone.js';
@@ -12,7 +12,7 @@ import { readFactor } from './factors.js';
 import { Refusal, accountTransaction } from './guard.js';
 import { refuseInactiveMailbox } from './mailbox-state.js';
 import { notEnabled } from './owner.js';
-import { sendSmsChallenge } from './sms-codes.js';
+import { abandonSmsChallenge, activateSmsChallenge, deliverSmsChallenge, recordSmsChallenge } from './sms-codes.js';
 
 export interface SentSignInCode {
   email: string;
@@ -26,7 +26,9 @@ export async function sendSignInCode(ctx: Context, input: { email: string }): Pr
   const email = canonicalAddress(input.email);
   const mailbox = await (await ctx.accounts()).findExact(email);
   const t = ctx.tables;
-  return accountTransaction(ctx, email, async (tx) => {
+  // Record, then send outside any transaction, then activate (or remove) the code: no write transaction stays
+  // open across the gateway's network round trip.
+  const pending = await accountTransaction(ctx, email, async (tx) => {
     // A locked account cannot sign in with any code: do not spend a text message on it.
     const locked = await tx.refuseIfLocked('send-code');
     if (locked) return locked;
@@ -43,8 +45,9 @@ export async function sendSignInCode(ctx: Context, input: { email: string }): Pr
     }
     // An integrity failure here (a tampered or copied row) is a 78, not a send.
     const e164 = tx.vault().open(t.factor, 'phone_ct', email, factor.phone_ct);
-    const sent = await sendSmsChallenge(tx, { e164, masked: factor.phone_masked ?? maskPhone(e164) }, 'send-code');
-    if (sent instanceof Refusal) return sent;
-    return { email, phone: sent.maskedPhone, expiresAt: sent.expiresAt, delivery: sent.delivery };
+    return recordSmsChallenge(tx, { e164, masked: factor.phone_masked ?? maskPhone(e164) }, 'send-code');
   });
+  const sent = await deliverSmsChallenge(ctx, pending);
+  const done = await accountTransaction(ctx, email, (tx) => ('error' in sent ? abandonSmsChallenge(tx, pending, sent.error) : activateSmsChallenge(tx, pending, sent.delivery)));
+  return { email, phone: done.maskedPhone, expiresAt: done.expiresAt, delivery: done.delivery };
 }

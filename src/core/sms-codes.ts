@@ -56,3 +56,73 @@ export async function sendSmsChallenge(tx: AccountTx, phone: { e164: string; mas
   await tx.audit({ action, outcome: 'ok', detail: { phone: phone.masked, transport: delivery.transport } });
   return { delivery, expiresAt: isoTime(expiresAt)!, maskedPhone: phone.masked };
 }
+
+/**
+ * The same, split so that no transaction stays open across the gateway call (on a busy or clustered database a
+ * transaction held for a network round trip blocks every other change to the account, and an embedded database
+ * entirely): `recordSmsChallenge` stores the code as PENDING (never accepted by anything) and counts the send;
+ * the caller sends outside any transaction; then `activateSmsChallenge` makes it the newest valid code, or
+ * `abandonSmsChallenge` removes it and the send again (nothing stored, the failure audited: §5).
+ */
+export interface PendingSms {
+  challengeId: number;
+  sendId: number;
+  code: string;
+  expiresAt: number;
+  phone: { e164: string; masked: string };
+  purpose: SmsChallengePurpose;
+  action: string;
+}
+
+const PENDING_PURPOSE: Record<SmsChallengePurpose, string> = { sms: 'sms-pending', 'enrol-sms': 'enrol-pending' };
+
+export async function recordSmsChallenge(tx: AccountTx, phone: { e164: string; masked: string }, action: string, purpose: SmsChallengePurpose = 'sms'): Promise<PendingSms | Refusal> {
+  const t = tx.ctx.tables;
+  const since = tx.now - SMS_SEND_WINDOW_MS;
+  const recent = (await tx.trx(t.smsSend).where({ account: tx.account }).andWhere('sent_at', '>', since).orderBy('sent_at', 'asc').select('sent_at')) as { sent_at: number | string }[];
+  if (recent.length >= SMS_SEND_LIMIT) {
+    const nextAt = Number(recent[0]!.sent_at) + SMS_SEND_WINDOW_MS;
+    await tx.audit({ action, outcome: 'refused', reason: 'rate limited', detail: { phone: phone.masked } });
+    return new Refusal(tempFail('rate_limited', `at most ${SMS_SEND_LIMIT} SMS codes per 15 minutes: try again after ${isoTime(nextAt)}`, 'Use the newest code already sent; it is valid for 10 minutes.'));
+  }
+  const code = randomDigits(SMS_CODE_DIGITS);
+  const expiresAt = tx.now + SMS_CODE_TTL_MS;
+  const codeHash = await tx.vault().hash(tx.trx, 'sms', tx.account, code);
+  const [challengeId] = await tx.trx(t.challenge).insert({ account: tx.account, purpose: PENDING_PURPOSE[purpose], code_hash: codeHash, created_at: tx.now, expires_at: expiresAt, used_at: null });
+  const [sendId] = await tx.trx(t.smsSend).insert({ account: tx.account, sent_at: tx.now });
+  return { challengeId: Number(challengeId), sendId: Number(sendId), code, expiresAt, phone, purpose, action };
+}
+
+export async function activateSmsChallenge(tx: AccountTx, pending: PendingSms, delivery: SmsDelivery): Promise<SmsSent | Refusal> {
+  const t = tx.ctx.tables;
+  const activated = await tx.trx(t.challenge).where({ id: pending.challengeId, account: tx.account, purpose: PENDING_PURPOSE[pending.purpose] }).update({ purpose: pending.purpose });
+  if (activated !== 1) {
+    // Removed meanwhile (a recover or disable ran while the text was on its way): the code is not valid.
+    await tx.audit({ action: pending.action, outcome: 'failed', reason: 'account changed during the send', detail: { phone: pending.phone.masked } });
+    return new Refusal(tempFail('account_changed', 'the account changed while the code was being sent; that code is not valid', 'Request a new code.'));
+  }
+  // Only the newest code is valid: older unused ones go (a code recorded later but delivered sooner stays
+  // the newest, so this one may be the one that goes).
+  const newest = (await tx.trx(t.challenge).where({ account: tx.account, purpose: pending.purpose }).whereNull('used_at').max({ id: 'id' }).first()) as { id: number | string };
+  await tx.trx(t.challenge).where({ account: tx.account, purpose: pending.purpose }).whereNull('used_at').andWhere('id', '<', Number(newest.id)).delete();
+  await tx.audit({ action: pending.action, outcome: 'ok', detail: { phone: pending.phone.masked, transport: delivery.transport } });
+  return { delivery, expiresAt: isoTime(pending.expiresAt)!, maskedPhone: pending.phone.masked };
+}
+
+export async function abandonSmsChallenge(tx: AccountTx, pending: PendingSms, err: unknown): Promise<Refusal> {
+  const t = tx.ctx.tables;
+  await tx.trx(t.challenge).where({ id: pending.challengeId }).delete();
+  await tx.trx(t.smsSend).where({ id: pending.sendId }).delete();
+  const error = err instanceof Mail2faError ? err : new Mail2faError('sms_unavailable', `SMS gateway failed: ${(err as Error).message}`, 69);
+  await tx.audit({ action: pending.action, outcome: 'failed', reason: error.code, detail: { phone: pending.phone.masked } });
+  return new Refusal(error);
+}
+
+/** Sends a recorded code; returns the delivery or the gateway's error (never throws). */
+export async function deliverSmsChallenge(ctx: AccountTx['ctx'], pending: PendingSms): Promise<{ delivery: SmsDelivery } | { error: unknown }> {
+  try {
+    return { delivery: await (await ctx.sms()).send({ to: pending.phone.e164, text: smsText(ctx.config.issuer, pending.code) }) };
+  } catch (error) {
+    return { error };
+  }
+}

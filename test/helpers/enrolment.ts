@@ -30,6 +30,7 @@ export class SmsGateway {
     req.on('end', () => {
       res.setHeader('connection', 'close');
       if (this.mode === 'hang') {
+        this.received.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as GatewayRequest['body'] });
         this.hanging.push(res);
         return;
       }
@@ -50,6 +51,17 @@ export class SmsGateway {
     const m = CODE_IN_TEXT.exec(text);
     if (!m) throw new Error(`no code in the gateway's last message: ${JSON.stringify(text)}`);
     return m[1]!;
+  }
+
+  /** Requests held in `hang` mode so far. */
+  get waiting(): number {
+    return this.hanging.length;
+  }
+
+  /** Answers every held request with 200 (and stops holding new ones). */
+  release(): void {
+    this.mode = 'ok';
+    for (const res of this.hanging.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"queued"}');
   }
 
   async stop(): Promise<void> {
