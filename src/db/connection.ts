@@ -121,6 +121,8 @@ function galeraSession(detected: (galera: boolean) => void, refuseNotReady: bool
       detected(true);
       if (String(row.wsrep_ready).toUpperCase() !== 'ON') {
         if (!refuseNotReady) return done(null, conn);
+        // The pool does not close a connection whose set-up failed: close it here, or it keeps the process alive.
+        (conn as RawMysqlConnection & { destroy?: () => void }).destroy?.();
         return done(Object.assign(new Error('WSREP has not yet prepared node for application use'), { code: 'ER_UNKNOWN_COM_ERROR', errno: 1047 }), conn);
       }
       conn.query('SET SESSION wsrep_sync_wait = @@global.wsrep_sync_wait | 1', (setErr) => done(setErr, conn));

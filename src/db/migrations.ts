@@ -185,7 +185,9 @@ function concurrentMigration(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   return (
     ['ER_TABLE_EXISTS_ERROR', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'ER_DUP_ENTRY', 'SQLITE_BUSY', 'SQLITE_LOCKED', '40P01', '42P07', '23505'].includes(e.code ?? '') ||
-    /already exists|Migration table is already locked|database is locked/.test(e.message ?? '')
+    // knex turns every failure to take its lock (a Galera certification failure at COMMIT included) into a
+    // code-less LockError carrying the message only.
+    /already exists|Migration table is already locked|database is locked|Deadlock found|Lock wait timeout|try restarting transaction/.test(e.message ?? '')
   );
 }
 

@@ -1,0 +1,260 @@
+/**
+ * mail2fa on a real 3-node MariaDB Galera cluster (issue 12; harness: test/helpers/galera.ts). Agents and sign-ins
+ * run as real processes of the built binary (run `npm run build` first), each against its own node.
+ *
+ * Races really overlap: before the processes start, a separate session on each node holds the account's state
+ * row (SELECT … FOR UPDATE); the test waits until every process waits behind that lock (information_schema
+ * INNODB_TRX, state LOCK WAIT), then releases every node at once.
+ *
+ * Exit codes allowed in a race: the logic's own (0, 1, 75 locked/changed) and 75 "busy, retry" for a conflict
+ * that outlasted the retries; never 69 or 70.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Connection } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Context } from '../../src/context.js';
+import { openMail2fa } from '../../src/index.js';
+import { totpCode } from '../../src/totp/totp.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
+import { addMailbox, testContext, testEnv, TEST_KEY } from '../helpers/context.js';
+import type { TestDb } from '../helpers/db.js';
+import { galeraSkipped, startGaleraCluster, type GaleraCluster } from '../helpers/galera.js';
+import { PASSWORD, enrolTotp } from '../helpers/seed-2fa.js';
+
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
+
+(galeraSkipped ? describe.skip : describe)('Galera: a 3-node cluster', () => {
+  let cluster: GaleraCluster;
+  let database: string;
+  let tdb: TestDb;
+  let ctx: Context;
+
+  beforeAll(async () => {
+    cluster = await startGaleraCluster();
+    database = await cluster.createDatabase();
+    const dir = mkdtempSync(join(tmpdir(), 'mail2fa-galera-test-'));
+    tdb = { kind: 'mariadb', url: cluster.nodes[0]!.url(database), dir, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+    ctx = await testContext(tdb);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await tdb?.drop();
+    await cluster?.stop();
+  });
+
+  const url = (node: number, db = database) => cluster.nodes[node]!.url(db);
+  const env = (node: number, extra: Record<string, string | undefined> = {}) => ({ ...testEnv(tdb), MAIL2FA_DB_URL: url(node), ...extra });
+  const cli = (node: number, args: string[], o: { input?: string; env?: Record<string, string | undefined> } = {}) =>
+    runCli(args, { env: env(node, o.env), input: o.input, timeoutMs: 60_000 });
+  const knex = async () => (await ctx.db()).knex;
+  const codesOf = (rs: CliResult[]) => rs.map((r) => r.code).sort((a, b) => (a ?? -1) - (b ?? -1));
+  const noBugs = (rs: CliResult[]) => {
+    for (const r of rs) {
+      expect([0, 1, 75], `exit ${r.code}: ${r.stderr}`).toContain(r.code);
+      expect(r.stderr).not.toMatch(/internal error|at .*\.js:\d+/);
+    }
+  };
+
+  /** Runs processes that all start by locking `account`'s state row; they are released only once all wait. */
+  async function overlapped(account: string, runs: Array<{ node: number; run: () => Promise<CliResult> }>): Promise<CliResult[]> {
+    const t = ctx.tables;
+    await (await knex()).raw(`INSERT IGNORE INTO \`${t.accountState}\` (account, failed_attempts) VALUES (?, 0)`, [account]);
+    const nodes = [...new Set(runs.map((r) => r.node))];
+    const blockers = new Map<number, Connection>();
+    for (const n of nodes) {
+      const c = await cluster.connect(cluster.nodes[n]!, database);
+      await c.query('SET SESSION wsrep_sync_wait = 1');
+      await c.query('BEGIN');
+      const [rows] = await c.query(`SELECT account FROM \`${t.accountState}\` WHERE account = ? FOR UPDATE`, [account]);
+      expect(rows).toHaveLength(1);
+      blockers.set(n, c);
+    }
+    const finished: CliResult[] = [];
+    const results = runs.map((r) => r.run().then((res) => (finished.push(res), res)));
+    try {
+      const deadline = Date.now() + 45_000;
+      for (const n of nodes) {
+        const expected = runs.filter((r) => r.node === n).length;
+        for (;;) {
+          if (finished.length) throw new Error(`a process ended before the lock was released: exit ${finished[0]!.code}: ${finished[0]!.stderr}`);
+          const [rows] = await blockers.get(n)!.query("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'");
+          if (Number((rows as { n: number }[])[0]!.n) >= expected) break;
+          if (Date.now() > deadline) throw new Error(`node ${n + 1}: not every process reached the lock`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    } finally {
+      await Promise.all([...blockers.values()].map((c) => c.query('ROLLBACK').then(() => c.end())));
+    }
+    return Promise.all(results);
+  }
+
+  it('replay across nodes: one TOTP code, six sign-ins on three nodes at once → accepted exactly once', async () => {
+    const { email, secret } = await enrolTotp(ctx, 'replay@example.com');
+    const code = totpCode(secret, Date.now());
+    const results = await overlapped(email, [0, 0, 1, 1, 2, 2].map((node) => ({ node, run: () => cli(node, ['verify', email, '--code', code]) })));
+    noBugs(results);
+    expect(results.filter((r) => r.code === 0)).toHaveLength(1);
+    const accepted = await (await knex())(ctx.tables.audit).where({ account: email, action: 'verify', outcome: 'ok' }).count({ n: '*' }).first();
+    expect(Number(accepted!.n)).toBe(1);
+  });
+
+  it('two agents recover one account on two nodes at once → one recovery, the other sees it or is told to look again', async () => {
+    const { email } = await enrolTotp(ctx, 'recover2@example.com');
+    const results = await overlapped(email, [0, 1].map((node) => ({ node, run: () => cli(node, ['--yes', '--json', '--actor', `agent${node}`, 'recover', email, '--ticket', `T-${node}`]) })));
+    noBugs(results);
+    expect(results.map((r) => r.code)).not.toContain(1);
+    const k = await knex();
+    const recovered = (await k(ctx.tables.audit).where({ account: email, action: 'recover', outcome: 'ok' }).select('actor')) as { actor: string }[];
+    expect(recovered).toHaveLength(1);
+    expect(await k(ctx.tables.factor).where({ account: email }).first()).toBeUndefined();
+    // The other agent either saw the recovery done (nothing to recover, 0) or was told it changed (75).
+    expect(results.filter((r) => r.code === 0).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('lockout burst across nodes: ten wrong codes at once on three nodes → exactly five counted, one lock', async () => {
+    const { email } = await enrolTotp(ctx, 'burst@example.com');
+    const results = await overlapped(email, [0, 0, 0, 0, 1, 1, 1, 2, 2, 2].map((node) => ({ node, run: () => cli(node, ['verify', email, '--code', '000000']) })));
+    noBugs(results);
+    expect(results.filter((r) => r.code === 0)).toHaveLength(0);
+    const k = await knex();
+    const state = (await k(ctx.tables.accountState).where({ account: email }).first()) as { failed_attempts: number; locked_until: number | null };
+    const counted = results.filter((r) => r.code === 1).length;
+    expect(Number(state.failed_attempts)).toBe(counted);
+    expect(counted).toBe(5);
+    expect(state.locked_until).not.toBeNull();
+    expect(await k(ctx.tables.audit).where({ account: email, action: 'lockout' }).count({ n: '*' }).first()).toMatchObject({ n: 1 });
+  });
+
+  it('first use of the code-hash key on two nodes at once: every recovery code printed works (on the other node)', async () => {
+    const a = await enrolTotp(ctx, 'keyrace-a@example.com');
+    const b = await enrolTotp(ctx, 'keyrace-b@example.com');
+    // A database migrated before the key existed (or by a mail2fa that creates it on first use): no key yet.
+    const k = await knex();
+    await k(ctx.tables.codeKey).delete();
+    await k(ctx.tables.recoveryCode).whereIn('account', [a.email, b.email]).delete();
+    const now = Date.now();
+    const [ra, rb] = await Promise.all([
+      overlapped(a.email, [{ node: 0, run: () => cli(0, ['--json', 'codes', 'regenerate', a.email, '--password-stdin', '--code', totpCode(a.secret, now)], { input: PASSWORD }) }]),
+      overlapped(b.email, [{ node: 1, run: () => cli(1, ['--json', 'codes', 'regenerate', b.email, '--password-stdin', '--code', totpCode(b.secret, now)], { input: PASSWORD }) }]),
+    ]);
+    for (const [r] of [ra!, rb!]) expect(r!.code, r!.stderr).toBe(0);
+    expect(await k(ctx.tables.codeKey).count({ n: '*' }).first()).toMatchObject({ n: 1 });
+    for (const [who, r, node] of [[a.email, ra![0]!, 1], [b.email, rb![0]!, 0]] as const) {
+      const codes = (JSON.parse(r.stdout) as { recoveryCodes: string[] }).recoveryCodes;
+      expect(codes).toHaveLength(10);
+      const lib = await openMail2fa({ db: url(node), env: { MAIL2FA_KEY: TEST_KEY } });
+      try {
+        for (const c of codes) expect((await lib.verifyCode(who, c)).outcome, `${who} ${c}`).toBe('accepted');
+      } finally {
+        await lib.close();
+      }
+    }
+  });
+
+  it('a sign-out on node 1 is seen at once on nodes 2 and 3 (reads wait for the cluster)', async () => {
+    const { email } = await enrolTotp(ctx, 'signout@example.com');
+    const libs = await Promise.all([1, 2].map((n) => openMail2fa({ db: url(n), env: { MAIL2FA_KEY: TEST_KEY } })));
+    try {
+      for (let round = 0; round < 3; round++) {
+        const r = await cli(0, ['--yes', '--json', 'recover', email, '--ticket', `T-S${round}`, '--temporary-code']);
+        expect(r.code, r.stderr).toBe(0);
+        const row = (await (await knex())(ctx.tables.accountState).where({ account: email }).first()) as { sessions_revoked_at: number };
+        for (const lib of libs) {
+          expect((await lib.sessionsRevokedAt(email))?.getTime()).toBe(Number(row.sessions_revoked_at));
+          expect(await lib.requiresCode(email)).toBe(true);
+        }
+      }
+    } finally {
+      await Promise.all(libs.map((l) => l.close()));
+    }
+  });
+
+  it('concurrent migrate of a fresh database on all three nodes: all succeed, one schema, never "table already exists"', async () => {
+    const fresh = await cluster.createDatabase();
+    const runs = [0, 1, 2, 0, 1, 2].map((node) => runCli(['--json', 'migrate', '--with-mailbox-table'], { env: { ...testEnv(tdb), MAIL2FA_DB_URL: url(node, fresh) }, timeoutMs: 60_000 }));
+    const results = await Promise.all(runs);
+    for (const r of results) {
+      expect([0, 75], r.stdout + r.stderr).toContain(r.code);
+      expect(r.stdout + r.stderr).not.toMatch(/already exists|internal error/);
+    }
+    expect(results.filter((r) => r.code === 0).length).toBeGreaterThanOrEqual(1);
+    const applied = results.filter((r) => r.code === 0).map((r) => (JSON.parse(r.stdout) as { applied: string[] }).applied).filter((a) => a.length > 0);
+    expect(applied).toHaveLength(1);
+    const status = await runCli(['status', '--all'], { env: { ...testEnv(tdb), MAIL2FA_DB_URL: url(2, fresh) } });
+    expect(status.code, status.stderr).toBe(0);
+    const c = await cluster.connect(cluster.nodes[0]!, fresh);
+    const [lockRows] = await c.query(`SELECT COUNT(*) AS n FROM \`${ctx.tables.migrationsLock}\``);
+    const [keyRows] = await c.query(`SELECT COUNT(*) AS n FROM \`${ctx.tables.codeKey}\``);
+    await c.end();
+    expect(Number((lockRows as { n: number }[])[0]!.n)).toBe(1);
+    expect(Number((keyRows as { n: number }[])[0]!.n)).toBe(1);
+  });
+
+  it('a node outside the primary component: 69 naming the node; doctor reports wsrep_ready / wsrep_cluster_status', async () => {
+    const email = 'isolated@example.com';
+    await addMailbox(ctx, email);
+    const healthy = await cli(0, ['--json', 'doctor']);
+    expect(JSON.parse(healthy.stdout).checks).toContainEqual(expect.objectContaining({ name: 'galera', status: 'ok', detail: expect.stringMatching(/wsrep_ready ON, wsrep_cluster_status Primary, cluster size 3.*wsrep_sync_wait=1/) }));
+    const third = cluster.nodes[2]!;
+    const admin = await cluster.connect(third);
+    try {
+      await admin.query("SET GLOBAL wsrep_provider_options = 'gmcast.isolate=1'");
+      for (let i = 0; ; i++) {
+        const [rows] = await admin.query("SHOW GLOBAL STATUS LIKE 'wsrep_ready'");
+        if ((rows as { Value: string }[])[0]!.Value === 'OFF') break;
+        if (i > 100) throw new Error('node 3 did not leave the cluster');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      for (const args of [['status', email], ['verify', email, '--code', '123456']]) {
+        const r = await cli(2, args);
+        expect(r.code, r.stderr).toBe(69);
+        expect(r.stderr).toContain(`127.0.0.1:${third.port}`);
+        expect(r.stderr).toMatch(/primary component/);
+        expect(r.stderr).not.toMatch(/internal error|recover/);
+      }
+      const d = await cli(2, ['--json', 'doctor']);
+      expect(d.code).toBe(69);
+      expect(JSON.parse(d.stdout).checks).toContainEqual(expect.objectContaining({ name: 'galera', status: 'fail', detail: expect.stringMatching(/wsrep_ready OFF, wsrep_cluster_status non-Primary/) }));
+      const survivor = await cli(0, ['status', email]);
+      expect(survivor.code, survivor.stderr).toBe(0);
+    } finally {
+      await admin.query("SET GLOBAL wsrep_provider_options = 'gmcast.isolate=0'");
+      await admin.end();
+      await cluster.waitForSize(3);
+    }
+  });
+
+  it('SIGKILL of a node mid-command: a clean 69 for its client, nothing half-done; the survivors keep working', async () => {
+    const { email, secret } = await enrolTotp(ctx, 'sigkill@example.com');
+    const third = cluster.nodes[2]!;
+    const t = ctx.tables;
+    await (await knex()).raw(`INSERT IGNORE INTO \`${t.accountState}\` (account, failed_attempts) VALUES (?, 0)`, [email]);
+    const blocker = await cluster.connect(third, database);
+    await blocker.query('SET SESSION wsrep_sync_wait = 1');
+    await blocker.query('BEGIN');
+    await blocker.query(`SELECT account FROM \`${t.accountState}\` WHERE account = ? FOR UPDATE`, [email]);
+    const pending = cli(2, ['verify', email, '--code', '000000']);
+    for (let i = 0; ; i++) {
+      const [rows] = await blocker.query("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'");
+      if (Number((rows as { n: number }[])[0]!.n) >= 1) break;
+      if (i > 300) throw new Error('verify never reached the lock');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    blocker.on('error', () => {});
+    await cluster.kill(third);
+    const r = await pending;
+    expect(r.code, r.stderr).toBe(69);
+    expect(r.stderr).toMatch(/^mail2fa: error: .*unavailable/m);
+    expect(r.stderr).not.toMatch(/internal error|at .*\.js:\d+/);
+    await cluster.waitForSize(2);
+    const k = await knex();
+    expect(await k(t.accountState).where({ account: email }).first()).toMatchObject({ failed_attempts: 0 });
+    const ok = await cli(1, ['verify', email, '--code', totpCode(secret, Date.now())]);
+    expect(ok.code, ok.stderr).toBe(0);
+    const wrong = await cli(0, ['verify', email, '--code', '000000']);
+    expect(wrong.code).toBe(1);
+  });
+});
