@@ -3,6 +3,7 @@ import { withContext, type Context } from '../context.js';
 import { ExitCode } from '../core/errors.js';
 import { escapeControl } from '../core/text.js';
 import { checkKeys, generateKeyFile, loadNewKey, rotateKeys, type KeyFailure } from '../core/keys.js';
+import { installKeyFile, previousKeyFile } from '../crypto/keys.js';
 import type { Output } from '../ui/output.js';
 import { progressBar } from '../ui/progress.js';
 import { formatTable } from '../ui/table.js';
@@ -16,7 +17,7 @@ async function listFailures(out: Output, failures: KeyFailure[], truncated: bool
 /** Where the loaded key came from, to tell the operator what to change after a rotation. */
 function keySourceAdvice(ctx: Context, newFile: string): string {
   const key = ctx.masterKey();
-  if (key.source === 'env') return `Now replace MAIL2FA_KEY: unset it and set MAIL2FA_KEY_FILE=${newFile} (or put the new key into MAIL2FA_KEY).`;
+  if (key.source === 'env') return `Now replace MAIL2FA_KEY everywhere mail2fa runs: unset it and set MAIL2FA_KEY_FILE=${newFile} (or put the new key into MAIL2FA_KEY). Until then, processes holding only the old key cannot read rotated rows: a key file makes the switch seamless (docs/keys.md).`;
   if (key.source === 'file' && ctx.config.key.file) {
     return `Now point key.file in the config (or MAIL2FA_KEY_FILE) at ${newFile}; it is ${ctx.config.key.file} today.`;
   }
@@ -49,7 +50,7 @@ export function keysCommand(): Command {
               ...report,
               ...(report.ok
                 ? {}
-                : { error: { code: 'undecryptable', message: `${report.failed} stored value(s) do not decrypt with key ${report.keyId}`, hint: 'Load the key this database was encrypted with, or reset the listed accounts.' } }),
+                : { error: { code: 'undecryptable', message: `${report.failed} stored value(s) do not decrypt with key ${report.keyId}`, hint: 'Load the key this database was encrypted with (MAIL2FA_KEY_FILE / key.file); during a rotation keep the previous key as <key file>.old and run `mail2fa keys rotate` to finish (docs/keys.md).' } }),
             });
             return exitCode;
           }
@@ -62,7 +63,7 @@ export function keysCommand(): Command {
           else {
             await out.line(`${report.failed} stored value(s) do NOT decrypt with key ${report.keyId}:`);
             await listFailures(out, report.failures, report.failuresTruncated, report.failed);
-            out.note('hint: load the key this database was encrypted with (MAIL2FA_KEY_FILE / key.file), or reset the listed accounts with `mail2fa recover`.');
+            out.note('hint: load the key this database was encrypted with (MAIL2FA_KEY_FILE / key.file); if a rotation is under way, its previous key must be next to the key file as <key file>.old, and `mail2fa keys rotate` finishes it (docs/keys.md).');
           }
           return exitCode;
         });
@@ -71,45 +72,58 @@ export function keysCommand(): Command {
 
   keys
     .command('rotate')
-    .description('re-encrypt every stored secret and the code-hash key under a new key, in one transaction (all rows or none)')
-    .requiredOption('--new-key-file <file>', 'key file holding the new key (create it with `mail2fa keys generate FILE`)')
+    .description('move every stored secret and the code-hash key to a new key, on a live database: the new key replaces the key file (the old one kept as <key file>.old, still read), then rows are re-encrypted in short batches')
+    .option('--new-key-file <file>', 'key file holding the new key (create it with `mail2fa keys generate FILE`); without it, finish an interrupted rotation')
     .addHelpText(
       'after',
       EXAMPLES([
         'mail2fa keys generate /etc/mail2fa/key.new',
-        'mail2fa keys rotate --new-key-file /etc/mail2fa/key.new',
-        'MAIL2FA_KEY_FILE=/etc/mail2fa/key.new mail2fa keys check   # then switch key.file to it',
-      ]) + '\nExit codes: 0 rotated; 64 the new key is the current one; 69 database unavailable; 75 busy (retry);\n  78 a stored value does not decrypt (nothing changed), or a key file/config problem.\n',
+        'mail2fa keys rotate --new-key-file /etc/mail2fa/key.new   # installs it as the key file, keeps the old as <key file>.old',
+        'mail2fa keys rotate                                      # finish a rotation that was interrupted',
+      ]) +
+        '\nSign-ins keep working throughout: every mail2fa process reads both keys while rows move (docs/keys.md).\n' +
+        'Exit codes: 0 rotated; 64 nothing to do (the new key is the current one, or no rotation to finish);\n  69 database unavailable; 75 busy or rows still being written under the old key (run it again);\n  78 a stored value does not decrypt (nothing changed), or a key file/config problem.\n',
     )
     .action(
-      action(async (flags: { newKeyFile: string }, cmd: Command) => {
+      action(async (flags: { newKeyFile?: string }, cmd: Command) => {
         const g = globalOptions(cmd);
         const out = makeOutput(g);
-        const newKey = loadNewKey(flags.newKeyFile);
+        const newKey = flags.newKeyFile ? loadNewKey(flags.newKeyFile) : undefined;
         try {
           return await withContext(contextOptions(g), async (ctx) => {
             const bar = progressBar('re-encrypting', out.stderr, !out.json);
+            let installed: string | undefined;
             let report;
             try {
-              report = await rotateKeys(ctx, newKey, { onProgress: (p) => bar.update(p) });
+              report = await rotateKeys(ctx, newKey, {
+                onProgress: (p) => bar.update(p),
+                install: (ring) => {
+                  if (!ring.file || !flags.newKeyFile) return;
+                  installKeyFile(ring.file, flags.newKeyFile);
+                  installed = ring.file;
+                },
+              });
             } finally {
               bar.done();
             }
             for (const n of ctx.notices) out.note(n);
-            const next = keySourceAdvice(ctx, flags.newKeyFile);
+            const next = installed
+              ? `The new key is now the key file ${installed}; the old key is kept as ${previousKeyFile(installed)} (still read while rows move; backups taken before now need it). Other hosts: copy both files there (docs/keys.md).`
+              : flags.newKeyFile
+                ? keySourceAdvice(ctx, flags.newKeyFile)
+                : undefined;
             if (out.json) {
-              await out.document({ ...report, newKeyFile: flags.newKeyFile, next });
+              await out.document({ ...report, ...(flags.newKeyFile ? { newKeyFile: flags.newKeyFile } : {}), ...(installed ? { keyFile: installed, previousKeyFile: previousKeyFile(installed) } : {}), ...(next ? { next } : {}) });
               return;
             }
             await out.line(
-              `re-encrypted ${report.reencrypted} stored secret(s) in ${report.rows} row(s) under key ${report.toKeyId} (was ${report.fromKeyId}) in one transaction, ${(report.elapsedMs / 1000).toFixed(1)} s` +
+              `re-encrypted ${report.reencrypted} stored secret(s) in ${report.rows} row(s) under key ${report.toKeyId} (was ${report.fromKeyId}) in short batches, ${(report.elapsedMs / 1000).toFixed(1)} s` +
                 (report.alreadyNew ? `; ${report.alreadyNew} were already under the new key` : ''),
             );
-            await out.line(next);
-            await out.line('Keep the old key file until `mail2fa keys check` passes with the new one: backups taken before now still need it.');
+            if (next) await out.line(next);
           });
         } finally {
-          newKey.bytes.fill(0);
+          newKey?.bytes.fill(0);
         }
       }),
     );

@@ -11,12 +11,12 @@
 import type { Knex } from 'knex';
 import type { Context } from '../context.js';
 import { open, seal, sealedKeyId } from '../crypto/box.js';
-import { loadMasterKey, writeNewKeyFile, type MasterKey } from '../crypto/keys.js';
+import { loadMasterKey, previousKeyFile, writeNewKeyFile, type KeyRing, type MasterKey } from '../crypto/keys.js';
 import type { Database } from '../db/connection.js';
 import type { Tables } from '../db/schema.js';
 import { inTransaction } from '../db/tx.js';
 import { writeAudit } from './audit.js';
-import { configError, internalError, Mail2faError, usageError } from './errors.js';
+import { configError, internalError, Mail2faError, tempFail, usageError } from './errors.js';
 
 /** A table holding sealed values: the AAD "account" of each value is the row's primary key. */
 export interface SealedTable {
@@ -210,98 +210,179 @@ export function generateKeyFile(file: string): { file: string; keyId: string } {
   return { file, keyId };
 }
 
+/** Rows re-encrypted per transaction: short, so that sign-ins on other Galera nodes rarely conflict with one. */
+const ROTATE_BATCH = 100;
+/** Passes over the tables before giving up on rows that keep appearing under another key. */
+const MAX_PASSES = 5;
+
 /**
- * Re-encrypts every sealed value under `newKey` in one transaction and sets key_id on every row. A value that
- * does not open with the current key (nor with the new key: a repeated rotation) fails the whole rotation:
- * every such value is collected, then the transaction is rolled back and the error names them (table, column,
- * account). One audit row records a successful rotation.
+ * Re-encrypts every sealed value under `newKey` (or, without one, finishes a rotation: every value still under
+ * the previous key) on a LIVE database (docs/keys.md):
+ *
+ * 1. a read-only pass opens every value with the keys held (current, previous, new): any that does not open
+ *    fails the rotation before anything is changed (78, naming table, column and account);
+ * 2. with a key file, the new key is installed in its place atomically, the replaced key kept as
+ *    `<key file>.old`: from then on every mail2fa process seals under the new key and opens both;
+ * 3. rows not yet under the new key are re-encrypted in short transactions of ROTATE_BATCH rows (each row
+ *    locked, re-read and rewritten: a concurrent change is retried, never overwritten);
+ * 4. a final check finds no row left under another key, and one audit row records the rotation.
+ *
+ * An interruption leaves every row readable (under the old or the new key); `keys rotate` again finishes it.
  */
-export async function rotateKeys(ctx: Context, newKey: MasterKey, o: { onProgress?: ProgressListener } = {}): Promise<RotateReport> {
-  const oldKey = ctx.masterKey();
-  if (oldKey.id === newKey.id) {
-    throw usageError(`the new key file holds the key already in use (${oldKey.id}); nothing to do`, 'Create a new key with `mail2fa keys generate FILE` and pass that file.');
+export async function rotateKeys(ctx: Context, newKey: MasterKey | undefined, o: { onProgress?: ProgressListener; install?: (ring: KeyRing) => void } = {}): Promise<RotateReport> {
+  const ring = ctx.keyRing();
+  const fromKey = newKey ? ring.current : ring.previous;
+  const target = newKey ?? ring.current;
+  if (newKey && ring.current.id === newKey.id) {
+    throw usageError(`the new key file holds the key already in use (${newKey.id}); nothing to do`, 'To finish a rotation that was interrupted, run `mail2fa keys rotate` without --new-key-file.');
   }
+  const keys = [ring.current, ring.previous, newKey].filter((k): k is MasterKey => !!k);
   const db = await ctx.db();
   const specs = sealedTables(ctx.tables);
   const started = Date.now();
-  return inTransaction(db, ctx.tables, async (trx) => {
-    const forUpdate = db.dialect === 'mysql';
-    const total = await countRows(trx, specs);
-    const failures: KeyFailure[] = [];
-    let failed = 0;
-    let done = 0;
-    let rowsSeen = 0;
-    const columns: RotateReport['columns'] = [];
-    o.onProgress?.({ done, total });
 
+  // 1. Everything must open with the keys held; nothing is changed otherwise.
+  const survey = await surveySealed(db, specs, keys, target, o.onProgress);
+  if (survey.failed > 0) throw rotationFailed(survey.failed, survey.failures);
+  if (newKey && ring.previous && survey.underKey.get(ring.previous.id)) {
+    throw configError(
+      'rotation_unfinished',
+      `${survey.underKey.get(ring.previous.id)} stored value(s) are still sealed under the previous key ${ring.previous.id} (${ring.file ? previousKeyFile(ring.file) : 'previous key'}): an earlier rotation has not finished`,
+      'Finish it first: run `mail2fa keys rotate` without --new-key-file; then rotate to the new key.',
+    );
+  }
+  if (!newKey && survey.toReencrypt === 0 && !ring.previous) {
+    throw usageError('no rotation to finish: every stored value is sealed under the current key', 'To rotate to a new key: mail2fa keys generate FILE, then mail2fa keys rotate --new-key-file FILE.');
+  }
+
+  // 2. Install the new key where every process reads it (key file), keeping the old one.
+  if (newKey) o.install?.(ring);
+
+  // 3. Short batches, until a pass finds nothing left under another key.
+  const columns = new Map<string, { table: string; column: string; reencrypted: number; alreadyNew: number }>();
+  for (const spec of specs) for (const column of spec.columns) columns.set(`${spec.table}.${column}`, { table: spec.table, column, reencrypted: 0, alreadyNew: survey.alreadyNew.get(`${spec.table}.${column}`) ?? 0 });
+  let done = 0;
+  for (let pass = 1; ; pass++) {
+    let changed = 0;
     for (const spec of specs) {
-      const counts = new Map(spec.columns.map((c) => [c, { table: spec.table, column: c, reencrypted: 0, alreadyNew: 0 }]));
-      let batch: Row[] = [];
-      const flush = async () => {
-        if (batch.length === 0) return;
-        await trx(spec.table).insert(batch).onConflict(spec.pk).merge([...spec.columns, 'key_id']);
-        batch = [];
-      };
-      for await (const rows of pages(trx, spec, { wholeRows: true, forUpdate })) {
-        for (const row of rows) {
-          const account = String(row[spec.pk]);
-          const updated: Row = { ...row };
-          let changed = row.key_id !== newKey.id;
-          for (const column of spec.columns) {
-            const value = row[column];
-            if (value === null || value === undefined) continue;
-            const sealed = String(value);
-            const box = { table: spec.table, column, account };
-            const count = counts.get(column)!;
-            try {
-              if (sealedKeyId(sealed) === newKey.id) {
-                open(newKey, box, sealed); // written under the new key already: verify, keep
-                count.alreadyNew++;
-              } else {
-                updated[column] = seal(newKey, box, open(oldKey, box, sealed));
-                changed = true;
-                count.reencrypted++;
-              }
-            } catch (err) {
-              failed++;
-              if (failures.length < MAX_LISTED) failures.push({ table: spec.table, column, account, reason: failureReason(err, sealed) });
-            }
-          }
-          // After the first failure nothing more is written (it will all be rolled back), but every row is
-          // still checked so that the error lists every bad value at once.
-          if (changed && failed === 0) {
-            updated.key_id = newKey.id;
-            batch.push(updated);
-            if (batch.length >= WRITE_BATCH) await flush();
-          }
-        }
-        rowsSeen += rows.length;
-        done += rows.length;
-        o.onProgress?.({ done, total });
+      for (;;) {
+        const n = await inTransaction(db, ctx.tables, (trx) => reencryptBatch(trx, db, spec, keys, target, columns));
+        changed += n;
+        done += n;
+        o.onProgress?.({ done: Math.min(done, survey.toReencrypt), total: survey.toReencrypt });
+        if (n < ROTATE_BATCH) break;
       }
-      if (failed === 0) await flush();
-      columns.push(...counts.values());
     }
-
-    if (failed > 0) throw rotationFailed(failed, failures);
-
-    // Belt and braces: every row now names the new key, and the pages saw every row.
-    for (const spec of specs) {
-      const stale = (await trx(spec.table).whereNot('key_id', newKey.id).count({ n: '*' }).first()) as { n: number | string } | undefined;
-      if (Number(stale?.n ?? 0) !== 0) throw internalError(`key rotation left ${Number(stale?.n)} row(s) of ${spec.table} under another key; rolled back`);
-    }
-    if (rowsSeen !== total) throw internalError(`key rotation saw ${rowsSeen} rows of ${total}; rolled back`);
-
-    const reencrypted = columns.reduce((n, c) => n + c.reencrypted, 0);
-    const alreadyNew = columns.reduce((n, c) => n + c.alreadyNew, 0);
-    await writeAudit(trx, ctx.tables, ctx, {
-      action: 'keys-rotate',
-      account: null,
-      outcome: 'ok',
-      detail: { fromKeyId: oldKey.id, toKeyId: newKey.id, rows: rowsSeen, reencrypted, alreadyNew },
+    // 4. The final check and the audit row, together.
+    const left = await inTransaction(db, ctx.tables, async (trx) => {
+      let stale = 0;
+      for (const spec of specs) {
+        const row = (await trx(spec.table).whereNot('key_id', target.id).count({ n: '*' }).first()) as { n: number | string } | undefined;
+        stale += Number(row?.n ?? 0);
+      }
+      if (stale > 0) return stale;
+      const reencrypted = [...columns.values()].reduce((n, c) => n + c.reencrypted, 0);
+      await writeAudit(trx, ctx.tables, ctx, {
+        action: 'keys-rotate',
+        account: null,
+        outcome: 'ok',
+        detail: { fromKeyId: fromKey?.id ?? null, toKeyId: target.id, rows: survey.rows, reencrypted, alreadyNew: survey.alreadyNewTotal },
+      });
+      return 0;
     });
-    return { ok: true as const, fromKeyId: oldKey.id, toKeyId: newKey.id, reencrypted, alreadyNew, rows: rowsSeen, columns, elapsedMs: Date.now() - started };
-  });
+    if (left === 0) break;
+    if (pass >= MAX_PASSES || changed === 0) {
+      throw tempFail('rotation_incomplete', `${left} row(s) are still sealed under another key after ${pass} pass(es): a process still writes with the old key`, 'Make sure every host has the new key file (see docs/keys.md), then run `mail2fa keys rotate` again to finish.');
+    }
+  }
+  const list = [...columns.values()];
+  const reencrypted = list.reduce((n, c) => n + c.reencrypted, 0);
+  return { ok: true as const, fromKeyId: fromKey?.id ?? target.id, toKeyId: target.id, reencrypted, alreadyNew: survey.alreadyNewTotal, rows: survey.rows, columns: list, elapsedMs: Date.now() - started };
+}
+
+interface Survey {
+  rows: number;
+  failed: number;
+  failures: KeyFailure[];
+  toReencrypt: number;
+  alreadyNew: Map<string, number>;
+  alreadyNewTotal: number;
+  /** Values per key id (how many still need the previous key). */
+  underKey: Map<string, number>;
+}
+
+/** Read-only: opens every sealed value with the key it names (among `keys`), counting what a rotation has to do. */
+async function surveySealed(db: Database, specs: SealedTable[], keys: MasterKey[], target: MasterKey, onProgress?: ProgressListener): Promise<Survey> {
+  const total = await countRows(db.knex, specs);
+  const s: Survey = { rows: 0, failed: 0, failures: [], toReencrypt: 0, alreadyNew: new Map(), alreadyNewTotal: 0, underKey: new Map() };
+  onProgress?.({ done: 0, total });
+  for (const spec of specs) {
+    for await (const rows of pages(db.knex, spec, { wholeRows: false, forUpdate: false })) {
+      for (const row of rows) {
+        const account = String(row[spec.pk]);
+        let stale = row.key_id !== target.id;
+        for (const column of spec.columns) {
+          const value = row[column];
+          if (value === null || value === undefined) continue;
+          const sealed = String(value);
+          const id = sealedKeyId(sealed);
+          const key = keys.find((k) => k.id === id) ?? keys[0]!;
+          try {
+            open(key, { table: spec.table, column, account }, sealed);
+          } catch (err) {
+            s.failed++;
+            if (s.failures.length < MAX_LISTED) s.failures.push({ table: spec.table, column, account, reason: failureReason(err, sealed) });
+            continue;
+          }
+          s.underKey.set(key.id, (s.underKey.get(key.id) ?? 0) + 1);
+          if (key.id === target.id) {
+            s.alreadyNew.set(`${spec.table}.${column}`, (s.alreadyNew.get(`${spec.table}.${column}`) ?? 0) + 1);
+            s.alreadyNewTotal++;
+          } else stale = true;
+        }
+        if (stale) s.toReencrypt++;
+      }
+      s.rows += rows.length;
+      onProgress?.({ done: s.rows, total });
+    }
+  }
+  return s;
+}
+
+/**
+ * One short transaction: up to ROTATE_BATCH rows not yet under `target`, locked, re-read and rewritten under it.
+ * Returns how many rows it rewrote (fewer than a batch: the table is done).
+ */
+async function reencryptBatch(trx: Knex.Transaction, db: Database, spec: SealedTable, keys: MasterKey[], target: MasterKey, columns: Map<string, { reencrypted: number }>): Promise<number> {
+  const query = trx(spec.table).whereNot('key_id', target.id).orderBy(spec.pk).limit(ROTATE_BATCH).select([spec.pk, 'key_id', ...spec.columns]);
+  if (db.dialect === 'mysql') query.forUpdate();
+  const rows = (await query) as Row[];
+  for (const row of rows) {
+    const account = String(row[spec.pk]);
+    const update: Row = { key_id: target.id };
+    for (const column of spec.columns) {
+      const value = row[column];
+      if (value === null || value === undefined) continue;
+      const sealed = String(value);
+      const id = sealedKeyId(sealed);
+      if (id === target.id) continue;
+      const key = keys.find((k) => k.id === id);
+      const box = { table: spec.table, column, account };
+      if (!key) throw rotationFailed(1, [{ table: spec.table, column, account, reason: `sealed with another key (${id})` }]);
+      update[column] = seal(target, box, open(key, box, sealed));
+      columns.get(`${spec.table}.${column}`)!.reencrypted++;
+    }
+    // Compare-and-set on the values read: a row changed meanwhile is left for the next batch, never overwritten.
+    const where: Row = { [spec.pk]: row[spec.pk], key_id: row.key_id };
+    const updated = await trx(spec.table).where(where).andWhere((q) => {
+      for (const column of spec.columns) {
+        if (row[column] === null || row[column] === undefined) q.whereNull(column);
+        else q.where(column, row[column] as string);
+      }
+    }).update(update);
+    if (updated !== 1) throw internalError(`key rotation: ${spec.table} row of ${account} changed under its lock`);
+  }
+  return rows.length;
 }
 
 function rotationFailed(failed: number, failures: KeyFailure[]): Mail2faError {
@@ -310,6 +391,6 @@ function rotationFailed(failed: number, failures: KeyFailure[]): Mail2faError {
   return configError(
     'rotate_failed',
     `key rotation failed: ${failed} stored value${failed === 1 ? '' : 's'} cannot be decrypted with the current key; nothing was changed (rolled back):\n  ${lines.join('\n  ')}`,
-    'Run `mail2fa keys check` for the whole list. Load the key those rows were written with, or reset the affected accounts (`mail2fa recover`), then rotate again.',
+    'Run `mail2fa keys check` for the whole list. Those rows were sealed under a key this mail2fa does not hold: load that key (as the key file, or its previous key <key file>.old) and rotate again.',
   );
 }

@@ -125,7 +125,7 @@ export function open(key: MasterKey, ctx: BoxContext, sealed: string): string {
     throw configError(
       'key_mismatch',
       `stored secret for ${escapeControl(String(ctx.account))} was encrypted with key ${p.keyId}, the loaded key is ${key.id}`,
-      'Load the key file this database was encrypted with (MAIL2FA_KEY_FILE / key.file), or finish re-encrypting with `mail2fa keys rotate`.',
+      `Load key ${p.keyId}: it is the key file this database was encrypted with (MAIL2FA_KEY_FILE / key.file), or — while a rotation moves rows to the new key — the previous key, kept next to the key file as <key file>.old. Run \`mail2fa keys check\` to see which rows need which key (docs/keys.md).`,
     );
   }
   const tag = p.body.subarray(p.body.length - TAG_BYTES);

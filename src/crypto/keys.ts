@@ -22,6 +22,7 @@ import {
   mkdirSync,
   openSync,
   readSync,
+  renameSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
@@ -387,4 +388,64 @@ export function loadPreviousKey(file: string): MasterKey | undefined {
   const old = previousKeyFile(file);
   if (!exists(old)) return undefined;
   return loadMasterKey({ file: old, env: {} });
+}
+
+/**
+ * Puts the key of `newFile` in place of the key file `file`, atomically (a temporary copy renamed over it: a
+ * reader sees the old key or the new one, never a partial file), after keeping the replaced key as
+ * `<file>.old` (an older `<file>.old` is kept too, renamed `<file>.old.<its key id>`: no key is ever deleted).
+ * `newFile` is left where it is.
+ */
+export function installKeyFile(file: string, newFile: string): { previousFile: string } {
+  const current = loadMasterKey({ file, env: {} });
+  const next = loadMasterKey({ file: newFile, env: {} });
+  const old = previousKeyFile(file);
+  const fail = (e: unknown) => configError('key_install_failed', `cannot install the new key as ${show(file)} (${errnoOf(e) ?? String(e)})`, 'Check that the key file\'s directory is writable by this user; nothing was changed in the database.');
+  try {
+    if (exists(old)) {
+      const older = loadMasterKey({ file: old, env: {} });
+      if (older.id !== current.id) renameSync(old, `${old}.${older.id}`);
+    }
+    const dir = dirname(file);
+    const keepTmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.old`);
+    linkSync(file, keepTmp);
+    renameSync(keepTmp, old);
+    const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.new`);
+    const line = Buffer.from(next.bytes.toString('base64') + '\n', 'latin1');
+    try {
+      const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+      try {
+        fchmodSync(fd, 0o600);
+        let off = 0;
+        while (off < line.length) off += writeSync(fd, line, off, line.length - off);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, file);
+    } finally {
+      line.fill(0);
+      try {
+        unlinkSync(tmp);
+      } catch {
+        /* renamed into place */
+      }
+    }
+    try {
+      const dfd = openSync(dir, fsc.O_RDONLY);
+      try {
+        fsyncSync(dfd);
+      } finally {
+        closeSync(dfd);
+      }
+    } catch {
+      /* best effort */
+    }
+  } catch (e) {
+    throw e instanceof Mail2faError ? e : fail(e);
+  } finally {
+    current.bytes.fill(0);
+    next.bytes.fill(0);
+  }
+  return { previousFile: old };
 }
