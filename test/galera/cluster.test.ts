@@ -9,13 +9,15 @@
  * Exit codes allowed in a race: the logic's own (0, 1, 75 locked/changed) and 75 "busy, retry" for a conflict
  * that outlasted the retries; never 69 or 70.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { openMail2fa } from '../../src/index.js';
+import { Vault } from '../../src/core/vault.js';
+import { generateTotpSecret } from '../../src/totp/totp.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { addMailbox, testContext, testEnv, TEST_KEY } from '../helpers/context.js';
@@ -171,6 +173,64 @@ vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
         }
       }
     } finally {
+      await Promise.all(libs.map((l) => l.close()));
+    }
+  });
+
+  it('keys rotate on node 1 while sign-ins run on nodes 2 and 3: rotation finishes, every sign-in works throughout', async () => {
+    const t = ctx.tables;
+    const keyFile = join(tdb.dir, 'master.key');
+    writeFileSync(keyFile, `${TEST_KEY}\n`, { mode: 0o600 });
+    const fileEnv = { MAIL2FA_KEY: undefined, MAIL2FA_KEY_FILE: keyFile };
+    const newFile = join(tdb.dir, 'next.key');
+    expect((await cli(0, ['keys', 'generate', newFile], { env: fileEnv })).code).toBe(0);
+    // 600 TOTP accounts sealed under the current key: several batches of re-encryption.
+    const vault = new Vault(ctx.masterKey(), t, ctx.now);
+    const secrets = new Map<string, string>();
+    const k = await knex();
+    const rows = [];
+    for (let i = 0; i < 600; i++) {
+      const email = `rot${String(i).padStart(3, '0')}@example.com`;
+      const secret = generateTotpSecret();
+      secrets.set(email, secret);
+      rows.push({ account: email, method: 'totp', secret_ct: vault.seal(t.factor, 'secret_ct', email, secret), phone_ct: null, phone_masked: null, key_id: ctx.masterKey().id, enrolled_at: Date.now(), last_used_at: null, last_totp_step: null, version: 0 });
+      await k(ctx.mapping.table).insert({ [ctx.mapping.email]: email, [ctx.mapping.password]: 'x', [ctx.mapping.active]: true, [ctx.mapping.domain]: 'example.com' });
+    }
+    for (let i = 0; i < rows.length; i += 200) await k(t.factor).insert(rows.slice(i, i + 200));
+    // Long-running sign-in services on nodes 2 and 3, opened before the rotation: they hold only the old key.
+    const libs = await Promise.all([1, 2].map((n) => openMail2fa({ db: url(n), keyFile })));
+    const accounts = [...secrets.keys()];
+    const outcomes: string[] = [];
+    let rotating = true;
+    const signIns = libs.map(async (lib, li) => {
+      for (let i = li; rotating || i < li + 40; i += 2) {
+        const email = accounts[i % accounts.length]!;
+        const r = await lib.verifyCode(email, totpCode(secrets.get(email)!, Date.now()));
+        outcomes.push(r.ok ? 'accepted' : `${r.outcome}: ${'message' in r ? r.message : ''}`);
+        if (i > 560) break;
+      }
+    });
+    try {
+      const rotate = await cli(0, ['--json', 'keys', 'rotate', '--new-key-file', newFile], { env: fileEnv });
+      rotating = false;
+      await Promise.all(signIns);
+      expect(rotate.code, rotate.stdout + rotate.stderr).toBe(0);
+      const report = JSON.parse(rotate.stdout) as { reencrypted: number; keyFile: string; previousKeyFile: string };
+      expect(report.reencrypted).toBeGreaterThanOrEqual(600);
+      expect(report).toMatchObject({ keyFile, previousKeyFile: `${keyFile}.old` });
+      expect(readFileSync(`${keyFile}.old`, 'utf8').trim()).toBe(TEST_KEY);
+      expect(readFileSync(keyFile, 'utf8')).toBe(readFileSync(newFile, 'utf8'));
+      expect(outcomes.length).toBeGreaterThan(20);
+      expect(outcomes.filter((o) => o !== 'accepted')).toEqual([]);
+      // A CLI sign-in on node 3 after the switch, and the check: nothing left under the old key.
+      const email = accounts[599]!;
+      const after = await cli(2, ['verify', email, '--code', totpCode(secrets.get(email)!, Date.now() + 30_000)], { env: fileEnv });
+      expect(after.code, after.stderr).toBe(0);
+      const check = await cli(1, ['keys', 'check'], { env: { ...fileEnv, MAIL2FA_KEY_FILE: newFile } });
+      expect(check.code, check.stdout).toBe(0);
+      expect(await k(t.factor).whereNot('key_id', JSON.parse(rotate.stdout).toKeyId).count({ n: '*' }).first()).toMatchObject({ n: 0 });
+    } finally {
+      rotating = false;
       await Promise.all(libs.map((l) => l.close()));
     }
   });
