@@ -12,7 +12,7 @@ import type { Knex } from 'knex';
 import type { Context } from '../context.js';
 import { open, seal, sealedKeyId } from '../crypto/box.js';
 import { loadMasterKey, previousKeyFile, writeNewKeyFile, type KeyRing, type MasterKey } from '../crypto/keys.js';
-import type { Database } from '../db/connection.js';
+import { isRetryable, type Database } from '../db/connection.js';
 import type { Tables } from '../db/schema.js';
 import { inTransaction } from '../db/tx.js';
 import { writeAudit } from './audit.js';
@@ -211,7 +211,22 @@ export function generateKeyFile(file: string): { file: string; keyId: string } {
 }
 
 /** Rows re-encrypted per transaction: short, so that sign-ins on other Galera nodes rarely conflict with one. */
-const ROTATE_BATCH = 100;
+const ROTATE_BATCH = 200;
+/** A batch that keeps losing conflicts to sign-ins is tried again this often (it is idempotent) before 75. */
+const BATCH_ATTEMPTS = 25;
+
+/** Runs one idempotent batch again while it fails as busy (deadlock, Galera certification failure, lock wait). */
+async function batchWithPatience<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      const busy = (err instanceof Mail2faError && err.exitCode === 75) || isRetryable(err);
+      if (!busy || attempt >= BATCH_ATTEMPTS) throw busy && !(err instanceof Mail2faError) ? tempFail('busy', 'key rotation: a batch kept conflicting with other changes; every row is readable, run `mail2fa keys rotate` again to finish', 'Run `mail2fa keys rotate` (without --new-key-file) to finish.') : err;
+      await new Promise((r) => setTimeout(r, 20 + Math.floor(Math.random() * 80 * Math.min(attempt, 5))));
+    }
+  }
+}
 /** Passes over the tables before giving up on rows that keep appearing under another key. */
 const MAX_PASSES = 5;
 
@@ -266,7 +281,7 @@ export async function rotateKeys(ctx: Context, newKey: MasterKey | undefined, o:
     let changed = 0;
     for (const spec of specs) {
       for (;;) {
-        const n = await inTransaction(db, ctx.tables, (trx) => reencryptBatch(trx, db, spec, keys, target, columns));
+        const n = await batchWithPatience(() => inTransaction(db, ctx.tables, (trx) => reencryptBatch(trx, db, spec, keys, target, columns)));
         changed += n;
         done += n;
         o.onProgress?.({ done: Math.min(done, survey.toReencrypt), total: survey.toReencrypt });
@@ -350,16 +365,20 @@ async function surveySealed(db: Database, specs: SealedTable[], keys: MasterKey[
 }
 
 /**
- * One short transaction: up to ROTATE_BATCH rows not yet under `target`, locked, re-read and rewritten under it.
+ * One short transaction: up to ROTATE_BATCH rows not yet under `target`, locked (FOR UPDATE on MySQL/MariaDB;
+ * SQLite's write lock is taken by inTransaction), re-sealed and written back in one statement. A change by
+ * another node meanwhile fails this transaction at COMMIT (Galera certification) and the batch runs again.
  * Returns how many rows it rewrote (fewer than a batch: the table is done).
  */
 async function reencryptBatch(trx: Knex.Transaction, db: Database, spec: SealedTable, keys: MasterKey[], target: MasterKey, columns: Map<string, { reencrypted: number }>): Promise<number> {
-  const query = trx(spec.table).whereNot('key_id', target.id).orderBy(spec.pk).limit(ROTATE_BATCH).select([spec.pk, 'key_id', ...spec.columns]);
+  const query = trx(spec.table).whereNot('key_id', target.id).orderBy(spec.pk).limit(ROTATE_BATCH).select('*');
   if (db.dialect === 'mysql') query.forUpdate();
   const rows = (await query) as Row[];
+  if (rows.length === 0) return 0;
+  const updated: Row[] = [];
   for (const row of rows) {
     const account = String(row[spec.pk]);
-    const update: Row = { key_id: target.id };
+    const next: Row = { ...row, key_id: target.id };
     for (const column of spec.columns) {
       const value = row[column];
       if (value === null || value === undefined) continue;
@@ -369,19 +388,12 @@ async function reencryptBatch(trx: Knex.Transaction, db: Database, spec: SealedT
       const key = keys.find((k) => k.id === id);
       const box = { table: spec.table, column, account };
       if (!key) throw rotationFailed(1, [{ table: spec.table, column, account, reason: `sealed with another key (${id})` }]);
-      update[column] = seal(target, box, open(key, box, sealed));
+      next[column] = seal(target, box, open(key, box, sealed));
       columns.get(`${spec.table}.${column}`)!.reencrypted++;
     }
-    // Compare-and-set on the values read: a row changed meanwhile is left for the next batch, never overwritten.
-    const where: Row = { [spec.pk]: row[spec.pk], key_id: row.key_id };
-    const updated = await trx(spec.table).where(where).andWhere((q) => {
-      for (const column of spec.columns) {
-        if (row[column] === null || row[column] === undefined) q.whereNull(column);
-        else q.where(column, row[column] as string);
-      }
-    }).update(update);
-    if (updated !== 1) throw internalError(`key rotation: ${spec.table} row of ${account} changed under its lock`);
+    updated.push(next);
   }
+  await trx(spec.table).insert(updated).onConflict(spec.pk).merge([...spec.columns, 'key_id']);
   return rows.length;
 }
 

@@ -177,64 +177,6 @@ vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
     }
   });
 
-  it('keys rotate on node 1 while sign-ins run on nodes 2 and 3: rotation finishes, every sign-in works throughout', async () => {
-    const t = ctx.tables;
-    const keyFile = join(tdb.dir, 'master.key');
-    writeFileSync(keyFile, `${TEST_KEY}\n`, { mode: 0o600 });
-    const fileEnv = { MAIL2FA_KEY: undefined, MAIL2FA_KEY_FILE: keyFile };
-    const newFile = join(tdb.dir, 'next.key');
-    expect((await cli(0, ['keys', 'generate', newFile], { env: fileEnv })).code).toBe(0);
-    // 600 TOTP accounts sealed under the current key: several batches of re-encryption.
-    const vault = new Vault(ctx.masterKey(), t, ctx.now);
-    const secrets = new Map<string, string>();
-    const k = await knex();
-    const rows = [];
-    for (let i = 0; i < 600; i++) {
-      const email = `rot${String(i).padStart(3, '0')}@example.com`;
-      const secret = generateTotpSecret();
-      secrets.set(email, secret);
-      rows.push({ account: email, method: 'totp', secret_ct: vault.seal(t.factor, 'secret_ct', email, secret), phone_ct: null, phone_masked: null, key_id: ctx.masterKey().id, enrolled_at: Date.now(), last_used_at: null, last_totp_step: null, version: 0 });
-      await k(ctx.mapping.table).insert({ [ctx.mapping.email]: email, [ctx.mapping.password]: 'x', [ctx.mapping.active]: true, [ctx.mapping.domain]: 'example.com' });
-    }
-    for (let i = 0; i < rows.length; i += 200) await k(t.factor).insert(rows.slice(i, i + 200));
-    // Long-running sign-in services on nodes 2 and 3, opened before the rotation: they hold only the old key.
-    const libs = await Promise.all([1, 2].map((n) => openMail2fa({ db: url(n), keyFile })));
-    const accounts = [...secrets.keys()];
-    const outcomes: string[] = [];
-    let rotating = true;
-    const signIns = libs.map(async (lib, li) => {
-      for (let i = li; rotating || i < li + 40; i += 2) {
-        const email = accounts[i % accounts.length]!;
-        const r = await lib.verifyCode(email, totpCode(secrets.get(email)!, Date.now()));
-        outcomes.push(r.ok ? 'accepted' : `${r.outcome}: ${'message' in r ? r.message : ''}`);
-        if (i > 560) break;
-      }
-    });
-    try {
-      const rotate = await cli(0, ['--json', 'keys', 'rotate', '--new-key-file', newFile], { env: fileEnv });
-      rotating = false;
-      await Promise.all(signIns);
-      expect(rotate.code, rotate.stdout + rotate.stderr).toBe(0);
-      const report = JSON.parse(rotate.stdout) as { reencrypted: number; keyFile: string; previousKeyFile: string };
-      expect(report.reencrypted).toBeGreaterThanOrEqual(600);
-      expect(report).toMatchObject({ keyFile, previousKeyFile: `${keyFile}.old` });
-      expect(readFileSync(`${keyFile}.old`, 'utf8').trim()).toBe(TEST_KEY);
-      expect(readFileSync(keyFile, 'utf8')).toBe(readFileSync(newFile, 'utf8'));
-      expect(outcomes.length).toBeGreaterThan(20);
-      expect(outcomes.filter((o) => o !== 'accepted')).toEqual([]);
-      // A CLI sign-in on node 3 after the switch, and the check: nothing left under the old key.
-      const email = accounts[599]!;
-      const after = await cli(2, ['verify', email, '--code', totpCode(secrets.get(email)!, Date.now() + 30_000)], { env: fileEnv });
-      expect(after.code, after.stderr).toBe(0);
-      const check = await cli(1, ['keys', 'check'], { env: { ...fileEnv, MAIL2FA_KEY_FILE: newFile } });
-      expect(check.code, check.stdout).toBe(0);
-      expect(await k(t.factor).whereNot('key_id', JSON.parse(rotate.stdout).toKeyId).count({ n: '*' }).first()).toMatchObject({ n: 0 });
-    } finally {
-      rotating = false;
-      await Promise.all(libs.map((l) => l.close()));
-    }
-  });
-
   it('concurrent migrate of a fresh database on all three nodes: all succeed, one schema, never "table already exists"', async () => {
     const fresh = await cluster.createDatabase();
     const runs = [0, 1, 2, 0, 1, 2].map((node) => runCli(['--json', 'migrate', '--with-mailbox-table'], { env: { ...testEnv(tdb), MAIL2FA_DB_URL: url(node, fresh) }, timeoutMs: 60_000 }));
@@ -290,6 +232,71 @@ vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
     }
   });
 
+  it('keys rotate on node 1 while sign-ins run on nodes 2 and 3: rotation finishes, every sign-in works throughout', async () => {
+    // A database of its own: the rest of the suite keeps using the test key.
+    const rotDb = await cluster.createDatabase();
+    const rotDir = mkdtempSync(join(tmpdir(), 'mail2fa-galera-rot-'));
+    const rctx = await testContext({ kind: 'mariadb', url: url(0, rotDb), dir: rotDir, drop: async () => {} });
+    const t = rctx.tables;
+    const keyFile = join(rotDir, 'master.key');
+    writeFileSync(keyFile, `${TEST_KEY}\n`, { mode: 0o600 });
+    const fileEnv = { MAIL2FA_KEY: undefined, MAIL2FA_KEY_FILE: keyFile };
+    const on = (node: number) => ({ ...fileEnv, MAIL2FA_DB_URL: url(node, rotDb) });
+    const newFile = join(rotDir, 'next.key');
+    expect((await cli(0, ['keys', 'generate', newFile], { env: on(0) })).code).toBe(0);
+    // 600 TOTP accounts sealed under the current key: several batches of re-encryption.
+    const vault = new Vault(rctx.masterKey(), t, rctx.now);
+    const secrets = new Map<string, string>();
+    const k = (await rctx.db()).knex;
+    const rows = [];
+    for (let i = 0; i < 600; i++) {
+      const email = `rot${String(i).padStart(3, '0')}@example.com`;
+      const secret = generateTotpSecret();
+      secrets.set(email, secret);
+      rows.push({ account: email, method: 'totp', secret_ct: vault.seal(t.factor, 'secret_ct', email, secret), phone_ct: null, phone_masked: null, key_id: rctx.masterKey().id, enrolled_at: Date.now(), last_used_at: null, last_totp_step: null, version: 0 });
+      await k(rctx.mapping.table).insert({ [rctx.mapping.email]: email, [rctx.mapping.password]: 'x', [rctx.mapping.active]: true, [rctx.mapping.domain]: 'example.com' });
+    }
+    for (let i = 0; i < rows.length; i += 200) await k(t.factor).insert(rows.slice(i, i + 200));
+    // Long-running sign-in services on nodes 2 and 3, opened before the rotation: they hold only the old key.
+    const libs = await Promise.all([1, 2].map((n) => openMail2fa({ db: url(n, rotDb), keyFile })));
+    const accounts = [...secrets.keys()];
+    const outcomes: string[] = [];
+    let rotating = true;
+    const signIns = libs.map(async (lib, li) => {
+      for (let i = li; rotating || i < li + 40; i += 2) {
+        const email = accounts[i % accounts.length]!;
+        const r = await lib.verifyCode(email, totpCode(secrets.get(email)!, Date.now()));
+        outcomes.push(r.ok ? 'accepted' : `${r.outcome}: ${'message' in r ? r.message : ''}`);
+        if (i > 560) break;
+      }
+    });
+    try {
+      const rotate = await cli(0, ['--json', 'keys', 'rotate', '--new-key-file', newFile], { env: on(0) });
+      rotating = false;
+      await Promise.all(signIns);
+      expect(rotate.code, rotate.stdout + rotate.stderr).toBe(0);
+      const report = JSON.parse(rotate.stdout) as { reencrypted: number; keyFile: string; previousKeyFile: string };
+      expect(report.reencrypted).toBeGreaterThanOrEqual(600);
+      expect(report).toMatchObject({ keyFile, previousKeyFile: `${keyFile}.old` });
+      expect(readFileSync(`${keyFile}.old`, 'utf8').trim()).toBe(TEST_KEY);
+      expect(readFileSync(keyFile, 'utf8')).toBe(readFileSync(newFile, 'utf8'));
+      expect(outcomes.length).toBeGreaterThan(20);
+      expect(outcomes.filter((o) => o !== 'accepted')).toEqual([]);
+      // A CLI sign-in on node 3 after the switch, and the check: nothing left under the old key.
+      const email = accounts[599]!;
+      const after = await cli(2, ['verify', email, '--code', totpCode(secrets.get(email)!, Date.now() + 30_000)], { env: on(2) });
+      expect(after.code, after.stderr).toBe(0);
+      const check = await cli(1, ['keys', 'check'], { env: { ...on(1), MAIL2FA_KEY_FILE: newFile } });
+      expect(check.code, check.stdout).toBe(0);
+      expect(await k(t.factor).whereNot('key_id', JSON.parse(rotate.stdout).toKeyId).count({ n: '*' }).first()).toMatchObject({ n: 0 });
+    } finally {
+      rotating = false;
+      await Promise.all(libs.map((l) => l.close()));
+      await rctx.close();
+      rmSync(rotDir, { recursive: true, force: true });
+    }
+  });
+
   it('SIGKILL of a node mid-command: a clean 69 for its client, nothing half-done; the survivors keep working', async () => {
     const { email, secret } = await enrolTotp(ctx, 'sigkill@example.com');
     const third = cluster.nodes[2]!;
@@ -299,11 +306,13 @@ vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
     await blocker.query('SET SESSION wsrep_sync_wait = 1');
     await blocker.query('BEGIN');
     await blocker.query(`SELECT account FROM \`${t.accountState}\` WHERE account = ? FOR UPDATE`, [email]);
-    const pending = cli(2, ['verify', email, '--code', '000000']);
+    let ended: CliResult | undefined;
+    const pending = cli(2, ['verify', email, '--code', '000000']).then((r) => (ended = r));
     for (let i = 0; ; i++) {
+      if (ended) throw new Error(`verify ended before the node was killed: exit ${ended.code}: ${ended.stderr}`);
       const [rows] = await blocker.query("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'");
       if (Number((rows as { n: number }[])[0]!.n) >= 1) break;
-      if (i > 300) throw new Error('verify never reached the lock');
+      if (i > 600) throw new Error('verify never reached the lock');
       await new Promise((r) => setTimeout(r, 50));
     }
     blocker.on('error', () => {});
