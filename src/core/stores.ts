@@ -68,7 +68,7 @@ export function asMail2faError(err: unknown): Mail2faError {
 
 /** The StoreChange recording that a store's write failed (the core goes on with the next store). */
 export function failedChange(store: ForeignStore, err: unknown): StoreChange {
-  const e = asMail2faError(err);
+  const e = storeFailure(store, asMail2faError(err));
   return { store: store.name, kind: store.kind, outcome: 'failed', detail: e.message, error: { code: e.code, message: e.message, exitCode: e.exitCode } };
 }
 

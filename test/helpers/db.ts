@@ -38,6 +38,9 @@ if (mariadbProblem && !REQUIRE_MARIADB) {
 
 export const DB_KINDS: DbKind[] = ['sqlite', 'mariadb'];
 
+/** Whether suites that need MariaDB beside another database run (reachable, or required: then absence fails). */
+export const MARIADB_SUITES = mariadbProblem === null || REQUIRE_MARIADB;
+
 export interface TestDb {
   kind: DbKind;
   url: string;
