@@ -203,7 +203,10 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
       for (const k of ['accountSid', 'from'] as const) if (!file.sms.twilio[k]) problems.push(`${source}: sms.twilio.${k}: required when sms.transport is "twilio"`);
     }
   }
-  const storeOptions = file ? await checkStores(file.stores, source, problems) : [];
+  // Each store entry is checked on its own too, so that one bad setting elsewhere does not hide the stores' problems.
+  const rawStores = (raw as { stores?: unknown }).stores;
+  const storeEntries = file ? file.stores : Array.isArray(rawStores) ? rawStores.map((e) => StoreEntrySchema.safeParse(e).data) : [];
+  const storeOptions = await checkStores(storeEntries, source, problems);
   if (problems.length || !file) {
     throw configError('config_invalid', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  ${problems.join('\n  ')}`, 'Fix the settings above; see README "Configuration".');
   }
@@ -249,11 +252,15 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
  * and options accepted by the store's own schema. Problems are collected (reported at once); returns the parsed
  * options per entry.
  */
-async function checkStores(entries: ConfigFile['stores'], source: string, problems: string[]): Promise<unknown[]> {
+async function checkStores(entries: ReadonlyArray<ConfigFile['stores'][number] | undefined>, source: string, problems: string[]): Promise<unknown[]> {
   const seen = new Set<string>([OWN_STORE_NAME]);
   const parsed: unknown[] = [];
   for (const [i, entry] of entries.entries()) {
     const where = `${source}: stores.${i}`;
+    if (!entry) {
+      parsed.push(undefined); // its own problems are reported by the schema
+      continue;
+    }
     if (seen.has(entry.name)) problems.push(`${where}.name: "${entry.name}" is ${entry.name === OWN_STORE_NAME ? "the name of mail2fa's own store" : 'used twice'}`);
     seen.add(entry.name);
     if (entry.db?.url !== undefined) problems.push(...checkDbUrl(entry.db.url, `${where}.db.url`));
