@@ -1,0 +1,50 @@
+/**
+ * Issue 11 (hardening), through the BUILT binary (`npm run build` first): each defect found by trying mail2fa as a
+ * new user and as an attacker, pinned down by a test that failed before its fix.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Context } from '../../src/context.js';
+import { runCli } from '../helpers/cli.js';
+import { createTestDb, type TestDb } from '../helpers/db.js';
+import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { auditRows, enrolTotp, twoFactorRows, wrongTotp } from '../helpers/seed-2fa.js';
+
+vi.setConfig({ testTimeout: 60_000 });
+
+let tdb: TestDb;
+let ctx: Context;
+let n = 0;
+const fresh = (prefix = 'h') => `${prefix}${++n}@example.com`;
+const cli = (args: string[], o: { input?: string; closeStdout?: boolean; env?: Record<string, string | undefined> } = {}) =>
+  runCli(args, { env: { ...testEnv(tdb), MAIL2FA_CONFIG: undefined, ...o.env }, input: o.input, closeStdout: o.closeStdout });
+
+beforeAll(async () => {
+  tdb = await createTestDb('sqlite');
+  ctx = await testContext(tdb);
+});
+afterAll(async () => {
+  await ctx?.close();
+  await tdb?.drop();
+});
+
+describe('item 1: the exit code does not depend on whether stdout is still read', () => {
+  it('verify with a wrong code stays 1, status --require-enabled stays 1, recover that committed is 0', async () => {
+    const a = await enrolTotp(ctx, fresh('pipe'));
+    const plain = fresh('pipe');
+    await addMailbox(ctx, plain);
+    const b = await enrolTotp(ctx, fresh('pipe'));
+    const [v, s, r] = await Promise.all([
+      cli(['verify', a.email, '--code', wrongTotp(a.secret, Date.now())], { closeStdout: true }),
+      cli(['status', a.email, plain, '--require-enabled'], { closeStdout: true }),
+      cli(['--yes', 'recover', b.email, '--ticket', 'T-77'], { closeStdout: true }),
+    ]);
+    expect(v.code, v.stderr).toBe(1);
+    expect((await auditRows(ctx, a.email)).at(-1)).toMatchObject({ action: 'verify', outcome: 'refused' });
+    expect(s.code, s.stderr).toBe(1);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await twoFactorRows(ctx, b.email)).factor).toBe(0);
+    // A failure keeps its own code too.
+    const u = await cli(['verify', 'nobody@example.com', '--code', '123456'], { closeStdout: true });
+    expect(u.code).toBe(67);
+  });
+});
