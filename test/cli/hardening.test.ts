@@ -4,10 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
+import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
-import { auditRows, enrolTotp, twoFactorRows, wrongTotp } from '../helpers/seed-2fa.js';
+import { accountState, auditRows, enrolTotp, twoFactorRows, wrongTotp } from '../helpers/seed-2fa.js';
 
 vi.setConfig({ testTimeout: 60_000 });
 
@@ -46,5 +47,23 @@ describe('item 1: the exit code does not depend on whether stdout is still read'
     // A failure keeps its own code too.
     const u = await cli(['verify', 'nobody@example.com', '--code', '123456'], { closeStdout: true });
     expect(u.code).toBe(67);
+  });
+});
+
+describe('item 5: an integrity failure is audited in its own transaction', () => {
+  it("a TOTP secret copied from another account's row: 78, nothing counted, one refused audit row", async () => {
+    const a = await enrolTotp(ctx, fresh('copied'));
+    const b = await enrolTotp(ctx, fresh('copied'));
+    const db = await ctx.db();
+    const row = (await db.knex(ctx.tables.factor).where({ account: a.email }).first('secret_ct')) as { secret_ct: string };
+    await db.knex(ctx.tables.factor).where({ account: b.email }).update({ secret_ct: row.secret_ct });
+    const before = await auditRows(ctx, b.email);
+    const r = await cli(['verify', b.email, '--code', totpCode(a.secret, Date.now())]);
+    expect(r.code, r.stderr).toBe(78);
+    expect(r.stderr).toMatch(/failed its integrity check/);
+    const after = await auditRows(ctx, b.email);
+    expect(after.slice(before.length)).toEqual([expect.objectContaining({ action: 'verify', outcome: 'refused', reason: expect.stringMatching(/integrity/) })]);
+    expect(after.at(-1)!.detail ?? '').not.toContain(row.secret_ct.slice(0, 20));
+    expect((await accountState(ctx, b.email)).failed).toBe(0);
   });
 });
