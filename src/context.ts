@@ -105,10 +105,20 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
   return ctx;
 }
 
+/** The embedded database keeps its own key file next to it, created on first use (PRODUCT.md §3.7). */
+function embeddedKeyFile(config: Config): string | undefined {
+  return config.db.url.startsWith('sqlite:') ? `${config.db.url.slice('sqlite:'.length)}.key` : undefined;
+}
+
+/** Files that hold (or would hold) a master key for this configuration: never to be read as anything else. */
+export function keyFiles(config: Config): string[] {
+  return [config.key.file, embeddedKeyFile(config)].filter((f): f is string => Boolean(f));
+}
+
 function loadKey(config: Config, env: NodeJS.ProcessEnv, notices: string[]): MasterKey {
-    if (env.MAIL2FA_KEY === undefined && !config.key.file && config.db.url.startsWith('sqlite:')) {
-    // The embedded database keeps its own key file next to it, created on first use (PRODUCT.md §3.7).
-    const file = `${config.db.url.slice('sqlite:'.length)}.key`;
+  const embedded = embeddedKeyFile(config);
+  if (env.MAIL2FA_KEY === undefined && !config.key.file && embedded) {
+    const file = embedded;
     const { key, created } = loadOrCreateKeyFile(file);
     if (created) notices.push(`created a new master key file ${file} (mode 0600): back it up, without it stored secrets cannot be read`);
     return key;

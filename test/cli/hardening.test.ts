@@ -2,6 +2,9 @@
  * Issue 11 (hardening), through the BUILT binary (`npm run build` first): each defect found by trying mail2fa as a
  * new user and as an attacker, pinned down by a test that failed before its fix.
  */
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { totpCode } from '../../src/totp/totp.js';
@@ -65,5 +68,58 @@ describe('item 5: an integrity failure is audited in its own transaction', () =>
     expect(after.slice(before.length)).toEqual([expect.objectContaining({ action: 'verify', outcome: 'refused', reason: expect.stringMatching(/integrity/) })]);
     expect(after.at(-1)!.detail ?? '').not.toContain(row.secret_ct.slice(0, 20));
     expect((await accountState(ctx, b.email)).failed).toBe(0);
+  });
+});
+
+describe('item 6: status --file reads address lists, not any file', () => {
+  const ndjson = (text: string) => text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  it('refuses the configured key file (65) without printing any of it', async () => {
+    const keyText = randomBytes(32).toString('base64');
+    const keyFile = join(tdb.dir, 'master.key');
+    writeFileSync(keyFile, `${keyText}\n`, { mode: 0o600 });
+    // status reads no secret, so any key will do: what matters is which file is configured.
+    const env = { MAIL2FA_KEY: undefined, MAIL2FA_KEY_FILE: keyFile };
+    for (const path of [keyFile, join(tdb.dir, '.', 'master.key')]) {
+      const r = await cli(['status', '--file', path, '--format', 'ndjson'], { env });
+      expect(r.code, r.stderr).toBe(65);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/is the master key file/);
+      for (const out of [r.stdout, r.stderr]) expect(out).not.toContain(keyText.slice(0, 8));
+    }
+    // A copy of it elsewhere is not the key file: its line is an invalid row, echoed as a short prefix only.
+    const copy = join(tdb.dir, 'copy.txt');
+    copyFileSync(keyFile, copy);
+    const c = await cli(['status', '--file', copy, '--format', 'ndjson'], { env });
+    expect(c.code).toBe(0);
+    const [row] = ndjson(c.stdout);
+    expect(row).toMatchObject({ state: 'invalid', problem: 'no "@"' });
+    expect(c.stdout).not.toContain(keyText.slice(0, 24));
+    expect((row!.email as string).startsWith(keyText.slice(0, 8))).toBe(true);
+  });
+
+  it('refuses binary content (65), nothing printed', async () => {
+    const bin = join(tdb.dir, 'binary.dat');
+    writeFileSync(bin, Buffer.concat([Buffer.from('alice@example.com\n'), randomBytes(64), Buffer.from([0, 0, 0xff, 0xfe, 10])]));
+    const r = await cli(['status', '--file', bin, '--format', 'ndjson']);
+    expect(r.code, r.stderr).toBe(65);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/not a list of addresses: line 2 holds binary data/);
+    const sqlite = await cli(['status', '--file', tdb.url.slice('sqlite:'.length)]);
+    expect(sqlite.code).toBe(65);
+    expect(sqlite.stdout).toBe('');
+  });
+
+  it('an invalid line is echoed as a short escaped prefix, and its problem does not repeat it', async () => {
+    const secret = `root@${'s3cr3t_'.repeat(6)}`;
+    const list = join(tdb.dir, 'mixed.txt');
+    writeFileSync(list, `${secret}\n${'x'.repeat(60)}\n`);
+    const r = await cli(['status', '--file', list, '--format', 'ndjson']);
+    expect(r.code).toBe(0);
+    const rows = ndjson(r.stdout);
+    expect(rows.map((x) => x.state)).toEqual(['invalid', 'invalid']);
+    expect(rows[0]!.problem).toBe('not a valid domain name');
+    expect(rows[0]!.email).toBe(`${secret.slice(0, 20)}…(${secret.length} chars)`);
+    expect(r.stdout).not.toContain(secret.slice(0, 24));
   });
 });
