@@ -123,3 +123,32 @@ describe('item 6: status --file reads address lists, not any file', () => {
     expect(r.stdout).not.toContain(secret.slice(0, 24));
   });
 });
+
+describe('item 7: invisible and bidirectional characters make an address malformed (65), shown escaped', () => {
+  it('status and verify refuse them, naming each one escaped', async () => {
+    const cases: Array<[string, string]> = [
+      ['ali\u200bce@example.com', '\\u200b'],
+      ['alice@exa\u202emple.com', '\\u202e'],
+      ['\u2066alice@example.com', '\\u2066'],
+      ['alice\u00ad@example.com', '\\xad'],
+      ['alice@example.com\ufeff', '\\ufeff'],
+      ['alice\u3000x@example.com', '\\u3000'],
+    ];
+    const results = await Promise.all(cases.map(([address]) => cli(['status', address])));
+    for (const [i, [address, shown]] of cases.entries()) {
+      const r = results[i]!;
+      expect(r.code, `${shown}: ${r.stderr}`).toBe(65);
+      expect(r.stderr).toContain(`invalid email address "${address.replace(/[^\x20-\x7e]/u, shown)}"`);
+      expect(r.stderr).not.toMatch(/[\u200b\u202e\u2066\u00ad\ufeff\u3000]/u);
+    }
+    const v = await cli(['verify', cases[0]![0], '--code', '123456']);
+    expect(v.code).toBe(65);
+    expect(v.stderr).toMatch(/invisible or bidirectional formatting characters/);
+  });
+
+  it('in a list: an invalid row, echoed escaped', async () => {
+    const r = await cli(['status', '--file', '-', '--format', 'ndjson'], { input: 'bo\u200bb@example.com\n' });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout.trim())).toMatchObject({ state: 'invalid', email: 'bo\\u200bb@example.com', problem: expect.stringMatching(/invisible|formatting/) });
+  });
+});
