@@ -217,7 +217,7 @@ function findProgram(file: string): string | null {
 function signOutCheck(ctx: Context): Check {
   const so = ctx.config.signOut;
   if (so.action === 'none') {
-    return { name: 'sign-out action', status: 'warn', detail: 'none configured: mail2fa records the revocation time only', hint: 'Set signOut.action to "sql" (delete webmail sessions) or "command" (e.g. doveadm kick {email}).' };
+    return { name: 'sign-out action', status: 'warn', detail: 'none configured: mail2fa records the revocation time only', hint: 'Set signOut.action to "sql" (delete webmail sessions) or "command" (e.g. doveadm kick -- {email}).' };
   }
   if (so.action === 'sql') {
     const sql = so.sql ?? '';
@@ -227,7 +227,19 @@ function signOutCheck(ctx: Context): Check {
   }
   const argv = so.command ?? [];
   const program = findProgram(argv[0] ?? '');
-  return program
-    ? { name: 'sign-out action', status: 'ok', detail: `command: ${argv.join(' ')} (${program})` }
-    : { name: 'sign-out action', status: 'fail', detail: `command ${argv[0]} not found or not executable${argv[0]?.includes('/') ? '' : ' in PATH'}`, hint: 'Fix signOut.command (an absolute path is safest).', exitCode: ExitCode.CONFIG };
+  if (!program) {
+    return { name: 'sign-out action', status: 'fail', detail: `command ${argv[0]} not found or not executable${argv[0]?.includes('/') ? '' : ' in PATH'}`, hint: 'Fix signOut.command (an absolute path is safest).', exitCode: ExitCode.CONFIG };
+  }
+  // An address may begin with "-" (-f@example.com is valid): as an argument of its own, the program would read
+  // it as an option unless "--" ends the options first.
+  const email = argv.findIndex((a, i) => i > 0 && a.startsWith('{email}'));
+  if (email > 0 && !argv.slice(1, email).includes('--')) {
+    return {
+      name: 'sign-out action',
+      status: 'warn',
+      detail: `command: ${argv.join(' ')} (${program}): no "--" before {email}`,
+      hint: 'An address may begin with "-" and would then be read as an option: put "--" before it, e.g. [doveadm, kick, "--", "{email}"].',
+    };
+  }
+  return { name: 'sign-out action', status: 'ok', detail: `command: ${argv.join(' ')} (${program})` };
 }

@@ -152,3 +152,21 @@ describe('item 7: invisible and bidirectional characters make an address malform
     expect(JSON.parse(r.stdout.trim())).toMatchObject({ state: 'invalid', email: 'bo\\u200bb@example.com', problem: expect.stringMatching(/invisible|formatting/) });
   });
 });
+
+describe('item 8: a sign-out command without "--" before {email}', () => {
+  const doctorSignOut = async (command: string[]) => {
+    const file = join(tdb.dir, `config-${randomBytes(4).toString('hex')}.json`);
+    writeFileSync(file, JSON.stringify({ signOut: { action: 'command', command } }));
+    const r = await cli(['--config', file, 'doctor', '--json']);
+    const doc = JSON.parse(r.stdout) as { checks: Array<{ name: string; status: string; detail: string; hint?: string }> };
+    return { r, check: doc.checks.find((c) => c.name === 'sign-out action')! };
+  };
+
+  it('doctor warns (an address may begin with "-"), and is satisfied with "--"', async () => {
+    const [bare, guarded, inside] = await Promise.all([doctorSignOut(['true', 'kick', '{email}']), doctorSignOut(['true', 'kick', '--', '{email}']), doctorSignOut(['true', 'user={email}'])]);
+    expect(bare.check).toMatchObject({ status: 'warn', detail: expect.stringMatching(/no "--" before \{email\}/), hint: expect.stringMatching(/begin with "-".*\[doveadm, kick, "--", "\{email\}"\]/) });
+    expect(bare.r.code).toBe(0);
+    expect(guarded.check.status).toBe('ok');
+    expect(inside.check.status).toBe('ok');
+  });
+});
