@@ -170,3 +170,17 @@ describe('item 8: a sign-out command without "--" before {email}', () => {
     expect(inside.check.status).toBe('ok');
   });
 });
+
+describe('item 9: "%" in a database URL', () => {
+  it('is a configuration error (78) with a hint to percent-encode, never 70 "URI malformed", password not shown', async () => {
+    const r = await cli(['--db', 'mysql://root:pa%ss-w0rd@127.0.0.1:3306/test', 'status', 'x@example.com']);
+    expect(r.code, r.stderr).toBe(78);
+    expect(r.stderr).toMatch(/password.*"%"/);
+    expect(r.stderr).toMatch(/percent-encode.*%25/);
+    expect(r.stderr).not.toMatch(/URI malformed|internal error/);
+    expect(r.stderr).not.toContain('pa%ss');
+    const env = await cli(['status', 'x@example.com'], { env: { MAIL2FA_DB_URL: 'mariadb://r%zz:secret@127.0.0.1/test' } });
+    expect(env.code).toBe(78);
+    expect(env.stderr).toMatch(/user name/);
+  });
+});
