@@ -130,7 +130,10 @@ export function statusCommand(): Command {
               if (single) {
                 // One address alone: unknown is an error (67), like `doveadm user`; malformed is 65.
                 const row = batch[0]!;
-                if (row.state === 'unknown') throw unknownAccount(row.email);
+                if (row.state === 'unknown') {
+                  await (await ctx.accounts()).findExact(row.email); // throws 67, with "did you mean" when the case differs
+                  throw unknownAccount(row.email); // appeared meanwhile: still unknown to this run
+                }
                 if (row.state === 'invalid') canonicalAddress(emails[0]!); // throws 65 with the address itself quoted
                 if (row.state === 'ambiguous') throw dataError('ambiguous_account', `${row.problem ?? 'several mailbox rows have this address'}: ${row.email}; refusing to guess`, `Fix the duplicate rows in ${ctx.mapping.table}.`);
               }

@@ -88,7 +88,7 @@ export class AccountRepository {
       throw mapDbError(err, this.db.displayUrl);
     }
     const exact = rows.filter((r) => r.email === address);
-    if (exact.length === 0) throw unknownAccount(address);
+    if (exact.length === 0) throw unknownAccount(address, await this.caseVariant(address, rows, trx));
     if (exact.length > 1) {
       throw new Mail2faError('ambiguous_account', `${exact.length} mailbox rows have the address ${address}; refusing to guess`, ExitCode.DATAERR, `Fix the duplicate rows in ${this.mapping.table}.`);
     }
@@ -100,6 +100,25 @@ export class AccountRepository {
       domain: String(r.domain ?? ''),
       alternateEmail: (r.alternate_email as string | null | undefined) ?? null,
     };
+  }
+
+  /**
+   * For the hint of an unknown address: the one mailbox whose address equals it but for case (an agent copies
+   * "Alice@Example.COM" from a ticket). Candidates come from index lookups only, never a scan: the rows the exact
+   * query returned (a case-insensitive collation returns every case variant) and the all-lower-case address.
+   */
+  private async caseVariant(address: string, rows: Record<string, unknown>[], trx?: Knex.Transaction): Promise<string | undefined> {
+    const folded = address.toLowerCase();
+    const candidates = new Set(rows.map((r) => r.email).filter((e): e is string => typeof e === 'string' && e.toLowerCase() === folded));
+    if (folded !== address) {
+      try {
+        const lower = (await (trx ?? this.db.knex)(this.mapping.table).select({ email: this.mapping.email }).where(this.mapping.email, folded).limit(2)) as Array<{ email: unknown }>;
+        for (const r of lower) if (r.email === folded) candidates.add(folded);
+      } catch {
+        return undefined; // only a hint
+      }
+    }
+    return candidates.size === 1 ? [...candidates][0] : undefined;
   }
 }
 

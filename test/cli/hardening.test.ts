@@ -184,3 +184,29 @@ describe('item 9: "%" in a database URL', () => {
     expect(env.stderr).toMatch(/user name/);
   });
 });
+
+describe('item 12: an address typed in another case', () => {
+  it('67 still (the local part is exact), with "did you mean" naming the one mailbox, for every command', async () => {
+    const email = fresh('alice.case');
+    await addMailbox(ctx, email);
+    const typed = email.replace('alice.case', 'Alice.Case').replace('example.com', 'Example.COM');
+    const commands = [
+      ['status', typed],
+      ['verify', typed, '--code', '123456'],
+      ['--yes', 'recover', typed, '--ticket', 'T-12'],
+      ['disable', typed, '--password-stdin', '--code', '123456'],
+      ['send-code', typed],
+    ];
+    const results = await Promise.all(commands.map((args) => cli(args, { input: 'pw\n' })));
+    for (const [i, r] of results.entries()) {
+      expect(r.code, `${commands[i]!.join(' ')}: ${r.stderr}`).toBe(67);
+      expect(r.stderr, commands[i]!.join(' ')).toContain(`hint: did you mean ${email}?`);
+    }
+    const json = await cli(['--json', 'status', typed]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, error: { code: 'unknown_account', hint: expect.stringContaining(`did you mean ${email}?`) } });
+    // No near match: the plain hint.
+    const none = await cli(['status', 'Nobody.Here@example.com']);
+    expect(none.code).toBe(67);
+    expect(none.stderr).not.toContain('did you mean');
+  });
+});
