@@ -4,9 +4,9 @@
  */
 import { userInfo } from 'node:os';
 import type { Config, ConfigSources } from './config.js';
-import { loadConfig } from './config.js';
+import { loadConfig, redactUrl } from './config.js';
 import { configError } from './core/errors.js';
-import { AccountRepository, accountMapping, ensureReferenceMailboxTable, type AccountMapping } from './db/accounts.js';
+import { AccountRepository, accountMapping, ensureReferenceMailboxTable, missingMailboxTableError, type AccountMapping } from './db/accounts.js';
 import { openDatabase, mapDbError, type Database } from './db/connection.js';
 import { LATEST_MIGRATION, migratorConfig } from './db/migrations.js';
 import { tableNames, type Tables } from './db/schema.js';
@@ -157,6 +157,9 @@ export async function withContext<T>(options: ContextOptions, work: (ctx: Contex
   const ctx = await createContext(options);
   try {
     return await work(ctx);
+  } catch (err) {
+    // mail2fa's own tables were checked up front; a missing table now is the mail system's mailbox table.
+    throw missingMailboxTableError(err, ctx.mapping, redactUrl(ctx.config.db.url)) ?? err;
   } finally {
     await ctx.close();
   }

@@ -10,6 +10,7 @@ import type { Context, ContextOptions } from '../context.js';
 import { contextFromConfig, schemaVersion } from '../context.js';
 import type { MasterKey } from '../crypto/keys.js';
 import type { Database } from '../db/connection.js';
+import { missingMailboxTableHint } from '../db/accounts.js';
 import { LATEST_MIGRATION } from '../db/migrations.js';
 import { ExitCode, Mail2faError } from './errors.js';
 import { sampleDecrypt } from './keys.js';
@@ -137,7 +138,7 @@ async function mappingChecks(ctx: Context, db: Database): Promise<Check[]> {
   const wanted = [m.email, m.password, m.active, m.domain, m.alternateEmail, m.totpSecret].filter((c): c is string => Boolean(c));
   const missing = wanted.filter((c) => !(c in info));
   if (Object.keys(info).length === 0) {
-    return [{ name: 'account mapping', status: 'fail', detail: `table ${m.table} not found (preset ${m.preset})`, hint: 'Set accounts.preset / accounts.table / accounts.tablePrefix in the config.', exitCode: ExitCode.CONFIG }];
+    return [{ name: 'account mapping', status: 'fail', detail: `table ${m.table} not found (preset ${m.preset})`, hint: missingMailboxTableHint(m), exitCode: ExitCode.CONFIG }];
   }
   if (missing.length) {
     return [{ name: 'account mapping', status: 'fail', detail: `table ${m.table} lacks column(s) ${missing.join(', ')} (preset ${m.preset})`, hint: 'Set accounts.columns in the config (null for optional columns the table lacks).', exitCode: ExitCode.CONFIG }];

@@ -122,6 +122,26 @@ export class AccountRepository {
   }
 }
 
+/** What to do when the mapped mailbox table does not exist: create the reference table, or fix the mapping. */
+export function missingMailboxTableHint(mapping: AccountMapping): string {
+  return mapping.preset === 'mail2fa'
+    ? 'Create the reference mailbox table with `mail2fa migrate --with-mailbox-table` (schema: docs/configuration.md), or point accounts.preset / accounts.table at your mail system\'s table.'
+    : 'Check accounts.table / accounts.tablePrefix: the mailbox table is the mail system\'s own, mail2fa never creates it for this preset.';
+}
+
+/**
+ * A driver error saying that the mapped mailbox table is missing ("Table 'db.mailbox' doesn't exist", "no such
+ * table: mailbox", 'relation "mailbox" does not exist'), as its own configuration error (78) that names the table
+ * and the way out, instead of "schema does not match" and the failed SQL; undefined for any other error.
+ */
+export function missingMailboxTableError(err: unknown, mapping: AccountMapping, where: string): Mail2faError | undefined {
+  const message = String((err as { message?: unknown })?.message ?? '');
+  const table = mapping.table.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const missing = new RegExp(`(Table '(?:[^'.]*\\.)?${table}' doesn't exist|no such table: (?:main\\.)?${table}(?:$|\\s)|relation "(?:[^".]*\\.)?${table}" does not exist)`);
+  if (!missing.test(message)) return undefined;
+  return new Mail2faError('mailbox_table_missing', `the mailbox table ${mapping.table} does not exist in ${where} (account mapping preset ${mapping.preset})`, ExitCode.CONFIG, missingMailboxTableHint(mapping));
+}
+
 /** Creates the reference `mailbox` table (preset `mail2fa`) if missing: used by the embedded default and `demo`. */
 export async function ensureReferenceMailboxTable(knex: Knex, mapping: AccountMapping, mysql: boolean): Promise<void> {
   if (mapping.preset !== 'mail2fa') return;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestDb, type TestDb } from '../helpers/db.js';
+import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
 import { accountState, auditRows, enrolTotp, twoFactorRows, wrongTotp } from '../helpers/seed-2fa.js';
 
@@ -208,5 +208,34 @@ describe('item 12: an address typed in another case', () => {
     const none = await cli(['status', 'Nobody.Here@example.com']);
     expect(none.code).toBe(67);
     expect(none.stderr).not.toContain('did you mean');
+  });
+});
+
+describeEachDb('item 13: a fresh database, the README\'s steps', (kind) => {
+  let fresh13: TestDb;
+  beforeAll(async () => {
+    fresh13 = await createTestDb(kind);
+  });
+  afterAll(async () => {
+    await fresh13?.drop();
+  });
+  const run = (args: string[]) => runCli(args, { env: { ...testEnv(fresh13), MAIL2FA_CONFIG: undefined } });
+
+  it('after `migrate` alone, status and doctor say the mailbox table is missing and how to create it; then it works', async () => {
+    expect((await run(['migrate'])).code).toBe(0);
+    const status = await run(['status', '--all']);
+    expect(status.code).toBe(78);
+    expect(status.stderr).toMatch(/^mail2fa: error: the mailbox table mailbox does not exist/);
+    expect(status.stderr).toMatch(/hint: .*mail2fa migrate --with-mailbox-table/);
+    expect(status.stderr).not.toMatch(/SELECT/i); // no SQL dump
+    const one = await run(['status', 'jane@example.com']);
+    expect(one.code).toBe(78);
+    expect(one.stderr).toMatch(/mailbox table mailbox does not exist/);
+    const doctor = await run(['doctor', '--json']);
+    const mapping = (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; status: string; hint?: string }> }).checks.find((c) => c.name === 'account mapping');
+    expect(mapping).toMatchObject({ status: 'fail', hint: expect.stringMatching(/mail2fa migrate --with-mailbox-table/) });
+    expect((await run(['migrate', '--with-mailbox-table'])).code).toBe(0);
+    const after = await run(['status', '--all']);
+    expect(after.code, after.stderr).toBe(0);
   });
 });
