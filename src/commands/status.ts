@@ -120,7 +120,7 @@ export function statusCommand(): Command {
         return withContext(contextOptions(g), async (ctx) => {
           if (flags.file !== undefined && flags.file !== '-') await refuseKeyFile(flags.file, keyFiles(ctx.config));
           const db = await ctx.db();
-          const deps = { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now };
+          const deps = { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() };
           const summary = newSummary();
           let gaps = 0;
           const renderer = statusRenderer(format, out);
