@@ -36,6 +36,11 @@ export class Output {
     this.errColor = o.color && !noColorEnv && Boolean(this.stderr.isTTY);
   }
 
+  /** The terminal's width when stdout is a terminal (text is wrapped to it); undefined for pipes and files. */
+  get width(): number | undefined {
+    return this.stdout.isTTY ? (this.stdout as { columns?: number }).columns || undefined : undefined;
+  }
+
   /** True when prompts may run: both ends are a terminal and --json is off. */
   get interactive(): boolean {
     return this.stdinIsTTY && Boolean(this.stdout.isTTY) && !this.json;
