@@ -239,3 +239,31 @@ describeEachDb('item 13: a fresh database, the README\'s steps', (kind) => {
     expect(after.code, after.stderr).toBe(0);
   });
 });
+
+describe('item 16: enable without a terminal', () => {
+  it('refuses an enabled account or an inactive mailbox first (65, audited); the terminal message fits the method', async () => {
+    const enabled = await enrolTotp(ctx, fresh('ena'));
+    const inactive = fresh('ena');
+    await addMailbox(ctx, inactive, 'pw', { active: false });
+    const plain = fresh('ena');
+    await addMailbox(ctx, plain);
+    const [already, off, sms, app] = await Promise.all([
+      cli(['enable', enabled.email, '--method', 'sms']),
+      cli(['enable', inactive, '--method', 'sms']),
+      cli(['enable', plain, '--method', 'sms']),
+      cli(['enable', plain]),
+    ]);
+    expect(already.code, already.stderr).toBe(65);
+    expect(already.stderr).toMatch(/already on/);
+    expect((await auditRows(ctx, enabled.email)).at(-1)).toMatchObject({ action: 'enable', outcome: 'refused', reason: 'already enabled' });
+    expect(off.code, off.stderr).toBe(65);
+    expect(off.stderr).toMatch(/inactive/);
+    expect(sms.code).toBe(64);
+    expect(sms.stderr).toMatch(/needs an interactive terminal to ask for the password, the phone number and the texted code/);
+    expect(sms.stderr).not.toMatch(/QR/);
+    expect(sms.stderr).toMatch(/--method sms --phone/);
+    expect(app.code).toBe(64);
+    expect(app.stderr).toMatch(/QR code/);
+    expect(await twoFactorRows(ctx, plain)).toEqual({ factor: 0, recoveryCodes: 0, enrolments: 0, challenges: 0 });
+  });
+});
