@@ -305,14 +305,32 @@ function legacyPostfixadminStore(file: ConfigFile, stores: ConfiguredStore[]): C
 function checkDbUrl(url: string, source: string): string[] {
   if (/^sqlite:.+/.test(url)) return [];
   if (/^(mysql|mariadb):\/\/[^/]+\/[^/?]+/.test(url)) {
+    let parsed: URL;
     try {
-      new URL(url);
-      return [];
+      parsed = new URL(url);
     } catch {
       return [`${source}: not a valid URL`];
     }
+    return percentEncodingProblems(parsed, source);
   }
   return [`${source}: expected sqlite:PATH, mysql://USER:PASS@HOST:PORT/DATABASE or mariadb://… (got "${redactUrl(url)}")`];
+}
+
+/**
+ * The URL parser keeps a stray "%" (e.g. a password "pa%ss"), but decoding it later fails ("URI malformed"): say
+ * which part it is in and how to write it, without showing the part itself.
+ */
+function percentEncodingProblems(url: URL, source: string): string[] {
+  const parts: Array<[string, string]> = [['user name', url.username], ['password', url.password], ['database name', url.pathname.slice(1)]];
+  const problems: string[] = [];
+  for (const [name, value] of parts) {
+    try {
+      decodeURIComponent(value);
+    } catch {
+      problems.push(`${source}: the ${name} holds a "%" that is not followed by two hex digits: percent-encode it (write "%" as %25, "@" as %40, ":" as %3A, "/" as %2F)`);
+    }
+  }
+  return problems;
 }
 
 /** Hides the password of a database URL, for messages. */
