@@ -1,0 +1,170 @@
+/**
+ * What the foreign store modules share: the store's database (opened once, closed by the core), byte-exact
+ * matching on columns with case-insensitive collations, a compare-and-set transaction loop, base32 for the
+ * plaintext secrets foreign stores keep, and the `doctor` probe for a read-only database user.
+ */
+import type { Knex } from 'knex';
+import type { Database, Dialect } from '../db/connection.js';
+import { isRetryable, mapDbError } from '../db/connection.js';
+import { dataError, Mail2faError, tempFail } from '../core/errors.js';
+import type { StoreConfigBase, StoreDeps } from './types.js';
+
+/** The store's database: its own `db.url`, or the mail database. Opened on first use; the core closes it. */
+export function lazyStoreDatabase(config: StoreConfigBase, deps: StoreDeps): () => Promise<Database> {
+  let pending: Promise<Database> | undefined;
+  return () => {
+    pending ??= config.db ? deps.openDatabase(config.db.url) : deps.mailDatabase();
+    // A failed open is not cached: the next call tries again.
+    pending.catch(() => {
+      pending = undefined;
+    });
+    return pending;
+  };
+}
+
+/** `table` with the store's optional prefix. */
+export function prefixed(config: StoreConfigBase, table: string): string {
+  return `${config.tablePrefix ?? ''}${table}`;
+}
+
+/**
+ * SQL comparing a column byte for byte with a Buffer parameter, whatever the column's collation: mailcow's and
+ * SOGo's columns are case-insensitive and ignore trailing spaces, so `=` alone would also hit
+ * 'User@Example.com' and 'user@example.com ' for 'user@example.com'.
+ */
+export function exactSql(dialect: Dialect): string {
+  return dialect === 'mysql' ? 'CAST(CONVERT(?? USING utf8mb4) AS BINARY) = ?' : 'CAST(?? AS BLOB) = ?';
+}
+
+export function whereExact<Q extends Knex.QueryBuilder>(query: Q, dialect: Dialect, column: string, value: string): Q {
+  return query.whereRaw(exactSql(dialect), [column, Buffer.from(value, 'utf8')]) as Q;
+}
+
+/** A row changed between read and write (another writer, e.g. the webmail itself): the attempt is retried. */
+export class StoreConflict extends Error {
+  constructor(what: string) {
+    super(`changed while being written: ${what}`);
+    this.name = 'StoreConflict';
+  }
+}
+
+const ATTEMPTS = 4;
+
+/**
+ * Runs `work` in one transaction on the store's database; a `StoreConflict` or a deadlock rolls back and retries
+ * (PRODUCT.md §9: "retried a few times, then 75"). Typed errors (refusals) pass through untouched.
+ */
+export async function storeTransaction<T>(db: Database, storeName: string, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.knex.transaction(work);
+    } catch (err) {
+      const retry = err instanceof StoreConflict || isRetryable(err);
+      if (retry && attempt < ATTEMPTS) {
+        await new Promise((r) => setTimeout(r, 15 * attempt + Math.floor(Math.random() * 25)));
+        continue;
+      }
+      if (retry) {
+        throw tempFail('store_busy', `store ${storeName}: the account's data kept changing while mail2fa wrote it (${attempt} attempts); nothing was changed`, 'Retry in a moment.');
+      }
+      if (err instanceof Mail2faError) throw err;
+      throw mapDbError(err, db.displayUrl);
+    }
+  }
+}
+
+/** Runs a read, mapping driver errors (unreachable, missing table) to typed errors. */
+export async function storeRead<T>(db: Database, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw mapDbError(err, db.displayUrl);
+  }
+}
+
+/** A value in a foreign store that does not parse exactly: refused, never repaired (exit 65). */
+export function unparsable(storeName: string, ref: string, problem: string) {
+  return dataError('store_value_unparsable', `store ${storeName}: ${ref}: ${problem}; nothing was changed`, 'Fix or remove the value with the application that owns it; mail2fa does not repair foreign data.');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Base32 (RFC 4648) for the plaintext secrets of foreign stores.
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** Foreign stores use short secrets (mailcow: 10 bytes): accepted from 10 to 64 bytes, < 16 flagged weak (§9). */
+export const FOREIGN_MIN_SECRET_BYTES = 10;
+export const FOREIGN_MAX_SECRET_BYTES = 64;
+export const WEAK_BELOW_BYTES = 16;
+
+/** Decodes a base32 secret strictly (either case, optional `=` padding, nothing else). Never echoes the secret. */
+export function decodeBase32Secret(raw: string): { key: Buffer } | { problem: string } {
+  if (raw.length > 1024) return { problem: 'not a base32 secret (far too long)' };
+  const m = /^([A-Za-z2-7]*)(=*)$/.exec(raw);
+  if (!m) return { problem: 'not a base32 secret (characters outside A-Z, 2-7)' };
+  const body = m[1]!.toUpperCase();
+  const padding = m[2]!;
+  if (padding && (raw.length % 8 !== 0 || padding.length > 6)) return { problem: 'not a base32 secret (wrong "=" padding)' };
+  if ([1, 3, 6].includes(body.length % 8)) return { problem: 'not a base32 secret (impossible length)' };
+  const out: number[] = [];
+  let bits = 0;
+  let value = 0;
+  for (const ch of body) {
+    value = (value << 5) | ALPHABET.indexOf(ch);
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((value >>> bits) & 0xff);
+    }
+  }
+  if (out.length < FOREIGN_MIN_SECRET_BYTES || out.length > FOREIGN_MAX_SECRET_BYTES) {
+    return { problem: `secret is ${out.length} bytes; accepted are ${FOREIGN_MIN_SECRET_BYTES}-${FOREIGN_MAX_SECRET_BYTES}` };
+  }
+  return { key: Buffer.from(out) };
+}
+
+export function encodeBase32(bytes: Buffer): string {
+  let out = '';
+  let bits = 0;
+  let value = 0;
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += ALPHABET[(value >>> bits) & 31];
+    }
+  }
+  if (bits > 0) out += ALPHABET[(value << (5 - bits)) & 31];
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// doctor
+
+/**
+ * Whether the database user may run `statement` (a write matching no row, e.g. `DELETE … WHERE 1 = 0`): run in a
+ * transaction that is always rolled back. MariaDB checks privileges before matching rows, so a read-only user
+ * gets ER_TABLEACCESS_DENIED_ERROR / ER_COLUMNACCESS_DENIED_ERROR here.
+ */
+export async function mayWrite(db: Database, statement: (trx: Knex.Transaction) => Promise<unknown>): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const rollback = new Error('rollback');
+  try {
+    await db.knex.transaction(async (trx) => {
+      await statement(trx);
+      throw rollback;
+    });
+    return { ok: true };
+  } catch (err) {
+    if (err === rollback) return { ok: true };
+    const e = err as { code?: string; message?: string };
+    return { ok: false, reason: `${e.code ?? 'error'}: ${(e.message ?? String(err)).split('\n')[0]}` };
+  }
+}
+
+/** Splits `items` into chunks of at most `size` (one query per chunk, never one per account). */
+export function chunked<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
