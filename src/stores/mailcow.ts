@@ -190,7 +190,9 @@ class MailcowStore implements ForeignStore {
     const out = new Map<string, ReturnType<typeof parseForceTfa>>();
     if (!this.mailboxTable) return out;
     const wanted = new Set(emails);
-    const rows = (await db.knex(this.mailboxTable).select('username', 'attributes').whereIn('username', [...wanted])) as { username: string; attributes: unknown }[];
+    // MariaDB reports JSON columns as such and mysql2 would parse them (losing duplicate keys): read the text.
+    const attributes = db.dialect === 'mysql' ? db.knex.raw('CAST(?? AS CHAR) AS ??', ['attributes', 'attributes']) : 'attributes';
+    const rows = (await db.knex(this.mailboxTable).select('username', attributes).whereIn('username', [...wanted])) as { username: string; attributes: unknown }[];
     for (const r of rows) if (wanted.has(r.username)) out.set(r.username, parseForceTfa(r.attributes));
     return out;
   }

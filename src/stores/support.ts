@@ -6,7 +6,7 @@
 import type { Knex } from 'knex';
 import type { Database, Dialect } from '../db/connection.js';
 import { isRetryable, mapDbError } from '../db/connection.js';
-import { dataError, Mail2faError, tempFail } from '../core/errors.js';
+import { configError, dataError, Mail2faError, tempFail } from '../core/errors.js';
 import type { StoreConfigBase, StoreDeps } from './types.js';
 
 /** The store's database: its own `db.url`, or the mail database. Opened on first use; the core closes it. */
@@ -68,9 +68,16 @@ export async function storeTransaction<T>(db: Database, storeName: string, work:
         throw tempFail('store_busy', `store ${storeName}: the account's data kept changing while mail2fa wrote it (${attempt} attempts); nothing was changed`, 'Retry in a moment.');
       }
       if (err instanceof Mail2faError) throw err;
-      throw mapDbError(err, db.displayUrl);
+      throw readOnly(err, storeName) ?? mapDbError(err, db.displayUrl);
     }
   }
+}
+
+/** A write the database user may not make: a configuration problem of the store, named as such. */
+function readOnly(err: unknown, storeName: string): Mail2faError | null {
+  const code = (err as { code?: string }).code ?? '';
+  if (!['ER_TABLEACCESS_DENIED_ERROR', 'ER_COLUMNACCESS_DENIED_ERROR', 'SQLITE_READONLY'].includes(code)) return null;
+  return configError('store_read_only', `store ${storeName}: the database user may not change the store (${code}); nothing was changed`, 'Grant the store\'s database user write access to its table, or remove the store from this command\'s configuration.');
 }
 
 /** Runs a read, mapping driver errors (unreachable, missing table) to typed errors. */
