@@ -24,10 +24,12 @@ import { parseStrictJson, member, JsonSyntaxError } from './strict-json.js';
 import {
   chunked,
   decodeBase32Secret,
+  doctorSchema,
+  doctorWriteAccess,
   encodeBase32,
   lazyStoreDatabase,
-  mayWrite,
   prefixed,
+  sqlIdentifier,
   StoreConflict,
   storeRead,
   storeTransaction,
@@ -51,13 +53,11 @@ import type {
   StoreWriteContext,
 } from './types.js';
 
-const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain SQL identifier (letters, digits, _)');
-
 export const MailcowOptionsSchema = z.strictObject({
   /** mailcow's authenticator table. */
-  table: identifier.default('tfa'),
+  table: sqlIdentifier.default('tfa'),
   /** mailcow's mailbox table (for `attributes.force_tfa`); null = do not read it. Same database as `table`. */
-  mailboxTable: identifier.nullable().default('mailbox'),
+  mailboxTable: sqlIdentifier.nullable().default('mailbox'),
 });
 export type MailcowOptions = z.infer<typeof MailcowOptionsSchema>;
 
@@ -400,21 +400,15 @@ class MailcowStore implements ForeignStore {
   // ------------------------------------------------------------------------------------------------- doctor
 
   async doctor(): Promise<StoreCheck[]> {
-    const checks: StoreCheck[] = [];
     const name = (what: string) => `store ${this.name}: ${what}`;
-    let db: Database;
-    try {
-      db = await this.db();
-    } catch (err) {
-      return [{ name: name('database'), status: 'fail', detail: (err as Error).message, exitCode: 69 }];
-    }
-    try {
-      await db.knex(this.table).select('id', 'key_id', 'username', 'authmech', 'secret', 'keyHandle', 'publicKey', 'counter', 'active').limit(0);
-      checks.push({ name: name('schema'), status: 'ok', detail: `${this.table} has mailcow's columns` });
-    } catch (err) {
-      checks.push({ name: name('schema'), status: 'fail', detail: `${this.table}: ${(err as Error).message.split('\n')[0]}`, hint: "Point the store at mailcow's database (db.url, usually mysql://…@127.0.0.1:13306/mailcow) and table.", exitCode: 78 });
-      return checks;
-    }
+    const { db, checks } = await doctorSchema(
+      this.name,
+      this.db,
+      this.table,
+      (d) => d.knex(this.table).select('id', 'key_id', 'username', 'authmech', 'secret', 'keyHandle', 'publicKey', 'counter', 'active').limit(0),
+      "Point the store at mailcow's database (db.url, usually mysql://…@127.0.0.1:13306/mailcow) and table.",
+    );
+    if (!db) return checks;
     if (this.mailboxTable) {
       try {
         await db.knex(this.mailboxTable).select('username', 'attributes').limit(0);
@@ -436,12 +430,7 @@ class MailcowStore implements ForeignStore {
     } catch (err) {
       checks.push({ name: name('plaintext secrets'), status: 'fail', detail: (err as Error).message.split('\n')[0]! });
     }
-    const write = await mayWrite(db, (trx) => trx(this.table).whereRaw('1 = 0').delete());
-    checks.push(
-      write.ok
-        ? { name: name('write access'), status: 'ok', detail: `the database user may change ${this.table} (recover, disable, enable)` }
-        : { name: name('write access'), status: 'warn', detail: `read-only for ${this.table} (${write.reason}): status and verify work; recover, disable and enable fail`, hint: 'Grant SELECT, INSERT, UPDATE, DELETE on the table if mail2fa should change it.' },
-    );
+    checks.push(await doctorWriteAccess(this.name, db, this.table, 'recover, disable and enable', (trx) => trx(this.table).whereRaw('1 = 0').delete()));
     return checks;
   }
 

@@ -21,7 +21,7 @@ import type { Database, Dialect } from '../db/connection.js';
 import { escapeControl } from '../core/text.js';
 import { memcachedDelete, memcachedVersion, parseMemcachedServer, type MemcachedServer } from './memcached.js';
 import { JsonSyntaxError, member, parseStrictJson, setTopLevelMember, type JsonNode } from './strict-json.js';
-import { chunked, lazyStoreDatabase, mayWrite, prefixed, StoreConflict, storeRead, storeTransaction, unparsable, whereExact } from './support.js';
+import { chunked, doctorSchema, doctorWriteAccess, lazyStoreDatabase, prefixed, sqlIdentifier, StoreConflict, storeRead, storeTransaction, unparsable, whereExact } from './support.js';
 import type {
   ForeignStore,
   StoreAccountStatus,
@@ -36,11 +36,9 @@ import type {
   StoreWriteContext,
 } from './types.js';
 
-const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain SQL identifier (letters, digits, _)');
-
 export const SogoOptionsSchema = z.strictObject({
   /** The table of SOGoProfileURL. */
-  table: identifier.default('sogo_user_profile'),
+  table: sqlIdentifier.default('sogo_user_profile'),
   /**
    * Which key SOGo uses: `totpKey` (≥ 5.12.5), `privateSalt` (5.3–5.12.4), or `auto` (totpKey when the profile has
    * one, else PrivateSalt).
@@ -313,28 +311,11 @@ class SogoStore implements ForeignStore {
   // ------------------------------------------------------------------------------------------------- doctor
 
   async doctor(): Promise<StoreCheck[]> {
-    const checks: StoreCheck[] = [];
     const name = (what: string) => `store ${this.name}: ${what}`;
-    let db: Database;
-    try {
-      db = await this.db();
-    } catch (err) {
-      return [{ name: name('database'), status: 'fail', detail: (err as Error).message, exitCode: 69 }];
-    }
-    try {
-      await db.knex(this.table).select('c_uid', 'c_defaults', 'c_settings').limit(0);
-      checks.push({ name: name('schema'), status: 'ok', detail: `${this.table} has SOGo's profile columns` });
-    } catch (err) {
-      checks.push({ name: name('schema'), status: 'fail', detail: `${this.table}: ${(err as Error).message.split('\n')[0]}`, hint: "Point the store at SOGo's database and the table of SOGoProfileURL.", exitCode: 78 });
-      return checks;
-    }
+    const { db, checks } = await doctorSchema(this.name, this.db, this.table, (d) => d.knex(this.table).select('c_uid', 'c_defaults', 'c_settings').limit(0), "Point the store at SOGo's database and the table of SOGoProfileURL.");
+    if (!db) return checks;
     checks.push({ name: name('plaintext secrets'), status: 'warn', detail: `SOGo keeps each user's TOTP key in plaintext in ${this.table}.c_settings (80-bit keys); mail2fa only reads them` });
-    const write = await mayWrite(db, (trx) => trx(this.table).whereRaw('1 = 0').update({ c_defaults: null }));
-    checks.push(
-      write.ok
-        ? { name: name('write access'), status: 'ok', detail: `the database user may change ${this.table}.c_defaults (recover, disable)` }
-        : { name: name('write access'), status: 'warn', detail: `read-only for ${this.table} (${write.reason}): status and verify work; recover and disable fail`, hint: 'Grant SELECT, UPDATE on the table if mail2fa should change it.' },
-    );
+    checks.push(await doctorWriteAccess(this.name, db, this.table, 'recover and disable', (trx) => trx(this.table).whereRaw('1 = 0').update({ c_defaults: null })));
     const memcached = this.config.options.memcached;
     if (!memcached) {
       checks.push({ name: name('memcached'), status: 'warn', detail: 'no memcached configured: if SOGo uses one (SOGoMemcachedHost), changes show only after SOGoCacheCleanupInterval', hint: 'Set options.memcached.servers to SOGoMemcachedHost.' });

@@ -4,10 +4,14 @@
  * plaintext secrets foreign stores keep, and the `doctor` probe for a read-only database user.
  */
 import type { Knex } from 'knex';
+import { z } from 'zod';
 import type { Database, Dialect } from '../db/connection.js';
 import { isRetryable, mapDbError } from '../db/connection.js';
 import { configError, dataError, Mail2faError, tempFail } from '../core/errors.js';
-import type { StoreConfigBase, StoreDeps } from './types.js';
+import type { StoreCheck, StoreConfigBase, StoreDeps } from './types.js';
+
+/** Table names in store options: plain SQL identifiers only. */
+export const sqlIdentifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain SQL identifier (letters, digits, _)');
 
 /** The store's database: its own `db.url`, or the mail database. Opened on first use; the core closes it. */
 export function lazyStoreDatabase(config: StoreConfigBase, deps: StoreDeps): () => Promise<Database> {
@@ -167,6 +171,35 @@ export async function mayWrite(db: Database, statement: (trx: Knex.Transaction) 
     const e = err as { code?: string; message?: string };
     return { ok: false, reason: `${e.code ?? 'error'}: ${(e.message ?? String(err)).split('\n')[0]}` };
   }
+}
+
+/**
+ * The first `doctor` checks of a store: its database opens and `probe` (a `SELECT … LIMIT 0` of the columns the
+ * store uses) runs. Returns the database and the checks so far; no database when a check failed.
+ */
+export async function doctorSchema(storeName: string, openDb: () => Promise<Database>, table: string, probe: (db: Database) => Promise<unknown>, hint: string): Promise<{ db?: Database; checks: StoreCheck[] }> {
+  const name = `store ${storeName}: `;
+  let db: Database;
+  try {
+    db = await openDb();
+  } catch (err) {
+    return { checks: [{ name: `${name}database`, status: 'fail', detail: (err as Error).message, exitCode: 69 }] };
+  }
+  try {
+    await probe(db);
+  } catch (err) {
+    return { checks: [{ name: `${name}schema`, status: 'fail', detail: `${table}: ${(err as Error).message.split('\n')[0]}`, hint, exitCode: 78 }] };
+  }
+  return { db, checks: [{ name: `${name}schema`, status: 'ok', detail: `${table} has the expected columns` }] };
+}
+
+/** `doctor`: whether the store's database user may write (`statement` matches no row and is rolled back). */
+export async function doctorWriteAccess(storeName: string, db: Database, table: string, uses: string, statement: (trx: Knex.Transaction) => Promise<unknown>): Promise<StoreCheck> {
+  const write = await mayWrite(db, statement);
+  const name = `store ${storeName}: write access`;
+  return write.ok
+    ? { name, status: 'ok', detail: `the database user may change ${table} (${uses})` }
+    : { name, status: 'warn', detail: `read-only for ${table} (${write.reason}): status and verify work; ${uses} fail (exit 78)`, hint: 'Grant the database user write access to the table if mail2fa should change it.' };
 }
 
 /** Splits `items` into chunks of at most `size` (one query per chunk, never one per account). */

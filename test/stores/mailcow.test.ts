@@ -5,11 +5,10 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDb, describeEachDb, MARIADB_ADMIN_URL, type TestDb } from '../helpers/db.js';
-import { createMailcowSchema, storeHarness, writeCtx, type StoreHarness } from '../helpers/store-fixtures.js';
+import { createMailcowSchema, refusal, storeHarness, writeCtx, type StoreHarness } from '../helpers/store-fixtures.js';
 import { mailcowStore, MailcowOptionsSchema } from '../../src/stores/mailcow.js';
 import { encodeBase32 } from '../../src/stores/support.js';
 import type { ExportedSecret, ForeignStore } from '../../src/stores/types.js';
-import { Mail2faError } from '../../src/core/errors.js';
 
 const USER = 'user@example.com';
 /** RFC 4648's "Hello!\xde\xad\xbe\xef": mailcow's usual 16-character (80-bit) secret. */
@@ -22,15 +21,6 @@ function open(h: StoreHarness, extra: Record<string, unknown> = {}, options: Rec
 
 async function allRows(h: StoreHarness) {
   return h.db.knex('tfa').select('id', 'key_id', 'username', 'authmech', 'secret', 'active').orderBy('id');
-}
-
-async function refusal(p: Promise<unknown>): Promise<Mail2faError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(Mail2faError);
-  return err as Mail2faError;
 }
 
 describeEachDb('mailcow tfa store', (kind) => {

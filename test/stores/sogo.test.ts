@@ -5,12 +5,11 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { createSogoSchema, storeHarness, writeCtx, type StoreHarness } from '../helpers/store-fixtures.js';
+import { createSogoSchema, refusal, storeHarness, writeCtx, type StoreHarness } from '../helpers/store-fixtures.js';
 import { freePort, mcGet, mcSet, startMemcached, type Memcached } from '../helpers/memcached.js';
 import { sogoStore, SogoOptionsSchema } from '../../src/stores/sogo.js';
 import { encodeBase32 } from '../../src/stores/support.js';
 import type { ForeignStore } from '../../src/stores/types.js';
-import { Mail2faError } from '../../src/core/errors.js';
 
 const USER = 'user@example.com';
 const TOTP_KEY = '3f786850e387550fdab8';
@@ -32,15 +31,6 @@ async function defaultsOf(h: StoreHarness, uid: string): Promise<string | null> 
 
 async function allRows(h: StoreHarness) {
   return h.db.knex('sogo_user_profile').select('c_uid', 'c_defaults', 'c_settings').orderBy('c_uid');
-}
-
-async function refusal(p: Promise<unknown>): Promise<Mail2faError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(Mail2faError);
-  return err as Mail2faError;
 }
 
 let memcached: Memcached;
