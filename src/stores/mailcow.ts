@@ -369,7 +369,7 @@ class MailcowStore implements ForeignStore {
       if (totp.length > 0) {
         throw dataError('already_enabled', `store ${this.name}: ${email} already has a mailcow TOTP authenticator (${totp.map((r) => r.ref).join(', ')})`, 'Remove it first (`mail2fa disable` or `recover`).');
       }
-      const inserted = (await trx(this.table).insert({ key_id: label, username: email, authmech: 'totp', secret: encodeBase32(input.key), active: 1, counter: 0 })) as number[];
+      const inserted = (await trx(this.table).insert({ key_id: label, username: email, authmech: 'totp', secret: encodeBase32(input.key), active: 1 })) as number[];
       const ref = inserted[0] !== undefined ? `tfa.id=${inserted[0]}` : undefined;
       return {
         store: this.name,

@@ -62,8 +62,11 @@ export async function storeTransaction<T>(db: Database, storeName: string, work:
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.knex.transaction(work);
-    } catch (err) {
-      const retry = err instanceof StoreConflict || isRetryable(err);
+    } catch (caught) {
+      const err = driverError(caught);
+      // SQLite: a write after a read in a deferred transaction, when another connection wrote meanwhile, fails
+      // with SQLITE_BUSY_SNAPSHOT at once (busy_timeout does not wait for it): the row changed, so re-read.
+      const retry = err instanceof StoreConflict || isRetryable(err) || (err as { code?: string }).code === 'SQLITE_BUSY_SNAPSHOT';
       if (retry && attempt < ATTEMPTS) {
         await new Promise((r) => setTimeout(r, 15 * attempt + Math.floor(Math.random() * 25)));
         continue;
@@ -89,8 +92,23 @@ export async function storeRead<T>(db: Database, work: () => Promise<T>): Promis
   try {
     return await work();
   } catch (err) {
-    throw mapDbError(err, db.displayUrl);
+    throw mapDbError(driverError(err), db.displayUrl);
   }
+}
+
+/**
+ * The driver's error without the SQL knex puts in front of its message (`<sql with bound values> - <message>`):
+ * a bound value can be a plaintext secret (mailcow's `tfa.secret`) and must never reach an error message.
+ */
+export function driverError(err: unknown): unknown {
+  if (!(err instanceof Error) || err instanceof Mail2faError || err instanceof StoreConflict) return err;
+  const e = err as Error & { code?: string; errno?: number; sqlMessage?: string };
+  const cut = e.message.lastIndexOf(' - ');
+  const clean = new Error(e.sqlMessage ?? (cut >= 0 ? e.message.slice(cut + 3) : e.message)) as Error & { code?: string; errno?: number };
+  clean.name = e.name;
+  if (e.code !== undefined) clean.code = e.code;
+  if (e.errno !== undefined) clean.errno = e.errno;
+  return clean;
 }
 
 /** A value in a foreign store that does not parse exactly: refused, never repaired (exit 65). */

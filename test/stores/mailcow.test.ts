@@ -211,6 +211,21 @@ describeEachDb('mailcow tfa store', (kind) => {
       }
     });
 
+    it('a failed write never carries the secret in its message', async () => {
+      await h.db.knex('tfa').delete();
+      await h.db.knex.raw('ALTER TABLE tfa MODIFY secret VARCHAR(8)');
+      const key = Buffer.from('0123456789abcdef0123', 'ascii');
+      const err = await open(h, { allowPlaintextWrites: true }).enrol!('plain@example.com', { key }, writeCtx).then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      expect(err).toBeInstanceOf(Error);
+      expect(err!.message).toMatch(/too long/i);
+      expect(err!.message).not.toContain(encodeBase32(key));
+      expect(err!.message).not.toContain(encodeBase32(key).slice(0, 8));
+      expect((await allRows(h)).some((r) => r.username === 'plain@example.com')).toBe(false);
+    });
+
     it('doctor names a read-only database user', async () => {
       const mysql = await import('mysql2/promise');
       const admin = new URL(MARIADB_ADMIN_URL);

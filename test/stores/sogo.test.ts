@@ -216,3 +216,33 @@ describe('SOGo options', () => {
     expect(SogoOptionsSchema.safeParse({ keyGen: 'auto' }).success).toBe(false);
   });
 });
+
+describe('SOGo profile store: compare-and-set against a concurrent save [sqlite]', () => {
+  it('SOGo saving the profile between read and write: mail2fa re-reads and keeps SOGo\'s change', async () => {
+    const { default: Sqlite } = await import('better-sqlite3');
+    const testDb = await createTestDb('sqlite');
+    const h = await storeHarness(testDb);
+    try {
+      await createSogoSchema(h.db);
+      await h.db.knex('sogo_user_profile').insert({ c_uid: USER, c_defaults: '{"SOGoTOTPEnabled":1,"SOGoLanguage":"English"}', c_settings: SETTINGS_NEW });
+      const sogo = new Sqlite(h.db.file!);
+      sogo.pragma('busy_timeout = 5000');
+      let saves = 0;
+      h.db.knex.on('query', (q: { sql: string }) => {
+        // SOGo saves the user's language right after mail2fa read the profile, before mail2fa's UPDATE.
+        if (saves === 0 && /^update/i.test(q.sql) && q.sql.includes('sogo_user_profile')) {
+          saves++;
+          sogo.prepare('UPDATE sogo_user_profile SET c_defaults = ? WHERE c_uid = ?').run('{"SOGoTOTPEnabled":1,"SOGoLanguage":"Deutsch"}', USER);
+        }
+      });
+      const change = await open(h).reset!(USER, writeCtx);
+      sogo.close();
+      expect(saves).toBe(1);
+      expect(change.outcome).toBe('changed');
+      expect(await defaultsOf(h, USER)).toBe('{"SOGoTOTPEnabled":0,"SOGoLanguage":"Deutsch"}');
+    } finally {
+      await h.close();
+      await testDb.drop();
+    }
+  });
+});
