@@ -300,9 +300,9 @@ class MailcowStore implements ForeignStore {
     if (bad.length > 0) throw unparsable(this.name, `${this.table} rows of the account`, bad.join('; '));
   }
 
-  private async removeAll(email: string, verb: string): Promise<StoreChange> {
+  private async removeAll(email: string, verb: string, ctx: StoreWriteContext): Promise<StoreChange> {
     const db = await this.db();
-    return storeTransaction(db, this.name, async (trx) => {
+    return storeTransaction(db, this.name, ctx.sharedTransaction, async (trx) => {
       const parsed = (await this.rowsOf(trx, [email], true)).map(parseRow);
       this.refuseStructural(parsed);
       if (parsed.length === 0) return { store: this.name, kind: this.kind, outcome: 'nothing', detail: `no ${this.table} rows for the account` };
@@ -318,17 +318,17 @@ class MailcowStore implements ForeignStore {
     });
   }
 
-  reset(email: string, _ctx: StoreWriteContext): Promise<StoreChange> {
-    return this.removeAll(email, 'every mailcow authenticator removed');
+  reset(email: string, ctx: StoreWriteContext): Promise<StoreChange> {
+    return this.removeAll(email, 'every mailcow authenticator removed', ctx);
   }
 
-  disable(email: string, _ctx: StoreWriteContext): Promise<StoreChange> {
-    return this.removeAll(email, 'mailcow 2FA turned off');
+  disable(email: string, ctx: StoreWriteContext): Promise<StoreChange> {
+    return this.removeAll(email, 'mailcow 2FA turned off', ctx);
   }
 
-  async temporaryBypass(email: string, _ctx: StoreWriteContext): Promise<StoreChange> {
+  async temporaryBypass(email: string, ctx: StoreWriteContext): Promise<StoreChange> {
     const db = await this.db();
-    return storeTransaction(db, this.name, async (trx) => {
+    return storeTransaction(db, this.name, ctx.sharedTransaction, async (trx) => {
       const parsed = (await this.rowsOf(trx, [email], true)).map(parseRow);
       this.refuseStructural(parsed);
       if (parsed.length === 0) return { store: this.name, kind: this.kind, outcome: 'nothing', detail: `no ${this.table} rows for the account: mailcow asks for no code anyway` };
@@ -350,7 +350,7 @@ class MailcowStore implements ForeignStore {
     });
   }
 
-  async enrol(email: string, input: EnrolInput, _ctx: StoreWriteContext): Promise<StoreChange> {
+  async enrol(email: string, input: EnrolInput, ctx: StoreWriteContext): Promise<StoreChange> {
     if (!this.config.allowPlaintextWrites) {
       throw configError(
         'plaintext_store',
@@ -362,7 +362,7 @@ class MailcowStore implements ForeignStore {
     const label = input.label ?? 'mail2fa';
     if (label.length === 0 || label.length > 255 || /[\u0000-\u001f\u007f]/.test(label)) throw dataError('bad_label', `store ${this.name}: the authenticator label must be 1-255 characters without control characters`);
     const db = await this.db();
-    return storeTransaction(db, this.name, async (trx) => {
+    return storeTransaction(db, this.name, ctx.sharedTransaction, async (trx) => {
       const parsed = (await this.rowsOf(trx, [email], true)).map(parseRow);
       this.refuseStructural(parsed);
       const totp = parsed.filter((r) => r.kind === 'totp');
@@ -381,9 +381,9 @@ class MailcowStore implements ForeignStore {
     });
   }
 
-  async clearMigrated(emails: readonly string[], _ctx: StoreWriteContext): Promise<StoreChange> {
+  async clearMigrated(emails: readonly string[], ctx: StoreWriteContext): Promise<StoreChange> {
     const db = await this.db();
-    return storeTransaction(db, this.name, async (trx) => {
+    return storeTransaction(db, this.name, ctx.sharedTransaction, async (trx) => {
       const refs: string[] = [];
       for (const batch of chunked([...new Set(emails)], BATCH)) {
         const rows = (await this.rowsOf(trx, batch, true)).map((r) => ({ row: r, parsed: parseRow(r) })).filter((r) => r.parsed.kind === 'totp');

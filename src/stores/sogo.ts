@@ -247,9 +247,9 @@ class SogoStore implements ForeignStore {
 
   // ------------------------------------------------------------------------------------------------- writes
 
-  private async turnOff(email: string, verb: string): Promise<StoreChange> {
+  private async turnOff(email: string, verb: string, ctx: StoreWriteContext): Promise<StoreChange> {
     const db = await this.db();
-    const change = await storeTransaction(db, this.name, async (trx): Promise<StoreChange> => {
+    const change = await storeTransaction(db, this.name, ctx.sharedTransaction, async (trx): Promise<StoreChange> => {
       const [row] = await this.rowsOf(trx, db.dialect, [email], ['c_uid', 'c_defaults', 'c_settings'], true);
       if (!row) return { store: this.name, kind: this.kind, outcome: 'nothing', detail: `no SOGo profile (${this.table}) for the account` };
       const p = this.profile(row);
@@ -271,13 +271,19 @@ class SogoStore implements ForeignStore {
       return { store: this.name, kind: this.kind, outcome: 'changed', detail: `${verb}: wrote ${writes.map((k) => `${k}: 0`).join(', ')} into c_defaults (${was}); the key in c_settings is untouched`, refs: [p.ref] };
     });
     if (change.outcome !== 'changed') return change;
-    return this.invalidateCache(email, change);
+    const reported = await this.invalidateCache(email, change);
+    // Inside mail2fa's transaction the new value is not committed yet: SOGo could cache the old one again in
+    // between, so the entries are deleted once more when that transaction ends (what the first delete reported
+    // about reachability stands for both).
+    ctx.sharedTransaction?.executionPromise.then(
+      () => this.deleteCacheEntries(email).catch(() => {}),
+      () => {},
+    );
+    return reported;
   }
 
-  /** Deletes `<uid>+defaults` and `<uid>+settings` on every configured memcached; failures are reported, not thrown. */
-  private async invalidateCache(uid: string, change: StoreChange): Promise<StoreChange> {
-    const memcached = this.config.options.memcached;
-    if (!memcached) return { ...change, detail: `${change.detail}; no memcached configured (SOGo without a cache sees the change at once)` };
+  private async deleteCacheEntries(uid: string): Promise<{ deleted: number; failures: string[] }> {
+    const memcached = this.config.options.memcached!;
     const keys = [`${uid}+defaults`, `${uid}+settings`];
     const failures: string[] = [];
     let deleted = 0;
@@ -289,6 +295,14 @@ class SogoStore implements ForeignStore {
         failures.push(`${server.display}: ${(err as Error).message}`);
       }
     }
+    return { deleted, failures };
+  }
+
+  /** Deletes `<uid>+defaults` and `<uid>+settings` on every configured memcached; failures are reported, not thrown. */
+  private async invalidateCache(uid: string, change: StoreChange): Promise<StoreChange> {
+    const memcached = this.config.options.memcached;
+    if (!memcached) return { ...change, detail: `${change.detail}; no memcached configured (SOGo without a cache sees the change at once)` };
+    const { deleted, failures } = await this.deleteCacheEntries(uid);
     if (failures.length === 0) {
       return { ...change, detail: `${change.detail}; SOGo's cache entries deleted on ${this.servers.length} memcached server${this.servers.length === 1 ? '' : 's'} (${deleted} were cached)` };
     }
@@ -300,12 +314,12 @@ class SogoStore implements ForeignStore {
     };
   }
 
-  reset(email: string, _ctx: StoreWriteContext): Promise<StoreChange> {
-    return this.turnOff(email, 'SOGo TOTP turned off');
+  reset(email: string, ctx: StoreWriteContext): Promise<StoreChange> {
+    return this.turnOff(email, 'SOGo TOTP turned off', ctx);
   }
 
-  disable(email: string, _ctx: StoreWriteContext): Promise<StoreChange> {
-    return this.turnOff(email, 'SOGo TOTP turned off by the owner');
+  disable(email: string, ctx: StoreWriteContext): Promise<StoreChange> {
+    return this.turnOff(email, 'SOGo TOTP turned off by the owner', ctx);
   }
 
   // ------------------------------------------------------------------------------------------------- doctor

@@ -57,16 +57,23 @@ const ATTEMPTS = 4;
 /**
  * Runs `work` in one transaction on the store's database; a `StoreConflict` or a deadlock rolls back and retries
  * (PRODUCT.md §9: "retried a few times, then 75"). Typed errors (refusals) pass through untouched.
+ *
+ * `shared` (StoreWriteContext.sharedTransaction): the store lives in mail2fa's database and the core runs it inside
+ * its own account transaction. `work` then runs in a savepoint of that transaction, so a conflict rolls back only
+ * this store's statements before the retry, and the change commits or rolls back with mail2fa's audit row. A
+ * deadlock there has already rolled back the whole transaction on MySQL: it goes up untouched for the core to retry.
  */
-export async function storeTransaction<T>(db: Database, storeName: string, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+export async function storeTransaction<T>(db: Database, storeName: string, shared: Knex.Transaction | undefined, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await db.knex.transaction(work);
+      return await (shared ? shared.transaction(work) : db.knex.transaction(work));
     } catch (caught) {
       const err = driverError(caught);
       // SQLite: a write after a read in a deferred transaction, when another connection wrote meanwhile, fails
       // with SQLITE_BUSY_SNAPSHOT at once (busy_timeout does not wait for it): the row changed, so re-read.
-      const retry = err instanceof StoreConflict || isRetryable(err) || (err as { code?: string }).code === 'SQLITE_BUSY_SNAPSHOT';
+      const busy = isRetryable(err) || (err as { code?: string }).code === 'SQLITE_BUSY_SNAPSHOT';
+      if (shared && busy) throw err;
+      const retry = err instanceof StoreConflict || busy;
       if (retry && attempt < ATTEMPTS) {
         await new Promise((r) => setTimeout(r, 15 * attempt + Math.floor(Math.random() * 25)));
         continue;

@@ -174,6 +174,24 @@ describeEachDb('mailcow tfa store', (kind) => {
     expect((await allRows(h)).filter((r) => r.key_id.startsWith('decoy'))).toHaveLength(2);
   });
 
+  it('inside mail2fa\'s transaction (sharedTransaction): the deletion commits or rolls back with it', async () => {
+    const store = open(h);
+    const before = await allRows(h);
+    const rollback = new Error('rollback');
+    await expect(
+      h.db.knex.transaction(async (trx) => {
+        expect((await store.reset!(USER, { ...writeCtx, sharedTransaction: trx })).outcome).toBe('changed');
+        throw rollback;
+      }),
+    ).rejects.toBe(rollback);
+    expect(await allRows(h)).toEqual(before);
+    await h.db.knex.transaction(async (trx) => {
+      expect((await store.temporaryBypass!(USER, { ...writeCtx, sharedTransaction: trx })).outcome).toBe('changed');
+      expect((await store.reset!(USER, { ...writeCtx, sharedTransaction: trx })).outcome).toBe('changed');
+    });
+    expect(await allRows(h)).toEqual(before.filter((r) => r.username !== USER));
+  });
+
   it('disable removes every authenticator of the address', async () => {
     const store = open(h);
     const change = await store.disable!(USER, writeCtx);

@@ -169,6 +169,30 @@ describeEachDb('SOGo profile store', (kind) => {
     expect(await mcGet(memcached.port, 'salt@example.com+defaults')).toBe('{"SOGoTOTPEnabled":1}');
   });
 
+  it('inside mail2fa\'s transaction: written with it, and the cache cleared again once it commits', async () => {
+    const store = open(h, { memcached: { servers: [memcached.address] } });
+    await mcSet(memcached.port, `${USER}+defaults`, TRICKY_DEFAULTS);
+    await h.db.knex.transaction(async (trx) => {
+      const change = await store.reset!(USER, { ...writeCtx, sharedTransaction: trx });
+      expect(change.outcome).toBe('changed');
+      expect(await mcGet(memcached.port, `${USER}+defaults`)).toBeNull();
+      // SOGo reads the still-committed old profile and caches it again before mail2fa commits.
+      await mcSet(memcached.port, `${USER}+defaults`, TRICKY_DEFAULTS);
+    });
+    for (let i = 0; i < 100 && (await mcGet(memcached.port, `${USER}+defaults`)) !== null; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await mcGet(memcached.port, `${USER}+defaults`)).toBeNull();
+    expect(await defaultsOf(h, USER)).toContain('"SOGoTOTPEnabled":0');
+
+    const rollback = new Error('rollback');
+    await expect(
+      h.db.knex.transaction(async (trx) => {
+        await store.reset!('salt@example.com', { ...writeCtx, sharedTransaction: trx });
+        throw rollback;
+      }),
+    ).rejects.toBe(rollback);
+    expect(await defaultsOf(h, 'salt@example.com')).toBe('{"SOGoTOTPEnabled":1}');
+  });
+
   it('an unreachable memcached is reported with the change, which happened', async () => {
     const dead = await freePort();
     const store = open(h, { memcached: { servers: [`127.0.0.1:${dead}`], timeoutMs: 500 }, cacheCleanupInterval: 900 });
