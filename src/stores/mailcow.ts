@@ -20,13 +20,13 @@ import { z } from 'zod';
 import type { Database } from '../db/connection.js';
 import { configError, dataError } from '../core/errors.js';
 import { escapeControl } from '../core/text.js';
+import { base32Encode, STRONG_SECRET_BYTES } from '../totp/totp.js';
 import { parseStrictJson, member, JsonSyntaxError } from './strict-json.js';
 import {
   chunked,
   decodeBase32Secret,
   doctorSchema,
   doctorWriteAccess,
-  encodeBase32,
   lazyStoreDatabase,
   prefixed,
   sqlIdentifier,
@@ -34,7 +34,6 @@ import {
   storeRead,
   storeTransaction,
   unparsable,
-  WEAK_BELOW_BYTES,
   whereExact,
 } from './support.js';
 import type {
@@ -125,7 +124,7 @@ function parseRow(row: TfaRow): ParsedRow {
 function toFactor(r: ParsedRow): StoreFactor {
   const f: StoreFactor = { kind: r.kind, active: r.active === true, ref: r.ref };
   if (r.label !== undefined) f.label = r.label;
-  if (r.key && r.key.length < WEAK_BELOW_BYTES) f.weak = true;
+  if (r.key && r.key.length < STRONG_SECRET_BYTES) f.weak = true;
   return f;
 }
 
@@ -274,7 +273,7 @@ class MailcowStore implements ForeignStore {
         const r = parseRow(row);
         // Only what mailcow's sign-in would accept, and only mailbox users (tfa also holds admins).
         if (r.kind !== 'totp' || r.active !== true || !r.key || !row.username.includes('@')) continue;
-        batch.push({ email: row.username, key: r.key, ref: r.ref, weak: r.key.length < WEAK_BELOW_BYTES });
+        batch.push({ email: row.username, key: r.key, ref: r.ref, weak: r.key.length < STRONG_SECRET_BYTES });
       }
       if (batch.length > 0) yield batch;
     }
@@ -369,7 +368,7 @@ class MailcowStore implements ForeignStore {
       if (totp.length > 0) {
         throw dataError('already_enabled', `store ${this.name}: ${email} already has a mailcow TOTP authenticator (${totp.map((r) => r.ref).join(', ')})`, 'Remove it first (`mail2fa disable` or `recover`).');
       }
-      const inserted = (await trx(this.table).insert({ key_id: label, username: email, authmech: 'totp', secret: encodeBase32(input.key), active: 1 })) as number[];
+      const inserted = (await trx(this.table).insert({ key_id: label, username: email, authmech: 'totp', secret: base32Encode(input.key), active: 1 })) as number[];
       const ref = inserted[0] !== undefined ? `tfa.id=${inserted[0]}` : undefined;
       return {
         store: this.name,

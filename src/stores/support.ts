@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { Database, Dialect } from '../db/connection.js';
 import { isRetryable, mapDbError } from '../db/connection.js';
 import { configError, dataError, Mail2faError, tempFail } from '../core/errors.js';
+import { MAX_SECRET_BYTES, MIN_SECRET_BYTES } from '../totp/totp.js';
 import type { StoreCheck, StoreConfigBase, StoreDeps } from './types.js';
 
 /** Table names in store options: plain SQL identifiers only. */
@@ -128,12 +129,7 @@ export function unparsable(storeName: string, ref: string, problem: string) {
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
-/** Foreign stores use short secrets (mailcow: 10 bytes): accepted from 10 to 64 bytes, < 16 flagged weak (§9). */
-export const FOREIGN_MIN_SECRET_BYTES = 10;
-export const FOREIGN_MAX_SECRET_BYTES = 64;
-export const WEAK_BELOW_BYTES = 16;
-
-/** Decodes a base32 secret strictly (either case, optional `=` padding, nothing else). Never echoes the secret. */
+/** Decodes a base32 secret strictly (either case, optional `=` padding, nothing else; 10-64 bytes as foreign stores hold them, PRODUCT.md §9). Never echoes the secret. */
 export function decodeBase32Secret(raw: string): { key: Buffer } | { problem: string } {
   if (raw.length > 1024) return { problem: 'not a base32 secret (far too long)' };
   const m = /^([A-Za-z2-7]*)(=*)$/.exec(raw);
@@ -153,26 +149,10 @@ export function decodeBase32Secret(raw: string): { key: Buffer } | { problem: st
       out.push((value >>> bits) & 0xff);
     }
   }
-  if (out.length < FOREIGN_MIN_SECRET_BYTES || out.length > FOREIGN_MAX_SECRET_BYTES) {
-    return { problem: `secret is ${out.length} bytes; accepted are ${FOREIGN_MIN_SECRET_BYTES}-${FOREIGN_MAX_SECRET_BYTES}` };
+  if (out.length < MIN_SECRET_BYTES || out.length > MAX_SECRET_BYTES) {
+    return { problem: `secret is ${out.length} bytes; accepted are ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES}` };
   }
   return { key: Buffer.from(out) };
-}
-
-export function encodeBase32(bytes: Buffer): string {
-  let out = '';
-  let bits = 0;
-  let value = 0;
-  for (const byte of bytes) {
-    value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += ALPHABET[(value >>> bits) & 31];
-    }
-  }
-  if (bits > 0) out += ALPHABET[(value << (5 - bits)) & 31];
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

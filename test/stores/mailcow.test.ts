@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDb, describeEachDb, MARIADB_ADMIN_URL, type TestDb } from '../helpers/db.js';
 import { createMailcowSchema, refusal, storeHarness, writeCtx, type StoreHarness } from '../helpers/store-fixtures.js';
 import { mailcowStore, MailcowOptionsSchema } from '../../src/stores/mailcow.js';
-import { encodeBase32 } from '../../src/stores/support.js';
+import { base32Encode as encodeBase32 } from '../../src/totp/totp.js';
 import type { ExportedSecret, ForeignStore } from '../../src/stores/types.js';
 
 const USER = 'user@example.com';

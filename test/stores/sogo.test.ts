@@ -8,7 +8,7 @@ import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { createSogoSchema, refusal, storeHarness, writeCtx, type StoreHarness } from '../helpers/store-fixtures.js';
 import { freePort, mcGet, mcSet, startMemcached, type Memcached } from '../helpers/memcached.js';
 import { sogoStore, SogoOptionsSchema } from '../../src/stores/sogo.js';
-import { encodeBase32 } from '../../src/stores/support.js';
+import { base32Encode as encodeBase32 } from '../../src/totp/totp.js';
 import type { ForeignStore } from '../../src/stores/types.js';
 
 const USER = 'user@example.com';
