@@ -65,11 +65,14 @@ describeEachDb('mailcow site (CLI)', (kind) => {
     await db.knex('mailbox').insert([
       { username: USER, password: hash, active: 1, domain: 'example.com', attributes: '{"force_tfa":"1"}' },
       { username: 'plain@example.com', password: hash, active: 1, domain: 'example.com', attributes: '{}' },
+      { username: 'owner@example.com', password: hash, active: 1, domain: 'example.com', attributes: null },
     ]);
     await db.knex('tfa').insert([
       { key_id: 'phone', username: USER, authmech: 'totp', secret, active: 1 },
       { key_id: 'key', username: USER, authmech: 'webauthn', keyHandle: 'kh', publicKey: 'pk', active: 1 },
       { key_id: 'decoy', username: 'User@Example.com', authmech: 'totp', secret, active: 1 },
+      { key_id: 'app', username: 'owner@example.com', authmech: 'totp', secret: 'GNTDOOBWHA2TAZJTHA3TKNJQMZSGCYRY', active: 1 },
+      { key_id: 'otp', username: 'owner@example.com', authmech: 'yubi_otp', secret: 'id:key:cccccccccccc', active: 1 },
     ]);
     config = join(tdb.dir, 'mail2fa.yaml');
     // The block of docs/mailcow-sogo.md, on the test database.
@@ -111,7 +114,7 @@ describeEachDb('mailcow site (CLI)', (kind) => {
     const all = await cli(['status', '--all', '--format', 'ndjson']);
     expect(all.code).toBe(0);
     const rows = all.stdout.trim().split('\n').map((l) => JSON.parse(l) as { email: string; enabled: boolean });
-    expect(Object.fromEntries(rows.map((x) => [x.email, x.enabled]))).toEqual({ [USER]: true, 'plain@example.com': false });
+    expect(Object.fromEntries(rows.map((x) => [x.email, x.enabled]))).toEqual({ [USER]: true, 'plain@example.com': false, 'owner@example.com': true });
   });
 
   it('verify accepts the mailcow TOTP once (replay refused by mail2fa) and rejects a wrong code', async () => {
@@ -131,7 +134,7 @@ describeEachDb('mailcow site (CLI)', (kind) => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/store mailcow\s+reset: every mailcow authenticator removed: deleted 2 tfa rows \(totp, webauthn\)/);
     const rows = (await db.knex('tfa').select('username', 'key_id')) as { username: string; key_id: string }[];
-    expect(rows).toEqual([{ username: 'User@Example.com', key_id: 'decoy' }]);
+    expect(rows.filter((x) => x.username !== 'owner@example.com')).toEqual([{ username: 'User@Example.com', key_id: 'decoy' }]);
     const audit = await cli(['audit', '--account', USER, '--action', 'recover', '--format', 'json']);
     expect(audit.stdout).toContain('"store:mailcow":"changed"');
     const status = await cli(['--json', 'status', USER]);
@@ -139,6 +142,20 @@ describeEachDb('mailcow site (CLI)', (kind) => {
     const again = await cli(['--yes', 'recover', USER, '--ticket', 'T-101']);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/nothing to recover/i);
+  });
+
+  it('disable with password and a code of the mailcow TOTP removes every authenticator of the owner', async () => {
+    const owner = 'owner@example.com';
+    const ownerKey = Buffer.from('3f786850e387550fdab8', 'ascii');
+    await freshStep();
+    const refused = await cli(['disable', owner, '--password-stdin', '--code', totp(ownerKey)], 'wrong password\n');
+    expect(refused.code).toBe(77);
+    expect(await db.knex('tfa').where('username', owner).count({ n: '*' }).first()).toMatchObject({ n: 2 });
+    const r = await cli(['disable', owner, '--password-stdin', '--code', totp(ownerKey)], `${PASSWORD}\n`);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const left = (await db.knex('tfa').select('username')) as { username: string }[];
+    expect(left.some((x) => x.username === owner)).toBe(false);
   });
 });
 
