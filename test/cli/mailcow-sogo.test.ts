@@ -66,6 +66,7 @@ describeEachDb('mailcow site (CLI)', (kind) => {
       { username: USER, password: hash, active: 1, domain: 'example.com', attributes: '{"force_tfa":"1"}' },
       { username: 'plain@example.com', password: hash, active: 1, domain: 'example.com', attributes: '{}' },
       { username: 'owner@example.com', password: hash, active: 1, domain: 'example.com', attributes: null },
+      { username: 'lost@example.com', password: hash, active: 1, domain: 'example.com', attributes: null },
     ]);
     await db.knex('tfa').insert([
       { key_id: 'phone', username: USER, authmech: 'totp', secret, active: 1 },
@@ -73,6 +74,8 @@ describeEachDb('mailcow site (CLI)', (kind) => {
       { key_id: 'decoy', username: 'User@Example.com', authmech: 'totp', secret, active: 1 },
       { key_id: 'app', username: 'owner@example.com', authmech: 'totp', secret: 'GNTDOOBWHA2TAZJTHA3TKNJQMZSGCYRY', active: 1 },
       { key_id: 'otp', username: 'owner@example.com', authmech: 'yubi_otp', secret: 'id:key:cccccccccccc', active: 1 },
+      { key_id: 'old phone', username: 'lost@example.com', authmech: 'totp', secret, active: 1 },
+      { key_id: 'laptop', username: 'lost@example.com', authmech: 'webauthn', keyHandle: 'kh', publicKey: 'pk', active: 1 },
     ]);
     config = join(tdb.dir, 'mail2fa.yaml');
     // The block of docs/mailcow-sogo.md, on the test database.
@@ -114,7 +117,7 @@ describeEachDb('mailcow site (CLI)', (kind) => {
     const all = await cli(['status', '--all', '--format', 'ndjson']);
     expect(all.code).toBe(0);
     const rows = all.stdout.trim().split('\n').map((l) => JSON.parse(l) as { email: string; enabled: boolean });
-    expect(Object.fromEntries(rows.map((x) => [x.email, x.enabled]))).toEqual({ [USER]: true, 'plain@example.com': false, 'owner@example.com': true });
+    expect(Object.fromEntries(rows.map((x) => [x.email, x.enabled]))).toEqual({ [USER]: true, 'plain@example.com': false, 'owner@example.com': true, 'lost@example.com': true });
   });
 
   it('verify accepts the mailcow TOTP once (replay refused by mail2fa) and rejects a wrong code', async () => {
@@ -134,7 +137,7 @@ describeEachDb('mailcow site (CLI)', (kind) => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/store mailcow\s+reset: every mailcow authenticator removed: deleted 2 tfa rows \(totp, webauthn\)/);
     const rows = (await db.knex('tfa').select('username', 'key_id')) as { username: string; key_id: string }[];
-    expect(rows.filter((x) => x.username !== 'owner@example.com')).toEqual([{ username: 'User@Example.com', key_id: 'decoy' }]);
+    expect(rows.filter((x) => x.username === USER || x.username === 'User@Example.com')).toEqual([{ username: 'User@Example.com', key_id: 'decoy' }]);
     const audit = await cli(['audit', '--account', USER, '--action', 'recover', '--format', 'json']);
     expect(audit.stdout).toContain('"store:mailcow":"changed"');
     const status = await cli(['--json', 'status', USER]);
@@ -142,6 +145,19 @@ describeEachDb('mailcow site (CLI)', (kind) => {
     const again = await cli(['--yes', 'recover', USER, '--ticket', 'T-101']);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/nothing to recover/i);
+  });
+
+  it('recover --temporary-code uses mailcow\'s own one-login bypass: rows kept, active = 0, said so', async () => {
+    const lost = 'lost@example.com';
+    const r = await cli(['--yes', 'recover', lost, '--ticket', 'T-102', '--temporary-code']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/store mailcow\s+reset: set active = 0 on 2 tfa rows: mailcow lets the next password sign-in through without a code and then sets them back to active/);
+    expect(r.stdout).toMatch(/does not ask for a code at all, that is this one-time exception/);
+    const rows = (await db.knex('tfa').select('key_id', 'active', 'username')) as { key_id: string; active: number; username: string }[];
+    expect(rows.filter((x) => x.username === lost).map((x) => [x.key_id, Number(x.active)])).toEqual([['old phone', 0], ['laptop', 0]]);
+    const status = statusRow((await cli(['--json', 'status', lost])).stdout) as { stores: { store: string; activated: boolean; enforced: boolean; notEnforced: string[] }[] };
+    expect(status.stores.find((x) => x.store === 'mailcow')).toMatchObject({ activated: true, enforced: false, notEnforced: [expect.stringMatching(/one-login bypass/)] });
   });
 
   it('disable with password and a code of the mailcow TOTP removes every authenticator of the owner', async () => {
