@@ -81,6 +81,20 @@ describeEachDb('mailcow tfa store', (kind) => {
     expect(await store.account('nobody@example.com')).toBeNull();
   });
 
+  it('statusBatch asks the database twice per batch (tfa, mailbox), never once per address', async () => {
+    const emails = Array.from({ length: 400 }, (_, i) => `u${i}@example.com`).concat(USER);
+    let queries = 0;
+    const count = () => void queries++;
+    h.db.knex.on('query', count);
+    try {
+      const map = await open(h).statusBatch(emails);
+      expect([...map.keys()]).toEqual([USER]);
+    } finally {
+      h.db.knex.removeListener('query', count);
+    }
+    expect(queries).toBe(2);
+  });
+
   it('reset deletes every row of exactly the address in one go; a re-run finds nothing', async () => {
     const store = open(h);
     const before = await allRows(h);

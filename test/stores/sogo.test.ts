@@ -81,6 +81,19 @@ describeEachDb('SOGo profile store', (kind) => {
     expect(JSON.stringify([...map.values()])).not.toContain(TOTP_KEY);
   });
 
+  it('statusBatch is one query per batch, never one per address', async () => {
+    const emails = Array.from({ length: 400 }, (_, i) => `u${i}@example.com`).concat(USER, 'salt@example.com');
+    let queries = 0;
+    const count = () => void queries++;
+    h.db.knex.on('query', count);
+    try {
+      expect([...(await open(h).statusBatch(emails)).keys()].sort()).toEqual(['salt@example.com', USER]);
+    } finally {
+      h.db.knex.removeListener('query', count);
+    }
+    expect(queries).toBe(1);
+  });
+
   it('status follows the configured key generation and the system default', async () => {
     expect((await open(h, { keyGeneration: 'privateSalt' }).account(USER))!.details).toMatchObject({ key: 'General.PrivateSalt' });
     expect(await open(h, { keyGeneration: 'totpKey' }).account('salt@example.com')).toMatchObject({ activated: true, enforced: false });
