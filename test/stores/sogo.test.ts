@@ -206,6 +206,17 @@ describeEachDb('SOGo profile store', (kind) => {
     expect(await defaultsOf(h, 'salt@example.com')).toBe('{"SOGoTOTPEnabled":1}');
   });
 
+  it('a non-ASCII uid: its cache keys are deleted as SOGo writes them (UTF-8 bytes)', async () => {
+    const uid = 'jörg.ñ@example.com';
+    await h.db.knex('sogo_user_profile').insert({ c_uid: uid, c_defaults: '{"SOGoTOTPEnabled":1}', c_settings: SETTINGS_NEW });
+    await mcSet(memcached.port, `${uid}+defaults`, '{"SOGoTOTPEnabled":1}');
+    await mcSet(memcached.port, `${uid}+settings`, SETTINGS_NEW);
+    const change = await open(h, { memcached: { servers: [memcached.address] } }).reset!(uid, writeCtx);
+    expect(change.detail).toMatch(/\(2 were cached\)/);
+    expect(await mcGet(memcached.port, `${uid}+defaults`)).toBeNull();
+    expect(await mcGet(memcached.port, `${uid}+settings`)).toBeNull();
+  });
+
   it('an unreachable memcached is reported with the change, which happened', async () => {
     const dead = await freePort();
     const store = open(h, { memcached: { servers: [`127.0.0.1:${dead}`], timeoutMs: 500 }, cacheCleanupInterval: 900 });
