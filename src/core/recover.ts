@@ -288,7 +288,7 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
     ...base,
     removed: done.removed,
     lockCleared: done.lockCleared,
-    sessionsRevokedAt: isoTime(done.at)!,
+    sessionsRevokedAt: new Date(done.at).toISOString(),
     twoFactorRequired: done.temporaryCode !== null,
     temporaryCode: done.temporaryCode,
     signOut,

@@ -52,6 +52,11 @@ export const NEGATIVE = new Set(['wrong_password', 'wrong_code', 'enrolment_canc
  * negative answers get their `lockedUntil` from the caller (`extra`).
  */
 export function answerForError(raw: unknown, codeField = 'code', extra: Record<string, unknown> = {}): Answer {
+  const driverCode = (raw as { code?: unknown } | null)?.code;
+  // A database that cannot write or read (disk full, I/O error, file gone or locked) is unavailable, not a bug.
+  if (!(raw instanceof Mail2faError) && typeof driverCode === 'string' && /^SQLITE_(IOERR|FULL|CANTOPEN|READONLY|CORRUPT|NOTADB|BUSY|LOCKED|PERM)/.test(driverCode)) {
+    return unavailableAnswer(`database: ${driverCode}`);
+  }
   const err = raw instanceof Mail2faError ? raw : mapDbError(raw, 'database');
   if (!(err instanceof Mail2faError)) return internal(raw);
   if (err.code === 'bad_code') return badRequest(codeField, err.message);
