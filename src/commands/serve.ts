@@ -81,9 +81,10 @@ export function serveCommand(): Command {
         const base = await core.shared().catch(() => undefined);
         for (const notice of base?.notices ?? []) logLine({ t: new Date().toISOString(), event: 'notice', message: notice });
 
+        // Signals after the first are ignored: the stop is already under way (systemd's SIGKILL is the backstop).
         const signal = await new Promise<NodeJS.Signals>((resolve) => {
-          process.once('SIGTERM', () => resolve('SIGTERM'));
-          process.once('SIGINT', () => resolve('SIGINT'));
+          process.on('SIGTERM', () => resolve('SIGTERM'));
+          process.on('SIGINT', () => resolve('SIGINT'));
         });
         logLine({ t: new Date().toISOString(), event: 'stopping', signal });
         await server.close();

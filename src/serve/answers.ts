@@ -14,6 +14,8 @@ export interface Answer {
   /** For the log line only (never sent): what went wrong behind a 5xx. */
   logError?: string;
   headers?: Record<string, string>;
+  /** The database connection was lost: the service starts a fresh pool for the next request. */
+  connectionLost?: boolean;
 }
 
 export const ok = (body: Record<string, unknown>, outcome = 'ok'): Answer => ({ status: 200, body: { ok: true, ...body }, outcome });
@@ -71,7 +73,9 @@ export function answerForError(raw: unknown, codeField = 'code', extra: Record<s
     return errorAnswer(429, 'rate_limited', err.message, { outcome: 'rate_limited', message: err.message, retryAfter });
   }
   // 69 (database, gateway), 75 busy/changed, 78 (key, schema, integrity): the webmail can only retry later.
-  if (err.exitCode === 69 || err.exitCode === 75 || err.exitCode === 78) return unavailableAnswer(`${err.code}: ${err.message}`);
+  if (err.exitCode === 69 || err.exitCode === 75 || err.exitCode === 78) {
+    return { ...unavailableAnswer(`${err.code}: ${err.message}`), connectionLost: err.code === 'db_unavailable' };
+  }
   return internal(err);
 }
 

@@ -101,7 +101,7 @@ export async function startServe(db: TestDb, o: { dbUrl?: string; args?: string[
         .map((l) => JSON.parse(l) as Record<string, unknown>),
     call: (path, body, opts) => call({ socketPath }, path, body, opts),
     async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null && !child.killed) child.kill('SIGTERM');
       return exited;
     },
   };
