@@ -9,6 +9,7 @@ import { totpCode } from '../../src/totp/totp.js';
 import { addMailbox, testContext } from '../helpers/context.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { PASSWORD, accountState, auditRows, enrolSms, enrolTotp, lastOutboxCode, outboxFile, wrongTotp } from '../helpers/seed-2fa.js';
+import { runCli } from '../helpers/cli.js';
 import { startServe, type ServeProcess } from '../helpers/serve.js';
 
 const WHO = { ip: '203.0.113.7', userAgent: 'Mozilla/5.0 (test)' };
@@ -217,5 +218,16 @@ describeEachDb('serve endpoints', (kind) => {
     expect(huge.body).toMatchObject({ ok: false, error: { code: 'body_too_large' } });
     // The service is still there.
     expect((await serve.call('/healthz')).status).toBe(200);
+  });
+
+  it('doctor --serve checks the running service; exit 69 when nothing answers', async () => {
+    const r = await runCli(['doctor', '--serve', serve.socketPath, '--json']);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; status: string }[] };
+    expect(doc.ok).toBe(true);
+    expect(doc.checks.map((c) => [c.name, c.status])).toEqual([['service', 'ok'], ['service database', 'ok'], ['service schema', 'ok'], ['service key', 'ok']]);
+    const gone = await runCli(['doctor', '--serve', `${serve.socketPath}.missing`]);
+    expect(gone.code).toBe(69);
+    expect(gone.stdout).toMatch(/FAIL\s+service\s+no answer from .*ENOENT/);
   });
 });
