@@ -69,7 +69,8 @@ export function answerForError(raw: unknown, codeField = 'code', extra: Record<s
   if (NEGATIVE.has(err.code)) return { status: 200, body: { ok: false, outcome: err.code, message: err.message, ...extra }, outcome: err.code };
   if (err.code === 'locked') return errorAnswer(429, 'locked', err.message, { outcome: 'locked', message: err.message, ...extra });
   if (err.code === 'rate_limited') {
-    const retryAfter = /after (\S+Z)/.exec(err.message)?.[1] ?? null;
+    const at = /after (\S+Z)/.exec(err.message)?.[1];
+    const retryAfter = at && !Number.isNaN(Date.parse(at)) ? new Date(at).toISOString() : null;
     return errorAnswer(429, 'rate_limited', err.message, { outcome: 'rate_limited', message: err.message, retryAfter });
   }
   // 69 (database, gateway), 75 busy/changed, 78 (key, schema, integrity): the webmail can only retry later.

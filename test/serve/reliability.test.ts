@@ -14,6 +14,7 @@ import { totpCode } from '../../src/totp/totp.js';
 import { addMailbox, testContext } from '../helpers/context.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { PASSWORD, accountState, auditRows, enrolSms, enrolTotp, lastOutboxCode, outboxFile, twoFactorRows, wrongTotp } from '../helpers/seed-2fa.js';
+import { writeConfig } from '../helpers/enrolment.js';
 import { startServe, type Reply, type ServeProcess } from '../helpers/serve.js';
 
 const WHO = { ip: '198.51.100.23', userAgent: 'Reliability/1.0' };
@@ -69,7 +70,8 @@ describeEachDb('serve reliability', (kind) => {
 
   it('SIGTERM with requests in flight: each one answered or cleanly refused, none half-applied', async () => {
     serve = await startServe(db);
-    const accounts = await Promise.all(Array.from({ length: 16 }, (_, i) => enrolTotp(ctx, `term-${i}-${kind}@example.com`)));
+    const accounts = [];
+    for (let i = 0; i < 16; i++) accounts.push(await enrolTotp(ctx, `term-${i}-${kind}@example.com`));
     const s = serve;
     let signalled = false;
     const results = await Promise.all(
@@ -250,3 +252,43 @@ class TcpProxy {
   }
 }
 
+
+describeEachDb('serve and the SMS gateway', (kind) => {
+  let db: TestDb;
+  let ctx: Context;
+  let serve: ServeProcess | undefined;
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    ctx = await testContext(db);
+  }, 30_000);
+
+  afterAll(async () => {
+    await serve?.stop();
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('gateway down → 503 without details and no code stored; the 4th send in 15 minutes → 429 with retryAfter', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const config = writeConfig(db.dir, 'gateway-down', { sms: { transport: 'webhook', timeoutMs: 1000, webhook: { url: `http://127.0.0.1:${port}/sms` } } });
+    serve = await startServe(db, { args: ['--config', config], socketName: 'down.sock' });
+    const a = await enrolSms(ctx, `gw-${kind}@example.com`);
+    const down = await serve.call('/v1/send-code', { email: a.email, ...WHO });
+    expect(down.status).toBe(503);
+    expect(down.body).toEqual({ ok: false, error: { code: 'unavailable', message: 'service temporarily unavailable' } });
+    expect((await twoFactorRows(ctx, a.email)).challenges).toBe(0);
+    await serve.stop();
+    expect(serve.stderr()).toContain('sms_unavailable');
+
+    serve = await startServe(db, { socketName: 'up.sock' });
+    for (let i = 0; i < 3; i++) expect((await serve.call('/v1/send-code', { email: a.email, ...WHO })).status).toBe(200);
+    const limited = await serve.call('/v1/send-code', { email: a.email, ...WHO });
+    expect(limited.status).toBe(429);
+    expect(limited.body).toMatchObject({ ok: false, outcome: 'rate_limited', error: { code: 'rate_limited' } });
+    expect(limited.body.retryAfter).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  }, 30_000);
+});
