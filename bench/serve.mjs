@@ -180,36 +180,37 @@ async function openLoop({ socket, path, rate, amount, body, check }) {
   const latencies = [];
   const problems = new Map();
   const start = performance.now() + 20;
-  let sent = 0;
-  const inFlight = new Set();
-  const fire = (i, due) => {
+  const due = (i) => start + (i * 1000) / rate;
+  let scheduled = 0; // requests whose time has come
+  let started = 0; // requests sent (at most CONNECTIONS in flight; the rest wait here, their clocks running)
+  let finished = 0;
+  let wake;
+  const send = (i) => {
+    // The body (a TOTP code) is made when the request really leaves: a queue cannot age its code.
     const payload = JSON.stringify(body(i));
-    const p = new Promise((done) => {
-      const req = request({ socketPath: socket, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'mail2fa-client': 'bench' } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (d) => (text += d));
-        res.on('end', () => {
-          latencies.push(performance.now() - due);
-          const problem = check(res.statusCode, text);
-          if (problem) problems.set(problem, (problems.get(problem) ?? 0) + 1);
-          done();
-        });
-      });
-      req.on('error', (err) => {
-        problems.set(err.code ?? err.message, (problems.get(err.code ?? err.message) ?? 0) + 1);
-        done();
-      });
-      req.end(payload);
+    const done = (problem) => {
+      latencies.push(performance.now() - due(i));
+      if (problem) problems.set(problem, (problems.get(problem) ?? 0) + 1);
+      finished++;
+      wake?.();
+    };
+    const req = request({ socketPath: socket, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'mail2fa-client': 'bench' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d) => (text += d));
+      res.on('end', () => done(check(res.statusCode, text)));
     });
-    inFlight.add(p);
-    void p.then(() => inFlight.delete(p));
+    req.on('error', (err) => done(err.code ?? err.message));
+    req.end(payload);
   };
-  while (sent < amount) {
+  while (finished < amount) {
     const now = performance.now();
-    while (sent < amount && start + (sent * 1000) / rate <= now) fire(sent, start + (sent++ * 1000) / rate);
-    await new Promise((r) => setTimeout(r, 1));
+    while (scheduled < amount && due(scheduled) <= now) scheduled++;
+    while (started < scheduled && started - finished < CONNECTIONS) send(started++);
+    await new Promise((r) => {
+      wake = r;
+      setTimeout(r, 1);
+    });
   }
-  await Promise.all(inFlight);
   const duration = (performance.now() - start) / 1000;
   agent.destroy();
   latencies.sort((a, b) => a - b);
@@ -281,24 +282,27 @@ async function measure(kind) {
     // Warm-up: the first requests pay for lazy imports and pool connections.
     log(`${kind}: warm-up …`);
     await load({ socket, path: '/v1/requires-code', duration: 2, body: (i) => ({ email: secrets[i % secrets.length].email }), check: () => null });
-    // Codes computed before the run: the load generator spends its CPU on requests, not on HMACs. They are valid
-    // for the current step ±1, far longer than the run.
-    const accounts = secrets.slice(CLI_RUNS + 1).map(({ email, secret }) => ({ email, code: totpCode(secret, Date.now()) }));
-    const verifyCheck = (status, text) => (status === 200 && text.includes('"outcome":"accepted"') ? null : `${status} ${text.slice(0, 120)}`);
-    const verifyBody = (list) => (i) => ({ ...list[i % list.length], ip: '192.0.2.10', userAgent: 'autocannon' });
-    const one = accounts.slice(0, 300);
-    const atRate = accounts.slice(one.length, one.length + Math.min((accounts.length - one.length) >> 1, RATE * 8));
-    const flat = accounts.slice(one.length + atRate.length);
+    // Each account is used once (a code is accepted once); its code is computed when its request is sent, so
+    // that a slow phase cannot outlive the codes' 30-second steps.
+    const verifyCheck = (status, text) => (status === 200 && text.includes('"outcome":"accepted"') ? null : `${status} ${/"(?:outcome|code)":"[a-z_]+"/.exec(text)?.[0] ?? text.slice(0, 60)}${/"reason":"[a-z_]+"/.exec(text)?.[0] ?? ''}`);
+    const verifyBody = (list) => (i) => {
+      const { email, secret } = list[i];
+      return { email, code: totpCode(secret, Date.now()), ip: '192.0.2.10', userAgent: 'autocannon' };
+    };
+    const pool = secrets.slice(CLI_RUNS + 1);
+    const one = pool.slice(0, 200);
+    const atRate = pool.slice(one.length, one.length + RATE * 4);
+    const flat = pool.slice(one.length + atRate.length);
     log(`${kind}: verify × ${one.length}, one client at a time …`);
     const single = await withCpu(child.pid, () => sequential({ socket, path: '/v1/verify', amount: one.length, body: verifyBody(one), check: verifyCheck }));
-    log(`${kind}: verify at ${RATE}/s × ${atRate.length}, ${CONNECTIONS} connections …`);
+    log(`${kind}: verify at ${RATE}/s × ${atRate.length}, at most ${CONNECTIONS} connections …`);
     const verify = await withCpu(child.pid, () => openLoop({ socket, path: '/v1/verify', amount: atRate.length, rate: RATE, body: verifyBody(atRate), check: verifyCheck }));
-    log(`${kind}: verify flat out × ${flat.length}, ${CONNECTIONS} connections …`);
-    const saturated = await withCpu(child.pid, () => load({ socket, path: '/v1/verify', amount: flat.length, body: verifyBody(flat), check: verifyCheck }));
-    log(`${kind}: requires-code at ${RATE}/s, 5 s, then flat out, 5 s …`);
+    log(`${kind}: verify flat out, 8 s (at most ${flat.length}), ${CONNECTIONS} connections …`);
+    const saturated = await withCpu(child.pid, () => load({ socket, path: '/v1/verify', duration: 8, body: (i) => (i < flat.length ? verifyBody(flat)(i) : { email: 'nobody@bench.example', code: '000000', ip: '192.0.2.10' }), check: verifyCheck }));
+    log(`${kind}: requires-code at ${RATE}/s, 4 s, then flat out, 5 s …`);
     const requiresBody = (i) => ({ email: secrets[(i * 7919) % secrets.length].email });
     const requiresCheck = (status, text) => (status === 200 && text.includes('"requiresCode":true') ? null : `${status} ${text.slice(0, 120)}`);
-    const requires = await withCpu(child.pid, () => openLoop({ socket, path: '/v1/requires-code', amount: RATE * 5, rate: RATE, body: requiresBody, check: requiresCheck }));
+    const requires = await withCpu(child.pid, () => openLoop({ socket, path: '/v1/requires-code', amount: RATE * 4, rate: RATE, body: requiresBody, check: requiresCheck }));
     const requiresFlat = await withCpu(child.pid, () => load({ socket, path: '/v1/requires-code', duration: 5, body: requiresBody, check: requiresCheck }));
     log(`${kind}: baseline, mail2fa verify spawned ${CLI_RUNS} times …`);
     const cli = await cliBaseline(dbUrl, env, secrets);
@@ -332,7 +336,7 @@ function rowsFor(r) {
       `| ${name} | requires-code, flat out | ${qf.requests.total} | ${fmtMs(qf.latency.p50)} | ${fmtMs(qf.latency.p99)} | ${rate(qf)}/s | ${cpu(r.requiresFlat)} | ${answers(r.requiresFlat, 'all correct')} | |`,
       `| ${name} | \`mail2fa verify\` spawned per sign-in (baseline) | ${r.cli.times.length} | ${fmtMs(r.cli.median)} | | | | ${(r.cli.median / one.latency.p50).toFixed(0)}× the one-client serve p50 | |`,
     ],
-    problems: all.flatMap((p) => [...p.problems]).map(([p, n]) => `${n}× ${p}`),
+    problems: all.flatMap((p) => [...p.problems]).map(([p, n]) => `${name}: ${n}× ${p}`),
   };
 }
 
@@ -349,7 +353,7 @@ const u = new URL(opt['mariadb-url']);
 const m = machine({ mariadbArgs: kinds.includes('mariadb') ? ['-h', u.hostname, '-P', u.port || '3306', '-u', decodeURIComponent(u.username || 'root')] : null, sqlite3: false });
 const rendered = results.map(rowsFor);
 const text = [
-  `Run of \`npm run bench:serve\` on ${m.date}: ${ACCOUNTS.toLocaleString('en')} mailboxes with app 2FA per database, ${CONNECTIONS} concurrent clients (autocannon ${JSON.parse(readFileSync(join(ROOT, 'node_modules', 'autocannon', 'package.json'), 'utf8')).version}, flat out; a paced open-loop client for latency; both in the bench process on the same machine) over the Unix socket; one verify per account (each code is accepted once), codes computed before the run. Latency is measured open-loop at an offered rate of ${RATE} requests/s spread evenly over time (at most ${CONNECTIONS} connections; each latency counts from when its request was due), throughput flat out (each connection sends its next request as soon as the answer arrives, so latency there is mostly queueing: 50 in flight ÷ throughput); whole run ${((Date.now() - t0) / 1000).toFixed(1)} s.`,
+  `Run of \`npm run bench:serve\` on ${m.date}: ${ACCOUNTS.toLocaleString('en')} mailboxes with app 2FA per database, ${CONNECTIONS} concurrent clients (autocannon ${JSON.parse(readFileSync(join(ROOT, 'node_modules', 'autocannon', 'package.json'), 'utf8')).version}, flat out; a paced open-loop client for latency; both in the bench process on the same machine) over the Unix socket; one verify per account (each code is accepted once), its TOTP computed as the request is sent. Latency is measured open-loop at an offered rate of ${RATE} requests/s spread evenly over time (at most ${CONNECTIONS} connections; each latency counts from when its request was due), throughput flat out (each connection sends its next request as soon as the answer arrives, so latency there is mostly queueing: 50 in flight ÷ throughput); whole run ${((Date.now() - t0) / 1000).toFixed(1)} s.`,
   '',
   `Machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGb} GiB memory, ${m.os}; Node ${m.node}; MariaDB ${m.mariadb}. Load average (1 min) ${loadStart} at the start, ${loadAverage()} at the end: the service, the load generator and the database share the 2 cores${loadStart > 1.5 ? ', and other work was running on the machine' : ''}.`,
   '',

@@ -14,6 +14,8 @@ export interface Answer {
   /** For the log line only (never sent): what went wrong behind a 5xx. */
   logError?: string;
   headers?: Record<string, string>;
+  /** Things the core wanted said once (e.g. a sign-out command that failed): logged, not sent. */
+  notices?: string[];
   /** The database connection was lost: the service starts a fresh pool for the next request. */
   connectionLost?: boolean;
 }

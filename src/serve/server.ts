@@ -103,8 +103,10 @@ export class ServeServer {
     }
     if (answer.connectionLost) this.options.core.invalidate();
     try {
-      if (!res.destroyed && !res.headersSent) this.send(res, answer);
-      if (!res.destroyed) this.logLine(fields, answer, started);
+      const gone = res.destroyed;
+      if (!gone && !res.headersSent) this.send(res, answer);
+      // Every request that reached a handler gets its line, also when the client left before the answer.
+      this.logLine(gone ? { ...fields, clientGone: true } : fields, answer, started);
     } finally {
       this.inFlight--;
       if (this.inFlight === 0) this.drained?.();
@@ -149,7 +151,8 @@ export class ServeServer {
     }
     const email = (input as { email?: string }).email ?? '';
     const account = tryCanonicalAddress(email);
-    return 'address' in account ? this.queue.run(account.address, () => runRoute(r, input, ctx)) : runRoute(r, input, ctx);
+    const answer = await ('address' in account ? this.queue.run(account.address, () => runRoute(r, input, ctx)) : runRoute(r, input, ctx));
+    return ctx.notices.length ? { ...answer, notices: [...ctx.notices] } : answer;
   }
 
   /** Constant time: both sides hashed to 32 bytes first, so neither the length nor a prefix leaks. */
@@ -174,7 +177,7 @@ export class ServeServer {
     res.end(json);
   }
 
-  private logLine(fields: LogFields, answer: Answer, started: number): void {
+  private logLine(fields: LogFields & { clientGone?: boolean }, answer: Answer, started: number): void {
     this.options.log({
       t: new Date().toISOString(),
       ...fields,
@@ -182,6 +185,7 @@ export class ServeServer {
       outcome: answer.outcome,
       ms: Math.round((performance.now() - started) * 10) / 10,
       ...(answer.logError ? { error: answer.logError } : {}),
+      ...(answer.notices ? { notices: answer.notices } : {}),
     });
   }
 
@@ -199,8 +203,12 @@ export class ServeServer {
           : [400, 'bad_request', 'Bad Request'];
     const json = JSON.stringify({ ok: false, error: { code, message: code === 'request_timeout' ? 'the request was not received in time' : 'malformed HTTP request' } });
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`);
-    socket.destroySoon?.();
-    this.options.log({ t: new Date().toISOString(), route: 'unknown', method: '', status, outcome: code, ms: 0 });
+    // Closed once the answer is written, whatever the client does (it may never close its side).
+    socket.destroySoon();
+    // A request whose body was too slow is logged by its handler (outcome "aborted"); only requests that never
+    // got that far are logged here, so that each request has one line.
+    const handled = (socket as Socket & { _httpMessage?: unknown })._httpMessage !== undefined && (socket as Socket & { _httpMessage?: unknown })._httpMessage !== null;
+    if (!handled) this.options.log({ t: new Date().toISOString(), route: 'unknown', method: '', status, outcome: code, ms: 0 });
   }
 }
 
