@@ -10,7 +10,7 @@ import { disableTwoFactor } from '../core/disable.js';
 import { regenerateRecoveryCodes } from '../core/codes.js';
 import { confirmEnrolment, startEnrolment } from '../core/enrolment.js';
 import { Mail2faError } from '../core/errors.js';
-import { factorSummary, sendOwnerSmsCode } from '../core/owner.js';
+import { factorSummary, sendOwnerSmsCode, summaryRequiresCode } from '../core/owner.js';
 import { sendSignInCode } from '../core/send-code.js';
 import { statusBatches, type StatusRow } from '../core/status.js';
 import { parseCodeInput } from '../core/verification.js';
@@ -60,7 +60,7 @@ const route = <S extends z.ZodType>(schema: S, handle: (input: z.infer<S>, ctx: 
 /** The status row of one address (the library's `status()`), or null if the address is not one account. */
 async function statusRow(ctx: Context, address: string): Promise<StatusRow | null> {
   const db = await ctx.db();
-  for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now }, { kind: 'emails', emails: [address] })) {
+  for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() }, { kind: 'emails', emails: [address] })) {
     if (batch[0]) return batch[0];
   }
   return null;
@@ -121,7 +121,7 @@ async function sendOwnerCode(ctx: Context, input: { email: string; password: str
 export const ROUTES: Readonly<Record<string, Route>> = {
   '/v1/requires-code': route(EmailOnly, async (input, ctx) => {
     const summary = await factorSummary(ctx, input.email);
-    return ok({ email: summary.email, requiresCode: summary.method !== null || summary.temporaryCode });
+    return ok({ email: summary.email, requiresCode: summaryRequiresCode(summary) });
   }),
 
   '/v1/verify': route(Verify, async (input, ctx) => {
