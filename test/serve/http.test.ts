@@ -18,6 +18,7 @@ import { qrSvg } from '../../src/serve/qr.js';
 import { ServeServer } from '../../src/serve/server.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
 import { createTestDb, type TestDb } from '../helpers/db.js';
+import { runCli } from '../helpers/cli.js';
 import { call } from '../helpers/serve.js';
 
 const TOKEN = 'a3f9c2e871b04d5e9f6a1c2b3d4e5f60';
@@ -205,3 +206,31 @@ function rasterise(svg: string): [Uint8ClampedArray, number, number] {
   }
   return [data, w, w];
 }
+
+describe('serve command start-up refusals (exit codes)', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb('sqlite');
+    await (await testContext(db)).close();
+  });
+  afterAll(async () => db?.drop());
+
+  it('64 for a non-loopback address or TCP without a token; 78 for a path that is not a socket or a world-readable token', async () => {
+    const env = testEnv(db);
+    const open = await runCli(['--db', db.url, 'serve', '--listen', '0.0.0.0:8025'], { env });
+    expect(open.code).toBe(64);
+    expect(open.stderr).toMatch(/not a loopback address.*--expose-to-network/s);
+    const noToken = await runCli(['--db', db.url, 'serve', '--listen', '127.0.0.1:8025'], { env });
+    expect(noToken.code).toBe(64);
+    expect(noToken.stderr).toContain('--token-file');
+    writeFileSync(join(db.dir, 'plain'), 'x');
+    const notSocket = await runCli(['--db', db.url, 'serve', '--socket', join(db.dir, 'plain')], { env });
+    expect(notSocket.code).toBe(78);
+    expect(notSocket.stderr).toContain('is not a socket');
+    writeFileSync(join(db.dir, 'token'), `${TOKEN}\n`, { mode: 0o644 });
+    const token = await runCli(['--db', db.url, 'serve', '--listen', '127.0.0.1:8025', '--token-file', join(db.dir, 'token')], { env });
+    expect(token.code).toBe(78);
+    expect(token.stderr).toContain('readable by everyone');
+    expect(token.stderr).not.toContain(TOKEN);
+  });
+});
