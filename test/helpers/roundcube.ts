@@ -1,0 +1,118 @@
+/**
+ * Real Roundcube for tests (PRODUCT.md §7, §9.1): Debian's roundcube-core 1.6 under /var/lib/roundcube, driven
+ * through test/php/roundcube-oracle.php (one php process per batch of cases, JSON in and out), and scratch
+ * Roundcube databases created from the package's own SQL files.
+ */
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createTestDb, type DbKind } from './db.js';
+
+const ORACLE = fileURLToPath(new URL('../php/roundcube-oracle.php', import.meta.url));
+const SQL_DIR = '/usr/share/roundcube/SQL';
+const DEFAULTS = '/etc/roundcube/defaults.inc.php';
+
+/** A config dir for the oracle: Debian's defaults plus logs and temp files in the scratch dir. */
+export function roundcubeConfigDir(): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'mail2fa-rc-'));
+  copyFileSync(DEFAULTS, join(dir, 'defaults.inc.php'));
+  writeFileSync(
+    join(dir, 'config.inc.php'),
+    `<?php\n$config = [];\n$config['log_dir'] = '${dir}/';\n$config['temp_dir'] = '${dir}/';\n$config['plugins'] = [];\n$config['db_dsnw'] = 'sqlite:///${dir}/unused.sqlite?mode=0600';\n`,
+  );
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export type OracleCase = Record<string, unknown> & { op: string };
+
+export async function runOracle<T = Record<string, unknown>>(configDir: string, cases: OracleCase[]): Promise<T[]> {
+  const child = spawn('php', ['-d', 'opcache.enable_cli=0', '-d', 'display_errors=stderr', '-d', 'error_reporting=E_ALL & ~E_DEPRECATED', ORACLE], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on('data', (d: Buffer) => out.push(d));
+  child.stderr.on('data', (d: Buffer) => err.push(d));
+  child.stdin.end(JSON.stringify({ configDir, cases }));
+  const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? -1)));
+  const text = Buffer.concat(out).toString('utf8');
+  if (code !== 0) throw new Error(`php oracle exited ${code}: ${Buffer.concat(err).toString('utf8')}\n${text.slice(0, 2000)}`);
+  try {
+    return JSON.parse(text) as T[];
+  } catch {
+    throw new Error(`php oracle printed no JSON: ${Buffer.concat(err).toString('utf8')}\n${text.slice(0, 2000)}`);
+  }
+}
+
+export interface RoundcubeDb {
+  kind: DbKind;
+  /** mail2fa's URL for it (sqlite:… / mysql://…). */
+  url: string;
+  /** Roundcube's DSN for the same database. */
+  dsn: string;
+  /** Runs SQL on it (setup only). */
+  exec(sql: string, params?: unknown[]): Promise<unknown[]>;
+  drop(): Promise<void>;
+}
+
+/** A scratch Roundcube database (schema from the package's `<kind>.initial.sql`), with an optional table prefix. */
+export async function createRoundcubeDb(kind: DbKind, prefix = ''): Promise<RoundcubeDb> {
+  const base = await createTestDb(kind);
+  const file = kind === 'sqlite' ? 'sqlite.initial.sql' : 'mysql.initial.sql';
+  let sql = readFileSync(join(SQL_DIR, file), 'utf8');
+  if (prefix) sql = withPrefix(sql, prefix, kind);
+  if (kind === 'sqlite') {
+    const { default: Database } = await import('better-sqlite3');
+    const path = base.url.slice('sqlite:'.length);
+    const db = new Database(path);
+    db.exec(sql);
+    db.close();
+    return {
+      kind,
+      url: base.url,
+      dsn: `sqlite:///${path}?mode=0600`,
+      async exec(q, params = []) {
+        const c = new Database(path);
+        try {
+          const st = c.prepare(q);
+          return st.reader ? st.all(...params) : [st.run(...params)];
+        } finally {
+          c.close();
+        }
+      },
+      drop: base.drop,
+    };
+  }
+  const mysql = await import('mysql2/promise');
+  const u = new URL(base.url);
+  const conn = () => mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username || 'root'), database: u.pathname.slice(1), multipleStatements: true, charset: 'utf8mb4' });
+  const c = await conn();
+  await c.query(sql);
+  await c.end();
+  return {
+    kind,
+    url: base.url,
+    dsn: `mysql://${decodeURIComponent(u.username || 'root')}:@${u.hostname}:${u.port || 3306}/${u.pathname.slice(1)}`,
+    async exec(q, params = []) {
+      const c2 = await conn();
+      try {
+        const [rows] = await c2.query(q, params);
+        return Array.isArray(rows) ? rows : [rows];
+      } finally {
+        await c2.end();
+      }
+    },
+    drop: base.drop,
+  };
+}
+
+/** Prefixes the tables of Roundcube's initial SQL (what an install with `db_prefix` has). */
+function withPrefix(sql: string, prefix: string, kind: DbKind): string {
+  const tables = ['session', 'users', 'cache', 'cache_shared', 'cache_index', 'cache_thread', 'cache_messages', 'contacts', 'contactgroups', 'contactgroupmembers', 'identities', 'dictionary', 'searches', 'filestore', 'responses', 'collected_addresses', 'system'];
+  let out = sql;
+  for (const t of tables) {
+    const q = kind === 'mysql' || kind === 'mariadb' ? '`' : '';
+    out = out.replace(new RegExp(`(TABLE|INTO|REFERENCES|ON|EXISTS)\\s+${q}${t}${q}(?=[\\s(;])`, 'g'), `$1 ${q}${prefix}${t}${q}`);
+  }
+  return out;
+}
