@@ -256,6 +256,11 @@ export function parseTopLevel(buf: Buffer): TopLevelArray {
   return { countStart, countEnd: afterCount - 1, close: p, elements };
 }
 
+/** Validates one serialized value starting at `pos` (strictly) and returns the offset just after it. */
+export function valueEnd(buf: Buffer, pos: number): number {
+  return new Reader(buf).value(pos, 0, false)[1];
+}
+
 /** Decodes one complete serialized value (strictly; trailing bytes refused). For small values only. */
 export function decodeValue(buf: Buffer): PhpValue {
   const r = new Reader(buf);
