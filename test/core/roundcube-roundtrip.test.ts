@@ -8,8 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { removeStringKey } from '../../src/stores/php-serialize.js';
 import { base32 } from '../../src/stores/roundcube-plugin.js';
-import { describeEachDb } from '../helpers/db.js';
-import { createRoundcubeDb, roundcubeConfigDir, runOracle, type RoundcubeDb } from '../helpers/roundcube.js';
+import { createRoundcubeDb, describeRoundcubeEachDb, roundcubeConfigDir, runOracle, type RoundcubeDb } from '../helpers/roundcube.js';
 import { WRITE_CTX, insertUser, openRoundcubeStore, preferencesOf } from '../helpers/roundcube-store.js';
 
 const SAMPLE =
@@ -30,7 +29,7 @@ interface OracleRead {
 const rcConf = roundcubeConfigDir();
 afterAll(() => rcConf.cleanup());
 
-describeEachDb('Roundcube round trip with real Roundcube', (kind) => {
+describeRoundcubeEachDb('Roundcube round trip with real Roundcube', (kind) => {
   let rc: RoundcubeDb;
   beforeAll(async () => {
     rc = await createRoundcubeDb(kind);

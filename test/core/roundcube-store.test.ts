@@ -5,13 +5,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Mail2faError } from '../../src/core/errors.js';
 import { rcubeEncrypt } from '../../src/stores/rcube-crypto.js';
 import { base32, pluginJson, pluginSerialized } from '../../src/stores/roundcube-plugin.js';
 import { sessionUserId } from '../../src/stores/roundcube.js';
-import { describeEachDb } from '../helpers/db.js';
-import { createRoundcubeDb, type RoundcubeDb } from '../helpers/roundcube.js';
+import { createRoundcubeDb, describeRoundcube, describeRoundcubeEachDb, type RoundcubeDb } from '../helpers/roundcube.js';
 import { WRITE_CTX, insertUser, openRoundcubeStore, preferencesOf } from '../helpers/roundcube-store.js';
 
 const DES_KEY = 'Rc-test-des-key-0123456!';
@@ -39,7 +38,7 @@ async function thrown(p: Promise<unknown>): Promise<Mail2faError> {
   throw new Error('expected a Mail2faError');
 }
 
-describeEachDb('Roundcube store', (kind) => {
+describeRoundcubeEachDb('Roundcube store', (kind) => {
   let rc: RoundcubeDb;
   beforeAll(async () => {
     rc = await createRoundcubeDb(kind);
@@ -234,7 +233,7 @@ describeEachDb('Roundcube store', (kind) => {
   });
 });
 
-describe('Roundcube store: compare-and-set against a concurrent Roundcube save [sqlite]', () => {
+describeRoundcube('Roundcube store: compare-and-set against a concurrent Roundcube save [sqlite]', () => {
   let rc: RoundcubeDb;
   beforeAll(async () => {
     rc = await createRoundcubeDb('sqlite');

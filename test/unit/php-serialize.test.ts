@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { PhpSerializeError, decodeValue, parseTopLevel, removeStringKey, serializeValue, setStringKey } from '../../src/stores/php-serialize.js';
-import { roundcubeConfigDir, runOracle } from '../helpers/roundcube.js';
+import { describeRoundcube, roundcubeConfigDir, runOracle } from '../helpers/roundcube.js';
 
 const KEY = 'twofactor_gauthenticator';
 const b = (s: string) => Buffer.from(s, 'utf8');
@@ -182,7 +182,7 @@ function randomArray(g: Gen, depth: number, n: number, opts: { floats: boolean; 
 
 const wrap = (els: Buffer[]) => Buffer.concat([b(`a:${els.length}:{`), ...els, b('}')]);
 
-describe('fuzz: edits change nothing but the plugin element', () => {
+describeRoundcube('fuzz: edits change nothing but the plugin element', () => {
   it('remove / replace / insert on 400 random arrays with the key anywhere (PHP agrees every input and output is canonical)', async () => {
     const g = gen(14);
     const phpChecks: Buffer[] = [];
@@ -211,7 +211,7 @@ describe('fuzz: edits change nothing but the plugin element', () => {
   });
 });
 
-describe('fuzz: corruptions are refused (PHP is the oracle)', () => {
+describeRoundcube('fuzz: corruptions are refused (PHP is the oracle)', () => {
   it('1,500 single mutations: accepted only when PHP reads the array back byte for byte; truncation and trailing bytes always refused', async () => {
     const g = gen(65);
     const STRUCT = b('0123456789:;"{}asibdNRO-');

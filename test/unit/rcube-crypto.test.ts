@@ -1,7 +1,7 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { RCUBE_CIPHERS, rcubeDecrypt, rcubeEncrypt, type RcubeCipher } from '../../src/stores/rcube-crypto.js';
-import { roundcubeConfigDir, runOracle } from '../helpers/roundcube.js';
+import { describeRoundcube, roundcubeConfigDir, runOracle } from '../helpers/roundcube.js';
 
 const rc = roundcubeConfigDir();
 afterAll(() => rc.cleanup());
@@ -11,7 +11,7 @@ const CIPHERS = Object.keys(RCUBE_CIPHERS) as RcubeCipher[];
 const KEYS = ['rcmail-!24ByteDESkey*Str', 'short', 'a-much-longer-des-key-than-any-cipher-needs-0123456789', 'clé✓-0123456789'];
 const CLEAR = ['{"secret":"JBSWY3DPEHPK3PXP","activate":true,"recovery_codes":["ABCDEFGHIJ"]}', 'x', '0123456789abcdef', 'Grüße ✓'];
 
-describe('rcube::encrypt / rcube::decrypt compatibility (real Roundcube 1.6 as the other side)', () => {
+describeRoundcube('rcube::encrypt / rcube::decrypt compatibility (real Roundcube 1.6 as the other side)', () => {
   it('what mail2fa encrypts, Roundcube decrypts; what Roundcube encrypts, mail2fa decrypts — every cipher, key length and input', async () => {
     const cases: Array<{ cipher: RcubeCipher; key: string; clear: string; blob: string }> = [];
     for (const cipher of CIPHERS)
