@@ -78,9 +78,9 @@ export function rcubeEncrypt(c: RcubeCryptoConfig, clear: Buffer, random: (n: nu
 export function rcubeDecrypt(c: RcubeCryptoConfig, stored: string | Buffer): Buffer | null {
   const text = Buffer.isBuffer(stored) ? stored.toString('latin1') : stored;
   if (text.length === 0) return null;
-  // PHP's base64_decode (non-strict) skips characters outside the alphabet; Roundcube's own output never has any.
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return null;
-  let raw = Buffer.from(text, 'base64');
+  // PHP's base64_decode (non-strict, as Roundcube calls it) skips every character outside the alphabet, "="
+  // included, and drops an incomplete last group: Node's decoder of the cleaned text does exactly that.
+  let raw = Buffer.from(text.replace(/[^A-Za-z0-9+/]/g, ''), 'base64');
   const spec = RCUBE_CIPHERS[c.cipher];
   const tag = tagPrefix(raw);
   if (tag) raw = raw.subarray(4 + TAG_LEN);
