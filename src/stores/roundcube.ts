@@ -11,7 +11,7 @@
  * its own replay protection and lockout.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants as fsc, readFileSync } from 'node:fs';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import { configError, dataError, Mail2faError, tempFail, unknownAccount } from '../core/errors.js';
@@ -799,10 +799,41 @@ export class RoundcubeStore implements ForeignStore {
         hint: 'Empty the plugin\'s whitelist; status shows these accounts as activated but not enforced.',
       });
     }
+    checks.push(await this.writableCheck(db, label));
     if (this.o.users_allowed_2FA) {
       checks.push({ name: `${label} users_allowed_2FA`, status: 'warn', detail: `users_allowed_2FA is set (${plural(this.o.users_allowed_2FA.length, 'pattern')}): users outside it skip 2FA even when activated` });
     }
     return checks;
+  }
+
+  /**
+   * Can mail2fa write `preferences` (recover, disable, enable)? On MySQL an UPDATE matching no row still needs the
+   * privilege, and the column must be utf8mb4/utf8 (what Roundcube's connection speaks); on SQLite the file must
+   * be writable.
+   */
+  private async writableCheck(db: Database, label: string): Promise<StoreCheck> {
+    const name = `${label} write access`;
+    try {
+      if (db.dialect === 'sqlite') {
+        if (db.file) accessSync(db.file, fsc.W_OK);
+      } else {
+        await db.knex(this.users).update({ preferences: db.knex.ref('preferences') }).whereRaw('1 = 0');
+        const rows = (await db.knex.raw('SELECT CHARACTER_SET_NAME AS cs FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?', [this.users, 'preferences'])) as [Array<{ cs: string | null }>];
+        const cs = rows[0]?.[0]?.cs ?? null;
+        if (cs && !/^utf8(mb3|mb4)?$/.test(cs)) {
+          return { name, status: 'warn', detail: `${this.users}.preferences is ${cs}, not utf8mb4: mail2fa refuses writes whose bytes would not read back exactly`, hint: 'Roundcube expects utf8mb4 (its mysql.initial.sql).' };
+        }
+      }
+      return { name, status: 'ok', detail: `mail2fa may write ${this.users}.preferences (recover, disable, enable)` };
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      return {
+        name,
+        status: 'warn',
+        detail: `read-only: ${code || (err as Error).message}; recover, disable and enable cannot change Roundcube's preferences`,
+        hint: `Grant UPDATE on ${this.users} to the store's database user.`,
+      };
+    }
   }
 
   async close(): Promise<void> {

@@ -217,6 +217,8 @@ describeRoundcubeEachDb('Roundcube store', (kind) => {
   });
 
   it('doctor: reachable, schema, plaintext secrets, bypass lists, undecryptable values', async () => {
+    await insertUser(rc, 'doc-plain@example.com', 'localhost', prefsWith(plugin({})));
+    await insertUser(rc, 'doc-broken@example.com', 'localhost', prefsWith(encrypted({}, 'another-key-entirely-xyz')));
     const s = openRoundcubeStore(rc, { des_key: DES_KEY, pref_encrypt: true, whitelist: ['192.168.0.0/16'] });
     try {
       const checks = await s.store.doctor();
@@ -224,6 +226,7 @@ describeRoundcubeEachDb('Roundcube store', (kind) => {
       expect(byName['store roundcube']!.status).toBe('ok');
       expect(byName['store roundcube plaintext']).toMatchObject({ status: 'warn', detail: expect.stringMatching(/PLAINTEXT/) });
       expect(byName['store roundcube whitelist']).toMatchObject({ status: 'warn', detail: expect.stringMatching(/client-supplied headers/) });
+      expect(byName['store roundcube write access']).toMatchObject({ status: 'ok' });
       expect(byName['store roundcube encrypted values']).toMatchObject({ status: 'warn', detail: expect.stringMatching(/do not decrypt.*lets those users in/) });
       const missing = await openRoundcubeStore(rc, {}, { tablePrefix: 'nope_' }).store.doctor();
       expect(missing[0]).toMatchObject({ status: 'fail', exitCode: 78 });
