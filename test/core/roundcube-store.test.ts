@@ -289,6 +289,45 @@ describeRoundcube('Roundcube store: compare-and-set against a concurrent Roundcu
     }
   });
 
+  it('random corruptions of a stored value: reset refuses (65) and leaves the bytes as they were, or removes exactly the element', async () => {
+    const base = prefsWith(plugin({ codes: ['ABCDEFGHIJ'] }), 's:9:"signature";s:12:"Grüße; \\"x\\"";');
+    const s = openRoundcubeStore(rc, {});
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed % n);
+    let refused = 0;
+    try {
+      for (let i = 0; i < 60; i++) {
+        const bytes = Buffer.from(base, 'utf8');
+        const pos = rnd(bytes.length);
+        const mutated = [
+          () => bytes.subarray(0, pos), // truncated
+          () => Buffer.concat([bytes, Buffer.from(';')]), // trailing
+          () => Buffer.concat([bytes.subarray(0, pos), bytes.subarray(pos + 1)]), // a byte lost
+          () => Buffer.concat([bytes.subarray(0, pos), Buffer.from('R:1;'), bytes.subarray(pos)]), // junk inserted
+        ][i % 4]!();
+        const email = `fuzz${i}@example.com`;
+        const id = await insertUser(rc, email, 'localhost', mutated);
+        const outcome = await s.store.reset(email, WRITE_CTX).catch((e: Mail2faError) => e);
+        const after = await preferencesOf(rc, id);
+        if (outcome instanceof Mail2faError) {
+          expect(outcome.exitCode).toBe(65);
+          expect(after).toEqual(mutated);
+          refused++;
+        } else if (outcome.outcome === 'nothing') {
+          expect(after).toEqual(mutated); // the key's own bytes were hit: nothing to remove, nothing written
+          expect(mutated.includes(Buffer.from('s:24:"twofactor_gauthenticator";'))).toBe(false);
+        } else {
+          // Accepted: the value was valid, and only the plugin element (and the count) changed.
+          expect(after!.length).toBeLessThan(mutated.length);
+          expect(after!.includes(Buffer.from('twofactor_gauthenticator'))).toBe(false);
+        }
+      }
+    } finally {
+      await s.close();
+    }
+    expect(refused).toBeGreaterThan(40);
+  });
+
   it('bulk status over 100,000 Roundcube users: one query per batch of 1,000 addresses', async () => {
     const big = new Database(rc.url.slice('sqlite:'.length));
     const on = prefsWith(plugin({}));
