@@ -412,14 +412,17 @@ export class RoundcubeStore implements ForeignStore {
    * writes them all in one transaction, each compare-and-set on the exact bytes read; retried when Roundcube
    * saved meanwhile, then 75. Every written value is read back inside the transaction and must be byte-identical.
    */
-  private async edit(email: string, what: string, plan: (readings: RowReading[]) => Map<number, Buffer>): Promise<{ written: RowReading[] }> {
+  private async edit(email: string, what: string, ctx: StoreWriteContext, plan: (readings: RowReading[]) => Map<number, Buffer>): Promise<{ written: RowReading[] }> {
     const db = await this.database();
+    const shared = ctx.sharedTransaction;
     for (let attempt = 1; attempt <= RETRIES; attempt++) {
-      const readings = (await this.rowsOf(email)).map((r) => this.read(r));
+      const readings = (await this.rowsOf(email, shared)).map((r) => this.read(r));
       const changes = plan(readings);
       if (changes.size === 0) return { written: [] };
       try {
-        await db.knex.transaction(async (trx) => {
+        // In mail2fa's own transaction (same database) a nested transaction is a savepoint: a lost race rolls back
+        // this attempt only.
+        await (shared ? shared.transaction.bind(shared) : db.knex.transaction.bind(db.knex))(async (trx: Knex.Transaction) => {
           for (const r of readings) {
             const next = changes.get(r.row.userId);
             if (!next) continue;
@@ -461,8 +464,8 @@ export class RoundcubeStore implements ForeignStore {
     }
   }
 
-  private async removeKey(email: string, what: 'recover' | 'disable'): Promise<StoreChange> {
-    const { written } = await this.edit(email, what === 'recover' ? 'reset 2FA' : 'turned 2FA off', (readings) => {
+  private async removeKey(email: string, what: 'recover' | 'disable', ctx: StoreWriteContext): Promise<StoreChange> {
+    const { written } = await this.edit(email, what === 'recover' ? 'reset 2FA' : 'turned 2FA off', ctx, (readings) => {
       this.refuseUnparsable(readings);
       const changes = new Map<number, Buffer>();
       for (const r of readings) {
@@ -472,7 +475,7 @@ export class RoundcubeStore implements ForeignStore {
       return changes;
     });
     if (written.length === 0) return { store: this.name, kind: 'roundcube', outcome: 'nothing', detail: 'no twofactor_gauthenticator settings in Roundcube' };
-    const signedOut = this.o.session_signout ? await this.signOut(written.map((r) => r.row.userId)) : null;
+    const signedOut = this.o.session_signout ? await this.signOut(written.map((r) => r.row.userId), ctx.sharedTransaction) : null;
     return {
       store: this.name,
       kind: 'roundcube',
@@ -485,15 +488,15 @@ export class RoundcubeStore implements ForeignStore {
     };
   }
 
-  reset(email: string, _ctx: StoreWriteContext): Promise<StoreChange> {
-    return this.removeKey(email, 'recover');
+  reset(email: string, ctx: StoreWriteContext): Promise<StoreChange> {
+    return this.removeKey(email, 'recover', ctx);
   }
 
-  disable(email: string, _ctx: StoreWriteContext): Promise<StoreChange> {
-    return this.removeKey(email, 'disable');
+  disable(email: string, ctx: StoreWriteContext): Promise<StoreChange> {
+    return this.removeKey(email, 'disable', ctx);
   }
 
-  async enrol(email: string, input: { key: Buffer; recoveryCodes?: string[] }, _ctx: StoreWriteContext): Promise<StoreChange> {
+  async enrol(email: string, input: { key: Buffer; recoveryCodes?: string[] }, ctx: StoreWriteContext): Promise<StoreChange> {
     if (!this.o.pref_encrypt && !this.config.allowPlaintextWrites) {
       throw configError(
         'plaintext_store',
@@ -508,7 +511,7 @@ export class RoundcubeStore implements ForeignStore {
     const crypto = this.o.pref_encrypt ? this.crypto() : null;
     if (this.o.pref_encrypt && !crypto) throw configError('des_key', `store ${this.name}: pref_encrypt needs des_key`);
     let rowsSeen = 0;
-    const { written } = await this.edit(email, 'enrolled', (readings) => {
+    const { written } = await this.edit(email, 'enrolled', ctx, (readings) => {
       rowsSeen = readings.length;
       this.refuseUnparsable(readings);
       const unreadable = readings.find((r) => r.prefsProblem);
@@ -549,9 +552,9 @@ export class RoundcubeStore implements ForeignStore {
    * holding it, compare-and-set. Plaintext values are rewritten only when re-serializing them reproduces the stored
    * bytes exactly; encrypted ones are re-encrypted as the plugin does.
    */
-  async consumeRecoveryCode(email: string, code: string, _ctx: StoreWriteContext): Promise<boolean> {
+  async consumeRecoveryCode(email: string, code: string, ctx: StoreWriteContext): Promise<boolean> {
     if (code === '') return false;
-    const { written } = await this.edit(email, 'consumed a recovery code', (readings) => {
+    const { written } = await this.edit(email, 'consumed a recovery code', ctx, (readings) => {
       const changes = new Map<number, Buffer>();
       for (const r of readings) {
         if (!r.activated || !r.data || !r.row.prefs || !r.top || !r.data.recoveryCodes.includes(code)) continue;
@@ -639,13 +642,14 @@ export class RoundcubeStore implements ForeignStore {
    * After a successful migration: removes the plugin's key from every row of these addresses — only where the
    * secret is still the one exported (else 75, nothing written). All rows in one transaction.
    */
-  async clearMigrated(emails: readonly string[], _ctx: StoreWriteContext): Promise<StoreChange> {
+  async clearMigrated(emails: readonly string[], ctx: StoreWriteContext): Promise<StoreChange> {
     const db = await this.database();
+    const shared = ctx.sharedTransaction;
     const refs: string[] = [];
     for (let attempt = 1; attempt <= RETRIES; attempt++) {
       refs.length = 0;
       try {
-        await db.knex.transaction(async (trx) => {
+        await (shared ? shared.transaction.bind(shared) : db.knex.transaction.bind(db.knex))(async (trx: Knex.Transaction) => {
           for (let i = 0; i < emails.length; i += 500) {
             const chunk = emails.slice(i, i + 500);
             const byUsername = new Map<string, string[]>();
@@ -684,14 +688,15 @@ export class RoundcubeStore implements ForeignStore {
    * Deletes the Roundcube sessions (table `session`, session_storage = db) of these users: rows whose base64
    * `vars` hold `user_id|i:<id>;` as a top-level session variable. Returns a human summary.
    */
-  private async signOut(userIds: number[]): Promise<string> {
+  private async signOut(userIds: number[], shared?: Knex.Transaction): Promise<string> {
     const db = await this.database();
+    const q = shared ?? db.knex;
     const wanted = new Set(userIds);
     const doomed: string[] = [];
     let after = '';
     try {
       for (;;) {
-        const rows = (await db.knex(this.sessions).select('sess_id', 'vars').where('sess_id', '>', after).orderBy('sess_id').limit(500)) as Array<{ sess_id: string; vars: string | Buffer }>;
+        const rows = (await q(this.sessions).select('sess_id', 'vars').where('sess_id', '>', after).orderBy('sess_id').limit(500)) as Array<{ sess_id: string; vars: string | Buffer }>;
         if (rows.length === 0) break;
         for (const s of rows) {
           const id = sessionUserId(Buffer.from(String(s.vars), 'base64'));
@@ -700,7 +705,7 @@ export class RoundcubeStore implements ForeignStore {
         after = rows[rows.length - 1]!.sess_id;
         if (rows.length < 500) break;
       }
-      for (let i = 0; i < doomed.length; i += 500) await db.knex(this.sessions).whereIn('sess_id', doomed.slice(i, i + 500)).delete();
+      for (let i = 0; i < doomed.length; i += 500) await q(this.sessions).whereIn('sess_id', doomed.slice(i, i + 500)).delete();
     } catch (err) {
       const e = mapDbError(err, db.displayUrl);
       return `Roundcube sessions NOT signed out (${e.message})`;

@@ -289,6 +289,28 @@ describeRoundcube('Roundcube store: compare-and-set against a concurrent Roundcu
     }
   });
 
+  it('in mail2fa\'s own database, writes run on the shared transaction: they roll back and commit with it', async () => {
+    const id = await insertUser(rc, 'shared@example.com', 'localhost', prefsWith(plugin({})));
+    const s = openRoundcubeStore(rc, { session_signout: true });
+    try {
+      const db = await s.db(); // one SQLite connection: a second transaction would wait forever
+      await expect(
+        db.knex.transaction(async (trx) => {
+          const change = await s.store.reset('shared@example.com', { ...WRITE_CTX, sharedTransaction: trx });
+          expect(change.outcome).toBe('changed');
+          throw new Error('mail2fa\'s own change failed');
+        }),
+      ).rejects.toThrow(/own change failed/);
+      expect((await preferencesOf(rc, id))!.toString()).toBe(prefsWith(plugin({})));
+      await db.knex.transaction(async (trx) => {
+        await s.store.reset('shared@example.com', { ...WRITE_CTX, sharedTransaction: trx });
+      });
+      expect((await preferencesOf(rc, id))!.toString()).toBe('a:1:{s:8:"timezone";s:3:"UTC";}');
+    } finally {
+      await s.close();
+    }
+  });
+
   it('random corruptions of a stored value: reset refuses (65) and leaves the bytes as they were, or removes exactly the element', async () => {
     const base = prefsWith(plugin({ codes: ['ABCDEFGHIJ'] }), 's:9:"signature";s:12:"Grüße; \\"x\\"";');
     const s = openRoundcubeStore(rc, {});
