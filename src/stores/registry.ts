@@ -7,6 +7,7 @@ import type { StoreDefinition, StoreKind } from './types.js';
 type Loader = () => Promise<StoreDefinition<unknown>>;
 
 const REGISTRY: Partial<Record<StoreKind, Loader>> = {
+  postfixadmin: async () => (await import('./postfixadmin.js')).postfixadminStore as StoreDefinition<unknown>,
   roundcube: async () => (await import('./roundcube.js')).roundcubeStore as StoreDefinition<unknown>,
 };
 
