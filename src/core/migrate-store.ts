@@ -11,11 +11,12 @@
 import type { Context } from '../context.js';
 import { enrolledAccounts, existingMailboxes, insertImportedTotp, lockAccountStates } from '../db/factor-import.js';
 import { inTransaction } from '../db/tx.js';
-import { base32 } from '../stores/roundcube-plugin.js';
+import { base32Encode } from '../totp/totp.js';
 import type { ForeignStore } from '../stores/types.js';
 import { tryCanonicalAddress } from './address.js';
 import { writeAudit } from './audit.js';
-import { ExitCode, Mail2faError } from './errors.js';
+import { configError, ExitCode, Mail2faError, usageError } from './errors.js';
+import { storeWriteContext } from './stores.js';
 import { Vault } from './vault.js';
 
 export interface StoreMigrationOptions {
@@ -151,7 +152,7 @@ export async function migrateFromStore(ctx: Context, store: ForeignStore, o: Sto
     await classify(trx); // after the locks: an enrolment that just committed is seen
     const moving = accounts.filter((a) => a.outcome === 'migrate') as Array<StoreMigrationAccount & { key: Buffer }>;
     const now = ctx.now();
-    await insertImportedTotp(trx, ctx.tables, vault, now, moving.map((a) => ({ account: a.email, secret: base32(a.key) })));
+    await insertImportedTotp(trx, ctx.tables, vault, now, moving.map((a) => ({ account: a.email, secret: base32Encode(a.key) })));
     for (const a of moving) {
       await writeAudit(trx, ctx.tables, ctx, {
         action: 'migrate-from',
@@ -163,7 +164,7 @@ export async function migrateFromStore(ctx: Context, store: ForeignStore, o: Sto
     let cleared = 0;
     if (o.clear && moving.length > 0) {
       // Inside mail2fa's transaction: if the store refuses (changed meanwhile: 75), nothing is committed anywhere.
-      const change = await store.clearMigrated!(moving.map((a) => a.email), { now, actor: ctx.actor });
+      const change = await store.clearMigrated!(moving.map((a) => a.email), storeWriteContext(ctx.config, store, trx, now, ctx.actor));
       cleared = change.refs?.length ?? 0;
     }
     const result = report(store, o, accounts, cleared, false);
@@ -176,4 +177,22 @@ export async function migrateFromStore(ctx: Context, store: ForeignStore, o: Sto
     });
     return result;
   });
+}
+
+/**
+ * The configured store `migrate-from <kind>` reads: the only store of that kind, or the one named by `--store`.
+ * None configured → 78; several and no name → 64 naming them.
+ */
+export async function sourceStore(ctx: Context, kind: string, name?: string): Promise<ForeignStore> {
+  const stores = (await ctx.stores()).filter((s) => s.kind === kind);
+  if (name !== undefined) {
+    const named = stores.find((s) => s.name === name);
+    if (!named) throw usageError(`--store: no ${kind} store named "${name}"`, stores.length ? `Configured ${kind} stores: ${stores.map((s) => s.name).join(', ')}.` : undefined);
+    return named;
+  }
+  if (stores.length === 0) {
+    throw configError('no_store', `no ${kind} store is configured`, `Add it to the config's stores: list (see docs/${kind === 'roundcube' ? 'roundcube-store' : 'configuration'}.md).`);
+  }
+  if (stores.length > 1) throw usageError(`${stores.length} ${kind} stores are configured: name one with --store`, `Configured: ${stores.map((s) => s.name).join(', ')}.`);
+  return stores[0]!;
 }

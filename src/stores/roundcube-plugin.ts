@@ -8,12 +8,9 @@
  */
 import { decodeValue, serializeValue, type PhpArray, type PhpValue } from './php-serialize.js';
 import { rcubeDecrypt, rcubeEncrypt, type RcubeCryptoConfig } from './rcube-crypto.js';
+import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, STRONG_SECRET_BYTES, base32Encode } from '../totp/totp.js';
 
 export const PLUGIN_KEY = 'twofactor_gauthenticator';
-/** Secret sizes mail2fa reads from foreign stores (§9): 10-64 bytes; under 16 is weak. */
-export const MIN_FOREIGN_SECRET_BYTES = 10;
-export const MAX_FOREIGN_SECRET_BYTES = 64;
-export const WEAK_SECRET_BYTES = 16;
 
 /** The plugin's data once decoded (plaintext array or decrypted JSON). */
 export interface PluginData {
@@ -151,29 +148,14 @@ export function checkPluginSecret(secret: string | null): SecretCheck {
   const pluginKeyLen = Math.ceil(body.length / 8) * 5;
   if (pluginKeyLen > 64 && body.length % 8 !== 0) return { problem: 'secret length makes the plugin use a different key than authenticator apps' };
   const bytes = out.length;
-  if (bytes < MIN_FOREIGN_SECRET_BYTES || bytes > MAX_FOREIGN_SECRET_BYTES) {
-    return { problem: `secret is ${bytes} bytes; mail2fa reads ${MIN_FOREIGN_SECRET_BYTES}-${MAX_FOREIGN_SECRET_BYTES}` };
+  if (bytes < MIN_SECRET_BYTES || bytes > MAX_SECRET_BYTES) {
+    return { problem: `secret is ${bytes} bytes; mail2fa reads ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES}` };
   }
-  return { key: Buffer.from(out), bytes, weak: bytes < WEAK_SECRET_BYTES };
+  return { key: Buffer.from(out), bytes, weak: bytes < STRONG_SECRET_BYTES };
 }
 
 /** RFC 4648 base32 without padding (what the plugin's own generator produces, at any length). */
-export function base32(key: Buffer): string {
-  let bits = 0;
-  let acc = 0;
-  let s = '';
-  for (const byte of key) {
-    acc = (acc << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      s += B32[(acc >> bits) & 31];
-    }
-    acc &= (1 << bits) - 1;
-  }
-  if (bits > 0) s += B32[(acc << (5 - bits)) & 31];
-  return s;
-}
+export const base32 = (key: Buffer): string => base32Encode(key);
 
 /** PHP `json_encode()` of a string with default flags ("/" escaped, non-ASCII as \uXXXX). */
 function phpJsonString(s: string): string {

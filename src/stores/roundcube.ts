@@ -605,6 +605,7 @@ export class RoundcubeStore implements ForeignStore {
    * address cannot be told (bare login without mail_domain) or whose value is unusable come with `problem`.
    */
   async *exportSecrets(batchSize: number): AsyncIterable<ExportedSecret[]> {
+    this.exported.clear(); // a new export (e.g. after a dry-run preview) starts from what is stored now
     for await (const rows of this.scan(batchSize)) {
       const batch: ExportedSecret[] = [];
       for (const row of rows) {
