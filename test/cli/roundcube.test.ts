@@ -141,6 +141,31 @@ describeRoundcubeEachDb('Roundcube store (CLI)', (kind) => {
     noSecrets(dry.stdout + run.stdout + run.stderr);
   });
 
+  it('enable --store roundcube: the confirmed secret goes into the plugin (encrypted as Roundcube does), which real Roundcube reads', async () => {
+    const start = await cli(['--json', 'enable', 'plain@example.com', '--start', '--password-stdin', '--store', 'roundcube'], PASSWORD);
+    expect(start.code, start.stderr + start.stdout).toBe(0);
+    const started = JSON.parse(start.stdout) as { secret: string; store: string };
+    expect(started.store).toBe('roundcube');
+    const secret = started.secret;
+    const sms = await cli(['--json', 'enable', 'plain@example.com', '--start', '--password-stdin', '--store', 'roundcube', '--method', 'sms', '--phone', '011-45-20123456'], PASSWORD);
+    expect(sms.code).toBe(64); // the plugin takes an authenticator app only
+    const code = totpCode(secret, Date.now());
+    const confirm = await cli(['--json', 'enable', 'plain@example.com', '--confirm', '--code', code, '--store', 'roundcube']);
+    expect(confirm.code, confirm.stderr + confirm.stdout).toBe(0);
+    const done = JSON.parse(confirm.stdout) as { recoveryCodes: string[]; store: string };
+    expect(done.store).toBe('roundcube');
+    expect(done.recoveryCodes).toHaveLength(4);
+    for (const c of done.recoveryCodes) expect(c).toMatch(/^[A-Z2-7]{10}$/);
+    const [rcRead] = await runOracle<{ pluginRaw: string; plugin: unknown }>(rcConf.dir, [{ op: 'read', dsn: rc.dsn, userId: ids.plain, desKey: DES_KEY, cipher: 'AES-256-GCM', encrypt: true }]);
+    expect(rcRead).toMatchObject({ pluginRaw: 'string', plugin: { secret, activate: true, recovery_codes: done.recoveryCodes } });
+    // The confirmation code is used up (replay), mail2fa's own store stays empty, status names Roundcube.
+    expect((await cli(['verify', 'plain@example.com', '--code', code])).code).toBe(1);
+    const status = JSON.parse((await cli(['status', 'plain@example.com', '--json'])).stdout) as { accounts: Array<{ sources: string[] }> };
+    expect(status.accounts[0]!.sources).toEqual(['roundcube']);
+    const again = await cli(['--json', 'enable', 'plain@example.com', '--start', '--password-stdin', '--store', 'roundcube'], PASSWORD);
+    expect(again.code).toBe(65); // already on in Roundcube
+  });
+
   it('doctor reports the Roundcube store', async () => {
     const r = await cli(['doctor', '--json']);
     const checks = (JSON.parse(r.stdout) as { checks: Array<{ name: string; status: string }> }).checks;
