@@ -1,0 +1,285 @@
+/**
+ * A real webmail on loopback for the Roundcube plugin's journeys (PRODUCT.md §7, §11): Debian's Roundcube copied
+ * into a scratch directory and served by PHP's built-in server with this repository's plugin, Dovecot as its
+ * IMAP server (passwords from mail2fa's mailbox table), `mail2fa serve` on a Unix socket over a scratch SQLite
+ * database, and Debian's Chromium driven by playwright-core. `stop()` tears every part down.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { chromium, type Browser } from 'playwright-core';
+import type { Context } from '../../../src/context.js';
+import { BIN, runCli, type CliResult } from '../../helpers/cli.js';
+import { createTestDb, type TestDb } from '../../helpers/db.js';
+import { testContext, testEnv } from '../../helpers/context.js';
+
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+export const PLUGIN_DIR = join(REPO, 'integrations/roundcube/mail2fa');
+const ROUNDCUBE_TREE = '/var/lib/roundcube';
+const CHROMIUM = process.env.MAIL2FA_CHROMIUM ?? '/usr/bin/chromium';
+
+/** Where the journeys' screenshots go (kept after the run; CI can publish the folder). */
+export const ARTIFACTS = process.env.MAIL2FA_E2E_ARTIFACTS ?? join(REPO, 'test-artifacts/roundcube');
+
+export interface StackOptions {
+  /** Extra `$config[...]` settings for the plugin (PHP literals by key). */
+  pluginConfig?: Record<string, string>;
+  /** Roundcube's UI language (default en_US). */
+  language?: string;
+}
+
+export interface Stack {
+  url: string;
+  db: TestDb;
+  /** The environment to run `mail2fa` commands against the same database as serve. */
+  env: Record<string, string>;
+  /** mail2fa's SMS outbox file (the embedded default transport). */
+  outbox: string;
+  socket: string;
+  roundcubeDir: string;
+  browser: Browser;
+  /** An in-process context on the same database, for seeding accounts (close is handled by stop()). */
+  ctx: Context;
+  /** Writes Dovecot's passwd-file from mail2fa's mailbox table (call after adding mailboxes). */
+  syncPasswords(): void;
+  /** Runs the built `mail2fa` CLI against the same database (an agent at the terminal). */
+  cli(args: string[], input?: string): Promise<CliResult>;
+  /** Stops serve (to test fail-closed) and starts it again. */
+  stopServe(): Promise<void>;
+  startServe(): Promise<void>;
+  /** Roundcube's and PHP's logs, for failure messages. */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((done) => s.listen(0, '127.0.0.1', done));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((done) => s.close(() => done()));
+  return port;
+}
+
+async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await probe().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not come up within ${timeoutMs} ms`);
+}
+
+const tcpOpen = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+
+const httpOk = (opts: { port?: number; socketPath?: string; path: string }) =>
+  new Promise<boolean>((resolve) => {
+    const req = request({ host: '127.0.0.1', ...opts, method: 'GET', timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.once('error', () => resolve(false));
+    req.end();
+  });
+
+interface Proc {
+  child: ChildProcess;
+  output: () => string;
+}
+
+function startProcess(cmd: string, args: string[], o: { cwd?: string; env?: Record<string, string> } = {}): Proc {
+  const child = spawn(cmd, args, { cwd: o.cwd, env: { ...process.env, ...o.env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (d: Buffer) => {
+    out += d.toString('utf8');
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  return { child, output: () => out };
+}
+
+async function stopProcess(p: Proc | undefined): Promise<void> {
+  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
+  const exited = new Promise<void>((done) => p.child.once('exit', () => done()));
+  p.child.kill('SIGTERM');
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+const phpString = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+
+/** Dovecot with its own config: loopback only, own base_dir, passwd-file passdb, no TLS. */
+function dovecotConfig(dir: string, port: number): string {
+  const root = process.getuid?.() === 0;
+  const me = root ? null : (process.env.USER ?? 'nobody');
+  const uid = root ? 65534 : process.getuid!();
+  const gid = root ? 65534 : process.getgid!();
+  return `# generated by the Roundcube journeys' test stack
+base_dir = ${dir}/run
+instance_name = mail2fa-e2e-${port}
+listen = 127.0.0.1
+protocols = imap
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+log_path = ${dir}/dovecot.log
+mail_location = maildir:${dir}/mail/%u
+first_valid_uid = 1
+${me ? `default_internal_user = ${me}\ndefault_login_user = ${me}\n` : ''}passdb {
+  driver = passwd-file
+  args = username_format=%u ${dir}/passwd
+}
+userdb {
+  driver = static
+  args = uid=${uid} gid=${gid} home=${dir}/mail/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = ${port}
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service anvil {
+  chroot =
+}
+`;
+}
+
+/** Debian's Roundcube tree (symlinks) copied, with its own config, SQLite database, logs and temp. */
+function roundcubeTree(dir: string, imapPort: number, socket: string, o: StackOptions): void {
+  cpSync(ROUNDCUBE_TREE, dir, { recursive: true, verbatimSymlinks: true });
+  for (const sub of ['config', 'logs', 'temp']) {
+    rmSync(join(dir, sub), { recursive: true, force: true });
+    mkdirSync(join(dir, sub));
+  }
+  symlinkSync('/etc/roundcube/defaults.inc.php', join(dir, 'config/defaults.inc.php'));
+  symlinkSync('/etc/roundcube/mimetypes.php', join(dir, 'config/mimetypes.php'));
+  symlinkSync(PLUGIN_DIR, join(dir, 'plugins/mail2fa'));
+  const db = new Database(join(dir, 'roundcube.db'));
+  db.exec(readFileSync('/usr/share/roundcube/SQL/sqlite.initial.sql', 'utf8'));
+  db.close();
+  const plugin: Record<string, string> = {
+    mail2fa_serve: phpString(`unix://${socket}`),
+    mail2fa_support_contact: phpString('mailto:support@example.com'),
+    mail2fa_revocation_check_interval: '0',
+    ...o.pluginConfig,
+  };
+  const lines = [
+    '<?php',
+    '// generated by the Roundcube journeys\' test stack',
+    '$config = [];',
+    `$config['db_dsnw'] = ${phpString(`sqlite:///${join(dir, 'roundcube.db')}?mode=0646`)};`,
+    `$config['imap_host'] = ${phpString(`127.0.0.1:${imapPort}`)};`,
+    "$config['smtp_host'] = '';",
+    "$config['des_key'] = 'e2e-des-key-0123456789abcd';",
+    "$config['plugins'] = ['mail2fa'];",
+    "$config['skin'] = 'elastic';",
+    `$config['log_dir'] = ${phpString(join(dir, 'logs') + '/')};`,
+    `$config['temp_dir'] = ${phpString(join(dir, 'temp') + '/')};`,
+    "$config['enable_spellcheck'] = false;",
+    `$config['language'] = ${phpString(o.language ?? 'en_US')};`,
+    "$config['product_name'] = 'Webmail';",
+    ...Object.entries(plugin).map(([k, v]) => `$config[${phpString(k)}] = ${v};`),
+    '',
+  ];
+  writeFileSync(join(dir, 'config/config.inc.php'), lines.join('\n'));
+}
+
+export async function startStack(o: StackOptions = {}): Promise<Stack> {
+  const db = await createTestDb('sqlite');
+  chmodSync(db.dir, 0o755);
+  const env = testEnv(db, { MAIL2FA_CONFIG: '' });
+  const ctx = await testContext(db);
+  const socket = join(db.dir, 'serve.sock');
+  const outbox = join(db.dir, 'home', 'sms-outbox.ndjson');
+  const dovecotDir = join(db.dir, 'dovecot');
+  mkdirSync(join(dovecotDir, 'mail'), { recursive: true });
+  chmodSync(join(dovecotDir, 'mail'), 0o777);
+  const roundcubeDir = join(db.dir, 'roundcube');
+  const [imapPort, httpPort] = [await freePort(), await freePort()];
+  const procs: { dovecot?: Proc; serve?: Proc; php?: Proc } = {};
+  let browser: Browser | undefined;
+  mkdirSync(ARTIFACTS, { recursive: true });
+
+  const syncPasswords = () => {
+    const sqlite = new Database(db.url.slice('sqlite:'.length), { readonly: true });
+    const rows = sqlite.prepare('SELECT email, password FROM mailbox WHERE active = 1').all() as { email: string; password: string }[];
+    sqlite.close();
+    writeFileSync(join(dovecotDir, 'passwd'), rows.map((r) => `${r.email}:${r.password}\n`).join(''));
+  };
+
+  const startServe = async () => {
+    procs.serve = startProcess(process.execPath, [BIN, 'serve', '--socket', socket, '--socket-mode', '0666', '--client-name', 'roundcube'], { env });
+    await waitFor('mail2fa serve', () => httpOk({ socketPath: socket, path: '/healthz' })).catch((e: Error) => {
+      throw new Error(`${e.message}\n${procs.serve?.output()}`);
+    });
+  };
+
+  const stack: Stack = {
+    url: `http://127.0.0.1:${httpPort}`,
+    db,
+    env,
+    outbox,
+    socket,
+    roundcubeDir,
+    get browser() {
+      return browser!;
+    },
+    ctx,
+    syncPasswords,
+    cli: (args, input) => runCli(args, { env, input }),
+    stopServe: async () => stopProcess(procs.serve),
+    startServe,
+    logs: () =>
+      [
+        `--- php -S\n${procs.php?.output().slice(-4000) ?? ''}`,
+        ...(existsSync(join(roundcubeDir, 'logs/errors.log')) ? [`--- roundcube errors.log\n${readFileSync(join(roundcubeDir, 'logs/errors.log'), 'utf8').slice(-4000)}`] : []),
+        `--- serve\n${procs.serve?.output().slice(-3000) ?? ''}`,
+      ].join('\n'),
+    stop: async () => {
+      await browser?.close().catch(() => {});
+      await Promise.all([stopProcess(procs.php), stopProcess(procs.serve), stopProcess(procs.dovecot)]);
+      await ctx.close();
+      await db.drop();
+    },
+  };
+
+  try {
+    syncPasswords();
+    writeFileSync(join(dovecotDir, 'dovecot.conf'), dovecotConfig(dovecotDir, imapPort));
+    procs.dovecot = startProcess('/usr/sbin/dovecot', ['-c', join(dovecotDir, 'dovecot.conf'), '-F']);
+    roundcubeTree(roundcubeDir, imapPort, socket, o);
+    procs.php = startProcess('php', ['-d', 'opcache.enable=0', '-d', 'opcache.enable_cli=0', '-d', 'display_errors=stderr', '-S', `127.0.0.1:${httpPort}`], {
+      cwd: join(roundcubeDir, 'public_html'),
+      env: { PHP_CLI_SERVER_WORKERS: '2' },
+    });
+    const [, , , b] = await Promise.all([
+      startServe(),
+      waitFor('dovecot', () => tcpOpen(imapPort)),
+      waitFor('php -S', () => httpOk({ port: httpPort, path: '/' })),
+      chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      }),
+    ]);
+    browser = b;
+    return stack;
+  } catch (err) {
+    const logs = stack.logs();
+    await stack.stop().catch(() => {});
+    throw new Error(`${(err as Error).message}\n${logs}`);
+  }
+}
