@@ -30,6 +30,8 @@ export interface StackOptions {
   pluginConfig?: Record<string, string>;
   /** Roundcube's UI language (default en_US). */
   language?: string;
+  /** Start `mail2fa serve` with the stack (default true). */
+  serve?: boolean;
 }
 
 export interface Stack {
@@ -99,7 +101,8 @@ function startProcess(cmd: string, args: string[], o: { cwd?: string; env?: Reco
   const child = spawn(cmd, args, { cwd: o.cwd, env: { ...process.env, ...o.env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (d: Buffer) => {
-    out += d.toString('utf8');
+    // PHP's built-in server logs every connection; keep the requests and errors.
+    out += d.toString('utf8').replace(/^.*\] 127\.0\.0\.1:\d+ (Accepted|Closing)\n/gm, '');
     if (out.length > 200_000) out = out.slice(-100_000);
   };
   child.stdout!.on('data', keep);
@@ -190,7 +193,8 @@ function roundcubeTree(dir: string, imapPort: number, socket: string, o: StackOp
     `$config['log_dir'] = ${phpString(join(dir, 'logs') + '/')};`,
     `$config['temp_dir'] = ${phpString(join(dir, 'temp') + '/')};`,
     "$config['enable_spellcheck'] = false;",
-    `$config['language'] = ${phpString(o.language ?? 'en_US')};`,
+    // No fixed language: Roundcube follows the browser's Accept-Language (a journey runs in Danish).
+    ...(o.language ? [`$config['language'] = ${phpString(o.language)};`] : []),
     "$config['product_name'] = 'Webmail';",
     ...Object.entries(plugin).map(([k, v]) => `$config[${phpString(k)}] = ${v};`),
     '',
@@ -267,7 +271,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       env: { PHP_CLI_SERVER_WORKERS: '2' },
     });
     const [, , , b] = await Promise.all([
-      startServe(),
+      o.serve === false ? Promise.resolve() : startServe(),
       waitFor('dovecot', () => tcpOpen(imapPort)),
       waitFor('php -S', () => httpOk({ port: httpPort, path: '/' })),
       chromium.launch({
