@@ -100,7 +100,8 @@ describe('Roundcube + mail2fa: the help article end to end', () => {
           await frame.locator('#mail2fa-confirm-submit').click();
           const codes = frame.locator('#mail2fa-recovery-codes li');
           await codes.first().waitFor();
-          expect(await codes.count()).toBe(10);
+          const recoveryCodes = await codes.allTextContents();
+          expect(recoveryCodes).toHaveLength(10);
           await expect.poll(() => frame.locator('#mail2fa-enabled').textContent()).toContain('You will be signed out');
           await shot(page, '04-enable-app-recovery-codes');
 
@@ -140,14 +141,32 @@ describe('Roundcube + mail2fa: the help article end to end', () => {
           await submitSignInCode(page, code);
           await expect.poll(() => page.locator('#mail2fa-message').textContent()).toContain('not correct');
           await shot(page, '07-replayed-code-refused');
-          await submitSignInCode(page, await app.next());
+          // A recovery code instead (the phone is elsewhere): once.
+          await submitSignInCode(page, recoveryCodes[0]!);
           await expectMailView(page);
+
+          frame = await openTwoFactorSettings(page);
+          await expect.poll(() => frame.locator('#mail2fa-status').textContent()).toContain('Authenticator app');
+          expect(await frame.locator('#mail2fa-status').textContent()).toMatch(/Recovery codes left\s*9/);
+          await shot(page, '08-settings-2fa-on');
+
+          // New recovery codes (password + a recovery code): the old ones stop working.
+          await frame.locator('#mail2fa-password-regenerate').fill(PASSWORD);
+          await frame.locator('#mail2fa-code-regenerate').fill(recoveryCodes[1]!);
+          await frame.locator('#mail2fa-regenerate-submit').click();
+          const fresh = frame.locator('#mail2fa-regenerated li');
+          await fresh.first().waitFor();
+          const newCodes = await fresh.allTextContents();
+          expect(newCodes).toHaveLength(10);
+          expect(newCodes.filter((c) => recoveryCodes.includes(c))).toEqual([]);
 
           // Disable: password and a current code.
           frame = await openTwoFactorSettings(page);
-          await expect.poll(() => frame.locator('#mail2fa-status').textContent()).toContain('Authenticator app');
           expect(await frame.locator('#mail2fa-status').textContent()).toMatch(/Recovery codes left\s*10/);
-          await shot(page, '08-settings-2fa-on');
+          await frame.locator('#mail2fa-password-disable').fill(PASSWORD);
+          await frame.locator('#mail2fa-code-disable').fill(recoveryCodes[2]!);
+          await frame.locator('#mail2fa-disable-submit').click();
+          await expect.poll(() => frame.locator('#mail2fa-message').textContent()).toContain('not correct');
           await frame.locator('#mail2fa-password-disable').fill(PASSWORD);
           await frame.locator('#mail2fa-code-disable').fill(await app.next());
           await frame.locator('#mail2fa-disable-submit').click();

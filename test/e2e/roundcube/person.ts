@@ -7,7 +7,7 @@
 import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import jsQRModule from 'jsqr';
-import type { Browser, BrowserContext, FrameLocator, Locator, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { expect } from 'vitest';
 import { ARTIFACTS } from './stack.js';
 
@@ -36,9 +36,18 @@ export async function signIn(page: Page, url: string, email: string, password: s
   return response?.status() ?? 0;
 }
 
+/** Roundcube's client ignores clicks while it is loading or busy with a request: wait as a person would. */
+export async function settled(page: Page): Promise<void> {
+  await page.waitForFunction(() => {
+    const rc = (window as unknown as { rcmail?: { loaded?: boolean; busy?: boolean } }).rcmail;
+    return rc?.loaded === true && !rc.busy;
+  });
+}
+
 export async function expectMailView(page: Page): Promise<void> {
   await expect.poll(() => page.url()).toContain('_task=mail');
-  await page.locator('#messagelist').waitFor();
+  await page.locator('#messagelist').waitFor({ state: 'attached' });
+  await settled(page);
 }
 
 export async function expectLoginPage(page: Page): Promise<void> {
@@ -46,17 +55,20 @@ export async function expectLoginPage(page: Page): Promise<void> {
 }
 
 export async function signOut(page: Page): Promise<void> {
+  await settled(page);
   await Promise.all([page.waitForNavigation(), page.click('#taskmenu a.logout')]);
   await expectLoginPage(page);
 }
 
-/** Settings › Two-Factor Authentication; returns the frame its page is shown in. */
-export async function openTwoFactorSettings(page: Page, title = 'Two-Factor Authentication'): Promise<FrameLocator> {
-  await page.click('#taskmenu a.settings');
+/** Settings › Two-Factor Authentication (a plugin section: Elastic shows it as a whole page, not in the frame). */
+export async function openTwoFactorSettings(page: Page, title = 'Two-Factor Authentication'): Promise<Page> {
+  await settled(page);
+  if (!(await page.locator('#settings-menu').isVisible())) await page.click('#taskmenu a.settings');
+  await page.locator('#settings-menu').waitFor();
+  await settled(page);
   await page.locator('#settings-menu').getByText(title, { exact: true }).click();
-  const frame = page.frameLocator('#preferences-frame');
-  await frame.locator('#mail2fa-settings').waitFor();
-  return frame;
+  await page.locator('#mail2fa-settings').waitFor();
+  return page;
 }
 
 /** Types the code at the sign-in code step and submits it. */

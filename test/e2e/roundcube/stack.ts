@@ -226,7 +226,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   };
 
   const startServe = async () => {
-    procs.serve = startProcess(process.execPath, [BIN, 'serve', '--socket', socket, '--socket-mode', '0666', '--client-name', 'roundcube'], { env });
+    procs.serve = startProcess(process.execPath, [BIN, 'serve', '--socket', socket, '--socket-mode', '666', '--client-name', 'roundcube'], { env });
     await waitFor('mail2fa serve', () => httpOk({ socketPath: socket, path: '/healthz' })).catch((e: Error) => {
       throw new Error(`${e.message}\n${procs.serve?.output()}`);
     });
