@@ -64,12 +64,12 @@ class mail2fa extends rcube_plugin
             // Allowed while half-open: the code step, signing out, and a fresh sign-in (which replaces this session).
             if ($task === 'logout' || ($task === 'login' && $action === 'login') || in_array($action, self::CODE_ACTIONS, true)) {
                 if (in_array($action, self::CODE_ACTIONS, true) && $this->pending_expired()) {
-                    return $this->end_session('mail2fa.codetimeout');
+                    return $this->end_session('codetimeout');
                 }
                 return $args;
             }
             if ($this->pending_expired()) {
-                return $this->end_session('mail2fa.codetimeout');
+                return $this->end_session('codetimeout');
             }
             if ($this->rc->output->ajax_call || !empty($_REQUEST['_framed']) || !empty($_REQUEST['_remote'])) {
                 // No mail request is answered before the code: refuse, and send the browser to the code step.
@@ -82,6 +82,12 @@ class mail2fa extends rcube_plugin
             return $this->check_revoked($args);
         }
 
+        // The sign-in page after end_session(): say why.
+        $reason = rcube_utils::get_input_string('_mail2fa', rcube_utils::INPUT_GET);
+        if ($task === 'login' && empty($_SESSION['user_id']) && in_array($reason, ['signedout', 'codetimeout'], true)) {
+            $this->rc->output->show_message("mail2fa.$reason", 'warning', null, true, 20);
+        }
+
         return $args;
     }
 
@@ -91,12 +97,15 @@ class mail2fa extends rcube_plugin
         return time() - $since > self::PENDING_TTL;
     }
 
-    /** Ends the session before any action runs; Roundcube then shows the sign-in page (or tells the AJAX client). */
-    private function end_session(string $message)
+    /**
+     * Ends the session before any action runs. A page request is sent to the sign-in page with our reason; AJAX
+     * and framed requests get Roundcube's own "session ended" answer (the client then reloads the sign-in page).
+     */
+    private function end_session(string $reason)
     {
         $this->rc->kill_session();
-        if (!$this->rc->output->ajax_call) {
-            $this->rc->output->show_message($message, 'warning', null, true, -1);
+        if (!$this->rc->output->ajax_call && empty($_REQUEST['_framed']) && empty($_REQUEST['_remote'])) {
+            $this->rc->output->redirect(['_task' => 'login', '_mail2fa' => $reason], 0, true);
         }
         return ['task' => 'login', 'action' => ''];
     }
@@ -135,7 +144,7 @@ class mail2fa extends rcube_plugin
             $revoked = $r->get('sessionsRevokedAtMs');
             if (is_int($revoked) && $revoked > $this->session_started_ms()) {
                 rcube::write_log('mail2fa', sprintf('session of %s ended: 2FA settings changed at %s', $this->email(), (string) $r->get('sessionsRevokedAt')));
-                return $this->end_session('mail2fa.signedout');
+                return $this->end_session('signedout');
             }
         }
         // 404: not in mail2fa's mailbox table, nothing to revoke. 400: not an address mail2fa understands.

@@ -108,6 +108,7 @@ describe('Roundcube + mail2fa: the help article end to end', () => {
           // The other device's next click lands on the sign-in page.
           await other.page.click('#taskmenu a.settings');
           await expectLoginPage(other.page);
+          await expect.poll(() => other.page.locator('#messagestack').textContent()).toContain('you have been signed out');
 
           await Promise.all([page.waitForNavigation(), frame.locator('#mail2fa-signout').click()]);
           await expectLoginPage(page);
@@ -295,6 +296,7 @@ describe('Roundcube + mail2fa: the help article end to end', () => {
 
           await page.click('#taskmenu a.settings');
           await expectLoginPage(page);
+          await expect.poll(() => page.locator('#messagestack').textContent()).toContain('you have been signed out');
           await shot(page, '14-signed-out-after-recover');
 
           await signIn(page, stack.url, email, PASSWORD);
