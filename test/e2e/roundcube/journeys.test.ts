@@ -6,6 +6,9 @@
  *
  * Needs the built binary (`npm run build`), roundcube-core + php-cli + php-sqlite3, dovecot-imapd and chromium.
  */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { addMailbox } from '../../helpers/context.js';
 import { lastOutboxCode, outboxMessages } from '../../helpers/enrolment.js';
@@ -23,7 +26,7 @@ import {
   submitSignInCode,
   totp,
 } from './person.js';
-import { startStack, type Stack } from './stack.js';
+import { phpString, startStack, type Stack } from './stack.js';
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
 
@@ -355,6 +358,50 @@ describe('Roundcube + mail2fa: the help article end to end', () => {
           await page.goto(`${stack.url}/?_task=mail&_mbox=INBOX`);
           await expectMailView(page);
         } finally {
+          await context.close();
+        }
+      })(),
+    ));
+
+  it('serve over loopback TCP with a bearer token; a wrong token fails closed; only the explicit fail-open setting lets users in while serve is down', () =>
+    withLogs(
+      (async () => {
+        const email = 'ivan@example.com';
+        const { secret } = await enrolTotp(stack.ctx, email);
+        stack.syncPasswords();
+        const app = new Authenticator(secret);
+        const tokenFile = join(stack.db.dir, 'serve.token');
+        writeFileSync(tokenFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o640 });
+        const wrongTokenFile = join(stack.db.dir, 'wrong.token');
+        writeFileSync(wrongTokenFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o640 });
+        const tcp = await stack.startTcpServe(tokenFile);
+        const { context, page } = await newPerson(stack.browser);
+        try {
+          stack.setPluginConfig({ mail2fa_serve: phpString(tcp.url), mail2fa_token_file: phpString(tokenFile) });
+          await signIn(page, stack.url, email, PASSWORD);
+          await submitSignInCode(page, await app.next());
+          await expectMailView(page);
+          await signOut(page);
+
+          // The wrong token: serve answers 401, and the plugin lets nobody in.
+          stack.setPluginConfig({ mail2fa_token_file: phpString(wrongTokenFile) });
+          expect(await signIn(page, stack.url, email, PASSWORD)).toBe(503);
+          await expect.poll(() => page.locator('#mail2fa-message').textContent()).toContain('cannot be checked right now');
+
+          // Serve down, fail_open explicitly on: the password alone signs in (logged), for 2FA users too.
+          await tcp.stop();
+          stack.setPluginConfig({ mail2fa_token_file: phpString(tokenFile), mail2fa_fail_open: 'true' });
+          await page.goto(stack.url);
+          await signIn(page, stack.url, email, PASSWORD);
+          await expectMailView(page);
+          expect(readFileSync(join(stack.roundcubeDir, 'logs/mail2fa.log'), 'utf8')).toContain(`FAIL OPEN: ${email} signed in without the 2FA check`);
+          await signOut(page);
+          // fail_open must be exactly true: a truthy string does not count.
+          stack.setPluginConfig({ mail2fa_fail_open: "'yes'" });
+          expect(await signIn(page, stack.url, email, PASSWORD)).toBe(503);
+        } finally {
+          stack.setPluginConfig({ mail2fa_serve: phpString(`unix://${stack.socket}`), mail2fa_token_file: null, mail2fa_fail_open: null });
+          await tcp.stop();
           await context.close();
         }
       })(),
