@@ -147,7 +147,17 @@ class mail2fa extends rcube_plugin
                 return $this->end_session('signedout');
             }
         }
-        // 404: not in mail2fa's mailbox table, nothing to revoke. 400: not an address mail2fa understands.
+        if (!$r->ok()) {
+            if ($r->status === 404 || $r->status === 400) {
+                if (!$this->unknown_allowed($this->email(), $r)) {
+                    return $this->end_session('signedout');
+                }
+            } elseif (!$this->fail_open()) {
+                // A refused token or another unexpected answer: like an unreachable service.
+                rcube::write_log('mail2fa', "mail2fa serve answered {$r->status} ({$r->code()}) to sessions-revoked-at");
+                $this->unavailable_page();
+            }
+        }
         $_SESSION['mail2fa_checked_at'] = $now;
         return $args;
     }
@@ -184,13 +194,30 @@ class mail2fa extends rcube_plugin
             $_SESSION['mail2fa_pending'] = ['since' => time(), 'redirect' => $this->safe_redirect($args)];
             return ['_task' => 'login', '_action' => 'plugin.mail2fa-code'];
         }
-        if (!$r->ok() && $r->status !== 404 && $r->status !== 400) {
-            // Any other answer than "no code needed" or "mail2fa does not know this address": do not let in.
-            $this->rc->kill_session();
-            $this->unavailable_page();
+        if ($r->ok() && $r->get('requiresCode') === false) {
+            $this->mark_signed_in();
+            return $args;
         }
-        $this->mark_signed_in();
-        return $args;
+        if (($r->status === 404 || $r->status === 400) && $this->unknown_allowed($email, $r)) {
+            $this->mark_signed_in();
+            return $args;
+        }
+        // Anything else than a clear "no code needed": nobody is let in.
+        $this->rc->kill_session();
+        $this->unavailable_page($r->status === 404 || $r->status === 400 ? 'unknownaccountlogin' : 'unavailable');
+    }
+
+    /**
+     * An address mail2fa does not know (404) or cannot read as an address (400). By default such a sign-in is
+     * refused: IMAP may accept spellings mail2fa's exact matching does not (case, a login without the domain),
+     * and letting them in would skip 2FA. Sites whose webmail also serves mailboxes outside mail2fa's table set
+     * mail2fa_unknown_accounts = 'allow'.
+     */
+    private function unknown_allowed(string $email, mail2fa_response $r): bool
+    {
+        $allow = $this->rc->config->get('mail2fa_unknown_accounts', 'deny') === 'allow';
+        rcube::write_log('mail2fa', sprintf('%s is %s to mail2fa (%s): %s', $email, $r->status === 404 ? 'unknown' : 'not an address', $r->code(), $allow ? 'allowed (mail2fa_unknown_accounts = allow)' : 'refused'));
+        return $allow;
     }
 
     private function mark_signed_in(): void
@@ -707,18 +734,18 @@ class mail2fa extends rcube_plugin
     }
 
     /** The clear "cannot check two-factor now" page (fail closed), HTTP 503. Does not return. */
-    private function unavailable_page()
+    private function unavailable_page(string $message = 'unavailable')
     {
         http_response_code(503);
         if ($this->rc->output->ajax_call) {
-            $this->rc->output->show_message('mail2fa.unavailable', 'error');
+            $this->rc->output->show_message("mail2fa.$message", 'error');
             $this->rc->output->send();
         }
-        $this->register_handler('plugin.mail2fa_signin', function () {
+        $this->register_handler('plugin.mail2fa_signin', function () use ($message) {
             $back = html::a(['href' => $this->rc->url(['_task' => 'login'])], rcube::Q($this->gettext('backtologin')));
             return html::div(['id' => 'login-form', 'class' => 'mail2fa-signin propform'],
-                html::tag('h1', ['class' => 'mail2fa-title'], rcube::Q($this->gettext('unavailabletitle')))
-                . html::div(['class' => 'mail2fa-message error', 'id' => 'mail2fa-message', 'role' => 'alert'], rcube::Q($this->gettext('unavailable')))
+                html::tag('h1', ['class' => 'mail2fa-title'], rcube::Q($this->gettext($message === 'unavailable' ? 'unavailabletitle' : 'notpossibletitle')))
+                . html::div(['class' => 'mail2fa-message error', 'id' => 'mail2fa-message', 'role' => 'alert'], rcube::Q($this->gettext($message)))
                 . html::p(null, $back));
         });
         $this->rc->set_task('login');

@@ -406,4 +406,27 @@ describe('Roundcube + mail2fa: the help article end to end', () => {
         }
       })(),
     ));
+
+  it('an address mail2fa does not know is refused, unless the site allows unknown accounts explicitly', () =>
+    withLogs(
+      (async () => {
+        const email = 'judy@example.com';
+        await mailbox(email);
+        // Dovecot still knows her; mail2fa's mailbox table no longer does.
+        const db = await stack.ctx.db();
+        await db.knex('mailbox').where({ email }).delete();
+        const { context, page } = await newPerson(stack.browser);
+        try {
+          expect(await signIn(page, stack.url, email, PASSWORD)).toBe(503);
+          await expect.poll(() => page.locator('#mail2fa-message').textContent()).toContain('not known to two-factor authentication');
+          stack.setPluginConfig({ mail2fa_unknown_accounts: "'allow'" });
+          await page.goto(stack.url);
+          await signIn(page, stack.url, email, PASSWORD);
+          await expectMailView(page);
+        } finally {
+          stack.setPluginConfig({ mail2fa_unknown_accounts: null });
+          await context.close();
+        }
+      })(),
+    ));
 });
