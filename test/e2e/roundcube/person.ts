@@ -39,7 +39,7 @@ export async function signIn(page: Page, url: string, email: string, password: s
 /** Roundcube's client ignores clicks while it is loading or busy with a request: wait as a person would. */
 export async function settled(page: Page): Promise<void> {
   await page.waitForFunction(() => {
-    const rc = (window as unknown as { rcmail?: { loaded?: boolean; busy?: boolean } }).rcmail;
+    const rc = (globalThis as unknown as { rcmail?: { loaded?: boolean; busy?: boolean } }).rcmail;
     return rc?.loaded === true && !rc.busy;
   });
 }
@@ -84,10 +84,16 @@ export async function scanQr(page: Page, element: Locator): Promise<string> {
   const blank = await page.context().newPage();
   try {
     const img = await blank.evaluate(async (b64: string) => {
+      // Browser globals, typed here because the test project has no DOM library.
+      interface Bitmap { width: number; height: number }
+      interface Canvas2d { drawImage(b: Bitmap, x: number, y: number): void; getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } }
+      const g = globalThis as unknown as {
+        createImageBitmap(b: Blob): Promise<Bitmap>;
+        OffscreenCanvas: new (w: number, h: number) => { getContext(kind: '2d'): Canvas2d | null };
+      };
       const blob = await (await fetch(`data:image/png;base64,${b64}`)).blob();
-      const bitmap = await createImageBitmap(blob);
-      const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-      const ctx = canvas.getContext('2d')!;
+      const bitmap = await g.createImageBitmap(blob);
+      const ctx = new g.OffscreenCanvas(bitmap.width, bitmap.height).getContext('2d')!;
       ctx.drawImage(bitmap, 0, 0);
       const data = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
       let bin = '';
