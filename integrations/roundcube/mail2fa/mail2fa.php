@@ -152,8 +152,8 @@ class mail2fa extends rcube_plugin
                 if (!$this->unknown_allowed($this->email(), $r)) {
                     return $this->end_session('signedout');
                 }
-            } elseif (!$this->fail_open()) {
-                // A refused token or another unexpected answer: like an unreachable service.
+            } else {
+                // A refused token or another unexpected answer: a misconfiguration, never a reason to let in.
                 rcube::write_log('mail2fa', "mail2fa serve answered {$r->status} ({$r->code()}) to sessions-revoked-at");
                 $this->unavailable_page();
             }
