@@ -326,7 +326,7 @@ class mail2fa extends rcube_plugin
     {
         $method = $status['method'] ?? null;
         $temporary = isset($status['temporaryCode']['state']) && $status['temporaryCode']['state'] === 'pending';
-        $intro = $method === 'sms' ? 'codeintrosms' : ($method === 'totp' ? 'codeintroapp' : 'codeintrotemporary');
+        $intro = $status === null ? 'codeintro' : ($method === 'sms' ? 'codeintrosms' : ($method === 'totp' ? 'codeintroapp' : 'codeintrotemporary'));
 
         $out = html::tag('h1', ['class' => 'mail2fa-title'], rcube::Q($this->gettext('codetitle')));
         $out .= $this->notice_html();
@@ -340,7 +340,7 @@ class mail2fa extends rcube_plugin
         $table = html::div(['class' => 'mail2fa-field'],
             html::label(['for' => 'mail2fa-code'], rcube::Q($this->gettext('code'))) . $input->show()
         );
-        $hint = html::p(['class' => 'mail2fa-hint'], rcube::Q($this->gettext($temporary || $method === null ? 'codehinttemporary' : 'codehint')));
+        $hint = html::p(['class' => 'mail2fa-hint'], rcube::Q($this->gettext($status !== null && ($temporary || $method === null) ? 'codehinttemporary' : 'codehint')));
         $submit = html::tag('button', ['type' => 'submit', 'class' => 'button mainaction btn btn-primary', 'id' => 'mail2fa-submit'], rcube::Q($this->gettext('verify')));
         $out .= $this->rc->output->form_tag(['method' => 'post', 'id' => 'mail2fa-code-form', 'action' => './?_task=login&_action=plugin.mail2fa-verify'],
             $table . $hint . html::p(['class' => 'formbuttons'], $submit));
@@ -461,12 +461,7 @@ class mail2fa extends rcube_plugin
                 break;
 
             case 'disable':
-                $r = $this->client()->post('/v1/disable', ['email' => $email, 'password' => $password, 'code' => $code] + $this->client_info());
-                if ($r->ok()) {
-                    $this->view = ['disabled', $r->body];
-                } else {
-                    $this->fail($r);
-                }
+                $this->password_and_code_step('/v1/disable', 'disabled', $email, $password, $code);
                 break;
 
             case 'disable-send':
@@ -481,12 +476,7 @@ class mail2fa extends rcube_plugin
                 break;
 
             case 'regenerate':
-                $r = $this->client()->post('/v1/recovery-codes/regenerate', ['email' => $email, 'password' => $password, 'code' => $code] + $this->client_info());
-                if ($r->ok()) {
-                    $this->view = ['regenerated', $r->body];
-                } else {
-                    $this->fail($r);
-                }
+                $this->password_and_code_step('/v1/recovery-codes/regenerate', 'regenerated', $email, $password, $code);
                 break;
             }
         } catch (mail2fa_unavailable $e) {
@@ -494,6 +484,17 @@ class mail2fa extends rcube_plugin
             $this->notice = ['error', $this->gettext('unavailable')];
         }
         $this->send_settings();
+    }
+
+    /** Disable and new recovery codes: password + a current code; the answer's page, or why not. */
+    private function password_and_code_step(string $path, string $view, string $email, string $password, string $code): void
+    {
+        $r = $this->client()->post($path, ['email' => $email, 'password' => $password, 'code' => $code] + $this->client_info());
+        if ($r->ok()) {
+            $this->view = [$view, $r->body];
+        } else {
+            $this->fail($r);
+        }
     }
 
     /** A negative answer of a settings step, in the user's words. */

@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import type { Context } from '../../../src/context.js';
 import { BIN, runCli, type CliResult } from '../../helpers/cli.js';
 import { createTestDb, type TestDb } from '../../helpers/db.js';
 import { testContext, testEnv } from '../../helpers/context.js';
+import { closedPort } from '../../helpers/enrolment.js';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export { phpString };
@@ -86,14 +87,6 @@ export interface Stack {
   /** Roundcube's and PHP's logs, for failure messages. */
   logs(): string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((done) => s.listen(0, '127.0.0.1', done));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((done) => s.close(() => done()));
-  return port;
 }
 
 async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -242,7 +235,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   mkdirSync(join(dovecotDir, 'mail'), { recursive: true });
   chmodSync(join(dovecotDir, 'mail'), 0o777);
   const roundcubeDir = join(db.dir, 'roundcube');
-  const [imapPort, httpPort] = [await freePort(), await freePort()];
+  const [imapPort, httpPort] = [await closedPort(), await closedPort()];
   const procs: { dovecot?: Proc; serve?: Proc; php?: Proc; tcp: Proc[] } = { tcp: [] };
   const plugin: Record<string, string> = {
     mail2fa_serve: phpString(`unix://${socket}`),
@@ -283,7 +276,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     stopServe: async () => stopProcess(procs.serve),
     startServe,
     startTcpServe: async (tokenFile) => {
-      const port = await freePort();
+      const port = await closedPort();
       const p = startProcess(process.execPath, [BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--token-file', tokenFile, '--client-name', 'roundcube'], { env });
       procs.tcp.push(p);
       await waitFor('mail2fa serve (TCP)', () => httpOk({ port, path: '/healthz' })).catch((e: Error) => {
