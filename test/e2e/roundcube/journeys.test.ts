@@ -15,6 +15,7 @@ import { lastOutboxCode, outboxMessages } from '../../helpers/enrolment.js';
 import { enrolTotp, PASSWORD } from '../../helpers/seed-2fa.js';
 import {
   Authenticator,
+  eventually,
   expectLoginPage,
   expectMailView,
   newPerson,
@@ -28,7 +29,8 @@ import {
 } from './person.js';
 import { phpString, SKIP_WEBMAIL, startStack, type Stack } from './stack.js';
 
-vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
+// Generous: the journeys drive a real browser on a shared 2-core machine.
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 90_000 });
 
 let stack: Stack;
 
@@ -72,15 +74,15 @@ function journey(title: string, body: () => Promise<void>): void {
       await shot(page, '01-signed-in');
 
       let settingsPage = await openTwoFactorSettings(page);
-      await expect.poll(() => settingsPage.locator('#mail2fa-status').textContent()).toContain('Off');
-      await expect.poll(() => settingsPage.locator('#mail2fa-lost').textContent()).toContain('Write to customer service');
+      await eventually(() => settingsPage.locator('#mail2fa-status').textContent()).toContain('Off');
+      await eventually(() => settingsPage.locator('#mail2fa-lost').textContent()).toContain('Write to customer service');
       expect(await settingsPage.locator('#mail2fa-support').getAttribute('href')).toBe('mailto:support@example.com');
       await shot(page, '02-settings-2fa-off');
 
       // Wrong password first: refused, nothing shown.
       await settingsPage.locator('#mail2fa-password-app').fill('not my password');
       await settingsPage.locator('#mail2fa-enable-app-submit').click();
-      await expect.poll(() => settingsPage.locator('#mail2fa-message').textContent()).toContain('password is not correct');
+      await eventually(() => settingsPage.locator('#mail2fa-message').textContent()).toContain('password is not correct');
       expect(await settingsPage.locator('#mail2fa-qr').count()).toBe(0);
 
       await settingsPage.locator('#mail2fa-password-app').fill(PASSWORD);
@@ -106,13 +108,13 @@ function journey(title: string, body: () => Promise<void>): void {
       await codes.first().waitFor();
       const recoveryCodes = await codes.allTextContents();
       expect(recoveryCodes).toHaveLength(10);
-      await expect.poll(() => settingsPage.locator('#mail2fa-enabled').textContent()).toContain('You will be signed out');
+      await eventually(() => settingsPage.locator('#mail2fa-enabled').textContent()).toContain('You will be signed out');
       await shot(page, '04-enable-app-recovery-codes');
 
       // The other device's next click lands on the sign-in page.
       await other.page.click('#taskmenu a.settings');
       await expectLoginPage(other.page);
-      await expect.poll(() => other.page.locator('#messagestack').textContent()).toContain('you have been signed out');
+      await eventually(() => other.page.locator('#messagestack').textContent()).toContain('you have been signed out');
 
       await Promise.all([page.waitForNavigation(), settingsPage.locator('#mail2fa-signout').click()]);
       await expectLoginPage(page);
@@ -144,14 +146,14 @@ function journey(title: string, body: () => Promise<void>): void {
       await signOut(page);
       await signIn(page, stack.url, email, PASSWORD);
       await submitSignInCode(page, code);
-      await expect.poll(() => page.locator('#mail2fa-message').textContent()).toContain('not correct');
+      await eventually(() => page.locator('#mail2fa-message').textContent()).toContain('not correct');
       await shot(page, '07-replayed-code-refused');
       // A recovery code instead (the phone is elsewhere): once.
       await submitSignInCode(page, recoveryCodes[0]!);
       await expectMailView(page);
 
       settingsPage = await openTwoFactorSettings(page);
-      await expect.poll(() => settingsPage.locator('#mail2fa-status').textContent()).toContain('Authenticator app');
+      await eventually(() => settingsPage.locator('#mail2fa-status').textContent()).toContain('Authenticator app');
       expect(await settingsPage.locator('#mail2fa-status').textContent()).toMatch(/Recovery codes left\s*9/);
       await shot(page, '08-settings-2fa-on');
 
@@ -171,11 +173,11 @@ function journey(title: string, body: () => Promise<void>): void {
       await settingsPage.locator('#mail2fa-password-disable').fill(PASSWORD);
       await settingsPage.locator('#mail2fa-code-disable').fill(recoveryCodes[2]!);
       await settingsPage.locator('#mail2fa-disable-submit').click();
-      await expect.poll(() => settingsPage.locator('#mail2fa-message').textContent()).toContain('not correct');
+      await eventually(() => settingsPage.locator('#mail2fa-message').textContent()).toContain('not correct');
       await settingsPage.locator('#mail2fa-password-disable').fill(PASSWORD);
       await settingsPage.locator('#mail2fa-code-disable').fill(await app.next());
       await settingsPage.locator('#mail2fa-disable-submit').click();
-      await expect.poll(() => settingsPage.locator('#mail2fa-disabled').textContent()).toContain('has now been disabled');
+      await eventually(() => settingsPage.locator('#mail2fa-disabled').textContent()).toContain('has now been disabled');
       await shot(page, '09-disabled');
       await Promise.all([page.waitForNavigation(), settingsPage.locator('#mail2fa-signout').click()]);
       await expectLoginPage(page);
@@ -202,14 +204,14 @@ function journey(title: string, body: () => Promise<void>): void {
       await settingsPage.locator('#mail2fa-password-sms').fill(PASSWORD);
       await settingsPage.locator('#mail2fa-phone').fill('011-45-12345678');
       await settingsPage.locator('#mail2fa-enable-sms-submit').click();
-      await expect.poll(() => settingsPage.locator('#mail2fa-message').textContent()).toContain('phone number is not valid');
+      await eventually(() => settingsPage.locator('#mail2fa-message').textContent()).toContain('phone number is not valid');
       await shot(page, '10-enable-sms-invalid-number');
 
       const before = outboxMessages(stack.outbox).length;
       await settingsPage.locator('#mail2fa-password-sms').fill(PASSWORD);
       await settingsPage.locator('#mail2fa-phone').fill('011-45-20123456');
       await settingsPage.locator('#mail2fa-enable-sms-submit').click();
-      await expect.poll(() => settingsPage.locator('#mail2fa-confirm').textContent()).toContain('+45 ****3456');
+      await eventually(() => settingsPage.locator('#mail2fa-confirm').textContent()).toContain('+45 ****3456');
       expect(outboxMessages(stack.outbox).length).toBe(before + 1);
       expect(outboxMessages(stack.outbox).at(-1)!.to).toBe('+4520123456');
       await shot(page, '11-enable-sms-code-sent');
@@ -217,7 +219,7 @@ function journey(title: string, body: () => Promise<void>): void {
       await settingsPage.locator('#mail2fa-code-confirm').fill(lastOutboxCode(stack.outbox));
       await settingsPage.locator('#mail2fa-confirm-submit').click();
       await settingsPage.locator('#mail2fa-recovery-codes li').first().waitFor();
-      await expect.poll(() => settingsPage.locator('#mail2fa-enabled').textContent()).toContain('code we text you');
+      await eventually(() => settingsPage.locator('#mail2fa-enabled').textContent()).toContain('code we text you');
       await Promise.all([page.waitForNavigation(), settingsPage.locator('#mail2fa-signout').click()]);
       await expectLoginPage(page);
 
@@ -225,21 +227,21 @@ function journey(title: string, body: () => Promise<void>): void {
       await signIn(page, stack.url, email, PASSWORD);
       await page.locator('#mail2fa-send').waitFor();
       await Promise.all([page.waitForNavigation(), page.click('#mail2fa-send')]);
-      await expect.poll(() => page.locator('#mail2fa-message').textContent()).toContain('We sent a code to +45 ****3456');
+      await eventually(() => page.locator('#mail2fa-message').textContent()).toContain('We sent a code to +45 ****3456');
       await shot(page, '12-sign-in-sms-code-sent');
       await submitSignInCode(page, lastOutboxCode(stack.outbox));
       await expectMailView(page);
 
       // Disable with a texted code ("send me a code", then password + code).
       const settings = await openTwoFactorSettings(page);
-      await expect.poll(() => settings.locator('#mail2fa-status').textContent()).toContain('Text message to +45 ****3456');
+      await eventually(() => settings.locator('#mail2fa-status').textContent()).toContain('Text message to +45 ****3456');
       await settings.locator('#mail2fa-password-disable').fill(PASSWORD);
       await settings.locator('#mail2fa-disable-send').click();
-      await expect.poll(() => settings.locator('#mail2fa-message').textContent()).toContain('We sent a code');
+      await eventually(() => settings.locator('#mail2fa-message').textContent()).toContain('We sent a code');
       await settings.locator('#mail2fa-password-disable').fill(PASSWORD);
       await settings.locator('#mail2fa-code-disable').fill(lastOutboxCode(stack.outbox));
       await settings.locator('#mail2fa-disable-submit').click();
-      await expect.poll(() => settings.locator('#mail2fa-disabled').textContent()).toContain('has now been disabled');
+      await eventually(() => settings.locator('#mail2fa-disabled').textContent()).toContain('has now been disabled');
     } finally {
       await context.close();
     }
@@ -259,13 +261,13 @@ function journey(title: string, body: () => Promise<void>): void {
       const wrong = right === '000000' ? '111111' : '000000';
       for (let i = 1; i <= 4; i++) {
         await submitSignInCode(page, wrong);
-        await expect.poll(() => page.locator('#mail2fa-message').textContent()).toContain(`${5 - i} forsøg tilbage`);
+        await eventually(() => page.locator('#mail2fa-message').textContent()).toContain(`${5 - i} forsøg tilbage`);
       }
       await submitSignInCode(page, wrong);
-      await expect.poll(() => page.locator('#mail2fa-message').textContent()).toMatch(/Kontoen er låst indtil \d{4}-\d{2}-\d{2} \d{2}:\d{2}/);
+      await eventually(() => page.locator('#mail2fa-message').textContent()).toMatch(/Kontoen er låst indtil \d{4}-\d{2}-\d{2} \d{2}:\d{2}/);
       await shot(page, '13-locked-after-five-wrong-codes-da');
       await submitSignInCode(page, totp(secret, Math.floor(Date.now() / 30_000)));
-      await expect.poll(() => page.locator('#mail2fa-message').textContent()).toContain('Kontoen er låst');
+      await eventually(() => page.locator('#mail2fa-message').textContent()).toContain('Kontoen er låst');
       expect(await page.locator('#messagelist').count()).toBe(0);
       const status = await stack.cli(['status', email, '--json']);
       expect(JSON.parse(status.stdout).accounts[0].lockedUntil).toMatch(/^\d{4}-/);
@@ -291,7 +293,7 @@ function journey(title: string, body: () => Promise<void>): void {
 
       await page.click('#taskmenu a.settings');
       await expectLoginPage(page);
-      await expect.poll(() => page.locator('#messagestack').textContent()).toContain('you have been signed out');
+      await eventually(() => page.locator('#messagestack').textContent()).toContain('you have been signed out');
       await shot(page, '14-signed-out-after-recover');
 
       await signIn(page, stack.url, email, PASSWORD);
@@ -299,9 +301,9 @@ function journey(title: string, body: () => Promise<void>): void {
       expect(await page.locator('.mail2fa-intro').textContent()).toContain('temporary code');
       // The lost phone's codes no longer work.
       await submitSignInCode(page, await app.next());
-      await expect.poll(() => page.locator('#mail2fa-message').textContent()).toContain('not correct');
+      await eventually(() => page.locator('#mail2fa-message').textContent()).toContain('not correct');
       await submitSignInCode(page, temporary);
-      await expect.poll(() => page.url()).toContain('plugin.mail2fa');
+      await eventually(() => page.url()).toContain('plugin.mail2fa');
       await page.locator('#mail2fa-enable-app').waitFor();
       await shot(page, '15-temporary-code-then-setup');
 
@@ -309,7 +311,7 @@ function journey(title: string, body: () => Promise<void>): void {
       await signOut(page);
       await signIn(page, stack.url, email, PASSWORD);
       await submitSignInCode(page, temporary);
-      await expect.poll(() => page.locator('#mail2fa-message').textContent()).toContain('not correct');
+      await eventually(() => page.locator('#mail2fa-message').textContent()).toContain('not correct');
     } finally {
       await context.close();
     }
@@ -327,7 +329,7 @@ function journey(title: string, body: () => Promise<void>): void {
         // Signed in: the next click is answered with the "unavailable" page, not with mail.
         const res = await page.goto(`${stack.url}/?_task=mail&_mbox=INBOX`);
         expect(res?.status()).toBe(503);
-        await expect.poll(() => page.locator('#mail2fa-message').textContent()).toContain('cannot be checked right now');
+        await eventually(() => page.locator('#mail2fa-message').textContent()).toContain('cannot be checked right now');
         expect(await page.locator('#messagelist').count()).toBe(0);
 
         // A new sign-in (2FA off, but mail2fa cannot say so): refused, and no session is left behind.
@@ -372,7 +374,7 @@ function journey(title: string, body: () => Promise<void>): void {
       // The wrong token: serve answers 401, and the plugin lets nobody in.
       stack.setPluginConfig({ mail2fa_token_file: phpString(wrongTokenFile) });
       expect(await signIn(page, stack.url, email, PASSWORD)).toBe(503);
-      await expect.poll(() => page.locator('#mail2fa-message').textContent()).toContain('cannot be checked right now');
+      await eventually(() => page.locator('#mail2fa-message').textContent()).toContain('cannot be checked right now');
 
       // Serve down, fail_open explicitly on: the password alone signs in (logged), for 2FA users too.
       await tcp.stop();
@@ -401,7 +403,7 @@ function journey(title: string, body: () => Promise<void>): void {
     const { context, page } = await newPerson(stack.browser);
     try {
       expect(await signIn(page, stack.url, email, PASSWORD)).toBe(503);
-      await expect.poll(() => page.locator('#mail2fa-message').textContent()).toContain('not known to two-factor authentication');
+      await eventually(() => page.locator('#mail2fa-message').textContent()).toContain('not known to two-factor authentication');
       stack.setPluginConfig({ mail2fa_unknown_accounts: "'allow'" });
       await page.goto(stack.url);
       await signIn(page, stack.url, email, PASSWORD);
