@@ -125,13 +125,13 @@ class mail2fa_client
                 throw new mail2fa_unavailable('mail2fa serve did not answer in time');
             }
             $chunk = fread($stream, 8192);
-            if ($chunk === false) {
-                break;
-            }
             $meta = stream_get_meta_data($stream);
             if (!empty($meta['timed_out'])) {
                 fclose($stream);
                 throw new mail2fa_unavailable('mail2fa serve did not answer in time');
+            }
+            if ($chunk === false) {
+                break;
             }
             $response .= $chunk;
             if (strlen($response) > self::MAX_RESPONSE) {
