@@ -502,7 +502,7 @@ class mail2fa extends rcube_plugin
     {
         $code = $r->code();
         $known = [
-            'already_enabled' => 'alreadyenabled', 'not_enabled' => 'notenabled', 'inactive' => 'inactive',
+            'already_enabled' => 'alreadyenabled', 'not_enabled' => 'notenabled', 'mailbox_inactive' => 'inactive', 'inactive' => 'inactive',
             'enrolment_cancelled' => 'enrolmentcancelled', 'enrolment_expired' => 'enrolmentgone',
             'no_pending_enrolment' => 'enrolmentgone', 'enrolment_superseded' => 'enrolmentgone',
             'current_code_required' => 'currentcoderequired', 'temporary_code_expired' => 'temporaryexpired',
