@@ -16,9 +16,20 @@ interface ServeFlags {
   clientName: string;
 }
 
-/** One JSON line on stderr: the service's whole log (requests, start, stop). */
+/**
+ * One JSON line on stderr per event: the service's whole log (requests, start, stop). Lines of one turn of the
+ * event loop go out in one write: under load, one system call per request would cost more than the request.
+ */
+let pending = '';
 function logLine(line: Record<string, unknown>): void {
-  process.stderr.write(`${JSON.stringify(line)}\n`);
+  if (pending === '') setImmediate(flushLog);
+  pending += `${JSON.stringify(line)}\n`;
+}
+function flushLog(): void {
+  if (pending === '') return;
+  const text = pending;
+  pending = '';
+  process.stderr.write(text);
 }
 
 export function serveCommand(): Command {
@@ -81,14 +92,16 @@ export function serveCommand(): Command {
         const base = await core.shared().catch(() => undefined);
         for (const notice of base?.notices ?? []) logLine({ t: new Date().toISOString(), event: 'notice', message: notice });
 
+        // Signals after the first are ignored: the stop is already under way (systemd's SIGKILL is the backstop).
         const signal = await new Promise<NodeJS.Signals>((resolve) => {
-          process.once('SIGTERM', () => resolve('SIGTERM'));
-          process.once('SIGINT', () => resolve('SIGINT'));
+          process.on('SIGTERM', () => resolve('SIGTERM'));
+          process.on('SIGINT', () => resolve('SIGINT'));
         });
         logLine({ t: new Date().toISOString(), event: 'stopping', signal });
         await server.close();
         if (target.kind === 'unix') removeSocket(target.path);
         logLine({ t: new Date().toISOString(), event: 'stopped' });
+        flushLog();
         return ExitCode.OK;
       }),
     );

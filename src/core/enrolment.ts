@@ -285,7 +285,7 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
       outcome: 'ok',
       detail: { method: pending.method, enrolment: pending.id, replaced: previous?.method ?? null, ...(pending.phone_masked ? { phone: pending.phone_masked } : {}) },
     });
-    return { email, method: pending.method, phone: pending.phone_masked, recoveryCodes, replaced: previous?.method ?? null, sessionsRevokedAt: isoTime(tx.now)! };
+    return { email, method: pending.method, phone: pending.phone_masked, recoveryCodes, replaced: previous?.method ?? null, sessionsRevokedAt: new Date(tx.now).toISOString() };
   });
   return { ...done, signOut: await signOutAfterCommit(ctx, email) };
 }

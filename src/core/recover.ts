@@ -336,7 +336,7 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
     complete: done.complete,
     exitCode: done.complete ? 0 : partialExitCode(done.changes),
     lockCleared: done.lockCleared,
-    sessionsRevokedAt: isoTime(done.at)!,
+    sessionsRevokedAt: new Date(done.at).toISOString(),
     twoFactorRequired: done.temporaryCode !== null,
     temporaryCode: done.temporaryCode,
     signOut,

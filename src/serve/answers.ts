@@ -14,6 +14,8 @@ export interface Answer {
   /** For the log line only (never sent): what went wrong behind a 5xx. */
   logError?: string;
   headers?: Record<string, string>;
+  /** The database connection was lost: the service starts a fresh pool for the next request. */
+  connectionLost?: boolean;
 }
 
 export const ok = (body: Record<string, unknown>, outcome = 'ok'): Answer => ({ status: 200, body: { ok: true, ...body }, outcome });
@@ -52,6 +54,11 @@ export const NEGATIVE = new Set(['wrong_password', 'wrong_code', 'enrolment_canc
  * negative answers get their `lockedUntil` from the caller (`extra`).
  */
 export function answerForError(raw: unknown, codeField = 'code', extra: Record<string, unknown> = {}): Answer {
+  const driverCode = (raw as { code?: unknown } | null)?.code;
+  // A database that cannot write or read (disk full, I/O error, file gone or locked) is unavailable, not a bug.
+  if (!(raw instanceof Mail2faError) && typeof driverCode === 'string' && /^SQLITE_(IOERR|FULL|CANTOPEN|READONLY|CORRUPT|NOTADB|BUSY|LOCKED|PERM)/.test(driverCode)) {
+    return unavailableAnswer(`database: ${driverCode}`);
+  }
   const err = raw instanceof Mail2faError ? raw : mapDbError(raw, 'database');
   if (!(err instanceof Mail2faError)) return internal(raw);
   if (err.code === 'bad_code') return badRequest(codeField, err.message);
@@ -62,11 +69,14 @@ export function answerForError(raw: unknown, codeField = 'code', extra: Record<s
   if (NEGATIVE.has(err.code)) return { status: 200, body: { ok: false, outcome: err.code, message: err.message, ...extra }, outcome: err.code };
   if (err.code === 'locked') return errorAnswer(429, 'locked', err.message, { outcome: 'locked', message: err.message, ...extra });
   if (err.code === 'rate_limited') {
-    const retryAfter = /after (\S+Z)/.exec(err.message)?.[1] ?? null;
+    const at = /after (\S+Z)/.exec(err.message)?.[1];
+    const retryAfter = at && !Number.isNaN(Date.parse(at)) ? new Date(at).toISOString() : null;
     return errorAnswer(429, 'rate_limited', err.message, { outcome: 'rate_limited', message: err.message, retryAfter });
   }
   // 69 (database, gateway), 75 busy/changed, 78 (key, schema, integrity): the webmail can only retry later.
-  if (err.exitCode === 69 || err.exitCode === 75 || err.exitCode === 78) return unavailableAnswer(`${err.code}: ${err.message}`);
+  if (err.exitCode === 69 || err.exitCode === 75 || err.exitCode === 78) {
+    return { ...unavailableAnswer(`${err.code}: ${err.message}`), connectionLost: err.code === 'db_unavailable' };
+  }
   return internal(err);
 }
 

@@ -69,6 +69,17 @@ export class ServeCore {
     }
   }
 
+  /**
+   * Drops the pool after a lost connection: the next request opens a fresh one (or gets a 503 while the database
+   * is still down). Requests still running on the old pool finish or fail on their own; it is closed after them.
+   */
+  invalidate(): void {
+    const old = this.base;
+    if (!old) return;
+    this.base = undefined;
+    void old.close().catch(() => {});
+  }
+
   /** Database reachable, schema current, key loaded: each reported, no error details. */
   async health(): Promise<Health> {
     let ctx: Context;
@@ -81,6 +92,7 @@ export class ServeCore {
     try {
       version = await schemaVersion(await ctx.db(), ctx.tables);
     } catch {
+      this.invalidate();
       return { ok: false, database: 'unavailable', schema: 'unknown', key: 'loaded' };
     }
     const schema = version === LATEST_MIGRATION ? 'current' : 'outdated';

@@ -7,6 +7,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { VERSION } from '../version.js';
+import { tryCanonicalAddress } from '../core/address.js';
+import { AccountQueue } from './account-queue.js';
 import { answerForError, badRequest, errorAnswer, type Answer } from './answers.js';
 import type { ServeCore } from './core.js';
 import { ROUTES, parseBody, runRoute } from './routes.js';
@@ -45,6 +47,7 @@ export class ServeServer {
   readonly server: Server;
   private readonly timeouts: ServeTimeouts;
   private readonly tokenDigest: Buffer | undefined;
+  private readonly queue = new AccountQueue();
   private inFlight = 0;
   private stopping = false;
   private drained: (() => void) | undefined;
@@ -98,6 +101,7 @@ export class ServeServer {
     } catch (err) {
       answer = answerForError(err);
     }
+    if (answer.connectionLost) this.options.core.invalidate();
     try {
       if (!res.destroyed && !res.headersSent) this.send(res, answer);
       if (!res.destroyed) this.logLine(fields, answer, started);
@@ -143,7 +147,9 @@ export class ServeServer {
     } catch (err) {
       return answerForError(err);
     }
-    return runRoute(r, input, ctx);
+    const email = (input as { email?: string }).email ?? '';
+    const account = tryCanonicalAddress(email);
+    return 'address' in account ? this.queue.run(account.address, () => runRoute(r, input, ctx)) : runRoute(r, input, ctx);
   }
 
   /** Constant time: both sides hashed to 32 bytes first, so neither the length nor a prefix leaks. */
