@@ -451,6 +451,8 @@ class mail2fa extends rcube_plugin
                 if ($r->ok()) {
                     unset($_SESSION['mail2fa_enrolment']);
                     $this->view = ['enabled', $r->body];
+                    // Sessions were revoked: this one too, at its next request (not after the check's cache).
+                    $_SESSION['mail2fa_checked_at'] = 0;
                 } elseif ($r->code() === 'wrong_code') {
                     $this->notice = ['error', $this->gettext('wrongcode')];
                     $this->view = [$pending['method'] === 'sms' ? 'enrol-sms' : 'enrol-app', ['again' => true]];
@@ -462,6 +464,7 @@ class mail2fa extends rcube_plugin
 
             case 'disable':
                 $this->password_and_code_step('/v1/disable', 'disabled', $email, $password, $code);
+                $_SESSION['mail2fa_checked_at'] = 0;
                 break;
 
             case 'disable-send':
