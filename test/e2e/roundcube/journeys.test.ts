@@ -277,6 +277,15 @@ function journey(title: string, body: () => Promise<void>): void {
       expect(await page.locator('#messagelist').count()).toBe(0);
       const status = await stack.cli(['status', email, '--json']);
       expect(JSON.parse(status.stdout).accounts[0].lockedUntil).toMatch(/^\d{4}-/);
+      // Each refusal is in mail2fa's audit log, acted by the webmail, with the end user's address and browser.
+      const audit = JSON.parse((await stack.cli(['audit', '--account', email, '--json'])).stdout) as { events: Array<{ actor: string; action: string; outcome: string; detail: Record<string, unknown> | null }> };
+      const refusals = audit.events.filter((e) => e.action === 'verify' && e.outcome === 'refused');
+      expect(refusals.length).toBeGreaterThanOrEqual(6);
+      for (const e of refusals) {
+        expect(e.actor).toBe('serve:roundcube');
+        expect(e.detail).toMatchObject({ ip: '127.0.0.1' });
+        expect(String(e.detail?.userAgent)).toContain('Chrome');
+      }
     } finally {
       await context.close();
     }
