@@ -118,10 +118,12 @@ const httpOk = (opts: { port?: number; socketPath?: string; path: string }) =>
 interface Proc {
   child: ChildProcess;
   output: () => string;
+  stopped?: boolean;
 }
 
 function startProcess(cmd: string, args: string[], o: { cwd?: string; env?: Record<string, string> } = {}): Proc {
-  const child = spawn(cmd, args, { cwd: o.cwd, env: { ...process.env, ...o.env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: PHP's server forks workers, and stopping must reach them too.
+  const child = spawn(cmd, args, { cwd: o.cwd, env: { ...process.env, ...o.env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   const keep = (d: Buffer) => {
     // PHP's built-in server logs every connection; keep the requests and errors.
@@ -133,13 +135,25 @@ function startProcess(cmd: string, args: string[], o: { cwd?: string; env?: Reco
   return { child, output: () => out };
 }
 
+/** Stops the process and its process group (forked workers included). */
 async function stopProcess(p: Proc | undefined): Promise<void> {
-  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
-  const exited = new Promise<void>((done) => p.child.once('exit', () => done()));
-  p.child.kill('SIGTERM');
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), 5000);
+  if (!p || p.stopped) return;
+  p.stopped = true;
+  const group = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-p.child.pid!, signal);
+    } catch {
+      // the group is gone already
+    }
+  };
+  const running = p.child.exitCode === null && p.child.signalCode === null;
+  const exited = running ? new Promise<void>((done) => p.child.once('exit', () => done())) : Promise.resolve();
+  group('SIGTERM');
+  const timer = setTimeout(() => group('SIGKILL'), 5000);
   await exited;
   clearTimeout(timer);
+  // Workers that outlive their parent (PHP_CLI_SERVER_WORKERS) get the last word.
+  group('SIGKILL');
 }
 
 const phpString = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
