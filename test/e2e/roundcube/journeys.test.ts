@@ -7,7 +7,7 @@
  * Needs the built binary (`npm run build`), roundcube-core + php-cli + php-sqlite3, dovecot-imapd and chromium.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { addMailbox } from '../../helpers/context.js';
@@ -257,12 +257,17 @@ function journey(title: string, body: () => Promise<void>): void {
     const email = 'bob@example.com';
     const { secret } = await enrolTotp(stack.ctx, email);
     stack.syncPasswords();
+    // The plugin's settings from mail2fa.inc.php in Roundcube's config directory (as documented).
+    const pluginConfigFile = join(stack.roundcubeDir, 'config/mail2fa.inc.php');
+    writeFileSync(pluginConfigFile, "<?php\n$config['mail2fa_support_contact'] = 'https://help.example.com/2fa';\n");
+    stack.setPluginConfig({ mail2fa_support_contact: null });
     const { context, page } = await newPerson(stack.browser, { locale: 'da-DK' });
     try {
       await signIn(page, stack.url, email, PASSWORD);
       await page.locator('#mail2fa-code').waitFor();
       expect(await page.locator('.mail2fa-signin').textContent()).toContain('To-faktor-godkendelse');
-      expect(await page.locator('#mail2fa-lost').textContent()).toContain('Mistet din telefon?');
+      expect(await page.locator('#mail2fa-lost').textContent()).toContain('Mistet din telefon? Skriv til kundeservice');
+      expect(await page.locator('#mail2fa-support').getAttribute('href')).toBe('https://help.example.com/2fa');
       const right = totp(secret, Math.floor(Date.now() / 30_000));
       const wrong = right === '000000' ? '111111' : '000000';
       for (let i = 1; i <= 4; i++) {
@@ -287,6 +292,8 @@ function journey(title: string, body: () => Promise<void>): void {
         expect(String(e.detail?.userAgent)).toContain('Chrome');
       }
     } finally {
+      rmSync(pluginConfigFile, { force: true });
+      stack.setPluginConfig({ mail2fa_support_contact: phpString('mailto:support@example.com') });
       await context.close();
     }
   });
