@@ -4,14 +4,14 @@
  */
 import { userInfo } from 'node:os';
 import type { Config, ConfigSources } from './config.js';
-import { loadConfig } from './config.js';
+import { loadConfig, redactUrl } from './config.js';
 import { configError } from './core/errors.js';
-import { AccountRepository, accountMapping, ensureReferenceMailboxTable, type AccountMapping } from './db/accounts.js';
+import { AccountRepository, accountMapping, ensureReferenceMailboxTable, missingMailboxTableError, type AccountMapping } from './db/accounts.js';
 import { openDatabase, mapDbError, type Database } from './db/connection.js';
 import { LATEST_MIGRATION, migrateOrBusy, readSchemaVersion } from './db/migrations.js';
 import { ensureCodeHashKey } from './core/vault.js';
 import { tableNames, type Tables } from './db/schema.js';
-import { loadMasterKey, loadOrCreateKeyFile, loadPreviousKey, type KeyRing, type MasterKey } from './crypto/keys.js';
+import { loadMasterKey, loadOrCreateKeyFile, loadPreviousKey, previousKeyFile, type KeyRing, type MasterKey } from './crypto/keys.js';
 import type { SmsSender } from './sms/transports.js';
 import type { AuditWriter } from './core/audit.js';
 import type { ForeignStore, StoreDeps } from './stores/types.js';
@@ -155,11 +155,21 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
   return ctx;
 }
 
+/** The embedded database keeps its own key file next to it, created on first use (PRODUCT.md §3.7). */
+function embeddedKeyFile(config: Config): string | undefined {
+  return config.db.url.startsWith('sqlite:') ? `${config.db.url.slice('sqlite:'.length)}.key` : undefined;
+}
+
+/** Files that hold (or would hold) a master key for this configuration: never to be read as anything else. */
+export function keyFiles(config: Config): string[] {
+  const files = [config.key.file, embeddedKeyFile(config)].filter((f): f is string => Boolean(f));
+  return [...files, ...files.map(previousKeyFile)];
+}
+
 /** The key file the configuration names (the embedded default's `<database>.key`), or undefined for MAIL2FA_KEY. */
 export function configuredKeyFile(config: Config, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.MAIL2FA_KEY !== undefined) return undefined;
-  if (config.key.file) return config.key.file;
-  return config.db.url.startsWith('sqlite:') ? `${config.db.url.slice('sqlite:'.length)}.key` : undefined;
+  return config.key.file || embeddedKeyFile(config);
 }
 
 function loadKeyRing(config: Config, env: NodeJS.ProcessEnv, notices: string[]): KeyRing {
@@ -220,6 +230,9 @@ export async function withContext<T>(options: ContextOptions, work: (ctx: Contex
   const ctx = await createContext(options);
   try {
     return await work(ctx);
+  } catch (err) {
+    // mail2fa's own tables were checked up front; a missing table now is the mail system's mailbox table.
+    throw missingMailboxTableError(err, ctx.mapping, redactUrl(ctx.config.db.url)) ?? err;
   } finally {
     await ctx.close();
   }
