@@ -11,7 +11,7 @@
  * Without the packages (or without root) the suite is skipped with a notice, unless MAIL2FA_REQUIRE_GALERA=1.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -115,8 +115,34 @@ async function sleep(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }
 
+/**
+ * A run that was killed (not torn down) leaves its nodes running on our ports: stop those — only processes whose
+ * command line names a defaults file inside a mail2fa-galera-* temp dir, found by the PID files they wrote.
+ */
+function reapStaleClusters(): void {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith('mail2fa-galera-')) continue;
+    const base = join(tmpdir(), name);
+    for (const i of [1, 2, 3]) {
+      const pidFile = join(base, `node${i}`, 'mysqld.pid');
+      try {
+        const pid = Number(readFileSync(pidFile, 'utf8').trim());
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        if (cmdline.includes(`--defaults-file=${join(base, `node${i}`, 'my.cnf')}`)) {
+          process.kill(pid, 'SIGKILL');
+          for (let w = 0; w < 100 && existsSync(`/proc/${pid}`); w++) spawnSync('sleep', ['0.05']);
+        }
+      } catch {
+        /* no PID file, or the process is gone */
+      }
+    }
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
 export async function startGaleraCluster(): Promise<GaleraCluster> {
   if (problem) throw new Error(`Galera cluster unavailable: ${problem}`);
+  reapStaleClusters();
   const mysql = await import('mysql2/promise');
   const base = mkdtempSync(join(tmpdir(), 'mail2fa-galera-'));
   chmodSync(base, 0o755); // the mysql user must reach its node directories
