@@ -286,7 +286,8 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     },
     ctx,
     syncPasswords,
-    cli: (args, c = {}) => runCli(args, { env: { ...env, ...c.env }, input: c.input }),
+    // A busy machine can take long to start the CLI: a generous limit, so that a slow start is not a failure.
+    cli: (args, c = {}) => runCli(args, { env: { ...env, ...c.env }, input: c.input, timeoutMs: 60_000 }),
     stopServe: async () => stopProcess(procs.serve),
     startServe,
     startTcpServe: async (tokenFile) => {
