@@ -8,7 +8,7 @@ import type { Context } from '../../src/context.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { addMailbox, testContext } from '../helpers/context.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { PASSWORD, accountState, auditRows, enrolSms, enrolTotp, lastOutboxCode, outboxFile, wrongTotp } from '../helpers/seed-2fa.js';
+import { PASSWORD, accountState, auditRows, enrolSms, enrolTotp, issueTemporaryCode, lastOutboxCode, outboxFile, wrongTotp } from '../helpers/seed-2fa.js';
 import { runCli } from '../helpers/cli.js';
 import { startServe, type ServeProcess } from '../helpers/serve.js';
 
@@ -229,5 +229,28 @@ describeEachDb('serve endpoints', (kind) => {
     const gone = await runCli(['doctor', '--serve', `${serve.socketPath}.missing`]);
     expect(gone.code).toBe(69);
     expect(gone.stdout).toMatch(/FAIL\s+service\s+no answer from .*ENOENT/);
+  });
+
+  it("after customer service's temporary code: requires-code true, enrol needs that code until it is used at sign-in", async () => {
+    const a = await enrolTotp(ctx, `tmp-${kind}@example.com`);
+    const temp = await issueTemporaryCode(ctx, a.email);
+    expect((await serve.call('/v1/requires-code', { email: a.email })).body).toMatchObject({ requiresCode: true });
+    const blocked = await serve.call('/v1/enrol/start', { email: a.email, password: PASSWORD, method: 'app', ...WHO });
+    expect(blocked.status).toBe(409);
+    expect(blocked.body).toMatchObject({ error: { code: 'current_code_required' } });
+    const signIn = await serve.call('/v1/verify', { email: a.email, code: temp, ...WHO });
+    expect(signIn.body).toMatchObject({ ok: true, kind: 'temporary' });
+    const start = await serve.call('/v1/enrol/start', { email: a.email, password: PASSWORD, method: 'app', ...WHO });
+    expect(start.body).toMatchObject({ ok: true, method: 'totp' });
+  });
+
+  it('recovery-codes/send-code texts an SMS account a code that regenerate accepts', async () => {
+    const a = await enrolSms(ctx, `rgs-${kind}@example.com`);
+    const sent = await serve.call('/v1/recovery-codes/send-code', { email: a.email, password: PASSWORD, ...WHO });
+    expect(sent.body).toMatchObject({ ok: true, phoneMasked: '+45 ****3456' });
+    const r = await serve.call('/v1/recovery-codes/regenerate', { email: a.email, password: PASSWORD, code: lastOutboxCode(outboxFile(ctx)), ...WHO });
+    expect(r.body).toMatchObject({ ok: true, method: 'sms', codeKind: 'sms' });
+    const app = await enrolTotp(ctx, `rgs-app-${kind}@example.com`);
+    expect((await serve.call('/v1/recovery-codes/send-code', { email: app.email, password: PASSWORD, ...WHO })).body).toMatchObject({ error: { code: 'not_sms' } });
   });
 });
