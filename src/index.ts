@@ -40,12 +40,13 @@ export interface Mail2fa {
   verifyCode(email: string, code: string): Promise<VerifyCodeResult>;
   /**
    * Whether the sign-in must ask for a code: 2FA is on in mail2fa's store or enforced by a configured foreign store
-   * (PostfixAdmin's totp_secret, …), or customer service issued a temporary access code (`recover --temporary-code`). Unknown account → Mail2faError (exitCode 67); malformed address → 65.
+   * (PostfixAdmin's totp_secret, …), or customer service issued a temporary access code (`recover --temporary-code`).
+   * An unknown or malformed address is `true` (fail closed): verifyCode then answers `unknown_account` / `malformed`.
    */
   requiresCode(email: string): Promise<boolean>;
   /** The account's 2FA status: the same row as `mail2fa status --json` (state 'unknown' / 'invalid' as data). */
   status(email: string): Promise<StatusRow>;
-  /** When the account's sessions were last revoked (enable, disable, recover): sessions older than this must sign in again. */
+  /** When the account's sessions were last revoked (enable, disable, recover): sessions older than this must sign in again. Null for unknown or malformed addresses. */
   sessionsRevokedAt(email: string): Promise<Date | null>;
   /** Things worth logging once (e.g. a key file created for an embedded database). */
   readonly notices: readonly string[];
@@ -54,6 +55,9 @@ export interface Mail2fa {
 }
 
 const toDate = (iso: string | null): Date | null => (iso === null ? null : new Date(iso));
+
+/** An unknown or malformed address: an answer the library returns as data, never throws. */
+const isAddressAnswer = (err: unknown): boolean => err instanceof Mail2faError && (err.code === 'unknown_account' || err.code === 'bad_address');
 
 /**
  * Opens mail2fa: loads and validates the configuration (flags-like options > MAIL2FA_* environment > config >
@@ -94,7 +98,17 @@ export async function openMail2fa(options: OpenOptions = {}): Promise<Mail2fa> {
     },
 
     async requiresCode(email) {
-      return summaryRequiresCode(await factorSummary(open(), email));
+      let summary;
+      try {
+        summary = await factorSummary(open(), email);
+      } catch (err) {
+        // Data, not an exception, and fail closed: ask for a code, which verifyCode then answers as
+        // unknown_account / malformed. (Answering false would wave through an address typed differently from
+        // its mailbox row.)
+        if (isAddressAnswer(err)) return true;
+        throw err;
+      }
+      return summaryRequiresCode(summary);
     },
 
     async status(email) {
@@ -107,7 +121,12 @@ export async function openMail2fa(options: OpenOptions = {}): Promise<Mail2fa> {
     },
 
     async sessionsRevokedAt(email) {
-      return toDate(await sessionsRevokedAt(open(), email));
+      try {
+        return toDate(await sessionsRevokedAt(open(), email));
+      } catch (err) {
+        if (isAddressAnswer(err)) return null; // a malformed address has no sessions to revoke
+        throw err;
+      }
     },
 
     async close() {
