@@ -6,7 +6,8 @@ import { statSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { totpCode } from '../../src/totp/totp.js';
-import { addMailbox, testContext } from '../helpers/context.js';
+import { openMail2fa } from '../../src/index.js';
+import { TEST_KEY, addMailbox, testContext } from '../helpers/context.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { PASSWORD, accountState, auditRows, enrolSms, enrolTotp, issueTemporaryCode, lastOutboxCode, outboxFile, wrongTotp } from '../helpers/seed-2fa.js';
 import { runCli } from '../helpers/cli.js';
@@ -252,5 +253,36 @@ describeEachDb('serve endpoints', (kind) => {
     expect(r.body).toMatchObject({ ok: true, method: 'sms', codeKind: 'sms' });
     const app = await enrolTotp(ctx, `rgs-app-${kind}@example.com`);
     expect((await serve.call('/v1/recovery-codes/send-code', { email: app.email, password: PASSWORD, ...WHO })).body).toMatchObject({ error: { code: 'not_sms' } });
+  });
+
+  it('verify answers byte for byte as the library does (accepted, rejected, locked, malformed, unknown)', async () => {
+    const mfa = await openMail2fa({ db: db.url, env: { MAIL2FA_KEY: TEST_KEY, MAIL2FA_HOME: `${db.dir}/home` } });
+    try {
+      const viaServe = await enrolTotp(ctx, `par-s-${kind}@example.com`);
+      const viaLib = await enrolTotp(ctx, `par-l-${kind}@example.com`);
+      const both = async (code: (a: { secret: string }) => string, mailS = viaServe.email, mailL = viaLib.email) => {
+        const served = await serve.call('/v1/verify', { email: mailS, code: code(viaServe), ...WHO });
+        const lib = JSON.parse(JSON.stringify(await mfa.verifyCode(mailL, code(viaLib)))) as Record<string, unknown>;
+        const { error: _error, ...body } = served.body;
+        return [JSON.stringify(body).replaceAll(mailS, 'X'), JSON.stringify(lib).replaceAll(mailL, 'X')];
+      };
+      const [acceptedS, acceptedL] = await both((a) => totpCode(a.secret, Date.now()));
+      expect(acceptedS).toBe(acceptedL);
+      expect(acceptedS).toContain('"outcome":"accepted"');
+      for (let i = 0; i < 5; i++) {
+        const [s1, l1] = await both((a) => wrongTotp(a.secret, Date.now()));
+        // lockedUntil differs by the milliseconds between the two calls; everything else is the same.
+        expect(s1.replace(/"lockedUntil":"[^"]+"/, '"lockedUntil":T')).toBe(l1.replace(/"lockedUntil":"[^"]+"/, '"lockedUntil":T'));
+      }
+      const [lockedS, lockedL] = await both((a) => totpCode(a.secret, Date.now()));
+      expect(lockedS.replace(/20\d\d-[^"]+Z/g, 'T')).toBe(lockedL.replace(/20\d\d-[^"]+Z/g, 'T'));
+      expect(lockedS).toContain('"outcome":"locked"');
+      const [malformedS, malformedL] = await both(() => '12345');
+      expect(malformedS).toBe(malformedL);
+      const [unknownS, unknownL] = await both(() => '123456', `nobody-s-${kind}@example.com`, `nobody-l-${kind}@example.com`);
+      expect(unknownS.replace(/nobody-[sl]-/g, '')).toBe(unknownL.replace(/nobody-[sl]-/g, ''));
+    } finally {
+      await mfa.close();
+    }
   });
 });
