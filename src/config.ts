@@ -201,7 +201,7 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
 
 function checkDbUrl(url: string, source: string): string[] {
   if (/^sqlite:.+/.test(url)) return [];
-  if (/^(mysql|mariadb):\/\/[^/]+\/[^/?]+/.test(url)) {
+  if (/^(mysql|mariadb|postgres|postgresql):\/\/[^/]+\/[^/?]+/.test(url)) {
     try {
       new URL(url);
       return [];
@@ -209,7 +209,7 @@ function checkDbUrl(url: string, source: string): string[] {
       return [`${source}: not a valid URL`];
     }
   }
-  return [`${source}: expected sqlite:PATH, mysql://USER:PASS@HOST:PORT/DATABASE or mariadb://… (got "${redactUrl(url)}")`];
+  return [`${source}: expected sqlite:PATH, mysql://USER:PASS@HOST:PORT/DATABASE, mariadb://… or postgres://USER:PASS@HOST:PORT/DATABASE (got "${redactUrl(url)}")`];
 }
 
 /** Hides the password of a database URL, for messages. */

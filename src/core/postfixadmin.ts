@@ -15,7 +15,7 @@ import type { Context } from '../context.js';
 import type { AccountMapping } from '../db/accounts.js';
 import { isActive } from '../db/accounts.js';
 import type { Database, Dialect } from '../db/connection.js';
-import { inTransaction } from '../db/tx.js';
+import { inTransaction, lockAccountStates } from '../db/tx.js';
 import { totpCode } from '../totp/totp.js';
 import { writeAudit } from './audit.js';
 import { tryCanonicalAddress } from './address.js';
@@ -55,6 +55,7 @@ export function parsePostfixadminSecret(raw: string): { secret: string } | { pro
 
 /** SQL comparing a column byte for byte with a Buffer parameter, whatever the column's charset/collation. */
 function exactSql(dialect: Dialect): string {
+  if (dialect === 'postgres') return "convert_to(CAST(?? AS text), 'UTF8') = ?";
   return dialect === 'mysql' ? 'CAST(CONVERT(?? USING utf8mb4) AS BINARY) = ?' : 'CAST(?? AS BLOB) = ?';
 }
 
@@ -186,12 +187,7 @@ async function markEnrolled(q: Knex | Knex.Transaction, ctx: Context, candidates
 
 /** Locks the account-state rows of `accounts` (creating missing ones), as accountTransaction does for one. */
 async function lockAccounts(trx: Knex.Transaction, ctx: Context, dialect: Dialect, accounts: string[]): Promise<void> {
-  for (const batch of chunks(accounts)) {
-    await trx(ctx.tables.accountState).insert(batch.map((account) => ({ account, failed_attempts: 0 }))).onConflict('account').ignore();
-    const query = trx(ctx.tables.accountState).whereIn('account', batch).select('account');
-    if (dialect === 'mysql') query.forUpdate();
-    await query;
-  }
+  for (const batch of chunks(accounts)) await lockAccountStates(trx, ctx.tables, dialect, batch);
 }
 
 function report(o: MigrationOptions, source: string, candidates: Candidate[], cleared: number, refused: boolean): MigrationReport {

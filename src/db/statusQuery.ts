@@ -1,6 +1,7 @@
 /**
  * The one query behind `status`: mailbox rows joined with mail2fa's factor and state rows. Bulk reads stream
- * (mysql2's row stream; better-sqlite3's iterate(), since knex's .stream() on it loads every row first) and are
+ * (mysql2's row stream; a server-side cursor on PostgreSQL; better-sqlite3's iterate(), since knex's .stream()
+ * on it loads every row first) and are
  * handed out in batches; address lists are looked up with one `IN (…)` query per batch, never one per account.
  */
 import type { Readable } from 'node:stream';
@@ -36,7 +37,10 @@ export function statusSql(knex: Knex, db: Pick<Database, 'dialect'>, tables: Tab
   // join is exact (and legal across collations); the lookup still uses the primary keys of our tables.
   // utf8mb4_bin is PAD SPACE ("a" = "a "): the equal byte length makes the join exact for a mailbox row with
   // a trailing space too, so it never borrows the factor of the address without it.
-  const key = mysql ? 'CONVERT(m.?? USING utf8mb4) COLLATE utf8mb4_bin' : 'm.??';
+  // On PostgreSQL the mailbox column may carry a non-deterministic (e.g. case-insensitive ICU) collation or be
+  // citext: compare as text in the database's default collation, which is always deterministic (equal means
+  // byte-equal) and is the collation of mail2fa's own keys, so their primary keys still serve the join.
+  const key = mysql ? 'CONVERT(m.?? USING utf8mb4) COLLATE utf8mb4_bin' : db.dialect === 'postgres' ? 'CAST(m.?? AS text) COLLATE "default"' : 'm.??';
   const join = (alias: string) => (mysql ? `${alias}.account = ${key} AND LENGTH(${alias}.account) = LENGTH(${key})` : `${alias}.account = ${key}`);
   const joinBindings = mysql ? [m.email, m.email] : [m.email];
   const pfa = m.totpSecret ? `, CASE WHEN m.?? IS NOT NULL AND m.?? <> '' THEN 1 ELSE 0 END AS pfa_totp` : '';
@@ -85,6 +89,8 @@ export async function* streamStatusRows(db: Database, tables: Tables, mapping: A
       } finally {
         await client.releaseConnection(conn);
       }
+    } else if (db.dialect === 'postgres') {
+      yield* postgresCursorBatches(db, sql, bindings, batchSize);
     } else {
       // mysql2's own row stream, drained synchronously batch by batch: knex's .stream() adds a Transform stream
       // and `for await` a promise per row, together most of the client's time at a million rows. Backpressure
@@ -152,9 +158,43 @@ export async function lookupStatusRows(db: Database, tables: Tables, mapping: Ac
       }
     }
     const result = await db.knex.raw(sql, bindings as Knex.RawBinding[]);
-    return result[0] as StatusDbRow[];
+    return (db.dialect === 'postgres' ? (result as { rows: StatusDbRow[] }).rows : result[0]) as StatusDbRow[];
   } catch (err) {
     throw mapDbError(err, db.displayUrl);
+  }
+}
+
+/**
+ * PostgreSQL: a server-side cursor (DECLARE … NO SCROLL CURSOR in a read-only transaction), fetched `batchSize`
+ * rows at a time, so that the client holds one batch, never the whole result (pg's plain query buffers every row).
+ * Abandoned half-way, the transaction is rolled back, which closes the cursor, and the connection is reused.
+ */
+async function* postgresCursorBatches(db: Database, sql: string, bindings: unknown[], batchSize: number): AsyncGenerator<StatusDbRow[]> {
+  const client = poolClient<PgConn>(db);
+  const conn = await client.acquireConnection();
+  let open = false;
+  try {
+    client.emit('query', { method: 'raw', sql, bindings }); // still visible to knex's query log
+    await conn.query('BEGIN READ ONLY');
+    open = true;
+    await conn.query({ text: `DECLARE mail2fa_status NO SCROLL CURSOR FOR ${sql}`, values: bindings });
+    const size = Math.max(1, Math.floor(batchSize));
+    for (;;) {
+      const { rows } = await conn.query<StatusDbRow>(`FETCH FORWARD ${size} FROM mail2fa_status`);
+      if (rows.length) yield rows;
+      if (rows.length < size) break;
+    }
+    open = false;
+    await conn.query('COMMIT');
+  } finally {
+    // Also reached when the consumer stops early (the generator's return) or on an error: end the transaction,
+    // which closes the cursor; a connection that cannot is dropped from the pool, never reused mid-transaction.
+    if (open) {
+      await conn.query('ROLLBACK').catch((err: unknown) => {
+        conn.__knex__disposed = err;
+      });
+    }
+    await client.releaseConnection(conn);
   }
 }
 
@@ -172,6 +212,12 @@ function poolClient<C>(db: Database): PoolClient<C> {
 interface MysqlConn {
   query(options: { sql: string }, values: unknown[]): { stream(options: { highWaterMark: number }): Readable };
   destroy(): void;
+}
+
+interface PgConn {
+  query<R>(query: string | { text: string; values: unknown[] }): Promise<{ rows: R[] }>;
+  /** knex's mark for a connection its pool must not hand out again. */
+  __knex__disposed?: unknown;
 }
 
 interface SqliteConn {
