@@ -157,8 +157,19 @@ export async function lookupStatusRows(db: Database, tables: Tables, mapping: Ac
         await client.releaseConnection(conn);
       }
     }
+    if (db.dialect === 'postgres') {
+      // The SQL is in pg's native form ($1, $2 …), which knex.raw would not bind: run it on a pool connection.
+      const client = poolClient<PgConn>(db);
+      const conn = await client.acquireConnection();
+      try {
+        client.emit('query', { method: 'raw', sql, bindings }); // still visible to knex's query log
+        return (await conn.query<StatusDbRow>({ text: sql, values: bindings })).rows;
+      } finally {
+        await client.releaseConnection(conn);
+      }
+    }
     const result = await db.knex.raw(sql, bindings as Knex.RawBinding[]);
-    return (db.dialect === 'postgres' ? (result as { rows: StatusDbRow[] }).rows : result[0]) as StatusDbRow[];
+    return result[0] as StatusDbRow[];
   } catch (err) {
     throw mapDbError(err, db.displayUrl);
   }

@@ -95,3 +95,13 @@ export async function lockAccountStates(trx: Trx, tables: Tables, dialect: Datab
     await trx(tables.accountState).insert(sorted.map((account) => ({ account, failed_attempts: 0 }))).onConflict('account').ignore();
   }
 }
+
+/** Inserts one row into a table with a generated `id` and returns that id, on every database. */
+export async function insertReturningId(trx: Trx, dialect: Database['dialect'], table: string, row: Record<string, unknown>): Promise<number> {
+  if (dialect === 'postgres') {
+    const [inserted] = (await trx(table).insert(row).returning('id')) as { id: number | string }[];
+    return Number(inserted!.id);
+  }
+  const [id] = (await trx(table).insert(row)) as number[];
+  return Number(id);
+}
