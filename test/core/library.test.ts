@@ -15,7 +15,7 @@ import { TEST_KEY, addMailbox, testClock, testContext } from '../helpers/context
 import { accountState, enrolSms, enrolTotp, issueTemporaryCode, sendSignInCode, wrongTotp } from '../helpers/seed-2fa.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const README_PART = join(ROOT, 'README.md');
+const README_PART = join(ROOT, 'docs', 'sign-in.md');
 
 /** The code block that follows `<!-- example: NAME -->` in the README part. */
 function readmeExample(name: string): string {
