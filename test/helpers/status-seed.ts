@@ -66,19 +66,23 @@ export function postfixAdminMailboxSqlite(table: string, unique = true): string 
 )`;
 }
 
+const PG_CI_COLLATION = 'mail2fa_test_ci';
+
 /**
- * PostfixAdmin's `mailbox` table as its PostgreSQL setup leaves it: plain varchar (the database's deterministic
- * collation: case-sensitive, no PAD SPACE), boolean flags, timestamptz times.
+ * PostfixAdmin's `mailbox` table as its PostgreSQL setup leaves it (boolean flags, timestamptz times), made as
+ * hostile as MariaDB's latin1_general_ci: username and domain in a case-insensitive, non-deterministic ICU
+ * collation (what a site gets from citext or such a collation), so "user@…" finds "User@…" unless mail2fa
+ * compares exactly. PostgreSQL has no PAD SPACE: a trailing space stays significant.
  */
 export function postfixAdminMailboxPostgres(table: string, unique = true): string {
   return `CREATE TABLE "${table}" (
-  username varchar(255) NOT NULL,
+  username varchar(255) COLLATE ${PG_CI_COLLATION} NOT NULL,
   password varchar(255) NOT NULL DEFAULT '',
   name varchar(255) NOT NULL DEFAULT '',
   maildir varchar(255) NOT NULL DEFAULT '',
   quota bigint NOT NULL DEFAULT 0,
   local_part varchar(255) NOT NULL DEFAULT '',
-  domain varchar(255) NOT NULL,
+  domain varchar(255) COLLATE ${PG_CI_COLLATION} NOT NULL,
   created timestamp with time zone DEFAULT now(),
   modified timestamp with time zone DEFAULT now(),
   active boolean NOT NULL DEFAULT true,
@@ -95,6 +99,7 @@ export function postfixAdminMailboxPostgres(table: string, unique = true): strin
 
 export async function createPostfixAdminMailbox(knex: Knex, kind: TestDb['kind'], table: string, unique = true): Promise<void> {
   if (kind === 'postgres') {
+    await knex.raw(`CREATE COLLATION IF NOT EXISTS ${PG_CI_COLLATION} (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`);
     await knex.raw(postfixAdminMailboxPostgres(table, unique));
     await knex.raw(`CREATE INDEX "${table}_domain_idx" ON "${table}" (domain)`);
     if (!unique) await knex.raw(`CREATE INDEX "${table}_username_idx" ON "${table}" (username)`);
