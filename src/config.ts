@@ -8,6 +8,9 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { configError } from './core/errors.js';
 import { escapeControl } from './core/text.js';
+import { accountMapping } from './db/accounts.js';
+import { knownStoreKinds, storeDefinition } from './stores/registry.js';
+import type { StoreConfigBase } from './stores/types.js';
 
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain SQL identifier (letters, digits, _)');
 const prefix = z.string().regex(/^[A-Za-z0-9_]{0,32}$/, 'may hold only letters, digits and _ (at most 32)');
@@ -62,6 +65,25 @@ const SignOutSchema = z.strictObject({
   command: z.array(z.string().min(1)).min(1).optional(),
 });
 
+/**
+ * A foreign store the site's sign-in enforces (PRODUCT.md §2, §9; docs/stores.md). `options` are the store's own,
+ * validated by its module's schema; `db` defaults to the mail database.
+ */
+const StoreEntrySchema = z.strictObject({
+  name: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be lower-case letters, digits, - or _ (at most 32), starting with a letter'),
+  kind: z.string().min(1),
+  db: z
+    .strictObject({
+      url: z.string().min(1),
+      connectTimeoutMs: z.number().int().min(100).max(120_000).optional(),
+    })
+    .optional(),
+  tablePrefix: prefix.optional(),
+  /** The site allows mail2fa to write secrets into this store although it keeps them in plaintext. */
+  allowPlaintextWrites: z.boolean().default(false),
+  options: z.unknown().optional(),
+});
+
 export const ConfigFileSchema = z.strictObject({
   db: z
     .strictObject({
@@ -78,11 +100,20 @@ export const ConfigFileSchema = z.strictObject({
   signOut: SignOutSchema.default({ action: 'none' }),
   /** Regular expression a customer-service ticket ID must match. */
   ticketPattern: z.string().default('^[A-Za-z0-9][A-Za-z0-9._:#/-]{0,63}$'),
+  /** Foreign stores, in the order commands act on them (after mail2fa's own store, which is always first). */
+  stores: z.array(StoreEntrySchema).default([]),
 });
 export type ConfigFile = z.infer<typeof ConfigFileSchema>;
 
-export interface Config extends ConfigFile {
+/** A configured foreign store: options validated by its own schema, database URL resolved. */
+export type ConfiguredStore = StoreConfigBase & { options: unknown; db?: { url: string; connectTimeoutMs: number } };
+
+/** The name of mail2fa's own store in status, audit rows and `--store`. */
+export const OWN_STORE_NAME = 'mail2fa';
+
+export interface Config extends Omit<ConfigFile, 'stores'> {
   db: ConfigFile['db'] & { url: string; embedded: boolean };
+  stores: ConfiguredStore[];
   /** Where the embedded default keeps its files (database, key, SMS outbox). */
   dataDir: string;
   /** Where the config came from, for `doctor`. */
@@ -172,6 +203,7 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
       for (const k of ['accountSid', 'from'] as const) if (!file.sms.twilio[k]) problems.push(`${source}: sms.twilio.${k}: required when sms.transport is "twilio"`);
     }
   }
+  const storeOptions = file ? await checkStores(file.stores, source, problems) : [];
   if (problems.length || !file) {
     throw configError('config_invalid', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  ${problems.join('\n  ')}`, 'Fix the settings above; see README "Configuration".');
   }
@@ -189,14 +221,78 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
     webhook: { ...file.sms.webhook, authHeaderFile: fromFile(file.sms.webhook.authHeaderFile) },
     twilio: { ...file.sms.twilio, authTokenFile: fromFile(file.sms.twilio.authTokenFile) },
   };
+  const stores: ConfiguredStore[] = file.stores.map((entry, i) => {
+    const storeUrl = entry.db?.url.startsWith('sqlite:') ? `sqlite:${fromFile(entry.db.url.slice('sqlite:'.length))}` : entry.db?.url;
+    return {
+      name: entry.name,
+      kind: entry.kind as ConfiguredStore['kind'],
+      ...(storeUrl ? { db: { url: storeUrl, connectTimeoutMs: entry.db?.connectTimeoutMs ?? file.db.connectTimeoutMs } } : {}),
+      ...(entry.tablePrefix !== undefined ? { tablePrefix: entry.tablePrefix } : {}),
+      allowPlaintextWrites: entry.allowPlaintextWrites,
+      options: storeOptions[i],
+    };
+  });
+  stores.push(...legacyPostfixadminStore(file, stores));
   return {
     ...file,
+    stores,
     db: { ...file.db, url, embedded: url === defaultDbUrl(dataDir) },
     key: { file: keyFile },
     sms,
     dataDir,
     configPath,
   };
+}
+
+/**
+ * Each store entry: a known kind (not mail2fa's own, which is always on), a unique name, a valid database URL,
+ * and options accepted by the store's own schema. Problems are collected (reported at once); returns the parsed
+ * options per entry.
+ */
+async function checkStores(entries: ConfigFile['stores'], source: string, problems: string[]): Promise<unknown[]> {
+  const seen = new Set<string>([OWN_STORE_NAME]);
+  const parsed: unknown[] = [];
+  for (const [i, entry] of entries.entries()) {
+    const where = `${source}: stores.${i}`;
+    if (seen.has(entry.name)) problems.push(`${where}.name: "${entry.name}" is ${entry.name === OWN_STORE_NAME ? "the name of mail2fa's own store" : 'used twice'}`);
+    seen.add(entry.name);
+    if (entry.db?.url !== undefined) problems.push(...checkDbUrl(entry.db.url, `${where}.db.url`));
+    if (entry.kind === OWN_STORE_NAME) {
+      problems.push(`${where}.kind: mail2fa's own store is always on (and first); list only foreign stores here`);
+      parsed.push(undefined);
+      continue;
+    }
+    const definition = await storeDefinition(entry.kind);
+    if (!definition) {
+      problems.push(escapeControl(`${where}.kind: unknown store kind "${entry.kind}" (known: ${knownStoreKinds().join(', ')})`));
+      parsed.push(undefined);
+      continue;
+    }
+    const options = definition.optionsSchema.safeParse(entry.options ?? {});
+    if (options.success) parsed.push(options.data);
+    else {
+      problems.push(...formatIssues(options.error, source).map((line) => line.replace(`${source}: `, `${where}.options.`).replace(/\.options\.\(top level\)/, '.options')));
+      parsed.push(undefined);
+    }
+  }
+  return parsed;
+}
+
+/**
+ * Before stores were configurable, `accounts.preset: postfixadmin` (or `accounts.columns.totpSecret`) made mail2fa
+ * read PostfixAdmin's totp_secret column. Such configs keep working: the column becomes a store named
+ * "postfixadmin" on the mail database, unless a postfixadmin store is configured explicitly.
+ */
+function legacyPostfixadminStore(file: ConfigFile, stores: ConfiguredStore[]): ConfiguredStore[] {
+  const mapping = accountMapping(file.accounts);
+  if (!mapping.totpSecret || stores.some((s) => s.kind === 'postfixadmin' || s.name === 'postfixadmin')) return [];
+  return [{
+    name: 'postfixadmin',
+    kind: 'postfixadmin',
+    tablePrefix: '',
+    allowPlaintextWrites: false,
+    options: { table: mapping.table, usernameColumn: mapping.email, secretColumn: mapping.totpSecret, activeColumn: mapping.active, totpEnabled: true },
+  }];
 }
 
 function checkDbUrl(url: string, source: string): string[] {

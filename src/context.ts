@@ -13,6 +13,7 @@ import { tableNames, type Tables } from './db/schema.js';
 import { loadMasterKey, loadOrCreateKeyFile, type MasterKey } from './crypto/keys.js';
 import type { SmsSender } from './sms/transports.js';
 import type { AuditWriter } from './core/audit.js';
+import type { ForeignStore, StoreDeps } from './stores/types.js';
 
 export interface ContextOptions extends ConfigSources {
   actor?: string;
@@ -22,6 +23,8 @@ export interface ContextOptions extends ConfigSources {
   skipSchemaCheck?: boolean;
   /** Injected SMS sender (library users, tests). */
   smsSender?: SmsSender;
+  /** Injected randomness for stores (tests); defaults to node:crypto randomBytes. */
+  randomBytes?: (n: number) => Buffer;
 }
 
 export interface Context extends AuditWriter {
@@ -34,6 +37,8 @@ export interface Context extends AuditWriter {
   accounts(): Promise<AccountRepository>;
   masterKey(): MasterKey;
   sms(): Promise<SmsSender>;
+  /** The configured foreign stores, in order (mail2fa's own store is not among them: it is always first). */
+  stores(): Promise<ForeignStore[]>;
   close(): Promise<void>;
 }
 
@@ -58,6 +63,9 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
   let dbPromise: Promise<Database> | undefined;
   let key: MasterKey | undefined;
   let sender: SmsSender | undefined = options.smsSender;
+  let storesPromise: Promise<ForeignStore[]> | undefined;
+  /** Databases opened for stores, by URL (a store on the mail database shares ctx.db()). */
+  const storeDbs = new Map<string, Promise<Database>>();
 
   const ctx: Context = {
     config,
@@ -95,7 +103,43 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
       }
       return sender;
     },
+    stores() {
+      storesPromise ??= (async () => {
+        if (config.stores.length === 0) return [];
+        const { storeDefinition } = await import('./stores/registry.js');
+        const { randomBytes } = await import('node:crypto');
+        const deps: StoreDeps = {
+          openDatabase(url) {
+            if (url === config.db.url) return ctx.db();
+            let db = storeDbs.get(url);
+            if (!db) {
+              const target = config.stores.find((s) => s.db?.url === url)?.db;
+              db = openDatabase({ url, connectTimeoutMs: target?.connectTimeoutMs ?? config.db.connectTimeoutMs });
+              storeDbs.set(url, db);
+            }
+            return db;
+          },
+          mailDatabase: () => ctx.db(),
+          now: ctx.now,
+          randomBytes: options.randomBytes ?? ((n) => randomBytes(n)),
+        };
+        const opened: ForeignStore[] = [];
+        for (const entry of config.stores) {
+          const definition = await storeDefinition(entry.kind);
+          if (!definition) throw configError('unknown_store', `unknown store kind "${entry.kind}" (store ${entry.name})`);
+          opened.push(definition.open(entry, deps));
+        }
+        return opened;
+      })();
+      return storesPromise;
+    },
     async close() {
+      if (storesPromise) {
+        const stores = await storesPromise.catch(() => [] as ForeignStore[]);
+        for (const store of stores) await store.close().catch(() => {});
+      }
+      for (const db of storeDbs.values()) await (await db.catch(() => undefined))?.close();
+      storeDbs.clear();
       if (dbPromise) {
         const db = await dbPromise.catch(() => undefined);
         await db?.close();

@@ -5,7 +5,7 @@
 import { contextFromConfig, type Context } from './context.js';
 import { loadConfig } from './config.js';
 import { ExitCode, Mail2faError } from './core/errors.js';
-import { factorSummary } from './core/owner.js';
+import { factorSummary, summaryRequiresCode } from './core/owner.js';
 import { statusBatches, type StatusRow } from './core/status.js';
 import type { CodeKind } from './core/verification.js';
 import { sessionsRevokedAt, verifySignInCode, type RejectReason } from './core/verify.js';
@@ -47,8 +47,8 @@ export interface Mail2fa {
   /** Checks a sign-in code (TOTP, pending SMS code, recovery code, temporary access code); each is accepted once. */
   verifyCode(email: string, code: string): Promise<VerifyCodeResult>;
   /**
-   * Whether the sign-in must ask for a code: 2FA is on, or customer service issued a temporary access code
-   * (`recover --temporary-code`). Unknown account → Mail2faError (exitCode 67); malformed address → 65.
+   * Whether the sign-in must ask for a code: 2FA is on in mail2fa's store or enforced by a configured foreign store
+   * (PostfixAdmin's totp_secret, …), or customer service issued a temporary access code (`recover --temporary-code`). Unknown account → Mail2faError (exitCode 67); malformed address → 65.
    */
   requiresCode(email: string): Promise<boolean>;
   /** The account's 2FA status: the same row as `mail2fa status --json` (state 'unknown' / 'invalid' as data). */
@@ -118,14 +118,13 @@ export async function openMail2fa(options: OpenOptions = {}): Promise<Mail2fa> {
     },
 
     async requiresCode(email) {
-      const summary = await factorSummary(open(), email);
-      return summary.method !== null || summary.temporaryCode;
+      return summaryRequiresCode(await factorSummary(open(), email));
     },
 
     async status(email) {
       const c = open();
       const db = await c.db();
-      for await (const batch of statusBatches({ db, tables: c.tables, mapping: c.mapping, now: c.now }, { kind: 'emails', emails: [email] })) {
+      for await (const batch of statusBatches({ db, tables: c.tables, mapping: c.mapping, now: c.now, stores: await c.stores() }, { kind: 'emails', emails: [email] })) {
         if (batch[0]) return batch[0];
       }
       throw new Mail2faError('internal', 'internal error (a bug, please report it): status returned no row', ExitCode.SOFTWARE);

@@ -2,7 +2,8 @@ import { Command } from 'commander';
 import { withContext } from '../context.js';
 import { canonicalAddress } from '../core/address.js';
 import { disableTwoFactor } from '../core/disable.js';
-import { factorSummary } from '../core/owner.js';
+import { ExitCode } from '../core/errors.js';
+import { factorSummary, summaryRequiresCode } from '../core/owner.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
 import { addOwnerOptions, obtainCode, parseOwnerFlags, readPassword, type OwnerFlags } from './owner-input.js';
 
@@ -31,7 +32,7 @@ export function disableCommand(): Command {
         return withContext(contextOptions(g), async (ctx) => {
           try {
             const summary = await factorSummary(ctx, email);
-            if (summary.method === null && !summary.temporaryCode) {
+            if (!summaryRequiresCode(summary) && summary.foreignStores.length === 0) {
               if (out.json) await out.document({ ok: true, email: summary.email, changed: false });
               else await out.line(ALREADY_OFF(summary.email));
               return;
@@ -44,12 +45,22 @@ export function disableCommand(): Command {
               return;
             }
             const result = await disableTwoFactor(ctx, { email: summary.email, password, code });
-            if (out.json) await out.document({ ok: true, ...result });
-            else if (!result.changed) await out.line(ALREADY_OFF(result.email));
-            else {
+            const incomplete = result.changed && !result.complete ? result : null;
+            const failed = incomplete ? incomplete.stores.filter((c) => c.outcome === 'failed') : [];
+            if (out.json) {
+              await out.document({ ok: !incomplete, ...result, ...(incomplete ? { error: { code: 'disable_incomplete', message: `2FA is still on in ${failed.map((c) => c.store).join(', ')}`, hint: 'Run the same disable command again (with a current code) once the store is reachable.' } } : {}) });
+            } else if (!result.changed) await out.line(ALREADY_OFF(result.email));
+            else if (incomplete) {
+              await out.line(`INCOMPLETE: two-factor authentication is still on for ${result.email} in ${failed.map((c) => `store ${c.store} (${c.error?.message ?? c.detail})`).join('; ')}.`);
+              for (const c of result.stores.filter((c) => c.outcome !== 'failed')) await out.line(`  store ${c.store}: ${c.outcome === 'changed' ? `turned off (${c.detail})` : `nothing to do (${c.detail})`}`);
+              await out.line(`Run the same command again once that store is reachable, with a current code from the app.`);
+            } else {
               await out.line(`Two-factor authentication has now been disabled for ${result.email}, and you may sign in without having your phone nearby.`);
               await out.line(`The factor, its recovery codes and any pending codes were removed; all sessions were signed out (${result.sessionsRevokedAt}).`);
+              const foreign = result.stores.filter((c) => c.kind !== 'mail2fa' && c.outcome === 'changed');
+              if (foreign.length) await out.line(`Also turned off in ${foreign.map((c) => `store ${c.store} (${c.detail})`).join('; ')}.`);
             }
+            return incomplete ? incomplete.exitCode : ExitCode.OK;
           } finally {
             for (const n of ctx.notices) out.note(n);
           }

@@ -22,6 +22,7 @@ interface EnableFlags {
   cancel?: boolean;
   code?: string;
   enrolment?: string;
+  store?: string;
 }
 
 type Mode = 'interactive' | 'start' | 'confirm' | 'cancel';
@@ -32,7 +33,7 @@ export function enableMode(flags: EnableFlags, interactive: boolean): { mode: Mo
   if (steps.length > 1) throw usageError(`--${steps.join(' and --')} exclude each other`);
   const mode: Mode = steps[0] ?? 'interactive';
   if (mode === 'confirm' || mode === 'cancel') {
-    const startOnly = (['method', 'phone', 'passwordStdin', 'force', 'currentCode'] as const).filter((f) => flags[f] !== undefined);
+    const startOnly = (['method', 'phone', 'passwordStdin', 'force', 'currentCode', 'store'] as const).filter((f) => flags[f] !== undefined);
     if (startOnly.length) throw usageError(`${startOnly.map(flagName).join(', ')}: only when starting (the pending enrolment already knows them)`);
   }
   if (flags.code !== undefined && mode !== 'confirm') throw usageError('--code goes with --confirm', 'Example: mail2fa enable jane@example.com --confirm --code 123456');
@@ -72,6 +73,7 @@ export function enableCommand(): Command {
     .option('--code <code>', 'with --confirm: the 6-digit code (else read from stdin, or asked for on a terminal)')
     .option('--enrolment <id>', 'with --confirm/--cancel: act only on this pending enrolment (the id --start printed)')
     .option('--cancel', 'drop the pending enrolment; nothing else changes')
+    .option('--store <name>', "the store to enrol into (default: mail2fa, the first writable one; see docs/stores.md)")
     .addHelpText(
       'after',
       EXAMPLES([
@@ -138,10 +140,10 @@ async function showStarted(out: Output, started: StartedEnrolment): Promise<void
 
 async function start(ctx: Context, out: Output, email: string, method: FactorMethod, flags: EnableFlags): Promise<void> {
   const core = await import('../core/enrolment.js');
-  if (!flags.passwordStdin) await core.enrolmentPreflight(ctx, { email, force: flags.force });
+  if (!flags.passwordStdin) await core.enrolmentPreflight(ctx, { email, force: flags.force, store: flags.store });
   const password = await readPassword(out, flags);
   const phone = method === 'sms' ? (flags.phone ?? (await askPhone(out))) : undefined;
-  const started = await core.startEnrolment(ctx, { email, password, method, phone, force: flags.force, currentCode: flags.currentCode });
+  const started = await core.startEnrolment(ctx, { email, password, method, phone, force: flags.force, currentCode: flags.currentCode, store: flags.store });
   if (out.json) {
     await out.document({
       ok: true,
@@ -211,7 +213,7 @@ async function askCode(out: Output): Promise<string> {
 async function interactive(ctx: Context, out: Output, email: string, method: FactorMethod, flags: EnableFlags): Promise<void> {
   const core = await import('../core/enrolment.js');
   await out.line(`Enable two-factor authentication for ${email} (${method === 'totp' ? 'authenticator app' : 'text message'}).`);
-  const pre = await core.enrolmentPreflight(ctx, { email, force: flags.force });
+  const pre = await core.enrolmentPreflight(ctx, { email, force: flags.force, store: flags.store });
   if (pre.replacing) await out.line(`(--force: the current ${core.methodLabel(pre.replacing)} factor stays until the new one is confirmed.)`);
   const password = await readPassword(out, flags);
   let currentCode = flags.currentCode;
@@ -220,7 +222,7 @@ async function interactive(ctx: Context, out: Output, email: string, method: Fac
     currentCode = await promptInput(out, pre.currentCode === 'temporary' ? 'Temporary access code from customer service:' : 'Current code (app, SMS or recovery code):', '--current-code CODE');
   }
   const phone = method === 'sms' ? (flags.phone ?? (await askPhone(out))) : undefined;
-  const started = await core.startEnrolment(ctx, { email, password, method, phone, force: flags.force, currentCode });
+  const started = await core.startEnrolment(ctx, { email, password, method, phone, force: flags.force, currentCode, store: flags.store });
   let done: CompletedEnrolment | undefined;
   try {
     await out.line();

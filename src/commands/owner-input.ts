@@ -37,6 +37,7 @@ export async function readPassword(out: Output, flags: OwnerFlags): Promise<stri
 function codePrompt(summary: FactorSummary): string {
   if (summary.method === 'totp') return 'Code from the authenticator app (or a recovery code):';
   if (summary.method === 'sms') return `Code from the text message to ${summary.phone ?? 'the phone'} (or a recovery code):`;
+  if (summary.foreignTotp) return `Code from the authenticator app (2FA of ${summary.foreignStores.join(', ')}):`;
   return 'Temporary access code from customer service:';
 }
 

@@ -51,8 +51,16 @@ export function recoverCommand(): Command {
             if (typed !== summary.email) throw new Mail2faError('cancelled', 'cancelled: the address typed does not match; nothing was changed', ExitCode.CANCELLED, `Type it exactly as shown: ${summary.email}`);
           });
           for (const n of ctx.notices) out.note(n);
-          if (out.json) await out.document({ ok: true, ...result });
-          else await out.write(result.outcome === 'recovered' ? recoveredText(result) : nothingText(result));
+          const incomplete = result.outcome === 'recovered' && !result.complete ? result : null;
+          if (out.json) {
+            await out.document({
+              ok: !incomplete,
+              ...result,
+              ...(incomplete ? { error: { code: 'recover_incomplete', message: `2FA was not reset in every store: ${incomplete.stores.filter((c) => c.outcome === 'failed').map((c) => c.store).join(', ')}`, hint: 'Run the same recover command again: it completes the rest.' } } : {}),
+            });
+          } else await out.write(result.outcome === 'recovered' ? recoveredText(result) : nothingText(result));
+          // Partial: what was done is reported above; the exit code says it must be run again (69 or 75).
+          return incomplete ? incomplete.exitCode : ExitCode.OK;
         });
       }),
     );

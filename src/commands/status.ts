@@ -99,7 +99,7 @@ export function statusCommand(): Command {
 
         return withContext(contextOptions(g), async (ctx) => {
           const db = await ctx.db();
-          const deps = { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now };
+          const deps = { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() };
           const summary = newSummary();
           let gaps = 0;
           const renderer = statusRenderer(format, out);

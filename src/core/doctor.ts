@@ -13,7 +13,6 @@ import type { Database } from '../db/connection.js';
 import { LATEST_MIGRATION } from '../db/migrations.js';
 import { ExitCode, Mail2faError } from './errors.js';
 import { sampleDecrypt } from './keys.js';
-import { countPostfixadminTotp } from './postfixadmin.js';
 
 export interface Check {
   name: string;
@@ -109,6 +108,36 @@ export async function runDoctor(ctx: Context): Promise<Check[]> {
   }
 
   checks.push(signOutCheck(ctx));
+  checks.push(...(await storeChecks(ctx)));
+  return checks;
+}
+
+/** Each configured foreign store checks itself (reachable, schema, read-only user, plaintext secrets, bypasses). */
+async function storeChecks(ctx: Context): Promise<Check[]> {
+  if (ctx.config.stores.length === 0) return [{ name: 'stores', status: 'ok', detail: "mail2fa's own store only" }];
+  const checks: Check[] = [{ name: 'stores', status: 'ok', detail: `mail2fa, then ${ctx.config.stores.map((s) => `${s.name} (${s.kind})`).join(', ')}` }];
+  let stores;
+  try {
+    stores = await ctx.stores();
+  } catch (err) {
+    return [fail('stores', err)];
+  }
+  for (const store of stores) {
+    try {
+      checks.push(...(await store.doctor()));
+    } catch (err) {
+      checks.push(fail(`store ${store.name}`, err));
+    }
+    if (store.plaintextSecrets) {
+      const entry = ctx.config.stores.find((s) => s.name === store.name);
+      checks.push({
+        name: `store ${store.name} secrets`,
+        status: 'warn',
+        detail: `${store.kind} keeps TOTP secrets in PLAINTEXT${entry?.allowPlaintextWrites ? '; allowPlaintextWrites: mail2fa may write secrets there' : '; mail2fa never writes secrets there'}`,
+        hint: 'Anyone who can read that database can compute the codes; consider `mail2fa migrate-from` into the encrypted store.',
+      });
+    }
+  }
   return checks;
 }
 
@@ -145,21 +174,6 @@ async function mappingChecks(ctx: Context, db: Database): Promise<Check[]> {
     return [{ name: 'account mapping', status: 'fail', detail: `table ${m.table} lacks column(s) ${missing.join(', ')} (preset ${m.preset})`, hint: 'Set accounts.columns in the config (null for optional columns the table lacks).', exitCode: ExitCode.CONFIG }];
   }
   const checks: Check[] = [{ name: 'account mapping', status: 'ok', detail: `${m.table}(${wanted.join(', ')}), preset ${m.preset}` }];
-  if (m.totpSecret) {
-    try {
-      const n = await countPostfixadminTotp(db, m);
-      checks.push(n === 0
-        ? { name: 'postfixadmin totp', status: 'ok', detail: `no plaintext secrets in ${m.table}.${m.totpSecret}` }
-        : {
-            name: 'postfixadmin totp',
-            status: 'warn',
-            detail: `${n} mailbox(es) keep a PLAINTEXT TOTP secret in ${m.table}.${m.totpSecret} (PostfixAdmin's own TOTP)`,
-            hint: '`mail2fa migrate-from postfixadmin --dry-run` shows how to move them into encrypted storage; --clear-plaintext then removes them.',
-          });
-    } catch (err) {
-      checks.push(fail('postfixadmin totp', err));
-    }
-  }
   return checks;
 }
 

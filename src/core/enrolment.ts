@@ -28,6 +28,7 @@ import { checkPassword, proveOwner } from './owner.js';
 import { refuseInactiveMailbox } from './mailbox-state.js';
 import { sendSmsChallenge } from './sms-codes.js';
 import { isoTime } from './time.js';
+import { activatedIn, missingCapability, OWN_STORE, readStores, requireReadings, type StoreReading } from './stores.js';
 import { parseCodeInput } from './verification.js';
 import { Vault } from './vault.js';
 
@@ -44,6 +45,48 @@ export interface EnrolmentTarget {
   email: string;
   /** Replace an existing factor (only once the new one is confirmed). */
   force?: boolean;
+  /** The store to enrol into (`--store`); default: the first writable one, mail2fa's own. */
+  store?: string;
+}
+
+/**
+ * `--store`: mail2fa's own store (the default, and the first writable one); a foreign store must exist (64) and be
+ * able to enrol (78, store named). Enrolling into a foreign store is not offered yet: none of the store modules
+ * declares 'enable' (their secrets are plaintext; see docs/stores.md), so that path ends in the 78 as well.
+ */
+async function checkTargetStore(ctx: Context, name: string | undefined): Promise<void> {
+  if (name === undefined || name === OWN_STORE) return;
+  const stores = await ctx.stores();
+  const store = stores.find((s) => s.name === name);
+  if (!store) throw usageError(`--store: no store named "${name}"`, `Configured stores: ${[OWN_STORE, ...stores.map((s) => s.name)].join(', ')}.`);
+  throw missingCapability(store, 'enable', store.capabilities.has('enable') ? 'enrolling into a foreign store is not supported by this version of mail2fa' : undefined);
+}
+
+/** Foreign stores in which 2FA is already on for the account (a store that cannot be read fails: 69). */
+async function foreignOn(ctx: Context, email: string): Promise<StoreReading[]> {
+  const readings = await readStores(await ctx.stores(), email);
+  requireReadings(readings);
+  return activatedIn(readings);
+}
+
+/**
+ * 2FA on in a foreign store: enrolling in mail2fa would give the account a second, independent factor with the
+ * password alone. Refused (65, audited) with the way out for that store.
+ */
+async function refuseForeign(tx: AccountTx, on: StoreReading[]): Promise<Refusal | null> {
+  if (on.length === 0) return null;
+  const names = on.map((r) => `${r.store.name} (${r.store.kind})`).join(', ');
+  await tx.audit({ action: 'enable', outcome: 'refused', reason: 'already enabled in another store', detail: Object.fromEntries(on.map((r) => [`store:${r.store.name}`, 'on'])) });
+  const pfa = on.find((r) => r.store.kind === 'postfixadmin');
+  return new Refusal(
+    dataError(
+      'already_enabled',
+      `two-factor authentication is already on for ${tx.account} in store ${names}: sign-in asks for that code already`,
+      pfa
+        ? `PostfixAdmin's own TOTP is active for this mailbox. Move it into mail2fa with \`mail2fa migrate-from postfixadmin\` (the user keeps their app), or turn it off first with \`mail2fa disable ${tx.account}\` (password + a current code).`
+        : `Turn it off first with \`mail2fa disable ${tx.account}\` (password + a current code), then enable again.`,
+    ),
+  );
 }
 
 export interface StartEnrolmentInput extends EnrolmentTarget {
@@ -114,9 +157,13 @@ interface PendingRow {
 export async function enrolmentPreflight(ctx: Context, target: EnrolmentTarget): Promise<{ email: string; replacing: FactorMethod | null; currentCode: 'factor' | 'temporary' | null }> {
   const email = canonicalAddress(target.email);
   const mailbox = await (await ctx.accounts()).findExact(email);
+  await checkTargetStore(ctx, target.store);
+  const on = await foreignOn(ctx, email);
   return accountTransaction(ctx, email, async (tx) => {
     const checked = await checkEnrollable(tx, mailbox, Boolean(target.force));
     if (checked instanceof Refusal) return checked;
+    const foreign = await refuseForeign(tx, on);
+    if (foreign) return foreign;
     const proof = await requiredProof(tx, checked);
     if (proof instanceof Refusal) return proof;
     return { email, replacing: checked?.method ?? null, currentCode: proof };
@@ -130,11 +177,15 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
   const phone: Phone | undefined = input.method === 'sms' ? parsePhone(input.phone ?? '') : undefined;
   // Hashed before the transaction (slow hashes must not hold the account's lock), acted on inside it.
   const currentCode = input.currentCode === undefined ? undefined : parseCodeInput(input.currentCode);
+  await checkTargetStore(ctx, input.store);
   const { mailbox, passwordOk } = await checkPassword(ctx, email, input.password);
+  const on = await foreignOn(ctx, email);
   const t = ctx.tables;
   return accountTransaction(ctx, email, async (tx) => {
     const existing = await checkEnrollable(tx, mailbox, Boolean(input.force));
     if (existing instanceof Refusal) return existing;
+    const foreign = await refuseForeign(tx, on);
+    if (foreign) return foreign;
     const proof = await requiredProof(tx, existing);
     if (proof instanceof Refusal) return proof;
     if (proof) {

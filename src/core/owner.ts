@@ -15,6 +15,7 @@ import { Mail2faError, ExitCode, usageError } from './errors.js';
 import { readFactor, type FactorRow } from './factors.js';
 import { accountTransaction, Refusal, type AccountTx } from './guard.js';
 import { sendSmsChallenge, type SmsSent } from './sms-codes.js';
+import { foreignFactors, NO_FOREIGN_FACTORS, type ForeignFactors } from './stores.js';
 import { checkSecondFactor, type CodeKind, type ParsedCode } from './verification.js';
 
 /** What the account's 2FA looks like before acting (lets the CLI say which code to type). No secrets. */
@@ -28,15 +29,35 @@ export interface FactorSummary {
    * 2FA is still required. The code's row is the marker while it exists, pending, used or expired (see recover.ts).
    */
   temporaryCode: boolean;
+  /** Foreign stores in which 2FA is on for the account (e.g. ["postfixadmin"]), in order. */
+  foreignStores: string[];
+  /** A foreign store enforces 2FA at sign-in for the account. */
+  foreignRequired: boolean;
+  /** mail2fa can check a code from a foreign store's authenticator app (its TOTP secret). */
+  foreignTotp: boolean;
 }
 
-/** Canonical address → the one mailbox (67 if unknown) → its factor summary. Reads only. */
+/** Canonical address → the one mailbox (67 if unknown) → its factor summary (every store). Reads only. */
 export async function factorSummary(ctx: Context, email: string): Promise<FactorSummary> {
   const address = canonicalAddress(email);
   const mailbox = await (await ctx.accounts()).findExact(address);
   const db = await ctx.db();
   const factor = await readFactor(db.knex, ctx.tables, mailbox.email);
-  return { email: mailbox.email, method: factor?.method ?? null, phone: factor?.phone_masked ?? null, temporaryCode: await hasTemporaryCodeMarker(db.knex, ctx, mailbox.email) };
+  const foreign = await foreignFactors(await ctx.stores(), mailbox.email);
+  return {
+    email: mailbox.email,
+    method: factor?.method ?? null,
+    phone: factor?.phone_masked ?? null,
+    temporaryCode: await hasTemporaryCodeMarker(db.knex, ctx, mailbox.email),
+    foreignStores: foreign.stores,
+    foreignRequired: foreign.required,
+    foreignTotp: foreign.secrets.length > 0,
+  };
+}
+
+/** Whether sign-in must ask this account for a code: in mail2fa's store, or in a foreign store that enforces it. */
+export function summaryRequiresCode(s: FactorSummary): boolean {
+  return s.method !== null || s.temporaryCode || s.foreignRequired;
 }
 
 /** Whether a temporary access code row exists, used or expired ones included: an expired code does not turn 2FA off (fail closed). */
@@ -45,9 +66,12 @@ async function hasTemporaryCodeMarker(db: Knex | Knex.Transaction, ctx: Context,
   return row !== undefined;
 }
 
-/** Whether 2FA is required for the account inside `tx`: a factor, or customer service's temporary-code marker. */
-export async function twoFactorRequired(tx: AccountTx, factor: FactorRow | undefined): Promise<boolean> {
-  return factor !== undefined || (await hasTemporaryCodeMarker(tx.trx, tx.ctx, tx.account));
+/**
+ * Whether 2FA is required for the account inside `tx`: a factor, customer service's temporary-code marker, or a
+ * foreign store that enforces it.
+ */
+export async function twoFactorRequired(tx: AccountTx, factor: FactorRow | undefined, foreign: ForeignFactors = NO_FOREIGN_FACTORS): Promise<boolean> {
+  return factor !== undefined || foreign.required || (await hasTemporaryCodeMarker(tx.trx, tx.ctx, tx.account));
 }
 
 /** The mailbox and whether `password` matches its stored hash (unknown hash scheme → 78, from verifyPassword). */
@@ -61,19 +85,22 @@ export async function checkPassword(ctx: Context, email: string, password: strin
  * The code kinds that prove ownership: app, SMS or recovery code; a temporary access code only while it is the
  * account's sole second factor (once it is used or expired, no code can: enrol a new factor or ask customer service).
  */
-export function ownerCodeKinds(factor: FactorRow | undefined): ReadonlySet<CodeKind> {
-  return new Set<CodeKind>(factor ? ['totp', 'sms', 'recovery'] : ['temporary']);
+export function ownerCodeKinds(factor: FactorRow | undefined, foreign: ForeignFactors = NO_FOREIGN_FACTORS): ReadonlySet<CodeKind> {
+  if (factor) return new Set<CodeKind>(['totp', 'sms', 'recovery']);
+  // A foreign store's authenticator app (and its own recovery codes) prove the owner as well.
+  if (foreign.secrets.length || foreign.recoveryStores.length) return new Set<CodeKind>(['totp', 'recovery', 'temporary']);
+  return new Set<CodeKind>(['temporary']);
 }
 
 /**
  * Inside the account's transaction: locked → Refusal (75); wrong password → Refusal (77, counted); then the code
  * (marked used when it matches) → its kind, or Refusal (77, counted). `action` names the refusal audit rows.
  */
-export async function proveOwner(tx: AccountTx, action: string, factor: FactorRow | undefined, passwordOk: boolean, code: ParsedCode): Promise<CodeKind | Refusal> {
+export async function proveOwner(tx: AccountTx, action: string, factor: FactorRow | undefined, passwordOk: boolean, code: ParsedCode, foreign: ForeignFactors = NO_FOREIGN_FACTORS): Promise<CodeKind | Refusal> {
   const locked = await tx.refuseIfLocked(action);
   if (locked) return locked;
   if (!passwordOk) return tx.fail(action, 'password');
-  const kind = await checkSecondFactor(tx, factor, code, ownerCodeKinds(factor));
+  const kind = await checkSecondFactor(tx, factor, code, ownerCodeKinds(factor, foreign), foreign);
   if (!kind) return tx.fail(action, 'code');
   await tx.succeed();
   return kind;

@@ -1,106 +1,33 @@
 /**
- * PostfixAdmin's own TOTP (PRODUCT.md §8): PostfixAdmin 4.x keeps a PLAINTEXT base32 secret in
- * `mailbox.totp_secret` (NULL or '' = off). `status` reports it (src/db/statusQuery.ts); this module
- *   - moves those secrets into mail2fa's encrypted factor storage (`migrate-from postfixadmin`), optionally
- *     clearing the plaintext column — which is what turns PostfixAdmin's own TOTP off for the mailbox;
- *   - offers `recover` a hook that clears the column for one account (PostfixAdmin's own reset is an unlogged
- *     web button), inside recover's transaction and audited by it.
- *
- * Exact matching: PostfixAdmin's `username` column is latin1_general_ci (case-insensitive, PAD SPACE), so
- * `WHERE username = ?` can hit 'User@Example.com' or 'user@example.com ' for 'user@example.com'. Every write
- * here adds a byte-for-byte comparison (CAST … AS BINARY / BLOB), never trusting the column's collation.
+ * `migrate-from postfixadmin`: moves the PLAINTEXT secrets of the configured PostfixAdmin store
+ * (`mailbox.totp_secret`, PRODUCT.md §8) into mail2fa's encrypted factor storage, optionally clearing the plaintext
+ * column — which is what turns PostfixAdmin's own TOTP off for the mailbox. All or nothing, in ONE transaction: so
+ * the store must live in mail2fa's own database. Everything else about PostfixAdmin's TOTP (status, verify, disable,
+ * recover) goes through the store seam: src/stores/postfixadmin.ts holds its SQL.
  */
 import type { Knex } from 'knex';
+import type { ConfiguredStore } from '../config.js';
 import type { Context } from '../context.js';
-import type { AccountMapping } from '../db/accounts.js';
 import { isActive } from '../db/accounts.js';
-import type { Database, Dialect } from '../db/connection.js';
+import type { Dialect } from '../db/connection.js';
 import { inTransaction, lockAccountStates } from '../db/tx.js';
-import { totpCode } from '../totp/totp.js';
+import { clearPostfixadminSecret, parsePostfixadminSecret, postfixadminLocation, readAllPostfixadminSecrets, type PostfixadminLocation, type PostfixadminOptions } from '../stores/postfixadmin.js';
 import { writeAudit } from './audit.js';
 import { tryCanonicalAddress } from './address.js';
 import { configError, tempFail } from './errors.js';
 import { Vault } from './vault.js';
 
-/** Secret sizes mail2fa's TOTP verifier accepts: RFC 4226's minimum of 128 bits up to 512 bits. */
-export const MIN_SECRET_BYTES = 16;
-export const MAX_SECRET_BYTES = 64;
-
-/**
- * Validates a PostfixAdmin secret: RFC 4648 base32 (letters A–Z in either case, digits 2–7, optional `=`
- * padding), decoding to 16–64 bytes, and accepted by the TOTP verifier. Returns the canonical form (upper
- * case, no padding) or the reason it is unusable (the reason never contains the secret).
- */
-export function parsePostfixadminSecret(raw: string): { secret: string } | { problem: string } {
-  if (raw.length > 1024) return { problem: 'not a base32 secret (far too long)' };
-  if (/\s/.test(raw)) return { problem: 'not a base32 secret (contains whitespace)' };
-  const upper = raw.toUpperCase();
-  const m = /^([A-Z2-7]*)(=*)$/.exec(upper);
-  if (!m) return { problem: 'not a base32 secret (characters outside A-Z, 2-7)' };
-  const body = m[1]!;
-  const padding = m[2]!;
-  if (padding && (upper.length % 8 !== 0 || padding.length > 6)) return { problem: 'not a base32 secret (wrong "=" padding)' };
-  if ([1, 3, 6].includes(body.length % 8)) return { problem: 'not a base32 secret (impossible length)' };
-  const bytes = Math.floor((body.length * 5) / 8);
-  if (bytes < MIN_SECRET_BYTES || bytes > MAX_SECRET_BYTES) {
-    return { problem: `secret is ${bytes} bytes; mail2fa accepts ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes (128-512 bits, RFC 4226)` };
-  }
-  try {
-    totpCode(body, 0);
-  } catch {
-    return { problem: 'not accepted by the TOTP verifier' };
-  }
-  return { secret: body };
-}
-
-/** SQL comparing a column byte for byte with a Buffer parameter, whatever the column's charset/collation. */
-function exactSql(dialect: Dialect): string {
-  if (dialect === 'postgres') return "convert_to(CAST(?? AS text), 'UTF8') = ?";
-  return dialect === 'mysql' ? 'CAST(CONVERT(?? USING utf8mb4) AS BINARY) = ?' : 'CAST(?? AS BLOB) = ?';
-}
-
-function requireTotpColumn(mapping: AccountMapping): string {
-  if (!mapping.totpSecret) {
+/** The configured PostfixAdmin store (explicit, or mapped from `accounts.preset: postfixadmin`): where its secrets are. */
+function postfixadminSource(ctx: Context): { name: string; loc: PostfixadminLocation; url: string | undefined } {
+  const entry = ctx.config.stores.find((s) => s.kind === 'postfixadmin');
+  if (!entry) {
     throw configError(
       'no_totp_column',
-      `the account mapping has no PostfixAdmin TOTP column (preset ${mapping.preset})`,
-      'Use accounts.preset: postfixadmin (its column is totp_secret), or set accounts.columns.totpSecret.',
+      `no PostfixAdmin store is configured (accounts preset ${ctx.mapping.preset}, no stores entry of kind postfixadmin)`,
+      'Add a store of kind postfixadmin (see docs/stores.md), or use accounts.preset: postfixadmin (its column is totp_secret).',
     );
   }
-  return mapping.totpSecret;
-}
-
-/** Whether `account` (exactly) has a PostfixAdmin TOTP secret. False when the mapping has no such column. */
-export async function hasPostfixadminTotp(q: Knex | Knex.Transaction, dialect: Dialect, mapping: AccountMapping, account: string): Promise<boolean> {
-  if (!mapping.totpSecret) return false;
-  const rows = (await q(mapping.table)
-    .select({ secret: mapping.totpSecret })
-    .where(mapping.email, account)
-    .whereRaw(exactSql(dialect), [mapping.email, Buffer.from(account, 'utf8')])) as { secret: string | null }[];
-  return rows.some((r) => r.secret !== null && r.secret !== '');
-}
-
-/**
- * For `recover`: clears PostfixAdmin's plaintext TOTP secret of exactly `tx.account`, in the caller's
- * transaction (the caller writes the audit row, e.g. detail { postfixadminTotpCleared: true }). Returns whether
- * a secret was cleared; false when there was none or the mapping has no TOTP column.
- */
-export async function clearPostfixadminTotp(tx: { trx: Knex.Transaction; db: Pick<Database, 'dialect'>; account: string }, mapping: AccountMapping): Promise<boolean> {
-  if (!mapping.totpSecret) return false;
-  const cleared = await tx
-    .trx(mapping.table)
-    .update({ [mapping.totpSecret]: null })
-    .where(mapping.email, tx.account)
-    .whereRaw(exactSql(tx.db.dialect), [mapping.email, Buffer.from(tx.account, 'utf8')])
-    .whereNotNull(mapping.totpSecret);
-  return Number(cleared) > 0;
-}
-
-/** Mailboxes holding a non-empty plaintext secret (for `doctor`). */
-export async function countPostfixadminTotp(db: Database, mapping: AccountMapping): Promise<number> {
-  const column = requireTotpColumn(mapping);
-  const row = (await db.knex(mapping.table).whereNotNull(column).whereNot(column, '').count({ n: '*' }).first()) as { n: number | string } | undefined;
-  return Number(row?.n ?? 0);
+  return { name: entry.name, loc: postfixadminLocation(entry as ConfiguredStore & { options: PostfixadminOptions }), url: entry.db?.url };
 }
 
 export interface MigrationAccount {
@@ -152,11 +79,9 @@ function chunks<T>(items: T[], size = BATCH): T[][] {
   return out;
 }
 
-async function readCandidates(q: Knex | Knex.Transaction, mapping: AccountMapping, column: string): Promise<Candidate[]> {
-  const rows = (await q(mapping.table)
-    .select({ email: mapping.email, secret: column, active: mapping.active })
-    .whereNotNull(column)) as { email: string; secret: string; active: unknown }[];
-  const found = rows.filter((r) => String(r.secret) !== '');
+async function readCandidates(q: Knex | Knex.Transaction, loc: PostfixadminLocation): Promise<Candidate[]> {
+  const rows = (await readAllPostfixadminSecrets(q, loc)).map((r) => ({ email: r.username, secret: String(r.secret), active: r.active }));
+  const found = rows.filter((r) => r.secret !== '');
   const perAddress = new Map<string, number>();
   for (const r of found) perAddress.set(r.email, (perAddress.get(r.email) ?? 0) + 1);
   return found
@@ -215,13 +140,16 @@ function report(o: MigrationOptions, source: string, candidates: Candidate[], cl
  * set to NULL — only if it still holds the value that was migrated (else the whole run rolls back, 75).
  */
 export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions): Promise<MigrationReport> {
-  const mapping = ctx.mapping;
-  const column = requireTotpColumn(mapping);
-  const source = `${mapping.table}.${column}`;
+  const { name, loc, url } = postfixadminSource(ctx);
+  const source = `${loc.table}.${loc.secret}`;
+  if (url !== undefined && url !== ctx.config.db.url) {
+    // All or nothing needs one transaction: the secrets must sit in the database that holds mail2fa's tables.
+    throw configError('store_elsewhere', `migrate-from postfixadmin needs store ${name} in mail2fa's own database (it is in ${url.replace(/:[^:@/]*@/, ':****@')})`, 'Run it with --db pointing at the PostfixAdmin database (mail2fa migrate there first), or move the secrets by hand.');
+  }
   const db = await ctx.db();
 
   if (o.dryRun) {
-    const candidates = await readCandidates(db.knex, mapping, column);
+    const candidates = await readCandidates(db.knex, loc);
     await markEnrolled(db.knex, ctx, candidates);
     const refused = !o.skipInvalid && candidates.some((c) => c.outcome === 'invalid');
     return report(o, source, candidates, 0, refused);
@@ -229,7 +157,7 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
 
   const vault = new Vault(ctx.masterKey(), ctx.tables, ctx.now);
   return inTransaction(db, ctx.tables, async (trx) => {
-    const candidates = await readCandidates(trx, mapping, column);
+    const candidates = await readCandidates(trx, loc);
     if (!o.skipInvalid && candidates.some((c) => c.outcome === 'invalid')) return report(o, source, candidates, 0, true);
     await lockAccounts(trx, ctx, db.dialect, candidates.filter((c) => c.outcome === 'migrate').map((c) => c.email));
     await markEnrolled(trx, ctx, candidates); // after the locks: an enrolment that just committed is seen
@@ -254,12 +182,8 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
     let cleared = 0;
     for (const c of moving) {
       if (o.clearPlaintext) {
-        const n = await trx(mapping.table)
-          .update({ [column]: null })
-          .where(mapping.email, c.email)
-          .whereRaw(exactSql(db.dialect), [mapping.email, Buffer.from(c.email, 'utf8')])
-          .whereRaw(exactSql(db.dialect), [column, Buffer.from(c.raw, 'utf8')]);
-        if (Number(n) !== 1) {
+        const n = await clearPostfixadminSecret(trx, db.dialect, loc, c.email, c.raw);
+        if (n !== 1) {
           throw tempFail('changed', `the PostfixAdmin secret of ${c.email} changed while migrating; nothing was changed`, 'Run `mail2fa migrate-from postfixadmin` again.');
         }
         cleared++;

@@ -25,9 +25,10 @@ import { dataError, tempFail, usageError } from './errors.js';
 import { readFactor, removeFactor, revokeSessions, runSignOutCommand } from './factors.js';
 import { accountTransaction, Refusal } from './guard.js';
 import { clearLockout, isLocked } from './lockout.js';
-import { clearPostfixadminTotp, hasPostfixadminTotp } from './postfixadmin.js';
 import { temporaryCodeState, toStatusRow, type TemporaryCodeState } from './status.js';
+import { activatedIn, auditOutcomes, failedChange, missingCapability, OWN_STORE, partialExitCode, readStores, storeWriteContext, type StoreReading } from './stores.js';
 import { isoTime } from './time.js';
+import type { StoreAccountStatus, StoreChange } from '../stores/types.js';
 
 export const TEMPORARY_CODE_DEFAULT_TTL_MS = 24 * 3_600_000;
 export const TEMPORARY_CODE_MIN_TTL_MS = 5 * 60_000;
@@ -51,10 +52,22 @@ export interface RecoverySummary {
   lockedUntil: string | null;
   failedAttempts: number;
   temporaryCode: TemporaryCodeState | null;
-  /** PostfixAdmin's own totp_secret column is set (exact match): `recover` clears it too (src/core/postfixadmin.ts). */
+  /** A PostfixAdmin store holds a TOTP secret for the account (kept for scripts; see `stores`). */
   postfixadminTotp: boolean;
+  /**
+   * What each configured foreign store holds for the account (no secrets), in order. A store that could not be
+   * read has `error`: recover still tries to reset it (a reset of nothing is a no-op) and reports the outcome.
+   */
+  stores: RecoveryStoreView[];
   /** The mailbox's alternate contact address (mapping column), where the reply can be sent. */
   alternateEmail: string | null;
+}
+
+export interface RecoveryStoreView {
+  store: string;
+  kind: string;
+  status: StoreAccountStatus | null;
+  error?: { code: string; message: string; exitCode: number };
 }
 
 /** What the agent looked at; the recovery transaction refuses (75) if the account no longer matches it. */
@@ -63,8 +76,6 @@ export interface RecoverySnapshot {
   temporary: { id: number; expiresAt: number; usedAt: number | null } | null;
   lockedUntil: number | null;
   sessionsRevokedAt: number | null;
-  /** PostfixAdmin's own plaintext secret is set for exactly this address. */
-  postfixadminTotp: boolean;
 }
 
 export interface RecoverInput {
@@ -84,6 +95,14 @@ export interface RecoveryDone {
   /** The account as the agent saw it before the recovery. */
   before: RecoverySummary;
   removed: { method: 'totp' | 'sms' | null; recoveryCodes: number; challenges: number; enrolment: boolean; postfixadminTotp: boolean };
+  /**
+   * Every store acted on, in order — mail2fa's own store first — and its outcome. Stores in other databases cannot
+   * share mail2fa's transaction: when one failed, `complete` is false and the same command run again completes it.
+   */
+  stores: StoreChange[];
+  complete: boolean;
+  /** 0 when complete; else 69 (a store unavailable) or 75 (changed meanwhile, busy), for the command's exit. */
+  exitCode: number;
   lockCleared: boolean;
   sessionsRevokedAt: string;
   /** 2FA still required afterwards (a temporary access code was issued). */
@@ -91,8 +110,8 @@ export interface RecoveryDone {
   /** Shown once; stored only as a keyed hash. */
   temporaryCode: { code: string; expiresAt: string; bits: number } | null;
   signOut: { ok: boolean; detail: string };
-  /** A reply the agent can paste to the customer. */
-  reply: string;
+  /** A reply the agent can paste to the customer; null while the recovery is incomplete (do not tell them yet). */
+  reply: string | null;
 }
 
 export interface NothingToRecover {
@@ -171,7 +190,6 @@ async function readSnapshot(db: Knex | Knex.Transaction, ctx: Context, account: 
     temporary,
     lockedUntil: state?.locked_until == null ? null : Number(state.locked_until),
     sessionsRevokedAt: state?.sessions_revoked_at == null ? null : Number(state.sessions_revoked_at),
-    postfixadminTotp: await hasPostfixadminTotp(db, (await ctx.db()).dialect, ctx.mapping, account),
   };
 }
 
@@ -180,10 +198,12 @@ function sameSnapshot(a: RecoverySnapshot, b: RecoverySnapshot): boolean {
 }
 
 /** Step 1: the summary the agent confirms, and the snapshot the transaction compares against. Reads only. */
-export async function lookAtAccount(ctx: Context, mailbox: Mailbox): Promise<{ summary: RecoverySummary; snapshot: RecoverySnapshot; somethingToRecover: boolean }> {
+export async function lookAtAccount(ctx: Context, mailbox: Mailbox): Promise<{ summary: RecoverySummary; snapshot: RecoverySnapshot; somethingToRecover: boolean; readings: StoreReading[] }> {
   const db = await ctx.db();
   const now = ctx.now();
   const snapshot = await readSnapshot(db.knex, ctx, mailbox.email);
+  const readings = await readStores(await ctx.stores(), mailbox.email);
+  const foreignOn = activatedIn(readings);
   const rows = (await lookupStatusRows(db, ctx.tables, ctx.mapping, [mailbox.email])).filter((r) => r.email === mailbox.email);
   const status = rows[0] ? toStatusRow(rows[0], now) : undefined;
   const failed = (await db.knex(ctx.tables.accountState).where({ account: mailbox.email }).first('failed_attempts')) as { failed_attempts: number | string } | undefined;
@@ -193,7 +213,7 @@ export async function lookAtAccount(ctx: Context, mailbox: Mailbox): Promise<{ s
   const summary: RecoverySummary = {
     email: mailbox.email,
     active: mailbox.active,
-    enabled: ours !== null || temporary !== null || snapshot.postfixadminTotp,
+    enabled: ours !== null || temporary !== null || foreignOn.length > 0,
     method: ours,
     phone: ours === 'sms' ? (status?.phone ?? null) : null,
     enrolledAt: isoTime(snapshot.factor?.enrolledAt),
@@ -202,10 +222,12 @@ export async function lookAtAccount(ctx: Context, mailbox: Mailbox): Promise<{ s
     lockedUntil: locked ? isoTime(snapshot.lockedUntil) : null,
     failedAttempts: Number(failed?.failed_attempts ?? 0),
     temporaryCode: temporary ? temporaryCodeState(temporary, now) : null,
-    postfixadminTotp: snapshot.postfixadminTotp,
+    postfixadminTotp: foreignOn.some((r) => r.store.kind === 'postfixadmin'),
+    stores: readings.map((r) => ({ store: r.store.name, kind: r.store.kind, status: r.status, ...(r.error ? { error: { code: r.error.code, message: r.error.message, exitCode: r.error.exitCode } } : {}) })),
     alternateEmail: mailbox.alternateEmail || null,
   };
-  return { summary, snapshot, somethingToRecover: ours !== null || temporary !== null || locked || snapshot.postfixadminTotp };
+  const unreadable = readings.some((r) => r.error);
+  return { summary, snapshot, readings, somethingToRecover: ours !== null || temporary !== null || locked || foreignOn.length > 0 || unreadable };
 }
 
 /**
@@ -229,10 +251,14 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
       outcome: 'ok',
       ticket,
       reason,
-      detail: { result: 'nothing to recover', postfixadminTotp: look.summary.postfixadminTotp },
+      detail: { result: 'nothing to recover', ...Object.fromEntries(look.readings.map((r) => [`store:${r.store.name}`, r.status?.activated ? 'on' : 'off'])) },
     });
     return { outcome: 'nothing-to-recover', ...base, reply: nothingToRecoverReply(look.summary, ticket) };
   }
+
+  // Every store that holds 2FA (or could not be read) is reset; one that cannot reset is refused before anything.
+  const targets = look.readings.filter((r) => r.status?.activated || r.error);
+  for (const r of targets) if (!r.store.reset || !r.store.capabilities.has('recover')) throw missingCapability(r.store, 'recover', `2FA is on there for ${mailbox.email}`);
 
   await confirm(look.summary, { temporaryCodeTtlMs: ttl });
 
@@ -250,8 +276,7 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
     const enrolment = (await tx.trx(t.enrolment).where({ account: tx.account }).first('account')) as unknown;
     const lockCleared = isLocked(tx.state, tx.now) || tx.state.failed_attempts > 0;
 
-    await removeFactor(tx.trx, t, tx.account);
-    const postfixadminTotp = await clearPostfixadminTotp(tx, ctx.mapping);
+    const ownRemoved = await removeFactor(tx.trx, t, tx.account);
     await clearLockout(tx.trx, t, tx.account);
     await revokeSessions(tx.trx, t, ctx.config.signOut, tx.account, tx.now);
     let temporaryCode: RecoveryDone['temporaryCode'] = null;
@@ -262,10 +287,28 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
       await tx.trx(t.challenge).insert({ account: tx.account, purpose: 'temporary', code_hash: await tx.vault().hash(tx.trx, 'temporary', tx.account, code), created_at: tx.now, expires_at: expiresAt, used_at: null });
       temporaryCode = { code, expiresAt: isoTime(expiresAt)!, bits: TEMPORARY_CODE_BITS };
     }
+    const own: StoreChange = {
+      store: OWN_STORE,
+      kind: 'mail2fa',
+      outcome: ownRemoved || Number(codesLeft.n) > 0 || Number(challenges.n) > 0 || enrolment !== undefined || lockCleared || temporaryCode ? 'changed' : 'nothing',
+      detail: ownRemoved ? `removed the ${look.snapshot.factor?.method === 'sms' ? 'SMS phone' : 'authenticator app'} and its recovery codes` : 'no factor',
+    };
+    // Then each foreign store, in order, while mail2fa's account lock is held (so a second agent waits): their
+    // databases cannot join this transaction. Each reset is idempotent; a failure is recorded and the others run.
+    const changes: StoreChange[] = [own];
+    for (const r of targets) {
+      try {
+        changes.push(await r.store.reset!(tx.account, storeWriteContext(ctx.config, r.store, tx.trx, tx.now, ctx.actor)));
+      } catch (err) {
+        changes.push(failedChange(r.store, err));
+      }
+    }
+    const postfixadminTotp = changes.some((c) => c.kind === 'postfixadmin' && c.outcome === 'changed');
     const removed = { method: (look.snapshot.factor?.method ?? null) as 'totp' | 'sms' | null, recoveryCodes: Number(codesLeft.n), challenges: Number(challenges.n), enrolment: enrolment !== undefined, postfixadminTotp };
+    const complete = changes.every((c) => c.outcome !== 'failed');
     await tx.audit({
       action: 'recover',
-      outcome: 'ok',
+      outcome: complete ? 'ok' : 'failed',
       ticket,
       reason,
       detail: {
@@ -276,9 +319,11 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
         lockCleared,
         temporaryCode: temporaryCode !== null,
         temporaryCodeExpiresAt: temporaryCode?.expiresAt ?? null,
+        ...auditOutcomes(changes),
+        ...(complete ? {} : { incomplete: 'run the same recover command again to complete it' }),
       },
     });
-    return { removed, lockCleared, at: tx.now, temporaryCode };
+    return { removed, lockCleared, at: tx.now, temporaryCode, changes, complete };
   });
 
   const signOut = await runSignOutCommand(ctx.config.signOut, mailbox.email);
@@ -287,13 +332,16 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
     outcome: 'recovered',
     ...base,
     removed: done.removed,
+    stores: done.changes,
+    complete: done.complete,
+    exitCode: done.complete ? 0 : partialExitCode(done.changes),
     lockCleared: done.lockCleared,
     sessionsRevokedAt: isoTime(done.at)!,
     twoFactorRequired: done.temporaryCode !== null,
     temporaryCode: done.temporaryCode,
     signOut,
   };
-  return { ...result, reply: recoveredReply(result) };
+  return { ...result, reply: result.complete ? recoveredReply(result) : null };
 }
 
 function methodWords(method: 'totp' | 'sms' | null, phone: string | null, postfixadminTotp = false): string {

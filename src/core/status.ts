@@ -7,9 +7,11 @@ import { isActive } from '../db/accounts.js';
 import type { Database } from '../db/connection.js';
 import type { Tables } from '../db/schema.js';
 import { lookupStatusRows, streamStatusRows, type StatusDbRow } from '../db/statusQuery.js';
+import type { ForeignStore, StoreAccountStatus } from '../stores/types.js';
 import { isoTime } from './time.js';
 import { MAX_ADDRESS_LENGTH, preview, tryCanonicalAddress } from './address.js';
 import { dataError } from './errors.js';
+import { asMail2faError, OWN_STORE, storeFailure } from './stores.js';
 
 export type AccountState = 'ok' | 'unknown' | 'invalid' | 'ambiguous';
 
@@ -18,10 +20,20 @@ export interface StatusRow {
   state: AccountState;
   /** The mailbox's own active flag. */
   active: boolean | null;
+  /** 2FA is switched on in at least one store (or required by a temporary access code). */
   enabled: boolean | null;
+  /**
+   * Sign-in really asks for a code: enabled in a store that nothing bypasses (a foreign store's own configuration,
+   * an inactive mailbox in PostfixAdmin: see `stores[].notEnforced`).
+   */
+  enforced: boolean | null;
   method: 'totp' | 'sms' | null;
-  /** Where the factor lives: mail2fa's encrypted store, or PostfixAdmin's own totp_secret column. */
-  source: 'mail2fa' | 'postfixadmin' | null;
+  /** The first of `sources` (kept for scripts written before stores were configurable), or null. */
+  source: string | null;
+  /** Every store in which 2FA is on for the account, in order: "mail2fa" first, then the configured stores' names. */
+  sources: string[];
+  /** What each of those stores says (no secrets): factors, `weak` secrets, activated vs enforced, problems. */
+  stores: StoreAccountStatus[];
   phone: string | null;
   enrolledAt: string | null;
   lastUsedAt: string | null;
@@ -50,6 +62,8 @@ export interface StatusDeps {
   tables: Tables;
   mapping: AccountMapping;
   now: () => number;
+  /** Foreign stores to ask per batch (store.statusBatch: never one query per account). */
+  stores?: readonly ForeignStore[];
 }
 
 export type StatusSelection =
@@ -63,19 +77,34 @@ function num(v: number | string | null | undefined): number | null {
   return v === null || v === undefined ? null : Number(v);
 }
 
+/** mail2fa's own store as a StoreAccountStatus (for `stores` of a status row). */
+function ownStoreStatus(method: 'totp' | 'sms' | null, temporaryCode: TemporaryCodeState | null): StoreAccountStatus {
+  return {
+    store: OWN_STORE,
+    kind: 'mail2fa',
+    activated: true,
+    enforced: true,
+    factors: method ? [{ kind: method, active: true }] : [],
+    ...(temporaryCode ? { details: { temporaryCode: temporaryCode.state } } : {}),
+  };
+}
+
 export function toStatusRow(r: StatusDbRow, now: number): StatusRow {
   const ours = r.method === 'totp' || r.method === 'sms' ? r.method : null;
-  const pfa = !ours && Number(r.pfa_totp ?? 0) === 1;
   const lockedUntil = num(r.locked_until);
   const tempExpires = num(r.temp_expires_at);
   const temporaryCode = tempExpires === null ? null : temporaryCodeState({ expiresAt: tempExpires, usedAt: num(r.temp_used_at) }, now);
+  const on = Boolean(ours) || temporaryCode !== null;
   return {
     email: r.email,
     state: 'ok',
     active: isActive(r.active),
-    enabled: Boolean(ours) || pfa || temporaryCode !== null,
-    method: ours ?? (pfa ? 'totp' : null),
-    source: ours ? 'mail2fa' : pfa ? 'postfixadmin' : temporaryCode ? 'mail2fa' : null,
+    enabled: on,
+    enforced: on,
+    method: ours,
+    source: on ? OWN_STORE : null,
+    sources: on ? [OWN_STORE] : [],
+    stores: on ? [ownStoreStatus(ours, temporaryCode)] : [],
     phone: ours === 'sms' ? r.phone_masked : null,
     enrolledAt: isoTime(num(r.enrolled_at)),
     lastUsedAt: isoTime(num(r.last_used_at)),
@@ -86,7 +115,42 @@ export function toStatusRow(r: StatusDbRow, now: number): StatusRow {
 }
 
 function emptyRow(email: string, state: AccountState, problem?: string): StatusRow {
-  return { email, state, active: null, enabled: null, method: null, source: null, phone: null, enrolledAt: null, lastUsedAt: null, recoveryCodesLeft: null, lockedUntil: null, temporaryCode: null, ...(problem ? { problem } : {}) };
+  return { email, state, active: null, enabled: null, enforced: null, method: null, source: null, sources: [], stores: [], phone: null, enrolledAt: null, lastUsedAt: null, recoveryCodesLeft: null, lockedUntil: null, temporaryCode: null, ...(problem ? { problem } : {}) };
+}
+
+/**
+ * Adds what the foreign stores say to a batch of rows: one statusBatch call per store per batch, the stores asked
+ * in parallel. A store that cannot answer fails the command, naming the store: a status that silently left out
+ * the store sign-in enforces would be wrong.
+ */
+export async function addForeignStores(rows: StatusRow[], stores: readonly ForeignStore[] | undefined): Promise<StatusRow[]> {
+  if (!stores?.length) return rows;
+  const emails = [...new Set(rows.filter((r) => r.state === 'ok').map((r) => r.email))];
+  if (emails.length === 0) return rows;
+  const answers = await Promise.all(
+    stores.map(async (store) => {
+      try {
+        return await store.statusBatch(emails);
+      } catch (err) {
+        throw storeFailure(store, asMail2faError(err));
+      }
+    }),
+  );
+  for (const row of rows) {
+    if (row.state !== 'ok') continue;
+    for (const answer of answers) {
+      const status = answer.get(row.email);
+      if (!status || (!status.activated && !status.problems?.length)) continue;
+      row.stores.push(status);
+      if (!status.activated) continue;
+      row.sources.push(status.store);
+      row.enabled = true;
+      if (status.enforced) row.enforced = true;
+      if (!row.method && status.factors.some((f) => f.kind === 'totp' && f.active)) row.method = 'totp';
+    }
+    row.source = row.sources[0] ?? null;
+  }
+  return rows;
 }
 
 export async function* statusBatches(deps: StatusDeps, selection: StatusSelection): AsyncGenerator<StatusRow[]> {
@@ -106,7 +170,7 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
         if (domain !== undefined && r.domain !== domain) continue;
         rows.push(toStatusRow(r, now));
       }
-      if (rows.length) yield rows;
+      if (rows.length) yield await addForeignStores(rows, deps.stores);
     }
     return;
   }
@@ -134,7 +198,7 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
       rows.push(row);
     }
     pending = [];
-    return rows;
+    return addForeignStores(rows, deps.stores);
   };
   for await (const input of selection.emails as AsyncIterable<string>) {
     const parsed = tryCanonicalAddress(input);

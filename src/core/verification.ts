@@ -5,10 +5,12 @@
  * transaction — if it cannot be written, the error propagates and nothing is accepted (fail closed).
  */
 import { parseRecoveryCode, parseTemporaryCode } from '../crypto/codes.js';
-import { TOTP_DIGITS, isWellFormedCode, verifyTotp } from '../totp/totp.js';
+import { lastStoreTotpStep, useStoreTotpStep } from '../db/storeReplay.js';
+import { TOTP_DIGITS, base32Encode, isWellFormedCode, verifyTotp } from '../totp/totp.js';
 import { dataError } from './errors.js';
 import type { FactorRow } from './factors.js';
 import type { AccountTx } from './guard.js';
+import { asMail2faError, NO_FOREIGN_FACTORS, storeFailure, storeWriteContext, type ForeignFactors } from './stores.js';
 import { Vault } from './vault.js';
 
 export type CodeKind = 'totp' | 'sms' | 'recovery' | 'temporary';
@@ -36,14 +38,18 @@ export function factorSecret(tx: AccountTx, factor: FactorRow): string {
 }
 
 /** TOTP against the stored factor, with replay protection across processes (compare-and-set on the last step). */
-async function checkTotp(tx: AccountTx, factor: FactorRow, token: string): Promise<boolean> {
-  const match = verifyTotp({ secret: factorSecret(tx, factor), token, nowMs: tx.now, afterTimeStep: factor.last_totp_step });
+async function checkTotp(tx: AccountTx, factor: FactorRow, token: string, floor: number | null): Promise<boolean> {
+  const match = verifyTotp({ secret: factorSecret(tx, factor), token, nowMs: tx.now, afterTimeStep: maxStep(factor.last_totp_step, floor) });
   if (!match) return false;
   const updated = await tx.trx(tx.ctx.tables.factor)
     .where({ account: factor.account })
     .andWhere((q) => q.whereNull('last_totp_step').orWhere('last_totp_step', '<', match.timeStep))
     .update({ last_totp_step: match.timeStep, last_used_at: tx.now });
   return updated === 1;
+}
+
+function maxStep(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.max(a, b);
 }
 
 /** The newest unused, unexpired challenge of a purpose; marks it used when the code matches. */
@@ -71,17 +77,51 @@ async function checkRecovery(tx: AccountTx, code: string): Promise<boolean> {
 }
 
 /**
- * Checks `code` for the account in `tx`; returns the kind that matched (and was marked used) or null.
- * `allow` limits the kinds (e.g. disable takes app/SMS/recovery codes, not a temporary code).
+ * A TOTP of a foreign store's secret (PostfixAdmin, …). The store keeps no replay state: mail2fa's own table does
+ * (src/db/storeReplay.ts), so a code is accepted once here too; window ±1 step at most, whatever the store allows.
  */
-export async function checkSecondFactor(tx: AccountTx, factor: FactorRow | undefined, code: ParsedCode, allow: ReadonlySet<CodeKind>): Promise<CodeKind | null> {
+async function checkForeignTotp(tx: AccountTx, foreign: ForeignFactors, token: string, after: number | null): Promise<boolean> {
+  if (foreign.secrets.length === 0) return false;
+  const t = tx.ctx.tables;
+  for (const s of foreign.secrets) {
+    const match = verifyTotp({ secret: base32Encode(s.key), token, nowMs: tx.now, afterTimeStep: after });
+    if (match) return useStoreTotpStep(tx.trx, t, tx.account, match.timeStep, tx.now);
+  }
+  return false;
+}
+
+/** One of a foreign store's own recovery codes (consumed there, compare-and-set). */
+async function checkForeignRecovery(tx: AccountTx, foreign: ForeignFactors, code: string): Promise<boolean> {
+  for (const store of foreign.recoveryStores) {
+    try {
+      if (await store.consumeRecoveryCode!(tx.account, code, storeWriteContext(tx.ctx.config, store, tx.trx, tx.now, tx.ctx.actor))) return true;
+    } catch (err) {
+      throw storeFailure(store, asMail2faError(err));
+    }
+  }
+  return false;
+}
+
+/**
+ * Checks `code` for the account in `tx`; returns the kind that matched (and was marked used) or null.
+ * `allow` limits the kinds (e.g. disable takes app/SMS/recovery codes, not a temporary code). `foreign`: the
+ * factors of foreign stores (their TOTP secrets and recovery codes) that sign-in accepts too.
+ */
+export async function checkSecondFactor(tx: AccountTx, factor: FactorRow | undefined, code: ParsedCode, allow: ReadonlySet<CodeKind>, foreign: ForeignFactors = NO_FOREIGN_FACTORS): Promise<CodeKind | null> {
   switch (code.form) {
-    case 'digits':
-      if (factor?.method === 'totp' && allow.has('totp')) return (await checkTotp(tx, factor, code.value)) ? 'totp' : null;
-      if (factor?.method === 'sms' && allow.has('sms')) return (await checkChallenge(tx, 'sms', code.value)) ? 'sms' : null;
-      return null;
+    case 'digits': {
+      // One replay floor for every TOTP of the account: after a migration without --clear-plaintext the same secret
+      // lives in mail2fa's store and in the foreign one, and a code used through one must not pass through the other.
+      const storeStep = foreign === NO_FOREIGN_FACTORS ? null : await lastStoreTotpStep(tx.trx, tx.ctx.tables, tx.account);
+      if (factor?.method === 'totp' && allow.has('totp') && (await checkTotp(tx, factor, code.value, storeStep))) return 'totp';
+      if (factor?.method === 'sms' && allow.has('sms') && (await checkChallenge(tx, 'sms', code.value))) return 'sms';
+      const ownStep = factor?.method === 'totp' ? factor.last_totp_step : null;
+      return allow.has('totp') && (await checkForeignTotp(tx, foreign, code.value, maxStep(storeStep, ownStep))) ? 'totp' : null;
+    }
     case 'recovery':
-      return factor && allow.has('recovery') && (await checkRecovery(tx, code.value)) ? 'recovery' : null;
+      if (!allow.has('recovery')) return null;
+      if (factor && (await checkRecovery(tx, code.value))) return 'recovery';
+      return (await checkForeignRecovery(tx, foreign, code.value)) ? 'recovery' : null;
     case 'temporary':
       return allow.has('temporary') && (await checkChallenge(tx, 'temporary', code.value)) ? 'temporary' : null;
   }

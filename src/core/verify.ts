@@ -17,6 +17,7 @@ import { readFactor } from './factors.js';
 import { accountTransaction } from './guard.js';
 import { isLocked } from './lockout.js';
 import { twoFactorRequired } from './owner.js';
+import { foreignFactors } from './stores.js';
 import { isoTime } from './time.js';
 import { checkSecondFactor, parseCodeInput, recoveryCodesLeft, type CodeKind } from './verification.js';
 
@@ -50,6 +51,9 @@ export async function verifySignInCode(ctx: Context, input: { email: string; cod
   const address = canonicalAddress(input.email);
   const code = parseCodeInput(input.code);
   const mailbox = await (await ctx.accounts()).findExact(address);
+  // What the foreign stores enforce, read before mail2fa's transaction (a store in mail2fa's own SQLite database
+  // could not be read inside it); one that cannot be read fails closed.
+  const foreign = await foreignFactors(await ctx.stores(), mailbox.email);
   try {
     return await accountTransaction(ctx, mailbox.email, async (tx): Promise<VerifyResult> => {
       const revoked = preciseTime(tx.state.sessions_revoked_at);
@@ -64,7 +68,7 @@ export async function verifySignInCode(ctx: Context, input: { email: string; cod
       });
       if (await tx.refuseIfLocked('verify')) return { outcome: 'locked', email: tx.account, lockedUntil: isoTime(tx.state.locked_until)!, sessionsRevokedAt: revoked };
       const factor = await readFactor(tx.trx, ctx.tables, tx.account);
-      if (!(await twoFactorRequired(tx, factor))) {
+      if (!(await twoFactorRequired(tx, factor, foreign))) {
         // Nothing to guess, so not counted; audited like every refused attempt.
         await tx.audit({ action: 'verify', outcome: 'refused', reason: 'not enabled' });
         return rejected('not_enabled');
@@ -73,7 +77,7 @@ export async function verifySignInCode(ctx: Context, input: { email: string; cod
         await tx.audit({ action: 'verify', outcome: 'refused', reason: 'mailbox inactive' });
         return rejected('inactive');
       }
-      const kind = await checkSecondFactor(tx, factor, code, ALL_KINDS);
+      const kind = await checkSecondFactor(tx, factor, code, ALL_KINDS, foreign);
       if (!kind) {
         await tx.fail('verify', 'code');
         return rejected('wrong_code');

@@ -136,7 +136,7 @@ const SQL_NAME = /^[A-Za-z0-9_]{1,64}$/;
 const collationCache = new WeakMap<Database, Map<string, Promise<ColumnCollation | null>>>();
 
 /** The email column's charset and collation (MySQL only; null on SQLite or when unknown). One query per run. */
-export function emailColumnCollation(db: Database, m: AccountMapping): Promise<ColumnCollation | null> {
+export function emailColumnCollation(db: Database, m: Pick<AccountMapping, 'table' | 'email'>): Promise<ColumnCollation | null> {
   if (db.dialect !== 'mysql') return Promise.resolve(null);
   let perDb = collationCache.get(db);
   if (!perDb) collationCache.set(db, (perDb = new Map()));

@@ -21,7 +21,6 @@ export interface StatusDbRow {
   last_used_at: number | string | null;
   locked_until: number | string | null;
   codes_left: number | string | null;
-  pfa_totp?: number | string | null;
   /** The account's temporary access code from `recover --temporary-code` (the "2FA still required" marker). */
   temp_expires_at?: number | string | null;
   temp_used_at?: number | string | null;
@@ -43,12 +42,10 @@ export function statusSql(knex: Knex, db: Pick<Database, 'dialect'>, tables: Tab
   const key = mysql ? 'CONVERT(m.?? USING utf8mb4) COLLATE utf8mb4_bin' : db.dialect === 'postgres' ? 'CAST(m.?? AS text) COLLATE "default"' : 'm.??';
   const join = (alias: string) => (mysql ? `${alias}.account = ${key} AND LENGTH(${alias}.account) = LENGTH(${key})` : `${alias}.account = ${key}`);
   const joinBindings = mysql ? [m.email, m.email] : [m.email];
-  const pfa = m.totpSecret ? `, CASE WHEN m.?? IS NOT NULL AND m.?? <> '' THEN 1 ELSE 0 END AS pfa_totp` : '';
   const bindings: unknown[] = [m.email, m.domain, m.active];
-  if (m.totpSecret) bindings.push(m.totpSecret, m.totpSecret);
   bindings.push(tables.recoveryCode, tables.challenge, ...joinBindings, tables.challenge, ...joinBindings, m.table, tables.factor, ...joinBindings, tables.accountState, ...joinBindings);
   let sql =
-    `SELECT m.?? AS email, m.?? AS domain, m.?? AS active${pfa}, f.method AS method, f.phone_masked AS phone_masked, ` +
+    `SELECT m.?? AS email, m.?? AS domain, m.?? AS active, f.method AS method, f.phone_masked AS phone_masked, ` +
     `f.enrolled_at AS enrolled_at, f.last_used_at AS last_used_at, s.locked_until AS locked_until, ` +
     // Counted only where a factor exists (a quarter of the rows, typically): codes_left means nothing without one.
     `CASE WHEN f.account IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM ?? rc WHERE rc.account = f.account AND rc.used_at IS NULL) END AS codes_left, ` +

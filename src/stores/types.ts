@@ -16,6 +16,7 @@
  * Auditing is the core's job: store methods return what they did (`StoreChange`) and the core writes one audit
  * row naming each store and its outcome.
  */
+import type { Knex } from 'knex';
 import type { ZodType } from 'zod';
 import type { Database } from '../db/connection.js';
 
@@ -151,6 +152,13 @@ export interface StoreWriteContext {
   now: number;
   /** For audit-worthy notes and messages: who acts. */
   actor: string;
+  /**
+   * Set when the store lives in mail2fa's own database (no `db.url` of its own, or the same URL) and the core calls
+   * it inside mail2fa's account transaction: the store MUST run its statements on this transaction. Its change then
+   * commits or rolls back with mail2fa's own and audit row — and on SQLite (one connection per database) any other
+   * query would wait for the transaction forever. Stores in other databases get undefined and use their own.
+   */
+  sharedTransaction?: Knex.Transaction;
 }
 
 export interface StoreCheck {

@@ -11,16 +11,32 @@
  * first and those cases return `null`.
  */
 import { randomBytes } from 'node:crypto';
-import { NobleCryptoPlugin, ScureBase32Plugin, generateSync, verifySync } from 'otplib';
+import { NobleCryptoPlugin, ScureBase32Plugin, createGuardrails, generateSync, verifySync } from 'otplib';
 
 export const TOTP_DIGITS = 6;
 export const TOTP_PERIOD = 30;
 /** Size of a generated secret: 160 bits, the HMAC-SHA-1 output size recommended by RFC 4226 §4. */
 export const TOTP_SECRET_BYTES = 20;
 
+/**
+ * Secret sizes the verifier accepts: foreign stores (the Roundcube plugin, mailcow) often hold 80-bit secrets, so
+ * 10-64 bytes are read and checked (PRODUCT.md §9); mail2fa itself always generates 20. otplib's default floor is
+ * 16 bytes (RFC 4226's minimum), lowered here through its guardrails for reading only.
+ */
+export const MIN_SECRET_BYTES = 10;
+export const MAX_SECRET_BYTES = 64;
+/** Below this a secret is flagged `weak` (RFC 4226 §4 asks for at least 128 bits). */
+export const STRONG_SECRET_BYTES = 16;
+
 const ALGORITHM = 'sha1' as const;
 const crypto = new NobleCryptoPlugin();
 const base32 = new ScureBase32Plugin();
+const guardrails = createGuardrails({ MIN_SECRET_BYTES, MAX_SECRET_BYTES });
+
+/** RFC 4648 base32 of `bytes`, upper case, no padding. */
+export function base32Encode(bytes: Uint8Array): string {
+  return base32.encode(bytes, { padding: false });
+}
 
 /** 20 random bytes from node:crypto randomBytes, base32 (RFC 4648, no padding): 32 characters. */
 export function generateTotpSecret(): string {
@@ -84,6 +100,7 @@ export function totpCode(secret: string, nowMs: number): string {
     algorithm: ALGORITHM,
     crypto,
     base32,
+    guardrails,
   });
 }
 
@@ -93,7 +110,7 @@ export function totpCode(secret: string, nowMs: number): string {
  * wrong, malformed, or for a step <= `afterTimeStep` (replay).
  *
  * Throws (never returns null) for caller bugs and bad data that must not be counted as a wrong code: a secret
- * that is not valid base32 or not 16-64 bytes, a bad `nowMs`, or an `afterTimeStep` that is not a non-negative
+ * that is not valid base32 or not 10-64 bytes, a bad `nowMs`, or an `afterTimeStep` that is not a non-negative
  * integer. Either way nothing is accepted (fail closed).
  */
 export function verifyTotp(o: {
@@ -125,6 +142,7 @@ export function verifyTotp(o: {
       ...(after !== undefined ? { afterTimeStep: after } : {}),
       crypto,
       base32,
+      guardrails,
     });
   } catch (err) {
     // Token and afterTimeStep problems are input errors: a rejection. Anything else (bad secret, HMAC failure)

@@ -8,8 +8,17 @@ function twoFactorLine(s: RecoverySummary): string {
   if (s.method === 'totp') return 'on: authenticator app';
   if (s.method === 'sms') return `on: text messages to ${s.phone ?? '(phone not recorded)'}`;
   if (s.temporaryCode) return `required, no factor: temporary access code ${s.temporaryCode.state} (expires ${s.temporaryCode.expiresAt})`;
-  if (s.postfixadminTotp) return "on in PostfixAdmin's own totp_secret column (recover clears it)";
-  return 'off';
+  return s.stores.some((v) => v.status?.activated) ? 'off in mail2fa\'s own store' : 'off';
+}
+
+/** One line per foreign store: what it holds for the account (no secrets). */
+function storeLine(v: RecoverySummary['stores'][number]): string {
+  if (v.error) return `could not be read (${v.error.message}); recover will try to reset it`;
+  const st = v.status;
+  if (!st?.activated) return 'off';
+  const factors = st.factors.filter((f) => f.active).map((f) => `${f.kind}${f.weak ? ' (weak secret)' : ''}`);
+  const notes = [st.enforced ? 'enforced at sign-in' : `not enforced: ${(st.notEnforced ?? []).join('; ')}`, ...(st.problems ?? [])];
+  return `on: ${factors.join(', ') || 'a factor'}; ${notes.join('; ')}`;
 }
 
 /** The summary the agent confirms (no secrets: masked phone, counts only). */
@@ -18,6 +27,7 @@ export function summaryText(s: RecoverySummary, plan: { ticket: string; reason: 
     `2FA summary of ${s.email}`,
     label('mailbox', s.active ? 'active' : 'INACTIVE (its active flag is off)'),
     label('2FA', twoFactorLine(s)),
+    ...s.stores.map((v) => label(`store ${v.store}`, `(${v.kind}) ${storeLine(v)}`)),
   ];
   if (s.method) {
     lines.push(label('enrolled', s.enrolledAt ?? '-'), label('last used', s.lastUsedAt ?? 'never'), label('recovery codes left', String(s.recoveryCodesLeft ?? 0)));
@@ -27,7 +37,7 @@ export function summaryText(s: RecoverySummary, plan: { ticket: string; reason: 
   lines.push(label('ticket', plan.ticket), label('reason', plan.reason ?? '-'), label('acting as', plan.actor));
   const steps: string[] = [];
   if (s.method) steps.push(`remove the ${s.method === 'totp' ? 'authenticator app' : 'SMS phone'} and its recovery codes`);
-  if (s.postfixadminTotp) steps.push("clear PostfixAdmin's totp_secret");
+  for (const v of s.stores) if (v.error || v.status?.activated) steps.push(`reset 2FA in store ${v.store} (${v.kind})`);
   steps.push('delete pending codes and enrolments');
   if (s.lockedUntil || s.failedAttempts) steps.push('clear the lock');
   steps.push('sign the user out everywhere');
@@ -49,10 +59,22 @@ function replyBlock(reply: string): string {
   return `Reply for the customer (copy between the lines):\n${rule}\n${reply.split('\n').map(escapeControl).join('\n')}\n${rule}\n`;
 }
 
+/** Per store: what was and was not reset. */
+function storeOutcomes(r: RecoveryDone): string {
+  return r.stores
+    .map((c) => `  ${`store ${c.store}`.padEnd(20)}${c.outcome === 'failed' ? `NOT RESET: ${c.error?.message ?? c.detail}` : c.outcome === 'changed' ? `reset: ${c.detail}` : `nothing to reset (${c.detail})`}`)
+    .join('\n');
+}
+
 export function recoveredText(r: RecoveryDone): string {
+  if (!r.complete) {
+    const failed = r.stores.filter((c) => c.outcome === 'failed').map((c) => c.store);
+    const head = `INCOMPLETE recovery of ${r.email} (ticket ${r.ticket}): 2FA was NOT reset in ${failed.join(', ')}; everything else below was done. Sign-in there still asks for a code.`;
+    return `${escapeControl(head)}\n${escapeControl(storeOutcomes(r))}\n\nRun the same recover command again once ${failed.length === 1 ? 'that store is' : 'those stores are'} reachable: it completes the rest. The reply for the customer is shown when the recovery is complete.\n`;
+  }
   const did = [
     r.removed.method ? `${r.removed.method === 'totp' ? 'authenticator app' : 'SMS phone'} removed` : null,
-    r.removed.postfixadminTotp ? "PostfixAdmin's totp_secret cleared" : null,
+    ...r.stores.filter((c) => c.kind !== 'mail2fa' && c.outcome === 'changed').map((c) => `2FA reset in store ${c.store}`),
     r.removed.method ? `${r.removed.recoveryCodes} recovery code${r.removed.recoveryCodes === 1 ? '' : 's'} deleted` : null,
     r.removed.challenges ? `${r.removed.challenges} pending code${r.removed.challenges === 1 ? '' : 's'} deleted` : null,
     r.removed.enrolment ? 'pending enrolment deleted' : null,
@@ -62,7 +84,7 @@ export function recoveredText(r: RecoveryDone): string {
   const head = r.temporaryCode
     ? `Recovered ${r.email} (ticket ${r.ticket}): ${did.join(', ')}. 2FA stays required: a temporary access code was issued, valid until ${r.temporaryCode.expiresAt}; it appears only in the reply below and is never shown again.`
     : `Recovered ${r.email} (ticket ${r.ticket}): ${did.join(', ')}. 2FA is now off for this address.`;
-  return `${escapeControl(head)}\n\n${replyBlock(r.reply)}`;
+  return `${escapeControl(head)}\n${r.stores.length > 1 ? `${escapeControl(storeOutcomes(r))}\n` : ''}\n${r.reply ? replyBlock(r.reply) : ''}`;
 }
 
 export function nothingText(r: NothingToRecover): string {

@@ -10,8 +10,21 @@ const COLUMNS = ['email', 'state', 'active', 'enabled', 'method', 'phone', 'enro
 /** CSV carries why a row is invalid/ambiguous in a last column; the table shows it in the state column. */
 const CSV_COLUMNS = [...COLUMNS, 'problem'] as const;
 
+/** The method, and where it lives when that is not (only) mail2fa's own store: "totp (postfixadmin, weak)". */
+function methodCell(r: StatusRow): string | null {
+  const method = r.method ?? (r.temporaryCode ? `temporary code (${r.temporaryCode.state})` : null);
+  if (!method) return null;
+  const foreign = r.stores.filter((s) => s.kind !== 'mail2fa' && s.activated);
+  if (foreign.length === 0) return method;
+  const where = r.stores.filter((s) => s.activated).map((s) => {
+    const notes = [s.factors.some((f) => f.weak) ? 'weak' : null, s.enforced ? null : 'not enforced', s.problems?.length ? 'unparsable' : null].filter(Boolean);
+    return notes.length ? `${s.store}: ${notes.join(', ')}` : s.store;
+  });
+  return `${method} (${where.join('; ')})`;
+}
+
 function cells(r: StatusRow): unknown[] {
-  return [r.email, r.state, r.active, r.enabled, r.method && r.source === 'postfixadmin' ? 'totp (postfixadmin)' : (r.method ?? (r.temporaryCode ? `temporary code (${r.temporaryCode.state})` : null)), r.phone, r.enrolledAt, r.lastUsedAt, r.recoveryCodesLeft, r.lockedUntil];
+  return [r.email, r.state, r.active, r.enabled, methodCell(r), r.phone, r.enrolledAt, r.lastUsedAt, r.recoveryCodesLeft, r.lockedUntil];
 }
 
 function tableCells(r: StatusRow): unknown[] {

@@ -12,7 +12,8 @@ import { doctor } from '../../src/core/doctor.js';
 import { Mail2faError } from '../../src/core/errors.js';
 import { readFactor, storeFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
-import { clearPostfixadminTotp, hasPostfixadminTotp, migrateFromPostfixadmin, parsePostfixadminSecret } from '../../src/core/postfixadmin.js';
+import { migrateFromPostfixadmin } from '../../src/core/postfixadmin.js';
+import { parsePostfixadminSecret } from '../../src/stores/postfixadmin.js';
 import { recoverAccount } from '../../src/core/recover.js';
 import { statusBatches, type StatusRow, type StatusSelection } from '../../src/core/status.js';
 import { checkSecondFactor, factorSecret } from '../../src/core/verification.js';
@@ -25,18 +26,20 @@ import { testClock, testContext, testEnv } from '../helpers/context.js';
 import { base32, postfixadminMailboxDdl } from '../fixtures/postfixadmin.js';
 
 describe('parsePostfixadminSecret', () => {
-  it('accepts base32 of 16-64 bytes (either case, optional padding) and returns the canonical form', () => {
+  it('accepts base32 of 10-64 bytes (either case, optional padding), returns the canonical form, flags < 16 bytes weak', () => {
     const s64 = base32(randomBytes(64));
     expect(s64).toHaveLength(103);
-    expect(parsePostfixadminSecret(s64)).toEqual({ secret: s64 });
+    expect(parsePostfixadminSecret(s64)).toEqual({ secret: s64, bytes: 64, weak: false });
     const s20 = base32(randomBytes(20));
-    expect(parsePostfixadminSecret(s20.toLowerCase())).toEqual({ secret: s20 });
+    expect(parsePostfixadminSecret(s20.toLowerCase())).toEqual({ secret: s20, bytes: 20, weak: false });
     const s16 = base32(randomBytes(16)); // 26 chars: padded to 32
-    expect(parsePostfixadminSecret(`${s16}======`)).toEqual({ secret: s16 });
+    expect(parsePostfixadminSecret(`${s16}======`)).toEqual({ secret: s16, bytes: 16, weak: false });
+    const s10 = base32(randomBytes(10)); // 80 bits, as the Roundcube plugin and mailcow generate
+    expect(parsePostfixadminSecret(s10)).toEqual({ secret: s10, bytes: 10, weak: true });
   });
 
   it.each([
-    ['10 bytes (80 bits)', base32(randomBytes(10)), /10 bytes; mail2fa accepts 16-64/],
+    ['9 bytes (72 bits)', base32(randomBytes(9)), /9 bytes; mail2fa accepts 10-64/],
     ['65 bytes', base32(randomBytes(65)), /65 bytes/],
     ['a space', `${base32(randomBytes(20)).slice(0, 16)} ${base32(randomBytes(20)).slice(16)}`, /whitespace/],
     ['a digit 1', `1${base32(randomBytes(20)).slice(1)}`, /outside A-Z, 2-7/],
@@ -96,7 +99,8 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
       'jane@example.com': base32(randomBytes(64)), // what PostfixAdmin 4 (OTPHP) generates
       'User@example.com': base32(randomBytes(20)),
       'idle@example.com': base32(randomBytes(20)).toLowerCase(),
-      'short@example.com': base32(randomBytes(10)),
+      'short@example.com': base32(randomBytes(10)), // 80 bits: accepted, flagged weak
+      'tiny@example.com': base32(randomBytes(8)), // 64 bits: refused
       'junk@example.com': 'not-base32!',
       'Mixed@Example.COM': base32(randomBytes(20)),
       'trail@example.com ': base32(randomBytes(20)),
@@ -121,7 +125,7 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
   async function collect(selection: StatusSelection): Promise<StatusRow[]> {
     const db = await ctx.db();
     const rows: StatusRow[] = [];
-    for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now }, selection)) rows.push(...batch);
+    for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() }, selection)) rows.push(...batch);
     return rows;
   }
 
@@ -153,6 +157,20 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     expect(all['empty@example.com']).toEqual([false, null, null]);
     expect(all['enrolled@example.com']).toEqual([true, 'totp', 'mail2fa']);
 
+    // Per store: sources, weak (80-bit) secrets, activated vs enforced, unparsable values.
+    const byEmail = new Map((await collect({ kind: 'all' })).map((r) => [r.email, r]));
+    const short = byEmail.get('short@example.com')!;
+    expect([short.sources, short.enforced, short.stores[0]!.factors]).toEqual([['postfixadmin'], true, [{ kind: 'totp', active: true, weak: true, ref: 'mailbox.totp_secret' }]]);
+    expect(byEmail.get('jane@example.com')!.stores[0]!.factors[0]!.weak).toBeUndefined();
+    const idle = byEmail.get('idle@example.com')!;
+    expect([idle.enabled, idle.enforced, idle.stores[0]!.notEnforced]).toEqual([true, false, ['the mailbox is inactive: nobody signs in to it']]);
+    expect(byEmail.get('tiny@example.com')!.stores[0]!.problems).toEqual(['mailbox.totp_secret: secret is 8 bytes; mail2fa accepts 10-64 bytes (80-512 bits)']);
+    // Enrolled in mail2fa AND still holding a PostfixAdmin secret: both stores enforce a code; mail2fa's comes first.
+    const enrolled = byEmail.get('enrolled@example.com')!;
+    expect([enrolled.source, enrolled.sources]).toEqual(['mail2fa', ['mail2fa', 'postfixadmin']]);
+    expect(enrolled.stores[0]).toEqual({ store: 'mail2fa', kind: 'mail2fa', activated: true, enforced: true, factors: [{ kind: 'totp', active: true }] });
+    expect(byEmail.get('bob@example.com')).toMatchObject({ sources: [], stores: [], enforced: false });
+
     const rows = await collect({ kind: 'emails', emails: ['user@example.com', 'User@example.com', 'trail@example.com', 'mixed@example.com', 'JANE@example.com'] });
     expect(rows.map((r) => [r.email, r.state, r.enabled, r.source])).toEqual([
       kind !== 'mariadb' ? ['user@example.com', 'ok', false, null] : ['user@example.com', 'unknown', null, null],
@@ -163,22 +181,31 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     ]);
   });
 
-  it('the reset hook clears exactly one account: never a case- or space-variant of it', async () => {
-    const db = await ctx.db();
+  const pfaStore = async () => {
+    const stores = await ctx.stores();
+    expect(stores.map((s) => [s.name, s.kind])).toEqual([['postfixadmin', 'postfixadmin']]); // from accounts.preset
+    return stores[0]!;
+  };
+  const hasPostfixadminTotp = async (email: string) => Boolean((await (await pfaStore()).account(email))?.activated);
+
+  it('the store reset clears exactly one account: never a case- or space-variant of it', async () => {
+    const store = await pfaStore();
+    const w = { now: clock.now, actor: 'test' };
     for (const other of ['user@example.com', 'trail@example.com', 'JANE@example.com']) {
-      expect(await hasPostfixadminTotp(db.knex, db.dialect, ctx.mapping, other)).toBe(false);
-      const cleared = await accountTransaction(ctx, other, (tx) => clearPostfixadminTotp(tx, ctx.mapping));
-      expect(cleared).toBe(false);
+      expect(await hasPostfixadminTotp(other)).toBe(false);
+      const change = await store.reset!(other, w);
+      expect(change.outcome).toBe('nothing');
     }
     expect(await plaintext('User@example.com')).toBe(fx.secrets['User@example.com']);
     expect(await plaintext('trail@example.com ')).toBe(fx.secrets['trail@example.com ']);
     expect(await plaintext('jane@example.com')).toBe(fx.secrets['jane@example.com']);
 
-    expect(await hasPostfixadminTotp(db.knex, db.dialect, ctx.mapping, 'User@example.com')).toBe(true);
-    const cleared = await accountTransaction(ctx, 'User@example.com', (tx) => clearPostfixadminTotp(tx, ctx.mapping));
-    expect(cleared).toBe(true);
+    expect(await hasPostfixadminTotp('User@example.com')).toBe(true);
+    const cleared = await store.reset!('User@example.com', w);
+    expect(cleared).toMatchObject({ store: 'postfixadmin', outcome: 'changed' });
     expect(await plaintext('User@example.com')).toBeNull();
-    expect(await hasPostfixadminTotp(db.knex, db.dialect, ctx.mapping, 'User@example.com')).toBe(false);
+    expect(await hasPostfixadminTotp('User@example.com')).toBe(false);
+    expect((await store.reset!('User@example.com', w)).outcome).toBe('nothing'); // idempotent
     const [row] = await collect({ kind: 'emails', emails: ['User@example.com'] });
     expect([row!.enabled, row!.source]).toEqual([false, null]);
     expect(await plaintext('jane@example.com')).toBe(fx.secrets['jane@example.com']);
@@ -199,7 +226,7 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     expect(await plaintext('User@example.com')).toBeNull();
     const audit = (await db.knex(t.audit).where({ action: 'recover', account: 'User@example.com' }).first()) as { ticket: string; detail: string };
     expect(audit.ticket).toBe('T-101');
-    expect(JSON.parse(audit.detail)).toMatchObject({ postfixadminTotpCleared: true });
+    expect(JSON.parse(audit.detail)).toMatchObject({ postfixadminTotpCleared: true, 'store:mail2fa': 'nothing', 'store:postfixadmin': 'changed' });
     expect(audit.detail).not.toContain(fx.secrets['User@example.com']!);
 
     // jane: migrated without clearing, so the lost phone's secret lives in both places; recover removes both.
@@ -217,14 +244,15 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
   it('dry run: reports per account (no secrets) what would happen, refuses for invalid rows, changes nothing', async () => {
     const before = await dbSnapshot(ctx);
     const r = await migrateFromPostfixadmin(ctx, { dryRun: true, clearPlaintext: true, skipInvalid: false });
-    expect(r).toMatchObject({ ok: false, dryRun: true, refused: true, found: 8, migrated: 0, skipped: 1, invalid: 4, cleared: 0, source: 'mailbox.totp_secret' });
+    expect(r).toMatchObject({ ok: false, dryRun: true, refused: true, found: 9, migrated: 0, skipped: 1, invalid: 4, cleared: 0, source: 'mailbox.totp_secret' });
     const outcome = Object.fromEntries(r.accounts.map((a) => [a.email, a.outcome]));
     expect(outcome).toEqual({
       'User@example.com': 'migrate',
       'jane@example.com': 'migrate',
       'idle@example.com': 'migrate',
       'enrolled@example.com': 'enrolled',
-      'short@example.com': 'invalid',
+      'short@example.com': 'migrate',
+      'tiny@example.com': 'invalid',
       'junk@example.com': 'invalid',
       'Mixed@Example.COM': 'invalid',
       'trail@example.com ': 'invalid',
@@ -236,7 +264,7 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     for (const s of Object.values(fx.secrets)) if (s.length > 8) expect(json).not.toContain(s);
 
     const skipping = await migrateFromPostfixadmin(ctx, { dryRun: true, clearPlaintext: false, skipInvalid: true });
-    expect(skipping).toMatchObject({ ok: true, refused: false, migrated: 3, skipped: 1, invalid: 4 });
+    expect(skipping).toMatchObject({ ok: true, refused: false, migrated: 4, skipped: 1, invalid: 4 });
     expect(await dbSnapshot(ctx)).toEqual(before);
   });
 
@@ -252,9 +280,9 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     const t = ctx.tables;
     const enrolledBefore = await readFactor(db.knex, t, 'enrolled@example.com');
     const r = await migrateFromPostfixadmin(ctx, { dryRun: false, clearPlaintext: false, skipInvalid: true });
-    expect(r).toMatchObject({ ok: true, migrated: 3, skipped: 1, invalid: 4, cleared: 0 });
+    expect(r).toMatchObject({ ok: true, migrated: 4, skipped: 1, invalid: 4, cleared: 0 });
 
-    for (const account of ['jane@example.com', 'User@example.com', 'idle@example.com']) {
+    for (const account of ['jane@example.com', 'User@example.com', 'idle@example.com', 'short@example.com']) {
       const factor = await readFactor(db.knex, t, account);
       expect(factor).toMatchObject({ method: 'totp', key_id: ctx.masterKey().id, phone_ct: null, last_totp_step: null });
       expect(factor!.secret_ct).not.toContain(fx.secrets[account]!.slice(0, 12));
@@ -272,11 +300,11 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     }
     expect(await readFactor(db.knex, t, 'user@example.com')).toBeUndefined();
     expect(await readFactor(db.knex, t, 'enrolled@example.com')).toEqual(enrolledBefore);
-    for (const invalid of ['short@example.com', 'Mixed@Example.COM', 'trail@example.com ', 'trail@example.com']) expect(await readFactor(db.knex, t, invalid)).toBeUndefined();
+    for (const invalid of ['tiny@example.com', 'Mixed@Example.COM', 'trail@example.com ', 'trail@example.com']) expect(await readFactor(db.knex, t, invalid)).toBeUndefined();
 
     const audits = (await db.knex(t.audit).where({ action: 'migrate-from' }).orderBy('id')) as { account: string | null; detail: string; outcome: string }[];
-    expect(audits.map((a) => a.account)).toEqual(['User@example.com', 'idle@example.com', 'jane@example.com', null]);
-    expect(JSON.parse(audits[3]!.detail)).toMatchObject({ found: 8, migrated: 3, skipped: 1, invalid: 4, cleared: 0 });
+    expect(audits.map((a) => a.account)).toEqual(['User@example.com', 'idle@example.com', 'jane@example.com', 'short@example.com', null]);
+    expect(JSON.parse(audits[4]!.detail)).toMatchObject({ found: 9, migrated: 4, skipped: 1, invalid: 4, cleared: 0 });
     for (const a of audits) for (const s of Object.values(fx.secrets)) if (s.length > 8) expect(a.detail).not.toContain(s);
 
     const rows = Object.fromEntries((await collect({ kind: 'all' })).map((row) => [row.email, row.source]));
@@ -284,15 +312,15 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
 
     // A second run finds them enrolled: nothing to do, no new audit rows.
     const again = await migrateFromPostfixadmin(ctx, { dryRun: false, clearPlaintext: false, skipInvalid: true });
-    expect(again).toMatchObject({ migrated: 0, skipped: 4 });
-    expect(await db.knex(t.audit).where({ action: 'migrate-from' }).count({ n: '*' }).first()).toMatchObject({ n: 4 });
+    expect(again).toMatchObject({ migrated: 0, skipped: 5 });
+    expect(await db.knex(t.audit).where({ action: 'migrate-from' }).count({ n: '*' }).first()).toMatchObject({ n: 5 });
   });
 
   it('--clear-plaintext empties exactly the migrated rows (PostfixAdmin TOTP off for them), leaving the rest', async () => {
     const r = await migrateFromPostfixadmin(ctx, { dryRun: false, clearPlaintext: true, skipInvalid: true });
-    expect(r).toMatchObject({ ok: true, migrated: 3, cleared: 3 });
-    for (const account of ['jane@example.com', 'User@example.com', 'idle@example.com']) expect(await plaintext(account)).toBeNull();
-    for (const kept of ['short@example.com', 'junk@example.com', 'Mixed@Example.COM', 'trail@example.com ', 'enrolled@example.com']) expect(await plaintext(kept)).toBe(fx.secrets[kept]);
+    expect(r).toMatchObject({ ok: true, migrated: 4, cleared: 4 });
+    for (const account of ['jane@example.com', 'User@example.com', 'idle@example.com', 'short@example.com']) expect(await plaintext(account)).toBeNull();
+    for (const kept of ['tiny@example.com', 'junk@example.com', 'Mixed@Example.COM', 'trail@example.com ', 'enrolled@example.com']) expect(await plaintext(kept)).toBe(fx.secrets[kept]);
     if (kind !== 'mariadb') expect(await plaintext('user@example.com')).toBeNull();
 
     const report = await doctor({ configPath, dbUrl: tdb.url, env: { ...process.env, ...testEnv(tdb) } });
