@@ -1,8 +1,8 @@
 /**
  * The one query behind `status`: mailbox rows joined with mail2fa's factor and state rows. Bulk reads stream
  * (mysql2's row stream; a server-side cursor on PostgreSQL; better-sqlite3's iterate(), since knex's .stream()
- * on it loads every row first) and are
- * handed out in batches; address lists are looked up with one `IN (…)` query per batch, never one per account.
+ * on it loads every row first) and are handed out in batches; address lists are looked up with one `IN (…)`
+ * query per batch, never one per account.
  */
 import type { Readable } from 'node:stream';
 import type { Knex } from 'knex';
