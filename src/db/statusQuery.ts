@@ -195,29 +195,39 @@ export async function lookupStatusRows(db: Database, tables: Tables, mapping: Ac
 
 /**
  * PostgreSQL: a server-side cursor (DECLARE … NO SCROLL CURSOR in a read-only transaction), fetched `batchSize`
- * rows at a time, so that the client holds one batch, never the whole result (pg's plain query buffers every row).
+ * rows at a time, so that the client holds two batches, never the whole result (pg's plain query buffers every row).
  * Abandoned half-way, the transaction is rolled back, which closes the cursor, and the connection is reused.
  */
 async function* postgresCursorBatches(db: Database, sql: string, bindings: unknown[], batchSize: number): AsyncGenerator<StatusDbRow[]> {
   const client = poolClient<PgConn>(db);
   const conn = await client.acquireConnection();
   let open = false;
+  let next: Promise<{ rows: StatusDbRow[] }> | null = null;
   try {
     client.emit('query', { method: 'raw', sql, bindings }); // still visible to knex's query log
     await conn.query('BEGIN READ ONLY');
     open = true;
     await conn.query({ text: `DECLARE mail2fa_status NO SCROLL CURSOR FOR ${sql}`, values: bindings });
     const size = Math.max(1, Math.floor(batchSize));
+    const fetch = `FETCH FORWARD ${size} FROM mail2fa_status`;
+    // One batch ahead: the server produces the next batch while the consumer formats this one (two batches in
+    // memory at most).
+    let pending: Promise<{ rows: StatusDbRow[] }> = conn.query<StatusDbRow>(fetch);
+    next = pending;
     for (;;) {
-      const { rows } = await conn.query<StatusDbRow>(`FETCH FORWARD ${size} FROM mail2fa_status`);
+      const rows: StatusDbRow[] = (await pending).rows;
+      const more = rows.length === size;
+      if (more) next = pending = conn.query<StatusDbRow>(fetch);
+      else next = null;
       if (rows.length) yield rows;
-      if (rows.length < size) break;
+      if (!more) break;
     }
     open = false;
     await conn.query('COMMIT');
   } finally {
     // Also reached when the consumer stops early (the generator's return) or on an error: end the transaction,
     // which closes the cursor; a connection that cannot is dropped from the pool, never reused mid-transaction.
+    await next?.catch(() => {});
     if (open) {
       await conn.query('ROLLBACK').catch((err: unknown) => {
         conn.__knex__disposed = err;
