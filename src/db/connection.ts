@@ -170,14 +170,14 @@ export function mapDbError(err: unknown, where: string): Error {
     code === 'ER_CONNECTION_KILLED' ||
     /^08...$/.test(code) ||
     ['57P01', '57P02', '57P03'].includes(code);
-  if (closed || ['ECONNREFUSED', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNRESET', 'PROTOCOL_CONNECTION_LOST', 'EAI_AGAIN'].includes(code) || e.name === 'KnexTimeoutError') {
+  if (closed || ['ECONNREFUSED', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNRESET', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'EAI_AGAIN'].includes(code) || e.name === 'KnexTimeoutError') {
     return unavailable('db_unavailable', `database unavailable at ${where}: ${code || (closed ? 'connection lost' : 'timeout')}`, 'Is the server running and reachable? Check --db / MAIL2FA_DB_URL.');
   }
   if (code === '53300') {
     return unavailable('db_unavailable', `database unavailable at ${where}: too many connections`, 'Retry later, or raise max_connections.');
   }
   // PostgreSQL 28P01 wrong password, 28000 no pg_hba.conf entry / unknown role.
-  if (code === 'ER_ACCESS_DENIED_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR' || code === '28P01' || code === '28000') {
+  if (code === 'ER_ACCESS_DENIED_ERROR' || code === 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR' || code === '28P01' || code === '28000') {
     return unavailable('db_access_denied', `database refused the login at ${where}: ${message}`, 'Check the user and password in the database URL.');
   }
   if (code === 'ER_BAD_DB_ERROR' || code === '3D000') {

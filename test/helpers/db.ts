@@ -60,6 +60,9 @@ if (postgresProblem && !REQUIRE_POSTGRES) {
 
 export const DB_KINDS: DbKind[] = ['sqlite', 'mariadb', 'postgres'];
 
+/** Whether suites that need MariaDB beside another database run (reachable, or required: then absence fails). */
+export const MARIADB_SUITES = mariadbProblem === null || REQUIRE_MARIADB;
+
 export interface TestDb {
   kind: DbKind;
   url: string;
@@ -125,4 +128,10 @@ export function describeEachDb(title: string, body: (kind: DbKind) => void): voi
   for (const kind of DB_KINDS) {
     (dbSkipped(kind) ? describe.skip : describe)(`${title} [${kind}]`, () => body(kind));
   }
+}
+
+/** describe() on MariaDB only (suites of sites that only run on MariaDB/MySQL); skipped like describeEachDb's. */
+export function describeMariadb(title: string, body: (kind: DbKind) => void): void {
+  const skip = mariadbProblem !== null && !REQUIRE_MARIADB;
+  (skip ? describe.skip : describe)(`${title} [mariadb]`, () => body('mariadb'));
 }
