@@ -123,9 +123,9 @@ export function dbSkipped(kind: DbKind): boolean {
   return false;
 }
 
-/** describe() once per database kind; a server's suites are skipped (with the notice above) when absent and not required. */
-export function describeEachDb(title: string, body: (kind: DbKind) => void): void {
-  for (const kind of DB_KINDS) {
+/** describe() once per database kind (`kinds`: a subset, for a store that exists on some only); a server's suites are skipped (with the notice above) when absent and not required. */
+export function describeEachDb(title: string, body: (kind: DbKind) => void, kinds: readonly DbKind[] = DB_KINDS): void {
+  for (const kind of kinds) {
     (dbSkipped(kind) ? describe.skip : describe)(`${title} [${kind}]`, () => body(kind));
   }
 }
