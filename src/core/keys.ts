@@ -4,7 +4,7 @@
  * stays valid after a rotation: the hashes themselves need no change) — checked, or re-encrypted under a new key
  * in ONE transaction: all rows or none.
  *
- * Rows are read in pages by primary key (locked with FOR UPDATE on MySQL/MariaDB; SQLite's write lock is taken
+ * Rows are read in pages by primary key (locked with FOR UPDATE on MySQL/MariaDB/PostgreSQL; SQLite's write lock is taken
  * by inTransaction) and written back in batches, so 100,000 rows take seconds, not minutes. Nothing here ever
  * puts a plaintext or a ciphertext into a message: failures name the table, column and account only.
  */
@@ -372,7 +372,7 @@ async function surveySealed(db: Database, specs: SealedTable[], keys: MasterKey[
  */
 async function reencryptBatch(trx: Knex.Transaction, db: Database, spec: SealedTable, keys: MasterKey[], target: MasterKey, columns: Map<string, { reencrypted: number }>): Promise<number> {
   const query = trx(spec.table).whereNot('key_id', target.id).orderBy(spec.pk).limit(ROTATE_BATCH).select('*');
-  if (db.dialect === 'mysql') query.forUpdate();
+  if (db.dialect !== 'sqlite') query.forUpdate(); // SQLite: inTransaction holds the write lock
   const rows = (await query) as Row[];
   if (rows.length === 0) return 0;
   const updated: Row[] = [];
