@@ -89,8 +89,8 @@ export async function recordSmsChallenge(tx: AccountTx, phone: { e164: string; m
   const code = randomDigits(SMS_CODE_DIGITS);
   const expiresAt = tx.now + SMS_CODE_TTL_MS;
   const codeHash = await tx.vault().hash(tx.trx, 'sms', tx.account, code);
-  const [challengeId] = await tx.trx(t.challenge).insert({ account: tx.account, purpose: PENDING_PURPOSE[purpose], code_hash: codeHash, created_at: tx.now, expires_at: expiresAt, used_at: null });
-  const [sendId] = await tx.trx(t.smsSend).insert({ account: tx.account, sent_at: tx.now });
+  const challengeId = await insertReturningId(tx.trx, tx.db.dialect, t.challenge, { account: tx.account, purpose: PENDING_PURPOSE[purpose], code_hash: codeHash, created_at: tx.now, expires_at: expiresAt, used_at: null });
+  const sendId = await insertReturningId(tx.trx, tx.db.dialect, t.smsSend, { account: tx.account, sent_at: tx.now });
   return { challengeId: Number(challengeId), sendId: Number(sendId), code, expiresAt, phone, purpose, action };
 }
 
