@@ -9,7 +9,7 @@ import type { Knex } from 'knex';
 import type { ConfiguredStore } from '../config.js';
 import type { Context } from '../context.js';
 import { isActive } from '../db/accounts.js';
-import type { Dialect } from '../db/connection.js';
+import { accountsWithFactor, insertFactorRows, lockAccountStates, type Q } from '../db/ownStore.js';
 import { inTransaction } from '../db/tx.js';
 import { clearPostfixadminSecret, parsePostfixadminSecret, postfixadminLocation, readAllPostfixadminSecrets, type PostfixadminLocation, type PostfixadminOptions } from '../stores/postfixadmin.js';
 import { writeAudit } from './audit.js';
@@ -101,22 +101,11 @@ async function readCandidates(q: Knex | Knex.Transaction, loc: PostfixadminLocat
 }
 
 /** Marks candidates already enrolled in mail2fa (a factor row exists) as `enrolled`. */
-async function markEnrolled(q: Knex | Knex.Transaction, ctx: Context, candidates: Candidate[]): Promise<void> {
+async function markEnrolled(q: Q, ctx: Context, candidates: Candidate[]): Promise<void> {
   const pending = candidates.filter((c) => c.outcome === 'migrate');
   for (const batch of chunks(pending, 500)) {
-    const rows = (await q(ctx.tables.factor).whereIn('account', batch.map((c) => c.email)).select('account')) as { account: string }[];
-    const enrolled = new Set(rows.map((r) => r.account));
+    const enrolled = await accountsWithFactor(q, ctx.tables, batch.map((c) => c.email));
     for (const c of batch) if (enrolled.has(c.email)) c.outcome = 'enrolled';
-  }
-}
-
-/** Locks the account-state rows of `accounts` (creating missing ones), as accountTransaction does for one. */
-async function lockAccounts(trx: Knex.Transaction, ctx: Context, dialect: Dialect, accounts: string[]): Promise<void> {
-  for (const batch of chunks(accounts)) {
-    await trx(ctx.tables.accountState).insert(batch.map((account) => ({ account, failed_attempts: 0 }))).onConflict('account').ignore();
-    const query = trx(ctx.tables.accountState).whereIn('account', batch).select('account');
-    if (dialect === 'mysql') query.forUpdate();
-    await query;
   }
 }
 
@@ -164,15 +153,18 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
   return inTransaction(db, ctx.tables, async (trx) => {
     const candidates = await readCandidates(trx, loc);
     if (!o.skipInvalid && candidates.some((c) => c.outcome === 'invalid')) return report(o, source, candidates, 0, true);
-    await lockAccounts(trx, ctx, db.dialect, candidates.filter((c) => c.outcome === 'migrate').map((c) => c.email));
+    // The account-state rows of the accounts to migrate, locked as accountTransaction locks one.
+    await lockAccountStates(trx, ctx.tables, db.dialect === 'mysql', candidates.filter((c) => c.outcome === 'migrate').map((c) => c.email), BATCH);
     await markEnrolled(trx, ctx, candidates); // after the locks: an enrolment that just committed is seen
     const moving = candidates.filter((c) => c.outcome === 'migrate');
     const now = ctx.now();
     for (const batch of chunks(moving)) {
-      await trx(ctx.tables.factor).insert(
+      await insertFactorRows(
+        trx,
+        ctx.tables,
         batch.map((c) => ({
           account: c.email,
-          method: 'totp',
+          method: 'totp' as const,
           secret_ct: vault.seal(ctx.tables.factor, 'secret_ct', c.email, c.secret!),
           phone_ct: null,
           phone_masked: null,
