@@ -33,10 +33,10 @@ export async function insertFactorRows(trx: Knex.Transaction, t: Tables, rows: r
   if (rows.length) await trx(t.factor).insert([...rows]);
 }
 
-/** Accounts of `accounts` that have a factor row. */
-export async function accountsWithFactor(q: Q, t: Tables, accounts: readonly string[]): Promise<Set<string>> {
-  const rows = (await q(t.factor).whereIn('account', [...accounts]).select('account')) as { account: string }[];
-  return new Set(rows.map((r) => r.account));
+/** The factor rows (method and sealed secret) of those of `accounts` that have one. */
+export async function factorsOf(q: Q, t: Tables, accounts: readonly string[]): Promise<Map<string, { account: string; method: string; secret_ct: string | null }>> {
+  const rows = (await q(t.factor).whereIn('account', [...accounts]).select('account', 'method', 'secret_ct')) as { account: string; method: string; secret_ct: string | null }[];
+  return new Map(rows.map((r) => [r.account, r]));
 }
 
 /** Records an accepted TOTP step, only forward (compare-and-set): false when an equal or later step won meanwhile. */

@@ -82,3 +82,9 @@ export function describeEachDb(title: string, body: (kind: DbKind) => void): voi
     (skip ? describe.skip : describe)(`${title} [${kind}]`, () => body(kind));
   }
 }
+
+/** describe() on MariaDB only (suites of sites that only run on MariaDB/MySQL); skipped like describeEachDb's. */
+export function describeMariadb(title: string, body: (kind: DbKind) => void): void {
+  const skip = mariadbProblem !== null && !REQUIRE_MARIADB;
+  (skip ? describe.skip : describe)(`${title} [mariadb]`, () => body('mariadb'));
+}
