@@ -104,8 +104,76 @@ export async function useChallenge(trx: Knex.Transaction, t: Tables, id: number,
   return Number(await trx(t.challenge).where({ id }).whereNull('used_at').update({ used_at: now })) === 1;
 }
 
-export async function insertChallenge(trx: Knex.Transaction, t: Tables, row: { account: string; purpose: string; code_hash: string; created_at: number; expires_at: number }): Promise<void> {
-  await trx(t.challenge).insert({ ...row, used_at: null });
+/** Inserts a challenge; returns its id. */
+export async function insertChallenge(trx: Knex.Transaction, t: Tables, row: { account: string; purpose: string; code_hash: string; created_at: number; expires_at: number }): Promise<number> {
+  const [id] = (await trx(t.challenge).insert({ ...row, used_at: null })) as unknown as [number];
+  return Number(id);
+}
+
+export async function deleteChallenge(trx: Knex.Transaction, t: Tables, id: number): Promise<void> {
+  await trx(t.challenge).where({ id }).delete();
+}
+
+export async function deleteChallengesOf(trx: Knex.Transaction, t: Tables, account: string, purpose: string): Promise<void> {
+  await trx(t.challenge).where({ account, purpose }).delete();
+}
+
+/** Only the newest code is valid: drops the account's older unused challenges of a purpose. */
+export async function deleteOlderUnusedChallenges(trx: Knex.Transaction, t: Tables, account: string, purpose: string, newestId: number): Promise<void> {
+  await trx(t.challenge).where({ account, purpose }).whereNull('used_at').andWhere('id', '<', newestId).delete();
+}
+
+/** Times of the account's SMS sends after `since`, oldest first (the send limit). */
+export async function recentSmsSends(q: Q, t: Tables, account: string, since: number): Promise<number[]> {
+  const rows = (await q(t.smsSend).where({ account }).andWhere('sent_at', '>', since).orderBy('sent_at', 'asc').select('sent_at')) as { sent_at: number | string }[];
+  return rows.map((r) => Number(r.sent_at));
+}
+
+export async function insertSmsSend(trx: Knex.Transaction, t: Tables, account: string, now: number): Promise<number> {
+  const [id] = (await trx(t.smsSend).insert({ account, sent_at: now })) as unknown as [number];
+  return Number(id);
+}
+
+export async function deleteSmsSend(trx: Knex.Transaction, t: Tables, id: number): Promise<void> {
+  await trx(t.smsSend).where({ id }).delete();
+}
+
+export interface EnrolmentRow {
+  account: string;
+  id: string;
+  method: 'totp' | 'sms';
+  secret_ct: string | null;
+  phone_ct: string | null;
+  phone_masked: string | null;
+  key_id: string;
+  created_at: number | string;
+  expires_at: number | string;
+}
+
+export async function readEnrolment(q: Q, t: Tables, account: string): Promise<EnrolmentRow | undefined> {
+  return (await q(t.enrolment).where({ account }).first()) as EnrolmentRow | undefined;
+}
+
+export async function insertEnrolment(trx: Knex.Transaction, t: Tables, row: EnrolmentRow): Promise<void> {
+  await trx(t.enrolment).insert(row);
+}
+
+export async function deleteEnrolment(trx: Knex.Transaction, t: Tables, account: string): Promise<void> {
+  await trx(t.enrolment).where({ account }).delete();
+}
+
+/**
+ * Wrong confirmation codes of one pending enrolment so far, counted from its refusal audit rows (written in the
+ * same transaction as each count).
+ */
+export async function countEnrolmentWrongCodes(q: Q, t: Tables, account: string, since: number, enrolmentId: string): Promise<number> {
+  const row = (await q(t.audit)
+    .where({ account, action: 'enable', outcome: 'refused', reason: 'wrong code' })
+    .andWhere('at', '>=', since)
+    .andWhere('detail', 'like', `%"enrolment":"${enrolmentId}"%`)
+    .count({ n: '*' })
+    .first()) as { n: number | string } | undefined;
+  return Number(row?.n ?? 0);
 }
 
 export async function countChallenges(q: Q, t: Tables, account: string): Promise<number> {
