@@ -203,6 +203,16 @@ export async function setAttempts(trx: Knex.Transaction, t: Tables, account: str
   await trx(t.accountState).where({ account }).update({ failed_attempts: failedAttempts, locked_until: lockedUntil });
 }
 
+/** Marks the account's first `count` recovery codes used (the demo's "some codes used" account). */
+export async function useFirstRecoveryCodes(trx: Knex.Transaction, t: Tables, account: string, count: number, now: number): Promise<void> {
+  const ids = (await trx(t.recoveryCode).where({ account }).orderBy('id').limit(count).select('id')) as { id: number }[];
+  await trx(t.recoveryCode).whereIn('id', ids.map((r) => r.id)).update({ used_at: now });
+}
+
+export async function resetAccountState(trx: Knex.Transaction, t: Tables, account: string): Promise<void> {
+  await trx(t.accountState).where({ account }).update({ failed_attempts: 0, locked_until: null, sessions_revoked_at: null });
+}
+
 export async function setSessionsRevoked(trx: Knex.Transaction, t: Tables, account: string, now: number): Promise<void> {
   await trx(t.accountState).where({ account }).update({ sessions_revoked_at: now });
 }
