@@ -9,8 +9,9 @@ import type { Knex } from 'knex';
 import type { ConfiguredStore } from '../config.js';
 import type { Context } from '../context.js';
 import { isActive } from '../db/accounts.js';
-import { factorsOf, insertFactorRows, lockAccountStates, type Q } from '../db/ownStore.js';
-import { inTransaction } from '../db/tx.js';
+import type { Dialect } from '../db/connection.js';
+import { factorsOf, insertFactorRows, type Q } from '../db/ownStore.js';
+import { inTransaction, lockAccountStates } from '../db/tx.js';
 import { clearPostfixadminSecret, parsePostfixadminSecret, postfixadminLocation, readAllPostfixadminSecrets, type PostfixadminLocation, type PostfixadminOptions } from '../stores/postfixadmin.js';
 import { writeAudit } from './audit.js';
 import { tryCanonicalAddress } from './address.js';
@@ -128,6 +129,11 @@ function sameSecret(vault: Vault, ctx: Context, c: Candidate, sealed: string): b
   }
 }
 
+/** Locks the account-state rows of `accounts` (creating missing ones), as accountTransaction does for one. */
+async function lockAccounts(trx: Knex.Transaction, ctx: Context, dialect: Dialect, accounts: string[]): Promise<void> {
+  for (const batch of chunks(accounts)) await lockAccountStates(trx, ctx.tables, dialect, batch);
+}
+
 function report(o: MigrationOptions, source: string, candidates: Candidate[], cleared: number, refused: boolean): MigrationReport {
   const count = (outcome: MigrationAccount['outcome']) => candidates.filter((c) => c.outcome === outcome).length;
   return {
@@ -175,8 +181,7 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
   return inTransaction(db, ctx.tables, async (trx) => {
     const candidates = await readCandidates(trx, loc);
     if (!o.skipInvalid && candidates.some((c) => c.outcome === 'invalid')) return report(o, source, candidates, 0, true);
-    // The account-state rows of the accounts to migrate, locked as accountTransaction locks one.
-    await lockAccountStates(trx, ctx.tables, db.dialect === 'mysql', candidates.filter((c) => c.outcome === 'migrate').map((c) => c.email), BATCH);
+    await lockAccounts(trx, ctx, db.dialect, candidates.filter((c) => c.outcome === 'migrate').map((c) => c.email));
     await markEnrolled(trx, ctx, candidates, compare); // after the locks: an enrolment that just committed is seen
     const moving = candidates.filter((c) => c.outcome === 'migrate');
     const clearing = candidates.filter((c) => c.outcome === 'clear');

@@ -284,7 +284,7 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
       // removeFactor deleted every older challenge, so this code replaces any earlier temporary code.
       const code = newTemporaryCode();
       const expiresAt = tx.now + ttl;
-      await insertChallenge(tx.trx, t, { account: tx.account, purpose: 'temporary', code_hash: await tx.vault().hash(tx.trx, 'temporary', tx.account, code), created_at: tx.now, expires_at: expiresAt });
+      await insertChallenge(tx.trx, t, tx.db.dialect, { account: tx.account, purpose: 'temporary', code_hash: await tx.vault().hash(tx.trx, 'temporary', tx.account, code), created_at: tx.now, expires_at: expiresAt });
       temporaryCode = { code, expiresAt: isoTime(expiresAt)!, bits: TEMPORARY_CODE_BITS };
     }
     const own: StoreChange = {

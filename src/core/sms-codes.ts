@@ -40,8 +40,8 @@ export async function sendSmsChallenge(tx: AccountTx, phone: { e164: string; mas
   }
   const code = randomDigits(SMS_CODE_DIGITS);
   const expiresAt = tx.now + SMS_CODE_TTL_MS;
-  const challengeId = await insertChallenge(tx.trx, t, { account: tx.account, purpose, code_hash: await tx.vault().hash(tx.trx, 'sms', tx.account, code), created_at: tx.now, expires_at: expiresAt });
-  const sendId = await insertSmsSend(tx.trx, t, tx.account, tx.now);
+  const challengeId = await insertChallenge(tx.trx, t, tx.db.dialect, { account: tx.account, purpose, code_hash: await tx.vault().hash(tx.trx, 'sms', tx.account, code), created_at: tx.now, expires_at: expiresAt });
+  const sendId = await insertSmsSend(tx.trx, t, tx.db.dialect, tx.account, tx.now);
   let delivery: SmsDelivery;
   try {
     delivery = await (await tx.ctx.sms()).send({ to: phone.e164, text: smsText(tx.ctx.config.issuer, code) });

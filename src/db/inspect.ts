@@ -4,6 +4,7 @@ import type { Database } from './connection.js';
 /** "SQLite 3.x" / the server's version string. */
 export async function serverVersion(db: Database): Promise<string> {
   if (db.dialect === 'sqlite') return ((await db.knex.raw('select sqlite_version() as v')) as { v: string }[])[0]!.v;
+  if (db.dialect === 'postgres') return ((await db.knex.raw('select version() as v')) as { rows: { v: string }[] }).rows[0]!.v.replace(/ on .*$/, '');
   return ((await db.knex.raw('select version() as v')) as [{ v: string }[]])[0][0]!.v;
 }
 

@@ -4,7 +4,9 @@
  * rows, in the transaction (or connection) they are given. Every compare-and-set returns whether it won.
  */
 import type { Knex } from 'knex';
+import type { Dialect } from './connection.js';
 import type { Tables } from './schema.js';
+import { insertReturningId } from './tx.js';
 
 export type Q = Knex | Knex.Transaction;
 
@@ -105,9 +107,8 @@ export async function useChallenge(trx: Knex.Transaction, t: Tables, id: number,
 }
 
 /** Inserts a challenge; returns its id. */
-export async function insertChallenge(trx: Knex.Transaction, t: Tables, row: { account: string; purpose: string; code_hash: string; created_at: number; expires_at: number }): Promise<number> {
-  const [id] = (await trx(t.challenge).insert({ ...row, used_at: null })) as unknown as [number];
-  return Number(id);
+export function insertChallenge(trx: Knex.Transaction, t: Tables, dialect: Dialect, row: { account: string; purpose: string; code_hash: string; created_at: number; expires_at: number }): Promise<number> {
+  return insertReturningId(trx, dialect, t.challenge, { ...row, used_at: null });
 }
 
 export async function deleteChallenge(trx: Knex.Transaction, t: Tables, id: number): Promise<void> {
@@ -129,9 +130,8 @@ export async function recentSmsSends(q: Q, t: Tables, account: string, since: nu
   return rows.map((r) => Number(r.sent_at));
 }
 
-export async function insertSmsSend(trx: Knex.Transaction, t: Tables, account: string, now: number): Promise<number> {
-  const [id] = (await trx(t.smsSend).insert({ account, sent_at: now })) as unknown as [number];
-  return Number(id);
+export function insertSmsSend(trx: Knex.Transaction, t: Tables, dialect: Dialect, account: string, now: number): Promise<number> {
+  return insertReturningId(trx, dialect, t.smsSend, { account, sent_at: now });
 }
 
 export async function deleteSmsSend(trx: Knex.Transaction, t: Tables, id: number): Promise<void> {
@@ -221,15 +221,4 @@ export async function setSessionsRevoked(trx: Knex.Transaction, t: Tables, accou
 export async function runSignOutSql(trx: Knex.Transaction, sql: string, account: string): Promise<void> {
   if (sql.includes(':email')) await trx.raw(sql, { email: account });
   else await trx.raw(sql, [account]);
-}
-
-/** Creates missing account-state rows and locks them for the transaction (MySQL: FOR UPDATE), in batches. */
-export async function lockAccountStates(trx: Knex.Transaction, t: Tables, mysql: boolean, accounts: readonly string[], batch = 200): Promise<void> {
-  for (let i = 0; i < accounts.length; i += batch) {
-    const part = accounts.slice(i, i + batch);
-    await trx(t.accountState).insert(part.map((account) => ({ account, failed_attempts: 0 }))).onConflict('account').ignore();
-    const query = trx(t.accountState).whereIn('account', part).select('account');
-    if (mysql) query.forUpdate();
-    await query;
-  }
 }
