@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
+import { decodeQrFromScreen } from '../helpers/qr-screen.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
 import { accountState, auditRows, enrolTotp, twoFactorRows, wrongTotp } from '../helpers/seed-2fa.js';
@@ -265,5 +266,26 @@ describe('item 16: enable without a terminal', () => {
     expect(app.code).toBe(64);
     expect(app.stderr).toMatch(/QR code/);
     expect(await twoFactorRows(ctx, plain)).toEqual({ factor: 0, recoveryCodes: 0, enrolments: 0, challenges: 0 });
+  });
+});
+
+describe('item 17: enable --start into a pipe writes no colour escapes', () => {
+  it('plain QR (still decodable), with --no-color, NO_COLOR, and even FORCE_COLOR', async () => {
+    const runs = await Promise.all(
+      [
+        [['--no-color'], {}],
+        [[], { NO_COLOR: '1' }],
+        [[], { NO_COLOR: undefined, FORCE_COLOR: '3', TERM: 'xterm-256color' }],
+      ].map(async ([flags, env]) => {
+        const email = fresh('qr');
+        await addMailbox(ctx, email, 'pw');
+        return { email, r: await cli([...(flags as string[]), 'enable', email, '--start', '--password-stdin'], { input: 'pw', env: env as Record<string, string | undefined> }) };
+      }),
+    );
+    for (const { email, r } of runs) {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout + r.stderr).not.toContain('\x1b');
+      expect(decodeQrFromScreen(r.stdout)).toMatch(new RegExp(`^otpauth://totp/.*${encodeURIComponent(email).replace(/[.]/g, '\\.')}`));
+    }
   });
 });
