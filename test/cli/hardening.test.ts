@@ -289,3 +289,26 @@ describe('item 17: enable --start into a pipe writes no colour escapes', () => {
     }
   });
 });
+
+describe('item 18: the status summary and --require-enabled', () => {
+  it('the summary says how many rows a filter showed; exit 1 names the count and the first accounts without 2FA', async () => {
+    const on = await enrolTotp(ctx, fresh('gap'));
+    const offs = Array.from({ length: 7 }, () => fresh('gap'));
+    for (const o of offs) await addMailbox(ctx, o);
+    const list = [on.email, ...offs, 'ghost.gap@example.com'];
+    const [enabled, disabled, json, required, fine] = await Promise.all([
+      cli(['status', ...list, '--enabled', '--format', 'ndjson']),
+      cli(['status', ...list, '--disabled']),
+      cli(['status', ...list, '--disabled', '--json']),
+      cli(['status', ...list, '--require-enabled', '--format', 'csv']),
+      cli(['status', on.email, '--require-enabled']),
+    ]);
+    expect(enabled.stderr).toBe('8 accounts, 1 with 2FA (1 app, 0 SMS), 7 without, 1 unknown; 1 shown (--enabled)\n');
+    expect(disabled.stdout.trimEnd().split('\n').at(-1)).toBe('8 accounts, 1 with 2FA (1 app, 0 SMS), 7 without, 1 unknown; 7 shown (--disabled)');
+    expect(JSON.parse(json.stdout).summary).toMatchObject({ accounts: 8, disabled: 7, filter: 'disabled', shown: 7 });
+    expect(required.code).toBe(1);
+    expect(required.stderr).toContain(`8 of 9 listed accounts lack 2FA: ${offs.slice(0, 5).join(', ')} and 3 more\n`);
+    expect(fine.code).toBe(0);
+    expect(fine.stderr).not.toMatch(/lack 2FA/);
+  });
+});
