@@ -7,14 +7,15 @@ import { loadConfig } from './config.js';
 import { ExitCode, Mail2faError } from './core/errors.js';
 import { factorSummary, summaryRequiresCode } from './core/owner.js';
 import { statusBatches, type StatusRow } from './core/status.js';
-import type { CodeKind } from './core/verification.js';
-import { sessionsRevokedAt, verifySignInCode, type RejectReason } from './core/verify.js';
+import { sessionsRevokedAt } from './core/verify.js';
 import type { SmsSender } from './sms/transports.js';
+import { verifyCodeAnswer, type VerifyCodeResult } from './verify-answer.js';
 
 export { ExitCode, Mail2faError } from './core/errors.js';
 export type { CodeKind } from './core/verification.js';
 export type { RejectReason } from './core/verify.js';
 export type { StatusRow } from './core/status.js';
+export type { VerifyCodeResult } from './verify-answer.js';
 export type { SmsSender, SmsMessage, SmsDelivery } from './sms/transports.js';
 
 export interface OpenOptions {
@@ -33,15 +34,6 @@ export interface OpenOptions {
   /** SMS sender to use instead of the configured transport. */
   smsSender?: SmsSender;
 }
-
-/** The answer to one sign-in code. Only `ok: true` means "let the user in". Times are Date objects. */
-export type VerifyCodeResult =
-  | { ok: true; outcome: 'accepted'; email: string; kind: CodeKind; recoveryCodesLeft: number; sessionsRevokedAt: Date | null }
-  | { ok: false; outcome: 'rejected'; email: string; reason: RejectReason; message: string; failedAttempts: number; lockedUntil: Date | null; sessionsRevokedAt: Date | null }
-  | { ok: false; outcome: 'locked'; email: string; message: string; lockedUntil: Date; sessionsRevokedAt: Date | null }
-  /** The code (or address) is not well-formed: nothing was checked or counted. */
-  | { ok: false; outcome: 'malformed'; email: string; message: string }
-  | { ok: false; outcome: 'unknown_account'; email: string; message: string };
 
 export interface Mail2fa {
   /** Checks a sign-in code (TOTP, pending SMS code, recovery code, temporary access code); each is accepted once. */
@@ -102,23 +94,7 @@ export async function openMail2fa(options: OpenOptions = {}): Promise<Mail2fa> {
     notices: ctx.notices,
 
     async verifyCode(email, code) {
-      let result;
-      try {
-        result = await verifySignInCode(open(), { email, code });
-      } catch (err) {
-        if (err instanceof Mail2faError && (err.code === 'bad_code' || err.code === 'bad_address')) return { ok: false, outcome: 'malformed', email, message: err.message };
-        if (err instanceof Mail2faError && err.code === 'unknown_account') return { ok: false, outcome: 'unknown_account', email, message: err.message };
-        throw err;
-      }
-      const revoked = toDate(result.sessionsRevokedAt);
-      switch (result.outcome) {
-        case 'accepted':
-          return { ok: true, outcome: 'accepted', email: result.email, kind: result.kind, recoveryCodesLeft: result.recoveryCodesLeft, sessionsRevokedAt: revoked };
-        case 'rejected':
-          return { ok: false, outcome: 'rejected', email: result.email, reason: result.reason, message: result.message, failedAttempts: result.failedAttempts, lockedUntil: toDate(result.lockedUntil), sessionsRevokedAt: revoked };
-        case 'locked':
-          return { ok: false, outcome: 'locked', email: result.email, message: `too many wrong attempts: locked until ${result.lockedUntil}`, lockedUntil: new Date(result.lockedUntil), sessionsRevokedAt: revoked };
-      }
+      return verifyCodeAnswer(open(), email, code);
     },
 
     async requiresCode(email) {

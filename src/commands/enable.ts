@@ -33,7 +33,8 @@ export function enableMode(flags: EnableFlags, interactive: boolean): { mode: Mo
   if (steps.length > 1) throw usageError(`--${steps.join(' and --')} exclude each other`);
   const mode: Mode = steps[0] ?? 'interactive';
   if (mode === 'confirm' || mode === 'cancel') {
-    const startOnly = (['method', 'phone', 'passwordStdin', 'force', 'currentCode', 'store'] as const).filter((f) => flags[f] !== undefined);
+    // --store goes with --confirm too: it says where the confirmed factor is written (a foreign store's own format).
+    const startOnly = (['method', 'phone', 'passwordStdin', 'force', 'currentCode', ...(mode === 'cancel' ? (['store'] as const) : [])] as const).filter((f) => flags[f] !== undefined);
     if (startOnly.length) throw usageError(`${startOnly.map(flagName).join(', ')}: only when starting (the pending enrolment already knows them)`);
   }
   if (flags.code !== undefined && mode !== 'confirm') throw usageError('--code goes with --confirm', 'Example: mail2fa enable jane@example.com --confirm --code 123456');
@@ -167,6 +168,7 @@ async function start(ctx: Context, out: Output, email: string, method: FactorMet
       replacing: started.replacing,
       ...(started.totp ? { otpauthUri: started.totp.otpauthUri, secret: started.totp.secret, issuer: started.totp.issuer, label: started.totp.label } : {}),
       ...(started.sms ? { phone: started.sms.phone, sms: started.sms.delivery } : {}),
+      ...(started.store ? { store: started.store } : {}),
     });
     return;
   }
@@ -185,7 +187,7 @@ async function readCode(out: Output, flags: EnableFlags): Promise<string> {
 async function confirm(ctx: Context, out: Output, email: string, flags: EnableFlags): Promise<void> {
   const { confirmEnrolment } = await import('../core/enrolment.js');
   const code = await readCode(out, flags);
-  const done = await confirmEnrolment(ctx, { email, code, enrolmentId: flags.enrolment });
+  const done = await confirmEnrolment(ctx, { email, code, enrolmentId: flags.enrolment, store: flags.store });
   await showCompleted(out, done);
 }
 
@@ -244,7 +246,7 @@ async function interactive(ctx: Context, out: Output, email: string, method: Fac
     while (!done) {
       const code = await askCode(out);
       try {
-        done = await core.confirmEnrolment(ctx, { email, code, enrolmentId: started.enrolmentId });
+        done = await core.confirmEnrolment(ctx, { email, code, enrolmentId: started.enrolmentId, store: flags.store });
       } catch (err) {
         if ((err as { code?: string }).code !== 'wrong_code') throw err;
         out.note((err as Error).message);

@@ -1,7 +1,9 @@
 import { Command } from 'commander';
 import { withContext } from '../context.js';
 import { ExitCode, Mail2faError, usageError } from '../core/errors.js';
+import { migrateFromStore, migrationRefusal, sourceStore } from '../core/migrate-store.js';
 import { migrateFromPostfixadmin, type MigrationReport } from '../core/postfixadmin.js';
+import { clearEffect, renderStoreMigration } from '../ui/store-migration-render.js';
 import type { Output } from '../ui/output.js';
 import { promptConfirm, requireTerminal } from '../ui/prompts.js';
 import { formatTable } from '../ui/table.js';
@@ -10,8 +12,12 @@ import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './s
 interface MigrateFromFlags {
   dryRun?: boolean;
   clearPlaintext?: boolean;
+  clearSource?: boolean;
   skipInvalid?: boolean;
+  store?: string;
 }
+
+const SOURCES = ['postfixadmin', 'roundcube'] as const;
 
 const OFF_EFFECT =
   "PostfixAdmin's own TOTP is off for a mailbox once its plaintext column is empty: PostfixAdmin's login stops asking for its code, " +
@@ -54,29 +60,37 @@ async function render(out: Output, r: MigrationReport): Promise<void> {
 
 export function migrateFromCommand(): Command {
   return new Command('migrate-from')
-    .description("move PostfixAdmin's plaintext TOTP secrets (mailbox.totp_secret) into mail2fa's encrypted storage, all or nothing")
-    .argument('<source>', 'where from: postfixadmin')
+    .description("move a foreign store's TOTP secrets (PostfixAdmin's totp_secret column, Roundcube's twofactor_gauthenticator plugin) into mail2fa's encrypted storage, all or nothing")
+    .argument('<source>', `where from: ${SOURCES.join(' | ')}`)
     .option('--dry-run', 'report what would be done (per account, no secrets) and change nothing')
-    .option('--clear-plaintext', "also empty PostfixAdmin's column for each migrated account (turns PostfixAdmin's own TOTP off for it; asks, or --yes)")
+    .option('--clear-source', "also remove the source's own copy of each migrated secret (turns the source's own 2FA off for it; asks, or --yes)")
+    .option('--clear-plaintext', 'the same as --clear-source (the name from PostfixAdmin, whose copy is plaintext)')
+    .option('--store <name>', 'which configured store to read, when several of that kind are configured')
     .option('--skip-invalid', 'migrate the valid secrets and leave invalid rows as they are, instead of refusing everything')
     .addHelpText(
       'after',
       EXAMPLES([
         'mail2fa --config /etc/mail2fa.yaml migrate-from postfixadmin --dry-run',
-        'mail2fa --config /etc/mail2fa.yaml migrate-from postfixadmin',
         'mail2fa --config /etc/mail2fa.yaml migrate-from postfixadmin --clear-plaintext --yes --json',
+        'mail2fa --config /etc/mail2fa.yaml migrate-from roundcube --dry-run',
+        'mail2fa --config /etc/mail2fa.yaml migrate-from roundcube --clear-source --yes',
       ]) +
-        '\nNeeds accounts.preset: postfixadmin (or accounts.columns.totpSecret). Accounts already enrolled in mail2fa are skipped.\n' +
+        '\npostfixadmin needs accounts.preset: postfixadmin (or accounts.columns.totpSecret); roundcube needs a store of kind\n' +
+        'roundcube in the config (docs/roundcube-store.md). Accounts already enrolled in mail2fa are skipped.\n' +
         'No recovery codes are created: users create them with `mail2fa codes regenerate <email>`.\n' +
-        'Exit codes: 0 done (or dry run fine); 64 usage, or --clear-plaintext without a terminal or --yes; 65 invalid secrets\n' +
-        '  (nothing changed); 69 database unavailable; 75 a row changed meanwhile (retry); 78 config/key/mapping; 130 declined.\n',
+        'Exit codes: 0 done (or dry run fine); 64 usage, or --clear-source without a terminal or --yes; 65 invalid secrets\n' +
+        '  (nothing changed); 69 database unavailable; 75 a row changed meanwhile (retry); 78 config/key/mapping/no such store;\n' +
+        '  130 declined.\n',
     )
     .action(
       action(async (source: string, flags: MigrateFromFlags, cmd: Command) => {
         const g = globalOptions(cmd);
         const out = makeOutput(g);
-        if (source !== 'postfixadmin') throw usageError(`unknown source "${source}": only postfixadmin is supported`, 'Example: mail2fa migrate-from postfixadmin --dry-run');
-        const options = { dryRun: Boolean(flags.dryRun), clearPlaintext: Boolean(flags.clearPlaintext), skipInvalid: Boolean(flags.skipInvalid) };
+        if (!(SOURCES as readonly string[]).includes(source)) throw usageError(`unknown source "${source}": ${SOURCES.join(' or ')}`, 'Example: mail2fa migrate-from roundcube --dry-run');
+        const clear = Boolean(flags.clearPlaintext || flags.clearSource);
+        if (source === 'roundcube') return migrateFromForeignStore(g, out, source, { dryRun: Boolean(flags.dryRun), clear, skipInvalid: Boolean(flags.skipInvalid) }, flags.store);
+        if (flags.store !== undefined) throw usageError('--store applies to migrate-from roundcube only');
+        const options = { dryRun: Boolean(flags.dryRun), clearPlaintext: clear, skipInvalid: Boolean(flags.skipInvalid) };
         return withContext(contextOptions(g), async (ctx) => {
           if (options.clearPlaintext && !options.dryRun && !g.yes) {
             // Destructive: without a terminal to ask on, --yes is required whatever there is to clear.
@@ -101,4 +115,33 @@ export function migrateFromCommand(): Command {
         });
       }),
     );
+}
+
+/** `migrate-from <kind>` over a configured store module (src/core/migrate-store.ts). */
+async function migrateFromForeignStore(
+  g: ReturnType<typeof globalOptions>,
+  out: Output,
+  kind: string,
+  options: { dryRun: boolean; clear: boolean; skipInvalid: boolean },
+  storeName: string | undefined,
+): Promise<number | void> {
+  return withContext(contextOptions(g), async (ctx) => {
+    const store = await sourceStore(ctx, kind, storeName);
+    if (options.clear && !options.dryRun && !g.yes) {
+      const preview = await migrateFromStore(ctx, store, { ...options, dryRun: true });
+      if (!preview.refused && preview.migrated > 0) {
+        const yes = await promptConfirm(out, `Migrate ${preview.migrated} account(s) and remove their 2FA settings from store ${store.name}? ${clearEffect(store.kind)}`, '--yes');
+        if (!yes) throw new Mail2faError('cancelled', 'not confirmed; nothing was changed', ExitCode.CANCELLED);
+      }
+    }
+    const report = await migrateFromStore(ctx, store, options);
+    for (const n of ctx.notices) out.note(n);
+    const err = report.refused ? migrationRefusal(report) : undefined;
+    if (out.json) {
+      await out.document({ ...report, ...(err ? { error: { code: err.code, message: err.message, hint: err.hint } } : {}) });
+      return err ? err.exitCode : ExitCode.OK;
+    }
+    await renderStoreMigration(out, report);
+    if (err) throw err;
+  });
 }

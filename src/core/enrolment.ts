@@ -17,7 +17,9 @@ import type { Context } from '../context.js';
 import type { Mailbox } from '../db/accounts.js';
 import { parsePhone, type Phone } from '../sms/phone.js';
 import type { SmsDelivery } from '../sms/transports.js';
-import { TOTP_DIGITS, generateTotpSecret, isWellFormedCode, otpauthUri, verifyTotp } from '../totp/totp.js';
+import { TOTP_DIGITS, base32Decode, generateTotpSecret, isWellFormedCode, otpauthUri, verifyTotp } from '../totp/totp.js';
+import { useStoreTotpStep } from '../db/storeReplay.js';
+import type { ForeignStore } from '../stores/types.js';
 import { canonicalAddress } from './address.js';
 import { writeAudit } from './audit.js';
 import { Mail2faError, dataError, noPerm, usageError } from './errors.js';
@@ -28,7 +30,7 @@ import { checkPassword, proveOwner } from './owner.js';
 import { refuseInactiveMailbox } from './mailbox-state.js';
 import { sendSmsChallenge } from './sms-codes.js';
 import { isoTime } from './time.js';
-import { activatedIn, missingCapability, OWN_STORE, readStores, requireReadings, type StoreReading } from './stores.js';
+import { activatedIn, auditOutcomes, missingCapability, OWN_STORE, readStores, requireReadings, storeWriteContext, type StoreReading } from './stores.js';
 import { parseCodeInput } from './verification.js';
 import { Vault } from './vault.js';
 
@@ -50,16 +52,27 @@ export interface EnrolmentTarget {
 }
 
 /**
- * `--store`: mail2fa's own store (the default, and the first writable one); a foreign store must exist (64) and be
- * able to enrol (78, store named). Enrolling into a foreign store is not offered yet: none of the store modules
- * declares 'enable' (their secrets are plaintext; see docs/stores.md), so that path ends in the 78 as well.
+ * `--store`: mail2fa's own store (the default, and the first writable one), or a foreign store that can enrol
+ * (Roundcube's plugin): it must exist (64) and declare 'enable' (78, store named). A foreign store takes an
+ * authenticator app only, and never replaces anything (`--force` is for mail2fa's own factor).
  */
-async function checkTargetStore(ctx: Context, name: string | undefined): Promise<void> {
-  if (name === undefined || name === OWN_STORE) return;
+async function targetStore(ctx: Context, target: { store?: string; force?: boolean; method?: FactorMethod }): Promise<ForeignStore | null> {
+  const name = target.store;
+  if (name === undefined || name === OWN_STORE) return null;
   const stores = await ctx.stores();
   const store = stores.find((s) => s.name === name);
   if (!store) throw usageError(`--store: no store named "${name}"`, `Configured stores: ${[OWN_STORE, ...stores.map((s) => s.name)].join(', ')}.`);
-  throw missingCapability(store, 'enable', store.capabilities.has('enable') ? 'enrolling into a foreign store is not supported by this version of mail2fa' : undefined);
+  if (!store.enrol || !store.capabilities.has('enable')) throw missingCapability(store, 'enable');
+  if (target.method === 'sms') throw usageError(`store "${name}" (${store.kind}) takes an authenticator app only`, 'Leave out --method sms / --phone.');
+  if (target.force) throw usageError(`--force replaces mail2fa's own factor; it does not apply to store "${name}"`, `Turn 2FA off first (mail2fa disable), then enable with --store ${name}.`);
+  return store;
+}
+
+/** Recovery codes in the form the Roundcube plugin generates and its settings page shows (4 of 10 characters). */
+const STORE_RECOVERY_CODES = 4;
+const BASE32_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+function storeRecoveryCode(): string {
+  return [...randomBytes(10)].map((b) => BASE32_ALPHABET[b & 31]).join('');
 }
 
 /** Foreign stores in which 2FA is already on for the account (a store that cannot be read fails: 69). */
@@ -112,6 +125,8 @@ export interface StartedEnrolment {
   /** The enrolling user's one-time view of the new secret (PRODUCT.md §3.8). */
   totp?: { secret: string; otpauthUri: string; issuer: string; label: string };
   sms?: { phone: string; delivery: SmsDelivery };
+  /** The foreign store the factor goes into once confirmed (`--store`, given again at the confirmation). */
+  store?: string;
 }
 
 export interface ConfirmEnrolmentInput {
@@ -119,6 +134,8 @@ export interface ConfirmEnrolmentInput {
   code: string;
   /** When given, the pending enrolment must be this one (a newer start supersedes an older one). */
   enrolmentId?: string;
+  /** The store to write the confirmed factor into (as at the start); default mail2fa's own. */
+  store?: string;
 }
 
 export interface CompletedEnrolment {
@@ -131,6 +148,8 @@ export interface CompletedEnrolment {
   replaced: FactorMethod | null;
   sessionsRevokedAt: string;
   signOut: SignOutResult;
+  /** The foreign store the factor was written into (`--store`); absent for mail2fa's own. */
+  store?: string;
 }
 
 export interface SignOutResult {
@@ -157,7 +176,7 @@ interface PendingRow {
 export async function enrolmentPreflight(ctx: Context, target: EnrolmentTarget): Promise<{ email: string; replacing: FactorMethod | null; currentCode: 'factor' | 'temporary' | null }> {
   const email = canonicalAddress(target.email);
   const mailbox = await (await ctx.accounts()).findExact(email);
-  await checkTargetStore(ctx, target.store);
+  await targetStore(ctx, target);
   const on = await foreignOn(ctx, email);
   return accountTransaction(ctx, email, async (tx) => {
     const checked = await checkEnrollable(tx, mailbox, Boolean(target.force));
@@ -190,7 +209,7 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
   const phone: Phone | undefined = input.method === 'sms' ? parsePhone(input.phone ?? '') : undefined;
   // Hashed before the transaction (slow hashes must not hold the account's lock), acted on inside it.
   const currentCode = input.currentCode === undefined ? undefined : parseCodeInput(input.currentCode);
-  await checkTargetStore(ctx, input.store);
+  const foreignTarget = await targetStore(ctx, input);
   const { mailbox, passwordOk } = await checkPassword(ctx, email, input.password);
   const on = await foreignOn(ctx, email);
   const t = ctx.tables;
@@ -248,6 +267,7 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
       replacing,
       ...(secret ? { totp: { secret, otpauthUri: otpauthUri({ issuer, label: email, secret }), issuer, label: email } } : {}),
       ...(sms ? { sms } : {}),
+      ...(foreignTarget ? { store: foreignTarget.name } : {}),
     };
   });
 }
@@ -260,6 +280,7 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
     throw dataError('bad_code', input.code === '' ? 'no confirmation code given' : 'malformed confirmation code', `A confirmation code is exactly ${TOTP_DIGITS} digits (0-9), nothing else: no spaces.`);
   }
   await (await ctx.accounts()).findExact(email);
+  const foreignTarget = await targetStore(ctx, { store: input.store });
   const t = ctx.tables;
   const done = await accountTransaction(ctx, email, async (tx) => {
     const locked = await tx.refuseIfLocked('enable');
@@ -283,6 +304,19 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
     await tx.succeed();
 
     const previous = await readFactor(tx.trx, t, email);
+    if (foreignTarget) {
+      if (pending.method !== 'totp' || secret === undefined || acceptedStep === null) throw usageError(`store "${foreignTarget.name}" takes an authenticator app only`);
+      if (previous) return new Refusal(dataError('already_enabled', `${email} has 2FA in mail2fa's own store already`, `Turn it off first (mail2fa disable ${email}).`));
+      // The plugin keeps its recovery codes in its own value (plaintext inside it, as it compares them): shown once.
+      const recoveryCodes = Array.from({ length: STORE_RECOVERY_CODES }, storeRecoveryCode);
+      await discardPending(tx);
+      const change = await foreignTarget.enrol!(email, { key: base32Decode(secret), recoveryCodes }, storeWriteContext(ctx.config, foreignTarget, tx.trx, tx.now, ctx.actor));
+      // The confirmation code's step is used up for the store's secret too (mail2fa's replay table).
+      await useStoreTotpStep(tx.trx, t, email, acceptedStep, tx.now);
+      await revokeSessions(tx.trx, t, ctx.config.signOut, email, tx.now);
+      await tx.audit({ action: 'enable', outcome: 'ok', detail: { method: 'totp', enrolment: pending.id, store: foreignTarget.name, ...auditOutcomes([change]) } });
+      return { email, method: pending.method, phone: null, recoveryCodes, replaced: null, sessionsRevokedAt: isoTime(tx.now)!, store: foreignTarget.name };
+    }
     // storeFactor replaces any old factor and removes the pending enrolment and its challenges with it.
     const recoveryCodes = await storeFactor(tx.trx, t, vault, tx.now, {
       account: email,
@@ -298,7 +332,7 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
       outcome: 'ok',
       detail: { method: pending.method, enrolment: pending.id, replaced: previous?.method ?? null, ...(pending.phone_masked ? { phone: pending.phone_masked } : {}) },
     });
-    return { email, method: pending.method, phone: pending.phone_masked, recoveryCodes, replaced: previous?.method ?? null, sessionsRevokedAt: isoTime(tx.now)! };
+    return { email, method: pending.method, phone: pending.phone_masked, recoveryCodes, replaced: previous?.method ?? null, sessionsRevokedAt: new Date(tx.now).toISOString() };
   });
   return { ...done, signOut: await signOutAfterCommit(ctx, email) };
 }

@@ -15,7 +15,15 @@ import { Vault } from './vault.js';
 
 export type CodeKind = 'totp' | 'sms' | 'recovery' | 'temporary';
 
-export type ParsedCode = { form: 'digits'; value: string } | { form: 'recovery'; value: string } | { form: 'temporary'; value: string };
+export type ParsedCode =
+  | { form: 'digits'; value: string }
+  | { form: 'recovery'; value: string }
+  | { form: 'temporary'; value: string }
+  /** A foreign store's own recovery code, in the form its store generates (checked and consumed there only). */
+  | { form: 'store-recovery'; value: string };
+
+/** The Roundcube twofactor_gauthenticator plugin's generated recovery codes: 10 upper-case base32 characters. */
+const STORE_RECOVERY_RE = /^[A-Z2-7]{10}$/;
 
 export const CODE_FORMS_HINT = `A code is ${TOTP_DIGITS} digits (app or SMS), a recovery code like abcde-fghjk, or a temporary code like abcd-efgh-jkmn-pqrs; no spaces.`;
 
@@ -27,6 +35,7 @@ export function parseCodeInput(input: string): ParsedCode {
     if (recovery) return { form: 'recovery', value: recovery };
     const temporary = parseTemporaryCode(input);
     if (temporary) return { form: 'temporary', value: temporary };
+    if (STORE_RECOVERY_RE.test(input)) return { form: 'store-recovery', value: input };
   }
   throw dataError('bad_code', input.length === 0 ? 'no code given' : 'malformed code', CODE_FORMS_HINT);
 }
@@ -124,6 +133,8 @@ export async function checkSecondFactor(tx: AccountTx, factor: FactorRow | undef
       return (await checkForeignRecovery(tx, foreign, code.value)) ? 'recovery' : null;
     case 'temporary':
       return allow.has('temporary') && (await checkChallenge(tx, 'temporary', code.value)) ? 'temporary' : null;
+    case 'store-recovery':
+      return allow.has('recovery') && (await checkForeignRecovery(tx, foreign, code.value)) ? 'recovery' : null;
   }
 }
 

@@ -109,6 +109,11 @@ export interface ExportedSecret {
   key: Buffer;
   ref: string;
   weak: boolean;
+  /**
+   * Set when the store holds a factor for this row that cannot be migrated (unusable secret, value that does not
+   * parse or decrypt, address that cannot be told); `key` is then empty. `migrate-from` refuses or skips these.
+   */
+  problem?: string;
 }
 
 export interface ForeignStore {

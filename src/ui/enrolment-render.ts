@@ -30,7 +30,7 @@ export function confirmHint(started: StartedEnrolment): string {
   return [
     `Enrolment ${started.enrolmentId} is pending until ${started.expiresAt}${started.replacing ? ` (it will replace the current ${started.replacing === 'totp' ? 'authenticator app' : 'SMS'} factor)` : ''}.`,
     `Confirm it within 10 minutes with ${source}:`,
-    `  mail2fa enable ${escapeControl(started.email)} --confirm --code CODE`,
+    `  mail2fa enable ${escapeControl(started.email)} --confirm --code CODE${started.store ? ` --store ${escapeControl(started.store)}` : ''}`,
     '',
   ].join('\n');
 }
@@ -52,7 +52,7 @@ export function completedText(done: CompletedEnrolment): string {
       : 'Going forward you will be asked to type the one-time code received\non your phone every time you sign in.';
   return [
     '',
-    `Two-factor authentication is now on for ${escapeControl(done.email)} (${how})${done.replaced ? `, replacing the previous ${done.replaced === 'totp' ? 'authenticator app' : 'SMS'} factor` : ''}.`,
+    `Two-factor authentication is now on for ${escapeControl(done.email)} (${how}${done.store ? `, in store ${escapeControl(done.store)}` : ''})${done.replaced ? `, replacing the previous ${done.replaced === 'totp' ? 'authenticator app' : 'SMS'} factor` : ''}.`,
     '',
     'Recovery codes: each works once, in place of a code, if you lose your phone.',
     'Keep them somewhere safe now: they are not shown again.',

@@ -90,7 +90,14 @@ export function summaryText(s: RecoverySummary, plan: { ticket: string; reason: 
   lines.push(label('ticket', plan.ticket), label('reason', plan.reason ?? '-'), label('acting as', plan.actor));
   const steps: string[] = [];
   if (s.method) steps.push(`remove the ${s.method === 'totp' ? 'authenticator app' : 'SMS phone'} and its recovery codes`);
-  for (const v of s.stores) if (v.error || v.status?.activated) steps.push(`reset 2FA in store ${v.store} (${v.kind})`);
+  for (const v of s.stores) {
+    if (!v.error && !v.status?.activated) continue;
+    steps.push(
+      v.oneLoginBypass && plan.temporaryCodeTtlMs !== null
+        ? `let the next sign-in through without a code in store ${v.store} (${v.kind}'s own one-login bypass: its factors stay and are asked for again from the sign-in after)`
+        : `reset 2FA in store ${v.store} (${v.kind})`,
+    );
+  }
   steps.push('delete pending codes and enrolments');
   if (s.lockedUntil) steps.push('clear the lock');
   else if (s.failedAttempts) steps.push('reset the count of wrong attempts');

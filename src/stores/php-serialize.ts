@@ -1,0 +1,343 @@
+/**
+ * A strict, byte-wise reader and splicer for PHP `serialize()` values — Roundcube's `users.preferences`
+ * (PRODUCT.md §9.1). Never decodes and re-encodes a whole value: it locates one element of the top-level array
+ * by byte offsets, and edits produce exactly the input bytes with that element removed, replaced or appended
+ * and the element count adjusted.
+ *
+ * Only what PHP's own `serialize()` produces for plain data is accepted: `N;`, `b:0;`/`b:1;`, canonical
+ * integers, floats, `s:<bytes>:"…";` (lengths count BYTES; the content may be any bytes, UTF-8 or not) and
+ * arrays. References (`R:`/`r:`) would be renumbered by a splice, objects (`O:`/`C:`), enums (`E:`) and the
+ * escaped-string form (`S:`) have no place in preferences: all are refused, as are trailing bytes, length
+ * mismatches, duplicate keys, numeric string keys (PHP turns them into integers) and truncated input. A refusal is
+ * a `PhpSerializeError`; callers turn it into a data error and write nothing — Roundcube reads an unparsable value
+ * as empty, so a bad write would turn 2FA off and lose every other setting at the user's next save.
+ */
+
+export type PhpSerializeProblem =
+  | 'truncated'
+  | 'syntax'
+  | 'unsupported' // references, objects, enums, S: strings: valid PHP, but not editable safely
+  | 'duplicate-key'
+  | 'trailing'
+  | 'not-array'
+  | 'too-deep';
+
+export class PhpSerializeError extends Error {
+  constructor(
+    readonly problem: PhpSerializeProblem,
+    message: string,
+    /** Byte offset where the problem was found. */
+    readonly offset: number,
+  ) {
+    super(`${message} (at byte ${offset})`);
+    this.name = 'PhpSerializeError';
+  }
+}
+
+export type PhpKey = { kind: 'int'; value: bigint } | { kind: 'string'; bytes: Buffer };
+
+/** A decoded value (only used for small values such as the plugin's own element). */
+export type PhpValue = null | boolean | bigint | PhpFloat | Buffer | PhpArray;
+/** A float kept as PHP wrote it (never re-formatted). */
+export interface PhpFloat {
+  kind: 'float';
+  text: string;
+}
+export interface PhpArray {
+  kind: 'array';
+  entries: Array<[PhpKey, PhpValue]>;
+}
+
+export interface ArrayElement {
+  key: PhpKey;
+  /** Offset of the key's first byte. */
+  start: number;
+  /** Offset of the value's first byte. */
+  valueStart: number;
+  /** Offset just after the value's last byte. */
+  end: number;
+}
+
+export interface TopLevelArray {
+  /** Offsets of the element count's digits (`a:<count>:{`). */
+  countStart: number;
+  countEnd: number;
+  /** Offset of the closing `}` (the last byte). */
+  close: number;
+  elements: ArrayElement[];
+}
+
+const MAX_DEPTH = 128;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const CH = {
+  colon: 0x3a,
+  semi: 0x3b,
+  quote: 0x22,
+  open: 0x7b,
+  close: 0x7d,
+} as const;
+
+/** PHP converts these string keys to integer keys (zend_handle_numeric_str): `0`, `-5`, `12` within int64. */
+function isNumericStringKey(bytes: Buffer): boolean {
+  const s = bytes.toString('latin1');
+  if (!/^(0|-?[1-9][0-9]*)$/.test(s)) return false;
+  const n = BigInt(s);
+  return n >= INT64_MIN && n <= INT64_MAX;
+}
+
+class Reader {
+  constructor(readonly buf: Buffer) {}
+
+  fail(problem: PhpSerializeProblem, message: string, at: number): never {
+    throw new PhpSerializeError(problem, message, at);
+  }
+
+  expect(pos: number, byte: number, what: string): number {
+    if (pos >= this.buf.length) this.fail('truncated', `value ends early: expected ${what}`, pos);
+    if (this.buf[pos] !== byte) this.fail('syntax', `expected ${what}`, pos);
+    return pos + 1;
+  }
+
+  /** Reads ASCII up to `terminator` (exclusive); returns [text, offset after the terminator]. */
+  token(pos: number, terminator: number, what: string, maxLen = 32): [string, number] {
+    const stop = Math.min(this.buf.length, pos + maxLen + 1);
+    for (let i = pos; i < stop; i++) {
+      if (this.buf[i] === terminator) return [this.buf.toString('latin1', pos, i), i + 1];
+    }
+    if (stop >= this.buf.length) this.fail('truncated', `value ends early in ${what}`, pos);
+    return this.fail('syntax', `malformed ${what}`, pos);
+  }
+
+  count(pos: number, what: string): [number, number] {
+    const [text, next] = this.token(pos, CH.colon, what);
+    if (!/^(0|[1-9][0-9]{0,9})$/.test(text)) this.fail('syntax', `malformed ${what} "${text}"`, pos);
+    const n = Number(text);
+    if (n > this.buf.length) this.fail('truncated', `${what} ${n} is beyond the end of the value`, pos);
+    return [n, next];
+  }
+
+  /** `s:<n>:"<n bytes>";` starting at the `s`; returns [content start, content end, offset after]. */
+  string(pos: number): [number, number, number] {
+    const [n, afterLen] = this.count(pos + 2, 'string length');
+    const contentStart = this.expect(afterLen, CH.quote, '\'"\' before the string');
+    const contentEnd = contentStart + n;
+    if (contentEnd + 2 > this.buf.length) this.fail('truncated', `string of ${n} bytes runs past the end of the value`, pos);
+    this.expect(contentEnd, CH.quote, `'"' after ${n} string bytes (length mismatch)`);
+    this.expect(contentEnd + 1, CH.semi, "';' after the string");
+    return [contentStart, contentEnd, contentEnd + 2];
+  }
+
+  int(pos: number): [bigint, number] {
+    const [text, next] = this.token(pos + 2, CH.semi, 'integer');
+    if (!/^(0|-?[1-9][0-9]*)$/.test(text)) this.fail('syntax', `malformed integer "${text}"`, pos);
+    const n = BigInt(text);
+    if (n < INT64_MIN || n > INT64_MAX) this.fail('syntax', 'integer out of range', pos);
+    return [n, next];
+  }
+
+  tag(pos: number): number {
+    if (pos >= this.buf.length) this.fail('truncated', 'value ends early: expected a value', pos);
+    const t = this.buf[pos]!;
+    if (t === 0x4e /* N */) return t;
+    if (pos + 1 >= this.buf.length) this.fail('truncated', 'value ends early', pos);
+    if (this.buf[pos + 1] !== CH.colon) this.fail('syntax', 'expected a value', pos);
+    return t;
+  }
+
+  key(pos: number): [PhpKey, number] {
+    const t = this.tag(pos);
+    if (t === 0x69 /* i */) {
+      const [value, next] = this.int(pos);
+      return [{ kind: 'int', value }, next];
+    }
+    if (t === 0x73 /* s */) {
+      const [cs, ce, next] = this.string(pos);
+      const bytes = this.buf.subarray(cs, ce);
+      if (isNumericStringKey(bytes)) this.fail('syntax', 'numeric string key (PHP would turn it into an integer key)', pos);
+      return [{ kind: 'string', bytes }, next];
+    }
+    return this.fail('syntax', 'array key is neither an integer nor a string', pos);
+  }
+
+  /**
+   * Validates one value starting at `pos` and returns the offset after it. With `decode`, also returns the
+   * value (used for small values only).
+   */
+  value(pos: number, depth: number, decode: boolean): [PhpValue | undefined, number] {
+    if (depth > MAX_DEPTH) this.fail('too-deep', `arrays nested deeper than ${MAX_DEPTH}`, pos);
+    const t = this.tag(pos);
+    switch (t) {
+      case 0x4e /* N */:
+        return [null, this.expect(pos + 1, CH.semi, "';' after N")];
+      case 0x62 /* b */: {
+        const [text, next] = this.token(pos + 2, CH.semi, 'boolean', 1);
+        if (text !== '0' && text !== '1') this.fail('syntax', `malformed boolean "${text}"`, pos);
+        return [text === '1', next];
+      }
+      case 0x69 /* i */: {
+        const [n, next] = this.int(pos);
+        return [n, next];
+      }
+      case 0x64 /* d */: {
+        const [text, next] = this.token(pos + 2, CH.semi, 'float', 40);
+        if (!/^(-?INF|NAN|-?(0|[1-9][0-9]*)(\.[0-9]+)?(E[+-][0-9]+)?)$/.test(text)) this.fail('syntax', `malformed float "${text}"`, pos);
+        return [{ kind: 'float', text }, next];
+      }
+      case 0x73 /* s */: {
+        const [cs, ce, next] = this.string(pos);
+        return [decode ? this.buf.subarray(cs, ce) : undefined, next];
+      }
+      case 0x61 /* a */: {
+        const [n, afterCount] = this.count(pos + 2, 'element count');
+        let p = this.expect(afterCount, CH.open, "'{' after the element count");
+        const seen = new Set<string>();
+        const entries: Array<[PhpKey, PhpValue]> = [];
+        for (let i = 0; i < n; i++) {
+          const keyAt = p;
+          const [key, afterKey] = this.key(p);
+          const id = key.kind === 'int' ? `i${key.value}` : `s${key.bytes.toString('hex')}`;
+          if (seen.has(id)) this.fail('duplicate-key', 'duplicate array key', keyAt);
+          seen.add(id);
+          const [v, afterValue] = this.value(afterKey, depth + 1, decode);
+          if (decode) entries.push([key, v as PhpValue]);
+          p = afterValue;
+        }
+        if (p >= this.buf.length) this.fail('truncated', `value ends early: expected '}' after ${n} elements`, p);
+        if (this.buf[p] !== CH.close) this.fail('syntax', `expected '}' after ${n} elements (element count mismatch)`, p);
+        return [decode ? { kind: 'array', entries } : undefined, p + 1];
+      }
+      case 0x52 /* R */:
+      case 0x72 /* r */:
+        return this.fail('unsupported', 'PHP references (R:/r:) are not supported: an edit would renumber them', pos);
+      case 0x4f /* O */:
+      case 0x43 /* C */:
+        return this.fail('unsupported', 'PHP objects (O:/C:) are not supported', pos);
+      case 0x45 /* E */:
+        return this.fail('unsupported', 'PHP enums (E:) are not supported', pos);
+      case 0x53 /* S */:
+        return this.fail('unsupported', 'escaped strings (S:) are not supported', pos);
+      default:
+        return this.fail('syntax', 'not a serialized PHP value', pos);
+    }
+  }
+}
+
+/**
+ * Parses a whole serialized value that must be an array, validating every nested value strictly, and returns the
+ * byte offsets of its top-level elements. Throws `PhpSerializeError`.
+ */
+export function parseTopLevel(buf: Buffer): TopLevelArray {
+  const r = new Reader(buf);
+  if (buf.length === 0) r.fail('truncated', 'empty value', 0);
+  if (buf[0] !== 0x61 /* a */) {
+    r.value(0, 0, false); // a valid non-array still gets the precise refusal below
+    r.fail('not-array', 'the value is not an array', 0);
+  }
+  if (buf.length < 2 || buf[1] !== CH.colon) r.fail(buf.length < 2 ? 'truncated' : 'syntax', 'expected a value', 0);
+  const countStart = 2;
+  const [n, afterCount] = r.count(countStart, 'element count');
+  let p = r.expect(afterCount, CH.open, "'{' after the element count");
+  const seen = new Set<string>();
+  const elements: ArrayElement[] = [];
+  for (let i = 0; i < n; i++) {
+    const start = p;
+    const [key, valueStart] = r.key(p);
+    const id = key.kind === 'int' ? `i${key.value}` : `s${key.bytes.toString('hex')}`;
+    if (seen.has(id)) r.fail('duplicate-key', 'duplicate array key', start);
+    seen.add(id);
+    const [, end] = r.value(valueStart, 1, false);
+    elements.push({ key, start, valueStart, end });
+    p = end;
+  }
+  if (p >= buf.length) r.fail('truncated', `value ends early: expected '}' after ${n} elements`, p);
+  if (buf[p] !== CH.close) r.fail('syntax', `expected '}' after ${n} elements (element count mismatch)`, p);
+  if (p + 1 !== buf.length) r.fail('trailing', `${buf.length - p - 1} unexpected byte(s) after the value`, p + 1);
+  return { countStart, countEnd: afterCount - 1, close: p, elements };
+}
+
+/** Validates one serialized value starting at `pos` (strictly) and returns the offset just after it. */
+export function valueEnd(buf: Buffer, pos: number): number {
+  return new Reader(buf).value(pos, 0, false)[1];
+}
+
+/** Decodes one complete serialized value (strictly; trailing bytes refused). For small values only. */
+export function decodeValue(buf: Buffer): PhpValue {
+  const r = new Reader(buf);
+  const [v, end] = r.value(0, 0, true);
+  if (end !== buf.length) r.fail('trailing', `${buf.length - end} unexpected byte(s) after the value`, end);
+  return v as PhpValue;
+}
+
+/** PHP `serialize()` of a value made of the types above. Floats are written back exactly as they were read. */
+export function serializeValue(v: PhpValue): Buffer {
+  const parts: Buffer[] = [];
+  const put = (s: string) => parts.push(Buffer.from(s, 'latin1'));
+  const walk = (x: PhpValue): void => {
+    if (x === null) put('N;');
+    else if (typeof x === 'boolean') put(x ? 'b:1;' : 'b:0;');
+    else if (typeof x === 'bigint') put(`i:${x};`);
+    else if (Buffer.isBuffer(x)) {
+      put(`s:${x.length}:"`);
+      parts.push(x);
+      put('";');
+    } else if (x.kind === 'float') put(`d:${x.text};`);
+    else {
+      put(`a:${x.entries.length}:{`);
+      for (const [k, val] of x.entries) {
+        if (k.kind === 'int') put(`i:${k.value};`);
+        else walk(k.bytes);
+        walk(val);
+      }
+      put('}');
+    }
+  };
+  walk(v);
+  return Buffer.concat(parts);
+}
+
+/** `s:<n>:"<name>";` — a string key as PHP serializes it. */
+export function stringKeyBytes(name: string): Buffer {
+  const bytes = Buffer.from(name, 'utf8');
+  return Buffer.concat([Buffer.from(`s:${bytes.length}:"`, 'latin1'), bytes, Buffer.from('";', 'latin1')]);
+}
+
+export function findStringKey(top: TopLevelArray, name: string): ArrayElement | undefined {
+  const wanted = Buffer.from(name, 'utf8');
+  return top.elements.find((e) => e.key.kind === 'string' && e.key.bytes.equals(wanted));
+}
+
+/** The value without the top-level element named `name`; `null` when there is no such element. */
+export function removeStringKey(buf: Buffer, name: string): Buffer | null {
+  const top = parseTopLevel(buf);
+  const el = findStringKey(top, name);
+  if (!el) return null;
+  return Buffer.concat([
+    buf.subarray(0, top.countStart),
+    Buffer.from(String(top.elements.length - 1), 'latin1'),
+    buf.subarray(top.countEnd, el.start),
+    buf.subarray(el.end),
+  ]);
+}
+
+/**
+ * The value with the top-level element `name` set to `value` (a complete serialized value, validated here):
+ * replaced in place when present (PHP keeps an existing key's position), else appended before the closing `}`
+ * (where PHP puts a new key). An empty or absent value (`null`, `''`) counts as an empty array, as Roundcube
+ * reads it.
+ */
+export function setStringKey(buf: Buffer | null, name: string, value: Buffer): Buffer {
+  decodeValue(value); // the new value itself must be exactly one valid value
+  const source = buf && buf.length > 0 ? buf : Buffer.from('a:0:{}', 'latin1');
+  const top = parseTopLevel(source);
+  const el = findStringKey(top, name);
+  if (el) return Buffer.concat([source.subarray(0, el.valueStart), value, source.subarray(el.end)]);
+  return Buffer.concat([
+    source.subarray(0, top.countStart),
+    Buffer.from(String(top.elements.length + 1), 'latin1'),
+    source.subarray(top.countEnd, top.close),
+    stringKeyBytes(name),
+    value,
+    source.subarray(top.close),
+  ]);
+}
