@@ -27,6 +27,12 @@ export interface Database {
 }
 
 const silentLog = { warn() {}, error() {}, deprecate() {}, debug() {} };
+/**
+ * Every knex instance: no console logging, and a failed query's message keeps its "?" placeholders, so bound values
+ * (a sealed secret, a code hash, an address) never end up in an error message, a log line or --verbose output
+ * (PRODUCT.md §3.8).
+ */
+const QUIET = { log: silentLog, compileSqlOnError: false } as const;
 
 export function sqliteFile(url: string): string {
   return resolve(url.slice('sqlite:'.length));
@@ -45,7 +51,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       client: 'better-sqlite3',
       connection: { filename: file },
       useNullAsDefault: true,
-      log: silentLog,
+      ...QUIET,
       pool: {
         min: 1,
         max: 1,
@@ -90,7 +96,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       timezone: 'Z',
       ...(url.searchParams.get('socket') ? { socketPath: url.searchParams.get('socket')! } : {}),
     },
-    log: silentLog,
+    ...QUIET,
     acquireConnectionTimeout: target.connectTimeoutMs + 1000,
     pool: { min: 0, max: 4 },
   });
@@ -121,7 +127,7 @@ function postgresConfig(target: DatabaseTarget): Knex.Config {
       application_name: 'mail2fa',
       types: { getTypeParser: pgTypeParser },
     } as Knex.PgConnectionConfig,
-    log: silentLog,
+    ...QUIET,
     acquireConnectionTimeout: target.connectTimeoutMs + 1000,
     pool: { min: 0, max: 4 },
   };
