@@ -746,7 +746,7 @@ export class RoundcubeStore implements ForeignStore {
     try {
       this.crypto();
     } catch (err) {
-      checks.push({ name: `${label} des_key`, status: 'fail', detail: (err as Error).message, exitCode: 78 });
+      checks.push({ name: `${this.name} des_key`, status: 'fail', detail: (err as Error).message, exitCode: 78 });
     }
     let rows = 0;
     let plaintext = 0;
@@ -768,46 +768,46 @@ export class RoundcubeStore implements ForeignStore {
         }
       }
     } catch (err) {
-      checks.push({ name: `${label} rows`, status: 'fail', detail: (err as Error).message, exitCode: 78 });
+      checks.push({ name: `${this.name} rows`, status: 'fail', detail: (err as Error).message, exitCode: 78 });
       return checks;
     }
-    checks.push({ name: `${label} rows`, status: 'ok', detail: `${plural(rows, 'Roundcube row')} with twofactor_gauthenticator settings (${encrypted} encrypted, ${plaintext} plaintext)` });
+    checks.push({ name: `${this.name} rows`, status: 'ok', detail: `${plural(rows, 'Roundcube row')} with twofactor_gauthenticator settings (${encrypted} encrypted, ${plaintext} plaintext)` });
     if (plaintext > 0) {
       checks.push({
-        name: `${label} plaintext`,
+        name: `${this.name} plaintext`,
         status: 'warn',
         detail: `${plural(plaintext, 'Roundcube row')} keep the TOTP secret in PLAINTEXT in ${this.users}.preferences`,
         hint: '`mail2fa migrate-from roundcube --dry-run` shows how to move them into mail2fa\'s encrypted storage; or turn on the plugin\'s twofactor_pref_encrypt (it encrypts at the user\'s next save).',
       });
     }
     if (this.plaintextSecrets && this.config.allowPlaintextWrites) {
-      checks.push({ name: `${label} plaintext writes`, status: 'warn', detail: 'allowPlaintextWrites is on: `enable --store` writes secrets into Roundcube\'s preferences in plaintext' });
+      checks.push({ name: `${this.name} writes`, status: 'warn', detail: 'allowPlaintextWrites is on: `enable --store` writes secrets into Roundcube\'s preferences in plaintext' });
     }
     if (broken > 0) {
       checks.push({
-        name: `${label} encrypted values`,
+        name: `${this.name} decrypt`,
         status: 'warn',
         detail: `${plural(broken, 'encrypted value')} do not decrypt with the configured des_key/cipher_method${this.o.pref_encrypt ? ': the plugin lets those users in without a code' : ''}`,
         hint: 'Check des_key and cipher_method against Roundcube\'s config.inc.php.',
       });
     }
     if (encrypted > 0 && !this.o.pref_encrypt) {
-      checks.push({ name: `${label} pref_encrypt`, status: 'warn', detail: `${plural(encrypted, 'row')} hold encrypted values but pref_encrypt is off: the plugin reads them as no 2FA`, hint: 'Set pref_encrypt: true if the site has twofactor_pref_encrypt on.' });
+      checks.push({ name: `${this.name} encrypt`, status: 'warn', detail: `${plural(encrypted, 'row')} hold encrypted values but pref_encrypt is off: the plugin reads them as no 2FA`, hint: 'Set pref_encrypt: true if the site has twofactor_pref_encrypt on.' });
     }
     if (unparsable > 0) {
-      checks.push({ name: `${label} preferences`, status: 'warn', detail: `${plural(unparsable, 'row')} have preferences mail2fa cannot parse exactly; it will not write them` });
+      checks.push({ name: `${this.name} prefs`, status: 'warn', detail: `${plural(unparsable, 'row')} have preferences mail2fa cannot parse exactly; it will not write them` });
     }
     if (this.o.whitelist.length > 0) {
       checks.push({
-        name: `${label} whitelist`,
+        name: `${this.name} whitelist`,
         status: 'warn',
         detail: `whitelist has ${plural(this.o.whitelist.length, 'range')}: the plugin reads the client IP from client-supplied headers (Client-IP, X-Forwarded-For) first, so anyone can skip 2FA`,
         hint: 'Empty the plugin\'s whitelist; status shows these accounts as activated but not enforced.',
       });
     }
-    checks.push(await this.writableCheck(db, label));
+    checks.push(await this.writableCheck(db, this.name));
     if (this.o.users_allowed_2FA) {
-      checks.push({ name: `${label} users_allowed_2FA`, status: 'warn', detail: `users_allowed_2FA is set (${plural(this.o.users_allowed_2FA.length, 'pattern')}): users outside it skip 2FA even when activated` });
+      checks.push({ name: `${this.name} users`, status: 'warn', detail: `users_allowed_2FA is set (${plural(this.o.users_allowed_2FA.length, 'pattern')}): users outside it skip 2FA even when activated` });
     }
     return checks;
   }
@@ -818,7 +818,7 @@ export class RoundcubeStore implements ForeignStore {
    * be writable.
    */
   private async writableCheck(db: Database, label: string): Promise<StoreCheck> {
-    const name = `${label} write access`;
+    const name = `${label} write`;
     try {
       if (db.dialect === 'sqlite') {
         if (db.file) accessSync(db.file, fsc.W_OK);
