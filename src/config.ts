@@ -203,7 +203,10 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
       for (const k of ['accountSid', 'from'] as const) if (!file.sms.twilio[k]) problems.push(`${source}: sms.twilio.${k}: required when sms.transport is "twilio"`);
     }
   }
-  const storeOptions = file ? await checkStores(file.stores, source, problems) : [];
+  // Each store entry is checked on its own too, so that one bad setting elsewhere does not hide the stores' problems.
+  const rawStores = (raw as { stores?: unknown }).stores;
+  const storeEntries = file ? file.stores : Array.isArray(rawStores) ? rawStores.map((e) => StoreEntrySchema.safeParse(e).data) : [];
+  const storeOptions = await checkStores(storeEntries, source, problems);
   if (problems.length || !file) {
     throw configError('config_invalid', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  ${problems.join('\n  ')}`, 'Fix the settings above; see README "Configuration".');
   }
@@ -249,11 +252,15 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
  * and options accepted by the store's own schema. Problems are collected (reported at once); returns the parsed
  * options per entry.
  */
-async function checkStores(entries: ConfigFile['stores'], source: string, problems: string[]): Promise<unknown[]> {
+async function checkStores(entries: ReadonlyArray<ConfigFile['stores'][number] | undefined>, source: string, problems: string[]): Promise<unknown[]> {
   const seen = new Set<string>([OWN_STORE_NAME]);
   const parsed: unknown[] = [];
   for (const [i, entry] of entries.entries()) {
     const where = `${source}: stores.${i}`;
+    if (!entry) {
+      parsed.push(undefined); // its own problems are reported by the schema
+      continue;
+    }
     if (seen.has(entry.name)) problems.push(`${where}.name: "${entry.name}" is ${entry.name === OWN_STORE_NAME ? "the name of mail2fa's own store" : 'used twice'}`);
     seen.add(entry.name);
     if (entry.db?.url !== undefined) problems.push(...checkDbUrl(entry.db.url, `${where}.db.url`));
@@ -298,14 +305,32 @@ function legacyPostfixadminStore(file: ConfigFile, stores: ConfiguredStore[]): C
 function checkDbUrl(url: string, source: string): string[] {
   if (/^sqlite:.+/.test(url)) return [];
   if (/^(mysql|mariadb):\/\/[^/]+\/[^/?]+/.test(url)) {
+    let parsed: URL;
     try {
-      new URL(url);
-      return [];
+      parsed = new URL(url);
     } catch {
       return [`${source}: not a valid URL`];
     }
+    return percentEncodingProblems(parsed, source);
   }
   return [`${source}: expected sqlite:PATH, mysql://USER:PASS@HOST:PORT/DATABASE or mariadb://… (got "${redactUrl(url)}")`];
+}
+
+/**
+ * The URL parser keeps a stray "%" (e.g. a password "pa%ss"), but decoding it later fails ("URI malformed"): say
+ * which part it is in and how to write it, without showing the part itself.
+ */
+function percentEncodingProblems(url: URL, source: string): string[] {
+  const parts: Array<[string, string]> = [['user name', url.username], ['password', url.password], ['database name', url.pathname.slice(1)]];
+  const problems: string[] = [];
+  for (const [name, value] of parts) {
+    try {
+      decodeURIComponent(value);
+    } catch {
+      problems.push(`${source}: the ${name} holds a "%" that is not followed by two hex digits: percent-encode it (write "%" as %25, "@" as %40, ":" as %3A, "/" as %2F)`);
+    }
+  }
+  return problems;
 }
 
 /** Hides the password of a database URL, for messages. */

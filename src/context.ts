@@ -4,9 +4,9 @@
  */
 import { userInfo } from 'node:os';
 import type { Config, ConfigSources } from './config.js';
-import { loadConfig } from './config.js';
+import { loadConfig, redactUrl } from './config.js';
 import { configError } from './core/errors.js';
-import { AccountRepository, accountMapping, ensureReferenceMailboxTable, type AccountMapping } from './db/accounts.js';
+import { AccountRepository, accountMapping, ensureReferenceMailboxTable, missingMailboxTableError, type AccountMapping } from './db/accounts.js';
 import { openDatabase, mapDbError, type Database } from './db/connection.js';
 import { LATEST_MIGRATION, migratorConfig } from './db/migrations.js';
 import { tableNames, type Tables } from './db/schema.js';
@@ -149,10 +149,20 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
   return ctx;
 }
 
+/** The embedded database keeps its own key file next to it, created on first use (PRODUCT.md §3.7). */
+function embeddedKeyFile(config: Config): string | undefined {
+  return config.db.url.startsWith('sqlite:') ? `${config.db.url.slice('sqlite:'.length)}.key` : undefined;
+}
+
+/** Files that hold (or would hold) a master key for this configuration: never to be read as anything else. */
+export function keyFiles(config: Config): string[] {
+  return [config.key.file, embeddedKeyFile(config)].filter((f): f is string => Boolean(f));
+}
+
 function loadKey(config: Config, env: NodeJS.ProcessEnv, notices: string[]): MasterKey {
-    if (env.MAIL2FA_KEY === undefined && !config.key.file && config.db.url.startsWith('sqlite:')) {
-    // The embedded database keeps its own key file next to it, created on first use (PRODUCT.md §3.7).
-    const file = `${config.db.url.slice('sqlite:'.length)}.key`;
+  const embedded = embeddedKeyFile(config);
+  if (env.MAIL2FA_KEY === undefined && !config.key.file && embedded) {
+    const file = embedded;
     const { key, created } = loadOrCreateKeyFile(file);
     if (created) notices.push(`created a new master key file ${file} (mode 0600): back it up, without it stored secrets cannot be read`);
     return key;
@@ -191,6 +201,9 @@ export async function withContext<T>(options: ContextOptions, work: (ctx: Contex
   const ctx = await createContext(options);
   try {
     return await work(ctx);
+  } catch (err) {
+    // mail2fa's own tables were checked up front; a missing table now is the mail system's mailbox table.
+    throw missingMailboxTableError(err, ctx.mapping, redactUrl(ctx.config.db.url)) ?? err;
   } finally {
     await ctx.close();
   }

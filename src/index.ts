@@ -7,14 +7,15 @@ import { loadConfig } from './config.js';
 import { ExitCode, Mail2faError } from './core/errors.js';
 import { factorSummary, summaryRequiresCode } from './core/owner.js';
 import { statusBatches, type StatusRow } from './core/status.js';
-import type { CodeKind } from './core/verification.js';
-import { sessionsRevokedAt, verifySignInCode, type RejectReason } from './core/verify.js';
+import { sessionsRevokedAt } from './core/verify.js';
 import type { SmsSender } from './sms/transports.js';
+import { verifyCodeAnswer, type VerifyCodeResult } from './verify-answer.js';
 
 export { ExitCode, Mail2faError } from './core/errors.js';
 export type { CodeKind } from './core/verification.js';
 export type { RejectReason } from './core/verify.js';
 export type { StatusRow } from './core/status.js';
+export type { VerifyCodeResult } from './verify-answer.js';
 export type { SmsSender, SmsMessage, SmsDelivery } from './sms/transports.js';
 
 export interface OpenOptions {
@@ -34,26 +35,18 @@ export interface OpenOptions {
   smsSender?: SmsSender;
 }
 
-/** The answer to one sign-in code. Only `ok: true` means "let the user in". Times are Date objects. */
-export type VerifyCodeResult =
-  | { ok: true; outcome: 'accepted'; email: string; kind: CodeKind; recoveryCodesLeft: number; sessionsRevokedAt: Date | null }
-  | { ok: false; outcome: 'rejected'; email: string; reason: RejectReason; message: string; failedAttempts: number; lockedUntil: Date | null; sessionsRevokedAt: Date | null }
-  | { ok: false; outcome: 'locked'; email: string; message: string; lockedUntil: Date; sessionsRevokedAt: Date | null }
-  /** The code (or address) is not well-formed: nothing was checked or counted. */
-  | { ok: false; outcome: 'malformed'; email: string; message: string }
-  | { ok: false; outcome: 'unknown_account'; email: string; message: string };
-
 export interface Mail2fa {
   /** Checks a sign-in code (TOTP, pending SMS code, recovery code, temporary access code); each is accepted once. */
   verifyCode(email: string, code: string): Promise<VerifyCodeResult>;
   /**
    * Whether the sign-in must ask for a code: 2FA is on in mail2fa's store or enforced by a configured foreign store
-   * (PostfixAdmin's totp_secret, …), or customer service issued a temporary access code (`recover --temporary-code`). Unknown account → Mail2faError (exitCode 67); malformed address → 65.
+   * (PostfixAdmin's totp_secret, …), or customer service issued a temporary access code (`recover --temporary-code`).
+   * An unknown or malformed address is `true` (fail closed): verifyCode then answers `unknown_account` / `malformed`.
    */
   requiresCode(email: string): Promise<boolean>;
   /** The account's 2FA status: the same row as `mail2fa status --json` (state 'unknown' / 'invalid' as data). */
   status(email: string): Promise<StatusRow>;
-  /** When the account's sessions were last revoked (enable, disable, recover): sessions older than this must sign in again. */
+  /** When the account's sessions were last revoked (enable, disable, recover): sessions older than this must sign in again. Null for unknown or malformed addresses. */
   sessionsRevokedAt(email: string): Promise<Date | null>;
   /** Things worth logging once (e.g. a key file created for an embedded database). */
   readonly notices: readonly string[];
@@ -62,6 +55,9 @@ export interface Mail2fa {
 }
 
 const toDate = (iso: string | null): Date | null => (iso === null ? null : new Date(iso));
+
+/** An unknown or malformed address: an answer the library returns as data, never throws. */
+const isAddressAnswer = (err: unknown): boolean => err instanceof Mail2faError && (err.code === 'unknown_account' || err.code === 'bad_address');
 
 /**
  * Opens mail2fa: loads and validates the configuration (flags-like options > MAIL2FA_* environment > config >
@@ -98,27 +94,21 @@ export async function openMail2fa(options: OpenOptions = {}): Promise<Mail2fa> {
     notices: ctx.notices,
 
     async verifyCode(email, code) {
-      let result;
-      try {
-        result = await verifySignInCode(open(), { email, code });
-      } catch (err) {
-        if (err instanceof Mail2faError && (err.code === 'bad_code' || err.code === 'bad_address')) return { ok: false, outcome: 'malformed', email, message: err.message };
-        if (err instanceof Mail2faError && err.code === 'unknown_account') return { ok: false, outcome: 'unknown_account', email, message: err.message };
-        throw err;
-      }
-      const revoked = toDate(result.sessionsRevokedAt);
-      switch (result.outcome) {
-        case 'accepted':
-          return { ok: true, outcome: 'accepted', email: result.email, kind: result.kind, recoveryCodesLeft: result.recoveryCodesLeft, sessionsRevokedAt: revoked };
-        case 'rejected':
-          return { ok: false, outcome: 'rejected', email: result.email, reason: result.reason, message: result.message, failedAttempts: result.failedAttempts, lockedUntil: toDate(result.lockedUntil), sessionsRevokedAt: revoked };
-        case 'locked':
-          return { ok: false, outcome: 'locked', email: result.email, message: `too many wrong attempts: locked until ${result.lockedUntil}`, lockedUntil: new Date(result.lockedUntil), sessionsRevokedAt: revoked };
-      }
+      return verifyCodeAnswer(open(), email, code);
     },
 
     async requiresCode(email) {
-      return summaryRequiresCode(await factorSummary(open(), email));
+      let summary;
+      try {
+        summary = await factorSummary(open(), email);
+      } catch (err) {
+        // Data, not an exception, and fail closed: ask for a code, which verifyCode then answers as
+        // unknown_account / malformed. (Answering false would wave through an address typed differently from
+        // its mailbox row.)
+        if (isAddressAnswer(err)) return true;
+        throw err;
+      }
+      return summaryRequiresCode(summary);
     },
 
     async status(email) {
@@ -131,7 +121,12 @@ export async function openMail2fa(options: OpenOptions = {}): Promise<Mail2fa> {
     },
 
     async sessionsRevokedAt(email) {
-      return toDate(await sessionsRevokedAt(open(), email));
+      try {
+        return toDate(await sessionsRevokedAt(open(), email));
+      } catch (err) {
+        if (isAddressAnswer(err)) return null; // a malformed address has no sessions to revoke
+        throw err;
+      }
     },
 
     async close() {

@@ -22,10 +22,10 @@ export function errorDocument(err: Mail2faError): unknown {
 }
 
 export async function run(argv: string[]): Promise<void> {
-  // `mail2fa status --all | head`: the reader went away; stop quietly, as Unix filters do.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  });
+  // `mail2fa verify … | true`: the reader went away. Swallow the write error and let the command finish: the exit
+  // code must say what happened (refused, failed, committed), never whether someone still reads stdout. Output
+  // drops what it would have written once the stream is gone (see ui/output.ts).
+  process.stdout.on('error', () => {});
   const json = wantsJson(argv);
   const program = await buildProgram(argv);
   let usageMessage = '';

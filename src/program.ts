@@ -21,6 +21,7 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<() => 
   ['migrate', async () => (await import('./commands/migrate.js')).migrateCommand],
   ['migrate-from', async () => (await import('./commands/migrate-from.js')).migrateFromCommand],
   ['demo', async () => (await import('./commands/demo.js')).demoCommand],
+  ['serve', async () => (await import('./commands/serve.js')).serveCommand],
 ];
 
 export const EXIT_CODES_HELP = `\nExit codes:\n${EXIT_CODE_TABLE.map(([code, text]) => `  ${String(code).padStart(3)}  ${text}`).join('\n')}\n`;

@@ -10,15 +10,18 @@ export function doctorCommand(): Command {
     .description('check the installation: configuration, database, schema, storage engine, account mapping, key, SMS gateway, sign-out action')
     .addHelpText(
       'after',
-      EXAMPLES(['mail2fa doctor', 'mail2fa --config /etc/mail2fa.yaml doctor --json']) +
+      EXAMPLES(['mail2fa doctor', 'mail2fa --config /etc/mail2fa.yaml doctor --json', 'mail2fa doctor --serve /run/mail2fa/mail2fa.sock   # a running service']) +
         '\nEvery check is listed, even when an earlier one failed (those that depend on it are "skip").\n' +
         'Exit codes: 0 no failure (warnings allowed); 69 the database or SMS gateway is unavailable; 78 any other failure.\n',
     )
+    .option('--serve <socket|url>', 'check a running `mail2fa serve` instead (its Unix socket, or http://127.0.0.1:PORT)')
     .action(
-      action(async (_flags: unknown, cmd: Command) => {
+      action(async (flags: { serve?: string }, cmd: Command) => {
         const g = globalOptions(cmd);
         const out = makeOutput(g);
-        const report = await doctor(contextOptions(g, { skipSchemaCheck: true }));
+        const report = flags.serve !== undefined
+          ? { checks: await (await import('../serve/client.js')).checkService(flags.serve), notices: [] as string[] }
+          : await doctor(contextOptions(g, { skipSchemaCheck: true }));
         for (const n of report.notices) out.note(n);
         const exitCode = doctorExitCode(report.checks);
         if (out.json) {

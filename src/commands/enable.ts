@@ -28,7 +28,7 @@ interface EnableFlags {
 type Mode = 'interactive' | 'start' | 'confirm' | 'cancel';
 
 /** Flag combinations → one mode, or a usage error (64) before anything is read or changed. */
-export function enableMode(flags: EnableFlags, interactive: boolean): { mode: Mode; method: FactorMethod } {
+export function enableMode(flags: EnableFlags, interactive: boolean): { mode: Mode; method: FactorMethod; needsTerminal: boolean } {
   const steps = (['start', 'confirm', 'cancel'] as const).filter((s) => flags[s]);
   if (steps.length > 1) throw usageError(`--${steps.join(' and --')} exclude each other`);
   const mode: Mode = steps[0] ?? 'interactive';
@@ -46,14 +46,18 @@ export function enableMode(flags: EnableFlags, interactive: boolean): { mode: Mo
     if (flags.passwordStdin) {
       throw usageError('--password-stdin goes with --start: the interactive flow reads the password and the code from the terminal', 'Two steps without a terminal: … --start --password-stdin, then … --confirm --code CODE');
     }
-    if (!interactive) {
-      throw usageError(
-        'enable needs an interactive terminal to show the QR code and ask for the codes (prompts are off with --json and without a TTY)',
-        'Use the two-step form: printf "%s" "$PASSWORD" | mail2fa enable EMAIL --start --password-stdin --json, then mail2fa enable EMAIL --confirm --code CODE --json',
-      );
-    }
   }
-  return { mode, method };
+  return { mode, method, needsTerminal: mode === 'interactive' && !interactive };
+}
+
+/** The interactive flow without a terminal: what it would have needed the terminal for, and the two-step form. */
+function noTerminal(method: FactorMethod): Error {
+  const what = method === 'sms' ? 'ask for the password, the phone number and the texted code' : 'show the QR code and ask for the password and the codes';
+  const phone = method === 'sms' ? ' --method sms --phone 011-45-20123456' : '';
+  return usageError(
+    `enable needs an interactive terminal to ${what} (prompts are off with --json and without a TTY)`,
+    `Use the two-step form: printf "%s" "$PASSWORD" | mail2fa enable EMAIL${phone} --start --password-stdin --json, then mail2fa enable EMAIL --confirm --code CODE --json`,
+  );
 }
 
 function flagName(f: string): string {
@@ -100,13 +104,21 @@ export function enableCommand(): Command {
       action(async (email: string, flags: EnableFlags, cmd: Command) => {
         const g = globalOptions(cmd);
         const out = makeOutput(g);
-        const { mode, method } = enableMode(flags, out.interactive);
+        const { mode, method, needsTerminal } = enableMode(flags, out.interactive);
         if (mode === 'start' && !out.interactive) {
           // Refused before the database is touched: without a terminal nothing can be asked.
           if (!flags.passwordStdin) (await import('../ui/prompts.js')).requireTerminal(out, 'asking for the password', '--password-stdin');
           if (method === 'sms' && flags.phone === undefined) throw usageError('--method sms needs --phone without a terminal', 'Example: --phone 011-45-20123456 (or +4520123456)');
         }
         return withContext(contextOptions(g), async (ctx) => {
+          if (needsTerminal) {
+            // A refusal the terminal would not change (inactive, already enabled: 65) is said first, and audited
+            // by the preflight; otherwise nothing is read or written beyond the lookup.
+            const core = await import('../core/enrolment.js');
+            const target = { email, force: flags.force, store: flags.store };
+            if (await core.enrolmentWouldBeRefused(ctx, target)) await core.enrolmentPreflight(ctx, target);
+            throw noTerminal(method);
+          }
           try {
             if (mode === 'start') await start(ctx, out, email, method, flags);
             else if (mode === 'confirm') await confirm(ctx, out, email, flags);

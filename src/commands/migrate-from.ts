@@ -5,7 +5,7 @@ import { migrateFromStore, migrationRefusal, sourceStore } from '../core/migrate
 import { migrateFromPostfixadmin, type MigrationReport } from '../core/postfixadmin.js';
 import { clearEffect, renderStoreMigration } from '../ui/store-migration-render.js';
 import type { Output } from '../ui/output.js';
-import { promptConfirm } from '../ui/prompts.js';
+import { promptConfirm, requireTerminal } from '../ui/prompts.js';
 import { formatTable } from '../ui/table.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
 
@@ -34,10 +34,12 @@ function refusal(r: MigrationReport): Mail2faError {
 
 async function render(out: Output, r: MigrationReport): Promise<void> {
   const verb = r.dryRun ? 'would migrate' : 'migrated';
-  const label: Record<string, string> = { migrate: r.refused ? 'blocked' : verb, enrolled: 'skipped', invalid: r.refused ? 'INVALID' : 'left as is' };
+  const label: Record<string, string> = { migrate: r.refused ? 'blocked' : verb, enrolled: 'skipped', clear: r.refused ? 'blocked' : r.dryRun ? 'would clear' : 'cleared', invalid: r.refused ? 'INVALID' : 'left as is' };
+  const note = (a: MigrationReport['accounts'][number]) =>
+    a.outcome === 'enrolled' ? 'already enrolled in mail2fa: left untouched' : a.outcome === 'clear' ? 'migrated before (same secret): plaintext only' : (a.problem ?? '');
   await out.line(`${r.found} mailbox(es) with a PostfixAdmin TOTP secret in ${r.source}${r.dryRun ? ' (dry run: nothing is changed)' : ''}`);
   if (r.accounts.length) {
-    const rows = r.accounts.map((a) => [a.email, a.active ? 'yes' : 'no', label[a.outcome], a.outcome === 'enrolled' ? 'already enrolled in mail2fa: left untouched' : (a.problem ?? '')]);
+    const rows = r.accounts.map((a) => [a.email, a.active ? 'yes' : 'no', label[a.outcome], note(a)]);
     const { text } = formatTable(['account', 'active', 'result', 'note'], [['ACCOUNT', 'ACTIVE', 'RESULT', 'NOTE'], ...rows]);
     await out.write(text);
   }
@@ -45,10 +47,10 @@ async function render(out: Output, r: MigrationReport): Promise<void> {
     await out.line(`refused: ${r.invalid} invalid secret(s); nothing was changed`);
     return;
   }
-  const cleared = r.clearPlaintext ? (r.dryRun ? `; would clear ${r.migrated} plaintext secret(s)` : `; cleared ${r.cleared} plaintext secret(s)`) : '';
+  const cleared = r.clearPlaintext ? (r.dryRun ? `; would clear ${r.migrated + r.alreadyMigrated} plaintext secret(s)` : `; cleared ${r.cleared} plaintext secret(s)`) : '';
   await out.line(`${verb} ${r.migrated} account(s) into mail2fa's encrypted storage${r.dryRun ? '' : ' (one transaction)'}; ${r.skipped} skipped; ${r.invalid} invalid${cleared}`);
-  if (r.migrated === 0) return;
-  out.note('Recovery codes: none were created for the migrated accounts. Each user can create ten with `mail2fa codes regenerate <email>` (password + a current code).');
+  if (r.migrated === 0 && r.alreadyMigrated === 0) return;
+  if (r.migrated > 0) out.note('Recovery codes: none were created for the migrated accounts. Each user can create ten with `mail2fa codes regenerate <email>` (password + a current code).');
   if (r.clearPlaintext) out.note(`${r.dryRun ? 'With --clear-plaintext, ' : ''}${OFF_EFFECT} Codes are now checked by mail2fa (\`mail2fa verify\`) only.`);
   else {
     out.note(`The plaintext secrets are still in ${r.source}, and PostfixAdmin still enforces its own TOTP with them.`);
@@ -91,9 +93,13 @@ export function migrateFromCommand(): Command {
         const options = { dryRun: Boolean(flags.dryRun), clearPlaintext: clear, skipInvalid: Boolean(flags.skipInvalid) };
         return withContext(contextOptions(g), async (ctx) => {
           if (options.clearPlaintext && !options.dryRun && !g.yes) {
+            // Destructive: without a terminal to ask on, --yes is required whatever there is to clear.
+            requireTerminal(out, '--clear-plaintext asking for confirmation', '--yes');
             const preview = await migrateFromPostfixadmin(ctx, { ...options, dryRun: true });
-            if (!preview.refused && preview.migrated > 0) {
-              const yes = await promptConfirm(out, `Migrate ${preview.migrated} account(s) and clear their plaintext secrets in ${preview.source}? ${OFF_EFFECT}`, '--yes');
+            const clearing = preview.migrated + preview.alreadyMigrated;
+            if (!preview.refused && clearing > 0) {
+              const what = preview.migrated > 0 ? `Migrate ${preview.migrated} account(s) and clear ${clearing} plaintext secret(s)` : `Clear ${clearing} plaintext secret(s) of accounts migrated before`;
+              const yes = await promptConfirm(out, `${what} in ${preview.source}? ${OFF_EFFECT}`, '--yes');
               if (!yes) throw new Mail2faError('cancelled', 'not confirmed; nothing was changed', ExitCode.CANCELLED);
             }
           }

@@ -43,7 +43,7 @@ export function recoverCommand(): Command {
 
         return withContext(contextOptions(g), async (ctx) => {
           const result = await recoverAccount(ctx, { email, ticket: flags.ticket, reason: flags.reason, temporaryCodeTtlMs: ttl }, async (summary, plan) => {
-            if (!out.json) await out.write(`${summaryText(summary, { ticket: flags.ticket!, reason: flags.reason ?? null, actor: ctx.actor, temporaryCodeTtlMs: plan.temporaryCodeTtlMs })}\n`);
+            if (!out.json) await out.write(`${summaryText(summary, { ticket: flags.ticket!, reason: flags.reason ?? null, actor: ctx.actor, temporaryCodeTtlMs: plan.temporaryCodeTtlMs }, out.width)}\n`);
             if (g.yes) return;
             const verified = await promptConfirm(out, `Did you verify the caller's identity for ticket ${flags.ticket}?`, '--yes');
             if (!verified) throw new Mail2faError('cancelled', "cancelled: the caller's identity was not confirmed; nothing was changed", ExitCode.CANCELLED, 'Verify the identity first (as your procedure says), then run recover again.');
@@ -58,7 +58,7 @@ export function recoverCommand(): Command {
               ...result,
               ...(incomplete ? { error: { code: 'recover_incomplete', message: `2FA was not reset in every store: ${incomplete.stores.filter((c) => c.outcome === 'failed').map((c) => c.store).join(', ')}`, hint: 'Run the same recover command again: it completes the rest.' } } : {}),
             });
-          } else await out.write(result.outcome === 'recovered' ? recoveredText(result) : nothingText(result));
+          } else await out.write(result.outcome === 'recovered' ? recoveredText(result, out.width) : nothingText(result, out.width));
           // Partial: what was done is reported above; the exit code says it must be run again (69 or 75).
           return incomplete ? incomplete.exitCode : ExitCode.OK;
         });

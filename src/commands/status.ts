@@ -1,10 +1,10 @@
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { Command, Option } from 'commander';
-import { withContext } from '../context.js';
+import { keyFiles, withContext } from '../context.js';
 import { ExitCode, dataError, unknownAccount, usageError } from '../core/errors.js';
-import { preview } from '../core/address.js';
+import { canonicalAddress, preview } from '../core/address.js';
 import { addToSummary, matchesFilter, newSummary, statusBatches, type StatusSelection } from '../core/status.js';
 import { statusRenderer, type StatusFormat } from '../ui/status-render.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
@@ -44,14 +44,34 @@ async function openAddressList(file: string): Promise<AsyncIterable<string>> {
   return addressLines(input);
 }
 
+/** NUL, or bytes that are not UTF-8 (decoded as U+FFFD): a binary file, not a list someone wrote. */
+const BINARY = /[\u0000\uFFFD]/u;
+
 async function* addressLines(input: Readable): AsyncGenerator<string> {
   input.setEncoding('utf8');
   let first = true;
+  let n = 0;
   for await (let line of createInterface({ input, crlfDelay: Infinity })) {
+    n++;
     if (first && line.startsWith('\uFEFF')) line = line.slice(1);
     first = false;
+    if (BINARY.test(line)) {
+      throw dataError('not_an_address_list', `--file: not a list of addresses: line ${n} holds binary data`, 'Give a text file with one address per line.');
+    }
     if (line.startsWith('#') || /^\s*$/u.test(line)) continue;
     yield line;
+  }
+}
+
+/** The master key file is never read as a list (its one line would be an "invalid" row): refused, 65. */
+async function refuseKeyFile(file: string, keys: string[]): Promise<void> {
+  const list = await stat(file).catch(() => undefined);
+  if (!list) return;
+  for (const key of keys) {
+    const k = await stat(key).catch(() => undefined);
+    if (k && k.dev === list.dev && k.ino === list.ino) {
+      throw dataError('not_an_address_list', `--file: ${preview(file)} is the master key file, not a list of addresses`, 'Give a text file with one address per line.');
+    }
   }
 }
 
@@ -98,6 +118,7 @@ export function statusCommand(): Command {
         const filter = flags.enabled ? 'enabled' : flags.disabled ? 'disabled' : undefined;
 
         return withContext(contextOptions(g), async (ctx) => {
+          if (flags.file !== undefined && flags.file !== '-') await refuseKeyFile(flags.file, keyFiles(ctx.config));
           const db = await ctx.db();
           const deps = { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() };
           const summary = newSummary();
@@ -109,8 +130,11 @@ export function statusCommand(): Command {
               if (single) {
                 // One address alone: unknown is an error (67), like `doveadm user`; malformed is 65.
                 const row = batch[0]!;
-                if (row.state === 'unknown') throw unknownAccount(row.email);
-                if (row.state === 'invalid') throw dataError('bad_address', `invalid email address "${row.email}": ${row.problem}`, 'Give the full address, e.g. jane@example.com, with no spaces around it.');
+                if (row.state === 'unknown') {
+                  await (await ctx.accounts()).findExact(row.email); // throws 67, with "did you mean" when the case differs
+                  throw unknownAccount(row.email); // appeared meanwhile: still unknown to this run
+                }
+                if (row.state === 'invalid') canonicalAddress(emails[0]!); // throws 65 with the address itself quoted
                 if (row.state === 'ambiguous') throw dataError('ambiguous_account', `${row.problem ?? 'several mailbox rows have this address'}: ${row.email}; refusing to guess`, `Fix the duplicate rows in ${ctx.mapping.table}.`);
               }
               if (!begun) {

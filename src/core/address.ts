@@ -15,10 +15,21 @@ export function canonicalAddress(input: string): string {
   return canonicalise(input);
 }
 
-/** Like canonicalAddress but returns null instead of throwing (bulk lists report such rows as invalid). */
+/**
+ * Like canonicalAddress but returns the problem instead of throwing (bulk lists report such rows as invalid).
+ * The problem never quotes the input: a bulk row echoes only a short prefix of it (invalidEcho).
+ */
 export function tryCanonicalAddress(input: string): { address: string } | { problem: string } {
-  const problem = addressProblem(input);
+  const problem = addressProblem(input, false);
   return problem ? { problem } : { address: canonicalise(input) };
+}
+
+/** How much of an invalid line a bulk row shows: enough to find the line, too little to print a file's contents. */
+export const INVALID_ECHO_CHARS = 20;
+
+/** An invalid bulk input as a row shows it: a short escaped prefix that says how long the line was. */
+export function invalidEcho(input: string): string {
+  return preview(input, INVALID_ECHO_CHARS);
 }
 
 function canonicalise(input: string): string {
@@ -28,12 +39,14 @@ function canonicalise(input: string): string {
   return `${local}@${domain}`;
 }
 
-function addressProblem(input: string): string | undefined {
+function addressProblem(input: string, echo = true): string | undefined {
   if (input.length === 0) return 'empty';
   if (input.length > MAX_ADDRESS_LENGTH) return `longer than ${MAX_ADDRESS_LENGTH} characters`;
   if (/^\s|\s$/u.test(input)) return 'leading or trailing whitespace';
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u.test(input)) return 'contains control characters';
+  // Zero-width spaces, bidi overrides, soft hyphens, BOMs: an address that looks like another one on screen.
+  if (/\p{Cf}/u.test(input)) return 'contains invisible or bidirectional formatting characters';
   if (/\s/u.test(input)) return 'contains whitespace';
   const at = input.lastIndexOf('@');
   if (at < 0) return 'no "@"';
@@ -44,10 +57,11 @@ function addressProblem(input: string): string | undefined {
   if (local.includes('@')) return 'more than one "@"';
   if (domain.length === 0) return 'nothing after "@"';
   const ascii = domainToASCII(domain.toLowerCase());
-  if (!ascii) return `"${preview(domain)}" is not a valid domain name`;
+  const badDomain = echo ? `"${preview(domain)}" is not a valid domain name` : 'not a valid domain name';
+  if (!ascii) return badDomain;
   if (ascii.length > 253) return 'domain longer than 253 characters';
   if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/.test(ascii)) {
-    return `"${preview(domain)}" is not a valid domain name`;
+    return badDomain;
   }
   return undefined;
 }

@@ -23,6 +23,8 @@ export interface AuditEvent {
 export interface AuditWriter {
   actor: string;
   now(): number;
+  /** The end user's side of a request made on their behalf (`serve`): recorded in every row's detail. */
+  origin?: { ip?: string; userAgent?: string };
 }
 
 const HOST = hostname();
@@ -37,8 +39,15 @@ export async function writeAudit(db: Knex | Knex.Transaction, tables: Tables, wr
     reason: event.reason ? escapeControl(event.reason).slice(0, 2000) : null,
     outcome: event.outcome,
     // Values are escaped too: a detail may echo input (an id, a masked value), and must not carry control characters.
-    detail: event.detail ? JSON.stringify(event.detail, (_k, v: unknown) => (typeof v === 'string' ? escapeControl(v) : v)) : null,
+    detail: detailJson(event.detail, writer.origin),
     tool_version: VERSION,
     host: HOST.slice(0, 255),
   });
+}
+
+function detailJson(detail: AuditEvent['detail'], origin: AuditWriter['origin']): string | null {
+  const merged = origin?.ip || origin?.userAgent
+    ? { ...detail, ...(origin.ip ? { ip: origin.ip } : {}), ...(origin.userAgent ? { userAgent: origin.userAgent.slice(0, 256) } : {}) }
+    : detail;
+  return merged ? JSON.stringify(merged, (_k, v: unknown) => (typeof v === 'string' ? escapeControl(v) : v)) : null;
 }

@@ -10,6 +10,7 @@ import type { Context, ContextOptions } from '../context.js';
 import { contextFromConfig, schemaVersion } from '../context.js';
 import type { MasterKey } from '../crypto/keys.js';
 import type { Database } from '../db/connection.js';
+import { missingMailboxTableHint } from '../db/accounts.js';
 import { LATEST_MIGRATION } from '../db/migrations.js';
 import { ExitCode, Mail2faError } from './errors.js';
 import { sampleDecrypt } from './keys.js';
@@ -166,7 +167,7 @@ async function mappingChecks(ctx: Context, db: Database): Promise<Check[]> {
   const wanted = [m.email, m.password, m.active, m.domain, m.alternateEmail, m.totpSecret].filter((c): c is string => Boolean(c));
   const missing = wanted.filter((c) => !(c in info));
   if (Object.keys(info).length === 0) {
-    return [{ name: 'account mapping', status: 'fail', detail: `table ${m.table} not found (preset ${m.preset})`, hint: 'Set accounts.preset / accounts.table / accounts.tablePrefix in the config.', exitCode: ExitCode.CONFIG }];
+    return [{ name: 'account mapping', status: 'fail', detail: `table ${m.table} not found (preset ${m.preset})`, hint: missingMailboxTableHint(m), exitCode: ExitCode.CONFIG }];
   }
   if (missing.length) {
     return [{ name: 'account mapping', status: 'fail', detail: `table ${m.table} lacks column(s) ${missing.join(', ')} (preset ${m.preset})`, hint: 'Set accounts.columns in the config (null for optional columns the table lacks).', exitCode: ExitCode.CONFIG }];
@@ -231,7 +232,7 @@ function findProgram(file: string): string | null {
 function signOutCheck(ctx: Context): Check {
   const so = ctx.config.signOut;
   if (so.action === 'none') {
-    return { name: 'sign-out action', status: 'warn', detail: 'none configured: mail2fa records the revocation time only', hint: 'Set signOut.action to "sql" (delete webmail sessions) or "command" (e.g. doveadm kick {email}).' };
+    return { name: 'sign-out action', status: 'warn', detail: 'none configured: mail2fa records the revocation time only', hint: 'Set signOut.action to "sql" (delete webmail sessions) or "command" (e.g. doveadm kick -- {email}).' };
   }
   if (so.action === 'sql') {
     const sql = so.sql ?? '';
@@ -241,7 +242,19 @@ function signOutCheck(ctx: Context): Check {
   }
   const argv = so.command ?? [];
   const program = findProgram(argv[0] ?? '');
-  return program
-    ? { name: 'sign-out action', status: 'ok', detail: `command: ${argv.join(' ')} (${program})` }
-    : { name: 'sign-out action', status: 'fail', detail: `command ${argv[0]} not found or not executable${argv[0]?.includes('/') ? '' : ' in PATH'}`, hint: 'Fix signOut.command (an absolute path is safest).', exitCode: ExitCode.CONFIG };
+  if (!program) {
+    return { name: 'sign-out action', status: 'fail', detail: `command ${argv[0]} not found or not executable${argv[0]?.includes('/') ? '' : ' in PATH'}`, hint: 'Fix signOut.command (an absolute path is safest).', exitCode: ExitCode.CONFIG };
+  }
+  // An address may begin with "-" (-f@example.com is valid): as an argument of its own, the program would read
+  // it as an option unless "--" ends the options first.
+  const email = argv.findIndex((a, i) => i > 0 && a.startsWith('{email}'));
+  if (email > 0 && !argv.slice(1, email).includes('--')) {
+    return {
+      name: 'sign-out action',
+      status: 'warn',
+      detail: `command: ${argv.join(' ')} (${program}): no "--" before {email}`,
+      hint: 'An address may begin with "-" and would then be read as an option: put "--" before it, e.g. [doveadm, kick, "--", "{email}"].',
+    };
+  }
+  return { name: 'sign-out action', status: 'ok', detail: `command: ${argv.join(' ')} (${program})` };
 }

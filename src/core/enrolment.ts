@@ -189,6 +189,19 @@ export async function enrolmentPreflight(ctx: Context, target: EnrolmentTarget):
   });
 }
 
+/**
+ * Read-only: whether enrolmentPreflight would refuse the account as inactive or already enabled (65), so that a
+ * caller without a terminal hears that first instead of "needs a terminal". Throws 65/67 for a malformed or unknown
+ * address; writes nothing (the refusal itself, audited, comes from enrolmentPreflight).
+ */
+export async function enrolmentWouldBeRefused(ctx: Context, target: EnrolmentTarget): Promise<boolean> {
+  const email = canonicalAddress(target.email);
+  const mailbox = await (await ctx.accounts()).findExact(email);
+  if (!mailbox.active) return true;
+  const factor = await readFactor((await ctx.db()).knex, ctx.tables, email);
+  return Boolean(factor && !target.force);
+}
+
 /** Step 1: password, then a pending enrolment (and for SMS a code sent). */
 export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): Promise<StartedEnrolment> {
   const email = canonicalAddress(input.email);
@@ -319,7 +332,7 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
       outcome: 'ok',
       detail: { method: pending.method, enrolment: pending.id, replaced: previous?.method ?? null, ...(pending.phone_masked ? { phone: pending.phone_masked } : {}) },
     });
-    return { email, method: pending.method, phone: pending.phone_masked, recoveryCodes, replaced: previous?.method ?? null, sessionsRevokedAt: isoTime(tx.now)! };
+    return { email, method: pending.method, phone: pending.phone_masked, recoveryCodes, replaced: previous?.method ?? null, sessionsRevokedAt: new Date(tx.now).toISOString() };
   });
   return { ...done, signOut: await signOutAfterCommit(ctx, email) };
 }

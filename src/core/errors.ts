@@ -48,8 +48,16 @@ export class Mail2faError extends Error {
 export const usageError = (message: string, hint?: string) => new Mail2faError('usage', message, ExitCode.USAGE, hint);
 export const dataError = (code: string, message: string, hint?: string) =>
   new Mail2faError(code, message, ExitCode.DATAERR, hint);
-export const unknownAccount = (email: string) =>
-  new Mail2faError('unknown_account', `unknown account: ${email}`, ExitCode.NOUSER, 'Check the address; 2FA is per address (an alias has none of its own).');
+/** `didYouMean`: the one mailbox whose address differs only in case (the local part is matched exactly, by design). */
+export const unknownAccount = (email: string, didYouMean?: string) =>
+  new Mail2faError(
+    'unknown_account',
+    `unknown account: ${email}`,
+    ExitCode.NOUSER,
+    didYouMean
+      ? `did you mean ${didYouMean}? Addresses are matched exactly, case included.`
+      : 'Check the address; 2FA is per address (an alias has none of its own).',
+  );
 export const unavailable = (code: string, message: string, hint?: string) =>
   new Mail2faError(code, message, ExitCode.UNAVAILABLE, hint);
 export const tempFail = (code: string, message: string, hint?: string) =>

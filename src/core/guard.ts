@@ -38,37 +38,67 @@ export interface AccountTx {
 export async function accountTransaction<T>(ctx: Context, account: string, work: (tx: AccountTx) => Promise<T | Refusal>): Promise<T> {
   const db = await ctx.db();
   let vault: Vault | undefined;
-  const result = await inTransaction(db, ctx.tables, async (trx) => {
-    const state = await lockAccountState(trx, ctx.tables, db.dialect, account);
-    const now = ctx.now();
-    const tx: AccountTx = {
-      trx,
-      db,
-      ctx,
-      account,
-      state,
-      now,
-      vault: () => (vault ??= new Vault(ctx.masterKey(), ctx.tables, ctx.now)),
-      audit: (event) => writeAudit(trx, ctx.tables, ctx, { ...event, account: event.account === undefined ? account : event.account }),
-      async refuseIfLocked(action, detail) {
-        if (!isLocked(tx.state, now)) return null;
-        await tx.audit({ action, outcome: 'refused', reason: 'locked', detail });
-        return new Refusal(lockedError(tx.state.locked_until!));
-      },
-      async fail(action, what, detail) {
-        tx.state = await recordFailure(trx, ctx.tables, ctx, tx.state);
-        await tx.audit({ action, outcome: 'refused', reason: what === 'password' ? 'wrong password' : 'wrong code', detail });
-        const lockedNow = isLocked(tx.state, now);
-        const message = what === 'password' ? 'wrong password' : 'wrong or expired code';
-        return new Refusal(noPerm(what === 'password' ? 'wrong_password' : 'wrong_code', lockedNow ? `${message}; too many wrong attempts: the account is now locked for 15 minutes` : message, lockedNow ? undefined : 'Five wrong attempts in a row lock the account for 15 minutes.'));
-      },
-      async succeed() {
-        await recordSuccess(trx, ctx.tables, tx.state);
-        tx.state = { ...tx.state, failed_attempts: 0, locked_until: null };
-      },
-    };
-    return work(tx);
-  });
+  // The action being checked (named by refuseIfLocked/fail), for the audit row of a refusal that rolls back.
+  let action: string | undefined;
+  let result: T | Refusal;
+  try {
+    result = await inTransaction(db, ctx.tables, async (trx) => {
+      const state = await lockAccountState(trx, ctx.tables, db.dialect, account);
+      const now = ctx.now();
+      const tx: AccountTx = {
+        trx,
+        db,
+        ctx,
+        account,
+        state,
+        now,
+        vault: () => (vault ??= new Vault(ctx.masterKey(), ctx.tables, ctx.now)),
+        audit: (event) => writeAudit(trx, ctx.tables, ctx, { ...event, account: event.account === undefined ? account : event.account }),
+        async refuseIfLocked(checking, detail) {
+          action = checking;
+          if (!isLocked(tx.state, now)) return null;
+          await tx.audit({ action: checking, outcome: 'refused', reason: 'locked', detail });
+          return new Refusal(lockedError(tx.state.locked_until!));
+        },
+        async fail(checking, what, detail) {
+          action = checking;
+          tx.state = await recordFailure(trx, ctx.tables, ctx, tx.state);
+          await tx.audit({ action: checking, outcome: 'refused', reason: what === 'password' ? 'wrong password' : 'wrong code', detail });
+          const lockedNow = isLocked(tx.state, now);
+          const message = what === 'password' ? 'wrong password' : 'wrong or expired code';
+          return new Refusal(noPerm(what === 'password' ? 'wrong_password' : 'wrong_code', lockedNow ? `${message}; too many wrong attempts: the account is now locked for 15 minutes` : message, lockedNow ? undefined : 'Five wrong attempts in a row lock the account for 15 minutes.'));
+        },
+        async succeed() {
+          await recordSuccess(trx, ctx.tables, tx.state);
+          tx.state = { ...tx.state, failed_attempts: 0, locked_until: null };
+        },
+      };
+      return work(tx);
+    });
+  } catch (err) {
+    await auditRolledBackRefusal(ctx, db, account, action, err);
+    throw err;
+  }
   if (result instanceof Refusal) throw result.error;
   return result;
+}
+
+/** Refusals that throw (and so roll back) but must still leave their audit row (PRODUCT.md §3.9). */
+const AUDITED_THROWS = new Set(['integrity', 'key_mismatch']);
+
+/**
+ * A stored secret that fails its integrity check (tampered, copied from another account, another key) rolls the
+ * transaction back; its refused attempt is then recorded in a transaction of its own. Counting it as a wrong code
+ * would be wrong (it is not the user's fault), so only the audit row is written. A failure to write it is ignored:
+ * the original error is what the caller must see.
+ */
+async function auditRolledBackRefusal(ctx: Context, db: Database, account: string, action: string | undefined, err: unknown): Promise<void> {
+  if (!(err instanceof Mail2faError) || !AUDITED_THROWS.has(err.code)) return;
+  try {
+    await inTransaction(db, ctx.tables, (trx) =>
+      writeAudit(trx, ctx.tables, ctx, { action: action ?? 'unknown', account, outcome: 'refused', reason: err.code === 'integrity' ? 'integrity check failed' : 'key mismatch' }),
+    );
+  } catch {
+    // Reported through the original error.
+  }
 }

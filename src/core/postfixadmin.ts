@@ -34,7 +34,8 @@ export interface MigrationAccount {
   email: string;
   /** The mailbox's active flag (PostfixAdmin only asks active mailboxes for a code). */
   active: boolean;
-  outcome: 'migrate' | 'enrolled' | 'invalid';
+  /** `clear`: already in mail2fa with this very secret (migrated before); with --clear-plaintext its plaintext goes. */
+  outcome: 'migrate' | 'enrolled' | 'clear' | 'invalid';
   /** Why an account is invalid (never the secret). */
   problem?: string;
 }
@@ -49,10 +50,12 @@ export interface MigrationReport {
   found: number;
   /** Moved (or, in a dry run, would be moved) into mail2fa's storage. */
   migrated: number;
-  /** Already enrolled in mail2fa: left untouched (their plaintext too). */
+  /** Already enrolled in mail2fa with another factor or secret: left untouched (their plaintext too). */
   skipped: number;
+  /** With --clear-plaintext: already in mail2fa with the same secret (an earlier migration): only the plaintext goes. */
+  alreadyMigrated: number;
   invalid: number;
-  /** Plaintext secrets cleared (0 in a dry run or without --clear-plaintext). */
+  /** Plaintext secrets cleared, migrated now or before (0 in a dry run or without --clear-plaintext). */
   cleared: number;
   /** True when invalid secrets stopped the migration (nothing was changed). */
   refused: boolean;
@@ -100,13 +103,29 @@ async function readCandidates(q: Knex | Knex.Transaction, loc: PostfixadminLocat
     .sort((a, b) => (a.email < b.email ? -1 : a.email > b.email ? 1 : 0));
 }
 
-/** Marks candidates already enrolled in mail2fa (a factor row exists) as `enrolled`. */
-async function markEnrolled(q: Knex | Knex.Transaction, ctx: Context, candidates: Candidate[]): Promise<void> {
+/**
+ * Marks candidates already enrolled in mail2fa (a factor row exists) as `enrolled` — or, when `vault` is given
+ * (--clear-plaintext), as `clear` if their mail2fa factor is TOTP with this very secret (migrated before), so that
+ * "migrate first, clear later" works. A factor that cannot be decrypted is not the same secret.
+ */
+async function markEnrolled(q: Knex | Knex.Transaction, ctx: Context, candidates: Candidate[], vault?: Vault): Promise<void> {
   const pending = candidates.filter((c) => c.outcome === 'migrate');
   for (const batch of chunks(pending, 500)) {
-    const rows = (await q(ctx.tables.factor).whereIn('account', batch.map((c) => c.email)).select('account')) as { account: string }[];
-    const enrolled = new Set(rows.map((r) => r.account));
-    for (const c of batch) if (enrolled.has(c.email)) c.outcome = 'enrolled';
+    const rows = (await q(ctx.tables.factor).whereIn('account', batch.map((c) => c.email)).select('account', 'method', 'secret_ct')) as { account: string; method: string; secret_ct: string | null }[];
+    const enrolled = new Map(rows.map((r) => [r.account, r]));
+    for (const c of batch) {
+      const factor = enrolled.get(c.email);
+      if (!factor) continue;
+      c.outcome = vault && factor.method === 'totp' && factor.secret_ct && sameSecret(vault, ctx, c, factor.secret_ct) ? 'clear' : 'enrolled';
+    }
+  }
+}
+
+function sameSecret(vault: Vault, ctx: Context, c: Candidate, sealed: string): boolean {
+  try {
+    return vault.open(ctx.tables.factor, 'secret_ct', c.email, sealed) === c.secret;
+  } catch {
+    return false;
   }
 }
 
@@ -130,6 +149,7 @@ function report(o: MigrationOptions, source: string, candidates: Candidate[], cl
     found: candidates.length,
     migrated: refused ? 0 : count('migrate'),
     skipped: count('enrolled'),
+    alreadyMigrated: refused ? 0 : count('clear'),
     invalid: count('invalid'),
     cleared,
     refused,
@@ -153,30 +173,33 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
   }
   const db = await ctx.db();
 
+  const vault = o.clearPlaintext || !o.dryRun ? new Vault(ctx.masterKey(), ctx.tables, ctx.now) : undefined;
+  const compare = o.clearPlaintext ? vault : undefined;
   if (o.dryRun) {
     const candidates = await readCandidates(db.knex, loc);
-    await markEnrolled(db.knex, ctx, candidates);
+    await markEnrolled(db.knex, ctx, candidates, compare);
     const refused = !o.skipInvalid && candidates.some((c) => c.outcome === 'invalid');
     return report(o, source, candidates, 0, refused);
   }
 
-  const vault = new Vault(ctx.masterKey(), ctx.tables, ctx.now);
+  const sealer = vault!;
   return inTransaction(db, ctx.tables, async (trx) => {
     const candidates = await readCandidates(trx, loc);
     if (!o.skipInvalid && candidates.some((c) => c.outcome === 'invalid')) return report(o, source, candidates, 0, true);
     await lockAccounts(trx, ctx, db.dialect, candidates.filter((c) => c.outcome === 'migrate').map((c) => c.email));
-    await markEnrolled(trx, ctx, candidates); // after the locks: an enrolment that just committed is seen
+    await markEnrolled(trx, ctx, candidates, compare); // after the locks: an enrolment that just committed is seen
     const moving = candidates.filter((c) => c.outcome === 'migrate');
+    const clearing = candidates.filter((c) => c.outcome === 'clear');
     const now = ctx.now();
     for (const batch of chunks(moving)) {
       await trx(ctx.tables.factor).insert(
         batch.map((c) => ({
           account: c.email,
           method: 'totp',
-          secret_ct: vault.seal(ctx.tables.factor, 'secret_ct', c.email, c.secret!),
+          secret_ct: sealer.seal(ctx.tables.factor, 'secret_ct', c.email, c.secret!),
           phone_ct: null,
           phone_masked: null,
-          key_id: vault.key.id,
+          key_id: sealer.key.id,
           enrolled_at: now,
           last_used_at: null,
           last_totp_step: null,
@@ -185,7 +208,7 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
       );
     }
     let cleared = 0;
-    for (const c of moving) {
+    for (const c of [...moving, ...clearing]) {
       if (o.clearPlaintext) {
         const n = await clearPostfixadminSecret(trx, db.dialect, loc, c.email, c.raw);
         if (n !== 1) {
@@ -197,16 +220,19 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
         action: 'migrate-from',
         account: c.email,
         outcome: 'ok',
-        detail: { source: 'postfixadmin', method: 'totp', plaintextCleared: o.clearPlaintext, recoveryCodes: 0 },
+        detail:
+          c.outcome === 'clear'
+            ? { source: 'postfixadmin', method: 'totp', plaintextCleared: true, alreadyMigrated: true }
+            : { source: 'postfixadmin', method: 'totp', plaintextCleared: o.clearPlaintext, recoveryCodes: 0 },
       });
     }
     const result = report(o, source, candidates, cleared, false);
-    if (moving.length === 0) return result; // nothing changed: no summary row
+    if (moving.length === 0 && clearing.length === 0) return result; // nothing changed: no summary row
     await writeAudit(trx, ctx.tables, ctx, {
       action: 'migrate-from',
       account: null,
       outcome: 'ok',
-      detail: { source: 'postfixadmin', found: result.found, migrated: result.migrated, skipped: result.skipped, invalid: result.invalid, cleared },
+      detail: { source: 'postfixadmin', found: result.found, migrated: result.migrated, skipped: result.skipped, alreadyMigrated: result.alreadyMigrated, invalid: result.invalid, cleared },
     });
     return result;
   });

@@ -26,7 +26,7 @@ import { readFactor, removeFactor, revokeSessions, runSignOutCommand } from './f
 import { accountTransaction, Refusal } from './guard.js';
 import { clearLockout, isLocked } from './lockout.js';
 import { temporaryCodeState, toStatusRow, type TemporaryCodeState } from './status.js';
-import { activatedIn, auditOutcomes, failedChange, missingCapability, OWN_STORE, partialExitCode, readStores, storeWriteContext, type StoreReading } from './stores.js';
+import { activatedIn, auditOutcomes, failedChange, missingCapability, OWN_STORE, partialExitCode, readStores, storeWriteContext, usesOneLoginBypass, type StoreReading } from './stores.js';
 import { isoTime } from './time.js';
 import type { StoreAccountStatus, StoreChange } from '../stores/types.js';
 
@@ -68,6 +68,8 @@ export interface RecoveryStoreView {
   kind: string;
   status: StoreAccountStatus | null;
   error?: { code: string; message: string; exitCode: number };
+  /** The store has a one-login bypass of its own, used instead of a reset with `--temporary-code` (mailcow). */
+  oneLoginBypass?: boolean;
 }
 
 /** What the agent looked at; the recovery transaction refuses (75) if the account no longer matches it. */
@@ -223,7 +225,13 @@ export async function lookAtAccount(ctx: Context, mailbox: Mailbox): Promise<{ s
     failedAttempts: Number(failed?.failed_attempts ?? 0),
     temporaryCode: temporary ? temporaryCodeState(temporary, now) : null,
     postfixadminTotp: foreignOn.some((r) => r.store.kind === 'postfixadmin'),
-    stores: readings.map((r) => ({ store: r.store.name, kind: r.store.kind, status: r.status, ...(r.error ? { error: { code: r.error.code, message: r.error.message, exitCode: r.error.exitCode } } : {}) })),
+    stores: readings.map((r) => ({
+      store: r.store.name,
+      kind: r.store.kind,
+      status: r.status,
+      ...(r.error ? { error: { code: r.error.code, message: r.error.message, exitCode: r.error.exitCode } } : {}),
+      ...(usesOneLoginBypass(r.store, true) ? { oneLoginBypass: true } : {}),
+    })),
     alternateEmail: mailbox.alternateEmail || null,
   };
   const unreadable = readings.some((r) => r.error);
@@ -258,7 +266,8 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
 
   // Every store that holds 2FA (or could not be read) is reset; one that cannot reset is refused before anything.
   const targets = look.readings.filter((r) => r.status?.activated || r.error);
-  for (const r of targets) if (!r.store.reset || !r.store.capabilities.has('recover')) throw missingCapability(r.store, 'recover', `2FA is on there for ${mailbox.email}`);
+  const bypass = (r: StoreReading) => usesOneLoginBypass(r.store, ttl !== null);
+  for (const r of targets) if (!bypass(r) && (!r.store.reset || !r.store.capabilities.has('recover'))) throw missingCapability(r.store, 'recover', `2FA is on there for ${mailbox.email}`);
 
   await confirm(look.summary, { temporaryCodeTtlMs: ttl });
 
@@ -298,7 +307,8 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
     const changes: StoreChange[] = [own];
     for (const r of targets) {
       try {
-        changes.push(await r.store.reset!(tx.account, storeWriteContext(ctx.config, r.store, tx.trx, tx.now, ctx.actor)));
+        const wctx = storeWriteContext(ctx.config, r.store, tx.trx, tx.now, ctx.actor);
+        changes.push(await (bypass(r) ? r.store.temporaryBypass!(tx.account, wctx) : r.store.reset!(tx.account, wctx)));
       } catch (err) {
         changes.push(failedChange(r.store, err));
       }
@@ -336,7 +346,7 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
     complete: done.complete,
     exitCode: done.complete ? 0 : partialExitCode(done.changes),
     lockCleared: done.lockCleared,
-    sessionsRevokedAt: isoTime(done.at)!,
+    sessionsRevokedAt: new Date(done.at).toISOString(),
     twoFactorRequired: done.temporaryCode !== null,
     temporaryCode: done.temporaryCode,
     signOut,
@@ -366,6 +376,12 @@ export function recoveredReply(r: Omit<RecoveryDone, 'reply'>): string {
       '',
       `Right after signing in, set up your new phone: select ${TURN_ON_PATH}, choose the authenticator app or text messages, and follow the steps. If the code has expired or was used before you finished, write to us again.`,
     );
+    if (r.before.stores.some((v) => v.oneLoginBypass && (v.status?.activated || v.error))) {
+      lines.push(
+        '',
+        'If the sign-in page does not ask for a code at all, that is this one-time exception: the next sign-in with your password lets you in without one. Right after it, remove the lost phone from your two-factor settings and add the new one, because from the following sign-in on a code from your registered devices is asked for again.',
+      );
+    }
   } else {
     lines.push(
       `As requested in ticket ${r.ticket}, we have turned off two-factor authentication for ${r.email} (${methodWords(r.before.method, r.before.phone, r.before.postfixadminTotp)}), and signed you out everywhere.`,

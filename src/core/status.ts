@@ -9,7 +9,7 @@ import type { Tables } from '../db/schema.js';
 import { lookupStatusRows, streamStatusRows, type StatusDbRow } from '../db/statusQuery.js';
 import type { ForeignStore, StoreAccountStatus } from '../stores/types.js';
 import { isoTime } from './time.js';
-import { MAX_ADDRESS_LENGTH, preview, tryCanonicalAddress } from './address.js';
+import { invalidEcho, preview, tryCanonicalAddress } from './address.js';
 import { dataError } from './errors.js';
 import { asMail2faError, OWN_STORE, storeFailure } from './stores.js';
 
@@ -202,8 +202,9 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
   };
   for await (const input of selection.emails as AsyncIterable<string>) {
     const parsed = tryCanonicalAddress(input);
-    // An invalid input is echoed escaped (never raw) and cut to a readable length that says how long it was.
-    pending.push('problem' in parsed ? { input: preview(input, MAX_ADDRESS_LENGTH), problem: parsed.problem } : { input, address: parsed.address });
+    // An invalid input is echoed escaped (never raw) and cut to a short prefix that says how long it was: a list
+    // file that is something else (a key, a password file) must not be printed through the rows.
+    pending.push('problem' in parsed ? { input: invalidEcho(input), problem: parsed.problem } : { input, address: parsed.address });
     if (pending.length >= LOOKUP_BATCH) {
       const rows = await flush();
       if (rows.length) yield rows;

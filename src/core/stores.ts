@@ -68,8 +68,17 @@ export function asMail2faError(err: unknown): Mail2faError {
 
 /** The StoreChange recording that a store's write failed (the core goes on with the next store). */
 export function failedChange(store: ForeignStore, err: unknown): StoreChange {
-  const e = asMail2faError(err);
+  const e = storeFailure(store, asMail2faError(err));
   return { store: store.name, kind: store.kind, outcome: 'failed', detail: e.message, error: { code: e.code, message: e.message, exitCode: e.exitCode } };
+}
+
+/**
+ * `recover --temporary-code` on a store with a one-login bypass of its own (mailcow: `active = 0`, re-armed by
+ * mailcow after one sign-in): its sign-in cannot take mail2fa's temporary code, so the store's own bypass is what
+ * keeps 2FA required there while letting the user in once.
+ */
+export function usesOneLoginBypass(store: ForeignStore, temporaryCode: boolean): boolean {
+  return temporaryCode && store.temporaryBypass !== undefined && store.capabilities.has('temporary-bypass');
 }
 
 /** Stores in which the account has 2FA switched on. */

@@ -1,9 +1,10 @@
 /**
- * Escapes control characters (C0, DEL, C1, line/paragraph separators, bidi overrides) so that input echoed
- * into the terminal, an audit row or a log can never forge a line or repaint the screen.
+ * Escapes control characters (C0, DEL, C1, line/paragraph separators), invisible and bidirectional formatting
+ * characters (Cf: zero-width spaces, bidi overrides, soft hyphens, BOMs) and every space other than the ASCII one,
+ * so that input echoed into the terminal, an audit row or a log can never forge a line, repaint the screen, or
+ * pass for another address.
  */
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+const CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|(?! )\p{Zs}/gu;
 
 export function escapeControl(value: string): string {
   return value.replace(CONTROL, (c) => {

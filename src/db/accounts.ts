@@ -88,7 +88,7 @@ export class AccountRepository {
       throw mapDbError(err, this.db.displayUrl);
     }
     const exact = rows.filter((r) => r.email === address);
-    if (exact.length === 0) throw unknownAccount(address);
+    if (exact.length === 0) throw unknownAccount(address, await this.caseVariant(address, rows, trx));
     if (exact.length > 1) {
       throw new Mail2faError('ambiguous_account', `${exact.length} mailbox rows have the address ${address}; refusing to guess`, ExitCode.DATAERR, `Fix the duplicate rows in ${this.mapping.table}.`);
     }
@@ -101,6 +101,45 @@ export class AccountRepository {
       alternateEmail: (r.alternate_email as string | null | undefined) ?? null,
     };
   }
+
+  /**
+   * For the hint of an unknown address: the one mailbox whose address equals it but for case (an agent copies
+   * "Alice@Example.COM" from a ticket). Candidates come from index lookups only, never a scan: the rows the exact
+   * query returned (a case-insensitive collation returns every case variant) and the all-lower-case address.
+   */
+  private async caseVariant(address: string, rows: Record<string, unknown>[], trx?: Knex.Transaction): Promise<string | undefined> {
+    const folded = address.toLowerCase();
+    const candidates = new Set(rows.map((r) => r.email).filter((e): e is string => typeof e === 'string' && e.toLowerCase() === folded));
+    if (folded !== address) {
+      try {
+        const lower = (await (trx ?? this.db.knex)(this.mapping.table).select({ email: this.mapping.email }).where(this.mapping.email, folded).limit(2)) as Array<{ email: unknown }>;
+        for (const r of lower) if (r.email === folded) candidates.add(folded);
+      } catch {
+        return undefined; // only a hint
+      }
+    }
+    return candidates.size === 1 ? [...candidates][0] : undefined;
+  }
+}
+
+/** What to do when the mapped mailbox table does not exist: create the reference table, or fix the mapping. */
+export function missingMailboxTableHint(mapping: AccountMapping): string {
+  return mapping.preset === 'mail2fa'
+    ? 'Create the reference mailbox table with `mail2fa migrate --with-mailbox-table` (schema: docs/configuration.md), or point accounts.preset / accounts.table at your mail system\'s table.'
+    : 'Check accounts.table / accounts.tablePrefix: the mailbox table is the mail system\'s own, mail2fa never creates it for this preset.';
+}
+
+/**
+ * A driver error saying that the mapped mailbox table is missing ("Table 'db.mailbox' doesn't exist", "no such
+ * table: mailbox", 'relation "mailbox" does not exist'), as its own configuration error (78) that names the table
+ * and the way out, instead of "schema does not match" and the failed SQL; undefined for any other error.
+ */
+export function missingMailboxTableError(err: unknown, mapping: AccountMapping, where: string): Mail2faError | undefined {
+  const message = String((err as { message?: unknown })?.message ?? '');
+  const table = mapping.table.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const missing = new RegExp(`(Table '(?:[^'.]*\\.)?${table}' doesn't exist|no such table: (?:main\\.)?${table}(?:$|\\s)|relation "(?:[^".]*\\.)?${table}" does not exist)`);
+  if (!missing.test(message)) return undefined;
+  return new Mail2faError('mailbox_table_missing', `the mailbox table ${mapping.table} does not exist in ${where} (account mapping preset ${mapping.preset})`, ExitCode.CONFIG, missingMailboxTableHint(mapping));
 }
 
 /** Creates the reference `mailbox` table (preset `mail2fa`) if missing: used by the embedded default and `demo`. */

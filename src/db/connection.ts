@@ -110,10 +110,10 @@ export function mapDbError(err: unknown, where: string): Error {
   // A connection that died inside a transaction (server restart, KILL) surfaces through knex's ROLLBACK/COMMIT as
   // mysql2's code-less "Can't add new command when connection is in closed state"; ER_CONNECTION_KILLED is 1927.
   const closed = /Can't add new command when connection is in closed state/.test(message) || code === 'ER_CONNECTION_KILLED';
-  if (closed || ['ECONNREFUSED', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNRESET', 'PROTOCOL_CONNECTION_LOST', 'EAI_AGAIN'].includes(code) || e.name === 'KnexTimeoutError') {
+  if (closed || ['ECONNREFUSED', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNRESET', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'EAI_AGAIN'].includes(code) || e.name === 'KnexTimeoutError') {
     return unavailable('db_unavailable', `database unavailable at ${where}: ${code || (closed ? 'connection lost' : 'timeout')}`, 'Is the server running and reachable? Check --db / MAIL2FA_DB_URL.');
   }
-  if (code === 'ER_ACCESS_DENIED_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR') {
+  if (code === 'ER_ACCESS_DENIED_ERROR' || code === 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR') {
     return unavailable('db_access_denied', `database refused the login at ${where}: ${message}`, 'Check the user and password in the database URL.');
   }
   if (code === 'ER_BAD_DB_ERROR') {

@@ -108,12 +108,42 @@ export function parsePhone(input: string): Phone {
       `not a valid number for ${where}: ${nationalLength} digit${nationalLength === 1 ? '' : 's'} after +${cc} is a possible length, but no number in the +${cc} number plan starts with these digits`,
     );
   }
+  refuseUnlessMobile(parsed, where);
   return {
     e164: parsed.number,
     countryCallingCode: cc,
     ...(parsed.country ? { country: parsed.country } : {}),
     masked: maskPhone(parsed.number),
   };
+}
+
+/** Number types (libphonenumber-js `max` metadata) that are no mobile phone, and how the refusal names them. */
+const NOT_MOBILE: Record<string, string> = {
+  PREMIUM_RATE: 'a premium-rate number',
+  TOLL_FREE: 'a toll-free number',
+  SHARED_COST: 'a shared-cost number',
+  FIXED_LINE: 'a landline number',
+  VOIP: 'a VoIP number',
+  PERSONAL_NUMBER: 'a personal (forwarding) number',
+  PAGER: 'a pager number',
+  UAN: 'a company (universal access) number',
+  VOICEMAIL: 'a voicemail access number',
+};
+
+/**
+ * SMS codes go to mobile phones only: a premium-rate, toll-free or shared-cost number could bill the site (or an
+ * attacker's line) for every code, and a landline or satellite phone cannot receive them. Countries that do not
+ * tell mobile from fixed-line numbers (the US, Denmark …) report FIXED_LINE_OR_MOBILE, which is accepted.
+ */
+function refuseUnlessMobile(parsed: LibPhone.PhoneNumber, where: string): void {
+  const onlyMobile = 'SMS codes are sent to mobile phone numbers only';
+  const type = parsed.getType();
+  const named = type ? NOT_MOBILE[type] : undefined;
+  if (named) throw badPhone(`this is ${named} (${where}); ${onlyMobile}`);
+  // Non-geographic codes (+870, +881, +882 …): satellite phones and international networks, whatever their type.
+  if (!parsed.country) throw badPhone(`this is a satellite or international network number (${where}); ${onlyMobile}`);
+  if (type === 'MOBILE' || type === 'FIXED_LINE_OR_MOBILE') return;
+  throw badPhone(`this number is in no mobile range of ${where}; ${onlyMobile}`);
 }
 
 let regionNames: Intl.DisplayNames | undefined;

@@ -8,6 +8,8 @@ type Loader = () => Promise<StoreDefinition<unknown>>;
 
 const REGISTRY: Partial<Record<StoreKind, Loader>> = {
   postfixadmin: async () => (await import('./postfixadmin.js')).postfixadminStore as StoreDefinition<unknown>,
+  mailcow: async () => (await import('./mailcow.js')).mailcowStore as StoreDefinition<unknown>,
+  sogo: async () => (await import('./sogo.js')).sogoStore as StoreDefinition<unknown>,
   roundcube: async () => (await import('./roundcube.js')).roundcubeStore as StoreDefinition<unknown>,
 };
 

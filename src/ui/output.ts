@@ -36,14 +36,27 @@ export class Output {
     this.errColor = o.color && !noColorEnv && Boolean(this.stderr.isTTY);
   }
 
+  /** The terminal's width when stdout is a terminal (text is wrapped to it); undefined for pipes and files. */
+  get width(): number | undefined {
+    return this.stdout.isTTY ? (this.stdout as { columns?: number }).columns || undefined : undefined;
+  }
+
   /** True when prompts may run: both ends are a terminal and --json is off. */
   get interactive(): boolean {
     return this.stdinIsTTY && Boolean(this.stdout.isTTY) && !this.json;
   }
 
-  /** Writes to stdout, waiting when the pipe is full (constant memory for millions of rows). */
+  /**
+   * Writes to stdout, waiting when the pipe is full (constant memory for millions of rows). Once the reader has
+   * gone away (EPIPE destroys the stream) the data is dropped: the command still finishes with its own exit code.
+   */
   async write(chunk: string): Promise<void> {
-    if (!this.stdout.write(chunk)) await once(this.stdout, 'drain');
+    if (this.stdout.destroyed) return;
+    if (this.stdout.write(chunk)) return;
+    const settled = new AbortController();
+    const until = (event: string) => once(this.stdout, event, { signal: settled.signal }).catch(() => {});
+    await Promise.race([until('drain'), until('close')]);
+    settled.abort();
   }
 
   /** A line of data (stdout). */

@@ -2,7 +2,57 @@
 import type { RecoveryDone, NothingToRecover, RecoverySummary } from '../core/recover.js';
 import { escapeControl } from '../core/text.js';
 
-const label = (name: string, value: string) => `  ${name.padEnd(20)}${value}`;
+const LABEL_WIDTH = 22;
+const label = (name: string, value: string) => `  ${name.padEnd(LABEL_WIDTH - 2)}${value}`;
+const attempts = (n: number) => `${n} wrong attempt${n === 1 ? '' : 's'}`;
+
+/**
+ * Wraps one line at `width` on word boundaries (a terminal would cut words mid-way); continuation lines are
+ * indented by `hang`. A word longer than the room left is cut, as nothing else can be done.
+ */
+export function wrapLine(line: string, width: number, hang: number): string {
+  if (line.length <= width) return line;
+  const indent = ' '.repeat(Math.min(hang, Math.floor(width / 2)));
+  const lead = /^\s*/.exec(line)![0];
+  const out: string[] = [];
+  let current = lead;
+  let empty = true;
+  for (const word of line.slice(lead.length).split(/ +/)) {
+    let w = word;
+    while (true) {
+      const sep = empty ? '' : ' ';
+      if (current.length + sep.length + w.length <= width) {
+        current += sep + w;
+        empty = false;
+        break;
+      }
+      if (!empty) {
+        out.push(current);
+        current = indent;
+        empty = true;
+        continue;
+      }
+      // An empty line and still too long: cut the word.
+      const room = width - current.length;
+      out.push(current + w.slice(0, room));
+      w = w.slice(room);
+      current = indent;
+    }
+  }
+  out.push(current);
+  return out.join('\n');
+}
+
+/** Wraps every line of `text` (already escaped) when a terminal width is given; plain text otherwise. */
+function fit(text: string, width: number | undefined, hang: (line: string) => number = () => 0): string {
+  if (!width) return text;
+  const w = Math.max(width, 40);
+  return text
+    .split('\n')
+    .map((l) => wrapLine(l, w, hang(l)))
+    .join('\n');
+}
+const labelHang = (l: string) => (l.startsWith('  ') ? LABEL_WIDTH : 0);
 
 function twoFactorLine(s: RecoverySummary): string {
   if (s.method === 'totp') return 'on: authenticator app';
@@ -21,8 +71,11 @@ function storeLine(v: RecoverySummary['stores'][number]): string {
   return `on: ${factors.join(', ') || 'a factor'}; ${notes.join('; ')}`;
 }
 
-/** The summary the agent confirms (no secrets: masked phone, counts only). */
-export function summaryText(s: RecoverySummary, plan: { ticket: string; reason: string | null; actor: string; temporaryCodeTtlMs: number | null }): string {
+/**
+ * The summary the agent confirms (no secrets: masked phone, counts only). `width`: the terminal's, to wrap on word
+ * boundaries; undefined (not a terminal): no wrapping.
+ */
+export function summaryText(s: RecoverySummary, plan: { ticket: string; reason: string | null; actor: string; temporaryCodeTtlMs: number | null }, width?: number): string {
   const lines = [
     `2FA summary of ${s.email}`,
     label('mailbox', s.active ? 'active' : 'INACTIVE (its active flag is off)'),
@@ -32,19 +85,27 @@ export function summaryText(s: RecoverySummary, plan: { ticket: string; reason: 
   if (s.method) {
     lines.push(label('enrolled', s.enrolledAt ?? '-'), label('last used', s.lastUsedAt ?? 'never'), label('recovery codes left', String(s.recoveryCodesLeft ?? 0)));
   }
-  lines.push(label('lock', s.lockedUntil ? `LOCKED until ${s.lockedUntil} (${s.failedAttempts} wrong attempts)` : s.failedAttempts ? `not locked (${s.failedAttempts} wrong attempts in a row)` : 'not locked'));
+  lines.push(label('lock', s.lockedUntil ? `LOCKED until ${s.lockedUntil} (${attempts(s.failedAttempts)})` : s.failedAttempts ? `not locked (${attempts(s.failedAttempts)} in a row)` : 'not locked'));
   if (s.alternateEmail) lines.push(label('alternate address', s.alternateEmail));
   lines.push(label('ticket', plan.ticket), label('reason', plan.reason ?? '-'), label('acting as', plan.actor));
   const steps: string[] = [];
   if (s.method) steps.push(`remove the ${s.method === 'totp' ? 'authenticator app' : 'SMS phone'} and its recovery codes`);
-  for (const v of s.stores) if (v.error || v.status?.activated) steps.push(`reset 2FA in store ${v.store} (${v.kind})`);
+  for (const v of s.stores) {
+    if (!v.error && !v.status?.activated) continue;
+    steps.push(
+      v.oneLoginBypass && plan.temporaryCodeTtlMs !== null
+        ? `let the next sign-in through without a code in store ${v.store} (${v.kind}'s own one-login bypass: its factors stay and are asked for again from the sign-in after)`
+        : `reset 2FA in store ${v.store} (${v.kind})`,
+    );
+  }
   steps.push('delete pending codes and enrolments');
-  if (s.lockedUntil || s.failedAttempts) steps.push('clear the lock');
+  if (s.lockedUntil) steps.push('clear the lock');
+  else if (s.failedAttempts) steps.push('reset the count of wrong attempts');
   steps.push('sign the user out everywhere');
   if (plan.temporaryCodeTtlMs !== null) steps.push(`issue a temporary access code valid for ${humanDuration(plan.temporaryCodeTtlMs)} (2FA stays required)`);
   else steps.push('leave 2FA OFF (the user signs in with the password alone)');
   lines.push('', `This will: ${steps.join('; ')}.`);
-  return `${lines.map(escapeControl).join('\n')}\n`;
+  return `${fit(lines.map(escapeControl).join('\n'), width, labelHang)}\n`;
 }
 
 export function humanDuration(ms: number): string {
@@ -54,9 +115,9 @@ export function humanDuration(ms: number): string {
 }
 
 /** Indents the reply between rulers so the agent sees exactly what to paste. Escaped: it quotes stored values. */
-function replyBlock(reply: string): string {
-  const rule = '-'.repeat(72);
-  return `Reply for the customer (copy between the lines):\n${rule}\n${reply.split('\n').map(escapeControl).join('\n')}\n${rule}\n`;
+function replyBlock(reply: string, width: number | undefined): string {
+  const rule = '-'.repeat(Math.min(72, width ?? 72));
+  return `Reply for the customer (copy between the lines):\n${rule}\n${fit(reply.split('\n').map(escapeControl).join('\n'), width)}\n${rule}\n`;
 }
 
 /** Per store: what was and was not reset. */
@@ -67,11 +128,11 @@ function storeOutcomes(r: RecoveryDone): string {
     .join('\n');
 }
 
-export function recoveredText(r: RecoveryDone): string {
+export function recoveredText(r: RecoveryDone, width?: number): string {
   if (!r.complete) {
     const failed = r.stores.filter((c) => c.outcome === 'failed').map((c) => c.store);
     const head = `INCOMPLETE recovery of ${r.email} (ticket ${r.ticket}): 2FA was NOT reset in ${failed.join(', ')}; everything else below was done. Sign-in there still asks for a code.`;
-    return `${escapeControl(head)}\n${storeOutcomes(r)}\n\nRun the same recover command again once ${failed.length === 1 ? 'that store is' : 'those stores are'} reachable: it completes the rest. The reply for the customer is shown when the recovery is complete.\n`;
+    return `${fit(`${escapeControl(head)}\n${storeOutcomes(r)}\n\nRun the same recover command again once ${failed.length === 1 ? 'that store is' : 'those stores are'} reachable: it completes the rest. The reply for the customer is shown when the recovery is complete.`, width, labelHang)}\n`;
   }
   const did = [
     r.removed.method ? `${r.removed.method === 'totp' ? 'authenticator app' : 'SMS phone'} removed` : null,
@@ -79,16 +140,16 @@ export function recoveredText(r: RecoveryDone): string {
     r.removed.method ? `${r.removed.recoveryCodes} recovery code${r.removed.recoveryCodes === 1 ? '' : 's'} deleted` : null,
     r.removed.challenges ? `${r.removed.challenges} pending code${r.removed.challenges === 1 ? '' : 's'} deleted` : null,
     r.removed.enrolment ? 'pending enrolment deleted' : null,
-    r.lockCleared ? 'lock cleared' : null,
+    r.lockCleared ? (r.before.lockedUntil ? 'lock cleared' : 'wrong-attempt count reset') : null,
     `sessions revoked at ${r.sessionsRevokedAt}`,
   ].filter((x): x is string => x !== null);
   const head = r.temporaryCode
     ? `Recovered ${r.email} (ticket ${r.ticket}): ${did.join(', ')}. 2FA stays required: a temporary access code was issued, valid until ${r.temporaryCode.expiresAt}; it appears only in the reply below and is never shown again.`
     : `Recovered ${r.email} (ticket ${r.ticket}): ${did.join(', ')}. 2FA is now off for this address.`;
-  return `${escapeControl(head)}\n${r.stores.length > 1 ? `${storeOutcomes(r)}\n` : ''}\n${r.reply ? replyBlock(r.reply) : ''}`;
+  return `${fit(escapeControl(head), width)}\n${r.stores.length > 1 ? `${fit(storeOutcomes(r), width, labelHang)}\n` : ''}\n${r.reply ? replyBlock(r.reply, width) : ''}`;
 }
 
-export function nothingText(r: NothingToRecover): string {
+export function nothingText(r: NothingToRecover, width?: number): string {
   const head = `Nothing to recover: 2FA is not on for ${r.email}. The lookup was recorded in the audit log (ticket ${r.ticket}).`;
-  return `${escapeControl(head)}\n${r.reply ? `\n${replyBlock(r.reply)}` : ''}`;
+  return `${fit(escapeControl(head), width)}\n${r.reply ? `\n${replyBlock(r.reply, width)}` : ''}`;
 }

@@ -166,7 +166,7 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
     const bad = await doctor({ config: { signOut: { action: 'command', command: ['/nonexistent/doveadm', 'kick', '{email}'] } } });
     expect(bad.r.code).toBe(78);
     expect(bad.by['sign-out action']).toMatchObject({ status: 'fail' });
-    const good = await doctor({ config: { signOut: { action: 'command', command: ['true', '{email}'] } } });
+    const good = await doctor({ config: { signOut: { action: 'command', command: ['true', '--', '{email}'] } } });
     expect(good.by['sign-out action']!.status).toBe('ok');
     expect(good.r.code).toBe(0);
   });

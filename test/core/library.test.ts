@@ -101,7 +101,10 @@ describeEachDb('library', (kind) => {
       expect(await mfa.verifyCode('ghost@example.com', '123456')).toMatchObject({ ok: false, outcome: 'unknown_account' });
       expect((await accountState(ctx, a.email)).failed).toBe(0);
       expect(await mfa.status('ghost@example.com')).toMatchObject({ state: 'unknown' });
-      await expect(mfa.requiresCode('ghost@example.com')).rejects.toMatchObject({ exitCode: 67 });
+      // Fail closed, and no exception: an unknown or malformed address needs a code, which verifyCode then refuses.
+      expect(await mfa.requiresCode('ghost@example.com')).toBe(true);
+      expect(await mfa.requiresCode('Ghost@example.com ')).toBe(true);
+      expect(await mfa.sessionsRevokedAt('not an address')).toBeNull();
     });
 
     it('status and sessionsRevokedAt', async () => {
@@ -164,6 +167,13 @@ describeEachDb('library', (kind) => {
       const db = await ctx.db();
       await db.knex(ctx.tables.accountState).insert({ account: off, failed_attempts: 0, sessions_revoked_at: Date.UTC(2026, 0, 2, 3, 4, 5, 678) });
       expect(await runNode(script, [off, '123456'], env)).toMatchObject({ code: 0, stdout: `${off}: 2FA is off, no code needed\nsessions revoked: 2026-01-02T03:04:05.678Z\n` });
+    });
+
+    it('an unknown or malformed address is an answer, not a stack trace', async () => {
+      const ghost = await runNode(script, ['ghost@example.com', '123456'], env);
+      expect(ghost).toMatchObject({ code: 1, stderr: '', stdout: 'rejected: unknown account: ghost@example.com\nsessions revoked: never\n' });
+      const bad = await runNode(script, ['not an address', '123456'], env);
+      expect(bad).toMatchObject({ code: 1, stderr: '', stdout: expect.stringMatching(/^rejected: invalid email address "not an address": contains whitespace\nsessions revoked: never\n$/) });
     });
 
     it('reports a lock', async () => {

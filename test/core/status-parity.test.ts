@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { addToSummary, newSummary, statusBatches, type StatusRow, type StatusSelection } from '../../src/core/status.js';
+import type { StoreAccountStatus } from '../../src/stores/types.js';
 import { summaryLine } from '../../src/ui/status-render.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
@@ -20,17 +21,38 @@ const LAST_USED = Date.UTC(2026, 0, 14, 8, 0, 0);
 async function collect(ctx: Context, selection: StatusSelection): Promise<StatusRow[]> {
   const db = await ctx.db();
   const rows: StatusRow[] = [];
-  for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now }, selection)) rows.push(...batch);
+  for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() }, selection)) rows.push(...batch);
   return rows;
 }
 
 const byEmail = (a: StatusRow, b: StatusRow) => (a.email < b.email ? -1 : a.email > b.email ? 1 : 0);
 
 const base = { state: 'ok' as const, active: true, phone: null, enrolledAt: null, lastUsedAt: null, recoveryCodesLeft: null, lockedUntil: null, temporaryCode: null };
-const off = (email: string, active = true): StatusRow => ({ ...base, email, active, enabled: false, method: null, source: null });
-const totp = (email: string, extra: Partial<StatusRow> = {}): StatusRow => ({ ...base, email, enabled: true, method: 'totp', source: 'mail2fa', enrolledAt: NOW, recoveryCodesLeft: 10, ...extra });
-const sms = (email: string): StatusRow => ({ ...base, email, enabled: true, method: 'sms', source: 'mail2fa', phone: '+45 ****3456', enrolledAt: NOW, recoveryCodesLeft: 10 });
-const unknown = (email: string): StatusRow => ({ email, state: 'unknown', active: null, enabled: null, method: null, source: null, phone: null, enrolledAt: null, lastUsedAt: null, recoveryCodesLeft: null, lockedUntil: null, temporaryCode: null });
+/** What mail2fa's own store says about an account with 2FA on (status `stores`). */
+const own = (method: 'totp' | 'sms' | null, temporaryCode?: 'pending' | 'used'): StoreAccountStatus => ({
+  store: 'mail2fa',
+  kind: 'mail2fa',
+  activated: true,
+  enforced: true,
+  factors: method ? [{ kind: method, active: true }] : [],
+  ...(temporaryCode ? { details: { temporaryCode } } : {}),
+});
+const on = { enabled: true, enforced: true, source: 'mail2fa', sources: ['mail2fa'] };
+const off = (email: string, active = true): StatusRow => ({ ...base, email, active, enabled: false, enforced: false, method: null, source: null, sources: [], stores: [] });
+const totp = (email: string, extra: Partial<StatusRow> = {}): StatusRow => ({ ...base, email, ...on, stores: [own('totp')], method: 'totp', enrolledAt: NOW, recoveryCodesLeft: 10, ...extra });
+const sms = (email: string): StatusRow => ({ ...base, email, ...on, stores: [own('sms')], method: 'sms', phone: '+45 ****3456', enrolledAt: NOW, recoveryCodesLeft: 10 });
+const temporary = (email: string, state: 'pending' | 'used'): StatusRow => ({ ...off(email), ...on, stores: [own(null, state)], temporaryCode: { state, expiresAt: '2026-01-16T09:30:00Z' } });
+const unknown = (email: string): StatusRow => ({ email, state: 'unknown', active: null, enabled: null, enforced: null, method: null, source: null, sources: [], stores: [], phone: null, enrolledAt: null, lastUsedAt: null, recoveryCodesLeft: null, lockedUntil: null, temporaryCode: null });
+/** frank@example.net: PostfixAdmin's own TOTP (its totp_secret column, through the postfixadmin store); 80 bits: weak. */
+const frank: StatusRow = {
+  ...off('frank@example.net'),
+  enabled: true,
+  enforced: true,
+  method: 'totp',
+  source: 'postfixadmin',
+  sources: ['postfixadmin'],
+  stores: [{ store: 'postfixadmin', kind: 'postfixadmin', activated: true, enforced: true, factors: [{ kind: 'totp', active: true, ref: 'mailbox.totp_secret', weak: true }] }],
+};
 
 /** The factors of both suites: also orphans for "user@…" and "trail@…" that no mailbox row may borrow. */
 const FACTORS = [
@@ -99,8 +121,8 @@ describeEachDb('status parity, preset mail2fa', (kind) => {
         off('abc@example.com'),
         off('trail@example.com '), // PAD SPACE must not lend it the factor of "trail@example.com"
         off('δ@example.com'),
-        { ...off('tina@example.org'), enabled: true, source: 'mail2fa', temporaryCode: { state: 'pending', expiresAt: '2026-01-16T09:30:00Z' } },
-        { ...off('ted@example.org'), enabled: true, source: 'mail2fa', temporaryCode: { state: 'used', expiresAt: '2026-01-16T09:30:00Z' } },
+        temporary('tina@example.org', 'pending'),
+        temporary('ted@example.org', 'used'),
       ].sort(byEmail),
     );
   });
@@ -127,7 +149,6 @@ describeEachDb('status parity, preset mail2fa', (kind) => {
 
   it('--domain: exact domain, streamed; a temporary code keeps 2FA required', async () => {
     const rows = (await collect(ctx, { kind: 'domain', domain: 'example.org' })).sort(byEmail);
-    const temporary = (email: string, state: 'pending' | 'used') => ({ ...off(email), enabled: true, source: 'mail2fa', temporaryCode: { state, expiresAt: '2026-01-16T09:30:00Z' } });
     expect(rows).toEqual([totp('dave@example.org', { recoveryCodesLeft: 7, lockedUntil: LOCKED_UNTIL }), off('erin@example.org', false), temporary('ted@example.org', 'used'), temporary('tina@example.org', 'pending')]);
     const summary = newSummary();
     for (const r of rows) addToSummary(summary, r);
@@ -184,7 +205,7 @@ describeEachDb('status parity, PostfixAdmin mailbox table (real DDL)', (kind) =>
         sms('carol@example.com'),
         totp('dave@example.org', { recoveryCodesLeft: 7, lockedUntil: LOCKED_UNTIL }),
         off('erin@example.org', false),
-        { ...off('frank@example.net'), enabled: true, method: 'totp', source: 'postfixadmin' },
+        frank,
         off('gina@example.net'),
         totp('User@example.com'),
         totp('jürgen@example.com'),
@@ -212,7 +233,7 @@ describeEachDb('status parity, PostfixAdmin mailbox table (real DDL)', (kind) =>
       totp('bob@example.com', { lastUsedAt: '2026-01-14T08:00:00Z' }),
       sms('carol@example.com'),
       unknown('user@example.com'), // the collation finds "User@example.com": not a match
-      { ...off('frank@example.net'), enabled: true, method: 'totp', source: 'postfixadmin' },
+      frank,
     ]);
   });
 

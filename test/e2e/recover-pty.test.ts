@@ -90,7 +90,7 @@ describeEachDb('recover at a terminal', (kind) => {
     await enableSms(ctx, email);
     const t = new Terminal(['--actor', 'agent-pty', 'recover', email, '--ticket', 'T-4002', '--temporary-code', '--ttl', '2h'], testEnv(tdb));
     await t.waitFor(/2FA +on: text messages to \+45 \*{4}3456/);
-    await t.waitFor(/issue a temporary access code valid for 2 hours/);
+    await t.waitFor(/issue a temporary access code valid\s+for 2 hours/);
     await t.waitFor(/Did you verify/);
     await t.type('y\r');
     await t.waitFor(/Type the address/);

@@ -38,6 +38,9 @@ if (mariadbProblem && !REQUIRE_MARIADB) {
 
 export const DB_KINDS: DbKind[] = ['sqlite', 'mariadb'];
 
+/** Whether suites that need MariaDB beside another database run (reachable, or required: then absence fails). */
+export const MARIADB_SUITES = mariadbProblem === null || REQUIRE_MARIADB;
+
 export interface TestDb {
   kind: DbKind;
   url: string;
@@ -78,4 +81,10 @@ export function describeEachDb(title: string, body: (kind: DbKind) => void): voi
     const skip = kind === 'mariadb' && mariadbProblem !== null && !REQUIRE_MARIADB;
     (skip ? describe.skip : describe)(`${title} [${kind}]`, () => body(kind));
   }
+}
+
+/** describe() on MariaDB only (suites of sites that only run on MariaDB/MySQL); skipped like describeEachDb's. */
+export function describeMariadb(title: string, body: (kind: DbKind) => void): void {
+  const skip = mariadbProblem !== null && !REQUIRE_MARIADB;
+  (skip ? describe.skip : describe)(`${title} [mariadb]`, () => body('mariadb'));
 }

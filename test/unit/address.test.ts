@@ -48,7 +48,8 @@ describe('canonicalAddress', () => {
     [`x@${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(60)}.com`, 'domain longer than 253 characters'],
     ['x'.repeat(MAX_ADDRESS_LENGTH + 1), `longer than ${MAX_ADDRESS_LENGTH} characters`],
   ])('%j is refused: %s', (input, why) => {
-    expect(problem(input)).toBe(why);
+    // Bulk rows (tryCanonicalAddress) never quote the input in the problem: the row echoes a short prefix only.
+    expect(problem(input)).toBe(why.replace(/^".*" is (?=not a valid domain name$)/, ''));
     try {
       canonicalAddress(input);
       expect.unreachable();

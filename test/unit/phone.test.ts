@@ -25,9 +25,7 @@ describe('parsePhone: valid numbers in both forms', () => {
     ['011-1-2015550123', '+12015550123', '+12015550123', 'US', '1'],
     ['011 1 212 555 1234', '+1-212-555-1234', '+12125551234', 'US', '1'],
     ['011-44-7400123456', '+447400123456', '+447400123456', 'GB', '44'],
-    ['011-44-2079460958', '+442079460958', '+442079460958', 'GB', '44'],
     ['011-49-15123456789', '+4915123456789', '+4915123456789', 'DE', '49'],
-    ['011-49-301234567', '+49301234567', '+49301234567', 'DE', '49'],
   ];
   for (const [article, plus, e164, country, cc] of cases) {
     it(`${article} and ${plus} → ${e164} (${country})`, () => {
@@ -66,6 +64,32 @@ describe('parsePhone: rejections say why', () => {
     // min metadata accepts these; no Danish or German number starts this way.
     expect(rejection('+4585299584').message).toMatch(/Denmark/);
     expect(rejection('+49122140631').message).toMatch(/Germany/);
+  });
+
+  it('accepts only mobile numbers (or fixed-line-or-mobile where the country does not tell them apart), saying why', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['+1 900 555 0123', /premium-rate number \(United States \(\+1\)\)/],
+      ['+44 909 123 4567', /premium-rate number \(United Kingdom \(\+44\)\)/],
+      ['011-49-9001-234567', /premium-rate number \(Germany \(\+49\)\)/],
+      ['+45 90 12 34 56', /premium-rate number \(Denmark/],
+      ['+44 800 123 4567', /toll-free number \(United Kingdom/],
+      ['+800 1234 5678', /toll-free number \(the international network code \+800\)/],
+      ['+44 843 123 4567', /premium-rate|shared-cost/],
+      ['+881 6 1234 5678', /satellite or international network number \(the international network code \+881\)/],
+      ['+870 773 111 111', /satellite or international network number/],
+      ['+44 70 1234 5678', /personal \(forwarding\) number/],
+      ['011-44-2079460958', /landline number \(United Kingdom/],
+      ['011-49-301234567', /landline number \(Germany/],
+    ];
+    for (const [input, why] of cases) {
+      const e = rejection(input);
+      expect(e.message, input).toMatch(why);
+      expect(e.message, input).toMatch(/SMS codes are sent to mobile phone numbers only/);
+    }
+    // Mobile ranges, and countries that do not distinguish mobile from fixed line.
+    for (const ok of ['+447400123456', '+4915123456789', '+33612345678', '+61412345678', '+4520123456', '+12015550123']) {
+      expect(parsePhone(ok).e164).toBe(ok);
+    }
   });
 
   it('rejects an unknown country code', () => {

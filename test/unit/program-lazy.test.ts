@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/program.js';
 
-const ALL = ['enable', 'disable', 'status', 'recover', 'verify', 'send-code', 'codes', 'audit', 'keys', 'doctor', 'migrate', 'migrate-from', 'demo'];
+const ALL = ['enable', 'disable', 'status', 'recover', 'verify', 'send-code', 'codes', 'audit', 'keys', 'doctor', 'migrate', 'migrate-from', 'demo', 'serve'];
 const names = async (...args: string[]) => (await buildProgram(['node', 'mail2fa', ...args])).commands.map((c) => c.name());
 
 describe('buildProgram', () => {

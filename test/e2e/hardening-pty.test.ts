@@ -1,0 +1,52 @@
+/**
+ * Issue 11 through a real terminal (node-pty) and through a pipe, with the BUILT binary (`npm run build` first).
+ * Item 15: `recover` wraps its summary and the customer's reply on word boundaries at the terminal's width, and
+ * leaves them unwrapped when stdout is not a terminal.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Context } from '../../src/context.js';
+import { runCli } from '../helpers/cli.js';
+import { createTestDb, type TestDb } from '../helpers/db.js';
+import { testContext, testEnv } from '../helpers/context.js';
+import { enrolTotp } from '../helpers/seed-2fa.js';
+import { runInTerminal } from '../helpers/terminal.js';
+
+vi.setConfig({ testTimeout: 60_000 });
+
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]|\u001b[()][0-9A-Za-z]|\u001b[=>]/g;
+
+let tdb: TestDb;
+let ctx: Context;
+beforeAll(async () => {
+  tdb = await createTestDb('sqlite');
+  ctx = await testContext(tdb);
+});
+afterAll(async () => {
+  await ctx?.close();
+  await tdb?.drop();
+});
+
+describe('item 15: recover at an 80-column terminal', () => {
+  const reason = 'lost the phone on a train; identity checked by a call-back to the number on file';
+  const sentence = 'We recommend turning two-factor authentication on again with your new phone';
+
+  it('wraps on word boundaries at the width; a pipe gets the same text unwrapped', async () => {
+    const a = await enrolTotp(ctx, 'rather.long.customer.address@example.com');
+    const env = { ...testEnv(tdb), NO_COLOR: '1' };
+    const t = await runInTerminal(['--yes', 'recover', a.email, '--ticket', 'T-15', '--reason', reason], env, [], 30_000, 80);
+    expect(t.code, t.screen).toBe(0);
+    const lines = t.screen.replace(ANSI, '').split(/\r?\n/);
+    const long = lines.filter((l) => l.length > 80);
+    expect(long, long.join('\n')).toEqual([]);
+    const text = lines.join(' ').replace(/\s+/g, ' ');
+    expect(text).toContain(reason);
+    expect(text).toContain(sentence);
+    expect(text).toMatch(/This will: remove the authenticator app and its recovery codes; delete pending codes and enrolments; sign the user out everywhere; leave 2FA OFF/);
+
+    const b = await enrolTotp(ctx, 'another.long.customer.address@example.com');
+    const piped = await runCli(['--yes', 'recover', b.email, '--ticket', 'T-15', '--reason', reason], { env });
+    expect(piped.code).toBe(0);
+    expect(piped.stdout.split('\n').find((l) => l.startsWith(sentence))!.length).toBeGreaterThan(80);
+  });
+});
