@@ -169,6 +169,6 @@ describeRoundcubeEachDb('Roundcube store (CLI)', (kind) => {
     const r = await cli(['doctor', '--json']);
     const checks = (JSON.parse(r.stdout) as { checks: Array<{ name: string; status: string }> }).checks;
     expect(checks.find((c) => c.name === 'store roundcube')).toMatchObject({ status: 'ok' });
-    expect(checks.find((c) => c.name === 'roundcube rows')).toMatchObject({ status: 'ok' });
+    expect(checks.find((c) => c.name === 'store roundcube: rows')).toMatchObject({ status: 'ok' });
   });
 });

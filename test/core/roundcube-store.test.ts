@@ -224,10 +224,10 @@ describeRoundcubeEachDb('Roundcube store', (kind) => {
       const checks = await s.store.doctor();
       const byName = Object.fromEntries(checks.map((c) => [c.name, c]));
       expect(byName['store roundcube']!.status).toBe('ok');
-      expect(byName['roundcube plaintext']).toMatchObject({ status: 'warn', detail: expect.stringMatching(/PLAINTEXT/) });
-      expect(byName['roundcube whitelist']).toMatchObject({ status: 'warn', detail: expect.stringMatching(/client-supplied headers/) });
-      expect(byName['roundcube write']).toMatchObject({ status: 'ok' });
-      expect(byName['roundcube decrypt']).toMatchObject({ status: 'warn', detail: expect.stringMatching(/do not decrypt.*lets those users in/) });
+      expect(byName['store roundcube: plaintext']).toMatchObject({ status: 'warn', detail: expect.stringMatching(/PLAINTEXT/) });
+      expect(byName['store roundcube: whitelist']).toMatchObject({ status: 'warn', detail: expect.stringMatching(/client-supplied headers/) });
+      expect(byName['store roundcube: write access']).toMatchObject({ status: 'ok' });
+      expect(byName['store roundcube: encrypted values']).toMatchObject({ status: 'warn', detail: expect.stringMatching(/do not decrypt.*lets those users in/) });
       const missing = await openRoundcubeStore(rc, {}, { tablePrefix: 'nope_' }).store.doctor();
       expect(missing[0]).toMatchObject({ status: 'fail', exitCode: 78 });
     } finally {
