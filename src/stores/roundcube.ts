@@ -103,6 +103,7 @@ interface RowReading {
 }
 
 const KEY_PATTERN = `%s:24:"${PLUGIN_KEY}";%`;
+const KEY_BYTES = Buffer.from(`s:24:"${PLUGIN_KEY}";`);
 
 
 /** Roundcube's `username` for an address, as its login stores it (login_lc). */
@@ -266,6 +267,12 @@ export class RoundcubeStore implements ForeignStore {
       if (!(err instanceof PhpSerializeError)) throw err;
       r.prefsProblem = `${ref}: preferences do not parse exactly (${err.message}); mail2fa reads and writes nothing there`;
       r.problems.push(r.prefsProblem);
+      if (row.prefs.includes(KEY_BYTES)) {
+        // PHP may still read these (objects, references…) and the plugin ask for a code: assume it does (fail
+        // closed), so that recover and disable try, refuse with 65 and say why, instead of finding "nothing".
+        r.present = true;
+        r.activated = true;
+      }
       return r;
     }
     const el = findStringKey(r.top, PLUGIN_KEY);
@@ -364,7 +371,7 @@ export class RoundcubeStore implements ForeignStore {
           userId: r.row.userId,
           username: r.row.username,
           mailHost: r.row.mailHost,
-          plugin: !r.present ? 'none' : r.activated ? (r.notEnforced.length ? 'activated, not enforced' : 'enforced') : r.value?.form === 'other' || (r.data === null && r.present) ? 'unreadable' : 'off',
+          plugin: !r.present ? 'none' : r.prefsProblem ? 'unreadable (assumed on)' : r.activated ? (r.notEnforced.length ? 'activated, not enforced' : 'enforced') : r.value?.form === 'other' || (r.data === null && r.present) ? 'unreadable' : 'off',
           ...(r.present && r.value && r.value.form !== 'other' ? { encrypted: r.value.form === 'encrypted' } : {}),
           ...(r.data ? { recoveryCodes: r.data.recoveryCodes.filter((c) => c !== '').length } : {}),
         })),
@@ -437,7 +444,7 @@ export class RoundcubeStore implements ForeignStore {
 
   /** Refuses (65, nothing written) when a row of the account has preferences that do not parse but may hold the plugin's key. */
   private refuseUnparsable(readings: RowReading[]): void {
-    const bad = readings.filter((r) => r.prefsProblem && r.row.prefs && r.row.prefs.includes(Buffer.from(`s:24:"${PLUGIN_KEY}";`)));
+    const bad = readings.filter((r) => r.prefsProblem && r.row.prefs && r.row.prefs.includes(KEY_BYTES));
     if (bad.length) {
       throw dataError('unparsable_preferences', `store ${this.name}: ${bad[0]!.prefsProblem}`, 'Nothing was written. Fix the row in Roundcube (e.g. bin/moduserprefs.sh) or ask the user to save their settings once.');
     }

@@ -119,6 +119,18 @@ describeRoundcubeEachDb('Roundcube store (CLI)', (kind) => {
     noSecrets(r.stdout + r.stderr + audit.stdout);
   });
 
+  it('recover on preferences mail2fa cannot parse exactly: reported incomplete with the reason (65), the row untouched', async () => {
+    await addMailbox(ctx, 'odd@example.com', PASSWORD);
+    const odd = `a:2:{s:3:"obj";O:8:"stdClass":0:{}s:24:"twofactor_gauthenticator";${prefs(secrets.bob, []).split('s:24:"twofactor_gauthenticator";')[1]}`;
+    const id = await insertUser(rc, 'odd@example.com', 'localhost', odd);
+    const r = await cli(['recover', 'odd@example.com', '--ticket', 'T-4712', '--yes']);
+    expect(r.code).toBe(65);
+    expect(r.stdout + r.stderr).toMatch(/INCOMPLETE/);
+    expect(r.stdout + r.stderr).toMatch(/do not parse exactly/);
+    expect((await preferencesOf(rc, id))!.toString('utf8')).toBe(odd);
+    await rc.exec('UPDATE users SET preferences = ? WHERE user_id = ?', ['a:0:{}', id]); // out of the migration's way
+  });
+
   it('migrate-from roundcube: dry run, then move and clear; Roundcube reads no 2FA, mail2fa verifies the same secret', async () => {
     const dry = await cli(['--json', 'migrate-from', 'roundcube', '--dry-run']);
     expect(dry.code, dry.stderr).toBe(0);
