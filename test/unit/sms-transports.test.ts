@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigFileSchema, type Config } from '../../src/config.js';
+import type { Config } from '../../src/config.js';
+import { ConfigFileSchema } from '../../src/config-schema.js';
 import { ExitCode, Mail2faError } from '../../src/core/errors.js';
 import { createSmsSender, smsText, type SmsMessage } from '../../src/sms/transports.js';
 
