@@ -4,7 +4,7 @@
  * the limit holds across processes). Runs inside the account's transaction: if the gateway fails, the code and
  * the send are removed again (nothing stored) and the failure is audited.
  */
-import { insertReturningId } from '../db/tx.js';
+import { activateChallenge, deleteChallenge, deleteOlderUnusedChallenges, deleteSmsSend, insertChallenge, insertSmsSend, newestUnusedChallengeId, recentSmsSends } from '../db/ownStore.js';
 import { randomDigits } from '../crypto/codes.js';
 import { smsText, type SmsDelivery } from '../sms/transports.js';
 import { Mail2faError, tempFail } from './errors.js';
@@ -32,28 +32,28 @@ export type SmsChallengePurpose = 'sms' | 'enrol-sms';
 export async function sendSmsChallenge(tx: AccountTx, phone: { e164: string; masked: string }, action: string, purpose: SmsChallengePurpose = 'sms'): Promise<SmsSent | Refusal> {
   const t = tx.ctx.tables;
   const since = tx.now - SMS_SEND_WINDOW_MS;
-  const recent = (await tx.trx(t.smsSend).where({ account: tx.account }).andWhere('sent_at', '>', since).orderBy('sent_at', 'asc').select('sent_at')) as { sent_at: number | string }[];
+  const recent = await recentSmsSends(tx.trx, t, tx.account, since);
   if (recent.length >= SMS_SEND_LIMIT) {
-    const nextAt = Number(recent[0]!.sent_at) + SMS_SEND_WINDOW_MS;
+    const nextAt = recent[0]! + SMS_SEND_WINDOW_MS;
     await tx.audit({ action, outcome: 'refused', reason: 'rate limited', detail: { phone: phone.masked } });
     return new Refusal(tempFail('rate_limited', `at most ${SMS_SEND_LIMIT} SMS codes per 15 minutes: try again after ${isoTime(nextAt)}`, 'Use the newest code already sent; it is valid for 10 minutes.'));
   }
   const code = randomDigits(SMS_CODE_DIGITS);
   const expiresAt = tx.now + SMS_CODE_TTL_MS;
-  const challengeId = await insertReturningId(tx.trx, tx.db.dialect, t.challenge, { account: tx.account, purpose, code_hash: await tx.vault().hash(tx.trx, 'sms', tx.account, code), created_at: tx.now, expires_at: expiresAt, used_at: null });
-  const sendId = await insertReturningId(tx.trx, tx.db.dialect, t.smsSend, { account: tx.account, sent_at: tx.now });
+  const challengeId = await insertChallenge(tx.trx, t, tx.db.dialect, { account: tx.account, purpose, code_hash: await tx.vault().hash(tx.trx, 'sms', tx.account, code), created_at: tx.now, expires_at: expiresAt });
+  const sendId = await insertSmsSend(tx.trx, t, tx.db.dialect, tx.account, tx.now);
   let delivery: SmsDelivery;
   try {
     delivery = await (await tx.ctx.sms()).send({ to: phone.e164, text: smsText(tx.ctx.config.issuer, code) });
   } catch (err) {
-    await tx.trx(t.challenge).where({ id: challengeId }).delete();
-    await tx.trx(t.smsSend).where({ id: sendId }).delete();
+    await deleteChallenge(tx.trx, t, challengeId);
+    await deleteSmsSend(tx.trx, t, sendId);
     const error = err instanceof Mail2faError ? err : new Mail2faError('sms_unavailable', `SMS gateway failed: ${(err as Error).message}`, 69);
     await tx.audit({ action, outcome: 'failed', reason: error.code, detail: { phone: phone.masked } });
     return new Refusal(error);
   }
   // Only the newest code is valid: older unused ones go.
-  await tx.trx(t.challenge).where({ account: tx.account, purpose }).whereNull('used_at').andWhere('id', '<', challengeId).delete();
+  await deleteOlderUnusedChallenges(tx.trx, t, tx.account, purpose, challengeId);
   await tx.audit({ action, outcome: 'ok', detail: { phone: phone.masked, transport: delivery.transport } });
   return { delivery, expiresAt: isoTime(expiresAt)!, maskedPhone: phone.masked };
 }
@@ -80,40 +80,38 @@ const PENDING_PURPOSE: Record<SmsChallengePurpose, string> = { sms: 'sms-pending
 export async function recordSmsChallenge(tx: AccountTx, phone: { e164: string; masked: string }, action: string, purpose: SmsChallengePurpose = 'sms'): Promise<PendingSms | Refusal> {
   const t = tx.ctx.tables;
   const since = tx.now - SMS_SEND_WINDOW_MS;
-  const recent = (await tx.trx(t.smsSend).where({ account: tx.account }).andWhere('sent_at', '>', since).orderBy('sent_at', 'asc').select('sent_at')) as { sent_at: number | string }[];
+  const recent = await recentSmsSends(tx.trx, t, tx.account, since);
   if (recent.length >= SMS_SEND_LIMIT) {
-    const nextAt = Number(recent[0]!.sent_at) + SMS_SEND_WINDOW_MS;
+    const nextAt = recent[0]! + SMS_SEND_WINDOW_MS;
     await tx.audit({ action, outcome: 'refused', reason: 'rate limited', detail: { phone: phone.masked } });
     return new Refusal(tempFail('rate_limited', `at most ${SMS_SEND_LIMIT} SMS codes per 15 minutes: try again after ${isoTime(nextAt)}`, 'Use the newest code already sent; it is valid for 10 minutes.'));
   }
   const code = randomDigits(SMS_CODE_DIGITS);
   const expiresAt = tx.now + SMS_CODE_TTL_MS;
   const codeHash = await tx.vault().hash(tx.trx, 'sms', tx.account, code);
-  const challengeId = await insertReturningId(tx.trx, tx.db.dialect, t.challenge, { account: tx.account, purpose: PENDING_PURPOSE[purpose], code_hash: codeHash, created_at: tx.now, expires_at: expiresAt, used_at: null });
-  const sendId = await insertReturningId(tx.trx, tx.db.dialect, t.smsSend, { account: tx.account, sent_at: tx.now });
+  const challengeId = await insertChallenge(tx.trx, t, tx.db.dialect, { account: tx.account, purpose: PENDING_PURPOSE[purpose], code_hash: codeHash, created_at: tx.now, expires_at: expiresAt });
+  const sendId = await insertSmsSend(tx.trx, t, tx.db.dialect, tx.account, tx.now);
   return { challengeId: Number(challengeId), sendId: Number(sendId), code, expiresAt, phone, purpose, action };
 }
 
 export async function activateSmsChallenge(tx: AccountTx, pending: PendingSms, delivery: SmsDelivery): Promise<SmsSent | Refusal> {
   const t = tx.ctx.tables;
-  const activated = await tx.trx(t.challenge).where({ id: pending.challengeId, account: tx.account, purpose: PENDING_PURPOSE[pending.purpose] }).update({ purpose: pending.purpose });
-  if (activated !== 1) {
+  if (!(await activateChallenge(tx.trx, t, pending.challengeId, tx.account, PENDING_PURPOSE[pending.purpose], pending.purpose))) {
     // Removed meanwhile (a recover or disable ran while the text was on its way): the code is not valid.
     await tx.audit({ action: pending.action, outcome: 'failed', reason: 'account changed during the send', detail: { phone: pending.phone.masked } });
     return new Refusal(tempFail('account_changed', 'the account changed while the code was being sent; that code is not valid', 'Request a new code.'));
   }
   // Only the newest code is valid: older unused ones go (a code recorded later but delivered sooner stays
   // the newest, so this one may be the one that goes).
-  const newest = (await tx.trx(t.challenge).where({ account: tx.account, purpose: pending.purpose }).whereNull('used_at').max({ id: 'id' }).first()) as { id: number | string };
-  await tx.trx(t.challenge).where({ account: tx.account, purpose: pending.purpose }).whereNull('used_at').andWhere('id', '<', Number(newest.id)).delete();
+  await deleteOlderUnusedChallenges(tx.trx, t, tx.account, pending.purpose, await newestUnusedChallengeId(tx.trx, t, tx.account, pending.purpose));
   await tx.audit({ action: pending.action, outcome: 'ok', detail: { phone: pending.phone.masked, transport: delivery.transport } });
   return { delivery, expiresAt: isoTime(pending.expiresAt)!, maskedPhone: pending.phone.masked };
 }
 
 export async function abandonSmsChallenge(tx: AccountTx, pending: PendingSms, err: unknown): Promise<Refusal> {
   const t = tx.ctx.tables;
-  await tx.trx(t.challenge).where({ id: pending.challengeId }).delete();
-  await tx.trx(t.smsSend).where({ id: pending.sendId }).delete();
+  await deleteChallenge(tx.trx, t, pending.challengeId);
+  await deleteSmsSend(tx.trx, t, pending.sendId);
   const error = err instanceof Mail2faError ? err : new Mail2faError('sms_unavailable', `SMS gateway failed: ${(err as Error).message}`, 69);
   await tx.audit({ action: pending.action, outcome: 'failed', reason: error.code, detail: { phone: pending.phone.masked } });
   return new Refusal(error);
