@@ -15,7 +15,7 @@ import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { testContext, testEnv, TEST_KEY } from '../helpers/context.js';
 import { enrolTotp } from '../helpers/seed-2fa.js';
 
-vi.setConfig({ testTimeout: 60_000 });
+vi.setConfig({ testTimeout: 120_000 });
 
 describeEachDb('keys rotate with a key file: both keys accepted during the switch', (kind) => {
   let tdb: TestDb;
@@ -23,7 +23,6 @@ describeEachDb('keys rotate with a key file: both keys accepted during the switc
   let keyFile: string;
   let env: Record<string, string | undefined>;
   const secrets = new Map<string, string>();
-  let step = 0;
   beforeAll(async () => {
     tdb = await createTestDb(kind);
     ctx = await testContext(tdb);
@@ -40,11 +39,12 @@ describeEachDb('keys rotate with a key file: both keys accepted during the switc
     await tdb?.drop();
   });
 
-  /** Signs in every account once with a fresh TOTP code: three rounds, at the time steps before, now and after (the ±1 window). */
+  /** Signs in every account once with a current TOTP code. */
   async function everyoneSignsIn(): Promise<void> {
-    step++;
+    // Each round signs in with the current code; the replay mark of the last round is cleared first.
+    await (await ctx.db()).knex(ctx.tables.factor).update({ last_totp_step: null });
     for (const [email, secret] of secrets) {
-      const r = await runCli(['verify', email, '--code', totpCode(secret, Date.now() + (step - 2) * 30_000)], { env });
+      const r = await runCli(['verify', email, '--code', totpCode(secret, Date.now())], { env });
       expect(r.code, `${email}: ${r.stderr}`).toBe(0);
     }
   }
