@@ -158,7 +158,9 @@ export async function replaceMailboxes(trx: Knex.Transaction, m: AccountMapping,
 export async function ensureReferenceMailboxTable(knex: Knex, mapping: AccountMapping, mysql: boolean): Promise<void> {
   if (mapping.preset !== 'mail2fa') return;
   if (await knex.schema.hasTable(mapping.table)) return;
-  await knex.schema.createTableIfNotExists(mapping.table, (table) => {
+  // Two first runs at once (two `migrate`, on one server or two Galera nodes): the one whose CREATE fails because
+  // the table now exists leaves it to the other (its index is added by a separate statement).
+  await knex.schema.createTable(mapping.table, (table) => {
     table.string(mapping.email, 320).primary();
     table.string(mapping.password, 255).notNullable();
     table.boolean(mapping.active).notNullable().defaultTo(true);
@@ -169,6 +171,8 @@ export async function ensureReferenceMailboxTable(knex: Knex, mapping: AccountMa
       table.charset('utf8mb4');
       table.collate('utf8mb4_bin');
     }
+  }).catch(async (err: unknown) => {
+    if (!(await knex.schema.hasTable(mapping.table))) throw err;
   });
 }
 
