@@ -7,11 +7,15 @@
  *   - `status --all --format ndjson`                    vs `mariadb --batch --quick` / `sqlite3 -batch`
  *   - `status --file - --format ndjson` (address list)  vs the same batched `IN (…)` queries in the client
  *   - single-account `status` and `verify`              vs bare `node -e 0`
+ * and PostgreSQL (seeded with COPY) for the bulk read: `status --all --format ndjson` vs `psql` running the minimal
+ * query (the mailbox table LEFT JOIN mail2fa's factor table).
  * each `--runs` times after one warm-up run, medians reported; peak RSS from GNU time. Results are printed and
  * written between the markers of docs/benchmarks.md, with the machine described.
  *
- * Options: --size N (default 1000000) · --list N (default 100000) · --runs N (default 5) · --db both|mariadb|sqlite
+ * Options: --size N (default 1000000) · --list N (default 100000) · --runs N (default 5)
+ *          · --db all|both|mariadb|sqlite|postgres (all = the three; both = MariaDB and SQLite)
  *          · --mariadb-url mysql://root@127.0.0.1:3306/mail2fa_bench (the database is DROPPED and recreated)
+ *          · --pg-url postgres://postgres@127.0.0.1:5432/mail2fa_bench (likewise DROPPED and recreated)
  *          · --keep (keep the seeded data) · --reuse (skip seeding when --keep left data of the same size)
  *          · --no-write (do not touch docs/benchmarks.md) · --bin PATH (measure another build's bin/mail2fa.js against
  *            the same data, e.g. a copy of an older checkout: before/after comparisons)
@@ -39,8 +43,9 @@ const { values: opt } = parseArgs({
     size: { type: 'string', default: '1000000' },
     list: { type: 'string', default: '100000' },
     runs: { type: 'string', default: '5' },
-    db: { type: 'string', default: 'both' },
+    db: { type: 'string', default: 'all' },
     'mariadb-url': { type: 'string', default: process.env.MAIL2FA_BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/mail2fa_bench' },
+    'pg-url': { type: 'string', default: process.env.MAIL2FA_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/mail2fa_bench' },
     keep: { type: 'boolean', default: false },
     reuse: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
@@ -57,8 +62,8 @@ const BIN = resolve(opt.bin ?? join(ROOT, 'bin', 'mail2fa.js'));
 const SIZE = Number(opt.size);
 const RUNS = Number(opt.runs);
 const LIST = Math.min(Number(opt.list), SIZE);
-if (!Number.isInteger(SIZE) || SIZE < 1000 || !Number.isInteger(RUNS) || RUNS < 1 || !Number.isInteger(LIST) || LIST < 1 || !['both', 'mariadb', 'sqlite'].includes(opt.db)) {
-  process.stderr.write('usage: npm run bench -- [--size N>=1000] [--list N] [--runs N] [--db both|mariadb|sqlite] [--mariadb-url URL] [--keep] [--reuse] [--no-write] [--bin PATH]\n');
+if (!Number.isInteger(SIZE) || SIZE < 1000 || !Number.isInteger(RUNS) || RUNS < 1 || !Number.isInteger(LIST) || LIST < 1 || !['all', 'both', 'mariadb', 'sqlite', 'postgres'].includes(opt.db)) {
+  process.stderr.write('usage: npm run bench -- [--size N>=1000] [--list N] [--runs N] [--db all|both|mariadb|sqlite|postgres] [--mariadb-url URL] [--pg-url URL] [--keep] [--reuse] [--no-write] [--bin PATH]\n');
   process.exit(64);
 }
 const WARMUP = 1;
@@ -85,8 +90,13 @@ if (!existsSync(join(ROOT, 'dist', 'main.js'))) {
 }
 const timeBin = haveGnuTime();
 if (!timeBin) log('NOTE: GNU time (/usr/bin/time) is not installed, so peak RSS cannot be measured: apt-get install -y time');
-const wantMariadb = opt.db !== 'sqlite';
-const wantSqlite = opt.db !== 'mariadb';
+const wantMariadb = ['all', 'both', 'mariadb'].includes(opt.db);
+const wantSqlite = ['all', 'both', 'sqlite'].includes(opt.db);
+const wantPostgres = ['all', 'postgres'].includes(opt.db);
+if (wantPostgres && !have('psql')) {
+  log('the `psql` command-line client is missing (apt-get install -y postgresql-client); or run with --db both');
+  process.exit(69);
+}
 if (wantMariadb && !have('mariadb')) {
   log('the `mariadb` command-line client is missing (apt-get install -y mariadb-client); or run with --db sqlite');
   process.exit(69);
@@ -120,6 +130,18 @@ const mariadbConn = ['-h', mysqlUrl.hostname || '127.0.0.1', '-P', mysqlUrl.port
 const mariadbEnv = mysqlUrl.password ? { ...process.env, MYSQL_PWD: decodeURIComponent(mysqlUrl.password) } : process.env;
 function mariadb(sql, { db = DBNAME, extra = [] } = {}) {
   return execFileSync('mariadb', [...mariadbConn, ...extra, '--batch', '-N', ...(db ? [db] : []), '-e', sql], { env: mariadbEnv, encoding: 'utf8', maxBuffer: 1 << 26 });
+}
+const pgUrl = new URL(opt['pg-url']);
+const PG_DBNAME = decodeURIComponent(pgUrl.pathname.slice(1));
+if (wantPostgres && !/^[A-Za-z0-9_]+$/.test(PG_DBNAME)) {
+  log(`--pg-url: database name must be a plain identifier (got "${PG_DBNAME}")`);
+  process.exit(64);
+}
+const psqlConn = ['-h', pgUrl.hostname || '127.0.0.1', '-p', pgUrl.port || '5432', '-U', decodeURIComponent(pgUrl.username || 'postgres')];
+const psqlEnv = pgUrl.password ? { ...process.env, PGPASSWORD: decodeURIComponent(pgUrl.password) } : process.env;
+/** psql on the bench database (or `db`), stopping at the first error; -c may be given several times. */
+function psql(commands, { db = PG_DBNAME } = {}) {
+  return execFileSync('psql', [...psqlConn, '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', db, ...commands.flatMap((c) => ['-c', c])], { env: psqlEnv, encoding: 'utf8', maxBuffer: 1 << 26 });
 }
 function mail2faSync(args, env) {
   const r = spawnSync(NODE, [join(ROOT, 'bin', 'mail2fa.js'), ...args], { env, encoding: 'utf8' });
@@ -220,6 +242,67 @@ async function seedMariadb() {
   } finally {
     for (const name of Object.keys(tables)) rmSync(join(WORK, `${name}.tsv`), { force: true });
   }
+}
+
+async function seedPostgres() {
+  if (opt.reuse) {
+    try {
+      if (psql(["SELECT v FROM bench_meta WHERE k = 'meta'"]).trim() === meta) {
+        log(`  reusing ${PG_DBNAME} (seeded by an earlier --keep run)`);
+        return;
+      }
+    } catch {}
+  }
+  const admin = 'postgres';
+  psql([`DROP DATABASE IF EXISTS "${PG_DBNAME}" WITH (FORCE)`], { db: admin });
+  psql([`CREATE DATABASE "${PG_DBNAME}" ENCODING 'UTF8' TEMPLATE template0`], { db: admin });
+  mail2faSync(['--db', opt['pg-url'], 'migrate', '--with-mailbox-table'], childEnv());
+  const tables = { mailbox: 'mailbox', factor: 'mail2fa_factor', recovery_code: 'mail2fa_recovery_code', account_state: 'mail2fa_account_state', challenge: 'mail2fa_challenge' };
+  try {
+    for (const [name, table] of Object.entries(tables)) {
+      const file = join(WORK, `${name}.tsv`);
+      const count = writeTsv(file, rows(ds, name, sealed));
+      log(`  ${table}: ${count.toLocaleString('en')} rows`);
+      // COPY's text format: tab-separated, \N for NULL, 1/0 accepted for booleans — the TSV MariaDB loads.
+      psql([`\\copy "${table}" (${COLUMNS[name].map((c) => `"${c}"`).join(', ')}) FROM '${file}'`]);
+    }
+  } finally {
+    for (const name of Object.keys(tables)) rmSync(join(WORK, `${name}.tsv`), { force: true });
+  }
+  psql(['VACUUM ANALYZE', 'CREATE TABLE bench_meta (k VARCHAR(16) PRIMARY KEY, v TEXT)', `INSERT INTO bench_meta VALUES ('meta', '${meta}')`]);
+}
+
+/** PostgreSQL: bulk status only, against psql running the minimal join (mailbox LEFT JOIN one 2FA table). */
+async function measurePostgres() {
+  const env = childEnv();
+  const common = { env, tmp: WORK, timeBin };
+  const minimal = 'SELECT m.email, m.domain, m.active, f.method FROM mailbox m LEFT JOIN mail2fa_factor f ON f.account = m.email';
+  // The dataset counts the verify accounts as enrolled (the other databases enrol them to measure verify).
+  await step('enrolling the reserved accounts through the library', () => enrolVerifyAccounts({ dbUrl: opt['pg-url'] }));
+  // Also mail2fa's own status SQL (src/db/statusQuery.ts, from dist; on PostgreSQL `--all` binds no values): what
+  // the server itself needs for the whole answer, beside the minimal join.
+  const { default: knexFactory } = await import('knex');
+  const { statusSql } = await dist('db/statusQuery.js');
+  const { tableNames } = await dist('db/schema.js');
+  const { accountMapping } = await dist('db/accounts.js');
+  const pgKnex = knexFactory({ client: 'pg' });
+  const same = statusSql(pgKnex, { dialect: 'postgres' }, tableNames('mail2fa_'), accountMapping({ preset: 'mail2fa', tablePrefix: '', columns: {} }), { kind: 'all' });
+  await pgKnex.destroy();
+  if (same.bindings.length) throw new Error('the PostgreSQL --all status SQL unexpectedly has bound values');
+  const bulk = [
+    { label: 'status --all', cmd: NODE, args: () => [BIN, '--db', opt['pg-url'], 'status', '--all', '--format', 'ndjson'], ...common, check: summaryCheck({ accounts: exp.accounts, enabled: exp.enabled, totp: exp.totp, sms: exp.sms, temporaryCode: exp.temporaryCode }) },
+    { label: 'psql', cmd: 'psql', args: () => [...psqlConn, '-X', '-At', '-d', PG_DBNAME, '-c', minimal], ...common, env: psqlEnv },
+    { label: 'psql (same SQL)', cmd: 'psql', args: () => [...psqlConn, '-X', '-At', '-d', PG_DBNAME, '-c', same.sql], ...common, env: psqlEnv },
+  ];
+  const [all, allRef, sameRef] = await step(`postgres: status --all --format ndjson vs psql (minimal LEFT JOIN; mail2fa's own SQL), ${WARMUP + RUNS} rounds`, () => measureSet(bulk, { runs: RUNS, warmup: WARMUP }));
+  const what = `status --all --format ndjson (${SIZE.toLocaleString('en')} rows)`;
+  return {
+    kind: 'postgres',
+    rows: [
+      { what, m: all, ref: allRef, refName: 'psql, mailbox LEFT JOIN factor', target: 2, rssTarget: 200 * 1024 },
+      { what, m: all, ref: sameRef, refName: 'psql, same SQL', target: 2, rssTarget: 200 * 1024 },
+    ],
+  };
 }
 
 const SQLITE_HOME = join(WORK, 'sqlite-home');
@@ -370,6 +453,13 @@ async function measureDb(kind) {
 
 const started = performance.now();
 const info = machine({ mariadbArgs: wantMariadb ? mariadbConn : null, sqlite3: wantSqlite && sqlite3Cli });
+if (wantPostgres) {
+  try {
+    info.postgres = psql(['SELECT version()'], { db: 'postgres' }).trim().replace(/ on .*$/, '');
+  } catch {
+    info.postgres = 'PostgreSQL (version unknown)';
+  }
+}
 {
   const { default: Database } = await import('better-sqlite3');
   const mem = new Database(':memory:');
@@ -412,6 +502,12 @@ try {
     seedTimes.sqlite = performance.now() - t;
     results.push(await measureDb('sqlite'));
   }
+  if (wantPostgres) {
+    const t = performance.now();
+    await step(`seeding PostgreSQL ${PG_DBNAME}`, seedPostgres);
+    seedTimes.postgres = performance.now() - t;
+    results.push(await measurePostgres());
+  }
   anatomy = await step(`start-up anatomy, ${WARMUP + RUNS} rounds`, startupAnatomy);
 } finally {
   if (!opt.keep) {
@@ -420,8 +516,13 @@ try {
         mariadb(`DROP DATABASE IF EXISTS \`${DBNAME}\``, { db: null });
       } catch {}
     }
+    if (wantPostgres) {
+      try {
+        psql([`DROP DATABASE IF EXISTS "${PG_DBNAME}" WITH (FORCE)`], { db: 'postgres' });
+      } catch {}
+    }
     rmSync(WORK, { recursive: true, force: true });
-  } else log(`kept: MariaDB database ${DBNAME}, ${WORK} (rerun with --reuse to skip seeding)`);
+  } else log(`kept: MariaDB database ${DBNAME}, PostgreSQL database ${PG_DBNAME}, ${WORK} (rerun with --reuse to skip seeding)`);
 }
 const totalMs = performance.now() - started;
 const loadAfter = loadAverage();
@@ -444,7 +545,7 @@ for (const r of results) {
     const verdict = problem ? `WRONG: ${problem}` : [timeOk, rssOk].includes(false) ? 'MISSED' : timeOk === null ? '(no reference)' : 'met';
     if (problem) failed = true;
     table.push({
-      db: r.kind === 'mariadb' ? 'MariaDB' : 'SQLite (embedded)',
+      db: { mariadb: 'MariaDB', sqlite: 'SQLite (embedded)', postgres: 'PostgreSQL' }[r.kind],
       what: row.what,
       mail2fa: fmtMs(row.m.ms),
       reference: row.ref ? `${fmtMs(row.ref.ms)} (${row.refName})` : `— (${row.refName} missing)`,
@@ -468,9 +569,9 @@ process.stdout.write(`\nwall-time medians of ${RUNS} rounds after ${WARMUP} warm
 
 if (!opt['no-write'] && !opt.bin) {
   const md = [];
-  md.push(`Run of \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${info.date}: ${SIZE.toLocaleString('en')} mailboxes, of which ${exp.totp.toLocaleString('en')} with app 2FA, ${exp.sms.toLocaleString('en')} with SMS and ${exp.temporaryCode.toLocaleString('en')} with a temporary access code, ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.challenges.toLocaleString('en')} challenges, ${exp.stateRows.toLocaleString('en')} account-state rows (${exp.locked.toLocaleString('en')} locked); address list ${LIST.toLocaleString('en')} (1 % unknown, random order). Wall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round (mail2fa and its reference alternate within a round); CPU = user+sys of the process; whole bench ${secs(totalMs)}${seedTimes.mariadb ? `, seeding MariaDB ${secs(seedTimes.mariadb)}` : ''}${seedTimes.sqlite ? `, seeding SQLite ${secs(seedTimes.sqlite)}` : ''}.`);
+  md.push(`Run of \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${info.date}: ${SIZE.toLocaleString('en')} mailboxes, of which ${exp.totp.toLocaleString('en')} with app 2FA, ${exp.sms.toLocaleString('en')} with SMS and ${exp.temporaryCode.toLocaleString('en')} with a temporary access code, ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.challenges.toLocaleString('en')} challenges, ${exp.stateRows.toLocaleString('en')} account-state rows (${exp.locked.toLocaleString('en')} locked); address list ${LIST.toLocaleString('en')} (1 % unknown, random order). Wall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round (mail2fa and its reference alternate within a round); CPU = user+sys of the process; whole bench ${secs(totalMs)}${seedTimes.mariadb ? `, seeding MariaDB ${secs(seedTimes.mariadb)}` : ''}${seedTimes.sqlite ? `, seeding SQLite ${secs(seedTimes.sqlite)}` : ''}${seedTimes.postgres ? `, seeding PostgreSQL ${secs(seedTimes.postgres)}` : ''}.`);
   md.push('');
-  md.push(`Machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GiB memory, ${info.os}; Node ${info.node}; MariaDB ${info.mariadb}${info.innodbBufferPoolMb ? ` (innodb_buffer_pool_size ${info.innodbBufferPoolMb} MB)` : ''}; SQLite ${info.sqliteLib} (better-sqlite3, what mail2fa uses)${info.sqlite ? `, sqlite3 CLI ${info.sqlite}` : ''}. Load average (1 min) ${loadBefore ?? '?'} at the start, ${loadAfter ?? '?'} at the end: other work on the machine during the run slows every command, the references too.`);
+  md.push(`Machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GiB memory, ${info.os}; Node ${info.node}; MariaDB ${info.mariadb}${info.innodbBufferPoolMb ? ` (innodb_buffer_pool_size ${info.innodbBufferPoolMb} MB)` : ''}; SQLite ${info.sqliteLib} (better-sqlite3, what mail2fa uses)${info.sqlite ? `, sqlite3 CLI ${info.sqlite}` : ''}${info.postgres ? `; ${info.postgres}` : ''}. Load average (1 min) ${loadBefore ?? '?'} at the start, ${loadAfter ?? '?'} at the end: other work on the machine during the run slows every command, the references too.`);
   md.push('');
   md.push('| database | measurement | mail2fa | reference | ratio | target | mail2fa peak RSS | CPU mail2fa / reference | verdict |');
   md.push('|---|---|---:|---:|---:|---|---:|---:|---|');
@@ -485,7 +586,7 @@ if (!opt['no-write'] && !opt.bin) {
   md.push('Wall times of every counted run (ms), in order:');
   md.push('');
   for (const t of table) md.push(`- ${t.db}, ${t.what}: ${t.runs}`);
-  for (const r of results) if (r.note) md.push(`- ${r.kind === 'mariadb' ? 'MariaDB' : 'SQLite'}: ${r.note}`);
+  for (const r of results) if (r.note) md.push(`- ${{ mariadb: 'MariaDB', sqlite: 'SQLite', postgres: 'PostgreSQL' }[r.kind]}: ${r.note}`);
   const START = '<!-- bench:results:start (written by bench/run.mjs) -->';
   const END = '<!-- bench:results:end -->';
   const block = `${START}\n${md.join('\n')}\n${END}`;

@@ -361,6 +361,8 @@ const text = [
   '|---|---|---:|---:|---:|---:|---:|---|---|',
   ...rendered.flatMap((r) => r.lines),
   '',
+  `Capacity from the service's CPU per request (flat out), if it had one core to itself: ${results.map((r) => `${r.kind === 'sqlite' ? 'SQLite' : 'MariaDB'} verify ≈ ${Math.round(1000 / r.saturated.cpuMsPerRequest)}/s, requires-code ≈ ${Math.round(1000 / r.requiresFlat.cpuMsPerRequest)}/s`).join('; ')} (the database server's own CPU not included).`,
+  '',
   `Verdict: ${rendered.every((r) => r.verdict) ? 'every target met' : 'targets MISSED (see the table)'}.${rendered.some((r) => r.problems.length) ? ` Unexpected answers: ${rendered.flatMap((r) => r.problems).join('; ')}.` : ''}`,
 ].join('\n');
 process.stdout.write(`${text}\n`);

@@ -172,7 +172,7 @@ function legacyPostfixadminStore(file: ConfigFile, stores: ConfiguredStore[]): C
 
 export function checkDbUrl(url: string, source: string): string[] {
   if (/^sqlite:.+/.test(url)) return [];
-  if (/^(mysql|mariadb):\/\/[^/]+\/[^/?]+/.test(url)) {
+  if (/^(mysql|mariadb|postgres|postgresql):\/\/[^/]+\/[^/?]+/.test(url)) {
     let parsed: URL;
     try {
       parsed = new URL(url);
@@ -181,7 +181,7 @@ export function checkDbUrl(url: string, source: string): string[] {
     }
     return percentEncodingProblems(parsed, source);
   }
-  return [`${source}: expected sqlite:PATH, mysql://USER:PASS@HOST:PORT/DATABASE or mariadb://… (got "${redactUrl(url)}")`];
+  return [`${source}: expected sqlite:PATH, mysql://USER:PASS@HOST:PORT/DATABASE, mariadb://… or postgres://USER:PASS@HOST:PORT/DATABASE (got "${redactUrl(url)}")`];
 }
 
 /**

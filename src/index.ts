@@ -21,7 +21,7 @@ export type { SmsSender, SmsMessage, SmsDelivery } from './sms/transports.js';
 export interface OpenOptions {
   /** A config file (YAML or JSON) — the same file the CLI reads — or its settings as an object. */
   config?: string | Record<string, unknown>;
-  /** Database URL (`sqlite:PATH`, `mysql://…`, `mariadb://…`); overrides the config and MAIL2FA_DB_URL. */
+  /** Database URL (`sqlite:PATH`, `mysql://…`, `mariadb://…`, `postgres://…`); overrides the config and MAIL2FA_DB_URL. */
   db?: string;
   /** The master key file (32 bytes, base64 or hex, mode 0600); overrides the config, MAIL2FA_KEY_FILE and MAIL2FA_KEY. */
   keyFile?: string;

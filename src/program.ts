@@ -34,7 +34,7 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
   const program = new Command('mail2fa')
     .description('Two-factor authentication for mail accounts, managed directly in the mail account database.')
     .version(VERSION, '-V, --version')
-    .addOption(new Option('--db <url>', 'database: sqlite:PATH, mysql://USER:PASS@HOST:PORT/DB or mariadb://… (env MAIL2FA_DB_URL)'))
+    .addOption(new Option('--db <url>', 'database: sqlite:PATH, mysql://USER:PASS@HOST:PORT/DB, mariadb://… or postgres://USER:PASS@HOST:PORT/DB (env MAIL2FA_DB_URL)'))
     .addOption(new Option('--config <file>', 'config file, YAML or JSON (env MAIL2FA_CONFIG)'))
     .option('--json', 'print exactly one JSON document on stdout (errors included)')
     .option('--actor <name>', 'who is acting, for the audit log (default: the OS user)')

@@ -31,7 +31,7 @@ function regenerateCommand(): Command {
           try {
             const summary = await factorSummary(ctx, email);
             if (summary.method === null) throw notEnabled(summary.email, 'it has no recovery codes to replace');
-            const password = await readPassword(out, flags);
+            const password = await readPassword(out, flags, summary.email);
             const code = await obtainCode(ctx, out, { flags, parsed, summary, password, action: 'codes-regenerate' });
             if (!code) {
               if (out.json) await out.document({ ok: true, email: summary.email, changed: false, codeSent: true });

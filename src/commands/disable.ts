@@ -37,7 +37,7 @@ export function disableCommand(): Command {
               else await out.line(ALREADY_OFF(summary.email));
               return;
             }
-            const password = await readPassword(out, flags);
+            const password = await readPassword(out, flags, summary.email);
             const code = await obtainCode(ctx, out, { flags, parsed, summary, password, action: 'disable' });
             if (!code) {
               if (out.json) await out.document({ ok: true, email: summary.email, changed: false, codeSent: true });

@@ -138,7 +138,8 @@ async function readPassword(out: Output, flags: EnableFlags): Promise<string> {
 
 async function drawQr(out: Output, started: StartedEnrolment): Promise<string> {
   const { renderQrForTerminal } = await import('../totp/qr.js');
-  const qr = renderQrForTerminal(started.totp!.otpauthUri);
+  const qr = renderQrForTerminal(started.totp!.otpauthUri, { colour: out.color });
+  if (!out.color && out.stdout.isTTY) out.note('The QR code is drawn without colours (--no-color / NO_COLOR): on a dark terminal theme it may not scan; then type the key below.');
   const width = qr.split('\n')[0]!.replace(/\x1b\[[0-9;]*m/g, '').length;
   const columns = (out.stdout as { columns?: number }).columns;
   if (typeof columns === 'number' && columns > 0 && columns < width) out.note(`warning: the terminal is ${columns} columns wide, the QR code needs ${width}: widen the window (or type the key by hand)`);

@@ -30,8 +30,9 @@ export function parseOwnerFlags(flags: OwnerFlags): ParsedCode | undefined {
   return flags.code === undefined ? undefined : parseCodeInput(flags.code);
 }
 
-export async function readPassword(out: Output, flags: OwnerFlags): Promise<string> {
-  return flags.passwordStdin ? readSecretFromStdin('--password-stdin') : promptPassword(out, 'Current password:', '--password-stdin');
+/** The owner's password; the prompt names `account` (whose password it is) when given. */
+export async function readPassword(out: Output, flags: OwnerFlags, account?: string): Promise<string> {
+  return flags.passwordStdin ? readSecretFromStdin('--password-stdin') : promptPassword(out, account ? `Current password for ${account}:` : 'Current password:', '--password-stdin');
 }
 
 function codePrompt(summary: FactorSummary): string {

@@ -75,6 +75,9 @@ async function refuseKeyFile(file: string, keys: string[]): Promise<void> {
   }
 }
 
+/** How many accounts without 2FA the --require-enabled line names. */
+const GAPS_NAMED = 5;
+
 export function statusCommand(): Command {
   return new Command('status')
     .description('show 2FA status: one row per account (email, enabled, method, masked phone, enrolled, last used, recovery codes left, locked until)')
@@ -122,7 +125,9 @@ export function statusCommand(): Command {
           const db = await ctx.db();
           const deps = { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() };
           const summary = newSummary();
+          if (filter) Object.assign(summary, { filter, shown: 0 });
           let gaps = 0;
+          const firstGaps: string[] = [];
           const renderer = statusRenderer(format, out);
           let begun = false;
           try {
@@ -144,9 +149,13 @@ export function statusCommand(): Command {
               const shown = [];
               for (const row of batch) {
                 addToSummary(summary, row);
-                if (row.state !== 'ok' || !row.enabled) gaps++;
+                if (row.state !== 'ok' || !row.enabled) {
+                  gaps++;
+                  if (firstGaps.length < GAPS_NAMED) firstGaps.push(row.email);
+                }
                 if (matchesFilter(row, filter)) shown.push(row);
               }
+              if (filter) summary.shown! += shown.length;
               if (shown.length) await renderer.rows(shown);
             }
           } catch (err) {
@@ -156,7 +165,11 @@ export function statusCommand(): Command {
           }
           if (!begun) await renderer.begin();
           await renderer.end(summary);
-          return flags.requireEnabled && gaps > 0 ? ExitCode.NEGATIVE : ExitCode.OK;
+          if (!flags.requireEnabled || gaps === 0) return ExitCode.OK;
+          // Which accounts make it 1, on stderr whatever the format: the count and the first few.
+          const listed = summary.accounts + summary.unknown + summary.invalid;
+          out.note(`${gaps} of ${listed} listed account${listed === 1 ? '' : 's'} lack 2FA: ${firstGaps.join(', ')}${gaps > firstGaps.length ? ` and ${gaps - firstGaps.length} more` : ''}`);
+          return ExitCode.NEGATIVE;
         });
       }),
     );

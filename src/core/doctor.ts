@@ -71,7 +71,9 @@ export async function runDoctor(ctx: Context): Promise<Check[]> {
     db = await ctx.db();
     const version = db.dialect === 'sqlite'
       ? `SQLite ${((await db.knex.raw('select sqlite_version() as v')) as { v: string }[])[0]!.v}, file ${db.file}${cfg.db.embedded ? ' (embedded default)' : ''}`
-      : `${((await db.knex.raw('select version() as v')) as [{ v: string }[]])[0][0]!.v} at ${db.displayUrl}`;
+      : db.dialect === 'postgres'
+        ? `${((await db.knex.raw('select version() as v')) as { rows: { v: string }[] }).rows[0]!.v.replace(/ on .*$/, '')} at ${db.displayUrl}`
+        : `${((await db.knex.raw('select version() as v')) as [{ v: string }[]])[0][0]!.v} at ${db.displayUrl}`;
     checks.push({ name: 'database', status: 'ok', detail: version });
   } catch (err) {
     checks.push(fail('database', err, ExitCode.UNAVAILABLE));

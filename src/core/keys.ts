@@ -225,7 +225,7 @@ export async function rotateKeys(ctx: Context, newKey: MasterKey, o: { onProgres
   const specs = sealedTables(ctx.tables);
   const started = Date.now();
   return inTransaction(db, ctx.tables, async (trx) => {
-    const forUpdate = db.dialect === 'mysql';
+    const forUpdate = db.dialect !== 'sqlite'; // SQLite: inTransaction holds the write lock
     const total = await countRows(trx, specs);
     const failures: KeyFailure[] = [];
     let failed = 0;

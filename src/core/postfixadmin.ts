@@ -10,7 +10,7 @@ import type { ConfiguredStore } from '../config.js';
 import type { Context } from '../context.js';
 import { isActive } from '../db/accounts.js';
 import type { Dialect } from '../db/connection.js';
-import { inTransaction } from '../db/tx.js';
+import { inTransaction, lockAccountStates } from '../db/tx.js';
 import { clearPostfixadminSecret, parsePostfixadminSecret, postfixadminLocation, readAllPostfixadminSecrets, type PostfixadminLocation, type PostfixadminOptions } from '../stores/postfixadmin.js';
 import { writeAudit } from './audit.js';
 import { tryCanonicalAddress } from './address.js';
@@ -131,12 +131,7 @@ function sameSecret(vault: Vault, ctx: Context, c: Candidate, sealed: string): b
 
 /** Locks the account-state rows of `accounts` (creating missing ones), as accountTransaction does for one. */
 async function lockAccounts(trx: Knex.Transaction, ctx: Context, dialect: Dialect, accounts: string[]): Promise<void> {
-  for (const batch of chunks(accounts)) {
-    await trx(ctx.tables.accountState).insert(batch.map((account) => ({ account, failed_attempts: 0 }))).onConflict('account').ignore();
-    const query = trx(ctx.tables.accountState).whereIn('account', batch).select('account');
-    if (dialect === 'mysql') query.forUpdate();
-    await query;
-  }
+  for (const batch of chunks(accounts)) await lockAccountStates(trx, ctx.tables, dialect, batch);
 }
 
 function report(o: MigrationOptions, source: string, candidates: Candidate[], cleared: number, refused: boolean): MigrationReport {

@@ -4,6 +4,7 @@
  * the limit holds across processes). Runs inside the account's transaction: if the gateway fails, the code and
  * the send are removed again (nothing stored) and the failure is audited.
  */
+import { insertReturningId } from '../db/tx.js';
 import { randomDigits } from '../crypto/codes.js';
 import { smsText, type SmsDelivery } from '../sms/transports.js';
 import { Mail2faError, tempFail } from './errors.js';
@@ -39,8 +40,8 @@ export async function sendSmsChallenge(tx: AccountTx, phone: { e164: string; mas
   }
   const code = randomDigits(SMS_CODE_DIGITS);
   const expiresAt = tx.now + SMS_CODE_TTL_MS;
-  const [challengeId] = await tx.trx(t.challenge).insert({ account: tx.account, purpose, code_hash: await tx.vault().hash(tx.trx, 'sms', tx.account, code), created_at: tx.now, expires_at: expiresAt, used_at: null });
-  const [sendId] = await tx.trx(t.smsSend).insert({ account: tx.account, sent_at: tx.now });
+  const challengeId = await insertReturningId(tx.trx, tx.db.dialect, t.challenge, { account: tx.account, purpose, code_hash: await tx.vault().hash(tx.trx, 'sms', tx.account, code), created_at: tx.now, expires_at: expiresAt, used_at: null });
+  const sendId = await insertReturningId(tx.trx, tx.db.dialect, t.smsSend, { account: tx.account, sent_at: tx.now });
   let delivery: SmsDelivery;
   try {
     delivery = await (await tx.ctx.sms()).send({ to: phone.e164, text: smsText(tx.ctx.config.issuer, code) });
@@ -52,7 +53,7 @@ export async function sendSmsChallenge(tx: AccountTx, phone: { e164: string; mas
     return new Refusal(error);
   }
   // Only the newest code is valid: older unused ones go.
-  await tx.trx(t.challenge).where({ account: tx.account, purpose }).whereNull('used_at').andWhere('id', '<', challengeId as number).delete();
+  await tx.trx(t.challenge).where({ account: tx.account, purpose }).whereNull('used_at').andWhere('id', '<', challengeId).delete();
   await tx.audit({ action, outcome: 'ok', detail: { phone: phone.masked, transport: delivery.transport } });
   return { delivery, expiresAt: isoTime(expiresAt)!, maskedPhone: phone.masked };
 }

@@ -224,6 +224,9 @@ export interface StatusSummary {
   invalid: number;
   /** How the enabled accounts sign in; `temporaryCode`: no factor yet, 2FA kept by a recover --temporary-code. */
   byMethod: { totp: number; sms: number; temporaryCode: number };
+  /** With --enabled / --disabled: the filter, and how many rows it let through (the counts above cover them all). */
+  filter?: 'enabled' | 'disabled';
+  shown?: number;
 }
 
 export function newSummary(): StatusSummary {

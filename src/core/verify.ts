@@ -10,6 +10,7 @@
  * back and an error is thrown: nothing is ever "accepted" that was not recorded as used.
  */
 import type { Context } from '../context.js';
+import { databaseErrorCode } from '../db/connection.js';
 import { canonicalAddress } from './address.js';
 import { Mail2faError, unavailable } from './errors.js';
 import { readFactor } from './factors.js';
@@ -96,8 +97,8 @@ export async function verifySignInCode(ctx: Context, input: { email: string; cod
  */
 function failClosed(err: unknown): unknown {
   if (err instanceof Mail2faError) return err;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && /^(SQLITE_|ER_)/.test(code)) {
+  const code = databaseErrorCode(err);
+  if (code) {
     return unavailable('db_write_failed', `the database refused to record the code as used (${code}): the code was NOT accepted`, 'Check that mail2fa\'s database user may write its tables (`mail2fa doctor`).');
   }
   return err;

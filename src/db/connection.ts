@@ -3,12 +3,13 @@
  * CLI). knex's own console logging is silenced: failures surface as one typed error, never a stack on stdout.
  */
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import type { Knex } from 'knex';
 import { configError, Mail2faError, tempFail, unavailable } from '../core/errors.js';
 import { redactUrl } from '../config.js';
 
-export type Dialect = 'sqlite' | 'mysql';
+export type Dialect = 'sqlite' | 'mysql' | 'postgres';
 
 export interface DatabaseTarget {
   url: string;
@@ -26,6 +27,12 @@ export interface Database {
 }
 
 const silentLog = { warn() {}, error() {}, deprecate() {}, debug() {} };
+/**
+ * Every knex instance: no console logging, and a failed query's message keeps its "?" placeholders, so bound values
+ * (a sealed secret, a code hash, an address) never end up in an error message, a log line or --verbose output
+ * (PRODUCT.md §3.8).
+ */
+const QUIET = { log: silentLog, compileSqlOnError: false } as const;
 
 export function sqliteFile(url: string): string {
   return resolve(url.slice('sqlite:'.length));
@@ -44,7 +51,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       client: 'better-sqlite3',
       connection: { filename: file },
       useNullAsDefault: true,
-      log: silentLog,
+      ...QUIET,
       pool: {
         min: 1,
         max: 1,
@@ -67,6 +74,12 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     return db;
   }
 
+  if (/^postgres(ql)?:\/\//.test(target.url)) {
+    const db: Database = { knex: knexFactory(postgresConfig(target)), dialect: 'postgres', displayUrl: redactUrl(target.url), close: () => db.knex.destroy() };
+    await ping(db);
+    return db;
+  }
+
   const url = new URL(target.url);
   const knex = knexFactory({
     client: 'mysql2',
@@ -83,13 +96,60 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       timezone: 'Z',
       ...(url.searchParams.get('socket') ? { socketPath: url.searchParams.get('socket')! } : {}),
     },
-    log: silentLog,
+    ...QUIET,
     acquireConnectionTimeout: target.connectTimeoutMs + 1000,
     pool: { min: 0, max: 4 },
   });
   const db: Database = { knex, dialect: 'mysql', displayUrl: redactUrl(target.url), close: () => knex.destroy() };
   await ping(db);
   return db;
+}
+
+/**
+ * PostgreSQL through knex's `pg` client. BIGINT (int8) columns — mail2fa's millisecond times, ids and COUNT(*) —
+ * arrive as numbers like on the other databases (as strings only beyond 2^53, which no such value reaches).
+ * `lock_timeout` bounds a wait for a row lock (PostgreSQL waits forever by default; InnoDB 50 s): past it the
+ * command fails as busy (75) instead of hanging. `?host=/run/postgresql` connects through a Unix socket.
+ */
+function postgresConfig(target: DatabaseTarget): Knex.Config {
+  const url = new URL(target.url);
+  const socket = url.searchParams.get('host');
+  return {
+    client: 'pg',
+    connection: {
+      host: socket || url.hostname || '127.0.0.1',
+      port: url.port ? Number(url.port) : 5432,
+      user: decodeURIComponent(url.username || 'postgres'),
+      password: decodeURIComponent(url.password),
+      database: decodeURIComponent(url.pathname.slice(1)),
+      connectionTimeoutMillis: target.connectTimeoutMs,
+      lock_timeout: 30_000,
+      application_name: 'mail2fa',
+      types: { getTypeParser: pgTypeParser },
+    } as Knex.PgConnectionConfig,
+    ...QUIET,
+    acquireConnectionTimeout: target.connectTimeoutMs + 1000,
+    pool: { min: 0, max: 4 },
+  };
+}
+
+const PG_INT8 = 20;
+let pgTypes: typeof import('pg').types | undefined;
+
+/** pg's own parsers, except int8 → number when exact. Loaded with the driver (knex imports `pg` on first use). */
+function pgTypeParser(oid: number, format?: string): (value: string) => unknown {
+  if (oid === PG_INT8 && format !== 'binary') {
+    return (value: string) => {
+      const n = Number(value);
+      return Number.isSafeInteger(n) ? n : value;
+    };
+  }
+  pgTypes ??= requirePg().types;
+  return pgTypes.getTypeParser(oid, (format ?? 'text') as 'text') as (value: string) => unknown;
+}
+
+function requirePg(): typeof import('pg') {
+  return createRequire(import.meta.url)('pg') as typeof import('pg');
 }
 
 async function ping(db: Database): Promise<void> {
@@ -109,30 +169,75 @@ export function mapDbError(err: unknown, where: string): Error {
   const message = (e.message ?? String(err)).split('\n')[0]!;
   // A connection that died inside a transaction (server restart, KILL) surfaces through knex's ROLLBACK/COMMIT as
   // mysql2's code-less "Can't add new command when connection is in closed state"; ER_CONNECTION_KILLED is 1927.
-  const closed = /Can't add new command when connection is in closed state/.test(message) || code === 'ER_CONNECTION_KILLED';
+  // pg: a dropped or timed-out connection is a code-less "Connection terminated …"; SQLSTATE class 08 is a
+  // connection exception, 57P01–57P03 a server shutting down, restarting or starting up.
+  const closed =
+    /Can't add new command when connection is in closed state|^Connection terminated|is not queryable|^timeout expired/.test(message) ||
+    code === 'ER_CONNECTION_KILLED' ||
+    /^08...$/.test(code) ||
+    ['57P01', '57P02', '57P03'].includes(code);
   if (closed || ['ECONNREFUSED', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNRESET', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'EAI_AGAIN'].includes(code) || e.name === 'KnexTimeoutError') {
     return unavailable('db_unavailable', `database unavailable at ${where}: ${code || (closed ? 'connection lost' : 'timeout')}`, 'Is the server running and reachable? Check --db / MAIL2FA_DB_URL.');
   }
-  if (code === 'ER_ACCESS_DENIED_ERROR' || code === 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR') {
+  if (code === '53300') {
+    return unavailable('db_unavailable', `database unavailable at ${where}: too many connections`, 'Retry later, or raise max_connections.');
+  }
+  // PostgreSQL 28P01 wrong password, 28000 no pg_hba.conf entry / unknown role.
+  if (code === 'ER_ACCESS_DENIED_ERROR' || code === 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR' || code === '28P01' || code === '28000') {
     return unavailable('db_access_denied', `database refused the login at ${where}: ${message}`, 'Check the user and password in the database URL.');
   }
-  if (code === 'ER_BAD_DB_ERROR') {
+  if (code === 'ER_BAD_DB_ERROR' || code === '3D000') {
     return unavailable('db_missing', `database does not exist at ${where}: ${message}`, 'Create it, or fix the database name in the URL.');
   }
-  if (code === 'SQLITE_BUSY' || code === 'ER_LOCK_WAIT_TIMEOUT') {
+  if (isBusy(err)) {
     return tempFail('busy', 'the account is busy (another change is in progress); retry', 'Retry in a moment.');
   }
   if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_NOTADB' || code === 'SQLITE_READONLY') {
     return unavailable('db_unavailable', `cannot open the SQLite database ${where}: ${code}`);
   }
-  if (code === 'ER_NO_SUCH_TABLE' || code === 'ER_BAD_FIELD_ERROR' || /no such (table|column)/.test(message)) {
+  // PostgreSQL 42P01 undefined table, 42703 undefined column.
+  if (code === 'ER_NO_SUCH_TABLE' || code === 'ER_BAD_FIELD_ERROR' || code === '42P01' || code === '42703' || /no such (table|column)/.test(message)) {
     return configError('schema_mismatch', `database schema does not match: ${message}`, 'Run `mail2fa migrate`, and check the account mapping (accounts.preset / accounts.columns) with `mail2fa doctor`.');
   }
   return err as Error;
 }
 
-/** True for errors worth retrying the whole transaction for (deadlocks). */
+/**
+ * Lock conflicts that a later attempt can win: deadlocks (MySQL 1213, PostgreSQL 40P01), serialization failures
+ * (PostgreSQL 40001; a Galera certification conflict also surfaces as 1213), lock-wait timeouts (MySQL 1205,
+ * PostgreSQL 55P03) and SQLite's busy. Once retries are exhausted they are "busy, retry" (75), never a bug (70) or
+ * an outage (69).
+ */
+export function isBusy(err: unknown): boolean {
+  const e = err as { code?: string; errno?: number } | null;
+  const code = e?.code;
+  return (
+    code === 'ER_LOCK_DEADLOCK' ||
+    code === 'ER_LOCK_WAIT_TIMEOUT' ||
+    e?.errno === 1213 ||
+    e?.errno === 1205 ||
+    code === '40001' ||
+    code === '40P01' ||
+    code === '55P03' ||
+    code === 'SQLITE_BUSY' ||
+    code === 'SQLITE_BUSY_SNAPSHOT' ||
+    code === 'SQLITE_LOCKED'
+  );
+}
+
+/** True for errors worth retrying the whole transaction for (deadlocks, serialization failures, busy). */
 export function isRetryable(err: unknown): boolean {
-  const code = (err as { code?: string }).code;
-  return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT' || code === 'SQLITE_BUSY';
+  const code = (err as { code?: string } | null)?.code;
+  return isBusy(err) && code !== '55P03';
+}
+
+/** The driver's code of an error the database server (or SQLite) raised, e.g. SQLITE_READONLY, ER_…, or a SQLSTATE. */
+export function databaseErrorCode(err: unknown): string | null {
+  const e = err as { code?: unknown; severity?: unknown } | null;
+  const code = e?.code;
+  if (typeof code !== 'string') return null;
+  if (/^(SQLITE_|ER_)/.test(code)) return code;
+  // pg's DatabaseError: a five-character SQLSTATE with the server's severity.
+  if (/^[0-9A-Z]{5}$/.test(code) && typeof e?.severity === 'string') return code;
+  return null;
 }

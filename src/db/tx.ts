@@ -1,6 +1,7 @@
 /**
- * One command's changes = one transaction (PRODUCT.md §3.10). Deadlocks are retried; SQLite takes the write
- * lock up front so that two processes serialise instead of failing on a read→write upgrade.
+ * One command's changes = one transaction (PRODUCT.md §3.10). Deadlocks and serialization failures are retried;
+ * when the retries run out the command fails as "busy, retry" (75), never as an outage or a bug. SQLite takes the
+ * write lock up front so that two processes serialise instead of failing on a read→write upgrade.
  */
 import type { Knex } from 'knex';
 import type { Database } from './connection.js';
@@ -44,10 +45,30 @@ export interface AccountStateRow {
 }
 
 export async function lockAccountState(trx: Trx, tables: Tables, dialect: Database['dialect'], account: string): Promise<AccountStateRow> {
-  await trx(tables.accountState).insert({ account, failed_attempts: 0 }).onConflict('account').ignore();
-  let query = trx(tables.accountState).where({ account }).first();
-  if (dialect === 'mysql') query = query.forUpdate();
-  const row = (await query) as AccountStateRow | undefined;
+  let row: AccountStateRow | undefined;
+  if (dialect === 'postgres') {
+    // One statement: inserts the row, or takes the existing row's lock (DO UPDATE locks it like FOR UPDATE, and
+    // waits for a concurrent insert of the same key to finish) and returns its latest committed version.
+    const result = (await trx.raw(
+      `INSERT INTO ?? (account, failed_attempts) VALUES (?, 0) ON CONFLICT (account) DO UPDATE SET account = EXCLUDED.account RETURNING account, failed_attempts, locked_until, sessions_revoked_at`,
+      [tables.accountState, account],
+    )) as { rows: AccountStateRow[] };
+    row = result.rows[0];
+  } else {
+    if (dialect === 'mysql') {
+      // INSERT … ON DUPLICATE KEY UPDATE takes the row's exclusive lock at once, whether it inserts or finds the
+      // row. (INSERT IGNORE takes a shared lock on a duplicate; two transactions each holding it and then asking
+      // for FOR UPDATE deadlock on the upgrade.)
+      await trx.raw('INSERT INTO ?? (account, failed_attempts) VALUES (?, 0) ON DUPLICATE KEY UPDATE account = account', [tables.accountState, account]);
+    } else {
+      // SQLite: inTransaction already holds the database's write lock, so nothing can interleave.
+      await trx(tables.accountState).insert({ account, failed_attempts: 0 }).onConflict('account').ignore();
+    }
+    let query = trx(tables.accountState).where({ account }).first();
+    // Already locked exclusively: the locking read cannot wait, and reads the latest version, not the snapshot.
+    if (dialect === 'mysql') query = query.forUpdate();
+    row = (await query) as AccountStateRow | undefined;
+  }
   if (!row) throw new Error(`account state row for ${account} vanished`);
   return {
     account: row.account,
@@ -55,4 +76,32 @@ export async function lockAccountState(trx: Trx, tables: Tables, dialect: Databa
     locked_until: row.locked_until === null ? null : Number(row.locked_until),
     sessions_revoked_at: row.sessions_revoked_at === null ? null : Number(row.sessions_revoked_at),
   };
+}
+
+/**
+ * Locks (creating missing ones) the state rows of several accounts at once, for batch operations; in sorted
+ * order, so that two batches over overlapping accounts queue instead of deadlocking. Takes the exclusive lock
+ * directly, as lockAccountState does.
+ */
+export async function lockAccountStates(trx: Trx, tables: Tables, dialect: Database['dialect'], accounts: string[]): Promise<void> {
+  const sorted = [...new Set(accounts)].sort();
+  if (sorted.length === 0) return;
+  const values = sorted.map(() => '(?, 0)').join(', ');
+  if (dialect === 'postgres') {
+    await trx.raw(`INSERT INTO ?? (account, failed_attempts) VALUES ${values} ON CONFLICT (account) DO UPDATE SET account = EXCLUDED.account`, [tables.accountState, ...sorted]);
+  } else if (dialect === 'mysql') {
+    await trx.raw(`INSERT INTO ?? (account, failed_attempts) VALUES ${values} ON DUPLICATE KEY UPDATE account = account`, [tables.accountState, ...sorted]);
+  } else {
+    await trx(tables.accountState).insert(sorted.map((account) => ({ account, failed_attempts: 0 }))).onConflict('account').ignore();
+  }
+}
+
+/** Inserts one row into a table with a generated `id` and returns that id, on every database. */
+export async function insertReturningId(trx: Trx, dialect: Database['dialect'], table: string, row: Record<string, unknown>): Promise<number> {
+  if (dialect === 'postgres') {
+    const [inserted] = (await trx(table).insert(row).returning('id')) as { id: number | string }[];
+    return Number(inserted!.id);
+  }
+  const [id] = (await trx(table).insert(row)) as number[];
+  return Number(id);
 }

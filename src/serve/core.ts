@@ -9,6 +9,9 @@ import { contextFromConfig, schemaVersion, type Context } from '../context.js';
 import { LATEST_MIGRATION } from '../db/migrations.js';
 import type { SmsSender } from '../sms/transports.js';
 
+/** How long a pool dropped after a lost connection stays open for the requests still using it. */
+const RETIRE_AFTER_MS = 30_000;
+
 export interface RequestOrigin {
   /** The calling webmail's name: the audit actor is `serve:<client>`. */
   client: string;
@@ -33,6 +36,7 @@ export class ServeCore {
   private base: Context | undefined;
   private opening: Promise<Context> | undefined;
   private closed = false;
+  private readonly retired = new Map<Context, NodeJS.Timeout>();
 
   constructor(
     readonly config: Config,
@@ -77,7 +81,17 @@ export class ServeCore {
     const old = this.base;
     if (!old) return;
     this.base = undefined;
-    void old.close().catch(() => {});
+    // Closed once the requests that hold it are surely over (request timeout + database connect timeout), so that
+    // none of them fails on a pool closed under it; at once if the service stops first.
+    const timer = setTimeout(() => this.retire(old), RETIRE_AFTER_MS);
+    timer.unref();
+    this.retired.set(old, timer);
+  }
+
+  private retire(ctx: Context): void {
+    clearTimeout(this.retired.get(ctx));
+    this.retired.delete(ctx);
+    void ctx.close().catch(() => {});
   }
 
   /** Database reachable, schema current, key loaded: each reported, no error details. */
@@ -104,6 +118,7 @@ export class ServeCore {
     this.closed = true;
     const ctx = this.base ?? (await this.opening?.catch(() => undefined));
     this.base = undefined;
+    for (const old of [...this.retired.keys()]) this.retire(old);
     await ctx?.close();
   }
 }

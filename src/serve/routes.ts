@@ -18,7 +18,6 @@ import { sessionsRevokedAt } from '../core/verify.js';
 import { formatSecretForManualEntry } from '../totp/totp.js';
 import { verifyCodeAnswer } from '../verify-answer.js';
 import { answerForError, badRequest, errorAnswer, NEGATIVE, ok, type Answer } from './answers.js';
-import type { RequestOrigin } from './core.js';
 import { qrSvg } from './qr.js';
 
 const email = z.string().max(1024);
@@ -41,12 +40,6 @@ const EnrolStart = z
 const EnrolConfirm = z.strictObject({ email, enrolmentId: z.string().regex(/^[0-9a-f]{24}$/, 'must be the 24 hex digits enrol/start returned'), code, ...origin });
 const PasswordAndCode = z.strictObject({ email, password, code, ...origin });
 const PasswordOnly = z.strictObject({ email, password, ...origin });
-
-export interface RouteEnv {
-  /** The per-request context (shared pool, this request's actor and origin). */
-  context(origin: RequestOrigin): Promise<Context>;
-  client: string;
-}
 
 interface Route {
   schema: z.ZodType;

@@ -94,7 +94,7 @@ export class ServeServer {
     const started = performance.now();
     this.inFlight++;
     const path = (req.url ?? '/').split('?')[0]!;
-    const fields: LogFields = { route: path in ROUTES || path === '/healthz' ? path.replace(/^\/(v1\/)?/, '') : 'unknown', method: req.method ?? '' };
+    const fields: LogFields = { route: Object.hasOwn(ROUTES, path) || path === '/healthz' ? path.replace(/^\/(v1\/)?/, '') : 'unknown', method: req.method ?? '' };
     let answer: Answer;
     try {
       answer = await this.answer(req, path, fields);
@@ -120,7 +120,7 @@ export class ServeServer {
       const health = await this.options.core.health();
       return { status: health.ok ? 200 : 503, body: { ...health, version: VERSION }, outcome: health.ok ? 'healthy' : 'unhealthy' };
     }
-    const r = ROUTES[path];
+    const r = Object.hasOwn(ROUTES, path) ? ROUTES[path] : undefined;
     if (!r) return errorAnswer(404, 'not_found', 'no such endpoint (see docs/serve.md)');
     if (req.method !== 'POST') return methodNotAllowed('POST');
     if (!this.authorised(req)) return { ...errorAnswer(401, 'unauthorized', 'missing or wrong bearer token'), headers: { 'WWW-Authenticate': 'Bearer' } };

@@ -180,7 +180,7 @@ class MailcowStore implements ForeignStore {
   private async rowsOf(q: Knex | Knex.Transaction, emails: readonly string[], lock = false): Promise<TfaRow[]> {
     const wanted = new Set(emails);
     let query = q(this.table).select('id', 'key_id', 'username', 'authmech', 'secret', 'active').whereIn('username', [...wanted]).orderBy('id');
-    if (lock && (await this.db()).dialect === 'mysql') query = query.forUpdate();
+    if (lock && (await this.db()).dialect !== 'sqlite') query = query.forUpdate();
     const rows = (await query) as TfaRow[];
     return rows.filter((r) => wanted.has(r.username));
   }

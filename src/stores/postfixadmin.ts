@@ -91,6 +91,7 @@ function base32Bytes(secret: string): Buffer {
 
 /** SQL comparing a column byte for byte with a Buffer parameter, whatever the column's charset/collation. */
 function exactSql(dialect: Dialect): string {
+  if (dialect === 'postgres') return "convert_to(CAST(?? AS text), 'UTF8') = ?";
   return dialect === 'mysql' ? 'CAST(CONVERT(?? USING utf8mb4) AS BINARY) = ?' : 'CAST(?? AS BLOB) = ?';
 }
 

@@ -21,7 +21,7 @@ import type { Database, Dialect } from '../db/connection.js';
 import { escapeControl } from '../core/text.js';
 import { memcachedDelete, memcachedVersion, parseMemcachedServer, type MemcachedServer } from './memcached.js';
 import { JsonSyntaxError, member, parseStrictJson, setTopLevelMember, type JsonNode } from './strict-json.js';
-import { chunked, doctorSchema, doctorWriteAccess, lazyStoreDatabase, prefixed, sqlIdentifier, StoreConflict, storeRead, storeTransaction, unparsable, whereExact } from './support.js';
+import { chunked, doctorSchema, exactSql, doctorWriteAccess, lazyStoreDatabase, prefixed, sqlIdentifier, StoreConflict, storeRead, storeTransaction, unparsable, whereExact } from './support.js';
 import type {
   ForeignStore,
   StoreAccountStatus,
@@ -146,7 +146,7 @@ class SogoStore implements ForeignStore {
   private async rowsOf(q: Knex | Knex.Transaction, dialect: Dialect, uids: readonly string[], columns: string[], lock = false): Promise<ProfileRow[]> {
     const wanted = new Set(uids);
     let query = q(this.table).select(columns).whereIn('c_uid', [...wanted]);
-    if (lock && dialect === 'mysql') query = query.forUpdate();
+    if (lock && dialect !== 'sqlite') query = query.forUpdate();
     return ((await query) as ProfileRow[]).filter((r) => wanted.has(r.c_uid));
   }
 
@@ -264,7 +264,7 @@ class SogoStore implements ForeignStore {
       let text = old ?? '{}';
       for (const key of writes) text = setTopLevelMember(text, parseStrictJson(text), key, '0');
       let update = whereExact(trx(this.table).where('c_uid', email), db.dialect, 'c_uid', email);
-      update = old === null ? update.whereNull('c_defaults') : update.whereRaw(db.dialect === 'mysql' ? 'CAST(?? AS BINARY) = ?' : 'CAST(?? AS BLOB) = ?', ['c_defaults', Buffer.from(old, 'utf8')]);
+      update = old === null ? update.whereNull('c_defaults') : update.whereRaw(exactSql(db.dialect), ['c_defaults', Buffer.from(old, 'utf8')]);
       const changed = Number(await update.update({ c_defaults: text }));
       if (changed !== 1) throw new StoreConflict(`${p.ref} c_defaults`);
       const was = p.enabled.state === 'missing' ? `${ENABLED} was not set (${p.source} applied)` : `${ENABLED} was on`;

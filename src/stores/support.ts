@@ -38,6 +38,7 @@ export function prefixed(config: StoreConfigBase, table: string): string {
  * 'User@Example.com' and 'user@example.com ' for 'user@example.com'.
  */
 export function exactSql(dialect: Dialect): string {
+  if (dialect === 'postgres') return "convert_to(CAST(?? AS text), 'UTF8') = ?";
   return dialect === 'mysql' ? 'CAST(CONVERT(?? USING utf8mb4) AS BINARY) = ?' : 'CAST(?? AS BLOB) = ?';
 }
 

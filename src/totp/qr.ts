@@ -76,11 +76,11 @@ export function qrMatrix(text: string, errorCorrection: QrErrorCorrection = 'M')
  * Draws the QR code of `text` for a terminal: one text line per two module rows, using ▀ ▄ █ and space in
  * black on bright white (`ESC[30;107m`), every line starting with its own colours and ending with `ESC[0m`.
  * Default quiet zone: 4 modules on every side, in the light colour. Lines are joined with '\n' (no trailing
- * newline). The output is `(n + 2·quietZone)` columns wide.
+ * newline). The output is `(n + 2·quietZone)` columns wide. `colour: false` leaves the escapes out.
  */
 export function renderQrForTerminal(
   text: string,
-  opts?: { quietZone?: number; errorCorrection?: QrErrorCorrection },
+  opts?: { quietZone?: number; errorCorrection?: QrErrorCorrection; colour?: boolean },
 ): string {
   const quiet = opts?.quietZone ?? QR_QUIET_ZONE;
   if (!Number.isSafeInteger(quiet) || quiet < 0) throw new RangeError('quietZone must be a non-negative integer');
@@ -94,15 +94,18 @@ export function renderQrForTerminal(
     return matrix[rr]?.[cc] === true;
   };
 
+  // colour: false (a pipe, --no-color, NO_COLOR): the same blocks without escapes, dark modules in the default
+  // foreground colour; it scans where text is dark on light (a file, a light terminal theme).
+  const [begin, end] = opts?.colour === false ? ['', ''] : [COLOURS, RESET];
   const lines: string[] = [];
   for (let r = 0; r < size; r += 2) {
-    let line = COLOURS;
+    let line = begin;
     for (let c = 0; c < size; c++) {
       const top = dark(r, c);
       const bottom = r + 1 < size && dark(r + 1, c);
       line += top ? (bottom ? FULL : UPPER) : bottom ? LOWER : EMPTY;
     }
-    lines.push(line + RESET);
+    lines.push(line + end);
   }
   return lines.join('\n');
 }

@@ -69,7 +69,7 @@ export function summaryLine(s: StatusSummary): string {
   const parts = [`${s.accounts} account${s.accounts === 1 ? '' : 's'}`, `${s.enabled} with 2FA (${s.byMethod.totp} app, ${s.byMethod.sms} SMS${s.byMethod.temporaryCode ? `, ${s.byMethod.temporaryCode} temporary code${s.byMethod.temporaryCode === 1 ? '' : 's'}` : ''})`, `${s.disabled} without`];
   if (s.unknown) parts.push(`${s.unknown} unknown`);
   if (s.invalid) parts.push(`${s.invalid} invalid`);
-  return parts.join(', ');
+  return `${parts.join(', ')}${s.filter ? `; ${s.shown ?? 0} shown (--${s.filter})` : ''}`;
 }
 
 export function statusRenderer(format: StatusFormat, out: Output): StatusRenderer {

@@ -48,13 +48,13 @@ describeEachDb('mail2fa codes regenerate (built binary)', (kind) => {
   it('in a real terminal: password and code prompts, the codes shown; Ctrl-C at a prompt → 130', async () => {
     const a = await enrolTotp(ctx, fresh());
     const r = await runInTerminal(['codes', 'regenerate', a.email], env, [
-      [/Current password:/, `${PASSWORD}\r`],
+      [/Current password for [^:]+:/, `${PASSWORD}\r`],
       [/Code from the authenticator app \(or a recovery code\):/, `${totpCode(a.secret, Date.now())}\r`],
     ]);
     expect(r.code, r.screen).toBe(0);
     expect(r.screen).toContain('New recovery codes for');
     expect(r.screen).not.toContain(PASSWORD);
-    const cancelled = await runInTerminal(['codes', 'regenerate', a.email], env, [[/Current password:/, '\x03']]);
+    const cancelled = await runInTerminal(['codes', 'regenerate', a.email], env, [[/Current password for [^:]+:/, '\x03']]);
     expect(cancelled.code).toBe(130);
   });
 

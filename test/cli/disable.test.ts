@@ -116,7 +116,7 @@ describeEachDb('mail2fa disable (built binary)', (kind) => {
     const a = await enrolTotp(ctx, fresh());
     const code = totpCode(a.secret, Date.now());
     const r = await runInTerminal(['disable', a.email], env, [
-      [/Current password:/, `${PASSWORD}\r`],
+      [/Current password for [^:]+:/, `${PASSWORD}\r`],
       [/Code from the authenticator app \(or a recovery code\):/, `${code}\r`],
     ]);
     expect(r.code, r.screen).toBe(0);
@@ -128,7 +128,7 @@ describeEachDb('mail2fa disable (built binary)', (kind) => {
 
   it('130 when cancelled at the prompt (Ctrl-C): nothing changed', async () => {
     const a = await enrolTotp(ctx, fresh());
-    const r = await runInTerminal(['disable', a.email], env, [[/Current password:/, '\x03']]);
+    const r = await runInTerminal(['disable', a.email], env, [[/Current password for [^:]+:/, '\x03']]);
     expect(r.code, r.screen).toBe(130);
     expect(await twoFactorRows(ctx, a.email)).toMatchObject({ factor: 1, recoveryCodes: 10 });
     expect(await auditRows(ctx, a.email)).toEqual([]);
@@ -148,7 +148,7 @@ describeEachDb('mail2fa disable (built binary)', (kind) => {
   it('in a real terminal, SMS: --send-code texts a code, then the prompt takes it', async () => {
     const a = await enrolSms(ctx, fresh());
     const r = await runInTerminal(['disable', a.email, '--send-code'], env, [
-      [/Current password:/, `${PASSWORD}\r`],
+      [/Current password for [^:]+:/, `${PASSWORD}\r`],
       // The code is read from the outbox only once the prompt asks for it: it was sent just before.
       [/Code from the text message to \+45 \*{4}3456 \(or a recovery code\):/, () => `${lastOutboxCode(outboxFile(ctx))}\r`],
     ]);

@@ -89,7 +89,7 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
     expect(doc.checks.filter((c) => c.status !== 'ok').map((c) => [c.name, c.status])).toEqual([['sign-out action', 'warn']]);
     expect(by.key!.detail).toMatch(/decrypts a sample of 2 stored secret\(s\)/);
     expect(by['sms gateway']!.detail).toContain('reachable');
-    expect(by.database!.detail).toMatch(kind === 'mariadb' ? /MariaDB/ : /SQLite/);
+    expect(by.database!.detail).toMatch({ mariadb: /MariaDB/, postgres: /PostgreSQL/, sqlite: /SQLite/ }[kind]);
 
     const human = await runCli(['doctor'], { env });
     expect(human.code).toBe(0);
@@ -99,12 +99,12 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
   });
 
   it('stopped database: 69, the database check fails and every other check is still listed', async () => {
-    const url = kind === 'mariadb' ? `mysql://root@127.0.0.1:${await closedPort()}/test` : `sqlite:${tdb.dir}`; // a directory is no database file
+    const url = { mariadb: `mysql://root@127.0.0.1:${await closedPort()}/test`, postgres: `postgres://postgres@127.0.0.1:${await closedPort()}/test`, sqlite: `sqlite:${tdb.dir}` }[kind]; // a directory is no database file
     const { r, doc, by } = await doctor({ db: url });
     expect(r.code).toBe(69);
     expect(doc.exitCode).toBe(69);
     expect(by.database).toMatchObject({ status: 'fail' });
-    expect(by.database!.detail).toMatch(kind === 'mariadb' ? /database unavailable at .*ECONNREFUSED/ : /cannot open the SQLite database/);
+    expect(by.database!.detail).toMatch(kind === 'sqlite' ? /cannot open the SQLite database/ : /database unavailable at .*ECONNREFUSED/);
     for (const name of ALL) expect(by[name], name).toBeDefined();
     expect(by.schema!.status).toBe('skip');
     expect(by['account mapping']!.status).toBe('skip');

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
+import { decodeQrFromScreen } from '../helpers/qr-screen.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
 import { accountState, auditRows, enrolTotp, twoFactorRows, wrongTotp } from '../helpers/seed-2fa.js';
@@ -265,5 +266,49 @@ describe('item 16: enable without a terminal', () => {
     expect(app.code).toBe(64);
     expect(app.stderr).toMatch(/QR code/);
     expect(await twoFactorRows(ctx, plain)).toEqual({ factor: 0, recoveryCodes: 0, enrolments: 0, challenges: 0 });
+  });
+});
+
+describe('item 17: enable --start into a pipe writes no colour escapes', () => {
+  it('plain QR (still decodable), with --no-color, NO_COLOR, and even FORCE_COLOR', async () => {
+    const runs = await Promise.all(
+      [
+        [['--no-color'], {}],
+        [[], { NO_COLOR: '1' }],
+        [[], { NO_COLOR: undefined, FORCE_COLOR: '3', TERM: 'xterm-256color' }],
+      ].map(async ([flags, env]) => {
+        const email = fresh('qr');
+        await addMailbox(ctx, email, 'pw');
+        return { email, r: await cli([...(flags as string[]), 'enable', email, '--start', '--password-stdin'], { input: 'pw', env: env as Record<string, string | undefined> }) };
+      }),
+    );
+    for (const { email, r } of runs) {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout + r.stderr).not.toContain('\x1b');
+      expect(decodeQrFromScreen(r.stdout)).toMatch(new RegExp(`^otpauth://totp/.*${encodeURIComponent(email).replace(/[.]/g, '\\.')}`));
+    }
+  });
+});
+
+describe('item 18: the status summary and --require-enabled', () => {
+  it('the summary says how many rows a filter showed; exit 1 names the count and the first accounts without 2FA', async () => {
+    const on = await enrolTotp(ctx, fresh('gap'));
+    const offs = Array.from({ length: 7 }, () => fresh('gap'));
+    for (const o of offs) await addMailbox(ctx, o);
+    const list = [on.email, ...offs, 'ghost.gap@example.com'];
+    const [enabled, disabled, json, required, fine] = await Promise.all([
+      cli(['status', ...list, '--enabled', '--format', 'ndjson']),
+      cli(['status', ...list, '--disabled']),
+      cli(['status', ...list, '--disabled', '--json']),
+      cli(['status', ...list, '--require-enabled', '--format', 'csv']),
+      cli(['status', on.email, '--require-enabled']),
+    ]);
+    expect(enabled.stderr).toBe('8 accounts, 1 with 2FA (1 app, 0 SMS), 7 without, 1 unknown; 1 shown (--enabled)\n');
+    expect(disabled.stdout.trimEnd().split('\n').at(-1)).toBe('8 accounts, 1 with 2FA (1 app, 0 SMS), 7 without, 1 unknown; 7 shown (--disabled)');
+    expect(JSON.parse(json.stdout).summary).toMatchObject({ accounts: 8, disabled: 7, filter: 'disabled', shown: 7 });
+    expect(required.code).toBe(1);
+    expect(required.stderr).toContain(`8 of 9 listed accounts lack 2FA: ${offs.slice(0, 5).join(', ')} and 3 more\n`);
+    expect(fine.code).toBe(0);
+    expect(fine.stderr).not.toMatch(/lack 2FA/);
   });
 });

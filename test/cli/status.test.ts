@@ -200,7 +200,7 @@ describeEachDb('status (built binary)', (kind) => {
       const on = await run(['status', '--all', '--enabled', '--format', 'ndjson']);
       expect(on.code).toBe(0);
       expect(ndjson(on.stdout).map((x) => x.email).sort()).toEqual(['bob@example.com', 'carol@example.com', 'dave@example.org']);
-      expect(on.stderr).toBe('14 accounts, 3 with 2FA (2 app, 1 SMS), 11 without\n');
+      expect(on.stderr).toBe('14 accounts, 3 with 2FA (2 app, 1 SMS), 11 without; 3 shown (--enabled)\n');
       const off = await run(['status', '--domain', 'example.com', '--disabled', '--format', 'ndjson']);
       expect(ndjson(off.stdout).map((x) => x.email).sort()).toEqual(['=cmd@example.com', 'abc@example.com', 'alice@example.com']);
     });

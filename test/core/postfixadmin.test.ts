@@ -111,8 +111,9 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
       mailbox('bob@example.com', null),
       mailbox('empty@example.com', ''),
     ];
-    // SQLite's binary collation lets both spellings exist side by side; MariaDB's latin1_general_ci does not.
-    if (kind === 'sqlite') rows.push(mailbox('user@example.com', null));
+    // SQLite's binary collation and PostgreSQL's deterministic one let both spellings exist side by side;
+    // MariaDB's latin1_general_ci does not.
+    if (kind !== 'mariadb') rows.push(mailbox('user@example.com', null));
     await db.knex('mailbox').insert(rows);
     await inTransaction(db, t, async (trx) => {
       await lockAccountState(trx, t, db.dialect, 'enrolled@example.com');
@@ -172,7 +173,7 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
 
     const rows = await collect({ kind: 'emails', emails: ['user@example.com', 'User@example.com', 'trail@example.com', 'mixed@example.com', 'JANE@example.com'] });
     expect(rows.map((r) => [r.email, r.state, r.enabled, r.source])).toEqual([
-      kind === 'sqlite' ? ['user@example.com', 'ok', false, null] : ['user@example.com', 'unknown', null, null],
+      kind !== 'mariadb' ? ['user@example.com', 'ok', false, null] : ['user@example.com', 'unknown', null, null],
       ['User@example.com', 'ok', true, 'postfixadmin'],
       ['trail@example.com', 'unknown', null, null],
       ['mixed@example.com', 'unknown', null, null],
@@ -214,7 +215,7 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     const db = await ctx.db();
     const t = ctx.tables;
     const go = async () => {};
-    // Lower-case spelling: MariaDB has no such mailbox (67); SQLite has one without 2FA. Neither touches User@.
+    // Lower-case spelling: MariaDB has no such mailbox (67); SQLite and PostgreSQL have one without 2FA. None touches User@.
     const lower = await recoverAccount(ctx, { email: 'user@example.com', ticket: 'T-100' }, go).catch((e: unknown) => e);
     if (kind === 'mariadb') expect((lower as Mail2faError).exitCode).toBe(67);
     else expect(lower).toMatchObject({ outcome: 'nothing-to-recover' });
@@ -320,7 +321,7 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     expect(r).toMatchObject({ ok: true, migrated: 4, cleared: 4 });
     for (const account of ['jane@example.com', 'User@example.com', 'idle@example.com', 'short@example.com']) expect(await plaintext(account)).toBeNull();
     for (const kept of ['tiny@example.com', 'junk@example.com', 'Mixed@Example.COM', 'trail@example.com ', 'enrolled@example.com']) expect(await plaintext(kept)).toBe(fx.secrets[kept]);
-    if (kind === 'sqlite') expect(await plaintext('user@example.com')).toBeNull();
+    if (kind !== 'mariadb') expect(await plaintext('user@example.com')).toBeNull();
 
     const report = await doctor({ configPath, dbUrl: tdb.url, env: { ...process.env, ...testEnv(tdb) } });
     const check = report.checks.find((c) => c.name === 'postfixadmin totp')!;

@@ -7,6 +7,7 @@
  * N-th statement completed:
  * - MariaDB: recover runs in this process; after statement N, an admin connection runs `KILL <id>` on the
  *   transaction's connection (its thread id = CONNECTION_ID()) and waits until the server dropped it.
+ * - PostgreSQL: the same with `pg_terminate_backend(<pid>)` (the pid = pg_backend_pid()).
  * - SQLite: recover runs in a child process on the BUILT library (dist/), which SIGKILLs itself after statement
  *   N — a crash with the transaction open (or, for the last N, just after COMMIT).
  * A full snapshot of mail2fa's tables, the mailbox table and a webmail session table (the configured sign-out
@@ -19,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { recoverAccount } from '../../src/core/recover.js';
-import { MARIADB_ADMIN_URL, createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
+import { MARIADB_ADMIN_URL, createTestDb, describeEachDb, postgresAdminConnection, type DbKind, type TestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext, testEnv } from '../helpers/context.js';
 import { enableTotp, lockAccount } from './recover-support.js';
 
@@ -114,10 +115,10 @@ describeEachDb('recover: connection killed after each statement', (kind) => {
     await tdb?.drop();
   });
 
-  it.skipIf(kind !== 'mariadb')('MariaDB: KILL <connection id> after statement N, for every N', { timeout: 240_000 }, async () => {
-    const mysql = await import('mysql2/promise');
-    const u = new URL(MARIADB_ADMIN_URL);
-    const admin = await mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username || 'root'), password: decodeURIComponent(u.password) });
+  it.skipIf(kind === 'sqlite')(`${kind === 'postgres' ? 'PostgreSQL: pg_terminate_backend(<pid>)' : 'MariaDB: KILL <connection id>'} after statement N, for every N`, { timeout: 240_000 }, async () => {
+    // The server ends the transaction's connection from another session: MariaDB's KILL, PostgreSQL's
+    // pg_terminate_backend; then waits until the session is really gone.
+    const killer = await serverKiller(kind);
     const probeCtx = await testContext(tdb, { clock, configPath });
     const proto = Object.getPrototypeOf((await probeCtx.db()).knex.client) as { _query: (conn: unknown, obj: unknown) => Promise<unknown> };
     await probeCtx.close();
@@ -128,21 +129,15 @@ describeEachDb('recover: connection killed after each statement', (kind) => {
     Object.defineProperty(proto, '_query', {
       configurable: true,
       writable: true,
-      value: async function (this: { config: unknown; transacting?: boolean }, conn: { threadId: number }, obj: { sql: string }) {
+      value: async function (this: { config: unknown; transacting?: boolean }, conn: { threadId?: number; processID?: number }, obj: { sql: string }) {
         const counted = this.config === plan.config && this.transacting === true;
         const result = await original.call(this, conn, obj);
         if (counted) {
           plan.count++;
-          plan.threadIds.add(conn.threadId);
+          const id = Number(conn.threadId ?? conn.processID);
+          plan.threadIds.add(id);
           plan.statements.push(obj.sql.slice(0, 60));
-          if (plan.count === plan.killAfter) {
-            await admin.query(`KILL ${Number(conn.threadId)}`);
-            for (let i = 0; i < 200; i++) {
-              const [rows] = (await admin.query('SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID = ?', [conn.threadId])) as unknown as [{ n: number }[]];
-              if (Number(rows[0]!.n) === 0) break;
-              await new Promise((r) => setTimeout(r, 5));
-            }
-          }
+          if (plan.count === plan.killAfter) await killer.kill(id);
         }
         return result;
       },
@@ -190,18 +185,19 @@ describeEachDb('recover: connection killed after each statement', (kind) => {
           expect(r.state).toBe('recovered');
         }
       }
-      console.log(`[mariadb] ${total} statements: ${full.statements.join(' | ')}\n${seen.join(' ')}`);
+      console.log(`[${kind}] ${total} statements: ${full.statements.join(' | ')}\n${seen.join(' ')}`);
     } finally {
       if (ownDescriptor) Object.defineProperty(proto, '_query', ownDescriptor);
       else delete (proto as { _query?: unknown })._query;
-      await admin.end();
+      await killer.end();
     }
-    // The wrapper really sat on the transaction's connection: its thread id is what CONNECTION_ID() says.
+    // The wrapper really sat on the transaction's connection: its id is what the server calls the session.
     const db = await ctx.db();
     await db.knex.transaction(async (trx) => {
-      const [rows] = (await trx.raw('SELECT CONNECTION_ID() AS id')) as unknown as [{ id: number }[]];
-      const conn = (await (trx as unknown as { client: { acquireConnection(): Promise<{ threadId: number }> } }).client.acquireConnection());
-      expect(Number(rows[0]!.id)).toBe(conn.threadId);
+      const result = (await trx.raw(kind === 'postgres' ? 'SELECT pg_backend_pid() AS id' : 'SELECT CONNECTION_ID() AS id')) as unknown;
+      const rows = kind === 'postgres' ? (result as { rows: { id: number }[] }).rows : (result as [{ id: number }[]])[0];
+      const conn = await (trx as unknown as { client: { acquireConnection(): Promise<{ threadId?: number; processID?: number }> } }).client.acquireConnection();
+      expect(Number(rows[0]!.id)).toBe(Number(conn.threadId ?? conn.processID));
     });
   });
 
@@ -267,3 +263,36 @@ describeEachDb('recover: connection killed after each statement', (kind) => {
     console.log(`[sqlite] ${total} statements: ${statements.join(' | ')}\n${seen.join(' ')}`);
   });
 });
+
+/** Ends a server session by id from an admin session, and waits until the server no longer lists it. */
+async function serverKiller(kind: DbKind): Promise<{ kill(id: number): Promise<void>; end(): Promise<void> }> {
+  const gone = async (count: () => Promise<number>) => {
+    for (let i = 0; i < 200; i++) {
+      if ((await count()) === 0) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  if (kind === 'postgres') {
+    const admin = await postgresAdminConnection();
+    return {
+      async kill(pid) {
+        await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+        await gone(async () => Number((await admin.query('SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].n));
+      },
+      end: () => admin.end(),
+    };
+  }
+  const mysql = await import('mysql2/promise');
+  const u = new URL(MARIADB_ADMIN_URL);
+  const admin = await mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username || 'root'), password: decodeURIComponent(u.password) });
+  return {
+    async kill(threadId) {
+      await admin.query(`KILL ${Number(threadId)}`);
+      await gone(async () => {
+        const [rows] = (await admin.query('SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID = ?', [threadId])) as unknown as [{ n: number }[]];
+        return Number(rows[0]!.n);
+      });
+    },
+    end: () => admin.end(),
+  };
+}

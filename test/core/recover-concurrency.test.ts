@@ -3,11 +3,11 @@
  * one audit row of a successful recovery. Both agents look at the account before either confirms (a barrier in
  * the confirm step): the race that matters.
  *
- * - Two processes (both databases): two long-lived Node processes running the BUILT library (dist/; run
+ * - Two processes (every database): two long-lived Node processes running the BUILT library (dist/; run
  *   `npm run build` first), each with its own context and connection, driven over IPC.
- * - Two contexts in this process (MariaDB only): on SQLite two connections in one thread cannot wait for each
- *   other (better-sqlite3's busy handler sleeps the whole thread), so that variant would only measure the
- *   5-second busy timeout.
+ * - Two contexts in this process (MariaDB and PostgreSQL): on SQLite two connections in one thread cannot wait
+ *   for each other (better-sqlite3's busy handler sleeps the whole thread), so that variant would only measure
+ *   the 5-second busy timeout.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -122,7 +122,7 @@ describeEachDb('recover: two agents at once', (kind) => {
     }
   });
 
-  it.skipIf(kind === 'sqlite')(`two contexts in one process (MariaDB): exactly one success in each of ${RUNS} runs`, { timeout: 240_000 }, async () => {
+  it.skipIf(kind === 'sqlite')(`two contexts in one process (${kind}): exactly one success in each of ${RUNS} runs`, { timeout: 240_000 }, async () => {
     const agentA = await testContext(tdb, { actor: 'agent-a' });
     const agentB = await testContext(tdb, { actor: 'agent-b' });
     try {

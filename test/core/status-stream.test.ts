@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { Mail2faError } from '../../src/core/errors.js';
 import { lookupStatusRows, streamStatusRows } from '../../src/db/statusQuery.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
+import { createTestDb, describeEachDb, postgresAdminConnection, type TestDb } from '../helpers/db.js';
 import { testContext } from '../helpers/context.js';
 
 const COUNT = 55;
@@ -55,6 +55,34 @@ describeEachDb('status row stream', (kind) => {
     }
     expect((await all(20)).emails).toHaveLength(COUNT);
     expect((await lookupStatusRows(db, ctx.tables, ctx.mapping, [email(3)])).map((r) => r.email)).toEqual([email(3)]);
+  });
+
+  it.runIf(kind === 'postgres')('PostgreSQL: rows come from a server-side cursor, one FETCH per batch, not one buffered result', async () => {
+    const db = await ctx.db();
+    const observer = await postgresAdminConnection(decodeURIComponent(new URL(tdb.url).pathname.slice(1)));
+    try {
+      const seen: { query: string; state: string }[][] = [];
+      for await (const batch of streamStatusRows(db, ctx.tables, ctx.mapping, { kind: 'all' }, 10)) {
+        expect(batch.length).toBeLessThanOrEqual(10);
+        // While the consumer holds a batch, the server holds the rest: our session sits in its transaction, its
+        // last statement a FETCH of one batch (the next one, fetched ahead — or, for the last batch, this one).
+        const { rows } = await observer.query<{ query: string; state: string }>(
+          "SELECT query, state FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'FETCH%'",
+        );
+        seen.push(rows);
+      }
+      expect(seen).toHaveLength(6);
+      for (const rows of seen) {
+        expect(rows).toHaveLength(1);
+        expect(rows[0]!.query).toBe('FETCH FORWARD 10 FROM mail2fa_status');
+        expect(['idle in transaction', 'active']).toContain(rows[0]!.state);
+      }
+      // Finished: the transaction (and its cursor) is closed.
+      const { rows } = await observer.query("SELECT state FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle in transaction'");
+      expect(rows).toEqual([]);
+    } finally {
+      await observer.end();
+    }
   });
 
   it('a failing query is a typed error (schema mismatch, 78)', async () => {

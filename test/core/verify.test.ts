@@ -220,6 +220,11 @@ describeEachDb('verify core', (kind) => {
     const guard = async (table: string, column: string, create: boolean) => {
       const db = await ctx.db();
       const name = `${table}_no_${column}`;
+      if (db.dialect === 'postgres') {
+        if (!create) return db.knex.raw(`DROP TRIGGER ${name} ON ${table}; DROP FUNCTION ${name}()`);
+        await db.knex.raw(`CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.${column} IS DISTINCT FROM OLD.${column} THEN RAISE EXCEPTION 'read-only for this test'; END IF; RETURN NEW; END $$`);
+        return db.knex.raw(`CREATE TRIGGER ${name} BEFORE UPDATE ON ${table} FOR EACH ROW EXECUTE FUNCTION ${name}()`);
+      }
       if (!create) return db.knex.raw(`DROP TRIGGER ${name}`);
       if (db.dialect === 'sqlite') {
         return db.knex.raw(`CREATE TRIGGER ${name} BEFORE UPDATE OF ${column} ON ${table} BEGIN SELECT RAISE(ABORT, 'read-only for this test'); END`);

@@ -1,14 +1,15 @@
 /**
  * Issue 11 through a real terminal (node-pty) and through a pipe, with the BUILT binary (`npm run build` first).
  * Item 15: `recover` wraps its summary and the customer's reply on word boundaries at the terminal's width, and
- * leaves them unwrapped when stdout is not a terminal.
+ * leaves them unwrapped when stdout is not a terminal. Item 19: password prompts name the account.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestDb, type TestDb } from '../helpers/db.js';
 import { testContext, testEnv } from '../helpers/context.js';
-import { enrolTotp } from '../helpers/seed-2fa.js';
+import { PASSWORD, enrolTotp } from '../helpers/seed-2fa.js';
+import { totpCode } from '../../src/totp/totp.js';
 import { runInTerminal } from '../helpers/terminal.js';
 
 vi.setConfig({ testTimeout: 60_000 });
@@ -48,5 +49,23 @@ describe('item 15: recover at an 80-column terminal', () => {
     const piped = await runCli(['--yes', 'recover', b.email, '--ticket', 'T-15', '--reason', reason], { env });
     expect(piped.code).toBe(0);
     expect(piped.stdout.split('\n').find((l) => l.startsWith(sentence))!.length).toBeGreaterThan(80);
+  });
+});
+
+describe('item 19: disable and codes regenerate name the account at the password prompt', () => {
+  it('"Current password for <address>:"', async () => {
+    const env = { ...testEnv(tdb), NO_COLOR: '1' };
+    const a = await enrolTotp(ctx, 'prompt.codes@example.com');
+    const codes = await runInTerminal(['codes', 'regenerate', a.email], env, [
+      [/Current password for prompt\.codes@example\.com:/, `${PASSWORD}\r`],
+      [/Code from the authenticator app/, () => `${totpCode(a.secret, Date.now())}\r`],
+    ], 20_000);
+    expect(codes.code, codes.screen).toBe(0);
+    const b = await enrolTotp(ctx, 'prompt.disable@example.com');
+    const disable = await runInTerminal(['disable', b.email], env, [
+      [/Current password for prompt\.disable@example\.com:/, `${PASSWORD}\r`],
+      [/Code from the authenticator app/, () => `${totpCode(b.secret, Date.now())}\r`],
+    ], 20_000);
+    expect(disable.code, disable.screen).toBe(0);
   });
 });

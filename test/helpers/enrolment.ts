@@ -10,6 +10,7 @@ import { expect } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { Mail2faError } from '../../src/core/errors.js';
 import type { CliResult } from './cli.js';
+import { tableNamesOf } from './status-seed.js';
 
 export const CODE_IN_TEXT = /verification code is ([0-9]{6})\./;
 
@@ -94,10 +95,7 @@ export function writeConfig(dir: string, name: string, settings: Record<string, 
 /** Every row of every table of the database (mail2fa's own and the mailbox table), every column. */
 export async function dumpDatabase(ctx: Context): Promise<{ tables: string[]; values: unknown[] }> {
   const db = await ctx.db();
-  const names =
-    db.dialect === 'sqlite'
-      ? ((await db.knex.raw("select name from sqlite_master where type = 'table'")) as { name: string }[]).map((r) => r.name)
-      : ((await db.knex.raw('select table_name as name from information_schema.tables where table_schema = database()')) as [{ name: string }[]])[0].map((r) => r.name);
+  const names = await tableNamesOf(db.knex, db.dialect === 'mysql' ? 'mariadb' : db.dialect);
   const values: unknown[] = [];
   for (const name of names) {
     const rows = (await db.knex(name).select('*')) as Record<string, unknown>[];

@@ -1,5 +1,5 @@
 /**
- * Seed data for the `status` suites: the same mailboxes and 2FA states on SQLite and MariaDB, in mail2fa's
+ * Seed data for the `status` suites: the same mailboxes and 2FA states on SQLite, MariaDB and PostgreSQL, in mail2fa's
  * reference table or in a PostfixAdmin-shaped one (PostfixAdmin's real MySQL DDL: latin1, latin1_general_ci,
  * case-insensitive and PAD SPACE), plus a snapshot of every table to prove that a command changed nothing.
  */
@@ -66,7 +66,45 @@ export function postfixAdminMailboxSqlite(table: string, unique = true): string 
 )`;
 }
 
+const PG_CI_COLLATION = 'mail2fa_test_ci';
+
+/**
+ * PostfixAdmin's `mailbox` table as its PostgreSQL setup leaves it (boolean flags, timestamptz times), made as
+ * hostile as MariaDB's latin1_general_ci: username and domain in a case-insensitive, non-deterministic ICU
+ * collation (what a site gets from citext or such a collation), so "user@…" finds "User@…" unless mail2fa
+ * compares exactly. PostgreSQL has no PAD SPACE: a trailing space stays significant.
+ */
+export function postfixAdminMailboxPostgres(table: string, unique = true): string {
+  return `CREATE TABLE "${table}" (
+  username varchar(255) COLLATE ${PG_CI_COLLATION} NOT NULL,
+  password varchar(255) NOT NULL DEFAULT '',
+  name varchar(255) NOT NULL DEFAULT '',
+  maildir varchar(255) NOT NULL DEFAULT '',
+  quota bigint NOT NULL DEFAULT 0,
+  local_part varchar(255) NOT NULL DEFAULT '',
+  domain varchar(255) COLLATE ${PG_CI_COLLATION} NOT NULL,
+  created timestamp with time zone DEFAULT now(),
+  modified timestamp with time zone DEFAULT now(),
+  active boolean NOT NULL DEFAULT true,
+  phone varchar(30) NOT NULL DEFAULT '',
+  email_other varchar(255) NOT NULL DEFAULT '',
+  token varchar(255) NOT NULL DEFAULT '',
+  token_validity timestamp with time zone DEFAULT '2000-01-01',
+  password_expiry timestamp with time zone DEFAULT '2000-01-01',
+  smtp_active boolean NOT NULL DEFAULT true,
+  totp_secret varchar(255) DEFAULT NULL${unique ? `,
+  CONSTRAINT "${table}_key" PRIMARY KEY (username)` : ''}
+)`;
+}
+
 export async function createPostfixAdminMailbox(knex: Knex, kind: TestDb['kind'], table: string, unique = true): Promise<void> {
+  if (kind === 'postgres') {
+    await knex.raw(`CREATE COLLATION IF NOT EXISTS ${PG_CI_COLLATION} (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`);
+    await knex.raw(postfixAdminMailboxPostgres(table, unique));
+    await knex.raw(`CREATE INDEX "${table}_domain_idx" ON "${table}" (domain)`);
+    if (!unique) await knex.raw(`CREATE INDEX "${table}_username_idx" ON "${table}" (username)`);
+    return;
+  }
   await knex.raw(kind === 'mariadb' ? postfixAdminMailboxDdl(table, unique) : postfixAdminMailboxSqlite(table, unique));
   if (kind === 'sqlite') await knex.raw(`CREATE INDEX "${table}_domain" ON "${table}" (domain)`);
 }
@@ -124,14 +162,20 @@ export async function seedFactors(ctx: Context, now: number, seeds: FactorSeed[]
 
 /** Every row of every table (mail2fa's and the mailbox table), in a stable order: equal snapshots = nothing changed. */
 export async function snapshot(knex: Knex, kind: TestDb['kind']): Promise<Record<string, unknown[]>> {
-  const names: string[] =
-    kind === 'sqlite'
-      ? ((await knex.raw("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")) as { name: string }[]).map((r) => r.name)
-      : ((await knex.raw('SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME')) as [{ name: string }[]])[0].map((r) => r.name);
+  const names = await tableNamesOf(knex, kind);
   const out: Record<string, unknown[]> = {};
   for (const name of names) {
     const rows = (await knex(name).select()) as Record<string, unknown>[];
     out[name] = rows.map((r) => JSON.stringify(r, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : v))).sort();
   }
   return out;
+}
+
+/** Every base table of the test database, sorted. */
+export async function tableNamesOf(knex: Knex, kind: TestDb['kind']): Promise<string[]> {
+  if (kind === 'sqlite') return ((await knex.raw("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")) as { name: string }[]).map((r) => r.name);
+  if (kind === 'postgres') {
+    return ((await knex.raw("SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name")) as { rows: { name: string }[] }).rows.map((r) => r.name);
+  }
+  return ((await knex.raw('SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME')) as [{ name: string }[]])[0].map((r) => r.name);
 }

@@ -76,6 +76,15 @@ export async function createMailcowSchema(db: Database): Promise<void> {
 }
 
 export async function createSogoSchema(db: Database): Promise<void> {
+  if (db.dialect === 'postgres') {
+    // SOGo's own PostgreSQL profile table (created by SOGo on first use).
+    await db.knex.raw(`CREATE TABLE sogo_user_profile (
+      c_uid VARCHAR(255) NOT NULL PRIMARY KEY,
+      c_defaults TEXT,
+      c_settings TEXT
+    )`);
+    return;
+  }
   if (db.dialect === 'mysql') {
     await db.knex.raw(`CREATE TABLE sogo_user_profile (
       c_uid VARCHAR(255) NOT NULL PRIMARY KEY,

@@ -6,9 +6,10 @@ import { statSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { totpCode } from '../../src/totp/totp.js';
-import { addMailbox, testContext } from '../helpers/context.js';
+import { openMail2fa } from '../../src/index.js';
+import { TEST_KEY, addMailbox, testContext } from '../helpers/context.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { PASSWORD, accountState, auditRows, enrolSms, enrolTotp, lastOutboxCode, outboxFile, wrongTotp } from '../helpers/seed-2fa.js';
+import { PASSWORD, accountState, auditRows, enrolSms, enrolTotp, issueTemporaryCode, lastOutboxCode, outboxFile, wrongTotp } from '../helpers/seed-2fa.js';
 import { runCli } from '../helpers/cli.js';
 import { startServe, type ServeProcess } from '../helpers/serve.js';
 
@@ -229,5 +230,59 @@ describeEachDb('serve endpoints', (kind) => {
     const gone = await runCli(['doctor', '--serve', `${serve.socketPath}.missing`]);
     expect(gone.code).toBe(69);
     expect(gone.stdout).toMatch(/FAIL\s+service\s+no answer from .*ENOENT/);
+  });
+
+  it("after customer service's temporary code: requires-code true, enrol needs that code until it is used at sign-in", async () => {
+    const a = await enrolTotp(ctx, `tmp-${kind}@example.com`);
+    const temp = await issueTemporaryCode(ctx, a.email);
+    expect((await serve.call('/v1/requires-code', { email: a.email })).body).toMatchObject({ requiresCode: true });
+    const blocked = await serve.call('/v1/enrol/start', { email: a.email, password: PASSWORD, method: 'app', ...WHO });
+    expect(blocked.status).toBe(409);
+    expect(blocked.body).toMatchObject({ error: { code: 'current_code_required' } });
+    const signIn = await serve.call('/v1/verify', { email: a.email, code: temp, ...WHO });
+    expect(signIn.body).toMatchObject({ ok: true, kind: 'temporary' });
+    const start = await serve.call('/v1/enrol/start', { email: a.email, password: PASSWORD, method: 'app', ...WHO });
+    expect(start.body).toMatchObject({ ok: true, method: 'totp' });
+  });
+
+  it('recovery-codes/send-code texts an SMS account a code that regenerate accepts', async () => {
+    const a = await enrolSms(ctx, `rgs-${kind}@example.com`);
+    const sent = await serve.call('/v1/recovery-codes/send-code', { email: a.email, password: PASSWORD, ...WHO });
+    expect(sent.body).toMatchObject({ ok: true, phoneMasked: '+45 ****3456' });
+    const r = await serve.call('/v1/recovery-codes/regenerate', { email: a.email, password: PASSWORD, code: lastOutboxCode(outboxFile(ctx)), ...WHO });
+    expect(r.body).toMatchObject({ ok: true, method: 'sms', codeKind: 'sms' });
+    const app = await enrolTotp(ctx, `rgs-app-${kind}@example.com`);
+    expect((await serve.call('/v1/recovery-codes/send-code', { email: app.email, password: PASSWORD, ...WHO })).body).toMatchObject({ error: { code: 'not_sms' } });
+  });
+
+  it('verify answers byte for byte as the library does (accepted, rejected, locked, malformed, unknown)', async () => {
+    const mfa = await openMail2fa({ db: db.url, env: { MAIL2FA_KEY: TEST_KEY, MAIL2FA_HOME: `${db.dir}/home` } });
+    try {
+      const viaServe = await enrolTotp(ctx, `par-s-${kind}@example.com`);
+      const viaLib = await enrolTotp(ctx, `par-l-${kind}@example.com`);
+      const both = async (code: (a: { secret: string }) => string, mailS = viaServe.email, mailL = viaLib.email) => {
+        const served = await serve.call('/v1/verify', { email: mailS, code: code(viaServe), ...WHO });
+        const lib = JSON.parse(JSON.stringify(await mfa.verifyCode(mailL, code(viaLib)))) as Record<string, unknown>;
+        const { error: _error, ...body } = served.body;
+        return [JSON.stringify(body).replaceAll(mailS, 'X'), JSON.stringify(lib).replaceAll(mailL, 'X')];
+      };
+      const [acceptedS, acceptedL] = await both((a) => totpCode(a.secret, Date.now()));
+      expect(acceptedS).toBe(acceptedL);
+      expect(acceptedS).toContain('"outcome":"accepted"');
+      for (let i = 0; i < 5; i++) {
+        const [s1, l1] = await both((a) => wrongTotp(a.secret, Date.now()));
+        // lockedUntil differs by the milliseconds between the two calls; everything else is the same.
+        expect(s1.replace(/"lockedUntil":"[^"]+"/, '"lockedUntil":T')).toBe(l1.replace(/"lockedUntil":"[^"]+"/, '"lockedUntil":T'));
+      }
+      const [lockedS, lockedL] = await both((a) => totpCode(a.secret, Date.now()));
+      expect(lockedS.replace(/20\d\d-[^"]+Z/g, 'T')).toBe(lockedL.replace(/20\d\d-[^"]+Z/g, 'T'));
+      expect(lockedS).toContain('"outcome":"locked"');
+      const [malformedS, malformedL] = await both(() => '12345');
+      expect(malformedS).toBe(malformedL);
+      const [unknownS, unknownL] = await both(() => '123456', `nobody-s-${kind}@example.com`, `nobody-l-${kind}@example.com`);
+      expect(unknownS.replace(/nobody-[sl]-/g, '')).toBe(unknownL.replace(/nobody-[sl]-/g, ''));
+    } finally {
+      await mfa.close();
+    }
   });
 });

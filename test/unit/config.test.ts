@@ -75,6 +75,12 @@ describe('precedence: flags > env > file > defaults', () => {
     expect(c.db.url).toBe('sqlite:/tmp/flag.sqlite');
   });
 
+  it('PostgreSQL URLs (postgres:// and postgresql://) are accepted as they are', async () => {
+    for (const url of ['postgres://mail2fa:s%40cret@db.example:5432/mail', 'postgresql://mail2fa@localhost/mail?host=/run/postgresql']) {
+      expect((await loadConfig({ dbUrl: url, env: baseEnv })).db.url).toBe(url);
+    }
+  });
+
   it('an empty MAIL2FA_DB_URL counts as unset', async () => {
     const c = await loadConfig({ configPath: yaml, env: { ...baseEnv, MAIL2FA_DB_URL: '' } });
     expect(c.db.url).toBe('sqlite:/srv/from-file.sqlite');
@@ -131,7 +137,7 @@ describe('validation: every problem at once, exit 78', () => {
       'bad.yaml',
       [
         'db:',
-        '  url: postgres://nope/x',
+        '  url: mssql://nope/x',
         '  connectTimeoutMs: 5',
         'issuer: ""',
         'tablePrefix: "drop table;"',
@@ -153,7 +159,7 @@ describe('validation: every problem at once, exit 78', () => {
   });
 
   it('checks that need a valid file (db.url, ticketPattern, required settings) are reported together', async () => {
-    const bad = file('bad2.yaml', 'db:\n  url: postgres://nope/x\nticketPattern: "(["\nsignOut:\n  action: sql\nsms:\n  transport: twilio\n');
+    const bad = file('bad2.yaml', 'db:\n  url: mssql://nope/x\nticketPattern: "(["\nsignOut:\n  action: sql\nsms:\n  transport: twilio\n');
     const err = await configError(loadConfig({ configPath: bad, env: baseEnv }));
     expect(err.message).toContain('(5 problems)');
     for (const part of ['db.url', 'ticketPattern', 'signOut.sql', 'sms.twilio.accountSid', 'sms.twilio.from']) expect(err.message).toContain(part);
@@ -167,7 +173,7 @@ describe('validation: every problem at once, exit 78', () => {
   });
 
   it('a bad MAIL2FA_DB_URL is named as such, with its password hidden', async () => {
-    const err = await configError(loadConfig({ env: { ...baseEnv, MAIL2FA_DB_URL: 'postgres://admin:hunter2@db/x' } }));
+    const err = await configError(loadConfig({ env: { ...baseEnv, MAIL2FA_DB_URL: 'mssql://admin:hunter2@db/x' } }));
     expect(err.message).toContain('MAIL2FA_DB_URL');
     expect(err.message).not.toContain('hunter2');
   });

@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { addMailbox } from '../../helpers/context.js';
 import { lastOutboxCode, outboxMessages } from '../../helpers/enrolment.js';
@@ -432,6 +433,67 @@ function journey(title: string, body: () => Promise<void>): void {
       await expectMailView(page);
     } finally {
       stack.setPluginConfig({ mail2fa_unknown_accounts: null });
+      await context.close();
+    }
+  });
+
+  journey("moving off twofactor_gauthenticator: the old plugin's secret is asked for through the roundcube store, then migrate-from roundcube moves it, same app", async () => {
+    const email = 'kate@example.com';
+    await mailbox(email);
+    const { context, page } = await newPerson(stack.browser);
+    const roundcubeDb = join(stack.roundcubeDir, 'roundcube.db');
+    const config = join(stack.db.dir, 'mail2fa-with-roundcube-store.json');
+    writeFileSync(config, JSON.stringify({ stores: [{ name: 'roundcube', kind: 'roundcube', db: { url: `sqlite:${roundcubeDb}` }, options: { pref_encrypt: false } }] }));
+    const withStore = { MAIL2FA_CONFIG: config };
+    const preferences = () => {
+      const rc = new Database(roundcubeDb, { readonly: true });
+      try {
+        return (rc.prepare('SELECT preferences FROM users WHERE username = ?').get(email) as { preferences: string | null }).preferences ?? '';
+      } finally {
+        rc.close();
+      }
+    };
+    try {
+      // Her Roundcube row as the old plugin left it: a plaintext 80-bit secret inside users.preferences (PRODUCT.md
+      // §9.1). Written before any sign-in: a Roundcube request in flight saves its own copy of the preferences.
+      const secret = Array.from(randomBytes(16), (b) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'[b % 32]).join('');
+      const rc = new Database(roundcubeDb);
+      rc.prepare("INSERT INTO users (username, mail_host, created, language, preferences) VALUES (?, '127.0.0.1', datetime('now'), 'en_US', ?)").run(
+        email,
+        `a:1:{s:24:"twofactor_gauthenticator";a:3:{s:6:"secret";s:16:"${secret}";s:8:"activate";b:1;s:14:"recovery_codes";a:0:{}}}`,
+      );
+      rc.close();
+
+      // Step 1: mail2fa knows the old plugin as a store; the Roundcube plugin list is ['mail2fa'] only.
+      await stack.stopServe();
+      await stack.startServe(withStore);
+      const app = new Authenticator(secret);
+      await signIn(page, stack.url, email, PASSWORD);
+      await page.locator('#mail2fa-code').waitFor();
+      await submitSignInCode(page, await app.next());
+      await expectMailView(page);
+      await signOut(page);
+
+      // Step 2: migrate-from roundcube moves the secret into mail2fa's encrypted store and clears the old copy.
+      const migrated = await stack.cli(['migrate-from', 'roundcube', '--clear-source', '--yes'], { env: withStore });
+      expect(migrated.code, migrated.stderr + migrated.stdout).toBe(0);
+      const after = preferences();
+      expect(after).not.toContain('twofactor_gauthenticator');
+      expect(after).not.toContain(secret);
+      expect(after).toMatch(/s:11:"client_hash";s:\d+:"[^"]+";/); // Roundcube's own setting (its first sign-in) kept
+      const status = JSON.parse((await stack.cli(['status', email, '--json'])).stdout) as { accounts: Array<{ method: string; source: string }> };
+      expect(status.accounts[0]).toMatchObject({ method: 'totp', source: 'mail2fa' });
+
+      // The same authenticator app signs her in, now from mail2fa's own store (even without the store configured).
+      await stack.stopServe();
+      await stack.startServe();
+      await signIn(page, stack.url, email, PASSWORD);
+      await page.locator('#mail2fa-code').waitFor();
+      await submitSignInCode(page, await app.next());
+      await expectMailView(page);
+    } finally {
+      await stack.stopServe();
+      await stack.startServe();
       await context.close();
     }
   });

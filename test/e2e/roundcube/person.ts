@@ -41,8 +41,13 @@ export async function signIn(page: Page, url: string, email: string, password: s
   return response?.status() ?? 0;
 }
 
-/** Roundcube's client ignores clicks while it is loading or busy with a request: wait as a person would. */
+/**
+ * Roundcube's client ignores clicks while it is loading or busy with a request, and a request still in flight
+ * (unread counts, quota) can write the session back after a sign-out: wait until the page is quiet, as a person
+ * who reads the screen before clicking would.
+ */
 export async function settled(page: Page): Promise<void> {
+  await page.waitForLoadState('networkidle');
   await page.waitForFunction(() => {
     const rc = (globalThis as unknown as { rcmail?: { loaded?: boolean; busy?: boolean } }).rcmail;
     return rc?.loaded === true && !rc.busy;

@@ -76,10 +76,10 @@ export interface Stack {
   /** Writes Dovecot's passwd-file from mail2fa's mailbox table (call after adding mailboxes). */
   syncPasswords(): void;
   /** Runs the built `mail2fa` CLI against the same database (an agent at the terminal). */
-  cli(args: string[], input?: string): Promise<CliResult>;
-  /** Stops serve (to test fail-closed) and starts it again. */
+  cli(args: string[], o?: { input?: string; env?: Record<string, string> }): Promise<CliResult>;
+  /** Stops serve (to test fail-closed) and starts it again, optionally with more environment (e.g. MAIL2FA_CONFIG). */
   stopServe(): Promise<void>;
-  startServe(): Promise<void>;
+  startServe(extraEnv?: Record<string, string>): Promise<void>;
   /** A second serve on loopback TCP with a bearer token file; stopped by the returned function (and by stop()). */
   startTcpServe(tokenFile: string): Promise<{ url: string; stop: () => Promise<void> }>;
   /** Changes the plugin's settings in Roundcube's config (PHP literals by key; null removes a key). */
@@ -267,8 +267,8 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     writeFileSync(join(dovecotDir, 'passwd'), rows.map((r) => `${r.email}:${r.password}\n`).join(''));
   };
 
-  const startServe = async () => {
-    procs.serve = startProcess(process.execPath, [BIN, 'serve', '--socket', socket, '--socket-mode', '666', '--client-name', 'roundcube'], { env });
+  const startServe = async (extraEnv: Record<string, string> = {}) => {
+    procs.serve = startProcess(process.execPath, [BIN, 'serve', '--socket', socket, '--socket-mode', '666', '--client-name', 'roundcube'], { env: { ...env, ...extraEnv } });
     await waitFor('mail2fa serve', () => httpOk({ socketPath: socket, path: '/healthz' })).catch((e: Error) => {
       throw new Error(`${e.message}\n${procs.serve?.output()}`);
     });
@@ -286,7 +286,8 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     },
     ctx,
     syncPasswords,
-    cli: (args, input) => runCli(args, { env, input }),
+    // A busy machine can take long to start the CLI: a generous limit, so that a slow start is not a failure.
+    cli: (args, c = {}) => runCli(args, { env: { ...env, ...c.env }, input: c.input, timeoutMs: 60_000 }),
     stopServe: async () => stopProcess(procs.serve),
     startServe,
     startTcpServe: async (tokenFile) => {
