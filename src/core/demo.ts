@@ -2,9 +2,10 @@
  * `demo`: sample mailboxes in every interesting 2FA state, with known passwords, so a new user can try each
  * command at once. The factors are stored exactly as real enrolments store them (sealed secrets, hashed codes).
  */
+import { resetAccountState, setAttempts, useFirstRecoveryCodes } from '../db/ownStore.js';
 import type { Context } from '../context.js';
 import { hashPassword, type PasswordScheme } from '../crypto/passwords.js';
-import { ensureReferenceMailboxTable } from '../db/accounts.js';
+import { ensureReferenceMailboxTable, existingMailboxes, replaceMailboxes } from '../db/accounts.js';
 import { migratorConfig } from '../db/migrations.js';
 import { inTransaction, lockAccountState } from '../db/tx.js';
 import { parsePhone } from '../sms/phone.js';
@@ -42,7 +43,7 @@ export async function seedDemo(ctx: Context, opts: { reset: boolean }): Promise<
   await db.knex.migrate.latest(migratorConfig(ctx.tables, mysql));
   await ensureReferenceMailboxTable(db.knex, ctx.mapping, mysql);
   const m = ctx.mapping;
-  const existing = (await db.knex(m.table).whereIn(m.email, SAMPLES.map((s) => s.email)).select({ email: m.email })) as { email: string }[];
+  const existing = await existingMailboxes(db.knex, m, SAMPLES.map((s) => s.email));
   if (existing.length && existing.length < SAMPLES.length && !opts.reset) {
     throw dataError('demo_partial', `${existing.length} of the ${SAMPLES.length} demo mailboxes exist in ${db.displayUrl}; refusing to guess`, 'Use `mail2fa demo --reset` to recreate all of them.');
   }
@@ -55,12 +56,11 @@ export async function seedDemo(ctx: Context, opts: { reset: boolean }): Promise<
   const accounts: DemoAccount[] = [];
   await inTransaction(db, ctx.tables, async (trx) => {
     const now = ctx.now();
-    await trx(m.table).whereIn(m.email, SAMPLES.map((s) => s.email)).delete();
-    for (const [i, s] of SAMPLES.entries()) {
-      await trx(m.table).insert({ [m.email]: s.email, [m.password]: hashes[i], [m.active]: s.active, [m.domain]: s.email.split('@')[1] });
+    await replaceMailboxes(trx, m, SAMPLES.map((s, i) => ({ email: s.email, passwordHash: hashes[i]!, active: s.active })));
+    for (const s of SAMPLES) {
       const state = await lockAccountState(trx, ctx.tables, db.dialect, s.email);
       await removeFactor(trx, ctx.tables, s.email);
-      await trx(ctx.tables.accountState).where({ account: s.email }).update({ failed_attempts: 0, locked_until: null, sessions_revoked_at: null });
+      await resetAccountState(trx, ctx.tables, s.email);
       const account: DemoAccount = { email: s.email, password: s.password, scheme: s.scheme, active: s.active, state: s.state, ...(s.phone ? { phone: s.phone } : {}) };
       if (s.factor === 'totp') {
         account.totpSecret = generateTotpSecret();
@@ -69,13 +69,8 @@ export async function seedDemo(ctx: Context, opts: { reset: boolean }): Promise<
         const phone = parsePhone(s.phone!);
         await storeFactor(trx, ctx.tables, vault, now, { account: s.email, method: 'sms', phoneE164: phone.e164, phoneMasked: phone.masked });
       }
-      if (s.usedCodes) {
-        const ids = (await trx(ctx.tables.recoveryCode).where({ account: s.email }).orderBy('id').limit(s.usedCodes).select('id')) as { id: number }[];
-        await trx(ctx.tables.recoveryCode).whereIn('id', ids.map((r) => r.id)).update({ used_at: now });
-      }
-      if (s.locked) {
-        await trx(ctx.tables.accountState).where({ account: state.account }).update({ failed_attempts: MAX_FAILED_ATTEMPTS, locked_until: now + LOCKOUT_MS });
-      }
+      if (s.usedCodes) await useFirstRecoveryCodes(trx, ctx.tables, s.email, s.usedCodes, now);
+      if (s.locked) await setAttempts(trx, ctx.tables, state.account, MAX_FAILED_ATTEMPTS, now + LOCKOUT_MS);
       accounts.push(account);
     }
     await writeAudit(trx, ctx.tables, ctx, { action: 'demo', account: null, outcome: 'ok', detail: { accounts: SAMPLES.length } });

@@ -3,6 +3,7 @@
  * hint. Checks never throw: a broken piece becomes a failed check, so one run shows everything that is wrong —
  * an invalid configuration, a stopped database or an unreadable key included.
  */
+import { columnsOf, serverVersion, tableEngines } from '../db/inspect.js';
 import { accessSync, constants as fsc, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../config.js';
@@ -70,10 +71,8 @@ export async function runDoctor(ctx: Context): Promise<Check[]> {
   try {
     db = await ctx.db();
     const version = db.dialect === 'sqlite'
-      ? `SQLite ${((await db.knex.raw('select sqlite_version() as v')) as { v: string }[])[0]!.v}, file ${db.file}${cfg.db.embedded ? ' (embedded default)' : ''}`
-      : db.dialect === 'postgres'
-        ? `${((await db.knex.raw('select version() as v')) as { rows: { v: string }[] }).rows[0]!.v.replace(/ on .*$/, '')} at ${db.displayUrl}`
-        : `${((await db.knex.raw('select version() as v')) as [{ v: string }[]])[0][0]!.v} at ${db.displayUrl}`;
+      ? `SQLite ${await serverVersion(db)}, file ${db.file}${cfg.db.embedded ? ' (embedded default)' : ''}`
+      : `${await serverVersion(db)} at ${db.displayUrl}`;
     checks.push({ name: 'database', status: 'ok', detail: version });
   } catch (err) {
     checks.push(fail('database', err, ExitCode.UNAVAILABLE));
@@ -145,10 +144,7 @@ async function storeChecks(ctx: Context): Promise<Check[]> {
 async function storageEngineCheck(ctx: Context, db: Database): Promise<Check> {
   try {
     const t = ctx.tables;
-    const [rows] = (await db.knex.raw(
-      'SELECT TABLE_NAME AS name, ENGINE AS engine FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.smsSend, t.accountState, t.audit, t.codeKey, t.migrations, ctx.mapping.table],
-    )) as [{ name: string; engine: string }[]];
+    const rows = await tableEngines(db, [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.smsSend, t.accountState, t.audit, t.codeKey, t.migrations, ctx.mapping.table]);
     const bad = rows.filter((r) => r.engine !== 'InnoDB');
     return bad.length
       ? { name: 'storage engine', status: 'fail', detail: `not InnoDB: ${bad.map((r) => `${r.name} (${r.engine})`).join(', ')}`, hint: 'ALTER TABLE … ENGINE=InnoDB: transactions and row locks need it.', exitCode: ExitCode.CONFIG }
@@ -162,7 +158,7 @@ async function mappingChecks(ctx: Context, db: Database): Promise<Check[]> {
   const m = ctx.mapping;
   let info: Record<string, unknown>;
   try {
-    info = (await db.knex(m.table).columnInfo()) as Record<string, unknown>;
+    info = await columnsOf(db, m.table);
   } catch (err) {
     return [fail('account mapping', err)];
   }

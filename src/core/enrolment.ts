@@ -12,6 +12,7 @@
  * No transaction is held while a person reads a QR code or waits for a text message: each step is one short
  * transaction under the account's lock. Nothing here prints, prompts or exits.
  */
+import { countEnrolmentWrongCodes, deleteChallengesOf, deleteEnrolment, insertEnrolment, newestChallenge, readEnrolment, setFactorStep, useChallenge } from '../db/ownStore.js';
 import { randomBytes } from 'node:crypto';
 import type { Context } from '../context.js';
 import type { Mailbox } from '../db/accounts.js';
@@ -237,7 +238,7 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
       const sent = await sendSmsChallenge(tx, phone, 'enable-send-code', ENROL_SMS);
       if (sent instanceof Refusal) return sent;
       sms = { phone: sent.maskedPhone, delivery: sent.delivery };
-      await tx.trx(t.enrolment).where({ account: email }).delete();
+      await deleteEnrolment(tx.trx, t, email);
     } else {
       await discardPending(tx);
     }
@@ -245,7 +246,7 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
     const enrolmentId = randomBytes(12).toString('hex');
     const expiresAt = tx.now + ENROLMENT_TTL_MS;
     const secret = input.method === 'totp' ? generateTotpSecret() : undefined;
-    await tx.trx(t.enrolment).insert({
+    await insertEnrolment(tx.trx, t, {
       account: email,
       id: enrolmentId,
       method: input.method,
@@ -325,7 +326,7 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
       ...(phoneE164 !== undefined ? { phoneE164, phoneMasked: pending.phone_masked ?? undefined } : {}),
     });
     // The confirmation code's step is used up: it cannot be replayed at the first sign-in.
-    if (acceptedStep !== null) await tx.trx(t.factor).where({ account: email }).update({ last_totp_step: acceptedStep });
+    if (acceptedStep !== null) await setFactorStep(tx.trx, t, email, acceptedStep);
     await revokeSessions(tx.trx, t, ctx.config.signOut, email, tx.now);
     await tx.audit({
       action: 'enable',
@@ -380,11 +381,9 @@ async function checkEnrollable(tx: AccountTx, mailbox: Mailbox, force: boolean):
  */
 async function requiredProof(tx: AccountTx, factor: FactorRow | undefined): Promise<'factor' | 'temporary' | null | Refusal> {
   if (factor) return 'factor';
-  const temp = (await tx.trx(tx.ctx.tables.challenge).where({ account: tx.account, purpose: 'temporary' }).orderBy('id', 'desc').first()) as
-    | { used_at: number | string | null; expires_at: number | string }
-    | undefined;
+  const temp = await newestChallenge(tx.trx, tx.ctx.tables, tx.account, 'temporary');
   if (!temp || temp.used_at !== null) return null;
-  if (Number(temp.expires_at) > tx.now) return 'temporary';
+  if (temp.expires_at > tx.now) return 'temporary';
   await tx.audit({ action: 'enable', outcome: 'refused', reason: 'temporary code expired' });
   return new Refusal(dataError('temporary_code_expired', `customer service's temporary access code for ${tx.account} expired unused: 2FA stays required`, 'Ask customer service for a new temporary code (mail2fa recover … --temporary-code).'));
 }
@@ -394,7 +393,7 @@ export function methodLabel(method: FactorMethod): string {
 }
 
 async function readPending(tx: AccountTx): Promise<PendingRow | undefined> {
-  return (await tx.trx(tx.ctx.tables.enrolment).where({ account: tx.account }).first()) as PendingRow | undefined;
+  return readEnrolment(tx.trx, tx.ctx.tables, tx.account);
 }
 
 /** The pending enrolment a code may confirm, or the (audited) refusal saying why there is none. */
@@ -439,30 +438,22 @@ async function wrongCode(tx: AccountTx, pending: PendingRow): Promise<Refusal> {
  * password alone.
  */
 async function wrongCodesFor(tx: AccountTx, pending: PendingRow): Promise<number> {
-  const row = (await tx.trx(tx.ctx.tables.audit)
-    .where({ account: tx.account, action: 'enable', outcome: 'refused', reason: 'wrong code' })
-    .andWhere('at', '>=', Number(pending.created_at))
-    .andWhere('detail', 'like', `%"enrolment":"${pending.id}"%`)
-    .count({ n: '*' })
-    .first()) as { n: number | string };
-  return Number(row.n);
+  return countEnrolmentWrongCodes(tx.trx, tx.ctx.tables, tx.account, Number(pending.created_at), pending.id);
 }
 
 /** The newest enrolment SMS code, if `code` matches it and it is unused and unexpired; marked used (compare-and-set). */
 async function useEnrolmentSmsCode(tx: AccountTx, code: string): Promise<boolean> {
   const t = tx.ctx.tables;
-  const newest = (await tx.trx(t.challenge).where({ account: tx.account, purpose: ENROL_SMS }).orderBy('id', 'desc').first()) as
-    | { id: number; code_hash: string; expires_at: number | string; used_at: number | string | null }
-    | undefined;
-  if (!newest || newest.used_at !== null || Number(newest.expires_at) <= tx.now) return false;
+  const newest = await newestChallenge(tx.trx, t, tx.account, ENROL_SMS);
+  if (!newest || newest.used_at !== null || newest.expires_at <= tx.now) return false;
   if (!Vault.equal(await tx.vault().hash(tx.trx, 'sms', tx.account, code), newest.code_hash)) return false;
-  return (await tx.trx(t.challenge).where({ id: newest.id }).whereNull('used_at').update({ used_at: tx.now })) === 1;
+  return useChallenge(tx.trx, t, newest.id, tx.now);
 }
 
 async function discardPending(tx: AccountTx): Promise<void> {
   const t = tx.ctx.tables;
-  await tx.trx(t.enrolment).where({ account: tx.account }).delete();
-  await tx.trx(t.challenge).where({ account: tx.account, purpose: ENROL_SMS }).delete();
+  await deleteEnrolment(tx.trx, t, tx.account);
+  await deleteChallengesOf(tx.trx, t, tx.account, ENROL_SMS);
 }
 
 function required(sealed: string | null, what: string): string {

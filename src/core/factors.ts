@@ -7,34 +7,16 @@ import { execFile } from 'node:child_process';
 import type { Knex } from 'knex';
 import type { Config } from '../config.js';
 import { newRecoveryCode } from '../crypto/codes.js';
+import { deleteFactorAndCodes, insertFactorRows, readFactorRow, replaceRecoveryCodeRows, runSignOutSql, setSessionsRevoked, type FactorRow } from '../db/ownStore.js';
 import type { Tables } from '../db/schema.js';
 import type { Vault } from './vault.js';
 
+export type { FactorRow } from '../db/ownStore.js';
+
 export const RECOVERY_CODE_COUNT = 10;
 
-export interface FactorRow {
-  account: string;
-  method: 'totp' | 'sms';
-  secret_ct: string | null;
-  phone_ct: string | null;
-  phone_masked: string | null;
-  key_id: string;
-  enrolled_at: number;
-  last_used_at: number | null;
-  last_totp_step: number | null;
-  version: number;
-}
-
-export async function readFactor(db: Knex | Knex.Transaction, tables: Tables, account: string): Promise<FactorRow | undefined> {
-  const row = (await db(tables.factor).where({ account }).first()) as FactorRow | undefined;
-  if (!row) return undefined;
-  return {
-    ...row,
-    enrolled_at: Number(row.enrolled_at),
-    last_used_at: row.last_used_at === null ? null : Number(row.last_used_at),
-    last_totp_step: row.last_totp_step === null ? null : Number(row.last_totp_step),
-    version: Number(row.version),
-  };
+export function readFactor(db: Knex | Knex.Transaction, tables: Tables, account: string): Promise<FactorRow | undefined> {
+  return readFactorRow(db, tables, account);
 }
 
 export interface NewFactor {
@@ -49,7 +31,7 @@ export interface NewFactor {
 /** Stores a confirmed factor (replacing any old one) and ten fresh recovery codes; returns the codes, once. */
 export async function storeFactor(trx: Knex.Transaction, tables: Tables, vault: Vault, now: number, factor: NewFactor): Promise<string[]> {
   await removeFactor(trx, tables, factor.account);
-  await trx(tables.factor).insert({
+  await insertFactorRows(trx, tables, [{
     account: factor.account,
     method: factor.method,
     secret_ct: factor.totpSecret ? vault.seal(tables.factor, 'secret_ct', factor.account, factor.totpSecret) : null,
@@ -60,28 +42,21 @@ export async function storeFactor(trx: Knex.Transaction, tables: Tables, vault: 
     last_used_at: null,
     last_totp_step: null,
     version: 0,
-  });
+  }]);
   return replaceRecoveryCodes(trx, tables, vault, now, factor.account);
 }
 
 export async function replaceRecoveryCodes(trx: Knex.Transaction, tables: Tables, vault: Vault, now: number, account: string): Promise<string[]> {
-  await trx(tables.recoveryCode).where({ account }).delete();
   const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => newRecoveryCode());
   const rows = [];
-  for (const code of codes) rows.push({ account, code_hash: await vault.hash(trx, 'recovery', account, code), created_at: now, used_at: null });
-  await trx(tables.recoveryCode).insert(rows);
+  for (const code of codes) rows.push({ code_hash: await vault.hash(trx, 'recovery', account, code), created_at: now });
+  await replaceRecoveryCodeRows(trx, tables, account, rows);
   return codes;
 }
 
 /** Removes the factor, its recovery codes, pending enrolments and challenges. Returns whether a factor existed. */
-export async function removeFactor(trx: Knex.Transaction, tables: Tables, account: string, keep: { temporary?: boolean } = {}): Promise<boolean> {
-  const removed = await trx(tables.factor).where({ account }).delete();
-  await trx(tables.recoveryCode).where({ account }).delete();
-  await trx(tables.enrolment).where({ account }).delete();
-  const challenges = trx(tables.challenge).where({ account });
-  if (keep.temporary) challenges.whereNot({ purpose: 'temporary' });
-  await challenges.delete();
-  return removed > 0;
+export function removeFactor(trx: Knex.Transaction, tables: Tables, account: string, keep: { temporary?: boolean } = {}): Promise<boolean> {
+  return deleteFactorAndCodes(trx, tables, account, keep);
 }
 
 /**
@@ -90,12 +65,9 @@ export async function removeFactor(trx: Knex.Transaction, tables: Tables, accoun
  * (see runSignOutCommand): a program cannot be rolled back.
  */
 export async function revokeSessions(trx: Knex.Transaction, tables: Tables, signOut: Config['signOut'], account: string, now: number): Promise<void> {
-  await trx(tables.accountState).where({ account }).update({ sessions_revoked_at: now });
-  if (signOut.action === 'sql' && signOut.sql) {
-    // `:email` (named) or `?` (positional) is bound to the address: never spliced into the SQL text.
-    if (signOut.sql.includes(':email')) await trx.raw(signOut.sql, { email: account });
-    else await trx.raw(signOut.sql, [account]);
-  }
+  await setSessionsRevoked(trx, tables, account, now);
+  // `:email` (named) or `?` (positional) is bound to the address: never spliced into the SQL text.
+  if (signOut.action === 'sql' && signOut.sql) await runSignOutSql(trx, signOut.sql, account);
 }
 
 /** Runs the `command` sign-out action without a shell; `{email}` in an argument becomes the address. */

@@ -6,6 +6,7 @@
 import type { Knex } from 'knex';
 import type { Tables } from '../db/schema.js';
 import type { AccountStateRow } from '../db/tx.js';
+import { setAttempts } from '../db/ownStore.js';
 import { writeAudit, type AuditWriter } from './audit.js';
 import { tempFail } from './errors.js';
 
@@ -27,7 +28,7 @@ export async function recordFailure(trx: Knex.Transaction, tables: Tables, write
   const previous = state.locked_until !== null && state.locked_until <= now ? 0 : state.failed_attempts;
   const failed = previous + 1;
   const lockedUntil = failed >= MAX_FAILED_ATTEMPTS ? now + LOCKOUT_MS : state.locked_until !== null && state.locked_until <= now ? null : state.locked_until;
-  await trx(tables.accountState).where({ account: state.account }).update({ failed_attempts: failed, locked_until: lockedUntil });
+  await setAttempts(trx, tables, state.account, failed, lockedUntil);
   if (failed === MAX_FAILED_ATTEMPTS) {
     await writeAudit(trx, tables, writer, { action: 'lockout', account: state.account, outcome: 'ok', detail: { failedAttempts: failed, lockedUntil: new Date(lockedUntil!).toISOString() } });
   }
@@ -37,11 +38,11 @@ export async function recordFailure(trx: Knex.Transaction, tables: Tables, write
 /** A correct code or password ends the run of failures. */
 export async function recordSuccess(trx: Knex.Transaction, tables: Tables, state: AccountStateRow): Promise<void> {
   if (state.failed_attempts !== 0 || state.locked_until !== null) {
-    await trx(tables.accountState).where({ account: state.account }).update({ failed_attempts: 0, locked_until: null });
+    await setAttempts(trx, tables, state.account, 0, null);
   }
 }
 
 /** Customer service clears the lock (recover). */
 export async function clearLockout(trx: Knex.Transaction, tables: Tables, account: string): Promise<void> {
-  await trx(tables.accountState).where({ account }).update({ failed_attempts: 0, locked_until: null });
+  await setAttempts(trx, tables, account, 0, null);
 }

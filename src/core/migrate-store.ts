@@ -9,8 +9,8 @@
  * skipped and listed; unusable store values refuse the whole run unless `skipInvalid`.
  */
 import type { Context } from '../context.js';
-import { enrolledAccounts, existingMailboxes, insertImportedTotp, lockAccountStates } from '../db/factor-import.js';
-import { inTransaction } from '../db/tx.js';
+import { enrolledAccounts, existingMailboxes, insertImportedTotp } from '../db/factor-import.js';
+import { inTransaction, lockAccountStates } from '../db/tx.js';
 import { base32Encode } from '../totp/totp.js';
 import type { ForeignStore } from '../stores/types.js';
 import { tryCanonicalAddress } from './address.js';
@@ -148,7 +148,7 @@ export async function migrateFromStore(ctx: Context, store: ForeignStore, o: Sto
   return inTransaction(db, ctx.tables, async (trx) => {
     for (const a of accounts) if (a.outcome !== 'invalid') a.outcome = 'migrate'; // a retried transaction starts over
     const candidates = accounts.filter((a) => a.outcome === 'migrate').map((a) => a.email);
-    await lockAccountStates(trx, ctx.tables, db.dialect, candidates);
+    for (let i = 0; i < candidates.length; i += 500) await lockAccountStates(trx, ctx.tables, db.dialect, candidates.slice(i, i + 500));
     await classify(trx); // after the locks: an enrolment that just committed is seen
     const moving = accounts.filter((a) => a.outcome === 'migrate') as Array<StoreMigrationAccount & { key: Buffer }>;
     const now = ctx.now();

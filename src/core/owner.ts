@@ -10,6 +10,7 @@ import type { Knex } from 'knex';
 import type { Context } from '../context.js';
 import { verifyPassword } from '../crypto/passwords.js';
 import type { Mailbox } from '../db/accounts.js';
+import { newestChallenge } from '../db/ownStore.js';
 import { canonicalAddress } from './address.js';
 import { Mail2faError, ExitCode, usageError } from './errors.js';
 import { readFactor, type FactorRow } from './factors.js';
@@ -62,8 +63,7 @@ export function summaryRequiresCode(s: FactorSummary): boolean {
 
 /** Whether a temporary access code row exists, used or expired ones included: an expired code does not turn 2FA off (fail closed). */
 async function hasTemporaryCodeMarker(db: Knex | Knex.Transaction, ctx: Context, account: string): Promise<boolean> {
-  const row = (await db(ctx.tables.challenge).where({ account, purpose: 'temporary' }).first('id')) as { id: number } | undefined;
-  return row !== undefined;
+  return (await newestChallenge(db, ctx.tables, account, 'temporary')) !== undefined;
 }
 
 /**

@@ -10,6 +10,7 @@ import type { ConfiguredStore } from '../config.js';
 import type { Context } from '../context.js';
 import { isActive } from '../db/accounts.js';
 import type { Dialect } from '../db/connection.js';
+import { factorsOf, insertFactorRows, type Q } from '../db/ownStore.js';
 import { inTransaction, lockAccountStates } from '../db/tx.js';
 import { clearPostfixadminSecret, parsePostfixadminSecret, postfixadminLocation, readAllPostfixadminSecrets, type PostfixadminLocation, type PostfixadminOptions } from '../stores/postfixadmin.js';
 import { writeAudit } from './audit.js';
@@ -108,11 +109,10 @@ async function readCandidates(q: Knex | Knex.Transaction, loc: PostfixadminLocat
  * (--clear-plaintext), as `clear` if their mail2fa factor is TOTP with this very secret (migrated before), so that
  * "migrate first, clear later" works. A factor that cannot be decrypted is not the same secret.
  */
-async function markEnrolled(q: Knex | Knex.Transaction, ctx: Context, candidates: Candidate[], vault?: Vault): Promise<void> {
+async function markEnrolled(q: Q, ctx: Context, candidates: Candidate[], vault?: Vault): Promise<void> {
   const pending = candidates.filter((c) => c.outcome === 'migrate');
   for (const batch of chunks(pending, 500)) {
-    const rows = (await q(ctx.tables.factor).whereIn('account', batch.map((c) => c.email)).select('account', 'method', 'secret_ct')) as { account: string; method: string; secret_ct: string | null }[];
-    const enrolled = new Map(rows.map((r) => [r.account, r]));
+    const enrolled = await factorsOf(q, ctx.tables, batch.map((c) => c.email));
     for (const c of batch) {
       const factor = enrolled.get(c.email);
       if (!factor) continue;
@@ -187,10 +187,12 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
     const clearing = candidates.filter((c) => c.outcome === 'clear');
     const now = ctx.now();
     for (const batch of chunks(moving)) {
-      await trx(ctx.tables.factor).insert(
+      await insertFactorRows(
+        trx,
+        ctx.tables,
         batch.map((c) => ({
           account: c.email,
-          method: 'totp',
+          method: 'totp' as const,
           secret_ct: sealer.seal(ctx.tables.factor, 'secret_ct', c.email, c.secret!),
           phone_ct: null,
           phone_masked: null,

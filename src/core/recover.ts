@@ -14,10 +14,10 @@
  * that expires does NOT turn 2FA off (fail closed). Enrolling a new factor (storeFactor) removes the marker, as
  * does a recovery without `--temporary-code` or `disable`.
  */
-import type { Knex } from 'knex';
 import type { Context } from '../context.js';
 import { newTemporaryCode, TEMPORARY_CODE_BITS } from '../crypto/codes.js';
 import type { Mailbox } from '../db/accounts.js';
+import { countChallenges, countUnusedRecoveryCodes, hasEnrolment, insertChallenge, newestChallenge, readAccountState, type Q } from '../db/ownStore.js';
 import { lookupStatusRows } from '../db/statusQuery.js';
 import { writeAudit } from './audit.js';
 import { canonicalAddress, preview } from './address.js';
@@ -168,30 +168,21 @@ export function checkTemporaryCodeTtl(ms: number, flag = '--ttl'): number {
   return ms;
 }
 
-interface TemporaryRow {
-  id: number | string;
-  expires_at: number | string;
-  used_at: number | string | null;
-}
-
 /** The account's newest temporary access code row (the "2FA required" marker), if any. */
-async function newestTemporary(db: Knex | Knex.Transaction, ctx: Context, account: string): Promise<{ id: number; expiresAt: number; usedAt: number | null } | null> {
-  const row = (await db(ctx.tables.challenge).where({ account, purpose: 'temporary' }).orderBy('id', 'desc').first('id', 'expires_at', 'used_at')) as TemporaryRow | undefined;
-  if (!row) return null;
-  return { id: Number(row.id), expiresAt: Number(row.expires_at), usedAt: row.used_at === null ? null : Number(row.used_at) };
+async function newestTemporary(db: Q, ctx: Context, account: string): Promise<{ id: number; expiresAt: number; usedAt: number | null } | null> {
+  const row = await newestChallenge(db, ctx.tables, account, 'temporary');
+  return row ? { id: row.id, expiresAt: row.expires_at, usedAt: row.used_at } : null;
 }
 
-async function readSnapshot(db: Knex | Knex.Transaction, ctx: Context, account: string): Promise<RecoverySnapshot> {
+async function readSnapshot(db: Q, ctx: Context, account: string): Promise<RecoverySnapshot> {
   const factor = await readFactor(db, ctx.tables, account);
   const temporary = await newestTemporary(db, ctx, account);
-  const state = (await db(ctx.tables.accountState).where({ account }).first('locked_until', 'sessions_revoked_at')) as
-    | { locked_until: number | string | null; sessions_revoked_at: number | string | null }
-    | undefined;
+  const state = await readAccountState(db, ctx.tables, account);
   return {
     factor: factor ? { method: factor.method, enrolledAt: factor.enrolled_at, version: factor.version, lastUsedAt: factor.last_used_at, keyId: factor.key_id } : null,
     temporary,
-    lockedUntil: state?.locked_until == null ? null : Number(state.locked_until),
-    sessionsRevokedAt: state?.sessions_revoked_at == null ? null : Number(state.sessions_revoked_at),
+    lockedUntil: state?.lockedUntil ?? null,
+    sessionsRevokedAt: state?.sessionsRevokedAt ?? null,
   };
 }
 
@@ -208,7 +199,7 @@ export async function lookAtAccount(ctx: Context, mailbox: Mailbox): Promise<{ s
   const foreignOn = activatedIn(readings);
   const rows = (await lookupStatusRows(db, ctx.tables, ctx.mapping, [mailbox.email])).filter((r) => r.email === mailbox.email);
   const status = rows[0] ? toStatusRow(rows[0], now) : undefined;
-  const failed = (await db.knex(ctx.tables.accountState).where({ account: mailbox.email }).first('failed_attempts')) as { failed_attempts: number | string } | undefined;
+  const failed = (await readAccountState(db.knex, ctx.tables, mailbox.email))?.failedAttempts ?? 0;
   const temporary = snapshot.temporary;
   const locked = isLocked({ locked_until: snapshot.lockedUntil }, now);
   const ours = snapshot.factor ? (snapshot.factor.method as 'totp' | 'sms') : null;
@@ -222,7 +213,7 @@ export async function lookAtAccount(ctx: Context, mailbox: Mailbox): Promise<{ s
     lastUsedAt: isoTime(snapshot.factor?.lastUsedAt),
     recoveryCodesLeft: ours ? (status?.recoveryCodesLeft ?? 0) : null,
     lockedUntil: locked ? isoTime(snapshot.lockedUntil) : null,
-    failedAttempts: Number(failed?.failed_attempts ?? 0),
+    failedAttempts: failed,
     temporaryCode: temporary ? temporaryCodeState(temporary, now) : null,
     postfixadminTotp: foreignOn.some((r) => r.store.kind === 'postfixadmin'),
     stores: readings.map((r) => ({
@@ -280,9 +271,9 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
         tempFail('changed', `the 2FA state of ${tx.account} changed since it was shown (by someone else, or by the user): nothing was changed`, 'Look again: run the same recover command once more and check the summary.'),
       );
     }
-    const codesLeft = (await tx.trx(t.recoveryCode).where({ account: tx.account }).whereNull('used_at').count({ n: '*' }).first()) as { n: number | string };
-    const challenges = (await tx.trx(t.challenge).where({ account: tx.account }).count({ n: '*' }).first()) as { n: number | string };
-    const enrolment = (await tx.trx(t.enrolment).where({ account: tx.account }).first('account')) as unknown;
+    const codesLeft = await countUnusedRecoveryCodes(tx.trx, t, tx.account);
+    const challenges = await countChallenges(tx.trx, t, tx.account);
+    const enrolment = await hasEnrolment(tx.trx, t, tx.account);
     const lockCleared = isLocked(tx.state, tx.now) || tx.state.failed_attempts > 0;
 
     const ownRemoved = await removeFactor(tx.trx, t, tx.account);
@@ -293,13 +284,13 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
       // removeFactor deleted every older challenge, so this code replaces any earlier temporary code.
       const code = newTemporaryCode();
       const expiresAt = tx.now + ttl;
-      await tx.trx(t.challenge).insert({ account: tx.account, purpose: 'temporary', code_hash: await tx.vault().hash(tx.trx, 'temporary', tx.account, code), created_at: tx.now, expires_at: expiresAt, used_at: null });
+      await insertChallenge(tx.trx, t, tx.db.dialect, { account: tx.account, purpose: 'temporary', code_hash: await tx.vault().hash(tx.trx, 'temporary', tx.account, code), created_at: tx.now, expires_at: expiresAt });
       temporaryCode = { code, expiresAt: isoTime(expiresAt)!, bits: TEMPORARY_CODE_BITS };
     }
     const own: StoreChange = {
       store: OWN_STORE,
       kind: 'mail2fa',
-      outcome: ownRemoved || Number(codesLeft.n) > 0 || Number(challenges.n) > 0 || enrolment !== undefined || lockCleared || temporaryCode ? 'changed' : 'nothing',
+      outcome: ownRemoved || codesLeft > 0 || challenges > 0 || enrolment || lockCleared || temporaryCode ? 'changed' : 'nothing',
       detail: ownRemoved ? `removed the ${look.snapshot.factor?.method === 'sms' ? 'SMS phone' : 'authenticator app'} and its recovery codes` : 'no factor',
     };
     // Then each foreign store, in order, while mail2fa's account lock is held (so a second agent waits): their
@@ -314,7 +305,7 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
       }
     }
     const postfixadminTotp = changes.some((c) => c.kind === 'postfixadmin' && c.outcome === 'changed');
-    const removed = { method: (look.snapshot.factor?.method ?? null) as 'totp' | 'sms' | null, recoveryCodes: Number(codesLeft.n), challenges: Number(challenges.n), enrolment: enrolment !== undefined, postfixadminTotp };
+    const removed = { method: (look.snapshot.factor?.method ?? null) as 'totp' | 'sms' | null, recoveryCodes: codesLeft, challenges, enrolment, postfixadminTotp };
     const complete = changes.every((c) => c.outcome !== 'failed');
     await tx.audit({
       action: 'recover',

@@ -4,7 +4,7 @@
  * the limit holds across processes). Runs inside the account's transaction: if the gateway fails, the code and
  * the send are removed again (nothing stored) and the failure is audited.
  */
-import { insertReturningId } from '../db/tx.js';
+import { deleteChallenge, deleteOlderUnusedChallenges, deleteSmsSend, insertChallenge, insertSmsSend, recentSmsSends } from '../db/ownStore.js';
 import { randomDigits } from '../crypto/codes.js';
 import { smsText, type SmsDelivery } from '../sms/transports.js';
 import { Mail2faError, tempFail } from './errors.js';
@@ -32,28 +32,28 @@ export type SmsChallengePurpose = 'sms' | 'enrol-sms';
 export async function sendSmsChallenge(tx: AccountTx, phone: { e164: string; masked: string }, action: string, purpose: SmsChallengePurpose = 'sms'): Promise<SmsSent | Refusal> {
   const t = tx.ctx.tables;
   const since = tx.now - SMS_SEND_WINDOW_MS;
-  const recent = (await tx.trx(t.smsSend).where({ account: tx.account }).andWhere('sent_at', '>', since).orderBy('sent_at', 'asc').select('sent_at')) as { sent_at: number | string }[];
+  const recent = await recentSmsSends(tx.trx, t, tx.account, since);
   if (recent.length >= SMS_SEND_LIMIT) {
-    const nextAt = Number(recent[0]!.sent_at) + SMS_SEND_WINDOW_MS;
+    const nextAt = recent[0]! + SMS_SEND_WINDOW_MS;
     await tx.audit({ action, outcome: 'refused', reason: 'rate limited', detail: { phone: phone.masked } });
     return new Refusal(tempFail('rate_limited', `at most ${SMS_SEND_LIMIT} SMS codes per 15 minutes: try again after ${isoTime(nextAt)}`, 'Use the newest code already sent; it is valid for 10 minutes.'));
   }
   const code = randomDigits(SMS_CODE_DIGITS);
   const expiresAt = tx.now + SMS_CODE_TTL_MS;
-  const challengeId = await insertReturningId(tx.trx, tx.db.dialect, t.challenge, { account: tx.account, purpose, code_hash: await tx.vault().hash(tx.trx, 'sms', tx.account, code), created_at: tx.now, expires_at: expiresAt, used_at: null });
-  const sendId = await insertReturningId(tx.trx, tx.db.dialect, t.smsSend, { account: tx.account, sent_at: tx.now });
+  const challengeId = await insertChallenge(tx.trx, t, tx.db.dialect, { account: tx.account, purpose, code_hash: await tx.vault().hash(tx.trx, 'sms', tx.account, code), created_at: tx.now, expires_at: expiresAt });
+  const sendId = await insertSmsSend(tx.trx, t, tx.db.dialect, tx.account, tx.now);
   let delivery: SmsDelivery;
   try {
     delivery = await (await tx.ctx.sms()).send({ to: phone.e164, text: smsText(tx.ctx.config.issuer, code) });
   } catch (err) {
-    await tx.trx(t.challenge).where({ id: challengeId }).delete();
-    await tx.trx(t.smsSend).where({ id: sendId }).delete();
+    await deleteChallenge(tx.trx, t, challengeId);
+    await deleteSmsSend(tx.trx, t, sendId);
     const error = err instanceof Mail2faError ? err : new Mail2faError('sms_unavailable', `SMS gateway failed: ${(err as Error).message}`, 69);
     await tx.audit({ action, outcome: 'failed', reason: error.code, detail: { phone: phone.masked } });
     return new Refusal(error);
   }
   // Only the newest code is valid: older unused ones go.
-  await tx.trx(t.challenge).where({ account: tx.account, purpose }).whereNull('used_at').andWhere('id', '<', challengeId).delete();
+  await deleteOlderUnusedChallenges(tx.trx, t, tx.account, purpose, challengeId);
   await tx.audit({ action, outcome: 'ok', detail: { phone: phone.masked, transport: delivery.transport } });
   return { delivery, expiresAt: isoTime(expiresAt)!, maskedPhone: phone.masked };
 }

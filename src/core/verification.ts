@@ -5,6 +5,7 @@
  * transaction — if it cannot be written, the error propagates and nothing is accepted (fail closed).
  */
 import { parseRecoveryCode, parseTemporaryCode } from '../crypto/codes.js';
+import { advanceFactorStep, countUnusedRecoveryCodes, newestChallenge, touchFactor, useChallenge, useRecoveryCode } from '../db/ownStore.js';
 import { lastStoreTotpStep, useStoreTotpStep } from '../db/storeReplay.js';
 import { TOTP_DIGITS, base32Encode, isWellFormedCode, verifyTotp } from '../totp/totp.js';
 import { dataError } from './errors.js';
@@ -50,11 +51,7 @@ export function factorSecret(tx: AccountTx, factor: FactorRow): string {
 async function checkTotp(tx: AccountTx, factor: FactorRow, token: string, floor: number | null): Promise<boolean> {
   const match = verifyTotp({ secret: factorSecret(tx, factor), token, nowMs: tx.now, afterTimeStep: maxStep(factor.last_totp_step, floor) });
   if (!match) return false;
-  const updated = await tx.trx(tx.ctx.tables.factor)
-    .where({ account: factor.account })
-    .andWhere((q) => q.whereNull('last_totp_step').orWhere('last_totp_step', '<', match.timeStep))
-    .update({ last_totp_step: match.timeStep, last_used_at: tx.now });
-  return updated === 1;
+  return advanceFactorStep(tx.trx, tx.ctx.tables, factor.account, match.timeStep, tx.now);
 }
 
 function maxStep(a: number | null, b: number | null): number | null {
@@ -64,25 +61,21 @@ function maxStep(a: number | null, b: number | null): number | null {
 /** The newest unused, unexpired challenge of a purpose; marks it used when the code matches. */
 async function checkChallenge(tx: AccountTx, purpose: 'sms' | 'temporary', code: string): Promise<boolean> {
   const t = tx.ctx.tables;
-  const newest = (await tx.trx(t.challenge).where({ account: tx.account, purpose }).orderBy('id', 'desc').first()) as
-    | { id: number; code_hash: string; expires_at: number | string; used_at: number | string | null }
-    | undefined;
-  if (!newest || newest.used_at !== null || Number(newest.expires_at) <= tx.now) return false;
+  const newest = await newestChallenge(tx.trx, t, tx.account, purpose);
+  if (!newest || newest.used_at !== null || newest.expires_at <= tx.now) return false;
   const hash = await tx.vault().hash(tx.trx, purpose, tx.account, code);
   if (!Vault.equal(hash, newest.code_hash)) return false;
-  const updated = await tx.trx(t.challenge).where({ id: newest.id }).whereNull('used_at').update({ used_at: tx.now });
-  if (updated === 1 && purpose === 'sms') await tx.trx(t.factor).where({ account: tx.account }).update({ last_used_at: tx.now });
-  return updated === 1;
+  const used = await useChallenge(tx.trx, t, newest.id, tx.now);
+  if (used && purpose === 'sms') await touchFactor(tx.trx, t, tx.account, tx.now);
+  return used;
 }
 
 async function checkRecovery(tx: AccountTx, code: string): Promise<boolean> {
   const t = tx.ctx.tables;
   const hash = await tx.vault().hash(tx.trx, 'recovery', tx.account, code);
-  const row = (await tx.trx(t.recoveryCode).where({ account: tx.account, code_hash: hash }).whereNull('used_at').first('id')) as { id: number } | undefined;
-  if (!row) return false;
-  const updated = await tx.trx(t.recoveryCode).where({ id: row.id }).whereNull('used_at').update({ used_at: tx.now });
-  if (updated === 1) await tx.trx(t.factor).where({ account: tx.account }).update({ last_used_at: tx.now });
-  return updated === 1;
+  const used = await useRecoveryCode(tx.trx, t, tx.account, hash, tx.now);
+  if (used) await touchFactor(tx.trx, t, tx.account, tx.now);
+  return used;
 }
 
 /**
@@ -140,6 +133,5 @@ export async function checkSecondFactor(tx: AccountTx, factor: FactorRow | undef
 
 /** How many unused recovery codes the account has left. */
 export async function recoveryCodesLeft(tx: AccountTx): Promise<number> {
-  const row = (await tx.trx(tx.ctx.tables.recoveryCode).where({ account: tx.account }).whereNull('used_at').count({ n: '*' }).first()) as { n: number | string };
-  return Number(row.n);
+  return countUnusedRecoveryCodes(tx.trx, tx.ctx.tables, tx.account);
 }

@@ -10,6 +10,7 @@
  * back and an error is thrown: nothing is ever "accepted" that was not recorded as used.
  */
 import type { Context } from '../context.js';
+import { readAccountState } from '../db/ownStore.js';
 import { databaseErrorCode } from '../db/connection.js';
 import { canonicalAddress } from './address.js';
 import { Mail2faError, unavailable } from './errors.js';
@@ -108,8 +109,7 @@ function failClosed(err: unknown): unknown {
 export async function sessionsRevokedAt(ctx: Context, email: string): Promise<string | null> {
   const address = canonicalAddress(email);
   const db = await ctx.db();
-  const row = (await db.knex(ctx.tables.accountState).where({ account: address }).first('sessions_revoked_at')) as { sessions_revoked_at: number | string | null } | undefined;
-  return preciseTime(row?.sessions_revoked_at == null ? null : Number(row.sessions_revoked_at));
+  return preciseTime((await readAccountState(db.knex, ctx.tables, address))?.sessionsRevokedAt ?? null);
 }
 
 /** ISO-8601 with milliseconds: a session that started 300 ms before the revocation must still compare as older. */

@@ -142,6 +142,18 @@ export function missingMailboxTableError(err: unknown, mapping: AccountMapping, 
   return new Mail2faError('mailbox_table_missing', `the mailbox table ${mapping.table} does not exist in ${where} (account mapping preset ${mapping.preset})`, ExitCode.CONFIG, missingMailboxTableHint(mapping));
 }
 
+/** Addresses of `emails` that have a row in the mailbox table (exact column values, as stored). */
+export async function existingMailboxes(knex: Knex, m: AccountMapping, emails: readonly string[]): Promise<string[]> {
+  const rows = (await knex(m.table).whereIn(m.email, [...emails]).select({ email: m.email })) as { email: string }[];
+  return rows.map((r) => r.email);
+}
+
+/** Replaces the rows of `mailboxes` in the reference mailbox table (the demo's sample accounts). */
+export async function replaceMailboxes(trx: Knex.Transaction, m: AccountMapping, mailboxes: readonly { email: string; passwordHash: string; active: boolean }[]): Promise<void> {
+  await trx(m.table).whereIn(m.email, mailboxes.map((b) => b.email)).delete();
+  for (const b of mailboxes) await trx(m.table).insert({ [m.email]: b.email, [m.password]: b.passwordHash, [m.active]: b.active, [m.domain]: b.email.split('@')[1] });
+}
+
 /** Creates the reference `mailbox` table (preset `mail2fa`) if missing: used by the embedded default and `demo`. */
 export async function ensureReferenceMailboxTable(knex: Knex, mapping: AccountMapping, mysql: boolean): Promise<void> {
   if (mapping.preset !== 'mail2fa') return;

@@ -1,12 +1,11 @@
 /**
  * mail2fa's own tables as `migrate-from <store>` needs them: which addresses have a mailbox, which are enrolled
- * already, locking their account-state rows, and inserting imported TOTP factors (sealed) — in batches, inside the
- * caller's transaction.
+ * already, and inserting imported TOTP factors (sealed) — in batches, inside the caller's transaction (the
+ * account-state rows are locked with db/tx.ts lockAccountStates).
  */
 import type { Knex } from 'knex';
 import type { Vault } from '../core/vault.js';
 import type { AccountMapping } from './accounts.js';
-import type { Dialect } from './connection.js';
 import type { Tables } from './schema.js';
 
 const BATCH = 200;
@@ -36,16 +35,6 @@ export async function enrolledAccounts(q: Knex | Knex.Transaction, tables: Table
     for (const r of rows) out.add(r.account);
   }
   return out;
-}
-
-/** Locks the account-state rows of `accounts` (creating missing ones), as lockAccountState does for one. */
-export async function lockAccountStates(trx: Knex.Transaction, tables: Tables, dialect: Dialect, accounts: readonly string[]): Promise<void> {
-  for (const batch of chunks(accounts)) {
-    await trx(tables.accountState).insert(batch.map((account) => ({ account, failed_attempts: 0 }))).onConflict('account').ignore();
-    const query = trx(tables.accountState).whereIn('account', batch).select('account');
-    if (dialect === 'mysql') query.forUpdate();
-    await query;
-  }
 }
 
 /** Inserts TOTP factors (base32 secrets, sealed for the factor table), no recovery codes. */

@@ -13,10 +13,11 @@ import { accessSync, constants as fsc } from 'node:fs';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import { configError, Mail2faError, tempFail } from '../core/errors.js';
-import { emailColumnCollation } from '../db/accounts.js';
+import { emailColumnCollation, isActive } from '../db/accounts.js';
 import type { Database, Dialect } from '../db/connection.js';
 import { mapDbError } from '../db/connection.js';
-import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, STRONG_SECRET_BYTES, totpCode } from '../totp/totp.js';
+import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, STRONG_SECRET_BYTES, base32Decode, totpCode } from '../totp/totp.js';
+import { exactSql } from './support.js';
 import type { ExportedSecret, ForeignStore, StoreAccountStatus, StoreChange, StoreCheck, StoreConfigBase, StoreDefinition, StoreDeps, StoreFactor, StoreTotpSecret, StoreWriteContext } from './types.js';
 
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain SQL identifier (letters, digits, _)');
@@ -72,43 +73,12 @@ export function parsePostfixadminSecret(raw: string): { secret: string; bytes: n
   return { secret: body, bytes, weak: bytes < STRONG_SECRET_BYTES };
 }
 
-/** RFC 4648 base32 (canonical: upper case, no padding) → bytes. */
-function base32Bytes(secret: string): Buffer {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = 0;
-  let value = 0;
-  const out: number[] = [];
-  for (const c of secret) {
-    value = (value << 5) | alphabet.indexOf(c);
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Buffer.from(out);
-}
-
-/** SQL comparing a column byte for byte with a Buffer parameter, whatever the column's charset/collation. */
-function exactSql(dialect: Dialect): string {
-  if (dialect === 'postgres') return "convert_to(CAST(?? AS text), 'UTF8') = ?";
-  return dialect === 'mysql' ? 'CAST(CONVERT(?? USING utf8mb4) AS BINARY) = ?' : 'CAST(?? AS BLOB) = ?';
-}
-
 const SQL_NAME = /^[A-Za-z0-9_]{1,64}$/;
 
 export interface PostfixadminRow {
   username: string;
   secret: string | null;
   active: unknown;
-}
-
-/** Truthy values of PostfixAdmin's `active` (TINYINT 1/0; some installs use 'y'/'n'). */
-function isActive(value: unknown): boolean {
-  if (typeof value === 'number' || typeof value === 'bigint') return Number(value) !== 0;
-  if (typeof value === 'boolean') return value;
-  if (typeof value === 'string') return /^(1|y|yes|true|t)$/i.test(value.trim());
-  return false;
 }
 
 /**
@@ -249,7 +219,7 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
         if (!row || !hasSecret(row.secret) || !options.totpEnabled) return [];
         const parsed = parsePostfixadminSecret(row.secret);
         if ('problem' in parsed) return [];
-        return [{ key: base32Bytes(parsed.secret), ref: `${loc.table}.${loc.secret}`, storeWindow: 1 }];
+        return [{ key: base32Decode(parsed.secret), ref: `${loc.table}.${loc.secret}`, storeWindow: 1 }];
       },
 
       async *exportSecrets(batchSize): AsyncIterable<ExportedSecret[]> {
@@ -265,7 +235,7 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
           if (!hasSecret(r.secret)) continue;
           const parsed = parsePostfixadminSecret(String(r.secret));
           if ('problem' in parsed) continue;
-          batch.push({ email: r.username, key: base32Bytes(parsed.secret), ref: `${loc.table}.${loc.secret}`, weak: parsed.weak });
+          batch.push({ email: r.username, key: base32Decode(parsed.secret), ref: `${loc.table}.${loc.secret}`, weak: parsed.weak });
           if (batch.length >= batchSize) {
             yield batch;
             batch = [];

@@ -11,12 +11,13 @@
  * its own replay protection and lockout.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { accessSync, constants as fsc, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import { configError, dataError, Mail2faError, tempFail, unknownAccount } from '../core/errors.js';
 import type { Database } from '../db/connection.js';
 import { mapDbError } from '../db/connection.js';
+import { StoreConflict, doctorWriteAccess, driverError, lazyStoreDatabase, storeRead, storeTransaction } from './support.js';
 import { PhpSerializeError, findStringKey, parseTopLevel, removeStringKey, setStringKey, valueEnd, type TopLevelArray } from './php-serialize.js';
 import { isRcubeCipher, type RcubeCipher, type RcubeCryptoConfig } from './rcube-crypto.js';
 import { PLUGIN_KEY, base32, checkPluginSecret, pluginSerialized, pluginValueBytes, readPluginValue, type PluginData, type PluginValue } from './roundcube-plugin.js';
@@ -102,9 +103,8 @@ interface RowReading {
 }
 
 const KEY_PATTERN = `%s:24:"${PLUGIN_KEY}";%`;
-const RETRIES = 5;
+const KEY_BYTES = Buffer.from(`s:24:"${PLUGIN_KEY}";`);
 
-class Changed extends Error {}
 
 /** Roundcube's `username` for an address, as its login stores it (login_lc). */
 export function roundcubeUsername(email: string, loginLc: 0 | 1 | 2): string {
@@ -133,7 +133,7 @@ export class RoundcubeStore implements ForeignStore {
   private readonly o: RoundcubeOptions;
   private readonly users: string;
   private readonly sessions: string;
-  private dbPromise?: Promise<Database>;
+  private readonly database: () => Promise<Database>;
   private cryptoConfig?: RcubeCryptoConfig | null;
   /** exportSecrets → clearMigrated: per address, the SHA-256 of each exported key (never the key itself). */
   private readonly exported = new Map<string, Buffer>();
@@ -150,11 +150,9 @@ export class RoundcubeStore implements ForeignStore {
     this.users = `${prefix}users`;
     this.sessions = `${prefix}session`;
     this.userRegexes = this.o.users_allowed_2FA ? this.o.users_allowed_2FA.map((r) => new RegExp(r)) : null;
+    this.database = lazyStoreDatabase(config, deps);
   }
 
-  private database(): Promise<Database> {
-    return (this.dbPromise ??= this.config.db ? this.deps.openDatabase(this.config.db.url) : this.deps.mailDatabase());
-  }
 
   /** des_key + cipher_method, or null when no des_key is configured. */
   private crypto(): RcubeCryptoConfig | null {
@@ -214,12 +212,8 @@ export class RoundcubeStore implements ForeignStore {
       .select('user_id', 'username', 'mail_host', q.raw(select, onlyPlugin ? [KEY_PATTERN] : []))
       .whereIn('username', [...usernames]);
     if (this.o.mail_hosts) query = query.whereIn('mail_host', this.o.mail_hosts);
-    try {
-      const rows = (await query) as Array<Parameters<RoundcubeStore['toRow']>[0]>;
-      return rows.map((r) => this.toRow(r));
-    } catch (err) {
-      throw mapDbError(err, db.displayUrl);
-    }
+    const rows = (await query) as Array<Parameters<RoundcubeStore['toRow']>[0]>;
+    return rows.map((r) => this.toRow(r));
   }
 
   private mailDomainFor(mailHost: string): string | undefined {
@@ -251,9 +245,10 @@ export class RoundcubeStore implements ForeignStore {
     return bare !== undefined && row.username === bare && this.mailDomainFor(row.mailHost) === email.slice(email.lastIndexOf('@') + 1);
   }
 
-  private async rowsOf(email: string, q?: Knex | Knex.Transaction): Promise<RoundcubeRow[]> {
+  /** The rows of `email`: in `trx` when given (errors go up raw, for the transaction loop), else a mapped read. */
+  private async rowsOf(email: string, trx?: Knex.Transaction): Promise<RoundcubeRow[]> {
     const db = await this.database();
-    const rows = await this.rowsByUsername(q ?? db.knex, db, this.candidates(email), false);
+    const rows = trx ? await this.rowsByUsername(trx, db, this.candidates(email), false) : await storeRead(db, () => this.rowsByUsername(db.knex, db, this.candidates(email), false));
     return rows.filter((r) => this.belongs(r, email)).sort((a, b) => a.userId - b.userId);
   }
 
@@ -272,6 +267,12 @@ export class RoundcubeStore implements ForeignStore {
       if (!(err instanceof PhpSerializeError)) throw err;
       r.prefsProblem = `${ref}: preferences do not parse exactly (${err.message}); mail2fa reads and writes nothing there`;
       r.problems.push(r.prefsProblem);
+      if (row.prefs.includes(KEY_BYTES)) {
+        // PHP may still read these (objects, references…) and the plugin ask for a code: assume it does (fail
+        // closed), so that recover and disable try, refuse with 65 and say why, instead of finding "nothing".
+        r.present = true;
+        r.activated = true;
+      }
       return r;
     }
     const el = findStringKey(r.top, PLUGIN_KEY);
@@ -370,7 +371,7 @@ export class RoundcubeStore implements ForeignStore {
           userId: r.row.userId,
           username: r.row.username,
           mailHost: r.row.mailHost,
-          plugin: !r.present ? 'none' : r.activated ? (r.notEnforced.length ? 'activated, not enforced' : 'enforced') : r.value?.form === 'other' || (r.data === null && r.present) ? 'unreadable' : 'off',
+          plugin: !r.present ? 'none' : r.prefsProblem ? 'unreadable (assumed on)' : r.activated ? (r.notEnforced.length ? 'activated, not enforced' : 'enforced') : r.value?.form === 'other' || (r.data === null && r.present) ? 'unreadable' : 'off',
           ...(r.present && r.value && r.value.form !== 'other' ? { encrypted: r.value.form === 'encrypted' } : {}),
           ...(r.data ? { recoveryCodes: r.data.recoveryCodes.filter((c) => c !== '').length } : {}),
         })),
@@ -393,7 +394,7 @@ export class RoundcubeStore implements ForeignStore {
     for (const email of emails) {
       for (const u of this.candidates(email)) byUsername.set(u, [...(byUsername.get(u) ?? []), email]);
     }
-    const rows = await this.rowsByUsername(db.knex, db, [...byUsername.keys()], true);
+    const rows = await storeRead(db, () => this.rowsByUsername(db.knex, db, [...byUsername.keys()], true));
     const perEmail = new Map<string, RoundcubeRow[]>();
     for (const row of rows) {
       if (row.prefs === null) continue; // no plugin key: nothing to report
@@ -408,37 +409,22 @@ export class RoundcubeStore implements ForeignStore {
   // -------------------------------------------------------------------------------------------- writing
 
   /**
-   * Reads the rows of `email`, lets `plan` compute each row's new preferences (null = leave the row alone), and
-   * writes them all in one transaction, each compare-and-set on the exact bytes read; retried when Roundcube
-   * saved meanwhile, then 75. Every written value is read back inside the transaction and must be byte-identical.
+   * In one transaction (a savepoint of mail2fa's when the store shares its database): reads the rows of `email`,
+   * lets `plan` compute each row's new preferences (absent = leave the row alone), and writes them, each
+   * compare-and-set on the exact bytes read. Roundcube saving meanwhile rolls the attempt back and it starts over
+   * (src/stores/support.ts: a few times, then 75). Every written value is read back and must be byte-identical.
    */
-  private async edit(email: string, what: string, ctx: StoreWriteContext, plan: (readings: RowReading[]) => Map<number, Buffer>): Promise<{ written: RowReading[] }> {
+  private async edit(email: string, ctx: StoreWriteContext, plan: (readings: RowReading[]) => Map<number, Buffer>): Promise<{ written: RowReading[] }> {
     const db = await this.database();
-    const shared = ctx.sharedTransaction;
-    for (let attempt = 1; attempt <= RETRIES; attempt++) {
-      const readings = (await this.rowsOf(email, shared)).map((r) => this.read(r));
+    return storeTransaction(db, this.name, ctx.sharedTransaction, async (trx) => {
+      const readings = (await this.rowsOf(email, trx)).map((r) => this.read(r));
       const changes = plan(readings);
-      if (changes.size === 0) return { written: [] };
-      try {
-        // In mail2fa's own transaction (same database) a nested transaction is a savepoint: a lost race rolls back
-        // this attempt only.
-        await (shared ? shared.transaction.bind(shared) : db.knex.transaction.bind(db.knex))(async (trx: Knex.Transaction) => {
-          for (const r of readings) {
-            const next = changes.get(r.row.userId);
-            if (!next) continue;
-            await this.casWrite(trx, db, r.row, next);
-          }
-        });
-        return { written: readings.filter((r) => changes.has(r.row.userId)) };
-      } catch (err) {
-        if (err instanceof Changed) {
-          await new Promise((res) => setTimeout(res, 15 * attempt + Math.floor(Math.random() * 25)));
-          continue;
-        }
-        throw mapDbError(err, db.displayUrl);
+      for (const r of readings) {
+        const next = changes.get(r.row.userId);
+        if (next) await this.casWrite(trx, db, r.row, next);
       }
-    }
-    throw tempFail('changed', `the Roundcube preferences of ${email} kept changing while mail2fa ${what} (store ${this.name})`, 'Roundcube is saving this user\'s settings right now; retry in a moment.');
+      return { written: readings.filter((r) => changes.has(r.row.userId)) };
+    });
   }
 
   private async casWrite(trx: Knex.Transaction, db: Database, row: RoundcubeRow, next: Buffer): Promise<void> {
@@ -448,7 +434,7 @@ export class RoundcubeStore implements ForeignStore {
       .update({ preferences: trx.raw(this.prefsValueSql(db), [next]) })
       .where('user_id', row.userId)
       .whereRaw(where, row.prefs === null ? [] : [row.prefs]);
-    if (Number(n) !== 1) throw new Changed();
+    if (Number(n) !== 1) throw new StoreConflict(`${this.users}.user_id=${row.userId}`);
     const back = (await trx(this.users).select(trx.raw(`${prefs} AS prefs`)).where('user_id', row.userId).first()) as { prefs: Buffer | string | null } | undefined;
     const bytes = back?.prefs === null || back?.prefs === undefined ? null : Buffer.isBuffer(back.prefs) ? back.prefs : Buffer.from(back.prefs, 'utf8');
     if (!bytes || !bytes.equals(next)) {
@@ -458,14 +444,14 @@ export class RoundcubeStore implements ForeignStore {
 
   /** Refuses (65, nothing written) when a row of the account has preferences that do not parse but may hold the plugin's key. */
   private refuseUnparsable(readings: RowReading[]): void {
-    const bad = readings.filter((r) => r.prefsProblem && r.row.prefs && r.row.prefs.includes(Buffer.from(`s:24:"${PLUGIN_KEY}";`)));
+    const bad = readings.filter((r) => r.prefsProblem && r.row.prefs && r.row.prefs.includes(KEY_BYTES));
     if (bad.length) {
       throw dataError('unparsable_preferences', `store ${this.name}: ${bad[0]!.prefsProblem}`, 'Nothing was written. Fix the row in Roundcube (e.g. bin/moduserprefs.sh) or ask the user to save their settings once.');
     }
   }
 
-  private async removeKey(email: string, what: 'recover' | 'disable', ctx: StoreWriteContext): Promise<StoreChange> {
-    const { written } = await this.edit(email, what === 'recover' ? 'reset 2FA' : 'turned 2FA off', ctx, (readings) => {
+  private async removeKey(email: string, ctx: StoreWriteContext): Promise<StoreChange> {
+    const { written } = await this.edit(email, ctx, (readings) => {
       this.refuseUnparsable(readings);
       const changes = new Map<number, Buffer>();
       for (const r of readings) {
@@ -489,11 +475,11 @@ export class RoundcubeStore implements ForeignStore {
   }
 
   reset(email: string, ctx: StoreWriteContext): Promise<StoreChange> {
-    return this.removeKey(email, 'recover', ctx);
+    return this.removeKey(email, ctx);
   }
 
   disable(email: string, ctx: StoreWriteContext): Promise<StoreChange> {
-    return this.removeKey(email, 'disable', ctx);
+    return this.removeKey(email, ctx);
   }
 
   async enrol(email: string, input: { key: Buffer; recoveryCodes?: string[] }, ctx: StoreWriteContext): Promise<StoreChange> {
@@ -511,7 +497,7 @@ export class RoundcubeStore implements ForeignStore {
     const crypto = this.o.pref_encrypt ? this.crypto() : null;
     if (this.o.pref_encrypt && !crypto) throw configError('des_key', `store ${this.name}: pref_encrypt needs des_key`);
     let rowsSeen = 0;
-    const { written } = await this.edit(email, 'enrolled', ctx, (readings) => {
+    const { written } = await this.edit(email, ctx, (readings) => {
       rowsSeen = readings.length;
       this.refuseUnparsable(readings);
       const unreadable = readings.find((r) => r.prefsProblem);
@@ -554,7 +540,7 @@ export class RoundcubeStore implements ForeignStore {
    */
   async consumeRecoveryCode(email: string, code: string, ctx: StoreWriteContext): Promise<boolean> {
     if (code === '') return false;
-    const { written } = await this.edit(email, 'consumed a recovery code', ctx, (readings) => {
+    const { written } = await this.edit(email, ctx, (readings) => {
       const changes = new Map<number, Buffer>();
       for (const r of readings) {
         if (!r.activated || !r.data || !r.row.prefs || !r.top || !r.data.recoveryCodes.includes(code)) continue;
@@ -587,12 +573,7 @@ export class RoundcubeStore implements ForeignStore {
     for (;;) {
       let query = db.knex(this.users).select('user_id', 'username', 'mail_host', db.knex.raw(`${prefs} AS prefs`)).where('user_id', '>', after).whereRaw('preferences LIKE ?', [KEY_PATTERN]);
       if (this.o.mail_hosts) query = query.whereIn('mail_host', this.o.mail_hosts);
-      let rows: RoundcubeRow[];
-      try {
-        rows = ((await query.orderBy('user_id').limit(batchSize)) as Array<Parameters<RoundcubeStore['toRow']>[0]>).map((r) => this.toRow(r));
-      } catch (err) {
-        throw mapDbError(err, db.displayUrl);
-      }
+      const rows = (await storeRead(db, () => query.orderBy('user_id').limit(batchSize)) as Array<Parameters<RoundcubeStore['toRow']>[0]>).map((r) => this.toRow(r));
       if (rows.length === 0) return;
       yield rows;
       after = rows[rows.length - 1]!.userId;
@@ -645,39 +626,28 @@ export class RoundcubeStore implements ForeignStore {
    */
   async clearMigrated(emails: readonly string[], ctx: StoreWriteContext): Promise<StoreChange> {
     const db = await this.database();
-    const shared = ctx.sharedTransaction;
-    const refs: string[] = [];
-    for (let attempt = 1; attempt <= RETRIES; attempt++) {
-      refs.length = 0;
-      try {
-        await (shared ? shared.transaction.bind(shared) : db.knex.transaction.bind(db.knex))(async (trx: Knex.Transaction) => {
-          for (let i = 0; i < emails.length; i += 500) {
-            const chunk = emails.slice(i, i + 500);
-            const byUsername = new Map<string, string[]>();
-            for (const e of chunk) for (const u of this.candidates(e)) byUsername.set(u, [...(byUsername.get(u) ?? []), e]);
-            const rows = await this.rowsByUsername(trx, db, [...byUsername.keys()], false);
-            for (const row of rows.sort((a, b) => a.userId - b.userId)) {
-              const email = (byUsername.get(row.username) ?? []).find((e) => this.belongs(row, e));
-              if (!email) continue;
-              const r = this.read(row);
-              if (!r.present) continue;
-              const digest = this.exported.get(email);
-              if (r.prefsProblem || !r.key || !digest || !timingSafeEqual(createHash('sha256').update(r.key).digest(), digest)) {
-                if (r.activated || r.prefsProblem) throw tempFail('changed', `store ${this.name}: ${r.ref} changed since it was exported; nothing was cleared`, 'Run the migration again.');
-                continue;
-              }
-              await this.casWrite(trx, db, row, removeStringKey(row.prefs!, PLUGIN_KEY)!);
-              refs.push(r.ref);
-            }
+    const refs = await storeTransaction(db, this.name, ctx.sharedTransaction, async (trx) => {
+      const done: string[] = [];
+      for (let i = 0; i < emails.length; i += 500) {
+        const byUsername = new Map<string, string[]>();
+        for (const e of emails.slice(i, i + 500)) for (const u of this.candidates(e)) byUsername.set(u, [...(byUsername.get(u) ?? []), e]);
+        const rows = await this.rowsByUsername(trx, db, [...byUsername.keys()], false);
+        for (const row of rows.sort((a, b) => a.userId - b.userId)) {
+          const email = (byUsername.get(row.username) ?? []).find((e) => this.belongs(row, e));
+          if (!email) continue;
+          const r = this.read(row);
+          if (!r.present) continue;
+          const digest = this.exported.get(email);
+          if (r.prefsProblem || !r.key || !digest || !timingSafeEqual(createHash('sha256').update(r.key).digest(), digest)) {
+            if (r.activated || r.prefsProblem) throw tempFail('changed', `store ${this.name}: ${r.ref} changed since it was exported; nothing was cleared`, 'Run the migration again.');
+            continue;
           }
-        });
-        break;
-      } catch (err) {
-        if (err instanceof Changed && attempt < RETRIES) continue;
-        if (err instanceof Changed) throw tempFail('changed', `store ${this.name}: Roundcube kept saving preferences while mail2fa cleared them; nothing was cleared`, 'Run the migration again.');
-        throw mapDbError(err, db.displayUrl);
+          await this.casWrite(trx, db, row, removeStringKey(row.prefs!, PLUGIN_KEY)!);
+          done.push(r.ref);
+        }
       }
-    }
+      return done;
+    });
     return refs.length
       ? { store: this.name, kind: 'roundcube', outcome: 'changed', detail: `removed twofactor_gauthenticator from ${plural(refs.length, 'Roundcube row')}`, refs }
       : { store: this.name, kind: 'roundcube', outcome: 'nothing', detail: 'no twofactor_gauthenticator settings to remove' };
@@ -708,7 +678,7 @@ export class RoundcubeStore implements ForeignStore {
       }
       for (let i = 0; i < doomed.length; i += 500) await q(this.sessions).whereIn('sess_id', doomed.slice(i, i + 500)).delete();
     } catch (err) {
-      const e = mapDbError(err, db.displayUrl);
+      const e = mapDbError(driverError(err), db.displayUrl); // driverError: no SQL, whose bound values are session ids
       return `Roundcube sessions NOT signed out (${e.message})`;
     }
     return `signed out ${plural(doomed.length, 'Roundcube session')}`;
@@ -746,7 +716,7 @@ export class RoundcubeStore implements ForeignStore {
     try {
       this.crypto();
     } catch (err) {
-      checks.push({ name: `${label} des_key`, status: 'fail', detail: (err as Error).message, exitCode: 78 });
+      checks.push({ name: `store ${this.name}: des_key`, status: 'fail', detail: (err as Error).message, exitCode: 78 });
     }
     let rows = 0;
     let plaintext = 0;
@@ -768,78 +738,64 @@ export class RoundcubeStore implements ForeignStore {
         }
       }
     } catch (err) {
-      checks.push({ name: `${label} rows`, status: 'fail', detail: (err as Error).message, exitCode: 78 });
+      checks.push({ name: `store ${this.name}: rows`, status: 'fail', detail: (err as Error).message, exitCode: 78 });
       return checks;
     }
-    checks.push({ name: `${label} rows`, status: 'ok', detail: `${plural(rows, 'Roundcube row')} with twofactor_gauthenticator settings (${encrypted} encrypted, ${plaintext} plaintext)` });
+    checks.push({ name: `store ${this.name}: rows`, status: 'ok', detail: `${plural(rows, 'Roundcube row')} with twofactor_gauthenticator settings (${encrypted} encrypted, ${plaintext} plaintext)` });
     if (plaintext > 0) {
       checks.push({
-        name: `${label} plaintext`,
+        name: `store ${this.name}: plaintext`,
         status: 'warn',
         detail: `${plural(plaintext, 'Roundcube row')} keep the TOTP secret in PLAINTEXT in ${this.users}.preferences`,
         hint: '`mail2fa migrate-from roundcube --dry-run` shows how to move them into mail2fa\'s encrypted storage; or turn on the plugin\'s twofactor_pref_encrypt (it encrypts at the user\'s next save).',
       });
     }
     if (this.plaintextSecrets && this.config.allowPlaintextWrites) {
-      checks.push({ name: `${label} plaintext writes`, status: 'warn', detail: 'allowPlaintextWrites is on: `enable --store` writes secrets into Roundcube\'s preferences in plaintext' });
+      checks.push({ name: `store ${this.name}: plaintext writes`, status: 'warn', detail: 'allowPlaintextWrites is on: `enable --store` writes secrets into Roundcube\'s preferences in plaintext' });
     }
     if (broken > 0) {
       checks.push({
-        name: `${label} encrypted values`,
+        name: `store ${this.name}: encrypted values`,
         status: 'warn',
         detail: `${plural(broken, 'encrypted value')} do not decrypt with the configured des_key/cipher_method${this.o.pref_encrypt ? ': the plugin lets those users in without a code' : ''}`,
         hint: 'Check des_key and cipher_method against Roundcube\'s config.inc.php.',
       });
     }
     if (encrypted > 0 && !this.o.pref_encrypt) {
-      checks.push({ name: `${label} pref_encrypt`, status: 'warn', detail: `${plural(encrypted, 'row')} hold encrypted values but pref_encrypt is off: the plugin reads them as no 2FA`, hint: 'Set pref_encrypt: true if the site has twofactor_pref_encrypt on.' });
+      checks.push({ name: `store ${this.name}: pref_encrypt`, status: 'warn', detail: `${plural(encrypted, 'row')} hold encrypted values but pref_encrypt is off: the plugin reads them as no 2FA`, hint: 'Set pref_encrypt: true if the site has twofactor_pref_encrypt on.' });
     }
     if (unparsable > 0) {
-      checks.push({ name: `${label} preferences`, status: 'warn', detail: `${plural(unparsable, 'row')} have preferences mail2fa cannot parse exactly; it will not write them` });
+      checks.push({ name: `store ${this.name}: preferences`, status: 'warn', detail: `${plural(unparsable, 'row')} have preferences mail2fa cannot parse exactly; it will not write them` });
     }
     if (this.o.whitelist.length > 0) {
       checks.push({
-        name: `${label} whitelist`,
+        name: `store ${this.name}: whitelist`,
         status: 'warn',
         detail: `whitelist has ${plural(this.o.whitelist.length, 'range')}: the plugin reads the client IP from client-supplied headers (Client-IP, X-Forwarded-For) first, so anyone can skip 2FA`,
         hint: 'Empty the plugin\'s whitelist; status shows these accounts as activated but not enforced.',
       });
     }
-    checks.push(await this.writableCheck(db, label));
+    checks.push(...(await this.writableChecks(db).catch((err: Error) => [{ name: `store ${this.name}: write access`, status: 'warn' as const, detail: err.message }])));
     if (this.o.users_allowed_2FA) {
-      checks.push({ name: `${label} users_allowed_2FA`, status: 'warn', detail: `users_allowed_2FA is set (${plural(this.o.users_allowed_2FA.length, 'pattern')}): users outside it skip 2FA even when activated` });
+      checks.push({ name: `store ${this.name}: users_allowed_2FA`, status: 'warn', detail: `users_allowed_2FA is set (${plural(this.o.users_allowed_2FA.length, 'pattern')}): users outside it skip 2FA even when activated` });
     }
     return checks;
   }
 
   /**
-   * Can mail2fa write `preferences` (recover, disable, enable)? On MySQL an UPDATE matching no row still needs the
-   * privilege, and the column must be utf8mb4/utf8 (what Roundcube's connection speaks); on SQLite the file must
-   * be writable.
+   * Can mail2fa write `preferences` (recover, disable, enable)? support.ts's probe (an UPDATE matching no row, rolled
+   * back); on MySQL the column must also be utf8mb4/utf8, what Roundcube's connection speaks.
    */
-  private async writableCheck(db: Database, label: string): Promise<StoreCheck> {
-    const name = `${label} write access`;
-    try {
-      if (db.dialect === 'sqlite') {
-        if (db.file) accessSync(db.file, fsc.W_OK);
-      } else {
-        await db.knex(this.users).update({ preferences: db.knex.ref('preferences') }).whereRaw('1 = 0');
-        const rows = (await db.knex.raw('SELECT CHARACTER_SET_NAME AS cs FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?', [this.users, 'preferences'])) as [Array<{ cs: string | null }>];
-        const cs = rows[0]?.[0]?.cs ?? null;
-        if (cs && !/^utf8(mb3|mb4)?$/.test(cs)) {
-          return { name, status: 'warn', detail: `${this.users}.preferences is ${cs}, not utf8mb4: mail2fa refuses writes whose bytes would not read back exactly`, hint: 'Roundcube expects utf8mb4 (its mysql.initial.sql).' };
-        }
+  private async writableChecks(db: Database): Promise<StoreCheck[]> {
+    const checks = [await doctorWriteAccess(this.name, db, `${this.users}.preferences`, 'recover, disable, enable and consuming recovery codes', (trx) => trx(this.users).update({ preferences: trx.ref('preferences') }).whereRaw('1 = 0'))];
+    if (db.dialect === 'mysql') {
+      const rows = (await db.knex.raw('SELECT CHARACTER_SET_NAME AS cs FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?', [this.users, 'preferences'])) as [Array<{ cs: string | null }>];
+      const cs = rows[0]?.[0]?.cs ?? null;
+      if (cs && !/^utf8(mb3|mb4)?$/.test(cs)) {
+        checks.push({ name: `store ${this.name}: charset`, status: 'warn', detail: `${this.users}.preferences is ${cs}, not utf8mb4: mail2fa refuses writes whose bytes would not read back exactly`, hint: 'Roundcube expects utf8mb4 (its mysql.initial.sql).' });
       }
-      return { name, status: 'ok', detail: `mail2fa may write ${this.users}.preferences (recover, disable, enable)` };
-    } catch (err) {
-      const code = (err as { code?: string }).code ?? '';
-      return {
-        name,
-        status: 'warn',
-        detail: `read-only: ${code || (err as Error).message}; recover, disable and enable cannot change Roundcube's preferences`,
-        hint: `Grant UPDATE on ${this.users} to the store's database user.`,
-      };
     }
+    return checks;
   }
 
   async close(): Promise<void> {

@@ -124,6 +124,7 @@ function replyBlock(reply: string, width: number | undefined): string {
 function storeOutcomes(r: RecoveryDone): string {
   return r.stores
     .map((c) => `  ${`store ${c.store}`.padEnd(20)}${c.outcome === 'failed' ? `NOT RESET: ${c.error?.message ?? c.detail}` : c.outcome === 'changed' ? `reset: ${c.detail}` : `nothing to reset (${c.detail})`}`)
+    .map(escapeControl) // per line: the lines' own breaks must stay breaks
     .join('\n');
 }
 
@@ -131,7 +132,7 @@ export function recoveredText(r: RecoveryDone, width?: number): string {
   if (!r.complete) {
     const failed = r.stores.filter((c) => c.outcome === 'failed').map((c) => c.store);
     const head = `INCOMPLETE recovery of ${r.email} (ticket ${r.ticket}): 2FA was NOT reset in ${failed.join(', ')}; everything else below was done. Sign-in there still asks for a code.`;
-    return `${fit(`${escapeControl(head)}\n${escapeControl(storeOutcomes(r))}\n\nRun the same recover command again once ${failed.length === 1 ? 'that store is' : 'those stores are'} reachable: it completes the rest. The reply for the customer is shown when the recovery is complete.`, width, labelHang)}\n`;
+    return `${fit(`${escapeControl(head)}\n${storeOutcomes(r)}\n\nRun the same recover command again once ${failed.length === 1 ? 'that store is' : 'those stores are'} reachable: it completes the rest. The reply for the customer is shown when the recovery is complete.`, width, labelHang)}\n`;
   }
   const did = [
     r.removed.method ? `${r.removed.method === 'totp' ? 'authenticator app' : 'SMS phone'} removed` : null,
@@ -145,7 +146,7 @@ export function recoveredText(r: RecoveryDone, width?: number): string {
   const head = r.temporaryCode
     ? `Recovered ${r.email} (ticket ${r.ticket}): ${did.join(', ')}. 2FA stays required: a temporary access code was issued, valid until ${r.temporaryCode.expiresAt}; it appears only in the reply below and is never shown again.`
     : `Recovered ${r.email} (ticket ${r.ticket}): ${did.join(', ')}. 2FA is now off for this address.`;
-  return `${fit(escapeControl(head), width)}\n${r.stores.length > 1 ? `${fit(escapeControl(storeOutcomes(r)), width, labelHang)}\n` : ''}\n${r.reply ? replyBlock(r.reply, width) : ''}`;
+  return `${fit(escapeControl(head), width)}\n${r.stores.length > 1 ? `${fit(storeOutcomes(r), width, labelHang)}\n` : ''}\n${r.reply ? replyBlock(r.reply, width) : ''}`;
 }
 
 export function nothingText(r: NothingToRecover, width?: number): string {
