@@ -25,14 +25,15 @@ let counter = 0;
 
 /**
  * Runs `cmd args` once. stdin: a file (stdinFile), a string (stdinText), or nothing. stdout goes to /dev/null unless
- * `captureStdout`. Resolves { ms, rssKb, cpuS, code, stderr, stdout }.
+ * `captureStdout` (kept) or `countLines` (read through a pipe and only its newlines counted, so that a result's row
+ * count can be checked without holding it). Resolves { ms, rssKb, cpuS, code, stderr, stdout, lines }.
  */
-export function runOnce(cmd, args, { env, stdinFile, stdinText, captureStdout = false, tmp, timeBin, cwd }) {
+export function runOnce(cmd, args, { env, stdinFile, stdinText, captureStdout = false, countLines = false, tmp, timeBin, cwd }) {
   return new Promise((resolve, reject) => {
     const rssFile = join(tmp, `rss-${process.pid}-${counter++}`);
     const argv = timeBin ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, cmd, ...args]] : [cmd, args];
     const inFd = stdinFile ? openSync(stdinFile, 'r') : null;
-    const outFd = captureStdout ? null : openSync('/dev/null', 'w');
+    const outFd = captureStdout || countLines ? null : openSync('/dev/null', 'w');
     const t0 = process.hrtime.bigint();
     const child = spawn(argv[0], argv[1], {
       env,
@@ -45,6 +46,13 @@ export function runOnce(cmd, args, { env, stdinFile, stdinText, captureStdout = 
       if (stderr.length < 65536) stderr += d;
     });
     if (captureStdout) child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    let lines = null;
+    if (countLines && !captureStdout) {
+      lines = 0;
+      child.stdout.on('data', (d) => {
+        for (let i = d.indexOf(10); i !== -1; i = d.indexOf(10, i + 1)) lines++;
+      });
+    }
     if (stdinText !== undefined && !inFd) child.stdin.end(stdinText);
     child.on('error', reject);
     child.on('close', (code) => {
@@ -55,13 +63,13 @@ export function runOnce(cmd, args, { env, stdinFile, stdinText, captureStdout = 
       let cpuS = null;
       if (timeBin && existsSync(rssFile)) {
         // GNU time prefixes "Command exited with non-zero status N" on its own line when the child fails.
-        const lines = readFileSync(rssFile, 'utf8').trim().split('\n');
-        const [rss, user, sys] = lines[lines.length - 1].split(' ').map(Number);
+        const timeLines = readFileSync(rssFile, 'utf8').trim().split('\n');
+        const [rss, user, sys] = timeLines[timeLines.length - 1].split(' ').map(Number);
         rssKb = Number.isFinite(rss) ? rss : null;
         cpuS = Number.isFinite(user) && Number.isFinite(sys) ? user + sys : null;
         rmSync(rssFile, { force: true });
       }
-      resolve({ ms, rssKb, cpuS, code, stderr, stdout });
+      resolve({ ms, rssKb, cpuS, code, stderr, stdout: captureStdout ? stdout : '', lines: captureStdout ? stdout.split('\n').length - 1 : lines });
     });
   });
 }

@@ -3,9 +3,8 @@
  * agent looking into a complaint wants), or oldest first; in batches fetched with keyset pagination on
  * (at, id) — one indexed query per batch, constant memory however long the log is.
  */
-import type { Knex } from 'knex';
 import type { Database } from '../db/connection.js';
-import { mapDbError } from '../db/connection.js';
+import { auditPage, type AuditDbRow, type AuditPageFilter, type AuditPageQuery } from '../db/auditLog.js';
 import type { Tables } from '../db/schema.js';
 import { canonicalAddress, preview } from './address.js';
 import { usageError } from './errors.js';
@@ -49,19 +48,6 @@ export interface AuditRecord {
   host: string;
 }
 
-interface AuditDbRow {
-  id: number | string;
-  at: number | string;
-  actor: string;
-  action: string;
-  account: string | null;
-  ticket: string | null;
-  reason: string | null;
-  outcome: string;
-  detail: string | null;
-  tool_version: string;
-  host: string;
-}
 
 export const AUDIT_OUTCOMES = ['ok', 'refused', 'failed'] as const;
 const DEFAULT_BATCH = 1000;
@@ -123,25 +109,14 @@ function toRecord(r: AuditDbRow): AuditRecord {
 /** The audit rows matching `q`, in batches (newest first unless q.order says otherwise). */
 export async function* auditBatches(db: Database, tables: Tables, q: AuditQuery): AsyncGenerator<AuditRecord[]> {
   const desc = (q.order ?? 'newest-first') === 'newest-first';
-  const dir = desc ? 'desc' : 'asc';
-  const cmp = desc ? '<' : '>';
+  // Stored values had their control characters escaped (audit.ts): compare with the value as stored.
+  const filter: AuditPageFilter = { ...q, actor: q.actor === undefined ? undefined : escapeControl(q.actor), ticket: q.ticket === undefined ? undefined : escapeControl(q.ticket) };
   const batchSize = q.batchSize ?? DEFAULT_BATCH;
   let remaining = q.limit ?? Infinity;
-  let after: { at: number; id: number } | undefined;
+  let after: AuditPageQuery['after'];
   while (remaining > 0) {
-    const query = db.knex(tables.audit).select('id', 'at', 'actor', 'action', 'account', 'ticket', 'reason', 'outcome', 'detail', 'tool_version', 'host');
-    applyFilter(query, q);
-    if (after) {
-      const { at, id } = after;
-      query.where((w) => w.where('at', cmp, at).orWhere((x) => x.where('at', at).andWhere('id', cmp, id)));
-    }
     const size = Math.min(batchSize, remaining);
-    let rows: AuditDbRow[];
-    try {
-      rows = (await query.orderBy([{ column: 'at', order: dir }, { column: 'id', order: dir }]).limit(size)) as AuditDbRow[];
-    } catch (err) {
-      throw mapDbError(err, db.displayUrl);
-    }
+    const rows = await auditPage(db, tables, { ...filter, after, descending: desc, limit: size });
     if (rows.length === 0) return;
     const last = rows[rows.length - 1]!;
     after = { at: Number(last.at), id: Number(last.id) };
@@ -149,16 +124,4 @@ export async function* auditBatches(db: Database, tables: Tables, q: AuditQuery)
     yield rows.map(toRecord);
     if (rows.length < size) return;
   }
-}
-
-function applyFilter(query: Knex.QueryBuilder, f: AuditFilter): void {
-  // Exact matches only (utf8mb4_bin on MySQL): no LIKE, no case folding.
-  if (f.account !== undefined) query.where('account', f.account);
-  if (f.action !== undefined) query.where('action', f.action);
-  // Stored values had their control characters escaped (audit.ts): compare with the value as stored.
-  if (f.actor !== undefined) query.where('actor', escapeControl(f.actor));
-  if (f.ticket !== undefined) query.where('ticket', escapeControl(f.ticket));
-  if (f.outcome !== undefined) query.where('outcome', f.outcome);
-  if (f.since !== undefined) query.where('at', '>=', f.since);
-  if (f.until !== undefined) query.where('at', '<', f.until);
 }

@@ -99,6 +99,10 @@ describeEachDb('status parity, preset mail2fa', (kind) => {
     await knex(ctx.tables.challenge).insert([
       { account: 'tina@example.org', purpose: 'temporary', code_hash: 'a'.repeat(64), created_at: clock.now, expires_at: clock.now + 86_400_000, used_at: null },
       { account: 'ted@example.org', purpose: 'temporary', code_hash: 'b'.repeat(64), created_at: clock.now, expires_at: clock.now + 86_400_000, used_at: clock.now },
+      // Orphan codes of spellings without a mailbox row: the mailboxes "trail@example.com " and "User@example.com"
+      // must not borrow them (the bulk read merges temporary codes in by exact account, outside the join).
+      { account: 'trail@example.com', purpose: 'temporary', code_hash: 'c'.repeat(64), created_at: clock.now, expires_at: clock.now + 86_400_000, used_at: null },
+      { account: 'USER@example.com', purpose: 'temporary', code_hash: 'd'.repeat(64), created_at: clock.now, expires_at: clock.now + 86_400_000, used_at: null },
     ]);
   });
   afterAll(async () => {
