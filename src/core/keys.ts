@@ -14,24 +14,12 @@ import { open, seal, sealedKeyId } from '../crypto/box.js';
 import { loadMasterKey, previousKeyFile, writeNewKeyFile, type KeyRing, type MasterKey } from '../crypto/keys.js';
 import { isRetryable, type Database } from '../db/connection.js';
 import type { Tables } from '../db/schema.js';
+import { countNotUnderKey, countRows, firstSealedValue, lockRowsNotUnderKey, pages, sealedTables, writeSealedRows, type Row, type SealedTable } from '../db/sealedRows.js';
 import { inTransaction } from '../db/tx.js';
 import { writeAudit } from './audit.js';
 import { configError, internalError, Mail2faError, tempFail, usageError } from './errors.js';
 
-/** A table holding sealed values: the AAD "account" of each value is the row's primary key. */
-export interface SealedTable {
-  table: string;
-  pk: string;
-  columns: string[];
-}
 
-export function sealedTables(t: Tables): SealedTable[] {
-  return [
-    { table: t.factor, pk: 'account', columns: ['secret_ct', 'phone_ct'] },
-    { table: t.enrolment, pk: 'account', columns: ['secret_ct', 'phone_ct'] },
-    { table: t.codeKey, pk: 'id', columns: ['key_ct'] },
-  ];
-}
 
 export interface KeyProgress {
   done: number;
@@ -39,39 +27,13 @@ export interface KeyProgress {
 }
 export type ProgressListener = (p: KeyProgress) => void;
 
-/** Rows read per page. */
-const PAGE_SIZE = 1000;
 /** Rows written per statement (SQLite's compound SELECT limit is 500; knex builds multi-row inserts with it). */
 const WRITE_BATCH = 200;
 /** Failures listed in a report or an error (the counts are always complete). */
 const MAX_LISTED = 50;
 
-type Row = Record<string, unknown>;
 
-async function* pages(q: Knex | Knex.Transaction, spec: SealedTable, o: { wholeRows: boolean; forUpdate: boolean }): AsyncGenerator<Row[]> {
-  let last: string | undefined;
-  for (;;) {
-    const query = q(spec.table).orderBy(spec.pk).limit(PAGE_SIZE);
-    if (o.wholeRows) query.select('*');
-    else query.select([spec.pk, 'key_id', ...spec.columns]);
-    if (last !== undefined) query.where(spec.pk, '>', last);
-    if (o.forUpdate) query.forUpdate();
-    const rows = (await query) as Row[];
-    if (rows.length === 0) return;
-    yield rows;
-    if (rows.length < PAGE_SIZE) return;
-    last = String(rows[rows.length - 1]![spec.pk]);
-  }
-}
 
-async function countRows(q: Knex | Knex.Transaction, specs: SealedTable[]): Promise<number> {
-  let total = 0;
-  for (const spec of specs) {
-    const row = (await q(spec.table).count({ n: '*' }).first()) as { n: number | string } | undefined;
-    total += Number(row?.n ?? 0);
-  }
-  return total;
-}
 
 /** Why a value did not open: a short, secret-free reason. */
 function failureReason(err: unknown, sealed: string): string {
@@ -163,7 +125,7 @@ export async function sampleDecrypt(db: Database, tables: Tables, key: MasterKey
   let tried = 0;
   for (const spec of sealedTables(tables)) {
     for (const column of spec.columns) {
-      const row = (await db.knex(spec.table).whereNotNull(column).orderBy(spec.pk).first([spec.pk, column])) as Row | undefined;
+      const row = await firstSealedValue(db, spec, column);
       if (!row) continue;
       tried++;
       const account = String(row[spec.pk]);
@@ -292,8 +254,7 @@ export async function rotateKeys(ctx: Context, newKey: MasterKey | undefined, o:
     const left = await inTransaction(db, ctx.tables, async (trx) => {
       let stale = 0;
       for (const spec of specs) {
-        const row = (await trx(spec.table).whereNot('key_id', target.id).count({ n: '*' }).first()) as { n: number | string } | undefined;
-        stale += Number(row?.n ?? 0);
+        stale += await countNotUnderKey(trx, spec, target.id);
       }
       if (stale > 0) return stale;
       const reencrypted = [...columns.values()].reduce((n, c) => n + c.reencrypted, 0);
@@ -371,9 +332,7 @@ async function surveySealed(db: Database, specs: SealedTable[], keys: MasterKey[
  * Returns how many rows it rewrote (fewer than a batch: the table is done).
  */
 async function reencryptBatch(trx: Knex.Transaction, db: Database, spec: SealedTable, keys: MasterKey[], target: MasterKey, columns: Map<string, { reencrypted: number }>): Promise<number> {
-  const query = trx(spec.table).whereNot('key_id', target.id).orderBy(spec.pk).limit(ROTATE_BATCH).select('*');
-  if (db.dialect !== 'sqlite') query.forUpdate(); // SQLite: inTransaction holds the write lock
-  const rows = (await query) as Row[];
+  const rows = await lockRowsNotUnderKey(trx, db.dialect, spec, target.id, ROTATE_BATCH);
   if (rows.length === 0) return 0;
   const updated: Row[] = [];
   for (const row of rows) {
@@ -393,7 +352,7 @@ async function reencryptBatch(trx: Knex.Transaction, db: Database, spec: SealedT
     }
     updated.push(next);
   }
-  await trx(spec.table).insert(updated).onConflict(spec.pk).merge([...spec.columns, 'key_id']);
+  await writeSealedRows(trx, spec, updated);
   return rows.length;
 }
 
