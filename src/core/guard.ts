@@ -37,6 +37,7 @@ export interface AccountTx {
 
 export async function accountTransaction<T>(ctx: Context, account: string, work: (tx: AccountTx) => Promise<T | Refusal>): Promise<T> {
   const db = await ctx.db();
+  await Vault.prefetch(ctx, db);
   // The action being checked (named by refuseIfLocked/fail), for the audit row of a refusal that rolls back.
   let action: string | undefined;
   let result: T | Refusal;

@@ -24,6 +24,9 @@ import { internalError } from './errors.js';
 export type { CodePurpose } from '../crypto/codes.js';
 import type { CodePurpose } from '../crypto/codes.js';
 
+/** Code-hash keys read from committed rows, per database (pool): safe to share across transactions and requests. */
+const committedHashKeys = new WeakMap<Database, Buffer>();
+
 export class Vault {
   private hashKey?: Buffer;
   private reloaded = false;
@@ -79,6 +82,8 @@ export class Vault {
   async codeHashKey(q: Knex | Knex.Transaction): Promise<Buffer> {
     if (this.hashKey) return this.hashKey;
     const outside = this.db && this.db.dialect !== 'sqlite' ? this.db : undefined;
+    const known = outside && committedHashKeys.get(outside);
+    if (known) return (this.hashKey = known);
     let row = await readCodeKeyRow(outside?.knex ?? q, this.tables);
     let cache = true;
     if (!row) {
@@ -91,8 +96,27 @@ export class Vault {
       if (!row) throw internalError('the code-hash key was created but cannot be read back');
     }
     const key = Buffer.from(this.open(this.tables.codeKey, 'key_ct', CODE_HASH_KEY_ID, row.key_ct), 'base64');
-    if (cache) this.hashKey = key;
+    if (cache) {
+      this.hashKey = key;
+      // Read from the committed row on the pool: it never changes (keys rotate re-seals the same bytes).
+      if (outside) committedHashKeys.set(outside, key);
+    }
     return key;
+  }
+
+  /**
+   * Reads the code-hash key on the pool BEFORE a transaction takes a connection, so that the transaction never
+   * needs a second one: under concurrent requests (`mail2fa serve`, pool of 4) transactions each waiting for one
+   * more connection starve the pool. Once per process and database; best effort (a failure here is met again, and
+   * reported, where the key is really needed).
+   */
+  static async prefetch(ctx: Context, db: Database): Promise<void> {
+    if (db.dialect === 'sqlite' || committedHashKeys.has(db)) return;
+    try {
+      await Vault.forContext(ctx, db).codeHashKey(db.knex);
+    } catch {
+      // reported by the use that needs it
+    }
   }
 
   async hash(db: Knex | Knex.Transaction, purpose: CodePurpose, account: string, code: string): Promise<string> {

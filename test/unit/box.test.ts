@@ -196,8 +196,12 @@ describe('key mismatch', () => {
     expect(e.message).toContain(other.id);
     expect(e.message).toContain(key.id);
     expect(e.message).toContain(ctx.account);
-    expect(e.hint).toMatch(/keys rotate/);
+    // The real next step (issue 11.14): load that key — the key file, or during a rotation <key file>.old — and
+    // `keys check`; never `recover`.
+    expect(e.hint).toMatch(/keys check/);
     expect(e.hint).toMatch(/key file|MAIL2FA_KEY_FILE/);
+    expect(e.hint).toMatch(/\.old/);
+    expect(e.hint).not.toMatch(/recover/);
     expect(e.message + (e.hint ?? '')).not.toContain(SECRET);
     expect(sealedKeyId(sealed)).toBe(other.id);
   });
