@@ -208,9 +208,10 @@ export function mapDbError(err: unknown, where: string): Error {
   // A connection that died inside a transaction (server restart, KILL) surfaces through knex's ROLLBACK/COMMIT as
   // mysql2's code-less "Can't add new command when connection is in closed state"; ER_CONNECTION_KILLED is 1927.
   // pg: a dropped or timed-out connection is a code-less "Connection terminated …"; SQLSTATE class 08 is a
-  // connection exception, 57P01–57P03 a server shutting down, restarting or starting up.
+  // connection exception, 57P01–57P03 a server shutting down, restarting or starting up. knex puts the statement
+  // in front of a failed query's message ("ROLLBACK - Connection terminated unexpectedly"): match after it too.
   const closed =
-    /Can't add new command when connection is in closed state|^Connection terminated|is not queryable|^timeout expired/.test(message) ||
+    /Can't add new command when connection is in closed state|(?:^| - )Connection terminated|is not queryable|(?:^| - )timeout expired/.test(message) ||
     code === 'ER_CONNECTION_KILLED' ||
     /^08...$/.test(code) ||
     ['57P01', '57P02', '57P03'].includes(code);

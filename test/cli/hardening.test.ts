@@ -101,7 +101,7 @@ describe('item 6: status --file reads address lists, not any file', () => {
 
   it('refuses binary content (65), nothing printed', async () => {
     const bin = join(tdb.dir, 'binary.dat');
-    writeFileSync(bin, Buffer.concat([Buffer.from('alice@example.com\n'), randomBytes(64), Buffer.from([0, 0, 0xff, 0xfe, 10])]));
+    writeFileSync(bin, Buffer.concat([Buffer.from('alice@example.com\n'), randomBytes(64).map((b) => (b === 10 ? 11 : b)), Buffer.from([0, 0, 0xff, 0xfe, 10])]));
     const r = await cli(['status', '--file', bin, '--format', 'ndjson']);
     expect(r.code, r.stderr).toBe(65);
     expect(r.stdout).toBe('');
