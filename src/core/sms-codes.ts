@@ -28,16 +28,20 @@ export interface SmsSent {
  */
 export type SmsChallengePurpose = 'sms' | 'enrol-sms';
 
+/** §3.5: at most SMS_SEND_LIMIT sends per account per 15 minutes; a refusal is audited. */
+async function rateLimited(tx: AccountTx, phone: { masked: string }, action: string): Promise<Refusal | null> {
+  const recent = await recentSmsSends(tx.trx, tx.ctx.tables, tx.account, tx.now - SMS_SEND_WINDOW_MS);
+  if (recent.length < SMS_SEND_LIMIT) return null;
+  const nextAt = recent[0]! + SMS_SEND_WINDOW_MS;
+  await tx.audit({ action, outcome: 'refused', reason: 'rate limited', detail: { phone: phone.masked } });
+  return new Refusal(tempFail('rate_limited', `at most ${SMS_SEND_LIMIT} SMS codes per 15 minutes: try again after ${isoTime(nextAt)}`, 'Use the newest code already sent; it is valid for 10 minutes.'));
+}
+
 /** Sends a fresh code to `phone` for the account of `tx`; `action` names the audit row (e.g. "sms-send"). */
 export async function sendSmsChallenge(tx: AccountTx, phone: { e164: string; masked: string }, action: string, purpose: SmsChallengePurpose = 'sms'): Promise<SmsSent | Refusal> {
   const t = tx.ctx.tables;
-  const since = tx.now - SMS_SEND_WINDOW_MS;
-  const recent = await recentSmsSends(tx.trx, t, tx.account, since);
-  if (recent.length >= SMS_SEND_LIMIT) {
-    const nextAt = recent[0]! + SMS_SEND_WINDOW_MS;
-    await tx.audit({ action, outcome: 'refused', reason: 'rate limited', detail: { phone: phone.masked } });
-    return new Refusal(tempFail('rate_limited', `at most ${SMS_SEND_LIMIT} SMS codes per 15 minutes: try again after ${isoTime(nextAt)}`, 'Use the newest code already sent; it is valid for 10 minutes.'));
-  }
+  const limited = await rateLimited(tx, phone, action);
+  if (limited) return limited;
   const code = randomDigits(SMS_CODE_DIGITS);
   const expiresAt = tx.now + SMS_CODE_TTL_MS;
   const challengeId = await insertChallenge(tx.trx, t, tx.db.dialect, { account: tx.account, purpose, code_hash: await tx.vault().hash(tx.trx, 'sms', tx.account, code), created_at: tx.now, expires_at: expiresAt });
@@ -79,13 +83,8 @@ const PENDING_PURPOSE: Record<SmsChallengePurpose, string> = { sms: 'sms-pending
 
 export async function recordSmsChallenge(tx: AccountTx, phone: { e164: string; masked: string }, action: string, purpose: SmsChallengePurpose = 'sms'): Promise<PendingSms | Refusal> {
   const t = tx.ctx.tables;
-  const since = tx.now - SMS_SEND_WINDOW_MS;
-  const recent = await recentSmsSends(tx.trx, t, tx.account, since);
-  if (recent.length >= SMS_SEND_LIMIT) {
-    const nextAt = recent[0]! + SMS_SEND_WINDOW_MS;
-    await tx.audit({ action, outcome: 'refused', reason: 'rate limited', detail: { phone: phone.masked } });
-    return new Refusal(tempFail('rate_limited', `at most ${SMS_SEND_LIMIT} SMS codes per 15 minutes: try again after ${isoTime(nextAt)}`, 'Use the newest code already sent; it is valid for 10 minutes.'));
-  }
+  const limited = await rateLimited(tx, phone, action);
+  if (limited) return limited;
   const code = randomDigits(SMS_CODE_DIGITS);
   const expiresAt = tx.now + SMS_CODE_TTL_MS;
   const codeHash = await tx.vault().hash(tx.trx, 'sms', tx.account, code);
