@@ -8,13 +8,58 @@
  */
 import { writeSync, openSync, closeSync } from 'node:fs';
 
-const FIRST = ['anna', 'bo', 'carla', 'dan', 'emma', 'finn', 'greta', 'hans', 'ida', 'jens', 'karen', 'lars', 'mette', 'niels', 'olga', 'peter', 'rikke', 'soren', 'tove', 'ulla', 'viggo', 'wilma', 'yasmin', 'zoe'];
-const LAST = ['andersen', 'berg', 'christensen', 'dahl', 'eriksen', 'frost', 'hansen', 'jensen', 'kristensen', 'larsen', 'madsen', 'nielsen', 'olsen', 'pedersen', 'rasmussen', 'schmidt', 'thomsen', 'vestergaard'];
+const FIRST = [
+  'anna',
+  'bo',
+  'carla',
+  'dan',
+  'emma',
+  'finn',
+  'greta',
+  'hans',
+  'ida',
+  'jens',
+  'karen',
+  'lars',
+  'mette',
+  'niels',
+  'olga',
+  'peter',
+  'rikke',
+  'soren',
+  'tove',
+  'ulla',
+  'viggo',
+  'wilma',
+  'yasmin',
+  'zoe',
+];
+const LAST = [
+  'andersen',
+  'berg',
+  'christensen',
+  'dahl',
+  'eriksen',
+  'frost',
+  'hansen',
+  'jensen',
+  'kristensen',
+  'larsen',
+  'madsen',
+  'nielsen',
+  'olsen',
+  'pedersen',
+  'rasmussen',
+  'schmidt',
+  'thomsen',
+  'vestergaard',
+];
 const WORDS = ['nordlys', 'havblik', 'skovsti', 'bakketop', 'fjord', 'klit', 'engvej', 'molevej', 'strand', 'lynghus'];
 const TLDS = ['dk', 'de', 'se', 'com', 'net', 'org'];
 
 /** A {SHA512-CRYPT} hash as Dovecot writes them (status never reads it; it only gives rows their real width). */
-const PASSWORD = '{SHA512-CRYPT}$6$Qd8Hq0G4oK1tV2aP$2wQeR9m3yJ1c7u0kz5Xv8bN4fL6hT2sD9pG0aW3eY7iU1oR5tZ8xC4vB6nM2kJ9hF1dS3aQ7wE0rT5yU8iO2p';
+const PASSWORD =
+  '{SHA512-CRYPT}$6$Qd8Hq0G4oK1tV2aP$2wQeR9m3yJ1c7u0kz5Xv8bN4fL6hT2sD9pG0aW3eY7iU1oR5tZ8xC4vB6nM2kJ9hF1dS3aQ7wE0rT5yU8iO2p';
 const DAY = 86_400_000;
 
 function mulberry32(seed) {
@@ -39,7 +84,10 @@ export const METHOD_SMS = 2;
 export function makeDataset(n, now, { reserve = 0 } = {}) {
   const rand = mulberry32(20261127);
   const domainCount = Math.max(4, Math.round(n / 500));
-  const domains = Array.from({ length: domainCount }, (_, k) => `${WORDS[k % WORDS.length]}-${k}.${TLDS[k % TLDS.length]}`);
+  const domains = Array.from(
+    { length: domainCount },
+    (_, k) => `${WORDS[k % WORDS.length]}-${k}.${TLDS[k % TLDS.length]}`,
+  );
   const emails = new Array(n);
   for (let i = 0; i < n; i++) {
     const local = `${FIRST[Math.floor(rand() * FIRST.length)]}.${LAST[Math.floor(rand() * LAST.length)]}.${i.toString(36)}`;
@@ -54,7 +102,17 @@ export function makeDataset(n, now, { reserve = 0 } = {}) {
   const challenges = new Uint8Array(n); // 0 none; SMS users: sign-in codes sent; others: 255 = a temporary access code
   const enrolledAt = new Float64Array(n);
   const lastUsedAt = new Float64Array(n); // 0 = never
-  const expected = { accounts: n, enabled: 0, totp: 0, sms: 0, temporaryCode: 0, locked: 0, recoveryCodes: 0, stateRows: 0, challenges: 0 };
+  const expected = {
+    accounts: n,
+    enabled: 0,
+    totp: 0,
+    sms: 0,
+    temporaryCode: 0,
+    locked: 0,
+    recoveryCodes: 0,
+    stateRows: 0,
+    challenges: 0,
+  };
   for (let i = 0; i < n; i++) {
     const r = rand();
     method[i] = r < 0.2 ? METHOD_TOTP : r < 0.25 ? METHOD_SMS : METHOD_NONE;
@@ -90,13 +148,39 @@ export function makeDataset(n, now, { reserve = 0 } = {}) {
   const isReserved = new Uint8Array(n);
   for (const i of reserved) isReserved[i] = 1;
   expected.recoveryCodes = (expected.totp + expected.sms) * 10; // the reserved ones get theirs from storeFactor
-  return { n, now, emails, domains, method, active, usedCodes, stateKind, challenges, enrolledAt, lastUsedAt, expected, reserved, isReserved };
+  return {
+    n,
+    now,
+    emails,
+    domains,
+    method,
+    active,
+    usedCodes,
+    stateKind,
+    challenges,
+    enrolledAt,
+    lastUsedAt,
+    expected,
+    reserved,
+    isReserved,
+  };
 }
 
 /** Rows of each table, as arrays in the column order of COLUMNS; null = SQL NULL. */
 export const COLUMNS = {
   mailbox: ['email', 'password', 'active', 'domain', 'alternate_email'],
-  factor: ['account', 'method', 'secret_ct', 'phone_ct', 'phone_masked', 'key_id', 'enrolled_at', 'last_used_at', 'last_totp_step', 'version'],
+  factor: [
+    'account',
+    'method',
+    'secret_ct',
+    'phone_ct',
+    'phone_masked',
+    'key_id',
+    'enrolled_at',
+    'last_used_at',
+    'last_totp_step',
+    'version',
+  ],
   recovery_code: ['account', 'code_hash', 'created_at', 'used_at'],
   account_state: ['account', 'failed_attempts', 'locked_until', 'sessions_revoked_at'],
   challenge: ['account', 'purpose', 'code_hash', 'created_at', 'expires_at', 'used_at'],
@@ -115,7 +199,18 @@ export function* rows(ds, table, sealed) {
       if (!ds.method[i] || ds.isReserved[i]) continue;
       const totp = ds.method[i] === METHOD_TOTP;
       const last = ds.lastUsedAt[i] || null;
-      yield [emails[i], totp ? 'totp' : 'sms', totp ? sealed.secret : null, totp ? null : sealed.phone, totp ? null : `+45 ****${String(1000 + (i % 9000)).padStart(4, '0')}`, sealed.keyId, ds.enrolledAt[i], last, totp && last ? Math.floor(last / 30000) : null, i % 3];
+      yield [
+        emails[i],
+        totp ? 'totp' : 'sms',
+        totp ? sealed.secret : null,
+        totp ? null : sealed.phone,
+        totp ? null : `+45 ****${String(1000 + (i % 9000)).padStart(4, '0')}`,
+        sealed.keyId,
+        ds.enrolledAt[i],
+        last,
+        totp && last ? Math.floor(last / 30000) : null,
+        i % 3,
+      ];
     }
   } else if (table === 'recovery_code') {
     const base = 'c4f1a9e07b3d52f8a6e19c0b7d4f2a85e3b6c9d0f1a2b3c4d5e6f708192a3b4c';
@@ -123,7 +218,12 @@ export function* rows(ds, table, sealed) {
       if (!ds.method[i] || ds.isReserved[i]) continue;
       for (let k = 0; k < 10; k++) {
         const tag = (i * 10 + k).toString(16);
-        yield [emails[i], base.slice(0, 64 - tag.length) + tag, ds.enrolledAt[i], k < ds.usedCodes[i] ? ds.enrolledAt[i] + (k + 1) * DAY : null];
+        yield [
+          emails[i],
+          base.slice(0, 64 - tag.length) + tag,
+          ds.enrolledAt[i],
+          k < ds.usedCodes[i] ? ds.enrolledAt[i] + (k + 1) * DAY : null,
+        ];
       }
     }
   } else if (table === 'challenge') {

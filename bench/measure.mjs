@@ -28,7 +28,11 @@ let counter = 0;
  * `captureStdout` (kept) or `countLines` (read through a pipe and only its newlines counted, so that a result's row
  * count can be checked without holding it). Resolves { ms, rssKb, cpuS, code, stderr, stdout, lines }.
  */
-export function runOnce(cmd, args, { env, stdinFile, stdinText, captureStdout = false, countLines = false, tmp, timeBin, cwd }) {
+export function runOnce(
+  cmd,
+  args,
+  { env, stdinFile, stdinText, captureStdout = false, countLines = false, tmp, timeBin, cwd },
+) {
   return new Promise((resolve, reject) => {
     const rssFile = join(tmp, `rss-${process.pid}-${counter++}`);
     const argv = timeBin ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, cmd, ...args]] : [cmd, args];
@@ -69,7 +73,15 @@ export function runOnce(cmd, args, { env, stdinFile, stdinText, captureStdout = 
         cpuS = Number.isFinite(user) && Number.isFinite(sys) ? user + sys : null;
         rmSync(rssFile, { force: true });
       }
-      resolve({ ms, rssKb, cpuS, code, stderr, stdout: captureStdout ? stdout : '', lines: captureStdout ? stdout.split('\n').length - 1 : lines });
+      resolve({
+        ms,
+        rssKb,
+        cpuS,
+        code,
+        stderr,
+        stdout: captureStdout ? stdout : '',
+        lines: captureStdout ? stdout.split('\n').length - 1 : lines,
+      });
     });
   });
 }
@@ -94,7 +106,11 @@ export async function measureSet(specs, { runs, warmup = 1 }) {
       const extra = spec.before ? await spec.before(i) : {};
       const r = await runOnce(spec.cmd, spec.args(i), { ...spec, ...extra });
       const res = out[k];
-      const p = spec.check ? spec.check(r) : r.code === 0 ? null : `exit ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`;
+      const p = spec.check
+        ? spec.check(r)
+        : r.code === 0
+          ? null
+          : `exit ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`;
       if (p && !res.problem) res.problem = p;
       if (i < warmup) continue;
       res.times.push(r.ms);
@@ -138,7 +154,9 @@ export function machine({ mariadbArgs, sqlite3 }) {
     os = /PRETTY_NAME="([^"]+)"/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] + `, ${os}`;
   } catch {}
   const mariadb = mariadbArgs ? tryRun('mariadb', [...mariadbArgs, '-N', '-B', '-e', 'SELECT VERSION()']) : null;
-  const bp = mariadbArgs ? tryRun('mariadb', [...mariadbArgs, '-N', '-B', '-e', 'SELECT @@innodb_buffer_pool_size']) : null;
+  const bp = mariadbArgs
+    ? tryRun('mariadb', [...mariadbArgs, '-N', '-B', '-e', 'SELECT @@innodb_buffer_pool_size'])
+    : null;
   return {
     cores: Number(tryRun('nproc', [])) || cpus().length,
     memoryGb: (totalmem() / 2 ** 30).toFixed(1),
@@ -147,7 +165,7 @@ export function machine({ mariadbArgs, sqlite3 }) {
     node: process.version,
     mariadb: mariadb ?? 'not measured',
     innodbBufferPoolMb: bp ? Math.round(Number(bp) / 2 ** 20) : null,
-    sqlite: sqlite3 ? tryRun('sqlite3', ['--version'])?.split(' ')[0] ?? 'unknown' : null,
+    sqlite: sqlite3 ? (tryRun('sqlite3', ['--version'])?.split(' ')[0] ?? 'unknown') : null,
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
   };
 }

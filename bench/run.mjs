@@ -49,8 +49,14 @@ const { values: opt } = parseArgs({
     list: { type: 'string', default: '100000' },
     runs: { type: 'string', default: '5' },
     db: { type: 'string', default: 'all' },
-    'mariadb-url': { type: 'string', default: process.env.MAIL2FA_BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/mail2fa_bench' },
-    'pg-url': { type: 'string', default: process.env.MAIL2FA_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/mail2fa_bench' },
+    'mariadb-url': {
+      type: 'string',
+      default: process.env.MAIL2FA_BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/mail2fa_bench',
+    },
+    'pg-url': {
+      type: 'string',
+      default: process.env.MAIL2FA_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/mail2fa_bench',
+    },
     keep: { type: 'boolean', default: false },
     reuse: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
@@ -59,7 +65,12 @@ const { values: opt } = parseArgs({
   },
 });
 if (opt.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0].replace(/^#!.*\n\/\*\*\n/, '').replace(/^ \* ?/gm, ''));
+  process.stdout.write(
+    readFileSync(fileURLToPath(import.meta.url), 'utf8')
+      .split('*/')[0]
+      .replace(/^#!.*\n\/\*\*\n/, '')
+      .replace(/^ \* ?/gm, ''),
+  );
   process.exit(0);
 }
 /** The binary measured: this checkout's build, or (--bin) another build of mail2fa, for before/after comparisons. */
@@ -67,8 +78,18 @@ const BIN = resolve(opt.bin ?? join(ROOT, 'bin', 'mail2fa.js'));
 const SIZE = Number(opt.size);
 const RUNS = Number(opt.runs);
 const LIST = Math.min(Number(opt.list), SIZE);
-if (!Number.isInteger(SIZE) || SIZE < 1000 || !Number.isInteger(RUNS) || RUNS < 1 || !Number.isInteger(LIST) || LIST < 1 || !['all', 'both', 'mariadb', 'sqlite', 'postgres'].includes(opt.db)) {
-  process.stderr.write('usage: npm run bench -- [--size N>=1000] [--list N] [--runs N] [--db all|both|mariadb|sqlite|postgres] [--mariadb-url URL] [--pg-url URL] [--keep] [--reuse] [--no-write] [--bin PATH]\n');
+if (
+  !Number.isInteger(SIZE) ||
+  SIZE < 1000 ||
+  !Number.isInteger(RUNS) ||
+  RUNS < 1 ||
+  !Number.isInteger(LIST) ||
+  LIST < 1 ||
+  !['all', 'both', 'mariadb', 'sqlite', 'postgres'].includes(opt.db)
+) {
+  process.stderr.write(
+    'usage: npm run bench -- [--size N>=1000] [--list N] [--runs N] [--db all|both|mariadb|sqlite|postgres] [--mariadb-url URL] [--pg-url URL] [--keep] [--reuse] [--no-write] [--bin PATH]\n',
+  );
   process.exit(64);
 }
 const WARMUP = 1;
@@ -94,7 +115,8 @@ if (!existsSync(join(ROOT, 'dist', 'main.js'))) {
   process.exit(69);
 }
 const timeBin = haveGnuTime();
-if (!timeBin) log('NOTE: GNU time (/usr/bin/time) is not installed, so peak RSS cannot be measured: apt-get install -y time');
+if (!timeBin)
+  log('NOTE: GNU time (/usr/bin/time) is not installed, so peak RSS cannot be measured: apt-get install -y time');
 const wantMariadb = ['all', 'both', 'mariadb'].includes(opt.db);
 const wantSqlite = ['all', 'both', 'sqlite'].includes(opt.db);
 const wantPostgres = ['all', 'postgres'].includes(opt.db);
@@ -107,7 +129,10 @@ if (wantMariadb && !have('mariadb')) {
   process.exit(69);
 }
 const sqlite3Cli = have('sqlite3');
-if (wantSqlite && !sqlite3Cli) log('NOTE: the sqlite3 command-line client is missing (apt-get install -y sqlite3): the SQLite bulk ratios are skipped');
+if (wantSqlite && !sqlite3Cli)
+  log(
+    'NOTE: the sqlite3 command-line client is missing (apt-get install -y sqlite3): the SQLite bulk ratios are skipped',
+  );
 
 const WORK = join(tmpdir(), 'mail2fa-bench');
 mkdirSync(WORK, { recursive: true, mode: 0o700 });
@@ -116,7 +141,8 @@ mkdirSync(WORK, { recursive: true, mode: 0o700 });
  * the database is sealed with it), so that a --reuse run can read it; otherwise a fresh one per run.
  */
 const KEY_FILE = join(WORK, 'master.key');
-const KEY = opt.reuse && existsSync(KEY_FILE) ? readFileSync(KEY_FILE, 'utf8').trim() : randomBytes(32).toString('base64');
+const KEY =
+  opt.reuse && existsSync(KEY_FILE) ? readFileSync(KEY_FILE, 'utf8').trim() : randomBytes(32).toString('base64');
 if (opt.keep) writeFileSync(KEY_FILE, `${KEY}\n`, { mode: 0o600 });
 /** The environment of every measured mail2fa: no config from the caller, a fixed key, a scratch home. */
 function childEnv(extra = {}) {
@@ -131,10 +157,23 @@ if (!/^[A-Za-z0-9_]+$/.test(DBNAME)) {
   log(`--mariadb-url: database name must be a plain identifier (got "${DBNAME}")`);
   process.exit(64);
 }
-const mariadbConn = ['-h', mysqlUrl.hostname || '127.0.0.1', '-P', mysqlUrl.port || '3306', '-u', decodeURIComponent(mysqlUrl.username || 'root')];
-const mariadbEnv = mysqlUrl.password ? { ...process.env, MYSQL_PWD: decodeURIComponent(mysqlUrl.password) } : process.env;
+const mariadbConn = [
+  '-h',
+  mysqlUrl.hostname || '127.0.0.1',
+  '-P',
+  mysqlUrl.port || '3306',
+  '-u',
+  decodeURIComponent(mysqlUrl.username || 'root'),
+];
+const mariadbEnv = mysqlUrl.password
+  ? { ...process.env, MYSQL_PWD: decodeURIComponent(mysqlUrl.password) }
+  : process.env;
 function mariadb(sql, { db = DBNAME, extra = [] } = {}) {
-  return execFileSync('mariadb', [...mariadbConn, ...extra, '--batch', '-N', ...(db ? [db] : []), '-e', sql], { env: mariadbEnv, encoding: 'utf8', maxBuffer: 1 << 26 });
+  return execFileSync('mariadb', [...mariadbConn, ...extra, '--batch', '-N', ...(db ? [db] : []), '-e', sql], {
+    env: mariadbEnv,
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
 }
 const pgUrl = new URL(opt['pg-url']);
 const PG_DBNAME = decodeURIComponent(pgUrl.pathname.slice(1));
@@ -142,11 +181,22 @@ if (wantPostgres && !/^[A-Za-z0-9_]+$/.test(PG_DBNAME)) {
   log(`--pg-url: database name must be a plain identifier (got "${PG_DBNAME}")`);
   process.exit(64);
 }
-const psqlConn = ['-h', pgUrl.hostname || '127.0.0.1', '-p', pgUrl.port || '5432', '-U', decodeURIComponent(pgUrl.username || 'postgres')];
+const psqlConn = [
+  '-h',
+  pgUrl.hostname || '127.0.0.1',
+  '-p',
+  pgUrl.port || '5432',
+  '-U',
+  decodeURIComponent(pgUrl.username || 'postgres'),
+];
 const psqlEnv = pgUrl.password ? { ...process.env, PGPASSWORD: decodeURIComponent(pgUrl.password) } : process.env;
 /** psql on the bench database (or `db`), stopping at the first error; -c may be given several times. */
 function psql(commands, { db = PG_DBNAME } = {}) {
-  return execFileSync('psql', [...psqlConn, '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', db, ...commands.flatMap((c) => ['-c', c])], { env: psqlEnv, encoding: 'utf8', maxBuffer: 1 << 26 });
+  return execFileSync(
+    'psql',
+    [...psqlConn, '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', db, ...commands.flatMap((c) => ['-c', c])],
+    { env: psqlEnv, encoding: 'utf8', maxBuffer: 1 << 26 },
+  );
 }
 function mail2faSync(args, env) {
   const r = spawnSync(NODE, [join(ROOT, 'bin', 'mail2fa.js'), ...args], { env, encoding: 'utf8' });
@@ -159,24 +209,36 @@ function mail2faSync(args, env) {
 
 const now = Date.now();
 const RESERVE = WARMUP + RUNS + 2;
-const ds = await step(`building the dataset (${SIZE.toLocaleString('en')} mailboxes)`, () => makeDataset(SIZE, now, { reserve: RESERVE }));
+const ds = await step(`building the dataset (${SIZE.toLocaleString('en')} mailboxes)`, () =>
+  makeDataset(SIZE, now, { reserve: RESERVE }),
+);
 const exp = ds.expected;
-log(`  ${exp.enabled.toLocaleString('en')} with 2FA (${exp.totp.toLocaleString('en')} app, ${exp.sms.toLocaleString('en')} SMS, ${exp.temporaryCode} temporary codes), ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.challenges.toLocaleString('en')} challenges, ${exp.stateRows.toLocaleString('en')} state rows (${exp.locked} locked)`);
+log(
+  `  ${exp.enabled.toLocaleString('en')} with 2FA (${exp.totp.toLocaleString('en')} app, ${exp.sms.toLocaleString('en')} SMS, ${exp.temporaryCode} temporary codes), ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.challenges.toLocaleString('en')} challenges, ${exp.stateRows.toLocaleString('en')} state rows (${exp.locked} locked)`,
+);
 
 const { masterKeyFromBytes } = await dist('crypto/keys.js');
 const { seal } = await dist('crypto/box.js');
 const masterKey = masterKeyFromBytes(Buffer.from(KEY, 'base64'));
 const sealed = {
   keyId: masterKey.id,
-  secret: seal(masterKey, { table: 'mail2fa_factor', column: 'secret_ct', account: 'template@bench.example' }, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'),
-  phone: seal(masterKey, { table: 'mail2fa_factor', column: 'phone_ct', account: 'template@bench.example' }, '+4520123456'),
+  secret: seal(
+    masterKey,
+    { table: 'mail2fa_factor', column: 'secret_ct', account: 'template@bench.example' },
+    'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP',
+  ),
+  phone: seal(
+    masterKey,
+    { table: 'mail2fa_factor', column: 'phone_ct', account: 'template@bench.example' },
+    '+4520123456',
+  ),
 };
 const meta = JSON.stringify({ generator: GENERATOR_VERSION, size: SIZE });
 
 /** The address list for --file -: LIST addresses in random order, 1 % of them unknown. */
 function addressList() {
   let seed = 7;
-  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+  const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
   const unknown = Math.floor(LIST / 100);
   const stride = ds.n / (LIST - unknown);
   const list = [];
@@ -193,20 +255,22 @@ function addressList() {
 const addresses = addressList();
 const smsAccount = ds.emails[ds.method.findIndex((m, i) => m === METHOD_SMS && !ds.isReserved[i])];
 
-/** The reference SQL: src/db/statusQuery.ts's own statusSql (from dist), values inlined for the CLI clients. */
+/** The reference SQL: src/db/status-query.ts's own statusSql (from dist), values inlined for the CLI clients. */
 async function referenceSql(client) {
   const { default: knexFactory } = await import('knex');
-  const { statusSql, temporaryCodesSql } = await dist('db/statusQuery.js');
+  const { statusSql, temporaryCodesSql } = await dist('db/status-query.js');
   const { tableNames } = await dist('db/schema.js');
   const { accountMapping } = await dist('db/accounts.js');
-  const knex = knexFactory(client === 'mysql' ? { client: 'mysql2' } : { client: 'better-sqlite3', useNullAsDefault: true });
+  const knex = knexFactory(
+    client === 'mysql' ? { client: 'mysql2' } : { client: 'better-sqlite3', useNullAsDefault: true },
+  );
   const tables = tableNames('mail2fa_');
   const mapping = accountMapping({ preset: 'mail2fa', tablePrefix: '', columns: {} });
   const build = (where) => {
     const { sql, bindings } = statusSql(knex, { dialect: client }, tables, mapping, where);
     return knex.raw(sql, bindings).toString();
   };
-  // --all is the rows' SQL and, beside it in the same snapshot, the temporary codes' (src/db/statusQuery.ts).
+  // --all is the rows' SQL and, beside it in the same snapshot, the temporary codes' (src/db/status-query.ts).
   const temp = temporaryCodesSql(knex, tables);
   const all = `${knex.raw(temp.sql, temp.bindings).toString()}; ${build({ kind: 'all' })}`;
   const batches = [];
@@ -214,7 +278,9 @@ async function referenceSql(client) {
   for (let i = 0; i < addresses.list.length; i += LOOKUP_BATCH) {
     const emails = addresses.list.slice(i, i + LOOKUP_BATCH);
     batches.push(`${build({ kind: 'emails', emails })};`);
-    minimalBatches.push(`${knex.raw(`${MINIMAL_SQL} WHERE m.email IN (${emails.map(() => '?').join(', ')})`, emails).toString()};`);
+    minimalBatches.push(
+      `${knex.raw(`${MINIMAL_SQL} WHERE m.email IN (${emails.map(() => '?').join(', ')})`, emails).toString()};`,
+    );
   }
   const listFile = join(WORK, `list-${client}.sql`);
   writeFileSync(listFile, `${batches.join('\n')}\n`);
@@ -230,7 +296,8 @@ async function referenceSql(client) {
  * beyond it (recovery codes left, temporary access codes, lock state, exact-byte matching across collations) is
  * its own cost; the bench also compares against the client running mail2fa's very SQL.
  */
-const MINIMAL_SQL = 'SELECT m.email, m.domain, m.active, f.method, f.phone_masked, f.enrolled_at, f.last_used_at FROM mailbox m LEFT JOIN mail2fa_factor f ON f.account = m.email';
+const MINIMAL_SQL =
+  'SELECT m.email, m.domain, m.active, f.method, f.phone_masked, f.enrolled_at, f.last_used_at FROM mailbox m LEFT JOIN mail2fa_factor f ON f.account = m.email';
 
 const TEMP_ACCOUNTS = "SELECT COUNT(DISTINCT account) FROM mail2fa_challenge WHERE purpose = 'temporary'";
 
@@ -262,22 +329,42 @@ async function seedMariadb() {
       }
     } catch {}
   }
-  mariadb(`DROP DATABASE IF EXISTS \`${DBNAME}\`; CREATE DATABASE \`${DBNAME}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`, { db: null });
+  mariadb(
+    `DROP DATABASE IF EXISTS \`${DBNAME}\`; CREATE DATABASE \`${DBNAME}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
+    { db: null },
+  );
   mail2faSync(['--db', url, 'migrate', '--with-mailbox-table'], childEnv());
-  const tables = { mailbox: 'mailbox', factor: 'mail2fa_factor', recovery_code: 'mail2fa_recovery_code', account_state: 'mail2fa_account_state', challenge: 'mail2fa_challenge' };
+  const tables = {
+    mailbox: 'mailbox',
+    factor: 'mail2fa_factor',
+    recovery_code: 'mail2fa_recovery_code',
+    account_state: 'mail2fa_account_state',
+    challenge: 'mail2fa_challenge',
+  };
   const statements = ['SET SESSION unique_checks = 0', 'SET SESSION foreign_key_checks = 0'];
   for (const [name, table] of Object.entries(tables)) {
     const file = join(WORK, `${name}.tsv`);
     const count = writeTsv(file, rows(ds, name, sealed));
     log(`  ${table}: ${count.toLocaleString('en')} rows`);
-    statements.push(`LOAD DATA LOCAL INFILE '${file}' INTO TABLE \`${table}\` CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' (${COLUMNS[name].map((c) => `\`${c}\``).join(', ')})`);
+    statements.push(
+      `LOAD DATA LOCAL INFILE '${file}' INTO TABLE \`${table}\` CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' (${COLUMNS[name].map((c) => `\`${c}\``).join(', ')})`,
+    );
   }
-  statements.push(`ANALYZE TABLE ${Object.values(tables).map((t) => `\`${t}\``).join(', ')}`);
-  statements.push(`CREATE TABLE bench_meta (k VARCHAR(16) PRIMARY KEY, v TEXT) ENGINE=InnoDB`, `INSERT INTO bench_meta VALUES ('meta', '${meta}')`);
+  statements.push(
+    `ANALYZE TABLE ${Object.values(tables)
+      .map((t) => `\`${t}\``)
+      .join(', ')}`,
+  );
+  statements.push(
+    `CREATE TABLE bench_meta (k VARCHAR(16) PRIMARY KEY, v TEXT) ENGINE=InnoDB`,
+    `INSERT INTO bench_meta VALUES ('meta', '${meta}')`,
+  );
   try {
     mariadb(statements.join(';\n'), { extra: ['--local-infile=1'] });
   } catch (err) {
-    throw new Error(`LOAD DATA LOCAL INFILE failed (the server needs local_infile=ON: SET GLOBAL local_infile = 1): ${err.stderr || err.message}`);
+    throw new Error(
+      `LOAD DATA LOCAL INFILE failed (the server needs local_infile=ON: SET GLOBAL local_infile = 1): ${err.stderr || err.message}`,
+    );
   } finally {
     for (const name of Object.keys(tables)) rmSync(join(WORK, `${name}.tsv`), { force: true });
   }
@@ -296,7 +383,13 @@ async function seedPostgres() {
   psql([`DROP DATABASE IF EXISTS "${PG_DBNAME}" WITH (FORCE)`], { db: admin });
   psql([`CREATE DATABASE "${PG_DBNAME}" ENCODING 'UTF8' TEMPLATE template0`], { db: admin });
   mail2faSync(['--db', opt['pg-url'], 'migrate', '--with-mailbox-table'], childEnv());
-  const tables = { mailbox: 'mailbox', factor: 'mail2fa_factor', recovery_code: 'mail2fa_recovery_code', account_state: 'mail2fa_account_state', challenge: 'mail2fa_challenge' };
+  const tables = {
+    mailbox: 'mailbox',
+    factor: 'mail2fa_factor',
+    recovery_code: 'mail2fa_recovery_code',
+    account_state: 'mail2fa_account_state',
+    challenge: 'mail2fa_challenge',
+  };
   try {
     for (const [name, table] of Object.entries(tables)) {
       const file = join(WORK, `${name}.tsv`);
@@ -308,7 +401,11 @@ async function seedPostgres() {
   } finally {
     for (const name of Object.keys(tables)) rmSync(join(WORK, `${name}.tsv`), { force: true });
   }
-  psql(['VACUUM ANALYZE', 'CREATE TABLE bench_meta (k VARCHAR(16) PRIMARY KEY, v TEXT)', `INSERT INTO bench_meta VALUES ('meta', '${meta}')`]);
+  psql([
+    'VACUUM ANALYZE',
+    'CREATE TABLE bench_meta (k VARCHAR(16) PRIMARY KEY, v TEXT)',
+    `INSERT INTO bench_meta VALUES ('meta', '${meta}')`,
+  ]);
 }
 
 /** PostgreSQL: bulk status only, against psql running the minimal join (mailbox LEFT JOIN one 2FA table). */
@@ -317,23 +414,66 @@ async function measurePostgres() {
   const common = { env, tmp: WORK, timeBin };
   const minimal = MINIMAL_SQL;
   // The dataset counts the verify accounts as enrolled (the other databases enrol them to measure verify).
-  await step('enrolling the reserved accounts through the library', () => enrolVerifyAccounts({ dbUrl: opt['pg-url'] }));
-  // Also mail2fa's own status SQL (src/db/statusQuery.ts, from dist; on PostgreSQL `--all` binds no values): what
+  await step('enrolling the reserved accounts through the library', () =>
+    enrolVerifyAccounts({ dbUrl: opt['pg-url'] }),
+  );
+  // Also mail2fa's own status SQL (src/db/status-query.ts, from dist; on PostgreSQL `--all` binds no values): what
   // the server itself needs for the whole answer, beside the minimal join.
   const { default: knexFactory } = await import('knex');
-  const { statusSql } = await dist('db/statusQuery.js');
+  const { statusSql } = await dist('db/status-query.js');
   const { tableNames } = await dist('db/schema.js');
   const { accountMapping } = await dist('db/accounts.js');
   const pgKnex = knexFactory({ client: 'pg' });
-  const same = statusSql(pgKnex, { dialect: 'postgres' }, tableNames('mail2fa_'), accountMapping({ preset: 'mail2fa', tablePrefix: '', columns: {} }), { kind: 'all' });
+  const same = statusSql(
+    pgKnex,
+    { dialect: 'postgres' },
+    tableNames('mail2fa_'),
+    accountMapping({ preset: 'mail2fa', tablePrefix: '', columns: {} }),
+    { kind: 'all' },
+  );
   await pgKnex.destroy();
   if (same.bindings.length) throw new Error('the PostgreSQL --all status SQL unexpectedly has bound values');
   const bulk = [
-    { label: 'status --all', cmd: NODE, args: () => [BIN, '--db', opt['pg-url'], 'status', '--all', '--format', 'ndjson'], ...common, countLines: true, check: statusCheck({ accounts: exp.accounts, enabled: exp.enabled, totp: exp.totp, sms: exp.sms, temporaryCode: exp.temporaryCode }, exp.accounts) },
-    { label: 'psql', cmd: 'psql', args: () => [...psqlConn, '-X', '-At', '-d', PG_DBNAME, '-c', minimal], ...common, env: psqlEnv, countLines: true, check: rowCheck(exp.accounts) },
-    { label: 'psql (same SQL)', cmd: 'psql', args: () => [...psqlConn, '-X', '-At', '-d', PG_DBNAME, '-c', same.sql], ...common, env: psqlEnv, countLines: true, check: rowCheck(exp.accounts) },
+    {
+      label: 'status --all',
+      cmd: NODE,
+      args: () => [BIN, '--db', opt['pg-url'], 'status', '--all', '--format', 'ndjson'],
+      ...common,
+      countLines: true,
+      check: statusCheck(
+        {
+          accounts: exp.accounts,
+          enabled: exp.enabled,
+          totp: exp.totp,
+          sms: exp.sms,
+          temporaryCode: exp.temporaryCode,
+        },
+        exp.accounts,
+      ),
+    },
+    {
+      label: 'psql',
+      cmd: 'psql',
+      args: () => [...psqlConn, '-X', '-At', '-d', PG_DBNAME, '-c', minimal],
+      ...common,
+      env: psqlEnv,
+      countLines: true,
+      check: rowCheck(exp.accounts),
+    },
+    {
+      label: 'psql (same SQL)',
+      cmd: 'psql',
+      args: () => [...psqlConn, '-X', '-At', '-d', PG_DBNAME, '-c', same.sql],
+      ...common,
+      env: psqlEnv,
+      countLines: true,
+      check: rowCheck(exp.accounts),
+    },
   ];
-  const [all, allRef, sameRef] = await step(`postgres: status --all --format ndjson vs psql (minimal LEFT JOIN; mail2fa's own SQL), ${WARMUP + RUNS} rounds`, () => measureSet(bulk, { runs: RUNS, warmup: WARMUP }));
+  const [all, allRef, sameRef] = await step(
+    `postgres: status --all --format ndjson vs psql (minimal LEFT JOIN; mail2fa's own SQL), ${WARMUP + RUNS} rounds`,
+    () => measureSet(bulk, { runs: RUNS, warmup: WARMUP }),
+  );
   const what = `status --all --format ndjson (${SIZE.toLocaleString('en')} rows)`;
   return {
     kind: 'postgres',
@@ -366,10 +506,18 @@ async function seedSqlite() {
   mail2faSync(['migrate', '--with-mailbox-table'], childEnv({ MAIL2FA_HOME: SQLITE_HOME }));
   const db = new Database(SQLITE_FILE);
   db.pragma('synchronous = OFF');
-  const tables = { mailbox: 'mailbox', factor: 'mail2fa_factor', recovery_code: 'mail2fa_recovery_code', account_state: 'mail2fa_account_state', challenge: 'mail2fa_challenge' };
+  const tables = {
+    mailbox: 'mailbox',
+    factor: 'mail2fa_factor',
+    recovery_code: 'mail2fa_recovery_code',
+    account_state: 'mail2fa_account_state',
+    challenge: 'mail2fa_challenge',
+  };
   db.transaction(() => {
     for (const [name, table] of Object.entries(tables)) {
-      const insert = db.prepare(`INSERT INTO "${table}" (${COLUMNS[name].map((c) => `"${c}"`).join(', ')}) VALUES (${COLUMNS[name].map(() => '?').join(', ')})`);
+      const insert = db.prepare(
+        `INSERT INTO "${table}" (${COLUMNS[name].map((c) => `"${c}"`).join(', ')}) VALUES (${COLUMNS[name].map(() => '?').join(', ')})`,
+      );
       let count = 0;
       for (const row of rows(ds, name, sealed)) {
         insert.run(row);
@@ -399,7 +547,9 @@ async function enrolVerifyAccounts(configSources) {
     for (const i of ds.reserved) {
       const account = ds.emails[i];
       const secret = generateTotpSecret();
-      await accountTransaction(ctx, account, (tx) => storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account, method: 'totp', totpSecret: secret }));
+      await accountTransaction(ctx, account, (tx) =>
+        storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account, method: 'totp', totpSecret: secret }),
+      );
       secrets.set(account, secret);
     }
   } finally {
@@ -411,7 +561,8 @@ async function enrolVerifyAccounts(configSources) {
 /* ---------------------------------------------------------------------------------------------------- */
 /* Measuring                                                                                             */
 
-const SUMMARY = /^(\d+) accounts?, (\d+) with 2FA \((\d+) app, (\d+) SMS(?:, (\d+) temporary codes?)?\), (\d+) without(?:, (\d+) unknown)?/m;
+const SUMMARY =
+  /^(\d+) accounts?, (\d+) with 2FA \((\d+) app, (\d+) SMS(?:, (\d+) temporary codes?)?\), (\d+) without(?:, (\d+) unknown)?/m;
 
 /** Checks mail2fa's summary line (stderr) against what was seeded: a fast wrong answer is no result. */
 function summaryCheck(want) {
@@ -419,7 +570,14 @@ function summaryCheck(want) {
     if (r.code !== 0) return `exit ${r.code}: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`;
     const m = SUMMARY.exec(r.stderr);
     if (!m) return null; // the wording changed: nothing to compare
-    const got = { accounts: +m[1], enabled: +m[2], totp: +m[3], sms: +m[4], temporaryCode: +(m[5] ?? 0), unknown: +(m[7] ?? 0) };
+    const got = {
+      accounts: +m[1],
+      enabled: +m[2],
+      totp: +m[3],
+      sms: +m[4],
+      temporaryCode: +(m[5] ?? 0),
+      unknown: +(m[7] ?? 0),
+    };
     for (const [k, v] of Object.entries(want)) if (got[k] !== v) return `summary says ${k} = ${got[k]}, seeded ${v}`;
     return null;
   };
@@ -439,44 +597,148 @@ async function measureDb(kind) {
   const ref = await referenceSql(mysql ? 'mysql' : 'sqlite');
   const refName = mysql ? 'mariadb' : 'sqlite3';
   const haveRef = mysql || sqlite3Cli;
-  const refSpec = (label, args, extra = {}) => (mysql ? { label, cmd: 'mariadb', args: () => [...mariadbConn, '--batch', '--quick', '--skip-column-names', DBNAME, ...args], ...common, env: mariadbEnv, ...extra } : { label, cmd: 'sqlite3', args: () => ['-batch', SQLITE_FILE, ...args], ...common, ...extra });
+  const refSpec = (label, args, extra = {}) =>
+    mysql
+      ? {
+          label,
+          cmd: 'mariadb',
+          args: () => [...mariadbConn, '--batch', '--quick', '--skip-column-names', DBNAME, ...args],
+          ...common,
+          env: mariadbEnv,
+          ...extra,
+        }
+      : { label, cmd: 'sqlite3', args: () => ['-batch', SQLITE_FILE, ...args], ...common, ...extra };
   const out = { kind, rows: [] };
 
   let secrets = null;
   let verifyNote = null;
   if (await verifyAvailable(env)) {
     try {
-      secrets = await step('enrolling the verify accounts through the library', () => enrolVerifyAccounts(mysql ? { dbUrl: opt['mariadb-url'] } : { env: { MAIL2FA_HOME: SQLITE_HOME } }));
+      secrets = await step('enrolling the verify accounts through the library', () =>
+        enrolVerifyAccounts(mysql ? { dbUrl: opt['mariadb-url'] } : { env: { MAIL2FA_HOME: SQLITE_HOME } }),
+      );
     } catch (err) {
       verifyNote = `verify not measured: enrolling its accounts failed: ${err.message.split('\n')[0]}`;
     }
-  } else verifyNote = '`mail2fa verify` is not implemented yet in this build: not measured (the bench measures it as soon as it exists)';
+  } else
+    verifyNote =
+      '`mail2fa verify` is not implemented yet in this build: not measured (the bench measures it as soon as it exists)';
 
   // Bulk: mail2fa and the client alternate, run by run. Every command's row count is checked (a fast wrong answer
   // is no result): mail2fa prints one NDJSON line per mailbox, the clients one line per row (no header).
-  const bulk = [{ label: 'status --all', cmd: NODE, args: () => [BIN, ...dbArgs, 'status', '--all', '--format', 'ndjson'], ...common, countLines: true, check: statusCheck({ accounts: exp.accounts, enabled: exp.enabled, totp: exp.totp, sms: exp.sms, temporaryCode: exp.temporaryCode }, exp.accounts) }];
+  const bulk = [
+    {
+      label: 'status --all',
+      cmd: NODE,
+      args: () => [BIN, ...dbArgs, 'status', '--all', '--format', 'ndjson'],
+      ...common,
+      countLines: true,
+      check: statusCheck(
+        {
+          accounts: exp.accounts,
+          enabled: exp.enabled,
+          totp: exp.totp,
+          sms: exp.sms,
+          temporaryCode: exp.temporaryCode,
+        },
+        exp.accounts,
+      ),
+    },
+  ];
   if (haveRef) {
-    bulk.push(refSpec(`${refName} (minimal join)`, mysql ? ['-e', ref.minimal] : [ref.minimal], { countLines: true, check: rowCheck(exp.accounts) }));
+    bulk.push(
+      refSpec(`${refName} (minimal join)`, mysql ? ['-e', ref.minimal] : [ref.minimal], {
+        countLines: true,
+        check: rowCheck(exp.accounts),
+      }),
+    );
     // Its rows: one per mailbox, and one per account holding a temporary access code (its own query).
-    const tempAccounts = Number(mysql ? mariadb(TEMP_ACCOUNTS).trim() : execFileSync('sqlite3', ['-batch', SQLITE_FILE, TEMP_ACCOUNTS], { encoding: 'utf8' }).trim());
-    bulk.push(refSpec(`${refName} (same SQL)`, mysql ? ['-e', ref.all] : [ref.all], { countLines: true, check: rowCheck(exp.accounts + tempAccounts) }));
+    const tempAccounts = Number(
+      mysql
+        ? mariadb(TEMP_ACCOUNTS).trim()
+        : execFileSync('sqlite3', ['-batch', SQLITE_FILE, TEMP_ACCOUNTS], { encoding: 'utf8' }).trim(),
+    );
+    bulk.push(
+      refSpec(`${refName} (same SQL)`, mysql ? ['-e', ref.all] : [ref.all], {
+        countLines: true,
+        check: rowCheck(exp.accounts + tempAccounts),
+      }),
+    );
   }
-  const [all, allRef = null, allSame = null] = await step(`${kind}: status --all --format ndjson${haveRef ? ` vs ${refName} (minimal LEFT JOIN; mail2fa's own SQL)` : ''}, ${WARMUP + RUNS} rounds`, () => measureSet(bulk, rounds));
+  const [all, allRef = null, allSame = null] = await step(
+    `${kind}: status --all --format ndjson${haveRef ? ` vs ${refName} (minimal LEFT JOIN; mail2fa's own SQL)` : ''}, ${WARMUP + RUNS} rounds`,
+    () => measureSet(bulk, rounds),
+  );
   const bulkWhat = `status --all --format ndjson (${SIZE.toLocaleString('en')} rows)`;
-  out.rows.push({ what: bulkWhat, m: all, ref: allRef, refName: `${refName}, mailbox LEFT JOIN factor`, target: 1.5, rssTarget: 120 * 1024 });
-  if (allSame) out.rows.push({ what: bulkWhat, m: all, ref: allSame, refName: `${refName}, same SQL`, target: 2, rssTarget: 120 * 1024 });
+  out.rows.push({
+    what: bulkWhat,
+    m: all,
+    ref: allRef,
+    refName: `${refName}, mailbox LEFT JOIN factor`,
+    target: 1.5,
+    rssTarget: 120 * 1024,
+  });
+  if (allSame)
+    out.rows.push({
+      what: bulkWhat,
+      m: all,
+      ref: allSame,
+      refName: `${refName}, same SQL`,
+      target: 2,
+      rssTarget: 120 * 1024,
+    });
 
   // The list: mail2fa prints a line per address (unknown ones too); the clients a row per known address.
-  const list = [{ label: 'status --file -', cmd: NODE, args: () => [BIN, ...dbArgs, 'status', '--file', '-', '--format', 'ndjson'], ...common, stdinFile: addresses.file, countLines: true, check: statusCheck({ accounts: addresses.known, unknown: addresses.unknown }, LIST) }];
+  const list = [
+    {
+      label: 'status --file -',
+      cmd: NODE,
+      args: () => [BIN, ...dbArgs, 'status', '--file', '-', '--format', 'ndjson'],
+      ...common,
+      stdinFile: addresses.file,
+      countLines: true,
+      check: statusCheck({ accounts: addresses.known, unknown: addresses.unknown }, LIST),
+    },
+  ];
   if (haveRef) {
-    list.push(refSpec(`${refName} (minimal join)`, [], { stdinFile: ref.minimalListFile, countLines: true, check: rowCheck(addresses.known) }));
-    list.push(refSpec(`${refName} (same SQL)`, [], { stdinFile: ref.listFile, countLines: true, check: rowCheck(addresses.known) }));
+    list.push(
+      refSpec(`${refName} (minimal join)`, [], {
+        stdinFile: ref.minimalListFile,
+        countLines: true,
+        check: rowCheck(addresses.known),
+      }),
+    );
+    list.push(
+      refSpec(`${refName} (same SQL)`, [], {
+        stdinFile: ref.listFile,
+        countLines: true,
+        check: rowCheck(addresses.known),
+      }),
+    );
   }
   const batches = Math.ceil(LIST / LOOKUP_BATCH);
-  const [file, fileRef = null, fileSame = null] = await step(`${kind}: status --file - (${LIST.toLocaleString('en')} addresses)${haveRef ? ` vs ${refName} (${batches} IN (…) queries: minimal join; mail2fa's own SQL)` : ''}, ${WARMUP + RUNS} rounds`, () => measureSet(list, rounds));
+  const [file, fileRef = null, fileSame = null] = await step(
+    `${kind}: status --file - (${LIST.toLocaleString('en')} addresses)${haveRef ? ` vs ${refName} (${batches} IN (…) queries: minimal join; mail2fa's own SQL)` : ''}, ${WARMUP + RUNS} rounds`,
+    () => measureSet(list, rounds),
+  );
   const listWhat = `status --file - (${LIST.toLocaleString('en')} addresses on stdin)`;
-  out.rows.push({ what: listWhat, m: file, ref: fileRef, refName: `${refName}, minimal join, same ${batches} batches`, target: 1.5, rssTarget: 120 * 1024 });
-  if (fileSame) out.rows.push({ what: listWhat, m: file, ref: fileSame, refName: `${refName}, same SQL`, target: 2, rssTarget: 120 * 1024 });
+  out.rows.push({
+    what: listWhat,
+    m: file,
+    ref: fileRef,
+    refName: `${refName}, minimal join, same ${batches} batches`,
+    target: 1.5,
+    rssTarget: 120 * 1024,
+  });
+  if (fileSame)
+    out.rows.push({
+      what: listWhat,
+      m: file,
+      ref: fileSame,
+      refName: `${refName}, same SQL`,
+      target: 2,
+      rssTarget: 120 * 1024,
+    });
 
   // Start-up: bare node, one status, one verify, alternating.
   const single = [
@@ -495,9 +757,19 @@ async function measureDb(kind) {
       before: (i) => ({ stdinText: `${totpCode(secrets.get(accounts[i]), Date.now())}\n` }),
     });
   }
-  const [node, one, verify = null] = await step(`${kind}: node -e 0 / status <address>${secrets ? ' / verify <address> (TOTP on stdin)' : ''}, ${WARMUP + RUNS} rounds`, () => measureSet(single, rounds));
+  const [node, one, verify = null] = await step(
+    `${kind}: node -e 0 / status <address>${secrets ? ' / verify <address> (TOTP on stdin)' : ''}, ${WARMUP + RUNS} rounds`,
+    () => measureSet(single, rounds),
+  );
   out.rows.push({ what: 'status <one address>', m: one, ref: node, refName: 'node -e 0', target: 2 });
-  if (verify) out.rows.push({ what: 'verify <one address> (correct TOTP)', m: verify, ref: node, refName: 'node -e 0', target: 2 });
+  if (verify)
+    out.rows.push({
+      what: 'verify <one address> (correct TOTP)',
+      m: verify,
+      ref: node,
+      refName: 'node -e 0',
+      target: 2,
+    });
   if (verifyNote) out.note = verifyNote;
   return out;
 }
@@ -509,7 +781,9 @@ const started = performance.now();
 const info = machine({ mariadbArgs: wantMariadb ? mariadbConn : null, sqlite3: wantSqlite && sqlite3Cli });
 if (wantPostgres) {
   try {
-    info.postgres = psql(['SELECT version()'], { db: 'postgres' }).trim().replace(/ on .*$/, '');
+    info.postgres = psql(['SELECT version()'], { db: 'postgres' })
+      .trim()
+      .replace(/ on .*$/, '');
   } catch {
     info.postgres = 'PostgreSQL (version unknown)';
   }
@@ -534,9 +808,19 @@ async function startupAnatomy() {
     ['+ zod (config validation)', imports(['commander', 'zod'])],
     ['+ knex', imports(['commander', 'zod', 'knex'])],
     ...(wantMariadb ? [['+ mysql2 (MariaDB driver)', imports(['commander', 'zod', 'knex', 'mysql2'])]] : []),
-    ...(wantSqlite ? [['+ better-sqlite3 (SQLite driver)', imports(['commander', 'zod', 'knex', 'better-sqlite3'])]] : []),
+    ...(wantSqlite
+      ? [['+ better-sqlite3 (SQLite driver)', imports(['commander', 'zod', 'knex', 'better-sqlite3'])]]
+      : []),
   ];
-  const specs = steps.map(([label, args]) => ({ label, cmd: NODE, args: () => args, env: childEnv(), tmp: WORK, timeBin, cwd: ROOT }));
+  const specs = steps.map(([label, args]) => ({
+    label,
+    cmd: NODE,
+    args: () => args,
+    env: childEnv(),
+    tmp: WORK,
+    timeBin,
+    cwd: ROOT,
+  }));
   return measureSet(specs, { runs: RUNS, warmup: WARMUP });
 }
 
@@ -576,7 +860,10 @@ try {
       } catch {}
     }
     rmSync(WORK, { recursive: true, force: true });
-  } else log(`kept: MariaDB database ${DBNAME}, PostgreSQL database ${PG_DBNAME}, ${WORK} (rerun with --reuse to skip seeding)`);
+  } else
+    log(
+      `kept: MariaDB database ${DBNAME}, PostgreSQL database ${PG_DBNAME}, ${WORK} (rerun with --reuse to skip seeding)`,
+    );
 }
 const totalMs = performance.now() - started;
 const loadAfter = loadAverage();
@@ -584,7 +871,8 @@ const loadAfter = loadAverage();
 /* ---------------------------------------------------------------------------------------------------- */
 /* Report                                                                                                */
 
-const fmtMs = (ms) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
+const fmtMs = (ms) =>
+  ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
 const fmtMb = (kb) => (kb === null ? 'n/a' : `${Math.round(kb / 1024)} MB`);
 const fmtCpu = (s) => (s === null ? 'n/a' : `${s.toFixed(2)} s`);
 let failed = false;
@@ -596,7 +884,13 @@ for (const r of results) {
     const timeOk = ratio === null ? null : ratio <= row.target;
     const rssOk = row.rssTarget && row.m.rssKb !== null ? row.m.rssKb <= row.rssTarget : null;
     const problem = row.m.problem ?? row.ref?.problem ?? null;
-    const verdict = problem ? `WRONG: ${problem}` : [timeOk, rssOk].includes(false) ? 'MISSED' : timeOk === null ? '(no reference)' : 'met';
+    const verdict = problem
+      ? `WRONG: ${problem}`
+      : [timeOk, rssOk].includes(false)
+        ? 'MISSED'
+        : timeOk === null
+          ? '(no reference)'
+          : 'met';
     if (problem) failed = true;
     table.push({
       db: { mariadb: 'MariaDB', sqlite: 'SQLite (embedded)', postgres: 'PostgreSQL' }[r.kind],
@@ -612,24 +906,53 @@ for (const r of results) {
     });
   }
 }
-const HEAD = { db: 'database', what: 'measurement', mail2fa: 'mail2fa', reference: 'reference', ratio: 'ratio', target: 'target', rss: 'peak RSS', cpu: 'CPU mail2fa / ref.', verdict: 'verdict' };
+const HEAD = {
+  db: 'database',
+  what: 'measurement',
+  mail2fa: 'mail2fa',
+  reference: 'reference',
+  ratio: 'ratio',
+  target: 'target',
+  rss: 'peak RSS',
+  cpu: 'CPU mail2fa / ref.',
+  verdict: 'verdict',
+};
 const keys = Object.keys(HEAD);
 const widths = keys.map((k) => Math.max(HEAD[k].length, ...table.map((t) => t[k].length)));
-const line = (r) => keys.map((k, i) => r[k].padEnd(widths[i])).join('  ').trimEnd();
-process.stdout.write(`\n${line(HEAD)}\n${line(Object.fromEntries(keys.map((k, i) => [k, '-'.repeat(widths[i])])))}\n${table.map(line).join('\n')}\n`);
+const line = (r) =>
+  keys
+    .map((k, i) => r[k].padEnd(widths[i]))
+    .join('  ')
+    .trimEnd();
+process.stdout.write(
+  `\n${line(HEAD)}\n${line(Object.fromEntries(keys.map((k, i) => [k, '-'.repeat(widths[i])])))}\n${table.map(line).join('\n')}\n`,
+);
 for (const r of results) if (r.note) process.stdout.write(`${r.kind}: ${r.note}\n`);
-process.stdout.write(`\nstart-up anatomy (wall median / CPU median): ${anatomy.map((a) => `${a.label} ${fmtMs(a.ms)} / ${fmtCpu(a.cpuS)}`).join('; ')}\n`);
-process.stdout.write(`\nwall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round; CPU = user+sys; load average ${loadBefore ?? '?'} before, ${loadAfter ?? '?'} after; whole bench ${secs(totalMs)}\n`);
+process.stdout.write(
+  `\nstart-up anatomy (wall median / CPU median): ${anatomy.map((a) => `${a.label} ${fmtMs(a.ms)} / ${fmtCpu(a.cpuS)}`).join('; ')}\n`,
+);
+process.stdout.write(
+  `\nwall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round; CPU = user+sys; load average ${loadBefore ?? '?'} before, ${loadAfter ?? '?'} after; whole bench ${secs(totalMs)}\n`,
+);
 
 if (!opt['no-write'] && !opt.bin) {
   const md = [];
-  md.push(`Run of \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${info.date}: ${SIZE.toLocaleString('en')} mailboxes, of which ${exp.totp.toLocaleString('en')} with app 2FA, ${exp.sms.toLocaleString('en')} with SMS and ${exp.temporaryCode.toLocaleString('en')} with a temporary access code, ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.challenges.toLocaleString('en')} challenges, ${exp.stateRows.toLocaleString('en')} account-state rows (${exp.locked.toLocaleString('en')} locked); address list ${LIST.toLocaleString('en')} (1 % unknown, random order). Wall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round (mail2fa and its reference alternate within a round); CPU = user+sys of the process; whole bench ${secs(totalMs)}${seedTimes.mariadb ? `, seeding MariaDB ${secs(seedTimes.mariadb)}` : ''}${seedTimes.sqlite ? `, seeding SQLite ${secs(seedTimes.sqlite)}` : ''}${seedTimes.postgres ? `, seeding PostgreSQL ${secs(seedTimes.postgres)}` : ''}.`);
+  md.push(
+    `Run of \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${info.date}: ${SIZE.toLocaleString('en')} mailboxes, of which ${exp.totp.toLocaleString('en')} with app 2FA, ${exp.sms.toLocaleString('en')} with SMS and ${exp.temporaryCode.toLocaleString('en')} with a temporary access code, ${exp.recoveryCodes.toLocaleString('en')} recovery codes, ${exp.challenges.toLocaleString('en')} challenges, ${exp.stateRows.toLocaleString('en')} account-state rows (${exp.locked.toLocaleString('en')} locked); address list ${LIST.toLocaleString('en')} (1 % unknown, random order). Wall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round (mail2fa and its reference alternate within a round); CPU = user+sys of the process; whole bench ${secs(totalMs)}${seedTimes.mariadb ? `, seeding MariaDB ${secs(seedTimes.mariadb)}` : ''}${seedTimes.sqlite ? `, seeding SQLite ${secs(seedTimes.sqlite)}` : ''}${seedTimes.postgres ? `, seeding PostgreSQL ${secs(seedTimes.postgres)}` : ''}.`,
+  );
   md.push('');
-  md.push(`Machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GiB memory, ${info.os}; Node ${info.node}; MariaDB ${info.mariadb}${info.innodbBufferPoolMb ? ` (innodb_buffer_pool_size ${info.innodbBufferPoolMb} MB)` : ''}; SQLite ${info.sqliteLib} (better-sqlite3, what mail2fa uses)${info.sqlite ? `, sqlite3 CLI ${info.sqlite}` : ''}${info.postgres ? `; ${info.postgres}` : ''}. Load average (1 min) ${loadBefore ?? '?'} at the start, ${loadAfter ?? '?'} at the end: other work on the machine during the run slows every command, the references too.`);
+  md.push(
+    `Machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GiB memory, ${info.os}; Node ${info.node}; MariaDB ${info.mariadb}${info.innodbBufferPoolMb ? ` (innodb_buffer_pool_size ${info.innodbBufferPoolMb} MB)` : ''}; SQLite ${info.sqliteLib} (better-sqlite3, what mail2fa uses)${info.sqlite ? `, sqlite3 CLI ${info.sqlite}` : ''}${info.postgres ? `; ${info.postgres}` : ''}. Load average (1 min) ${loadBefore ?? '?'} at the start, ${loadAfter ?? '?'} at the end: other work on the machine during the run slows every command, the references too.`,
+  );
   md.push('');
-  md.push('| database | measurement | mail2fa | reference | ratio | target | mail2fa peak RSS | CPU mail2fa / reference | verdict |');
+  md.push(
+    '| database | measurement | mail2fa | reference | ratio | target | mail2fa peak RSS | CPU mail2fa / reference | verdict |',
+  );
   md.push('|---|---|---:|---:|---:|---|---:|---:|---|');
-  for (const t of table) md.push(`| ${t.db} | ${t.what} | ${t.mail2fa} | ${t.reference} | ${t.ratio} | ${t.target} | ${t.rss} | ${t.cpu} | ${t.verdict} |`);
+  for (const t of table)
+    md.push(
+      `| ${t.db} | ${t.what} | ${t.mail2fa} | ${t.reference} | ${t.ratio} | ${t.target} | ${t.rss} | ${t.cpu} | ${t.verdict} |`,
+    );
   md.push('');
   md.push('Start-up anatomy (the libraries a single-account `status` loads, imported by bare node, cumulatively):');
   md.push('');
@@ -640,7 +963,8 @@ if (!opt['no-write'] && !opt.bin) {
   md.push('Wall times of every counted run (ms), in order:');
   md.push('');
   for (const t of table) md.push(`- ${t.db}, ${t.what}: ${t.runs}`);
-  for (const r of results) if (r.note) md.push(`- ${{ mariadb: 'MariaDB', sqlite: 'SQLite', postgres: 'PostgreSQL' }[r.kind]}: ${r.note}`);
+  for (const r of results)
+    if (r.note) md.push(`- ${{ mariadb: 'MariaDB', sqlite: 'SQLite', postgres: 'PostgreSQL' }[r.kind]}: ${r.note}`);
   const START = '<!-- bench:results:start (written by bench/run.mjs) -->';
   const END = '<!-- bench:results:end -->';
   const block = `${START}\n${md.join('\n')}\n${END}`;

@@ -37,7 +37,10 @@ const { values: opt } = parseArgs({
     accounts: { type: 'string', default: '8000' },
     connections: { type: 'string', default: '50' },
     db: { type: 'string', default: 'both' },
-    'mariadb-url': { type: 'string', default: process.env.MAIL2FA_BENCH_SERVE_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/mail2fa_bench_serve' },
+    'mariadb-url': {
+      type: 'string',
+      default: process.env.MAIL2FA_BENCH_SERVE_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/mail2fa_bench_serve',
+    },
     'cli-runs': { type: 'string', default: '5' },
     rate: { type: 'string', default: '500' },
     'no-write': { type: 'boolean', default: false },
@@ -83,7 +86,18 @@ async function seed(dbUrl, env) {
         const secret = generateTotpSecret();
         secrets.push({ email, secret });
         mailboxes.push({ [m.email]: email, [m.password]: hash, [m.active]: true, [m.domain]: 'bench.example' });
-        factors.push({ account: email, method: 'totp', secret_ct: vault.seal(ctx.tables.factor, 'secret_ct', email, secret), phone_ct: null, phone_masked: null, key_id: vault.key.id, enrolled_at: now, last_used_at: null, last_totp_step: null, version: 0 });
+        factors.push({
+          account: email,
+          method: 'totp',
+          secret_ct: vault.seal(ctx.tables.factor, 'secret_ct', email, secret),
+          phone_ct: null,
+          phone_masked: null,
+          key_id: vault.key.id,
+          enrolled_at: now,
+          last_used_at: null,
+          last_totp_step: null,
+          version: 0,
+        });
       }
       await db.knex.transaction(async (trx) => {
         await trx(m.table).insert(mailboxes);
@@ -99,7 +113,11 @@ async function seed(dbUrl, env) {
 function startServe(dbUrl, env, socket) {
   return new Promise((resolvePromise, reject) => {
     const nodeArgs = process.env.MAIL2FA_BENCH_SERVE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-    const child = spawn(process.execPath, [...nodeArgs, BIN, '--db', dbUrl, 'serve', '--socket', socket, '--client-name', 'bench'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [...nodeArgs, BIN, '--db', dbUrl, 'serve', '--socket', socket, '--client-name', 'bench'],
+      { env, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     const logFile = createWriteStream(join(WORK, `serve-${Date.now()}.log`));
     let head = '';
     child.stderr.on('data', (d) => {
@@ -194,11 +212,24 @@ async function openLoop({ socket, path, rate, amount, body, check }) {
       finished++;
       wake?.();
     };
-    const req = request({ socketPath: socket, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'mail2fa-client': 'bench' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (d) => (text += d));
-      res.on('end', () => done(check(res.statusCode, text)));
-    });
+    const req = request(
+      {
+        socketPath: socket,
+        path,
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+          'mail2fa-client': 'bench',
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d) => (text += d));
+        res.on('end', () => done(check(res.statusCode, text)));
+      },
+    );
     req.on('error', (err) => done(err.code ?? err.message));
     req.end(payload);
   };
@@ -215,7 +246,10 @@ async function openLoop({ socket, path, rate, amount, body, check }) {
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const pct = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-  return { result: { requests: { total: latencies.length }, duration, latency: { p50: pct(0.5), p99: pct(0.99) } }, problems };
+  return {
+    result: { requests: { total: latencies.length }, duration, latency: { p50: pct(0.5), p99: pct(0.99) } },
+    problems,
+  };
 }
 
 /** One client, one request at a time over one keep-alive connection: the service's own latency, no queue. */
@@ -228,11 +262,24 @@ async function sequential({ socket, path, amount, body, check }) {
     const payload = JSON.stringify(body(i));
     const started = performance.now();
     const [status, text] = await new Promise((done, fail) => {
-      const req = request({ socketPath: socket, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'mail2fa-client': 'bench' } }, (res) => {
-        let t = '';
-        res.setEncoding('utf8').on('data', (d) => (t += d));
-        res.on('end', () => done([res.statusCode, t]));
-      });
+      const req = request(
+        {
+          socketPath: socket,
+          path,
+          method: 'POST',
+          agent,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(payload),
+            'mail2fa-client': 'bench',
+          },
+        },
+        (res) => {
+          let t = '';
+          res.setEncoding('utf8').on('data', (d) => (t += d));
+          res.on('end', () => done([res.statusCode, t]));
+        },
+      );
       req.on('error', fail);
       req.end(payload);
     });
@@ -244,7 +291,10 @@ async function sequential({ socket, path, amount, body, check }) {
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const pct = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-  return { result: { requests: { total: latencies.length }, duration, latency: { p50: pct(0.5), p99: pct(0.99) } }, problems };
+  return {
+    result: { requests: { total: latencies.length }, duration, latency: { p50: pct(0.5), p99: pct(0.99) } },
+    problems,
+  };
 }
 
 async function cliBaseline(dbUrl, env, secrets) {
@@ -253,7 +303,11 @@ async function cliBaseline(dbUrl, env, secrets) {
   for (let r = 0; r < CLI_RUNS + 1; r++) {
     const { email, secret } = secrets[r];
     const t0 = process.hrtime.bigint();
-    const res = spawnSync(process.execPath, [BIN, '--db', dbUrl, 'verify', email], { env, input: `${totpCode(secret, Date.now())}\n`, encoding: 'utf8' });
+    const res = spawnSync(process.execPath, [BIN, '--db', dbUrl, 'verify', email], {
+      env,
+      input: `${totpCode(secret, Date.now())}\n`,
+      encoding: 'utf8',
+    });
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     if (res.status !== 0) throw new Error(`mail2fa verify exited ${res.status}: ${res.stderr}`);
     if (r > 0) times.push(ms); // the first run warms the page cache
@@ -270,7 +324,11 @@ async function measure(kind) {
     const u = new URL(dbUrl);
     const name = u.pathname.slice(1);
     const args = ['-h', u.hostname, '-P', u.port || '3306', '-u', decodeURIComponent(u.username || 'root')];
-    const r = spawnSync('mariadb', [...args, '-e', `DROP DATABASE IF EXISTS \`${name}\`; CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4`], { encoding: 'utf8' });
+    const r = spawnSync(
+      'mariadb',
+      [...args, '-e', `DROP DATABASE IF EXISTS \`${name}\`; CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4`],
+      { encoding: 'utf8' },
+    );
     if (r.status !== 0) throw new Error(`cannot create ${name}: ${r.stderr}`);
   }
   log(`${kind}: seeding ${ACCOUNTS} accounts with app 2FA …`);
@@ -281,10 +339,19 @@ async function measure(kind) {
   try {
     // Warm-up: the first requests pay for lazy imports and pool connections.
     log(`${kind}: warm-up …`);
-    await load({ socket, path: '/v1/requires-code', duration: 2, body: (i) => ({ email: secrets[i % secrets.length].email }), check: () => null });
+    await load({
+      socket,
+      path: '/v1/requires-code',
+      duration: 2,
+      body: (i) => ({ email: secrets[i % secrets.length].email }),
+      check: () => null,
+    });
     // Each account is used once (a code is accepted once); its code is computed when its request is sent, so
     // that a slow phase cannot outlive the codes' 30-second steps.
-    const verifyCheck = (status, text) => (status === 200 && text.includes('"outcome":"accepted"') ? null : `${status} ${/"(?:outcome|code)":"[a-z_]+"/.exec(text)?.[0] ?? text.slice(0, 60)}${/"reason":"[a-z_]+"/.exec(text)?.[0] ?? ''}`);
+    const verifyCheck = (status, text) =>
+      status === 200 && text.includes('"outcome":"accepted"')
+        ? null
+        : `${status} ${/"(?:outcome|code)":"[a-z_]+"/.exec(text)?.[0] ?? text.slice(0, 60)}${/"reason":"[a-z_]+"/.exec(text)?.[0] ?? ''}`;
     const verifyBody = (list) => (i) => {
       const { email, secret } = list[i];
       return { email, code: totpCode(secret, Date.now()), ip: '192.0.2.10', userAgent: 'autocannon' };
@@ -294,18 +361,43 @@ async function measure(kind) {
     const atRate = pool.slice(one.length, one.length + RATE * 4);
     const flat = pool.slice(one.length + atRate.length);
     log(`${kind}: verify × ${one.length}, one client at a time …`);
-    const single = await withCpu(child.pid, () => sequential({ socket, path: '/v1/verify', amount: one.length, body: verifyBody(one), check: verifyCheck }));
+    const single = await withCpu(child.pid, () =>
+      sequential({ socket, path: '/v1/verify', amount: one.length, body: verifyBody(one), check: verifyCheck }),
+    );
     log(`${kind}: verify at ${RATE}/s × ${atRate.length}, at most ${CONNECTIONS} connections …`);
-    const verify = await withCpu(child.pid, () => openLoop({ socket, path: '/v1/verify', amount: atRate.length, rate: RATE, body: verifyBody(atRate), check: verifyCheck }));
+    const verify = await withCpu(child.pid, () =>
+      openLoop({
+        socket,
+        path: '/v1/verify',
+        amount: atRate.length,
+        rate: RATE,
+        body: verifyBody(atRate),
+        check: verifyCheck,
+      }),
+    );
     // Flat out over the accounts set aside for it: each account's code is accepted once, so the run is as long as
     // there are accounts (a time-bound run on a fast machine would run out of them and measure 404s).
     log(`${kind}: verify flat out, ${flat.length} verifies, ${CONNECTIONS} connections …`);
-    const saturated = await withCpu(child.pid, () => load({ socket, path: '/v1/verify', amount: flat.length, body: verifyBody(flat), check: verifyCheck }));
+    const saturated = await withCpu(child.pid, () =>
+      load({ socket, path: '/v1/verify', amount: flat.length, body: verifyBody(flat), check: verifyCheck }),
+    );
     log(`${kind}: requires-code at ${RATE}/s, 4 s, then flat out, 5 s …`);
     const requiresBody = (i) => ({ email: secrets[(i * 7919) % secrets.length].email });
-    const requiresCheck = (status, text) => (status === 200 && text.includes('"requiresCode":true') ? null : `${status} ${text.slice(0, 120)}`);
-    const requires = await withCpu(child.pid, () => openLoop({ socket, path: '/v1/requires-code', amount: RATE * 4, rate: RATE, body: requiresBody, check: requiresCheck }));
-    const requiresFlat = await withCpu(child.pid, () => load({ socket, path: '/v1/requires-code', duration: 5, body: requiresBody, check: requiresCheck }));
+    const requiresCheck = (status, text) =>
+      status === 200 && text.includes('"requiresCode":true') ? null : `${status} ${text.slice(0, 120)}`;
+    const requires = await withCpu(child.pid, () =>
+      openLoop({
+        socket,
+        path: '/v1/requires-code',
+        amount: RATE * 4,
+        rate: RATE,
+        body: requiresBody,
+        check: requiresCheck,
+      }),
+    );
+    const requiresFlat = await withCpu(child.pid, () =>
+      load({ socket, path: '/v1/requires-code', duration: 5, body: requiresBody, check: requiresCheck }),
+    );
     log(`${kind}: baseline, mail2fa verify spawned ${CLI_RUNS} times …`);
     const cli = await cliBaseline(dbUrl, env, secrets);
     return { kind, single, verify, saturated, requires, requiresFlat, cli };
@@ -329,7 +421,12 @@ function rowsFor(r) {
   const answers = (p, good) => (bad(p) === 0 ? good : `${bad(p)} WRONG`);
   const all = [r.single, r.verify, r.saturated, r.requires, r.requiresFlat];
   return {
-    verdict: v.latency.p50 <= 5 && v.latency.p99 <= 25 && rate(f) >= 500 && q.latency.p50 <= 2 && all.every((p) => bad(p) === 0),
+    verdict:
+      v.latency.p50 <= 5 &&
+      v.latency.p99 <= 25 &&
+      rate(f) >= 500 &&
+      q.latency.p50 <= 2 &&
+      all.every((p) => bad(p) === 0),
     lines: [
       `| ${name} | verify (correct TOTP), one client at a time | ${one.requests.total} | ${fmtMs(one.latency.p50)} | ${fmtMs(one.latency.p99)} | ${rate(one)}/s | ${cpu(r.single)} | ${answers(r.single, 'all accepted')} | |`,
       `| ${name} | verify (correct TOTP), offered ${RATE}/s | ${v.requests.total} | ${fmtMs(v.latency.p50)} | ${fmtMs(v.latency.p99)} | ${rate(v)}/s | ${cpu(r.verify)} | ${answers(r.verify, 'all accepted')} | p50 ≤ 5 ms, p99 ≤ 25 ms |`,
@@ -352,7 +449,12 @@ try {
   rmSync(WORK, { recursive: true, force: true });
 }
 const u = new URL(opt['mariadb-url']);
-const m = machine({ mariadbArgs: kinds.includes('mariadb') ? ['-h', u.hostname, '-P', u.port || '3306', '-u', decodeURIComponent(u.username || 'root')] : null, sqlite3: false });
+const m = machine({
+  mariadbArgs: kinds.includes('mariadb')
+    ? ['-h', u.hostname, '-P', u.port || '3306', '-u', decodeURIComponent(u.username || 'root')]
+    : null,
+  sqlite3: false,
+});
 const rendered = results.map(rowsFor);
 const text = [
   `Run of \`npm run bench:serve\` on ${m.date}: ${ACCOUNTS.toLocaleString('en')} mailboxes with app 2FA per database, ${CONNECTIONS} concurrent clients (autocannon ${JSON.parse(readFileSync(join(ROOT, 'node_modules', 'autocannon', 'package.json'), 'utf8')).version}, flat out; a paced open-loop client for latency; both in the bench process on the same machine) over the Unix socket; one verify per account (each code is accepted once), its TOTP computed as the request is sent. Latency is measured open-loop at an offered rate of ${RATE} requests/s spread evenly over time (at most ${CONNECTIONS} connections; each latency counts from when its request was due), throughput flat out (each connection sends its next request as soon as the answer arrives, so latency there is mostly queueing: 50 in flight ÷ throughput); whole run ${((Date.now() - t0) / 1000).toFixed(1)} s.`,
@@ -371,7 +473,12 @@ process.stdout.write(`${text}\n`);
 if (!opt['no-write']) {
   const doc = readFileSync(DOC, 'utf8');
   const block = `${START}\n${text}\n${END}`;
-  writeFileSync(DOC, doc.includes(START) ? doc.replace(new RegExp(`${START.replace(/[()]/g, '\\$&')}[\\s\\S]*?${END}`), block) : `${doc.trimEnd()}\n\n## \`mail2fa serve\`\n\n${block}\n`);
+  writeFileSync(
+    DOC,
+    doc.includes(START)
+      ? doc.replace(new RegExp(`${START.replace(/[()]/g, '\\$&')}[\\s\\S]*?${END}`), block)
+      : `${doc.trimEnd()}\n\n## \`mail2fa serve\`\n\n${block}\n`,
+  );
   log(`written to ${DOC}`);
 }
 if (!rendered.every((r) => r.verdict)) process.exitCode = 1;

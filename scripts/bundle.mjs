@@ -31,14 +31,32 @@ await build({
   logLevel: 'warning',
   external: [
     // native addons and database drivers: loaded from node_modules when a database of that kind is opened
-    'better-sqlite3', 'mysql2', 'pg', 'pg/*', 'pg-query-stream', 'pg-cursor', 'pg-native', 'node-pty', '@node-rs/argon2',
+    'better-sqlite3',
+    'mysql2',
+    'pg',
+    'pg/*',
+    'pg-query-stream',
+    'pg-cursor',
+    'pg-native',
+    'node-pty',
+    '@node-rs/argon2',
     // knex's optional drivers that mail2fa never uses
-    'sqlite3', 'mysql', 'mariadb', 'mariadb/*', 'oracledb', 'tedious',
+    'sqlite3',
+    'mysql',
+    'mariadb',
+    'mariadb/*',
+    'oracledb',
+    'tedious',
     // loaded with createRequire (metadata JSON / vendor files resolved at run time)
-    'libphonenumber-js', 'libphonenumber-js/*', 'qrcode-terminal', 'qrcode-terminal/*',
+    'libphonenumber-js',
+    'libphonenumber-js/*',
+    'qrcode-terminal',
+    'qrcode-terminal/*',
     // CommonJS packages imported dynamically by name (a split chunk would only expose their default export)
     'yaml',
   ],
   // CommonJS dependencies inside an ES module bundle call require(): give them Node's.
-  banner: { js: "import { createRequire as __mail2faCreateRequire } from 'node:module'; const require = __mail2faCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __mail2faCreateRequire } from 'node:module'; const require = __mail2faCreateRequire(import.meta.url);",
+  },
 });

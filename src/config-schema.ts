@@ -4,11 +4,13 @@
  * is a good part of a single command's start-up time (docs/benchmarks.md).
  */
 import { z } from 'zod';
-import { escapeControl } from './core/text.js';
+import { escapeControl } from './text.js';
 import { knownStoreKinds, storeDefinition } from './stores/registry.js';
 import { OWN_STORE_NAME, checkDbUrl } from './config.js';
 
-const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain SQL identifier (letters, digits, _)');
+const identifier = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain SQL identifier (letters, digits, _)');
 const prefix = z.string().regex(/^[A-Za-z0-9_]{0,32}$/, 'may hold only letters, digits and _ (at most 32)');
 
 const AccountsSchema = z.strictObject({
@@ -66,7 +68,12 @@ const SignOutSchema = z.strictObject({
  * validated by its module's schema; `db` defaults to the mail database.
  */
 export const StoreEntrySchema = z.strictObject({
-  name: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be lower-case letters, digits, - or _ (at most 32), starting with a letter'),
+  name: z
+    .string()
+    .regex(
+      /^[a-z][a-z0-9_-]{0,31}$/,
+      'must be lower-case letters, digits, - or _ (at most 32), starting with a letter',
+    ),
   kind: z.string().min(1),
   db: z
     .strictObject({
@@ -101,18 +108,25 @@ export const ConfigFileSchema = z.strictObject({
 });
 export type ConfigFile = z.infer<typeof ConfigFileSchema>;
 
-
 export function formatIssues(error: z.ZodError, source: string): string[] {
   // Keys come from the file as written: escaped, so a key cannot forge a line of the report.
-  return error.issues.map((issue) => escapeControl(`${source}: ${issue.path.length ? issue.path.map(String).join('.') : '(top level)'}: ${issue.message}`));
+  return error.issues.map((issue) =>
+    escapeControl(
+      `${source}: ${issue.path.length ? issue.path.map(String).join('.') : '(top level)'}: ${issue.message}`,
+    ),
+  );
 }
-
 
 /**
  * Validates a config file's settings (already parsed from YAML/JSON): the schema, the cross-field rules and each
  * store entry with its own module's schema. Problems go into `problems` (reported at once by the caller).
  */
-export async function validateConfigFile(raw: object, source: string, problems: string[], checkFileDbUrl: boolean): Promise<{ file: ConfigFile | undefined; storeOptions: unknown[] }> {
+export async function validateConfigFile(
+  raw: object,
+  source: string,
+  problems: string[],
+  checkFileDbUrl: boolean,
+): Promise<{ file: ConfigFile | undefined; storeOptions: unknown[] }> {
   const parsed = ConfigFileSchema.safeParse(raw);
   if (!parsed.success) problems.push(...formatIssues(parsed.error, source));
 
@@ -124,16 +138,24 @@ export async function validateConfigFile(raw: object, source: string, problems: 
     } catch {
       problems.push(`${source}: ticketPattern: not a valid regular expression`);
     }
-    if (file.signOut.action === 'sql' && !file.signOut.sql) problems.push(`${source}: signOut.sql: required when signOut.action is "sql"`);
-    if (file.signOut.action === 'command' && !file.signOut.command) problems.push(`${source}: signOut.command: required when signOut.action is "command"`);
-    if (file.sms.transport === 'webhook' && !file.sms.webhook.url) problems.push(`${source}: sms.webhook.url: required when sms.transport is "webhook"`);
+    if (file.signOut.action === 'sql' && !file.signOut.sql)
+      problems.push(`${source}: signOut.sql: required when signOut.action is "sql"`);
+    if (file.signOut.action === 'command' && !file.signOut.command)
+      problems.push(`${source}: signOut.command: required when signOut.action is "command"`);
+    if (file.sms.transport === 'webhook' && !file.sms.webhook.url)
+      problems.push(`${source}: sms.webhook.url: required when sms.transport is "webhook"`);
     if (file.sms.transport === 'twilio') {
-      for (const k of ['accountSid', 'from'] as const) if (!file.sms.twilio[k]) problems.push(`${source}: sms.twilio.${k}: required when sms.transport is "twilio"`);
+      for (const k of ['accountSid', 'from'] as const)
+        if (!file.sms.twilio[k]) problems.push(`${source}: sms.twilio.${k}: required when sms.transport is "twilio"`);
     }
   }
   // Each store entry is checked on its own too, so that one bad setting elsewhere does not hide the stores' problems.
   const rawStores = (raw as { stores?: unknown }).stores;
-  const storeEntries = file ? file.stores : Array.isArray(rawStores) ? rawStores.map((e) => StoreEntrySchema.safeParse(e).data) : [];
+  const storeEntries = file
+    ? file.stores
+    : Array.isArray(rawStores)
+      ? rawStores.map((e) => StoreEntrySchema.safeParse(e).data)
+      : [];
   const storeOptions = await checkStores(storeEntries, source, problems);
   return { file, storeOptions };
 }
@@ -143,7 +165,11 @@ export async function validateConfigFile(raw: object, source: string, problems: 
  * and options accepted by the store's own schema. Problems are collected (reported at once); returns the parsed
  * options per entry.
  */
-async function checkStores(entries: ReadonlyArray<ConfigFile['stores'][number] | undefined>, source: string, problems: string[]): Promise<unknown[]> {
+async function checkStores(
+  entries: ReadonlyArray<ConfigFile['stores'][number] | undefined>,
+  source: string,
+  problems: string[],
+): Promise<unknown[]> {
   const seen = new Set<string>([OWN_STORE_NAME]);
   const parsed: unknown[] = [];
   for (const [i, entry] of entries.entries()) {
@@ -152,7 +178,10 @@ async function checkStores(entries: ReadonlyArray<ConfigFile['stores'][number] |
       parsed.push(undefined); // its own problems are reported by the schema
       continue;
     }
-    if (seen.has(entry.name)) problems.push(`${where}.name: "${entry.name}" is ${entry.name === OWN_STORE_NAME ? "the name of mail2fa's own store" : 'used twice'}`);
+    if (seen.has(entry.name))
+      problems.push(
+        `${where}.name: "${entry.name}" is ${entry.name === OWN_STORE_NAME ? "the name of mail2fa's own store" : 'used twice'}`,
+      );
     seen.add(entry.name);
     if (entry.db?.url !== undefined) problems.push(...checkDbUrl(entry.db.url, `${where}.db.url`));
     if (entry.kind === OWN_STORE_NAME) {
@@ -162,17 +191,22 @@ async function checkStores(entries: ReadonlyArray<ConfigFile['stores'][number] |
     }
     const definition = await storeDefinition(entry.kind);
     if (!definition) {
-      problems.push(escapeControl(`${where}.kind: unknown store kind "${entry.kind}" (known: ${knownStoreKinds().join(', ')})`));
+      problems.push(
+        escapeControl(`${where}.kind: unknown store kind "${entry.kind}" (known: ${knownStoreKinds().join(', ')})`),
+      );
       parsed.push(undefined);
       continue;
     }
     const options = definition.optionsSchema.safeParse(entry.options ?? {});
     if (options.success) parsed.push(options.data);
     else {
-      problems.push(...formatIssues(options.error, source).map((line) => line.replace(`${source}: `, `${where}.options.`).replace(/\.options\.\(top level\)/, '.options')));
+      problems.push(
+        ...formatIssues(options.error, source).map((line) =>
+          line.replace(`${source}: `, `${where}.options.`).replace(/\.options\.\(top level\)/, '.options'),
+        ),
+      );
       parsed.push(undefined);
     }
   }
   return parsed;
 }
-

@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { configError } from './core/errors.js';
-import { escapeControl } from './core/text.js';
+import { configError } from './errors.js';
+import { escapeControl } from './text.js';
 import { accountMapping } from './db/accounts.js';
 import type { StoreConfigBase } from './stores/types.js';
 
@@ -24,7 +24,13 @@ export function defaultConfigFile(): ConfigFile {
     accounts: { preset: 'mail2fa', tablePrefix: '', columns: {} },
     key: {},
     issuer: 'Webmail',
-    sms: { transport: 'outbox', timeoutMs: 10_000, outbox: {}, webhook: {}, twilio: { baseUrl: 'https://api.twilio.com' } },
+    sms: {
+      transport: 'outbox',
+      timeoutMs: 10_000,
+      outbox: {},
+      webhook: {},
+      twilio: { baseUrl: 'https://api.twilio.com' },
+    },
     signOut: { action: 'none' },
     ticketPattern: '^[A-Za-z0-9][A-Za-z0-9._:#/-]{0,63}$',
     stores: [],
@@ -58,7 +64,8 @@ export interface ConfigSources {
 
 export function defaultDataDir(env: NodeJS.ProcessEnv): string {
   if (env.MAIL2FA_HOME) return resolve(env.MAIL2FA_HOME);
-  const base = env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : join(homedir(), '.local', 'share');
+  const base =
+    env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : join(homedir(), '.local', 'share');
   return join(base, 'mail2fa');
 }
 
@@ -71,7 +78,11 @@ async function readConfigFile(path: string): Promise<unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw configError('config_unreadable', `cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'Check the path given with --config or MAIL2FA_CONFIG.');
+    throw configError(
+      'config_unreadable',
+      `cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      'Check the path given with --config or MAIL2FA_CONFIG.',
+    );
   }
   const json = /\.json$/i.test(path);
   let syntaxErrors: string[];
@@ -114,14 +125,20 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
     ({ file, storeOptions } = await validateConfigFile(raw, source, problems, dbUrl === undefined));
   }
   if (problems.length || !file) {
-    throw configError('config_invalid', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  ${problems.join('\n  ')}`, 'Fix the settings above; see README "Configuration".');
+    throw configError(
+      'config_invalid',
+      `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  ${problems.join('\n  ')}`,
+      'Fix the settings above; see README "Configuration".',
+    );
   }
 
   const dataDir = defaultDataDir(env);
   // Relative paths written in a config file are relative to that file, wherever the command runs from.
   const baseDir = configPath ? dirname(resolve(configPath)) : process.cwd();
   const fromFile = (path: string | undefined) => (path === undefined ? undefined : resolve(baseDir, path));
-  const fileDbUrl = file.db.url?.startsWith('sqlite:') ? `sqlite:${fromFile(file.db.url.slice('sqlite:'.length))}` : file.db.url;
+  const fileDbUrl = file.db.url?.startsWith('sqlite:')
+    ? `sqlite:${fromFile(file.db.url.slice('sqlite:'.length))}`
+    : file.db.url;
   const url = dbUrl ?? fileDbUrl ?? defaultDbUrl(dataDir);
   const keyFile = env.MAIL2FA_KEY_FILE || fromFile(file.key.file);
   const sms: ConfigFile['sms'] = {
@@ -131,11 +148,15 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
     twilio: { ...file.sms.twilio, authTokenFile: fromFile(file.sms.twilio.authTokenFile) },
   };
   const stores: ConfiguredStore[] = file.stores.map((entry, i) => {
-    const storeUrl = entry.db?.url.startsWith('sqlite:') ? `sqlite:${fromFile(entry.db.url.slice('sqlite:'.length))}` : entry.db?.url;
+    const storeUrl = entry.db?.url.startsWith('sqlite:')
+      ? `sqlite:${fromFile(entry.db.url.slice('sqlite:'.length))}`
+      : entry.db?.url;
     return {
       name: entry.name,
       kind: entry.kind as ConfiguredStore['kind'],
-      ...(storeUrl ? { db: { url: storeUrl, connectTimeoutMs: entry.db?.connectTimeoutMs ?? file.db.connectTimeoutMs } } : {}),
+      ...(storeUrl
+        ? { db: { url: storeUrl, connectTimeoutMs: entry.db?.connectTimeoutMs ?? file.db.connectTimeoutMs } }
+        : {}),
       ...(entry.tablePrefix !== undefined ? { tablePrefix: entry.tablePrefix } : {}),
       allowPlaintextWrites: entry.allowPlaintextWrites,
       options: storeOptions[i],
@@ -161,13 +182,21 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
 function legacyPostfixadminStore(file: ConfigFile, stores: ConfiguredStore[]): ConfiguredStore[] {
   const mapping = accountMapping(file.accounts);
   if (!mapping.totpSecret || stores.some((s) => s.kind === 'postfixadmin' || s.name === 'postfixadmin')) return [];
-  return [{
-    name: 'postfixadmin',
-    kind: 'postfixadmin',
-    tablePrefix: '',
-    allowPlaintextWrites: false,
-    options: { table: mapping.table, usernameColumn: mapping.email, secretColumn: mapping.totpSecret, activeColumn: mapping.active, totpEnabled: true },
-  }];
+  return [
+    {
+      name: 'postfixadmin',
+      kind: 'postfixadmin',
+      tablePrefix: '',
+      allowPlaintextWrites: false,
+      options: {
+        table: mapping.table,
+        usernameColumn: mapping.email,
+        secretColumn: mapping.totpSecret,
+        activeColumn: mapping.active,
+        totpEnabled: true,
+      },
+    },
+  ];
 }
 
 export function checkDbUrl(url: string, source: string): string[] {
@@ -181,7 +210,9 @@ export function checkDbUrl(url: string, source: string): string[] {
     }
     return percentEncodingProblems(parsed, source);
   }
-  return [`${source}: expected sqlite:PATH, mysql://USER:PASS@HOST:PORT/DATABASE, mariadb://… or postgres://USER:PASS@HOST:PORT/DATABASE (got "${redactUrl(url)}")`];
+  return [
+    `${source}: expected sqlite:PATH, mysql://USER:PASS@HOST:PORT/DATABASE, mariadb://… or postgres://USER:PASS@HOST:PORT/DATABASE (got "${redactUrl(url)}")`,
+  ];
 }
 
 /**
@@ -189,13 +220,19 @@ export function checkDbUrl(url: string, source: string): string[] {
  * which part it is in and how to write it, without showing the part itself.
  */
 function percentEncodingProblems(url: URL, source: string): string[] {
-  const parts: Array<[string, string]> = [['user name', url.username], ['password', url.password], ['database name', url.pathname.slice(1)]];
+  const parts: Array<[string, string]> = [
+    ['user name', url.username],
+    ['password', url.password],
+    ['database name', url.pathname.slice(1)],
+  ];
   const problems: string[] = [];
   for (const [name, value] of parts) {
     try {
       decodeURIComponent(value);
     } catch {
-      problems.push(`${source}: the ${name} holds a "%" that is not followed by two hex digits: percent-encode it (write "%" as %25, "@" as %40, ":" as %3A, "/" as %2F)`);
+      problems.push(
+        `${source}: the ${name} holds a "%" that is not followed by two hex digits: percent-encode it (write "%" as %25, "@" as %40, ":" as %3A, "/" as %2F)`,
+      );
     }
   }
   return problems;

@@ -5,15 +5,28 @@
 import { userInfo } from 'node:os';
 import type { Config, ConfigSources } from './config.js';
 import { loadConfig, redactUrl } from './config.js';
-import { configError } from './core/errors.js';
-import { AccountRepository, accountMapping, ensureReferenceMailboxTable, missingMailboxTableError, type AccountMapping } from './db/accounts.js';
+import { configError } from './errors.js';
+import {
+  AccountRepository,
+  accountMapping,
+  ensureReferenceMailboxTable,
+  missingMailboxTableError,
+  type AccountMapping,
+} from './db/accounts.js';
 import { openDatabase, mapDbError, type Database } from './db/connection.js';
 import { LATEST_MIGRATION, migrateOrBusy, readSchemaVersion } from './db/migrations.js';
 import { ensureCodeHashKey } from './core/vault.js';
 import { tableNames, type Tables } from './db/schema.js';
-import { loadMasterKey, loadOrCreateKeyFile, loadPreviousKey, previousKeyFile, type KeyRing, type MasterKey } from './crypto/keys.js';
+import {
+  loadMasterKey,
+  loadOrCreateKeyFile,
+  loadPreviousKey,
+  previousKeyFile,
+  type KeyRing,
+  type MasterKey,
+} from './crypto/keys.js';
 import type { SmsSender } from './sms/transports.js';
-import type { AuditWriter } from './core/audit.js';
+import type { AuditWriter } from './core/audit-write.js';
 import type { ForeignStore, StoreDeps } from './stores/types.js';
 
 export interface ContextOptions extends ConfigSources {
@@ -132,7 +145,8 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
         const opened: ForeignStore[] = [];
         for (const entry of config.stores) {
           const definition = await storeDefinition(entry.kind);
-          if (!definition) throw configError('unknown_store', `unknown store kind "${entry.kind}" (store ${entry.name})`);
+          if (!definition)
+            throw configError('unknown_store', `unknown store kind "${entry.kind}" (store ${entry.name})`);
           opened.push(definition.open(entry, deps));
         }
         return opened;
@@ -177,7 +191,10 @@ function loadKeyRing(config: Config, env: NodeJS.ProcessEnv, notices: string[]):
   if (file && !config.key.file) {
     // The embedded database keeps its own key file next to it, created on first use (PRODUCT.md §3.7).
     const { key, created } = loadOrCreateKeyFile(file);
-    if (created) notices.push(`created a new master key file ${file} (mode 0600): back it up, without it stored secrets cannot be read`);
+    if (created)
+      notices.push(
+        `created a new master key file ${file} (mode 0600): back it up, without it stored secrets cannot be read`,
+      );
     return ringOf(key, file);
   }
   return ringOf(loadMasterKey({ file, env }), file);
@@ -210,7 +227,11 @@ export async function schemaVersion(db: Database, tables: Tables): Promise<strin
 }
 
 function schemaNewer(version: string) {
-  return configError('schema_newer', `the database schema (${version}) is newer than this mail2fa knows (${LATEST_MIGRATION})`, 'Upgrade mail2fa to the version that migrated this database.');
+  return configError(
+    'schema_newer',
+    `the database schema (${version}) is newer than this mail2fa knows (${LATEST_MIGRATION})`,
+    'Upgrade mail2fa to the version that migrated this database.',
+  );
 }
 
 async function checkSchema(db: Database, tables: Tables): Promise<void> {
@@ -220,7 +241,9 @@ async function checkSchema(db: Database, tables: Tables): Promise<void> {
   if (version !== null && version > LATEST_MIGRATION) throw schemaNewer(version);
   throw configError(
     'schema_outdated',
-    version === null ? `mail2fa's tables do not exist in ${db.displayUrl}` : `the database schema is out of date (at ${version}, this version needs ${LATEST_MIGRATION})`,
+    version === null
+      ? `mail2fa's tables do not exist in ${db.displayUrl}`
+      : `the database schema is out of date (at ${version}, this version needs ${LATEST_MIGRATION})`,
     'Run `mail2fa migrate` (with the same --db / config).',
   );
 }

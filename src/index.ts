@@ -4,16 +4,16 @@
  */
 import { contextFromConfig, type Context } from './context.js';
 import { loadConfig } from './config.js';
-import { ExitCode, Mail2faError } from './core/errors.js';
+import { ExitCode, Mail2faError } from './errors.js';
 import { factorSummary, summaryRequiresCode } from './core/owner.js';
 import { statusBatches, type StatusRow } from './core/status.js';
-import { sessionsRevokedAt } from './core/verify.js';
+import { sessionsRevokedAt } from './core/sign-in.js';
 import type { SmsSender } from './sms/transports.js';
 import { verifyCodeAnswer, type VerifyCodeResult } from './verify-answer.js';
 
-export { ExitCode, Mail2faError } from './core/errors.js';
-export type { CodeKind } from './core/verification.js';
-export type { RejectReason } from './core/verify.js';
+export { ExitCode, Mail2faError } from './errors.js';
+export type { CodeKind } from './core/factor-check.js';
+export type { RejectReason } from './core/sign-in.js';
 export type { StatusRow } from './core/status.js';
 export type { VerifyCodeResult } from './verify-answer.js';
 export type { SmsSender, SmsMessage, SmsDelivery } from './sms/transports.js';
@@ -57,7 +57,8 @@ export interface Mail2fa {
 const toDate = (iso: string | null): Date | null => (iso === null ? null : new Date(iso));
 
 /** An unknown or malformed address: an answer the library returns as data, never throws. */
-const isAddressAnswer = (err: unknown): boolean => err instanceof Mail2faError && (err.code === 'unknown_account' || err.code === 'bad_address');
+const isAddressAnswer = (err: unknown): boolean =>
+  err instanceof Mail2faError && (err.code === 'unknown_account' || err.code === 'bad_address');
 
 /**
  * Opens mail2fa: loads and validates the configuration (flags-like options > MAIL2FA_* environment > config >
@@ -74,9 +75,18 @@ export async function openMail2fa(options: OpenOptions = {}): Promise<Mail2fa> {
   const config = await loadConfig({
     env,
     dbUrl: options.db,
-    ...(typeof options.config === 'string' ? { configPath: options.config } : options.config !== undefined ? { configObject: options.config } : {}),
+    ...(typeof options.config === 'string'
+      ? { configPath: options.config }
+      : options.config !== undefined
+        ? { configObject: options.config }
+        : {}),
   });
-  const ctx: Context = contextFromConfig(config, { env, actor: options.actor, clock: options.clock, smsSender: options.smsSender });
+  const ctx: Context = contextFromConfig(config, {
+    env,
+    actor: options.actor,
+    clock: options.clock,
+    smsSender: options.smsSender,
+  });
   try {
     await ctx.db();
     ctx.masterKey();
@@ -114,10 +124,17 @@ export async function openMail2fa(options: OpenOptions = {}): Promise<Mail2fa> {
     async status(email) {
       const c = open();
       const db = await c.db();
-      for await (const batch of statusBatches({ db, tables: c.tables, mapping: c.mapping, now: c.now, stores: await c.stores() }, { kind: 'emails', emails: [email] })) {
+      for await (const batch of statusBatches(
+        { db, tables: c.tables, mapping: c.mapping, now: c.now, stores: await c.stores() },
+        { kind: 'emails', emails: [email] },
+      )) {
         if (batch[0]) return batch[0];
       }
-      throw new Mail2faError('internal', 'internal error (a bug, please report it): status returned no row', ExitCode.SOFTWARE);
+      throw new Mail2faError(
+        'internal',
+        'internal error (a bug, please report it): status returned no row',
+        ExitCode.SOFTWARE,
+      );
     },
 
     async sessionsRevokedAt(email) {

@@ -3,8 +3,8 @@
  * process.exitCode rather than calling process.exit, so output is never cut off.
  */
 import { CommanderError } from 'commander';
-import { ExitCode, Mail2faError } from './core/errors.js';
-import { escapeControl } from './core/text.js';
+import { ExitCode, Mail2faError } from './errors.js';
+import { escapeControl } from './text.js';
 import { outcome } from './commands/shared.js';
 import { buildProgram } from './program.js';
 
@@ -35,7 +35,14 @@ export async function run(argv: string[]): Promise<void> {
       writeErr: (s) => {
         if (json) usageMessage += s;
         // commander quotes the offending argument: escape it, line by line, so it cannot act on the terminal.
-        else process.stderr.write(s.split('\n').map(escapeControl).join('\n').replace(/^error: /, 'mail2fa: error: '));
+        else
+          process.stderr.write(
+            s
+              .split('\n')
+              .map(escapeControl)
+              .join('\n')
+              .replace(/^error: /, 'mail2fa: error: '),
+          );
       },
     });
     for (const sub of cmd.commands) configure(sub as typeof program);
@@ -51,7 +58,8 @@ export async function run(argv: string[]): Promise<void> {
         return;
       }
       const message = raw.message.replace(/^error: /, '');
-      if (json) process.stdout.write(`${JSON.stringify(errorDocument(new Mail2faError('usage', message, ExitCode.USAGE)))}\n`);
+      if (json)
+        process.stdout.write(`${JSON.stringify(errorDocument(new Mail2faError('usage', message, ExitCode.USAGE)))}\n`);
       process.exitCode = ExitCode.USAGE;
       return;
     }
@@ -73,9 +81,17 @@ export async function run(argv: string[]): Promise<void> {
 
 function toMail2faError(raw: unknown): Mail2faError {
   if (raw instanceof Mail2faError) return raw;
-  if ((raw as { name?: string })?.name === 'ExitPromptError' || (raw as { name?: string })?.name === 'AbortPromptError') {
+  if (
+    (raw as { name?: string })?.name === 'ExitPromptError' ||
+    (raw as { name?: string })?.name === 'AbortPromptError'
+  ) {
     return new Mail2faError('cancelled', 'cancelled at the prompt; nothing was changed', ExitCode.CANCELLED);
   }
   const message = raw instanceof Error ? raw.message.split('\n')[0]! : String(raw);
-  return new Mail2faError('internal', `internal error (a bug, please report it): ${message}`, ExitCode.SOFTWARE, 'Run again with --verbose for details.');
+  return new Mail2faError(
+    'internal',
+    `internal error (a bug, please report it): ${message}`,
+    ExitCode.SOFTWARE,
+    'Run again with --verbose for details.',
+  );
 }

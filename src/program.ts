@@ -1,6 +1,6 @@
 /** The command-line program: global options, the ordered list of commands, help with examples and exit codes. */
 import { Command, Option } from 'commander';
-import { EXIT_CODE_TABLE } from './core/errors.js';
+import { EXIT_CODE_TABLE } from './errors.js';
 import { VERSION } from './version.js';
 
 /**
@@ -34,7 +34,12 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
   const program = new Command('mail2fa')
     .description('Two-factor authentication for mail accounts, managed directly in the mail account database.')
     .version(VERSION, '-V, --version')
-    .addOption(new Option('--db <url>', 'database: sqlite:PATH, mysql://USER:PASS@HOST:PORT/DB, mariadb://… or postgres://USER:PASS@HOST:PORT/DB (env MAIL2FA_DB_URL)'))
+    .addOption(
+      new Option(
+        '--db <url>',
+        'database: sqlite:PATH, mysql://USER:PASS@HOST:PORT/DB, mariadb://… or postgres://USER:PASS@HOST:PORT/DB (env MAIL2FA_DB_URL)',
+      ),
+    )
     .addOption(new Option('--config <file>', 'config file, YAML or JSON (env MAIL2FA_CONFIG)'))
     .option('--json', 'print exactly one JSON document on stdout (errors included)')
     .option('--actor <name>', 'who is acting, for the audit log (default: the OS user)')

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { withContext } from '../context.js';
 import { canonicalAddress } from '../core/address.js';
-import { regenerateRecoveryCodes } from '../core/codes.js';
+import { regenerateRecoveryCodes } from '../core/recovery-codes.js';
 import { factorSummary, notEnabled } from '../core/owner.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
 // program.ts imports this module too; EXIT_CODES_HELP is read only when the command is built, after both loaded.
@@ -10,14 +10,16 @@ import { addOwnerOptions, obtainCode, parseOwnerFlags, readPassword, type OwnerF
 
 function regenerateCommand(): Command {
   const cmd = new Command('regenerate')
-    .description('replace all ten recovery codes (the old ones stop working); needs the current password and a current code. The new codes are shown once')
+    .description(
+      'replace all ten recovery codes (the old ones stop working); needs the current password and a current code. The new codes are shown once',
+    )
     .argument('<email>', 'the mailbox address');
   return addOwnerOptions(cmd)
     .addHelpText(
       'after',
       EXAMPLES([
         'mail2fa codes regenerate jane@example.com',
-        "printf '%s' \"$PW\" | mail2fa codes regenerate jane@example.com --password-stdin --code 123456 --json",
+        'printf \'%s\' "$PW" | mail2fa codes regenerate jane@example.com --password-stdin --code 123456 --json',
         'mail2fa status jane@example.com     # shows how many recovery codes are left',
       ]) + EXIT_CODES_HELP,
     )
@@ -35,7 +37,10 @@ function regenerateCommand(): Command {
             const code = await obtainCode(ctx, out, { flags, parsed, summary, password, action: 'codes-regenerate' });
             if (!code) {
               if (out.json) await out.document({ ok: true, email: summary.email, changed: false, codeSent: true });
-              else await out.line(`Code sent. Finish with: mail2fa codes regenerate ${summary.email} --password-stdin --code CODE`);
+              else
+                await out.line(
+                  `Code sent. Finish with: mail2fa codes regenerate ${summary.email} --password-stdin --code CODE`,
+                );
               return;
             }
             const result = await regenerateRecoveryCodes(ctx, { email: summary.email, password, code });
@@ -43,9 +48,13 @@ function regenerateCommand(): Command {
               await out.document({ ok: true, changed: true, ...result });
               return;
             }
-            await out.line(`New recovery codes for ${result.email} (shown only now; each works once; the old codes no longer work):\n`);
+            await out.line(
+              `New recovery codes for ${result.email} (shown only now; each works once; the old codes no longer work):\n`,
+            );
             for (const c of result.recoveryCodes) await out.line(`  ${c}`);
-            await out.line('\nKeep them somewhere safe, away from the phone. Type one, with its dash, instead of a code when the phone is not at hand.');
+            await out.line(
+              '\nKeep them somewhere safe, away from the phone. Type one, with its dash, instead of a code when the phone is not at hand.',
+            );
           } finally {
             for (const n of ctx.notices) out.note(n);
           }

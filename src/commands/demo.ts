@@ -8,7 +8,10 @@ export function demoCommand(): Command {
   return new Command('demo')
     .description('create sample mailboxes with known passwords in every 2FA state (embedded database by default)')
     .option('--reset', 'recreate the demo mailboxes if they exist (their 2FA state is reset)')
-    .addHelpText('after', EXAMPLES(['mail2fa demo', 'mail2fa status --all', 'mail2fa --db sqlite:/tmp/try.sqlite demo --reset']))
+    .addHelpText(
+      'after',
+      EXAMPLES(['mail2fa demo', 'mail2fa status --all', 'mail2fa --db sqlite:/tmp/try.sqlite demo --reset']),
+    )
     .action(
       action(async (flags: { reset?: boolean }, cmd: Command) => {
         const g = globalOptions(cmd);
@@ -21,17 +24,29 @@ export function demoCommand(): Command {
             await out.document({ ok: true, ...result });
             return;
           }
-          await out.line(result.created
-            ? `Demo mailboxes created in ${result.database} (these passwords are for trying mail2fa only):\n`
-            : `The demo mailboxes already exist in ${result.database}; nothing changed (\`mail2fa demo --reset\` recreates them):\n`);
-          const { text } = formatTable(['email', 'password', 'hash scheme', 'state'], [['EMAIL', 'PASSWORD', 'HASH SCHEME', 'STATE'], ...result.accounts.map((a) => [a.email, a.password, a.scheme, a.state])]);
+          await out.line(
+            result.created
+              ? `Demo mailboxes created in ${result.database} (these passwords are for trying mail2fa only):\n`
+              : `The demo mailboxes already exist in ${result.database}; nothing changed (\`mail2fa demo --reset\` recreates them):\n`,
+          );
+          const { text } = formatTable(
+            ['email', 'password', 'hash scheme', 'state'],
+            [
+              ['EMAIL', 'PASSWORD', 'HASH SCHEME', 'STATE'],
+              ...result.accounts.map((a) => [a.email, a.password, a.scheme, a.state]),
+            ],
+          );
           await out.write(text);
           const app = result.accounts.filter((a) => a.totpSecret);
           if (app.length) {
-            await out.line('\nAuthenticator secrets of the app accounts (add them to any authenticator app to get codes):');
+            await out.line(
+              '\nAuthenticator secrets of the app accounts (add them to any authenticator app to get codes):',
+            );
             for (const a of app) await out.line(`  ${a.email.padEnd(20)} ${a.totpSecret}`);
           }
-          await out.line('\nTry:\n  mail2fa status --all\n  mail2fa enable alice@example.com --method app\n  mail2fa recover bob@example.com --ticket T-1001');
+          await out.line(
+            '\nTry:\n  mail2fa status --all\n  mail2fa enable alice@example.com --method app\n  mail2fa recover bob@example.com --ticket T-1001',
+          );
         });
       }),
     );

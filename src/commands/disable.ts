@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { withContext } from '../context.js';
 import { canonicalAddress } from '../core/address.js';
 import { disableTwoFactor } from '../core/disable.js';
-import { ExitCode } from '../core/errors.js';
+import { ExitCode } from '../errors.js';
 import { factorSummary, summaryRequiresCode } from '../core/owner.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
 import { addOwnerOptions, obtainCode, parseOwnerFlags, readPassword, type OwnerFlags } from './owner-input.js';
@@ -11,7 +11,9 @@ const ALREADY_OFF = (email: string) => `Two-factor authentication is already off
 
 export function disableCommand(): Command {
   const cmd = new Command('disable')
-    .description('turn two-factor authentication off: the current password plus a current code (app, text message or recovery code); removes the factor, recovery codes and pending codes, and signs the user out')
+    .description(
+      'turn two-factor authentication off: the current password plus a current code (app, text message or recovery code); removes the factor, recovery codes and pending codes, and signs the user out',
+    )
     .argument('<email>', 'the mailbox address');
   return addOwnerOptions(cmd)
     .addHelpText(
@@ -19,8 +21,8 @@ export function disableCommand(): Command {
       EXAMPLES([
         'mail2fa disable jane@example.com                      # prompts for the password and a code',
         'mail2fa disable jane@example.com --send-code          # SMS accounts: text a code, then prompt for it',
-        "printf '%s' \"$PW\" | mail2fa disable jane@example.com --password-stdin --code 123456",
-        "printf '%s' \"$PW\" | mail2fa disable jane@example.com --password-stdin --code 7k3qd-m9x2a   # a recovery code",
+        'printf \'%s\' "$PW" | mail2fa disable jane@example.com --password-stdin --code 123456',
+        'printf \'%s\' "$PW" | mail2fa disable jane@example.com --password-stdin --code 7k3qd-m9x2a   # a recovery code',
       ]),
     )
     .action(
@@ -41,24 +43,51 @@ export function disableCommand(): Command {
             const code = await obtainCode(ctx, out, { flags, parsed, summary, password, action: 'disable' });
             if (!code) {
               if (out.json) await out.document({ ok: true, email: summary.email, changed: false, codeSent: true });
-              else await out.line(`Code sent. Finish with: mail2fa disable ${summary.email} --password-stdin --code CODE`);
+              else
+                await out.line(`Code sent. Finish with: mail2fa disable ${summary.email} --password-stdin --code CODE`);
               return;
             }
             const result = await disableTwoFactor(ctx, { email: summary.email, password, code });
             const incomplete = result.changed && !result.complete ? result : null;
             const failed = incomplete ? incomplete.stores.filter((c) => c.outcome === 'failed') : [];
             if (out.json) {
-              await out.document({ ok: !incomplete, ...result, ...(incomplete ? { error: { code: 'disable_incomplete', message: `2FA is still on in ${failed.map((c) => c.store).join(', ')}`, hint: 'Run the same disable command again (with a current code) once the store is reachable.' } } : {}) });
+              await out.document({
+                ok: !incomplete,
+                ...result,
+                ...(incomplete
+                  ? {
+                      error: {
+                        code: 'disable_incomplete',
+                        message: `2FA is still on in ${failed.map((c) => c.store).join(', ')}`,
+                        hint: 'Run the same disable command again (with a current code) once the store is reachable.',
+                      },
+                    }
+                  : {}),
+              });
             } else if (!result.changed) await out.line(ALREADY_OFF(result.email));
             else if (incomplete) {
-              await out.line(`INCOMPLETE: two-factor authentication is still on for ${result.email} in ${failed.map((c) => `store ${c.store} (${c.error?.message ?? c.detail})`).join('; ')}.`);
-              for (const c of result.stores.filter((c) => c.outcome !== 'failed')) await out.line(`  store ${c.store}: ${c.outcome === 'changed' ? `turned off (${c.detail})` : `nothing to do (${c.detail})`}`);
-              await out.line(`Run the same command again once that store is reachable, with a current code from the app.`);
+              await out.line(
+                `INCOMPLETE: two-factor authentication is still on for ${result.email} in ${failed.map((c) => `store ${c.store} (${c.error?.message ?? c.detail})`).join('; ')}.`,
+              );
+              for (const c of result.stores.filter((c) => c.outcome !== 'failed'))
+                await out.line(
+                  `  store ${c.store}: ${c.outcome === 'changed' ? `turned off (${c.detail})` : `nothing to do (${c.detail})`}`,
+                );
+              await out.line(
+                `Run the same command again once that store is reachable, with a current code from the app.`,
+              );
             } else {
-              await out.line(`Two-factor authentication has now been disabled for ${result.email}, and you may sign in without having your phone nearby.`);
-              await out.line(`The factor, its recovery codes and any pending codes were removed; all sessions were signed out (${result.sessionsRevokedAt}).`);
+              await out.line(
+                `Two-factor authentication has now been disabled for ${result.email}, and you may sign in without having your phone nearby.`,
+              );
+              await out.line(
+                `The factor, its recovery codes and any pending codes were removed; all sessions were signed out (${result.sessionsRevokedAt}).`,
+              );
               const foreign = result.stores.filter((c) => c.kind !== 'mail2fa' && c.outcome === 'changed');
-              if (foreign.length) await out.line(`Also turned off in ${foreign.map((c) => `store ${c.store} (${c.detail})`).join('; ')}.`);
+              if (foreign.length)
+                await out.line(
+                  `Also turned off in ${foreign.map((c) => `store ${c.store} (${c.detail})`).join('; ')}.`,
+                );
             }
             return incomplete ? incomplete.exitCode : ExitCode.OK;
           } finally {

@@ -1,27 +1,37 @@
 import { Command } from 'commander';
 import { doctor, doctorExitCode, type Check } from '../core/doctor.js';
-import { escapeControl } from '../core/text.js';
+import { escapeControl } from '../text.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
 
 const MARK: Record<Check['status'], string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' };
 
 export function doctorCommand(): Command {
   return new Command('doctor')
-    .description('check the installation: configuration, database, schema, storage engine, account mapping, key, SMS gateway, sign-out action')
+    .description(
+      'check the installation: configuration, database, schema, storage engine, account mapping, key, SMS gateway, sign-out action',
+    )
     .addHelpText(
       'after',
-      EXAMPLES(['mail2fa doctor', 'mail2fa --config /etc/mail2fa.yaml doctor --json', 'mail2fa doctor --serve /run/mail2fa/mail2fa.sock   # a running service']) +
+      EXAMPLES([
+        'mail2fa doctor',
+        'mail2fa --config /etc/mail2fa.yaml doctor --json',
+        'mail2fa doctor --serve /run/mail2fa/mail2fa.sock   # a running service',
+      ]) +
         '\nEvery check is listed, even when an earlier one failed (those that depend on it are "skip").\n' +
         'Exit codes: 0 no failure (warnings allowed); 69 the database or SMS gateway is unavailable; 78 any other failure.\n',
     )
-    .option('--serve <socket|url>', 'check a running `mail2fa serve` instead (its Unix socket, or http://127.0.0.1:PORT)')
+    .option(
+      '--serve <socket|url>',
+      'check a running `mail2fa serve` instead (its Unix socket, or http://127.0.0.1:PORT)',
+    )
     .action(
       action(async (flags: { serve?: string }, cmd: Command) => {
         const g = globalOptions(cmd);
         const out = makeOutput(g);
-        const report = flags.serve !== undefined
-          ? { checks: await (await import('../serve/client.js')).checkService(flags.serve), notices: [] as string[] }
-          : await doctor(contextOptions(g, { skipSchemaCheck: true }));
+        const report =
+          flags.serve !== undefined
+            ? { checks: await (await import('../serve/client.js')).checkService(flags.serve), notices: [] as string[] }
+            : await doctor(contextOptions(g, { skipSchemaCheck: true }));
         for (const n of report.notices) out.note(n);
         const exitCode = doctorExitCode(report.checks);
         if (out.json) {
@@ -36,7 +46,11 @@ export function doctorCommand(): Command {
         }
         const failed = report.checks.filter((c) => c.status === 'fail').length;
         const warned = report.checks.filter((c) => c.status === 'warn').length;
-        await out.line(failed ? `${failed} check(s) failed, ${warned} warning(s)` : `all checks passed${warned ? `, ${warned} warning(s)` : ''}`);
+        await out.line(
+          failed
+            ? `${failed} check(s) failed, ${warned} warning(s)`
+            : `all checks passed${warned ? `, ${warned} warning(s)` : ''}`,
+        );
         return exitCode;
       }),
     );

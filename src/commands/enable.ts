@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import type { Context } from '../context.js';
 import { withContext } from '../context.js';
 import type { CompletedEnrolment, FactorMethod, StartedEnrolment } from '../core/enrolment.js';
-import { dataError, usageError } from '../core/errors.js';
+import { dataError, usageError } from '../errors.js';
 import type { Output } from '../ui/output.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
 
@@ -28,23 +28,49 @@ interface EnableFlags {
 type Mode = 'interactive' | 'start' | 'confirm' | 'cancel';
 
 /** Flag combinations → one mode, or a usage error (64) before anything is read or changed. */
-export function enableMode(flags: EnableFlags, interactive: boolean): { mode: Mode; method: FactorMethod; needsTerminal: boolean } {
+export function enableMode(
+  flags: EnableFlags,
+  interactive: boolean,
+): { mode: Mode; method: FactorMethod; needsTerminal: boolean } {
   const steps = (['start', 'confirm', 'cancel'] as const).filter((s) => flags[s]);
   if (steps.length > 1) throw usageError(`--${steps.join(' and --')} exclude each other`);
   const mode: Mode = steps[0] ?? 'interactive';
   if (mode === 'confirm' || mode === 'cancel') {
     // --store goes with --confirm too: it says where the confirmed factor is written (a foreign store's own format).
-    const startOnly = (['method', 'phone', 'passwordStdin', 'force', 'currentCode', ...(mode === 'cancel' ? (['store'] as const) : [])] as const).filter((f) => flags[f] !== undefined);
-    if (startOnly.length) throw usageError(`${startOnly.map(flagName).join(', ')}: only when starting (the pending enrolment already knows them)`);
+    const startOnly = (
+      [
+        'method',
+        'phone',
+        'passwordStdin',
+        'force',
+        'currentCode',
+        ...(mode === 'cancel' ? (['store'] as const) : []),
+      ] as const
+    ).filter((f) => flags[f] !== undefined);
+    if (startOnly.length)
+      throw usageError(
+        `${startOnly.map(flagName).join(', ')}: only when starting (the pending enrolment already knows them)`,
+      );
   }
-  if (flags.code !== undefined && mode !== 'confirm') throw usageError('--code goes with --confirm', 'Example: mail2fa enable jane@example.com --confirm --code 123456');
-  if (flags.enrolment !== undefined && mode !== 'confirm' && mode !== 'cancel') throw usageError('--enrolment goes with --confirm or --cancel');
-  if (flags.enrolment !== undefined && !/^[0-9a-f]{24}$/.test(flags.enrolment)) throw dataError('bad_enrolment_id', 'malformed enrolment id', 'Use the enrolmentId that --start printed (24 hex digits).');
+  if (flags.code !== undefined && mode !== 'confirm')
+    throw usageError('--code goes with --confirm', 'Example: mail2fa enable jane@example.com --confirm --code 123456');
+  if (flags.enrolment !== undefined && mode !== 'confirm' && mode !== 'cancel')
+    throw usageError('--enrolment goes with --confirm or --cancel');
+  if (flags.enrolment !== undefined && !/^[0-9a-f]{24}$/.test(flags.enrolment))
+    throw dataError(
+      'bad_enrolment_id',
+      'malformed enrolment id',
+      'Use the enrolmentId that --start printed (24 hex digits).',
+    );
   if (flags.method === 'app' && flags.phone !== undefined) throw usageError('--phone is for --method sms');
-  const method: FactorMethod = flags.method === 'sms' || (flags.method === undefined && flags.phone !== undefined) ? 'sms' : 'totp';
+  const method: FactorMethod =
+    flags.method === 'sms' || (flags.method === undefined && flags.phone !== undefined) ? 'sms' : 'totp';
   if (mode === 'interactive') {
     if (flags.passwordStdin) {
-      throw usageError('--password-stdin goes with --start: the interactive flow reads the password and the code from the terminal', 'Two steps without a terminal: … --start --password-stdin, then … --confirm --code CODE');
+      throw usageError(
+        '--password-stdin goes with --start: the interactive flow reads the password and the code from the terminal',
+        'Two steps without a terminal: … --start --password-stdin, then … --confirm --code CODE',
+      );
     }
   }
   return { mode, method, needsTerminal: mode === 'interactive' && !interactive };
@@ -52,7 +78,10 @@ export function enableMode(flags: EnableFlags, interactive: boolean): { mode: Mo
 
 /** The interactive flow without a terminal: what it would have needed the terminal for, and the two-step form. */
 function noTerminal(method: FactorMethod): Error {
-  const what = method === 'sms' ? 'ask for the password, the phone number and the texted code' : 'show the QR code and ask for the password and the codes';
+  const what =
+    method === 'sms'
+      ? 'ask for the password, the phone number and the texted code'
+      : 'show the QR code and ask for the password and the codes';
   const phone = method === 'sms' ? ' --method sms --phone 011-45-20123456' : '';
   return usageError(
     `enable needs an interactive terminal to ${what} (prompts are off with --json and without a TTY)`,
@@ -66,19 +95,30 @@ function flagName(f: string): string {
 
 export function enableCommand(): Command {
   return new Command('enable')
-    .description('turn two-factor authentication on for a mailbox: authenticator app (QR code) or SMS, as the help article describes')
+    .description(
+      'turn two-factor authentication on for a mailbox: authenticator app (QR code) or SMS, as the help article describes',
+    )
     .argument('<email>', 'the mailbox address')
     .addOption(new Option('--method <method>', 'app (authenticator app, the default) or sms').choices(['app', 'sms']))
-    .option('--phone <number>', 'for sms: 011-<country code>-<number> (e.g. 011-45-20123456) or +<country code><number>')
+    .option(
+      '--phone <number>',
+      'for sms: 011-<country code>-<number> (e.g. 011-45-20123456) or +<country code><number>',
+    )
     .option('--password-stdin', 'read the current password from standard input (with --start)')
-    .option('--force', 'replace an existing factor (the old one stays until the new one is confirmed); needs --current-code')
-    .option('--current-code <code>', "when 2FA is already required: a code of the current factor (app, SMS or recovery code), or customer service's temporary code")
+    .option(
+      '--force',
+      'replace an existing factor (the old one stays until the new one is confirmed); needs --current-code',
+    )
+    .option(
+      '--current-code <code>',
+      "when 2FA is already required: a code of the current factor (app, SMS or recovery code), or customer service's temporary code",
+    )
     .option('--start', 'two-step form, step 1: check the password and start a pending enrolment (valid 10 minutes)')
     .option('--confirm', 'two-step form, step 2: confirm the pending enrolment with a code')
     .option('--code <code>', 'with --confirm: the 6-digit code (else read from stdin, or asked for on a terminal)')
     .option('--enrolment <id>', 'with --confirm/--cancel: act only on this pending enrolment (the id --start printed)')
     .option('--cancel', 'drop the pending enrolment; nothing else changes')
-    .option('--store <name>', "the store to enrol into (default: mail2fa, the first writable one; see docs/stores.md)")
+    .option('--store <name>', 'the store to enrol into (default: mail2fa, the first writable one; see docs/stores.md)')
     .addHelpText(
       'after',
       EXAMPLES([
@@ -107,8 +147,13 @@ export function enableCommand(): Command {
         const { mode, method, needsTerminal } = enableMode(flags, out.interactive);
         if (mode === 'start' && !out.interactive) {
           // Refused before the database is touched: without a terminal nothing can be asked.
-          if (!flags.passwordStdin) (await import('../ui/prompts.js')).requireTerminal(out, 'asking for the password', '--password-stdin');
-          if (method === 'sms' && flags.phone === undefined) throw usageError('--method sms needs --phone without a terminal', 'Example: --phone 011-45-20123456 (or +4520123456)');
+          if (!flags.passwordStdin)
+            (await import('../ui/prompts.js')).requireTerminal(out, 'asking for the password', '--password-stdin');
+          if (method === 'sms' && flags.phone === undefined)
+            throw usageError(
+              '--method sms needs --phone without a terminal',
+              'Example: --phone 011-45-20123456 (or +4520123456)',
+            );
         }
         return withContext(contextOptions(g), async (ctx) => {
           if (needsTerminal) {
@@ -139,25 +184,46 @@ async function readPassword(out: Output, flags: EnableFlags): Promise<string> {
 async function drawQr(out: Output, started: StartedEnrolment): Promise<string> {
   const { renderQrForTerminal } = await import('../totp/qr.js');
   const qr = renderQrForTerminal(started.totp!.otpauthUri, { colour: out.color });
-  if (!out.color && out.stdout.isTTY) out.note('The QR code is drawn without colours (--no-color / NO_COLOR): on a dark terminal theme it may not scan; then type the key below.');
+  if (!out.color && out.stdout.isTTY)
+    out.note(
+      'The QR code is drawn without colours (--no-color / NO_COLOR): on a dark terminal theme it may not scan; then type the key below.',
+    );
   const width = qr.split('\n')[0]!.replace(/\x1b\[[0-9;]*m/g, '').length;
   const columns = (out.stdout as { columns?: number }).columns;
-  if (typeof columns === 'number' && columns > 0 && columns < width) out.note(`warning: the terminal is ${columns} columns wide, the QR code needs ${width}: widen the window (or type the key by hand)`);
+  if (typeof columns === 'number' && columns > 0 && columns < width)
+    out.note(
+      `warning: the terminal is ${columns} columns wide, the QR code needs ${width}: widen the window (or type the key by hand)`,
+    );
   return qr;
 }
 
 async function showStarted(out: Output, started: StartedEnrolment): Promise<void> {
   const render = await import('../ui/enrolment-render.js');
   if (started.totp) await out.write(render.appSetupText(started, await drawQr(out, started)));
-  else if (started.sms) await out.write((await import('../ui/sms-render.js')).smsSentText(started.sms, 'A confirmation code'));
+  else if (started.sms)
+    await out.write((await import('../ui/sms-render.js')).smsSentText(started.sms, 'A confirmation code'));
 }
 
-async function start(ctx: Context, out: Output, email: string, method: FactorMethod, flags: EnableFlags): Promise<void> {
+async function start(
+  ctx: Context,
+  out: Output,
+  email: string,
+  method: FactorMethod,
+  flags: EnableFlags,
+): Promise<void> {
   const core = await import('../core/enrolment.js');
   if (!flags.passwordStdin) await core.enrolmentPreflight(ctx, { email, force: flags.force, store: flags.store });
   const password = await readPassword(out, flags);
   const phone = method === 'sms' ? (flags.phone ?? (await askPhone(out))) : undefined;
-  const started = await core.startEnrolment(ctx, { email, password, method, phone, force: flags.force, currentCode: flags.currentCode, store: flags.store });
+  const started = await core.startEnrolment(ctx, {
+    email,
+    password,
+    method,
+    phone,
+    force: flags.force,
+    currentCode: flags.currentCode,
+    store: flags.store,
+  });
   if (out.json) {
     await out.document({
       ok: true,
@@ -166,7 +232,14 @@ async function start(ctx: Context, out: Output, email: string, method: FactorMet
       method: started.method,
       expiresAt: started.expiresAt,
       replacing: started.replacing,
-      ...(started.totp ? { otpauthUri: started.totp.otpauthUri, secret: started.totp.secret, issuer: started.totp.issuer, label: started.totp.label } : {}),
+      ...(started.totp
+        ? {
+            otpauthUri: started.totp.otpauthUri,
+            secret: started.totp.secret,
+            issuer: started.totp.issuer,
+            label: started.totp.label,
+          }
+        : {}),
       ...(started.sms ? { phone: started.sms.phone, sms: started.sms.delivery } : {}),
       ...(started.store ? { store: started.store } : {}),
     });
@@ -180,7 +253,11 @@ async function readCode(out: Output, flags: EnableFlags): Promise<string> {
   if (flags.code !== undefined) return flags.code;
   const prompts = await import('../ui/prompts.js');
   if (out.interactive) return askCode(out);
-  if (process.stdin.isTTY) throw usageError('no code given', 'Give it with --code CODE, or on standard input: echo 123456 | mail2fa enable EMAIL --confirm');
+  if (process.stdin.isTTY)
+    throw usageError(
+      'no code given',
+      'Give it with --code CODE, or on standard input: echo 123456 | mail2fa enable EMAIL --confirm',
+    );
   return prompts.readSecretFromStdin('--confirm');
 }
 
@@ -203,7 +280,12 @@ async function cancel(ctx: Context, out: Output, email: string, flags: EnableFla
   const { cancelEnrolment } = await import('../core/enrolment.js');
   const result = await cancelEnrolment(ctx, { email, enrolmentId: flags.enrolment });
   if (out.json) await out.document({ ok: true, ...result });
-  else await out.line(result.cancelled ? `The pending enrolment of ${result.email} was cancelled; nothing else changed.` : `No enrolment${flags.enrolment ? ` ${flags.enrolment}` : ''} is pending for ${result.email}; nothing changed.`);
+  else
+    await out.line(
+      result.cancelled
+        ? `The pending enrolment of ${result.email} was cancelled; nothing else changed.`
+        : `No enrolment${flags.enrolment ? ` ${flags.enrolment}` : ''} is pending for ${result.email}; nothing changed.`,
+    );
 }
 
 async function askPhone(out: Output): Promise<string> {
@@ -219,30 +301,67 @@ async function askPhone(out: Output): Promise<string> {
 }
 
 async function askCode(out: Output): Promise<string> {
-  const [{ promptInput }, { isWellFormedCode }] = await Promise.all([import('../ui/prompts.js'), import('../totp/totp.js')]);
+  const [{ promptInput }, { isWellFormedCode }] = await Promise.all([
+    import('../ui/prompts.js'),
+    import('../totp/totp.js'),
+  ]);
   // Malformed input is asked again without counting as a try; the core checks strictly anyway.
-  return promptInput(out, 'Confirmation code:', '--confirm --code CODE', (value) => isWellFormedCode(value) || 'type the 6 digits, nothing else (no spaces)');
+  return promptInput(
+    out,
+    'Confirmation code:',
+    '--confirm --code CODE',
+    (value) => isWellFormedCode(value) || 'type the 6 digits, nothing else (no spaces)',
+  );
 }
 
 /** The help article's flow on a terminal: password, QR code or text message, code (3 tries), recovery codes. */
-async function interactive(ctx: Context, out: Output, email: string, method: FactorMethod, flags: EnableFlags): Promise<void> {
+async function interactive(
+  ctx: Context,
+  out: Output,
+  email: string,
+  method: FactorMethod,
+  flags: EnableFlags,
+): Promise<void> {
   const core = await import('../core/enrolment.js');
-  await out.line(`Enable two-factor authentication for ${email} (${method === 'totp' ? 'authenticator app' : 'text message'}).`);
+  await out.line(
+    `Enable two-factor authentication for ${email} (${method === 'totp' ? 'authenticator app' : 'text message'}).`,
+  );
   const pre = await core.enrolmentPreflight(ctx, { email, force: flags.force, store: flags.store });
-  if (pre.replacing) await out.line(`(--force: the current ${core.methodLabel(pre.replacing)} factor stays until the new one is confirmed.)`);
+  if (pre.replacing)
+    await out.line(
+      `(--force: the current ${core.methodLabel(pre.replacing)} factor stays until the new one is confirmed.)`,
+    );
   const password = await readPassword(out, flags);
   let currentCode = flags.currentCode;
   if (pre.currentCode && currentCode === undefined) {
     const { promptInput } = await import('../ui/prompts.js');
-    currentCode = await promptInput(out, pre.currentCode === 'temporary' ? 'Temporary access code from customer service:' : 'Current code (app, SMS or recovery code):', '--current-code CODE');
+    currentCode = await promptInput(
+      out,
+      pre.currentCode === 'temporary'
+        ? 'Temporary access code from customer service:'
+        : 'Current code (app, SMS or recovery code):',
+      '--current-code CODE',
+    );
   }
   const phone = method === 'sms' ? (flags.phone ?? (await askPhone(out))) : undefined;
-  const started = await core.startEnrolment(ctx, { email, password, method, phone, force: flags.force, currentCode, store: flags.store });
+  const started = await core.startEnrolment(ctx, {
+    email,
+    password,
+    method,
+    phone,
+    force: flags.force,
+    currentCode,
+    store: flags.store,
+  });
   let done: CompletedEnrolment | undefined;
   try {
     await out.line();
     await showStarted(out, started);
-    await out.line(method === 'totp' ? '\nType the 6-digit code the app shows for this account.' : '\nType the code from the text message.');
+    await out.line(
+      method === 'totp'
+        ? '\nType the 6-digit code the app shows for this account.'
+        : '\nType the code from the text message.',
+    );
     while (!done) {
       const code = await askCode(out);
       try {

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { withContext, type Context } from '../context.js';
-import { ExitCode } from '../core/errors.js';
-import { escapeControl } from '../core/text.js';
+import { ExitCode } from '../errors.js';
+import { escapeControl } from '../text.js';
 import { checkKeys, generateKeyFile, loadNewKey, rotateKeys, type KeyFailure } from '../core/keys.js';
 import { installKeyFile, previousKeyFile } from '../crypto/keys.js';
 import type { Output } from '../ui/output.js';
@@ -17,7 +17,8 @@ async function listFailures(out: Output, failures: KeyFailure[], truncated: bool
 /** Where the loaded key came from, to tell the operator what to change after a rotation. */
 function keySourceAdvice(ctx: Context, newFile: string): string {
   const key = ctx.masterKey();
-  if (key.source === 'env') return `Now replace MAIL2FA_KEY everywhere mail2fa runs: unset it and set MAIL2FA_KEY_FILE=${newFile} (or put the new key into MAIL2FA_KEY). Until then, processes holding only the old key cannot read rotated rows: a key file makes the switch seamless (docs/keys.md).`;
+  if (key.source === 'env')
+    return `Now replace MAIL2FA_KEY everywhere mail2fa runs: unset it and set MAIL2FA_KEY_FILE=${newFile} (or put the new key into MAIL2FA_KEY). Until then, processes holding only the old key cannot read rotated rows: a key file makes the switch seamless (docs/keys.md).`;
   if (key.source === 'file' && ctx.config.key.file) {
     return `Now point key.file in the config (or MAIL2FA_KEY_FILE) at ${newFile}; it is ${ctx.config.key.file} today.`;
   }
@@ -29,12 +30,25 @@ function keySourceAdvice(ctx: Context, newFile: string): string {
 export function keysCommand(): Command {
   const keys = new Command('keys')
     .description('check or rotate the master key that encrypts stored secrets')
-    .addHelpText('after', EXAMPLES(['mail2fa keys check', 'mail2fa keys generate /etc/mail2fa/key.new', 'mail2fa keys rotate --new-key-file /etc/mail2fa/key.new']));
+    .addHelpText(
+      'after',
+      EXAMPLES([
+        'mail2fa keys check',
+        'mail2fa keys generate /etc/mail2fa/key.new',
+        'mail2fa keys rotate --new-key-file /etc/mail2fa/key.new',
+      ]),
+    );
 
   keys
     .command('check')
-    .description('decrypt every stored secret with the loaded key and count failures (no secret is printed); exit 78 if any fails')
-    .addHelpText('after', EXAMPLES(['mail2fa keys check', 'MAIL2FA_KEY_FILE=/etc/mail2fa/key.new mail2fa keys check --json']) + '\nExit codes: 0 every stored secret decrypts; 69 database unavailable; 78 some do not, or the key/config is bad.\n')
+    .description(
+      'decrypt every stored secret with the loaded key and count failures (no secret is printed); exit 78 if any fails',
+    )
+    .addHelpText(
+      'after',
+      EXAMPLES(['mail2fa keys check', 'MAIL2FA_KEY_FILE=/etc/mail2fa/key.new mail2fa keys check --json']) +
+        '\nExit codes: 0 every stored secret decrypts; 69 database unavailable; 78 some do not, or the key/config is bad.\n',
+    )
     .action(
       action(async (_flags: unknown, cmd: Command) => {
         const g = globalOptions(cmd);
@@ -50,20 +64,31 @@ export function keysCommand(): Command {
               ...report,
               ...(report.ok
                 ? {}
-                : { error: { code: 'undecryptable', message: `${report.failed} stored value(s) do not decrypt with key ${report.keyId}`, hint: 'Load the key this database was encrypted with (MAIL2FA_KEY_FILE / key.file); during a rotation keep the previous key as <key file>.old and run `mail2fa keys rotate` to finish (docs/keys.md).' } }),
+                : {
+                    error: {
+                      code: 'undecryptable',
+                      message: `${report.failed} stored value(s) do not decrypt with key ${report.keyId}`,
+                      hint: 'Load the key this database was encrypted with (MAIL2FA_KEY_FILE / key.file); during a rotation keep the previous key as <key file>.old and run `mail2fa keys rotate` to finish (docs/keys.md).',
+                    },
+                  }),
             });
             return exitCode;
           }
           const { text } = formatTable(
             ['column', 'ok', 'failed'],
-            [['STORED VALUES', 'OK', 'FAILED'], ...report.columns.map((c) => [`${c.table}.${c.column}`, c.ok, c.failed])],
+            [
+              ['STORED VALUES', 'OK', 'FAILED'],
+              ...report.columns.map((c) => [`${c.table}.${c.column}`, c.ok, c.failed]),
+            ],
           );
           await out.write(text);
           if (report.ok) await out.line(`all ${report.decrypted} stored secret(s) decrypt with key ${report.keyId}`);
           else {
             await out.line(`${report.failed} stored value(s) do NOT decrypt with key ${report.keyId}:`);
             await listFailures(out, report.failures, report.failuresTruncated, report.failed);
-            out.note('hint: load the key this database was encrypted with (MAIL2FA_KEY_FILE / key.file); if a rotation is under way, its previous key must be next to the key file as <key file>.old, and `mail2fa keys rotate` finishes it (docs/keys.md).');
+            out.note(
+              'hint: load the key this database was encrypted with (MAIL2FA_KEY_FILE / key.file); if a rotation is under way, its previous key must be next to the key file as <key file>.old, and `mail2fa keys rotate` finishes it (docs/keys.md).',
+            );
           }
           return exitCode;
         });
@@ -72,8 +97,13 @@ export function keysCommand(): Command {
 
   keys
     .command('rotate')
-    .description('move every stored secret and the code-hash key to a new key, on a live database: the new key replaces the key file (the old one kept as <key file>.old, still read), then rows are re-encrypted in short batches')
-    .option('--new-key-file <file>', 'key file holding the new key (create it with `mail2fa keys generate FILE`); without it, finish an interrupted rotation')
+    .description(
+      'move every stored secret and the code-hash key to a new key, on a live database: the new key replaces the key file (the old one kept as <key file>.old, still read), then rows are re-encrypted in short batches',
+    )
+    .option(
+      '--new-key-file <file>',
+      'key file holding the new key (create it with `mail2fa keys generate FILE`); without it, finish an interrupted rotation',
+    )
     .addHelpText(
       'after',
       EXAMPLES([
@@ -113,7 +143,12 @@ export function keysCommand(): Command {
                 ? keySourceAdvice(ctx, flags.newKeyFile)
                 : undefined;
             if (out.json) {
-              await out.document({ ...report, ...(flags.newKeyFile ? { newKeyFile: flags.newKeyFile } : {}), ...(installed ? { keyFile: installed, previousKeyFile: previousKeyFile(installed) } : {}), ...(next ? { next } : {}) });
+              await out.document({
+                ...report,
+                ...(flags.newKeyFile ? { newKeyFile: flags.newKeyFile } : {}),
+                ...(installed ? { keyFile: installed, previousKeyFile: previousKeyFile(installed) } : {}),
+                ...(next ? { next } : {}),
+              });
               return;
             }
             await out.line(
@@ -132,7 +167,11 @@ export function keysCommand(): Command {
     .command('generate')
     .description('create a new key file (32 random bytes, base64, mode 0600); never overwrites a file')
     .argument('<file>', 'where to write the new key')
-    .addHelpText('after', EXAMPLES(['mail2fa keys generate /etc/mail2fa/key.new']) + '\nExit codes: 0 created; 78 the file exists already or cannot be created.\n')
+    .addHelpText(
+      'after',
+      EXAMPLES(['mail2fa keys generate /etc/mail2fa/key.new']) +
+        '\nExit codes: 0 created; 78 the file exists already or cannot be created.\n',
+    )
     .action(
       action(async (file: string, _flags: unknown, cmd: Command) => {
         const out = makeOutput(globalOptions(cmd));

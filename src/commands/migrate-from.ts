@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { withContext } from '../context.js';
-import { ExitCode, Mail2faError, usageError } from '../core/errors.js';
+import { ExitCode, Mail2faError, usageError } from '../errors.js';
 import { migrateFromStore, migrationRefusal, sourceStore } from '../core/migrate-store.js';
 import { migrateFromPostfixadmin, type MigrationReport } from '../core/postfixadmin.js';
 import { clearEffect, renderStoreMigration } from '../ui/store-migration-render.js';
@@ -34,39 +34,75 @@ function refusal(r: MigrationReport): Mail2faError {
 
 async function render(out: Output, r: MigrationReport): Promise<void> {
   const verb = r.dryRun ? 'would migrate' : 'migrated';
-  const label: Record<string, string> = { migrate: r.refused ? 'blocked' : verb, enrolled: 'skipped', clear: r.refused ? 'blocked' : r.dryRun ? 'would clear' : 'cleared', invalid: r.refused ? 'INVALID' : 'left as is' };
+  const label: Record<string, string> = {
+    migrate: r.refused ? 'blocked' : verb,
+    enrolled: 'skipped',
+    clear: r.refused ? 'blocked' : r.dryRun ? 'would clear' : 'cleared',
+    invalid: r.refused ? 'INVALID' : 'left as is',
+  };
   const note = (a: MigrationReport['accounts'][number]) =>
-    a.outcome === 'enrolled' ? 'already enrolled in mail2fa: left untouched' : a.outcome === 'clear' ? 'migrated before (same secret): plaintext only' : (a.problem ?? '');
-  await out.line(`${r.found} mailbox(es) with a PostfixAdmin TOTP secret in ${r.source}${r.dryRun ? ' (dry run: nothing is changed)' : ''}`);
+    a.outcome === 'enrolled'
+      ? 'already enrolled in mail2fa: left untouched'
+      : a.outcome === 'clear'
+        ? 'migrated before (same secret): plaintext only'
+        : (a.problem ?? '');
+  await out.line(
+    `${r.found} mailbox(es) with a PostfixAdmin TOTP secret in ${r.source}${r.dryRun ? ' (dry run: nothing is changed)' : ''}`,
+  );
   if (r.accounts.length) {
     const rows = r.accounts.map((a) => [a.email, a.active ? 'yes' : 'no', label[a.outcome], note(a)]);
-    const { text } = formatTable(['account', 'active', 'result', 'note'], [['ACCOUNT', 'ACTIVE', 'RESULT', 'NOTE'], ...rows]);
+    const { text } = formatTable(
+      ['account', 'active', 'result', 'note'],
+      [['ACCOUNT', 'ACTIVE', 'RESULT', 'NOTE'], ...rows],
+    );
     await out.write(text);
   }
   if (r.refused) {
     await out.line(`refused: ${r.invalid} invalid secret(s); nothing was changed`);
     return;
   }
-  const cleared = r.clearPlaintext ? (r.dryRun ? `; would clear ${r.migrated + r.alreadyMigrated} plaintext secret(s)` : `; cleared ${r.cleared} plaintext secret(s)`) : '';
-  await out.line(`${verb} ${r.migrated} account(s) into mail2fa's encrypted storage${r.dryRun ? '' : ' (one transaction)'}; ${r.skipped} skipped; ${r.invalid} invalid${cleared}`);
+  const cleared = r.clearPlaintext
+    ? r.dryRun
+      ? `; would clear ${r.migrated + r.alreadyMigrated} plaintext secret(s)`
+      : `; cleared ${r.cleared} plaintext secret(s)`
+    : '';
+  await out.line(
+    `${verb} ${r.migrated} account(s) into mail2fa's encrypted storage${r.dryRun ? '' : ' (one transaction)'}; ${r.skipped} skipped; ${r.invalid} invalid${cleared}`,
+  );
   if (r.migrated === 0 && r.alreadyMigrated === 0) return;
-  if (r.migrated > 0) out.note('Recovery codes: none were created for the migrated accounts. Each user can create ten with `mail2fa codes regenerate <email>` (password + a current code).');
-  if (r.clearPlaintext) out.note(`${r.dryRun ? 'With --clear-plaintext, ' : ''}${OFF_EFFECT} Codes are now checked by mail2fa (\`mail2fa verify\`) only.`);
+  if (r.migrated > 0)
+    out.note(
+      'Recovery codes: none were created for the migrated accounts. Each user can create ten with `mail2fa codes regenerate <email>` (password + a current code).',
+    );
+  if (r.clearPlaintext)
+    out.note(
+      `${r.dryRun ? 'With --clear-plaintext, ' : ''}${OFF_EFFECT} Codes are now checked by mail2fa (\`mail2fa verify\`) only.`,
+    );
   else {
     out.note(`The plaintext secrets are still in ${r.source}, and PostfixAdmin still enforces its own TOTP with them.`);
-    out.note(`To remove them, run again with --clear-plaintext once your webmail checks codes with mail2fa. ${OFF_EFFECT}`);
+    out.note(
+      `To remove them, run again with --clear-plaintext once your webmail checks codes with mail2fa. ${OFF_EFFECT}`,
+    );
   }
 }
 
 export function migrateFromCommand(): Command {
   return new Command('migrate-from')
-    .description("move a foreign store's TOTP secrets (PostfixAdmin's totp_secret column, Roundcube's twofactor_gauthenticator plugin) into mail2fa's encrypted storage, all or nothing")
+    .description(
+      "move a foreign store's TOTP secrets (PostfixAdmin's totp_secret column, Roundcube's twofactor_gauthenticator plugin) into mail2fa's encrypted storage, all or nothing",
+    )
     .argument('<source>', `where from: ${SOURCES.join(' | ')}`)
     .option('--dry-run', 'report what would be done (per account, no secrets) and change nothing')
-    .option('--clear-source', "also remove the source's own copy of each migrated secret (turns the source's own 2FA off for it; asks, or --yes)")
+    .option(
+      '--clear-source',
+      "also remove the source's own copy of each migrated secret (turns the source's own 2FA off for it; asks, or --yes)",
+    )
     .option('--clear-plaintext', 'the same as --clear-source (the name from PostfixAdmin, whose copy is plaintext)')
     .option('--store <name>', 'which configured store to read, when several of that kind are configured')
-    .option('--skip-invalid', 'migrate the valid secrets and leave invalid rows as they are, instead of refusing everything')
+    .option(
+      '--skip-invalid',
+      'migrate the valid secrets and leave invalid rows as they are, instead of refusing everything',
+    )
     .addHelpText(
       'after',
       EXAMPLES([
@@ -86,11 +122,26 @@ export function migrateFromCommand(): Command {
       action(async (source: string, flags: MigrateFromFlags, cmd: Command) => {
         const g = globalOptions(cmd);
         const out = makeOutput(g);
-        if (!(SOURCES as readonly string[]).includes(source)) throw usageError(`unknown source "${source}": ${SOURCES.join(' or ')}`, 'Example: mail2fa migrate-from roundcube --dry-run');
+        if (!(SOURCES as readonly string[]).includes(source))
+          throw usageError(
+            `unknown source "${source}": ${SOURCES.join(' or ')}`,
+            'Example: mail2fa migrate-from roundcube --dry-run',
+          );
         const clear = Boolean(flags.clearPlaintext || flags.clearSource);
-        if (source === 'roundcube') return migrateFromForeignStore(g, out, source, { dryRun: Boolean(flags.dryRun), clear, skipInvalid: Boolean(flags.skipInvalid) }, flags.store);
+        if (source === 'roundcube')
+          return migrateFromForeignStore(
+            g,
+            out,
+            source,
+            { dryRun: Boolean(flags.dryRun), clear, skipInvalid: Boolean(flags.skipInvalid) },
+            flags.store,
+          );
         if (flags.store !== undefined) throw usageError('--store applies to migrate-from roundcube only');
-        const options = { dryRun: Boolean(flags.dryRun), clearPlaintext: clear, skipInvalid: Boolean(flags.skipInvalid) };
+        const options = {
+          dryRun: Boolean(flags.dryRun),
+          clearPlaintext: clear,
+          skipInvalid: Boolean(flags.skipInvalid),
+        };
         return withContext(contextOptions(g), async (ctx) => {
           if (options.clearPlaintext && !options.dryRun && !g.yes) {
             // Destructive: without a terminal to ask on, --yes is required whatever there is to clear.
@@ -98,7 +149,10 @@ export function migrateFromCommand(): Command {
             const preview = await migrateFromPostfixadmin(ctx, { ...options, dryRun: true });
             const clearing = preview.migrated + preview.alreadyMigrated;
             if (!preview.refused && clearing > 0) {
-              const what = preview.migrated > 0 ? `Migrate ${preview.migrated} account(s) and clear ${clearing} plaintext secret(s)` : `Clear ${clearing} plaintext secret(s) of accounts migrated before`;
+              const what =
+                preview.migrated > 0
+                  ? `Migrate ${preview.migrated} account(s) and clear ${clearing} plaintext secret(s)`
+                  : `Clear ${clearing} plaintext secret(s) of accounts migrated before`;
               const yes = await promptConfirm(out, `${what} in ${preview.source}? ${OFF_EFFECT}`, '--yes');
               if (!yes) throw new Mail2faError('cancelled', 'not confirmed; nothing was changed', ExitCode.CANCELLED);
             }
@@ -107,7 +161,10 @@ export function migrateFromCommand(): Command {
           for (const n of ctx.notices) out.note(n);
           if (out.json) {
             const err = report.refused ? refusal(report) : undefined;
-            await out.document({ ...report, ...(err ? { error: { code: err.code, message: err.message, hint: err.hint } } : {}) });
+            await out.document({
+              ...report,
+              ...(err ? { error: { code: err.code, message: err.message, hint: err.hint } } : {}),
+            });
             return err ? err.exitCode : ExitCode.OK;
           }
           await render(out, report);
@@ -130,7 +187,11 @@ async function migrateFromForeignStore(
     if (options.clear && !options.dryRun && !g.yes) {
       const preview = await migrateFromStore(ctx, store, { ...options, dryRun: true });
       if (!preview.refused && preview.migrated > 0) {
-        const yes = await promptConfirm(out, `Migrate ${preview.migrated} account(s) and remove their 2FA settings from store ${store.name}? ${clearEffect(store.kind)}`, '--yes');
+        const yes = await promptConfirm(
+          out,
+          `Migrate ${preview.migrated} account(s) and remove their 2FA settings from store ${store.name}? ${clearEffect(store.kind)}`,
+          '--yes',
+        );
         if (!yes) throw new Mail2faError('cancelled', 'not confirmed; nothing was changed', ExitCode.CANCELLED);
       }
     }
@@ -138,7 +199,10 @@ async function migrateFromForeignStore(
     for (const n of ctx.notices) out.note(n);
     const err = report.refused ? migrationRefusal(report) : undefined;
     if (out.json) {
-      await out.document({ ...report, ...(err ? { error: { code: err.code, message: err.message, hint: err.hint } } : {}) });
+      await out.document({
+        ...report,
+        ...(err ? { error: { code: err.code, message: err.message, hint: err.hint } } : {}),
+      });
       return err ? err.exitCode : ExitCode.OK;
     }
     await renderStoreMigration(out, report);

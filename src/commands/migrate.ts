@@ -5,7 +5,7 @@ import type { Database } from '../db/connection.js';
 import { ensureReferenceMailboxTable } from '../db/accounts.js';
 import { mapDbError } from '../db/connection.js';
 import { LATEST_MIGRATION, migrateOrBusy } from '../db/migrations.js';
-import { configError, Mail2faError, tempFail } from '../core/errors.js';
+import { configError, Mail2faError, tempFail } from '../errors.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
 
 /** knex's migrator errors in the terms of the exit-code contract; driver errors as everywhere else. */
@@ -13,10 +13,18 @@ function migrateError(err: unknown, where: string): Error {
   const message = (err as Error)?.message ?? '';
   const missing = /migration directory is corrupt, the following files are missing: (.*)$/.exec(message);
   if (missing) {
-    return configError('schema_newer', `the database ${where} has migrations this version of mail2fa does not know (${missing[1]!.slice(0, 200)}): it was upgraded by a newer mail2fa`, 'Run the newer mail2fa (or restore a backup made before the upgrade).');
+    return configError(
+      'schema_newer',
+      `the database ${where} has migrations this version of mail2fa does not know (${missing[1]!.slice(0, 200)}): it was upgraded by a newer mail2fa`,
+      'Run the newer mail2fa (or restore a backup made before the upgrade).',
+    );
   }
   if (/Migration table is already locked/.test(message)) {
-    return tempFail('migration_locked', `another migration holds the lock on ${where}`, 'Retry when it has finished; if no migration is running, a crashed one left the lock: set is_locked = 0 in the migrations_lock table.');
+    return tempFail(
+      'migration_locked',
+      `another migration holds the lock on ${where}`,
+      'Retry when it has finished; if no migration is running, a crashed one left the lock: set is_locked = 0 in the migrations_lock table.',
+    );
   }
   return mapDbError(err, where);
 }
@@ -28,7 +36,9 @@ async function createCodeHashKey(ctx: Context, db: Database): Promise<'created' 
     key = ctx.masterKey();
   } catch (err) {
     if (err instanceof Mail2faError && err.code === 'key_missing') {
-      ctx.notices.push('no master key configured: the code-hash key will be created on first use (run `mail2fa migrate` again with the key configured to create it now)');
+      ctx.notices.push(
+        'no master key configured: the code-hash key will be created on first use (run `mail2fa migrate` again with the key configured to create it now)',
+      );
       return 'deferred';
     }
     throw err;
@@ -44,7 +54,10 @@ export function migrateCommand(): Command {
   return new Command('migrate')
     .description("create or upgrade mail2fa's own tables (prefix mail2fa_ by default); never touches the mailbox table")
     .option('--with-mailbox-table', 'also create the reference `mailbox` table (preset mail2fa) if it is missing')
-    .addHelpText('after', EXAMPLES(['mail2fa --db mysql://mail2fa:secret@127.0.0.1/mail migrate', 'mail2fa migrate --json']))
+    .addHelpText(
+      'after',
+      EXAMPLES(['mail2fa --db mysql://mail2fa:secret@127.0.0.1/mail migrate', 'mail2fa migrate --json']),
+    )
     .action(
       action(async (flags: { withMailboxTable?: boolean }, cmd: Command) => {
         const g = globalOptions(cmd);
@@ -63,7 +76,12 @@ export function migrateCommand(): Command {
           for (const n of ctx.notices) out.note(n);
           const result = { ok: true, database: db.displayUrl, applied, schemaVersion: LATEST_MIGRATION, codeHashKey };
           if (out.json) await out.document(result);
-          else await out.line(applied.length ? `applied ${applied.length} migration(s): ${applied.join(', ')}; schema is at ${LATEST_MIGRATION}` : `schema already up to date (${LATEST_MIGRATION})`);
+          else
+            await out.line(
+              applied.length
+                ? `applied ${applied.length} migration(s): ${applied.join(', ')}; schema is at ${LATEST_MIGRATION}`
+                : `schema already up to date (${LATEST_MIGRATION})`,
+            );
         });
       }),
     );

@@ -5,7 +5,9 @@ import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './s
 
 export function sendCodeCommand(): Command {
   return new Command('send-code')
-    .description('send a sign-in code by SMS to the phone enrolled for the mailbox (valid 10 minutes; only the newest code works)')
+    .description(
+      'send a sign-in code by SMS to the phone enrolled for the mailbox (valid 10 minutes; only the newest code works)',
+    )
     .argument('<email>', 'the mailbox address')
     .addHelpText(
       'after',
@@ -26,7 +28,13 @@ export function sendCodeCommand(): Command {
             const { sendSignInCode } = await import('../core/send-code.js');
             const sent = await sendSignInCode(ctx, { email });
             if (out.json) {
-              await out.document({ ok: true, email: sent.email, phone: sent.phone, expiresAt: sent.expiresAt, sms: sent.delivery });
+              await out.document({
+                ok: true,
+                email: sent.email,
+                phone: sent.phone,
+                expiresAt: sent.expiresAt,
+                sms: sent.delivery,
+              });
               return;
             }
             const { smsSentText } = await import('../ui/sms-render.js');

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { loadConfig } from '../config.js';
-import { ExitCode, Mail2faError, usageError } from '../core/errors.js';
+import { ExitCode, Mail2faError, usageError } from '../errors.js';
 import { EXAMPLES, action, globalOptions } from './shared.js';
 
 export const DEFAULT_SOCKET = '/run/mail2fa/mail2fa.sock';
@@ -34,21 +34,32 @@ function flushLog(): void {
 
 export function serveCommand(): Command {
   return new Command('serve')
-    .description('run the local HTTP/JSON service for webmails (sign-in code checks, 2FA settings): Unix socket by default, or loopback TCP with a bearer token')
-    .addOption(new Option('--socket <path>', `Unix socket to listen on (default ${DEFAULT_SOCKET})`).env('MAIL2FA_SERVE_SOCKET'))
+    .description(
+      'run the local HTTP/JSON service for webmails (sign-in code checks, 2FA settings): Unix socket by default, or loopback TCP with a bearer token',
+    )
+    .addOption(
+      new Option('--socket <path>', `Unix socket to listen on (default ${DEFAULT_SOCKET})`).env('MAIL2FA_SERVE_SOCKET'),
+    )
     .option('--socket-mode <octal>', 'permissions of the socket file', '660')
     .option('--socket-owner <user>', 'owner of the socket file (name or uid)')
-    .option('--socket-group <group>', 'group of the socket file (name or gid), e.g. the web server\'s')
+    .option('--socket-group <group>', "group of the socket file (name or gid), e.g. the web server's")
     .option('--listen <host:port>', 'listen on TCP instead (loopback only), e.g. 127.0.0.1:8025; needs --token-file')
-    .addOption(new Option('--token-file <file>', 'file holding the bearer token TCP clients must send').env('MAIL2FA_SERVE_TOKEN_FILE'))
-    .option('--expose-to-network', 'allow --listen on a non-loopback address: exposes the sign-in and 2FA settings API to that network')
+    .addOption(
+      new Option('--token-file <file>', 'file holding the bearer token TCP clients must send').env(
+        'MAIL2FA_SERVE_TOKEN_FILE',
+      ),
+    )
+    .option(
+      '--expose-to-network',
+      'allow --listen on a non-loopback address: exposes the sign-in and 2FA settings API to that network',
+    )
     .option('--client-name <name>', 'audit actor serve:<name> for requests without a Mail2fa-Client header', 'webmail')
     .addHelpText(
       'after',
       EXAMPLES([
         'mail2fa serve --socket /run/mail2fa/mail2fa.sock --socket-group www-data',
         'mail2fa serve --listen 127.0.0.1:8025 --token-file /etc/mail2fa/serve.token',
-        "curl --unix-socket /run/mail2fa/mail2fa.sock -d '{\"email\":\"jane@example.com\"}' http://mail2fa/v1/requires-code",
+        'curl --unix-socket /run/mail2fa/mail2fa.sock -d \'{"email":"jane@example.com"}\' http://mail2fa/v1/requires-code',
         '',
         'The API: docs/serve.md. Logs: one JSON line per request on stderr (no secrets). Stops gracefully on SIGTERM.',
       ]),
@@ -56,16 +67,28 @@ export function serveCommand(): Command {
     .action(
       action(async (flags: ServeFlags, command: Command) => {
         const g = globalOptions(command);
-        const [{ ServeCore }, { ServeServer }, { listen, parseListen, readTokenFile, removeSocket }] = await Promise.all([
-          import('../serve/core.js'),
-          import('../serve/server.js'),
-          import('../serve/listen.js'),
-        ]);
-        if (!/^[0-7]{3,4}$/.test(flags.socketMode)) throw usageError(`--socket-mode ${flags.socketMode}: expected octal permissions such as 660`);
-        if (!/^[A-Za-z0-9._-]{1,32}$/.test(flags.clientName)) throw usageError('--client-name: 1-32 letters, digits, ".", "_" or "-"');
-        if (flags.listen !== undefined && flags.socket !== undefined) throw usageError('give either --socket or --listen, not both');
-        const target = flags.listen !== undefined ? parseListen(flags.listen, Boolean(flags.exposeToNetwork)) : { kind: 'unix' as const, path: flags.socket ?? DEFAULT_SOCKET, mode: parseInt(flags.socketMode, 8), owner: flags.socketOwner, group: flags.socketGroup };
-        if (target.kind === 'tcp' && !flags.tokenFile) throw usageError('--listen needs --token-file (or MAIL2FA_SERVE_TOKEN_FILE): TCP clients authenticate with a bearer token');
+        const [{ ServeCore }, { ServeServer }, { listen, parseListen, readTokenFile, removeSocket }] =
+          await Promise.all([import('../serve/core.js'), import('../serve/server.js'), import('../serve/listen.js')]);
+        if (!/^[0-7]{3,4}$/.test(flags.socketMode))
+          throw usageError(`--socket-mode ${flags.socketMode}: expected octal permissions such as 660`);
+        if (!/^[A-Za-z0-9._-]{1,32}$/.test(flags.clientName))
+          throw usageError('--client-name: 1-32 letters, digits, ".", "_" or "-"');
+        if (flags.listen !== undefined && flags.socket !== undefined)
+          throw usageError('give either --socket or --listen, not both');
+        const target =
+          flags.listen !== undefined
+            ? parseListen(flags.listen, Boolean(flags.exposeToNetwork))
+            : {
+                kind: 'unix' as const,
+                path: flags.socket ?? DEFAULT_SOCKET,
+                mode: parseInt(flags.socketMode, 8),
+                owner: flags.socketOwner,
+                group: flags.socketGroup,
+              };
+        if (target.kind === 'tcp' && !flags.tokenFile)
+          throw usageError(
+            '--listen needs --token-file (or MAIL2FA_SERVE_TOKEN_FILE): TCP clients authenticate with a bearer token',
+          );
         const token = target.kind === 'tcp' ? readTokenFile(flags.tokenFile!) : undefined;
 
         const config = await loadConfig({ configPath: g.config, dbUrl: g.db, env: process.env });
@@ -90,7 +113,8 @@ export function serveCommand(): Command {
         const where = target.kind === 'unix' ? { socket: target.path } : { address: `${target.host}:${target.port}` };
         logLine({ t: new Date().toISOString(), event: 'listening', ...where, pid: process.pid });
         const base = await core.shared().catch(() => undefined);
-        for (const notice of base?.notices ?? []) logLine({ t: new Date().toISOString(), event: 'notice', message: notice });
+        for (const notice of base?.notices ?? [])
+          logLine({ t: new Date().toISOString(), event: 'notice', message: notice });
 
         // Signals after the first are ignored: the stop is already under way (systemd's SIGKILL is the backstop).
         const signal = await new Promise<NodeJS.Signals>((resolve) => {

@@ -31,7 +31,9 @@ export const outcome = { exitCode: 0 };
 /**
  * Wraps a command body: it returns an exit code (0 by default) or throws a typed error that main.ts renders.
  */
-export function action<A extends unknown[]>(body: (...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
+export function action<A extends unknown[]>(
+  body: (...args: A) => Promise<number | void>,
+): (...args: A) => Promise<void> {
   return async (...args: A) => {
     const code = await body(...args);
     outcome.exitCode = typeof code === 'number' ? code : 0;

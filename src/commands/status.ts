@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { Command, Option } from 'commander';
 import { keyFiles, withContext } from '../context.js';
-import { ExitCode, dataError, unknownAccount, usageError } from '../core/errors.js';
+import { ExitCode, dataError, unknownAccount, usageError } from '../errors.js';
 import { canonicalAddress, preview } from '../core/address.js';
 import { addToSummary, matchesFilter, newSummary, statusBatches, type StatusSelection } from '../core/status.js';
 import { statusRenderer, type StatusFormat } from '../ui/status-render.js';
@@ -27,7 +27,11 @@ interface StatusFlags {
 async function openAddressList(file: string): Promise<AsyncIterable<string>> {
   let input: Readable;
   if (file === '-') {
-    if (process.stdin.isTTY) throw usageError('--file - reads addresses from stdin, but stdin is a terminal', 'Pipe the list in: cat list.txt | mail2fa status --file -');
+    if (process.stdin.isTTY)
+      throw usageError(
+        '--file - reads addresses from stdin, but stdin is a terminal',
+        'Pipe the list in: cat list.txt | mail2fa status --file -',
+      );
     input = process.stdin;
   } else {
     try {
@@ -38,7 +42,10 @@ async function openAddressList(file: string): Promise<AsyncIterable<string>> {
       }
       input = handle.createReadStream({ encoding: 'utf8' });
     } catch (err) {
-      throw usageError(`--file: cannot read ${preview(file)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, "Give a readable file with one address per line, or '-' for stdin.");
+      throw usageError(
+        `--file: cannot read ${preview(file)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+        "Give a readable file with one address per line, or '-' for stdin.",
+      );
     }
   }
   return addressLines(input);
@@ -56,7 +63,11 @@ async function* addressLines(input: Readable): AsyncGenerator<string> {
     if (first && line.startsWith('\uFEFF')) line = line.slice(1);
     first = false;
     if (BINARY.test(line)) {
-      throw dataError('not_an_address_list', `--file: not a list of addresses: line ${n} holds binary data`, 'Give a text file with one address per line.');
+      throw dataError(
+        'not_an_address_list',
+        `--file: not a list of addresses: line ${n} holds binary data`,
+        'Give a text file with one address per line.',
+      );
     }
     if (line.startsWith('#') || /^\s*$/u.test(line)) continue;
     yield line;
@@ -70,7 +81,11 @@ async function refuseKeyFile(file: string, keys: string[]): Promise<void> {
   for (const key of keys) {
     const k = await stat(key).catch(() => undefined);
     if (k && k.dev === list.dev && k.ino === list.ino) {
-      throw dataError('not_an_address_list', `--file: ${preview(file)} is the master key file, not a list of addresses`, 'Give a text file with one address per line.');
+      throw dataError(
+        'not_an_address_list',
+        `--file: ${preview(file)} is the master key file, not a list of addresses`,
+        'Give a text file with one address per line.',
+      );
     }
   }
 }
@@ -80,7 +95,9 @@ const GAPS_NAMED = 5;
 
 export function statusCommand(): Command {
   return new Command('status')
-    .description('show 2FA status: one row per account (email, enabled, method, masked phone, enrolled, last used, recovery codes left, locked until)')
+    .description(
+      'show 2FA status: one row per account (email, enabled, method, masked phone, enrolled, last used, recovery codes left, locked until)',
+    )
     .argument('[email...]', 'addresses to look up')
     .option('--all', 'every mailbox (streamed)')
     .option('--domain <domain>', 'every mailbox of one domain')
@@ -96,20 +113,28 @@ export function statusCommand(): Command {
         'mail2fa status --all --format ndjson > status.ndjson',
         'mail2fa status --domain example.com --disabled --format csv',
         'mail2fa status --file staff.txt --require-enabled   # exit 1 if anyone lacks 2FA',
-        "cut -d, -f1 users.csv | mail2fa status --file - --json",
+        'cut -d, -f1 users.csv | mail2fa status --file - --json',
       ]),
     )
     .action(
       action(async (emails: string[], flags: StatusFlags, cmd: Command) => {
         const g = globalOptions(cmd);
         const out = makeOutput(g);
-        if (g.json && flags.format && flags.format !== 'json') throw usageError(`--json conflicts with --format ${flags.format}`);
+        if (g.json && flags.format && flags.format !== 'json')
+          throw usageError(`--json conflicts with --format ${flags.format}`);
         const format: StatusFormat = g.json ? 'json' : (flags.format ?? 'table');
         if (flags.enabled && flags.disabled) throw usageError('--enabled and --disabled exclude each other');
-        const sources = [emails.length > 0, Boolean(flags.all || flags.domain), flags.file !== undefined].filter(Boolean).length;
-        if (sources === 0) throw usageError('say which accounts: give addresses, --all, --domain D or --file F', 'Example: mail2fa status --all');
+        const sources = [emails.length > 0, Boolean(flags.all || flags.domain), flags.file !== undefined].filter(
+          Boolean,
+        ).length;
+        if (sources === 0)
+          throw usageError(
+            'say which accounts: give addresses, --all, --domain D or --file F',
+            'Example: mail2fa status --all',
+          );
         if (sources > 1) throw usageError('give addresses, --all/--domain or --file, not several of them');
-        if (flags.all && flags.domain !== undefined) throw usageError('--all and --domain exclude each other', 'Use --domain D alone for one domain.');
+        if (flags.all && flags.domain !== undefined)
+          throw usageError('--all and --domain exclude each other', 'Use --domain D alone for one domain.');
 
         let selection: StatusSelection;
         if (flags.domain !== undefined) selection = { kind: 'domain', domain: flags.domain };
@@ -140,7 +165,12 @@ export function statusCommand(): Command {
                   throw unknownAccount(row.email); // appeared meanwhile: still unknown to this run
                 }
                 if (row.state === 'invalid') canonicalAddress(emails[0]!); // throws 65 with the address itself quoted
-                if (row.state === 'ambiguous') throw dataError('ambiguous_account', `${row.problem ?? 'several mailbox rows have this address'}: ${row.email}; refusing to guess`, `Fix the duplicate rows in ${ctx.mapping.table}.`);
+                if (row.state === 'ambiguous')
+                  throw dataError(
+                    'ambiguous_account',
+                    `${row.problem ?? 'several mailbox rows have this address'}: ${row.email}; refusing to guess`,
+                    `Fix the duplicate rows in ${ctx.mapping.table}.`,
+                  );
               }
               if (!begun) {
                 await renderer.begin();
@@ -168,7 +198,9 @@ export function statusCommand(): Command {
           if (!flags.requireEnabled || gaps === 0) return ExitCode.OK;
           // Which accounts make it 1, on stderr whatever the format: the count and the first few.
           const listed = summary.accounts + summary.unknown + summary.invalid;
-          out.note(`${gaps} of ${listed} listed account${listed === 1 ? '' : 's'} lack 2FA: ${firstGaps.join(', ')}${gaps > firstGaps.length ? ` and ${gaps - firstGaps.length} more` : ''}`);
+          out.note(
+            `${gaps} of ${listed} listed account${listed === 1 ? '' : 's'} lack 2FA: ${firstGaps.join(', ')}${gaps > firstGaps.length ? ` and ${gaps - firstGaps.length} more` : ''}`,
+          );
           return ExitCode.NEGATIVE;
         });
       }),

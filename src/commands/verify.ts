@@ -1,10 +1,10 @@
 import { Command } from 'commander';
 import { withContext } from '../context.js';
 import { canonicalAddress } from '../core/address.js';
-import { ExitCode, dataError } from '../core/errors.js';
+import { ExitCode, dataError } from '../errors.js';
 import { lockedError } from '../core/lockout.js';
-import { CODE_FORMS_HINT } from '../core/verification.js';
-import { verifySignInCode, type VerifyResult } from '../core/verify.js';
+import { CODE_FORMS_HINT } from '../core/factor-check.js';
+import { verifySignInCode, type VerifyResult } from '../core/sign-in.js';
 import type { Output } from '../ui/output.js';
 import { promptInput } from '../ui/prompts.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
@@ -12,7 +12,12 @@ import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './s
 /** More than any well-formed code: longer input is malformed, and is not read to the end. */
 const MAX_STDIN_BYTES = 1024;
 
-const KIND_TEXT = { totp: 'code from the authenticator app', sms: 'SMS code', recovery: 'recovery code', temporary: 'temporary access code' } as const;
+const KIND_TEXT = {
+  totp: 'code from the authenticator app',
+  sms: 'SMS code',
+  recovery: 'recovery code',
+  temporary: 'temporary access code',
+} as const;
 
 /**
  * The code from stdin: the input minus ONE line terminator (so `echo 123456 |` works); anything else — spaces,
@@ -25,11 +30,17 @@ async function readCodeFromStdin(): Promise<string> {
     size += chunk.length;
     if (size > MAX_STDIN_BYTES) {
       process.stdin.destroy();
-      throw dataError('bad_code', `malformed code (more than ${MAX_STDIN_BYTES} bytes on standard input)`, CODE_FORMS_HINT);
+      throw dataError(
+        'bad_code',
+        `malformed code (more than ${MAX_STDIN_BYTES} bytes on standard input)`,
+        CODE_FORMS_HINT,
+      );
     }
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 async function readCode(out: Output, flag: string | undefined): Promise<string> {
@@ -41,9 +52,15 @@ async function readCode(out: Output, flag: string | undefined): Promise<string> 
 async function render(out: Output, r: VerifyResult): Promise<number> {
   if (r.outcome === 'locked') throw lockedError(Date.parse(r.lockedUntil));
   if (out.json) {
-    await out.document(r.outcome === 'accepted' ? { ok: true, accepted: true, ...omitOutcome(r) } : { ok: false, accepted: false, ...omitOutcome(r) });
+    await out.document(
+      r.outcome === 'accepted'
+        ? { ok: true, accepted: true, ...omitOutcome(r) }
+        : { ok: false, accepted: false, ...omitOutcome(r) },
+    );
   } else if (r.outcome === 'accepted') {
-    await out.line(`accepted: ${KIND_TEXT[r.kind]} for ${r.email}${r.kind === 'recovery' ? ` (${r.recoveryCodesLeft} recovery code${r.recoveryCodesLeft === 1 ? '' : 's'} left)` : ''}`);
+    await out.line(
+      `accepted: ${KIND_TEXT[r.kind]} for ${r.email}${r.kind === 'recovery' ? ` (${r.recoveryCodesLeft} recovery code${r.recoveryCodesLeft === 1 ? '' : 's'} left)` : ''}`,
+    );
   } else {
     await out.line(`rejected: ${r.message}`);
   }
@@ -57,14 +74,16 @@ function omitOutcome<T extends { outcome: string }>(r: T): Omit<T, 'outcome'> {
 
 export function verifyCommand(): Command {
   return new Command('verify')
-    .description('check a sign-in code (app, SMS, recovery or temporary access code), each usable once: exit 0 accepted, 1 rejected, 75 locked. The code is read from standard input')
+    .description(
+      'check a sign-in code (app, SMS, recovery or temporary access code), each usable once: exit 0 accepted, 1 rejected, 75 locked. The code is read from standard input',
+    )
     .argument('<email>', 'the mailbox address')
     .option('--code <code>', 'the code (default: standard input, one trailing newline allowed)')
     .addHelpText(
       'after',
       EXAMPLES([
         'echo 123456 | mail2fa verify jane@example.com && echo signed in',
-        "printf '%s' \"$CODE\" | mail2fa verify jane@example.com --json",
+        'printf \'%s\' "$CODE" | mail2fa verify jane@example.com --json',
         'mail2fa verify jane@example.com --code 7k3qd-m9x2a      # a recovery code',
         '',
         'verify exits 0 (accepted), 1 (rejected: wrong, expired or used code; also when 2FA is off),',

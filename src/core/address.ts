@@ -3,15 +3,20 @@
  * lower-cased and IDNA-encoded, local part NFC. Matching against the mailbox table is then exact, byte for byte.
  */
 import { domainToASCII } from 'node:url';
-import { dataError } from './errors.js';
-import { escapeControl } from './text.js';
+import { dataError } from '../errors.js';
+import { escapeControl } from '../text.js';
 
 export const MAX_ADDRESS_LENGTH = 320;
 
 /** Returns the canonical form of `input`, or throws a data error (exit 65) saying what is wrong. */
 export function canonicalAddress(input: string): string {
   const problem = addressProblem(input);
-  if (problem) throw dataError('bad_address', `invalid email address "${preview(input)}": ${problem}`, 'Give the full address, e.g. jane@example.com, with no spaces around it.');
+  if (problem)
+    throw dataError(
+      'bad_address',
+      `invalid email address "${preview(input)}": ${problem}`,
+      'Give the full address, e.g. jane@example.com, with no spaces around it.',
+    );
   return canonicalise(input);
 }
 

@@ -11,10 +11,21 @@ import type { StoreChange } from '../stores/types.js';
 import { readFactor, removeFactor, revokeSessions, runSignOutCommand } from './factors.js';
 import { accountTransaction, Refusal } from './guard.js';
 import { checkPassword, proveOwner, twoFactorRequired } from './owner.js';
-import { activatedIn, auditOutcomes, failedChange, foreignFactors, missingCapability, OWN_STORE, partialExitCode, readStores, requireReadings, storeWriteContext } from './stores.js';
+import {
+  activatedIn,
+  auditOutcomes,
+  failedChange,
+  foreignFactors,
+  missingCapability,
+  OWN_STORE,
+  partialExitCode,
+  readStores,
+  requireReadings,
+  storeWriteContext,
+} from './stores.js';
 import { isoTime } from './time.js';
-import type { CodeKind, ParsedCode } from './verification.js';
-import { preciseTime } from './verify.js';
+import type { CodeKind, ParsedCode } from './factor-check.js';
+import { preciseTime } from './sign-in.js';
 
 export interface DisableInput {
   email: string;
@@ -49,28 +60,54 @@ export async function disableTwoFactor(ctx: Context, input: DisableInput): Promi
   const readings = await readStores(stores, mailbox.email);
   requireReadings(readings);
   const targets = activatedIn(readings);
-  for (const r of targets) if (!r.store.disable || !r.store.capabilities.has('disable')) throw missingCapability(r.store, 'disable', `2FA is on there for ${mailbox.email}`);
+  for (const r of targets)
+    if (!r.store.disable || !r.store.capabilities.has('disable'))
+      throw missingCapability(r.store, 'disable', `2FA is on there for ${mailbox.email}`);
   // Read before mail2fa's transaction: a store in mail2fa's own SQLite database could not be read inside it.
   const foreign = await foreignFactors(stores, mailbox.email);
 
   const done = await accountTransaction(ctx, mailbox.email, async (tx) => {
     const factor = await readFactor(tx.trx, ctx.tables, tx.account);
-    if (!(await twoFactorRequired(tx, factor, foreign)) && foreign.stores.length === 0) return { changed: false as const, email: tx.account };
+    if (!(await twoFactorRequired(tx, factor, foreign)) && foreign.stores.length === 0)
+      return { changed: false as const, email: tx.account };
     const kind = await proveOwner(tx, 'disable', factor, passwordOk, input.code, foreign);
     if (kind instanceof Refusal) return kind;
     const ownRemoved = await removeFactor(tx.trx, ctx.tables, tx.account);
     await revokeSessions(tx.trx, ctx.tables, ctx.config.signOut, tx.account, tx.now);
-    const changes: StoreChange[] = [{ store: OWN_STORE, kind: 'mail2fa', outcome: ownRemoved ? 'changed' : 'nothing', detail: ownRemoved ? `removed the ${factor?.method === 'sms' ? 'SMS phone' : 'authenticator app'} and its recovery codes` : 'no factor' }];
+    const changes: StoreChange[] = [
+      {
+        store: OWN_STORE,
+        kind: 'mail2fa',
+        outcome: ownRemoved ? 'changed' : 'nothing',
+        detail: ownRemoved
+          ? `removed the ${factor?.method === 'sms' ? 'SMS phone' : 'authenticator app'} and its recovery codes`
+          : 'no factor',
+      },
+    ];
     for (const r of targets) {
       try {
-        changes.push(await r.store.disable!(tx.account, storeWriteContext(ctx.config, r.store, tx.trx, tx.now, ctx.actor)));
+        changes.push(
+          await r.store.disable!(tx.account, storeWriteContext(ctx.config, r.store, tx.trx, tx.now, ctx.actor)),
+        );
       } catch (err) {
         changes.push(failedChange(r.store, err));
       }
     }
     const complete = changes.every((c) => c.outcome !== 'failed');
-    await tx.audit({ action: 'disable', outcome: complete ? 'ok' : 'failed', detail: { method: factor?.method ?? null, code: kind, ...(stores.length ? auditOutcomes(changes) : {}) } });
-    return { changed: true as const, email: tx.account, method: factor?.method ?? null, codeKind: kind, at: tx.now, changes, complete };
+    await tx.audit({
+      action: 'disable',
+      outcome: complete ? 'ok' : 'failed',
+      detail: { method: factor?.method ?? null, code: kind, ...(stores.length ? auditOutcomes(changes) : {}) },
+    });
+    return {
+      changed: true as const,
+      email: tx.account,
+      method: factor?.method ?? null,
+      codeKind: kind,
+      at: tx.now,
+      changes,
+      complete,
+    };
   });
   if (!done.changed) return done;
   const signOut = await runSignOutCommand(ctx.config.signOut, done.email);

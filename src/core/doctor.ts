@@ -14,7 +14,7 @@ import { openDatabase, type Database } from '../db/connection.js';
 import { readGaleraState } from '../db/galera.js';
 import { missingMailboxTableHint } from '../db/accounts.js';
 import { LATEST_MIGRATION } from '../db/migrations.js';
-import { ExitCode, Mail2faError } from './errors.js';
+import { ExitCode, Mail2faError } from '../errors.js';
 import { sampleDecrypt } from './keys.js';
 
 export interface Check {
@@ -33,8 +33,20 @@ export interface DoctorReport {
 }
 
 const fail = (name: string, err: unknown, fallbackCode: number = ExitCode.CONFIG): Check => {
-  if (err instanceof Mail2faError) return { name, status: 'fail', detail: err.message, hint: err.hint, exitCode: err.exitCode === ExitCode.UNAVAILABLE ? ExitCode.UNAVAILABLE : ExitCode.CONFIG };
-  return { name, status: 'fail', detail: (err as Error).message?.split('\n')[0] ?? String(err), exitCode: fallbackCode };
+  if (err instanceof Mail2faError)
+    return {
+      name,
+      status: 'fail',
+      detail: err.message,
+      hint: err.hint,
+      exitCode: err.exitCode === ExitCode.UNAVAILABLE ? ExitCode.UNAVAILABLE : ExitCode.CONFIG,
+    };
+  return {
+    name,
+    status: 'fail',
+    detail: (err as Error).message?.split('\n')[0] ?? String(err),
+    exitCode: fallbackCode,
+  };
 };
 
 const skip = (name: string, why: string): Check => ({ name, status: 'skip', detail: `not checked: ${why}` });
@@ -66,15 +78,20 @@ export async function doctor(options: ContextOptions): Promise<DoctorReport> {
 export async function runDoctor(ctx: Context): Promise<Check[]> {
   const checks: Check[] = [];
   const cfg = ctx.config;
-  checks.push({ name: 'config', status: 'ok', detail: cfg.configPath ? `loaded ${cfg.configPath}` : 'no config file; defaults and environment' });
+  checks.push({
+    name: 'config',
+    status: 'ok',
+    detail: cfg.configPath ? `loaded ${cfg.configPath}` : 'no config file; defaults and environment',
+  });
 
   let db: Database | undefined;
   let dbError: unknown;
   try {
     db = await ctx.db();
-    const version = db.dialect === 'sqlite'
-      ? `SQLite ${await serverVersion(db)}, file ${db.file}${cfg.db.embedded ? ' (embedded default)' : ''}`
-      : `${await serverVersion(db)} at ${db.displayUrl}`;
+    const version =
+      db.dialect === 'sqlite'
+        ? `SQLite ${await serverVersion(db)}, file ${db.file}${cfg.db.embedded ? ' (embedded default)' : ''}`
+        : `${await serverVersion(db)} at ${db.displayUrl}`;
     checks.push({ name: 'database', status: 'ok', detail: version });
   } catch (err) {
     checks.push(fail('database', err, ExitCode.UNAVAILABLE));
@@ -94,8 +111,20 @@ export async function runDoctor(ctx: Context): Promise<Check[]> {
     try {
       const version = await schemaVersion(db, ctx.tables);
       schemaOk = version === LATEST_MIGRATION;
-      if (schemaOk) checks.push({ name: 'schema', status: 'ok', detail: `up to date (${version}), tables prefixed ${cfg.tablePrefix}` });
-      else checks.push({ name: 'schema', status: 'fail', detail: version ? `out of date (${version}, needs ${LATEST_MIGRATION})` : "mail2fa's tables do not exist", hint: 'Run `mail2fa migrate`.', exitCode: ExitCode.CONFIG });
+      if (schemaOk)
+        checks.push({
+          name: 'schema',
+          status: 'ok',
+          detail: `up to date (${version}), tables prefixed ${cfg.tablePrefix}`,
+        });
+      else
+        checks.push({
+          name: 'schema',
+          status: 'fail',
+          detail: version ? `out of date (${version}, needs ${LATEST_MIGRATION})` : "mail2fa's tables do not exist",
+          hint: 'Run `mail2fa migrate`.',
+          exitCode: ExitCode.CONFIG,
+        });
     } catch (err) {
       checks.push(fail('schema', err));
     }
@@ -103,13 +132,25 @@ export async function runDoctor(ctx: Context): Promise<Check[]> {
     checks.push(...(await mappingChecks(ctx, db)));
   }
 
-  checks.push(await keyCheck(ctx, schemaOk ? db : undefined, db ? 'the schema is not up to date' : 'the database is unavailable'));
+  checks.push(
+    await keyCheck(ctx, schemaOk ? db : undefined, db ? 'the schema is not up to date' : 'the database is unavailable'),
+  );
 
   try {
     const sms = await ctx.sms();
     const result = await sms.check();
     const detail = result.detail.startsWith(`${sms.transport}:`) ? result.detail : `${sms.transport}: ${result.detail}`;
-    checks.push(result.ok ? { name: 'sms gateway', status: 'ok', detail } : { name: 'sms gateway', status: 'fail', detail, hint: 'Check sms.* in the config.', exitCode: ExitCode.UNAVAILABLE });
+    checks.push(
+      result.ok
+        ? { name: 'sms gateway', status: 'ok', detail }
+        : {
+            name: 'sms gateway',
+            status: 'fail',
+            detail,
+            hint: 'Check sms.* in the config.',
+            exitCode: ExitCode.UNAVAILABLE,
+          },
+    );
   } catch (err) {
     checks.push(fail('sms gateway', err, ExitCode.UNAVAILABLE));
   }
@@ -122,7 +163,13 @@ export async function runDoctor(ctx: Context): Promise<Check[]> {
 /** Each configured foreign store checks itself (reachable, schema, read-only user, plaintext secrets, bypasses). */
 async function storeChecks(ctx: Context): Promise<Check[]> {
   if (ctx.config.stores.length === 0) return [{ name: 'stores', status: 'ok', detail: "mail2fa's own store only" }];
-  const checks: Check[] = [{ name: 'stores', status: 'ok', detail: `mail2fa, then ${ctx.config.stores.map((s) => `${s.name} (${s.kind})`).join(', ')}` }];
+  const checks: Check[] = [
+    {
+      name: 'stores',
+      status: 'ok',
+      detail: `mail2fa, then ${ctx.config.stores.map((s) => `${s.name} (${s.kind})`).join(', ')}`,
+    },
+  ];
   let stores;
   try {
     stores = await ctx.stores();
@@ -164,9 +211,19 @@ async function galeraCheck(ctx: Context, db: Database | undefined, dbError: unkn
     if (!state) return null;
     const detail = `node ${state.node} at ${probe.displayUrl}: wsrep_ready ${state.ready}, wsrep_cluster_status ${state.clusterStatus}, cluster size ${state.clusterSize}, ${state.localState}`;
     if (state.ready !== 'ON' || state.clusterStatus !== 'Primary') {
-      return { name: 'galera', status: 'fail', detail, hint: `This node is outside the cluster's primary component: point --db / MAIL2FA_DB_URL at another node, or bring ${state.node} back into the cluster.`, exitCode: ExitCode.UNAVAILABLE };
+      return {
+        name: 'galera',
+        status: 'fail',
+        detail,
+        hint: `This node is outside the cluster's primary component: point --db / MAIL2FA_DB_URL at another node, or bring ${state.node} back into the cluster.`,
+        exitCode: ExitCode.UNAVAILABLE,
+      };
     }
-    return { name: 'galera', status: 'ok', detail: `${detail}; reads wait for the cluster (wsrep_sync_wait=${state.syncWait})` };
+    return {
+      name: 'galera',
+      status: 'ok',
+      detail: `${detail}; reads wait for the cluster (wsrep_sync_wait=${state.syncWait})`,
+    };
   } catch (err) {
     return fail('galera', err, ExitCode.UNAVAILABLE);
   } finally {
@@ -177,10 +234,27 @@ async function galeraCheck(ctx: Context, db: Database | undefined, dbError: unkn
 async function storageEngineCheck(ctx: Context, db: Database): Promise<Check> {
   try {
     const t = ctx.tables;
-    const rows = await tableEngines(db, [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.smsSend, t.accountState, t.audit, t.codeKey, t.migrations, ctx.mapping.table]);
+    const rows = await tableEngines(db, [
+      t.factor,
+      t.recoveryCode,
+      t.enrolment,
+      t.challenge,
+      t.smsSend,
+      t.accountState,
+      t.audit,
+      t.codeKey,
+      t.migrations,
+      ctx.mapping.table,
+    ]);
     const bad = rows.filter((r) => r.engine !== 'InnoDB');
     return bad.length
-      ? { name: 'storage engine', status: 'fail', detail: `not InnoDB: ${bad.map((r) => `${r.name} (${r.engine})`).join(', ')}`, hint: 'ALTER TABLE … ENGINE=InnoDB: transactions and row locks need it.', exitCode: ExitCode.CONFIG }
+      ? {
+          name: 'storage engine',
+          status: 'fail',
+          detail: `not InnoDB: ${bad.map((r) => `${r.name} (${r.engine})`).join(', ')}`,
+          hint: 'ALTER TABLE … ENGINE=InnoDB: transactions and row locks need it.',
+          exitCode: ExitCode.CONFIG,
+        }
       : { name: 'storage engine', status: 'ok', detail: `all ${rows.length} tables are InnoDB` };
   } catch (err) {
     return fail('storage engine', err);
@@ -195,15 +269,35 @@ async function mappingChecks(ctx: Context, db: Database): Promise<Check[]> {
   } catch (err) {
     return [fail('account mapping', err)];
   }
-  const wanted = [m.email, m.password, m.active, m.domain, m.alternateEmail, m.totpSecret].filter((c): c is string => Boolean(c));
+  const wanted = [m.email, m.password, m.active, m.domain, m.alternateEmail, m.totpSecret].filter((c): c is string =>
+    Boolean(c),
+  );
   const missing = wanted.filter((c) => !(c in info));
   if (Object.keys(info).length === 0) {
-    return [{ name: 'account mapping', status: 'fail', detail: `table ${m.table} not found (preset ${m.preset})`, hint: missingMailboxTableHint(m), exitCode: ExitCode.CONFIG }];
+    return [
+      {
+        name: 'account mapping',
+        status: 'fail',
+        detail: `table ${m.table} not found (preset ${m.preset})`,
+        hint: missingMailboxTableHint(m),
+        exitCode: ExitCode.CONFIG,
+      },
+    ];
   }
   if (missing.length) {
-    return [{ name: 'account mapping', status: 'fail', detail: `table ${m.table} lacks column(s) ${missing.join(', ')} (preset ${m.preset})`, hint: 'Set accounts.columns in the config (null for optional columns the table lacks).', exitCode: ExitCode.CONFIG }];
+    return [
+      {
+        name: 'account mapping',
+        status: 'fail',
+        detail: `table ${m.table} lacks column(s) ${missing.join(', ')} (preset ${m.preset})`,
+        hint: 'Set accounts.columns in the config (null for optional columns the table lacks).',
+        exitCode: ExitCode.CONFIG,
+      },
+    ];
   }
-  const checks: Check[] = [{ name: 'account mapping', status: 'ok', detail: `${m.table}(${wanted.join(', ')}), preset ${m.preset}` }];
+  const checks: Check[] = [
+    { name: 'account mapping', status: 'ok', detail: `${m.table}(${wanted.join(', ')}), preset ${m.preset}` },
+  ];
   return checks;
 }
 
@@ -228,7 +322,8 @@ async function keyCheck(ctx: Context, db: Database | undefined, whyNoSample: str
     return fail('key', err);
   }
   const detail = `key ${key.id} from ${keySource(ctx, key)}`;
-  if (!db) return { name: 'key', status: 'ok', detail: `${detail}; not tested against stored secrets (${whyNoSample})` };
+  if (!db)
+    return { name: 'key', status: 'ok', detail: `${detail}; not tested against stored secrets (${whyNoSample})` };
   try {
     const sample = await sampleDecrypt(db, ctx.tables, key);
     if (sample.failure) {
@@ -241,14 +336,25 @@ async function keyCheck(ctx: Context, db: Database | undefined, whyNoSample: str
         exitCode: ExitCode.CONFIG,
       };
     }
-    return { name: 'key', status: 'ok', detail: sample.tried ? `${detail}; decrypts a sample of ${sample.tried} stored secret(s)` : `${detail}; no stored secrets yet to test it against` };
+    return {
+      name: 'key',
+      status: 'ok',
+      detail: sample.tried
+        ? `${detail}; decrypts a sample of ${sample.tried} stored secret(s)`
+        : `${detail}; no stored secrets yet to test it against`,
+    };
   } catch (err) {
     return fail('key', err);
   }
 }
 
 function findProgram(file: string): string | null {
-  const candidates = file.includes('/') ? [file] : (process.env.PATH ?? '').split(':').filter(Boolean).map((dir) => join(dir, file));
+  const candidates = file.includes('/')
+    ? [file]
+    : (process.env.PATH ?? '')
+        .split(':')
+        .filter(Boolean)
+        .map((dir) => join(dir, file));
   for (const path of candidates) {
     try {
       accessSync(path, fsc.X_OK);
@@ -263,18 +369,34 @@ function findProgram(file: string): string | null {
 function signOutCheck(ctx: Context): Check {
   const so = ctx.config.signOut;
   if (so.action === 'none') {
-    return { name: 'sign-out action', status: 'warn', detail: 'none configured: mail2fa records the revocation time only', hint: 'Set signOut.action to "sql" (delete webmail sessions) or "command" (e.g. doveadm kick -- {email}).' };
+    return {
+      name: 'sign-out action',
+      status: 'warn',
+      detail: 'none configured: mail2fa records the revocation time only',
+      hint: 'Set signOut.action to "sql" (delete webmail sessions) or "command" (e.g. doveadm kick -- {email}).',
+    };
   }
   if (so.action === 'sql') {
     const sql = so.sql ?? '';
     return /\?|:email\b/.test(sql)
       ? { name: 'sign-out action', status: 'ok', detail: `SQL: ${sql}` }
-      : { name: 'sign-out action', status: 'warn', detail: `SQL without a ? or :email placeholder: ${sql}`, hint: 'The statement runs for every account as it is; bind the address with ? or :email.' };
+      : {
+          name: 'sign-out action',
+          status: 'warn',
+          detail: `SQL without a ? or :email placeholder: ${sql}`,
+          hint: 'The statement runs for every account as it is; bind the address with ? or :email.',
+        };
   }
   const argv = so.command ?? [];
   const program = findProgram(argv[0] ?? '');
   if (!program) {
-    return { name: 'sign-out action', status: 'fail', detail: `command ${argv[0]} not found or not executable${argv[0]?.includes('/') ? '' : ' in PATH'}`, hint: 'Fix signOut.command (an absolute path is safest).', exitCode: ExitCode.CONFIG };
+    return {
+      name: 'sign-out action',
+      status: 'fail',
+      detail: `command ${argv[0]} not found or not executable${argv[0]?.includes('/') ? '' : ' in PATH'}`,
+      hint: 'Fix signOut.command (an absolute path is safest).',
+      exitCode: ExitCode.CONFIG,
+    };
   }
   // An address may begin with "-" (-f@example.com is valid): as an argument of its own, the program would read
   // it as an option unless "--" ends the options first.

@@ -12,27 +12,52 @@
  * No transaction is held while a person reads a QR code or waits for a text message: each step is one short
  * transaction under the account's lock. Nothing here prints, prompts or exits.
  */
-import { countEnrolmentWrongCodes, deleteChallengesOf, deleteEnrolment, insertEnrolment, newestChallenge, readEnrolment, setFactorStep, useChallenge } from '../db/ownStore.js';
+import {
+  countEnrolmentWrongCodes,
+  deleteChallengesOf,
+  deleteEnrolment,
+  insertEnrolment,
+  newestChallenge,
+  readEnrolment,
+  setFactorStep,
+  useChallenge,
+} from '../db/own-store.js';
 import { randomBytes } from 'node:crypto';
 import type { Context } from '../context.js';
 import type { Mailbox } from '../db/accounts.js';
 import { parsePhone, type Phone } from '../sms/phone.js';
 import type { SmsDelivery } from '../sms/transports.js';
-import { TOTP_DIGITS, base32Decode, generateTotpSecret, isWellFormedCode, otpauthUri, verifyTotp } from '../totp/totp.js';
-import { useStoreTotpStep } from '../db/storeReplay.js';
+import {
+  TOTP_DIGITS,
+  base32Decode,
+  generateTotpSecret,
+  isWellFormedCode,
+  otpauthUri,
+  verifyTotp,
+} from '../totp/totp.js';
+import { useStoreTotpStep } from '../db/store-replay.js';
 import type { ForeignStore } from '../stores/types.js';
 import { canonicalAddress } from './address.js';
-import { writeAudit } from './audit.js';
-import { Mail2faError, dataError, noPerm, usageError } from './errors.js';
+import { writeAudit } from './audit-write.js';
+import { Mail2faError, dataError, noPerm, usageError } from '../errors.js';
 import { readFactor, revokeSessions, runSignOutCommand, storeFactor, type FactorRow } from './factors.js';
 import { Refusal, accountTransaction, type AccountTx } from './guard.js';
 import { isLocked } from './lockout.js';
 import { checkPassword, proveOwner } from './owner.js';
 import { refuseInactiveMailbox } from './mailbox-state.js';
-import { sendSmsChallenge } from './sms-codes.js';
+import { sendSmsChallenge } from './sms-challenge.js';
 import { isoTime } from './time.js';
-import { activatedIn, auditOutcomes, missingCapability, OWN_STORE, readStores, requireReadings, storeWriteContext, type StoreReading } from './stores.js';
-import { parseCodeInput } from './verification.js';
+import {
+  activatedIn,
+  auditOutcomes,
+  missingCapability,
+  OWN_STORE,
+  readStores,
+  requireReadings,
+  storeWriteContext,
+  type StoreReading,
+} from './stores.js';
+import { parseCodeInput } from './factor-check.js';
 import { Vault } from './vault.js';
 
 export type FactorMethod = FactorRow['method'];
@@ -41,7 +66,7 @@ export type FactorMethod = FactorRow['method'];
 export const ENROLMENT_TTL_MS = 10 * 60 * 1000;
 /** Wrong confirmation codes allowed per enrolment (each also counts toward the shared lockout). */
 export const CONFIRM_TRIES = 3;
-/** The challenge purpose of enrolment SMS codes: never accepted at sign-in (see sms-codes.ts). */
+/** The challenge purpose of enrolment SMS codes: never accepted at sign-in (see sms-challenge.ts). */
 const ENROL_SMS = 'enrol-sms';
 
 export interface EnrolmentTarget {
@@ -57,15 +82,30 @@ export interface EnrolmentTarget {
  * (Roundcube's plugin): it must exist (64) and declare 'enable' (78, store named). A foreign store takes an
  * authenticator app only, and never replaces anything (`--force` is for mail2fa's own factor).
  */
-async function targetStore(ctx: Context, target: { store?: string; force?: boolean; method?: FactorMethod }): Promise<ForeignStore | null> {
+async function targetStore(
+  ctx: Context,
+  target: { store?: string; force?: boolean; method?: FactorMethod },
+): Promise<ForeignStore | null> {
   const name = target.store;
   if (name === undefined || name === OWN_STORE) return null;
   const stores = await ctx.stores();
   const store = stores.find((s) => s.name === name);
-  if (!store) throw usageError(`--store: no store named "${name}"`, `Configured stores: ${[OWN_STORE, ...stores.map((s) => s.name)].join(', ')}.`);
+  if (!store)
+    throw usageError(
+      `--store: no store named "${name}"`,
+      `Configured stores: ${[OWN_STORE, ...stores.map((s) => s.name)].join(', ')}.`,
+    );
   if (!store.enrol || !store.capabilities.has('enable')) throw missingCapability(store, 'enable');
-  if (target.method === 'sms') throw usageError(`store "${name}" (${store.kind}) takes an authenticator app only`, 'Leave out --method sms / --phone.');
-  if (target.force) throw usageError(`--force replaces mail2fa's own factor; it does not apply to store "${name}"`, `Turn 2FA off first (mail2fa disable), then enable with --store ${name}.`);
+  if (target.method === 'sms')
+    throw usageError(
+      `store "${name}" (${store.kind}) takes an authenticator app only`,
+      'Leave out --method sms / --phone.',
+    );
+  if (target.force)
+    throw usageError(
+      `--force replaces mail2fa's own factor; it does not apply to store "${name}"`,
+      `Turn 2FA off first (mail2fa disable), then enable with --store ${name}.`,
+    );
   return store;
 }
 
@@ -90,7 +130,12 @@ async function foreignOn(ctx: Context, email: string): Promise<StoreReading[]> {
 async function refuseForeign(tx: AccountTx, on: StoreReading[]): Promise<Refusal | null> {
   if (on.length === 0) return null;
   const names = on.map((r) => `${r.store.name} (${r.store.kind})`).join(', ');
-  await tx.audit({ action: 'enable', outcome: 'refused', reason: 'already enabled in another store', detail: Object.fromEntries(on.map((r) => [`store:${r.store.name}`, 'on'])) });
+  await tx.audit({
+    action: 'enable',
+    outcome: 'refused',
+    reason: 'already enabled in another store',
+    detail: Object.fromEntries(on.map((r) => [`store:${r.store.name}`, 'on'])),
+  });
   const pfa = on.find((r) => r.store.kind === 'postfixadmin');
   return new Refusal(
     dataError(
@@ -174,7 +219,10 @@ interface PendingRow {
  * The checks that need no password, run first so that nobody types a password for an account that cannot be
  * enrolled: known (67), active, not locked, no factor yet unless `force`. Refusals are audited.
  */
-export async function enrolmentPreflight(ctx: Context, target: EnrolmentTarget): Promise<{ email: string; replacing: FactorMethod | null; currentCode: 'factor' | 'temporary' | null }> {
+export async function enrolmentPreflight(
+  ctx: Context,
+  target: EnrolmentTarget,
+): Promise<{ email: string; replacing: FactorMethod | null; currentCode: 'factor' | 'temporary' | null }> {
   const email = canonicalAddress(target.email);
   const mailbox = await (await ctx.accounts()).findExact(email);
   await targetStore(ctx, target);
@@ -224,8 +272,20 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
     if (proof) {
       // 2FA is already required: the password AND a current code (marked used) prove the owner (§3, as disable).
       if (currentCode === undefined) {
-        await tx.audit({ action: 'enable', outcome: 'refused', reason: 'current code missing', detail: { method: input.method } });
-        return new Refusal(usageError(`${tx.account} already requires a second factor: replacing it needs a current code too`, proof === 'temporary' ? 'Give the temporary access code customer service sent: --current-code CODE.' : 'Give a code from the current app or phone, or a recovery code: --current-code CODE.'));
+        await tx.audit({
+          action: 'enable',
+          outcome: 'refused',
+          reason: 'current code missing',
+          detail: { method: input.method },
+        });
+        return new Refusal(
+          usageError(
+            `${tx.account} already requires a second factor: replacing it needs a current code too`,
+            proof === 'temporary'
+              ? 'Give the temporary access code customer service sent: --current-code CODE.'
+              : 'Give a code from the current app or phone, or a recovery code: --current-code CODE.',
+          ),
+        );
       }
       const kind = await proveOwner(tx, 'enable', existing, passwordOk, currentCode);
       if (kind instanceof Refusal) return kind;
@@ -258,7 +318,11 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
       expires_at: expiresAt,
     });
     const replacing = existing?.method ?? null;
-    await tx.audit({ action: 'enable-start', outcome: 'ok', detail: { method: input.method, enrolment: enrolmentId, replacing, ...(phone ? { phone: phone.masked } : {}) } });
+    await tx.audit({
+      action: 'enable-start',
+      outcome: 'ok',
+      detail: { method: input.method, enrolment: enrolmentId, replacing, ...(phone ? { phone: phone.masked } : {}) },
+    });
     const issuer = ctx.config.issuer;
     return {
       email,
@@ -266,7 +330,9 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
       method: input.method,
       expiresAt: isoTime(expiresAt)!,
       replacing,
-      ...(secret ? { totp: { secret, otpauthUri: otpauthUri({ issuer, label: email, secret }), issuer, label: email } } : {}),
+      ...(secret
+        ? { totp: { secret, otpauthUri: otpauthUri({ issuer, label: email, secret }), issuer, label: email } }
+        : {}),
       ...(sms ? { sms } : {}),
       ...(foreignTarget ? { store: foreignTarget.name } : {}),
     };
@@ -278,7 +344,11 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
   const email = canonicalAddress(input.email);
   // Strict input (§3.3): malformed codes are refused as such, not counted as wrong ones.
   if (!isWellFormedCode(input.code, TOTP_DIGITS)) {
-    throw dataError('bad_code', input.code === '' ? 'no confirmation code given' : 'malformed confirmation code', `A confirmation code is exactly ${TOTP_DIGITS} digits (0-9), nothing else: no spaces.`);
+    throw dataError(
+      'bad_code',
+      input.code === '' ? 'no confirmation code given' : 'malformed confirmation code',
+      `A confirmation code is exactly ${TOTP_DIGITS} digits (0-9), nothing else: no spaces.`,
+    );
   }
   await (await ctx.accounts()).findExact(email);
   const foreignTarget = await targetStore(ctx, { store: input.store });
@@ -291,8 +361,14 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
 
     // Decrypt before checking the code: a tampered or copied row is an integrity error (78), never a wrong code.
     const vault = tx.vault();
-    const secret = pending.method === 'totp' ? vault.open(t.enrolment, 'secret_ct', email, required(pending.secret_ct, 'secret')) : undefined;
-    const phoneE164 = pending.method === 'sms' ? vault.open(t.enrolment, 'phone_ct', email, required(pending.phone_ct, 'phone')) : undefined;
+    const secret =
+      pending.method === 'totp'
+        ? vault.open(t.enrolment, 'secret_ct', email, required(pending.secret_ct, 'secret'))
+        : undefined;
+    const phoneE164 =
+      pending.method === 'sms'
+        ? vault.open(t.enrolment, 'phone_ct', email, required(pending.phone_ct, 'phone'))
+        : undefined;
 
     let acceptedStep: number | null = null;
     if (secret !== undefined) {
@@ -306,17 +382,41 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
 
     const previous = await readFactor(tx.trx, t, email);
     if (foreignTarget) {
-      if (pending.method !== 'totp' || secret === undefined || acceptedStep === null) throw usageError(`store "${foreignTarget.name}" takes an authenticator app only`);
-      if (previous) return new Refusal(dataError('already_enabled', `${email} has 2FA in mail2fa's own store already`, `Turn it off first (mail2fa disable ${email}).`));
+      if (pending.method !== 'totp' || secret === undefined || acceptedStep === null)
+        throw usageError(`store "${foreignTarget.name}" takes an authenticator app only`);
+      if (previous)
+        return new Refusal(
+          dataError(
+            'already_enabled',
+            `${email} has 2FA in mail2fa's own store already`,
+            `Turn it off first (mail2fa disable ${email}).`,
+          ),
+        );
       // The plugin keeps its recovery codes in its own value (plaintext inside it, as it compares them): shown once.
       const recoveryCodes = Array.from({ length: STORE_RECOVERY_CODES }, storeRecoveryCode);
       await discardPending(tx);
-      const change = await foreignTarget.enrol!(email, { key: base32Decode(secret), recoveryCodes }, storeWriteContext(ctx.config, foreignTarget, tx.trx, tx.now, ctx.actor));
+      const change = await foreignTarget.enrol!(
+        email,
+        { key: base32Decode(secret), recoveryCodes },
+        storeWriteContext(ctx.config, foreignTarget, tx.trx, tx.now, ctx.actor),
+      );
       // The confirmation code's step is used up for the store's secret too (mail2fa's replay table).
       await useStoreTotpStep(tx.trx, t, email, acceptedStep, tx.now);
       await revokeSessions(tx.trx, t, ctx.config.signOut, email, tx.now);
-      await tx.audit({ action: 'enable', outcome: 'ok', detail: { method: 'totp', enrolment: pending.id, store: foreignTarget.name, ...auditOutcomes([change]) } });
-      return { email, method: pending.method, phone: null, recoveryCodes, replaced: null, sessionsRevokedAt: isoTime(tx.now)!, store: foreignTarget.name };
+      await tx.audit({
+        action: 'enable',
+        outcome: 'ok',
+        detail: { method: 'totp', enrolment: pending.id, store: foreignTarget.name, ...auditOutcomes([change]) },
+      });
+      return {
+        email,
+        method: pending.method,
+        phone: null,
+        recoveryCodes,
+        replaced: null,
+        sessionsRevokedAt: isoTime(tx.now)!,
+        store: foreignTarget.name,
+      };
     }
     // storeFactor replaces any old factor and removes the pending enrolment and its challenges with it.
     const recoveryCodes = await storeFactor(tx.trx, t, vault, tx.now, {
@@ -331,22 +431,43 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
     await tx.audit({
       action: 'enable',
       outcome: 'ok',
-      detail: { method: pending.method, enrolment: pending.id, replaced: previous?.method ?? null, ...(pending.phone_masked ? { phone: pending.phone_masked } : {}) },
+      detail: {
+        method: pending.method,
+        enrolment: pending.id,
+        replaced: previous?.method ?? null,
+        ...(pending.phone_masked ? { phone: pending.phone_masked } : {}),
+      },
     });
-    return { email, method: pending.method, phone: pending.phone_masked, recoveryCodes, replaced: previous?.method ?? null, sessionsRevokedAt: new Date(tx.now).toISOString() };
+    return {
+      email,
+      method: pending.method,
+      phone: pending.phone_masked,
+      recoveryCodes,
+      replaced: previous?.method ?? null,
+      sessionsRevokedAt: new Date(tx.now).toISOString(),
+    };
   });
   return { ...done, signOut: await signOutAfterCommit(ctx, email) };
 }
 
 /** Drops the pending enrolment (e.g. the person cancelled at the prompt). With `enrolmentId`, only that one. */
-export async function cancelEnrolment(ctx: Context, input: { email: string; enrolmentId?: string }): Promise<{ email: string; cancelled: boolean; method: FactorMethod | null }> {
+export async function cancelEnrolment(
+  ctx: Context,
+  input: { email: string; enrolmentId?: string },
+): Promise<{ email: string; cancelled: boolean; method: FactorMethod | null }> {
   const email = canonicalAddress(input.email);
   await (await ctx.accounts()).findExact(email);
   return accountTransaction(ctx, email, async (tx) => {
     const pending = await readPending(tx);
-    if (!pending || (input.enrolmentId !== undefined && pending.id !== input.enrolmentId)) return { email, cancelled: false, method: null };
+    if (!pending || (input.enrolmentId !== undefined && pending.id !== input.enrolmentId))
+      return { email, cancelled: false, method: null };
     await discardPending(tx);
-    await tx.audit({ action: 'enable-cancel', outcome: 'ok', reason: 'cancelled', detail: { method: pending.method, enrolment: pending.id } });
+    await tx.audit({
+      action: 'enable-cancel',
+      outcome: 'ok',
+      reason: 'cancelled',
+      detail: { method: pending.method, enrolment: pending.id },
+    });
     return { email, cancelled: true, method: pending.method };
   });
 }
@@ -354,14 +475,23 @@ export async function cancelEnrolment(ctx: Context, input: { email: string; enro
 // ---------------------------------------------------------------------------------------------------------------
 
 /** Locked, inactive or already enabled (without force) → Refusal; otherwise the factor `force` will replace. */
-async function checkEnrollable(tx: AccountTx, mailbox: Mailbox, force: boolean): Promise<FactorRow | undefined | Refusal> {
+async function checkEnrollable(
+  tx: AccountTx,
+  mailbox: Mailbox,
+  force: boolean,
+): Promise<FactorRow | undefined | Refusal> {
   const locked = await tx.refuseIfLocked('enable');
   if (locked) return locked;
   const inactive = await refuseInactiveMailbox(tx, mailbox, 'enable');
   if (inactive) return inactive;
   const factor = await readFactor(tx.trx, tx.ctx.tables, tx.account);
   if (factor && !force) {
-    await tx.audit({ action: 'enable', outcome: 'refused', reason: 'already enabled', detail: { method: factor.method } });
+    await tx.audit({
+      action: 'enable',
+      outcome: 'refused',
+      reason: 'already enabled',
+      detail: { method: factor.method },
+    });
     return new Refusal(
       dataError(
         'already_enabled',
@@ -379,13 +509,22 @@ async function checkEnrollable(tx: AccountTx, mailbox: Mailbox, force: boolean):
  * code already used at sign-in means the owner signed in with it: the password then suffices. One that expired
  * unused keeps 2FA required and cannot be used: refused, back to customer service.
  */
-async function requiredProof(tx: AccountTx, factor: FactorRow | undefined): Promise<'factor' | 'temporary' | null | Refusal> {
+async function requiredProof(
+  tx: AccountTx,
+  factor: FactorRow | undefined,
+): Promise<'factor' | 'temporary' | null | Refusal> {
   if (factor) return 'factor';
   const temp = await newestChallenge(tx.trx, tx.ctx.tables, tx.account, 'temporary');
   if (!temp || temp.used_at !== null) return null;
   if (temp.expires_at > tx.now) return 'temporary';
   await tx.audit({ action: 'enable', outcome: 'refused', reason: 'temporary code expired' });
-  return new Refusal(dataError('temporary_code_expired', `customer service's temporary access code for ${tx.account} expired unused: 2FA stays required`, 'Ask customer service for a new temporary code (mail2fa recover … --temporary-code).'));
+  return new Refusal(
+    dataError(
+      'temporary_code_expired',
+      `customer service's temporary access code for ${tx.account} expired unused: 2FA stays required`,
+      'Ask customer service for a new temporary code (mail2fa recover … --temporary-code).',
+    ),
+  );
 }
 
 export function methodLabel(method: FactorMethod): string {
@@ -402,17 +541,41 @@ async function usablePending(tx: AccountTx, enrolmentId: string | undefined): Pr
   const pending = await readPending(tx);
   if (!pending || (enrolmentId !== undefined && pending.id !== enrolmentId)) {
     const superseded = pending !== undefined;
-    await tx.audit({ action: 'enable', outcome: 'refused', reason: superseded ? 'enrolment superseded' : 'no pending enrolment', detail: enrolmentId ? { enrolment: enrolmentId } : undefined });
+    await tx.audit({
+      action: 'enable',
+      outcome: 'refused',
+      reason: superseded ? 'enrolment superseded' : 'no pending enrolment',
+      detail: enrolmentId ? { enrolment: enrolmentId } : undefined,
+    });
     return new Refusal(
       superseded
-        ? dataError('enrolment_superseded', `enrolment ${enrolmentId} of ${tx.account} is no longer pending: a newer one (${pending.id}) replaced it`, 'Confirm the newer enrolment with the code for it, or start again.')
-        : dataError('no_pending_enrolment', `no enrolment is pending for ${tx.account} (never started, already confirmed, cancelled, or expired and cleaned up)`, start),
+        ? dataError(
+            'enrolment_superseded',
+            `enrolment ${enrolmentId} of ${tx.account} is no longer pending: a newer one (${pending.id}) replaced it`,
+            'Confirm the newer enrolment with the code for it, or start again.',
+          )
+        : dataError(
+            'no_pending_enrolment',
+            `no enrolment is pending for ${tx.account} (never started, already confirmed, cancelled, or expired and cleaned up)`,
+            start,
+          ),
     );
   }
   if (Number(pending.expires_at) <= tx.now) {
     await discardPending(tx);
-    await tx.audit({ action: 'enable', outcome: 'refused', reason: 'enrolment expired', detail: { method: pending.method, enrolment: pending.id } });
-    return new Refusal(dataError('enrolment_expired', `the enrolment started at ${isoTime(Number(pending.created_at))} has expired (it must be confirmed within 10 minutes); nothing was stored`, start));
+    await tx.audit({
+      action: 'enable',
+      outcome: 'refused',
+      reason: 'enrolment expired',
+      detail: { method: pending.method, enrolment: pending.id },
+    });
+    return new Refusal(
+      dataError(
+        'enrolment_expired',
+        `the enrolment started at ${isoTime(Number(pending.created_at))} has expired (it must be confirmed within 10 minutes); nothing was stored`,
+        start,
+      ),
+    );
   }
   return pending;
 }
@@ -424,12 +587,32 @@ async function wrongCode(tx: AccountTx, pending: PendingRow): Promise<Refusal> {
   const locked = isLocked(tx.state, tx.now);
   if (wrong < CONFIRM_TRIES && !locked) {
     const left = CONFIRM_TRIES - wrong;
-    return new Refusal(noPerm('wrong_code', `wrong code (${left} ${left === 1 ? 'try' : 'tries'} left)`, pending.method === 'totp' ? 'Type the code your authenticator app shows now for this account.' : 'Type the code from the newest text message.'));
+    return new Refusal(
+      noPerm(
+        'wrong_code',
+        `wrong code (${left} ${left === 1 ? 'try' : 'tries'} left)`,
+        pending.method === 'totp'
+          ? 'Type the code your authenticator app shows now for this account.'
+          : 'Type the code from the newest text message.',
+      ),
+    );
   }
   await discardPending(tx);
-  await tx.audit({ action: 'enable-cancel', outcome: 'ok', reason: locked ? 'account locked' : `${CONFIRM_TRIES} wrong codes`, detail: { method: pending.method, enrolment: pending.id } });
+  await tx.audit({
+    action: 'enable-cancel',
+    outcome: 'ok',
+    reason: locked ? 'account locked' : `${CONFIRM_TRIES} wrong codes`,
+    detail: { method: pending.method, enrolment: pending.id },
+  });
   const message = `${refusal.error.message}; ${locked ? 'the enrolment was cancelled' : `${wrong} wrong codes: the enrolment was cancelled`} and nothing was stored`;
-  return new Refusal(new Mail2faError('enrolment_cancelled', message, refusal.error.exitCode, locked ? refusal.error.hint : `Start again: mail2fa enable ${tx.account}`));
+  return new Refusal(
+    new Mail2faError(
+      'enrolment_cancelled',
+      message,
+      refusal.error.exitCode,
+      locked ? refusal.error.hint : `Start again: mail2fa enable ${tx.account}`,
+    ),
+  );
 }
 
 /**
@@ -468,13 +651,25 @@ function required(sealed: string | null, what: string): string {
 async function signOutAfterCommit(ctx: Context, email: string): Promise<SignOutResult> {
   const signOut = ctx.config.signOut;
   if (signOut.action !== 'command') {
-    return { action: signOut.action, ok: true, detail: signOut.action === 'sql' ? 'sign-out statement ran in the same transaction' : 'revocation time recorded (no sign-out action configured)' };
+    return {
+      action: signOut.action,
+      ok: true,
+      detail:
+        signOut.action === 'sql'
+          ? 'sign-out statement ran in the same transaction'
+          : 'revocation time recorded (no sign-out action configured)',
+    };
   }
   const result = await runSignOutCommand(signOut, email);
   if (!result.ok) {
     ctx.notices.push(`warning: 2FA is on, but ${result.detail}: existing sessions of ${email} may still be open`);
     const db = await ctx.db();
-    await writeAudit(db.knex, ctx.tables, ctx, { action: 'sign-out', account: email, outcome: 'failed', reason: result.detail }).catch(() => {});
+    await writeAudit(db.knex, ctx.tables, ctx, {
+      action: 'sign-out',
+      account: email,
+      outcome: 'failed',
+      reason: result.detail,
+    }).catch(() => {});
   }
   return { action: 'command', ok: result.ok, detail: result.detail };
 }

@@ -8,8 +8,8 @@
 import type { Context } from '../context.js';
 import type { Database } from '../db/connection.js';
 import { inTransaction, lockAccountState, type AccountStateRow, type Trx } from '../db/tx.js';
-import { writeAudit, type AuditEvent } from './audit.js';
-import { Mail2faError, noPerm } from './errors.js';
+import { writeAudit, type AuditEvent } from './audit-write.js';
+import { Mail2faError, noPerm } from '../errors.js';
 import { isLocked, lockedError, recordFailure, recordSuccess } from './lockout.js';
 import { Vault } from './vault.js';
 
@@ -35,7 +35,11 @@ export interface AccountTx {
   succeed(): Promise<void>;
 }
 
-export async function accountTransaction<T>(ctx: Context, account: string, work: (tx: AccountTx) => Promise<T | Refusal>): Promise<T> {
+export async function accountTransaction<T>(
+  ctx: Context,
+  account: string,
+  work: (tx: AccountTx) => Promise<T | Refusal>,
+): Promise<T> {
   const db = await ctx.db();
   await Vault.prefetch(ctx, db);
   // The action being checked (named by refuseIfLocked/fail), for the audit row of a refusal that rolls back.
@@ -55,7 +59,11 @@ export async function accountTransaction<T>(ctx: Context, account: string, work:
         state,
         now,
         vault: () => (vault ??= Vault.forContext(ctx, db)),
-        audit: (event) => writeAudit(trx, ctx.tables, ctx, { ...event, account: event.account === undefined ? account : event.account }),
+        audit: (event) =>
+          writeAudit(trx, ctx.tables, ctx, {
+            ...event,
+            account: event.account === undefined ? account : event.account,
+          }),
         async refuseIfLocked(checking, detail) {
           action = checking;
           if (!isLocked(tx.state, now)) return null;
@@ -65,10 +73,21 @@ export async function accountTransaction<T>(ctx: Context, account: string, work:
         async fail(checking, what, detail) {
           action = checking;
           tx.state = await recordFailure(trx, ctx.tables, ctx, tx.state);
-          await tx.audit({ action: checking, outcome: 'refused', reason: what === 'password' ? 'wrong password' : 'wrong code', detail });
+          await tx.audit({
+            action: checking,
+            outcome: 'refused',
+            reason: what === 'password' ? 'wrong password' : 'wrong code',
+            detail,
+          });
           const lockedNow = isLocked(tx.state, now);
           const message = what === 'password' ? 'wrong password' : 'wrong or expired code';
-          return new Refusal(noPerm(what === 'password' ? 'wrong_password' : 'wrong_code', lockedNow ? `${message}; too many wrong attempts: the account is now locked for 15 minutes` : message, lockedNow ? undefined : 'Five wrong attempts in a row lock the account for 15 minutes.'));
+          return new Refusal(
+            noPerm(
+              what === 'password' ? 'wrong_password' : 'wrong_code',
+              lockedNow ? `${message}; too many wrong attempts: the account is now locked for 15 minutes` : message,
+              lockedNow ? undefined : 'Five wrong attempts in a row lock the account for 15 minutes.',
+            ),
+          );
         },
         async succeed() {
           await recordSuccess(trx, ctx.tables, tx.state);
@@ -94,11 +113,22 @@ const AUDITED_THROWS = new Set(['integrity', 'key_mismatch']);
  * would be wrong (it is not the user's fault), so only the audit row is written. A failure to write it is ignored:
  * the original error is what the caller must see.
  */
-async function auditRolledBackRefusal(ctx: Context, db: Database, account: string, action: string | undefined, err: unknown): Promise<void> {
+async function auditRolledBackRefusal(
+  ctx: Context,
+  db: Database,
+  account: string,
+  action: string | undefined,
+  err: unknown,
+): Promise<void> {
   if (!(err instanceof Mail2faError) || !AUDITED_THROWS.has(err.code)) return;
   try {
     await inTransaction(db, ctx.tables, (trx) =>
-      writeAudit(trx, ctx.tables, ctx, { action: action ?? 'unknown', account, outcome: 'refused', reason: err.code === 'integrity' ? 'integrity check failed' : 'key mismatch' }),
+      writeAudit(trx, ctx.tables, ctx, {
+        action: action ?? 'unknown',
+        account,
+        outcome: 'refused',
+        reason: err.code === 'integrity' ? 'integrity check failed' : 'key mismatch',
+      }),
     );
   } catch {
     // Reported through the original error.

@@ -14,12 +14,20 @@ import { open, seal, sealedKeyId } from '../crypto/box.js';
 import { loadMasterKey, previousKeyFile, writeNewKeyFile, type KeyRing, type MasterKey } from '../crypto/keys.js';
 import { isRetryable, type Database } from '../db/connection.js';
 import type { Tables } from '../db/schema.js';
-import { countNotUnderKey, countRows, firstSealedValue, lockRowsNotUnderKey, pages, sealedTables, writeSealedRows, type Row, type SealedTable } from '../db/sealedRows.js';
+import {
+  countNotUnderKey,
+  countRows,
+  firstSealedValue,
+  lockRowsNotUnderKey,
+  pages,
+  sealedTables,
+  writeSealedRows,
+  type Row,
+  type SealedTable,
+} from '../db/sealed-rows.js';
 import { inTransaction } from '../db/tx.js';
-import { writeAudit } from './audit.js';
-import { configError, internalError, Mail2faError, tempFail, usageError } from './errors.js';
-
-
+import { writeAudit } from './audit-write.js';
+import { configError, internalError, Mail2faError, tempFail, usageError } from '../errors.js';
 
 export interface KeyProgress {
   done: number;
@@ -32,13 +40,12 @@ const WRITE_BATCH = 200;
 /** Failures listed in a report or an error (the counts are always complete). */
 const MAX_LISTED = 50;
 
-
-
-
 /** Why a value did not open: a short, secret-free reason. */
 function failureReason(err: unknown, sealed: string): string {
-  if (err instanceof Mail2faError && err.code === 'key_mismatch') return `sealed with another key (${sealedKeyId(sealed)})`;
-  if (err instanceof Mail2faError && err.code === 'integrity') return 'failed its integrity check (tampered, copied from another account, or not a sealed value)';
+  if (err instanceof Mail2faError && err.code === 'key_mismatch')
+    return `sealed with another key (${sealedKeyId(sealed)})`;
+  if (err instanceof Mail2faError && err.code === 'integrity')
+    return 'failed its integrity check (tampered, copied from another account, or not a sealed value)';
   throw err;
 }
 
@@ -95,7 +102,8 @@ export async function checkKeys(ctx: Context, o: { onProgress?: ProgressListener
           let reason: string | undefined;
           try {
             open(key, { table: spec.table, column, account }, String(value));
-            if (row.key_id !== key.id) reason = `its key_id column says ${String(row.key_id)}, but it is sealed with ${key.id}`;
+            if (row.key_id !== key.id)
+              reason = `its key_id column says ${String(row.key_id)}, but it is sealed with ${key.id}`;
           } catch (err) {
             reason = failureReason(err, String(value));
           }
@@ -114,14 +122,26 @@ export async function checkKeys(ctx: Context, o: { onProgress?: ProgressListener
     }
     columns.push(...counts.values());
   }
-  return { ok: failed === 0, keyId: key.id, decrypted, failed, columns, failures, failuresTruncated: failed > failures.length };
+  return {
+    ok: failed === 0,
+    keyId: key.id,
+    decrypted,
+    failed,
+    columns,
+    failures,
+    failuresTruncated: failed > failures.length,
+  };
 }
 
 /**
  * Opens one stored value of each kind (the first row of each table) with the loaded key: `doctor`'s quick
  * "does this key read this database" test. Returns how many were tried, and the first failure.
  */
-export async function sampleDecrypt(db: Database, tables: Tables, key: MasterKey): Promise<{ tried: number; failure?: KeyFailure }> {
+export async function sampleDecrypt(
+  db: Database,
+  tables: Tables,
+  key: MasterKey,
+): Promise<{ tried: number; failure?: KeyFailure }> {
   let tried = 0;
   for (const spec of sealedTables(tables)) {
     for (const column of spec.columns) {
@@ -132,7 +152,10 @@ export async function sampleDecrypt(db: Database, tables: Tables, key: MasterKey
       try {
         open(key, { table: spec.table, column, account }, String(row[column]));
       } catch (err) {
-        return { tried, failure: { table: spec.table, column, account, reason: failureReason(err, String(row[column])) } };
+        return {
+          tried,
+          failure: { table: spec.table, column, account, reason: failureReason(err, String(row[column])) },
+        };
       }
     }
   }
@@ -158,7 +181,11 @@ export function loadNewKey(file: string): MasterKey {
     return loadMasterKey({ file, env: {} });
   } catch (err) {
     if (err instanceof Mail2faError && err.code === 'key_missing') {
-      throw configError(err.code, `new key file ${file} does not exist`, `Create it first: mail2fa keys generate ${file}`);
+      throw configError(
+        err.code,
+        `new key file ${file} does not exist`,
+        `Create it first: mail2fa keys generate ${file}`,
+      );
     }
     throw err;
   }
@@ -184,7 +211,14 @@ async function batchWithPatience<T>(run: () => Promise<T>): Promise<T> {
       return await run();
     } catch (err) {
       const busy = (err instanceof Mail2faError && err.exitCode === 75) || isRetryable(err);
-      if (!busy || attempt >= BATCH_ATTEMPTS) throw busy && !(err instanceof Mail2faError) ? tempFail('busy', 'key rotation: a batch kept conflicting with other changes; every row is readable, run `mail2fa keys rotate` again to finish', 'Run `mail2fa keys rotate` (without --new-key-file) to finish.') : err;
+      if (!busy || attempt >= BATCH_ATTEMPTS)
+        throw busy && !(err instanceof Mail2faError)
+          ? tempFail(
+              'busy',
+              'key rotation: a batch kept conflicting with other changes; every row is readable, run `mail2fa keys rotate` again to finish',
+              'Run `mail2fa keys rotate` (without --new-key-file) to finish.',
+            )
+          : err;
       await new Promise((r) => setTimeout(r, 20 + Math.floor(Math.random() * 80 * Math.min(attempt, 5))));
     }
   }
@@ -206,12 +240,19 @@ const MAX_PASSES = 5;
  *
  * An interruption leaves every row readable (under the old or the new key); `keys rotate` again finishes it.
  */
-export async function rotateKeys(ctx: Context, newKey: MasterKey | undefined, o: { onProgress?: ProgressListener; install?: (ring: KeyRing) => void } = {}): Promise<RotateReport> {
+export async function rotateKeys(
+  ctx: Context,
+  newKey: MasterKey | undefined,
+  o: { onProgress?: ProgressListener; install?: (ring: KeyRing) => void } = {},
+): Promise<RotateReport> {
   const ring = ctx.keyRing();
   const fromKey = newKey ? ring.current : ring.previous;
   const target = newKey ?? ring.current;
   if (newKey && ring.current.id === newKey.id) {
-    throw usageError(`the new key file holds the key already in use (${newKey.id}); nothing to do`, 'To finish a rotation that was interrupted, run `mail2fa keys rotate` without --new-key-file.');
+    throw usageError(
+      `the new key file holds the key already in use (${newKey.id}); nothing to do`,
+      'To finish a rotation that was interrupted, run `mail2fa keys rotate` without --new-key-file.',
+    );
   }
   const keys = [ring.current, ring.previous, newKey].filter((k): k is MasterKey => !!k);
   const db = await ctx.db();
@@ -229,7 +270,10 @@ export async function rotateKeys(ctx: Context, newKey: MasterKey | undefined, o:
     );
   }
   if (!newKey && survey.toReencrypt === 0 && !ring.previous) {
-    throw usageError('no rotation to finish: every stored value is sealed under the current key', 'To rotate to a new key: mail2fa keys generate FILE, then mail2fa keys rotate --new-key-file FILE.');
+    throw usageError(
+      'no rotation to finish: every stored value is sealed under the current key',
+      'To rotate to a new key: mail2fa keys generate FILE, then mail2fa keys rotate --new-key-file FILE.',
+    );
   }
 
   // 2. Install the new key where every process reads it (key file), keeping the old one.
@@ -237,13 +281,22 @@ export async function rotateKeys(ctx: Context, newKey: MasterKey | undefined, o:
 
   // 3. Short batches, until a pass finds nothing left under another key.
   const columns = new Map<string, { table: string; column: string; reencrypted: number; alreadyNew: number }>();
-  for (const spec of specs) for (const column of spec.columns) columns.set(`${spec.table}.${column}`, { table: spec.table, column, reencrypted: 0, alreadyNew: survey.alreadyNew.get(`${spec.table}.${column}`) ?? 0 });
+  for (const spec of specs)
+    for (const column of spec.columns)
+      columns.set(`${spec.table}.${column}`, {
+        table: spec.table,
+        column,
+        reencrypted: 0,
+        alreadyNew: survey.alreadyNew.get(`${spec.table}.${column}`) ?? 0,
+      });
   let done = 0;
   for (let pass = 1; ; pass++) {
     let changed = 0;
     for (const spec of specs) {
       for (;;) {
-        const n = await batchWithPatience(() => inTransaction(db, ctx.tables, (trx) => reencryptBatch(trx, db, spec, keys, target, columns)));
+        const n = await batchWithPatience(() =>
+          inTransaction(db, ctx.tables, (trx) => reencryptBatch(trx, db, spec, keys, target, columns)),
+        );
         changed += n;
         done += n;
         o.onProgress?.({ done: Math.min(done, survey.toReencrypt), total: survey.toReencrypt });
@@ -262,18 +315,37 @@ export async function rotateKeys(ctx: Context, newKey: MasterKey | undefined, o:
         action: 'keys-rotate',
         account: null,
         outcome: 'ok',
-        detail: { fromKeyId: fromKey?.id ?? null, toKeyId: target.id, rows: survey.rows, reencrypted, alreadyNew: survey.alreadyNewTotal },
+        detail: {
+          fromKeyId: fromKey?.id ?? null,
+          toKeyId: target.id,
+          rows: survey.rows,
+          reencrypted,
+          alreadyNew: survey.alreadyNewTotal,
+        },
       });
       return 0;
     });
     if (left === 0) break;
     if (pass >= MAX_PASSES || changed === 0) {
-      throw tempFail('rotation_incomplete', `${left} row(s) are still sealed under another key after ${pass} pass(es): a process still writes with the old key`, 'Make sure every host has the new key file (see docs/keys.md), then run `mail2fa keys rotate` again to finish.');
+      throw tempFail(
+        'rotation_incomplete',
+        `${left} row(s) are still sealed under another key after ${pass} pass(es): a process still writes with the old key`,
+        'Make sure every host has the new key file (see docs/keys.md), then run `mail2fa keys rotate` again to finish.',
+      );
     }
   }
   const list = [...columns.values()];
   const reencrypted = list.reduce((n, c) => n + c.reencrypted, 0);
-  return { ok: true as const, fromKeyId: fromKey?.id ?? target.id, toKeyId: target.id, reencrypted, alreadyNew: survey.alreadyNewTotal, rows: survey.rows, columns: list, elapsedMs: Date.now() - started };
+  return {
+    ok: true as const,
+    fromKeyId: fromKey?.id ?? target.id,
+    toKeyId: target.id,
+    reencrypted,
+    alreadyNew: survey.alreadyNewTotal,
+    rows: survey.rows,
+    columns: list,
+    elapsedMs: Date.now() - started,
+  };
 }
 
 interface Survey {
@@ -288,9 +360,23 @@ interface Survey {
 }
 
 /** Read-only: opens every sealed value with the key it names (among `keys`), counting what a rotation has to do. */
-async function surveySealed(db: Database, specs: SealedTable[], keys: MasterKey[], target: MasterKey, onProgress?: ProgressListener): Promise<Survey> {
+async function surveySealed(
+  db: Database,
+  specs: SealedTable[],
+  keys: MasterKey[],
+  target: MasterKey,
+  onProgress?: ProgressListener,
+): Promise<Survey> {
   const total = await countRows(db.knex, specs);
-  const s: Survey = { rows: 0, failed: 0, failures: [], toReencrypt: 0, alreadyNew: new Map(), alreadyNewTotal: 0, underKey: new Map() };
+  const s: Survey = {
+    rows: 0,
+    failed: 0,
+    failures: [],
+    toReencrypt: 0,
+    alreadyNew: new Map(),
+    alreadyNewTotal: 0,
+    underKey: new Map(),
+  };
   onProgress?.({ done: 0, total });
   for (const spec of specs) {
     for await (const rows of pages(db.knex, spec, { wholeRows: false, forUpdate: false })) {
@@ -307,7 +393,8 @@ async function surveySealed(db: Database, specs: SealedTable[], keys: MasterKey[
             open(key, { table: spec.table, column, account }, sealed);
           } catch (err) {
             s.failed++;
-            if (s.failures.length < MAX_LISTED) s.failures.push({ table: spec.table, column, account, reason: failureReason(err, sealed) });
+            if (s.failures.length < MAX_LISTED)
+              s.failures.push({ table: spec.table, column, account, reason: failureReason(err, sealed) });
             continue;
           }
           s.underKey.set(key.id, (s.underKey.get(key.id) ?? 0) + 1);
@@ -331,7 +418,14 @@ async function surveySealed(db: Database, specs: SealedTable[], keys: MasterKey[
  * another node meanwhile fails this transaction at COMMIT (Galera certification) and the batch runs again.
  * Returns how many rows it rewrote (fewer than a batch: the table is done).
  */
-async function reencryptBatch(trx: Knex.Transaction, db: Database, spec: SealedTable, keys: MasterKey[], target: MasterKey, columns: Map<string, { reencrypted: number }>): Promise<number> {
+async function reencryptBatch(
+  trx: Knex.Transaction,
+  db: Database,
+  spec: SealedTable,
+  keys: MasterKey[],
+  target: MasterKey,
+  columns: Map<string, { reencrypted: number }>,
+): Promise<number> {
   const rows = await lockRowsNotUnderKey(trx, db.dialect, spec, target.id, ROTATE_BATCH);
   if (rows.length === 0) return 0;
   const updated: Row[] = [];
@@ -346,7 +440,8 @@ async function reencryptBatch(trx: Knex.Transaction, db: Database, spec: SealedT
       if (id === target.id) continue;
       const key = keys.find((k) => k.id === id);
       const box = { table: spec.table, column, account };
-      if (!key) throw rotationFailed(1, [{ table: spec.table, column, account, reason: `sealed with another key (${id})` }]);
+      if (!key)
+        throw rotationFailed(1, [{ table: spec.table, column, account, reason: `sealed with another key (${id})` }]);
       next[column] = seal(target, box, open(key, box, sealed));
       columns.get(`${spec.table}.${column}`)!.reencrypted++;
     }

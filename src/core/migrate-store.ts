@@ -14,8 +14,8 @@ import { inTransaction, lockAccountStates } from '../db/tx.js';
 import { base32Encode } from '../totp/totp.js';
 import type { ForeignStore } from '../stores/types.js';
 import { tryCanonicalAddress } from './address.js';
-import { writeAudit } from './audit.js';
-import { configError, ExitCode, Mail2faError, usageError } from './errors.js';
+import { writeAudit } from './audit-write.js';
+import { configError, ExitCode, Mail2faError, usageError } from '../errors.js';
 import { storeWriteContext } from './stores.js';
 import { Vault } from './vault.js';
 
@@ -67,7 +67,12 @@ async function collect(store: ForeignStore): Promise<Candidate[]> {
   for await (const batch of store.exportSecrets!(BATCH)) {
     for (const s of batch) {
       const prev = byEmail.get(s.email);
-      const entry = prev ?? { email: s.email, outcome: 'migrate' as StoreMigrationAccount['outcome'], weak: false, refs: [] };
+      const entry = prev ?? {
+        email: s.email,
+        outcome: 'migrate' as StoreMigrationAccount['outcome'],
+        weak: false,
+        refs: [],
+      };
       entry.refs.push(s.ref);
       if (s.problem) {
         entry.outcome = 'invalid';
@@ -88,12 +93,22 @@ async function collect(store: ForeignStore): Promise<Candidate[]> {
     if (e.outcome !== 'migrate') continue;
     const a = tryCanonicalAddress(e.email);
     if ('problem' in a) Object.assign(e, { outcome: 'invalid', problem: `invalid address: ${a.problem}` });
-    else if (a.address !== e.email) Object.assign(e, { outcome: 'invalid', problem: `address is not in canonical form (should be ${a.address}); mail2fa matches addresses exactly` });
+    else if (a.address !== e.email)
+      Object.assign(e, {
+        outcome: 'invalid',
+        problem: `address is not in canonical form (should be ${a.address}); mail2fa matches addresses exactly`,
+      });
   }
   return [...byEmail.values()].sort((a, b) => (a.email < b.email ? -1 : a.email > b.email ? 1 : 0));
 }
 
-function report(store: ForeignStore, o: StoreMigrationOptions, accounts: Candidate[], cleared: number, refused: boolean): StoreMigrationReport {
+function report(
+  store: ForeignStore,
+  o: StoreMigrationOptions,
+  accounts: Candidate[],
+  cleared: number,
+  refused: boolean,
+): StoreMigrationReport {
   const count = (outcome: StoreMigrationAccount['outcome']) => accounts.filter((a) => a.outcome === outcome).length;
   return {
     ok: !refused,
@@ -109,7 +124,13 @@ function report(store: ForeignStore, o: StoreMigrationOptions, accounts: Candida
     weak: refused ? 0 : accounts.filter((a) => a.outcome === 'migrate' && a.weak).length,
     cleared,
     refused,
-    accounts: accounts.map(({ email, outcome, weak, problem, refs }) => ({ email, outcome, weak, refs, ...(problem ? { problem } : {}) })),
+    accounts: accounts.map(({ email, outcome, weak, problem, refs }) => ({
+      email,
+      outcome,
+      weak,
+      refs,
+      ...(problem ? { problem } : {}),
+    })),
   };
 }
 
@@ -123,18 +144,34 @@ export function migrationRefusal(r: StoreMigrationReport): Mail2faError {
   );
 }
 
-export async function migrateFromStore(ctx: Context, store: ForeignStore, o: StoreMigrationOptions): Promise<StoreMigrationReport> {
+export async function migrateFromStore(
+  ctx: Context,
+  store: ForeignStore,
+  o: StoreMigrationOptions,
+): Promise<StoreMigrationReport> {
   if (!store.exportSecrets || (o.clear && !store.clearMigrated)) {
-    throw new Mail2faError('store_capability', `store "${store.name}" (${store.kind}) cannot export its secrets`, ExitCode.CONFIG);
+    throw new Mail2faError(
+      'store_capability',
+      `store "${store.name}" (${store.kind}) cannot export its secrets`,
+      ExitCode.CONFIG,
+    );
   }
   const accounts = await collect(store);
   const db = await ctx.db();
   const classify = async (q: Parameters<typeof existingMailboxes>[0]) => {
     const pending = accounts.filter((a) => a.outcome === 'migrate');
-    const existing = await existingMailboxes(q, ctx.mapping, pending.map((a) => a.email));
+    const existing = await existingMailboxes(
+      q,
+      ctx.mapping,
+      pending.map((a) => a.email),
+    );
     for (const a of pending) if (!existing.has(a.email)) a.outcome = 'no-mailbox';
     const stillPending = pending.filter((a) => a.outcome === 'migrate');
-    const enrolled = await enrolledAccounts(q, ctx.tables, stillPending.map((a) => a.email));
+    const enrolled = await enrolledAccounts(
+      q,
+      ctx.tables,
+      stillPending.map((a) => a.email),
+    );
     for (const a of stillPending) if (enrolled.has(a.email)) a.outcome = 'enrolled';
   };
   const refused = !o.skipInvalid && accounts.some((a) => a.outcome === 'invalid');
@@ -148,23 +185,40 @@ export async function migrateFromStore(ctx: Context, store: ForeignStore, o: Sto
   return inTransaction(db, ctx.tables, async (trx) => {
     for (const a of accounts) if (a.outcome !== 'invalid') a.outcome = 'migrate'; // a retried transaction starts over
     const candidates = accounts.filter((a) => a.outcome === 'migrate').map((a) => a.email);
-    for (let i = 0; i < candidates.length; i += 500) await lockAccountStates(trx, ctx.tables, db.dialect, candidates.slice(i, i + 500));
+    for (let i = 0; i < candidates.length; i += 500)
+      await lockAccountStates(trx, ctx.tables, db.dialect, candidates.slice(i, i + 500));
     await classify(trx); // after the locks: an enrolment that just committed is seen
     const moving = accounts.filter((a) => a.outcome === 'migrate') as Array<StoreMigrationAccount & { key: Buffer }>;
     const now = ctx.now();
-    await insertImportedTotp(trx, ctx.tables, vault, now, moving.map((a) => ({ account: a.email, secret: base32Encode(a.key) })));
+    await insertImportedTotp(
+      trx,
+      ctx.tables,
+      vault,
+      now,
+      moving.map((a) => ({ account: a.email, secret: base32Encode(a.key) })),
+    );
     for (const a of moving) {
       await writeAudit(trx, ctx.tables, ctx, {
         action: 'migrate-from',
         account: a.email,
         outcome: 'ok',
-        detail: { source: store.kind, store: store.name, method: 'totp', weak: a.weak, storeCleared: o.clear, recoveryCodes: 0 },
+        detail: {
+          source: store.kind,
+          store: store.name,
+          method: 'totp',
+          weak: a.weak,
+          storeCleared: o.clear,
+          recoveryCodes: 0,
+        },
       });
     }
     let cleared = 0;
     if (o.clear && moving.length > 0) {
       // Inside mail2fa's transaction: if the store refuses (changed meanwhile: 75), nothing is committed anywhere.
-      const change = await store.clearMigrated!(moving.map((a) => a.email), storeWriteContext(ctx.config, store, trx, now, ctx.actor));
+      const change = await store.clearMigrated!(
+        moving.map((a) => a.email),
+        storeWriteContext(ctx.config, store, trx, now, ctx.actor),
+      );
       cleared = change.refs?.length ?? 0;
     }
     const result = report(store, o, accounts, cleared, false);
@@ -173,7 +227,16 @@ export async function migrateFromStore(ctx: Context, store: ForeignStore, o: Sto
       action: 'migrate-from',
       account: null,
       outcome: 'ok',
-      detail: { source: store.kind, store: store.name, found: result.found, migrated: result.migrated, skipped: result.skipped, noMailbox: result.noMailbox, invalid: result.invalid, cleared },
+      detail: {
+        source: store.kind,
+        store: store.name,
+        found: result.found,
+        migrated: result.migrated,
+        skipped: result.skipped,
+        noMailbox: result.noMailbox,
+        invalid: result.invalid,
+        cleared,
+      },
     });
     return result;
   });
@@ -187,12 +250,24 @@ export async function sourceStore(ctx: Context, kind: string, name?: string): Pr
   const stores = (await ctx.stores()).filter((s) => s.kind === kind);
   if (name !== undefined) {
     const named = stores.find((s) => s.name === name);
-    if (!named) throw usageError(`--store: no ${kind} store named "${name}"`, stores.length ? `Configured ${kind} stores: ${stores.map((s) => s.name).join(', ')}.` : undefined);
+    if (!named)
+      throw usageError(
+        `--store: no ${kind} store named "${name}"`,
+        stores.length ? `Configured ${kind} stores: ${stores.map((s) => s.name).join(', ')}.` : undefined,
+      );
     return named;
   }
   if (stores.length === 0) {
-    throw configError('no_store', `no ${kind} store is configured`, `Add it to the config's stores: list (see docs/${kind === 'roundcube' ? 'roundcube-store' : 'configuration'}.md).`);
+    throw configError(
+      'no_store',
+      `no ${kind} store is configured`,
+      `Add it to the config's stores: list (see docs/${kind === 'roundcube' ? 'roundcube-store' : 'configuration'}.md).`,
+    );
   }
-  if (stores.length > 1) throw usageError(`${stores.length} ${kind} stores are configured: name one with --store`, `Configured: ${stores.map((s) => s.name).join(', ')}.`);
+  if (stores.length > 1)
+    throw usageError(
+      `${stores.length} ${kind} stores are configured: name one with --store`,
+      `Configured: ${stores.map((s) => s.name).join(', ')}.`,
+    );
   return stores[0]!;
 }

@@ -10,14 +10,14 @@ import type { Knex } from 'knex';
 import type { Context } from '../context.js';
 import { verifyPassword } from '../crypto/passwords.js';
 import type { Mailbox } from '../db/accounts.js';
-import { newestChallenge } from '../db/ownStore.js';
+import { newestChallenge } from '../db/own-store.js';
 import { canonicalAddress } from './address.js';
-import { Mail2faError, ExitCode, usageError } from './errors.js';
+import { Mail2faError, ExitCode, usageError } from '../errors.js';
 import { readFactor, type FactorRow } from './factors.js';
 import { accountTransaction, Refusal, type AccountTx } from './guard.js';
-import { sendSmsChallenge, type SmsSent } from './sms-codes.js';
+import { sendSmsChallenge, type SmsSent } from './sms-challenge.js';
 import { foreignFactors, NO_FOREIGN_FACTORS, type ForeignFactors } from './stores.js';
-import { checkSecondFactor, type CodeKind, type ParsedCode } from './verification.js';
+import { checkSecondFactor, type CodeKind, type ParsedCode } from './factor-check.js';
 
 /** What the account's 2FA looks like before acting (lets the CLI say which code to type). No secrets. */
 export interface FactorSummary {
@@ -70,12 +70,20 @@ async function hasTemporaryCodeMarker(db: Knex | Knex.Transaction, ctx: Context,
  * Whether 2FA is required for the account inside `tx`: a factor, customer service's temporary-code marker, or a
  * foreign store that enforces it.
  */
-export async function twoFactorRequired(tx: AccountTx, factor: FactorRow | undefined, foreign: ForeignFactors = NO_FOREIGN_FACTORS): Promise<boolean> {
+export async function twoFactorRequired(
+  tx: AccountTx,
+  factor: FactorRow | undefined,
+  foreign: ForeignFactors = NO_FOREIGN_FACTORS,
+): Promise<boolean> {
   return factor !== undefined || foreign.required || (await hasTemporaryCodeMarker(tx.trx, tx.ctx, tx.account));
 }
 
 /** The mailbox and whether `password` matches its stored hash (unknown hash scheme → 78, from verifyPassword). */
-export async function checkPassword(ctx: Context, email: string, password: string): Promise<{ mailbox: Mailbox; passwordOk: boolean }> {
+export async function checkPassword(
+  ctx: Context,
+  email: string,
+  password: string,
+): Promise<{ mailbox: Mailbox; passwordOk: boolean }> {
   const address = canonicalAddress(email);
   const mailbox = await (await ctx.accounts()).findExact(address);
   return { mailbox, passwordOk: await verifyPassword(password, mailbox.passwordHash) };
@@ -85,10 +93,14 @@ export async function checkPassword(ctx: Context, email: string, password: strin
  * The code kinds that prove ownership: app, SMS or recovery code; a temporary access code only while it is the
  * account's sole second factor (once it is used or expired, no code can: enrol a new factor or ask customer service).
  */
-export function ownerCodeKinds(factor: FactorRow | undefined, foreign: ForeignFactors = NO_FOREIGN_FACTORS): ReadonlySet<CodeKind> {
+export function ownerCodeKinds(
+  factor: FactorRow | undefined,
+  foreign: ForeignFactors = NO_FOREIGN_FACTORS,
+): ReadonlySet<CodeKind> {
   if (factor) return new Set<CodeKind>(['totp', 'sms', 'recovery']);
   // A foreign store's authenticator app (and its own recovery codes) prove the owner as well.
-  if (foreign.secrets.length || foreign.recoveryStores.length) return new Set<CodeKind>(['totp', 'recovery', 'temporary']);
+  if (foreign.secrets.length || foreign.recoveryStores.length)
+    return new Set<CodeKind>(['totp', 'recovery', 'temporary']);
   return new Set<CodeKind>(['temporary']);
 }
 
@@ -96,7 +108,14 @@ export function ownerCodeKinds(factor: FactorRow | undefined, foreign: ForeignFa
  * Inside the account's transaction: locked → Refusal (75); wrong password → Refusal (77, counted); then the code
  * (marked used when it matches) → its kind, or Refusal (77, counted). `action` names the refusal audit rows.
  */
-export async function proveOwner(tx: AccountTx, action: string, factor: FactorRow | undefined, passwordOk: boolean, code: ParsedCode, foreign: ForeignFactors = NO_FOREIGN_FACTORS): Promise<CodeKind | Refusal> {
+export async function proveOwner(
+  tx: AccountTx,
+  action: string,
+  factor: FactorRow | undefined,
+  passwordOk: boolean,
+  code: ParsedCode,
+  foreign: ForeignFactors = NO_FOREIGN_FACTORS,
+): Promise<CodeKind | Refusal> {
   const locked = await tx.refuseIfLocked(action);
   if (locked) return locked;
   if (!passwordOk) return tx.fail(action, 'password');
@@ -109,14 +128,20 @@ export async function proveOwner(tx: AccountTx, action: string, factor: FactorRo
 /**
  * Sends a fresh SMS code to the account's phone so that the owner can then prove ownership with it ("sent on
  * request", PRODUCT.md §4 `disable`). The password is checked first (counted when wrong), so nobody without it
- * can make the tool text the owner; the send limit of sms-codes.ts applies.
+ * can make the tool text the owner; the send limit of sms-challenge.ts applies.
  */
-export async function sendOwnerSmsCode(ctx: Context, input: { email: string; password: string; action: string }): Promise<SmsSent> {
+export async function sendOwnerSmsCode(
+  ctx: Context,
+  input: { email: string; password: string; action: string },
+): Promise<SmsSent> {
   const { mailbox, passwordOk } = await checkPassword(ctx, input.email, input.password);
   return accountTransaction(ctx, mailbox.email, async (tx) => {
     const factor = await readFactor(tx.trx, ctx.tables, tx.account);
     if (factor?.method !== 'sms' || !factor.phone_ct) {
-      throw usageError(`${tx.account} does not use SMS codes${factor ? ' (it uses an authenticator app)' : ' (2FA is off)'}: there is nothing to send`, factor ? 'Type the code from the authenticator app, or a recovery code.' : undefined);
+      throw usageError(
+        `${tx.account} does not use SMS codes${factor ? ' (it uses an authenticator app)' : ' (2FA is off)'}: there is nothing to send`,
+        factor ? 'Type the code from the authenticator app, or a recovery code.' : undefined,
+      );
     }
     const locked = await tx.refuseIfLocked(`${input.action}-sms`);
     if (locked) return locked;
@@ -128,5 +153,10 @@ export async function sendOwnerSmsCode(ctx: Context, input: { email: string; pas
 
 /** The error for commands that need 2FA to be on (e.g. `codes regenerate`). */
 export function notEnabled(email: string, what: string): Mail2faError {
-  return new Mail2faError('not_enabled', `two-factor authentication is not enabled for ${email}: ${what}`, ExitCode.DATAERR, `Turn it on first: mail2fa enable ${email}`);
+  return new Mail2faError(
+    'not_enabled',
+    `two-factor authentication is not enabled for ${email}: ${what}`,
+    ExitCode.DATAERR,
+    `Turn it on first: mail2fa enable ${email}`,
+  );
 }

@@ -10,12 +10,19 @@ import type { ConfiguredStore } from '../config.js';
 import type { Context } from '../context.js';
 import { isActive } from '../db/accounts.js';
 import type { Dialect } from '../db/connection.js';
-import { factorsOf, insertFactorRows, type Q } from '../db/ownStore.js';
+import { factorsOf, insertFactorRows, type Q } from '../db/own-store.js';
 import { inTransaction, lockAccountStates } from '../db/tx.js';
-import { clearPostfixadminSecret, parsePostfixadminSecret, postfixadminLocation, readAllPostfixadminSecrets, type PostfixadminLocation, type PostfixadminOptions } from '../stores/postfixadmin.js';
-import { writeAudit } from './audit.js';
+import {
+  clearPostfixadminSecret,
+  parsePostfixadminSecret,
+  postfixadminLocation,
+  readAllPostfixadminSecrets,
+  type PostfixadminLocation,
+  type PostfixadminOptions,
+} from '../stores/postfixadmin.js';
+import { writeAudit } from './audit-write.js';
 import { tryCanonicalAddress } from './address.js';
-import { configError, tempFail } from './errors.js';
+import { configError, tempFail } from '../errors.js';
 import { Vault } from './vault.js';
 
 /** The configured PostfixAdmin store (explicit, or mapped from `accounts.preset: postfixadmin`): where its secrets are. */
@@ -28,7 +35,11 @@ function postfixadminSource(ctx: Context): { name: string; loc: PostfixadminLoca
       'Add a store of kind postfixadmin (see docs/stores.md), or use accounts.preset: postfixadmin (its column is totp_secret).',
     );
   }
-  return { name: entry.name, loc: postfixadminLocation(entry as ConfiguredStore & { options: PostfixadminOptions }), url: entry.db?.url };
+  return {
+    name: entry.name,
+    loc: postfixadminLocation(entry as ConfiguredStore & { options: PostfixadminOptions }),
+    url: entry.db?.url,
+  };
 }
 
 export interface MigrationAccount {
@@ -84,18 +95,31 @@ function chunks<T>(items: T[], size = BATCH): T[][] {
 }
 
 async function readCandidates(q: Knex | Knex.Transaction, loc: PostfixadminLocation): Promise<Candidate[]> {
-  const rows = (await readAllPostfixadminSecrets(q, loc)).map((r) => ({ email: r.username, secret: String(r.secret), active: r.active }));
+  const rows = (await readAllPostfixadminSecrets(q, loc)).map((r) => ({
+    email: r.username,
+    secret: String(r.secret),
+    active: r.active,
+  }));
   const found = rows.filter((r) => r.secret !== '');
   const perAddress = new Map<string, number>();
   for (const r of found) perAddress.set(r.email, (perAddress.get(r.email) ?? 0) + 1);
   return found
     .map((r): Candidate => {
       const base = { email: r.email, active: isActive(r.active), raw: String(r.secret) };
-      if ((perAddress.get(r.email) ?? 0) > 1) return { ...base, outcome: 'invalid', problem: `${perAddress.get(r.email)} mailbox rows have this exact address` };
+      if ((perAddress.get(r.email) ?? 0) > 1)
+        return {
+          ...base,
+          outcome: 'invalid',
+          problem: `${perAddress.get(r.email)} mailbox rows have this exact address`,
+        };
       const address = tryCanonicalAddress(r.email);
       if ('problem' in address) return { ...base, outcome: 'invalid', problem: `invalid address: ${address.problem}` };
       if (address.address !== r.email) {
-        return { ...base, outcome: 'invalid', problem: `address is not in canonical form (should be ${address.address}); mail2fa matches addresses exactly` };
+        return {
+          ...base,
+          outcome: 'invalid',
+          problem: `address is not in canonical form (should be ${address.address}); mail2fa matches addresses exactly`,
+        };
       }
       const secret = parsePostfixadminSecret(base.raw);
       if ('problem' in secret) return { ...base, outcome: 'invalid', problem: secret.problem };
@@ -112,11 +136,18 @@ async function readCandidates(q: Knex | Knex.Transaction, loc: PostfixadminLocat
 async function markEnrolled(q: Q, ctx: Context, candidates: Candidate[], vault?: Vault): Promise<void> {
   const pending = candidates.filter((c) => c.outcome === 'migrate');
   for (const batch of chunks(pending, 500)) {
-    const enrolled = await factorsOf(q, ctx.tables, batch.map((c) => c.email));
+    const enrolled = await factorsOf(
+      q,
+      ctx.tables,
+      batch.map((c) => c.email),
+    );
     for (const c of batch) {
       const factor = enrolled.get(c.email);
       if (!factor) continue;
-      c.outcome = vault && factor.method === 'totp' && factor.secret_ct && sameSecret(vault, ctx, c, factor.secret_ct) ? 'clear' : 'enrolled';
+      c.outcome =
+        vault && factor.method === 'totp' && factor.secret_ct && sameSecret(vault, ctx, c, factor.secret_ct)
+          ? 'clear'
+          : 'enrolled';
     }
   }
 }
@@ -134,7 +165,13 @@ async function lockAccounts(trx: Knex.Transaction, ctx: Context, dialect: Dialec
   for (const batch of chunks(accounts)) await lockAccountStates(trx, ctx.tables, dialect, batch);
 }
 
-function report(o: MigrationOptions, source: string, candidates: Candidate[], cleared: number, refused: boolean): MigrationReport {
+function report(
+  o: MigrationOptions,
+  source: string,
+  candidates: Candidate[],
+  cleared: number,
+  refused: boolean,
+): MigrationReport {
   const count = (outcome: MigrationAccount['outcome']) => candidates.filter((c) => c.outcome === outcome).length;
   return {
     ok: !refused,
@@ -148,7 +185,12 @@ function report(o: MigrationOptions, source: string, candidates: Candidate[], cl
     invalid: count('invalid'),
     cleared,
     refused,
-    accounts: candidates.map(({ email, active, outcome, problem }) => ({ email, active, outcome, ...(problem ? { problem } : {}) })),
+    accounts: candidates.map(({ email, active, outcome, problem }) => ({
+      email,
+      active,
+      outcome,
+      ...(problem ? { problem } : {}),
+    })),
   };
 }
 
@@ -164,7 +206,11 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
   const source = `${loc.table}.${loc.secret}`;
   if (url !== undefined && url !== ctx.config.db.url) {
     // All or nothing needs one transaction: the secrets must sit in the database that holds mail2fa's tables.
-    throw configError('store_elsewhere', `migrate-from postfixadmin needs store ${name} in mail2fa's own database (it is in ${url.replace(/:[^:@/]*@/, ':****@')})`, 'Run it with --db pointing at the PostfixAdmin database (mail2fa migrate there first), or move the secrets by hand.');
+    throw configError(
+      'store_elsewhere',
+      `migrate-from postfixadmin needs store ${name} in mail2fa's own database (it is in ${url.replace(/:[^:@/]*@/, ':****@')})`,
+      'Run it with --db pointing at the PostfixAdmin database (mail2fa migrate there first), or move the secrets by hand.',
+    );
   }
   const db = await ctx.db();
 
@@ -181,8 +227,14 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
   const sealer = vault!;
   return inTransaction(db, ctx.tables, async (trx) => {
     const candidates = await readCandidates(trx, loc);
-    if (!o.skipInvalid && candidates.some((c) => c.outcome === 'invalid')) return report(o, source, candidates, 0, true);
-    await lockAccounts(trx, ctx, db.dialect, candidates.filter((c) => c.outcome === 'migrate').map((c) => c.email));
+    if (!o.skipInvalid && candidates.some((c) => c.outcome === 'invalid'))
+      return report(o, source, candidates, 0, true);
+    await lockAccounts(
+      trx,
+      ctx,
+      db.dialect,
+      candidates.filter((c) => c.outcome === 'migrate').map((c) => c.email),
+    );
     await markEnrolled(trx, ctx, candidates, compare); // after the locks: an enrolment that just committed is seen
     const moving = candidates.filter((c) => c.outcome === 'migrate');
     const clearing = candidates.filter((c) => c.outcome === 'clear');
@@ -210,7 +262,11 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
       if (o.clearPlaintext) {
         const n = await clearPostfixadminSecret(trx, db.dialect, loc, c.email, c.raw);
         if (n !== 1) {
-          throw tempFail('changed', `the PostfixAdmin secret of ${c.email} changed while migrating; nothing was changed`, 'Run `mail2fa migrate-from postfixadmin` again.');
+          throw tempFail(
+            'changed',
+            `the PostfixAdmin secret of ${c.email} changed while migrating; nothing was changed`,
+            'Run `mail2fa migrate-from postfixadmin` again.',
+          );
         }
         cleared++;
       }
@@ -230,7 +286,15 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
       action: 'migrate-from',
       account: null,
       outcome: 'ok',
-      detail: { source: 'postfixadmin', found: result.found, migrated: result.migrated, skipped: result.skipped, alreadyMigrated: result.alreadyMigrated, invalid: result.invalid, cleared },
+      detail: {
+        source: 'postfixadmin',
+        found: result.found,
+        migrated: result.migrated,
+        skipped: result.skipped,
+        alreadyMigrated: result.alreadyMigrated,
+        invalid: result.invalid,
+        cleared,
+      },
     });
     return result;
   });

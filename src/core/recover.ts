@@ -15,18 +15,37 @@
  * does a recovery without `--temporary-code` or `disable`.
  */
 import type { Context } from '../context.js';
-import { newTemporaryCode, TEMPORARY_CODE_BITS } from '../crypto/codes.js';
+import { newTemporaryCode, TEMPORARY_CODE_BITS } from '../crypto/one-time-codes.js';
 import type { Mailbox } from '../db/accounts.js';
-import { countChallenges, countUnusedRecoveryCodes, hasEnrolment, insertChallenge, newestChallenge, readAccountState, type Q } from '../db/ownStore.js';
-import { lookupStatusRows } from '../db/statusQuery.js';
-import { writeAudit } from './audit.js';
+import {
+  countChallenges,
+  countUnusedRecoveryCodes,
+  hasEnrolment,
+  insertChallenge,
+  newestChallenge,
+  readAccountState,
+  type Q,
+} from '../db/own-store.js';
+import { lookupStatusRows } from '../db/status-query.js';
+import { writeAudit } from './audit-write.js';
 import { canonicalAddress, preview } from './address.js';
-import { dataError, tempFail, usageError } from './errors.js';
+import { dataError, tempFail, usageError } from '../errors.js';
 import { readFactor, removeFactor, revokeSessions, runSignOutCommand } from './factors.js';
 import { accountTransaction, Refusal } from './guard.js';
 import { clearLockout, isLocked } from './lockout.js';
 import { temporaryCodeState, toStatusRow, type TemporaryCodeState } from './status.js';
-import { activatedIn, auditOutcomes, failedChange, missingCapability, OWN_STORE, partialExitCode, readStores, storeWriteContext, usesOneLoginBypass, type StoreReading } from './stores.js';
+import {
+  activatedIn,
+  auditOutcomes,
+  failedChange,
+  missingCapability,
+  OWN_STORE,
+  partialExitCode,
+  readStores,
+  storeWriteContext,
+  usesOneLoginBypass,
+  type StoreReading,
+} from './stores.js';
 import { isoTime } from './time.js';
 import type { StoreAccountStatus, StoreChange } from '../stores/types.js';
 
@@ -96,7 +115,13 @@ export interface RecoveryDone {
   actor: string;
   /** The account as the agent saw it before the recovery. */
   before: RecoverySummary;
-  removed: { method: 'totp' | 'sms' | null; recoveryCodes: number; challenges: number; enrolment: boolean; postfixadminTotp: boolean };
+  removed: {
+    method: 'totp' | 'sms' | null;
+    recoveryCodes: number;
+    challenges: number;
+    enrolment: boolean;
+    postfixadminTotp: boolean;
+  };
   /**
    * Every store acted on, in order — mail2fa's own store first — and its outcome. Stores in other databases cannot
    * share mail2fa's transaction: when one failed, `complete` is false and the same command run again completes it.
@@ -138,14 +163,22 @@ export type ConfirmRecovery = (summary: RecoverySummary, plan: { temporaryCodeTt
 /** 64 when no ticket ID was given (checked before anything else). */
 export function requireTicket(ticket: string | undefined): asserts ticket is string {
   if (ticket === undefined || ticket === '') {
-    throw usageError('a ticket ID is required: recover --ticket ID', 'Every recovery is tied to the customer-service ticket that asked for it (it goes into the audit log).');
+    throw usageError(
+      'a ticket ID is required: recover --ticket ID',
+      'Every recovery is tied to the customer-service ticket that asked for it (it goes into the audit log).',
+    );
   }
 }
 
 /** The ticket is mandatory (64 when missing) and must match the configured pattern as a whole (65 otherwise). */
 export function checkTicket(ticket: string | undefined, pattern: string): string {
   requireTicket(ticket);
-  const bad = (why: string) => dataError('bad_ticket', `invalid ticket ID "${preview(ticket, 40)}": ${why}`, `Ticket IDs must match the configured ticketPattern ${pattern}`);
+  const bad = (why: string) =>
+    dataError(
+      'bad_ticket',
+      `invalid ticket ID "${preview(ticket, 40)}": ${why}`,
+      `Ticket IDs must match the configured ticketPattern ${pattern}`,
+    );
   if (ticket.length > MAX_TICKET_LENGTH) throw bad(`longer than ${MAX_TICKET_LENGTH} characters`);
   if (!new RegExp(`^(?:${pattern})$`, 'u').test(ticket)) throw bad('does not match the ticket pattern');
   // eslint-disable-next-line no-control-regex
@@ -156,20 +189,32 @@ export function checkTicket(ticket: string | undefined, pattern: string): string
 /** The optional reason: free text for the audit log (control characters are escaped when stored). */
 export function checkReason(reason: string | null | undefined): string | null {
   if (reason === undefined || reason === null || reason === '') return null;
-  if (reason.length > MAX_REASON_LENGTH) throw dataError('bad_reason', `the reason is longer than ${MAX_REASON_LENGTH} characters`, 'Keep it short; the ticket holds the details.');
+  if (reason.length > MAX_REASON_LENGTH)
+    throw dataError(
+      'bad_reason',
+      `the reason is longer than ${MAX_REASON_LENGTH} characters`,
+      'Keep it short; the ticket holds the details.',
+    );
   return reason;
 }
 
 /** Checks a --ttl for the temporary access code: between 5 minutes and 7 days. */
 export function checkTemporaryCodeTtl(ms: number, flag = '--ttl'): number {
   if (ms < TEMPORARY_CODE_MIN_TTL_MS || ms > TEMPORARY_CODE_MAX_TTL_MS) {
-    throw usageError(`${flag}: a temporary access code must be valid between 5 minutes and 7 days`, 'For example --ttl 24h (the default) or --ttl 3d.');
+    throw usageError(
+      `${flag}: a temporary access code must be valid between 5 minutes and 7 days`,
+      'For example --ttl 24h (the default) or --ttl 3d.',
+    );
   }
   return ms;
 }
 
 /** The account's newest temporary access code row (the "2FA required" marker), if any. */
-async function newestTemporary(db: Q, ctx: Context, account: string): Promise<{ id: number; expiresAt: number; usedAt: number | null } | null> {
+async function newestTemporary(
+  db: Q,
+  ctx: Context,
+  account: string,
+): Promise<{ id: number; expiresAt: number; usedAt: number | null } | null> {
   const row = await newestChallenge(db, ctx.tables, account, 'temporary');
   return row ? { id: row.id, expiresAt: row.expires_at, usedAt: row.used_at } : null;
 }
@@ -179,7 +224,15 @@ async function readSnapshot(db: Q, ctx: Context, account: string): Promise<Recov
   const temporary = await newestTemporary(db, ctx, account);
   const state = await readAccountState(db, ctx.tables, account);
   return {
-    factor: factor ? { method: factor.method, enrolledAt: factor.enrolled_at, version: factor.version, lastUsedAt: factor.last_used_at, keyId: factor.key_id } : null,
+    factor: factor
+      ? {
+          method: factor.method,
+          enrolledAt: factor.enrolled_at,
+          version: factor.version,
+          lastUsedAt: factor.last_used_at,
+          keyId: factor.key_id,
+        }
+      : null,
     temporary,
     lockedUntil: state?.lockedUntil ?? null,
     sessionsRevokedAt: state?.sessionsRevokedAt ?? null,
@@ -191,13 +244,23 @@ function sameSnapshot(a: RecoverySnapshot, b: RecoverySnapshot): boolean {
 }
 
 /** Step 1: the summary the agent confirms, and the snapshot the transaction compares against. Reads only. */
-export async function lookAtAccount(ctx: Context, mailbox: Mailbox): Promise<{ summary: RecoverySummary; snapshot: RecoverySnapshot; somethingToRecover: boolean; readings: StoreReading[] }> {
+export async function lookAtAccount(
+  ctx: Context,
+  mailbox: Mailbox,
+): Promise<{
+  summary: RecoverySummary;
+  snapshot: RecoverySnapshot;
+  somethingToRecover: boolean;
+  readings: StoreReading[];
+}> {
   const db = await ctx.db();
   const now = ctx.now();
   const snapshot = await readSnapshot(db.knex, ctx, mailbox.email);
   const readings = await readStores(await ctx.stores(), mailbox.email);
   const foreignOn = activatedIn(readings);
-  const rows = (await lookupStatusRows(db, ctx.tables, ctx.mapping, [mailbox.email])).filter((r) => r.email === mailbox.email);
+  const rows = (await lookupStatusRows(db, ctx.tables, ctx.mapping, [mailbox.email])).filter(
+    (r) => r.email === mailbox.email,
+  );
   const status = rows[0] ? toStatusRow(rows[0], now) : undefined;
   const failed = (await readAccountState(db.knex, ctx.tables, mailbox.email))?.failedAttempts ?? 0;
   const temporary = snapshot.temporary;
@@ -226,14 +289,23 @@ export async function lookAtAccount(ctx: Context, mailbox: Mailbox): Promise<{ s
     alternateEmail: mailbox.alternateEmail || null,
   };
   const unreadable = readings.some((r) => r.error);
-  return { summary, snapshot, readings, somethingToRecover: ours !== null || temporary !== null || locked || foreignOn.length > 0 || unreadable };
+  return {
+    summary,
+    snapshot,
+    readings,
+    somethingToRecover: ours !== null || temporary !== null || locked || foreignOn.length > 0 || unreadable,
+  };
 }
 
 /**
  * `mail2fa recover`: ticket checked (64/65) before anything is read; unknown account 67; nothing to recover →
  * an audit row for the lookup and outcome 'nothing-to-recover'; otherwise `confirm`, then one transaction.
  */
-export async function recoverAccount(ctx: Context, input: RecoverInput, confirm: ConfirmRecovery): Promise<RecoveryResult> {
+export async function recoverAccount(
+  ctx: Context,
+  input: RecoverInput,
+  confirm: ConfirmRecovery,
+): Promise<RecoveryResult> {
   const ticket = checkTicket(input.ticket, ctx.config.ticketPattern);
   const reason = checkReason(input.reason);
   const ttl = input.temporaryCodeTtlMs == null ? null : checkTemporaryCodeTtl(input.temporaryCodeTtlMs);
@@ -250,7 +322,10 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
       outcome: 'ok',
       ticket,
       reason,
-      detail: { result: 'nothing to recover', ...Object.fromEntries(look.readings.map((r) => [`store:${r.store.name}`, r.status?.activated ? 'on' : 'off'])) },
+      detail: {
+        result: 'nothing to recover',
+        ...Object.fromEntries(look.readings.map((r) => [`store:${r.store.name}`, r.status?.activated ? 'on' : 'off'])),
+      },
     });
     return { outcome: 'nothing-to-recover', ...base, reply: nothingToRecoverReply(look.summary, ticket) };
   }
@@ -258,7 +333,9 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
   // Every store that holds 2FA (or could not be read) is reset; one that cannot reset is refused before anything.
   const targets = look.readings.filter((r) => r.status?.activated || r.error);
   const bypass = (r: StoreReading) => usesOneLoginBypass(r.store, ttl !== null);
-  for (const r of targets) if (!bypass(r) && (!r.store.reset || !r.store.capabilities.has('recover'))) throw missingCapability(r.store, 'recover', `2FA is on there for ${mailbox.email}`);
+  for (const r of targets)
+    if (!bypass(r) && (!r.store.reset || !r.store.capabilities.has('recover')))
+      throw missingCapability(r.store, 'recover', `2FA is on there for ${mailbox.email}`);
 
   await confirm(look.summary, { temporaryCodeTtlMs: ttl });
 
@@ -266,9 +343,19 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
     const t = ctx.tables;
     const now = await readSnapshot(tx.trx, ctx, tx.account);
     if (!sameSnapshot(now, look.snapshot)) {
-      await tx.audit({ action: 'recover', outcome: 'refused', ticket, reason, detail: { refused: 'changed since the summary was shown' } });
+      await tx.audit({
+        action: 'recover',
+        outcome: 'refused',
+        ticket,
+        reason,
+        detail: { refused: 'changed since the summary was shown' },
+      });
       return new Refusal(
-        tempFail('changed', `the 2FA state of ${tx.account} changed since it was shown (by someone else, or by the user): nothing was changed`, 'Look again: run the same recover command once more and check the summary.'),
+        tempFail(
+          'changed',
+          `the 2FA state of ${tx.account} changed since it was shown (by someone else, or by the user): nothing was changed`,
+          'Look again: run the same recover command once more and check the summary.',
+        ),
       );
     }
     const codesLeft = await countUnusedRecoveryCodes(tx.trx, t, tx.account);
@@ -284,14 +371,25 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
       // removeFactor deleted every older challenge, so this code replaces any earlier temporary code.
       const code = newTemporaryCode();
       const expiresAt = tx.now + ttl;
-      await insertChallenge(tx.trx, t, tx.db.dialect, { account: tx.account, purpose: 'temporary', code_hash: await tx.vault().hash(tx.trx, 'temporary', tx.account, code), created_at: tx.now, expires_at: expiresAt });
+      await insertChallenge(tx.trx, t, tx.db.dialect, {
+        account: tx.account,
+        purpose: 'temporary',
+        code_hash: await tx.vault().hash(tx.trx, 'temporary', tx.account, code),
+        created_at: tx.now,
+        expires_at: expiresAt,
+      });
       temporaryCode = { code, expiresAt: isoTime(expiresAt)!, bits: TEMPORARY_CODE_BITS };
     }
     const own: StoreChange = {
       store: OWN_STORE,
       kind: 'mail2fa',
-      outcome: ownRemoved || codesLeft > 0 || challenges > 0 || enrolment || lockCleared || temporaryCode ? 'changed' : 'nothing',
-      detail: ownRemoved ? `removed the ${look.snapshot.factor?.method === 'sms' ? 'SMS phone' : 'authenticator app'} and its recovery codes` : 'no factor',
+      outcome:
+        ownRemoved || codesLeft > 0 || challenges > 0 || enrolment || lockCleared || temporaryCode
+          ? 'changed'
+          : 'nothing',
+      detail: ownRemoved
+        ? `removed the ${look.snapshot.factor?.method === 'sms' ? 'SMS phone' : 'authenticator app'} and its recovery codes`
+        : 'no factor',
     };
     // Then each foreign store, in order, while mail2fa's account lock is held (so a second agent waits): their
     // databases cannot join this transaction. Each reset is idempotent; a failure is recorded and the others run.
@@ -305,7 +403,13 @@ export async function recoverAccount(ctx: Context, input: RecoverInput, confirm:
       }
     }
     const postfixadminTotp = changes.some((c) => c.kind === 'postfixadmin' && c.outcome === 'changed');
-    const removed = { method: (look.snapshot.factor?.method ?? null) as 'totp' | 'sms' | null, recoveryCodes: codesLeft, challenges, enrolment, postfixadminTotp };
+    const removed = {
+      method: (look.snapshot.factor?.method ?? null) as 'totp' | 'sms' | null,
+      recoveryCodes: codesLeft,
+      challenges,
+      enrolment,
+      postfixadminTotp,
+    };
     const complete = changes.every((c) => c.outcome !== 'failed');
     await tx.audit({
       action: 'recover',
@@ -354,7 +458,10 @@ function methodWords(method: 'totp' | 'sms' | null, phone: string | null, postfi
 /** The reply for the customer: what was done, how to sign in, how to turn 2FA on again. */
 export function recoveredReply(r: Omit<RecoveryDone, 'reply'>): string {
   const lines = [`Hello,`, ''];
-  const what = r.before.method || r.before.postfixadminTotp ? `${methodWords(r.before.method, r.before.phone, r.before.postfixadminTotp)} as the second step of signing in to ${r.email}` : `the pending two-factor authentication setup of ${r.email}`;
+  const what =
+    r.before.method || r.before.postfixadminTotp
+      ? `${methodWords(r.before.method, r.before.phone, r.before.postfixadminTotp)} as the second step of signing in to ${r.email}`
+      : `the pending two-factor authentication setup of ${r.email}`;
   if (r.temporaryCode) {
     lines.push(
       `As requested in ticket ${r.ticket}, we have removed ${what}, and signed you out everywhere. Two-factor authentication is still required for your address.`,
@@ -387,7 +494,8 @@ export function recoveredReply(r: Omit<RecoveryDone, 'reply'>): string {
   return lines.join('\n');
 }
 
-const INACTIVE_NOTE = 'Note: the mailbox itself is currently deactivated, so signing in will not work yet; we will contact you about that.';
+const INACTIVE_NOTE =
+  'Note: the mailbox itself is currently deactivated, so signing in will not work yet; we will contact you about that.';
 
 function nothingToRecoverReply(s: RecoverySummary, ticket: string): string | null {
   if (s.postfixadminTotp) return null;
@@ -397,6 +505,12 @@ function nothingToRecoverReply(s: RecoverySummary, ticket: string): string | nul
     `About ticket ${ticket}: two-factor authentication is not turned on for ${s.email}, so no code from a phone is needed to sign in. You can sign in to the webmail with your email address and password alone.`,
   ];
   if (!s.active) lines.push('', INACTIVE_NOTE);
-  lines.push('', `To protect your account, you can turn two-factor authentication on: sign in, select ${TURN_ON_PATH}, and follow the steps.`, '', 'Kind regards,', 'Customer service');
+  lines.push(
+    '',
+    `To protect your account, you can turn two-factor authentication on: sign in, select ${TURN_ON_PATH}, and follow the steps.`,
+    '',
+    'Kind regards,',
+    'Customer service',
+  );
   return lines.join('\n');
 }

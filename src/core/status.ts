@@ -6,11 +6,11 @@ import type { AccountMapping } from '../db/accounts.js';
 import { isActive } from '../db/accounts.js';
 import type { Database } from '../db/connection.js';
 import type { Tables } from '../db/schema.js';
-import { lookupStatusRows, streamStatusRows, type StatusDbRow } from '../db/statusQuery.js';
+import { lookupStatusRows, streamStatusRows, type StatusDbRow } from '../db/status-query.js';
 import type { ForeignStore, StoreAccountStatus } from '../stores/types.js';
 import { isoTime } from './time.js';
 import { invalidEcho, preview, tryCanonicalAddress } from './address.js';
-import { dataError } from './errors.js';
+import { dataError } from '../errors.js';
 import { asMail2faError, OWN_STORE, storeFailure } from './stores.js';
 
 export type AccountState = 'ok' | 'unknown' | 'invalid' | 'ambiguous';
@@ -54,7 +54,10 @@ export interface TemporaryCodeState {
 }
 
 export function temporaryCodeState(t: { expiresAt: number; usedAt: number | null }, now: number): TemporaryCodeState {
-  return { state: t.usedAt !== null ? 'used' : t.expiresAt > now ? 'pending' : 'expired', expiresAt: isoTime(t.expiresAt)! };
+  return {
+    state: t.usedAt !== null ? 'used' : t.expiresAt > now ? 'pending' : 'expired',
+    expiresAt: isoTime(t.expiresAt)!,
+  };
 }
 
 export interface StatusDeps {
@@ -93,7 +96,8 @@ export function toStatusRow(r: StatusDbRow, now: number): StatusRow {
   const ours = r.method === 'totp' || r.method === 'sms' ? r.method : null;
   const lockedUntil = num(r.locked_until);
   const tempExpires = num(r.temp_expires_at);
-  const temporaryCode = tempExpires === null ? null : temporaryCodeState({ expiresAt: tempExpires, usedAt: num(r.temp_used_at) }, now);
+  const temporaryCode =
+    tempExpires === null ? null : temporaryCodeState({ expiresAt: tempExpires, usedAt: num(r.temp_used_at) }, now);
   const on = Boolean(ours) || temporaryCode !== null;
   return {
     email: r.email,
@@ -115,7 +119,24 @@ export function toStatusRow(r: StatusDbRow, now: number): StatusRow {
 }
 
 function emptyRow(email: string, state: AccountState, problem?: string): StatusRow {
-  return { email, state, active: null, enabled: null, enforced: null, method: null, source: null, sources: [], stores: [], phone: null, enrolledAt: null, lastUsedAt: null, recoveryCodesLeft: null, lockedUntil: null, temporaryCode: null, ...(problem ? { problem } : {}) };
+  return {
+    email,
+    state,
+    active: null,
+    enabled: null,
+    enforced: null,
+    method: null,
+    source: null,
+    sources: [],
+    stores: [],
+    phone: null,
+    enrolledAt: null,
+    lastUsedAt: null,
+    recoveryCodesLeft: null,
+    lockedUntil: null,
+    temporaryCode: null,
+    ...(problem ? { problem } : {}),
+  };
 }
 
 /**
@@ -123,7 +144,10 @@ function emptyRow(email: string, state: AccountState, problem?: string): StatusR
  * in parallel. A store that cannot answer fails the command, naming the store: a status that silently left out
  * the store sign-in enforces would be wrong.
  */
-export async function addForeignStores(rows: StatusRow[], stores: readonly ForeignStore[] | undefined): Promise<StatusRow[]> {
+export async function addForeignStores(
+  rows: StatusRow[],
+  stores: readonly ForeignStore[] | undefined,
+): Promise<StatusRow[]> {
   if (!stores?.length) return rows;
   const emails = [...new Set(rows.filter((r) => r.state === 'ok').map((r) => r.email))];
   if (emails.length === 0) return rows;
@@ -159,7 +183,12 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
     let domain: string | undefined;
     if (selection.kind === 'domain') {
       const parsed = tryCanonicalAddress(`x@${selection.domain}`);
-      if ('problem' in parsed) throw dataError('bad_domain', `invalid domain "${preview(selection.domain)}"`, 'Give a domain name such as example.com.');
+      if ('problem' in parsed)
+        throw dataError(
+          'bad_domain',
+          `invalid domain "${preview(selection.domain)}"`,
+          'Give a domain name such as example.com.',
+        );
       domain = parsed.address.slice(2);
     }
     const where = domain ? { kind: 'domain' as const, domain } : { kind: 'all' as const };
@@ -192,7 +221,8 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
       else {
         const matches = byEmail.get(p.address) ?? []; // exact: Map keys compare byte for byte
         if (matches.length === 0) row = emptyRow(p.address, 'unknown');
-        else if (matches.length > 1) row = emptyRow(p.address, 'ambiguous', `${matches.length} mailbox rows have this address`);
+        else if (matches.length > 1)
+          row = emptyRow(p.address, 'ambiguous', `${matches.length} mailbox rows have this address`);
         else row = toStatusRow(matches[0]!, now);
       }
       rows.push(row);
@@ -204,7 +234,9 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
     const parsed = tryCanonicalAddress(input);
     // An invalid input is echoed escaped (never raw) and cut to a short prefix that says how long it was: a list
     // file that is something else (a key, a password file) must not be printed through the rows.
-    pending.push('problem' in parsed ? { input: invalidEcho(input), problem: parsed.problem } : { input, address: parsed.address });
+    pending.push(
+      'problem' in parsed ? { input: invalidEcho(input), problem: parsed.problem } : { input, address: parsed.address },
+    );
     if (pending.length >= LOOKUP_BATCH) {
       const rows = await flush();
       if (rows.length) yield rows;
@@ -230,7 +262,14 @@ export interface StatusSummary {
 }
 
 export function newSummary(): StatusSummary {
-  return { accounts: 0, enabled: 0, disabled: 0, unknown: 0, invalid: 0, byMethod: { totp: 0, sms: 0, temporaryCode: 0 } };
+  return {
+    accounts: 0,
+    enabled: 0,
+    disabled: 0,
+    unknown: 0,
+    invalid: 0,
+    byMethod: { totp: 0, sms: 0, temporaryCode: 0 },
+  };
 }
 
 export function addToSummary(s: StatusSummary, row: StatusRow): void {

@@ -5,8 +5,14 @@
  */
 import type { Config } from '../config.js';
 import type { Trx } from '../db/tx.js';
-import type { ForeignStore, StoreAccountStatus, StoreCapability, StoreChange, StoreWriteContext } from '../stores/types.js';
-import { ExitCode, Mail2faError, configError } from './errors.js';
+import type {
+  ForeignStore,
+  StoreAccountStatus,
+  StoreCapability,
+  StoreChange,
+  StoreWriteContext,
+} from '../stores/types.js';
+import { ExitCode, Mail2faError, configError } from '../errors.js';
 
 /** The name of mail2fa's own store (status `sources`, audit rows, `--store`). */
 export const OWN_STORE = 'mail2fa';
@@ -22,7 +28,11 @@ const CAPABILITY_WORDS: Record<StoreCapability, string> = {
 };
 
 /** 78 naming the store, when a command needs what it cannot do. */
-export function missingCapability(store: Pick<ForeignStore, 'name' | 'kind'>, capability: StoreCapability, why?: string): Mail2faError {
+export function missingCapability(
+  store: Pick<ForeignStore, 'name' | 'kind'>,
+  capability: StoreCapability,
+  why?: string,
+): Mail2faError {
   return configError(
     'store_capability',
     `store "${store.name}" (${store.kind}) cannot ${CAPABILITY_WORDS[capability]}${why ? `: ${why}` : ''}`,
@@ -63,13 +73,24 @@ export function storeFailure(store: Pick<ForeignStore, 'name' | 'kind'>, err: Ma
 
 export function asMail2faError(err: unknown): Mail2faError {
   if (err instanceof Mail2faError) return err;
-  return new Mail2faError('store_failed', (err as Error)?.message?.split('\n')[0] ?? String(err), ExitCode.SOFTWARE, 'This is a bug in mail2fa: please report it.');
+  return new Mail2faError(
+    'store_failed',
+    (err as Error)?.message?.split('\n')[0] ?? String(err),
+    ExitCode.SOFTWARE,
+    'This is a bug in mail2fa: please report it.',
+  );
 }
 
 /** The StoreChange recording that a store's write failed (the core goes on with the next store). */
 export function failedChange(store: ForeignStore, err: unknown): StoreChange {
   const e = storeFailure(store, asMail2faError(err));
-  return { store: store.name, kind: store.kind, outcome: 'failed', detail: e.message, error: { code: e.code, message: e.message, exitCode: e.exitCode } };
+  return {
+    store: store.name,
+    kind: store.kind,
+    outcome: 'failed',
+    detail: e.message,
+    error: { code: e.code, message: e.message, exitCode: e.exitCode },
+  };
 }
 
 /**
@@ -99,7 +120,12 @@ export function partialExitCode(changes: readonly StoreChange[]): number {
 
 /** One non-secret audit detail per store: { "store:NAME": "changed" | "nothing" | "failed: CODE" }. */
 export function auditOutcomes(changes: readonly StoreChange[]): Record<string, string> {
-  return Object.fromEntries(changes.map((c) => [`store:${c.store}`, c.outcome === 'failed' ? `failed: ${c.error?.code ?? 'error'}` : c.outcome]));
+  return Object.fromEntries(
+    changes.map((c) => [
+      `store:${c.store}`,
+      c.outcome === 'failed' ? `failed: ${c.error?.code ?? 'error'}` : c.outcome,
+    ]),
+  );
 }
 
 /** A foreign store's TOTP secret, named by its store (for messages and audit rows; never the secret). */
@@ -138,7 +164,8 @@ export async function foreignFactors(stores: readonly ForeignStore[], email: str
     if (status.enforced) out.required = true;
     if (!store.capabilities.has('verify')) continue;
     try {
-      if (store.totpSecrets) for (const s of await store.totpSecrets(email)) out.secrets.push({ store: store.name, key: s.key, ref: s.ref });
+      if (store.totpSecrets)
+        for (const s of await store.totpSecrets(email)) out.secrets.push({ store: store.name, key: s.key, ref: s.ref });
     } catch (err) {
       throw storeFailure(store, asMail2faError(err));
     }
@@ -151,7 +178,13 @@ export async function foreignFactors(stores: readonly ForeignStore[], email: str
  * The write context for `store` inside mail2fa's account transaction `trx`: a store in mail2fa's own database joins
  * that transaction (one commit for both, and no second connection SQLite would wait for); others get none.
  */
-export function storeWriteContext(config: Pick<Config, 'stores' | 'db'>, store: ForeignStore, trx: Trx, now: number, actor: string): StoreWriteContext {
+export function storeWriteContext(
+  config: Pick<Config, 'stores' | 'db'>,
+  store: ForeignStore,
+  trx: Trx,
+  now: number,
+  actor: string,
+): StoreWriteContext {
   const entry = config.stores.find((s) => s.name === store.name);
   const shared = entry !== undefined && (entry.db === undefined || entry.db.url === config.db.url);
   return { now, actor, ...(shared ? { sharedTransaction: trx } : {}) };

@@ -14,15 +14,15 @@
 import type { Knex } from 'knex';
 import type { Context } from '../context.js';
 import { open, seal, sealedKeyId } from '../crypto/box.js';
-import { codeHash, hashesEqual, newHashKey } from '../crypto/codes.js';
+import { codeHash, hashesEqual, newHashKey } from '../crypto/one-time-codes.js';
 import type { KeyRing, MasterKey } from '../crypto/keys.js';
 import { CODE_HASH_KEY_ID, insertCodeKeyIfAbsent, readCodeKeyRow } from '../db/code-key.js';
 import { isRetryable, type Database } from '../db/connection.js';
 import type { Tables } from '../db/schema.js';
-import { internalError } from './errors.js';
+import { internalError } from '../errors.js';
 
-export type { CodePurpose } from '../crypto/codes.js';
-import type { CodePurpose } from '../crypto/codes.js';
+export type { CodePurpose } from '../crypto/one-time-codes.js';
+import type { CodePurpose } from '../crypto/one-time-codes.js';
 
 /** Code-hash keys read from committed rows, per database (pool): safe to share across transactions and requests. */
 const committedHashKeys = new WeakMap<Database, Buffer>();
@@ -129,9 +129,17 @@ export class Vault {
 }
 
 /** A fresh random code-hash key, sealed under `key`. */
-function newCodeKeyRow(key: MasterKey, tables: Tables, now: () => number): { key_ct: string; key_id: string; created_at: number } {
+function newCodeKeyRow(
+  key: MasterKey,
+  tables: Tables,
+  now: () => number,
+): { key_ct: string; key_id: string; created_at: number } {
   const fresh = newHashKey();
-  const row = { key_ct: seal(key, { table: tables.codeKey, column: 'key_ct', account: CODE_HASH_KEY_ID }, fresh.toString('base64')), key_id: key.id, created_at: now() };
+  const row = {
+    key_ct: seal(key, { table: tables.codeKey, column: 'key_ct', account: CODE_HASH_KEY_ID }, fresh.toString('base64')),
+    key_id: key.id,
+    created_at: now(),
+  };
   fresh.fill(0);
   return row;
 }
@@ -141,7 +149,12 @@ function newCodeKeyRow(key: MasterKey, tables: Tables, now: () => number): { key
  * `migrate`, `demo` and the embedded database's auto-migrate call this, and so does a first use on a database
  * migrated without a key. Concurrent creators (on several Galera nodes too) agree: the first committed row wins.
  */
-export async function ensureCodeHashKey(db: Database, tables: Tables, key: MasterKey, now: () => number): Promise<boolean> {
+export async function ensureCodeHashKey(
+  db: Database,
+  tables: Tables,
+  key: MasterKey,
+  now: () => number,
+): Promise<boolean> {
   for (let attempt = 1; ; attempt++) {
     try {
       if (await readCodeKeyRow(db.knex, tables)) return false;

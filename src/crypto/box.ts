@@ -9,8 +9,8 @@
  * integrity error — never as a "wrong code".
  */
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
-import { configError, internalError, type Mail2faError } from '../core/errors.js';
-import { escapeControl } from '../core/text.js';
+import { configError, internalError, type Mail2faError } from '../errors.js';
+import { escapeControl } from '../text.js';
 import type { MasterKey } from './keys.js';
 
 export interface BoxContext {
@@ -54,9 +54,13 @@ function wellFormed(s: unknown, what: string): string {
 
 /** "mail2fa:v1" ‖ keyId ‖ table ‖ column ‖ account, each as a 4-byte big-endian length and its UTF-8 bytes. */
 function aad(keyId: string, ctx: BoxContext): Buffer {
-  const parts = [AAD_LABEL, keyId, wellFormed(ctx.table, 'table'), wellFormed(ctx.column, 'column'), wellFormed(ctx.account, 'account')].map((s) =>
-    Buffer.from(s, 'utf8'),
-  );
+  const parts = [
+    AAD_LABEL,
+    keyId,
+    wellFormed(ctx.table, 'table'),
+    wellFormed(ctx.column, 'column'),
+    wellFormed(ctx.account, 'account'),
+  ].map((s) => Buffer.from(s, 'utf8'));
   const out: Buffer[] = [];
   for (const p of parts) {
     const len = Buffer.alloc(4);

@@ -28,8 +28,8 @@ import {
 } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { configError, Mail2faError } from '../core/errors.js';
-import { escapeControl } from '../core/text.js';
+import { configError, Mail2faError } from '../errors.js';
+import { escapeControl } from '../text.js';
 
 export interface MasterKey {
   /** 16 hex chars: the first 8 bytes of SHA-256("mail2fa-key-id\0" || key). Not secret. */
@@ -58,7 +58,10 @@ export function keyIdOf(bytes: Buffer): string {
  */
 export function masterKeyFromBytes(bytes: Buffer, source?: MasterKey['source']): MasterKey {
   if (!Buffer.isBuffer(bytes) || bytes.length !== KEY_BYTES) {
-    throw configError('key_length', `a master key must be exactly ${KEY_BYTES} bytes (got ${Buffer.isBuffer(bytes) ? bytes.length : 'no buffer'})`);
+    throw configError(
+      'key_length',
+      `a master key must be exactly ${KEY_BYTES} bytes (got ${Buffer.isBuffer(bytes) ? bytes.length : 'no buffer'})`,
+    );
   }
   const own = Buffer.alloc(KEY_BYTES);
   bytes.copy(own);
@@ -123,7 +126,11 @@ function parseKeyText(raw: Buffer, where: Where): Buffer {
   let bytes: Buffer;
   if (/^[0-9a-fA-F]+$/.test(text)) {
     if (text.length % 2 !== 0) {
-      throw configError('key_malformed', `${what} is malformed: it looks like hex but has an odd number of digits (${text.length})`, hint);
+      throw configError(
+        'key_malformed',
+        `${what} is malformed: it looks like hex but has an odd number of digits (${text.length})`,
+        hint,
+      );
     }
     bytes = Buffer.from(text, 'hex');
   } else if (/^[A-Za-z0-9+/]+={0,2}$/.test(text) && text.length % 4 === 0) {
@@ -170,21 +177,41 @@ function readKeyFile(file: string): Buffer {
   } catch (e) {
     const code = errnoOf(e);
     if (code === 'ENOENT') {
-      throw configError('key_missing', `key file ${show(file)} does not exist`, `Check MAIL2FA_KEY_FILE / key.file in the config. ${CREATE_HINT(file)}`);
+      throw configError(
+        'key_missing',
+        `key file ${show(file)} does not exist`,
+        `Check MAIL2FA_KEY_FILE / key.file in the config. ${CREATE_HINT(file)}`,
+      );
     }
     if (code === 'EACCES' || code === 'EPERM') {
-      throw configError('key_unreadable', `key file ${show(file)} cannot be read: permission denied`, 'Run mail2fa as the user that owns the key file, or fix its owner (the mode must stay 0600).');
+      throw configError(
+        'key_unreadable',
+        `key file ${show(file)} cannot be read: permission denied`,
+        'Run mail2fa as the user that owns the key file, or fix its owner (the mode must stay 0600).',
+      );
     }
     if (code === 'ENXIO') {
-      throw configError('key_not_file', `key file ${show(file)} is not a regular file`, 'Point MAIL2FA_KEY_FILE / key.file at a regular file holding the key.');
+      throw configError(
+        'key_not_file',
+        `key file ${show(file)} is not a regular file`,
+        'Point MAIL2FA_KEY_FILE / key.file at a regular file holding the key.',
+      );
     }
-    throw configError('key_unreadable', `key file ${show(file)} cannot be read (${code ?? 'unknown error'})`, 'Check MAIL2FA_KEY_FILE / key.file in the config.');
+    throw configError(
+      'key_unreadable',
+      `key file ${show(file)} cannot be read (${code ?? 'unknown error'})`,
+      'Check MAIL2FA_KEY_FILE / key.file in the config.',
+    );
   }
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) {
       const kind = st.isDirectory() ? 'a directory' : 'not a regular file';
-      throw configError('key_not_file', `key file ${show(file)} is ${kind}`, 'Point MAIL2FA_KEY_FILE / key.file at a regular file holding the key.');
+      throw configError(
+        'key_not_file',
+        `key file ${show(file)} is ${kind}`,
+        'Point MAIL2FA_KEY_FILE / key.file at a regular file holding the key.',
+      );
     }
     if ((st.mode & 0o077) !== 0) {
       throw configError(
@@ -194,7 +221,11 @@ function readKeyFile(file: string): Buffer {
       );
     }
     if (st.size > MAX_KEY_FILE_BYTES) {
-      throw configError('key_malformed', `key file ${show(file)} is malformed: it is far too large (${st.size} bytes) to be a key file`, `A key file holds ${FORMAT}.`);
+      throw configError(
+        'key_malformed',
+        `key file ${show(file)} is malformed: it is far too large (${st.size} bytes) to be a key file`,
+        `A key file holds ${FORMAT}.`,
+      );
     }
     const buf = Buffer.alloc(MAX_KEY_FILE_BYTES + 1);
     let len = 0;
@@ -207,11 +238,19 @@ function readKeyFile(file: string): Buffer {
       }
     } catch (e) {
       buf.fill(0);
-      throw configError('key_unreadable', `key file ${show(file)} cannot be read (${errnoOf(e) ?? 'unknown error'})`, 'Check MAIL2FA_KEY_FILE / key.file in the config.');
+      throw configError(
+        'key_unreadable',
+        `key file ${show(file)} cannot be read (${errnoOf(e) ?? 'unknown error'})`,
+        'Check MAIL2FA_KEY_FILE / key.file in the config.',
+      );
     }
     try {
       if (len > MAX_KEY_FILE_BYTES) {
-        throw configError('key_malformed', `key file ${show(file)} is malformed: it is far too large to be a key file`, `A key file holds ${FORMAT}.`);
+        throw configError(
+          'key_malformed',
+          `key file ${show(file)} is malformed: it is far too large to be a key file`,
+          `A key file holds ${FORMAT}.`,
+        );
       }
       return parseKeyText(buf.subarray(0, len), where);
     } finally {
@@ -264,7 +303,11 @@ function createKeyFile(file: string): MasterKey | null {
   const failed = (e: unknown): Mail2faError =>
     e instanceof Mail2faError
       ? e
-      : configError('key_create_failed', `cannot create key file ${show(file)} (${errnoOf(e) ?? String(e)})`, 'Set MAIL2FA_KEY_FILE (or key.file in the config) to a writable location.');
+      : configError(
+          'key_create_failed',
+          `cannot create key file ${show(file)} (${errnoOf(e) ?? String(e)})`,
+          'Set MAIL2FA_KEY_FILE (or key.file in the config) to a writable location.',
+        );
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
@@ -359,7 +402,11 @@ export function loadOrCreateKeyFile(file: string): { key: MasterKey; created: bo
  */
 export function writeNewKeyFile(file: string): MasterKey {
   const refuse = () =>
-    configError('key_exists', `key file ${show(file)} already exists; refusing to overwrite it`, 'Choose a path that does not exist yet; an existing key may still be needed to read the database.');
+    configError(
+      'key_exists',
+      `key file ${show(file)} already exists; refusing to overwrite it`,
+      'Choose a path that does not exist yet; an existing key may still be needed to read the database.',
+    );
   if (exists(file)) throw refuse();
   const key = createKeyFile(file);
   if (!key) throw refuse();
@@ -400,7 +447,12 @@ export function installKeyFile(file: string, newFile: string): { previousFile: s
   const current = loadMasterKey({ file, env: {} });
   const next = loadMasterKey({ file: newFile, env: {} });
   const old = previousKeyFile(file);
-  const fail = (e: unknown) => configError('key_install_failed', `cannot install the new key as ${show(file)} (${errnoOf(e) ?? String(e)})`, 'Check that the key file\'s directory is writable by this user; nothing was changed in the database.');
+  const fail = (e: unknown) =>
+    configError(
+      'key_install_failed',
+      `cannot install the new key as ${show(file)} (${errnoOf(e) ?? String(e)})`,
+      "Check that the key file's directory is writable by this user; nothing was changed in the database.",
+    );
   try {
     if (exists(old)) {
       const older = loadMasterKey({ file: old, env: {} });

@@ -20,8 +20,8 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Algorithm as Argon2Algorithm } from '@node-rs/argon2';
-import { configError, dataError, internalError } from '../core/errors.js';
-import { escapeControl } from '../core/text.js';
+import { configError, dataError, internalError } from '../errors.js';
+import { escapeControl } from '../text.js';
 
 export type PasswordScheme =
   | 'SHA512-CRYPT'
@@ -111,7 +111,11 @@ function safeName(name: string): string {
 }
 
 function unknownScheme(name: string) {
-  return configError(UNKNOWN_PASSWORD_SCHEME, `unsupported password scheme {${safeName(name)}} in the stored password hash`, SUPPORTED_HINT);
+  return configError(
+    UNKNOWN_PASSWORD_SCHEME,
+    `unsupported password scheme {${safeName(name)}} in the stored password hash`,
+    SUPPORTED_HINT,
+  );
 }
 
 function malformed(label: string, why: string) {
@@ -279,7 +283,9 @@ function cryptCheck(value: string, label: string, allowed: readonly string[]): C
     const id = bareCryptScheme(value) ? bareLabel(value) : undefined;
     throw malformed(
       label,
-      id ? `it holds a ${id} hash, which this scheme cannot verify` : `expected a value starting with ${allowed.join(' or ')}`,
+      id
+        ? `it holds a ${id} hash, which this scheme cannot verify`
+        : `expected a value starting with ${allowed.join(' or ')}`,
     );
   }
 

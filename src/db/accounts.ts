@@ -7,7 +7,7 @@
  */
 import type { Knex } from 'knex';
 import type { Config } from '../config.js';
-import { Mail2faError, ExitCode, unknownAccount } from '../core/errors.js';
+import { Mail2faError, ExitCode, unknownAccount } from '../errors.js';
 import type { Database } from './connection.js';
 import { mapDbError } from './connection.js';
 
@@ -25,8 +25,24 @@ export interface AccountMapping {
 }
 
 const PRESETS: Record<AccountMapping['preset'], Omit<AccountMapping, 'preset'>> = {
-  mail2fa: { table: 'mailbox', email: 'email', password: 'password', active: 'active', domain: 'domain', alternateEmail: 'alternate_email', totpSecret: null },
-  postfixadmin: { table: 'mailbox', email: 'username', password: 'password', active: 'active', domain: 'domain', alternateEmail: 'email_other', totpSecret: 'totp_secret' },
+  mail2fa: {
+    table: 'mailbox',
+    email: 'email',
+    password: 'password',
+    active: 'active',
+    domain: 'domain',
+    alternateEmail: 'alternate_email',
+    totpSecret: null,
+  },
+  postfixadmin: {
+    table: 'mailbox',
+    email: 'username',
+    password: 'password',
+    active: 'active',
+    domain: 'domain',
+    alternateEmail: 'email_other',
+    totpSecret: 'totp_secret',
+  },
 };
 
 export function accountMapping(accounts: Config['accounts']): AccountMapping {
@@ -69,7 +85,12 @@ export class AccountRepository {
 
   private select(knex: Knex | Knex.Transaction) {
     const m = this.mapping;
-    const cols: Record<string, string> = { email: m.email, password_hash: m.password, active: m.active, domain: m.domain };
+    const cols: Record<string, string> = {
+      email: m.email,
+      password_hash: m.password,
+      active: m.active,
+      domain: m.domain,
+    };
     if (m.alternateEmail) cols.alternate_email = m.alternateEmail;
     return knex(m.table).select(cols);
   }
@@ -82,7 +103,10 @@ export class AccountRepository {
       const query = this.select(trx ?? this.db.knex);
       if (column && column.charset !== 'utf8mb4' && SQL_NAME.test(column.charset) && SQL_NAME.test(column.collation)) {
         // A latin1 column cannot be compared with a utf8mb4 literal it cannot hold: convert the literal.
-        rows = await query.whereRaw(`?? = CONVERT(? USING ${column.charset}) COLLATE ${column.collation}`, [this.mapping.email, address]);
+        rows = await query.whereRaw(`?? = CONVERT(? USING ${column.charset}) COLLATE ${column.collation}`, [
+          this.mapping.email,
+          address,
+        ]);
       } else rows = await query.where(this.mapping.email, address);
     } catch (err) {
       throw mapDbError(err, this.db.displayUrl);
@@ -90,7 +114,12 @@ export class AccountRepository {
     const exact = rows.filter((r) => r.email === address);
     if (exact.length === 0) throw unknownAccount(address, await this.caseVariant(address, rows, trx));
     if (exact.length > 1) {
-      throw new Mail2faError('ambiguous_account', `${exact.length} mailbox rows have the address ${address}; refusing to guess`, ExitCode.DATAERR, `Fix the duplicate rows in ${this.mapping.table}.`);
+      throw new Mail2faError(
+        'ambiguous_account',
+        `${exact.length} mailbox rows have the address ${address}; refusing to guess`,
+        ExitCode.DATAERR,
+        `Fix the duplicate rows in ${this.mapping.table}.`,
+      );
     }
     const r = exact[0]!;
     return {
@@ -107,12 +136,21 @@ export class AccountRepository {
    * "Alice@Example.COM" from a ticket). Candidates come from index lookups only, never a scan: the rows the exact
    * query returned (a case-insensitive collation returns every case variant) and the all-lower-case address.
    */
-  private async caseVariant(address: string, rows: Record<string, unknown>[], trx?: Knex.Transaction): Promise<string | undefined> {
+  private async caseVariant(
+    address: string,
+    rows: Record<string, unknown>[],
+    trx?: Knex.Transaction,
+  ): Promise<string | undefined> {
     const folded = address.toLowerCase();
-    const candidates = new Set(rows.map((r) => r.email).filter((e): e is string => typeof e === 'string' && e.toLowerCase() === folded));
+    const candidates = new Set(
+      rows.map((r) => r.email).filter((e): e is string => typeof e === 'string' && e.toLowerCase() === folded),
+    );
     if (folded !== address) {
       try {
-        const lower = (await (trx ?? this.db.knex)(this.mapping.table).select({ email: this.mapping.email }).where(this.mapping.email, folded).limit(2)) as Array<{ email: unknown }>;
+        const lower = (await (trx ?? this.db.knex)(this.mapping.table)
+          .select({ email: this.mapping.email })
+          .where(this.mapping.email, folded)
+          .limit(2)) as Array<{ email: unknown }>;
         for (const r of lower) if (r.email === folded) candidates.add(folded);
       } catch {
         return undefined; // only a hint
@@ -125,8 +163,8 @@ export class AccountRepository {
 /** What to do when the mapped mailbox table does not exist: create the reference table, or fix the mapping. */
 export function missingMailboxTableHint(mapping: AccountMapping): string {
   return mapping.preset === 'mail2fa'
-    ? 'Create the reference mailbox table with `mail2fa migrate --with-mailbox-table` (schema: docs/configuration.md), or point accounts.preset / accounts.table at your mail system\'s table.'
-    : 'Check accounts.table / accounts.tablePrefix: the mailbox table is the mail system\'s own, mail2fa never creates it for this preset.';
+    ? "Create the reference mailbox table with `mail2fa migrate --with-mailbox-table` (schema: docs/configuration.md), or point accounts.preset / accounts.table at your mail system's table."
+    : "Check accounts.table / accounts.tablePrefix: the mailbox table is the mail system's own, mail2fa never creates it for this preset.";
 }
 
 /**
@@ -134,24 +172,52 @@ export function missingMailboxTableHint(mapping: AccountMapping): string {
  * table: mailbox", 'relation "mailbox" does not exist'), as its own configuration error (78) that names the table
  * and the way out, instead of "schema does not match" and the failed SQL; undefined for any other error.
  */
-export function missingMailboxTableError(err: unknown, mapping: AccountMapping, where: string): Mail2faError | undefined {
+export function missingMailboxTableError(
+  err: unknown,
+  mapping: AccountMapping,
+  where: string,
+): Mail2faError | undefined {
   const message = String((err as { message?: unknown })?.message ?? '');
   const table = mapping.table.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const missing = new RegExp(`(Table '(?:[^'.]*\\.)?${table}' doesn't exist|no such table: (?:main\\.)?${table}(?:$|\\s)|relation "(?:[^".]*\\.)?${table}" does not exist)`);
+  const missing = new RegExp(
+    `(Table '(?:[^'.]*\\.)?${table}' doesn't exist|no such table: (?:main\\.)?${table}(?:$|\\s)|relation "(?:[^".]*\\.)?${table}" does not exist)`,
+  );
   if (!missing.test(message)) return undefined;
-  return new Mail2faError('mailbox_table_missing', `the mailbox table ${mapping.table} does not exist in ${where} (account mapping preset ${mapping.preset})`, ExitCode.CONFIG, missingMailboxTableHint(mapping));
+  return new Mail2faError(
+    'mailbox_table_missing',
+    `the mailbox table ${mapping.table} does not exist in ${where} (account mapping preset ${mapping.preset})`,
+    ExitCode.CONFIG,
+    missingMailboxTableHint(mapping),
+  );
 }
 
 /** Addresses of `emails` that have a row in the mailbox table (exact column values, as stored). */
 export async function existingMailboxes(knex: Knex, m: AccountMapping, emails: readonly string[]): Promise<string[]> {
-  const rows = (await knex(m.table).whereIn(m.email, [...emails]).select({ email: m.email })) as { email: string }[];
+  const rows = (await knex(m.table)
+    .whereIn(m.email, [...emails])
+    .select({ email: m.email })) as { email: string }[];
   return rows.map((r) => r.email);
 }
 
 /** Replaces the rows of `mailboxes` in the reference mailbox table (the demo's sample accounts). */
-export async function replaceMailboxes(trx: Knex.Transaction, m: AccountMapping, mailboxes: readonly { email: string; passwordHash: string; active: boolean }[]): Promise<void> {
-  await trx(m.table).whereIn(m.email, mailboxes.map((b) => b.email)).delete();
-  for (const b of mailboxes) await trx(m.table).insert({ [m.email]: b.email, [m.password]: b.passwordHash, [m.active]: b.active, [m.domain]: b.email.split('@')[1] });
+export async function replaceMailboxes(
+  trx: Knex.Transaction,
+  m: AccountMapping,
+  mailboxes: readonly { email: string; passwordHash: string; active: boolean }[],
+): Promise<void> {
+  await trx(m.table)
+    .whereIn(
+      m.email,
+      mailboxes.map((b) => b.email),
+    )
+    .delete();
+  for (const b of mailboxes)
+    await trx(m.table).insert({
+      [m.email]: b.email,
+      [m.password]: b.passwordHash,
+      [m.active]: b.active,
+      [m.domain]: b.email.split('@')[1],
+    });
 }
 
 /** Creates the reference `mailbox` table (preset `mail2fa`) if missing: used by the embedded default and `demo`. */
@@ -160,20 +226,22 @@ export async function ensureReferenceMailboxTable(knex: Knex, mapping: AccountMa
   if (await knex.schema.hasTable(mapping.table)) return;
   // Two first runs at once (two `migrate`, on one server or two Galera nodes): the one whose CREATE fails because
   // the table now exists leaves it to the other (its index is added by a separate statement).
-  await knex.schema.createTable(mapping.table, (table) => {
-    table.string(mapping.email, 320).primary();
-    table.string(mapping.password, 255).notNullable();
-    table.boolean(mapping.active).notNullable().defaultTo(true);
-    table.string(mapping.domain, 253).notNullable().index(`${mapping.table}_domain`);
-    if (mapping.alternateEmail) table.string(mapping.alternateEmail, 320).nullable();
-    if (mysql) {
-      table.engine('InnoDB');
-      table.charset('utf8mb4');
-      table.collate('utf8mb4_bin');
-    }
-  }).catch(async (err: unknown) => {
-    if (!(await knex.schema.hasTable(mapping.table))) throw err;
-  });
+  await knex.schema
+    .createTable(mapping.table, (table) => {
+      table.string(mapping.email, 320).primary();
+      table.string(mapping.password, 255).notNullable();
+      table.boolean(mapping.active).notNullable().defaultTo(true);
+      table.string(mapping.domain, 253).notNullable().index(`${mapping.table}_domain`);
+      if (mapping.alternateEmail) table.string(mapping.alternateEmail, 320).nullable();
+      if (mysql) {
+        table.engine('InnoDB');
+        table.charset('utf8mb4');
+        table.collate('utf8mb4_bin');
+      }
+    })
+    .catch(async (err: unknown) => {
+      if (!(await knex.schema.hasTable(mapping.table))) throw err;
+    });
 }
 
 /**
@@ -191,7 +259,10 @@ const SQL_NAME = /^[A-Za-z0-9_]{1,64}$/;
 const collationCache = new WeakMap<Database, Map<string, Promise<ColumnCollation | null>>>();
 
 /** The email column's charset and collation (MySQL only; null on SQLite or when unknown). One query per run. */
-export function emailColumnCollation(db: Database, m: Pick<AccountMapping, 'table' | 'email'>): Promise<ColumnCollation | null> {
+export function emailColumnCollation(
+  db: Database,
+  m: Pick<AccountMapping, 'table' | 'email'>,
+): Promise<ColumnCollation | null> {
   if (db.dialect !== 'mysql') return Promise.resolve(null);
   let perDb = collationCache.get(db);
   if (!perDb) collationCache.set(db, (perDb = new Map()));
@@ -214,4 +285,3 @@ export function emailColumnCollation(db: Database, m: Pick<AccountMapping, 'tabl
   }
   return found;
 }
-

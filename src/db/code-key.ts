@@ -18,6 +18,13 @@ export async function readCodeKeyRow(q: Knex | Knex.Transaction, tables: Tables)
 }
 
 /** Inserts the row unless one exists (a concurrent creator wins; its key is the one everybody reads). */
-export async function insertCodeKeyIfAbsent(q: Knex | Knex.Transaction, tables: Tables, row: CodeKeyRow & { created_at: number }): Promise<void> {
-  await q(tables.codeKey).insert({ id: CODE_HASH_KEY_ID, ...row }).onConflict('id').ignore();
+export async function insertCodeKeyIfAbsent(
+  q: Knex | Knex.Transaction,
+  tables: Tables,
+  row: CodeKeyRow & { created_at: number },
+): Promise<void> {
+  await q(tables.codeKey)
+    .insert({ id: CODE_HASH_KEY_ID, ...row })
+    .onConflict('id')
+    .ignore();
 }

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import type { Knex } from 'knex';
-import { configError, Mail2faError, tempFail, unavailable } from '../core/errors.js';
+import { configError, Mail2faError, tempFail, unavailable } from '../errors.js';
 import { redactUrl } from '../config.js';
 
 export type Dialect = 'sqlite' | 'mysql' | 'postgres';
@@ -49,7 +49,10 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     try {
       mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     } catch (err) {
-      throw unavailable('db_unavailable', `cannot create the directory for ${file}: ${(err as NodeJS.ErrnoException).code}`);
+      throw unavailable(
+        'db_unavailable',
+        `cannot create the directory for ${file}: ${(err as NodeJS.ErrnoException).code}`,
+      );
     }
     const knex = knexFactory({
       client: 'better-sqlite3',
@@ -79,7 +82,12 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   }
 
   if (/^postgres(ql)?:\/\//.test(target.url)) {
-    const db: Database = { knex: knexFactory(postgresConfig(target)), dialect: 'postgres', displayUrl: redactUrl(target.url), close: () => db.knex.destroy() };
+    const db: Database = {
+      knex: knexFactory(postgresConfig(target)),
+      dialect: 'postgres',
+      displayUrl: redactUrl(target.url),
+      close: () => db.knex.destroy(),
+    };
     await ping(db);
     return db;
   }
@@ -102,7 +110,11 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     },
     ...QUIET,
     acquireConnectionTimeout: target.connectTimeoutMs + 1000,
-    pool: { min: 0, max: 4, afterCreate: galeraSession((galera) => (db.galera = galera), target.refuseNotReadyNode !== false) },
+    pool: {
+      min: 0,
+      max: 4,
+      afterCreate: galeraSession((galera) => (db.galera = galera), target.refuseNotReadyNode !== false),
+    },
   });
   const db: Database = { knex, dialect: 'mysql', displayUrl: redactUrl(target.url), close: () => knex.destroy() };
   await ping(db);
@@ -110,7 +122,8 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
 }
 
 /** One query per new connection: is this a Galera node, and is it ready (in the primary component)? */
-const GALERA_PROBE = "SELECT @@wsrep_on AS wsrep_on, (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_READY') AS wsrep_ready";
+const GALERA_PROBE =
+  "SELECT @@wsrep_on AS wsrep_on, (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_READY') AS wsrep_ready";
 
 interface RawMysqlConnection {
   query(sql: string, cb: (err: Error | null, rows?: unknown) => void): void;
@@ -126,7 +139,8 @@ interface RawMysqlConnection {
 function galeraSession(detected: (galera: boolean) => void, refuseNotReady: boolean) {
   return (conn: RawMysqlConnection, done: (err: Error | null, conn: unknown) => void) => {
     conn.query(GALERA_PROBE, (err, rows) => {
-      const row = !err && Array.isArray(rows) ? (rows[0] as { wsrep_on: unknown; wsrep_ready: unknown } | undefined) : undefined;
+      const row =
+        !err && Array.isArray(rows) ? (rows[0] as { wsrep_on: unknown; wsrep_ready: unknown } | undefined) : undefined;
       if (!row || Number(row.wsrep_on) !== 1) {
         detected(false);
         return done(null, conn);
@@ -136,7 +150,13 @@ function galeraSession(detected: (galera: boolean) => void, refuseNotReady: bool
         if (!refuseNotReady) return done(null, conn);
         // The pool does not close a connection whose set-up failed: close it here, or it keeps the process alive.
         (conn as RawMysqlConnection & { destroy?: () => void }).destroy?.();
-        return done(Object.assign(new Error('WSREP has not yet prepared node for application use'), { code: 'ER_UNKNOWN_COM_ERROR', errno: 1047 }), conn);
+        return done(
+          Object.assign(new Error('WSREP has not yet prepared node for application use'), {
+            code: 'ER_UNKNOWN_COM_ERROR',
+            errno: 1047,
+          }),
+          conn,
+        );
       }
       conn.query('SET SESSION wsrep_sync_wait = @@global.wsrep_sync_wait | 1', (setErr) => done(setErr, conn));
     });
@@ -211,12 +231,31 @@ export function mapDbError(err: unknown, where: string): Error {
   // connection exception, 57P01–57P03 a server shutting down, restarting or starting up. knex puts the statement
   // in front of a failed query's message ("ROLLBACK - Connection terminated unexpectedly"): match after it too.
   const closed =
-    /Can't add new command when connection is in closed state|(?:^| - )Connection terminated|is not queryable|(?:^| - )timeout expired/.test(message) ||
+    /Can't add new command when connection is in closed state|(?:^| - )Connection terminated|is not queryable|(?:^| - )timeout expired/.test(
+      message,
+    ) ||
     code === 'ER_CONNECTION_KILLED' ||
     /^08...$/.test(code) ||
     ['57P01', '57P02', '57P03'].includes(code);
-  if (closed || ['ECONNREFUSED', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNRESET', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'EAI_AGAIN'].includes(code) || e.name === 'KnexTimeoutError') {
-    return unavailable('db_unavailable', `database unavailable at ${where}: ${code || (closed ? 'connection lost' : 'timeout')}`, 'Is the server running and reachable? Check --db / MAIL2FA_DB_URL.');
+  if (
+    closed ||
+    [
+      'ECONNREFUSED',
+      'ETIMEDOUT',
+      'ENOTFOUND',
+      'EHOSTUNREACH',
+      'ECONNRESET',
+      'EPIPE',
+      'PROTOCOL_CONNECTION_LOST',
+      'EAI_AGAIN',
+    ].includes(code) ||
+    e.name === 'KnexTimeoutError'
+  ) {
+    return unavailable(
+      'db_unavailable',
+      `database unavailable at ${where}: ${code || (closed ? 'connection lost' : 'timeout')}`,
+      'Is the server running and reachable? Check --db / MAIL2FA_DB_URL.',
+    );
   }
   if (code === 'ER_UNKNOWN_COM_ERROR' || e.errno === 1047) {
     // Galera: the node is not in the cluster's primary component (it lost its peers, or is still joining).
@@ -227,14 +266,32 @@ export function mapDbError(err: unknown, where: string): Error {
     );
   }
   if (code === '53300') {
-    return unavailable('db_unavailable', `database unavailable at ${where}: too many connections`, 'Retry later, or raise max_connections.');
+    return unavailable(
+      'db_unavailable',
+      `database unavailable at ${where}: too many connections`,
+      'Retry later, or raise max_connections.',
+    );
   }
   // PostgreSQL 28P01 wrong password, 28000 no pg_hba.conf entry / unknown role.
-  if (code === 'ER_ACCESS_DENIED_ERROR' || code === 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR' || code === '28P01' || code === '28000') {
-    return unavailable('db_access_denied', `database refused the login at ${where}: ${message}`, 'Check the user and password in the database URL.');
+  if (
+    code === 'ER_ACCESS_DENIED_ERROR' ||
+    code === 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR' ||
+    code === 'ER_DBACCESS_DENIED_ERROR' ||
+    code === '28P01' ||
+    code === '28000'
+  ) {
+    return unavailable(
+      'db_access_denied',
+      `database refused the login at ${where}: ${message}`,
+      'Check the user and password in the database URL.',
+    );
   }
   if (code === 'ER_BAD_DB_ERROR' || code === '3D000') {
-    return unavailable('db_missing', `database does not exist at ${where}: ${message}`, 'Create it, or fix the database name in the URL.');
+    return unavailable(
+      'db_missing',
+      `database does not exist at ${where}: ${message}`,
+      'Create it, or fix the database name in the URL.',
+    );
   }
   if (isBusy(err)) {
     return tempFail('busy', 'the account is busy (another change is in progress); retry', 'Retry in a moment.');
@@ -243,8 +300,18 @@ export function mapDbError(err: unknown, where: string): Error {
     return unavailable('db_unavailable', `cannot open the SQLite database ${where}: ${code}`);
   }
   // PostgreSQL 42P01 undefined table, 42703 undefined column.
-  if (code === 'ER_NO_SUCH_TABLE' || code === 'ER_BAD_FIELD_ERROR' || code === '42P01' || code === '42703' || /no such (table|column)/.test(message)) {
-    return configError('schema_mismatch', `database schema does not match: ${message}`, 'Run `mail2fa migrate`, and check the account mapping (accounts.preset / accounts.columns) with `mail2fa doctor`.');
+  if (
+    code === 'ER_NO_SUCH_TABLE' ||
+    code === 'ER_BAD_FIELD_ERROR' ||
+    code === '42P01' ||
+    code === '42703' ||
+    /no such (table|column)/.test(message)
+  ) {
+    return configError(
+      'schema_mismatch',
+      `database schema does not match: ${message}`,
+      'Run `mail2fa migrate`, and check the account mapping (accounts.preset / accounts.columns) with `mail2fa doctor`.',
+    );
   }
   return err as Error;
 }

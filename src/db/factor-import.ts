@@ -17,18 +17,29 @@ function chunks<T>(items: readonly T[], size = BATCH): T[][] {
 }
 
 /** The addresses among `emails` that have exactly one mailbox row (byte-exact match). */
-export async function existingMailboxes(q: Knex | Knex.Transaction, mapping: AccountMapping, emails: readonly string[]): Promise<Set<string>> {
+export async function existingMailboxes(
+  q: Knex | Knex.Transaction,
+  mapping: AccountMapping,
+  emails: readonly string[],
+): Promise<Set<string>> {
   const counts = new Map<string, number>();
   for (const batch of chunks(emails, 500)) {
-    const rows = (await q(mapping.table).select({ email: mapping.email }).whereIn(mapping.email, batch)) as Array<{ email: unknown }>;
+    const rows = (await q(mapping.table).select({ email: mapping.email }).whereIn(mapping.email, batch)) as Array<{
+      email: unknown;
+    }>;
     const wanted = new Set(batch);
-    for (const r of rows) if (typeof r.email === 'string' && wanted.has(r.email)) counts.set(r.email, (counts.get(r.email) ?? 0) + 1);
+    for (const r of rows)
+      if (typeof r.email === 'string' && wanted.has(r.email)) counts.set(r.email, (counts.get(r.email) ?? 0) + 1);
   }
   return new Set([...counts].filter(([, n]) => n === 1).map(([e]) => e));
 }
 
 /** The addresses among `emails` that already have a mail2fa factor. */
-export async function enrolledAccounts(q: Knex | Knex.Transaction, tables: Tables, emails: readonly string[]): Promise<Set<string>> {
+export async function enrolledAccounts(
+  q: Knex | Knex.Transaction,
+  tables: Tables,
+  emails: readonly string[],
+): Promise<Set<string>> {
   const out = new Set<string>();
   for (const batch of chunks(emails, 500)) {
     const rows = (await q(tables.factor).whereIn('account', batch).select('account')) as Array<{ account: string }>;
@@ -38,7 +49,13 @@ export async function enrolledAccounts(q: Knex | Knex.Transaction, tables: Table
 }
 
 /** Inserts TOTP factors (base32 secrets, sealed for the factor table), no recovery codes. */
-export async function insertImportedTotp(trx: Knex.Transaction, tables: Tables, vault: Vault, now: number, factors: ReadonlyArray<{ account: string; secret: string }>): Promise<void> {
+export async function insertImportedTotp(
+  trx: Knex.Transaction,
+  tables: Tables,
+  vault: Vault,
+  now: number,
+  factors: ReadonlyArray<{ account: string; secret: string }>,
+): Promise<void> {
   for (const batch of chunks(factors)) {
     await trx(tables.factor).insert(
       batch.map((f) => ({

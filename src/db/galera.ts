@@ -16,7 +16,9 @@ export async function readGaleraState(db: Database): Promise<GaleraState | null>
   if (db.dialect !== 'mysql') return null;
   let vars: { wsrep_on: unknown; node: unknown; sync_wait: unknown } | undefined;
   try {
-    const [rows] = (await db.knex.raw('SELECT @@wsrep_on AS wsrep_on, @@wsrep_node_name AS node, @@session.wsrep_sync_wait AS sync_wait')) as [Array<typeof vars>];
+    const [rows] = (await db.knex.raw(
+      'SELECT @@wsrep_on AS wsrep_on, @@wsrep_node_name AS node, @@session.wsrep_sync_wait AS sync_wait',
+    )) as [Array<typeof vars>];
     vars = rows[0];
   } catch {
     return null; // no wsrep variables: not MariaDB/Galera

@@ -7,7 +7,7 @@
  * SQLite and MySQL.
  */
 import type { Knex } from 'knex';
-import { tempFail } from '../core/errors.js';
+import { tempFail } from '../errors.js';
 import type { Database } from './connection.js';
 import type { Tables } from './schema.js';
 
@@ -118,7 +118,16 @@ const MIGRATIONS: Migration[] = [
       });
     },
     async down(knex, t) {
-      for (const name of [t.codeKey, t.audit, t.accountState, t.smsSend, t.challenge, t.enrolment, t.recoveryCode, t.factor]) {
+      for (const name of [
+        t.codeKey,
+        t.audit,
+        t.accountState,
+        t.smsSend,
+        t.challenge,
+        t.enrolment,
+        t.recoveryCode,
+        t.factor,
+      ]) {
         await knex.schema.dropTableIfExists(name);
       }
     },
@@ -184,10 +193,22 @@ function migrateWaitMs(): number {
 function concurrentMigration(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   return (
-    ['ER_TABLE_EXISTS_ERROR', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'ER_DUP_ENTRY', 'SQLITE_BUSY', 'SQLITE_LOCKED', '40P01', '42P07', '23505'].includes(e.code ?? '') ||
+    [
+      'ER_TABLE_EXISTS_ERROR',
+      'ER_LOCK_DEADLOCK',
+      'ER_LOCK_WAIT_TIMEOUT',
+      'ER_DUP_ENTRY',
+      'SQLITE_BUSY',
+      'SQLITE_LOCKED',
+      '40P01',
+      '42P07',
+      '23505',
+    ].includes(e.code ?? '') ||
     // knex turns every failure to take its lock (a Galera certification failure at COMMIT included) into a
     // code-less LockError carrying the message only.
-    /already exists|Migration table is already locked|database is locked|Deadlock found|Lock wait timeout|try restarting transaction/.test(e.message ?? '')
+    /already exists|Migration table is already locked|database is locked|Deadlock found|Lock wait timeout|try restarting transaction/.test(
+      e.message ?? '',
+    )
   );
 }
 
@@ -202,7 +223,12 @@ export class MigrationBusy extends Error {
  * Galera nodes): a run that finds another one at work waits, re-reads the version, and returns when the other
  * has finished (applied = []); after `waitMs` it throws MigrationBusy (exit 75 for the caller).
  */
-export async function migrateToLatest(knex: Knex, tables: Tables, mysql: boolean, o: { waitMs?: number } = {}): Promise<{ applied: string[] }> {
+export async function migrateToLatest(
+  knex: Knex,
+  tables: Tables,
+  mysql: boolean,
+  o: { waitMs?: number } = {},
+): Promise<{ applied: string[] }> {
   const deadline = Date.now() + (o.waitMs ?? migrateWaitMs());
   for (let attempt = 1; ; attempt++) {
     try {
@@ -215,7 +241,11 @@ export async function migrateToLatest(knex: Knex, tables: Tables, mysql: boolean
       if (Date.now() > deadline) {
         // A lock or a conflict that outlasted the wait is "busy"; a table that keeps "already existing" without
         // its migration being recorded is a half-created schema, not a busy one.
-        if (/already exists/.test((err as Error).message ?? '') || (err as { code?: string }).code === 'ER_TABLE_EXISTS_ERROR') throw err;
+        if (
+          /already exists/.test((err as Error).message ?? '') ||
+          (err as { code?: string }).code === 'ER_TABLE_EXISTS_ERROR'
+        )
+          throw err;
         throw new MigrationBusy(err);
       }
       await new Promise((r) => setTimeout(r, Math.min(50 * attempt, 500) + Math.floor(Math.random() * 50)));
@@ -229,9 +259,12 @@ export async function migrateOrBusy(db: Database, tables: Tables): Promise<{ app
     return await migrateToLatest(db.knex, tables, db.dialect === 'mysql');
   } catch (err) {
     if (err instanceof MigrationBusy) {
-      throw tempFail('migration_locked', `another migration holds the lock on ${db.displayUrl}`, 'Retry when it has finished; if none is running, a crashed one left its lock: set is_locked = 0 in the migrations_lock table.');
+      throw tempFail(
+        'migration_locked',
+        `another migration holds the lock on ${db.displayUrl}`,
+        'Retry when it has finished; if none is running, a crashed one left its lock: set is_locked = 0 in the migrations_lock table.',
+      );
     }
     throw err;
   }
 }
-

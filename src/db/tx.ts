@@ -44,7 +44,12 @@ export interface AccountStateRow {
   sessions_revoked_at: number | null;
 }
 
-export async function lockAccountState(trx: Trx, tables: Tables, dialect: Database['dialect'], account: string): Promise<AccountStateRow> {
+export async function lockAccountState(
+  trx: Trx,
+  tables: Tables,
+  dialect: Database['dialect'],
+  account: string,
+): Promise<AccountStateRow> {
   let row: AccountStateRow | undefined;
   if (dialect === 'postgres') {
     // One statement: inserts the row, or takes the existing row's lock (DO UPDATE locks it like FOR UPDATE, and
@@ -59,7 +64,10 @@ export async function lockAccountState(trx: Trx, tables: Tables, dialect: Databa
       // INSERT … ON DUPLICATE KEY UPDATE takes the row's exclusive lock at once, whether it inserts or finds the
       // row. (INSERT IGNORE takes a shared lock on a duplicate; two transactions each holding it and then asking
       // for FOR UPDATE deadlock on the upgrade.)
-      await trx.raw('INSERT INTO ?? (account, failed_attempts) VALUES (?, 0) ON DUPLICATE KEY UPDATE account = account', [tables.accountState, account]);
+      await trx.raw(
+        'INSERT INTO ?? (account, failed_attempts) VALUES (?, 0) ON DUPLICATE KEY UPDATE account = account',
+        [tables.accountState, account],
+      );
     } else {
       // SQLite: inTransaction already holds the database's write lock, so nothing can interleave.
       await trx(tables.accountState).insert({ account, failed_attempts: 0 }).onConflict('account').ignore();
@@ -83,21 +91,40 @@ export async function lockAccountState(trx: Trx, tables: Tables, dialect: Databa
  * order, so that two batches over overlapping accounts queue instead of deadlocking. Takes the exclusive lock
  * directly, as lockAccountState does.
  */
-export async function lockAccountStates(trx: Trx, tables: Tables, dialect: Database['dialect'], accounts: string[]): Promise<void> {
+export async function lockAccountStates(
+  trx: Trx,
+  tables: Tables,
+  dialect: Database['dialect'],
+  accounts: string[],
+): Promise<void> {
   const sorted = [...new Set(accounts)].sort();
   if (sorted.length === 0) return;
   const values = sorted.map(() => '(?, 0)').join(', ');
   if (dialect === 'postgres') {
-    await trx.raw(`INSERT INTO ?? (account, failed_attempts) VALUES ${values} ON CONFLICT (account) DO UPDATE SET account = EXCLUDED.account`, [tables.accountState, ...sorted]);
+    await trx.raw(
+      `INSERT INTO ?? (account, failed_attempts) VALUES ${values} ON CONFLICT (account) DO UPDATE SET account = EXCLUDED.account`,
+      [tables.accountState, ...sorted],
+    );
   } else if (dialect === 'mysql') {
-    await trx.raw(`INSERT INTO ?? (account, failed_attempts) VALUES ${values} ON DUPLICATE KEY UPDATE account = account`, [tables.accountState, ...sorted]);
+    await trx.raw(
+      `INSERT INTO ?? (account, failed_attempts) VALUES ${values} ON DUPLICATE KEY UPDATE account = account`,
+      [tables.accountState, ...sorted],
+    );
   } else {
-    await trx(tables.accountState).insert(sorted.map((account) => ({ account, failed_attempts: 0 }))).onConflict('account').ignore();
+    await trx(tables.accountState)
+      .insert(sorted.map((account) => ({ account, failed_attempts: 0 })))
+      .onConflict('account')
+      .ignore();
   }
 }
 
 /** Inserts one row into a table with a generated `id` and returns that id, on every database. */
-export async function insertReturningId(trx: Trx, dialect: Database['dialect'], table: string, row: Record<string, unknown>): Promise<number> {
+export async function insertReturningId(
+  trx: Trx,
+  dialect: Database['dialect'],
+  table: string,
+  row: Record<string, unknown>,
+): Promise<number> {
   if (dialect === 'postgres') {
     const [inserted] = (await trx(table).insert(row).returning('id')) as { id: number | string }[];
     return Number(inserted!.id);

@@ -3,7 +3,7 @@
  * a code are data (200, ok:false), like the library; everything the webmail cannot fix is a 503 without details
  * (those go to the service's log line).
  */
-import { Mail2faError } from '../core/errors.js';
+import { Mail2faError } from '../errors.js';
 import { mapDbError } from '../db/connection.js';
 
 export interface Answer {
@@ -20,10 +20,27 @@ export interface Answer {
   connectionLost?: boolean;
 }
 
-export const ok = (body: Record<string, unknown>, outcome = 'ok'): Answer => ({ status: 200, body: { ok: true, ...body }, outcome });
+export const ok = (body: Record<string, unknown>, outcome = 'ok'): Answer => ({
+  status: 200,
+  body: { ok: true, ...body },
+  outcome,
+});
 
-export function errorAnswer(status: number, code: string, message: string, extra: Record<string, unknown> = {}): Answer {
-  return { status, body: { ok: false, ...extra, error: { code, message, ...(typeof extra.field === 'string' ? { field: extra.field } : {}) } }, outcome: code };
+export function errorAnswer(
+  status: number,
+  code: string,
+  message: string,
+  extra: Record<string, unknown> = {},
+): Answer {
+  return {
+    status,
+    body: {
+      ok: false,
+      ...extra,
+      error: { code, message, ...(typeof extra.field === 'string' ? { field: extra.field } : {}) },
+    },
+    outcome: code,
+  };
 }
 
 export const badRequest = (field: string | undefined, message: string, code = 'bad_request'): Answer => ({
@@ -43,10 +60,26 @@ export function unavailableAnswer(logError: string): Answer {
 }
 
 /** Input errors of the core and the request field each one is about. */
-const FIELD_OF: Record<string, string> = { bad_address: 'email', bad_phone: 'phone', bad_enrolment_id: 'enrolmentId', invalid_password: 'password' };
+const FIELD_OF: Record<string, string> = {
+  bad_address: 'email',
+  bad_phone: 'phone',
+  bad_enrolment_id: 'enrolmentId',
+  invalid_password: 'password',
+};
 
 /** The account is not in a state for this request. */
-const CONFLICTS = new Set(['already_enabled', 'not_enabled', 'not_sms', 'no_pending_enrolment', 'enrolment_expired', 'enrolment_superseded', 'temporary_code_expired', 'mailbox_inactive', 'ambiguous_account', 'current_code_required']);
+const CONFLICTS = new Set([
+  'already_enabled',
+  'not_enabled',
+  'not_sms',
+  'no_pending_enrolment',
+  'enrolment_expired',
+  'enrolment_superseded',
+  'temporary_code_expired',
+  'mailbox_inactive',
+  'ambiguous_account',
+  'current_code_required',
+]);
 
 /** Wrong password or code: a negative answer, not an error. */
 export const NEGATIVE = new Set(['wrong_password', 'wrong_code', 'enrolment_cancelled']);
@@ -58,7 +91,11 @@ export const NEGATIVE = new Set(['wrong_password', 'wrong_code', 'enrolment_canc
 export function answerForError(raw: unknown, codeField = 'code', extra: Record<string, unknown> = {}): Answer {
   const driverCode = (raw as { code?: unknown } | null)?.code;
   // A database that cannot write or read (disk full, I/O error, file gone or locked) is unavailable, not a bug.
-  if (!(raw instanceof Mail2faError) && typeof driverCode === 'string' && /^SQLITE_(IOERR|FULL|CANTOPEN|READONLY|CORRUPT|NOTADB|BUSY|LOCKED|PERM)/.test(driverCode)) {
+  if (
+    !(raw instanceof Mail2faError) &&
+    typeof driverCode === 'string' &&
+    /^SQLITE_(IOERR|FULL|CANTOPEN|READONLY|CORRUPT|NOTADB|BUSY|LOCKED|PERM)/.test(driverCode)
+  ) {
     return unavailableAnswer(`database: ${driverCode}`);
   }
   const err = raw instanceof Mail2faError ? raw : mapDbError(raw, 'database');
@@ -68,8 +105,10 @@ export function answerForError(raw: unknown, codeField = 'code', extra: Record<s
   if (field) return badRequest(field, err.message);
   if (err.code === 'unknown_account') return errorAnswer(404, 'unknown_account', err.message);
   if (CONFLICTS.has(err.code)) return errorAnswer(409, err.code, err.message);
-  if (NEGATIVE.has(err.code)) return { status: 200, body: { ok: false, outcome: err.code, message: err.message, ...extra }, outcome: err.code };
-  if (err.code === 'locked') return errorAnswer(429, 'locked', err.message, { outcome: 'locked', message: err.message, ...extra });
+  if (NEGATIVE.has(err.code))
+    return { status: 200, body: { ok: false, outcome: err.code, message: err.message, ...extra }, outcome: err.code };
+  if (err.code === 'locked')
+    return errorAnswer(429, 'locked', err.message, { outcome: 'locked', message: err.message, ...extra });
   if (err.code === 'rate_limited') {
     const at = /after (\S+Z)/.exec(err.message)?.[1];
     const retryAfter = at && !Number.isNaN(Date.parse(at)) ? new Date(at).toISOString() : null;
@@ -84,5 +123,10 @@ export function answerForError(raw: unknown, codeField = 'code', extra: Record<s
 
 function internal(raw: unknown): Answer {
   const message = raw instanceof Error ? `${raw.name}: ${raw.message.split('\n')[0]}` : String(raw);
-  return { status: 500, body: { ok: false, error: { code: 'internal', message: 'internal error (a bug: see the service log)' } }, outcome: 'internal', logError: message };
+  return {
+    status: 500,
+    body: { ok: false, error: { code: 'internal', message: 'internal error (a bug: see the service log)' } },
+    outcome: 'internal',
+    logError: message,
+  };
 }

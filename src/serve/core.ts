@@ -46,7 +46,10 @@ export class ServeCore {
   /** The context for one request: the shared pool, this request's actor, origin and notices. */
   async forRequest(origin: RequestOrigin): Promise<Context> {
     const base = await this.shared();
-    const origins = { ...(origin.ip ? { ip: origin.ip } : {}), ...(origin.userAgent ? { userAgent: origin.userAgent } : {}) };
+    const origins = {
+      ...(origin.ip ? { ip: origin.ip } : {}),
+      ...(origin.userAgent ? { userAgent: origin.userAgent } : {}),
+    };
     return { ...base, actor: `serve:${origin.client}`, origin: origins, notices: [] };
   }
 
@@ -55,7 +58,11 @@ export class ServeCore {
     if (this.closed) throw new Error('the service is shutting down');
     if (this.base) return this.base;
     this.opening ??= (async () => {
-      const ctx = contextFromConfig(this.config, { env: this.options.env, clock: this.options.clock, smsSender: this.options.smsSender });
+      const ctx = contextFromConfig(this.config, {
+        env: this.options.env,
+        clock: this.options.clock,
+        smsSender: this.options.smsSender,
+      });
       try {
         await ctx.db();
         ctx.masterKey();

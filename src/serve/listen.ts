@@ -7,7 +7,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, statSync, unl
 import type { Server } from 'node:http';
 import { connect, isIP } from 'node:net';
 import { dirname } from 'node:path';
-import { configError, unavailable, usageError } from '../core/errors.js';
+import { configError, unavailable, usageError } from '../errors.js';
 
 export interface UnixTarget {
   kind: 'unix';
@@ -30,11 +30,15 @@ export function parseListen(value: string, exposeToNetwork: boolean): TcpTarget 
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
   const host = m?.[1] ?? m?.[2];
   const port = Number(m?.[3]);
-  if (!host || !(port >= 1 && port <= 65535)) throw usageError(`--listen ${value}: expected HOST:PORT, e.g. 127.0.0.1:8025`);
+  if (!host || !(port >= 1 && port <= 65535))
+    throw usageError(`--listen ${value}: expected HOST:PORT, e.g. 127.0.0.1:8025`);
   const literal = host === 'localhost' ? '127.0.0.1' : host;
   if (isIP(literal) === 0) throw usageError(`--listen ${value}: the host must be an IP address (or localhost)`);
   if (!isLoopback(literal) && !exposeToNetwork) {
-    throw usageError(`--listen ${value} is not a loopback address: it would expose mail2fa's sign-in and 2FA settings API to the network`, 'Use 127.0.0.1 or ::1 (or a Unix socket); add --expose-to-network only behind a firewall and TLS proxy you control.');
+    throw usageError(
+      `--listen ${value} is not a loopback address: it would expose mail2fa's sign-in and 2FA settings API to the network`,
+      'Use 127.0.0.1 or ::1 (or a Unix socket); add --expose-to-network only behind a firewall and TLS proxy you control.',
+    );
   }
   return { kind: 'tcp', host: literal, port };
 }
@@ -47,14 +51,23 @@ export function isLoopback(ip: string): boolean {
 export function readTokenFile(file: string): string {
   let text: string;
   try {
-    if (statSync(file).mode & 0o004) throw configError('token_permissions', `the token file ${file} is readable by everyone`, `chmod o-r ${file}`);
+    if (statSync(file).mode & 0o004)
+      throw configError('token_permissions', `the token file ${file} is readable by everyone`, `chmod o-r ${file}`);
     text = readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as { code?: string }).code === 'token_permissions') throw err;
-    throw configError('token_unreadable', `cannot read the token file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw configError(
+      'token_unreadable',
+      `cannot read the token file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   const token = text.trim();
-  if (token.length < 16 || /\s/.test(token)) throw configError('token_malformed', `the token in ${file} must be one word of at least 16 characters`, 'For example: openssl rand -hex 32 > FILE');
+  if (token.length < 16 || /\s/.test(token))
+    throw configError(
+      'token_malformed',
+      `the token in ${file} must be one word of at least 16 characters`,
+      'For example: openssl rand -hex 32 > FILE',
+    );
   return token;
 }
 
@@ -80,14 +93,22 @@ export async function listen(server: Server, target: ListenTarget): Promise<void
   } catch (err) {
     server.close();
     if ((err as { exitCode?: number }).exitCode) throw err;
-    throw configError('socket_permissions', `cannot set the owner/mode of ${target.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw configError(
+      'socket_permissions',
+      `cannot set the owner/mode of ${target.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
 }
 
 function listenOn(server: Server, options: { path: string } | { host: string; port: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
-      reject(unavailable('listen_failed', `cannot listen on ${'path' in options ? options.path : `${options.host}:${options.port}`}: ${err.code ?? err.message}`));
+      reject(
+        unavailable(
+          'listen_failed',
+          `cannot listen on ${'path' in options ? options.path : `${options.host}:${options.port}`}: ${err.code ?? err.message}`,
+        ),
+      );
     };
     server.once('error', onError);
     server.listen(options, () => {
@@ -105,7 +126,12 @@ async function clearStaleSocket(path: string): Promise<void> {
   } catch {
     return;
   }
-  if (!stat.isSocket()) throw configError('socket_path_taken', `${path} exists and is not a socket: refusing to replace it`, 'Choose another --socket path.');
+  if (!stat.isSocket())
+    throw configError(
+      'socket_path_taken',
+      `${path} exists and is not a socket: refusing to replace it`,
+      'Choose another --socket path.',
+    );
   const live = await new Promise<boolean>((resolve) => {
     const probe = connect({ path });
     probe.once('connect', () => {
@@ -114,7 +140,12 @@ async function clearStaleSocket(path: string): Promise<void> {
     });
     probe.once('error', () => resolve(false));
   });
-  if (live) throw unavailable('socket_in_use', `another process is listening on ${path}`, 'Is mail2fa serve already running? Stop it first, or choose another --socket path.');
+  if (live)
+    throw unavailable(
+      'socket_in_use',
+      `another process is listening on ${path}`,
+      'Is mail2fa serve already running? Stop it first, or choose another --socket path.',
+    );
   unlinkSync(path);
 }
 
@@ -128,7 +159,10 @@ function resolveId(name: string, database: 'passwd' | 'group'): number {
   } catch {
     // fall through
   }
-  throw configError('unknown_socket_owner', `unknown ${database === 'passwd' ? 'user' : 'group'} ${name} for the socket`);
+  throw configError(
+    'unknown_socket_owner',
+    `unknown ${database === 'passwd' ? 'user' : 'group'} ${name} for the socket`,
+  );
 }
 
 /** Removes the socket file on stop (only if it is still ours: a socket). */

@@ -7,21 +7,24 @@ import { z } from 'zod';
 import type { Context } from '../context.js';
 import { canonicalAddress } from '../core/address.js';
 import { disableTwoFactor } from '../core/disable.js';
-import { regenerateRecoveryCodes } from '../core/codes.js';
+import { regenerateRecoveryCodes } from '../core/recovery-codes.js';
 import { confirmEnrolment, startEnrolment } from '../core/enrolment.js';
-import { Mail2faError } from '../core/errors.js';
+import { Mail2faError } from '../errors.js';
 import { factorSummary, sendOwnerSmsCode, summaryRequiresCode } from '../core/owner.js';
 import { sendSignInCode } from '../core/send-code.js';
 import { statusBatches, type StatusRow } from '../core/status.js';
-import { parseCodeInput } from '../core/verification.js';
-import { sessionsRevokedAt } from '../core/verify.js';
+import { parseCodeInput } from '../core/factor-check.js';
+import { sessionsRevokedAt } from '../core/sign-in.js';
 import { formatSecretForManualEntry } from '../totp/totp.js';
 import { verifyCodeAnswer } from '../verify-answer.js';
 import { answerForError, badRequest, errorAnswer, NEGATIVE, ok, type Answer } from './answers.js';
 import { qrSvg } from './qr.js';
 
 const email = z.string().max(1024);
-const ip = z.string().max(64).refine((v) => isIP(v) !== 0, 'must be an IPv4 or IPv6 address');
+const ip = z
+  .string()
+  .max(64)
+  .refine((v) => isIP(v) !== 0, 'must be an IPv4 or IPv6 address');
 const userAgent = z.string().max(512).optional();
 const code = z.string().max(256);
 const password = z.string().max(4096);
@@ -32,12 +35,26 @@ const EmailOnly = z.strictObject({ email, ...readOrigin });
 const Verify = z.strictObject({ email, code, ...origin });
 const SendCode = z.strictObject({ email, ...origin });
 const EnrolStart = z
-  .strictObject({ email, password, method: z.enum(['app', 'totp', 'sms']), phone: z.string().max(64).optional(), currentCode: code.optional(), ...origin })
+  .strictObject({
+    email,
+    password,
+    method: z.enum(['app', 'totp', 'sms']),
+    phone: z.string().max(64).optional(),
+    currentCode: code.optional(),
+    ...origin,
+  })
   .superRefine((v, issue) => {
-    if (v.method === 'sms' && v.phone === undefined) issue.addIssue({ code: 'custom', path: ['phone'], message: 'is required for method "sms"' });
-    if (v.method !== 'sms' && v.phone !== undefined) issue.addIssue({ code: 'custom', path: ['phone'], message: 'is only for method "sms"' });
+    if (v.method === 'sms' && v.phone === undefined)
+      issue.addIssue({ code: 'custom', path: ['phone'], message: 'is required for method "sms"' });
+    if (v.method !== 'sms' && v.phone !== undefined)
+      issue.addIssue({ code: 'custom', path: ['phone'], message: 'is only for method "sms"' });
   });
-const EnrolConfirm = z.strictObject({ email, enrolmentId: z.string().regex(/^[0-9a-f]{24}$/, 'must be the 24 hex digits enrol/start returned'), code, ...origin });
+const EnrolConfirm = z.strictObject({
+  email,
+  enrolmentId: z.string().regex(/^[0-9a-f]{24}$/, 'must be the 24 hex digits enrol/start returned'),
+  code,
+  ...origin,
+});
 const PasswordAndCode = z.strictObject({ email, password, code, ...origin });
 const PasswordOnly = z.strictObject({ email, password, ...origin });
 
@@ -48,12 +65,19 @@ interface Route {
   handle(input: never, ctx: Context): Promise<Answer>;
 }
 
-const route = <S extends z.ZodType>(schema: S, handle: (input: z.infer<S>, ctx: Context) => Promise<Answer>, codeField?: string): Route => ({ schema, handle: handle as Route['handle'], codeField });
+const route = <S extends z.ZodType>(
+  schema: S,
+  handle: (input: z.infer<S>, ctx: Context) => Promise<Answer>,
+  codeField?: string,
+): Route => ({ schema, handle: handle as Route['handle'], codeField });
 
 /** The status row of one address (the library's `status()`), or null if the address is not one account. */
 async function statusRow(ctx: Context, address: string): Promise<StatusRow | null> {
   const db = await ctx.db();
-  for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() }, { kind: 'emails', emails: [address] })) {
+  for await (const batch of statusBatches(
+    { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() },
+    { kind: 'emails', emails: [address] },
+  )) {
     if (batch[0]) return batch[0];
   }
   return null;
@@ -81,7 +105,12 @@ function safeAddress(input: string): string {
 }
 
 /** Runs `work`; a refusal (wrong password/code, locked) becomes its answer with `email` and `lockedUntil`. */
-async function refusable(ctx: Context, input: { email: string }, codeField: string, work: () => Promise<Answer>): Promise<Answer> {
+async function refusable(
+  ctx: Context,
+  input: { email: string },
+  codeField: string,
+  work: () => Promise<Answer>,
+): Promise<Answer> {
   try {
     return await work();
   } catch (err) {
@@ -102,7 +131,11 @@ async function requireSms(ctx: Context, address: string): Promise<Answer | null>
     : errorAnswer(409, 'not_enabled', `two-factor authentication is not enabled for ${summary.email}`);
 }
 
-async function sendOwnerCode(ctx: Context, input: { email: string; password: string }, action: string): Promise<Answer> {
+async function sendOwnerCode(
+  ctx: Context,
+  input: { email: string; password: string },
+  action: string,
+): Promise<Answer> {
   const notSms = await requireSms(ctx, input.email);
   if (notSms) return notSms;
   return refusable(ctx, input, 'code', async () => {
@@ -125,13 +158,25 @@ export const ROUTES: Readonly<Record<string, Route>> = {
       case 'rejected':
         return { status: 200, body, outcome: answer.outcome === 'rejected' ? `rejected:${answer.reason}` : 'accepted' };
       case 'locked':
-        return { status: 429, body: { ...body, error: { code: 'locked', message: answer.message } }, outcome: 'locked' };
+        return {
+          status: 429,
+          body: { ...body, error: { code: 'locked', message: answer.message } },
+          outcome: 'locked',
+        };
       case 'malformed': {
         const field = isAddress(input.email) ? 'code' : 'email';
-        return { status: 400, body: { ...body, error: { code: 'bad_request', field, message: answer.message } }, outcome: 'malformed' };
+        return {
+          status: 400,
+          body: { ...body, error: { code: 'bad_request', field, message: answer.message } },
+          outcome: 'malformed',
+        };
       }
       case 'unknown_account':
-        return { status: 404, body: { ...body, error: { code: 'unknown_account', message: answer.message } }, outcome: 'unknown_account' };
+        return {
+          status: 404,
+          body: { ...body, error: { code: 'unknown_account', message: answer.message } },
+          outcome: 'unknown_account',
+        };
     }
   }),
 
@@ -148,15 +193,35 @@ export const ROUTES: Readonly<Record<string, Route>> = {
       refusable(ctx, input, 'currentCode', async () => {
         let started;
         try {
-          started = await startEnrolment(ctx, { email: input.email, password: input.password, method: input.method === 'sms' ? 'sms' : 'totp', phone: input.phone, currentCode: input.currentCode });
+          started = await startEnrolment(ctx, {
+            email: input.email,
+            password: input.password,
+            method: input.method === 'sms' ? 'sms' : 'totp',
+            phone: input.phone,
+            currentCode: input.currentCode,
+          });
         } catch (err) {
           // The only usage error of a start without `force`: customer service's temporary code is pending.
-          if (err instanceof Mail2faError && err.code === 'usage') return errorAnswer(409, 'current_code_required', err.message);
+          if (err instanceof Mail2faError && err.code === 'usage')
+            return errorAnswer(409, 'current_code_required', err.message);
           throw err;
         }
-        const base = { email: started.email, method: started.method, enrolmentId: started.enrolmentId, expiresAt: ms(started.expiresAt) };
+        const base = {
+          email: started.email,
+          method: started.method,
+          enrolmentId: started.enrolmentId,
+          expiresAt: ms(started.expiresAt),
+        };
         if (started.totp) {
-          return ok({ ...base, otpauthUri: started.totp.otpauthUri, secretGroups: formatSecretForManualEntry(started.totp.secret).split(' '), qrSvg: await qrSvg(started.totp.otpauthUri) }, 'started');
+          return ok(
+            {
+              ...base,
+              otpauthUri: started.totp.otpauthUri,
+              secretGroups: formatSecretForManualEntry(started.totp.secret).split(' '),
+              qrSvg: await qrSvg(started.totp.otpauthUri),
+            },
+            'started',
+          );
         }
         return ok({ ...base, phoneMasked: started.sms?.phone ?? null }, 'started');
       }),
@@ -165,8 +230,21 @@ export const ROUTES: Readonly<Record<string, Route>> = {
 
   '/v1/enrol/confirm': route(EnrolConfirm, async (input, ctx) =>
     refusable(ctx, input, 'code', async () => {
-      const done = await confirmEnrolment(ctx, { email: input.email, code: input.code, enrolmentId: input.enrolmentId });
-      return ok({ email: done.email, method: done.method, phoneMasked: done.phone, recoveryCodes: done.recoveryCodes, sessionsRevokedAt: ms(done.sessionsRevokedAt) }, 'enabled');
+      const done = await confirmEnrolment(ctx, {
+        email: input.email,
+        code: input.code,
+        enrolmentId: input.enrolmentId,
+      });
+      return ok(
+        {
+          email: done.email,
+          method: done.method,
+          phoneMasked: done.phone,
+          recoveryCodes: done.recoveryCodes,
+          sessionsRevokedAt: ms(done.sessionsRevokedAt),
+        },
+        'enabled',
+      );
     }),
   ),
 
@@ -175,19 +253,39 @@ export const ROUTES: Readonly<Record<string, Route>> = {
     return refusable(ctx, input, 'code', async () => {
       const r = await disableTwoFactor(ctx, { email: input.email, password: input.password, code: parsed });
       if (!r.changed) return ok({ email: r.email, changed: false }, 'unchanged');
-      return ok({ email: r.email, changed: true, method: r.method, codeKind: r.codeKind, sessionsRevokedAt: ms(r.sessionsRevokedAt) }, 'disabled');
+      return ok(
+        {
+          email: r.email,
+          changed: true,
+          method: r.method,
+          codeKind: r.codeKind,
+          sessionsRevokedAt: ms(r.sessionsRevokedAt),
+        },
+        'disabled',
+      );
     });
   }),
 
   '/v1/disable/send-code': route(PasswordOnly, async (input, ctx) => sendOwnerCode(ctx, input, 'disable')),
 
-  '/v1/recovery-codes/send-code': route(PasswordOnly, async (input, ctx) => sendOwnerCode(ctx, input, 'codes-regenerate')),
+  '/v1/recovery-codes/send-code': route(PasswordOnly, async (input, ctx) =>
+    sendOwnerCode(ctx, input, 'codes-regenerate'),
+  ),
 
   '/v1/recovery-codes/regenerate': route(PasswordAndCode, async (input, ctx) => {
     const parsed = parseCodeInput(input.code);
     return refusable(ctx, input, 'code', async () => {
       const r = await regenerateRecoveryCodes(ctx, { email: input.email, password: input.password, code: parsed });
-      return ok({ email: r.email, method: r.method, codeKind: r.codeKind, recoveryCodes: r.recoveryCodes, createdAt: ms(r.createdAt) }, 'regenerated');
+      return ok(
+        {
+          email: r.email,
+          method: r.method,
+          codeKind: r.codeKind,
+          recoveryCodes: r.recoveryCodes,
+          createdAt: ms(r.createdAt),
+        },
+        'regenerated',
+      );
     });
   }),
 
@@ -195,7 +293,8 @@ export const ROUTES: Readonly<Record<string, Route>> = {
     const address = canonicalAddress(input.email);
     const row = await statusRow(ctx, address);
     if (!row || row.state === 'unknown') return errorAnswer(404, 'unknown_account', `unknown account: ${address}`);
-    if (row.state === 'ambiguous') return errorAnswer(409, 'ambiguous_account', row.problem ?? 'more than one mailbox row has this address');
+    if (row.state === 'ambiguous')
+      return errorAnswer(409, 'ambiguous_account', row.problem ?? 'more than one mailbox row has this address');
     if (row.state === 'invalid') return badRequest('email', row.problem ?? 'malformed address');
     return ok({
       ...row,
@@ -209,7 +308,11 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   '/v1/sessions-revoked-at': route(EmailOnly, async (input, ctx) => {
     const mailbox = await (await ctx.accounts()).findExact(canonicalAddress(input.email));
     const at = await sessionsRevokedAt(ctx, mailbox.email);
-    return ok({ email: mailbox.email, sessionsRevokedAt: at, sessionsRevokedAtMs: at === null ? null : Date.parse(at) });
+    return ok({
+      email: mailbox.email,
+      sessionsRevokedAt: at,
+      sessionsRevokedAtMs: at === null ? null : Date.parse(at),
+    });
   }),
 };
 
@@ -224,7 +327,8 @@ function isAddress(input: string): boolean {
 
 /** Validates the body against the route's schema: the first problem, naming its field. */
 export function parseBody(r: Route, body: unknown): { input: unknown } | { answer: Answer } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { answer: badRequest(undefined, 'the body must be a JSON object') };
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    return { answer: badRequest(undefined, 'the body must be a JSON object') };
   const parsed = r.schema.safeParse(body);
   if (parsed.success) return { input: parsed.data };
   const issue = parsed.error.issues[0]!;

@@ -27,7 +27,12 @@ export interface ServeTimeouts {
   shutdownMs: number;
 }
 
-export const DEFAULT_TIMEOUTS: ServeTimeouts = { headersMs: 5000, requestMs: 10_000, keepAliveMs: 5000, shutdownMs: 10_000 };
+export const DEFAULT_TIMEOUTS: ServeTimeouts = {
+  headersMs: 5000,
+  requestMs: 10_000,
+  keepAliveMs: 5000,
+  shutdownMs: 10_000,
+};
 
 export interface ServeServerOptions {
   core: ServeCore;
@@ -94,7 +99,10 @@ export class ServeServer {
     const started = performance.now();
     this.inFlight++;
     const path = (req.url ?? '/').split('?')[0]!;
-    const fields: LogFields = { route: Object.hasOwn(ROUTES, path) || path === '/healthz' ? path.replace(/^\/(v1\/)?/, '') : 'unknown', method: req.method ?? '' };
+    const fields: LogFields = {
+      route: Object.hasOwn(ROUTES, path) || path === '/healthz' ? path.replace(/^\/(v1\/)?/, '') : 'unknown',
+      method: req.method ?? '',
+    };
     let answer: Answer;
     try {
       answer = await this.answer(req, path, fields);
@@ -114,16 +122,25 @@ export class ServeServer {
   }
 
   private async answer(req: IncomingMessage, path: string, fields: LogFields): Promise<Answer> {
-    if (this.stopping) return { ...errorAnswer(503, 'unavailable', 'the service is shutting down'), headers: { 'Retry-After': '1' } };
+    if (this.stopping)
+      return { ...errorAnswer(503, 'unavailable', 'the service is shutting down'), headers: { 'Retry-After': '1' } };
     if (path === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed('GET');
       const health = await this.options.core.health();
-      return { status: health.ok ? 200 : 503, body: { ...health, version: VERSION }, outcome: health.ok ? 'healthy' : 'unhealthy' };
+      return {
+        status: health.ok ? 200 : 503,
+        body: { ...health, version: VERSION },
+        outcome: health.ok ? 'healthy' : 'unhealthy',
+      };
     }
     const r = Object.hasOwn(ROUTES, path) ? ROUTES[path] : undefined;
     if (!r) return errorAnswer(404, 'not_found', 'no such endpoint (see docs/serve.md)');
     if (req.method !== 'POST') return methodNotAllowed('POST');
-    if (!this.authorised(req)) return { ...errorAnswer(401, 'unauthorized', 'missing or wrong bearer token'), headers: { 'WWW-Authenticate': 'Bearer' } };
+    if (!this.authorised(req))
+      return {
+        ...errorAnswer(401, 'unauthorized', 'missing or wrong bearer token'),
+        headers: { 'WWW-Authenticate': 'Bearer' },
+      };
     const clientHeader = req.headers['mail2fa-client'];
     if (clientHeader !== undefined && (typeof clientHeader !== 'string' || !CLIENT_NAME.test(clientHeader))) {
       return badRequest('Mail2fa-Client', 'the Mail2fa-Client header must be 1-32 letters, digits, ".", "_" or "-"');
@@ -132,7 +149,11 @@ export class ServeServer {
     fields.client = client;
 
     const raw = await readBody(req);
-    if (raw === 'too_large') return { ...errorAnswer(413, 'body_too_large', `the body is larger than ${MAX_BODY_BYTES} bytes`), headers: { Connection: 'close' } };
+    if (raw === 'too_large')
+      return {
+        ...errorAnswer(413, 'body_too_large', `the body is larger than ${MAX_BODY_BYTES} bytes`),
+        headers: { Connection: 'close' },
+      };
     if (raw === 'aborted') return errorAnswer(400, 'aborted', 'the request body was not received');
     let body: unknown;
     try {
@@ -151,7 +172,9 @@ export class ServeServer {
     }
     const email = (input as { email?: string }).email ?? '';
     const account = tryCanonicalAddress(email);
-    const answer = await ('address' in account ? this.queue.run(account.address, () => runRoute(r, input, ctx)) : runRoute(r, input, ctx));
+    const answer = await ('address' in account
+      ? this.queue.run(account.address, () => runRoute(r, input, ctx))
+      : runRoute(r, input, ctx));
     return ctx.notices.length ? { ...answer, notices: [...ctx.notices] } : answer;
   }
 
@@ -201,14 +224,25 @@ export class ServeServer {
         : err.code === 'HPE_HEADER_OVERFLOW'
           ? [431, 'headers_too_large', 'Request Header Fields Too Large']
           : [400, 'bad_request', 'Bad Request'];
-    const json = JSON.stringify({ ok: false, error: { code, message: code === 'request_timeout' ? 'the request was not received in time' : 'malformed HTTP request' } });
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`);
+    const json = JSON.stringify({
+      ok: false,
+      error: {
+        code,
+        message: code === 'request_timeout' ? 'the request was not received in time' : 'malformed HTTP request',
+      },
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`,
+    );
     // Closed once the answer is written, whatever the client does (it may never close its side).
     socket.destroySoon();
     // A request whose body was too slow is logged by its handler (outcome "aborted"); only requests that never
     // got that far are logged here, so that each request has one line.
-    const handled = (socket as Socket & { _httpMessage?: unknown })._httpMessage !== undefined && (socket as Socket & { _httpMessage?: unknown })._httpMessage !== null;
-    if (!handled) this.options.log({ t: new Date().toISOString(), route: 'unknown', method: '', status, outcome: code, ms: 0 });
+    const handled =
+      (socket as Socket & { _httpMessage?: unknown })._httpMessage !== undefined &&
+      (socket as Socket & { _httpMessage?: unknown })._httpMessage !== null;
+    if (!handled)
+      this.options.log({ t: new Date().toISOString(), route: 'unknown', method: '', status, outcome: code, ms: 0 });
   }
 }
 

@@ -4,7 +4,7 @@
  */
 import { createRequire } from 'node:module';
 import type * as LibPhone from 'libphonenumber-js/max';
-import { dataError } from '../core/errors.js';
+import { dataError } from '../errors.js';
 
 export interface Phone {
   /** "+4520123456" */
@@ -38,7 +38,10 @@ let lib: { phone: Lib; metadata: MetadataJson } | undefined;
 function loadLib(): { phone: Lib; metadata: MetadataJson } {
   if (!lib) {
     const require = createRequire(import.meta.url);
-    lib = { phone: require('libphonenumber-js/max') as Lib, metadata: require('libphonenumber-js/metadata.max.json') as MetadataJson };
+    lib = {
+      phone: require('libphonenumber-js/max') as Lib,
+      metadata: require('libphonenumber-js/metadata.max.json') as MetadataJson,
+    };
   }
   return lib;
 }
@@ -66,14 +69,20 @@ export function parsePhone(input: string): Phone {
   if (!shape) {
     const compact = text.replace(/[ -]/g, '');
     if (/^00[1-9]/.test(compact)) {
-      throw badPhone('wrong format: 00 is the international prefix used in Europe; start with 011 (or +) followed by the country code');
+      throw badPhone(
+        'wrong format: 00 is the international prefix used in Europe; start with 011 (or +) followed by the country code',
+      );
     }
-    if (/^[0-9]+$/.test(compact)) throw badPhone('wrong format: the country code is missing; start with 011 (or +) followed by the country code');
-    throw badPhone('wrong format: only digits are allowed, after 011 or +, with single spaces or dashes between groups');
+    if (/^[0-9]+$/.test(compact))
+      throw badPhone('wrong format: the country code is missing; start with 011 (or +) followed by the country code');
+    throw badPhone(
+      'wrong format: only digits are allowed, after 011 or +, with single spaces or dashes between groups',
+    );
   }
   const prefix = shape[1]!;
   const digits = shape[2]!.replace(/[ -]/g, '');
-  if (digits.length > MAX_DIGITS) throw badPhone(`too long: an international number has at most ${MAX_DIGITS} digits after ${prefix}`);
+  if (digits.length > MAX_DIGITS)
+    throw badPhone(`too long: an international number has at most ${MAX_DIGITS} digits after ${prefix}`);
 
   const { phone: libphone, metadata } = loadLib();
   let parsed: LibPhone.PhoneNumber;
@@ -84,7 +93,9 @@ export function parsePhone(input: string): Phone {
     const reason = (err as { message?: string }).message;
     if (reason === 'INVALID_COUNTRY') {
       const candidates = [1, 2, 3].filter((n) => n <= digits.length).map((n) => `+${digits.slice(0, n)}`);
-      throw badPhone(`unknown country code: no country has the calling code ${candidates.join(', ').replace(/, ([^,]*)$/, ' or $1')}`);
+      throw badPhone(
+        `unknown country code: no country has the calling code ${candidates.join(', ').replace(/, ([^,]*)$/, ' or $1')}`,
+      );
     }
     if (reason === 'TOO_SHORT') throw badPhone('too short: the number after the country code is missing or incomplete');
     if (reason === 'TOO_LONG') throw badPhone('too long for an international number');
@@ -101,8 +112,11 @@ export function parsePhone(input: string): Phone {
     const expected = lengths?.length ? describeLengths(lengths) : undefined;
     const lengthProblem = libphone.validatePhoneNumberLength(parsed.number);
     if (lengthProblem === 'TOO_SHORT' || lengthProblem === 'TOO_LONG' || lengthProblem === 'INVALID_LENGTH') {
-      const what = lengthProblem === 'TOO_SHORT' ? 'too short' : lengthProblem === 'TOO_LONG' ? 'too long' : 'the wrong length';
-      throw badPhone(`${what} for ${where}: ${expected ? `numbers there have ${expected} after +${cc}` : 'no number there has that many digits'}, this has ${nationalLength}`);
+      const what =
+        lengthProblem === 'TOO_SHORT' ? 'too short' : lengthProblem === 'TOO_LONG' ? 'too long' : 'the wrong length';
+      throw badPhone(
+        `${what} for ${where}: ${expected ? `numbers there have ${expected} after +${cc}` : 'no number there has that many digits'}, this has ${nationalLength}`,
+      );
     }
     throw badPhone(
       `not a valid number for ${where}: ${nationalLength} digit${nationalLength === 1 ? '' : 's'} after +${cc} is a possible length, but no number in the +${cc} number plan starts with these digits`,

@@ -7,7 +7,7 @@ import { constants as fsConstants, existsSync, readFileSync } from 'node:fs';
 import { access, mkdir, open, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config.js';
-import { configError, dataError, unavailable } from '../core/errors.js';
+import { configError, dataError, unavailable } from '../errors.js';
 import { maskPhone } from './phone.js';
 
 export type SmsTransport = 'outbox' | 'webhook' | 'twilio';
@@ -42,7 +42,8 @@ export function smsText(issuer: string, code: string): string {
   return `Your ${issuer} verification code is ${code}. It expires in 10 minutes.`;
 }
 
-const GATEWAY_HINT = 'Check that the SMS gateway is up and the sms settings of the config file (`mail2fa doctor` checks both), then retry.';
+const GATEWAY_HINT =
+  'Check that the SMS gateway is up and the sms settings of the config file (`mail2fa doctor` checks both), then retry.';
 
 export function createSmsSender(sms: Config['sms'], opts: SmsSenderOptions): SmsSender {
   const env = opts.env ?? process.env;
@@ -54,12 +55,17 @@ export function createSmsSender(sms: Config['sms'], opts: SmsSenderOptions): Sms
     case 'twilio':
       return twilioSender(sms, env);
     default:
-      throw configError('config_invalid', `unknown SMS transport "${String(sms.transport)}"`, 'Set sms.transport to outbox, webhook or twilio.');
+      throw configError(
+        'config_invalid',
+        `unknown SMS transport "${String(sms.transport)}"`,
+        'Set sms.transport to outbox, webhook or twilio.',
+      );
   }
 }
 
 function assertE164(to: string): void {
-  if (!/^\+[1-9][0-9]{5,14}$/.test(to)) throw dataError('bad_phone', 'cannot send an SMS: the recipient is not an E.164 phone number');
+  if (!/^\+[1-9][0-9]{5,14}$/.test(to))
+    throw dataError('bad_phone', 'cannot send an SMS: the recipient is not an E.164 phone number');
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -83,7 +89,11 @@ function outboxSender(path: string): SmsSender {
           await file.close();
         }
       } catch (err) {
-        throw unavailable('sms_unavailable', `cannot write the SMS outbox ${path}: ${errnoCode(err)}`, 'Check sms.outbox.path (or MAIL2FA_HOME) and its permissions.');
+        throw unavailable(
+          'sms_unavailable',
+          `cannot write the SMS outbox ${path}: ${errnoCode(err)}`,
+          'Check sms.outbox.path (or MAIL2FA_HOME) and its permissions.',
+        );
       }
       return { transport: 'outbox', where: path };
     },
@@ -92,7 +102,8 @@ function outboxSender(path: string): SmsSender {
       let dir = dirname(path);
       while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
       try {
-        if (!(await stat(dir)).isDirectory()) return { ok: false, detail: `outbox ${path} cannot be created: ${dir} is not a directory` };
+        if (!(await stat(dir)).isDirectory())
+          return { ok: false, detail: `outbox ${path} cannot be created: ${dir} is not a directory` };
         await access(dir, fsConstants.W_OK | fsConstants.X_OK);
         if (existsSync(path)) await access(path, fsConstants.W_OK);
       } catch (err) {
@@ -136,10 +147,19 @@ function readSecret(
       try {
         text = readFileSync(resolve(c.file), 'utf8');
       } catch (err) {
-        throw configError('config_invalid', `cannot read ${c.source} (${c.file}): ${errnoCode(err)}`, `Check the file named by ${c.source}.`);
+        throw configError(
+          'config_invalid',
+          `cannot read ${c.source} (${c.file}): ${errnoCode(err)}`,
+          `Check the file named by ${c.source}.`,
+        );
       }
       const value = text.trim();
-      if (!value) throw configError('config_invalid', `${c.source} (${c.file}) is empty`, `Put the secret in the file named by ${c.source}.`);
+      if (!value)
+        throw configError(
+          'config_invalid',
+          `${c.source} (${c.file}) is empty`,
+          `Put the secret in the file named by ${c.source}.`,
+        );
       return { value, source: `${c.source} (${c.file})` };
     }
   }
@@ -160,7 +180,11 @@ function parseAuthHeader(secret: Secret): AuthHeader {
   const name = colon > 0 ? secret.value.slice(0, colon).trim() : '';
   const value = colon > 0 ? secret.value.slice(colon + 1).trim() : '';
   if (!HEADER_NAME.test(name) || !value || /[\r\n\0]/.test(value)) {
-    throw configError('config_invalid', `${secret.source}: expected an HTTP header "Name: value", e.g. "Authorization: Bearer …"`, 'Fix the webhook auth header setting.');
+    throw configError(
+      'config_invalid',
+      `${secret.source}: expected an HTTP header "Name: value", e.g. "Authorization: Bearer …"`,
+      'Fix the webhook auth header setting.',
+    );
   }
   return { name, value, source: secret.source };
 }
@@ -182,7 +206,12 @@ function networkError(err: unknown, what: string, url: string, timeoutMs: number
   const name = (err as { name?: string } | undefined)?.name;
   const code = causeCode(err);
   let reason: string;
-  if (name === 'TimeoutError' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'ETIMEDOUT') {
+  if (
+    name === 'TimeoutError' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'ETIMEDOUT'
+  ) {
     reason = `no answer within ${timeoutMs} ms (sms.timeoutMs)`;
   } else if (code === 'ECONNREFUSED') {
     reason = 'connection refused';
@@ -234,11 +263,22 @@ function webhookSender(sms: Config['sms'], env: NodeJS.ProcessEnv): SmsSender {
   const url = sms.webhook.url;
   const timeoutMs = sms.timeoutMs;
   const header = (): AuthHeader | undefined => {
-    const secret = readSecret(env, 'MAIL2FA_SMS_WEBHOOK_AUTH_HEADER', sms.webhook.authHeader, sms.webhook.authHeaderFile, 'sms.webhook.authHeader');
+    const secret = readSecret(
+      env,
+      'MAIL2FA_SMS_WEBHOOK_AUTH_HEADER',
+      sms.webhook.authHeader,
+      sms.webhook.authHeaderFile,
+      'sms.webhook.authHeader',
+    );
     return secret ? parseAuthHeader(secret) : undefined;
   };
   const needUrl = (): string => {
-    if (!url) throw configError('config_invalid', 'sms.webhook.url: required when sms.transport is "webhook"', 'Set sms.webhook.url in the config file.');
+    if (!url)
+      throw configError(
+        'config_invalid',
+        'sms.webhook.url: required when sms.transport is "webhook"',
+        'Set sms.webhook.url in the config file.',
+      );
     return url;
   };
   return {
@@ -248,13 +288,25 @@ function webhookSender(sms: Config['sms'], env: NodeJS.ProcessEnv): SmsSender {
       const target = needUrl();
       const auth = header();
       const what = `cannot send the SMS to ${maskPhone(message.to)}`;
-      const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/plain, */*' };
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        accept: 'application/json, text/plain, */*',
+      };
       if (auth) headers[auth.name] = auth.value;
-      const res = await request(target, { method: 'POST', headers, body: JSON.stringify({ to: message.to, text: message.text }) }, timeoutMs, what);
+      const res = await request(
+        target,
+        { method: 'POST', headers, body: JSON.stringify({ to: message.to, text: message.text }) },
+        timeoutMs,
+        what,
+      );
       // The body may echo the number or the text: read it to free the connection, never show it.
       await readBody(res, what, target, timeoutMs);
       if (res.status < 200 || res.status > 299) {
-        throw unavailable('sms_unavailable', `${what}: SMS gateway ${origin(target)} answered ${statusText(res)}`, hintForStatus(res.status, 'the webhook auth header'));
+        throw unavailable(
+          'sms_unavailable',
+          `${what}: SMS gateway ${origin(target)} answered ${statusText(res)}`,
+          hintForStatus(res.status, 'the webhook auth header'),
+        );
       }
       return { transport: 'webhook' };
     },
@@ -274,9 +326,15 @@ function webhookSender(sms: Config['sms'], env: NodeJS.ProcessEnv): SmsSender {
         await res.body?.cancel().catch(() => undefined);
         // Any answer means reachable (HEAD on a POST endpoint is often 404/405), except a refused credential.
         if (res.status === 401 || res.status === 403) {
-          return { ok: false, detail: `webhook ${origin(target)} reachable but answered ${statusText(res)}: check the auth header${auth ? '' : ' (none configured)'}` };
+          return {
+            ok: false,
+            detail: `webhook ${origin(target)} reachable but answered ${statusText(res)}: check the auth header${auth ? '' : ' (none configured)'}`,
+          };
         }
-        return { ok: true, detail: `webhook ${origin(target)} reachable (HEAD answered ${statusText(res)})${auth ? `, auth header from ${auth.source}` : ''}` };
+        return {
+          ok: true,
+          detail: `webhook ${origin(target)} reachable (HEAD answered ${statusText(res)})${auth ? `, auth header from ${auth.source}` : ''}`,
+        };
       } catch (err) {
         return { ok: false, detail: (err as Error).message };
       }
@@ -298,8 +356,19 @@ function twilioSender(sms: Config['sms'], env: NodeJS.ProcessEnv): SmsSender {
   const timeoutMs = sms.timeoutMs;
   const base = baseUrl.replace(/\/+$/, '');
   const credentials = (): { sid: string; authorization: string } => {
-    if (!accountSid) throw configError('config_invalid', 'sms.twilio.accountSid: required when sms.transport is "twilio"', 'Set sms.twilio.accountSid in the config file.');
-    const token = readSecret(env, 'MAIL2FA_TWILIO_AUTH_TOKEN', sms.twilio.authToken, sms.twilio.authTokenFile, 'sms.twilio.authToken');
+    if (!accountSid)
+      throw configError(
+        'config_invalid',
+        'sms.twilio.accountSid: required when sms.transport is "twilio"',
+        'Set sms.twilio.accountSid in the config file.',
+      );
+    const token = readSecret(
+      env,
+      'MAIL2FA_TWILIO_AUTH_TOKEN',
+      sms.twilio.authToken,
+      sms.twilio.authTokenFile,
+      'sms.twilio.authToken',
+    );
     if (!token) {
       throw configError(
         'config_invalid',
@@ -307,7 +376,10 @@ function twilioSender(sms: Config['sms'], env: NodeJS.ProcessEnv): SmsSender {
         'Set MAIL2FA_TWILIO_AUTH_TOKEN or MAIL2FA_TWILIO_AUTH_TOKEN_FILE, or sms.twilio.authTokenFile in the config file.',
       );
     }
-    return { sid: accountSid, authorization: `Basic ${Buffer.from(`${accountSid}:${token.value}`).toString('base64')}` };
+    return {
+      sid: accountSid,
+      authorization: `Basic ${Buffer.from(`${accountSid}:${token.value}`).toString('base64')}`,
+    };
   };
   const accountUrl = (sid: string) => `${base}/2010-04-01/Accounts/${encodeURIComponent(sid)}`;
   return {
@@ -315,7 +387,12 @@ function twilioSender(sms: Config['sms'], env: NodeJS.ProcessEnv): SmsSender {
     async send(message) {
       assertE164(message.to);
       const { sid, authorization } = credentials();
-      if (!from) throw configError('config_invalid', 'sms.twilio.from: required when sms.transport is "twilio"', 'Set sms.twilio.from (the sending number) in the config file.');
+      if (!from)
+        throw configError(
+          'config_invalid',
+          'sms.twilio.from: required when sms.transport is "twilio"',
+          'Set sms.twilio.from (the sending number) in the config file.',
+        );
       const url = `${accountUrl(sid)}/Messages.json`;
       const what = `cannot send the SMS to ${maskPhone(message.to)}`;
       const res = await request(
@@ -332,8 +409,14 @@ function twilioSender(sms: Config['sms'], env: NodeJS.ProcessEnv): SmsSender {
       if (res.status < 200 || res.status > 299) {
         // Twilio's error JSON has a numeric `code` (safe to show) and a `message` that may quote the number (not shown).
         const twilioCode = twilioErrorCode(body);
-        const detail = twilioCode ? ` (Twilio error ${twilioCode}, https://www.twilio.com/docs/errors/${twilioCode})` : '';
-        throw unavailable('sms_unavailable', `${what}: Twilio ${origin(url)} answered ${statusText(res)}${detail}`, hintForStatus(res.status, 'sms.twilio.accountSid and the auth token'));
+        const detail = twilioCode
+          ? ` (Twilio error ${twilioCode}, https://www.twilio.com/docs/errors/${twilioCode})`
+          : '';
+        throw unavailable(
+          'sms_unavailable',
+          `${what}: Twilio ${origin(url)} answered ${statusText(res)}${detail}`,
+          hintForStatus(res.status, 'sms.twilio.accountSid and the auth token'),
+        );
       }
       return { transport: 'twilio' };
     },
@@ -348,11 +431,25 @@ function twilioSender(sms: Config['sms'], env: NodeJS.ProcessEnv): SmsSender {
       // GET the account resource: proves reachability and the credentials without sending anything.
       const url = `${accountUrl(creds.sid)}.json`;
       try {
-        const res = await request(url, { method: 'GET', headers: { authorization: creds.authorization, accept: 'application/json' } }, timeoutMs, 'twilio');
+        const res = await request(
+          url,
+          { method: 'GET', headers: { authorization: creds.authorization, accept: 'application/json' } },
+          timeoutMs,
+          'twilio',
+        );
         await readBody(res, 'twilio', url, timeoutMs);
-        if (res.status >= 200 && res.status <= 299) return { ok: true, detail: `Twilio ${origin(url)} reachable, account credentials accepted` };
-        if (res.status === 401 || res.status === 403) return { ok: false, detail: `Twilio ${origin(url)} reachable but refused the credentials (${statusText(res)}): check sms.twilio.accountSid and the auth token` };
-        if (res.status === 404) return { ok: false, detail: `Twilio ${origin(url)} reachable but does not know the account (${statusText(res)}): check sms.twilio.accountSid` };
+        if (res.status >= 200 && res.status <= 299)
+          return { ok: true, detail: `Twilio ${origin(url)} reachable, account credentials accepted` };
+        if (res.status === 401 || res.status === 403)
+          return {
+            ok: false,
+            detail: `Twilio ${origin(url)} reachable but refused the credentials (${statusText(res)}): check sms.twilio.accountSid and the auth token`,
+          };
+        if (res.status === 404)
+          return {
+            ok: false,
+            detail: `Twilio ${origin(url)} reachable but does not know the account (${statusText(res)}): check sms.twilio.accountSid`,
+          };
         return { ok: false, detail: `Twilio ${origin(url)} reachable but answered ${statusText(res)}` };
       } catch (err) {
         return { ok: false, detail: (err as Error).message };

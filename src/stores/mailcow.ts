@@ -18,8 +18,8 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { Database } from '../db/connection.js';
-import { configError, dataError } from '../core/errors.js';
-import { escapeControl } from '../core/text.js';
+import { configError, dataError } from '../errors.js';
+import { escapeControl } from '../text.js';
 import { base32Encode, STRONG_SECRET_BYTES } from '../totp/totp.js';
 import { parseStrictJson, member, JsonSyntaxError } from './strict-json.js';
 import {
@@ -136,7 +136,9 @@ function parseForceTfa(raw: unknown): { forceTfa: boolean } | { problem: string 
   try {
     root = parseStrictJson(text);
   } catch (err) {
-    return { problem: `mailbox.attributes is not valid JSON (${err instanceof JsonSyntaxError ? err.message : 'unreadable'})` };
+    return {
+      problem: `mailbox.attributes is not valid JSON (${err instanceof JsonSyntaxError ? err.message : 'unreadable'})`,
+    };
   }
   if (root.type !== 'object') return { problem: 'mailbox.attributes is not a JSON object' };
   const v = member(root, 'force_tfa');
@@ -179,24 +181,38 @@ class MailcowStore implements ForeignStore {
   /** The rows of exactly these usernames (the collation's matches are filtered out byte for byte). */
   private async rowsOf(q: Knex | Knex.Transaction, emails: readonly string[], lock = false): Promise<TfaRow[]> {
     const wanted = new Set(emails);
-    let query = q(this.table).select('id', 'key_id', 'username', 'authmech', 'secret', 'active').whereIn('username', [...wanted]).orderBy('id');
+    let query = q(this.table)
+      .select('id', 'key_id', 'username', 'authmech', 'secret', 'active')
+      .whereIn('username', [...wanted])
+      .orderBy('id');
     if (lock && (await this.db()).dialect !== 'sqlite') query = query.forUpdate();
     const rows = (await query) as TfaRow[];
     return rows.filter((r) => wanted.has(r.username));
   }
 
-  private async forceTfaOf(db: Database, emails: readonly string[]): Promise<Map<string, ReturnType<typeof parseForceTfa>>> {
+  private async forceTfaOf(
+    db: Database,
+    emails: readonly string[],
+  ): Promise<Map<string, ReturnType<typeof parseForceTfa>>> {
     const out = new Map<string, ReturnType<typeof parseForceTfa>>();
     if (!this.mailboxTable) return out;
     const wanted = new Set(emails);
     // MariaDB reports JSON columns as such and mysql2 would parse them (losing duplicate keys): read the text.
-    const attributes = db.dialect === 'mysql' ? db.knex.raw('CAST(?? AS CHAR) AS ??', ['attributes', 'attributes']) : 'attributes';
-    const rows = (await db.knex(this.mailboxTable).select('username', attributes).whereIn('username', [...wanted])) as { username: string; attributes: unknown }[];
+    const attributes =
+      db.dialect === 'mysql' ? db.knex.raw('CAST(?? AS CHAR) AS ??', ['attributes', 'attributes']) : 'attributes';
+    const rows = (await db
+      .knex(this.mailboxTable)
+      .select('username', attributes)
+      .whereIn('username', [...wanted])) as { username: string; attributes: unknown }[];
     for (const r of rows) if (wanted.has(r.username)) out.set(r.username, parseForceTfa(r.attributes));
     return out;
   }
 
-  private statusOf(email: string, rows: TfaRow[], force: ReturnType<typeof parseForceTfa> | undefined): StoreAccountStatus | null {
+  private statusOf(
+    email: string,
+    rows: TfaRow[],
+    force: ReturnType<typeof parseForceTfa> | undefined,
+  ): StoreAccountStatus | null {
     const forceTfa = force && 'forceTfa' in force ? force.forceTfa : undefined;
     if (rows.length === 0 && !forceTfa && !(force && 'problem' in force)) return null;
     const parsed = rows.map(parseRow);
@@ -214,14 +230,20 @@ class MailcowStore implements ForeignStore {
         authenticators: parsed.length,
         kinds: [...new Set(parsed.map((r) => r.authmech || 'unknown'))].sort(),
         ...(forceTfa !== undefined ? { forceTfa } : {}),
-        ...(parsed.some((r) => r.kind !== 'totp' && r.kind !== 'unknown') ? { notVerifiableByMail2fa: parsed.filter((r) => r.kind !== 'totp').map((r) => r.ref) } : {}),
+        ...(parsed.some((r) => r.kind !== 'totp' && r.kind !== 'unknown')
+          ? { notVerifiableByMail2fa: parsed.filter((r) => r.kind !== 'totp').map((r) => r.ref) }
+          : {}),
       },
     };
     if (parsed.length > 0 && activeRows.length === 0) {
-      status.notEnforced = [`all ${parsed.length} tfa rows have active = 0 (mailcow's one-login bypass): the next password sign-in passes without a code, then mailcow re-activates them`];
+      status.notEnforced = [
+        `all ${parsed.length} tfa rows have active = 0 (mailcow's one-login bypass): the next password sign-in passes without a code, then mailcow re-activates them`,
+      ];
     }
     if (parsed.length === 0 && forceTfa) {
-      status.notEnforced = ['no authenticator yet: force_tfa makes mailcow ask the user to set one up at the next sign-in'];
+      status.notEnforced = [
+        'no authenticator yet: force_tfa makes mailcow ask the user to set one up at the next sign-in',
+      ];
     }
     if (problems.length > 0) status.problems = problems;
     return status;
@@ -263,8 +285,16 @@ class MailcowStore implements ForeignStore {
     const db = await this.db();
     let after = 0;
     for (;;) {
-      const rows = await storeRead(db, () =>
-        db.knex(this.table).select('id', 'key_id', 'username', 'authmech', 'secret', 'active').where('authmech', 'totp').where('id', '>', after).orderBy('id').limit(batchSize) as Promise<TfaRow[]>,
+      const rows = await storeRead(
+        db,
+        () =>
+          db
+            .knex(this.table)
+            .select('id', 'key_id', 'username', 'authmech', 'secret', 'active')
+            .where('authmech', 'totp')
+            .where('id', '>', after)
+            .orderBy('id')
+            .limit(batchSize) as Promise<TfaRow[]>,
       );
       if (rows.length === 0) return;
       after = Number(rows.at(-1)!.id);
@@ -282,7 +312,13 @@ class MailcowStore implements ForeignStore {
   // ------------------------------------------------------------------------------------------------- writes
 
   /** Deletes exactly `ids` (rows of `email`), then checks that no row of `email` is left. */
-  private async deleteExactly(trx: Knex.Transaction, db: Database, email: string, ids: number[], onlyTotp: boolean): Promise<void> {
+  private async deleteExactly(
+    trx: Knex.Transaction,
+    db: Database,
+    email: string,
+    ids: number[],
+    onlyTotp: boolean,
+  ): Promise<void> {
     let deleted = 0;
     for (const part of chunked(ids, BATCH)) {
       deleted += Number(await whereExact(trx(this.table).whereIn('id', part), db.dialect, 'username', email).delete());
@@ -304,8 +340,20 @@ class MailcowStore implements ForeignStore {
     return storeTransaction(db, this.name, ctx.sharedTransaction, async (trx) => {
       const parsed = (await this.rowsOf(trx, [email], true)).map(parseRow);
       this.refuseStructural(parsed);
-      if (parsed.length === 0) return { store: this.name, kind: this.kind, outcome: 'nothing', detail: `no ${this.table} rows for the account` };
-      await this.deleteExactly(trx, db, email, parsed.map((r) => r.id), false);
+      if (parsed.length === 0)
+        return {
+          store: this.name,
+          kind: this.kind,
+          outcome: 'nothing',
+          detail: `no ${this.table} rows for the account`,
+        };
+      await this.deleteExactly(
+        trx,
+        db,
+        email,
+        parsed.map((r) => r.id),
+        false,
+      );
       const kinds = [...new Set(parsed.map((r) => r.authmech))].sort().join(', ');
       return {
         store: this.name,
@@ -330,13 +378,36 @@ class MailcowStore implements ForeignStore {
     return storeTransaction(db, this.name, ctx.sharedTransaction, async (trx) => {
       const parsed = (await this.rowsOf(trx, [email], true)).map(parseRow);
       this.refuseStructural(parsed);
-      if (parsed.length === 0) return { store: this.name, kind: this.kind, outcome: 'nothing', detail: `no ${this.table} rows for the account: mailcow asks for no code anyway` };
+      if (parsed.length === 0)
+        return {
+          store: this.name,
+          kind: this.kind,
+          outcome: 'nothing',
+          detail: `no ${this.table} rows for the account: mailcow asks for no code anyway`,
+        };
       const armed = parsed.filter((r) => r.active === true);
-      const rearm = 'mailcow lets the next password sign-in through without a code and then sets them back to active (one-login bypass; the authenticators stay)';
-      if (armed.length === 0) return { store: this.name, kind: this.kind, outcome: 'nothing', detail: `all ${parsed.length} ${this.table} rows already have active = 0: ${rearm}` };
+      const rearm =
+        'mailcow lets the next password sign-in through without a code and then sets them back to active (one-login bypass; the authenticators stay)';
+      if (armed.length === 0)
+        return {
+          store: this.name,
+          kind: this.kind,
+          outcome: 'nothing',
+          detail: `all ${parsed.length} ${this.table} rows already have active = 0: ${rearm}`,
+        };
       let changed = 0;
-      for (const part of chunked(armed.map((r) => r.id), BATCH)) {
-        changed += Number(await whereExact(trx(this.table).whereIn('id', part).where('active', 1), db.dialect, 'username', email).update({ active: 0 }));
+      for (const part of chunked(
+        armed.map((r) => r.id),
+        BATCH,
+      )) {
+        changed += Number(
+          await whereExact(
+            trx(this.table).whereIn('id', part).where('active', 1),
+            db.dialect,
+            'username',
+            email,
+          ).update({ active: 0 }),
+        );
       }
       if (changed !== armed.length) throw new StoreConflict(`${this.table} rows of the account`);
       return {
@@ -357,18 +428,36 @@ class MailcowStore implements ForeignStore {
         'Set allowPlaintextWrites: true on this store only if the site accepts plaintext secrets in the mailcow database.',
       );
     }
-    if (input.key.length < 20) throw dataError('weak_secret', `store ${this.name}: refusing to write a ${input.key.length}-byte secret (mail2fa writes 20 bytes)`);
+    if (input.key.length < 20)
+      throw dataError(
+        'weak_secret',
+        `store ${this.name}: refusing to write a ${input.key.length}-byte secret (mail2fa writes 20 bytes)`,
+      );
     const label = input.label ?? 'mail2fa';
-    if (label.length === 0 || label.length > 255 || /[\u0000-\u001f\u007f]/.test(label)) throw dataError('bad_label', `store ${this.name}: the authenticator label must be 1-255 characters without control characters`);
+    if (label.length === 0 || label.length > 255 || /[\u0000-\u001f\u007f]/.test(label))
+      throw dataError(
+        'bad_label',
+        `store ${this.name}: the authenticator label must be 1-255 characters without control characters`,
+      );
     const db = await this.db();
     return storeTransaction(db, this.name, ctx.sharedTransaction, async (trx) => {
       const parsed = (await this.rowsOf(trx, [email], true)).map(parseRow);
       this.refuseStructural(parsed);
       const totp = parsed.filter((r) => r.kind === 'totp');
       if (totp.length > 0) {
-        throw dataError('already_enabled', `store ${this.name}: ${email} already has a mailcow TOTP authenticator (${totp.map((r) => r.ref).join(', ')})`, 'Remove it first (`mail2fa disable` or `recover`).');
+        throw dataError(
+          'already_enabled',
+          `store ${this.name}: ${email} already has a mailcow TOTP authenticator (${totp.map((r) => r.ref).join(', ')})`,
+          'Remove it first (`mail2fa disable` or `recover`).',
+        );
       }
-      const inserted = (await trx(this.table).insert({ key_id: label, username: email, authmech: 'totp', secret: base32Encode(input.key), active: 1 })) as number[];
+      const inserted = (await trx(this.table).insert({
+        key_id: label,
+        username: email,
+        authmech: 'totp',
+        secret: base32Encode(input.key),
+        active: 1,
+      })) as number[];
       const ref = inserted[0] !== undefined ? `tfa.id=${inserted[0]}` : undefined;
       return {
         store: this.name,
@@ -385,14 +474,23 @@ class MailcowStore implements ForeignStore {
     return storeTransaction(db, this.name, ctx.sharedTransaction, async (trx) => {
       const refs: string[] = [];
       for (const batch of chunked([...new Set(emails)], BATCH)) {
-        const rows = (await this.rowsOf(trx, batch, true)).map((r) => ({ row: r, parsed: parseRow(r) })).filter((r) => r.parsed.kind === 'totp');
+        const rows = (await this.rowsOf(trx, batch, true))
+          .map((r) => ({ row: r, parsed: parseRow(r) }))
+          .filter((r) => r.parsed.kind === 'totp');
         const byUser = new Map<string, number[]>();
         for (const r of rows) byUser.set(r.row.username, [...(byUser.get(r.row.username) ?? []), r.parsed.id]);
         for (const [email, ids] of byUser) await this.deleteExactly(trx, db, email, ids, true);
         refs.push(...rows.map((r) => r.parsed.ref));
       }
-      if (refs.length === 0) return { store: this.name, kind: this.kind, outcome: 'nothing', detail: 'no TOTP rows left to clear' };
-      return { store: this.name, kind: this.kind, outcome: 'changed', detail: `deleted ${refs.length} migrated plaintext TOTP row${refs.length === 1 ? '' : 's'} from ${this.table}`, refs };
+      if (refs.length === 0)
+        return { store: this.name, kind: this.kind, outcome: 'nothing', detail: 'no TOTP rows left to clear' };
+      return {
+        store: this.name,
+        kind: this.kind,
+        outcome: 'changed',
+        detail: `deleted ${refs.length} migrated plaintext TOTP row${refs.length === 1 ? '' : 's'} from ${this.table}`,
+        refs,
+      };
     });
   }
 
@@ -404,32 +502,52 @@ class MailcowStore implements ForeignStore {
       this.name,
       this.db,
       this.table,
-      (d) => d.knex(this.table).select('id', 'key_id', 'username', 'authmech', 'secret', 'keyHandle', 'publicKey', 'counter', 'active').limit(0),
+      (d) =>
+        d
+          .knex(this.table)
+          .select('id', 'key_id', 'username', 'authmech', 'secret', 'keyHandle', 'publicKey', 'counter', 'active')
+          .limit(0),
       "Point the store at mailcow's database (db.url, usually mysql://…@127.0.0.1:13306/mailcow) and table.",
     );
     if (!db) return checks;
     if (this.mailboxTable) {
       try {
         await db.knex(this.mailboxTable).select('username', 'attributes').limit(0);
-        checks.push({ name: name('mailbox attributes'), status: 'ok', detail: `${this.mailboxTable}.attributes readable (force_tfa)` });
+        checks.push({
+          name: name('mailbox attributes'),
+          status: 'ok',
+          detail: `${this.mailboxTable}.attributes readable (force_tfa)`,
+        });
       } catch (err) {
-        checks.push({ name: name('mailbox attributes'), status: 'warn', detail: `${this.mailboxTable}.attributes: ${(err as Error).message.split('\n')[0]}`, hint: 'Set options.mailboxTable: null to skip force_tfa.' });
+        checks.push({
+          name: name('mailbox attributes'),
+          status: 'warn',
+          detail: `${this.mailboxTable}.attributes: ${(err as Error).message.split('\n')[0]}`,
+          hint: 'Set options.mailboxTable: null to skip force_tfa.',
+        });
       }
     }
     try {
-      const counts = (await db.knex(this.table).select('authmech').count({ n: '*' }).groupBy('authmech')) as { authmech: string | null; n: number | string }[];
+      const counts = (await db.knex(this.table).select('authmech').count({ n: '*' }).groupBy('authmech')) as {
+        authmech: string | null;
+        n: number | string;
+      }[];
       const totp = Number(counts.find((c) => c.authmech === 'totp')?.n ?? 0);
       const summary = counts.map((c) => `${c.authmech ?? 'NULL'}: ${Number(c.n)}`).join(', ') || 'no rows';
       checks.push({
         name: name('plaintext secrets'),
         status: totp > 0 || this.config.allowPlaintextWrites ? 'warn' : 'ok',
         detail: `${this.table} keeps TOTP secrets in plaintext (${summary})${this.config.allowPlaintextWrites ? '; allowPlaintextWrites is on: mail2fa writes plaintext secrets here' : ''}`,
-        ...(totp > 0 ? { hint: '`mail2fa migrate-from` can move them into mail2fa\'s encrypted store.' } : {}),
+        ...(totp > 0 ? { hint: "`mail2fa migrate-from` can move them into mail2fa's encrypted store." } : {}),
       });
     } catch (err) {
       checks.push({ name: name('plaintext secrets'), status: 'fail', detail: (err as Error).message.split('\n')[0]! });
     }
-    checks.push(await doctorWriteAccess(this.name, db, this.table, 'recover, disable and enable', (trx) => trx(this.table).whereRaw('1 = 0').delete()));
+    checks.push(
+      await doctorWriteAccess(this.name, db, this.table, 'recover, disable and enable', (trx) =>
+        trx(this.table).whereRaw('1 = 0').delete(),
+      ),
+    );
     return checks;
   }
 

@@ -67,15 +67,22 @@ function exchange(server: MemcachedServer, commands: string[], timeoutMs: number
 }
 
 /** Deletes `keys` on `server`. Throws with a short reason when the server cannot be reached or refuses. */
-export async function memcachedDelete(server: MemcachedServer, keys: string[], timeoutMs: number): Promise<Map<string, DeleteResult>> {
-  for (const key of keys) if (!isValidMemcachedKey(key)) throw new Error('key not valid for memcached (whitespace, control characters or over 250 bytes)');
+export async function memcachedDelete(
+  server: MemcachedServer,
+  keys: string[],
+  timeoutMs: number,
+): Promise<Map<string, DeleteResult>> {
+  for (const key of keys)
+    if (!isValidMemcachedKey(key))
+      throw new Error('key not valid for memcached (whitespace, control characters or over 250 bytes)');
   // Key bytes are sent as UTF-8; the socket writes latin1, so each UTF-8 byte goes out as one char.
   const lines = keys.map((k) => `delete ${Buffer.from(k, 'utf8').toString('latin1')}`);
   const replies = await exchange(server, lines, timeoutMs);
   const out = new Map<string, DeleteResult>();
   keys.forEach((key, n) => {
     const reply = replies[n]!;
-    if (reply !== 'DELETED' && reply !== 'NOT_FOUND') throw new Error(`memcached answered "${reply.slice(0, 80)}" to delete`);
+    if (reply !== 'DELETED' && reply !== 'NOT_FOUND')
+      throw new Error(`memcached answered "${reply.slice(0, 80)}" to delete`);
     out.set(key, reply);
   });
   return out;

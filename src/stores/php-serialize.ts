@@ -120,9 +120,10 @@ class Reader {
   /** `s:<n>:"<n bytes>";` starting at the `s`; returns [content start, content end, offset after]. */
   string(pos: number): [number, number, number] {
     const [n, afterLen] = this.count(pos + 2, 'string length');
-    const contentStart = this.expect(afterLen, CH.quote, '\'"\' before the string');
+    const contentStart = this.expect(afterLen, CH.quote, "'\"' before the string");
     const contentEnd = contentStart + n;
-    if (contentEnd + 2 > this.buf.length) this.fail('truncated', `string of ${n} bytes runs past the end of the value`, pos);
+    if (contentEnd + 2 > this.buf.length)
+      this.fail('truncated', `string of ${n} bytes runs past the end of the value`, pos);
     this.expect(contentEnd, CH.quote, `'"' after ${n} string bytes (length mismatch)`);
     this.expect(contentEnd + 1, CH.semi, "';' after the string");
     return [contentStart, contentEnd, contentEnd + 2];
@@ -154,7 +155,8 @@ class Reader {
     if (t === 0x73 /* s */) {
       const [cs, ce, next] = this.string(pos);
       const bytes = this.buf.subarray(cs, ce);
-      if (isNumericStringKey(bytes)) this.fail('syntax', 'numeric string key (PHP would turn it into an integer key)', pos);
+      if (isNumericStringKey(bytes))
+        this.fail('syntax', 'numeric string key (PHP would turn it into an integer key)', pos);
       return [{ kind: 'string', bytes }, next];
     }
     return this.fail('syntax', 'array key is neither an integer nor a string', pos);
@@ -181,7 +183,8 @@ class Reader {
       }
       case 0x64 /* d */: {
         const [text, next] = this.token(pos + 2, CH.semi, 'float', 40);
-        if (!/^(-?INF|NAN|-?(0|[1-9][0-9]*)(\.[0-9]+)?(E[+-][0-9]+)?)$/.test(text)) this.fail('syntax', `malformed float "${text}"`, pos);
+        if (!/^(-?INF|NAN|-?(0|[1-9][0-9]*)(\.[0-9]+)?(E[+-][0-9]+)?)$/.test(text))
+          this.fail('syntax', `malformed float "${text}"`, pos);
         return [{ kind: 'float', text }, next];
       }
       case 0x73 /* s */: {
@@ -204,7 +207,8 @@ class Reader {
           p = afterValue;
         }
         if (p >= this.buf.length) this.fail('truncated', `value ends early: expected '}' after ${n} elements`, p);
-        if (this.buf[p] !== CH.close) this.fail('syntax', `expected '}' after ${n} elements (element count mismatch)`, p);
+        if (this.buf[p] !== CH.close)
+          this.fail('syntax', `expected '}' after ${n} elements (element count mismatch)`, p);
         return [decode ? { kind: 'array', entries } : undefined, p + 1];
       }
       case 0x52 /* R */:

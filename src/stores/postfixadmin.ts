@@ -12,15 +12,29 @@
 import { accessSync, constants as fsc } from 'node:fs';
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { configError, Mail2faError, tempFail } from '../core/errors.js';
+import { configError, Mail2faError, tempFail } from '../errors.js';
 import { emailColumnCollation, isActive } from '../db/accounts.js';
 import type { Database, Dialect } from '../db/connection.js';
 import { mapDbError } from '../db/connection.js';
 import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, STRONG_SECRET_BYTES, base32Decode, totpCode } from '../totp/totp.js';
 import { exactSql } from './support.js';
-import type { ExportedSecret, ForeignStore, StoreAccountStatus, StoreChange, StoreCheck, StoreConfigBase, StoreDefinition, StoreDeps, StoreFactor, StoreTotpSecret, StoreWriteContext } from './types.js';
+import type {
+  ExportedSecret,
+  ForeignStore,
+  StoreAccountStatus,
+  StoreChange,
+  StoreCheck,
+  StoreConfigBase,
+  StoreDefinition,
+  StoreDeps,
+  StoreFactor,
+  StoreTotpSecret,
+  StoreWriteContext,
+} from './types.js';
 
-const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain SQL identifier (letters, digits, _)');
+const identifier = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain SQL identifier (letters, digits, _)');
 
 export const PostfixadminOptions = z.strictObject({
   /** The mailbox table, without the store's tablePrefix. */
@@ -43,7 +57,12 @@ export interface PostfixadminLocation {
 
 export function postfixadminLocation(config: StoreConfigBase & { options: PostfixadminOptions }): PostfixadminLocation {
   const o = config.options;
-  return { table: `${config.tablePrefix ?? ''}${o.table}`, username: o.usernameColumn, secret: o.secretColumn, active: o.activeColumn };
+  return {
+    table: `${config.tablePrefix ?? ''}${o.table}`,
+    username: o.usernameColumn,
+    secret: o.secretColumn,
+    active: o.activeColumn,
+  };
 }
 
 /**
@@ -51,7 +70,9 @@ export function postfixadminLocation(config: StoreConfigBase & { options: Postfi
  * padding), decoding to 10–64 bytes, and accepted by the TOTP verifier. Returns the canonical form (upper case, no
  * padding) and its size, or the reason it is unusable (the reason never contains the secret).
  */
-export function parsePostfixadminSecret(raw: string): { secret: string; bytes: number; weak: boolean } | { problem: string } {
+export function parsePostfixadminSecret(
+  raw: string,
+): { secret: string; bytes: number; weak: boolean } | { problem: string } {
   if (raw.length > 1024) return { problem: 'not a base32 secret (far too long)' };
   if (/\s/.test(raw)) return { problem: 'not a base32 secret (contains whitespace)' };
   const upper = raw.toUpperCase();
@@ -59,11 +80,14 @@ export function parsePostfixadminSecret(raw: string): { secret: string; bytes: n
   if (!m) return { problem: 'not a base32 secret (characters outside A-Z, 2-7)' };
   const body = m[1]!;
   const padding = m[2]!;
-  if (padding && (upper.length % 8 !== 0 || padding.length > 6)) return { problem: 'not a base32 secret (wrong "=" padding)' };
+  if (padding && (upper.length % 8 !== 0 || padding.length > 6))
+    return { problem: 'not a base32 secret (wrong "=" padding)' };
   if ([1, 3, 6].includes(body.length % 8)) return { problem: 'not a base32 secret (impossible length)' };
   const bytes = Math.floor((body.length * 5) / 8);
   if (bytes < MIN_SECRET_BYTES || bytes > MAX_SECRET_BYTES) {
-    return { problem: `secret is ${bytes} bytes; mail2fa accepts ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes (80-512 bits)` };
+    return {
+      problem: `secret is ${bytes} bytes; mail2fa accepts ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes (80-512 bits)`,
+    };
   }
   try {
     totpCode(body, 0);
@@ -86,7 +110,12 @@ export interface PostfixadminRow {
  * charset/collation (a latin1 column cannot be compared with a utf8mb4 literal it cannot hold). The caller keeps
  * exact matches only.
  */
-async function whereUsernames(q: Knex.QueryBuilder, db: Database, loc: PostfixadminLocation, emails: readonly string[]): Promise<Knex.QueryBuilder> {
+async function whereUsernames(
+  q: Knex.QueryBuilder,
+  db: Database,
+  loc: PostfixadminLocation,
+  emails: readonly string[],
+): Promise<Knex.QueryBuilder> {
   const column = await emailColumnCollation(db, { table: loc.table, email: loc.username });
   if (column && column.charset !== 'utf8mb4' && SQL_NAME.test(column.charset) && SQL_NAME.test(column.collation)) {
     const placeholder = `CONVERT(? USING ${column.charset}) COLLATE ${column.collation}`;
@@ -96,7 +125,13 @@ async function whereUsernames(q: Knex.QueryBuilder, db: Database, loc: Postfixad
 }
 
 /** Rows of exactly these addresses (all of them, or only those with a non-NULL secret). Read-only. */
-export async function readPostfixadminRows(db: Database, loc: PostfixadminLocation, emails: readonly string[], withSecretOnly: boolean, q: Knex | Knex.Transaction = db.knex): Promise<PostfixadminRow[]> {
+export async function readPostfixadminRows(
+  db: Database,
+  loc: PostfixadminLocation,
+  emails: readonly string[],
+  withSecretOnly: boolean,
+  q: Knex | Knex.Transaction = db.knex,
+): Promise<PostfixadminRow[]> {
   if (emails.length === 0) return [];
   try {
     let query = q(loc.table).select({ username: loc.username, secret: loc.secret, active: loc.active });
@@ -104,22 +139,35 @@ export async function readPostfixadminRows(db: Database, loc: PostfixadminLocati
     query = await whereUsernames(query, db, loc, emails);
     const wanted = new Set(emails);
     const rows = (await query) as PostfixadminRow[];
-    return rows.filter((r) => wanted.has(r.username)).map((r) => ({ username: r.username, secret: r.secret === null ? null : String(r.secret), active: r.active }));
+    return rows
+      .filter((r) => wanted.has(r.username))
+      .map((r) => ({ username: r.username, secret: r.secret === null ? null : String(r.secret), active: r.active }));
   } catch (err) {
     throw mapDbError(err, db.displayUrl);
   }
 }
 
 /** Every row holding a non-NULL secret (migrate-from), in any order. Read-only. */
-export async function readAllPostfixadminSecrets(q: Knex | Knex.Transaction, loc: PostfixadminLocation): Promise<PostfixadminRow[]> {
-  return (await q(loc.table).select({ username: loc.username, secret: loc.secret, active: loc.active }).whereNotNull(loc.secret)) as PostfixadminRow[];
+export async function readAllPostfixadminSecrets(
+  q: Knex | Knex.Transaction,
+  loc: PostfixadminLocation,
+): Promise<PostfixadminRow[]> {
+  return (await q(loc.table)
+    .select({ username: loc.username, secret: loc.secret, active: loc.active })
+    .whereNotNull(loc.secret)) as PostfixadminRow[];
 }
 
 /**
  * Clears the secret of exactly `username` if it still holds exactly `expected` (compare-and-set, byte for byte on
  * both). Returns the number of rows changed (0 or 1).
  */
-export async function clearPostfixadminSecret(q: Knex | Knex.Transaction, dialect: Dialect, loc: PostfixadminLocation, username: string, expected: string): Promise<number> {
+export async function clearPostfixadminSecret(
+  q: Knex | Knex.Transaction,
+  dialect: Dialect,
+  loc: PostfixadminLocation,
+  username: string,
+  expected: string,
+): Promise<number> {
   const n = await q(loc.table)
     .update({ [loc.secret]: null })
     .where(loc.username, username)
@@ -133,8 +181,19 @@ export function hasSecret(raw: string | null): raw is string {
   return raw !== null && raw !== '';
 }
 
-function statusOf(name: string, loc: PostfixadminLocation, options: PostfixadminOptions, row: PostfixadminRow): StoreAccountStatus {
-  const base: StoreAccountStatus = { store: name, kind: 'postfixadmin', activated: false, enforced: false, factors: [] };
+function statusOf(
+  name: string,
+  loc: PostfixadminLocation,
+  options: PostfixadminOptions,
+  row: PostfixadminRow,
+): StoreAccountStatus {
+  const base: StoreAccountStatus = {
+    store: name,
+    kind: 'postfixadmin',
+    activated: false,
+    enforced: false,
+    factors: [],
+  };
   if (!hasSecret(row.secret)) return base;
   const parsed = parsePostfixadminSecret(row.secret);
   const factor: StoreFactor = { kind: 'totp', active: true, ref: `${loc.table}.${loc.secret}` };
@@ -142,7 +201,10 @@ function statusOf(name: string, loc: PostfixadminLocation, options: Postfixadmin
   if ('problem' in parsed) problems.push(`${loc.table}.${loc.secret}: ${parsed.problem}`);
   else if (parsed.weak) factor.weak = true;
   const notEnforced: string[] = [];
-  if (!options.totpEnabled) notEnforced.push("PostfixAdmin's $CONF['totp'] is off (store option totpEnabled: false): its login does not ask for the code");
+  if (!options.totpEnabled)
+    notEnforced.push(
+      "PostfixAdmin's $CONF['totp'] is off (store option totpEnabled: false): its login does not ask for the code",
+    );
   if (!isActive(row.active)) notEnforced.push('the mailbox is inactive: nobody signs in to it');
   return {
     ...base,
@@ -169,7 +231,12 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
     async function readOne(email: string, q?: Knex.Transaction): Promise<PostfixadminRow | null> {
       const db = await database();
       const rows = await readPostfixadminRows(db, loc, [email], false, q);
-      if (rows.length > 1) throw configError('ambiguous_account', `${rows.length} rows of ${loc.table} have the address ${email} (store ${name}); refusing to guess`, `Fix the duplicate rows in ${loc.table}.`);
+      if (rows.length > 1)
+        throw configError(
+          'ambiguous_account',
+          `${rows.length} rows of ${loc.table} have the address ${email} (store ${name}); refusing to guess`,
+          `Fix the duplicate rows in ${loc.table}.`,
+        );
       return rows[0] ?? null;
     }
 
@@ -179,16 +246,33 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
       const q = ctx.sharedTransaction;
       for (let attempt = 1; attempt <= CAS_ATTEMPTS; attempt++) {
         const row = await readOne(email, q);
-        if (!row || !hasSecret(row.secret)) return { store: name, kind: 'postfixadmin', outcome: 'nothing', detail: `no TOTP secret in ${loc.table}.${loc.secret}` };
+        if (!row || !hasSecret(row.secret))
+          return {
+            store: name,
+            kind: 'postfixadmin',
+            outcome: 'nothing',
+            detail: `no TOTP secret in ${loc.table}.${loc.secret}`,
+          };
         let n: number;
         try {
           n = await clearPostfixadminSecret(q ?? db.knex, db.dialect, loc, email, row.secret);
         } catch (err) {
           throw mapDbError(err, db.displayUrl);
         }
-        if (n === 1) return { store: name, kind: 'postfixadmin', outcome: 'changed', detail: `${what}: cleared ${loc.table}.${loc.secret}`, refs: [`${loc.table}.${loc.username}=${email}`] };
+        if (n === 1)
+          return {
+            store: name,
+            kind: 'postfixadmin',
+            outcome: 'changed',
+            detail: `${what}: cleared ${loc.table}.${loc.secret}`,
+            refs: [`${loc.table}.${loc.username}=${email}`],
+          };
       }
-      throw tempFail('changed', `the PostfixAdmin TOTP secret of ${email} kept changing while mail2fa cleared it (store ${name})`, 'Someone is editing it in PostfixAdmin right now; retry in a moment.');
+      throw tempFail(
+        'changed',
+        `the PostfixAdmin TOTP secret of ${email} kept changing while mail2fa cleared it (store ${name})`,
+        'Someone is editing it in PostfixAdmin right now; retry in a moment.',
+      );
     }
 
     return {
@@ -235,7 +319,12 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
           if (!hasSecret(r.secret)) continue;
           const parsed = parsePostfixadminSecret(String(r.secret));
           if ('problem' in parsed) continue;
-          batch.push({ email: r.username, key: base32Decode(parsed.secret), ref: `${loc.table}.${loc.secret}`, weak: parsed.weak });
+          batch.push({
+            email: r.username,
+            key: base32Decode(parsed.secret),
+            ref: `${loc.table}.${loc.secret}`,
+            weak: parsed.weak,
+          });
           if (batch.length >= batchSize) {
             yield batch;
             batch = [];
@@ -251,7 +340,15 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
           db = await database();
         } catch (err) {
           const e = err as Mail2faError;
-          return [{ name: label, status: 'fail', detail: e.message ?? String(err), hint: e.hint, exitCode: e.exitCode === 69 ? 69 : 78 }];
+          return [
+            {
+              name: label,
+              status: 'fail',
+              detail: e.message ?? String(err),
+              hint: e.hint,
+              exitCode: e.exitCode === 69 ? 69 : 78,
+            },
+          ];
         }
         const checks: StoreCheck[] = [];
         let info: Record<string, unknown>;
@@ -264,31 +361,61 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
         const wanted = [loc.username, loc.secret, loc.active];
         const missing = wanted.filter((c) => !(c in info));
         if (Object.keys(info).length === 0 || missing.length) {
-          return [{
-            name: label,
-            status: 'fail',
-            detail: Object.keys(info).length === 0 ? `table ${loc.table} not found in ${db.displayUrl}` : `table ${loc.table} lacks column(s) ${missing.join(', ')}`,
-            hint: `Set the store's tablePrefix / options (table, usernameColumn, secretColumn, activeColumn) in the config.`,
-            exitCode: 78,
-          }];
+          return [
+            {
+              name: label,
+              status: 'fail',
+              detail:
+                Object.keys(info).length === 0
+                  ? `table ${loc.table} not found in ${db.displayUrl}`
+                  : `table ${loc.table} lacks column(s) ${missing.join(', ')}`,
+              hint: `Set the store's tablePrefix / options (table, usernameColumn, secretColumn, activeColumn) in the config.`,
+              exitCode: 78,
+            },
+          ];
         }
-        checks.push({ name: label, status: 'ok', detail: `postfixadmin: ${loc.table}(${wanted.join(', ')}) in ${db.displayUrl}` });
+        checks.push({
+          name: label,
+          status: 'ok',
+          detail: `postfixadmin: ${loc.table}(${wanted.join(', ')}) in ${db.displayUrl}`,
+        });
         try {
-          const row = (await db.knex(loc.table).whereNotNull(loc.secret).whereNot(loc.secret, '').count({ n: '*' }).first()) as { n: number | string } | undefined;
+          const row = (await db
+            .knex(loc.table)
+            .whereNotNull(loc.secret)
+            .whereNot(loc.secret, '')
+            .count({ n: '*' })
+            .first()) as { n: number | string } | undefined;
           const n = Number(row?.n ?? 0);
-          checks.push(n === 0
-            ? { name: 'postfixadmin totp', status: 'ok', detail: `no plaintext secrets in ${loc.table}.${loc.secret}` }
-            : {
-                name: 'postfixadmin totp',
-                status: 'warn',
-                detail: `${n} mailbox(es) keep a PLAINTEXT TOTP secret in ${loc.table}.${loc.secret} (PostfixAdmin's own TOTP, store ${name})`,
-                hint: '`mail2fa migrate-from postfixadmin --dry-run` shows how to move them into encrypted storage; --clear-plaintext then removes them.',
-              });
+          checks.push(
+            n === 0
+              ? {
+                  name: 'postfixadmin totp',
+                  status: 'ok',
+                  detail: `no plaintext secrets in ${loc.table}.${loc.secret}`,
+                }
+              : {
+                  name: 'postfixadmin totp',
+                  status: 'warn',
+                  detail: `${n} mailbox(es) keep a PLAINTEXT TOTP secret in ${loc.table}.${loc.secret} (PostfixAdmin's own TOTP, store ${name})`,
+                  hint: '`mail2fa migrate-from postfixadmin --dry-run` shows how to move them into encrypted storage; --clear-plaintext then removes them.',
+                },
+          );
         } catch (err) {
-          checks.push({ name: 'postfixadmin totp', status: 'fail', detail: (mapDbError(err, db.displayUrl) as Error).message, exitCode: 78 });
+          checks.push({
+            name: 'postfixadmin totp',
+            status: 'fail',
+            detail: (mapDbError(err, db.displayUrl) as Error).message,
+            exitCode: 78,
+          });
         }
         if (!options.totpEnabled) {
-          checks.push({ name: `${label} enforcement`, status: 'warn', detail: "totpEnabled: false ($CONF['totp'] = NO): PostfixAdmin's login does not ask for these codes", hint: 'status shows such accounts as activated but not enforced.' });
+          checks.push({
+            name: `${label} enforcement`,
+            status: 'warn',
+            detail: "totpEnabled: false ($CONF['totp'] = NO): PostfixAdmin's login does not ask for these codes",
+            hint: 'status shows such accounts as activated but not enforced.',
+          });
         }
         checks.push(await writableCheck(db, loc, label));
         return checks;
@@ -311,7 +438,10 @@ async function writableCheck(db: Database, loc: PostfixadminLocation, label: str
     if (db.dialect === 'sqlite') {
       if (db.file) accessSync(db.file, fsc.W_OK);
     } else {
-      await db.knex(loc.table).update({ [loc.secret]: db.knex.ref(loc.secret) }).whereRaw('1 = 0');
+      await db
+        .knex(loc.table)
+        .update({ [loc.secret]: db.knex.ref(loc.secret) })
+        .whereRaw('1 = 0');
     }
     return { name, status: 'ok', detail: `mail2fa may clear ${loc.table}.${loc.secret} (recover, disable)` };
   } catch (err) {

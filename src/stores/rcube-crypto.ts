@@ -47,7 +47,14 @@ function cipherKey(c: RcubeCryptoConfig): Buffer {
 
 /** `/^##(.{16})##/` as PCRE reads it (no /s flag: `.` is any byte but "\n"). */
 function tagPrefix(raw: Buffer): Buffer | null {
-  if (raw.length < 4 + TAG_LEN || raw[0] !== 0x23 || raw[1] !== 0x23 || raw[2 + TAG_LEN] !== 0x23 || raw[3 + TAG_LEN] !== 0x23) return null;
+  if (
+    raw.length < 4 + TAG_LEN ||
+    raw[0] !== 0x23 ||
+    raw[1] !== 0x23 ||
+    raw[2 + TAG_LEN] !== 0x23 ||
+    raw[3 + TAG_LEN] !== 0x23
+  )
+    return null;
   const tag = raw.subarray(2, 2 + TAG_LEN);
   return tag.includes(0x0a) ? null : tag;
 }
@@ -64,7 +71,14 @@ export function rcubeEncrypt(c: RcubeCryptoConfig, clear: Buffer, random: (n: nu
     const iv = random(spec.iv);
     const cipher = createCipheriv(c.cipher, key, iv);
     const body = Buffer.concat([iv, cipher.update(clear), cipher.final()]);
-    const raw = spec.aead ? Buffer.concat([Buffer.from('##'), (cipher as ReturnType<typeof createCipheriv> & { getAuthTag(): Buffer }).getAuthTag(), Buffer.from('##'), body]) : body;
+    const raw = spec.aead
+      ? Buffer.concat([
+          Buffer.from('##'),
+          (cipher as ReturnType<typeof createCipheriv> & { getAuthTag(): Buffer }).getAuthTag(),
+          Buffer.from('##'),
+          body,
+        ])
+      : body;
     const readBack = tagPrefix(raw);
     if (spec.aead ? readBack !== null : readBack === null) return raw.toString('base64');
   }

@@ -34,7 +34,10 @@ function latin1(b: Buffer): string {
 }
 
 /** Strictly reads the decoded PHP array (or the decrypted JSON object) into PluginData, or says why not. */
-function fromEntries(entries: Array<[string, unknown]>, kind: 'array' | 'JSON'): { data: PluginData } | { problem: string } {
+function fromEntries(
+  entries: Array<[string, unknown]>,
+  kind: 'array' | 'JSON',
+): { data: PluginData } | { problem: string } {
   if (entries.length === 0) return { data: { secret: null, activate: false, recoveryCodes: [], order: [] } };
   let secret: string | null = null;
   let activate = false;
@@ -50,12 +53,15 @@ function fromEntries(entries: Array<[string, unknown]>, kind: 'array' | 'JSON'):
       if (typeof v !== 'boolean') return { problem: `"activate" is not a boolean in the plugin's ${kind}` };
       activate = v;
     } else {
-      if (!Array.isArray(v) || !v.every((c) => typeof c === 'string')) return { problem: `"recovery_codes" is not a list of strings in the plugin's ${kind}` };
+      if (!Array.isArray(v) || !v.every((c) => typeof c === 'string'))
+        return { problem: `"recovery_codes" is not a list of strings in the plugin's ${kind}` };
       recoveryCodes = v as string[];
     }
   }
   if (!recoveryCodes) {
-    return activate ? { problem: '"recovery_codes" is missing: the plugin fails at every sign-in (PHP TypeError)' } : { data: { secret, activate, recoveryCodes: [], order } };
+    return activate
+      ? { problem: '"recovery_codes" is missing: the plugin fails at every sign-in (PHP TypeError)' }
+      : { data: { secret, activate, recoveryCodes: [], order } };
   }
   return { data: { secret, activate, recoveryCodes, order } };
 }
@@ -63,19 +69,22 @@ function fromEntries(entries: Array<[string, unknown]>, kind: 'array' | 'JSON'):
 function phpArrayEntries(a: PhpArray): Array<[string, unknown]> | { problem: string } {
   const out: Array<[string, unknown]> = [];
   for (const [k, v] of a.entries) {
-    if (k.kind !== 'string') return { problem: 'integer key in the plugin\'s array' };
+    if (k.kind !== 'string') return { problem: "integer key in the plugin's array" };
     const name = latin1(k.bytes);
     if (name === 'recovery_codes') {
-      if (v === null || typeof v !== 'object' || Buffer.isBuffer(v) || v.kind !== 'array') return { problem: '"recovery_codes" is not an array' };
+      if (v === null || typeof v !== 'object' || Buffer.isBuffer(v) || v.kind !== 'array')
+        return { problem: '"recovery_codes" is not an array' };
       const codes: string[] = [];
       for (const [i, [ck, cv]] of v.entries.entries()) {
-        if (ck.kind !== 'int' || ck.value !== BigInt(i)) return { problem: '"recovery_codes" is not a list (keys are not 0, 1, 2, …)' };
+        if (ck.kind !== 'int' || ck.value !== BigInt(i))
+          return { problem: '"recovery_codes" is not a list (keys are not 0, 1, 2, …)' };
         if (!Buffer.isBuffer(cv)) return { problem: '"recovery_codes" holds a value that is not a string' };
         codes.push(cv.toString('utf8'));
       }
       out.push([name, codes]);
     } else if (Buffer.isBuffer(v)) out.push([name, v.toString('utf8')]);
-    else if (v !== null && typeof v === 'object') out.push([name, v.kind]); // rejected by fromEntries
+    else if (v !== null && typeof v === 'object')
+      out.push([name, v.kind]); // rejected by fromEntries
     else out.push([name, v]);
   }
   return out;
@@ -91,9 +100,21 @@ export function readPluginValue(valueBytes: Buffer, crypto: RcubeCryptoConfig | 
   }
   if (Buffer.isBuffer(v)) {
     const blob = latin1(v);
-    if (!crypto) return { form: 'encrypted', blob, data: null, problem: 'encrypted, and no des_key is configured for this store: cannot be read' };
+    if (!crypto)
+      return {
+        form: 'encrypted',
+        blob,
+        data: null,
+        problem: 'encrypted, and no des_key is configured for this store: cannot be read',
+      };
     const clear = rcubeDecrypt(crypto, v);
-    if (!clear) return { form: 'encrypted', blob, data: null, problem: 'encrypted value does not decrypt with the configured des_key and cipher_method' };
+    if (!clear)
+      return {
+        form: 'encrypted',
+        blob,
+        data: null,
+        problem: 'encrypted value does not decrypt with the configured des_key and cipher_method',
+      };
     let json: unknown;
     try {
       json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(clear));
@@ -104,7 +125,9 @@ export function readPluginValue(valueBytes: Buffer, crypto: RcubeCryptoConfig | 
       return { form: 'encrypted', blob, data: null, problem: 'encrypted value decrypts to JSON that is not an object' };
     }
     const r = fromEntries(Object.entries(json), 'JSON');
-    return 'data' in r ? { form: 'encrypted', blob, data: r.data } : { form: 'encrypted', blob, data: null, problem: r.problem };
+    return 'data' in r
+      ? { form: 'encrypted', blob, data: r.data }
+      : { form: 'encrypted', blob, data: null, problem: r.problem };
   }
   if (v !== null && typeof v === 'object' && v.kind === 'array') {
     const entries = phpArrayEntries(v);
@@ -144,9 +167,11 @@ export function checkPluginSecret(secret: string | null): SecretCheck {
       acc &= (1 << bits) - 1;
     }
   }
-  if (acc !== 0) return { problem: 'secret has non-zero trailing bits: the plugin and authenticator apps compute different codes' };
+  if (acc !== 0)
+    return { problem: 'secret has non-zero trailing bits: the plugin and authenticator apps compute different codes' };
   const pluginKeyLen = Math.ceil(body.length / 8) * 5;
-  if (pluginKeyLen > 64 && body.length % 8 !== 0) return { problem: 'secret length makes the plugin use a different key than authenticator apps' };
+  if (pluginKeyLen > 64 && body.length % 8 !== 0)
+    return { problem: 'secret length makes the plugin use a different key than authenticator apps' };
   const bytes = out.length;
   if (bytes < MIN_SECRET_BYTES || bytes > MAX_SECRET_BYTES) {
     return { problem: `secret is ${bytes} bytes; mail2fa reads ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES}` };
@@ -179,7 +204,10 @@ function phpJsonString(s: string): string {
 
 /** PHP `json_encode($data)` of the plugin's array, keys in `order` (then any missing ones). */
 export function pluginJson(d: PluginData): string {
-  const order = [...d.order, ...(['secret', 'activate', 'recovery_codes'] as const).filter((k) => !d.order.includes(k))];
+  const order = [
+    ...d.order,
+    ...(['secret', 'activate', 'recovery_codes'] as const).filter((k) => !d.order.includes(k)),
+  ];
   const parts = order.map((k) => {
     if (k === 'secret') return `"secret":${d.secret === null ? 'null' : phpJsonString(d.secret)}`;
     if (k === 'activate') return `"activate":${d.activate ? 'true' : 'false'}`;
@@ -190,14 +218,20 @@ export function pluginJson(d: PluginData): string {
 
 /** PHP `serialize()` of the plugin's array, keys in `order` (then any missing ones). */
 export function pluginSerialized(d: PluginData): Buffer {
-  const order = [...d.order, ...(['secret', 'activate', 'recovery_codes'] as const).filter((k) => !d.order.includes(k))];
+  const order = [
+    ...d.order,
+    ...(['secret', 'activate', 'recovery_codes'] as const).filter((k) => !d.order.includes(k)),
+  ];
   const s = (x: string) => Buffer.from(x, 'utf8');
   const value: PhpArray = {
     kind: 'array',
     entries: order.map((k): [{ kind: 'string'; bytes: Buffer }, PhpValue] => {
       if (k === 'secret') return [{ kind: 'string', bytes: s('secret') }, d.secret === null ? null : s(d.secret)];
       if (k === 'activate') return [{ kind: 'string', bytes: s('activate') }, d.activate];
-      return [{ kind: 'string', bytes: s('recovery_codes') }, { kind: 'array', entries: d.recoveryCodes.map((c, i) => [{ kind: 'int', value: BigInt(i) }, s(c)]) }];
+      return [
+        { kind: 'string', bytes: s('recovery_codes') },
+        { kind: 'array', entries: d.recoveryCodes.map((c, i) => [{ kind: 'int', value: BigInt(i) }, s(c)]) },
+      ];
     }),
   };
   return serializeValue(value);
@@ -207,7 +241,10 @@ export function pluginSerialized(d: PluginData): Buffer {
  * The plugin's element value as the plugin's `__set2FAconfig` writes it: encrypted (`s:<n>:"<base64>";`) when
  * the site sets twofactor_pref_encrypt, else the plain array.
  */
-export function pluginValueBytes(d: PluginData, encrypt: { crypto: RcubeCryptoConfig; random: (n: number) => Buffer } | null): Buffer {
+export function pluginValueBytes(
+  d: PluginData,
+  encrypt: { crypto: RcubeCryptoConfig; random: (n: number) => Buffer } | null,
+): Buffer {
   if (!encrypt) return pluginSerialized(d);
   const blob = rcubeEncrypt(encrypt.crypto, Buffer.from(pluginJson(d), 'utf8'), encrypt.random);
   return serializeValue(Buffer.from(blob, 'latin1'));

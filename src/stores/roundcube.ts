@@ -14,14 +14,50 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { configError, dataError, Mail2faError, tempFail, unknownAccount } from '../core/errors.js';
+import { configError, dataError, Mail2faError, tempFail, unknownAccount } from '../errors.js';
 import type { Database } from '../db/connection.js';
 import { mapDbError } from '../db/connection.js';
-import { StoreConflict, doctorWriteAccess, driverError, lazyStoreDatabase, storeRead, storeTransaction } from './support.js';
-import { PhpSerializeError, findStringKey, parseTopLevel, removeStringKey, setStringKey, valueEnd, type TopLevelArray } from './php-serialize.js';
+import {
+  StoreConflict,
+  doctorWriteAccess,
+  driverError,
+  lazyStoreDatabase,
+  storeRead,
+  storeTransaction,
+} from './support.js';
+import {
+  PhpSerializeError,
+  findStringKey,
+  parseTopLevel,
+  removeStringKey,
+  setStringKey,
+  valueEnd,
+  type TopLevelArray,
+} from './php-serialize.js';
 import { isRcubeCipher, type RcubeCipher, type RcubeCryptoConfig } from './rcube-crypto.js';
-import { PLUGIN_KEY, base32, checkPluginSecret, pluginSerialized, pluginValueBytes, readPluginValue, type PluginData, type PluginValue } from './roundcube-plugin.js';
-import type { ExportedSecret, ForeignStore, StoreAccountStatus, StoreChange, StoreCheck, StoreConfigBase, StoreDefinition, StoreDeps, StoreFactor, StoreTotpSecret, StoreWriteContext } from './types.js';
+import {
+  PLUGIN_KEY,
+  base32,
+  checkPluginSecret,
+  pluginSerialized,
+  pluginValueBytes,
+  readPluginValue,
+  type PluginData,
+  type PluginValue,
+} from './roundcube-plugin.js';
+import type {
+  ExportedSecret,
+  ForeignStore,
+  StoreAccountStatus,
+  StoreChange,
+  StoreCheck,
+  StoreConfigBase,
+  StoreDefinition,
+  StoreDeps,
+  StoreFactor,
+  StoreTotpSecret,
+  StoreWriteContext,
+} from './types.js';
 
 // ---------------------------------------------------------------------------------------------------- options
 
@@ -34,7 +70,8 @@ function validRegex(s: string): boolean {
   }
 }
 
-const CIDR = /^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}(?:\/(?:3[0-2]|[12]?\d))?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:\/(?:12[0-8]|1[01]\d|\d?\d))?)$/;
+const CIDR =
+  /^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}(?:\/(?:3[0-2]|[12]?\d))?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:\/(?:12[0-8]|1[01]\d|\d?\d))?)$/;
 const DOMAIN = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;
 
 /**
@@ -55,7 +92,10 @@ export const RoundcubeOptions = z
     /** The plugin's `twofactor_pref_encrypt`. */
     pref_encrypt: z.boolean().default(false),
     /** The plugin's `users_allowed_2FA` (regular expressions; null = everyone). */
-    users_allowed_2FA: z.array(z.string().refine(validRegex, { message: 'is not a valid regular expression' })).nullable().default(null),
+    users_allowed_2FA: z
+      .array(z.string().refine(validRegex, { message: 'is not a valid regular expression' }))
+      .nullable()
+      .default(null),
     /** The plugin's `whitelist` (IP addresses / CIDR ranges that skip 2FA). */
     whitelist: z.array(z.string().regex(CIDR, 'must be an IP address or CIDR range')).default([]),
     /** Roundcube's `login_lc` (2 = lower-case the whole username, 1 = the domain only, 0 = as typed). */
@@ -66,12 +106,19 @@ export const RoundcubeOptions = z
      * Roundcube's `mail_domain` (a domain, or mail_host → domain): rows whose username has no "@" belong to
      * `<username>@<domain>`. Without it such rows are not matched to any address.
      */
-    mail_domain: z.union([z.string().regex(DOMAIN, 'must be a plain domain name'), z.record(z.string(), z.string().regex(DOMAIN, 'must be a plain domain name'))]).optional(),
+    mail_domain: z
+      .union([
+        z.string().regex(DOMAIN, 'must be a plain domain name'),
+        z.record(z.string(), z.string().regex(DOMAIN, 'must be a plain domain name')),
+      ])
+      .optional(),
     /** Also delete the user's Roundcube sessions (`session` table, session_storage = db) on recover and disable. */
     session_signout: z.boolean().default(false),
   })
   .refine((o) => !(o.des_key && o.des_key_file), { message: 'set des_key or des_key_file, not both' })
-  .refine((o) => !o.pref_encrypt || o.des_key || o.des_key_file, { message: 'pref_encrypt needs des_key (or des_key_file): the plugin encrypts with Roundcube\'s des_key' });
+  .refine((o) => !o.pref_encrypt || o.des_key || o.des_key_file, {
+    message: "pref_encrypt needs des_key (or des_key_file): the plugin encrypts with Roundcube's des_key",
+  });
 export type RoundcubeOptions = z.output<typeof RoundcubeOptions>;
 
 // ---------------------------------------------------------------------------------------------------- rows
@@ -104,7 +151,6 @@ interface RowReading {
 
 const KEY_PATTERN = `%s:24:"${PLUGIN_KEY}";%`;
 const KEY_BYTES = Buffer.from(`s:24:"${PLUGIN_KEY}";`);
-
 
 /** Roundcube's `username` for an address, as its login stores it (login_lc). */
 export function roundcubeUsername(email: string, loginLc: 0 | 1 | 2): string {
@@ -153,7 +199,6 @@ export class RoundcubeStore implements ForeignStore {
     this.database = lazyStoreDatabase(config, deps);
   }
 
-
   /** des_key + cipher_method, or null when no des_key is configured. */
   private crypto(): RcubeCryptoConfig | null {
     if (this.cryptoConfig !== undefined) return this.cryptoConfig;
@@ -163,10 +208,14 @@ export class RoundcubeStore implements ForeignStore {
       try {
         key = readFileSync(this.o.des_key_file);
       } catch (err) {
-        throw configError('des_key_file', `store ${this.name}: cannot read des_key_file ${this.o.des_key_file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+        throw configError(
+          'des_key_file',
+          `store ${this.name}: cannot read des_key_file ${this.o.des_key_file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+        );
       }
       if (key.at(-1) === 0x0a) key = key.subarray(0, key.at(-2) === 0x0d ? -2 : -1);
-      if (key.length === 0) throw configError('des_key_file', `store ${this.name}: des_key_file ${this.o.des_key_file} is empty`);
+      if (key.length === 0)
+        throw configError('des_key_file', `store ${this.name}: des_key_file ${this.o.des_key_file} is empty`);
     }
     this.cryptoConfig = key ? { desKey: key, cipher: this.o.cipher_method } : null;
     return this.cryptoConfig;
@@ -181,7 +230,10 @@ export class RoundcubeStore implements ForeignStore {
       case 'mysql':
         return 'CAST(CONVERT(preferences USING utf8mb4) AS BINARY)';
       default:
-        throw configError('store_dialect', `store ${this.name}: Roundcube on ${String(db.dialect)} is not supported yet`);
+        throw configError(
+          'store_dialect',
+          `store ${this.name}: Roundcube on ${String(db.dialect)} is not supported yet`,
+        );
     }
   }
 
@@ -190,7 +242,12 @@ export class RoundcubeStore implements ForeignStore {
     return db.dialect === 'sqlite' ? 'CAST(? AS TEXT)' : 'CONVERT(? USING utf8mb4)';
   }
 
-  private toRow(r: { user_id: number | string; username: string | Buffer; mail_host: string | Buffer; prefs: Buffer | string | null }): RoundcubeRow {
+  private toRow(r: {
+    user_id: number | string;
+    username: string | Buffer;
+    mail_host: string | Buffer;
+    prefs: Buffer | string | null;
+  }): RoundcubeRow {
     const str = (v: string | Buffer) => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
     return {
       userId: Number(r.user_id),
@@ -204,7 +261,12 @@ export class RoundcubeStore implements ForeignStore {
    * Rows whose username is one of `usernames` (and of the configured mail_hosts). With `onlyPlugin`, the
    * preferences of rows that cannot hold the plugin's key are not fetched (NULL): bulk status reads less.
    */
-  private async rowsByUsername(q: Knex | Knex.Transaction, db: Database, usernames: readonly string[], onlyPlugin: boolean): Promise<RoundcubeRow[]> {
+  private async rowsByUsername(
+    q: Knex | Knex.Transaction,
+    db: Database,
+    usernames: readonly string[],
+    onlyPlugin: boolean,
+  ): Promise<RoundcubeRow[]> {
     if (usernames.length === 0) return [];
     const prefs = this.prefsSql(db);
     const select = onlyPlugin ? `CASE WHEN preferences LIKE ? THEN ${prefs} END AS prefs` : `${prefs} AS prefs`;
@@ -235,20 +297,30 @@ export class RoundcubeStore implements ForeignStore {
     const at = email.lastIndexOf('@');
     const domain = email.slice(at + 1);
     const local = email.slice(0, at);
-    const hasBare = this.o.mail_domain !== undefined && (typeof this.o.mail_domain === 'string' ? this.o.mail_domain === domain : Object.values(this.o.mail_domain).includes(domain));
+    const hasBare =
+      this.o.mail_domain !== undefined &&
+      (typeof this.o.mail_domain === 'string'
+        ? this.o.mail_domain === domain
+        : Object.values(this.o.mail_domain).includes(domain));
     return hasBare ? [full, this.o.login_lc === 2 ? local.toLowerCase() : local] : [full];
   }
 
   private belongs(row: RoundcubeRow, email: string): boolean {
     const [full, bare] = this.candidates(email);
     if (row.username === full) return true;
-    return bare !== undefined && row.username === bare && this.mailDomainFor(row.mailHost) === email.slice(email.lastIndexOf('@') + 1);
+    return (
+      bare !== undefined &&
+      row.username === bare &&
+      this.mailDomainFor(row.mailHost) === email.slice(email.lastIndexOf('@') + 1)
+    );
   }
 
   /** The rows of `email`: in `trx` when given (errors go up raw, for the transaction loop), else a mapped read. */
   private async rowsOf(email: string, trx?: Knex.Transaction): Promise<RoundcubeRow[]> {
     const db = await this.database();
-    const rows = trx ? await this.rowsByUsername(trx, db, this.candidates(email), false) : await storeRead(db, () => this.rowsByUsername(db.knex, db, this.candidates(email), false));
+    const rows = trx
+      ? await this.rowsByUsername(trx, db, this.candidates(email), false)
+      : await storeRead(db, () => this.rowsByUsername(db.knex, db, this.candidates(email), false));
     return rows.filter((r) => this.belongs(r, email)).sort((a, b) => a.userId - b.userId);
   }
 
@@ -290,7 +362,9 @@ export class RoundcubeStore implements ForeignStore {
       const on = value.data ? value.data.activate : true;
       if (on) {
         r.activated = true;
-        r.notEnforced.push('the value is encrypted but the store says twofactor_pref_encrypt is off: the plugin reads no 2FA (set pref_encrypt: true if the site has it on)');
+        r.notEnforced.push(
+          'the value is encrypted but the store says twofactor_pref_encrypt is off: the plugin reads no 2FA (set pref_encrypt: true if the site has it on)',
+        );
       }
       if (value.problem) r.problems.push(`${ref}: ${value.problem}`);
       this.secretOf(r);
@@ -334,7 +408,9 @@ export class RoundcubeStore implements ForeignStore {
 
   private bypasses(r: RowReading): void {
     if (this.userRegexes && !this.userRegexes.some((re) => re.test(r.row.username))) {
-      r.notEnforced.push(`username ${r.row.username} matches no users_allowed_2FA pattern: the plugin skips 2FA for it`);
+      r.notEnforced.push(
+        `username ${r.row.username} matches no users_allowed_2FA pattern: the plugin skips 2FA for it`,
+      );
     }
     if (this.o.whitelist.length > 0) {
       r.notEnforced.push(
@@ -352,7 +428,13 @@ export class RoundcubeStore implements ForeignStore {
     for (const r of readings) {
       problems.push(...r.problems);
       if (r.present) {
-        factors.push({ kind: 'totp', active: r.activated, label: r.row.mailHost, ref: r.ref, ...(r.weak ? { weak: true } : {}) });
+        factors.push({
+          kind: 'totp',
+          active: r.activated,
+          label: r.row.mailHost,
+          ref: r.ref,
+          ...(r.weak ? { weak: true } : {}),
+        });
       }
       if (r.activated && r.notEnforced.length === 0) enforced = true;
       if (r.activated) notEnforced.push(...r.notEnforced.map((n) => (many ? `${r.ref} (${r.row.mailHost}): ${n}` : n)));
@@ -371,7 +453,17 @@ export class RoundcubeStore implements ForeignStore {
           userId: r.row.userId,
           username: r.row.username,
           mailHost: r.row.mailHost,
-          plugin: !r.present ? 'none' : r.prefsProblem ? 'unreadable (assumed on)' : r.activated ? (r.notEnforced.length ? 'activated, not enforced' : 'enforced') : r.value?.form === 'other' || (r.data === null && r.present) ? 'unreadable' : 'off',
+          plugin: !r.present
+            ? 'none'
+            : r.prefsProblem
+              ? 'unreadable (assumed on)'
+              : r.activated
+                ? r.notEnforced.length
+                  ? 'activated, not enforced'
+                  : 'enforced'
+                : r.value?.form === 'other' || (r.data === null && r.present)
+                  ? 'unreadable'
+                  : 'off',
           ...(r.present && r.value && r.value.form !== 'other' ? { encrypted: r.value.form === 'encrypted' } : {}),
           ...(r.data ? { recoveryCodes: r.data.recoveryCodes.filter((c) => c !== '').length } : {}),
         })),
@@ -402,7 +494,8 @@ export class RoundcubeStore implements ForeignStore {
         if (this.belongs(row, email)) perEmail.set(email, [...(perEmail.get(email) ?? []), row]);
       }
     }
-    for (const [email, list] of perEmail) out.set(email, this.status(list.sort((a, b) => a.userId - b.userId).map((r) => this.read(r))));
+    for (const [email, list] of perEmail)
+      out.set(email, this.status(list.sort((a, b) => a.userId - b.userId).map((r) => this.read(r))));
     return out;
   }
 
@@ -414,7 +507,11 @@ export class RoundcubeStore implements ForeignStore {
    * compare-and-set on the exact bytes read. Roundcube saving meanwhile rolls the attempt back and it starts over
    * (src/stores/support.ts: a few times, then 75). Every written value is read back and must be byte-identical.
    */
-  private async edit(email: string, ctx: StoreWriteContext, plan: (readings: RowReading[]) => Map<number, Buffer>): Promise<{ written: RowReading[] }> {
+  private async edit(
+    email: string,
+    ctx: StoreWriteContext,
+    plan: (readings: RowReading[]) => Map<number, Buffer>,
+  ): Promise<{ written: RowReading[] }> {
     const db = await this.database();
     return storeTransaction(db, this.name, ctx.sharedTransaction, async (trx) => {
       const readings = (await this.rowsOf(email, trx)).map((r) => this.read(r));
@@ -435,10 +532,23 @@ export class RoundcubeStore implements ForeignStore {
       .where('user_id', row.userId)
       .whereRaw(where, row.prefs === null ? [] : [row.prefs]);
     if (Number(n) !== 1) throw new StoreConflict(`${this.users}.user_id=${row.userId}`);
-    const back = (await trx(this.users).select(trx.raw(`${prefs} AS prefs`)).where('user_id', row.userId).first()) as { prefs: Buffer | string | null } | undefined;
-    const bytes = back?.prefs === null || back?.prefs === undefined ? null : Buffer.isBuffer(back.prefs) ? back.prefs : Buffer.from(back.prefs, 'utf8');
+    const back = (await trx(this.users)
+      .select(trx.raw(`${prefs} AS prefs`))
+      .where('user_id', row.userId)
+      .first()) as { prefs: Buffer | string | null } | undefined;
+    const bytes =
+      back?.prefs === null || back?.prefs === undefined
+        ? null
+        : Buffer.isBuffer(back.prefs)
+          ? back.prefs
+          : Buffer.from(back.prefs, 'utf8');
     if (!bytes || !bytes.equals(next)) {
-      throw new Mail2faError('write_mismatch', `store ${this.name}: the preferences written to ${this.users}.user_id=${row.userId} did not read back byte for byte (column charset?); rolled back`, 78, 'Check that users.preferences is a utf8mb4 (MySQL) or TEXT (SQLite) column; see docs/roundcube-store.md.');
+      throw new Mail2faError(
+        'write_mismatch',
+        `store ${this.name}: the preferences written to ${this.users}.user_id=${row.userId} did not read back byte for byte (column charset?); rolled back`,
+        78,
+        'Check that users.preferences is a utf8mb4 (MySQL) or TEXT (SQLite) column; see docs/roundcube-store.md.',
+      );
     }
   }
 
@@ -446,7 +556,11 @@ export class RoundcubeStore implements ForeignStore {
   private refuseUnparsable(readings: RowReading[]): void {
     const bad = readings.filter((r) => r.prefsProblem && r.row.prefs && r.row.prefs.includes(KEY_BYTES));
     if (bad.length) {
-      throw dataError('unparsable_preferences', `store ${this.name}: ${bad[0]!.prefsProblem}`, 'Nothing was written. Fix the row in Roundcube (e.g. bin/moduserprefs.sh) or ask the user to save their settings once.');
+      throw dataError(
+        'unparsable_preferences',
+        `store ${this.name}: ${bad[0]!.prefsProblem}`,
+        'Nothing was written. Fix the row in Roundcube (e.g. bin/moduserprefs.sh) or ask the user to save their settings once.',
+      );
     }
   }
 
@@ -460,8 +574,19 @@ export class RoundcubeStore implements ForeignStore {
       }
       return changes;
     });
-    if (written.length === 0) return { store: this.name, kind: 'roundcube', outcome: 'nothing', detail: 'no twofactor_gauthenticator settings in Roundcube' };
-    const signedOut = this.o.session_signout ? await this.signOut(written.map((r) => r.row.userId), ctx.sharedTransaction) : null;
+    if (written.length === 0)
+      return {
+        store: this.name,
+        kind: 'roundcube',
+        outcome: 'nothing',
+        detail: 'no twofactor_gauthenticator settings in Roundcube',
+      };
+    const signedOut = this.o.session_signout
+      ? await this.signOut(
+          written.map((r) => r.row.userId),
+          ctx.sharedTransaction,
+        )
+      : null;
     return {
       store: this.name,
       kind: 'roundcube',
@@ -482,18 +607,28 @@ export class RoundcubeStore implements ForeignStore {
     return this.removeKey(email, ctx);
   }
 
-  async enrol(email: string, input: { key: Buffer; recoveryCodes?: string[] }, ctx: StoreWriteContext): Promise<StoreChange> {
+  async enrol(
+    email: string,
+    input: { key: Buffer; recoveryCodes?: string[] },
+    ctx: StoreWriteContext,
+  ): Promise<StoreChange> {
     if (!this.o.pref_encrypt && !this.config.allowPlaintextWrites) {
       throw configError(
         'plaintext_store',
         `store ${this.name} keeps the plugin's secret in PLAINTEXT (twofactor_pref_encrypt is off); mail2fa does not write secrets there unless allowed`,
-        'Turn on the plugin\'s twofactor_pref_encrypt (and set pref_encrypt: true, des_key), or set allowPlaintextWrites: true on the store.',
+        "Turn on the plugin's twofactor_pref_encrypt (and set pref_encrypt: true, des_key), or set allowPlaintextWrites: true on the store.",
       );
     }
     if (input.key.length < 16 || input.key.length > 64) throw new RangeError('enrol: key must be 16-64 bytes');
     const codes = input.recoveryCodes ?? [];
-    for (const c of codes) if (!/^[\x21-\x7e]{1,64}$/.test(c)) throw new RangeError('enrol: recovery codes must be printable ASCII');
-    const data: PluginData = { secret: base32(input.key), activate: true, recoveryCodes: codes, order: ['secret', 'activate', 'recovery_codes'] };
+    for (const c of codes)
+      if (!/^[\x21-\x7e]{1,64}$/.test(c)) throw new RangeError('enrol: recovery codes must be printable ASCII');
+    const data: PluginData = {
+      secret: base32(input.key),
+      activate: true,
+      recoveryCodes: codes,
+      order: ['secret', 'activate', 'recovery_codes'],
+    };
     const crypto = this.o.pref_encrypt ? this.crypto() : null;
     if (this.o.pref_encrypt && !crypto) throw configError('des_key', `store ${this.name}: pref_encrypt needs des_key`);
     let rowsSeen = 0;
@@ -501,17 +636,32 @@ export class RoundcubeStore implements ForeignStore {
       rowsSeen = readings.length;
       this.refuseUnparsable(readings);
       const unreadable = readings.find((r) => r.prefsProblem);
-      if (unreadable) throw dataError('unparsable_preferences', `store ${this.name}: ${unreadable.prefsProblem}`, 'Nothing was written.');
+      if (unreadable)
+        throw dataError(
+          'unparsable_preferences',
+          `store ${this.name}: ${unreadable.prefsProblem}`,
+          'Nothing was written.',
+        );
       const on = readings.find((r) => r.activated);
       if (on) {
-        throw new Mail2faError('already_enabled', `${email} already has 2FA in Roundcube (${on.ref}, store ${this.name})`, 65, 'Turn it off first (mail2fa disable, or recover for a lost phone).');
+        throw new Mail2faError(
+          'already_enabled',
+          `${email} already has 2FA in Roundcube (${on.ref}, store ${this.name})`,
+          65,
+          'Turn it off first (mail2fa disable, or recover for a lost phone).',
+        );
       }
       const value = pluginValueBytes(data, crypto ? { crypto, random: this.deps.randomBytes } : null);
       return new Map(readings.map((r) => [r.row.userId, setStringKey(r.row.prefs, PLUGIN_KEY, value)]));
     });
     if (rowsSeen === 0) {
       const e = unknownAccount(email);
-      throw new Mail2faError(e.code, `${email} has no Roundcube user row (store ${this.name})`, e.exitCode, 'The user must sign in to the webmail once, so Roundcube creates its row.');
+      throw new Mail2faError(
+        e.code,
+        `${email} has no Roundcube user row (store ${this.name})`,
+        e.exitCode,
+        'The user must sign in to the webmail once, so Roundcube creates its row.',
+      );
     }
     return {
       store: this.name,
@@ -552,7 +702,10 @@ export class RoundcubeStore implements ForeignStore {
           value = pluginValueBytes(next, { crypto: this.crypto()!, random: this.deps.randomBytes });
         } else {
           if (!pluginSerialized(r.data).equals(r.row.prefs.subarray(el.valueStart, el.end))) {
-            throw dataError('unexpected_plugin_value', `store ${this.name}: ${r.ref}: the plugin's value is not in the form the plugin writes; not rewritten`);
+            throw dataError(
+              'unexpected_plugin_value',
+              `store ${this.name}: ${r.ref}: the plugin's value is not in the form the plugin writes; not rewritten`,
+            );
           }
           value = pluginSerialized(next);
         }
@@ -571,9 +724,17 @@ export class RoundcubeStore implements ForeignStore {
     const prefs = this.prefsSql(db);
     let after = 0;
     for (;;) {
-      let query = db.knex(this.users).select('user_id', 'username', 'mail_host', db.knex.raw(`${prefs} AS prefs`)).where('user_id', '>', after).whereRaw('preferences LIKE ?', [KEY_PATTERN]);
+      let query = db
+        .knex(this.users)
+        .select('user_id', 'username', 'mail_host', db.knex.raw(`${prefs} AS prefs`))
+        .where('user_id', '>', after)
+        .whereRaw('preferences LIKE ?', [KEY_PATTERN]);
       if (this.o.mail_hosts) query = query.whereIn('mail_host', this.o.mail_hosts);
-      const rows = (await storeRead(db, () => query.orderBy('user_id').limit(batchSize)) as Array<Parameters<RoundcubeStore['toRow']>[0]>).map((r) => this.toRow(r));
+      const rows = (
+        (await storeRead(db, () => query.orderBy('user_id').limit(batchSize))) as Array<
+          Parameters<RoundcubeStore['toRow']>[0]
+        >
+      ).map((r) => this.toRow(r));
       if (rows.length === 0) return;
       yield rows;
       after = rows[rows.length - 1]!.userId;
@@ -595,7 +756,11 @@ export class RoundcubeStore implements ForeignStore {
         if (!r.present) continue;
         const base = { email: email ?? row.username, ref: r.ref, weak: Boolean(r.weak) };
         if (!email) {
-          batch.push({ ...base, key: Buffer.alloc(0), problem: `${r.ref}: username "${row.username}" has no domain and no mail_domain is configured for ${row.mailHost}` });
+          batch.push({
+            ...base,
+            key: Buffer.alloc(0),
+            problem: `${r.ref}: username "${row.username}" has no domain and no mail_domain is configured for ${row.mailHost}`,
+          });
           continue;
         }
         if (r.prefsProblem) {
@@ -604,13 +769,21 @@ export class RoundcubeStore implements ForeignStore {
         }
         if (!r.activated) continue;
         if (!r.key || (r.value?.form === 'encrypted' && !this.o.pref_encrypt)) {
-          batch.push({ ...base, key: Buffer.alloc(0), problem: [...r.problems, ...r.notEnforced][0] ?? `${r.ref}: unusable` });
+          batch.push({
+            ...base,
+            key: Buffer.alloc(0),
+            problem: [...r.problems, ...r.notEnforced][0] ?? `${r.ref}: unusable`,
+          });
           continue;
         }
         const digest = createHash('sha256').update(r.key).digest();
         const seen = this.exported.get(email);
         if (seen && !seen.equals(digest)) {
-          batch.push({ ...base, key: Buffer.alloc(0), problem: `${r.ref}: another Roundcube row of ${email} holds a different secret` });
+          batch.push({
+            ...base,
+            key: Buffer.alloc(0),
+            problem: `${r.ref}: another Roundcube row of ${email} holds a different secret`,
+          });
           continue;
         }
         this.exported.set(email, digest);
@@ -630,7 +803,8 @@ export class RoundcubeStore implements ForeignStore {
       const done: string[] = [];
       for (let i = 0; i < emails.length; i += 500) {
         const byUsername = new Map<string, string[]>();
-        for (const e of emails.slice(i, i + 500)) for (const u of this.candidates(e)) byUsername.set(u, [...(byUsername.get(u) ?? []), e]);
+        for (const e of emails.slice(i, i + 500))
+          for (const u of this.candidates(e)) byUsername.set(u, [...(byUsername.get(u) ?? []), e]);
         const rows = await this.rowsByUsername(trx, db, [...byUsername.keys()], false);
         for (const row of rows.sort((a, b) => a.userId - b.userId)) {
           const email = (byUsername.get(row.username) ?? []).find((e) => this.belongs(row, e));
@@ -638,8 +812,18 @@ export class RoundcubeStore implements ForeignStore {
           const r = this.read(row);
           if (!r.present) continue;
           const digest = this.exported.get(email);
-          if (r.prefsProblem || !r.key || !digest || !timingSafeEqual(createHash('sha256').update(r.key).digest(), digest)) {
-            if (r.activated || r.prefsProblem) throw tempFail('changed', `store ${this.name}: ${r.ref} changed since it was exported; nothing was cleared`, 'Run the migration again.');
+          if (
+            r.prefsProblem ||
+            !r.key ||
+            !digest ||
+            !timingSafeEqual(createHash('sha256').update(r.key).digest(), digest)
+          ) {
+            if (r.activated || r.prefsProblem)
+              throw tempFail(
+                'changed',
+                `store ${this.name}: ${r.ref} changed since it was exported; nothing was cleared`,
+                'Run the migration again.',
+              );
             continue;
           }
           await this.casWrite(trx, db, row, removeStringKey(row.prefs!, PLUGIN_KEY)!);
@@ -649,8 +833,19 @@ export class RoundcubeStore implements ForeignStore {
       return done;
     });
     return refs.length
-      ? { store: this.name, kind: 'roundcube', outcome: 'changed', detail: `removed twofactor_gauthenticator from ${plural(refs.length, 'Roundcube row')}`, refs }
-      : { store: this.name, kind: 'roundcube', outcome: 'nothing', detail: 'no twofactor_gauthenticator settings to remove' };
+      ? {
+          store: this.name,
+          kind: 'roundcube',
+          outcome: 'changed',
+          detail: `removed twofactor_gauthenticator from ${plural(refs.length, 'Roundcube row')}`,
+          refs,
+        }
+      : {
+          store: this.name,
+          kind: 'roundcube',
+          outcome: 'nothing',
+          detail: 'no twofactor_gauthenticator settings to remove',
+        };
   }
 
   // -------------------------------------------------------------------------------------------- sessions
@@ -667,7 +862,11 @@ export class RoundcubeStore implements ForeignStore {
     let after = '';
     try {
       for (;;) {
-        const rows = (await q(this.sessions).select('sess_id', 'vars').where('sess_id', '>', after).orderBy('sess_id').limit(500)) as Array<{ sess_id: string; vars: string | Buffer }>;
+        const rows = (await q(this.sessions)
+          .select('sess_id', 'vars')
+          .where('sess_id', '>', after)
+          .orderBy('sess_id')
+          .limit(500)) as Array<{ sess_id: string; vars: string | Buffer }>;
         if (rows.length === 0) break;
         for (const s of rows) {
           const id = sessionUserId(Buffer.from(String(s.vars), 'base64'));
@@ -676,7 +875,10 @@ export class RoundcubeStore implements ForeignStore {
         after = rows[rows.length - 1]!.sess_id;
         if (rows.length < 500) break;
       }
-      for (let i = 0; i < doomed.length; i += 500) await q(this.sessions).whereIn('sess_id', doomed.slice(i, i + 500)).delete();
+      for (let i = 0; i < doomed.length; i += 500)
+        await q(this.sessions)
+          .whereIn('sess_id', doomed.slice(i, i + 500))
+          .delete();
     } catch (err) {
       const e = mapDbError(driverError(err), db.displayUrl); // driverError: no SQL, whose bound values are session ids
       return `Roundcube sessions NOT signed out (${e.message})`;
@@ -693,20 +895,33 @@ export class RoundcubeStore implements ForeignStore {
       db = await this.database();
     } catch (err) {
       const e = err as Mail2faError;
-      return [{ name: label, status: 'fail', detail: e.message ?? String(err), hint: e.hint, exitCode: e.exitCode === 69 ? 69 : 78 }];
+      return [
+        {
+          name: label,
+          status: 'fail',
+          detail: e.message ?? String(err),
+          hint: e.hint,
+          exitCode: e.exitCode === 69 ? 69 : 78,
+        },
+      ];
     }
     const checks: StoreCheck[] = [];
     try {
       const info = (await db.knex(this.users).columnInfo()) as Record<string, { type?: string }>;
       const missing = ['user_id', 'username', 'mail_host', 'preferences'].filter((c) => !(c in info));
       if (Object.keys(info).length === 0 || missing.length) {
-        return [{
-          name: label,
-          status: 'fail',
-          detail: Object.keys(info).length === 0 ? `table ${this.users} not found in ${db.displayUrl}` : `table ${this.users} lacks column(s) ${missing.join(', ')}`,
-          hint: "Point the store's db.url at Roundcube's database; Roundcube's db_prefix is the store's tablePrefix.",
-          exitCode: 78,
-        }];
+        return [
+          {
+            name: label,
+            status: 'fail',
+            detail:
+              Object.keys(info).length === 0
+                ? `table ${this.users} not found in ${db.displayUrl}`
+                : `table ${this.users} lacks column(s) ${missing.join(', ')}`,
+            hint: "Point the store's db.url at Roundcube's database; Roundcube's db_prefix is the store's tablePrefix.",
+            exitCode: 78,
+          },
+        ];
       }
       checks.push({ name: label, status: 'ok', detail: `roundcube: ${this.users} in ${db.displayUrl}` });
     } catch (err) {
@@ -716,7 +931,12 @@ export class RoundcubeStore implements ForeignStore {
     try {
       this.crypto();
     } catch (err) {
-      checks.push({ name: `store ${this.name}: des_key`, status: 'fail', detail: (err as Error).message, exitCode: 78 });
+      checks.push({
+        name: `store ${this.name}: des_key`,
+        status: 'fail',
+        detail: (err as Error).message,
+        exitCode: 78,
+      });
     }
     let rows = 0;
     let plaintext = 0;
@@ -741,43 +961,68 @@ export class RoundcubeStore implements ForeignStore {
       checks.push({ name: `store ${this.name}: rows`, status: 'fail', detail: (err as Error).message, exitCode: 78 });
       return checks;
     }
-    checks.push({ name: `store ${this.name}: rows`, status: 'ok', detail: `${plural(rows, 'Roundcube row')} with twofactor_gauthenticator settings (${encrypted} encrypted, ${plaintext} plaintext)` });
+    checks.push({
+      name: `store ${this.name}: rows`,
+      status: 'ok',
+      detail: `${plural(rows, 'Roundcube row')} with twofactor_gauthenticator settings (${encrypted} encrypted, ${plaintext} plaintext)`,
+    });
     if (plaintext > 0) {
       checks.push({
         name: `store ${this.name}: plaintext`,
         status: 'warn',
         detail: `${plural(plaintext, 'Roundcube row')} keep the TOTP secret in PLAINTEXT in ${this.users}.preferences`,
-        hint: '`mail2fa migrate-from roundcube --dry-run` shows how to move them into mail2fa\'s encrypted storage; or turn on the plugin\'s twofactor_pref_encrypt (it encrypts at the user\'s next save).',
+        hint: "`mail2fa migrate-from roundcube --dry-run` shows how to move them into mail2fa's encrypted storage; or turn on the plugin's twofactor_pref_encrypt (it encrypts at the user's next save).",
       });
     }
     if (this.plaintextSecrets && this.config.allowPlaintextWrites) {
-      checks.push({ name: `store ${this.name}: plaintext writes`, status: 'warn', detail: 'allowPlaintextWrites is on: `enable --store` writes secrets into Roundcube\'s preferences in plaintext' });
+      checks.push({
+        name: `store ${this.name}: plaintext writes`,
+        status: 'warn',
+        detail: "allowPlaintextWrites is on: `enable --store` writes secrets into Roundcube's preferences in plaintext",
+      });
     }
     if (broken > 0) {
       checks.push({
         name: `store ${this.name}: encrypted values`,
         status: 'warn',
         detail: `${plural(broken, 'encrypted value')} do not decrypt with the configured des_key/cipher_method${this.o.pref_encrypt ? ': the plugin lets those users in without a code' : ''}`,
-        hint: 'Check des_key and cipher_method against Roundcube\'s config.inc.php.',
+        hint: "Check des_key and cipher_method against Roundcube's config.inc.php.",
       });
     }
     if (encrypted > 0 && !this.o.pref_encrypt) {
-      checks.push({ name: `store ${this.name}: pref_encrypt`, status: 'warn', detail: `${plural(encrypted, 'row')} hold encrypted values but pref_encrypt is off: the plugin reads them as no 2FA`, hint: 'Set pref_encrypt: true if the site has twofactor_pref_encrypt on.' });
+      checks.push({
+        name: `store ${this.name}: pref_encrypt`,
+        status: 'warn',
+        detail: `${plural(encrypted, 'row')} hold encrypted values but pref_encrypt is off: the plugin reads them as no 2FA`,
+        hint: 'Set pref_encrypt: true if the site has twofactor_pref_encrypt on.',
+      });
     }
     if (unparsable > 0) {
-      checks.push({ name: `store ${this.name}: preferences`, status: 'warn', detail: `${plural(unparsable, 'row')} have preferences mail2fa cannot parse exactly; it will not write them` });
+      checks.push({
+        name: `store ${this.name}: preferences`,
+        status: 'warn',
+        detail: `${plural(unparsable, 'row')} have preferences mail2fa cannot parse exactly; it will not write them`,
+      });
     }
     if (this.o.whitelist.length > 0) {
       checks.push({
         name: `store ${this.name}: whitelist`,
         status: 'warn',
         detail: `whitelist has ${plural(this.o.whitelist.length, 'range')}: the plugin reads the client IP from client-supplied headers (Client-IP, X-Forwarded-For) first, so anyone can skip 2FA`,
-        hint: 'Empty the plugin\'s whitelist; status shows these accounts as activated but not enforced.',
+        hint: "Empty the plugin's whitelist; status shows these accounts as activated but not enforced.",
       });
     }
-    checks.push(...(await this.writableChecks(db).catch((err: Error) => [{ name: `store ${this.name}: write access`, status: 'warn' as const, detail: err.message }])));
+    checks.push(
+      ...(await this.writableChecks(db).catch((err: Error) => [
+        { name: `store ${this.name}: write access`, status: 'warn' as const, detail: err.message },
+      ])),
+    );
     if (this.o.users_allowed_2FA) {
-      checks.push({ name: `store ${this.name}: users_allowed_2FA`, status: 'warn', detail: `users_allowed_2FA is set (${plural(this.o.users_allowed_2FA.length, 'pattern')}): users outside it skip 2FA even when activated` });
+      checks.push({
+        name: `store ${this.name}: users_allowed_2FA`,
+        status: 'warn',
+        detail: `users_allowed_2FA is set (${plural(this.o.users_allowed_2FA.length, 'pattern')}): users outside it skip 2FA even when activated`,
+      });
     }
     return checks;
   }
@@ -787,12 +1032,31 @@ export class RoundcubeStore implements ForeignStore {
    * back); on MySQL the column must also be utf8mb4/utf8, what Roundcube's connection speaks.
    */
   private async writableChecks(db: Database): Promise<StoreCheck[]> {
-    const checks = [await doctorWriteAccess(this.name, db, `${this.users}.preferences`, 'recover, disable, enable and consuming recovery codes', (trx) => trx(this.users).update({ preferences: trx.ref('preferences') }).whereRaw('1 = 0'))];
+    const checks = [
+      await doctorWriteAccess(
+        this.name,
+        db,
+        `${this.users}.preferences`,
+        'recover, disable, enable and consuming recovery codes',
+        (trx) =>
+          trx(this.users)
+            .update({ preferences: trx.ref('preferences') })
+            .whereRaw('1 = 0'),
+      ),
+    ];
     if (db.dialect === 'mysql') {
-      const rows = (await db.knex.raw('SELECT CHARACTER_SET_NAME AS cs FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?', [this.users, 'preferences'])) as [Array<{ cs: string | null }>];
+      const rows = (await db.knex.raw(
+        'SELECT CHARACTER_SET_NAME AS cs FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?',
+        [this.users, 'preferences'],
+      )) as [Array<{ cs: string | null }>];
       const cs = rows[0]?.[0]?.cs ?? null;
       if (cs && !/^utf8(mb3|mb4)?$/.test(cs)) {
-        checks.push({ name: `store ${this.name}: charset`, status: 'warn', detail: `${this.users}.preferences is ${cs}, not utf8mb4: mail2fa refuses writes whose bytes would not read back exactly`, hint: 'Roundcube expects utf8mb4 (its mysql.initial.sql).' });
+        checks.push({
+          name: `store ${this.name}: charset`,
+          status: 'warn',
+          detail: `${this.users}.preferences is ${cs}, not utf8mb4: mail2fa refuses writes whose bytes would not read back exactly`,
+          hint: 'Roundcube expects utf8mb4 (its mysql.initial.sql).',
+        });
       }
     }
     return checks;

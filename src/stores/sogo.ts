@@ -18,10 +18,23 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { Database, Dialect } from '../db/connection.js';
-import { escapeControl } from '../core/text.js';
+import { escapeControl } from '../text.js';
 import { memcachedDelete, memcachedVersion, parseMemcachedServer, type MemcachedServer } from './memcached.js';
 import { JsonSyntaxError, member, parseStrictJson, setTopLevelMember, type JsonNode } from './strict-json.js';
-import { chunked, doctorSchema, exactSql, doctorWriteAccess, lazyStoreDatabase, prefixed, sqlIdentifier, StoreConflict, storeRead, storeTransaction, unparsable, whereExact } from './support.js';
+import {
+  chunked,
+  doctorSchema,
+  exactSql,
+  doctorWriteAccess,
+  lazyStoreDatabase,
+  prefixed,
+  sqlIdentifier,
+  StoreConflict,
+  storeRead,
+  storeTransaction,
+  unparsable,
+  whereExact,
+} from './support.js';
 import type {
   ForeignStore,
   StoreAccountStatus,
@@ -50,7 +63,9 @@ export const SogoOptionsSchema = z.strictObject({
   memcached: z
     .strictObject({
       servers: z
-        .array(z.string().refine((s) => parseMemcachedServer(s) !== null, 'must be host:port, [v6]:port or /path/to/socket'))
+        .array(
+          z.string().refine((s) => parseMemcachedServer(s) !== null, 'must be host:port, [v6]:port or /path/to/socket'),
+        )
         .min(1),
       timeoutMs: z.number().int().min(50).max(30_000).default(1000),
     })
@@ -82,7 +97,10 @@ function columnText(v: string | Buffer | null): { text: string | null } | { prob
   return Buffer.from(text, 'utf8').equals(v) ? { text } : { problem: 'not valid UTF-8' };
 }
 
-function parseObject(label: string, v: string | Buffer | null): { root: JsonNode | null; text: string | null } | { problem: string } {
+function parseObject(
+  label: string,
+  v: string | Buffer | null,
+): { root: JsonNode | null; text: string | null } | { problem: string } {
   const col = columnText(v);
   if ('problem' in col) return { problem: `${label}: ${col.problem}` };
   if (col.text === null) return { root: null, text: null };
@@ -124,7 +142,12 @@ class SogoStore implements ForeignStore {
   readonly name: string;
   /** The key sits in c_settings as plain text. */
   readonly plaintextSecrets = true;
-  readonly capabilities: ReadonlySet<StoreCapability> = new Set<StoreCapability>(['status', 'recover', 'verify', 'disable']);
+  readonly capabilities: ReadonlySet<StoreCapability> = new Set<StoreCapability>([
+    'status',
+    'recover',
+    'verify',
+    'disable',
+  ]);
   private readonly table: string;
   private readonly servers: MemcachedServer[];
   private readonly db: () => Promise<Database>;
@@ -143,9 +166,17 @@ class SogoStore implements ForeignStore {
     return `${this.table}.c_uid=${escapeControl(uid)}`;
   }
 
-  private async rowsOf(q: Knex | Knex.Transaction, dialect: Dialect, uids: readonly string[], columns: string[], lock = false): Promise<ProfileRow[]> {
+  private async rowsOf(
+    q: Knex | Knex.Transaction,
+    dialect: Dialect,
+    uids: readonly string[],
+    columns: string[],
+    lock = false,
+  ): Promise<ProfileRow[]> {
     const wanted = new Set(uids);
-    let query = q(this.table).select(columns).whereIn('c_uid', [...wanted]);
+    let query = q(this.table)
+      .select(columns)
+      .whereIn('c_uid', [...wanted]);
     if (lock && dialect !== 'sqlite') query = query.forUpdate();
     return ((await query) as ProfileRow[]).filter((r) => wanted.has(r.c_uid));
   }
@@ -164,14 +195,16 @@ class SogoStore implements ForeignStore {
     const gen = this.config.options.keyGeneration;
     const totpKey = member(general, 'totpKey');
     if (totpKey && gen !== 'privateSalt') {
-      if (totpKey.type === 'string' && /^[0-9a-f]{20}$/.test(totpKey.value)) return { bytes: Buffer.from(totpKey.value, 'ascii'), generation: 'General.totpKey' };
+      if (totpKey.type === 'string' && /^[0-9a-f]{20}$/.test(totpKey.value))
+        return { bytes: Buffer.from(totpKey.value, 'ascii'), generation: 'General.totpKey' };
       problems.push('c_settings.General.totpKey is not 20 lower-case hex characters');
       return undefined;
     }
     if (gen === 'totpKey') return undefined;
     const salt = member(general, 'PrivateSalt');
     if (!salt) return undefined;
-    if (salt.type === 'string' && /^[\x21-\x7e]{12,}$/.test(salt.value)) return { bytes: Buffer.from(salt.value.slice(0, 12), 'ascii'), generation: 'General.PrivateSalt' };
+    if (salt.type === 'string' && /^[\x21-\x7e]{12,}$/.test(salt.value))
+      return { bytes: Buffer.from(salt.value.slice(0, 12), 'ascii'), generation: 'General.PrivateSalt' };
     problems.push('c_settings.General.PrivateSalt is not a string of at least 12 printable ASCII characters');
     return undefined;
   }
@@ -196,7 +229,16 @@ class SogoStore implements ForeignStore {
       on = this.config.options.defaultEnabled;
       source = 'system/domain default (options.defaultEnabled)';
     }
-    const p: Profile = { uid: row.c_uid, ref: this.ref(row.c_uid), defaults, enabled, enabledOld, on, source, problems };
+    const p: Profile = {
+      uid: row.c_uid,
+      ref: this.ref(row.c_uid),
+      defaults,
+      enabled,
+      enabledOld,
+      on,
+      source,
+      problems,
+    };
     const key = this.readKey(parseObject('c_settings', row.c_settings), problems);
     if (key) p.key = key;
     return p;
@@ -206,7 +248,13 @@ class SogoStore implements ForeignStore {
     const unreadable = 'problem' in p.defaults || p.enabled.state === 'problem';
     const factors: StoreFactor[] = [];
     if (p.on || p.key) {
-      factors.push({ kind: 'totp', active: p.on && !unreadable, label: p.key ? p.key.generation : 'no key', weak: true, ref: p.ref });
+      factors.push({
+        kind: 'totp',
+        active: p.on && !unreadable,
+        label: p.key ? p.key.generation : 'no key',
+        weak: true,
+        ref: p.ref,
+      });
     }
     const status: StoreAccountStatus = {
       store: this.name,
@@ -216,7 +264,10 @@ class SogoStore implements ForeignStore {
       factors,
       details: { enabledBy: p.source, key: p.key ? p.key.generation : null },
     };
-    if (status.activated && !p.key) status.notEnforced = [`${p.source} is on but the profile has no TOTP key (General.totpKey / General.PrivateSalt): SOGo lets the user in without a code`];
+    if (status.activated && !p.key)
+      status.notEnforced = [
+        `${p.source} is on but the profile has no TOTP key (General.totpKey / General.PrivateSalt): SOGo lets the user in without a code`,
+      ];
     if (p.problems.length > 0) status.problems = p.problems;
     return status;
   }
@@ -231,7 +282,8 @@ class SogoStore implements ForeignStore {
     const db = await this.db();
     return storeRead(db, async () => {
       for (const batch of chunked([...new Set(emails)], 1000)) {
-        for (const row of await this.rowsOf(db.knex, db.dialect, batch, ['c_uid', 'c_defaults', 'c_settings'])) out.set(row.c_uid, this.statusOf(this.profile(row)));
+        for (const row of await this.rowsOf(db.knex, db.dialect, batch, ['c_uid', 'c_defaults', 'c_settings']))
+          out.set(row.c_uid, this.statusOf(this.profile(row)));
       }
       return out;
     });
@@ -239,7 +291,9 @@ class SogoStore implements ForeignStore {
 
   async totpSecrets(email: string): Promise<StoreTotpSecret[]> {
     const db = await this.db();
-    const rows = await storeRead(db, () => this.rowsOf(db.knex, db.dialect, [email], ['c_uid', 'c_defaults', 'c_settings']));
+    const rows = await storeRead(db, () =>
+      this.rowsOf(db.knex, db.dialect, [email], ['c_uid', 'c_defaults', 'c_settings']),
+    );
     const p = rows[0] ? this.profile(rows[0]) : undefined;
     if (!p || !p.key || !this.statusOf(p).enforced) return [];
     return [{ key: p.key.bytes, ref: `${p.ref} (${p.key.generation})`, storeWindow: SOGO_TOTP_WINDOW }];
@@ -251,24 +305,41 @@ class SogoStore implements ForeignStore {
     const db = await this.db();
     const change = await storeTransaction(db, this.name, ctx.sharedTransaction, async (trx): Promise<StoreChange> => {
       const [row] = await this.rowsOf(trx, db.dialect, [email], ['c_uid', 'c_defaults', 'c_settings'], true);
-      if (!row) return { store: this.name, kind: this.kind, outcome: 'nothing', detail: `no SOGo profile (${this.table}) for the account` };
+      if (!row)
+        return {
+          store: this.name,
+          kind: this.kind,
+          outcome: 'nothing',
+          detail: `no SOGo profile (${this.table}) for the account`,
+        };
       const p = this.profile(row);
       if ('problem' in p.defaults) throw unparsable(this.name, `${p.ref} c_defaults`, p.defaults.problem);
-      for (const f of [p.enabled, p.enabledOld]) if (f.state === 'problem') throw unparsable(this.name, p.ref, f.problem);
+      for (const f of [p.enabled, p.enabledOld])
+        if (f.state === 'problem') throw unparsable(this.name, p.ref, f.problem);
       const writes: string[] = [];
       if (p.enabled.state !== 'off') writes.push(ENABLED);
       if (p.enabledOld.state === 'on') writes.push(ENABLED_OLD);
-      if (writes.length === 0) return { store: this.name, kind: this.kind, outcome: 'nothing', detail: `${ENABLED} is already 0` };
+      if (writes.length === 0)
+        return { store: this.name, kind: this.kind, outcome: 'nothing', detail: `${ENABLED} is already 0` };
 
       const old = p.defaults.text;
       let text = old ?? '{}';
       for (const key of writes) text = setTopLevelMember(text, parseStrictJson(text), key, '0');
       let update = whereExact(trx(this.table).where('c_uid', email), db.dialect, 'c_uid', email);
-      update = old === null ? update.whereNull('c_defaults') : update.whereRaw(exactSql(db.dialect), ['c_defaults', Buffer.from(old, 'utf8')]);
+      update =
+        old === null
+          ? update.whereNull('c_defaults')
+          : update.whereRaw(exactSql(db.dialect), ['c_defaults', Buffer.from(old, 'utf8')]);
       const changed = Number(await update.update({ c_defaults: text }));
       if (changed !== 1) throw new StoreConflict(`${p.ref} c_defaults`);
       const was = p.enabled.state === 'missing' ? `${ENABLED} was not set (${p.source} applied)` : `${ENABLED} was on`;
-      return { store: this.name, kind: this.kind, outcome: 'changed', detail: `${verb}: wrote ${writes.map((k) => `${k}: 0`).join(', ')} into c_defaults (${was}); the key in c_settings is untouched`, refs: [p.ref] };
+      return {
+        store: this.name,
+        kind: this.kind,
+        outcome: 'changed',
+        detail: `${verb}: wrote ${writes.map((k) => `${k}: 0`).join(', ')} into c_defaults (${was}); the key in c_settings is untouched`,
+        refs: [p.ref],
+      };
     });
     if (change.outcome !== 'changed') return change;
     const reported = await this.invalidateCache(email, change);
@@ -301,10 +372,17 @@ class SogoStore implements ForeignStore {
   /** Deletes `<uid>+defaults` and `<uid>+settings` on every configured memcached; failures are reported, not thrown. */
   private async invalidateCache(uid: string, change: StoreChange): Promise<StoreChange> {
     const memcached = this.config.options.memcached;
-    if (!memcached) return { ...change, detail: `${change.detail}; no memcached configured (SOGo without a cache sees the change at once)` };
+    if (!memcached)
+      return {
+        ...change,
+        detail: `${change.detail}; no memcached configured (SOGo without a cache sees the change at once)`,
+      };
     const { deleted, failures } = await this.deleteCacheEntries(uid);
     if (failures.length === 0) {
-      return { ...change, detail: `${change.detail}; SOGo's cache entries deleted on ${this.servers.length} memcached server${this.servers.length === 1 ? '' : 's'} (${deleted} were cached)` };
+      return {
+        ...change,
+        detail: `${change.detail}; SOGo's cache entries deleted on ${this.servers.length} memcached server${this.servers.length === 1 ? '' : 's'} (${deleted} were cached)`,
+      };
     }
     const message = `the change is saved, but SOGo's cache could not be cleared (${failures.join('; ')}): SOGo may keep using the old profile for up to ${this.config.options.cacheCleanupInterval} s (SOGoCacheCleanupInterval)`;
     return {
@@ -326,20 +404,49 @@ class SogoStore implements ForeignStore {
 
   async doctor(): Promise<StoreCheck[]> {
     const name = (what: string) => `store ${this.name}: ${what}`;
-    const { db, checks } = await doctorSchema(this.name, this.db, this.table, (d) => d.knex(this.table).select('c_uid', 'c_defaults', 'c_settings').limit(0), "Point the store at SOGo's database and the table of SOGoProfileURL.");
+    const { db, checks } = await doctorSchema(
+      this.name,
+      this.db,
+      this.table,
+      (d) => d.knex(this.table).select('c_uid', 'c_defaults', 'c_settings').limit(0),
+      "Point the store at SOGo's database and the table of SOGoProfileURL.",
+    );
     if (!db) return checks;
-    checks.push({ name: name('plaintext secrets'), status: 'warn', detail: `SOGo keeps each user's TOTP key in plaintext in ${this.table}.c_settings (80-bit keys); mail2fa only reads them` });
-    checks.push(await doctorWriteAccess(this.name, db, this.table, 'recover and disable', (trx) => trx(this.table).whereRaw('1 = 0').update({ c_defaults: null })));
+    checks.push({
+      name: name('plaintext secrets'),
+      status: 'warn',
+      detail: `SOGo keeps each user's TOTP key in plaintext in ${this.table}.c_settings (80-bit keys); mail2fa only reads them`,
+    });
+    checks.push(
+      await doctorWriteAccess(this.name, db, this.table, 'recover and disable', (trx) =>
+        trx(this.table).whereRaw('1 = 0').update({ c_defaults: null }),
+      ),
+    );
     const memcached = this.config.options.memcached;
     if (!memcached) {
-      checks.push({ name: name('memcached'), status: 'warn', detail: 'no memcached configured: if SOGo uses one (SOGoMemcachedHost), changes show only after SOGoCacheCleanupInterval', hint: 'Set options.memcached.servers to SOGoMemcachedHost.' });
+      checks.push({
+        name: name('memcached'),
+        status: 'warn',
+        detail:
+          'no memcached configured: if SOGo uses one (SOGoMemcachedHost), changes show only after SOGoCacheCleanupInterval',
+        hint: 'Set options.memcached.servers to SOGoMemcachedHost.',
+      });
     }
     for (const server of this.servers) {
       try {
         const version = await memcachedVersion(server, memcached!.timeoutMs);
-        checks.push({ name: name(`memcached ${server.display}`), status: 'ok', detail: `reachable (memcached ${escapeControl(version)})` });
+        checks.push({
+          name: name(`memcached ${server.display}`),
+          status: 'ok',
+          detail: `reachable (memcached ${escapeControl(version)})`,
+        });
       } catch (err) {
-        checks.push({ name: name(`memcached ${server.display}`), status: 'fail', detail: `unreachable (${(err as Error).message}): after a recover SOGo may serve the old profile for up to ${this.config.options.cacheCleanupInterval} s`, exitCode: 69 });
+        checks.push({
+          name: name(`memcached ${server.display}`),
+          status: 'fail',
+          detail: `unreachable (${(err as Error).message}): after a recover SOGo may serve the old profile for up to ${this.config.options.cacheCleanupInterval} s`,
+          exitCode: 69,
+        });
       }
     }
     return checks;

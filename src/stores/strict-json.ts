@@ -25,7 +25,10 @@ export interface JsonMember {
 }
 
 export class JsonSyntaxError extends Error {
-  constructor(message: string, readonly offset: number) {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
     super(`${message} at offset ${offset}`);
     this.name = 'JsonSyntaxError';
   }
@@ -65,7 +68,16 @@ export function parseStrictJson(text: string): JsonNode {
         continue;
       }
       const e = text[i + 1];
-      const simple: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+      const simple: Record<string, string> = {
+        '"': '"',
+        '\\': '\\',
+        '/': '/',
+        b: '\b',
+        f: '\f',
+        n: '\n',
+        r: '\r',
+        t: '\t',
+      };
       if (e !== undefined && e in simple) {
         value += simple[e];
         i += 2;
@@ -145,7 +157,11 @@ export function parseStrictJson(text: string): JsonNode {
       i += num[0].length;
       return { type: 'number', raw: num[0], start, end: i };
     }
-    for (const [word, v] of [['true', true], ['false', false], ['null', null]] as const) {
+    for (const [word, v] of [
+      ['true', true],
+      ['false', false],
+      ['null', null],
+    ] as const) {
       if (text.startsWith(word, i)) {
         i += word.length;
         return { type: 'literal', value: v, start, end: i };
@@ -162,7 +178,10 @@ export function parseStrictJson(text: string): JsonNode {
 
 function escapeForMessage(s: string): string {
   const cut = s.length > 60 ? `${s.slice(0, 60)}…` : s;
-  return cut.replace(/[\u0000-\u001f\u007f-\u009f"\\]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return cut.replace(
+    /[\u0000-\u001f\u007f-\u009f"\\]/g,
+    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** The member `key` of an object node (keys are unique: duplicates were refused). */
@@ -199,7 +218,8 @@ export function setTopLevelMember(text: string, root: JsonNode, key: string, jso
       if (!sameValue(m.value, literal, out, json)) throw new Error('setTopLevelMember: written value differs');
       continue;
     }
-    if (before.get(m.key) !== source(out, m)) throw new Error(`setTopLevelMember: member "${escapeForMessage(m.key)}" changed`);
+    if (before.get(m.key) !== source(out, m))
+      throw new Error(`setTopLevelMember: member "${escapeForMessage(m.key)}" changed`);
     before.delete(m.key);
   }
   before.delete(key);

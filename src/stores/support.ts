@@ -7,12 +7,14 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { Database, Dialect } from '../db/connection.js';
 import { isRetryable, mapDbError } from '../db/connection.js';
-import { configError, dataError, Mail2faError, tempFail } from '../core/errors.js';
+import { configError, dataError, Mail2faError, tempFail } from '../errors.js';
 import { MAX_SECRET_BYTES, MIN_SECRET_BYTES } from '../totp/totp.js';
 import type { StoreCheck, StoreConfigBase, StoreDeps } from './types.js';
 
 /** Table names in store options: plain SQL identifiers only. */
-export const sqlIdentifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain SQL identifier (letters, digits, _)');
+export const sqlIdentifier = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain SQL identifier (letters, digits, _)');
 
 /** The store's database: its own `db.url`, or the mail database. Opened on first use; the core closes it. */
 export function lazyStoreDatabase(config: StoreConfigBase, deps: StoreDeps): () => Promise<Database> {
@@ -65,7 +67,12 @@ const ATTEMPTS = 4;
  * this store's statements before the retry, and the change commits or rolls back with mail2fa's audit row. A
  * deadlock there has already rolled back the whole transaction on MySQL: it goes up untouched for the core to retry.
  */
-export async function storeTransaction<T>(db: Database, storeName: string, shared: Knex.Transaction | undefined, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+export async function storeTransaction<T>(
+  db: Database,
+  storeName: string,
+  shared: Knex.Transaction | undefined,
+  work: (trx: Knex.Transaction) => Promise<T>,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await (shared ? shared.transaction(work) : db.knex.transaction(work));
@@ -81,7 +88,11 @@ export async function storeTransaction<T>(db: Database, storeName: string, share
         continue;
       }
       if (retry) {
-        throw tempFail('store_busy', `store ${storeName}: the account's data kept changing while mail2fa wrote it (${attempt} attempts); nothing was changed`, 'Retry in a moment.');
+        throw tempFail(
+          'store_busy',
+          `store ${storeName}: the account's data kept changing while mail2fa wrote it (${attempt} attempts); nothing was changed`,
+          'Retry in a moment.',
+        );
       }
       if (err instanceof Mail2faError) throw err;
       throw readOnly(err, storeName) ?? mapDbError(err, db.displayUrl);
@@ -93,7 +104,11 @@ export async function storeTransaction<T>(db: Database, storeName: string, share
 function readOnly(err: unknown, storeName: string): Mail2faError | null {
   const code = (err as { code?: string }).code ?? '';
   if (!['ER_TABLEACCESS_DENIED_ERROR', 'ER_COLUMNACCESS_DENIED_ERROR', 'SQLITE_READONLY'].includes(code)) return null;
-  return configError('store_read_only', `store ${storeName}: the database user may not change the store (${code}); nothing was changed`, 'Grant the store\'s database user write access to its table, or remove the store from this command\'s configuration.');
+  return configError(
+    'store_read_only',
+    `store ${storeName}: the database user may not change the store (${code}); nothing was changed`,
+    "Grant the store's database user write access to its table, or remove the store from this command's configuration.",
+  );
 }
 
 /** Runs a read, mapping driver errors (unreachable, missing table) to typed errors. */
@@ -113,7 +128,10 @@ export function driverError(err: unknown): unknown {
   if (!(err instanceof Error) || err instanceof Mail2faError || err instanceof StoreConflict) return err;
   const e = err as Error & { code?: string; errno?: number; sqlMessage?: string };
   const cut = e.message.lastIndexOf(' - ');
-  const clean = new Error(e.sqlMessage ?? (cut >= 0 ? e.message.slice(cut + 3) : e.message)) as Error & { code?: string; errno?: number };
+  const clean = new Error(e.sqlMessage ?? (cut >= 0 ? e.message.slice(cut + 3) : e.message)) as Error & {
+    code?: string;
+    errno?: number;
+  };
   clean.name = e.name;
   if (e.code !== undefined) clean.code = e.code;
   if (e.errno !== undefined) clean.errno = e.errno;
@@ -122,7 +140,11 @@ export function driverError(err: unknown): unknown {
 
 /** A value in a foreign store that does not parse exactly: refused, never repaired (exit 65). */
 export function unparsable(storeName: string, ref: string, problem: string) {
-  return dataError('store_value_unparsable', `store ${storeName}: ${ref}: ${problem}; nothing was changed`, 'Fix or remove the value with the application that owns it; mail2fa does not repair foreign data.');
+  return dataError(
+    'store_value_unparsable',
+    `store ${storeName}: ${ref}: ${problem}; nothing was changed`,
+    'Fix or remove the value with the application that owns it; mail2fa does not repair foreign data.',
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -137,7 +159,8 @@ export function decodeBase32Secret(raw: string): { key: Buffer } | { problem: st
   if (!m) return { problem: 'not a base32 secret (characters outside A-Z, 2-7)' };
   const body = m[1]!.toUpperCase();
   const padding = m[2]!;
-  if (padding && (raw.length % 8 !== 0 || padding.length > 6)) return { problem: 'not a base32 secret (wrong "=" padding)' };
+  if (padding && (raw.length % 8 !== 0 || padding.length > 6))
+    return { problem: 'not a base32 secret (wrong "=" padding)' };
   if ([1, 3, 6].includes(body.length % 8)) return { problem: 'not a base32 secret (impossible length)' };
   const out: number[] = [];
   let bits = 0;
@@ -164,7 +187,10 @@ export function decodeBase32Secret(raw: string): { key: Buffer } | { problem: st
  * transaction that is always rolled back. MariaDB checks privileges before matching rows, so a read-only user
  * gets ER_TABLEACCESS_DENIED_ERROR / ER_COLUMNACCESS_DENIED_ERROR here.
  */
-export async function mayWrite(db: Database, statement: (trx: Knex.Transaction) => Promise<unknown>): Promise<{ ok: true } | { ok: false; reason: string }> {
+export async function mayWrite(
+  db: Database,
+  statement: (trx: Knex.Transaction) => Promise<unknown>,
+): Promise<{ ok: true } | { ok: false; reason: string }> {
   const rollback = new Error('rollback');
   try {
     await db.knex.transaction(async (trx) => {
@@ -183,7 +209,13 @@ export async function mayWrite(db: Database, statement: (trx: Knex.Transaction) 
  * The first `doctor` checks of a store: its database opens and `probe` (a `SELECT … LIMIT 0` of the columns the
  * store uses) runs. Returns the database and the checks so far; no database when a check failed.
  */
-export async function doctorSchema(storeName: string, openDb: () => Promise<Database>, table: string, probe: (db: Database) => Promise<unknown>, hint: string): Promise<{ db?: Database; checks: StoreCheck[] }> {
+export async function doctorSchema(
+  storeName: string,
+  openDb: () => Promise<Database>,
+  table: string,
+  probe: (db: Database) => Promise<unknown>,
+  hint: string,
+): Promise<{ db?: Database; checks: StoreCheck[] }> {
   const name = `store ${storeName}: `;
   let db: Database;
   try {
@@ -194,18 +226,39 @@ export async function doctorSchema(storeName: string, openDb: () => Promise<Data
   try {
     await probe(db);
   } catch (err) {
-    return { checks: [{ name: `${name}schema`, status: 'fail', detail: `${table}: ${(err as Error).message.split('\n')[0]}`, hint, exitCode: 78 }] };
+    return {
+      checks: [
+        {
+          name: `${name}schema`,
+          status: 'fail',
+          detail: `${table}: ${(err as Error).message.split('\n')[0]}`,
+          hint,
+          exitCode: 78,
+        },
+      ],
+    };
   }
   return { db, checks: [{ name: `${name}schema`, status: 'ok', detail: `${table} has the expected columns` }] };
 }
 
 /** `doctor`: whether the store's database user may write (`statement` matches no row and is rolled back). */
-export async function doctorWriteAccess(storeName: string, db: Database, table: string, uses: string, statement: (trx: Knex.Transaction) => Promise<unknown>): Promise<StoreCheck> {
+export async function doctorWriteAccess(
+  storeName: string,
+  db: Database,
+  table: string,
+  uses: string,
+  statement: (trx: Knex.Transaction) => Promise<unknown>,
+): Promise<StoreCheck> {
   const write = await mayWrite(db, statement);
   const name = `store ${storeName}: write access`;
   return write.ok
     ? { name, status: 'ok', detail: `the database user may change ${table} (${uses})` }
-    : { name, status: 'warn', detail: `read-only for ${table} (${write.reason}): status and verify work; ${uses} fail (exit 78)`, hint: 'Grant the database user write access to the table if mail2fa should change it.' };
+    : {
+        name,
+        status: 'warn',
+        detail: `read-only for ${table} (${write.reason}): status and verify work; ${uses} fail (exit 78)`,
+        hint: 'Grant the database user write access to the table if mail2fa should change it.',
+      };
 }
 
 /** Splits `items` into chunks of at most `size` (one query per chunk, never one per account). */

@@ -3,8 +3,8 @@
  * characters are escaped in every format (table/csv as \n, \x1b…; JSON as \u escapes, so the data is unchanged)
  * and CSV cells cannot start a spreadsheet formula.
  */
-import type { AuditRecord } from '../core/audit-log.js';
-import { escapeControl } from '../core/text.js';
+import type { AuditRecord } from '../core/audit-read.js';
+import { escapeControl } from '../text.js';
 import { csvLine } from './csv.js';
 import type { Output } from './output.js';
 import { jsonRow } from './status-render.js';
@@ -13,7 +13,19 @@ import { formatTable, tableHeader } from './table.js';
 export type AuditFormat = 'table' | 'json' | 'ndjson' | 'csv';
 
 const TABLE_COLUMNS = ['TIME', 'ACTOR', 'ACTION', 'ACCOUNT', 'OUTCOME', 'TICKET', 'REASON', 'DETAIL'] as const;
-const CSV_COLUMNS = ['id', 'at', 'actor', 'action', 'account', 'ticket', 'reason', 'outcome', 'detail', 'tool_version', 'host'] as const;
+const CSV_COLUMNS = [
+  'id',
+  'at',
+  'actor',
+  'action',
+  'account',
+  'ticket',
+  'reason',
+  'outcome',
+  'detail',
+  'tool_version',
+  'host',
+] as const;
 
 /** `key=value` pairs for the table's last column. */
 export function detailText(detail: AuditRecord['detail']): string {
@@ -31,7 +43,9 @@ function tableCells(r: AuditRecord): unknown[] {
 
 function csvCells(r: AuditRecord): unknown[] {
   const detail = r.detail === null ? null : typeof r.detail === 'string' ? r.detail : JSON.stringify(r.detail);
-  return [r.id, r.at, r.actor, r.action, r.account, r.ticket, r.reason, r.outcome, detail, r.toolVersion, r.host].map((v) => (typeof v === 'string' ? escapeControl(v) : v));
+  return [r.id, r.at, r.actor, r.action, r.account, r.ticket, r.reason, r.outcome, detail, r.toolVersion, r.host].map(
+    (v) => (typeof v === 'string' ? escapeControl(v) : v),
+  );
 }
 
 export interface AuditRenderer {

@@ -4,7 +4,7 @@
  * never evaluated as a formula (OWASP "CSV injection"). Control characters are escaped (\x1b, \n …) as in the
  * table view, so a value can neither repaint a terminal that shows the file nor split a record.
  */
-import { escapeControl } from '../core/text.js';
+import { escapeControl } from '../text.js';
 
 const FORMULA_START = /^[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/u;
 

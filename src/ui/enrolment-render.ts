@@ -3,7 +3,7 @@
  * article's closing message. Pure functions over the core's results; the command writes them.
  */
 import type { CompletedEnrolment, StartedEnrolment } from '../core/enrolment.js';
-import { escapeControl } from '../core/text.js';
+import { escapeControl } from '../text.js';
 import { formatSecretForManualEntry } from '../totp/totp.js';
 
 /** The QR code (drawn by the caller, always in explicit colours) and the key for typing it in by hand. */
@@ -15,7 +15,7 @@ export function appSetupText(started: StartedEnrolment, qr: string): string {
     '',
     qr,
     '',
-    "Can't scan it? Add the account by hand (\"enter a setup key\"):",
+    'Can\'t scan it? Add the account by hand ("enter a setup key"):',
     `  Account:  ${escapeControl(totp.label)}`,
     `  Issuer:   ${escapeControl(totp.issuer)}`,
     `  Key:      ${formatSecretForManualEntry(totp.secret)}`,

@@ -4,7 +4,7 @@
  */
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { escapeControl } from '../core/text.js';
+import { escapeControl } from '../text.js';
 
 export interface OutputOptions {
   json: boolean;

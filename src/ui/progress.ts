@@ -24,7 +24,9 @@ export function progressBar(label: string, stream: Writable & { isTTY?: boolean 
       drawn = true;
       const share = total > 0 ? Math.min(1, done / total) : 1;
       const filled = Math.round(share * WIDTH);
-      stream.write(`\r${label} [${'#'.repeat(filled)}${' '.repeat(WIDTH - filled)}] ${String(Math.floor(share * 100)).padStart(3)}%  ${done}/${total}\x1b[K`);
+      stream.write(
+        `\r${label} [${'#'.repeat(filled)}${' '.repeat(WIDTH - filled)}] ${String(Math.floor(share * 100)).padStart(3)}%  ${done}/${total}\x1b[K`,
+      );
     },
     done() {
       if (drawn) stream.write('\r\x1b[K');

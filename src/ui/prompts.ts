@@ -2,12 +2,15 @@
  * Interactive prompts (inquirer), only on a terminal. Without one, the error names the flag to use instead.
  * Ctrl-C at a prompt surfaces as inquirer's ExitPromptError, which main.ts maps to exit 130.
  */
-import { usageError } from '../core/errors.js';
+import { usageError } from '../errors.js';
 import type { Output } from './output.js';
 
 export function requireTerminal(out: Output, what: string, flag: string): void {
   if (!out.interactive) {
-    throw usageError(`${what} needs an interactive terminal${out.json ? ' (prompts are off with --json)' : ''}`, `Use ${flag} instead.`);
+    throw usageError(
+      `${what} needs an interactive terminal${out.json ? ' (prompts are off with --json)' : ''}`,
+      `Use ${flag} instead.`,
+    );
   }
 }
 
@@ -17,7 +20,12 @@ export async function promptPassword(out: Output, message: string, flag: string)
   return password({ message, mask: '*' }, { output: out.stderr as NodeJS.WritableStream });
 }
 
-export async function promptInput(out: Output, message: string, flag: string, validate?: (value: string) => true | string): Promise<string> {
+export async function promptInput(
+  out: Output,
+  message: string,
+  flag: string,
+  validate?: (value: string) => true | string,
+): Promise<string> {
   requireTerminal(out, `asking for ${message.replace(/:$/, '').toLowerCase()}`, flag);
   const { input } = await import('@inquirer/prompts');
   return input({ message, ...(validate ? { validate } : {}) }, { output: out.stderr as NodeJS.WritableStream });
@@ -31,7 +39,11 @@ export async function promptConfirm(out: Output, message: string, flag: string):
 
 /** Reads a secret (password) from stdin, for --password-stdin: the whole input, minus one trailing newline. */
 export async function readSecretFromStdin(flag: string): Promise<string> {
-  if (process.stdin.isTTY) throw usageError(`${flag} reads from standard input, but it is a terminal`, `Pipe it in: printf '%s' "$PASSWORD" | mail2fa … ${flag}`);
+  if (process.stdin.isTTY)
+    throw usageError(
+      `${flag} reads from standard input, but it is a terminal`,
+      `Pipe it in: printf '%s' "$PASSWORD" | mail2fa … ${flag}`,
+    );
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
@@ -39,5 +51,7 @@ export async function readSecretFromStdin(flag: string): Promise<string> {
     if (size > 64 * 1024) throw usageError(`${flag}: input is larger than 64 KiB`);
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }

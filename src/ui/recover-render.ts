@@ -1,6 +1,6 @@
 /** What `recover` shows the agent: the account's 2FA summary before confirming, then the result and the reply. */
 import type { RecoveryDone, NothingToRecover, RecoverySummary } from '../core/recover.js';
-import { escapeControl } from '../core/text.js';
+import { escapeControl } from '../text.js';
 
 const LABEL_WIDTH = 22;
 const label = (name: string, value: string) => `  ${name.padEnd(LABEL_WIDTH - 2)}${value}`;
@@ -57,8 +57,9 @@ const labelHang = (l: string) => (l.startsWith('  ') ? LABEL_WIDTH : 0);
 function twoFactorLine(s: RecoverySummary): string {
   if (s.method === 'totp') return 'on: authenticator app';
   if (s.method === 'sms') return `on: text messages to ${s.phone ?? '(phone not recorded)'}`;
-  if (s.temporaryCode) return `required, no factor: temporary access code ${s.temporaryCode.state} (expires ${s.temporaryCode.expiresAt})`;
-  return s.stores.some((v) => v.status?.activated) ? 'off in mail2fa\'s own store' : 'off';
+  if (s.temporaryCode)
+    return `required, no factor: temporary access code ${s.temporaryCode.state} (expires ${s.temporaryCode.expiresAt})`;
+  return s.stores.some((v) => v.status?.activated) ? "off in mail2fa's own store" : 'off';
 }
 
 /** One line per foreign store: what it holds for the account (no secrets). */
@@ -67,7 +68,10 @@ function storeLine(v: RecoverySummary['stores'][number]): string {
   const st = v.status;
   if (!st?.activated) return 'off';
   const factors = st.factors.filter((f) => f.active).map((f) => `${f.kind}${f.weak ? ' (weak secret)' : ''}`);
-  const notes = [st.enforced ? 'enforced at sign-in' : `not enforced: ${(st.notEnforced ?? []).join('; ')}`, ...(st.problems ?? [])];
+  const notes = [
+    st.enforced ? 'enforced at sign-in' : `not enforced: ${(st.notEnforced ?? []).join('; ')}`,
+    ...(st.problems ?? []),
+  ];
   return `on: ${factors.join(', ') || 'a factor'}; ${notes.join('; ')}`;
 }
 
@@ -75,7 +79,11 @@ function storeLine(v: RecoverySummary['stores'][number]): string {
  * The summary the agent confirms (no secrets: masked phone, counts only). `width`: the terminal's, to wrap on word
  * boundaries; undefined (not a terminal): no wrapping.
  */
-export function summaryText(s: RecoverySummary, plan: { ticket: string; reason: string | null; actor: string; temporaryCodeTtlMs: number | null }, width?: number): string {
+export function summaryText(
+  s: RecoverySummary,
+  plan: { ticket: string; reason: string | null; actor: string; temporaryCodeTtlMs: number | null },
+  width?: number,
+): string {
   const lines = [
     `2FA summary of ${s.email}`,
     label('mailbox', s.active ? 'active' : 'INACTIVE (its active flag is off)'),
@@ -83,13 +91,27 @@ export function summaryText(s: RecoverySummary, plan: { ticket: string; reason: 
     ...s.stores.map((v) => label(`store ${v.store}`, `(${v.kind}) ${storeLine(v)}`)),
   ];
   if (s.method) {
-    lines.push(label('enrolled', s.enrolledAt ?? '-'), label('last used', s.lastUsedAt ?? 'never'), label('recovery codes left', String(s.recoveryCodesLeft ?? 0)));
+    lines.push(
+      label('enrolled', s.enrolledAt ?? '-'),
+      label('last used', s.lastUsedAt ?? 'never'),
+      label('recovery codes left', String(s.recoveryCodesLeft ?? 0)),
+    );
   }
-  lines.push(label('lock', s.lockedUntil ? `LOCKED until ${s.lockedUntil} (${attempts(s.failedAttempts)})` : s.failedAttempts ? `not locked (${attempts(s.failedAttempts)} in a row)` : 'not locked'));
+  lines.push(
+    label(
+      'lock',
+      s.lockedUntil
+        ? `LOCKED until ${s.lockedUntil} (${attempts(s.failedAttempts)})`
+        : s.failedAttempts
+          ? `not locked (${attempts(s.failedAttempts)} in a row)`
+          : 'not locked',
+    ),
+  );
   if (s.alternateEmail) lines.push(label('alternate address', s.alternateEmail));
   lines.push(label('ticket', plan.ticket), label('reason', plan.reason ?? '-'), label('acting as', plan.actor));
   const steps: string[] = [];
-  if (s.method) steps.push(`remove the ${s.method === 'totp' ? 'authenticator app' : 'SMS phone'} and its recovery codes`);
+  if (s.method)
+    steps.push(`remove the ${s.method === 'totp' ? 'authenticator app' : 'SMS phone'} and its recovery codes`);
   for (const v of s.stores) {
     if (!v.error && !v.status?.activated) continue;
     steps.push(
@@ -102,14 +124,21 @@ export function summaryText(s: RecoverySummary, plan: { ticket: string; reason: 
   if (s.lockedUntil) steps.push('clear the lock');
   else if (s.failedAttempts) steps.push('reset the count of wrong attempts');
   steps.push('sign the user out everywhere');
-  if (plan.temporaryCodeTtlMs !== null) steps.push(`issue a temporary access code valid for ${humanDuration(plan.temporaryCodeTtlMs)} (2FA stays required)`);
+  if (plan.temporaryCodeTtlMs !== null)
+    steps.push(
+      `issue a temporary access code valid for ${humanDuration(plan.temporaryCodeTtlMs)} (2FA stays required)`,
+    );
   else steps.push('leave 2FA OFF (the user signs in with the password alone)');
   lines.push('', `This will: ${steps.join('; ')}.`);
   return `${fit(lines.map(escapeControl).join('\n'), width, labelHang)}\n`;
 }
 
 export function humanDuration(ms: number): string {
-  const units: Array<[number, string]> = [[86_400_000, 'day'], [3_600_000, 'hour'], [60_000, 'minute']];
+  const units: Array<[number, string]> = [
+    [86_400_000, 'day'],
+    [3_600_000, 'hour'],
+    [60_000, 'minute'],
+  ];
   for (const [size, name] of units) if (ms % size === 0) return `${ms / size} ${name}${ms / size === 1 ? '' : 's'}`;
   return `${Math.round(ms / 1000)} seconds`;
 }
@@ -123,7 +152,10 @@ function replyBlock(reply: string, width: number | undefined): string {
 /** Per store: what was and was not reset. */
 function storeOutcomes(r: RecoveryDone): string {
   return r.stores
-    .map((c) => `  ${`store ${c.store}`.padEnd(20)}${c.outcome === 'failed' ? `NOT RESET: ${c.error?.message ?? c.detail}` : c.outcome === 'changed' ? `reset: ${c.detail}` : `nothing to reset (${c.detail})`}`)
+    .map(
+      (c) =>
+        `  ${`store ${c.store}`.padEnd(20)}${c.outcome === 'failed' ? `NOT RESET: ${c.error?.message ?? c.detail}` : c.outcome === 'changed' ? `reset: ${c.detail}` : `nothing to reset (${c.detail})`}`,
+    )
     .map(escapeControl) // per line: the lines' own breaks must stay breaks
     .join('\n');
 }
@@ -136,9 +168,15 @@ export function recoveredText(r: RecoveryDone, width?: number): string {
   }
   const did = [
     r.removed.method ? `${r.removed.method === 'totp' ? 'authenticator app' : 'SMS phone'} removed` : null,
-    ...r.stores.filter((c) => c.kind !== 'mail2fa' && c.outcome === 'changed').map((c) => `2FA reset in store ${c.store}`),
-    r.removed.method ? `${r.removed.recoveryCodes} recovery code${r.removed.recoveryCodes === 1 ? '' : 's'} deleted` : null,
-    r.removed.challenges ? `${r.removed.challenges} pending code${r.removed.challenges === 1 ? '' : 's'} deleted` : null,
+    ...r.stores
+      .filter((c) => c.kind !== 'mail2fa' && c.outcome === 'changed')
+      .map((c) => `2FA reset in store ${c.store}`),
+    r.removed.method
+      ? `${r.removed.recoveryCodes} recovery code${r.removed.recoveryCodes === 1 ? '' : 's'} deleted`
+      : null,
+    r.removed.challenges
+      ? `${r.removed.challenges} pending code${r.removed.challenges === 1 ? '' : 's'} deleted`
+      : null,
     r.removed.enrolment ? 'pending enrolment deleted' : null,
     r.lockCleared ? (r.before.lockedUntil ? 'lock cleared' : 'wrong-attempt count reset') : null,
     `sessions revoked at ${r.sessionsRevokedAt}`,

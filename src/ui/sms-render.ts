@@ -5,7 +5,10 @@ import type { SentSignInCode } from '../core/send-code.js';
 export function smsSentText(sent: { phone: string; delivery: SentSignInCode['delivery'] }, what: string): string {
   const lines = [`${what} was sent by text message to ${sent.phone}.`, 'It is valid for 10 minutes.'];
   if (sent.delivery.transport === 'outbox') {
-    lines.push('(SMS transport "outbox": no text message leaves this machine;', ` the message was appended to ${sent.delivery.where ?? 'the outbox file'})`);
+    lines.push(
+      '(SMS transport "outbox": no text message leaves this machine;',
+      ` the message was appended to ${sent.delivery.where ?? 'the outbox file'})`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

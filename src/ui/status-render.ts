@@ -6,7 +6,18 @@ import { formatTable, tableHeader } from './table.js';
 
 export type StatusFormat = 'table' | 'json' | 'ndjson' | 'csv';
 
-const COLUMNS = ['email', 'state', 'active', 'enabled', 'method', 'phone', 'enrolled_at', 'last_used_at', 'recovery_codes_left', 'locked_until'] as const;
+const COLUMNS = [
+  'email',
+  'state',
+  'active',
+  'enabled',
+  'method',
+  'phone',
+  'enrolled_at',
+  'last_used_at',
+  'recovery_codes_left',
+  'locked_until',
+] as const;
 /** CSV carries why a row is invalid/ambiguous in a last column; the table shows it in the state column. */
 const CSV_COLUMNS = [...COLUMNS, 'problem'] as const;
 
@@ -16,15 +27,32 @@ function methodCell(r: StatusRow): string | null {
   if (!method) return null;
   const foreign = r.stores.filter((s) => s.kind !== 'mail2fa' && s.activated);
   if (foreign.length === 0) return method;
-  const where = r.stores.filter((s) => s.activated).map((s) => {
-    const notes = [s.factors.some((f) => f.weak) ? 'weak' : null, s.enforced ? null : 'not enforced', s.problems?.length ? 'unparsable' : null].filter(Boolean);
-    return notes.length ? `${s.store}: ${notes.join(', ')}` : s.store;
-  });
+  const where = r.stores
+    .filter((s) => s.activated)
+    .map((s) => {
+      const notes = [
+        s.factors.some((f) => f.weak) ? 'weak' : null,
+        s.enforced ? null : 'not enforced',
+        s.problems?.length ? 'unparsable' : null,
+      ].filter(Boolean);
+      return notes.length ? `${s.store}: ${notes.join(', ')}` : s.store;
+    });
   return `${method} (${where.join('; ')})`;
 }
 
 function cells(r: StatusRow): unknown[] {
-  return [r.email, r.state, r.active, r.enabled, methodCell(r), r.phone, r.enrolledAt, r.lastUsedAt, r.recoveryCodesLeft, r.lockedUntil];
+  return [
+    r.email,
+    r.state,
+    r.active,
+    r.enabled,
+    methodCell(r),
+    r.phone,
+    r.enrolledAt,
+    r.lastUsedAt,
+    r.recoveryCodesLeft,
+    r.lockedUntil,
+  ];
 }
 
 function tableCells(r: StatusRow): unknown[] {
@@ -54,7 +82,8 @@ export function jsonRows(rows: readonly unknown[], separator: string): string {
   let text = JSON.stringify(rows).slice(1, -1);
   if (separator !== ',') {
     const parts = text.split('},{');
-    text = parts.length === rows.length ? parts.join(`}${separator}{`) : rows.map((r) => JSON.stringify(r)).join(separator);
+    text =
+      parts.length === rows.length ? parts.join(`}${separator}{`) : rows.map((r) => JSON.stringify(r)).join(separator);
   }
   return text.replace(JSON_UNSAFE, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`);
 }
@@ -66,7 +95,11 @@ export interface StatusRenderer {
 }
 
 export function summaryLine(s: StatusSummary): string {
-  const parts = [`${s.accounts} account${s.accounts === 1 ? '' : 's'}`, `${s.enabled} with 2FA (${s.byMethod.totp} app, ${s.byMethod.sms} SMS${s.byMethod.temporaryCode ? `, ${s.byMethod.temporaryCode} temporary code${s.byMethod.temporaryCode === 1 ? '' : 's'}` : ''})`, `${s.disabled} without`];
+  const parts = [
+    `${s.accounts} account${s.accounts === 1 ? '' : 's'}`,
+    `${s.enabled} with 2FA (${s.byMethod.totp} app, ${s.byMethod.sms} SMS${s.byMethod.temporaryCode ? `, ${s.byMethod.temporaryCode} temporary code${s.byMethod.temporaryCode === 1 ? '' : 's'}` : ''})`,
+    `${s.disabled} without`,
+  ];
   if (s.unknown) parts.push(`${s.unknown} unknown`);
   if (s.invalid) parts.push(`${s.invalid} invalid`);
   return `${parts.join(', ')}${s.filter ? `; ${s.shown ?? 0} shown (--${s.filter})` : ''}`;

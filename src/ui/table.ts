@@ -1,10 +1,20 @@
 /** Plain aligned columns for humans; values are escaped so no cell can move the cursor or forge a line. */
-import { escapeControl } from '../core/text.js';
+import { escapeControl } from '../text.js';
 
-export function formatTable(header: readonly string[], rows: readonly (readonly unknown[])[], widths?: number[]): { text: string; widths: number[] } {
-  const cells = rows.map((r) => r.map((v) => (v === null || v === undefined || v === '' ? '-' : escapeControl(String(v)))));
+export function formatTable(
+  header: readonly string[],
+  rows: readonly (readonly unknown[])[],
+  widths?: number[],
+): { text: string; widths: number[] } {
+  const cells = rows.map((r) =>
+    r.map((v) => (v === null || v === undefined || v === '' ? '-' : escapeControl(String(v)))),
+  );
   const w = widths ?? header.map((h, i) => Math.min(60, Math.max(h.length, ...cells.map((r) => r[i]!.length))));
-  const line = (r: readonly string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ').trimEnd();
+  const line = (r: readonly string[]) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!)))
+      .join('  ')
+      .trimEnd();
   return { text: cells.map(line).join('\n') + (cells.length ? '\n' : ''), widths: w };
 }
 

@@ -1,7 +1,7 @@
 /** `mail2fa audit` through the BUILT binary: formats, filters, escaping of stored control characters, CSV safety. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { writeAudit } from '../../src/core/audit.js';
+import { writeAudit } from '../../src/core/audit-write.js';
 import { VERSION } from '../../src/version.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
@@ -28,14 +28,54 @@ describeEachDb('cli audit', (kind) => {
     await enableTotp(ctx, 'jane@example.com');
     await enableTotp(ctx, 'joe@example.com');
     // Through the real command: a reason with a newline and ESC sequences, and a formula-looking actor.
-    const r1 = await cli(['--yes', '--actor', '=HYPERLINK("http://x")', 'recover', 'jane@example.com', '--ticket', 'T-3001', '--reason', `lost phone\n\u001b[2Jcleared`]);
+    const r1 = await cli([
+      '--yes',
+      '--actor',
+      '=HYPERLINK("http://x")',
+      'recover',
+      'jane@example.com',
+      '--ticket',
+      'T-3001',
+      '--reason',
+      `lost phone\n\u001b[2Jcleared`,
+    ]);
     expect(r1.code, r1.stderr).toBe(0);
-    const r2 = await cli(['--json', '--yes', '--actor', 'agent-dora', 'recover', 'joe@example.com', '--ticket', 'T-3002', '--reason', 'new phone', '--temporary-code']);
+    const r2 = await cli([
+      '--json',
+      '--yes',
+      '--actor',
+      'agent-dora',
+      'recover',
+      'joe@example.com',
+      '--ticket',
+      'T-3002',
+      '--reason',
+      'new phone',
+      '--temporary-code',
+    ]);
     expect(r2.code, r2.stderr).toBe(0);
     code = JSON.parse(r2.stdout).temporaryCode.code;
     // A row as another writer (or an old version) might have stored it: raw control characters, not escaped.
-    await db.knex(ctx.tables.audit).insert({ at: Date.now() - 3 * 86_400_000, actor: `mallory${NASTY}`, action: 'verify', account: 'joe@example.com', ticket: '@SUM(A1)', reason: NASTY, outcome: 'refused', detail: JSON.stringify({ note: NASTY }), tool_version: VERSION, host: 'h' });
-    await writeAudit(db.knex, ctx.tables, { actor: 'old-agent', now: () => Date.UTC(2020, 0, 1) }, { action: 'recover', account: 'jane@example.com', outcome: 'ok', ticket: 'T-1', reason: 'long ago' });
+    await db
+      .knex(ctx.tables.audit)
+      .insert({
+        at: Date.now() - 3 * 86_400_000,
+        actor: `mallory${NASTY}`,
+        action: 'verify',
+        account: 'joe@example.com',
+        ticket: '@SUM(A1)',
+        reason: NASTY,
+        outcome: 'refused',
+        detail: JSON.stringify({ note: NASTY }),
+        tool_version: VERSION,
+        host: 'h',
+      });
+    await writeAudit(
+      db.knex,
+      ctx.tables,
+      { actor: 'old-agent', now: () => Date.UTC(2020, 0, 1) },
+      { action: 'recover', account: 'jane@example.com', outcome: 'ok', ticket: 'T-1', reason: 'long ago' },
+    );
   });
   afterAll(async () => {
     await ctx?.close();
@@ -71,11 +111,25 @@ describeEachDb('cli audit', (kind) => {
     const oldest = await cli(['audit', '--oldest-first', '--limit', '1', '--format', 'ndjson']);
     expect(JSON.parse(oldest.stdout)).toMatchObject({ reason: 'long ago', actor: 'old-agent' });
     const since = await cli(['audit', '--since', '2d', '--action', 'recover', '--format', 'ndjson']);
-    expect(since.stdout.trim().split('\n').map((l) => JSON.parse(l).ticket)).toEqual(['T-3002', 'T-3001']);
+    expect(
+      since.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).ticket),
+    ).toEqual(['T-3002', 'T-3001']);
     const byActor = await cli(['audit', '--actor', 'agent-dora', '--format', 'ndjson']);
-    expect(byActor.stdout.trim().split('\n').map((l) => JSON.parse(l))).toMatchObject([{ actor: 'agent-dora', action: 'recover', ticket: 'T-3002', reason: 'new phone' }]);
+    expect(
+      byActor.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toMatchObject([{ actor: 'agent-dora', action: 'recover', ticket: 'T-3002', reason: 'new phone' }]);
     const byTicket = await cli(['--json', 'audit', '--ticket', 'T-3001']);
-    expect(JSON.parse(byTicket.stdout)).toMatchObject({ ok: true, count: 1, events: [{ account: 'jane@example.com', outcome: 'ok' }] });
+    expect(JSON.parse(byTicket.stdout)).toMatchObject({
+      ok: true,
+      count: 1,
+      events: [{ account: 'jane@example.com', outcome: 'ok' }],
+    });
     const byAccount = await cli(['--json', 'audit', '--account', 'jane@EXAMPLE.com', '--until', '2021-01-01']);
     expect(JSON.parse(byAccount.stdout).events).toMatchObject([{ reason: 'long ago' }]);
     const refused = await cli(['--json', 'audit', '--outcome', 'refused']);
@@ -91,7 +145,12 @@ describeEachDb('cli audit', (kind) => {
     expect(json.stdout).not.toMatch(RAW_CONTROL);
     expect(json.stdout.trim().split('\n')).toHaveLength(1);
     const doc = JSON.parse(json.stdout);
-    expect(doc.events[0]).toMatchObject({ reason: NASTY, actor: `mallory${NASTY}`, detail: { note: NASTY }, ticket: '@SUM(A1)' });
+    expect(doc.events[0]).toMatchObject({
+      reason: NASTY,
+      actor: `mallory${NASTY}`,
+      detail: { note: NASTY },
+      ticket: '@SUM(A1)',
+    });
     const nd = await cli(['audit', '--action', 'verify', '--format', 'ndjson']);
     expect(nd.stdout).not.toMatch(RAW_CONTROL);
     expect(nd.stdout.trim().split('\n')).toHaveLength(1);

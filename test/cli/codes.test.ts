@@ -1,7 +1,7 @@
 /** `mail2fa codes regenerate`, spawned from the BUILT binary (`npm run build` first). */
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { parseRecoveryCode } from '../../src/crypto/codes.js';
+import { parseRecoveryCode } from '../../src/crypto/one-time-codes.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
 import { runInTerminal } from '../helpers/terminal.js';
@@ -18,7 +18,8 @@ describeEachDb('mail2fa codes regenerate (built binary)', (kind) => {
   let env: Record<string, string>;
   let n = 0;
   const fresh = () => `clic${++n}@example.com`;
-  const regenerate = (args: string[], password = PASSWORD) => runCli(['codes', 'regenerate', ...args, '--password-stdin'], { env, input: password });
+  const regenerate = (args: string[], password = PASSWORD) =>
+    runCli(['codes', 'regenerate', ...args, '--password-stdin'], { env, input: password });
 
   beforeAll(async () => {
     tdb = await createTestDb(kind);
@@ -34,7 +35,10 @@ describeEachDb('mail2fa codes regenerate (built binary)', (kind) => {
     const a = await enrolTotp(ctx, fresh());
     const r = await regenerate([a.email, '--code', totpCode(a.secret, Date.now())]);
     expect(r.code).toBe(0);
-    const shown = r.stdout.split('\n').map((l) => l.trim()).filter((l) => parseRecoveryCode(l) === l);
+    const shown = r.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => parseRecoveryCode(l) === l);
     expect(shown).toHaveLength(10);
     expect(r.stdout).toContain('the old codes no longer work');
     expect(await runCli(['verify', a.email], { env, input: a.recoveryCodes[0]! })).toMatchObject({ code: 1 });
@@ -54,13 +58,18 @@ describeEachDb('mail2fa codes regenerate (built binary)', (kind) => {
     expect(r.code, r.screen).toBe(0);
     expect(r.screen).toContain('New recovery codes for');
     expect(r.screen).not.toContain(PASSWORD);
-    const cancelled = await runInTerminal(['codes', 'regenerate', a.email], env, [[/Current password for [^:]+:/, '\x03']]);
+    const cancelled = await runInTerminal(['codes', 'regenerate', a.email], env, [
+      [/Current password for [^:]+:/, '\x03'],
+    ]);
     expect(cancelled.code).toBe(130);
   });
 
   it('--json: one document with the codes', async () => {
     const a = await enrolTotp(ctx, fresh());
-    const r = await runCli(['--json', 'codes', 'regenerate', a.email, '--password-stdin', '--code', a.recoveryCodes[1]!], { env, input: PASSWORD });
+    const r = await runCli(
+      ['--json', 'codes', 'regenerate', a.email, '--password-stdin', '--code', a.recoveryCodes[1]!],
+      { env, input: PASSWORD },
+    );
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout) as { ok: boolean; recoveryCodes: string[]; codeKind: string };
     expect(doc).toMatchObject({ ok: true, changed: true, codeKind: 'recovery', email: a.email });
@@ -89,12 +98,21 @@ describeEachDb('mail2fa codes regenerate (built binary)', (kind) => {
     expect(noTty.stderr).toContain('--password-stdin');
     expect((await accountState(ctx, a.email)).failed).toBe(2);
     const db = await ctx.db();
-    await db.knex(ctx.tables.accountState).where({ account: a.email }).update({ failed_attempts: 5, locked_until: Date.now() + 900_000 });
+    await db
+      .knex(ctx.tables.accountState)
+      .where({ account: a.email })
+      .update({ failed_attempts: 5, locked_until: Date.now() + 900_000 });
     expect(await regenerate([a.email, '--code', totpCode(a.secret, Date.now())])).toMatchObject({ code: 75 });
     const b = await enrolTotp(ctx, fresh());
     const [down, badKey] = await Promise.all([
-      runCli(['codes', 'regenerate', b.email, '--password-stdin', '--code', '123456'], { env: { ...env, MAIL2FA_DB_URL: 'mysql://root@127.0.0.1:1/nothing' }, input: PASSWORD }),
-      runCli(['codes', 'regenerate', b.email, '--password-stdin', '--code', totpCode(b.secret, Date.now())], { env: { ...env, MAIL2FA_KEY: 'x' }, input: PASSWORD }),
+      runCli(['codes', 'regenerate', b.email, '--password-stdin', '--code', '123456'], {
+        env: { ...env, MAIL2FA_DB_URL: 'mysql://root@127.0.0.1:1/nothing' },
+        input: PASSWORD,
+      }),
+      runCli(['codes', 'regenerate', b.email, '--password-stdin', '--code', totpCode(b.secret, Date.now())], {
+        env: { ...env, MAIL2FA_KEY: 'x' },
+        input: PASSWORD,
+      }),
     ]);
     expect(down.code).toBe(69);
     expect(badKey.code).toBe(78);

@@ -38,7 +38,11 @@ function classify(r: CliResult): Outcome {
 }
 
 /** A second session holding the account's state row lock (FOR UPDATE), and how many sessions wait for a lock. */
-async function holdRowLock(tdb: TestDb, table: string, account: string): Promise<{ waiting(): Promise<number>; release(): Promise<void> }> {
+async function holdRowLock(
+  tdb: TestDb,
+  table: string,
+  account: string,
+): Promise<{ waiting(): Promise<number>; release(): Promise<void> }> {
   const dbName = decodeURIComponent(new URL(tdb.url).pathname.slice(1));
   if (tdb.kind === 'postgres') {
     const holder = await postgresAdminConnection(dbName);
@@ -46,7 +50,14 @@ async function holdRowLock(tdb: TestDb, table: string, account: string): Promise
     await holder.query('BEGIN');
     await holder.query(`SELECT * FROM "${table}" WHERE account = $1 FOR UPDATE`, [account]);
     return {
-      waiting: async () => Number((await observer.query("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0].n),
+      waiting: async () =>
+        Number(
+          (
+            await observer.query(
+              "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+          ).rows[0].n,
+        ),
       release: async () => {
         await holder.query('COMMIT');
         await holder.end();
@@ -56,7 +67,14 @@ async function holdRowLock(tdb: TestDb, table: string, account: string): Promise
   }
   const mysql = await import('mysql2/promise');
   const u = new URL(tdb.url);
-  const open = () => mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username || 'root'), password: decodeURIComponent(u.password), database: dbName });
+  const open = () =>
+    mysql.createConnection({
+      host: u.hostname,
+      port: Number(u.port || 3306),
+      user: decodeURIComponent(u.username || 'root'),
+      password: decodeURIComponent(u.password),
+      database: dbName,
+    });
   const holder = await open();
   const observer = await open();
   await holder.query('BEGIN');
@@ -83,7 +101,9 @@ async function deadlocks(tdb: TestDb): Promise<number | null> {
   const c = await postgresAdminConnection(decodeURIComponent(new URL(tdb.url).pathname.slice(1)));
   try {
     await new Promise((r) => setTimeout(r, 600)); // backends flush their statistics about once a second
-    return Number((await c.query('SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()')).rows[0].deadlocks);
+    return Number(
+      (await c.query('SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()')).rows[0].deadlocks,
+    );
   } finally {
     await c.end();
   }
@@ -117,20 +137,27 @@ describeEachDb('50 processes on one account at once (built binary)', (kind) => {
     const runs = Array.from({ length: PROCESSES }, (_, i) =>
       i % 2 === 0
         ? runCli(['--json', 'verify', a.email, '--code', wrong], { env, timeoutMs: 150_000 })
-        : runCli(['--json', 'disable', a.email, '--password-stdin', '--code', wrong], { env, input: 'not the password\n', timeoutMs: 150_000 }),
+        : runCli(['--json', 'disable', a.email, '--password-stdin', '--code', wrong], {
+            env,
+            input: 'not the password\n',
+            timeoutMs: 150_000,
+          }),
     );
     // On a server, hold the account's row lock from another session until the processes queue behind it, then
     // release it: they all wake at once, the sharpest form of the race (shared locks granted together, then each
     // asking for the exclusive one, was the deadlock).
     if (holder) {
       const deadline = Date.now() + 25_000; // below InnoDB's 50 s and mail2fa's 30 s PostgreSQL lock wait
-      while (Date.now() < deadline && (await holder.waiting()) < PROCESSES) await new Promise((r) => setTimeout(r, 250));
+      while (Date.now() < deadline && (await holder.waiting()) < PROCESSES)
+        await new Promise((r) => setTimeout(r, 250));
       queued = await holder.waiting();
       await holder.release();
     }
     const results = await Promise.all(runs);
     const outcomes = results.map(classify);
-    const unexpected = results.filter((_, i) => outcomes[i] === 'other').map((r) => `exit ${r.code}: ${(r.stdout + r.stderr).trim().slice(0, 300)}`);
+    const unexpected = results
+      .filter((_, i) => outcomes[i] === 'other')
+      .map((r) => `exit ${r.code}: ${(r.stdout + r.stderr).trim().slice(0, 300)}`);
     expect(unexpected).toEqual([]);
     expect(results.map((r) => r.code).filter((c) => c === 69 || c === 70)).toEqual([]);
 

@@ -19,7 +19,11 @@ async function seeded(db: TestDb, telltale: string): Promise<void> {
   }
 }
 
-const emails = (stdout: string) => stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { email: string }).email);
+const emails = (stdout: string) =>
+  stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { email: string }).email);
 
 describeEachDb('configuration precedence (built binary)', (kind) => {
   const dbs: Record<'file' | 'env' | 'flag', TestDb | undefined> = { file: undefined, env: undefined, flag: undefined };
@@ -35,12 +39,21 @@ describeEachDb('configuration precedence (built binary)', (kind) => {
       await seeded(dbs[layer]!, `${layer}@layer.example`);
     }
     // The embedded default (SQLite under MAIL2FA_HOME) with its own telltale.
-    await seeded({ kind: 'sqlite', url: `sqlite:${join(home, 'mail2fa.sqlite')}`, dir: home, drop: async () => {} }, 'default@layer.example');
+    await seeded(
+      { kind: 'sqlite', url: `sqlite:${join(home, 'mail2fa.sqlite')}`, dir: home, drop: async () => {} },
+      'default@layer.example',
+    );
     yaml = join(scratch, 'mail2fa.yaml');
     writeFileSync(yaml, `# the file layer\ndb:\n  url: ${dbs.file!.url}\n`);
     json = join(scratch, 'mail2fa.json');
     writeFileSync(json, JSON.stringify({ db: { url: dbs.file!.url } }));
-    base = { MAIL2FA_HOME: home, MAIL2FA_KEY: TEST_KEY, MAIL2FA_DB_URL: undefined, MAIL2FA_CONFIG: undefined, MAIL2FA_KEY_FILE: undefined };
+    base = {
+      MAIL2FA_HOME: home,
+      MAIL2FA_KEY: TEST_KEY,
+      MAIL2FA_DB_URL: undefined,
+      MAIL2FA_CONFIG: undefined,
+      MAIL2FA_KEY_FILE: undefined,
+    };
   });
   afterAll(async () => {
     for (const db of Object.values(dbs)) await db?.drop();
@@ -75,7 +88,9 @@ describeEachDb('configuration precedence (built binary)', (kind) => {
   });
 
   it('flag (--db) over env and file', async () => {
-    expect(await status(['--config', yaml, '--db', dbs.flag!.url], { MAIL2FA_DB_URL: dbs.env!.url })).toEqual(['flag@layer.example']);
+    expect(await status(['--config', yaml, '--db', dbs.flag!.url], { MAIL2FA_DB_URL: dbs.env!.url })).toEqual([
+      'flag@layer.example',
+    ]);
   });
 
   it('--config over MAIL2FA_CONFIG', async () => {
@@ -98,11 +113,21 @@ describe('relative paths in a config file (built binary)', () => {
   it('a relative sqlite db.url is read next to the config file, whatever the working directory', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mail2fa-rel-'));
     mkdirSync(join(dir, 'etc', 'data'), { recursive: true });
-    await seeded({ kind: 'sqlite', url: `sqlite:${join(dir, 'etc', 'data', 'mail.sqlite')}`, dir, drop: async () => {} }, 'relative@layer.example');
+    await seeded(
+      { kind: 'sqlite', url: `sqlite:${join(dir, 'etc', 'data', 'mail.sqlite')}`, dir, drop: async () => {} },
+      'relative@layer.example',
+    );
     const conf = join(dir, 'etc', 'mail2fa.yaml');
     writeFileSync(conf, 'db:\n  url: sqlite:data/mail.sqlite\n');
     // runCli runs from the repository, far from dir/etc.
-    const r = await runCli(['--config', conf, 'status', '--all', '--format', 'ndjson'], { env: { MAIL2FA_HOME: join(dir, 'home'), MAIL2FA_KEY: TEST_KEY, MAIL2FA_DB_URL: undefined, MAIL2FA_CONFIG: undefined } });
+    const r = await runCli(['--config', conf, 'status', '--all', '--format', 'ndjson'], {
+      env: {
+        MAIL2FA_HOME: join(dir, 'home'),
+        MAIL2FA_KEY: TEST_KEY,
+        MAIL2FA_DB_URL: undefined,
+        MAIL2FA_CONFIG: undefined,
+      },
+    });
     expect(r.code).toBe(0);
     expect(emails(r.stdout)).toEqual(['relative@layer.example']);
   });

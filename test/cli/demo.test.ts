@@ -13,28 +13,98 @@ import { snapshot } from '../helpers/status-seed.js';
 
 /** What `status --all` shows right after `demo` (times vary; the rest is fixed). */
 const DEMO_STATES = [
-  { email: 'alice@example.com', active: true, enabled: false, method: null, phone: null, recoveryCodesLeft: null, locked: false },
-  { email: 'bob@example.com', active: true, enabled: true, method: 'totp', phone: null, recoveryCodesLeft: 10, locked: false },
-  { email: 'carol@example.com', active: true, enabled: true, method: 'sms', phone: '+45 ****3456', recoveryCodesLeft: 10, locked: false },
-  { email: 'dave@example.org', active: true, enabled: true, method: 'totp', phone: null, recoveryCodesLeft: 10, locked: true },
-  { email: 'erin@example.org', active: false, enabled: false, method: null, phone: null, recoveryCodesLeft: null, locked: false },
-  { email: 'frank@example.net', active: true, enabled: true, method: 'totp', phone: null, recoveryCodesLeft: 3, locked: false },
+  {
+    email: 'alice@example.com',
+    active: true,
+    enabled: false,
+    method: null,
+    phone: null,
+    recoveryCodesLeft: null,
+    locked: false,
+  },
+  {
+    email: 'bob@example.com',
+    active: true,
+    enabled: true,
+    method: 'totp',
+    phone: null,
+    recoveryCodesLeft: 10,
+    locked: false,
+  },
+  {
+    email: 'carol@example.com',
+    active: true,
+    enabled: true,
+    method: 'sms',
+    phone: '+45 ****3456',
+    recoveryCodesLeft: 10,
+    locked: false,
+  },
+  {
+    email: 'dave@example.org',
+    active: true,
+    enabled: true,
+    method: 'totp',
+    phone: null,
+    recoveryCodesLeft: 10,
+    locked: true,
+  },
+  {
+    email: 'erin@example.org',
+    active: false,
+    enabled: false,
+    method: null,
+    phone: null,
+    recoveryCodesLeft: null,
+    locked: false,
+  },
+  {
+    email: 'frank@example.net',
+    active: true,
+    enabled: true,
+    method: 'totp',
+    phone: null,
+    recoveryCodesLeft: 3,
+    locked: false,
+  },
 ];
 
-type Row = { email: string; active: boolean; enabled: boolean; method: string | null; phone: string | null; recoveryCodesLeft: number | null; lockedUntil: string | null };
+type Row = {
+  email: string;
+  active: boolean;
+  enabled: boolean;
+  method: string | null;
+  phone: string | null;
+  recoveryCodesLeft: number | null;
+  lockedUntil: string | null;
+};
 const states = (stdout: string) =>
   stdout
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Row)
-    .map(({ email, active, enabled, method, phone, recoveryCodesLeft, lockedUntil }) => ({ email, active, enabled, method, phone, recoveryCodesLeft, locked: lockedUntil !== null }))
+    .map(({ email, active, enabled, method, phone, recoveryCodesLeft, lockedUntil }) => ({
+      email,
+      active,
+      enabled,
+      method,
+      phone,
+      recoveryCodesLeft,
+      locked: lockedUntil !== null,
+    }))
     .sort((a, b) => a.email.localeCompare(b.email));
 
 const secrets = (stdout: string) => [...stdout.matchAll(/^ {2}(\S+@\S+)\s+([A-Z2-7]{32})$/gm)].map((m) => [m[1], m[2]]);
 
 describe('README quick start on a fresh MAIL2FA_HOME (embedded SQLite, no key configured)', () => {
   const home = join(mkdtempSync(join(tmpdir(), 'mail2fa-demo-')), 'home');
-  const env = { MAIL2FA_HOME: home, MAIL2FA_DB_URL: undefined, MAIL2FA_CONFIG: undefined, MAIL2FA_KEY: undefined, MAIL2FA_KEY_FILE: undefined };
+  const env = {
+    MAIL2FA_HOME: home,
+    MAIL2FA_DB_URL: undefined,
+    MAIL2FA_CONFIG: undefined,
+    MAIL2FA_KEY: undefined,
+    MAIL2FA_KEY_FILE: undefined,
+  };
   const file = join(home, 'mail2fa.sqlite');
   let firstOutput = '';
   let db: Database | undefined;
@@ -47,7 +117,11 @@ describe('README quick start on a fresh MAIL2FA_HOME (embedded SQLite, no key co
     expect(r.code).toBe(0);
     firstOutput = r.stdout;
     expect(r.stdout).toContain(`Demo mailboxes created in sqlite:${file}`);
-    for (const [email, password] of [['alice@example.com', 'alice-demo-pw'], ['bob@example.com', 'bob-demo-pw'], ['frank@example.net', 'frank-demo-pw']]) {
+    for (const [email, password] of [
+      ['alice@example.com', 'alice-demo-pw'],
+      ['bob@example.com', 'bob-demo-pw'],
+      ['frank@example.net', 'frank-demo-pw'],
+    ]) {
       expect(r.stdout).toMatch(new RegExp(`^${email.replace(/\./g, '\\.')}\\s+${password}\\s`, 'm'));
     }
     expect(secrets(r.stdout).map(([e]) => e)).toEqual(['bob@example.com', 'dave@example.org', 'frank@example.net']);
@@ -79,7 +153,10 @@ describe('README quick start on a fresh MAIL2FA_HOME (embedded SQLite, no key co
   it('demo --reset restores every sample state, with fresh authenticator secrets', async () => {
     // Disturb the demo: bob's factor gone, dave unlocked, alice's mailbox deleted.
     await db!.knex('mail2fa_factor').where({ account: 'bob@example.com' }).delete();
-    await db!.knex('mail2fa_account_state').where({ account: 'dave@example.org' }).update({ locked_until: null, failed_attempts: 0 });
+    await db!
+      .knex('mail2fa_account_state')
+      .where({ account: 'dave@example.org' })
+      .update({ locked_until: null, failed_attempts: 0 });
     await db!.knex('mailbox').where({ email: 'alice@example.com' }).delete();
     const changed = states((await runCli(['status', '--all', '--format', 'ndjson'], { env })).stdout);
     expect(changed).not.toEqual(DEMO_STATES);
@@ -113,7 +190,13 @@ describeEachDb('demo on a database named with --db (not the embedded default)', 
   });
 
   it('creates its tables there (no prior migrate needed), and status reads them', async () => {
-    const env = { MAIL2FA_HOME: join(tdb.dir, 'home'), MAIL2FA_KEY: Buffer.alloc(32, 9).toString('base64'), MAIL2FA_DB_URL: undefined, MAIL2FA_CONFIG: undefined, MAIL2FA_KEY_FILE: undefined };
+    const env = {
+      MAIL2FA_HOME: join(tdb.dir, 'home'),
+      MAIL2FA_KEY: Buffer.alloc(32, 9).toString('base64'),
+      MAIL2FA_DB_URL: undefined,
+      MAIL2FA_CONFIG: undefined,
+      MAIL2FA_KEY_FILE: undefined,
+    };
     const r = await runCli(['--db', tdb.url, 'demo'], { env });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);

@@ -6,7 +6,17 @@ import { runCli } from '../helpers/cli.js';
 import { runInTerminal } from '../helpers/terminal.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
-import { PASSWORD, accountState, auditRows, enrolSms, enrolTotp, lastOutboxCode, outboxFile, twoFactorRows, wrongTotp } from '../helpers/seed-2fa.js';
+import {
+  PASSWORD,
+  accountState,
+  auditRows,
+  enrolSms,
+  enrolTotp,
+  lastOutboxCode,
+  outboxFile,
+  twoFactorRows,
+  wrongTotp,
+} from '../helpers/seed-2fa.js';
 
 // Each test spawns the binary several times in sequence: allow for a busy machine.
 vi.setConfig({ testTimeout: 120_000 });
@@ -19,7 +29,8 @@ describeEachDb('mail2fa disable (built binary)', (kind) => {
   let env: Record<string, string>;
   let n = 0;
   const fresh = () => `clid${++n}@example.com`;
-  const disable = (args: string[], password = PASSWORD) => runCli(['disable', ...args, '--password-stdin'], { env, input: `${password}\n` });
+  const disable = (args: string[], password = PASSWORD) =>
+    runCli(['disable', ...args, '--password-stdin'], { env, input: `${password}\n` });
 
   beforeAll(async () => {
     tdb = await createTestDb(kind);
@@ -35,15 +46,26 @@ describeEachDb('mail2fa disable (built binary)', (kind) => {
     const a = await enrolTotp(ctx, fresh());
     const r = await disable([a.email, '--code', totpCode(a.secret, Date.now())]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`Two-factor authentication has now been disabled for ${a.email}, and you may sign in without having your phone nearby.`);
+    expect(r.stdout).toContain(
+      `Two-factor authentication has now been disabled for ${a.email}, and you may sign in without having your phone nearby.`,
+    );
     expect(r.stdout).toContain('all sessions were signed out');
     expect(await twoFactorRows(ctx, a.email)).toEqual(NO_ROWS);
     expect((await auditRows(ctx, a.email)).map((x) => [x.action, x.outcome])).toEqual([['disable', 'ok']]);
 
     const b = await enrolTotp(ctx, fresh());
-    const j = await runCli(['--json', 'disable', b.email, '--password-stdin', '--code', b.recoveryCodes[0]!], { env, input: PASSWORD });
+    const j = await runCli(['--json', 'disable', b.email, '--password-stdin', '--code', b.recoveryCodes[0]!], {
+      env,
+      input: PASSWORD,
+    });
     expect(j.code).toBe(0);
-    expect(JSON.parse(j.stdout)).toMatchObject({ ok: true, changed: true, email: b.email, method: 'totp', codeKind: 'recovery' });
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      ok: true,
+      changed: true,
+      email: b.email,
+      method: 'totp',
+      codeKind: 'recovery',
+    });
     expect(j.stdout.trim().split('\n')).toHaveLength(1);
   });
 
@@ -51,7 +73,10 @@ describeEachDb('mail2fa disable (built binary)', (kind) => {
     const email = fresh();
     await addMailbox(ctx, email);
     const r = await runCli(['disable', email], { env });
-    expect(r).toMatchObject({ code: 0, stdout: `Two-factor authentication is already off for ${email}; nothing changed.\n` });
+    expect(r).toMatchObject({
+      code: 0,
+      stdout: `Two-factor authentication is already off for ${email}; nothing changed.\n`,
+    });
     const j = await runCli(['disable', email, '--json'], { env });
     expect(JSON.parse(j.stdout)).toEqual({ ok: true, email, changed: false });
   });
@@ -82,7 +107,9 @@ describeEachDb('mail2fa disable (built binary)', (kind) => {
     expect((await accountState(ctx, a.email)).failed).toBe(2);
     const db = await ctx.db();
     await db.knex(ctx.tables.accountState).where({ account: a.email }).update({ failed_attempts: 4 });
-    expect((await disable([a.email, '--code', wrongTotp(a.secret, Date.now())])).stderr).toContain('now locked for 15 minutes');
+    expect((await disable([a.email, '--code', wrongTotp(a.secret, Date.now())])).stderr).toContain(
+      'now locked for 15 minutes',
+    );
     const locked = await disable([a.email, '--code', totpCode(a.secret, Date.now())]);
     expect(locked.code).toBe(75);
     expect((await twoFactorRows(ctx, a.email)).factor).toBe(1);
@@ -137,8 +164,14 @@ describeEachDb('mail2fa disable (built binary)', (kind) => {
   it('69 database unavailable, 78 bad key', async () => {
     const a = await enrolTotp(ctx, fresh());
     const [down, badKey] = await Promise.all([
-      runCli(['disable', a.email, '--password-stdin', '--code', '123456'], { env: { ...env, MAIL2FA_DB_URL: 'mysql://root@127.0.0.1:1/nothing' }, input: PASSWORD }),
-      runCli(['disable', a.email, '--password-stdin', '--code', totpCode(a.secret, Date.now())], { env: { ...env, MAIL2FA_KEY: 'x' }, input: PASSWORD }),
+      runCli(['disable', a.email, '--password-stdin', '--code', '123456'], {
+        env: { ...env, MAIL2FA_DB_URL: 'mysql://root@127.0.0.1:1/nothing' },
+        input: PASSWORD,
+      }),
+      runCli(['disable', a.email, '--password-stdin', '--code', totpCode(a.secret, Date.now())], {
+        env: { ...env, MAIL2FA_KEY: 'x' },
+        input: PASSWORD,
+      }),
     ]);
     expect(down.code).toBe(69);
     expect(badKey.code).toBe(78);
@@ -150,7 +183,10 @@ describeEachDb('mail2fa disable (built binary)', (kind) => {
     const r = await runInTerminal(['disable', a.email, '--send-code'], env, [
       [/Current password for [^:]+:/, `${PASSWORD}\r`],
       // The code is read from the outbox only once the prompt asks for it: it was sent just before.
-      [/Code from the text message to \+45 \*{4}3456 \(or a recovery code\):/, () => `${lastOutboxCode(outboxFile(ctx))}\r`],
+      [
+        /Code from the text message to \+45 \*{4}3456 \(or a recovery code\):/,
+        () => `${lastOutboxCode(outboxFile(ctx))}\r`,
+      ],
     ]);
     expect(r.code, r.screen).toBe(0);
     expect(r.screen).toContain('A code was sent to +45 ****3456');

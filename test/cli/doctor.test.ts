@@ -65,7 +65,11 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
     const db = await ctx.db();
     await inTransaction(db, ctx.tables, async (trx) => {
       await lockAccountState(trx, ctx.tables, db.dialect, 'jane@example.com');
-      await storeFactor(trx, ctx.tables, new Vault(ctx.masterKey(), ctx.tables, ctx.now), ctx.now(), { account: 'jane@example.com', method: 'totp', totpSecret: generateTotpSecret() });
+      await storeFactor(trx, ctx.tables, new Vault(ctx.masterKey(), ctx.tables, ctx.now), ctx.now(), {
+        account: 'jane@example.com',
+        method: 'totp',
+        totpSecret: generateTotpSecret(),
+      });
     });
     webhook = createServer((req, res) => {
       res.statusCode = req.method === 'HEAD' ? 405 : 200;
@@ -86,7 +90,9 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
     expect(doc.ok).toBe(true);
     for (const name of ALL) expect(by[name], name).toBeDefined();
     if (kind === 'mariadb') expect(by['storage engine']!.status).toBe('ok');
-    expect(doc.checks.filter((c) => c.status !== 'ok').map((c) => [c.name, c.status])).toEqual([['sign-out action', 'warn']]);
+    expect(doc.checks.filter((c) => c.status !== 'ok').map((c) => [c.name, c.status])).toEqual([
+      ['sign-out action', 'warn'],
+    ]);
     expect(by.key!.detail).toMatch(/decrypts a sample of 2 stored secret\(s\)/);
     expect(by['sms gateway']!.detail).toContain('reachable');
     expect(by.database!.detail).toMatch({ mariadb: /MariaDB/, postgres: /PostgreSQL/, sqlite: /SQLite/ }[kind]);
@@ -99,12 +105,18 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
   });
 
   it('stopped database: 69, the database check fails and every other check is still listed', async () => {
-    const url = { mariadb: `mysql://root@127.0.0.1:${await closedPort()}/test`, postgres: `postgres://postgres@127.0.0.1:${await closedPort()}/test`, sqlite: `sqlite:${tdb.dir}` }[kind]; // a directory is no database file
+    const url = {
+      mariadb: `mysql://root@127.0.0.1:${await closedPort()}/test`,
+      postgres: `postgres://postgres@127.0.0.1:${await closedPort()}/test`,
+      sqlite: `sqlite:${tdb.dir}`,
+    }[kind]; // a directory is no database file
     const { r, doc, by } = await doctor({ db: url });
     expect(r.code).toBe(69);
     expect(doc.exitCode).toBe(69);
     expect(by.database).toMatchObject({ status: 'fail' });
-    expect(by.database!.detail).toMatch(kind === 'sqlite' ? /cannot open the SQLite database/ : /database unavailable at .*ECONNREFUSED/);
+    expect(by.database!.detail).toMatch(
+      kind === 'sqlite' ? /cannot open the SQLite database/ : /database unavailable at .*ECONNREFUSED/,
+    );
     for (const name of ALL) expect(by[name], name).toBeDefined();
     expect(by.schema!.status).toBe('skip');
     expect(by['account mapping']!.status).toBe('skip');
@@ -151,11 +163,15 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
     writeNewKeyFile(other);
     const b = await doctor({ env: { MAIL2FA_KEY: undefined, MAIL2FA_KEY_FILE: other } });
     expect(b.r.code).toBe(78);
-    expect(b.by.key!.detail).toMatch(/does NOT decrypt stored secrets: mail2fa_\w+\.\w+ of \S+ sealed with another key/);
+    expect(b.by.key!.detail).toMatch(
+      /does NOT decrypt stored secrets: mail2fa_\w+\.\w+ of \S+ sealed with another key/,
+    );
   });
 
   it('unreachable webhook: 69', async () => {
-    const { r, by } = await doctor({ config: { sms: { transport: 'webhook', webhook: { url: `http://127.0.0.1:${await closedPort()}/sms` } } } });
+    const { r, by } = await doctor({
+      config: { sms: { transport: 'webhook', webhook: { url: `http://127.0.0.1:${await closedPort()}/sms` } } },
+    });
     expect(r.code).toBe(69);
     expect(by['sms gateway']).toMatchObject({ status: 'fail' });
     expect(by['sms gateway']!.detail).toContain('webhook');
@@ -163,7 +179,9 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
   });
 
   it('sign-out command that does not exist: 78; one that does: ok', async () => {
-    const bad = await doctor({ config: { signOut: { action: 'command', command: ['/nonexistent/doveadm', 'kick', '{email}'] } } });
+    const bad = await doctor({
+      config: { signOut: { action: 'command', command: ['/nonexistent/doveadm', 'kick', '{email}'] } },
+    });
     expect(bad.r.code).toBe(78);
     expect(bad.by['sign-out action']).toMatchObject({ status: 'fail' });
     const good = await doctor({ config: { signOut: { action: 'command', command: ['true', '--', '{email}'] } } });
@@ -210,7 +228,10 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
       try {
         const { r, by } = await doctor();
         expect(r.code).toBe(78);
-        expect(by['storage engine']).toMatchObject({ status: 'fail', detail: `not InnoDB: ${ctx.tables.codeKey} (MyISAM)` });
+        expect(by['storage engine']).toMatchObject({
+          status: 'fail',
+          detail: `not InnoDB: ${ctx.tables.codeKey} (MyISAM)`,
+        });
       } finally {
         await db.knex.raw(`ALTER TABLE \`${ctx.tables.codeKey}\` ENGINE=InnoDB`);
       }

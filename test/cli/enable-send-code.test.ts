@@ -8,7 +8,7 @@ import type { Context } from '../../src/context.js';
 import { confirmEnrolment, startEnrolment } from '../../src/core/enrolment.js';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
-import { checkSecondFactor } from '../../src/core/verification.js';
+import { checkSecondFactor } from '../../src/core/factor-check.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
@@ -24,7 +24,8 @@ describe('send-code --help', () => {
   it('has examples and the exit codes', async () => {
     const r = await runCli(['send-code', '--help']);
     expect(r.code).toBe(0);
-    for (const s of ['Examples:', 'mail2fa send-code jane@example.com', 'Exit codes:', '75']) expect(r.stdout).toContain(s);
+    for (const s of ['Examples:', 'mail2fa send-code jane@example.com', 'Exit codes:', '75'])
+      expect(r.stdout).toContain(s);
   });
 });
 
@@ -46,7 +47,8 @@ describeEachDb('send-code (built binary)', (kind) => {
   });
 
   const knex = async () => (await ctx.db()).knex;
-  const rows = async (table: string, account: string) => (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
+  const rows = async (table: string, account: string) =>
+    (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
   const cli = (args: string[], extraEnv: Record<string, string> = {}) => runCli(args, { env: { ...env, ...extraEnv } });
 
   /** A mailbox with SMS 2FA on (+4520123456), with a fresh send window. */
@@ -68,11 +70,23 @@ describeEachDb('send-code (built binary)', (kind) => {
     expect(r.stdout + r.stderr).not.toContain('20123456');
     expect(outboxMessages(outbox).at(-1)!.to).toBe('+4520123456');
     const code = lastOutboxCode(outbox);
-    const kindUsed = await accountTransaction(ctx, email, async (tx) => checkSecondFactor(tx, await readFactor(tx.trx, ctx.tables, email), { form: 'digits', value: code }, new Set(['sms'])));
+    const kindUsed = await accountTransaction(ctx, email, async (tx) =>
+      checkSecondFactor(
+        tx,
+        await readFactor(tx.trx, ctx.tables, email),
+        { form: 'digits', value: code },
+        new Set(['sms']),
+      ),
+    );
     expect(kindUsed).toBe('sms');
 
     const j = await cli(['send-code', email, '--json']);
-    expect(json(j)).toMatchObject({ ok: true, email, phone: '+45 ****3456', sms: { transport: 'outbox', where: outbox } });
+    expect(json(j)).toMatchObject({
+      ok: true,
+      email,
+      phone: '+45 ****3456',
+      sms: { transport: 'outbox', where: outbox },
+    });
   });
 
   it('the send limit holds across parallel processes: 3 sent, the rest refused with 75', async () => {
@@ -84,7 +98,9 @@ describeEachDb('send-code (built binary)', (kind) => {
     expect(await rows(ctx.tables.smsSend, email)).toHaveLength(3);
     expect(outboxMessages(outbox).length - before).toBe(3);
     // Only the newest code is pending.
-    expect((await rows(ctx.tables.challenge, email)).filter((c) => c.purpose === 'sms' && c.used_at === null)).toHaveLength(1);
+    expect(
+      (await rows(ctx.tables.challenge, email)).filter((c) => c.purpose === 'sms' && c.used_at === null),
+    ).toHaveLength(1);
   });
 
   it('refuses accounts that cannot get a code: app (65), 2FA off (65), unknown (67), bad address (65)', async () => {
@@ -121,7 +137,11 @@ describeEachDb('send-code (built binary)', (kind) => {
       expect(json(r).error).toMatchObject({ code: 'sms_unavailable', message: expect.stringContaining('HTTP 500') });
       expect(await rows(ctx.tables.challenge, email)).toEqual([]);
       expect(await rows(ctx.tables.smsSend, email)).toEqual([]);
-      expect((await rows(ctx.tables.audit, email)).at(-1)).toMatchObject({ action: 'send-code', outcome: 'failed', reason: 'sms_unavailable' });
+      expect((await rows(ctx.tables.audit, email)).at(-1)).toMatchObject({
+        action: 'send-code',
+        outcome: 'failed',
+        reason: 'sms_unavailable',
+      });
     } finally {
       await gateway.stop();
     }

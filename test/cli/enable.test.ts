@@ -29,7 +29,7 @@ function signInFromAnotherProcess(env: Record<string, string>, email: string, co
     const { createContext } = await import(${JSON.stringify(join(DIST, 'context.js'))});
     const { accountTransaction } = await import(${JSON.stringify(join(DIST, 'core/guard.js'))});
     const { readFactor } = await import(${JSON.stringify(join(DIST, 'core/factors.js'))});
-    const { checkSecondFactor } = await import(${JSON.stringify(join(DIST, 'core/verification.js'))});
+    const { checkSecondFactor } = await import(${JSON.stringify(join(DIST, 'core/factor-check.js'))});
     const [email, code] = process.argv.slice(1);
     const ctx = await createContext({ env: process.env });
     try {
@@ -38,12 +38,19 @@ function signInFromAnotherProcess(env: Record<string, string>, email: string, co
       process.stdout.write(JSON.stringify({ kind }));
     } finally { await ctx.close(); }`;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script, email, code], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, email, code], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('close', (code) => (code === 0 ? resolve((JSON.parse(out) as { kind: string | null }).kind) : reject(new Error(`sign-in process failed (${code}): ${err}`))));
+    child.on('close', (code) =>
+      code === 0
+        ? resolve((JSON.parse(out) as { kind: string | null }).kind)
+        : reject(new Error(`sign-in process failed (${code}): ${err}`)),
+    );
   });
 }
 
@@ -51,7 +58,22 @@ describe('enable --help', () => {
   it('documents both methods, the two-step form with examples, and the exit codes', async () => {
     const r = await runCli(['enable', '--help']);
     expect(r.code).toBe(0);
-    for (const s of ['--method', '--phone', '--password-stdin', '--start', '--confirm', '--code', '--cancel', '--force', 'Examples:', '--start --password-stdin --json', '011-45-20123456', 'Exit codes:', '77']) expect(r.stdout).toContain(s);
+    for (const s of [
+      '--method',
+      '--phone',
+      '--password-stdin',
+      '--start',
+      '--confirm',
+      '--code',
+      '--cancel',
+      '--force',
+      'Examples:',
+      '--start --password-stdin --json',
+      '011-45-20123456',
+      'Exit codes:',
+      '77',
+    ])
+      expect(r.stdout).toContain(s);
   });
 });
 
@@ -76,11 +98,14 @@ describeEachDb('enable (built binary)', (kind) => {
     return email;
   }
   const knex = async () => (await ctx.db()).knex;
-  const rows = async (table: string, account: string) => (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
+  const rows = async (table: string, account: string) =>
+    (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
   const nothingStored = async (account: string) => {
-    for (const table of [ctx.tables.factor, ctx.tables.recoveryCode, ctx.tables.enrolment, ctx.tables.challenge]) expect(await rows(table, account)).toEqual([]);
+    for (const table of [ctx.tables.factor, ctx.tables.recoveryCode, ctx.tables.enrolment, ctx.tables.challenge])
+      expect(await rows(table, account)).toEqual([]);
   };
-  const cli = (args: string[], input?: string, extraEnv: Record<string, string> = {}) => runCli(args, { env: { ...env, ...extraEnv }, input });
+  const cli = (args: string[], input?: string, extraEnv: Record<string, string> = {}) =>
+    runCli(args, { env: { ...env, ...extraEnv }, input });
   const startApp = async (email: string) => {
     const r = await cli(['enable', email, '--start', '--password-stdin', '--json'], PW);
     expect(r.code, r.stdout + r.stderr).toBe(0);
@@ -90,24 +115,51 @@ describeEachDb('enable (built binary)', (kind) => {
   it('two steps for the app: start prints the one-time view, confirm stores the factor and prints the recovery codes', async () => {
     const email = await mailbox();
     const started = await startApp(email);
-    expect(started).toMatchObject({ ok: true, email, method: 'totp', replacing: null, issuer: 'Webmail', label: email });
+    expect(started).toMatchObject({
+      ok: true,
+      email,
+      method: 'totp',
+      replacing: null,
+      issuer: 'Webmail',
+      label: email,
+    });
     expect(started.enrolmentId).toMatch(/^[0-9a-f]{24}$/);
     expect(started.secret).toMatch(/^[A-Z2-7]{32}$/);
-    expect(started.otpauthUri).toBe(`otpauth://totp/Webmail:${encodeURIComponent(email)}?secret=${started.secret}&issuer=Webmail&algorithm=SHA1&digits=6&period=30`);
+    expect(started.otpauthUri).toBe(
+      `otpauth://totp/Webmail:${encodeURIComponent(email)}?secret=${started.secret}&issuer=Webmail&algorithm=SHA1&digits=6&period=30`,
+    );
     expect(Date.parse(started.expiresAt) - Date.now()).toBeGreaterThan(9 * 60_000);
     expect(Date.parse(started.expiresAt) - Date.now()).toBeLessThanOrEqual(10 * 60_000);
     expect(await rows(ctx.tables.factor, email)).toEqual([]);
 
-    const done = await cli(['enable', email, '--confirm', '--code', totpCode(started.secret, Date.now()), '--enrolment', started.enrolmentId, '--json']);
+    const done = await cli([
+      'enable',
+      email,
+      '--confirm',
+      '--code',
+      totpCode(started.secret, Date.now()),
+      '--enrolment',
+      started.enrolmentId,
+      '--json',
+    ]);
     expect(done.code, done.stderr).toBe(0);
     const doc = json(done);
-    expect(doc).toMatchObject({ ok: true, email, method: 'totp', phone: null, replaced: null, signOut: { action: 'none', ok: true } });
+    expect(doc).toMatchObject({
+      ok: true,
+      email,
+      method: 'totp',
+      phone: null,
+      replaced: null,
+      signOut: { action: 'none', ok: true },
+    });
     expect(doc.recoveryCodes).toHaveLength(10);
     expect(Date.parse(doc.sessionsRevokedAt)).toBeGreaterThan(Date.now() - 60_000);
     const factor = (await readFactor(await knex(), ctx.tables, email))!;
-    expect(new Vault(ctx.masterKey(), ctx.tables, Date.now).open(ctx.tables.factor, 'secret_ct', email, factor.secret_ct!)).toBe(started.secret);
+    expect(
+      new Vault(ctx.masterKey(), ctx.tables, Date.now).open(ctx.tables.factor, 'secret_ct', email, factor.secret_ct!),
+    ).toBe(started.secret);
     expect(await rows(ctx.tables.enrolment, email)).toEqual([]);
-    expect(((await rows(ctx.tables.accountState, email))[0]!.sessions_revoked_at)).not.toBeNull();
+    expect((await rows(ctx.tables.accountState, email))[0]!.sessions_revoked_at).not.toBeNull();
   });
 
   it('human output of the two steps: QR code, grouped key, how to confirm; then codes and the closing message', async () => {
@@ -144,9 +196,14 @@ describeEachDb('enable (built binary)', (kind) => {
     const email = await mailbox();
     const r = await cli(['enable', email, '--start', '--password-stdin', '--json'], 'pässwörd ünïcode ');
     expect(r.code).toBe(77);
-    expect(json(r)).toEqual({ ok: false, error: { code: 'wrong_password', message: 'wrong password', hint: expect.any(String) } });
+    expect(json(r)).toEqual({
+      ok: false,
+      error: { code: 'wrong_password', message: 'wrong password', hint: expect.any(String) },
+    });
     expect((await rows(ctx.tables.accountState, email))[0]!.failed_attempts).toBe(1);
-    expect((await rows(ctx.tables.audit, email)).map((a) => [a.action, a.outcome, a.reason])).toEqual([['enable', 'refused', 'wrong password']]);
+    expect((await rows(ctx.tables.audit, email)).map((a) => [a.action, a.outcome, a.reason])).toEqual([
+      ['enable', 'refused', 'wrong password'],
+    ]);
     await nothingStored(email);
   });
 
@@ -195,12 +252,20 @@ describeEachDb('enable (built binary)', (kind) => {
       [['enable', 'nobody@example.com', '--start', '--password-stdin'], 67, 'unknown account'],
       [['enable', `${email} `, '--start', '--password-stdin'], 65, 'trailing whitespace'],
       [['enable', 'no-at-sign', '--start', '--password-stdin'], 65, 'no "@"'],
-      [['enable', email, '--start', '--password-stdin', '--method', 'sms', '--phone', '011-45-12345678'], 65, 'not a valid number for Denmark'],
+      [
+        ['enable', email, '--start', '--password-stdin', '--method', 'sms', '--phone', '011-45-12345678'],
+        65,
+        'not a valid number for Denmark',
+      ],
       [['enable', email, '--start', '--password-stdin', '--phone', '45 20123456'], 65, 'invalid phone number'],
       [['enable', email, '--confirm', '--code', '12345'], 65, 'malformed confirmation code'],
       [['enable', email, '--confirm', '--code', '１２３４５６'], 65, 'malformed confirmation code'],
       [['enable', email, '--confirm', '--code', '123456'], 65, 'no enrolment is pending'],
-      [['enable', email, '--confirm', '--code', '123456', '--enrolment', 'x\u0085\u202eFORGED\u009b31m'], 65, 'malformed enrolment id'],
+      [
+        ['enable', email, '--confirm', '--code', '123456', '--enrolment', 'x\u0085\u202eFORGED\u009b31m'],
+        65,
+        'malformed enrolment id',
+      ],
     ];
     const results = await Promise.all(cases.map(([args]) => cli(args, PW)));
     for (const [i, [args, code, message]] of cases.entries()) {
@@ -222,11 +287,30 @@ describeEachDb('enable (built binary)', (kind) => {
     const noCode = await cli(['enable', email, '--start', '--password-stdin', '--force', '--json'], PW);
     expect(noCode.code).toBe(64);
     expect(json(noCode).error.hint).toContain('--current-code');
-    const forced = await cli(['enable', email, '--start', '--password-stdin', '--force', '--current-code', totpCode(first.secret, Date.now() + 30_000), '--json'], PW);
+    const forced = await cli(
+      [
+        'enable',
+        email,
+        '--start',
+        '--password-stdin',
+        '--force',
+        '--current-code',
+        totpCode(first.secret, Date.now() + 30_000),
+        '--json',
+      ],
+      PW,
+    );
     expect(forced.code).toBe(0);
     const second = json(forced);
     expect(second.replacing).toBe('totp');
-    const done = await cli(['enable', email, '--confirm', '--code', totpCode(second.secret, Date.now() + 30_000), '--json']);
+    const done = await cli([
+      'enable',
+      email,
+      '--confirm',
+      '--code',
+      totpCode(second.secret, Date.now() + 30_000),
+      '--json',
+    ]);
     expect(json(done)).toMatchObject({ ok: true, replaced: 'totp' });
   });
 
@@ -252,7 +336,13 @@ describeEachDb('enable (built binary)', (kind) => {
     let webhookEnv: Record<string, string>;
     beforeAll(async () => {
       gateway = await new SmsGateway().start();
-      webhookEnv = { MAIL2FA_CONFIG: writeConfig(tdb.dir, 'webhook', { issuer: 'Example Mail', sms: { transport: 'webhook', timeoutMs: 2000, webhook: { url: gateway.url } } }), MAIL2FA_SMS_WEBHOOK_AUTH_HEADER: 'X-Api-Key: k-123' };
+      webhookEnv = {
+        MAIL2FA_CONFIG: writeConfig(tdb.dir, 'webhook', {
+          issuer: 'Example Mail',
+          sms: { transport: 'webhook', timeoutMs: 2000, webhook: { url: gateway.url } },
+        }),
+        MAIL2FA_SMS_WEBHOOK_AUTH_HEADER: 'X-Api-Key: k-123',
+      };
     });
     afterAll(async () => gateway?.stop());
     beforeEach(() => {
@@ -261,7 +351,11 @@ describeEachDb('enable (built binary)', (kind) => {
 
     it('start sends the code; confirm with it stores the SMS factor', async () => {
       const email = await mailbox();
-      const r = await cli(['enable', email, '--method', 'sms', '--phone', '011-45-20123456', '--start', '--password-stdin', '--json'], PW, webhookEnv);
+      const r = await cli(
+        ['enable', email, '--method', 'sms', '--phone', '011-45-20123456', '--start', '--password-stdin', '--json'],
+        PW,
+        webhookEnv,
+      );
       expect(r.code, r.stderr).toBe(0);
       expect(json(r)).toMatchObject({ ok: true, method: 'sms', phone: '+45 ****3456', sms: { transport: 'webhook' } });
       expect(r.stdout).not.toContain('20123456');
@@ -269,7 +363,11 @@ describeEachDb('enable (built binary)', (kind) => {
       expect(req.headers['x-api-key']).toBe('k-123');
       expect(req.body.to).toBe('+4520123456');
       expect(req.body.text).toMatch(/^Your Example Mail verification code is [0-9]{6}\. It expires in 10 minutes\.$/);
-      const done = await cli(['enable', email, '--confirm', '--code', gateway.lastCode(), '--json'], undefined, webhookEnv);
+      const done = await cli(
+        ['enable', email, '--confirm', '--code', gateway.lastCode(), '--json'],
+        undefined,
+        webhookEnv,
+      );
       expect(json(done)).toMatchObject({ ok: true, method: 'sms', phone: '+45 ****3456' });
       expect(done.stdout).not.toContain('20123456');
       expect((await readFactor(await knex(), ctx.tables, email))!.method).toBe('sms');
@@ -279,15 +377,27 @@ describeEachDb('enable (built binary)', (kind) => {
       it(`gateway ${failure === 'error' ? 'answers 500' : failure === 'hang' ? 'times out' : 'refuses the connection'}: 69, nothing stored, failure audited`, async () => {
         const email = await mailbox();
         let runEnv = webhookEnv;
-        if (failure === 'refused') runEnv = { ...webhookEnv, MAIL2FA_CONFIG: writeConfig(tdb.dir, 'refused', { sms: { transport: 'webhook', webhook: { url: `http://127.0.0.1:${await closedPort()}/` } } }) };
+        if (failure === 'refused')
+          runEnv = {
+            ...webhookEnv,
+            MAIL2FA_CONFIG: writeConfig(tdb.dir, 'refused', {
+              sms: { transport: 'webhook', webhook: { url: `http://127.0.0.1:${await closedPort()}/` } },
+            }),
+          };
         else gateway.mode = failure;
-        const r = await cli(['enable', email, '--method', 'sms', '--phone', '+4520123456', '--start', '--password-stdin', '--json'], PW, runEnv);
+        const r = await cli(
+          ['enable', email, '--method', 'sms', '--phone', '+4520123456', '--start', '--password-stdin', '--json'],
+          PW,
+          runEnv,
+        );
         expect(r.code).toBe(69);
         expect(json(r).error.code).toBe('sms_unavailable');
         expect(r.stdout).not.toContain('20123456');
         await nothingStored(email);
         expect(await rows(ctx.tables.smsSend, email)).toEqual([]);
-        expect((await rows(ctx.tables.audit, email)).map((a) => [a.action, a.outcome, a.reason])).toEqual([['enable-send-code', 'failed', 'sms_unavailable']]);
+        expect((await rows(ctx.tables.audit, email)).map((a) => [a.action, a.outcome, a.reason])).toEqual([
+          ['enable-send-code', 'failed', 'sms_unavailable'],
+        ]);
       });
     }
   });

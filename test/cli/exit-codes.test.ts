@@ -11,7 +11,12 @@ import { LATEST_MIGRATION } from '../../src/db/migrations.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
-import { createPostfixAdminMailbox, insertPostfixAdminMailbox, postfixAdminConfig, seedFactors } from '../helpers/status-seed.js';
+import {
+  createPostfixAdminMailbox,
+  insertPostfixAdminMailbox,
+  postfixAdminConfig,
+  seedFactors,
+} from '../helpers/status-seed.js';
 
 /** stdout is exactly one JSON document (one line), and nothing else. */
 function oneJson(r: CliResult): Record<string, any> {
@@ -28,7 +33,12 @@ function noStack(r: CliResult): void {
 }
 
 const scratch = mkdtempSync(join(tmpdir(), 'mail2fa-exit-'));
-const isolated = { MAIL2FA_CONFIG: undefined, MAIL2FA_KEY_FILE: undefined, MAIL2FA_HOME: join(scratch, 'home'), MAIL2FA_DB_URL: undefined };
+const isolated = {
+  MAIL2FA_CONFIG: undefined,
+  MAIL2FA_KEY_FILE: undefined,
+  MAIL2FA_HOME: join(scratch, 'home'),
+  MAIL2FA_DB_URL: undefined,
+};
 
 describeEachDb('exit codes of status', (kind) => {
   let tdb: TestDb;
@@ -53,7 +63,11 @@ describeEachDb('exit codes of status', (kind) => {
     expect(r.stdout).toMatch(/^bob@example\.com\s+ok\s+true\s+true\s+totp/m);
     const j = await runCli(['--json', 'status', 'bob@example.com'], { env });
     expect(j.code).toBe(0);
-    expect(oneJson(j)).toMatchObject({ ok: true, accounts: [{ email: 'bob@example.com', enabled: true, method: 'totp' }], summary: { accounts: 1, enabled: 1 } });
+    expect(oneJson(j)).toMatchObject({
+      ok: true,
+      accounts: [{ email: 'bob@example.com', enabled: true, method: 'totp' }],
+      summary: { accounts: 1, enabled: 1 },
+    });
   });
 
   it('1: --require-enabled finds an account without 2FA (or an unknown one); 0 when all have it', async () => {
@@ -63,10 +77,15 @@ describeEachDb('exit codes of status', (kind) => {
     const j = await runCli(['status', '--require-enabled', '--json', 'bob@example.com', 'alice@example.com'], { env });
     expect(j.code).toBe(1);
     expect(oneJson(j)).toMatchObject({ ok: true, summary: { enabled: 1, disabled: 1 } });
-    expect((await runCli(['status', '--require-enabled', 'bob@example.com', 'nobody@example.com'], { env })).code).toBe(1);
+    expect((await runCli(['status', '--require-enabled', 'bob@example.com', 'nobody@example.com'], { env })).code).toBe(
+      1,
+    );
     expect((await runCli(['status', '--require-enabled', 'bob@example.com'], { env })).code).toBe(0);
     // The filter hides rows, not gaps: alice is not shown but still fails the check.
-    const filtered = await runCli(['status', '--require-enabled', '--enabled', '--format', 'ndjson', 'bob@example.com', 'alice@example.com'], { env });
+    const filtered = await runCli(
+      ['status', '--require-enabled', '--enabled', '--format', 'ndjson', 'bob@example.com', 'alice@example.com'],
+      { env },
+    );
     expect(filtered.code).toBe(1);
     expect(filtered.stdout).not.toContain('alice');
   });
@@ -78,7 +97,10 @@ describeEachDb('exit codes of status', (kind) => {
     expect(r.stderr).toMatch(/^mail2fa: error: invalid email address "not-an-address": no "@"\nhint: /);
     const j = await runCli(['--json', 'status', 'not-an-address'], { env });
     expect(j.code).toBe(65);
-    expect(oneJson(j)).toEqual({ ok: false, error: { code: 'bad_address', message: expect.stringContaining('no "@"'), hint: expect.any(String) } });
+    expect(oneJson(j)).toEqual({
+      ok: false,
+      error: { code: 'bad_address', message: expect.stringContaining('no "@"'), hint: expect.any(String) },
+    });
     expect(j.stderr).toBe('');
     const d = await runCli(['status', '--domain', 'not a domain'], { env });
     expect(d.code).toBe(65);
@@ -139,26 +161,35 @@ describe('exit codes of status that need no database', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Examples:');
     expect(r.stdout).toContain('mail2fa status --all --format ndjson');
-    for (const code of ['0', '1', '64', '65', '67', '69', '70', '75', '77', '78']) expect(r.stdout).toMatch(new RegExp(`^\\s+${code}\\s`, 'm'));
+    for (const code of ['0', '1', '64', '65', '67', '69', '70', '75', '77', '78'])
+      expect(r.stdout).toMatch(new RegExp(`^\\s+${code}\\s`, 'm'));
   });
 });
 
 describe('69: database unreachable', () => {
   const env = { ...isolated, MAIL2FA_KEY: Buffer.alloc(32, 7).toString('base64') };
 
-  it.each([{ args: ['status', '--all'] }, { args: ['status', 'a@example.com'] }, { args: ['migrate'] }])('$args: refused port fails fast, one clear line, no stack, nothing on stdout', async ({ args }) => {
-    const started = Date.now();
-    const r = await runCli(['--db', 'mysql://root@127.0.0.1:1/x', ...args], { env });
-    expect(Date.now() - started).toBeLessThan(4000);
-    expect(r.code).toBe(69);
-    expect(r.stdout).toBe('');
-    expect(r.stderr).toBe('mail2fa: error: database unavailable at mysql://root@127.0.0.1:1/x: ECONNREFUSED\nhint: Is the server running and reachable? Check --db / MAIL2FA_DB_URL.\n');
-    noStack(r);
-    const j = await runCli(['--json', '--db', 'mysql://root@127.0.0.1:1/x', ...args], { env });
-    expect(j.code).toBe(69);
-    expect(oneJson(j)).toMatchObject({ ok: false, error: { code: 'db_unavailable', message: expect.stringContaining('ECONNREFUSED') } });
-    expect(j.stderr).toBe('');
-  });
+  it.each([{ args: ['status', '--all'] }, { args: ['status', 'a@example.com'] }, { args: ['migrate'] }])(
+    '$args: refused port fails fast, one clear line, no stack, nothing on stdout',
+    async ({ args }) => {
+      const started = Date.now();
+      const r = await runCli(['--db', 'mysql://root@127.0.0.1:1/x', ...args], { env });
+      expect(Date.now() - started).toBeLessThan(4000);
+      expect(r.code).toBe(69);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(
+        'mail2fa: error: database unavailable at mysql://root@127.0.0.1:1/x: ECONNREFUSED\nhint: Is the server running and reachable? Check --db / MAIL2FA_DB_URL.\n',
+      );
+      noStack(r);
+      const j = await runCli(['--json', '--db', 'mysql://root@127.0.0.1:1/x', ...args], { env });
+      expect(j.code).toBe(69);
+      expect(oneJson(j)).toMatchObject({
+        ok: false,
+        error: { code: 'db_unavailable', message: expect.stringContaining('ECONNREFUSED') },
+      });
+      expect(j.stderr).toBe('');
+    },
+  );
 
   it('the password of the URL is never shown', async () => {
     const r = await runCli(['--db', 'mysql://root:s3cret-pw@127.0.0.1:1/x', 'status', '--all'], { env });
@@ -176,7 +207,9 @@ describe('69: database unreachable', () => {
     expect(Date.now() - started).toBeLessThan(5000);
     expect(r.code).toBe(69);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/^mail2fa: error: database unavailable at mysql:\/\/root@10\.255\.255\.1:3306\/x: (ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNREFUSED|timeout)\n/);
+    expect(r.stderr).toMatch(
+      /^mail2fa: error: database unavailable at mysql:\/\/root@10\.255\.255\.1:3306\/x: (ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNREFUSED|timeout)\n/,
+    );
     noStack(r);
   });
 });
@@ -186,22 +219,25 @@ describe('78: configuration', () => {
   const bad = join(scratch, 'several.yaml');
   writeFileSync(bad, 'issuer: ""\naccounts:\n  preset: roundcube\nsms:\n  transport: pigeon\nsurprise: 1\n');
 
-  it.each([{ args: ['status', '--all'] }, { args: ['migrate'] }])('$args: a config file with several errors reports all of them at once', async ({ args }) => {
-    const r = await runCli(['--config', bad, ...args], { env });
-    expect(r.code).toBe(78);
-    expect(r.stdout).toBe('');
-    const lines = r.stderr.trimEnd().split('\n');
-    expect(lines[0]).toBe('mail2fa: error: invalid configuration (4 problems):');
-    const problems = lines.slice(1, 5).join('\n');
-    for (const key of ['issuer', 'accounts.preset', 'sms.transport', 'surprise']) expect(problems).toContain(key);
-    expect(lines[5]).toMatch(/^hint: /);
-    noStack(r);
-    const j = await runCli(['--json', '--config', bad, ...args], { env });
-    expect(j.code).toBe(78);
-    const doc = oneJson(j);
-    expect(doc).toMatchObject({ ok: false, error: { code: 'config_invalid' } });
-    expect(doc.error.message.split('\n')).toHaveLength(5);
-  });
+  it.each([{ args: ['status', '--all'] }, { args: ['migrate'] }])(
+    '$args: a config file with several errors reports all of them at once',
+    async ({ args }) => {
+      const r = await runCli(['--config', bad, ...args], { env });
+      expect(r.code).toBe(78);
+      expect(r.stdout).toBe('');
+      const lines = r.stderr.trimEnd().split('\n');
+      expect(lines[0]).toBe('mail2fa: error: invalid configuration (4 problems):');
+      const problems = lines.slice(1, 5).join('\n');
+      for (const key of ['issuer', 'accounts.preset', 'sms.transport', 'surprise']) expect(problems).toContain(key);
+      expect(lines[5]).toMatch(/^hint: /);
+      noStack(r);
+      const j = await runCli(['--json', '--config', bad, ...args], { env });
+      expect(j.code).toBe(78);
+      const doc = oneJson(j);
+      expect(doc).toMatchObject({ ok: false, error: { code: 'config_invalid' } });
+      expect(doc.error.message.split('\n')).toHaveLength(5);
+    },
+  );
 
   it('MAIL2FA_CONFIG pointing at a missing file', async () => {
     const r = await runCli(['status', '--all'], { env: { ...env, MAIL2FA_CONFIG: join(scratch, 'missing.yaml') } });
@@ -227,7 +263,10 @@ describeEachDb('78: schema missing or out of date (non-embedded database); migra
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^mail2fa: error: mail2fa's tables do not exist in .*\nhint: Run `mail2fa migrate`/);
     const j = await runCli(['--json', 'status', '--all'], { env });
-    expect(oneJson(j)).toMatchObject({ ok: false, error: { code: 'schema_outdated', hint: expect.stringContaining('mail2fa migrate') } });
+    expect(oneJson(j)).toMatchObject({
+      ok: false,
+      error: { code: 'schema_outdated', hint: expect.stringContaining('mail2fa migrate') },
+    });
 
     const m = await runCli(['--json', 'migrate', '--with-mailbox-table'], { env });
     expect(m.code).toBe(0);
@@ -254,7 +293,9 @@ describeEachDb('78: schema missing or out of date (non-embedded database); migra
       await knex(ctx.tables.migrations).update({ name: '9999_future' });
       const m = await runCli(['migrate'], { env });
       expect(m.code).toBe(78);
-      expect(m.stderr).toMatch(/^mail2fa: error: the database .* has migrations this version of mail2fa does not know \(9999_future\)/);
+      expect(m.stderr).toMatch(
+        /^mail2fa: error: the database .* has migrations this version of mail2fa does not know \(9999_future\)/,
+      );
       noStack(m);
     } finally {
       await knex(ctx.tables.migrations).update({ name: LATEST_MIGRATION });
@@ -275,11 +316,14 @@ describeEachDb('78: schema missing or out of date (non-embedded database); migra
       const busyEnv = { ...env, MAIL2FA_MIGRATE_WAIT_MS: '300' };
       const r = await runCli(['migrate'], { env: busyEnv });
       expect(r.code).toBe(75);
-      expect(r.stderr).toMatch(/^mail2fa: error: another migration holds the lock on .*\nhint: Retry when it has finished/);
+      expect(r.stderr).toMatch(
+        /^mail2fa: error: another migration holds the lock on .*\nhint: Retry when it has finished/,
+      );
       const j = await runCli(['--json', 'migrate'], { env: busyEnv });
       expect(oneJson(j)).toMatchObject({ ok: false, error: { code: 'migration_locked' } });
     } finally {
-      if ((await knex(ctx.tables.migrations).count({ n: '*' }).first())?.n == 0) await knex(ctx.tables.migrations).insert(recorded);
+      if ((await knex(ctx.tables.migrations).count({ n: '*' }).first())?.n == 0)
+        await knex(ctx.tables.migrations).insert(recorded);
       await knex(ctx.tables.migrationsLock).update({ is_locked: 0 });
       await ctx.close();
     }
@@ -309,11 +353,18 @@ describeEachDb('65: one address alone that matches several mailbox rows', (kind)
   it('is refused, not guessed; in a list it is an "ambiguous" row', async () => {
     const r = await runCli(['status', 'twin@example.com'], { env });
     expect(r.code).toBe(65);
-    expect(r.stderr).toMatch(/^mail2fa: error: 2 mailbox rows have this address: twin@example\.com; refusing to guess\nhint: Fix the duplicate rows in mailbox/);
+    expect(r.stderr).toMatch(
+      /^mail2fa: error: 2 mailbox rows have this address: twin@example\.com; refusing to guess\nhint: Fix the duplicate rows in mailbox/,
+    );
     const j = await runCli(['--json', 'status', 'twin@example.com'], { env });
     expect(oneJson(j)).toMatchObject({ ok: false, error: { code: 'ambiguous_account' } });
     const list = await runCli(['status', '--format', 'ndjson', 'twin@example.com', 'nobody@example.com'], { env });
     expect(list.code).toBe(0);
-    expect(list.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l).state)).toEqual(['ambiguous', 'unknown']);
+    expect(
+      list.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).state),
+    ).toEqual(['ambiguous', 'unknown']);
   });
 });

@@ -20,8 +20,15 @@ let tdb: TestDb;
 let ctx: Context;
 let n = 0;
 const fresh = (prefix = 'h') => `${prefix}${++n}@example.com`;
-const cli = (args: string[], o: { input?: string; closeStdout?: boolean; env?: Record<string, string | undefined> } = {}) =>
-  runCli(args, { env: { ...testEnv(tdb), MAIL2FA_CONFIG: undefined, ...o.env }, input: o.input, closeStdout: o.closeStdout });
+const cli = (
+  args: string[],
+  o: { input?: string; closeStdout?: boolean; env?: Record<string, string | undefined> } = {},
+) =>
+  runCli(args, {
+    env: { ...testEnv(tdb), MAIL2FA_CONFIG: undefined, ...o.env },
+    input: o.input,
+    closeStdout: o.closeStdout,
+  });
 
 beforeAll(async () => {
   tdb = await createTestDb('sqlite');
@@ -59,21 +66,30 @@ describe('item 5: an integrity failure is audited in its own transaction', () =>
     const a = await enrolTotp(ctx, fresh('copied'));
     const b = await enrolTotp(ctx, fresh('copied'));
     const db = await ctx.db();
-    const row = (await db.knex(ctx.tables.factor).where({ account: a.email }).first('secret_ct')) as { secret_ct: string };
+    const row = (await db.knex(ctx.tables.factor).where({ account: a.email }).first('secret_ct')) as {
+      secret_ct: string;
+    };
     await db.knex(ctx.tables.factor).where({ account: b.email }).update({ secret_ct: row.secret_ct });
     const before = await auditRows(ctx, b.email);
     const r = await cli(['verify', b.email, '--code', totpCode(a.secret, Date.now())]);
     expect(r.code, r.stderr).toBe(78);
     expect(r.stderr).toMatch(/failed its integrity check/);
     const after = await auditRows(ctx, b.email);
-    expect(after.slice(before.length)).toEqual([expect.objectContaining({ action: 'verify', outcome: 'refused', reason: expect.stringMatching(/integrity/) })]);
+    expect(after.slice(before.length)).toEqual([
+      expect.objectContaining({ action: 'verify', outcome: 'refused', reason: expect.stringMatching(/integrity/) }),
+    ]);
     expect(after.at(-1)!.detail ?? '').not.toContain(row.secret_ct.slice(0, 20));
     expect((await accountState(ctx, b.email)).failed).toBe(0);
   });
 });
 
 describe('item 6: status --file reads address lists, not any file', () => {
-  const ndjson = (text: string) => text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const ndjson = (text: string) =>
+    text
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
 
   it('refuses the configured key file (65) without printing any of it', async () => {
     const keyText = randomBytes(32).toString('base64');
@@ -101,7 +117,14 @@ describe('item 6: status --file reads address lists, not any file', () => {
 
   it('refuses binary content (65), nothing printed', async () => {
     const bin = join(tdb.dir, 'binary.dat');
-    writeFileSync(bin, Buffer.concat([Buffer.from('alice@example.com\n'), randomBytes(64).map((b) => (b === 10 ? 11 : b)), Buffer.from([0, 0, 0xff, 0xfe, 10])]));
+    writeFileSync(
+      bin,
+      Buffer.concat([
+        Buffer.from('alice@example.com\n'),
+        randomBytes(64).map((b) => (b === 10 ? 11 : b)),
+        Buffer.from([0, 0, 0xff, 0xfe, 10]),
+      ]),
+    );
     const r = await cli(['status', '--file', bin, '--format', 'ndjson']);
     expect(r.code, r.stderr).toBe(65);
     expect(r.stdout).toBe('');
@@ -150,7 +173,11 @@ describe('item 7: invisible and bidirectional characters make an address malform
   it('in a list: an invalid row, echoed escaped', async () => {
     const r = await cli(['status', '--file', '-', '--format', 'ndjson'], { input: 'bo\u200bb@example.com\n' });
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout.trim())).toMatchObject({ state: 'invalid', email: 'bo\\u200bb@example.com', problem: expect.stringMatching(/invisible|formatting/) });
+    expect(JSON.parse(r.stdout.trim())).toMatchObject({
+      state: 'invalid',
+      email: 'bo\\u200bb@example.com',
+      problem: expect.stringMatching(/invisible|formatting/),
+    });
   });
 });
 
@@ -159,13 +186,23 @@ describe('item 8: a sign-out command without "--" before {email}', () => {
     const file = join(tdb.dir, `config-${randomBytes(4).toString('hex')}.json`);
     writeFileSync(file, JSON.stringify({ signOut: { action: 'command', command } }));
     const r = await cli(['--config', file, 'doctor', '--json']);
-    const doc = JSON.parse(r.stdout) as { checks: Array<{ name: string; status: string; detail: string; hint?: string }> };
+    const doc = JSON.parse(r.stdout) as {
+      checks: Array<{ name: string; status: string; detail: string; hint?: string }>;
+    };
     return { r, check: doc.checks.find((c) => c.name === 'sign-out action')! };
   };
 
   it('doctor warns (an address may begin with "-"), and is satisfied with "--"', async () => {
-    const [bare, guarded, inside] = await Promise.all([doctorSignOut(['true', 'kick', '{email}']), doctorSignOut(['true', 'kick', '--', '{email}']), doctorSignOut(['true', 'user={email}'])]);
-    expect(bare.check).toMatchObject({ status: 'warn', detail: expect.stringMatching(/no "--" before \{email\}/), hint: expect.stringMatching(/begin with "-".*\[doveadm, kick, "--", "\{email\}"\]/) });
+    const [bare, guarded, inside] = await Promise.all([
+      doctorSignOut(['true', 'kick', '{email}']),
+      doctorSignOut(['true', 'kick', '--', '{email}']),
+      doctorSignOut(['true', 'user={email}']),
+    ]);
+    expect(bare.check).toMatchObject({
+      status: 'warn',
+      detail: expect.stringMatching(/no "--" before \{email\}/),
+      hint: expect.stringMatching(/begin with "-".*\[doveadm, kick, "--", "\{email\}"\]/),
+    });
     expect(bare.r.code).toBe(0);
     expect(guarded.check.status).toBe('ok');
     expect(inside.check.status).toBe('ok');
@@ -180,7 +217,9 @@ describe('item 9: "%" in a database URL', () => {
     expect(r.stderr).toMatch(/percent-encode.*%25/);
     expect(r.stderr).not.toMatch(/URI malformed|internal error/);
     expect(r.stderr).not.toContain('pa%ss');
-    const env = await cli(['status', 'x@example.com'], { env: { MAIL2FA_DB_URL: 'mariadb://r%zz:secret@127.0.0.1/test' } });
+    const env = await cli(['status', 'x@example.com'], {
+      env: { MAIL2FA_DB_URL: 'mariadb://r%zz:secret@127.0.0.1/test' },
+    });
     expect(env.code).toBe(78);
     expect(env.stderr).toMatch(/user name/);
   });
@@ -204,7 +243,10 @@ describe('item 12: an address typed in another case', () => {
       expect(r.stderr, commands[i]!.join(' ')).toContain(`hint: did you mean ${email}?`);
     }
     const json = await cli(['--json', 'status', typed]);
-    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, error: { code: 'unknown_account', hint: expect.stringContaining(`did you mean ${email}?`) } });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      ok: false,
+      error: { code: 'unknown_account', hint: expect.stringContaining(`did you mean ${email}?`) },
+    });
     // No near match: the plain hint.
     const none = await cli(['status', 'Nobody.Here@example.com']);
     expect(none.code).toBe(67);
@@ -212,7 +254,7 @@ describe('item 12: an address typed in another case', () => {
   });
 });
 
-describeEachDb('item 13: a fresh database, the README\'s steps', (kind) => {
+describeEachDb("item 13: a fresh database, the README's steps", (kind) => {
   let fresh13: TestDb;
   beforeAll(async () => {
     fresh13 = await createTestDb(kind);
@@ -233,8 +275,13 @@ describeEachDb('item 13: a fresh database, the README\'s steps', (kind) => {
     expect(one.code).toBe(78);
     expect(one.stderr).toMatch(/mailbox table mailbox does not exist/);
     const doctor = await run(['doctor', '--json']);
-    const mapping = (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; status: string; hint?: string }> }).checks.find((c) => c.name === 'account mapping');
-    expect(mapping).toMatchObject({ status: 'fail', hint: expect.stringMatching(/mail2fa migrate --with-mailbox-table/) });
+    const mapping = (
+      JSON.parse(doctor.stdout) as { checks: Array<{ name: string; status: string; hint?: string }> }
+    ).checks.find((c) => c.name === 'account mapping');
+    expect(mapping).toMatchObject({
+      status: 'fail',
+      hint: expect.stringMatching(/mail2fa migrate --with-mailbox-table/),
+    });
     expect((await run(['migrate', '--with-mailbox-table'])).code).toBe(0);
     const after = await run(['status', '--all']);
     expect(after.code, after.stderr).toBe(0);
@@ -256,11 +303,17 @@ describe('item 16: enable without a terminal', () => {
     ]);
     expect(already.code, already.stderr).toBe(65);
     expect(already.stderr).toMatch(/already on/);
-    expect((await auditRows(ctx, enabled.email)).at(-1)).toMatchObject({ action: 'enable', outcome: 'refused', reason: 'already enabled' });
+    expect((await auditRows(ctx, enabled.email)).at(-1)).toMatchObject({
+      action: 'enable',
+      outcome: 'refused',
+      reason: 'already enabled',
+    });
     expect(off.code, off.stderr).toBe(65);
     expect(off.stderr).toMatch(/inactive/);
     expect(sms.code).toBe(64);
-    expect(sms.stderr).toMatch(/needs an interactive terminal to ask for the password, the phone number and the texted code/);
+    expect(sms.stderr).toMatch(
+      /needs an interactive terminal to ask for the password, the phone number and the texted code/,
+    );
     expect(sms.stderr).not.toMatch(/QR/);
     expect(sms.stderr).toMatch(/--method sms --phone/);
     expect(app.code).toBe(64);
@@ -279,13 +332,21 @@ describe('item 17: enable --start into a pipe writes no colour escapes', () => {
       ].map(async ([flags, env]) => {
         const email = fresh('qr');
         await addMailbox(ctx, email, 'pw');
-        return { email, r: await cli([...(flags as string[]), 'enable', email, '--start', '--password-stdin'], { input: 'pw', env: env as Record<string, string | undefined> }) };
+        return {
+          email,
+          r: await cli([...(flags as string[]), 'enable', email, '--start', '--password-stdin'], {
+            input: 'pw',
+            env: env as Record<string, string | undefined>,
+          }),
+        };
       }),
     );
     for (const { email, r } of runs) {
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout + r.stderr).not.toContain('\x1b');
-      expect(decodeQrFromScreen(r.stdout)).toMatch(new RegExp(`^otpauth://totp/.*${encodeURIComponent(email).replace(/[.]/g, '\\.')}`));
+      expect(decodeQrFromScreen(r.stdout)).toMatch(
+        new RegExp(`^otpauth://totp/.*${encodeURIComponent(email).replace(/[.]/g, '\\.')}`),
+      );
     }
   });
 });
@@ -304,7 +365,9 @@ describe('item 18: the status summary and --require-enabled', () => {
       cli(['status', on.email, '--require-enabled']),
     ]);
     expect(enabled.stderr).toBe('8 accounts, 1 with 2FA (1 app, 0 SMS), 7 without, 1 unknown; 1 shown (--enabled)\n');
-    expect(disabled.stdout.trimEnd().split('\n').at(-1)).toBe('8 accounts, 1 with 2FA (1 app, 0 SMS), 7 without, 1 unknown; 7 shown (--disabled)');
+    expect(disabled.stdout.trimEnd().split('\n').at(-1)).toBe(
+      '8 accounts, 1 with 2FA (1 app, 0 SMS), 7 without, 1 unknown; 7 shown (--disabled)',
+    );
     expect(JSON.parse(json.stdout).summary).toMatchObject({ accounts: 8, disabled: 7, filter: 'disabled', shown: 7 });
     expect(required.code).toBe(1);
     expect(required.stderr).toContain(`8 of 9 listed accounts lack 2FA: ${offs.slice(0, 5).join(', ')} and 3 more\n`);

@@ -93,7 +93,9 @@ describeEachDb('keys rotate with a key file: both keys accepted during the switc
     const elsewhere = join(tdb.dir, 'unrelated.key');
     expect((await runCli(['keys', 'generate', elsewhere], { env })).code).toBe(0);
     const [email, secret] = [...secrets][0]!;
-    const r = await runCli(['verify', email, '--code', totpCode(secret, Date.now() + 10 * 30_000)], { env: { ...env, MAIL2FA_KEY_FILE: elsewhere } });
+    const r = await runCli(['verify', email, '--code', totpCode(secret, Date.now() + 10 * 30_000)], {
+      env: { ...env, MAIL2FA_KEY_FILE: elsewhere },
+    });
     expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/was encrypted with key [0-9a-f]{16}/);
     expect(r.stderr).toContain('<key file>.old');

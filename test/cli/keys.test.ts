@@ -31,9 +31,18 @@ describeEachDb('mail2fa keys (CLI)', (kind) => {
     for (const e of ['app@example.com', 'sms@example.com']) await addMailbox(ctx, e);
     await inTransaction(db, ctx.tables, async (trx) => {
       await lockAccountState(trx, ctx.tables, db.dialect, 'app@example.com');
-      recoveryCodes = await storeFactor(trx, ctx.tables, vault, ctx.now(), { account: 'app@example.com', method: 'totp', totpSecret: secret });
+      recoveryCodes = await storeFactor(trx, ctx.tables, vault, ctx.now(), {
+        account: 'app@example.com',
+        method: 'totp',
+        totpSecret: secret,
+      });
       await lockAccountState(trx, ctx.tables, db.dialect, 'sms@example.com');
-      await storeFactor(trx, ctx.tables, vault, ctx.now(), { account: 'sms@example.com', method: 'sms', phoneE164: phone.e164, phoneMasked: phone.masked });
+      await storeFactor(trx, ctx.tables, vault, ctx.now(), {
+        account: 'sms@example.com',
+        method: 'sms',
+        phoneE164: phone.e164,
+        phoneMasked: phone.masked,
+      });
     });
   });
   afterAll(async () => {
@@ -95,7 +104,9 @@ describeEachDb('mail2fa keys (CLI)', (kind) => {
     expect((await runCli(['keys', 'generate', file], { env })).code).toBe(0);
     const r = await runCli(['keys', 'rotate', '--new-key-file', file], { env });
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/re-encrypted 3 stored secret\(s\) in 3 row\(s\) under key [0-9a-f]{16} \(was [0-9a-f]{16}\) in short batches/);
+    expect(r.stdout).toMatch(
+      /re-encrypted 3 stored secret\(s\) in 3 row\(s\) under key [0-9a-f]{16} \(was [0-9a-f]{16}\) in short batches/,
+    );
     expect(r.stdout).toContain('MAIL2FA_KEY'); // the test loads its key from MAIL2FA_KEY: the advice says how to switch
     expect(r.stdout).toContain(file);
     noSecrets(r.stdout + r.stderr);
@@ -104,7 +115,11 @@ describeEachDb('mail2fa keys (CLI)', (kind) => {
     expect(old.code).toBe(78);
     const doc = JSON.parse(old.stdout);
     expect(doc).toMatchObject({ ok: false, decrypted: 0, failed: 3, error: { code: 'undecryptable' } });
-    expect(doc.failures.map((f: { account: string }) => f.account).sort()).toEqual(['app@example.com', 'code-hash', 'sms@example.com']);
+    expect(doc.failures.map((f: { account: string }) => f.account).sort()).toEqual([
+      'app@example.com',
+      'code-hash',
+      'sms@example.com',
+    ]);
     noSecrets(old.stdout + old.stderr);
 
     const human = await runCli(['keys', 'check'], { env });
@@ -128,9 +143,16 @@ describeEachDb('mail2fa keys (CLI)', (kind) => {
     const withNew = { ...env, MAIL2FA_KEY: undefined, MAIL2FA_KEY_FILE: join(tdb.dir, 'rotated.key') };
     expect((await runCli(['keys', 'generate', key2], { env })).code).toBe(0);
     const ptyEnv: Record<string, string> = {};
-    for (const [k, v] of Object.entries({ ...process.env, ...withNew, TERM: 'xterm-256color' })) if (v !== undefined) ptyEnv[k] = v;
+    for (const [k, v] of Object.entries({ ...process.env, ...withNew, TERM: 'xterm-256color' }))
+      if (v !== undefined) ptyEnv[k] = v;
     delete ptyEnv.NO_COLOR;
-    const term = pty.spawn(process.execPath, [BIN, 'keys', 'rotate', '--new-key-file', key2], { name: 'xterm-256color', cols: 120, rows: 30, cwd: tdb.dir, env: ptyEnv });
+    const term = pty.spawn(process.execPath, [BIN, 'keys', 'rotate', '--new-key-file', key2], {
+      name: 'xterm-256color',
+      cols: 120,
+      rows: 30,
+      cwd: tdb.dir,
+      env: ptyEnv,
+    });
     let output = '';
     term.onData((d) => (output += d));
     const code = await new Promise<number>((resolve, reject) => {

@@ -70,10 +70,23 @@ describeMariadb('mailcow site (CLI)', (kind) => {
       { key_id: 'phone', username: USER, authmech: 'totp', secret, active: 1 },
       { key_id: 'key', username: USER, authmech: 'webauthn', keyHandle: 'kh', publicKey: 'pk', active: 1 },
       { key_id: 'decoy', username: 'User@Example.com', authmech: 'totp', secret, active: 1 },
-      { key_id: 'app', username: 'owner@example.com', authmech: 'totp', secret: 'GNTDOOBWHA2TAZJTHA3TKNJQMZSGCYRY', active: 1 },
+      {
+        key_id: 'app',
+        username: 'owner@example.com',
+        authmech: 'totp',
+        secret: 'GNTDOOBWHA2TAZJTHA3TKNJQMZSGCYRY',
+        active: 1,
+      },
       { key_id: 'otp', username: 'owner@example.com', authmech: 'yubi_otp', secret: 'id:key:cccccccccccc', active: 1 },
       { key_id: 'old phone', username: 'lost@example.com', authmech: 'totp', secret, active: 1 },
-      { key_id: 'laptop', username: 'lost@example.com', authmech: 'webauthn', keyHandle: 'kh', publicKey: 'pk', active: 1 },
+      {
+        key_id: 'laptop',
+        username: 'lost@example.com',
+        authmech: 'webauthn',
+        keyHandle: 'kh',
+        publicKey: 'pk',
+        active: 1,
+      },
     ]);
     config = join(tdb.dir, 'mail2fa.yaml');
     // The block of docs/mailcow-sogo.md, on the test database.
@@ -106,7 +119,12 @@ describeMariadb('mailcow site (CLI)', (kind) => {
     const r = await cli(['--json', 'status', USER]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const row = statusRow(r.stdout) as unknown as { enabled: boolean; enforced: boolean; sources: string[]; stores: { store: string; factors: { kind: string }[]; details: Record<string, unknown> }[] };
+    const row = statusRow(r.stdout) as unknown as {
+      enabled: boolean;
+      enforced: boolean;
+      sources: string[];
+      stores: { store: string; factors: { kind: string }[]; details: Record<string, unknown> }[];
+    };
     expect(row).toMatchObject({ enabled: true, enforced: true, sources: ['mailcow'] });
     const store = row.stores.find((s) => s.store === 'mailcow')!;
     expect(store.factors.map((f) => f.kind)).toEqual(['totp', 'webauthn']);
@@ -114,8 +132,16 @@ describeMariadb('mailcow site (CLI)', (kind) => {
     expect(r.stdout).not.toContain(secret);
     const all = await cli(['status', '--all', '--format', 'ndjson']);
     expect(all.code).toBe(0);
-    const rows = all.stdout.trim().split('\n').map((l) => JSON.parse(l) as { email: string; enabled: boolean });
-    expect(Object.fromEntries(rows.map((x) => [x.email, x.enabled]))).toEqual({ [USER]: true, 'plain@example.com': false, 'owner@example.com': true, 'lost@example.com': true });
+    const rows = all.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { email: string; enabled: boolean });
+    expect(Object.fromEntries(rows.map((x) => [x.email, x.enabled]))).toEqual({
+      [USER]: true,
+      'plain@example.com': false,
+      'owner@example.com': true,
+      'lost@example.com': true,
+    });
   });
 
   it('verify accepts the mailcow TOTP once (replay refused by mail2fa) and rejects a wrong code', async () => {
@@ -128,13 +154,17 @@ describeMariadb('mailcow site (CLI)', (kind) => {
     expect(wrong.code).toBe(1);
   });
 
-  it('recover deletes exactly the address\'s tfa rows, audited with the store\'s outcome', async () => {
+  it("recover deletes exactly the address's tfa rows, audited with the store's outcome", async () => {
     const r = await cli(['--yes', 'recover', USER, '--ticket', 'T-100']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/store mailcow\s+reset: every mailcow authenticator removed: deleted 2 tfa rows \(totp, webauthn\)/);
+    expect(r.stdout).toMatch(
+      /store mailcow\s+reset: every mailcow authenticator removed: deleted 2 tfa rows \(totp, webauthn\)/,
+    );
     const rows = (await db.knex('tfa').select('username', 'key_id')) as { username: string; key_id: string }[];
-    expect(rows.filter((x) => x.username === USER || x.username === 'User@Example.com')).toEqual([{ username: 'User@Example.com', key_id: 'decoy' }]);
+    expect(rows.filter((x) => x.username === USER || x.username === 'User@Example.com')).toEqual([
+      { username: 'User@Example.com', key_id: 'decoy' },
+    ]);
     const audit = await cli(['audit', '--account', USER, '--action', 'recover', '--format', 'json']);
     expect(audit.stdout).toContain('"store:mailcow":"changed"');
     const status = await cli(['--json', 'status', USER]);
@@ -144,17 +174,32 @@ describeMariadb('mailcow site (CLI)', (kind) => {
     expect(again.stdout).toMatch(/nothing to recover/i);
   });
 
-  it('recover --temporary-code uses mailcow\'s own one-login bypass: rows kept, active = 0, said so', async () => {
+  it("recover --temporary-code uses mailcow's own one-login bypass: rows kept, active = 0, said so", async () => {
     const lost = 'lost@example.com';
     const r = await cli(['--yes', 'recover', lost, '--ticket', 'T-102', '--temporary-code']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/store mailcow\s+reset: set active = 0 on 2 tfa rows: mailcow lets the next password sign-in through without a code and then sets them back to active/);
+    expect(r.stdout).toMatch(
+      /store mailcow\s+reset: set active = 0 on 2 tfa rows: mailcow lets the next password sign-in through without a code and then sets them back to active/,
+    );
     expect(r.stdout).toMatch(/does not ask for a code at all, that is this one-time exception/);
-    const rows = (await db.knex('tfa').select('key_id', 'active', 'username')) as { key_id: string; active: number; username: string }[];
-    expect(rows.filter((x) => x.username === lost).map((x) => [x.key_id, Number(x.active)])).toEqual([['old phone', 0], ['laptop', 0]]);
-    const status = statusRow((await cli(['--json', 'status', lost])).stdout) as { stores: { store: string; activated: boolean; enforced: boolean; notEnforced: string[] }[] };
-    expect(status.stores.find((x) => x.store === 'mailcow')).toMatchObject({ activated: true, enforced: false, notEnforced: [expect.stringMatching(/one-login bypass/)] });
+    const rows = (await db.knex('tfa').select('key_id', 'active', 'username')) as {
+      key_id: string;
+      active: number;
+      username: string;
+    }[];
+    expect(rows.filter((x) => x.username === lost).map((x) => [x.key_id, Number(x.active)])).toEqual([
+      ['old phone', 0],
+      ['laptop', 0],
+    ]);
+    const status = statusRow((await cli(['--json', 'status', lost])).stdout) as {
+      stores: { store: string; activated: boolean; enforced: boolean; notEnforced: string[] }[];
+    };
+    expect(status.stores.find((x) => x.store === 'mailcow')).toMatchObject({
+      activated: true,
+      enforced: false,
+      notEnforced: [expect.stringMatching(/one-login bypass/)],
+    });
   });
 
   it('disable with password and a code of the mailcow TOTP removes every authenticator of the owner', async () => {
@@ -202,7 +247,9 @@ describeMariadb('SOGo site (CLI)', (kind) => {
     return file;
   };
   const cli = (config: string, args: string[], input?: string) => runCli(['--config', config, ...args], { env, input });
-  const defaults = async (uid: string) => ((await sogo.knex('sogo_user_profile').where('c_uid', uid).first('c_defaults')) as { c_defaults: string }).c_defaults;
+  const defaults = async (uid: string) =>
+    ((await sogo.knex('sogo_user_profile').where('c_uid', uid).first('c_defaults')) as { c_defaults: string })
+      .c_defaults;
 
   beforeAll(async () => {
     memcached = await startMemcached();
@@ -231,7 +278,12 @@ describeMariadb('SOGo site (CLI)', (kind) => {
   it('status: enabled in SOGo, with the key generation', async () => {
     const r = await cli(configFor([memcached.address]), ['--json', 'status', USER]);
     expect(r.code).toBe(0);
-    expect(statusRow(r.stdout)).toMatchObject({ enabled: true, enforced: true, sources: ['sogo'], stores: [{ store: 'sogo', details: { key: 'General.totpKey' } }] });
+    expect(statusRow(r.stdout)).toMatchObject({
+      enabled: true,
+      enforced: true,
+      sources: ['sogo'],
+      stores: [{ store: 'sogo', details: { key: 'General.totpKey' } }],
+    });
     expect(r.stdout).not.toContain(totpKey);
   });
 
@@ -259,7 +311,13 @@ describeMariadb('SOGo site (CLI)', (kind) => {
 
   it('recover with memcached unreachable: the change is made and the stale cache reported', async () => {
     const dead = await freePort();
-    const r = await cli(configFor([`127.0.0.1:${dead}`]), ['--yes', 'recover', 'other@example.com', '--ticket', 'T-201']);
+    const r = await cli(configFor([`127.0.0.1:${dead}`]), [
+      '--yes',
+      'recover',
+      'other@example.com',
+      '--ticket',
+      'T-201',
+    ]);
     expect(r.stdout + r.stderr).toMatch(/SOGo's cache could not be cleared.*up to 300 s/);
     expect(await defaults('other@example.com')).toBe('{"SOGoTOTPEnabled":0}');
   });

@@ -21,11 +21,18 @@ describeEachDb('migrate-from postfixadmin --clear-plaintext after a migration', 
   let tdb: TestDb;
   let ctx: Context;
   let config: string;
-  const secrets: Record<string, string> = { 'ann@example.com': base32(randomBytes(20)), 'ben@example.com': base32(randomBytes(20)), 'cid@example.com': base32(randomBytes(20)) };
+  const secrets: Record<string, string> = {
+    'ann@example.com': base32(randomBytes(20)),
+    'ben@example.com': base32(randomBytes(20)),
+    'cid@example.com': base32(randomBytes(20)),
+  };
   const cli = (args: string[]) => runCli(['--config', config, ...args], { env: testEnv(tdb) });
   const plaintext = async () => {
     const db = await ctx.db();
-    const rows = (await db.knex('mailbox').select('username', 'totp_secret')) as { username: string; totp_secret: string | null }[];
+    const rows = (await db.knex('mailbox').select('username', 'totp_secret')) as {
+      username: string;
+      totp_secret: string | null;
+    }[];
     return Object.fromEntries(rows.map((r) => [r.username, r.totp_secret]));
   };
 
@@ -38,8 +45,15 @@ describeEachDb('migrate-from postfixadmin --clear-plaintext after a migration', 
     for (const sql of postfixadminMailboxDdl(db.dialect)) await db.knex.raw(sql);
     await db.knex('mailbox').insert(
       Object.entries(secrets).map(([username, secret]) => ({
-        username, password: '$1$abcdefgh$notarealmd5crypthash', name: '', maildir: '', quota: 0,
-        local_part: username.split('@')[0], domain: 'example.com', active: 1, totp_secret: secret,
+        username,
+        password: '$1$abcdefgh$notarealmd5crypthash',
+        name: '',
+        maildir: '',
+        quota: 0,
+        local_part: username.split('@')[0],
+        domain: 'example.com',
+        active: 1,
+        totp_secret: secret,
       })),
     );
     // cid enrolled in mail2fa on their own, with another secret: their PostfixAdmin plaintext is not mail2fa's.
@@ -73,13 +87,27 @@ describeEachDb('migrate-from postfixadmin --clear-plaintext after a migration', 
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout) as { cleared: number; accounts: Array<{ email: string; outcome: string }> };
     expect(doc).toMatchObject({ migrated: 0, cleared: 2, alreadyMigrated: 2, skipped: 1 });
-    expect(Object.fromEntries(doc.accounts.map((a) => [a.email, a.outcome]))).toEqual({ 'ann@example.com': 'clear', 'ben@example.com': 'clear', 'cid@example.com': 'enrolled' });
-    expect(await plaintext()).toEqual({ 'ann@example.com': null, 'ben@example.com': null, 'cid@example.com': secrets['cid@example.com'] });
-    expect((await auditRows(ctx, 'ann@example.com')).at(-1)).toMatchObject({ action: 'migrate-from', outcome: 'ok', detail: expect.stringContaining('"plaintextCleared":true') });
+    expect(Object.fromEntries(doc.accounts.map((a) => [a.email, a.outcome]))).toEqual({
+      'ann@example.com': 'clear',
+      'ben@example.com': 'clear',
+      'cid@example.com': 'enrolled',
+    });
+    expect(await plaintext()).toEqual({
+      'ann@example.com': null,
+      'ben@example.com': null,
+      'cid@example.com': secrets['cid@example.com'],
+    });
+    expect((await auditRows(ctx, 'ann@example.com')).at(-1)).toMatchObject({
+      action: 'migrate-from',
+      outcome: 'ok',
+      detail: expect.stringContaining('"plaintextCleared":true'),
+    });
     for (const s of Object.values(secrets)) expect(r.stdout + r.stderr).not.toContain(s.slice(0, 12));
 
     const doctor = await cli(['doctor', '--json']);
-    const check = (JSON.parse(doctor.stdout) as { checks: { name: string; status: string; detail: string }[] }).checks.find((c) => c.name === 'postfixadmin totp');
+    const check = (
+      JSON.parse(doctor.stdout) as { checks: { name: string; status: string; detail: string }[] }
+    ).checks.find((c) => c.name === 'postfixadmin totp');
     expect(check!.detail).toContain('1 mailbox(es)');
   });
 });

@@ -26,7 +26,10 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
   const cli = (args: string[]) => runCli(['--config', config, ...args], { env });
   const plaintext = async (username: string) => {
     const db = await ctx.db();
-    const rows = (await db.knex('mailbox').select('username', 'totp_secret')) as { username: string; totp_secret: string | null }[];
+    const rows = (await db.knex('mailbox').select('username', 'totp_secret')) as {
+      username: string;
+      totp_secret: string | null;
+    }[];
     return rows.find((r) => r.username === username)?.totp_secret;
   };
   const noSecrets = (text: string) => {
@@ -42,10 +45,19 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
     const db = await ctx.db();
     for (const sql of postfixadminMailboxDdl(db.dialect)) await db.knex.raw(sql);
     const row = (username: string, secret: string | null) => ({
-      username, password: '$1$abcdefgh$notarealmd5crypthash', name: '', maildir: '', quota: 0,
-      local_part: username.split('@')[0], domain: username.split('@')[1], active: 1, totp_secret: secret,
+      username,
+      password: '$1$abcdefgh$notarealmd5crypthash',
+      name: '',
+      maildir: '',
+      quota: 0,
+      local_part: username.split('@')[0],
+      domain: username.split('@')[1],
+      active: 1,
+      totp_secret: secret,
     });
-    await db.knex('mailbox').insert([...Object.entries(secrets).map(([u, s]) => row(u, s)), row('plain@example.com', null)]);
+    await db
+      .knex('mailbox')
+      .insert([...Object.entries(secrets).map(([u, s]) => row(u, s)), row('plain@example.com', null)]);
   });
   afterAll(async () => {
     await ctx?.close();
@@ -55,7 +67,10 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
   it('status shows PostfixAdmin TOTP as enabled, source postfixadmin', async () => {
     const r = await cli(['status', '--all', '--format', 'ndjson']);
     expect(r.code).toBe(0);
-    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { email: string; enabled: boolean; method: string | null; source: string | null });
+    const rows = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { email: string; enabled: boolean; method: string | null; source: string | null });
     const by = Object.fromEntries(rows.map((x) => [x.email, [x.enabled, x.method, x.source]]));
     expect(by).toEqual({
       'anna@example.com': [true, 'totp', 'postfixadmin'],
@@ -73,7 +88,9 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
 
   it('doctor warns about plaintext secrets', async () => {
     const r = await cli(['doctor', '--json']);
-    const check = (JSON.parse(r.stdout) as { checks: { name: string; status: string; detail: string }[] }).checks.find((c) => c.name === 'postfixadmin totp');
+    const check = (JSON.parse(r.stdout) as { checks: { name: string; status: string; detail: string }[] }).checks.find(
+      (c) => c.name === 'postfixadmin totp',
+    );
     expect(check).toMatchObject({ status: 'warn' });
     expect(check!.detail).toContain('3 mailbox(es)');
   });
@@ -83,8 +100,20 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
     const r = await cli(['migrate-from', 'postfixadmin', '--dry-run', '--json']);
     expect(r.code).toBe(65);
     const doc = JSON.parse(r.stdout);
-    expect(doc).toMatchObject({ ok: false, dryRun: true, refused: true, found: 3, invalid: 1, error: { code: 'invalid_secrets' } });
-    expect(doc.accounts).toContainEqual({ email: 'old@example.com', active: true, outcome: 'invalid', problem: 'secret is 8 bytes; mail2fa accepts 10-64 bytes (80-512 bits)' });
+    expect(doc).toMatchObject({
+      ok: false,
+      dryRun: true,
+      refused: true,
+      found: 3,
+      invalid: 1,
+      error: { code: 'invalid_secrets' },
+    });
+    expect(doc.accounts).toContainEqual({
+      email: 'old@example.com',
+      active: true,
+      outcome: 'invalid',
+      problem: 'secret is 8 bytes; mail2fa accepts 10-64 bytes (80-512 bits)',
+    });
     noSecrets(r.stdout + r.stderr);
 
     const human = await cli(['migrate-from', 'postfixadmin', '--dry-run', '--skip-invalid']);
@@ -110,7 +139,9 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
   it('migrates and clears the plaintext with --yes, explaining that PostfixAdmin TOTP is now off for them', async () => {
     const r = await cli(['--yes', 'migrate-from', 'postfixadmin', '--clear-plaintext', '--skip-invalid']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("migrated 2 account(s) into mail2fa's encrypted storage (one transaction); 0 skipped; 1 invalid; cleared 2 plaintext secret(s)");
+    expect(r.stdout).toContain(
+      "migrated 2 account(s) into mail2fa's encrypted storage (one transaction); 0 skipped; 1 invalid; cleared 2 plaintext secret(s)",
+    );
     expect(r.stderr).toContain("PostfixAdmin's own TOTP is off");
     expect(r.stderr).toContain('app password');
     expect(r.stderr).toContain('mail2fa codes regenerate');
@@ -120,8 +151,18 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
     expect(await plaintext('old@example.com')).toBe(secrets['old@example.com']);
 
     const status = await cli(['status', '--all', '--format', 'ndjson']);
-    const by = Object.fromEntries(status.stdout.trim().split('\n').map((l) => JSON.parse(l)).map((x: { email: string; source: string | null; recoveryCodesLeft?: number }) => [x.email, x.source]));
-    expect(by).toMatchObject({ 'anna@example.com': 'mail2fa', 'Bert@example.com': 'mail2fa', 'old@example.com': 'postfixadmin' });
+    const by = Object.fromEntries(
+      status.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .map((x: { email: string; source: string | null; recoveryCodesLeft?: number }) => [x.email, x.source]),
+    );
+    expect(by).toMatchObject({
+      'anna@example.com': 'mail2fa',
+      'Bert@example.com': 'mail2fa',
+      'old@example.com': 'postfixadmin',
+    });
 
     const again = await cli(['migrate-from', 'postfixadmin', '--skip-invalid', '--json']);
     expect(JSON.parse(again.stdout)).toMatchObject({ ok: true, found: 1, migrated: 0, skipped: 0, invalid: 1 });

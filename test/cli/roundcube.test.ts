@@ -15,7 +15,13 @@ import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
 import { createTestDb, type TestDb } from '../helpers/db.js';
-import { createRoundcubeDb, describeRoundcubeEachDb, roundcubeConfigDir, runOracle, type RoundcubeDb } from '../helpers/roundcube.js';
+import {
+  createRoundcubeDb,
+  describeRoundcubeEachDb,
+  roundcubeConfigDir,
+  runOracle,
+  type RoundcubeDb,
+} from '../helpers/roundcube.js';
 import { insertUser, preferencesOf } from '../helpers/roundcube-store.js';
 
 const DES_KEY = 'Rc-cli-des-key-01234567!';
@@ -25,7 +31,11 @@ afterAll(() => rcConf.cleanup());
 
 const OTHER = 's:8:"timezone";s:13:"Europe/Berlin";s:9:"signature";s:7:"Grüße";';
 function prefs(secret: string, codes: string[]): string {
-  const blob = rcubeEncrypt({ desKey: Buffer.from(DES_KEY), cipher: 'aes-256-gcm' }, Buffer.from(pluginJson({ secret, activate: true, recoveryCodes: codes, order: [] })), randomBytes);
+  const blob = rcubeEncrypt(
+    { desKey: Buffer.from(DES_KEY), cipher: 'aes-256-gcm' },
+    Buffer.from(pluginJson({ secret, activate: true, recoveryCodes: codes, order: [] })),
+    randomBytes,
+  );
   return `a:3:{${OTHER}s:24:"twofactor_gauthenticator";s:${blob.length}:"${blob}";}`;
 }
 
@@ -40,7 +50,21 @@ describeRoundcubeEachDb('Roundcube store (CLI)', (kind) => {
   const cli = (args: string[], input?: string) => runCli(['--config', config, ...args], { env, input });
   /** What real Roundcube holds under the plugin's key for these rows ('absent', 'string', 'array'): one php run. */
   const pluginRaw = async (...userIds: number[]) =>
-    (await runOracle<{ pluginRaw: string }>(rcConf.dir, userIds.map((userId) => ({ op: 'read', dsn: rc.dsn, userId, desKey: DES_KEY, cipher: 'AES-256-GCM', encrypt: true })))).map((r) => r.pluginRaw).join();
+    (
+      await runOracle<{ pluginRaw: string }>(
+        rcConf.dir,
+        userIds.map((userId) => ({
+          op: 'read',
+          dsn: rc.dsn,
+          userId,
+          desKey: DES_KEY,
+          cipher: 'AES-256-GCM',
+          encrypt: true,
+        })),
+      )
+    )
+      .map((r) => r.pluginRaw)
+      .join();
   const noSecrets = (text: string) => {
     for (const s of Object.values(secrets)) expect(text).not.toContain(s);
   };
@@ -66,7 +90,8 @@ describeRoundcubeEachDb('Roundcube store (CLI)', (kind) => {
     );
     ctx = await testContext(mail, { configPath: config });
     env = testEnv(mail);
-    for (const e of ['jane@example.com', 'bob@example.com', 'carl@example.com', 'plain@example.com']) await addMailbox(ctx, e, PASSWORD);
+    for (const e of ['jane@example.com', 'bob@example.com', 'carl@example.com', 'plain@example.com'])
+      await addMailbox(ctx, e, PASSWORD);
     ids.jane = await insertUser(rc, 'jane@example.com', 'localhost', prefs(secrets.jane, ['JJJJJJJJJJ', 'KKKKKKKKKK']));
     ids.janeBare = await insertUser(rc, 'jane', 'imap.example.com', prefs(secrets.jane, ['JJJJJJJJJJ', 'KKKKKKKKKK']));
     ids.bob = await insertUser(rc, 'bob@example.com', 'localhost', prefs(secrets.bob, []));
@@ -82,10 +107,25 @@ describeRoundcubeEachDb('Roundcube store (CLI)', (kind) => {
   it('status shows the Roundcube rows: activated, enforced, weak, both rows of jane', async () => {
     const all = await cli(['status', '--all', '--format', 'ndjson']);
     expect(all.code).toBe(0);
-    const rows = all.stdout.trim().split('\n').map((l) => JSON.parse(l) as { email: string; enabled: boolean; enforced: boolean | null; sources: string[]; stores: Array<{ store: string; factors: Array<{ label: string; weak?: boolean }> }> });
+    const rows = all.stdout
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            email: string;
+            enabled: boolean;
+            enforced: boolean | null;
+            sources: string[];
+            stores: Array<{ store: string; factors: Array<{ label: string; weak?: boolean }> }>;
+          },
+      );
     const by = Object.fromEntries(rows.map((r) => [r.email, r]));
     expect(by['jane@example.com']).toMatchObject({ enabled: true, enforced: true, sources: ['roundcube'] });
-    expect(by['jane@example.com']!.stores[0]!.factors.map((f) => [f.label, f.weak ?? false])).toEqual([['localhost', true], ['imap.example.com', true]]);
+    expect(by['jane@example.com']!.stores[0]!.factors.map((f) => [f.label, f.weak ?? false])).toEqual([
+      ['localhost', true],
+      ['imap.example.com', true],
+    ]);
     expect(by['bob@example.com']).toMatchObject({ enabled: true, sources: ['roundcube'] });
     expect(by['plain@example.com']).toMatchObject({ enabled: false, sources: [] });
     const human = await cli(['status', 'jane@example.com']);
@@ -94,20 +134,24 @@ describeRoundcubeEachDb('Roundcube store (CLI)', (kind) => {
     noSecrets(all.stdout + human.stdout + human.stderr);
   });
 
-  it('verify checks the plugin\'s secret once (mail2fa\'s replay protection)', async () => {
+  it("verify checks the plugin's secret once (mail2fa's replay protection)", async () => {
     const code = totpCode(secrets.bob, Date.now());
     expect((await cli(['verify', 'bob@example.com', '--code', code])).code).toBe(0);
     expect((await cli(['verify', 'bob@example.com', '--code', code])).code).toBe(1);
   });
 
-  it('disable with one of the plugin\'s recovery codes removes the plugin\'s settings from every row, nothing else', async () => {
-    const r = await cli(['disable', 'jane@example.com', '--password-stdin', '--code', 'KKKKKKKKKK', '--json'], `${PASSWORD}\n`);
+  it("disable with one of the plugin's recovery codes removes the plugin's settings from every row, nothing else", async () => {
+    const r = await cli(
+      ['disable', 'jane@example.com', '--password-stdin', '--code', 'KKKKKKKKKK', '--json'],
+      `${PASSWORD}\n`,
+    );
     expect(r.code, r.stderr + r.stdout).toBe(0);
-    for (const id of [ids.jane!, ids.janeBare!]) expect((await preferencesOf(rc, id))!.toString('utf8')).toBe(`a:2:{${OTHER}}`);
+    for (const id of [ids.jane!, ids.janeBare!])
+      expect((await preferencesOf(rc, id))!.toString('utf8')).toBe(`a:2:{${OTHER}}`);
     expect(await pluginRaw(ids.jane!, ids.janeBare!)).toBe('absent,absent');
   });
 
-  it('an agent\'s recover resets the plugin in Roundcube, audited with the store\'s outcome', async () => {
+  it("an agent's recover resets the plugin in Roundcube, audited with the store's outcome", async () => {
     const r = await cli(['recover', 'bob@example.com', '--ticket', 'T-4711', '--reason', 'lost phone', '--yes']);
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(r.stdout + r.stderr).toMatch(/roundcube/i);
@@ -143,7 +187,12 @@ describeRoundcubeEachDb('Roundcube store (CLI)', (kind) => {
 
     const run = await cli(['--json', '--yes', 'migrate-from', 'roundcube', '--clear-source']);
     expect(run.code, run.stderr).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ ok: true, migrated: 1, cleared: 1, accounts: [{ email: 'carl@example.com', outcome: 'migrate' }] });
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      ok: true,
+      migrated: 1,
+      cleared: 1,
+      accounts: [{ email: 'carl@example.com', outcome: 'migrate' }],
+    });
     expect(await pluginRaw(ids.carl!)).toBe('absent');
     expect((await preferencesOf(rc, ids.carl!))!.toString('utf8')).toBe(`a:2:{${OTHER}}`);
     const status = await cli(['status', 'carl@example.com', '--json']);
@@ -153,27 +202,64 @@ describeRoundcubeEachDb('Roundcube store (CLI)', (kind) => {
   });
 
   it('enable --store roundcube: the confirmed secret goes into the plugin (encrypted as Roundcube does), which real Roundcube reads', async () => {
-    const start = await cli(['--json', 'enable', 'plain@example.com', '--start', '--password-stdin', '--store', 'roundcube'], PASSWORD);
+    const start = await cli(
+      ['--json', 'enable', 'plain@example.com', '--start', '--password-stdin', '--store', 'roundcube'],
+      PASSWORD,
+    );
     expect(start.code, start.stderr + start.stdout).toBe(0);
     const started = JSON.parse(start.stdout) as { secret: string; store: string };
     expect(started.store).toBe('roundcube');
     const secret = started.secret;
-    const sms = await cli(['--json', 'enable', 'plain@example.com', '--start', '--password-stdin', '--store', 'roundcube', '--method', 'sms', '--phone', '011-45-20123456'], PASSWORD);
+    const sms = await cli(
+      [
+        '--json',
+        'enable',
+        'plain@example.com',
+        '--start',
+        '--password-stdin',
+        '--store',
+        'roundcube',
+        '--method',
+        'sms',
+        '--phone',
+        '011-45-20123456',
+      ],
+      PASSWORD,
+    );
     expect(sms.code).toBe(64); // the plugin takes an authenticator app only
     const code = totpCode(secret, Date.now());
-    const confirm = await cli(['--json', 'enable', 'plain@example.com', '--confirm', '--code', code, '--store', 'roundcube']);
+    const confirm = await cli([
+      '--json',
+      'enable',
+      'plain@example.com',
+      '--confirm',
+      '--code',
+      code,
+      '--store',
+      'roundcube',
+    ]);
     expect(confirm.code, confirm.stderr + confirm.stdout).toBe(0);
     const done = JSON.parse(confirm.stdout) as { recoveryCodes: string[]; store: string };
     expect(done.store).toBe('roundcube');
     expect(done.recoveryCodes).toHaveLength(4);
     for (const c of done.recoveryCodes) expect(c).toMatch(/^[A-Z2-7]{10}$/);
-    const [rcRead] = await runOracle<{ pluginRaw: string; plugin: unknown }>(rcConf.dir, [{ op: 'read', dsn: rc.dsn, userId: ids.plain, desKey: DES_KEY, cipher: 'AES-256-GCM', encrypt: true }]);
-    expect(rcRead).toMatchObject({ pluginRaw: 'string', plugin: { secret, activate: true, recovery_codes: done.recoveryCodes } });
+    const [rcRead] = await runOracle<{ pluginRaw: string; plugin: unknown }>(rcConf.dir, [
+      { op: 'read', dsn: rc.dsn, userId: ids.plain, desKey: DES_KEY, cipher: 'AES-256-GCM', encrypt: true },
+    ]);
+    expect(rcRead).toMatchObject({
+      pluginRaw: 'string',
+      plugin: { secret, activate: true, recovery_codes: done.recoveryCodes },
+    });
     // The confirmation code is used up (replay), mail2fa's own store stays empty, status names Roundcube.
     expect((await cli(['verify', 'plain@example.com', '--code', code])).code).toBe(1);
-    const status = JSON.parse((await cli(['status', 'plain@example.com', '--json'])).stdout) as { accounts: Array<{ sources: string[] }> };
+    const status = JSON.parse((await cli(['status', 'plain@example.com', '--json'])).stdout) as {
+      accounts: Array<{ sources: string[] }>;
+    };
     expect(status.accounts[0]!.sources).toEqual(['roundcube']);
-    const again = await cli(['--json', 'enable', 'plain@example.com', '--start', '--password-stdin', '--store', 'roundcube'], PASSWORD);
+    const again = await cli(
+      ['--json', 'enable', 'plain@example.com', '--start', '--password-stdin', '--store', 'roundcube'],
+      PASSWORD,
+    );
     expect(again.code).toBe(65); // already on in Roundcube
   });
 

@@ -39,7 +39,9 @@ describeEachDb('send-code: no transaction open across the gateway call', (kind) 
     await (await ctx.db()).knex(ctx.tables.smsSend).where({ account: email }).delete();
 
     gateway.mode = 'hang';
-    const config = writeConfig(tdb.dir, 'slow', { sms: { transport: 'webhook', webhook: { url: gateway.url }, timeoutMs: 20_000 } });
+    const config = writeConfig(tdb.dir, 'slow', {
+      sms: { transport: 'webhook', webhook: { url: gateway.url }, timeoutMs: 20_000 },
+    });
     const sending = runCli(['send-code', email, '--json'], { env: { ...env, MAIL2FA_CONFIG: config } });
     for (let i = 0; gateway.waiting === 0; i++) {
       if (i > 200) throw new Error('send-code never reached the gateway');

@@ -15,7 +15,10 @@ import { seedFactors, snapshot } from '../helpers/status-seed.js';
 const ESC_OR_RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e]/;
 
 function ndjson(text: string): Record<string, unknown>[] {
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 describeEachDb('status (built binary)', (kind) => {
@@ -28,7 +31,16 @@ describeEachDb('status (built binary)', (kind) => {
   beforeAll(async () => {
     tdb = await createTestDb(kind);
     ctx = await testContext(tdb);
-    for (const e of ['alice@example.com', 'bob@example.com', 'carol@example.com', 'dave@example.org', 'abc@example.com', '=cmd@example.com', '+plus@example.net', '-dash@example.net']) {
+    for (const e of [
+      'alice@example.com',
+      'bob@example.com',
+      'carol@example.com',
+      'dave@example.org',
+      'abc@example.com',
+      '=cmd@example.com',
+      '+plus@example.net',
+      '-dash@example.net',
+    ]) {
       await addMailbox(ctx, e, 'pw', { scheme: 'PLAIN' });
     }
     await addMailbox(ctx, 'erin@example.org', 'pw', { scheme: 'PLAIN', active: false });
@@ -40,8 +52,19 @@ describeEachDb('status (built binary)', (kind) => {
     // Rows no mail2fa command could create, but a mail system's table may hold: they must be shown escaped.
     const m = ctx.mapping;
     const knex = (await ctx.db()).knex;
-    for (const raw of ['\x1b[2J\x1b[31mred@hostile.example', 'two\nlines@hostile.example', '@SUM(1)@hostile.example', 'rtl\u202efdp.exe@hostile.example', 'c1\u009b31m@hostile.example']) {
-      await knex(m.table).insert({ [m.email]: raw, [m.password]: '{PLAIN}x', [m.active]: true, [m.domain]: 'hostile.example' });
+    for (const raw of [
+      '\x1b[2J\x1b[31mred@hostile.example',
+      'two\nlines@hostile.example',
+      '@SUM(1)@hostile.example',
+      'rtl\u202efdp.exe@hostile.example',
+      'c1\u009b31m@hostile.example',
+    ]) {
+      await knex(m.table).insert({
+        [m.email]: raw,
+        [m.password]: '{PLAIN}x',
+        [m.active]: true,
+        [m.domain]: 'hostile.example',
+      });
     }
     env = { MAIL2FA_CONFIG: undefined, MAIL2FA_KEY_FILE: undefined, ...testEnv(tdb) };
     before = await snapshot(knex, kind);
@@ -59,9 +82,13 @@ describeEachDb('status (built binary)', (kind) => {
       expect(r.code).toBe(0);
       expect(r.stderr).toBe('');
       const lines = r.stdout.trimEnd().split('\n');
-      expect(lines[0]).toMatch(/^email\s+state\s+active\s+enabled\s+method\s+phone\s+enrolled_at\s+last_used_at\s+recovery_codes_left\s+locked_until$/);
+      expect(lines[0]).toMatch(
+        /^email\s+state\s+active\s+enabled\s+method\s+phone\s+enrolled_at\s+last_used_at\s+recovery_codes_left\s+locked_until$/,
+      );
       expect(lines.slice(1, 3).sort()).toEqual([
-        expect.stringMatching(/^dave@example\.org\s+ok\s+true\s+true\s+totp\s+-\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+-\s+8\s+\d{4}-\d\d-\d\dT[\d:]+Z$/),
+        expect.stringMatching(
+          /^dave@example\.org\s+ok\s+true\s+true\s+totp\s+-\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+-\s+8\s+\d{4}-\d\d-\d\dT[\d:]+Z$/,
+        ),
         expect.stringMatching(/^erin@example\.org\s+ok\s+false\s+false\s+-\s+-\s+-\s+-\s+-\s+-$/),
       ]);
       expect(lines[3]).toBe('2 accounts, 1 with 2FA (1 app, 0 SMS), 1 without');
@@ -75,15 +102,30 @@ describeEachDb('status (built binary)', (kind) => {
     });
 
     it('json (--format json and --json): one document with rows and the summary', async () => {
-      for (const args of [['status', '--all', '--format', 'json'], ['--json', 'status', '--all'], ['status', '--all', '--json', '--format', 'json']]) {
+      for (const args of [
+        ['status', '--all', '--format', 'json'],
+        ['--json', 'status', '--all'],
+        ['status', '--all', '--json', '--format', 'json'],
+      ]) {
         const r = await run(args);
         expect(r.code).toBe(0);
         expect(r.stderr).toBe('');
         expect(r.stdout.trimEnd().includes('\n')).toBe(false);
-        const doc = JSON.parse(r.stdout) as { ok: boolean; accounts: { email: string }[]; summary: Record<string, unknown> };
+        const doc = JSON.parse(r.stdout) as {
+          ok: boolean;
+          accounts: { email: string }[];
+          summary: Record<string, unknown>;
+        };
         expect(doc.ok).toBe(true);
         expect(doc.accounts).toHaveLength(14);
-        expect(doc.summary).toEqual({ accounts: 14, enabled: 3, disabled: 11, unknown: 0, invalid: 0, byMethod: { totp: 2, sms: 1, temporaryCode: 0 } });
+        expect(doc.summary).toEqual({
+          accounts: 14,
+          enabled: 3,
+          disabled: 11,
+          unknown: 0,
+          invalid: 0,
+          byMethod: { totp: 2, sms: 1, temporaryCode: 0 },
+        });
         expect(r.stdout).not.toMatch(ESC_OR_RAW_CONTROL);
       }
     });
@@ -93,11 +135,23 @@ describeEachDb('status (built binary)', (kind) => {
       expect(r.code).toBe(0);
       const rows = ndjson(r.stdout);
       expect(rows).toHaveLength(14);
-      expect(rows.find((x) => x.email === 'carol@example.com')).toMatchObject({ state: 'ok', enabled: true, method: 'sms', phone: '+45 ****3456', recoveryCodesLeft: 10 });
+      expect(rows.find((x) => x.email === 'carol@example.com')).toMatchObject({
+        state: 'ok',
+        enabled: true,
+        method: 'sms',
+        phone: '+45 ****3456',
+        recoveryCodesLeft: 10,
+      });
       expect(r.stderr).toBe('14 accounts, 3 with 2FA (2 app, 1 SMS), 11 without\n');
       expect(r.stdout).not.toMatch(ESC_OR_RAW_CONTROL);
       // The hostile rows keep their exact value in JSON (escaped, not altered).
-      expect(rows.map((x) => x.email)).toEqual(expect.arrayContaining(['\x1b[2J\x1b[31mred@hostile.example', 'two\nlines@hostile.example', 'c1\u009b31m@hostile.example']));
+      expect(rows.map((x) => x.email)).toEqual(
+        expect.arrayContaining([
+          '\x1b[2J\x1b[31mred@hostile.example',
+          'two\nlines@hostile.example',
+          'c1\u009b31m@hostile.example',
+        ]),
+      );
     });
 
     it('csv: header, CRLF records, the summary on stderr, formulas neutralised, controls escaped', async () => {
@@ -106,19 +160,41 @@ describeEachDb('status (built binary)', (kind) => {
       expect(r.stderr).toBe('14 accounts, 3 with 2FA (2 app, 1 SMS), 11 without\n');
       const records = r.stdout.split('\r\n');
       expect(records.pop()).toBe('');
-      expect(records[0]).toBe('email,state,active,enabled,method,phone,enrolled_at,last_used_at,recovery_codes_left,locked_until,problem');
+      expect(records[0]).toBe(
+        'email,state,active,enabled,method,phone,enrolled_at,last_used_at,recovery_codes_left,locked_until,problem',
+      );
       expect(records).toHaveLength(15); // one record per row: no cell split a line
       expect(r.stdout.replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
       expect(r.stdout.replace(/\r\n/g, '')).not.toMatch(ESC_OR_RAW_CONTROL);
       const firstCells = records.slice(1).map((l) => l.split(',')[0]!);
       // No cell starts with a formula character; the values stay recognisable.
       for (const cell of records.slice(1).flatMap((l) => l.split(','))) expect(cell).not.toMatch(/^[=+\-@\t\r]/);
-      expect(firstCells).toEqual(expect.arrayContaining(["'=cmd@example.com", "'+plus@example.net", "'-dash@example.net", "'@SUM(1)@hostile.example", '\\x1b[2J\\x1b[31mred@hostile.example', 'two\\nlines@hostile.example', 'rtl\\u202efdp.exe@hostile.example']));
-      expect(records.find((l) => l.startsWith('carol@'))).toMatch(/^carol@example\.com,ok,true,true,sms,'\+45 \*\*\*\*3456,/);
+      expect(firstCells).toEqual(
+        expect.arrayContaining([
+          "'=cmd@example.com",
+          "'+plus@example.net",
+          "'-dash@example.net",
+          "'@SUM(1)@hostile.example",
+          '\\x1b[2J\\x1b[31mred@hostile.example',
+          'two\\nlines@hostile.example',
+          'rtl\\u202efdp.exe@hostile.example',
+        ]),
+      );
+      expect(records.find((l) => l.startsWith('carol@'))).toMatch(
+        /^carol@example\.com,ok,true,true,sms,'\+45 \*\*\*\*3456,/,
+      );
     });
 
     it('csv: input echoed in unknown and invalid rows is neutralised too', async () => {
-      const r = await run(['status', '--format', 'csv', '=HYPERLINK("http://x")@nowhere.example', '+1@nowhere.example', '=1+2', '@evil']);
+      const r = await run([
+        'status',
+        '--format',
+        'csv',
+        '=HYPERLINK("http://x")@nowhere.example',
+        '+1@nowhere.example',
+        '=1+2',
+        '@evil',
+      ]);
       expect(r.code).toBe(0);
       const rows = r.stdout.split('\r\n').slice(1, -1);
       expect(rows).toEqual([
@@ -141,7 +217,8 @@ describeEachDb('status (built binary)', (kind) => {
   });
 
   describe('lists: arguments, --file F, --file -', () => {
-    const list = '\uFEFF# staff, exported from the HR system\r\nbob@example.com\r\n\r\n   \r\nnobody@example.com\r\n# a comment\r\nalice@example.com\r\nnot an address\r\nbob@example.com\r\nBOB@example.com\r\ncarol@EXAMPLE.COM\r\n';
+    const list =
+      '\uFEFF# staff, exported from the HR system\r\nbob@example.com\r\n\r\n   \r\nnobody@example.com\r\n# a comment\r\nalice@example.com\r\nnot an address\r\nbob@example.com\r\nBOB@example.com\r\ncarol@EXAMPLE.COM\r\n';
     const expected = [
       ['bob@example.com', 'ok'],
       ['nobody@example.com', 'unknown'],
@@ -171,19 +248,35 @@ describeEachDb('status (built binary)', (kind) => {
     it('--file - with LF line ends and no final newline', async () => {
       const r = await run(['status', '--file', '-', '--json'], 'carol@example.com\nalice@example.com');
       expect(r.code).toBe(0);
-      expect((JSON.parse(r.stdout) as { accounts: { email: string }[] }).accounts.map((a) => a.email)).toEqual(['carol@example.com', 'alice@example.com']);
+      expect((JSON.parse(r.stdout) as { accounts: { email: string }[] }).accounts.map((a) => a.email)).toEqual([
+        'carol@example.com',
+        'alice@example.com',
+      ]);
     });
 
     it('an empty list: no rows, exit 0', async () => {
       const r = await run(['status', '--file', '-', '--format', 'csv'], '# nothing\n\n');
       expect(r.code).toBe(0);
-      expect(r.stdout).toBe('email,state,active,enabled,method,phone,enrolled_at,last_used_at,recovery_codes_left,locked_until,problem\r\n');
+      expect(r.stdout).toBe(
+        'email,state,active,enabled,method,phone,enrolled_at,last_used_at,recovery_codes_left,locked_until,problem\r\n',
+      );
     });
 
     it('several addresses as arguments keep their order', async () => {
-      const r = await run(['status', 'carol@example.com', 'nobody@example.com', 'alice@example.com', '--format', 'ndjson']);
+      const r = await run([
+        'status',
+        'carol@example.com',
+        'nobody@example.com',
+        'alice@example.com',
+        '--format',
+        'ndjson',
+      ]);
       expect(r.code).toBe(0);
-      expect(ndjson(r.stdout).map((x) => x.email)).toEqual(['carol@example.com', 'nobody@example.com', 'alice@example.com']);
+      expect(ndjson(r.stdout).map((x) => x.email)).toEqual([
+        'carol@example.com',
+        'nobody@example.com',
+        'alice@example.com',
+      ]);
     });
 
     it('a list longer than one lookup batch (1,200 lines) streams through in order', async () => {
@@ -199,20 +292,40 @@ describeEachDb('status (built binary)', (kind) => {
     it('--enabled / --disabled filter the rows; the summary still counts every account looked at', async () => {
       const on = await run(['status', '--all', '--enabled', '--format', 'ndjson']);
       expect(on.code).toBe(0);
-      expect(ndjson(on.stdout).map((x) => x.email).sort()).toEqual(['bob@example.com', 'carol@example.com', 'dave@example.org']);
+      expect(
+        ndjson(on.stdout)
+          .map((x) => x.email)
+          .sort(),
+      ).toEqual(['bob@example.com', 'carol@example.com', 'dave@example.org']);
       expect(on.stderr).toBe('14 accounts, 3 with 2FA (2 app, 1 SMS), 11 without; 3 shown (--enabled)\n');
       const off = await run(['status', '--domain', 'example.com', '--disabled', '--format', 'ndjson']);
-      expect(ndjson(off.stdout).map((x) => x.email).sort()).toEqual(['=cmd@example.com', 'abc@example.com', 'alice@example.com']);
+      expect(
+        ndjson(off.stdout)
+          .map((x) => x.email)
+          .sort(),
+      ).toEqual(['=cmd@example.com', 'abc@example.com', 'alice@example.com']);
     });
 
     it('unknown and invalid rows pass neither filter', async () => {
-      const r = await run(['status', '--disabled', '--format', 'ndjson', 'alice@example.com', 'nobody@example.com', 'bad']);
+      const r = await run([
+        'status',
+        '--disabled',
+        '--format',
+        'ndjson',
+        'alice@example.com',
+        'nobody@example.com',
+        'bad',
+      ]);
       expect(ndjson(r.stdout).map((x) => x.email)).toEqual(['alice@example.com']);
     });
 
     it('--domain is exact and canonical (upper case is folded, subdomains are not included)', async () => {
       const r = await run(['status', '--domain', 'EXAMPLE.NET', '--format', 'ndjson']);
-      expect(ndjson(r.stdout).map((x) => x.email).sort()).toEqual(['+plus@example.net', '-dash@example.net']);
+      expect(
+        ndjson(r.stdout)
+          .map((x) => x.email)
+          .sort(),
+      ).toEqual(['+plus@example.net', '-dash@example.net']);
       expect(ndjson((await run(['status', '--domain', 'net', '--format', 'ndjson'])).stdout)).toEqual([]);
     });
   });
@@ -242,7 +355,10 @@ describeEachDb('status (built binary)', (kind) => {
       expect(r.stderr.trimEnd().split('\n')).toHaveLength(2); // the error and its hint: no forged line
       const j = await run(['--json', 'status', address]);
       expect(j.code).toBe(code);
-      expect(JSON.parse(j.stdout)).toMatchObject({ ok: false, error: { code: code === 65 ? 'bad_address' : 'unknown_account' } });
+      expect(JSON.parse(j.stdout)).toMatchObject({
+        ok: false,
+        error: { code: code === 65 ? 'bad_address' : 'unknown_account' },
+      });
     });
 
     it('escaped, not raw: an ESC sequence and a newline in the argument', async () => {
@@ -252,10 +368,24 @@ describeEachDb('status (built binary)', (kind) => {
     });
 
     it('the same bad addresses in one list: one row each, exit 0', async () => {
-      const input = ['alice.example.com', 'alice@example.com ', 'a_c@example.com', "o'hara@example.com", '\x1b[31mx@example.com', 'alice@example.com'].join('\n');
+      const input = [
+        'alice.example.com',
+        'alice@example.com ',
+        'a_c@example.com',
+        "o'hara@example.com",
+        '\x1b[31mx@example.com',
+        'alice@example.com',
+      ].join('\n');
       const r = await run(['status', '--file', '-', '--format', 'ndjson'], input);
       expect(r.code).toBe(0);
-      expect(ndjson(r.stdout).map((x) => x.state)).toEqual(['invalid', 'invalid', 'unknown', 'unknown', 'invalid', 'ok']);
+      expect(ndjson(r.stdout).map((x) => x.state)).toEqual([
+        'invalid',
+        'invalid',
+        'unknown',
+        'unknown',
+        'invalid',
+        'ok',
+      ]);
       expect(ndjson(r.stdout)[4]!.email).toBe('\\x1b[31mx@example.com');
     });
 
@@ -288,7 +418,13 @@ describeEachDb('status (built binary)', (kind) => {
 
   describe('colour', () => {
     it('never when stdout/stderr are not terminals, even with FORCE_COLOR and without NO_COLOR', async () => {
-      const colourEnv = { ...env, NO_COLOR: undefined, FORCE_COLOR: '3', TERM: 'xterm-256color', COLORTERM: 'truecolor' };
+      const colourEnv = {
+        ...env,
+        NO_COLOR: undefined,
+        FORCE_COLOR: '3',
+        TERM: 'xterm-256color',
+        COLORTERM: 'truecolor',
+      };
       const table = await runCli(['status', '--all'], { env: colourEnv });
       expect(table.code).toBe(0);
       expect(table.stdout).not.toContain('\x1b');
@@ -304,7 +440,14 @@ describeEachDb('status (built binary)', (kind) => {
 describe('status --file - on a terminal', () => {
   it('refuses to wait for typed input: exit 64 naming how to pipe the list', async () => {
     const { default: pty } = await import('node-pty');
-    const term = pty.spawn(process.execPath, [BIN, 'status', '--file', '-'], { cols: 120, rows: 20, env: { ...process.env, MAIL2FA_DB_URL: 'mysql://root@127.0.0.1:1/never', NO_COLOR: '1' } as Record<string, string> });
+    const term = pty.spawn(process.execPath, [BIN, 'status', '--file', '-'], {
+      cols: 120,
+      rows: 20,
+      env: { ...process.env, MAIL2FA_DB_URL: 'mysql://root@127.0.0.1:1/never', NO_COLOR: '1' } as Record<
+        string,
+        string
+      >,
+    });
     let screen = '';
     term.onData((d) => (screen += d));
     const code = await new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));

@@ -5,7 +5,15 @@ import { totpCode } from '../../src/totp/totp.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
-import { accountState, auditRows, enrolSms, enrolTotp, issueTemporaryCode, sendSignInCode, wrongTotp } from '../helpers/seed-2fa.js';
+import {
+  accountState,
+  auditRows,
+  enrolSms,
+  enrolTotp,
+  issueTemporaryCode,
+  sendSignInCode,
+  wrongTotp,
+} from '../helpers/seed-2fa.js';
 
 // Each test spawns the binary several times in sequence: allow for a busy machine.
 vi.setConfig({ testTimeout: 120_000 });
@@ -16,7 +24,8 @@ describeEachDb('mail2fa verify (built binary)', (kind) => {
   let env: Record<string, string>;
   let n = 0;
   const fresh = () => `cliv${++n}@example.com`;
-  const verify = (args: string[], input?: string, extraEnv: Record<string, string> = {}) => runCli(['verify', ...args], { env: { ...env, ...extraEnv }, input });
+  const verify = (args: string[], input?: string, extraEnv: Record<string, string> = {}) =>
+    runCli(['verify', ...args], { env: { ...env, ...extraEnv }, input });
 
   beforeAll(async () => {
     tdb = await createTestDb(kind);
@@ -32,18 +41,39 @@ describeEachDb('mail2fa verify (built binary)', (kind) => {
     const a = await enrolTotp(ctx, fresh());
     const code = totpCode(a.secret, Date.now());
     const ok = await verify([a.email], `${code}\n`);
-    expect(ok).toMatchObject({ code: 0, stdout: `accepted: code from the authenticator app for ${a.email}\n`, stderr: '' });
+    expect(ok).toMatchObject({
+      code: 0,
+      stdout: `accepted: code from the authenticator app for ${a.email}\n`,
+      stderr: '',
+    });
     const again = await verify([a.email, '--json'], code);
     expect(again.code).toBe(1);
-    expect(JSON.parse(again.stdout)).toEqual({ ok: false, accepted: false, email: a.email, reason: 'wrong_code', message: 'wrong, expired or already used code', failedAttempts: 1, lockedUntil: null, sessionsRevokedAt: null });
+    expect(JSON.parse(again.stdout)).toEqual({
+      ok: false,
+      accepted: false,
+      email: a.email,
+      reason: 'wrong_code',
+      message: 'wrong, expired or already used code',
+      failedAttempts: 1,
+      lockedUntil: null,
+      sessionsRevokedAt: null,
+    });
     const rc = await verify([a.email, '--json', '--code', a.recoveryCodes[0]!]);
     expect(rc.code).toBe(0);
-    expect(JSON.parse(rc.stdout)).toEqual({ ok: true, accepted: true, email: a.email, kind: 'recovery', recoveryCodesLeft: 9, sessionsRevokedAt: null });
+    expect(JSON.parse(rc.stdout)).toEqual({
+      ok: true,
+      accepted: true,
+      email: a.email,
+      kind: 'recovery',
+      recoveryCodesLeft: 9,
+      sessionsRevokedAt: null,
+    });
     expect(rc.stdout.trim().split('\n')).toHaveLength(1);
   });
 
   describe('two processes started at once with the same code: exactly one is accepted', () => {
-    const race = async (email: string, code: string): Promise<CliResult[]> => Promise.all([verify([email], code), verify([email], code)]);
+    const race = async (email: string, code: string): Promise<CliResult[]> =>
+      Promise.all([verify([email], code), verify([email], code)]);
     const expectOneWinner = (results: CliResult[]) => {
       expect(results.map((r) => r.code).sort(), JSON.stringify(results)).toEqual([0, 1]);
     };
@@ -84,13 +114,27 @@ describeEachDb('mail2fa verify (built binary)', (kind) => {
     expect((await auditRows(ctx, a.email)).filter((r) => r.action === 'lockout')).toHaveLength(1);
     // The lock runs out (moved into the past here: the binary has the real clock).
     const db = await ctx.db();
-    await db.knex(ctx.tables.accountState).where({ account: a.email }).update({ locked_until: Date.now() - 1 });
+    await db
+      .knex(ctx.tables.accountState)
+      .where({ account: a.email })
+      .update({ locked_until: Date.now() - 1 });
     expect(await verify([a.email], totpCode(a.secret, Date.now()))).toMatchObject({ code: 0 });
   });
 
   it('65 for malformed codes, before anything is checked or counted', async () => {
     const a = await enrolTotp(ctx, fresh());
-    const stdinCases = ['12345', '123 456', ' 123456', '１２３４５６', '1e5', '', '\n', '123456\n\n', '123456 \n', 'x'.repeat(1024 * 1024)];
+    const stdinCases = [
+      '12345',
+      '123 456',
+      ' 123456',
+      '１２３４５６',
+      '1e5',
+      '',
+      '\n',
+      '123456\n\n',
+      '123456 \n',
+      'x'.repeat(1024 * 1024),
+    ];
     const results = await Promise.all(stdinCases.map((input) => verify([a.email], input)));
     for (const [i, r] of results.entries()) {
       expect(r.code, JSON.stringify(stdinCases[i]!.slice(0, 12))).toBe(65);
@@ -106,13 +150,18 @@ describeEachDb('mail2fa verify (built binary)', (kind) => {
   it('1 when 2FA is off (never accepted); 67 unknown; 65 bad address; 64 usage; 78 bad key; 69 database down', async () => {
     const off = fresh();
     await addMailbox(ctx, off);
-    expect(await verify([off], '123456')).toMatchObject({ code: 1, stdout: 'rejected: two-factor authentication is not enabled for this account: there is no code to check\n' });
+    expect(await verify([off], '123456')).toMatchObject({
+      code: 1,
+      stdout: 'rejected: two-factor authentication is not enabled for this account: there is no code to check\n',
+    });
     expect(await verify(['ghost@example.com'], '123456')).toMatchObject({ code: 67 });
     expect(await verify(['not an address'], '123456')).toMatchObject({ code: 65 });
     expect(await verify([], '123456')).toMatchObject({ code: 64 });
     expect(await verify([off, '--bogus'], '123456')).toMatchObject({ code: 64 });
     const on = await enrolTotp(ctx, fresh());
-    expect(await verify([on.email], totpCode(on.secret, Date.now()), { MAIL2FA_KEY: 'too-short' })).toMatchObject({ code: 78 });
+    expect(await verify([on.email], totpCode(on.secret, Date.now()), { MAIL2FA_KEY: 'too-short' })).toMatchObject({
+      code: 78,
+    });
     const down = await verify(['--json', off], '123456', { MAIL2FA_DB_URL: 'mysql://root@127.0.0.1:1/nothing' });
     expect(down.code).toBe(69);
     expect(JSON.parse(down.stdout)).toMatchObject({ ok: false, error: { code: 'db_unavailable' } });

@@ -1,7 +1,7 @@
 /** Exact single-account lookups (findExact) on a PostfixAdmin-shaped table: latin1, case- and pad-insensitive. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { testContext } from '../helpers/context.js';
 import { createPostfixAdminMailbox, insertPostfixAdminMailbox, postfixAdminConfig } from '../helpers/status-seed.js';
@@ -17,7 +17,8 @@ describeEachDb('findExact on a PostfixAdmin mailbox table', (kind) => {
     await insertPostfixAdminMailbox(db.knex, 'mailbox', 'User@example.com');
     await insertPostfixAdminMailbox(db.knex, 'mailbox', 'pad@example.com ');
     await insertPostfixAdminMailbox(db.knex, 'mailbox', 'jürgen@example.com');
-    for (const a of ['alice@example.com', 'Mixed.Case@example.com', 'twin@example.com', 'Twin@example.com']) await insertPostfixAdminMailbox(db.knex, 'mailbox', a);
+    for (const a of ['alice@example.com', 'Mixed.Case@example.com', 'twin@example.com', 'Twin@example.com'])
+      await insertPostfixAdminMailbox(db.knex, 'mailbox', a);
   });
   afterAll(async () => {
     await ctx?.close();
@@ -57,7 +58,9 @@ describeEachDb('findExact on a PostfixAdmin mailbox table', (kind) => {
 
   // Issue 11, item 12.
   it('names the one lower-case mailbox; a case-insensitive column also finds mixed-case rows; two candidates: no guess', async () => {
-    expect(await hintOf('Alice@example.com')).toBe('did you mean alice@example.com? Addresses are matched exactly, case included.');
+    expect(await hintOf('Alice@example.com')).toBe(
+      'did you mean alice@example.com? Addresses are matched exactly, case included.',
+    );
     expect(await hintOf('ALICE@example.com')).toMatch(/^did you mean alice@example\.com\?/);
     // A mixed-case row is found through the column's case-insensitive collation (latin1_general_ci on MariaDB,
     // NOCASE on SQLite, as PostfixAdmin's tables have); a binary column offers the all-lower-case form only.

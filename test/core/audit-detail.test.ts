@@ -1,7 +1,7 @@
 /** Audit rows never store raw control characters, not even inside the JSON detail (PRODUCT.md §3.9). */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { writeAudit } from '../../src/core/audit.js';
+import { writeAudit } from '../../src/core/audit-write.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { testContext } from '../helpers/context.js';
 
@@ -20,8 +20,19 @@ describeEachDb('audit detail escaping', (kind) => {
   it('escapes C0, C1, line separators and bidi overrides in detail values, reason and ticket', async () => {
     const db = await ctx.db();
     const nasty = 'x\u001b[31m\u0085\u202eFORGED\u2028\nline';
-    await writeAudit(db.knex, ctx.tables, ctx, { action: 'test', account: 'a@example.com', outcome: 'refused', reason: nasty, ticket: nasty, detail: { enrolment: nasty, n: 1 } });
-    const row = (await db.knex(ctx.tables.audit).where({ action: 'test' }).first()) as { detail: string; reason: string; ticket: string };
+    await writeAudit(db.knex, ctx.tables, ctx, {
+      action: 'test',
+      account: 'a@example.com',
+      outcome: 'refused',
+      reason: nasty,
+      ticket: nasty,
+      detail: { enrolment: nasty, n: 1 },
+    });
+    const row = (await db.knex(ctx.tables.audit).where({ action: 'test' }).first()) as {
+      detail: string;
+      reason: string;
+      ticket: string;
+    };
     for (const value of [row.detail, row.reason, row.ticket]) {
       expect(value).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e]/u);
     }

@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { writeAudit } from '../../src/core/audit.js';
-import { auditBatches, checkAuditQuery, parseTimeBound, type AuditQuery, type AuditRecord } from '../../src/core/audit-log.js';
+import { writeAudit } from '../../src/core/audit-write.js';
+import {
+  auditBatches,
+  checkAuditQuery,
+  parseTimeBound,
+  type AuditQuery,
+  type AuditRecord,
+} from '../../src/core/audit-read.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { testContext } from '../helpers/context.js';
 
@@ -30,7 +36,19 @@ describe('audit time bounds', () => {
     expect(parseTimeBound('2026-11-01T08:30:00+02:00', now, '--since')).toBe(Date.UTC(2026, 10, 1, 6, 30));
   });
   it('refuses anything else with 64', () => {
-    for (const bad of ['', '7', 'd7', '-7d', '7 d', '2026-02-31', '2026-13-01', '2026-11-01T25:00', 'yesterday', '2026-11-01T08:30:00 UTC', '0d']) {
+    for (const bad of [
+      '',
+      '7',
+      'd7',
+      '-7d',
+      '7 d',
+      '2026-02-31',
+      '2026-13-01',
+      '2026-11-01T25:00',
+      'yesterday',
+      '2026-11-01T08:30:00 UTC',
+      '0d',
+    ]) {
       expect(() => parseTimeBound(bad, now, '--since'), bad).toThrow(expect.objectContaining({ exitCode: 64 }));
     }
   });
@@ -54,14 +72,19 @@ describeEachDb('audit log reader', (kind) => {
     // 30 rows: 3 accounts, two actors, times with ties (three rows per minute) so keyset paging must use the id.
     for (let i = 0; i < 30; i++) {
       const at = T0 + Math.floor(i / 3) * MIN;
-      await writeAudit(db.knex, ctx.tables, { actor: i % 2 ? 'bob' : 'alice', now: () => at }, {
-        action: i % 5 === 0 ? 'recover' : 'verify',
-        account: `u${i % 3}@example.com`,
-        outcome: i % 7 === 0 ? 'refused' : 'ok',
-        ticket: i % 5 === 0 ? `T-${i}` : null,
-        reason: `row ${i}`,
-        detail: { i },
-      });
+      await writeAudit(
+        db.knex,
+        ctx.tables,
+        { actor: i % 2 ? 'bob' : 'alice', now: () => at },
+        {
+          action: i % 5 === 0 ? 'recover' : 'verify',
+          account: `u${i % 3}@example.com`,
+          outcome: i % 7 === 0 ? 'refused' : 'ok',
+          ticket: i % 5 === 0 ? `T-${i}` : null,
+          reason: `row ${i}`,
+          detail: { i },
+        },
+      );
     }
   });
   afterAll(async () => {
@@ -75,7 +98,14 @@ describeEachDb('audit log reader', (kind) => {
     const { rows, batches } = await read(ctx, { batchSize: 4 });
     expect(order(rows)).toEqual(Array.from({ length: 30 }, (_, i) => 29 - i));
     expect(batches).toBe(8);
-    expect(rows[0]).toMatchObject({ actor: 'bob', action: 'verify', account: 'u2@example.com', reason: 'row 29', outcome: 'ok', at: new Date(T0 + 9 * MIN).toISOString().replace('.000', '') });
+    expect(rows[0]).toMatchObject({
+      actor: 'bob',
+      action: 'verify',
+      account: 'u2@example.com',
+      reason: 'row 29',
+      outcome: 'ok',
+      at: new Date(T0 + 9 * MIN).toISOString().replace('.000', ''),
+    });
   });
 
   it('reads oldest first on request', async () => {
@@ -84,13 +114,17 @@ describeEachDb('audit log reader', (kind) => {
   });
 
   it('filters exactly by account, action, actor, ticket, outcome and time; limits', async () => {
-    expect(order((await read(ctx, { account: 'u1@example.com', batchSize: 3 })).rows)).toEqual([28, 25, 22, 19, 16, 13, 10, 7, 4, 1]);
+    expect(order((await read(ctx, { account: 'u1@example.com', batchSize: 3 })).rows)).toEqual([
+      28, 25, 22, 19, 16, 13, 10, 7, 4, 1,
+    ]);
     expect(order((await read(ctx, { action: 'recover' })).rows)).toEqual([25, 20, 15, 10, 5, 0]);
     expect(order((await read(ctx, { actor: 'bob', action: 'recover' })).rows)).toEqual([25, 15, 5]);
     expect(order((await read(ctx, { ticket: 'T-15' })).rows)).toEqual([15]);
     expect(order((await read(ctx, { outcome: 'refused' })).rows)).toEqual([28, 21, 14, 7, 0]);
     expect(order((await read(ctx, { since: T0 + 8 * MIN })).rows)).toEqual([29, 28, 27, 26, 25, 24]);
-    expect(order((await read(ctx, { since: T0 + MIN, until: T0 + 2 * MIN, order: 'oldest-first' })).rows)).toEqual([3, 4, 5]);
+    expect(order((await read(ctx, { since: T0 + MIN, until: T0 + 2 * MIN, order: 'oldest-first' })).rows)).toEqual([
+      3, 4, 5,
+    ]);
     expect(order((await read(ctx, { limit: 5, batchSize: 2 })).rows)).toEqual([29, 28, 27, 26, 25]);
     expect((await read(ctx, { account: 'U1@example.com' })).rows).toEqual([]);
     expect((await read(ctx, { actor: 'Bob' })).rows).toEqual([]);

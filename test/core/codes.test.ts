@@ -1,14 +1,23 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { regenerateRecoveryCodes } from '../../src/core/codes.js';
-import { Mail2faError } from '../../src/core/errors.js';
-import { parseCodeInput } from '../../src/core/verification.js';
-import { verifySignInCode } from '../../src/core/verify.js';
-import { parseRecoveryCode } from '../../src/crypto/codes.js';
+import { regenerateRecoveryCodes } from '../../src/core/recovery-codes.js';
+import { Mail2faError } from '../../src/errors.js';
+import { parseCodeInput } from '../../src/core/factor-check.js';
+import { verifySignInCode } from '../../src/core/sign-in.js';
+import { parseRecoveryCode } from '../../src/crypto/one-time-codes.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
-import { PASSWORD, accountState, auditRows, enrolSms, enrolTotp, sendSignInCode, twoFactorRows, wrongTotp } from '../helpers/seed-2fa.js';
+import {
+  PASSWORD,
+  accountState,
+  auditRows,
+  enrolSms,
+  enrolTotp,
+  sendSignInCode,
+  twoFactorRows,
+  wrongTotp,
+} from '../helpers/seed-2fa.js';
 
 describeEachDb('codes regenerate core', (kind) => {
   let tdb: TestDb;
@@ -16,8 +25,13 @@ describeEachDb('codes regenerate core', (kind) => {
   const clock = testClock();
   let n = 0;
   const fresh = () => `codes${++n}@example.com`;
-  const regenerate = (email: string, code: string, password = PASSWORD) => regenerateRecoveryCodes(ctx, { email, password, code: parseCodeInput(code) });
-  const refusal = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e as Mail2faError);
+  const regenerate = (email: string, code: string, password = PASSWORD) =>
+    regenerateRecoveryCodes(ctx, { email, password, code: parseCodeInput(code) });
+  const refusal = (p: Promise<unknown>) =>
+    p.then(
+      () => null,
+      (e: unknown) => e as Mail2faError,
+    );
 
   beforeAll(async () => {
     tdb = await createTestDb(kind);
@@ -44,9 +58,18 @@ describeEachDb('codes regenerate core', (kind) => {
     expect(JSON.parse(audit[0]!.detail!)).toEqual({ method: 'totp', code: 'totp', count: 10 });
     for (const c of r.recoveryCodes) expect(audit[0]!.detail).not.toContain(c);
 
-    expect(await verifySignInCode(ctx, { email: a.email, code: a.recoveryCodes[1]! })).toMatchObject({ outcome: 'rejected', reason: 'wrong_code' });
-    expect(await verifySignInCode(ctx, { email: a.email, code: r.recoveryCodes[0]! })).toMatchObject({ outcome: 'accepted', kind: 'recovery', recoveryCodesLeft: 9 });
-    expect(await verifySignInCode(ctx, { email: a.email, code: r.recoveryCodes[0]! })).toMatchObject({ outcome: 'rejected' });
+    expect(await verifySignInCode(ctx, { email: a.email, code: a.recoveryCodes[1]! })).toMatchObject({
+      outcome: 'rejected',
+      reason: 'wrong_code',
+    });
+    expect(await verifySignInCode(ctx, { email: a.email, code: r.recoveryCodes[0]! })).toMatchObject({
+      outcome: 'accepted',
+      kind: 'recovery',
+      recoveryCodesLeft: 9,
+    });
+    expect(await verifySignInCode(ctx, { email: a.email, code: r.recoveryCodes[0]! })).toMatchObject({
+      outcome: 'rejected',
+    });
   });
 
   it('proves ownership with a recovery code (used up, then replaced) or an SMS code', async () => {
@@ -61,14 +84,26 @@ describeEachDb('codes regenerate core', (kind) => {
 
   it('wrong password or code → 77 and counted, nothing replaced; locked → 75', async () => {
     const a = await enrolTotp(ctx, fresh());
-    expect(await refusal(regenerate(a.email, totpCode(a.secret, clock.now), 'wrong'))).toMatchObject({ exitCode: 77, code: 'wrong_password' });
-    for (let i = 0; i < 4; i++) expect(await refusal(regenerate(a.email, wrongTotp(a.secret, clock.now)))).toMatchObject({ exitCode: 77, code: 'wrong_code' });
+    expect(await refusal(regenerate(a.email, totpCode(a.secret, clock.now), 'wrong'))).toMatchObject({
+      exitCode: 77,
+      code: 'wrong_password',
+    });
+    for (let i = 0; i < 4; i++)
+      expect(await refusal(regenerate(a.email, wrongTotp(a.secret, clock.now)))).toMatchObject({
+        exitCode: 77,
+        code: 'wrong_code',
+      });
     expect(await refusal(regenerate(a.email, a.recoveryCodes[0]!))).toMatchObject({ exitCode: 75 });
     expect(await accountState(ctx, a.email)).toMatchObject({ failed: 5 });
     // The original codes are all still there and unused.
-    expect(await verifySignInCode(ctx, { email: a.email, code: a.recoveryCodes[0]! })).toMatchObject({ outcome: 'locked' });
+    expect(await verifySignInCode(ctx, { email: a.email, code: a.recoveryCodes[0]! })).toMatchObject({
+      outcome: 'locked',
+    });
     clock.advance(15 * 60_000);
-    expect(await verifySignInCode(ctx, { email: a.email, code: a.recoveryCodes[0]! })).toMatchObject({ outcome: 'accepted', recoveryCodesLeft: 9 });
+    expect(await verifySignInCode(ctx, { email: a.email, code: a.recoveryCodes[0]! })).toMatchObject({
+      outcome: 'accepted',
+      recoveryCodesLeft: 9,
+    });
   });
 
   it('2FA off → 65 not_enabled; unknown → 67', async () => {

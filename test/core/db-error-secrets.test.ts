@@ -20,10 +20,14 @@ describeEachDb('failed statements do not echo bound values', (kind) => {
 
   it('the message names the statement with "?" and no value', async () => {
     const secret = 'JBSWY3DPEHPK3PXP-not-for-logs';
-    const err = (await db.knex('mail2fa_no_such_table').where({ secret_ct: secret }).first().then(
-      () => null,
-      (e: unknown) => e as Error,
-    ))!;
+    const err = (await db
+      .knex('mail2fa_no_such_table')
+      .where({ secret_ct: secret })
+      .first()
+      .then(
+        () => null,
+        (e: unknown) => e as Error,
+      ))!;
     expect(err).toBeInstanceOf(Error);
     expect(err.message).toMatch(/mail2fa_no_such_table/);
     expect(err.message).not.toContain(secret);

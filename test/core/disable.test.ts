@@ -3,14 +3,27 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { disableTwoFactor } from '../../src/core/disable.js';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 import { sendOwnerSmsCode } from '../../src/core/owner.js';
-import { parseCodeInput } from '../../src/core/verification.js';
-import { verifySignInCode } from '../../src/core/verify.js';
+import { parseCodeInput } from '../../src/core/factor-check.js';
+import { verifySignInCode } from '../../src/core/sign-in.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
-import { PASSWORD, accountState, addPendingEnrolment, auditRows, enrolSms, enrolTotp, issueTemporaryCode, lastOutboxCode, outboxFile, sendSignInCode, twoFactorRows, wrongTotp } from '../helpers/seed-2fa.js';
+import {
+  PASSWORD,
+  accountState,
+  addPendingEnrolment,
+  auditRows,
+  enrolSms,
+  enrolTotp,
+  issueTemporaryCode,
+  lastOutboxCode,
+  outboxFile,
+  sendSignInCode,
+  twoFactorRows,
+  wrongTotp,
+} from '../helpers/seed-2fa.js';
 
 const NO_ROWS = { factor: 0, recoveryCodes: 0, enrolments: 0, challenges: 0 };
 
@@ -20,8 +33,13 @@ describeEachDb('disable core', (kind) => {
   const clock = testClock();
   let n = 0;
   const fresh = () => `dis${++n}@example.com`;
-  const disable = (email: string, code: string, password = PASSWORD) => disableTwoFactor(ctx, { email, password, code: parseCodeInput(code) });
-  const refusal = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e as Mail2faError);
+  const disable = (email: string, code: string, password = PASSWORD) =>
+    disableTwoFactor(ctx, { email, password, code: parseCodeInput(code) });
+  const refusal = (p: Promise<unknown>) =>
+    p.then(
+      () => null,
+      (e: unknown) => e as Mail2faError,
+    );
 
   beforeAll(async () => {
     tdb = await createTestDb(kind);
@@ -37,14 +55,35 @@ describeEachDb('disable core', (kind) => {
     await addPendingEnrolment(ctx, a.email);
     const db = await ctx.db();
     await db.knex(ctx.tables.challenge).insert([
-      { account: a.email, purpose: 'sms', code_hash: 'x'.repeat(64), created_at: clock.now, expires_at: clock.now + 600_000, used_at: null },
-      { account: a.email, purpose: 'temporary', code_hash: 'y'.repeat(64), created_at: clock.now, expires_at: clock.now + 600_000, used_at: null },
+      {
+        account: a.email,
+        purpose: 'sms',
+        code_hash: 'x'.repeat(64),
+        created_at: clock.now,
+        expires_at: clock.now + 600_000,
+        used_at: null,
+      },
+      {
+        account: a.email,
+        purpose: 'temporary',
+        code_hash: 'y'.repeat(64),
+        created_at: clock.now,
+        expires_at: clock.now + 600_000,
+        used_at: null,
+      },
     ]);
     expect(await twoFactorRows(ctx, a.email)).toEqual({ factor: 1, recoveryCodes: 10, enrolments: 1, challenges: 2 });
     const before = (await auditRows(ctx, a.email)).length;
 
     const result = await disable(a.email, totpCode(a.secret, clock.now));
-    expect(result).toMatchObject({ changed: true, email: a.email, method: 'totp', codeKind: 'totp', sessionsRevokedAt: new Date(clock.now).toISOString(), signOut: { ok: true } });
+    expect(result).toMatchObject({
+      changed: true,
+      email: a.email,
+      method: 'totp',
+      codeKind: 'totp',
+      sessionsRevokedAt: new Date(clock.now).toISOString(),
+      signOut: { ok: true },
+    });
     expect(await twoFactorRows(ctx, a.email)).toEqual(NO_ROWS);
     const audit = (await auditRows(ctx, a.email)).slice(before);
     expect(audit.map((r) => [r.action, r.outcome])).toEqual([['disable', 'ok']]);
@@ -52,7 +91,10 @@ describeEachDb('disable core', (kind) => {
     expect(audit[0]!.actor).toBe('test-agent');
     expect((await accountState(ctx, a.email)).sessionsRevokedAt).toBe(clock.now);
     // Now the account has no 2FA: verify never accepts, and disable again changes nothing.
-    expect(await verifySignInCode(ctx, { email: a.email, code: a.recoveryCodes[0]! })).toMatchObject({ outcome: 'rejected', reason: 'not_enabled' });
+    expect(await verifySignInCode(ctx, { email: a.email, code: a.recoveryCodes[0]! })).toMatchObject({
+      outcome: 'rejected',
+      reason: 'not_enabled',
+    });
     expect(await disable(a.email, '123456')).toEqual({ changed: false, email: a.email });
   });
 
@@ -79,14 +121,22 @@ describeEachDb('disable core', (kind) => {
     const code = await sendSignInCode(ctx, s.email);
     expect(await disable(s.email, code)).toMatchObject({ changed: true, codeKind: 'sms' });
     const a = await enrolTotp(ctx, fresh());
-    expect(await disable(a.email, a.recoveryCodes[9]!.toUpperCase())).toMatchObject({ changed: true, codeKind: 'recovery' });
+    expect(await disable(a.email, a.recoveryCodes[9]!.toUpperCase())).toMatchObject({
+      changed: true,
+      codeKind: 'recovery',
+    });
     expect(await twoFactorRows(ctx, a.email)).toEqual(NO_ROWS);
   });
 
   it('an account left with only a temporary access code: password + that code turn 2FA off', async () => {
     const a = await enrolTotp(ctx, fresh());
     const temp = await issueTemporaryCode(ctx, a.email);
-    expect(await disable(a.email, a.recoveryCodes[0]!).then(() => null, (e: unknown) => e)).toMatchObject({ exitCode: 77 });
+    expect(
+      await disable(a.email, a.recoveryCodes[0]!).then(
+        () => null,
+        (e: unknown) => e,
+      ),
+    ).toMatchObject({ exitCode: 77 });
     expect(await disable(a.email, temp)).toMatchObject({ changed: true, method: null, codeKind: 'temporary' });
     expect(await twoFactorRows(ctx, a.email)).toEqual(NO_ROWS);
   });
@@ -119,17 +169,33 @@ describeEachDb('disable core', (kind) => {
     expect(err!.message).not.toContain('Correct horse');
     expect(await twoFactorRows(ctx, a.email)).toMatchObject({ factor: 1, recoveryCodes: 10 });
     expect(await accountState(ctx, a.email)).toMatchObject({ failed: 1, sessionsRevokedAt: null });
-    expect((await auditRows(ctx, a.email)).map((r) => [r.action, r.outcome, r.reason])).toEqual([['disable', 'refused', 'wrong password']]);
+    expect((await auditRows(ctx, a.email)).map((r) => [r.action, r.outcome, r.reason])).toEqual([
+      ['disable', 'refused', 'wrong password'],
+    ]);
     expect(await verifySignInCode(ctx, { email: a.email, code })).toMatchObject({ outcome: 'accepted' });
   });
 
   it('wrong code → 77, counted; five wrong passwords or codes lock (75), even with everything right', async () => {
     const a = await enrolTotp(ctx, fresh());
-    expect(await refusal(disable(a.email, wrongTotp(a.secret, clock.now)))).toMatchObject({ exitCode: 77, code: 'wrong_code' });
-    expect(await refusal(disable(a.email, a.recoveryCodes[0]!.replace(/^./, (c) => (c === 'a' ? 'b' : 'a'))))).toMatchObject({ exitCode: 77 });
-    for (let i = 0; i < 2; i++) expect(await refusal(disable(a.email, totpCode(a.secret, clock.now), 'nope'))).toMatchObject({ exitCode: 77 });
+    expect(await refusal(disable(a.email, wrongTotp(a.secret, clock.now)))).toMatchObject({
+      exitCode: 77,
+      code: 'wrong_code',
+    });
+    expect(
+      await refusal(
+        disable(
+          a.email,
+          a.recoveryCodes[0]!.replace(/^./, (c) => (c === 'a' ? 'b' : 'a')),
+        ),
+      ),
+    ).toMatchObject({ exitCode: 77 });
+    for (let i = 0; i < 2; i++)
+      expect(await refusal(disable(a.email, totpCode(a.secret, clock.now), 'nope'))).toMatchObject({ exitCode: 77 });
     // Verify's wrong codes count on the same counter.
-    expect(await verifySignInCode(ctx, { email: a.email, code: wrongTotp(a.secret, clock.now) })).toMatchObject({ outcome: 'rejected', failedAttempts: 5 });
+    expect(await verifySignInCode(ctx, { email: a.email, code: wrongTotp(a.secret, clock.now) })).toMatchObject({
+      outcome: 'rejected',
+      failedAttempts: 5,
+    });
     const locked = await refusal(disable(a.email, totpCode(a.secret, clock.now)));
     expect(locked).toMatchObject({ exitCode: 75, code: 'locked' });
     expect(await twoFactorRows(ctx, a.email)).toMatchObject({ factor: 1 });
@@ -151,12 +217,25 @@ describeEachDb('disable core', (kind) => {
         t.string('email', 320).notNullable();
       });
       const a = await enrolTotp(ctx, fresh());
-      await db.knex('webmail_session').insert([{ id: 's1', email: a.email }, { id: 's2', email: a.email }, { id: 's3', email: 'other@example.com' }]);
+      await db.knex('webmail_session').insert([
+        { id: 's1', email: a.email },
+        { id: 's2', email: a.email },
+        { id: 's3', email: 'other@example.com' },
+      ]);
       const configPath = join(tdb.dir, 'signout-sql.json');
-      writeFileSync(configPath, JSON.stringify({ signOut: { action: 'sql', sql: 'DELETE FROM webmail_session WHERE email = :email' } }));
+      writeFileSync(
+        configPath,
+        JSON.stringify({ signOut: { action: 'sql', sql: 'DELETE FROM webmail_session WHERE email = :email' } }),
+      );
       const c2 = await testContext(tdb, { clock, configPath });
       try {
-        await expect(disableTwoFactor(c2, { email: a.email, password: PASSWORD, code: parseCodeInput(totpCode(a.secret, clock.now)) })).resolves.toMatchObject({ changed: true });
+        await expect(
+          disableTwoFactor(c2, {
+            email: a.email,
+            password: PASSWORD,
+            code: parseCodeInput(totpCode(a.secret, clock.now)),
+          }),
+        ).resolves.toMatchObject({ changed: true });
       } finally {
         await c2.close();
       }
@@ -167,10 +246,28 @@ describeEachDb('disable core', (kind) => {
       const a = await enrolTotp(ctx, fresh());
       const marker = join(tdb.dir, 'signed-out.txt');
       const configPath = join(tdb.dir, 'signout-cmd.json');
-      writeFileSync(configPath, JSON.stringify({ signOut: { action: 'command', command: [process.execPath, '-e', 'require("fs").writeFileSync(process.argv[1], process.argv[2])', marker, 'user={email}'] } }));
+      writeFileSync(
+        configPath,
+        JSON.stringify({
+          signOut: {
+            action: 'command',
+            command: [
+              process.execPath,
+              '-e',
+              'require("fs").writeFileSync(process.argv[1], process.argv[2])',
+              marker,
+              'user={email}',
+            ],
+          },
+        }),
+      );
       const c2 = await testContext(tdb, { clock, configPath });
       try {
-        const r = await disableTwoFactor(c2, { email: a.email, password: PASSWORD, code: parseCodeInput(totpCode(a.secret, clock.now)) });
+        const r = await disableTwoFactor(c2, {
+          email: a.email,
+          password: PASSWORD,
+          code: parseCodeInput(totpCode(a.secret, clock.now)),
+        });
         expect(r).toMatchObject({ changed: true, signOut: { ok: true } });
       } finally {
         await c2.close();

@@ -7,7 +7,12 @@ import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { testContext, testEnv } from '../helpers/context.js';
 
 it('doctorExitCode: 0 without failures, 69 when anything is unavailable, else 78', () => {
-  const c = (status: Check['status'], exitCode?: number): Check => ({ name: 'x', status, detail: '', ...(exitCode ? { exitCode } : {}) });
+  const c = (status: Check['status'], exitCode?: number): Check => ({
+    name: 'x',
+    status,
+    detail: '',
+    ...(exitCode ? { exitCode } : {}),
+  });
   expect(doctorExitCode([c('ok'), c('warn'), c('skip')])).toBe(0);
   expect(doctorExitCode([c('fail', 78)])).toBe(78);
   expect(doctorExitCode([c('fail', 78), c('fail', 69)])).toBe(69);
@@ -34,7 +39,11 @@ describeEachDb('doctor (library)', (kind) => {
   });
 
   it('an unreadable config file is a failed check, not an exception', async () => {
-    const report = await doctor({ dbUrl: tdb.url, configPath: join(tdb.dir, 'missing.yaml'), env: { ...process.env, ...testEnv(tdb) } });
+    const report = await doctor({
+      dbUrl: tdb.url,
+      configPath: join(tdb.dir, 'missing.yaml'),
+      env: { ...process.env, ...testEnv(tdb) },
+    });
     expect(report.checks[0]).toMatchObject({ name: 'config', status: 'fail' });
     expect(report.checks[0]!.detail).toContain('cannot read config file');
     expect(report.checks.slice(1).every((c) => c.status === 'skip')).toBe(true);

@@ -44,10 +44,22 @@ describeEachDb('no secret at rest', (kind) => {
     const secret = app.totp!.secret;
     const raw = base32Bytes(secret);
     expect(raw).toHaveLength(20);
-    secrets.push({ what: 'base32 secret', text: secret }, { what: 'lower-case base32 secret', text: secret.toLowerCase() }, { what: 'hex secret', text: raw.toString('hex') }, { what: 'HEX secret', text: raw.toString('hex').toUpperCase() }, { what: 'base64 secret', text: raw.toString('base64').replace(/=+$/, '') }, { what: 'raw secret', bytes: raw });
+    secrets.push(
+      { what: 'base32 secret', text: secret },
+      { what: 'lower-case base32 secret', text: secret.toLowerCase() },
+      { what: 'hex secret', text: raw.toString('hex') },
+      { what: 'HEX secret', text: raw.toString('hex').toUpperCase() },
+      { what: 'base64 secret', text: raw.toString('base64').replace(/=+$/, '') },
+      { what: 'raw secret', bytes: raw },
+    );
     const appDone = await confirmEnrolment(ctx, { email: 'app@example.com', code: totpCode(secret, clock.now) });
 
-    const sms = await startEnrolment(ctx, { email: 'sms@example.com', password: PW, method: 'sms', phone: '011-45-20123456' });
+    const sms = await startEnrolment(ctx, {
+      email: 'sms@example.com',
+      password: PW,
+      method: 'sms',
+      phone: '011-45-20123456',
+    });
     expect(sms.sms).toBeDefined();
     const enrolCode = lastOutboxCode(outbox);
     const smsDone = await confirmEnrolment(ctx, { email: 'sms@example.com', code: enrolCode });
@@ -57,12 +69,23 @@ describeEachDb('no secret at rest', (kind) => {
     // A pending (unconfirmed) enrolment too: its secret must be sealed as well.
     await addMailbox(ctx, 'pending@example.com', PW);
     const pending = await startEnrolment(ctx, { email: 'pending@example.com', password: PW, method: 'totp' });
-    secrets.push({ what: 'pending secret', text: pending.totp!.secret }, { what: 'pending raw secret', bytes: base32Bytes(pending.totp!.secret) });
+    secrets.push(
+      { what: 'pending secret', text: pending.totp!.secret },
+      { what: 'pending raw secret', bytes: base32Bytes(pending.totp!.secret) },
+    );
 
     for (const code of [...appDone.recoveryCodes, ...smsDone.recoveryCodes]) {
-      secrets.push({ what: `recovery code ${code}`, text: code }, { what: 'recovery code without dash', text: code.replace('-', '') }, { what: 'upper-case recovery code', text: code.toUpperCase() });
+      secrets.push(
+        { what: `recovery code ${code}`, text: code },
+        { what: 'recovery code without dash', text: code.replace('-', '') },
+        { what: 'upper-case recovery code', text: code.toUpperCase() },
+      );
     }
-    secrets.push({ what: 'phone e164', text: '+4520123456' }, { what: 'phone digits', text: '4520123456' }, { what: 'national number', text: '20123456' });
+    secrets.push(
+      { what: 'phone e164', text: '+4520123456' },
+      { what: 'phone digits', text: '4520123456' },
+      { what: 'national number', text: '20123456' },
+    );
     secrets.push({ what: 'enrolment SMS code', digits: enrolCode }, { what: 'sign-in SMS code', digits: signInCode });
     dump = await dumpDatabase(ctx);
   });
@@ -72,7 +95,16 @@ describeEachDb('no secret at rest', (kind) => {
   });
 
   it('dumps every table (the dump is not empty: it would find what it looks for)', () => {
-    for (const table of ['factor', 'recovery_code', 'enrolment', 'challenge', 'sms_send', 'account_state', 'audit', 'code_key']) {
+    for (const table of [
+      'factor',
+      'recovery_code',
+      'enrolment',
+      'challenge',
+      'sms_send',
+      'account_state',
+      'audit',
+      'code_key',
+    ]) {
       expect(dump.tables).toContain(`${ctx.tables.factor.replace(/factor$/, '')}${table}`);
     }
     expect(dump.tables).toContain('mailbox');

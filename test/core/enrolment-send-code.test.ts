@@ -8,7 +8,7 @@ import { confirmEnrolment, startEnrolment } from '../../src/core/enrolment.js';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
 import { sendSignInCode } from '../../src/core/send-code.js';
-import { checkSecondFactor } from '../../src/core/verification.js';
+import { checkSecondFactor } from '../../src/core/factor-check.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
@@ -27,7 +27,13 @@ describeEachDb('send-code and SMS gateways', (kind) => {
   beforeAll(async () => {
     tdb = await createTestDb(kind);
     gateway = await new SmsGateway().start();
-    const config = writeConfig(tdb.dir, 'webhook', { sms: { transport: 'webhook', timeoutMs: 2000, webhook: { url: gateway.url, authHeader: `Authorization: ${AUTH}` } } });
+    const config = writeConfig(tdb.dir, 'webhook', {
+      sms: {
+        transport: 'webhook',
+        timeoutMs: 2000,
+        webhook: { url: gateway.url, authHeader: `Authorization: ${AUTH}` },
+      },
+    });
     ctx = await testContext(tdb, { clock, configPath: config });
   });
   afterAll(async () => {
@@ -40,9 +46,20 @@ describeEachDb('send-code and SMS gateways', (kind) => {
   });
 
   const knex = async () => (await ctx.db()).knex;
-  const rows = async (table: string, account: string) => (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
+  const rows = async (table: string, account: string) =>
+    (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
   const audit = async (account: string) =>
-    ((await (await knex())(ctx.tables.audit).where({ account }).orderBy('id').select('action', 'outcome', 'reason', 'detail')) as { action: string; outcome: string; reason: string | null; detail: string | null }[]);
+    (await (
+      await knex()
+    )(ctx.tables.audit)
+      .where({ account })
+      .orderBy('id')
+      .select('action', 'outcome', 'reason', 'detail')) as {
+      action: string;
+      outcome: string;
+      reason: string | null;
+      detail: string | null;
+    }[];
 
   /** A mailbox with SMS 2FA on (+4520123456), enrolled through the real flow. */
   async function smsAccount(): Promise<string> {
@@ -68,10 +85,22 @@ describeEachDb('send-code and SMS gateways', (kind) => {
     const [challenge] = await rows(ctx.tables.challenge, email);
     expect(challenge).toMatchObject({ purpose: 'sms', used_at: null });
     expect(String(challenge!.code_hash)).not.toContain(gateway.lastCode());
-    const check = (code: string) => accountTransaction(ctx, email, async (tx) => checkSecondFactor(tx, await readFactor(tx.trx, ctx.tables, email), { form: 'digits', value: code }, new Set(['sms'])));
+    const check = (code: string) =>
+      accountTransaction(ctx, email, async (tx) =>
+        checkSecondFactor(
+          tx,
+          await readFactor(tx.trx, ctx.tables, email),
+          { form: 'digits', value: code },
+          new Set(['sms']),
+        ),
+      );
     expect(await check(gateway.lastCode())).toBe('sms');
     expect(await check(gateway.lastCode())).toBeNull();
-    expect(await audit(email).then((a) => a.at(-1))).toMatchObject({ action: 'send-code', outcome: 'ok', detail: '{"phone":"+45 ****3456","transport":"webhook"}' });
+    expect(await audit(email).then((a) => a.at(-1))).toMatchObject({
+      action: 'send-code',
+      outcome: 'ok',
+      detail: '{"phone":"+45 ****3456","transport":"webhook"}',
+    });
   });
 
   it('at most 3 sends per 15 minutes (75); resending does not reset the lockout counter', async () => {
@@ -102,21 +131,32 @@ describeEachDb('send-code and SMS gateways', (kind) => {
       expect(err.message).not.toContain('20123456');
       expect(await rows(ctx.tables.challenge, email)).toEqual(challenges);
       expect(await rows(ctx.tables.smsSend, email)).toEqual(sends);
-      expect((await audit(email)).at(-1)).toMatchObject({ action: 'send-code', outcome: 'failed', reason: 'sms_unavailable' });
+      expect((await audit(email)).at(-1)).toMatchObject({
+        action: 'send-code',
+        outcome: 'failed',
+        reason: 'sms_unavailable',
+      });
 
       // The same for an enrolment: no pending enrolment, no code, no send.
       const fresh = `fresh${++n}@example.com`;
       await addMailbox(ctx, fresh, PW);
-      const enrolErr = await failure(startEnrolment(ctx, { email: fresh, password: PW, method: 'sms', phone: '+4520123456' }));
+      const enrolErr = await failure(
+        startEnrolment(ctx, { email: fresh, password: PW, method: 'sms', phone: '+4520123456' }),
+      );
       expect(enrolErr.exitCode).toBe(69);
-      for (const table of [ctx.tables.enrolment, ctx.tables.challenge, ctx.tables.smsSend, ctx.tables.factor]) expect(await rows(table, fresh)).toEqual([]);
-      expect((await audit(fresh)).map((a) => [a.action, a.outcome, a.reason])).toEqual([['enable-send-code', 'failed', 'sms_unavailable']]);
+      for (const table of [ctx.tables.enrolment, ctx.tables.challenge, ctx.tables.smsSend, ctx.tables.factor])
+        expect(await rows(table, fresh)).toEqual([]);
+      expect((await audit(fresh)).map((a) => [a.action, a.outcome, a.reason])).toEqual([
+        ['enable-send-code', 'failed', 'sms_unavailable'],
+      ]);
     });
   }
 
   it('connection refused: 69, nothing stored', async () => {
     const port = await closedPort();
-    const config = writeConfig(tdb.dir, 'refused', { sms: { transport: 'webhook', timeoutMs: 2000, webhook: { url: `http://127.0.0.1:${port}/sms` } } });
+    const config = writeConfig(tdb.dir, 'refused', {
+      sms: { transport: 'webhook', timeoutMs: 2000, webhook: { url: `http://127.0.0.1:${port}/sms` } },
+    });
     const other = await testContext(tdb, { clock, configPath: config });
     try {
       const email = await smsAccount();
@@ -141,7 +181,11 @@ describeEachDb('send-code and SMS gateways', (kind) => {
     const inactive = `inactive${++n}@example.com`;
     await addMailbox(ctx, inactive, PW, { active: false });
     const locked = await smsAccount();
-    await (await knex())(ctx.tables.accountState).where({ account: locked }).update({ failed_attempts: 5, locked_until: clock.now + 60_000 });
+    await (
+      await knex()
+    )(ctx.tables.accountState)
+      .where({ account: locked })
+      .update({ failed_attempts: 5, locked_until: clock.now + 60_000 });
 
     const before = gateway.received.length;
     const cases: Array<[string, number, string]> = [

@@ -6,11 +6,19 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { CONFIRM_TRIES, ENROLMENT_TTL_MS, cancelEnrolment, confirmEnrolment, enrolmentPreflight, startEnrolment, type StartedEnrolment } from '../../src/core/enrolment.js';
+import {
+  CONFIRM_TRIES,
+  ENROLMENT_TTL_MS,
+  cancelEnrolment,
+  confirmEnrolment,
+  enrolmentPreflight,
+  startEnrolment,
+  type StartedEnrolment,
+} from '../../src/core/enrolment.js';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
 import { sendSignInCode } from '../../src/core/send-code.js';
-import { checkSecondFactor } from '../../src/core/verification.js';
+import { checkSecondFactor } from '../../src/core/factor-check.js';
 import { recoverAccount } from '../../src/core/recover.js';
 import { Vault } from '../../src/core/vault.js';
 import { timeStep, totpCode } from '../../src/totp/totp.js';
@@ -53,17 +61,39 @@ describeEachDb('enrolment core', (kind) => {
     return email;
   }
   const knex = async () => (await ctx.db()).knex;
-  const rows = async (table: string, account: string) => (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
-  const state = async (account: string) => (await rows(ctx.tables.accountState, account))[0] as { failed_attempts: number; locked_until: unknown; sessions_revoked_at: unknown } | undefined;
+  const rows = async (table: string, account: string) =>
+    (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
+  const state = async (account: string) =>
+    (await rows(ctx.tables.accountState, account))[0] as
+      { failed_attempts: number; locked_until: unknown; sessions_revoked_at: unknown } | undefined;
   const audit = async (account: string) =>
-    ((await (await knex())(ctx.tables.audit).where({ account }).orderBy('id').select('action', 'outcome', 'reason', 'detail')) as { action: string; outcome: string; reason: string | null; detail: string | null }[]).map((r) => [r.action, r.outcome, r.reason]);
+    (
+      (await (
+        await knex()
+      )(ctx.tables.audit)
+        .where({ account })
+        .orderBy('id')
+        .select('action', 'outcome', 'reason', 'detail')) as {
+        action: string;
+        outcome: string;
+        reason: string | null;
+        detail: string | null;
+      }[]
+    ).map((r) => [r.action, r.outcome, r.reason]);
   const nothingStored = async (account: string) => {
     expect(await rows(ctx.tables.factor, account)).toEqual([]);
     expect(await rows(ctx.tables.recoveryCode, account)).toEqual([]);
     expect(await rows(ctx.tables.enrolment, account)).toEqual([]);
     expect(await rows(ctx.tables.challenge, account)).toEqual([]);
   };
-  const startApp = (email: string, o: { force?: boolean; password?: string; currentCode?: string } = {}) => startEnrolment(ctx, { email, password: o.password ?? PW, method: 'totp', force: o.force, currentCode: o.currentCode });
+  const startApp = (email: string, o: { force?: boolean; password?: string; currentCode?: string } = {}) =>
+    startEnrolment(ctx, {
+      email,
+      password: o.password ?? PW,
+      method: 'totp',
+      force: o.force,
+      currentCode: o.currentCode,
+    });
   const codeFor = (started: StartedEnrolment, at = clock.now) => totpCode(started.totp!.secret, at);
   /** A code that is not valid now (±1 step) for the secret. */
   const wrongCodeFor = (started: StartedEnrolment) => {
@@ -77,10 +107,17 @@ describeEachDb('enrolment core', (kind) => {
   describe('authenticator app', () => {
     it('start stores only a sealed, expiring pending enrolment; confirm stores the factor, codes, revokes sessions', async () => {
       const email = await mailbox();
-      await (await knex())('webmail_session').insert([{ id: `s-${email}`, email }, { id: 'other', email: 'someone@else.org' }]);
+      await (
+        await knex()
+      )('webmail_session').insert([
+        { id: `s-${email}`, email },
+        { id: 'other', email: 'someone@else.org' },
+      ]);
       const started = await startApp(email);
       expect(started.totp!.secret).toMatch(/^[A-Z2-7]{32}$/);
-      expect(started.totp!.otpauthUri).toBe(`otpauth://totp/Example%20Mail:${encodeURIComponent(email)}?secret=${started.totp!.secret}&issuer=Example%20Mail&algorithm=SHA1&digits=6&period=30`);
+      expect(started.totp!.otpauthUri).toBe(
+        `otpauth://totp/Example%20Mail:${encodeURIComponent(email)}?secret=${started.totp!.secret}&issuer=Example%20Mail&algorithm=SHA1&digits=6&period=30`,
+      );
       expect(started.expiresAt).toBe(new Date(clock.now + ENROLMENT_TTL_MS).toISOString().replace(/\.000Z$/, 'Z'));
       const [pending] = await rows(ctx.tables.enrolment, email);
       expect(pending).toMatchObject({ id: started.enrolmentId, method: 'totp', phone_ct: null });
@@ -91,19 +128,29 @@ describeEachDb('enrolment core', (kind) => {
       clock.advance(20_000);
       const code = codeFor(started);
       const done = await confirmEnrolment(ctx, { email, code, enrolmentId: started.enrolmentId });
-      expect(done).toMatchObject({ email, method: 'totp', phone: null, replaced: null, signOut: { action: 'sql', ok: true } });
+      expect(done).toMatchObject({
+        email,
+        method: 'totp',
+        phone: null,
+        replaced: null,
+        signOut: { action: 'sql', ok: true },
+      });
       expect(done.recoveryCodes).toHaveLength(10);
       for (const c of done.recoveryCodes) expect(c).toMatch(/^[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}$/);
 
       const factor = (await readFactor(await knex(), ctx.tables, email))!;
       expect(factor.method).toBe('totp');
-      expect(new Vault(ctx.masterKey(), ctx.tables, ctx.now).open(ctx.tables.factor, 'secret_ct', email, factor.secret_ct!)).toBe(started.totp!.secret);
+      expect(
+        new Vault(ctx.masterKey(), ctx.tables, ctx.now).open(ctx.tables.factor, 'secret_ct', email, factor.secret_ct!),
+      ).toBe(started.totp!.secret);
       expect(factor.last_totp_step).toBe(timeStep(clock.now));
       expect(await rows(ctx.tables.enrolment, email)).toEqual([]);
       expect(await rows(ctx.tables.recoveryCode, email)).toHaveLength(10);
       expect(Number((await state(email))!.sessions_revoked_at)).toBe(clock.now);
       // The sign-out statement ran in the same transaction, for this address only.
-      expect(((await (await knex())('webmail_session').select('email')) as { email: string }[]).map((r) => r.email)).toEqual(['someone@else.org']);
+      expect(
+        ((await (await knex())('webmail_session').select('email')) as { email: string }[]).map((r) => r.email),
+      ).toEqual(['someone@else.org']);
       expect(await audit(email)).toEqual([
         ['enable-start', 'ok', null],
         ['enable', 'ok', null],
@@ -116,7 +163,14 @@ describeEachDb('enrolment core', (kind) => {
       const code = codeFor(started);
       await confirmEnrolment(ctx, { email, code });
       const check = (c: string) =>
-        accountTransaction(ctx, email, async (tx) => checkSecondFactor(tx, await readFactor(tx.trx, ctx.tables, email), { form: 'digits', value: c }, new Set(['totp'])));
+        accountTransaction(ctx, email, async (tx) =>
+          checkSecondFactor(
+            tx,
+            await readFactor(tx.trx, ctx.tables, email),
+            { form: 'digits', value: c },
+            new Set(['totp']),
+          ),
+        );
       expect(await check(code)).toBeNull();
       clock.advance(30_000);
       expect(await check(codeFor(started))).toBe('totp');
@@ -142,7 +196,9 @@ describeEachDb('enrolment core', (kind) => {
       expect(await rows(ctx.tables.enrolment, email)).toHaveLength(1);
       const third = await failure(confirmEnrolment(ctx, { email, code: wrong }));
       expect([third.exitCode, third.code]).toEqual([77, 'enrolment_cancelled']);
-      expect(third.message).toContain(`${CONFIRM_TRIES} wrong codes: the enrolment was cancelled and nothing was stored`);
+      expect(third.message).toContain(
+        `${CONFIRM_TRIES} wrong codes: the enrolment was cancelled and nothing was stored`,
+      );
       expect((await state(email))!.failed_attempts).toBe(3);
       await nothingStored(email);
       // Even the right code is too late now.
@@ -162,7 +218,18 @@ describeEachDb('enrolment core', (kind) => {
     it('malformed codes are refused as input (65) and not counted', async () => {
       const email = await mailbox();
       const started = await startApp(email);
-      for (const bad of ['12345', '1234567', '123 456', ' 123456', '123456 ', '１２３４５６', '1e5', '-12345', '', 'x'.repeat(1_000_000)]) {
+      for (const bad of [
+        '12345',
+        '1234567',
+        '123 456',
+        ' 123456',
+        '123456 ',
+        '１２３４５６',
+        '1e5',
+        '-12345',
+        '',
+        'x'.repeat(1_000_000),
+      ]) {
         const err = await failure(confirmEnrolment(ctx, { email, code: bad }));
         expect([err.exitCode, err.code]).toEqual([65, 'bad_code']);
       }
@@ -198,8 +265,16 @@ describeEachDb('enrolment core', (kind) => {
     it('cancel drops the pending enrolment only', async () => {
       const email = await mailbox();
       const started = await startApp(email);
-      expect(await cancelEnrolment(ctx, { email, enrolmentId: 'someotherid' })).toEqual({ email, cancelled: false, method: null });
-      expect(await cancelEnrolment(ctx, { email, enrolmentId: started.enrolmentId })).toEqual({ email, cancelled: true, method: 'totp' });
+      expect(await cancelEnrolment(ctx, { email, enrolmentId: 'someotherid' })).toEqual({
+        email,
+        cancelled: false,
+        method: null,
+      });
+      expect(await cancelEnrolment(ctx, { email, enrolmentId: started.enrolmentId })).toEqual({
+        email,
+        cancelled: true,
+        method: 'totp',
+      });
       await nothingStored(email);
       expect(await cancelEnrolment(ctx, { email })).toEqual({ email, cancelled: false, method: null });
     });
@@ -210,7 +285,11 @@ describeEachDb('enrolment core', (kind) => {
       await confirmEnrolment(ctx, { email, code: codeFor(first) });
       const oldFactor = await readFactor(await knex(), ctx.tables, email);
 
-      for (const attempt of [() => startApp(email), () => enrolmentPreflight(ctx, { email }), () => startApp(email, { password: 'wrong' })]) {
+      for (const attempt of [
+        () => startApp(email),
+        () => enrolmentPreflight(ctx, { email }),
+        () => startApp(email, { password: 'wrong' }),
+      ]) {
         const err = await failure(attempt());
         expect([err.exitCode, err.code]).toEqual([65, 'already_enabled']);
         expect(err.hint).toContain('--force');
@@ -227,22 +306,34 @@ describeEachDb('enrolment core', (kind) => {
       const wrongPw = await failure(startApp(email, { force: true, password: 'wrong', currentCode: codeFor(first) }));
       expect(wrongPw.exitCode).toBe(77);
       expect(await readFactor(await knex(), ctx.tables, email)).toEqual(oldFactor);
-      expect(await enrolmentPreflight(ctx, { email, force: true })).toEqual({ email, replacing: 'totp', currentCode: 'factor' });
+      expect(await enrolmentPreflight(ctx, { email, force: true })).toEqual({
+        email,
+        replacing: 'totp',
+        currentCode: 'factor',
+      });
       const second = await startApp(email, { force: true, currentCode: codeFor(first) });
       expect(second.replacing).toBe('totp');
       // Until confirmed, the old factor is untouched (but for the current code just used: its step is recorded).
-      expect({ ...(await readFactor(await knex(), ctx.tables, email))!, last_totp_step: null, last_used_at: null }).toEqual({ ...oldFactor!, last_totp_step: null, last_used_at: null });
+      expect({
+        ...(await readFactor(await knex(), ctx.tables, email))!,
+        last_totp_step: null,
+        last_used_at: null,
+      }).toEqual({ ...oldFactor!, last_totp_step: null, last_used_at: null });
       clock.advance(30_000);
       const done = await confirmEnrolment(ctx, { email, code: codeFor(second) });
       expect(done.replaced).toBe('totp');
       const factor = (await readFactor(await knex(), ctx.tables, email))!;
-      expect(new Vault(ctx.masterKey(), ctx.tables, ctx.now).open(ctx.tables.factor, 'secret_ct', email, factor.secret_ct!)).toBe(second.totp!.secret);
+      expect(
+        new Vault(ctx.masterKey(), ctx.tables, ctx.now).open(ctx.tables.factor, 'secret_ct', email, factor.secret_ct!),
+      ).toBe(second.totp!.secret);
       expect(await rows(ctx.tables.recoveryCode, email)).toHaveLength(10);
     });
 
     it('locked, inactive, unknown and malformed accounts are refused', async () => {
       const locked = await mailbox();
-      await (await knex())(ctx.tables.accountState).insert({ account: locked, failed_attempts: 5, locked_until: clock.now + 60_000 });
+      await (
+        await knex()
+      )(ctx.tables.accountState).insert({ account: locked, failed_attempts: 5, locked_until: clock.now + 60_000 });
       const lockedErr = await failure(startApp(locked));
       expect([lockedErr.exitCode, lockedErr.code]).toEqual([75, 'locked']);
 
@@ -302,7 +393,11 @@ describeEachDb('enrolment core', (kind) => {
     it('once the temporary code was used at sign-in, the password suffices; expired unused, it is refused', async () => {
       const used = await mailbox();
       const temporary = await recoverWithCode(used);
-      expect(await accountTransaction(ctx, used, async (tx) => checkSecondFactor(tx, undefined, { form: 'temporary', value: temporary }, new Set(['temporary'])))).toBe('temporary');
+      expect(
+        await accountTransaction(ctx, used, async (tx) =>
+          checkSecondFactor(tx, undefined, { form: 'temporary', value: temporary }, new Set(['temporary'])),
+        ),
+      ).toBe('temporary');
       expect((await enrolmentPreflight(ctx, { email: used })).currentCode).toBeNull();
       await startApp(used);
 
@@ -333,8 +428,15 @@ describeEachDb('enrolment core', (kind) => {
       const done = await confirmEnrolment(ctx, { email, code: lastOutboxCode(outbox) });
       expect(done).toMatchObject({ method: 'sms', phone: '+45 ****3456', replaced: null });
       const factor = (await readFactor(await knex(), ctx.tables, email))!;
-      expect(factor).toMatchObject({ method: 'sms', secret_ct: null, phone_masked: '+45 ****3456', last_totp_step: null });
-      expect(new Vault(ctx.masterKey(), ctx.tables, ctx.now).open(ctx.tables.factor, 'phone_ct', email, factor.phone_ct!)).toBe('+4520123456');
+      expect(factor).toMatchObject({
+        method: 'sms',
+        secret_ct: null,
+        phone_masked: '+45 ****3456',
+        last_totp_step: null,
+      });
+      expect(
+        new Vault(ctx.masterKey(), ctx.tables, ctx.now).open(ctx.tables.factor, 'phone_ct', email, factor.phone_ct!),
+      ).toBe('+4520123456');
       expect(await rows(ctx.tables.challenge, email)).toEqual([]);
       expect(await rows(ctx.tables.enrolment, email)).toEqual([]);
       expect((await audit(email)).map((a) => a[0])).toEqual(['enable-send-code', 'enable-start', 'enable']);
@@ -343,7 +445,9 @@ describeEachDb('enrolment core', (kind) => {
     it('a bad phone number is refused (65) saying why, before anything is checked, sent or stored', async () => {
       const email = await mailbox();
       const before = outboxMessages(outbox).length;
-      const err = await failure(startEnrolment(ctx, { email, password: 'wrong too', method: 'sms', phone: '011-45-12345678' }));
+      const err = await failure(
+        startEnrolment(ctx, { email, password: 'wrong too', method: 'sms', phone: '011-45-12345678' }),
+      );
       expect([err.exitCode, err.code]).toEqual([65, 'bad_phone']);
       expect(err.message).toContain('Denmark');
       expect(err.message).not.toContain('12345678');
@@ -361,10 +465,25 @@ describeEachDb('enrolment core', (kind) => {
       const firstDone = await confirmEnrolment(ctx, { email, code: lastOutboxCode(outbox) });
 
       // --force: a new phone (proved with a recovery code of the current factor); its code goes to the new number.
-      await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4531123456', force: true, currentCode: firstDone.recoveryCodes[0] });
+      await startEnrolment(ctx, {
+        email,
+        password: PW,
+        method: 'sms',
+        phone: '+4531123456',
+        force: true,
+        currentCode: firstDone.recoveryCodes[0],
+      });
       const enrolCode = lastOutboxCode(outbox);
       expect(outboxMessages(outbox).at(-1)!.to).toBe('+4531123456');
-      const signIn = (c: string) => accountTransaction(ctx, email, async (tx) => checkSecondFactor(tx, await readFactor(tx.trx, ctx.tables, email), { form: 'digits', value: c }, new Set(['sms'])));
+      const signIn = (c: string) =>
+        accountTransaction(ctx, email, async (tx) =>
+          checkSecondFactor(
+            tx,
+            await readFactor(tx.trx, ctx.tables, email),
+            { form: 'digits', value: c },
+            new Set(['sms']),
+          ),
+        );
       expect(await signIn(enrolCode)).toBeNull();
 
       // A sign-in code texted to the OLD phone (send-code) cannot confirm the new one.
@@ -376,7 +495,9 @@ describeEachDb('enrolment core', (kind) => {
       const done = await confirmEnrolment(ctx, { email, code: enrolCode });
       expect(done).toMatchObject({ phone: '+45 ****3456', replaced: 'sms' });
       const factor = (await readFactor(await knex(), ctx.tables, email))!;
-      expect(new Vault(ctx.masterKey(), ctx.tables, ctx.now).open(ctx.tables.factor, 'phone_ct', email, factor.phone_ct!)).toBe('+4531123456');
+      expect(
+        new Vault(ctx.masterKey(), ctx.tables, ctx.now).open(ctx.tables.factor, 'phone_ct', email, factor.phone_ct!),
+      ).toBe('+4531123456');
     });
 
     it('only the newest enrolment code is valid; a used one is not accepted twice', async () => {
@@ -385,7 +506,8 @@ describeEachDb('enrolment core', (kind) => {
       const older = lastOutboxCode(outbox);
       await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
       const newer = lastOutboxCode(outbox);
-      if (older !== newer) expect((await failure(confirmEnrolment(ctx, { email, code: older }))).code).toBe('wrong_code');
+      if (older !== newer)
+        expect((await failure(confirmEnrolment(ctx, { email, code: older }))).code).toBe('wrong_code');
       await confirmEnrolment(ctx, { email, code: newer });
       expect((await failure(confirmEnrolment(ctx, { email, code: newer }))).code).toBe('no_pending_enrolment');
     });
@@ -393,7 +515,8 @@ describeEachDb('enrolment core', (kind) => {
     it('sends count toward the shared limit: the 4th start within 15 minutes is refused (75), changing nothing', async () => {
       const email = await mailbox();
       let third: StartedEnrolment | undefined;
-      for (let i = 0; i < 3; i++) third = await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
+      for (let i = 0; i < 3; i++)
+        third = await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
       const sent = outboxMessages(outbox).length;
       const pendingBefore = await rows(ctx.tables.enrolment, email);
       const challengesBefore = await rows(ctx.tables.challenge, email);
@@ -405,12 +528,18 @@ describeEachDb('enrolment core', (kind) => {
       expect(await rows(ctx.tables.enrolment, email)).toEqual(pendingBefore);
       expect(await rows(ctx.tables.challenge, email)).toEqual(challengesBefore);
       await confirmEnrolment(ctx, { email, code: lastOutboxCode(outbox), enrolmentId: third!.enrolmentId });
-      expect((await audit(email)).filter((a) => a[0] === 'enable-send-code').map((a) => a[1])).toEqual(['ok', 'ok', 'ok', 'refused']);
+      expect((await audit(email)).filter((a) => a[0] === 'enable-send-code').map((a) => a[1])).toEqual([
+        'ok',
+        'ok',
+        'ok',
+        'refused',
+      ]);
     });
 
     it('after the 15-minute window, sending works again', async () => {
       const email = await mailbox();
-      for (let i = 0; i < 3; i++) await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
+      for (let i = 0; i < 3; i++)
+        await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
       clock.advance(15 * 60_000);
       await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
       await confirmEnrolment(ctx, { email, code: lastOutboxCode(outbox) });
@@ -419,7 +548,18 @@ describeEachDb('enrolment core', (kind) => {
 
   it('the sign-out command runs after the commit, without a shell, with the address as an argument', async () => {
     const marker = join(tdb.dir, 'signed-out.txt');
-    const config = writeConfig(tdb.dir, 'command', { signOut: { action: 'command', command: [process.execPath, '-e', 'require("fs").appendFileSync(process.argv[1], process.argv[2] + "\\n")', marker, '{email}'] } });
+    const config = writeConfig(tdb.dir, 'command', {
+      signOut: {
+        action: 'command',
+        command: [
+          process.execPath,
+          '-e',
+          'require("fs").appendFileSync(process.argv[1], process.argv[2] + "\\n")',
+          marker,
+          '{email}',
+        ],
+      },
+    });
     const other = await testContext(tdb, { clock, configPath: config });
     try {
       const email = await mailbox();
@@ -428,7 +568,9 @@ describeEachDb('enrolment core', (kind) => {
       expect(done.signOut).toMatchObject({ action: 'command', ok: true });
       expect(readFileSync(marker, 'utf8')).toBe(`${email}\n`);
 
-      const broken = writeConfig(tdb.dir, 'broken', { signOut: { action: 'command', command: [join(tdb.dir, 'no-such-program'), '{email}'] } });
+      const broken = writeConfig(tdb.dir, 'broken', {
+        signOut: { action: 'command', command: [join(tdb.dir, 'no-such-program'), '{email}'] },
+      });
       const third = await testContext(tdb, { clock, configPath: broken });
       try {
         const email2 = await mailbox();

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { seal } from '../../src/crypto/box.js';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 import { checkKeys, generateKeyFile, loadNewKey, rotateKeys } from '../../src/core/keys.js';
 import { Vault } from '../../src/core/vault.js';
 import { generateTotpSecret } from '../../src/totp/totp.js';
@@ -40,7 +40,13 @@ describeEachDb('keys rotate at 100,000 rows', (kind) => {
         account: a,
         method: sms ? 'sms' : 'totp',
         secret_ct: sms ? null : seal(key, { table: t.factor, column: 'secret_ct', account: a }, generateTotpSecret()),
-        phone_ct: sms ? seal(key, { table: t.factor, column: 'phone_ct', account: a }, `+452012${String(i).padStart(4, '0').slice(-4)}`) : null,
+        phone_ct: sms
+          ? seal(
+              key,
+              { table: t.factor, column: 'phone_ct', account: a },
+              `+452012${String(i).padStart(4, '0').slice(-4)}`,
+            )
+          : null,
         phone_masked: sms ? '+45 ****3456' : null,
         key_id: key.id,
         enrolled_at: 1_700_000_000_000,
@@ -65,10 +71,19 @@ describeEachDb('keys rotate at 100,000 rows', (kind) => {
     const db = await ctx.db();
     const t = ctx.tables;
     const victim = account(CORRUPT_AT);
-    const donor = (await db.knex(t.factor).where({ account: account(CORRUPT_AT - 1) }).first()) as { secret_ct: string; phone_ct: string };
-    const original = (await db.knex(t.factor).where({ account: victim }).first()) as { secret_ct: string | null; phone_ct: string | null };
+    const donor = (await db
+      .knex(t.factor)
+      .where({ account: account(CORRUPT_AT - 1) })
+      .first()) as { secret_ct: string; phone_ct: string };
+    const original = (await db.knex(t.factor).where({ account: victim }).first()) as {
+      secret_ct: string | null;
+      phone_ct: string | null;
+    };
     // A ciphertext copied from another account (its AAD names that account): an integrity failure.
-    await db.knex(t.factor).where({ account: victim }).update({ secret_ct: donor.secret_ct ?? donor.phone_ct, phone_ct: null });
+    await db
+      .knex(t.factor)
+      .where({ account: victim })
+      .update({ secret_ct: donor.secret_ct ?? donor.phone_ct, phone_ct: null });
     try {
       const before = await dbSnapshot(ctx);
       const file = join(tdb.dir, 'never-used.key');

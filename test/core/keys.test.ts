@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { open, seal } from '../../src/crypto/box.js';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 import { storeFactor } from '../../src/core/factors.js';
 import { checkKeys, generateKeyFile, loadNewKey, rotateKeys } from '../../src/core/keys.js';
 import { Vault } from '../../src/core/vault.js';
@@ -29,7 +29,10 @@ interface Seeded {
 async function seed(ctx: Context): Promise<Seeded> {
   const db = await ctx.db();
   const vault = new Vault(ctx.masterKey(), ctx.tables, ctx.now);
-  const totp: Record<string, string> = { 'ann@example.com': generateTotpSecret(), 'ben@example.com': generateTotpSecret() };
+  const totp: Record<string, string> = {
+    'ann@example.com': generateTotpSecret(),
+    'ben@example.com': generateTotpSecret(),
+  };
   const phone = parsePhone('011-45-20123456');
   const pendingSecret = generateTotpSecret();
   let recoveryCode = '';
@@ -37,11 +40,20 @@ async function seed(ctx: Context): Promise<Seeded> {
   await inTransaction(db, ctx.tables, async (trx) => {
     for (const [account, secret] of Object.entries(totp)) {
       await lockAccountState(trx, ctx.tables, db.dialect, account);
-      const codes = await storeFactor(trx, ctx.tables, vault, ctx.now(), { account, method: 'totp', totpSecret: secret });
+      const codes = await storeFactor(trx, ctx.tables, vault, ctx.now(), {
+        account,
+        method: 'totp',
+        totpSecret: secret,
+      });
       recoveryCode ||= codes[0]!;
     }
     await lockAccountState(trx, ctx.tables, db.dialect, 'sms@example.com');
-    await storeFactor(trx, ctx.tables, vault, ctx.now(), { account: 'sms@example.com', method: 'sms', phoneE164: phone.e164, phoneMasked: phone.masked });
+    await storeFactor(trx, ctx.tables, vault, ctx.now(), {
+      account: 'sms@example.com',
+      method: 'sms',
+      phoneE164: phone.e164,
+      phoneMasked: phone.masked,
+    });
     await trx(ctx.tables.enrolment).insert({
       account: 'pending@example.com',
       id: 'enr-1',
@@ -93,12 +105,17 @@ describeEachDb('keys check / rotate', (kind) => {
     const t = ctx.tables;
     const ann = (await db.knex(t.factor).where({ account: 'ann@example.com' }).first()) as { secret_ct: string };
     const ben = (await db.knex(t.factor).where({ account: 'ben@example.com' }).first()) as { secret_ct: string };
-    const pending = (await db.knex(t.enrolment).where({ account: 'pending@example.com' }).first()) as { secret_ct: string };
+    const pending = (await db.knex(t.enrolment).where({ account: 'pending@example.com' }).first()) as {
+      secret_ct: string;
+    };
     // ben: ann's (valid) ciphertext copied over; the pending enrolment: one flipped character. The factor table is
     // re-encrypted and written before the enrolment table is reached, so the rollback has real work to undo.
     const last = pending.secret_ct.at(-1) === 'A' ? 'B' : 'A';
     await db.knex(t.factor).where({ account: 'ben@example.com' }).update({ secret_ct: ann.secret_ct });
-    await db.knex(t.enrolment).where({ account: 'pending@example.com' }).update({ secret_ct: pending.secret_ct.slice(0, -1) + last });
+    await db
+      .knex(t.enrolment)
+      .where({ account: 'pending@example.com' })
+      .update({ secret_ct: pending.secret_ct.slice(0, -1) + last });
     try {
       const before = await dbSnapshot(ctx);
       const file = join(tdb.dir, 'corrupt-case.key');
@@ -112,7 +129,8 @@ describeEachDb('keys check / rotate', (kind) => {
       expect(e.message).toContain('mail2fa_enrolment.secret_ct of pending@example.com');
       expect(e.message).toContain('2 stored values');
       expect(e.message).not.toContain(ann.secret_ct.slice(20, 40));
-      for (const s of [...Object.values(seeded.totp), seeded.pendingSecret]) expect(`${e.message}${e.hint}`).not.toContain(s);
+      for (const s of [...Object.values(seeded.totp), seeded.pendingSecret])
+        expect(`${e.message}${e.hint}`).not.toContain(s);
       expect(await dbSnapshot(ctx)).toEqual(before);
 
       const check = await checkKeys(ctx);
@@ -132,7 +150,14 @@ describeEachDb('keys check / rotate', (kind) => {
     const oldId = ctx.masterKey().id;
     const progress: number[] = [];
     const report = await rotateKeys(ctx, loadNewKey(file), { onProgress: (p) => progress.push(p.done) });
-    expect(report).toMatchObject({ ok: true, fromKeyId: oldId, toKeyId: created.keyId, reencrypted: 5, alreadyNew: 0, rows: 5 });
+    expect(report).toMatchObject({
+      ok: true,
+      fromKeyId: oldId,
+      toKeyId: created.keyId,
+      reencrypted: 5,
+      alreadyNew: 0,
+      rows: 5,
+    });
     expect(progress.at(-1)).toBe(5);
 
     const db = await ctx.db();
@@ -150,13 +175,30 @@ describeEachDb('keys check / rotate', (kind) => {
       expect(next.masterKey().id).toBe(created.keyId);
       expect((await checkKeys(next)).ok).toBe(true);
       const ann = (await db.knex(t.factor).where({ account: 'ann@example.com' }).first()) as { secret_ct: string };
-      expect(open(next.masterKey(), { table: t.factor, column: 'secret_ct', account: 'ann@example.com' }, ann.secret_ct)).toBe(seeded.totp['ann@example.com']);
+      expect(
+        open(next.masterKey(), { table: t.factor, column: 'secret_ct', account: 'ann@example.com' }, ann.secret_ct),
+      ).toBe(seeded.totp['ann@example.com']);
       const sms = (await db.knex(t.factor).where({ account: 'sms@example.com' }).first()) as { phone_ct: string };
-      expect(open(next.masterKey(), { table: t.factor, column: 'phone_ct', account: 'sms@example.com' }, sms.phone_ct)).toBe(seeded.phone);
-      const pending = (await db.knex(t.enrolment).where({ account: 'pending@example.com' }).first()) as { secret_ct: string };
-      expect(open(next.masterKey(), { table: t.enrolment, column: 'secret_ct', account: 'pending@example.com' }, pending.secret_ct)).toBe(seeded.pendingSecret);
+      expect(
+        open(next.masterKey(), { table: t.factor, column: 'phone_ct', account: 'sms@example.com' }, sms.phone_ct),
+      ).toBe(seeded.phone);
+      const pending = (await db.knex(t.enrolment).where({ account: 'pending@example.com' }).first()) as {
+        secret_ct: string;
+      };
+      expect(
+        open(
+          next.masterKey(),
+          { table: t.enrolment, column: 'secret_ct', account: 'pending@example.com' },
+          pending.secret_ct,
+        ),
+      ).toBe(seeded.pendingSecret);
       // The recovery code handed out before the rotation still matches its stored hash.
-      const hash = await new Vault(next.masterKey(), t, next.now).hash(db.knex, 'recovery', 'ann@example.com', seeded.recoveryCode);
+      const hash = await new Vault(next.masterKey(), t, next.now).hash(
+        db.knex,
+        'recovery',
+        'ann@example.com',
+        seeded.recoveryCode,
+      );
       const row = await db.knex(t.recoveryCode).where({ account: 'ann@example.com', code_hash: hash }).first();
       expect(row).toBeTruthy();
 
@@ -184,8 +226,16 @@ describeEachDb('keys check / rotate', (kind) => {
     const late = generateTotpSecret();
     await addMailbox(ctx, 'late@example.com');
     await db.knex(t.factor).insert({
-      account: 'late@example.com', method: 'totp', secret_ct: seal(ctx.masterKey(), { table: t.factor, column: 'secret_ct', account: 'late@example.com' }, late),
-      phone_ct: null, phone_masked: null, key_id: ctx.masterKey().id, enrolled_at: ctx.now(), last_used_at: null, last_totp_step: null, version: 0,
+      account: 'late@example.com',
+      method: 'totp',
+      secret_ct: seal(ctx.masterKey(), { table: t.factor, column: 'secret_ct', account: 'late@example.com' }, late),
+      phone_ct: null,
+      phone_masked: null,
+      key_id: ctx.masterKey().id,
+      enrolled_at: ctx.now(),
+      last_used_at: null,
+      last_totp_step: null,
+      version: 0,
     });
     const next = await testContext(tdb, { clock, env: keyEnv(file) });
     try {

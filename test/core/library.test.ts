@@ -12,7 +12,14 @@ import { Mail2faError, openMail2fa, type Mail2fa } from '../../src/index.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { TEST_KEY, addMailbox, testClock, testContext } from '../helpers/context.js';
-import { accountState, enrolSms, enrolTotp, issueTemporaryCode, sendSignInCode, wrongTotp } from '../helpers/seed-2fa.js';
+import {
+  accountState,
+  enrolSms,
+  enrolTotp,
+  issueTemporaryCode,
+  sendSignInCode,
+  wrongTotp,
+} from '../helpers/seed-2fa.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const README_PART = join(ROOT, 'docs', 'sign-in.md');
@@ -25,9 +32,17 @@ function readmeExample(name: string): string {
   return m[1]!;
 }
 
-function runNode(file: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runNode(
+  file: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [file, ...args], { env, cwd: join(file, '..'), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [file, ...args], {
+      env,
+      cwd: join(file, '..'),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -52,7 +67,12 @@ describeEachDb('library', (kind) => {
   beforeAll(async () => {
     tdb = await createTestDb(kind);
     ctx = await testContext(tdb, { clock });
-    mfa = await openMail2fa({ config: { db: { url: tdb.url } }, env: { MAIL2FA_KEY: TEST_KEY }, clock: () => clock.now, actor: 'webmail' });
+    mfa = await openMail2fa({
+      config: { db: { url: tdb.url } },
+      env: { MAIL2FA_KEY: TEST_KEY },
+      clock: () => clock.now,
+      actor: 'webmail',
+    });
   });
   afterAll(async () => {
     await mfa?.close();
@@ -65,8 +85,24 @@ describeEachDb('library', (kind) => {
       const a = await enrolTotp(ctx, fresh());
       const code = totpCode(a.secret, clock.now);
       expect(await mfa.requiresCode(a.email)).toBe(true);
-      expect(await mfa.verifyCode(a.email, code)).toEqual({ ok: true, outcome: 'accepted', email: a.email, kind: 'totp', recoveryCodesLeft: 10, sessionsRevokedAt: null });
-      expect(await mfa.verifyCode(a.email, code)).toEqual({ ok: false, outcome: 'rejected', email: a.email, reason: 'wrong_code', message: 'wrong, expired or already used code', failedAttempts: 1, lockedUntil: null, sessionsRevokedAt: null });
+      expect(await mfa.verifyCode(a.email, code)).toEqual({
+        ok: true,
+        outcome: 'accepted',
+        email: a.email,
+        kind: 'totp',
+        recoveryCodesLeft: 10,
+        sessionsRevokedAt: null,
+      });
+      expect(await mfa.verifyCode(a.email, code)).toEqual({
+        ok: false,
+        outcome: 'rejected',
+        email: a.email,
+        reason: 'wrong_code',
+        message: 'wrong, expired or already used code',
+        failedAttempts: 1,
+        lockedUntil: null,
+        sessionsRevokedAt: null,
+      });
       const db = await ctx.db();
       const actors = (await db.knex(ctx.tables.audit).where({ account: a.email }).pluck('actor')) as string[];
       expect(actors).toEqual(['webmail', 'webmail']);
@@ -76,14 +112,22 @@ describeEachDb('library', (kind) => {
       const s = await enrolSms(ctx, fresh());
       const sms = await sendSignInCode(ctx, s.email);
       expect(await mfa.verifyCode(s.email, sms)).toMatchObject({ ok: true, kind: 'sms' });
-      expect(await mfa.verifyCode(s.email, s.recoveryCodes[0]!)).toMatchObject({ ok: true, kind: 'recovery', recoveryCodesLeft: 9 });
+      expect(await mfa.verifyCode(s.email, s.recoveryCodes[0]!)).toMatchObject({
+        ok: true,
+        kind: 'recovery',
+        recoveryCodesLeft: 9,
+      });
       const t = await enrolTotp(ctx, fresh());
       const temp = await issueTemporaryCode(ctx, t.email);
       expect(await mfa.requiresCode(t.email)).toBe(true);
       expect(await mfa.verifyCode(t.email, temp)).toMatchObject({ ok: true, kind: 'temporary' });
       // Until a new factor is enrolled, 2FA stays required (recover's marker), and the used code is refused.
       expect(await mfa.requiresCode(t.email)).toBe(true);
-      expect(await mfa.verifyCode(t.email, temp)).toMatchObject({ ok: false, outcome: 'rejected', reason: 'wrong_code' });
+      expect(await mfa.verifyCode(t.email, temp)).toMatchObject({
+        ok: false,
+        outcome: 'rejected',
+        reason: 'wrong_code',
+      });
     });
 
     it('locked, malformed and unknown are data too; times are Dates', async () => {
@@ -91,14 +135,20 @@ describeEachDb('library', (kind) => {
       for (let i = 0; i < 5; i++) await mfa.verifyCode(a.email, wrongTotp(a.secret, clock.now));
       const locked = await mfa.verifyCode(a.email, totpCode(a.secret, clock.now));
       expect(locked).toMatchObject({ ok: false, outcome: 'locked' });
-      expect(locked.ok === false && locked.outcome === 'locked' && locked.lockedUntil.getTime()).toBe(clock.now + 15 * 60_000);
+      expect(locked.ok === false && locked.outcome === 'locked' && locked.lockedUntil.getTime()).toBe(
+        clock.now + 15 * 60_000,
+      );
       expect((await mfa.status(a.email)).lockedUntil).not.toBeNull();
       clock.advance(15 * 60_000);
       expect(await mfa.verifyCode(a.email, totpCode(a.secret, clock.now))).toMatchObject({ ok: true });
 
-      for (const bad of ['12345', ' 123456', '１２３４５６', '']) expect(await mfa.verifyCode(a.email, bad)).toMatchObject({ ok: false, outcome: 'malformed' });
+      for (const bad of ['12345', ' 123456', '１２３４５６', ''])
+        expect(await mfa.verifyCode(a.email, bad)).toMatchObject({ ok: false, outcome: 'malformed' });
       expect(await mfa.verifyCode('bad address', '123456')).toMatchObject({ ok: false, outcome: 'malformed' });
-      expect(await mfa.verifyCode('ghost@example.com', '123456')).toMatchObject({ ok: false, outcome: 'unknown_account' });
+      expect(await mfa.verifyCode('ghost@example.com', '123456')).toMatchObject({
+        ok: false,
+        outcome: 'unknown_account',
+      });
       expect((await accountState(ctx, a.email)).failed).toBe(0);
       expect(await mfa.status('ghost@example.com')).toMatchObject({ state: 'unknown' });
       // Fail closed, and no exception: an unknown or malformed address needs a code, which verifyCode then refuses.
@@ -109,10 +159,19 @@ describeEachDb('library', (kind) => {
 
     it('status and sessionsRevokedAt', async () => {
       const a = await enrolTotp(ctx, fresh());
-      expect(await mfa.status(a.email)).toMatchObject({ email: a.email, state: 'ok', enabled: true, method: 'totp', recoveryCodesLeft: 10 });
+      expect(await mfa.status(a.email)).toMatchObject({
+        email: a.email,
+        state: 'ok',
+        enabled: true,
+        method: 'totp',
+        recoveryCodesLeft: 10,
+      });
       expect(await mfa.sessionsRevokedAt(a.email)).toBeNull();
       const db = await ctx.db();
-      await db.knex(ctx.tables.accountState).where({ account: a.email }).update({ sessions_revoked_at: clock.now + 123 });
+      await db
+        .knex(ctx.tables.accountState)
+        .where({ account: a.email })
+        .update({ sessions_revoked_at: clock.now + 123 });
       expect(await mfa.sessionsRevokedAt(a.email)).toEqual(new Date(clock.now + 123));
       const other = fresh();
       await addMailbox(ctx, other);
@@ -121,7 +180,10 @@ describeEachDb('library', (kind) => {
     });
 
     it('configuration problems throw at open, with an exit code and no secret', async () => {
-      const err = await openMail2fa({ config: { db: { url: tdb.url }, nonsense: 1 }, env: { MAIL2FA_KEY: TEST_KEY } }).catch((e: unknown) => e);
+      const err = await openMail2fa({
+        config: { db: { url: tdb.url }, nonsense: 1 },
+        env: { MAIL2FA_KEY: TEST_KEY },
+      }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(Mail2faError);
       expect(err).toMatchObject({ exitCode: 78 });
       const keyErr = await openMail2fa({ db: tdb.url, env: { MAIL2FA_KEY: 'short' } }).catch((e: unknown) => e);
@@ -155,31 +217,58 @@ describeEachDb('library', (kind) => {
       const code = totpCode(a.secret, Date.now());
       const first = await runNode(script, [a.email, code], env);
       expect(first.stderr).toBe('');
-      expect(first).toMatchObject({ code: 0, stdout: 'accepted (totp), 10 recovery codes left\nsessions revoked: never\n' });
+      expect(first).toMatchObject({
+        code: 0,
+        stdout: 'accepted (totp), 10 recovery codes left\nsessions revoked: never\n',
+      });
       const again = await runNode(script, [a.email, code], env);
-      expect(again).toMatchObject({ code: 1, stdout: 'rejected: wrong, expired or already used code\nsessions revoked: never\n' });
+      expect(again).toMatchObject({
+        code: 1,
+        stdout: 'rejected: wrong, expired or already used code\nsessions revoked: never\n',
+      });
 
       const rc = await runNode(script, [a.email, a.recoveryCodes[2]!], env);
-      expect(rc).toMatchObject({ code: 0, stdout: 'accepted (recovery), 9 recovery codes left\nsessions revoked: never\n' });
+      expect(rc).toMatchObject({
+        code: 0,
+        stdout: 'accepted (recovery), 9 recovery codes left\nsessions revoked: never\n',
+      });
 
       const off = fresh();
       await addMailbox(ctx, off);
       const db = await ctx.db();
-      await db.knex(ctx.tables.accountState).insert({ account: off, failed_attempts: 0, sessions_revoked_at: Date.UTC(2026, 0, 2, 3, 4, 5, 678) });
-      expect(await runNode(script, [off, '123456'], env)).toMatchObject({ code: 0, stdout: `${off}: 2FA is off, no code needed\nsessions revoked: 2026-01-02T03:04:05.678Z\n` });
+      await db
+        .knex(ctx.tables.accountState)
+        .insert({ account: off, failed_attempts: 0, sessions_revoked_at: Date.UTC(2026, 0, 2, 3, 4, 5, 678) });
+      expect(await runNode(script, [off, '123456'], env)).toMatchObject({
+        code: 0,
+        stdout: `${off}: 2FA is off, no code needed\nsessions revoked: 2026-01-02T03:04:05.678Z\n`,
+      });
     });
 
     it('an unknown or malformed address is an answer, not a stack trace', async () => {
       const ghost = await runNode(script, ['ghost@example.com', '123456'], env);
-      expect(ghost).toMatchObject({ code: 1, stderr: '', stdout: 'rejected: unknown account: ghost@example.com\nsessions revoked: never\n' });
+      expect(ghost).toMatchObject({
+        code: 1,
+        stderr: '',
+        stdout: 'rejected: unknown account: ghost@example.com\nsessions revoked: never\n',
+      });
       const bad = await runNode(script, ['not an address', '123456'], env);
-      expect(bad).toMatchObject({ code: 1, stderr: '', stdout: expect.stringMatching(/^rejected: invalid email address "not an address": contains whitespace\nsessions revoked: never\n$/) });
+      expect(bad).toMatchObject({
+        code: 1,
+        stderr: '',
+        stdout: expect.stringMatching(
+          /^rejected: invalid email address "not an address": contains whitespace\nsessions revoked: never\n$/,
+        ),
+      });
     });
 
     it('reports a lock', async () => {
       const a = await enrolTotp(ctx, fresh());
       const db = await ctx.db();
-      await db.knex(ctx.tables.accountState).where({ account: a.email }).update({ failed_attempts: 5, locked_until: Date.now() + 600_000 });
+      await db
+        .knex(ctx.tables.accountState)
+        .where({ account: a.email })
+        .update({ failed_attempts: 5, locked_until: Date.now() + 600_000 });
       const r = await runNode(script, [a.email, totpCode(a.secret, Date.now())], env);
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(/^locked until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z\n/);

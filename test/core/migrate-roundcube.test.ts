@@ -13,7 +13,13 @@ import { base32, pluginJson } from '../../src/stores/roundcube-plugin.js';
 import { rcubeEncrypt } from '../../src/stores/rcube-crypto.js';
 import { createTestDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext } from '../helpers/context.js';
-import { createRoundcubeDb, describeRoundcubeEachDb, roundcubeConfigDir, runOracle, type RoundcubeDb } from '../helpers/roundcube.js';
+import {
+  createRoundcubeDb,
+  describeRoundcubeEachDb,
+  roundcubeConfigDir,
+  runOracle,
+  type RoundcubeDb,
+} from '../helpers/roundcube.js';
 import { insertUser, openRoundcubeStore, preferencesOf } from '../helpers/roundcube-store.js';
 
 const DES_KEY = 'Rc-test-des-key-0123456!';
@@ -21,7 +27,11 @@ const rcConf = roundcubeConfigDir();
 afterAll(() => rcConf.cleanup());
 
 function encryptedPrefs(secret: string, before = 's:8:"timezone";s:3:"UTC";'): string {
-  const blob = rcubeEncrypt({ desKey: Buffer.from(DES_KEY), cipher: 'aes-256-cbc' }, Buffer.from(pluginJson({ secret, activate: true, recoveryCodes: ['ABCDEFGHIJ'], order: [] })), randomBytes);
+  const blob = rcubeEncrypt(
+    { desKey: Buffer.from(DES_KEY), cipher: 'aes-256-cbc' },
+    Buffer.from(pluginJson({ secret, activate: true, recoveryCodes: ['ABCDEFGHIJ'], order: [] })),
+    randomBytes,
+  );
   return `a:2:{${before}s:24:"twofactor_gauthenticator";s:${blob.length}:"${blob}";}`;
 }
 
@@ -48,7 +58,12 @@ describeRoundcubeEachDb('migrate-from roundcube', (kind) => {
       b: await insertUser(rc, 'b@example.com', 'localhost', encryptedPrefs(secrets.b, 's:9:"signature";s:7:"Grüße";')),
       c: await insertUser(rc, 'c@example.com', 'localhost', encryptedPrefs(secrets.c)),
       gone: await insertUser(rc, 'gone@example.com', 'localhost', encryptedPrefs(base32(randomBytes(20)))),
-      bad: await insertUser(rc, 'bad@example.com', 'localhost', 'a:1:{s:24:"twofactor_gauthenticator";s:8:"garbage!";}'),
+      bad: await insertUser(
+        rc,
+        'bad@example.com',
+        'localhost',
+        'a:1:{s:24:"twofactor_gauthenticator";s:8:"garbage!";}',
+      ),
     };
     const before = await preferencesOf(rc, ids.b);
     const options = { des_key: DES_KEY, cipher_method: 'AES-256-CBC', pref_encrypt: true };
@@ -81,17 +96,34 @@ describeRoundcubeEachDb('migrate-from roundcube', (kind) => {
     // Same secret, sealed in mail2fa's store.
     const vault = new Vault(ctx.masterKey(), ctx.tables, ctx.now);
     const db = await ctx.db();
-    for (const [email, secret] of [['a@example.com', secrets.a], ['b@example.com', secrets.b], ['c@example.com', secrets.c]] as const) {
+    for (const [email, secret] of [
+      ['a@example.com', secrets.a],
+      ['b@example.com', secrets.b],
+      ['c@example.com', secrets.c],
+    ] as const) {
       const f = (await readFactor(db.knex, ctx.tables, email))!;
       expect(vault.open(ctx.tables.factor, 'secret_ct', email, f.secret_ct!)).toBe(secret);
     }
-    const audit = (await db.knex(ctx.tables.audit).where({ action: 'migrate-from' }).select('account', 'detail')) as Array<{ account: string | null; detail: string }>;
+    const audit = (await db
+      .knex(ctx.tables.audit)
+      .where({ action: 'migrate-from' })
+      .select('account', 'detail')) as Array<{ account: string | null; detail: string }>;
     expect(audit.map((r) => r.account)).toEqual(['a@example.com', 'b@example.com', 'c@example.com', null]);
     expect(audit.map((r) => r.detail).join()).not.toMatch(new RegExp(`${secrets.a}|${secrets.b}|${secrets.c}`));
 
     // Roundcube reads no 2FA and every other setting exactly as before; the unmigrated rows are untouched.
     expect((await preferencesOf(rc, ids.b))!.toString()).toBe('a:1:{s:9:"signature";s:7:"Grüße";}');
-    const rows = await runOracle<{ pluginRaw: string }>(rcConf.dir, [ids.a, ids.b, ids.gone, ids.bad].map((userId) => ({ op: 'read', dsn: rc.dsn, userId, desKey: DES_KEY, cipher: 'AES-256-CBC', encrypt: true })));
+    const rows = await runOracle<{ pluginRaw: string }>(
+      rcConf.dir,
+      [ids.a, ids.b, ids.gone, ids.bad].map((userId) => ({
+        op: 'read',
+        dsn: rc.dsn,
+        userId,
+        desKey: DES_KEY,
+        cipher: 'AES-256-CBC',
+        encrypt: true,
+      })),
+    );
     expect(rows.map((r) => r.pluginRaw)).toEqual(['absent', 'absent', 'string', 'string']);
 
     // A re-run finds nothing left to do.

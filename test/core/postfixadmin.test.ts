@@ -9,14 +9,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { doctor } from '../../src/core/doctor.js';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 import { readFactor, storeFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
 import { migrateFromPostfixadmin } from '../../src/core/postfixadmin.js';
 import { parsePostfixadminSecret } from '../../src/stores/postfixadmin.js';
 import { recoverAccount } from '../../src/core/recover.js';
 import { statusBatches, type StatusRow, type StatusSelection } from '../../src/core/status.js';
-import { checkSecondFactor, factorSecret } from '../../src/core/verification.js';
+import { checkSecondFactor, factorSecret } from '../../src/core/factor-check.js';
 import { Vault } from '../../src/core/vault.js';
 import { inTransaction, lockAccountState } from '../../src/db/tx.js';
 import { generateTotpSecret, totpCode } from '../../src/totp/totp.js';
@@ -94,7 +94,8 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     const t = ctx.tables;
     await db.knex.schema.dropTableIfExists('mailbox');
     for (const sql of postfixadminMailboxDdl(db.dialect)) await db.knex.raw(sql);
-    for (const table of [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.accountState, t.audit]) await db.knex(table).delete();
+    for (const table of [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.accountState, t.audit])
+      await db.knex(table).delete();
     const secrets: Record<string, string> = {
       'jane@example.com': base32(randomBytes(64)), // what PostfixAdmin 4 (OTPHP) generates
       'User@example.com': base32(randomBytes(20)),
@@ -117,7 +118,11 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     await db.knex('mailbox').insert(rows);
     await inTransaction(db, t, async (trx) => {
       await lockAccountState(trx, t, db.dialect, 'enrolled@example.com');
-      await storeFactor(trx, t, new Vault(ctx.masterKey(), t, ctx.now), ctx.now(), { account: 'enrolled@example.com', method: 'totp', totpSecret: generateTotpSecret() });
+      await storeFactor(trx, t, new Vault(ctx.masterKey(), t, ctx.now), ctx.now(), {
+        account: 'enrolled@example.com',
+        method: 'totp',
+        totpSecret: generateTotpSecret(),
+      });
     });
     fx = { secrets };
   });
@@ -125,24 +130,51 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
   async function collect(selection: StatusSelection): Promise<StatusRow[]> {
     const db = await ctx.db();
     const rows: StatusRow[] = [];
-    for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() }, selection)) rows.push(...batch);
+    for await (const batch of statusBatches(
+      { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() },
+      selection,
+    ))
+      rows.push(...batch);
     return rows;
   }
 
   const plaintext = async (username: string): Promise<string | null | undefined> => {
     const db = await ctx.db();
-    const rows = (await db.knex('mailbox').select('username', 'totp_secret')) as { username: string; totp_secret: string | null }[];
+    const rows = (await db.knex('mailbox').select('username', 'totp_secret')) as {
+      username: string;
+      totp_secret: string | null;
+    }[];
     return rows.find((r) => r.username === username)?.totp_secret;
   };
 
   if (kind === 'mariadb') {
     it('the table is the real thing: latin1_general_ci, case-insensitive and PAD SPACE on username', async () => {
       const db = await ctx.db();
-      const [cols] = (await db.knex.raw('SHOW FULL COLUMNS FROM mailbox')) as [{ Field: string; Collation: string | null }[]];
+      const [cols] = (await db.knex.raw('SHOW FULL COLUMNS FROM mailbox')) as [
+        { Field: string; Collation: string | null }[],
+      ];
       const by = Object.fromEntries(cols.map((c) => [c.Field, c.Collation]));
       expect(by.username).toBe('latin1_general_ci');
       expect(by.totp_secret).toMatch(/^utf8mb4_/);
-      expect(cols.map((c) => c.Field)).toEqual(['username', 'password', 'name', 'maildir', 'quota', 'local_part', 'domain', 'created', 'modified', 'active', 'smtp_active', 'phone', 'email_other', 'token', 'token_validity', 'password_expiry', 'totp_secret']);
+      expect(cols.map((c) => c.Field)).toEqual([
+        'username',
+        'password',
+        'name',
+        'maildir',
+        'quota',
+        'local_part',
+        'domain',
+        'created',
+        'modified',
+        'active',
+        'smtp_active',
+        'phone',
+        'email_other',
+        'token',
+        'token_validity',
+        'password_expiry',
+        'totp_secret',
+      ]);
       // Both of these collide with existing rows under the collation.
       await expect(db.knex('mailbox').insert(mailbox('user@example.com', null))).rejects.toThrow(/Duplicate entry/);
       await expect(db.knex('mailbox').insert(mailbox('jane@example.com ', null))).rejects.toThrow(/Duplicate entry/);
@@ -150,7 +182,9 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
   }
 
   it('status reports PostfixAdmin TOTP as enabled (method totp, source postfixadmin), exactly per address', async () => {
-    const all = Object.fromEntries((await collect({ kind: 'all' })).map((r) => [r.email, [r.enabled, r.method, r.source]]));
+    const all = Object.fromEntries(
+      (await collect({ kind: 'all' })).map((r) => [r.email, [r.enabled, r.method, r.source]]),
+    );
     expect(all['jane@example.com']).toEqual([true, 'totp', 'postfixadmin']);
     expect(all['User@example.com']).toEqual([true, 'totp', 'postfixadmin']);
     expect(all['bob@example.com']).toEqual([false, null, null]);
@@ -160,18 +194,37 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     // Per store: sources, weak (80-bit) secrets, activated vs enforced, unparsable values.
     const byEmail = new Map((await collect({ kind: 'all' })).map((r) => [r.email, r]));
     const short = byEmail.get('short@example.com')!;
-    expect([short.sources, short.enforced, short.stores[0]!.factors]).toEqual([['postfixadmin'], true, [{ kind: 'totp', active: true, weak: true, ref: 'mailbox.totp_secret' }]]);
+    expect([short.sources, short.enforced, short.stores[0]!.factors]).toEqual([
+      ['postfixadmin'],
+      true,
+      [{ kind: 'totp', active: true, weak: true, ref: 'mailbox.totp_secret' }],
+    ]);
     expect(byEmail.get('jane@example.com')!.stores[0]!.factors[0]!.weak).toBeUndefined();
     const idle = byEmail.get('idle@example.com')!;
-    expect([idle.enabled, idle.enforced, idle.stores[0]!.notEnforced]).toEqual([true, false, ['the mailbox is inactive: nobody signs in to it']]);
-    expect(byEmail.get('tiny@example.com')!.stores[0]!.problems).toEqual(['mailbox.totp_secret: secret is 8 bytes; mail2fa accepts 10-64 bytes (80-512 bits)']);
+    expect([idle.enabled, idle.enforced, idle.stores[0]!.notEnforced]).toEqual([
+      true,
+      false,
+      ['the mailbox is inactive: nobody signs in to it'],
+    ]);
+    expect(byEmail.get('tiny@example.com')!.stores[0]!.problems).toEqual([
+      'mailbox.totp_secret: secret is 8 bytes; mail2fa accepts 10-64 bytes (80-512 bits)',
+    ]);
     // Enrolled in mail2fa AND still holding a PostfixAdmin secret: both stores enforce a code; mail2fa's comes first.
     const enrolled = byEmail.get('enrolled@example.com')!;
     expect([enrolled.source, enrolled.sources]).toEqual(['mail2fa', ['mail2fa', 'postfixadmin']]);
-    expect(enrolled.stores[0]).toEqual({ store: 'mail2fa', kind: 'mail2fa', activated: true, enforced: true, factors: [{ kind: 'totp', active: true }] });
+    expect(enrolled.stores[0]).toEqual({
+      store: 'mail2fa',
+      kind: 'mail2fa',
+      activated: true,
+      enforced: true,
+      factors: [{ kind: 'totp', active: true }],
+    });
     expect(byEmail.get('bob@example.com')).toMatchObject({ sources: [], stores: [], enforced: false });
 
-    const rows = await collect({ kind: 'emails', emails: ['user@example.com', 'User@example.com', 'trail@example.com', 'mixed@example.com', 'JANE@example.com'] });
+    const rows = await collect({
+      kind: 'emails',
+      emails: ['user@example.com', 'User@example.com', 'trail@example.com', 'mixed@example.com', 'JANE@example.com'],
+    });
     expect(rows.map((r) => [r.email, r.state, r.enabled, r.source])).toEqual([
       kind !== 'mariadb' ? ['user@example.com', 'ok', false, null] : ['user@example.com', 'unknown', null, null],
       ['User@example.com', 'ok', true, 'postfixadmin'],
@@ -216,17 +269,30 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     const t = ctx.tables;
     const go = async () => {};
     // Lower-case spelling: MariaDB has no such mailbox (67); SQLite and PostgreSQL have one without 2FA. None touches User@.
-    const lower = await recoverAccount(ctx, { email: 'user@example.com', ticket: 'T-100' }, go).catch((e: unknown) => e);
+    const lower = await recoverAccount(ctx, { email: 'user@example.com', ticket: 'T-100' }, go).catch(
+      (e: unknown) => e,
+    );
     if (kind === 'mariadb') expect((lower as Mail2faError).exitCode).toBe(67);
     else expect(lower).toMatchObject({ outcome: 'nothing-to-recover' });
     expect(await plaintext('User@example.com')).toBe(fx.secrets['User@example.com']);
 
     const r = await recoverAccount(ctx, { email: 'User@example.com', ticket: 'T-101', reason: 'lost phone' }, go);
-    expect(r).toMatchObject({ outcome: 'recovered', before: { postfixadminTotp: true }, removed: { method: null, postfixadminTotp: true } });
+    expect(r).toMatchObject({
+      outcome: 'recovered',
+      before: { postfixadminTotp: true },
+      removed: { method: null, postfixadminTotp: true },
+    });
     expect(await plaintext('User@example.com')).toBeNull();
-    const audit = (await db.knex(t.audit).where({ action: 'recover', account: 'User@example.com' }).first()) as { ticket: string; detail: string };
+    const audit = (await db.knex(t.audit).where({ action: 'recover', account: 'User@example.com' }).first()) as {
+      ticket: string;
+      detail: string;
+    };
     expect(audit.ticket).toBe('T-101');
-    expect(JSON.parse(audit.detail)).toMatchObject({ postfixadminTotpCleared: true, 'store:mail2fa': 'nothing', 'store:postfixadmin': 'changed' });
+    expect(JSON.parse(audit.detail)).toMatchObject({
+      postfixadminTotpCleared: true,
+      'store:mail2fa': 'nothing',
+      'store:postfixadmin': 'changed',
+    });
     expect(audit.detail).not.toContain(fx.secrets['User@example.com']!);
 
     // jane: migrated without clearing, so the lost phone's secret lives in both places; recover removes both.
@@ -244,7 +310,17 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
   it('dry run: reports per account (no secrets) what would happen, refuses for invalid rows, changes nothing', async () => {
     const before = await dbSnapshot(ctx);
     const r = await migrateFromPostfixadmin(ctx, { dryRun: true, clearPlaintext: true, skipInvalid: false });
-    expect(r).toMatchObject({ ok: false, dryRun: true, refused: true, found: 9, migrated: 0, skipped: 1, invalid: 4, cleared: 0, source: 'mailbox.totp_secret' });
+    expect(r).toMatchObject({
+      ok: false,
+      dryRun: true,
+      refused: true,
+      found: 9,
+      migrated: 0,
+      skipped: 1,
+      invalid: 4,
+      cleared: 0,
+      source: 'mailbox.totp_secret',
+    });
     const outcome = Object.fromEntries(r.accounts.map((a) => [a.email, a.outcome]));
     expect(outcome).toEqual({
       'User@example.com': 'migrate',
@@ -284,7 +360,12 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
 
     for (const account of ['jane@example.com', 'User@example.com', 'idle@example.com', 'short@example.com']) {
       const factor = await readFactor(db.knex, t, account);
-      expect(factor).toMatchObject({ method: 'totp', key_id: ctx.masterKey().id, phone_ct: null, last_totp_step: null });
+      expect(factor).toMatchObject({
+        method: 'totp',
+        key_id: ctx.masterKey().id,
+        phone_ct: null,
+        last_totp_step: null,
+      });
       expect(factor!.secret_ct).not.toContain(fx.secrets[account]!.slice(0, 12));
       expect(await plaintext(account)).toBe(fx.secrets[account]); // still there: PostfixAdmin still enforces it
       const codes = await db.knex(t.recoveryCode).where({ account }).count({ n: '*' }).first();
@@ -300,15 +381,32 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     }
     expect(await readFactor(db.knex, t, 'user@example.com')).toBeUndefined();
     expect(await readFactor(db.knex, t, 'enrolled@example.com')).toEqual(enrolledBefore);
-    for (const invalid of ['tiny@example.com', 'Mixed@Example.COM', 'trail@example.com ', 'trail@example.com']) expect(await readFactor(db.knex, t, invalid)).toBeUndefined();
+    for (const invalid of ['tiny@example.com', 'Mixed@Example.COM', 'trail@example.com ', 'trail@example.com'])
+      expect(await readFactor(db.knex, t, invalid)).toBeUndefined();
 
-    const audits = (await db.knex(t.audit).where({ action: 'migrate-from' }).orderBy('id')) as { account: string | null; detail: string; outcome: string }[];
-    expect(audits.map((a) => a.account)).toEqual(['User@example.com', 'idle@example.com', 'jane@example.com', 'short@example.com', null]);
+    const audits = (await db.knex(t.audit).where({ action: 'migrate-from' }).orderBy('id')) as {
+      account: string | null;
+      detail: string;
+      outcome: string;
+    }[];
+    expect(audits.map((a) => a.account)).toEqual([
+      'User@example.com',
+      'idle@example.com',
+      'jane@example.com',
+      'short@example.com',
+      null,
+    ]);
     expect(JSON.parse(audits[4]!.detail)).toMatchObject({ found: 9, migrated: 4, skipped: 1, invalid: 4, cleared: 0 });
-    for (const a of audits) for (const s of Object.values(fx.secrets)) if (s.length > 8) expect(a.detail).not.toContain(s);
+    for (const a of audits)
+      for (const s of Object.values(fx.secrets)) if (s.length > 8) expect(a.detail).not.toContain(s);
 
     const rows = Object.fromEntries((await collect({ kind: 'all' })).map((row) => [row.email, row.source]));
-    expect(rows).toMatchObject({ 'jane@example.com': 'mail2fa', 'User@example.com': 'mail2fa', 'idle@example.com': 'mail2fa', 'junk@example.com': 'postfixadmin' });
+    expect(rows).toMatchObject({
+      'jane@example.com': 'mail2fa',
+      'User@example.com': 'mail2fa',
+      'idle@example.com': 'mail2fa',
+      'junk@example.com': 'postfixadmin',
+    });
 
     // A second run finds them enrolled: nothing to do, no new audit rows.
     const again = await migrateFromPostfixadmin(ctx, { dryRun: false, clearPlaintext: false, skipInvalid: true });
@@ -319,8 +417,16 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
   it('--clear-plaintext empties exactly the migrated rows (PostfixAdmin TOTP off for them), leaving the rest', async () => {
     const r = await migrateFromPostfixadmin(ctx, { dryRun: false, clearPlaintext: true, skipInvalid: true });
     expect(r).toMatchObject({ ok: true, migrated: 4, cleared: 4 });
-    for (const account of ['jane@example.com', 'User@example.com', 'idle@example.com', 'short@example.com']) expect(await plaintext(account)).toBeNull();
-    for (const kept of ['tiny@example.com', 'junk@example.com', 'Mixed@Example.COM', 'trail@example.com ', 'enrolled@example.com']) expect(await plaintext(kept)).toBe(fx.secrets[kept]);
+    for (const account of ['jane@example.com', 'User@example.com', 'idle@example.com', 'short@example.com'])
+      expect(await plaintext(account)).toBeNull();
+    for (const kept of [
+      'tiny@example.com',
+      'junk@example.com',
+      'Mixed@Example.COM',
+      'trail@example.com ',
+      'enrolled@example.com',
+    ])
+      expect(await plaintext(kept)).toBe(fx.secrets[kept]);
     if (kind !== 'mariadb') expect(await plaintext('user@example.com')).toBeNull();
 
     const report = await doctor({ configPath, dbUrl: tdb.url, env: { ...process.env, ...testEnv(tdb) } });
@@ -332,7 +438,11 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
   it('needs a TOTP column in the mapping (78)', async () => {
     const plain = await testContext(tdb, { clock });
     try {
-      const err = await migrateFromPostfixadmin(plain, { dryRun: true, clearPlaintext: false, skipInvalid: false }).catch((e: unknown) => e);
+      const err = await migrateFromPostfixadmin(plain, {
+        dryRun: true,
+        clearPlaintext: false,
+        skipInvalid: false,
+      }).catch((e: unknown) => e);
       expect((err as Mail2faError).code).toBe('no_totp_column');
       expect((err as Mail2faError).exitCode).toBe(78);
     } finally {

@@ -20,7 +20,14 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { recoverAccount } from '../../src/core/recover.js';
-import { MARIADB_ADMIN_URL, createTestDb, describeEachDb, postgresAdminConnection, type DbKind, type TestDb } from '../helpers/db.js';
+import {
+  MARIADB_ADMIN_URL,
+  createTestDb,
+  describeEachDb,
+  postgresAdminConnection,
+  type DbKind,
+  type TestDb,
+} from '../helpers/db.js';
 import { addMailbox, testClock, testContext, testEnv } from '../helpers/context.js';
 import { enableTotp, lockAccount } from './recover-support.js';
 
@@ -35,9 +42,22 @@ async function takeSnapshot(ctx: Context): Promise<Snapshot> {
   const db = await ctx.db();
   const t = ctx.tables;
   const out: Snapshot = {};
-  for (const table of [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.smsSend, t.accountState, t.audit, t.codeKey, ctx.mapping.table, SESSIONS]) {
+  for (const table of [
+    t.factor,
+    t.recoveryCode,
+    t.enrolment,
+    t.challenge,
+    t.smsSend,
+    t.accountState,
+    t.audit,
+    t.codeKey,
+    ctx.mapping.table,
+    SESSIONS,
+  ]) {
     const rows = (await db.knex(table).select('*')) as Row[];
-    out[table] = rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v]))).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    out[table] = rows
+      .map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])))
+      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
   }
   return out;
 }
@@ -59,14 +79,23 @@ function classify(ctx: Context, before: Snapshot, after: Snapshot, email: string
   if (mine(t.recoveryCode, after).length) problems.push('recovery codes still there');
   if (mine(t.enrolment, after).length) problems.push('enrolment still there');
   const challenges = mine(t.challenge, after);
-  if (challenges.length !== 1 || challenges[0]!.purpose !== 'temporary' || challenges[0]!.used_at !== null) problems.push(`challenges: ${JSON.stringify(challenges)}`);
+  if (challenges.length !== 1 || challenges[0]!.purpose !== 'temporary' || challenges[0]!.used_at !== null)
+    problems.push(`challenges: ${JSON.stringify(challenges)}`);
   const state = mine(t.accountState, after)[0];
-  if (!state || Number(state.failed_attempts) !== 0 || state.locked_until !== null || Number(state.sessions_revoked_at) !== now) problems.push(`state: ${JSON.stringify(state)}`);
+  if (
+    !state ||
+    Number(state.failed_attempts) !== 0 ||
+    state.locked_until !== null ||
+    Number(state.sessions_revoked_at) !== now
+  )
+    problems.push(`state: ${JSON.stringify(state)}`);
   if (mine(SESSIONS, after).length) problems.push('webmail session not deleted');
-  if (JSON.stringify(mine(ctx.mapping.table, after)) !== JSON.stringify(mine(ctx.mapping.table, before))) problems.push('mailbox row changed');
+  if (JSON.stringify(mine(ctx.mapping.table, after)) !== JSON.stringify(mine(ctx.mapping.table, before)))
+    problems.push('mailbox row changed');
   const beforeIds = new Set(before[t.audit]!.map((r) => Number(r.id)));
   const added = after[t.audit]!.filter((r) => !beforeIds.has(Number(r.id)));
-  if (added.length !== 1 || added[0]!.action !== 'recover' || added[0]!.outcome !== 'ok' || added[0]!.account !== email) problems.push(`audit rows added: ${JSON.stringify(added)}`);
+  if (added.length !== 1 || added[0]!.action !== 'recover' || added[0]!.outcome !== 'ok' || added[0]!.account !== email)
+    problems.push(`audit rows added: ${JSON.stringify(added)}`);
   if (after[t.audit]!.length !== before[t.audit]!.length + added.length) problems.push('audit rows removed');
   if (JSON.stringify(before[t.codeKey]) !== JSON.stringify(after[t.codeKey])) problems.push('code key changed');
   return problems.length ? `HALF: ${problems.join('; ')}` : 'recovered';
@@ -85,8 +114,29 @@ describeEachDb('recover: connection killed after each statement', (kind) => {
     await addMailbox(ctx, email);
     await enableTotp(ctx, email);
     const db = await ctx.db();
-    await db.knex(ctx.tables.challenge).insert({ account: email, purpose: 'sms', code_hash: 'a'.repeat(64), created_at: clock.now, expires_at: clock.now + 600_000, used_at: null });
-    await db.knex(ctx.tables.enrolment).insert({ account: email, id: `e${n}`, method: 'totp', secret_ct: null, phone_ct: null, phone_masked: null, key_id: 'k1', created_at: clock.now, expires_at: clock.now + 600_000 });
+    await db
+      .knex(ctx.tables.challenge)
+      .insert({
+        account: email,
+        purpose: 'sms',
+        code_hash: 'a'.repeat(64),
+        created_at: clock.now,
+        expires_at: clock.now + 600_000,
+        used_at: null,
+      });
+    await db
+      .knex(ctx.tables.enrolment)
+      .insert({
+        account: email,
+        id: `e${n}`,
+        method: 'totp',
+        secret_ct: null,
+        phone_ct: null,
+        phone_masked: null,
+        key_id: 'k1',
+        created_at: clock.now,
+        expires_at: clock.now + 600_000,
+      });
     await lockAccount(ctx, email, clock.now + 15 * 60_000);
     await db.knex(SESSIONS).insert({ id: `s${n}`, email });
     return email;
@@ -96,7 +146,10 @@ describeEachDb('recover: connection killed after each statement', (kind) => {
     if (!existsSync(`${DIST}core/recover.js`)) throw new Error('dist/ is missing: run `npm run build` first');
     tdb = await createTestDb(kind);
     configPath = join(tdb.dir, 'signout.json');
-    writeFileSync(configPath, JSON.stringify({ signOut: { action: 'sql', sql: `DELETE FROM ${SESSIONS} WHERE email = ?` } }));
+    writeFileSync(
+      configPath,
+      JSON.stringify({ signOut: { action: 'sql', sql: `DELETE FROM ${SESSIONS} WHERE email = ?` } }),
+    );
     ctx = await testContext(tdb, { clock, configPath });
     const db = await ctx.db();
     await db.knex.schema.createTable(SESSIONS, (table) => {
@@ -115,95 +168,136 @@ describeEachDb('recover: connection killed after each statement', (kind) => {
     await tdb?.drop();
   });
 
-  it.skipIf(kind === 'sqlite')(`${kind === 'postgres' ? 'PostgreSQL: pg_terminate_backend(<pid>)' : 'MariaDB: KILL <connection id>'} after statement N, for every N`, { timeout: 240_000 }, async () => {
-    // The server ends the transaction's connection from another session: MariaDB's KILL, PostgreSQL's
-    // pg_terminate_backend; then waits until the session is really gone.
-    const killer = await serverKiller(kind);
-    const probeCtx = await testContext(tdb, { clock, configPath });
-    const proto = Object.getPrototypeOf((await probeCtx.db()).knex.client) as { _query: (conn: unknown, obj: unknown) => Promise<unknown> };
-    await probeCtx.close();
-    const original = proto._query;
-    const ownDescriptor = Object.getOwnPropertyDescriptor(proto, '_query');
-    const plan: { config: unknown; killAfter: number; count: number; threadIds: Set<number>; statements: string[] } = { config: null, killAfter: Infinity, count: 0, threadIds: new Set(), statements: [] };
-    // Own property on the dialect's prototype: every transaction client (Object.create of it) goes through here.
-    Object.defineProperty(proto, '_query', {
-      configurable: true,
-      writable: true,
-      value: async function (this: { config: unknown; transacting?: boolean }, conn: { threadId?: number; processID?: number }, obj: { sql: string }) {
-        const counted = this.config === plan.config && this.transacting === true;
-        const result = await original.call(this, conn, obj);
-        if (counted) {
-          plan.count++;
-          const id = Number(conn.threadId ?? conn.processID);
-          plan.threadIds.add(id);
-          plan.statements.push(obj.sql.slice(0, 60));
-          if (plan.count === plan.killAfter) await killer.kill(id);
+  it.skipIf(kind === 'sqlite')(
+    `${kind === 'postgres' ? 'PostgreSQL: pg_terminate_backend(<pid>)' : 'MariaDB: KILL <connection id>'} after statement N, for every N`,
+    { timeout: 240_000 },
+    async () => {
+      // The server ends the transaction's connection from another session: MariaDB's KILL, PostgreSQL's
+      // pg_terminate_backend; then waits until the session is really gone.
+      const killer = await serverKiller(kind);
+      const probeCtx = await testContext(tdb, { clock, configPath });
+      const proto = Object.getPrototypeOf((await probeCtx.db()).knex.client) as {
+        _query: (conn: unknown, obj: unknown) => Promise<unknown>;
+      };
+      await probeCtx.close();
+      const original = proto._query;
+      const ownDescriptor = Object.getOwnPropertyDescriptor(proto, '_query');
+      const plan: { config: unknown; killAfter: number; count: number; threadIds: Set<number>; statements: string[] } =
+        { config: null, killAfter: Infinity, count: 0, threadIds: new Set(), statements: [] };
+      // Own property on the dialect's prototype: every transaction client (Object.create of it) goes through here.
+      Object.defineProperty(proto, '_query', {
+        configurable: true,
+        writable: true,
+        value: async function (
+          this: { config: unknown; transacting?: boolean },
+          conn: { threadId?: number; processID?: number },
+          obj: { sql: string },
+        ) {
+          const counted = this.config === plan.config && this.transacting === true;
+          const result = await original.call(this, conn, obj);
+          if (counted) {
+            plan.count++;
+            const id = Number(conn.threadId ?? conn.processID);
+            plan.threadIds.add(id);
+            plan.statements.push(obj.sql.slice(0, 60));
+            if (plan.count === plan.killAfter) await killer.kill(id);
+          }
+          return result;
+        },
+      });
+      const run = async (killAfter: number) => {
+        const email = await prepare();
+        clock.advance(1000);
+        const agent = await testContext(tdb, { clock, configPath, actor: 'agent-kill' });
+        await agent.db();
+        Object.assign(plan, {
+          config: (await agent.db()).knex.client.config,
+          killAfter,
+          count: 0,
+          threadIds: new Set(),
+          statements: [],
+        });
+        const before = await takeSnapshot(ctx);
+        let error: unknown = null;
+        try {
+          await recoverAccount(
+            agent,
+            { email, ticket: `T-${killAfter}`, reason: 'kill test', temporaryCodeTtlMs: HOUR },
+            async () => {},
+          );
+        } catch (err) {
+          error = err;
+        } finally {
+          plan.config = null;
+          await agent.close().catch(() => {});
         }
-        return result;
-      },
-    });
-    const run = async (killAfter: number) => {
-      const email = await prepare();
-      clock.advance(1000);
-      const agent = await testContext(tdb, { clock, configPath, actor: 'agent-kill' });
-      await agent.db();
-      Object.assign(plan, { config: (await agent.db()).knex.client.config, killAfter, count: 0, threadIds: new Set(), statements: [] });
-      const before = await takeSnapshot(ctx);
-      let error: unknown = null;
+        const after = await takeSnapshot(ctx);
+        return {
+          state: classify(ctx, before, after, email, clock.now),
+          error,
+          count: plan.count,
+          threadIds: [...plan.threadIds],
+          statements: plan.statements,
+        };
+      };
       try {
-        await recoverAccount(agent, { email, ticket: `T-${killAfter}`, reason: 'kill test', temporaryCodeTtlMs: HOUR }, async () => {});
-      } catch (err) {
-        error = err;
-      } finally {
-        plan.config = null;
-        await agent.close().catch(() => {});
-      }
-      const after = await takeSnapshot(ctx);
-      return { state: classify(ctx, before, after, email, clock.now), error, count: plan.count, threadIds: [...plan.threadIds], statements: plan.statements };
-    };
-    try {
-      // The statements of an undisturbed recovery; all on one connection, whose id is its CONNECTION_ID().
-      const full = await run(Infinity);
-      expect(full.error).toBeNull();
-      expect(full.state).toBe('recovered');
-      expect(full.threadIds).toHaveLength(1);
-      expect(full.statements[0]).toMatch(/^BEGIN/);
-      expect(full.statements.at(-1)).toMatch(/^COMMIT/);
-      const total = full.count;
-      expect(total).toBeGreaterThan(10);
-      const seen: string[] = [];
-      for (let k = 1; k <= total; k++) {
-        const r = await run(k);
-        const e = r.error as { code?: string; exitCode?: number } | null;
-        seen.push(`${k}:${r.state}${e ? `:${e.exitCode ?? '-'}` : ''}`);
-        if (k < total) {
-          expect(r.state, `killed after statement ${k} (${full.statements[k - 1]})`).toBe('before');
-          // Reported as "database unavailable" (69), not as a bug.
-          expect(e, `killed after statement ${k}: ${String(r.error)}`).toMatchObject({ exitCode: 69, code: 'db_unavailable' });
-        } else {
-          // Killed right after COMMIT: the recovery stands.
-          expect(r.state).toBe('recovered');
+        // The statements of an undisturbed recovery; all on one connection, whose id is its CONNECTION_ID().
+        const full = await run(Infinity);
+        expect(full.error).toBeNull();
+        expect(full.state).toBe('recovered');
+        expect(full.threadIds).toHaveLength(1);
+        expect(full.statements[0]).toMatch(/^BEGIN/);
+        expect(full.statements.at(-1)).toMatch(/^COMMIT/);
+        const total = full.count;
+        expect(total).toBeGreaterThan(10);
+        const seen: string[] = [];
+        for (let k = 1; k <= total; k++) {
+          const r = await run(k);
+          const e = r.error as { code?: string; exitCode?: number } | null;
+          seen.push(`${k}:${r.state}${e ? `:${e.exitCode ?? '-'}` : ''}`);
+          if (k < total) {
+            expect(r.state, `killed after statement ${k} (${full.statements[k - 1]})`).toBe('before');
+            // Reported as "database unavailable" (69), not as a bug.
+            expect(e, `killed after statement ${k}: ${String(r.error)}`).toMatchObject({
+              exitCode: 69,
+              code: 'db_unavailable',
+            });
+          } else {
+            // Killed right after COMMIT: the recovery stands.
+            expect(r.state).toBe('recovered');
+          }
         }
+        console.log(`[${kind}] ${total} statements: ${full.statements.join(' | ')}\n${seen.join(' ')}`);
+      } finally {
+        if (ownDescriptor) Object.defineProperty(proto, '_query', ownDescriptor);
+        else delete (proto as { _query?: unknown })._query;
+        await killer.end();
       }
-      console.log(`[${kind}] ${total} statements: ${full.statements.join(' | ')}\n${seen.join(' ')}`);
-    } finally {
-      if (ownDescriptor) Object.defineProperty(proto, '_query', ownDescriptor);
-      else delete (proto as { _query?: unknown })._query;
-      await killer.end();
-    }
-    // The wrapper really sat on the transaction's connection: its id is what the server calls the session.
-    const db = await ctx.db();
-    await db.knex.transaction(async (trx) => {
-      const result = (await trx.raw(kind === 'postgres' ? 'SELECT pg_backend_pid() AS id' : 'SELECT CONNECTION_ID() AS id')) as unknown;
-      const rows = kind === 'postgres' ? (result as { rows: { id: number }[] }).rows : (result as [{ id: number }[]])[0];
-      const conn = await (trx as unknown as { client: { acquireConnection(): Promise<{ threadId?: number; processID?: number }> } }).client.acquireConnection();
-      expect(Number(rows[0]!.id)).toBe(Number(conn.threadId ?? conn.processID));
-    });
-  });
+      // The wrapper really sat on the transaction's connection: its id is what the server calls the session.
+      const db = await ctx.db();
+      await db.knex.transaction(async (trx) => {
+        const result = (await trx.raw(
+          kind === 'postgres' ? 'SELECT pg_backend_pid() AS id' : 'SELECT CONNECTION_ID() AS id',
+        )) as unknown;
+        const rows =
+          kind === 'postgres' ? (result as { rows: { id: number }[] }).rows : (result as [{ id: number }[]])[0];
+        const conn = await (
+          trx as unknown as { client: { acquireConnection(): Promise<{ threadId?: number; processID?: number }> } }
+        ).client.acquireConnection();
+        expect(Number(rows[0]!.id)).toBe(Number(conn.threadId ?? conn.processID));
+      });
+    },
+  );
 
-  it.skipIf(kind !== 'sqlite')('SQLite: the process dies after statement N, for every N', { timeout: 240_000 }, async () => {
-    const child = (killAfter: number, email: string): Promise<{ signal: NodeJS.Signals | null; code: number | null; stdout: string; stderr: string }> => {
-      const script = `
+  it.skipIf(kind !== 'sqlite')(
+    'SQLite: the process dies after statement N, for every N',
+    { timeout: 240_000 },
+    async () => {
+      const child = (
+        killAfter: number,
+        email: string,
+      ): Promise<{ signal: NodeJS.Signals | null; code: number | null; stdout: string; stderr: string }> => {
+        const script = `
         const { createContext } = await import(${JSON.stringify(`${DIST}context.js`)});
         const { recoverAccount } = await import(${JSON.stringify(`${DIST}core/recover.js`)});
         const ctx = await createContext({ configPath: process.env.CONFIG, actor: 'agent-crash', clock: () => Number(process.env.NOW) });
@@ -224,44 +318,52 @@ describeEachDb('recover: connection killed after each statement', (kind) => {
         await ctx.close();
         process.stdout.write(JSON.stringify({ outcome: r.outcome, statements }));
       `;
-      return new Promise((resolve, reject) => {
-        const p = spawn(process.execPath, ['--input-type=module', '-e', script], {
-          env: { ...process.env, ...testEnv(tdb), CONFIG: configPath, NOW: String(clock.now), KILL_AFTER: String(killAfter), EMAIL: email },
-          stdio: ['ignore', 'pipe', 'pipe'],
+        return new Promise((resolve, reject) => {
+          const p = spawn(process.execPath, ['--input-type=module', '-e', script], {
+            env: {
+              ...process.env,
+              ...testEnv(tdb),
+              CONFIG: configPath,
+              NOW: String(clock.now),
+              KILL_AFTER: String(killAfter),
+              EMAIL: email,
+            },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          let stdout = '';
+          let stderr = '';
+          p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+          p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+          p.on('error', reject);
+          p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
         });
-        let stdout = '';
-        let stderr = '';
-        p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-        p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        p.on('error', reject);
-        p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-      });
-    };
-    const run = async (killAfter: number) => {
-      const email = await prepare();
-      clock.advance(1000);
-      const before = await takeSnapshot(ctx);
-      const r = await child(killAfter, email);
-      const after = await takeSnapshot(ctx);
-      return { ...r, state: classify(ctx, before, after, email, clock.now) };
-    };
-    const full = await run(0);
-    expect(full.code, full.stderr).toBe(0);
-    expect(full.state).toBe('recovered');
-    const statements = (JSON.parse(full.stdout) as { statements: string[] }).statements;
-    expect(statements[0]).toMatch(/^BEGIN/);
-    expect(statements.at(-1)).toMatch(/^COMMIT/);
-    const total = statements.length;
-    expect(total).toBeGreaterThan(10);
-    const seen: string[] = [];
-    for (let k = 1; k <= total; k++) {
-      const r = await run(k);
-      seen.push(`${k}:${r.state}`);
-      expect(r.signal, `statement ${k}: ${r.stderr}`).toBe('SIGKILL');
-      expect(r.state, `killed after statement ${k} (${statements[k - 1]})`).toBe(k < total ? 'before' : 'recovered');
-    }
-    console.log(`[sqlite] ${total} statements: ${statements.join(' | ')}\n${seen.join(' ')}`);
-  });
+      };
+      const run = async (killAfter: number) => {
+        const email = await prepare();
+        clock.advance(1000);
+        const before = await takeSnapshot(ctx);
+        const r = await child(killAfter, email);
+        const after = await takeSnapshot(ctx);
+        return { ...r, state: classify(ctx, before, after, email, clock.now) };
+      };
+      const full = await run(0);
+      expect(full.code, full.stderr).toBe(0);
+      expect(full.state).toBe('recovered');
+      const statements = (JSON.parse(full.stdout) as { statements: string[] }).statements;
+      expect(statements[0]).toMatch(/^BEGIN/);
+      expect(statements.at(-1)).toMatch(/^COMMIT/);
+      const total = statements.length;
+      expect(total).toBeGreaterThan(10);
+      const seen: string[] = [];
+      for (let k = 1; k <= total; k++) {
+        const r = await run(k);
+        seen.push(`${k}:${r.state}`);
+        expect(r.signal, `statement ${k}: ${r.stderr}`).toBe('SIGKILL');
+        expect(r.state, `killed after statement ${k} (${statements[k - 1]})`).toBe(k < total ? 'before' : 'recovered');
+      }
+      console.log(`[sqlite] ${total} statements: ${statements.join(' | ')}\n${seen.join(' ')}`);
+    },
+  );
 });
 
 /** Ends a server session by id from an admin session, and waits until the server no longer lists it. */
@@ -277,19 +379,28 @@ async function serverKiller(kind: DbKind): Promise<{ kill(id: number): Promise<v
     return {
       async kill(pid) {
         await admin.query('SELECT pg_terminate_backend($1)', [pid]);
-        await gone(async () => Number((await admin.query('SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].n));
+        await gone(async () =>
+          Number((await admin.query('SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].n),
+        );
       },
       end: () => admin.end(),
     };
   }
   const mysql = await import('mysql2/promise');
   const u = new URL(MARIADB_ADMIN_URL);
-  const admin = await mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username || 'root'), password: decodeURIComponent(u.password) });
+  const admin = await mysql.createConnection({
+    host: u.hostname,
+    port: Number(u.port || 3306),
+    user: decodeURIComponent(u.username || 'root'),
+    password: decodeURIComponent(u.password),
+  });
   return {
     async kill(threadId) {
       await admin.query(`KILL ${Number(threadId)}`);
       await gone(async () => {
-        const [rows] = (await admin.query('SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID = ?', [threadId])) as unknown as [{ n: number }[]];
+        const [rows] = (await admin.query('SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID = ?', [
+          threadId,
+        ])) as unknown as [{ n: number }[]];
         return Number(rows[0]!.n);
       });
     },

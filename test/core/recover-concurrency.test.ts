@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 import { recoverAccount, type RecoveryResult } from '../../src/core/recover.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
@@ -30,9 +30,18 @@ interface Outcome {
   code?: string;
 }
 
-async function expectOneWinner(setup: Context, email: string, outcomes: Outcome[], run: number, losers: Record<string, number>): Promise<void> {
+async function expectOneWinner(
+  setup: Context,
+  email: string,
+  outcomes: Outcome[],
+  run: number,
+  losers: Record<string, number>,
+): Promise<void> {
   const wins = outcomes.filter((o) => o.ok);
-  expect(wins.map((w) => w.outcome), `run ${run}: ${JSON.stringify(outcomes)}`).toEqual(['recovered']);
+  expect(
+    wins.map((w) => w.outcome),
+    `run ${run}: ${JSON.stringify(outcomes)}`,
+  ).toEqual(['recovered']);
   const loser = outcomes.find((o) => !o.ok)!;
   expect(loser.exitCode, `run ${run}: ${JSON.stringify(loser)}`).toBe(75);
   losers[loser.code!] = (losers[loser.code!] ?? 0) + 1;
@@ -69,7 +78,10 @@ class Agent {
   private waiters: Array<{ type: string; run?: number; resolve: (m: Record<string, unknown>) => void }> = [];
   private inbox: Record<string, unknown>[] = [];
   constructor(env: Record<string, string>, name: string) {
-    this.child = spawn(process.execPath, ['--input-type=module', '-e', AGENT], { env: { ...process.env, ...env, AGENT: name }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = spawn(process.execPath, ['--input-type=module', '-e', AGENT], {
+      env: { ...process.env, ...env, AGENT: name },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     this.child.on('message', (m: Record<string, unknown>) => {
       const i = this.waiters.findIndex((w) => w.type === m.type && (w.run === undefined || w.run === m.run));
       if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(m);
@@ -122,36 +134,42 @@ describeEachDb('recover: two agents at once', (kind) => {
     }
   });
 
-  it.skipIf(kind === 'sqlite')(`two contexts in one process (${kind}): exactly one success in each of ${RUNS} runs`, { timeout: 240_000 }, async () => {
-    const agentA = await testContext(tdb, { actor: 'agent-a' });
-    const agentB = await testContext(tdb, { actor: 'agent-b' });
-    try {
-      const losers: Record<string, number> = {};
-      for (let run = 0; run < RUNS; run++) {
-        const email = `race${run}@example.com`;
-        await addMailbox(setup, email);
-        await enableTotp(setup, email);
-        let looked = 0;
-        let release!: () => void;
-        const bothLooked = new Promise<void>((r) => (release = r));
-        const confirm = async () => {
-          if (++looked === 2) release();
-          await bothLooked;
-        };
-        const settled = await Promise.allSettled([
-          recoverAccount(agentA, { email, ticket: `T-${run}`, reason: 'agent a' }, confirm),
-          recoverAccount(agentB, { email, ticket: `T-${run}`, reason: 'agent b' }, confirm),
-        ]);
-        const outcomes: Outcome[] = settled.map((s) =>
-          s.status === 'fulfilled' ? { ok: true, outcome: (s.value as RecoveryResult).outcome } : { ok: false, exitCode: (s.reason as Mail2faError).exitCode, code: (s.reason as Mail2faError).code },
-        );
-        await expectOneWinner(setup, email, outcomes, run, losers);
+  it.skipIf(kind === 'sqlite')(
+    `two contexts in one process (${kind}): exactly one success in each of ${RUNS} runs`,
+    { timeout: 240_000 },
+    async () => {
+      const agentA = await testContext(tdb, { actor: 'agent-a' });
+      const agentB = await testContext(tdb, { actor: 'agent-b' });
+      try {
+        const losers: Record<string, number> = {};
+        for (let run = 0; run < RUNS; run++) {
+          const email = `race${run}@example.com`;
+          await addMailbox(setup, email);
+          await enableTotp(setup, email);
+          let looked = 0;
+          let release!: () => void;
+          const bothLooked = new Promise<void>((r) => (release = r));
+          const confirm = async () => {
+            if (++looked === 2) release();
+            await bothLooked;
+          };
+          const settled = await Promise.allSettled([
+            recoverAccount(agentA, { email, ticket: `T-${run}`, reason: 'agent a' }, confirm),
+            recoverAccount(agentB, { email, ticket: `T-${run}`, reason: 'agent b' }, confirm),
+          ]);
+          const outcomes: Outcome[] = settled.map((s) =>
+            s.status === 'fulfilled'
+              ? { ok: true, outcome: (s.value as RecoveryResult).outcome }
+              : { ok: false, exitCode: (s.reason as Mail2faError).exitCode, code: (s.reason as Mail2faError).code },
+          );
+          await expectOneWinner(setup, email, outcomes, run, losers);
+        }
+        expect(losers.changed ?? 0).toBeGreaterThan(0);
+        console.log(`[${kind}] in-process, losers by error code:`, losers);
+      } finally {
+        await agentA.close();
+        await agentB.close();
       }
-      expect(losers.changed ?? 0).toBeGreaterThan(0);
-      console.log(`[${kind}] in-process, losers by error code:`, losers);
-    } finally {
-      await agentA.close();
-      await agentB.close();
-    }
-  });
+    },
+  );
 });

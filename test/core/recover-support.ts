@@ -12,19 +12,35 @@ export const PHONE = '011-45-20123456';
 /** Turns on app 2FA for `email`; returns the TOTP secret. */
 export async function enableTotp(ctx: Context, email: string): Promise<{ secret: string; recoveryCodes: string[] }> {
   const secret = generateTotpSecret();
-  const recoveryCodes = await accountTransaction(ctx, email, (tx) => storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account: email, method: 'totp', totpSecret: secret }));
+  const recoveryCodes = await accountTransaction(ctx, email, (tx) =>
+    storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account: email, method: 'totp', totpSecret: secret }),
+  );
   return { secret, recoveryCodes };
 }
 
-export async function enableSms(ctx: Context, email: string, phone = PHONE): Promise<{ e164: string; masked: string; recoveryCodes: string[] }> {
+export async function enableSms(
+  ctx: Context,
+  email: string,
+  phone = PHONE,
+): Promise<{ e164: string; masked: string; recoveryCodes: string[] }> {
   const p = parsePhone(phone);
-  const recoveryCodes = await accountTransaction(ctx, email, (tx) => storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account: email, method: 'sms', phoneE164: p.e164, phoneMasked: p.masked }));
+  const recoveryCodes = await accountTransaction(ctx, email, (tx) =>
+    storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, {
+      account: email,
+      method: 'sms',
+      phoneE164: p.e164,
+      phoneMasked: p.masked,
+    }),
+  );
   return { e164: p.e164, masked: p.masked, recoveryCodes };
 }
 
 export async function lockAccount(ctx: Context, email: string, until: number, failed = 5): Promise<void> {
   const db = await ctx.db();
-  await db.knex(ctx.tables.accountState).where({ account: email }).update({ failed_attempts: failed, locked_until: until });
+  await db
+    .knex(ctx.tables.accountState)
+    .where({ account: email })
+    .update({ failed_attempts: failed, locked_until: until });
 }
 
 /** Every row of mail2fa's tables and the mailbox table, sorted: equal snapshots = nothing changed. */
@@ -32,9 +48,21 @@ export async function snapshot(ctx: Context): Promise<Record<string, string[]>> 
   const db = await ctx.db();
   const t = ctx.tables;
   const out: Record<string, string[]> = {};
-  for (const table of [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.smsSend, t.accountState, t.audit, t.codeKey, ctx.mapping.table]) {
+  for (const table of [
+    t.factor,
+    t.recoveryCode,
+    t.enrolment,
+    t.challenge,
+    t.smsSend,
+    t.accountState,
+    t.audit,
+    t.codeKey,
+    ctx.mapping.table,
+  ]) {
     const rows = (await db.knex(table).select('*')) as Record<string, unknown>[];
-    out[table] = rows.map((r) => JSON.stringify(Object.fromEntries(Object.entries(r).sort(([a], [b]) => a.localeCompare(b))))).sort();
+    out[table] = rows
+      .map((r) => JSON.stringify(Object.fromEntries(Object.entries(r).sort(([a], [b]) => a.localeCompare(b)))))
+      .sort();
   }
   return out;
 }
@@ -56,7 +84,10 @@ export interface AuditDbRow {
   detail: string | null;
 }
 
-export async function auditRows(ctx: Context, where: Partial<Pick<AuditDbRow, 'account' | 'action' | 'outcome' | 'ticket'>> = {}): Promise<AuditDbRow[]> {
+export async function auditRows(
+  ctx: Context,
+  where: Partial<Pick<AuditDbRow, 'account' | 'action' | 'outcome' | 'ticket'>> = {},
+): Promise<AuditDbRow[]> {
   const db = await ctx.db();
   const rows = (await db.knex(ctx.tables.audit).where(where).orderBy('id')) as AuditDbRow[];
   return rows.map((r) => ({ ...r, id: Number(r.id), at: Number(r.at) }));

@@ -2,14 +2,20 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { TEMPORARY_CODE_BITS, parseTemporaryCode } from '../../src/crypto/codes.js';
-import { ExitCode, Mail2faError } from '../../src/core/errors.js';
+import { TEMPORARY_CODE_BITS, parseTemporaryCode } from '../../src/crypto/one-time-codes.js';
+import { ExitCode, Mail2faError } from '../../src/errors.js';
 import { readFactor, storeFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
-import { checkReason, checkTemporaryCodeTtl, checkTicket, recoverAccount, type RecoveryDone } from '../../src/core/recover.js';
+import {
+  checkReason,
+  checkTemporaryCodeTtl,
+  checkTicket,
+  recoverAccount,
+  type RecoveryDone,
+} from '../../src/core/recover.js';
 import { isoTime } from '../../src/core/time.js';
 import { statusBatches, type StatusRow } from '../../src/core/status.js';
-import { checkSecondFactor, parseCodeInput } from '../../src/core/verification.js';
+import { checkSecondFactor, parseCodeInput } from '../../src/core/factor-check.js';
 import { generateTotpSecret } from '../../src/totp/totp.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
@@ -19,13 +25,24 @@ const HOUR = 3_600_000;
 
 async function statusOf(ctx: Context, email: string): Promise<StatusRow> {
   const db = await ctx.db();
-  for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now }, { kind: 'emails', emails: [email] })) return batch[0]!;
+  for await (const batch of statusBatches(
+    { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now },
+    { kind: 'emails', emails: [email] },
+  ))
+    return batch[0]!;
   throw new Error('no status row');
 }
 
 /** Tries `code` as the sign-in code of `email`, the way verify does (inside the account's transaction). */
 async function signInWith(ctx: Context, email: string, code: string): Promise<string | null> {
-  return accountTransaction(ctx, email, async (tx) => checkSecondFactor(tx, await readFactor(tx.trx, ctx.tables, email), parseCodeInput(code), new Set(['totp', 'sms', 'recovery', 'temporary'])));
+  return accountTransaction(ctx, email, async (tx) =>
+    checkSecondFactor(
+      tx,
+      await readFactor(tx.trx, ctx.tables, email),
+      parseCodeInput(code),
+      new Set(['totp', 'sms', 'recovery', 'temporary']),
+    ),
+  );
 }
 
 async function expectCode(p: Promise<unknown>, exitCode: number, code?: string): Promise<Mail2faError> {
@@ -47,7 +64,8 @@ describe('recover input checks', () => {
     expect(() => checkTicket(undefined, pattern)).toThrow(expect.objectContaining({ exitCode: 64 }));
     expect(() => checkTicket('', pattern)).toThrow(expect.objectContaining({ exitCode: 64 }));
     expect(checkTicket('T-1001', pattern)).toBe('T-1001');
-    for (const bad of ['T 1001', ' T-1', 'T-1\n', 'T-1\x1b[2J', '-T1', 'x'.repeat(65)]) expect(() => checkTicket(bad, pattern), bad).toThrow(expect.objectContaining({ exitCode: 65 }));
+    for (const bad of ['T 1001', ' T-1', 'T-1\n', 'T-1\x1b[2J', '-T1', 'x'.repeat(65)])
+      expect(() => checkTicket(bad, pattern), bad).toThrow(expect.objectContaining({ exitCode: 65 }));
     // An unanchored pattern still has to match the whole ticket.
     expect(() => checkTicket('xT-12y', 'T-[0-9]+')).toThrow(expect.objectContaining({ exitCode: 65 }));
     expect(checkTicket('T-12', 'T-[0-9]+')).toBe('T-12');
@@ -88,17 +106,45 @@ describeEachDb('recover', (kind) => {
     const email = await fresh('app');
     const { secret, recoveryCodes } = await enableTotp(ctx, email);
     const db = await ctx.db();
-    await db.knex(ctx.tables.challenge).insert({ account: email, purpose: 'sms', code_hash: 'x'.repeat(64), created_at: clock.now, expires_at: clock.now + 600_000, used_at: null });
+    await db
+      .knex(ctx.tables.challenge)
+      .insert({
+        account: email,
+        purpose: 'sms',
+        code_hash: 'x'.repeat(64),
+        created_at: clock.now,
+        expires_at: clock.now + 600_000,
+        used_at: null,
+      });
     await lockAccount(ctx, email, clock.now + 15 * 60_000);
     clock.advance(1000);
     let shown: unknown;
-    const result = (await recoverAccount(ctx, { email, ticket: 'T-1001', reason: 'lost phone, identity checked by call-back' }, async (summary) => {
-      shown = summary;
-    })) as RecoveryDone;
+    const result = (await recoverAccount(
+      ctx,
+      { email, ticket: 'T-1001', reason: 'lost phone, identity checked by call-back' },
+      async (summary) => {
+        shown = summary;
+      },
+    )) as RecoveryDone;
 
-    expect(shown).toMatchObject({ email, enabled: true, method: 'totp', recoveryCodesLeft: 10, lockedUntil: expect.any(String), failedAttempts: 5, lastUsedAt: null, temporaryCode: null });
+    expect(shown).toMatchObject({
+      email,
+      enabled: true,
+      method: 'totp',
+      recoveryCodesLeft: 10,
+      lockedUntil: expect.any(String),
+      failedAttempts: 5,
+      lastUsedAt: null,
+      temporaryCode: null,
+    });
     expect(result.outcome).toBe('recovered');
-    expect(result).toMatchObject({ removed: { method: 'totp', recoveryCodes: 10, challenges: 1, enrolment: false }, lockCleared: true, twoFactorRequired: false, temporaryCode: null, actor: 'agent-alice' });
+    expect(result).toMatchObject({
+      removed: { method: 'totp', recoveryCodes: 10, challenges: 1, enrolment: false },
+      lockCleared: true,
+      twoFactorRequired: false,
+      temporaryCode: null,
+      actor: 'agent-alice',
+    });
     expect(result.reply).toContain('Settings > Password > Two-Factor Authentication');
     expect(result.reply).toContain('T-1001');
     expect(result.reply).toContain('password alone');
@@ -113,7 +159,13 @@ describeEachDb('recover', (kind) => {
 
     const audit = await auditRows(ctx, { account: email, action: 'recover' });
     expect(audit).toHaveLength(1);
-    expect(audit[0]).toMatchObject({ actor: 'agent-alice', ticket: 'T-1001', reason: 'lost phone, identity checked by call-back', outcome: 'ok', at: clock.now });
+    expect(audit[0]).toMatchObject({
+      actor: 'agent-alice',
+      ticket: 'T-1001',
+      reason: 'lost phone, identity checked by call-back',
+      outcome: 'ok',
+      at: clock.now,
+    });
     // No secret anywhere in what recover returned or wrote.
     const everything = JSON.stringify(result) + JSON.stringify(shown) + JSON.stringify(audit);
     expect(everything).not.toContain(secret);
@@ -139,7 +191,11 @@ describeEachDb('recover', (kind) => {
     await expectCode(recoverYes(ctx, { email, ticket: undefined }), ExitCode.USAGE, 'usage');
     await expectCode(recoverYes(ctx, { email, ticket: '' }), ExitCode.USAGE, 'usage');
     await expectCode(recoverYes(ctx, { email, ticket: 'T 1' }), ExitCode.DATAERR, 'bad_ticket');
-    await expectCode(recoverYes(ctx, { email, ticket: 'T-1', reason: 'x'.repeat(600) }), ExitCode.DATAERR, 'bad_reason');
+    await expectCode(
+      recoverYes(ctx, { email, ticket: 'T-1', reason: 'x'.repeat(600) }),
+      ExitCode.DATAERR,
+      'bad_reason',
+    );
     await expectCode(recoverYes(ctx, { email, ticket: 'T-1', temporaryCodeTtlMs: 8 * 24 * HOUR }), ExitCode.USAGE);
     await expectCode(recoverYes(ctx, { email: 'nobody@example.com', ticket: 'T-1' }), ExitCode.NOUSER);
     await expectCode(recoverYes(ctx, { email: ` ${email}`, ticket: 'T-1' }), ExitCode.DATAERR, 'bad_address');
@@ -174,7 +230,15 @@ describeEachDb('recover', (kind) => {
     // Only one more audit row; nothing else changed.
     expect({ ...after, [ctx.tables.audit]: [] }).toEqual({ ...before, [ctx.tables.audit]: [] });
     expect(after[ctx.tables.audit]!.length).toBe(before[ctx.tables.audit]!.length + 1);
-    expect(await auditRows(ctx, { account: email })).toMatchObject([{ action: 'recover-lookup', outcome: 'ok', ticket: 'T-4', reason: 'caller says locked out', actor: 'agent-alice' }]);
+    expect(await auditRows(ctx, { account: email })).toMatchObject([
+      {
+        action: 'recover-lookup',
+        outcome: 'ok',
+        ticket: 'T-4',
+        reason: 'caller says locked out',
+        actor: 'agent-alice',
+      },
+    ]);
   });
 
   it('clears a lock even without a factor', async () => {
@@ -194,7 +258,13 @@ describeEachDb('recover', (kind) => {
       recoverAccount(ctx, { email, ticket: 'T-6' }, async () => {
         // Meanwhile the user re-enrols (another phone): the agent confirmed something that no longer exists.
         clock.advance(10);
-        await accountTransaction(ctx, email, (tx) => storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account: email, method: 'totp', totpSecret: generateTotpSecret() }));
+        await accountTransaction(ctx, email, (tx) =>
+          storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, {
+            account: email,
+            method: 'totp',
+            totpSecret: generateTotpSecret(),
+          }),
+        );
         before = await snapshot(ctx);
       }),
       ExitCode.TEMPFAIL,
@@ -204,7 +274,9 @@ describeEachDb('recover', (kind) => {
     expect(err.hint).toMatch(/Look again/);
     const after = await snapshot(ctx);
     expect({ ...after, [ctx.tables.audit]: [] }).toEqual({ ...before!, [ctx.tables.audit]: [] });
-    expect(await auditRows(ctx, { account: email, action: 'recover' })).toMatchObject([{ outcome: 'refused', ticket: 'T-6' }]);
+    expect(await auditRows(ctx, { account: email, action: 'recover' })).toMatchObject([
+      { outcome: 'refused', ticket: 'T-6' },
+    ]);
     expect(await readFactor((await ctx.db()).knex, ctx.tables, email)).toBeDefined();
   });
 
@@ -212,7 +284,12 @@ describeEachDb('recover', (kind) => {
     it('keeps 2FA required; the code works once, and status shows the account as requiring 2FA', async () => {
       const email = await fresh('temp');
       const { recoveryCodes } = await enableTotp(ctx, email);
-      const result = (await recoverYes(ctx, { email, ticket: 'T-7', reason: 'new phone', temporaryCodeTtlMs: 24 * HOUR })) as RecoveryDone;
+      const result = (await recoverYes(ctx, {
+        email,
+        ticket: 'T-7',
+        reason: 'new phone',
+        temporaryCodeTtlMs: 24 * HOUR,
+      })) as RecoveryDone;
       const code = result.temporaryCode!.code;
       expect(parseTemporaryCode(code)).toBe(code);
       expect(TEMPORARY_CODE_BITS).toBeGreaterThanOrEqual(64);
@@ -222,7 +299,12 @@ describeEachDb('recover', (kind) => {
       expect(result.reply).toContain('Settings > Password > Two-Factor Authentication');
 
       let status = await statusOf(ctx, email);
-      expect(status).toMatchObject({ enabled: true, method: null, source: 'mail2fa', temporaryCode: { state: 'pending' } });
+      expect(status).toMatchObject({
+        enabled: true,
+        method: null,
+        source: 'mail2fa',
+        temporaryCode: { state: 'pending' },
+      });
 
       // Stored only as a keyed hash; never in the audit trail.
       const dump = await dumpText(ctx);
@@ -256,7 +338,12 @@ describeEachDb('recover', (kind) => {
       await enableTotp(ctx, email);
       const first = (await recoverYes(ctx, { email, ticket: 'T-9', temporaryCodeTtlMs: 24 * HOUR })) as RecoveryDone;
       clock.advance(60_000);
-      const second = (await recoverYes(ctx, { email, ticket: 'T-9', reason: 'lost the first code', temporaryCodeTtlMs: 24 * HOUR })) as RecoveryDone;
+      const second = (await recoverYes(ctx, {
+        email,
+        ticket: 'T-9',
+        reason: 'lost the first code',
+        temporaryCodeTtlMs: 24 * HOUR,
+      })) as RecoveryDone;
       expect(second.outcome).toBe('recovered');
       expect(second.before).toMatchObject({ enabled: true, method: null, temporaryCode: { state: 'pending' } });
       expect(second.temporaryCode!.code).not.toBe(first.temporaryCode!.code);

@@ -8,15 +8,23 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { removeStringKey } from '../../src/stores/php-serialize.js';
 import { base32 } from '../../src/stores/roundcube-plugin.js';
-import { createRoundcubeDb, describeRoundcubeEachDb, roundcubeConfigDir, runOracle, type RoundcubeDb } from '../helpers/roundcube.js';
+import {
+  createRoundcubeDb,
+  describeRoundcubeEachDb,
+  roundcubeConfigDir,
+  runOracle,
+  type RoundcubeDb,
+} from '../helpers/roundcube.js';
 import { WRITE_CTX, insertUser, openRoundcubeStore, preferencesOf } from '../helpers/roundcube-store.js';
 
 const SAMPLE =
   'a:4:{s:11:"client_hash";s:16:"aB3dE5gH7jK9mN1p";s:14:"compose_extwin";i:0;s:24:"twofactor_gauthenticator";a:3:{s:6:"secret";s:16:"JBSWY3DPEHPK3PXP";s:8:"activate";b:1;s:14:"recovery_codes";a:2:{i:0;s:10:"ABCDEFGHIJ";i:1;s:10:"KLMNOPQRST";}}s:14:"signature_note";s:11:"Grüße ✓";}';
-const SAMPLE_WITHOUT = 'a:3:{s:11:"client_hash";s:16:"aB3dE5gH7jK9mN1p";s:14:"compose_extwin";i:0;s:14:"signature_note";s:11:"Grüße ✓";}';
+const SAMPLE_WITHOUT =
+  'a:3:{s:11:"client_hash";s:16:"aB3dE5gH7jK9mN1p";s:14:"compose_extwin";i:0;s:14:"signature_note";s:11:"Grüße ✓";}';
 const DES_KEY = 'Rc-test-des-key-0123456!';
 // Other settings a real user has: non-ASCII, floats, nested arrays, quotes and semicolons in strings.
-const OTHER_PREFS = 'a:5:{s:8:"timezone";s:13:"Europe/Berlin";s:9:"signature";s:22:"Grüße; \\"quoted\\" ✓";s:10:"font_scale";d:1.25;s:12:"compose_opts";a:2:{i:0;s:4:"html";i:1;b:1;}s:13:"message_sort_";N;}';
+const OTHER_PREFS =
+  'a:5:{s:8:"timezone";s:13:"Europe/Berlin";s:9:"signature";s:22:"Grüße; \\"quoted\\" ✓";s:10:"font_scale";d:1.25;s:12:"compose_opts";a:2:{i:0;s:4:"html";i:1;b:1;}s:13:"message_sort_";N;}';
 
 interface OracleRead {
   found: boolean;
@@ -38,18 +46,35 @@ describeRoundcubeEachDb('Roundcube round trip with real Roundcube', (kind) => {
     await rc?.drop();
   });
 
-  const read = (userId: number, cipher: string, encrypt: boolean) => ({ op: 'read', dsn: rc.dsn, userId, desKey: DES_KEY, cipher, encrypt });
+  const read = (userId: number, cipher: string, encrypt: boolean) => ({
+    op: 'read',
+    dsn: rc.dsn,
+    userId,
+    desKey: DES_KEY,
+    cipher,
+    encrypt,
+  });
 
   it('the §9.1 sample: Roundcube reads it, mail2fa reports it, recover removes exactly the plugin element', async () => {
     const id = await insertUser(rc, 'sample@example.com', 'localhost', SAMPLE);
     const s = openRoundcubeStore(rc, {});
     try {
       const [before] = await runOracle<OracleRead>(rcConf.dir, [read(id, 'DES-EDE3-CBC', false)]);
-      expect(before!.plugin).toEqual({ secret: 'JBSWY3DPEHPK3PXP', activate: true, recovery_codes: ['ABCDEFGHIJ', 'KLMNOPQRST'] });
+      expect(before!.plugin).toEqual({
+        secret: 'JBSWY3DPEHPK3PXP',
+        activate: true,
+        recovery_codes: ['ABCDEFGHIJ', 'KLMNOPQRST'],
+      });
 
       const status = await s.store.account('sample@example.com');
-      expect(status).toMatchObject({ activated: true, enforced: true, factors: [{ kind: 'totp', active: true, weak: true, label: 'localhost' }] });
-      expect((await s.store.totpSecrets('sample@example.com'))[0]!.key).toEqual(Buffer.from('Hello!\xde\xad\xbe\xef', 'latin1'));
+      expect(status).toMatchObject({
+        activated: true,
+        enforced: true,
+        factors: [{ kind: 'totp', active: true, weak: true, label: 'localhost' }],
+      });
+      expect((await s.store.totpSecrets('sample@example.com'))[0]!.key).toEqual(
+        Buffer.from('Hello!\xde\xad\xbe\xef', 'latin1'),
+      );
 
       const change = await s.store.reset('sample@example.com', WRITE_CTX);
       expect(change.outcome).toBe('changed');
@@ -83,10 +108,20 @@ describeRoundcubeEachDb('Roundcube round trip with real Roundcube', (kind) => {
         // the plugin then lets the user in, and mail2fa says so. Save again until Roundcube wrote a readable one.
         for (let attempt = 0; ; attempt++) {
           const [saved] = await runOracle<{ ok: boolean }>(rcConf.dir, [
-            { op: 'save', dsn: rc.dsn, userId: rcId, desKey: DES_KEY, cipher, encrypt, plugin: { secret, activate: true, recovery_codes: ['AAAAAAAAAA', 'BBBBBBBBBB'] } },
+            {
+              op: 'save',
+              dsn: rc.dsn,
+              userId: rcId,
+              desKey: DES_KEY,
+              cipher,
+              encrypt,
+              plugin: { secret, activate: true, recovery_codes: ['AAAAAAAAAA', 'BBBBBBBBBB'] },
+            },
           ]);
           expect(saved!.ok).toBe(true);
-          const blob = /s:24:"twofactor_gauthenticator";s:\d+:"([A-Za-z0-9+/=]+)"/.exec((await preferencesOf(rc, rcId))!.toString('latin1'))?.[1];
+          const blob = /s:24:"twofactor_gauthenticator";s:\d+:"([A-Za-z0-9+/=]+)"/.exec(
+            (await preferencesOf(rc, rcId))!.toString('latin1'),
+          )?.[1];
           const raw = blob ? Buffer.from(blob, 'base64') : Buffer.alloc(0);
           const unreadable = cipher === 'AES-256-GCM' && raw.subarray(2, 18).includes(0x0a);
           if (!unreadable) break;
@@ -94,8 +129,21 @@ describeRoundcubeEachDb('Roundcube round trip with real Roundcube', (kind) => {
           expect(attempt).toBeLessThan(5);
         }
         const status = await s.store.account(rcUser);
-        expect(status, JSON.stringify(status)).toMatchObject({ activated: true, enforced: true, factors: [{ active: true, weak: true }] });
-        expect(status!.details!.rows).toEqual([{ userId: rcId, username: rcUser, mailHost: 'imap.example.com', plugin: 'enforced', encrypted: encrypt, recoveryCodes: 2 }]);
+        expect(status, JSON.stringify(status)).toMatchObject({
+          activated: true,
+          enforced: true,
+          factors: [{ active: true, weak: true }],
+        });
+        expect(status!.details!.rows).toEqual([
+          {
+            userId: rcId,
+            username: rcUser,
+            mailHost: 'imap.example.com',
+            plugin: 'enforced',
+            encrypted: encrypt,
+            recoveryCodes: 2,
+          },
+        ]);
         const [key] = await s.store.totpSecrets(rcUser);
         expect(base32(key!.key)).toBe(secret);
         expect(key!.storeWindow).toBe(2);
@@ -123,11 +171,26 @@ describeRoundcubeEachDb('Roundcube round trip with real Roundcube', (kind) => {
         expect(rcEnrolled!.pluginRaw).toBe(encrypt ? 'string' : 'array');
         expect(rcEnrolled!.plugin).toEqual({ secret: base32(newKey), activate: true, recovery_codes: codes });
         // Every other setting is what Roundcube had: serialize(get_prefs()) minus the plugin key is unchanged.
-        expect(removeStringKey(Buffer.from(rcEnrolled!.prefs, 'base64'), 'twofactor_gauthenticator')).toEqual(Buffer.from(rcAfter!.prefs, 'base64'));
-        await expect(s.store.enrol(rcUser, { key: newKey }, WRITE_CTX)).rejects.toMatchObject({ code: 'already_enabled' });
+        expect(removeStringKey(Buffer.from(rcEnrolled!.prefs, 'base64'), 'twofactor_gauthenticator')).toEqual(
+          Buffer.from(rcAfter!.prefs, 'base64'),
+        );
+        await expect(s.store.enrol(rcUser, { key: newKey }, WRITE_CTX)).rejects.toMatchObject({
+          code: 'already_enabled',
+        });
 
         // 5. Roundcube saves another setting; the plugin's value survives its merge, mail2fa still reads it.
-        const [again] = await runOracle<{ ok: boolean }>(rcConf.dir, [{ op: 'save', dsn: rc.dsn, userId: rcId, desKey: DES_KEY, cipher, encrypt, set: { timezone: Buffer.from('s:3:"UTC";').toString('base64') }, plugin: null }]);
+        const [again] = await runOracle<{ ok: boolean }>(rcConf.dir, [
+          {
+            op: 'save',
+            dsn: rc.dsn,
+            userId: rcId,
+            desKey: DES_KEY,
+            cipher,
+            encrypt,
+            set: { timezone: Buffer.from('s:3:"UTC";').toString('base64') },
+            plugin: null,
+          },
+        ]);
         expect(again!.ok).toBe(true);
         expect(base32((await s.store.totpSecrets(rcUser))[0]!.key)).toBe(base32(newKey));
 
@@ -150,7 +213,9 @@ describeRoundcubeEachDb('Roundcube round trip with real Roundcube', (kind) => {
       await s.store.enrol('fresh@example.com', { key, recoveryCodes: ['ZZZZZZZZZZ'] }, WRITE_CTX);
       const [r] = await runOracle<OracleRead>(rcConf.dir, [read(id, 'DES-EDE3-CBC', true)]);
       expect(r!.plugin).toEqual({ secret: base32(key), activate: true, recovery_codes: ['ZZZZZZZZZZ'] });
-      expect((await preferencesOf(rc, id))!.toString('latin1')).toMatch(/^a:1:\{s:24:"twofactor_gauthenticator";s:\d+:"[A-Za-z0-9+/=]+";\}$/);
+      expect((await preferencesOf(rc, id))!.toString('latin1')).toMatch(
+        /^a:1:\{s:24:"twofactor_gauthenticator";s:\d+:"[A-Za-z0-9+/=]+";\}$/,
+      );
     } finally {
       await s.close();
     }

@@ -6,11 +6,16 @@
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 import { rcubeEncrypt } from '../../src/stores/rcube-crypto.js';
 import { base32, pluginJson, pluginSerialized } from '../../src/stores/roundcube-plugin.js';
 import { sessionUserId } from '../../src/stores/roundcube.js';
-import { createRoundcubeDb, describeRoundcube, describeRoundcubeEachDb, type RoundcubeDb } from '../helpers/roundcube.js';
+import {
+  createRoundcubeDb,
+  describeRoundcube,
+  describeRoundcubeEachDb,
+  type RoundcubeDb,
+} from '../helpers/roundcube.js';
 import { WRITE_CTX, insertUser, openRoundcubeStore, preferencesOf } from '../helpers/roundcube-store.js';
 
 const DES_KEY = 'Rc-test-des-key-0123456!';
@@ -18,13 +23,24 @@ const SECRET16 = 'JBSWY3DPEHPK3PXP'; // 10 bytes: weak
 const SECRET32 = base32(Buffer.alloc(20, 7)); // 20 bytes
 
 function plugin(o: { secret?: string | null; activate?: boolean; codes?: string[] }): string {
-  return pluginSerialized({ secret: o.secret === undefined ? SECRET32 : o.secret, activate: o.activate ?? true, recoveryCodes: o.codes ?? [], order: ['secret', 'activate', 'recovery_codes'] }).toString('latin1');
+  return pluginSerialized({
+    secret: o.secret === undefined ? SECRET32 : o.secret,
+    activate: o.activate ?? true,
+    recoveryCodes: o.codes ?? [],
+    order: ['secret', 'activate', 'recovery_codes'],
+  }).toString('latin1');
 }
 function prefsWith(value: string, before = 's:8:"timezone";s:3:"UTC";'): string {
   return `a:2:{${before}s:24:"twofactor_gauthenticator";${value}}`;
 }
 function encrypted(o: { secret?: string; activate?: boolean }, key = DES_KEY): string {
-  const blob = rcubeEncrypt({ desKey: Buffer.from(key), cipher: 'des-ede3-cbc' }, Buffer.from(pluginJson({ secret: o.secret ?? SECRET32, activate: o.activate ?? true, recoveryCodes: [], order: [] })), randomBytes);
+  const blob = rcubeEncrypt(
+    { desKey: Buffer.from(key), cipher: 'des-ede3-cbc' },
+    Buffer.from(
+      pluginJson({ secret: o.secret ?? SECRET32, activate: o.activate ?? true, recoveryCodes: [], order: [] }),
+    ),
+    randomBytes,
+  );
   return `s:${blob.length}:"${blob}";`;
 }
 
@@ -47,30 +63,55 @@ describeRoundcubeEachDb('Roundcube store', (kind) => {
     await rc?.drop();
   });
 
-  it('status: activated vs enforced, with the plugin\'s own reasons', async () => {
+  it("status: activated vs enforced, with the plugin's own reasons", async () => {
     await insertUser(rc, 'on@example.com', 'localhost', prefsWith(plugin({})));
     await insertUser(rc, 'weak@example.com', 'localhost', prefsWith(plugin({ secret: SECRET16 })));
     await insertUser(rc, 'off@example.com', 'localhost', prefsWith(plugin({ activate: false })));
     await insertUser(rc, 'cleared@example.com', 'localhost', prefsWith('a:0:{}'));
     await insertUser(rc, 'lower@example.com', 'localhost', prefsWith(plugin({ secret: 'jbswy3dpehpk3pxp' })));
-    await insertUser(rc, 'nocodes@example.com', 'localhost', prefsWith('a:2:{s:6:"secret";s:16:"JBSWY3DPEHPK3PXP";s:8:"activate";b:1;}'));
+    await insertUser(
+      rc,
+      'nocodes@example.com',
+      'localhost',
+      prefsWith('a:2:{s:6:"secret";s:16:"JBSWY3DPEHPK3PXP";s:8:"activate";b:1;}'),
+    );
     await insertUser(rc, 'enc@example.com', 'localhost', prefsWith(encrypted({})));
     await insertUser(rc, 'broken@example.com', 'localhost', prefsWith(encrypted({}, 'another-key-entirely-xyz')));
     await insertUser(rc, 'none@example.com', 'localhost', 'a:1:{s:8:"timezone";s:3:"UTC";}');
 
     const plain = openRoundcubeStore(rc, {});
     const enc = openRoundcubeStore(rc, { des_key: DES_KEY, pref_encrypt: true });
-    const allowed = openRoundcubeStore(rc, { users_allowed_2FA: ['^admin.*@example\\.com$'], whitelist: ['10.0.0.0/8'] });
+    const allowed = openRoundcubeStore(rc, {
+      users_allowed_2FA: ['^admin.*@example\\.com$'],
+      whitelist: ['10.0.0.0/8'],
+    });
     try {
-      expect(await plain.store.account('on@example.com')).toMatchObject({ activated: true, enforced: true, factors: [{ kind: 'totp', active: true, ref: expect.stringMatching(/^users\.user_id=\d+$/) }] });
+      expect(await plain.store.account('on@example.com')).toMatchObject({
+        activated: true,
+        enforced: true,
+        factors: [{ kind: 'totp', active: true, ref: expect.stringMatching(/^users\.user_id=\d+$/) }],
+      });
       expect((await plain.store.account('on@example.com'))!.factors[0]!.weak).toBeUndefined();
-      expect(await plain.store.account('weak@example.com')).toMatchObject({ activated: true, enforced: true, factors: [{ weak: true }] });
-      expect(await plain.store.account('off@example.com')).toMatchObject({ activated: false, enforced: false, factors: [{ active: false }] });
-      expect(await plain.store.account('cleared@example.com')).toMatchObject({ activated: false, factors: [{ active: false }] });
+      expect(await plain.store.account('weak@example.com')).toMatchObject({
+        activated: true,
+        enforced: true,
+        factors: [{ weak: true }],
+      });
+      expect(await plain.store.account('off@example.com')).toMatchObject({
+        activated: false,
+        enforced: false,
+        factors: [{ active: false }],
+      });
+      expect(await plain.store.account('cleared@example.com')).toMatchObject({
+        activated: false,
+        factors: [{ active: false }],
+      });
       const lower = (await plain.store.account('lower@example.com'))!;
       expect(lower.problems!.join()).toMatch(/not upper-case base32/);
       expect(lower.problems!.join()).not.toContain('jbswy3dp'); // never the secret
-      expect((await plain.store.account('nocodes@example.com'))!.problems!.join()).toMatch(/recovery_codes.*missing.*TypeError/);
+      expect((await plain.store.account('nocodes@example.com'))!.problems!.join()).toMatch(
+        /recovery_codes.*missing.*TypeError/,
+      );
       expect(await plain.store.account('none@example.com')).toMatchObject({ activated: false, factors: [] });
       expect(await plain.store.account('nobody@example.com')).toBeNull();
 
@@ -97,7 +138,9 @@ describeRoundcubeEachDb('Roundcube store', (kind) => {
     const b = await insertUser(rc, 'john@multi.example', 'imap2.multi.example', prefsWith(plugin({ activate: false })));
     const c = await insertUser(rc, 'john', 'imap3.multi.example', prefsWith(plugin({ secret: SECRET16 })));
     await insertUser(rc, 'john', 'imap.other.example', prefsWith(plugin({}))); // another domain's john
-    const s = openRoundcubeStore(rc, { mail_domain: { 'imap3.multi.example': 'multi.example', 'imap.other.example': 'other.example' } });
+    const s = openRoundcubeStore(rc, {
+      mail_domain: { 'imap3.multi.example': 'multi.example', 'imap.other.example': 'other.example' },
+    });
     const only = openRoundcubeStore(rc, { mail_hosts: ['imap2.multi.example'] });
     try {
       const st = (await s.store.account('John@multi.example'))!; // login_lc 2: Roundcube stored it lower-cased
@@ -109,7 +152,10 @@ describeRoundcubeEachDb('Roundcube store', (kind) => {
       ]);
       expect(st).toMatchObject({ activated: true, enforced: true });
       expect(await openRoundcubeStore(rc, { login_lc: 0 }).store.account('John@multi.example')).toBeNull();
-      expect(await only.store.account('john@multi.example')).toMatchObject({ activated: false, factors: [{ label: 'imap2.multi.example' }] });
+      expect(await only.store.account('john@multi.example')).toMatchObject({
+        activated: false,
+        factors: [{ label: 'imap2.multi.example' }],
+      });
 
       const batch = await s.store.statusBatch(['john@multi.example', 'john@other.example', 'nobody@multi.example']);
       expect([...batch.keys()].sort()).toEqual(['john@multi.example', 'john@other.example']);
@@ -132,10 +178,21 @@ describeRoundcubeEachDb('Roundcube store', (kind) => {
     try {
       // PHP may read it and the plugin ask: assumed on (so recover tries, and refuses with the reason), never "off".
       const oddStatus = (await s.store.account('odd@example.com'))!;
-      expect(oddStatus).toMatchObject({ activated: true, factors: [{ active: true }], details: { rows: [{ plugin: 'unreadable (assumed on)' }] } });
+      expect(oddStatus).toMatchObject({
+        activated: true,
+        factors: [{ active: true }],
+        details: { rows: [{ plugin: 'unreadable (assumed on)' }] },
+      });
       expect(oddStatus.problems!.join()).toMatch(/do not parse exactly.*objects/);
-      for (const [email, row, before] of [['odd@example.com', id, odd], ['trail@example.com', trailing, `${prefsWith(plugin({}))}x`]] as const) {
-        for (const write of [() => s.store.reset(email, WRITE_CTX), () => s.store.disable(email, WRITE_CTX), () => s.store.enrol(email, { key: randomBytes(20) }, WRITE_CTX)]) {
+      for (const [email, row, before] of [
+        ['odd@example.com', id, odd],
+        ['trail@example.com', trailing, `${prefsWith(plugin({}))}x`],
+      ] as const) {
+        for (const write of [
+          () => s.store.reset(email, WRITE_CTX),
+          () => s.store.disable(email, WRITE_CTX),
+          () => s.store.enrol(email, { key: randomBytes(20) }, WRITE_CTX),
+        ]) {
           const e = await thrown(write());
           expect(e.exitCode).toBe(65);
           expect((await preferencesOf(rc, row))!.toString('utf8')).toBe(before);
@@ -154,7 +211,13 @@ describeRoundcubeEachDb('Roundcube store', (kind) => {
       expect(e.exitCode).toBe(78);
       expect(e.hint).toMatch(/allowPlaintextWrites/);
       expect((await preferencesOf(rc, id))!.toString()).toBe('a:0:{}');
-      const none = await thrown(openRoundcubeStore(rc, { des_key: DES_KEY, pref_encrypt: true }).store.enrol('ghost@example.com', { key: randomBytes(20) }, WRITE_CTX));
+      const none = await thrown(
+        openRoundcubeStore(rc, { des_key: DES_KEY, pref_encrypt: true }).store.enrol(
+          'ghost@example.com',
+          { key: randomBytes(20) },
+          WRITE_CTX,
+        ),
+      );
       expect(none.exitCode).toBe(67);
     } finally {
       await s.close();
@@ -183,7 +246,12 @@ describeRoundcubeEachDb('Roundcube store', (kind) => {
         expect(exported[1]!.problem).toMatch(/no domain and no mail_domain/);
         // A user re-enrols in Roundcube after the export: clearing refuses (75), nothing is cleared.
         const newer = prefsWith(plugin({ secret: base32(Buffer.alloc(20, 9)) }));
-        await m.exec(m.kind === 'sqlite' ? `UPDATE ${prefix}users SET preferences = ? WHERE user_id = ?` : `UPDATE ${prefix}users SET preferences = ? WHERE user_id = ?`, [newer, changes]);
+        await m.exec(
+          m.kind === 'sqlite'
+            ? `UPDATE ${prefix}users SET preferences = ? WHERE user_id = ?`
+            : `UPDATE ${prefix}users SET preferences = ? WHERE user_id = ?`,
+          [newer, changes],
+        );
         const e = await thrown(s.store.clearMigrated(['ok@example.com', 'changes@example.com'], WRITE_CTX));
         expect(e.exitCode).toBe(75);
         expect((await preferencesOf(m, ok, prefix))!.toString()).toBe(prefsWith(plugin({ secret: SECRET16 })));
@@ -198,13 +266,19 @@ describeRoundcubeEachDb('Roundcube store', (kind) => {
     }
   });
 
-  it('session sign-out deletes exactly the user\'s Roundcube sessions', async () => {
+  it("session sign-out deletes exactly the user's Roundcube sessions", async () => {
     const id = await insertUser(rc, 'sess@example.com', 'localhost', prefsWith(plugin({})));
     const other = id + 1000;
-    const vars = (uid: number, extra = '') => Buffer.from(`language|s:5:"en_US";${extra}user_id|i:${uid};username|s:16:"sess@example.com";`).toString('base64');
+    const vars = (uid: number, extra = '') =>
+      Buffer.from(`language|s:5:"en_US";${extra}user_id|i:${uid};username|s:16:"sess@example.com";`).toString('base64');
     const tricky = Buffer.from(`note|s:13:"user_id|i:${id};";user_id|i:${other};`).toString('base64');
     const now = kind === 'sqlite' ? "datetime('now')" : 'NOW()';
-    for (const [sid, v] of [['s-mine-1', vars(id)], ['s-mine-2', vars(id, 'compose|a:1:{i:0;s:1:";";}')], ['s-other', vars(other)], ['s-tricky', tricky]]) {
+    for (const [sid, v] of [
+      ['s-mine-1', vars(id)],
+      ['s-mine-2', vars(id, 'compose|a:1:{i:0;s:1:";";}')],
+      ['s-other', vars(other)],
+      ['s-tricky', tricky],
+    ]) {
       await rc.exec(`INSERT INTO session (sess_id, changed, ip, vars) VALUES (?, ${now}, '127.0.0.1', ?)`, [sid, v]);
     }
     expect(sessionUserId(Buffer.from(tricky, 'base64'))).toBe(other);
@@ -227,10 +301,19 @@ describeRoundcubeEachDb('Roundcube store', (kind) => {
       const checks = await s.store.doctor();
       const byName = Object.fromEntries(checks.map((c) => [c.name, c]));
       expect(byName['store roundcube']!.status).toBe('ok');
-      expect(byName['store roundcube: plaintext']).toMatchObject({ status: 'warn', detail: expect.stringMatching(/PLAINTEXT/) });
-      expect(byName['store roundcube: whitelist']).toMatchObject({ status: 'warn', detail: expect.stringMatching(/client-supplied headers/) });
+      expect(byName['store roundcube: plaintext']).toMatchObject({
+        status: 'warn',
+        detail: expect.stringMatching(/PLAINTEXT/),
+      });
+      expect(byName['store roundcube: whitelist']).toMatchObject({
+        status: 'warn',
+        detail: expect.stringMatching(/client-supplied headers/),
+      });
       expect(byName['store roundcube: write access']).toMatchObject({ status: 'ok' });
-      expect(byName['store roundcube: encrypted values']).toMatchObject({ status: 'warn', detail: expect.stringMatching(/do not decrypt.*lets those users in/) });
+      expect(byName['store roundcube: encrypted values']).toMatchObject({
+        status: 'warn',
+        detail: expect.stringMatching(/do not decrypt.*lets those users in/),
+      });
       const missing = await openRoundcubeStore(rc, {}, { tablePrefix: 'nope_' }).store.doctor();
       expect(missing[0]).toMatchObject({ status: 'fail', exitCode: 78 });
     } finally {
@@ -260,7 +343,9 @@ describeRoundcube('Roundcube store: compare-and-set against a concurrent Roundcu
         if (/^update/i.test(q.sql) && saves === 0) {
           saves++;
           // Roundcube saves another setting right now (a synchronous write from another connection).
-          side.prepare('UPDATE users SET preferences = ? WHERE user_id = ?').run(prefsWith(plugin({}), 's:8:"timezone";s:13:"Europe/Berlin";'), id);
+          side
+            .prepare('UPDATE users SET preferences = ? WHERE user_id = ?')
+            .run(prefsWith(plugin({}), 's:8:"timezone";s:13:"Europe/Berlin";'), id);
         }
       });
       const change = await s.store.reset('race@example.com', WRITE_CTX);
@@ -273,7 +358,7 @@ describeRoundcube('Roundcube store: compare-and-set against a concurrent Roundcu
     }
   });
 
-  it('gives up with 75 when Roundcube keeps saving, leaving Roundcube\'s last value intact', async () => {
+  it("gives up with 75 when Roundcube keeps saving, leaving Roundcube's last value intact", async () => {
     const id = await insertUser(rc, 'busy@example.com', 'localhost', prefsWith(plugin({})));
     const s = openRoundcubeStore(rc, {});
     const side = new Database(rc.url.slice('sqlite:'.length));
@@ -281,7 +366,10 @@ describeRoundcube('Roundcube store: compare-and-set against a concurrent Roundcu
     try {
       const db = await s.db();
       db.knex.on('query', (q: { sql: string }) => {
-        if (/^update/i.test(q.sql)) side.prepare('UPDATE users SET preferences = ? WHERE user_id = ?').run(prefsWith(plugin({}), `s:8:"timezone";s:${String(++n).length}:"${n}";`), id);
+        if (/^update/i.test(q.sql))
+          side
+            .prepare('UPDATE users SET preferences = ? WHERE user_id = ?')
+            .run(prefsWith(plugin({}), `s:8:"timezone";s:${String(++n).length}:"${n}";`), id);
       });
       const e = await thrown(s.store.reset('busy@example.com', WRITE_CTX));
       expect(e.exitCode).toBe(75);
@@ -292,7 +380,7 @@ describeRoundcube('Roundcube store: compare-and-set against a concurrent Roundcu
     }
   });
 
-  it('in mail2fa\'s own database, writes run on the shared transaction: they roll back and commit with it', async () => {
+  it("in mail2fa's own database, writes run on the shared transaction: they roll back and commit with it", async () => {
     const id = await insertUser(rc, 'shared@example.com', 'localhost', prefsWith(plugin({})));
     const s = openRoundcubeStore(rc, { session_signout: true });
     try {
@@ -301,7 +389,7 @@ describeRoundcube('Roundcube store: compare-and-set against a concurrent Roundcu
         db.knex.transaction(async (trx) => {
           const change = await s.store.reset('shared@example.com', { ...WRITE_CTX, sharedTransaction: trx });
           expect(change.outcome).toBe('changed');
-          throw new Error('mail2fa\'s own change failed');
+          throw new Error("mail2fa's own change failed");
         }),
       ).rejects.toThrow(/own change failed/);
       expect((await preferencesOf(rc, id))!.toString()).toBe(prefsWith(plugin({})));
@@ -356,8 +444,11 @@ describeRoundcube('Roundcube store: compare-and-set against a concurrent Roundcu
   it('bulk status over 100,000 Roundcube users: one query per batch of 1,000 addresses', async () => {
     const big = new Database(rc.url.slice('sqlite:'.length));
     const on = prefsWith(plugin({}));
-    const off = 'a:3:{s:8:"timezone";s:3:"UTC";s:9:"signature";s:40:"A signature long enough to be realistic.";s:8:"language";s:5:"en_US";}';
-    const insert = big.prepare("INSERT INTO users (username, mail_host, created, preferences) VALUES (?, 'bulk', '2024-01-01', ?)");
+    const off =
+      'a:3:{s:8:"timezone";s:3:"UTC";s:9:"signature";s:40:"A signature long enough to be realistic.";s:8:"language";s:5:"en_US";}';
+    const insert = big.prepare(
+      "INSERT INTO users (username, mail_host, created, preferences) VALUES (?, 'bulk', '2024-01-01', ?)",
+    );
     big.transaction(() => {
       for (let i = 0; i < 100_000; i++) insert.run(`u${i}@bulk.example`, i % 10 === 0 ? on : off);
     })();

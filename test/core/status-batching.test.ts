@@ -22,9 +22,17 @@ describeEachDb('status batching', (kind) => {
     ctx = await testContext(tdb, { clock });
     const db = await ctx.db();
     const m = ctx.mapping;
-    const rows = Array.from({ length: COUNT }, (_, i) => ({ [m.email]: email(i), [m.password]: '{PLAIN}x', [m.active]: true, [m.domain]: i % 2 ? 'odd.example' : 'even.example' }));
+    const rows = Array.from({ length: COUNT }, (_, i) => ({
+      [m.email]: email(i),
+      [m.password]: '{PLAIN}x',
+      [m.active]: true,
+      [m.domain]: i % 2 ? 'odd.example' : 'even.example',
+    }));
     for (let i = 0; i < rows.length; i += 200) await db.knex(m.table).insert(rows.slice(i, i + 200));
-    await seedFactors(ctx, clock.now, [{ account: email(7), method: 'totp' }, { account: email(8), method: 'sms' }]);
+    await seedFactors(ctx, clock.now, [
+      { account: email(7), method: 'totp' },
+      { account: email(8), method: 'sms' },
+    ]);
     db.knex.on('query', (q: { sql: string }) => queries.push(q.sql));
   });
   afterAll(async () => {
@@ -36,7 +44,8 @@ describeEachDb('status batching', (kind) => {
     const db = await ctx.db();
     const sizes: number[] = [];
     queries.length = 0;
-    for await (const b of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now }, selection)) sizes.push(b.length);
+    for await (const b of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now }, selection))
+      sizes.push(b.length);
     return sizes;
   }
   const statusQueries = () => queries.filter((q) => q.includes('codes_left')).length;
@@ -59,7 +68,11 @@ describeEachDb('status batching', (kind) => {
     const db = await ctx.db();
     const seen: string[] = [];
     queries.length = 0;
-    for await (const b of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now }, { kind: 'emails', emails: list })) seen.push(...b.map((r) => r.email));
+    for await (const b of statusBatches(
+      { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now },
+      { kind: 'emails', emails: list },
+    ))
+      seen.push(...b.map((r) => r.email));
     expect(seen).toEqual(list);
     expect(statusQueries()).toBe(3);
   });
@@ -73,7 +86,10 @@ describeEachDb('status batching', (kind) => {
       }
     }
     const db = await ctx.db();
-    const it = statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now }, { kind: 'emails', emails: lazy() });
+    const it = statusBatches(
+      { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now },
+      { kind: 'emails', emails: lazy() },
+    );
     const first = await it.next();
     expect(first.done).toBe(false);
     expect(pulled).toBeLessThanOrEqual(501);

@@ -6,12 +6,24 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { addToSummary, newSummary, statusBatches, type StatusRow, type StatusSelection } from '../../src/core/status.js';
+import {
+  addToSummary,
+  newSummary,
+  statusBatches,
+  type StatusRow,
+  type StatusSelection,
+} from '../../src/core/status.js';
 import type { StoreAccountStatus } from '../../src/stores/types.js';
 import { summaryLine } from '../../src/ui/status-render.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
-import { createPostfixAdminMailbox, insertPostfixAdminMailbox, postfixAdminConfig, seedFactors, snapshot } from '../helpers/status-seed.js';
+import {
+  createPostfixAdminMailbox,
+  insertPostfixAdminMailbox,
+  postfixAdminConfig,
+  seedFactors,
+  snapshot,
+} from '../helpers/status-seed.js';
 
 const clock = testClock(Date.UTC(2026, 0, 15, 9, 30, 0));
 const NOW = '2026-01-15T09:30:00Z';
@@ -21,13 +33,26 @@ const LAST_USED = Date.UTC(2026, 0, 14, 8, 0, 0);
 async function collect(ctx: Context, selection: StatusSelection): Promise<StatusRow[]> {
   const db = await ctx.db();
   const rows: StatusRow[] = [];
-  for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() }, selection)) rows.push(...batch);
+  for await (const batch of statusBatches(
+    { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() },
+    selection,
+  ))
+    rows.push(...batch);
   return rows;
 }
 
 const byEmail = (a: StatusRow, b: StatusRow) => (a.email < b.email ? -1 : a.email > b.email ? 1 : 0);
 
-const base = { state: 'ok' as const, active: true, phone: null, enrolledAt: null, lastUsedAt: null, recoveryCodesLeft: null, lockedUntil: null, temporaryCode: null };
+const base = {
+  state: 'ok' as const,
+  active: true,
+  phone: null,
+  enrolledAt: null,
+  lastUsedAt: null,
+  recoveryCodesLeft: null,
+  lockedUntil: null,
+  temporaryCode: null,
+};
 /** What mail2fa's own store says about an account with 2FA on (status `stores`). */
 const own = (method: 'totp' | 'sms' | null, temporaryCode?: 'pending' | 'used'): StoreAccountStatus => ({
   store: 'mail2fa',
@@ -38,11 +63,60 @@ const own = (method: 'totp' | 'sms' | null, temporaryCode?: 'pending' | 'used'):
   ...(temporaryCode ? { details: { temporaryCode } } : {}),
 });
 const on = { enabled: true, enforced: true, source: 'mail2fa', sources: ['mail2fa'] };
-const off = (email: string, active = true): StatusRow => ({ ...base, email, active, enabled: false, enforced: false, method: null, source: null, sources: [], stores: [] });
-const totp = (email: string, extra: Partial<StatusRow> = {}): StatusRow => ({ ...base, email, ...on, stores: [own('totp')], method: 'totp', enrolledAt: NOW, recoveryCodesLeft: 10, ...extra });
-const sms = (email: string): StatusRow => ({ ...base, email, ...on, stores: [own('sms')], method: 'sms', phone: '+45 ****3456', enrolledAt: NOW, recoveryCodesLeft: 10 });
-const temporary = (email: string, state: 'pending' | 'used'): StatusRow => ({ ...off(email), ...on, stores: [own(null, state)], temporaryCode: { state, expiresAt: '2026-01-16T09:30:00Z' } });
-const unknown = (email: string): StatusRow => ({ email, state: 'unknown', active: null, enabled: null, enforced: null, method: null, source: null, sources: [], stores: [], phone: null, enrolledAt: null, lastUsedAt: null, recoveryCodesLeft: null, lockedUntil: null, temporaryCode: null });
+const off = (email: string, active = true): StatusRow => ({
+  ...base,
+  email,
+  active,
+  enabled: false,
+  enforced: false,
+  method: null,
+  source: null,
+  sources: [],
+  stores: [],
+});
+const totp = (email: string, extra: Partial<StatusRow> = {}): StatusRow => ({
+  ...base,
+  email,
+  ...on,
+  stores: [own('totp')],
+  method: 'totp',
+  enrolledAt: NOW,
+  recoveryCodesLeft: 10,
+  ...extra,
+});
+const sms = (email: string): StatusRow => ({
+  ...base,
+  email,
+  ...on,
+  stores: [own('sms')],
+  method: 'sms',
+  phone: '+45 ****3456',
+  enrolledAt: NOW,
+  recoveryCodesLeft: 10,
+});
+const temporary = (email: string, state: 'pending' | 'used'): StatusRow => ({
+  ...off(email),
+  ...on,
+  stores: [own(null, state)],
+  temporaryCode: { state, expiresAt: '2026-01-16T09:30:00Z' },
+});
+const unknown = (email: string): StatusRow => ({
+  email,
+  state: 'unknown',
+  active: null,
+  enabled: null,
+  enforced: null,
+  method: null,
+  source: null,
+  sources: [],
+  stores: [],
+  phone: null,
+  enrolledAt: null,
+  lastUsedAt: null,
+  recoveryCodesLeft: null,
+  lockedUntil: null,
+  temporaryCode: null,
+});
 /** frank@example.net: PostfixAdmin's own TOTP (its totp_secret column, through the postfixadmin store); 80 bits: weak. */
 const frank: StatusRow = {
   ...off('frank@example.net'),
@@ -51,7 +125,15 @@ const frank: StatusRow = {
   method: 'totp',
   source: 'postfixadmin',
   sources: ['postfixadmin'],
-  stores: [{ store: 'postfixadmin', kind: 'postfixadmin', activated: true, enforced: true, factors: [{ kind: 'totp', active: true, ref: 'mailbox.totp_secret', weak: true }] }],
+  stores: [
+    {
+      store: 'postfixadmin',
+      kind: 'postfixadmin',
+      activated: true,
+      enforced: true,
+      factors: [{ kind: 'totp', active: true, ref: 'mailbox.totp_secret', weak: true }],
+    },
+  ],
 };
 
 /** The factors of both suites: also orphans for "user@…" and "trail@…" that no mailbox row may borrow. */
@@ -88,7 +170,18 @@ describeEachDb('status parity, preset mail2fa', (kind) => {
   beforeAll(async () => {
     tdb = await createTestDb(kind);
     ctx = await testContext(tdb, { clock });
-    for (const e of ['alice@example.com', 'bob@example.com', 'carol@example.com', 'dave@example.org', 'User@example.com', 'user@example.com', 'jürgen@example.com', 'abc@example.com', 'trail@example.com ', 'δ@example.com']) {
+    for (const e of [
+      'alice@example.com',
+      'bob@example.com',
+      'carol@example.com',
+      'dave@example.org',
+      'User@example.com',
+      'user@example.com',
+      'jürgen@example.com',
+      'abc@example.com',
+      'trail@example.com ',
+      'δ@example.com',
+    ]) {
       await addMailbox(ctx, e, 'pw', { scheme: 'PLAIN' });
     }
     await addMailbox(ctx, 'erin@example.org', 'pw', { scheme: 'PLAIN', active: false });
@@ -97,12 +190,40 @@ describeEachDb('status parity, preset mail2fa', (kind) => {
     for (const e of ['tina@example.org', 'ted@example.org']) await addMailbox(ctx, e, 'pw', { scheme: 'PLAIN' });
     const knex = (await ctx.db()).knex;
     await knex(ctx.tables.challenge).insert([
-      { account: 'tina@example.org', purpose: 'temporary', code_hash: 'a'.repeat(64), created_at: clock.now, expires_at: clock.now + 86_400_000, used_at: null },
-      { account: 'ted@example.org', purpose: 'temporary', code_hash: 'b'.repeat(64), created_at: clock.now, expires_at: clock.now + 86_400_000, used_at: clock.now },
+      {
+        account: 'tina@example.org',
+        purpose: 'temporary',
+        code_hash: 'a'.repeat(64),
+        created_at: clock.now,
+        expires_at: clock.now + 86_400_000,
+        used_at: null,
+      },
+      {
+        account: 'ted@example.org',
+        purpose: 'temporary',
+        code_hash: 'b'.repeat(64),
+        created_at: clock.now,
+        expires_at: clock.now + 86_400_000,
+        used_at: clock.now,
+      },
       // Orphan codes of spellings without a mailbox row: the mailboxes "trail@example.com " and "User@example.com"
       // must not borrow them (the bulk read merges temporary codes in by exact account, outside the join).
-      { account: 'trail@example.com', purpose: 'temporary', code_hash: 'c'.repeat(64), created_at: clock.now, expires_at: clock.now + 86_400_000, used_at: null },
-      { account: 'USER@example.com', purpose: 'temporary', code_hash: 'd'.repeat(64), created_at: clock.now, expires_at: clock.now + 86_400_000, used_at: null },
+      {
+        account: 'trail@example.com',
+        purpose: 'temporary',
+        code_hash: 'c'.repeat(64),
+        created_at: clock.now,
+        expires_at: clock.now + 86_400_000,
+        used_at: null,
+      },
+      {
+        account: 'USER@example.com',
+        purpose: 'temporary',
+        code_hash: 'd'.repeat(64),
+        created_at: clock.now,
+        expires_at: clock.now + 86_400_000,
+        used_at: null,
+      },
     ]);
   });
   afterAll(async () => {
@@ -153,10 +274,22 @@ describeEachDb('status parity, preset mail2fa', (kind) => {
 
   it('--domain: exact domain, streamed; a temporary code keeps 2FA required', async () => {
     const rows = (await collect(ctx, { kind: 'domain', domain: 'example.org' })).sort(byEmail);
-    expect(rows).toEqual([totp('dave@example.org', { recoveryCodesLeft: 7, lockedUntil: LOCKED_UNTIL }), off('erin@example.org', false), temporary('ted@example.org', 'used'), temporary('tina@example.org', 'pending')]);
+    expect(rows).toEqual([
+      totp('dave@example.org', { recoveryCodesLeft: 7, lockedUntil: LOCKED_UNTIL }),
+      off('erin@example.org', false),
+      temporary('ted@example.org', 'used'),
+      temporary('tina@example.org', 'pending'),
+    ]);
     const summary = newSummary();
     for (const r of rows) addToSummary(summary, r);
-    expect(summary).toEqual({ accounts: 4, enabled: 3, disabled: 1, unknown: 0, invalid: 0, byMethod: { totp: 1, sms: 0, temporaryCode: 2 } });
+    expect(summary).toEqual({
+      accounts: 4,
+      enabled: 3,
+      disabled: 1,
+      unknown: 0,
+      invalid: 0,
+      byMethod: { totp: 1, sms: 0, temporaryCode: 2 },
+    });
     expect(summaryLine(summary)).toBe('4 accounts, 3 with 2FA (1 app, 0 SMS, 2 temporary codes), 1 without');
   });
 
@@ -164,7 +297,11 @@ describeEachDb('status parity, preset mail2fa', (kind) => {
     const later = { ...ctx, now: () => clock.now + 16 * 60_000 };
     const db = await ctx.db();
     const rows: StatusRow[] = [];
-    for await (const b of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: later.now }, { kind: 'emails', emails: ['dave@example.org'] })) rows.push(...b);
+    for await (const b of statusBatches(
+      { db, tables: ctx.tables, mapping: ctx.mapping, now: later.now },
+      { kind: 'emails', emails: ['dave@example.org'] },
+    ))
+      rows.push(...b);
     expect(rows[0]!.lockedUntil).toBeNull();
   });
 });
@@ -177,7 +314,16 @@ describeEachDb('status parity, PostfixAdmin mailbox table (real DDL)', (kind) =>
     ctx = await testContext(tdb, { clock, configPath: postfixAdminConfig(tdb.dir) });
     const knex = (await ctx.db()).knex;
     await createPostfixAdminMailbox(knex, kind, 'mailbox');
-    for (const e of ['alice@example.com', 'bob@example.com', 'carol@example.com', 'dave@example.org', 'User@example.com', 'jürgen@example.com', 'abc@example.com', 'trail@example.com ']) {
+    for (const e of [
+      'alice@example.com',
+      'bob@example.com',
+      'carol@example.com',
+      'dave@example.org',
+      'User@example.com',
+      'jürgen@example.com',
+      'abc@example.com',
+      'trail@example.com ',
+    ]) {
       await insertPostfixAdminMailbox(knex, 'mailbox', e);
     }
     await insertPostfixAdminMailbox(knex, 'mailbox', 'erin@example.org', { active: false });
@@ -192,10 +338,14 @@ describeEachDb('status parity, PostfixAdmin mailbox table (real DDL)', (kind) =>
 
   it('the collation is case-insensitive: "user@…" cannot be added beside "User@…"', async () => {
     const knex = (await ctx.db()).knex;
-    await expect(insertPostfixAdminMailbox(knex, 'mailbox', 'user@example.com')).rejects.toThrow(/Duplicate entry|UNIQUE constraint|duplicate key value/);
+    await expect(insertPostfixAdminMailbox(knex, 'mailbox', 'user@example.com')).rejects.toThrow(
+      /Duplicate entry|UNIQUE constraint|duplicate key value/,
+    );
     if (kind === 'mariadb') {
       // …and PAD SPACE: the row with a trailing space equals the one without.
-      const [rows] = (await knex.raw("SELECT username FROM mailbox WHERE username = 'trail@example.com'")) as [{ username: string }[]];
+      const [rows] = (await knex.raw("SELECT username FROM mailbox WHERE username = 'trail@example.com'")) as [
+        { username: string }[],
+      ];
       expect(rows.map((r) => r.username)).toEqual(['trail@example.com ']);
     }
   });
@@ -269,7 +419,14 @@ describeEachDb('status parity, PostfixAdmin-shaped table without a unique key, w
     ctx = await testContext(tdb, { clock, configPath: postfixAdminConfig(tdb.dir, 'pfa_') });
     const knex = (await ctx.db()).knex;
     await createPostfixAdminMailbox(knex, kind, 'pfa_mailbox', false);
-    for (const e of ['User@example.com', 'user@example.com', 'trail@example.com', 'trail@example.com ', 'twin@example.com', 'twin@example.com']) {
+    for (const e of [
+      'User@example.com',
+      'user@example.com',
+      'trail@example.com',
+      'trail@example.com ',
+      'twin@example.com',
+      'twin@example.com',
+    ]) {
       await insertPostfixAdminMailbox(knex, 'pfa_mailbox', e);
     }
     await seedFactors(ctx, clock.now, FACTORS);
@@ -287,11 +444,22 @@ describeEachDb('status parity, PostfixAdmin-shaped table without a unique key, w
 
   it('two rows with one address are reported as ambiguous, not guessed', async () => {
     const rows = await collect(ctx, { kind: 'emails', emails: ['twin@example.com'] });
-    expect(rows).toEqual([{ ...unknown('twin@example.com'), state: 'ambiguous', problem: '2 mailbox rows have this address' }]);
+    expect(rows).toEqual([
+      { ...unknown('twin@example.com'), state: 'ambiguous', problem: '2 mailbox rows have this address' },
+    ]);
   });
 
   it('--all lists each row with its own factor', async () => {
     const rows = (await collect(ctx, { kind: 'all' })).sort(byEmail);
-    expect(rows).toEqual([totp('User@example.com'), totp('trail@example.com'), off('trail@example.com '), off('twin@example.com'), off('twin@example.com'), sms('user@example.com')].sort(byEmail));
+    expect(rows).toEqual(
+      [
+        totp('User@example.com'),
+        totp('trail@example.com'),
+        off('trail@example.com '),
+        off('twin@example.com'),
+        off('twin@example.com'),
+        sms('user@example.com'),
+      ].sort(byEmail),
+    );
   });
 });

@@ -11,7 +11,8 @@ import { addMailbox, testClock, testContext } from '../helpers/context.js';
 async function collect(ctx: Context, selection: StatusSelection): Promise<StatusRow[]> {
   const db = await ctx.db();
   const rows: StatusRow[] = [];
-  for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now }, selection)) rows.push(...batch);
+  for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now }, selection))
+    rows.push(...batch);
   return rows;
 }
 
@@ -27,7 +28,11 @@ describeEachDb('status core', (kind) => {
     const vault = new Vault(ctx.masterKey(), ctx.tables, ctx.now);
     await inTransaction(db, ctx.tables, async (trx) => {
       await lockAccountState(trx, ctx.tables, db.dialect, 'b@example.com');
-      await storeFactor(trx, ctx.tables, vault, clock.now, { account: 'b@example.com', method: 'totp', totpSecret: generateTotpSecret() });
+      await storeFactor(trx, ctx.tables, vault, clock.now, {
+        account: 'b@example.com',
+        method: 'totp',
+        totpSecret: generateTotpSecret(),
+      });
     });
   });
   afterAll(async () => {
@@ -45,7 +50,10 @@ describeEachDb('status core', (kind) => {
   });
 
   it('keeps input order, reports unknown and invalid per row, matches exactly', async () => {
-    const rows = await collect(ctx, { kind: 'emails', emails: ['c@other.org', 'nobody@example.com', 'B@example.com', 'b@EXAMPLE.com', 'a@example.com ', "x' OR '1'='1"] });
+    const rows = await collect(ctx, {
+      kind: 'emails',
+      emails: ['c@other.org', 'nobody@example.com', 'B@example.com', 'b@EXAMPLE.com', 'a@example.com ', "x' OR '1'='1"],
+    });
     expect(rows.map((r) => [r.email, r.state])).toEqual([
       ['c@other.org', 'ok'],
       ['nobody@example.com', 'unknown'],

@@ -12,11 +12,11 @@ import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { disableTwoFactor } from '../../src/core/disable.js';
 import { enrolmentPreflight, startEnrolment } from '../../src/core/enrolment.js';
-import type { Mail2faError } from '../../src/core/errors.js';
+import type { Mail2faError } from '../../src/errors.js';
 import { factorSummary } from '../../src/core/owner.js';
 import { recoverAccount } from '../../src/core/recover.js';
-import { parseCodeInput } from '../../src/core/verification.js';
-import { verifySignInCode } from '../../src/core/verify.js';
+import { parseCodeInput } from '../../src/core/factor-check.js';
+import { verifySignInCode } from '../../src/core/sign-in.js';
 import { hashPassword } from '../../src/crypto/passwords.js';
 import { openMail2fa } from '../../src/index.js';
 import { totpCode } from '../../src/totp/totp.js';
@@ -67,14 +67,24 @@ describeEachDb('PostfixAdmin TOTP through the store seam (issue 13)', (kind) => 
     const t = ctx.tables;
     await db.knex.schema.dropTableIfExists('mailbox');
     for (const sql of postfixadminMailboxDdl(db.dialect)) await db.knex.raw(sql);
-    for (const table of [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.accountState, t.audit]) await db.knex(table).delete();
-    await db.knex('mailbox').insert([mailbox('Jane@example.com', secrets.jane), mailbox('old@example.com', secrets.old), mailbox('plain@example.com', null)]);
+    for (const table of [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.accountState, t.audit])
+      await db.knex(table).delete();
+    await db
+      .knex('mailbox')
+      .insert([
+        mailbox('Jane@example.com', secrets.jane),
+        mailbox('old@example.com', secrets.old),
+        mailbox('plain@example.com', null),
+      ]);
     clock.advance(60_000); // a fresh time step per test
   });
 
   const plaintext = async (username: string) => {
     const db = await ctx.db();
-    const rows = (await db.knex('mailbox').select('username', 'totp_secret')) as { username: string; totp_secret: string | null }[];
+    const rows = (await db.knex('mailbox').select('username', 'totp_secret')) as {
+      username: string;
+      totp_secret: string | null;
+    }[];
     return rows.find((r) => r.username === username)?.totp_secret;
   };
   const code = (secret: string, offsetMs = 0) => totpCode(secret, clock.now + offsetMs);
@@ -83,19 +93,35 @@ describeEachDb('PostfixAdmin TOTP through the store seam (issue 13)', (kind) => 
     const ok = await verifySignInCode(ctx, { email: 'Jane@example.com', code: code(secrets.jane) });
     expect(ok).toMatchObject({ outcome: 'accepted', kind: 'totp' });
     // Replay protection lives in mail2fa's own tables: the same code (and the previous step's) is refused.
-    expect(await verifySignInCode(ctx, { email: 'Jane@example.com', code: code(secrets.jane) })).toMatchObject({ outcome: 'rejected', reason: 'wrong_code' });
-    expect(await verifySignInCode(ctx, { email: 'Jane@example.com', code: code(secrets.jane, -30_000) })).toMatchObject({ outcome: 'rejected', reason: 'wrong_code', failedAttempts: 2 });
+    expect(await verifySignInCode(ctx, { email: 'Jane@example.com', code: code(secrets.jane) })).toMatchObject({
+      outcome: 'rejected',
+      reason: 'wrong_code',
+    });
+    expect(await verifySignInCode(ctx, { email: 'Jane@example.com', code: code(secrets.jane, -30_000) })).toMatchObject(
+      { outcome: 'rejected', reason: 'wrong_code', failedAttempts: 2 },
+    );
     // The next step's code is new: accepted, and it ends the run of failures.
     clock.advance(30_000);
-    expect(await verifySignInCode(ctx, { email: 'Jane@example.com', code: code(secrets.jane) })).toMatchObject({ outcome: 'accepted' });
+    expect(await verifySignInCode(ctx, { email: 'Jane@example.com', code: code(secrets.jane) })).toMatchObject({
+      outcome: 'accepted',
+    });
     // Five wrong codes lock the account (mail2fa's counter: PostfixAdmin has none), and a right one is then refused.
     let last;
-    for (let i = 0; i < 5; i++) last = await verifySignInCode(ctx, { email: 'Jane@example.com', code: '000000' === code(secrets.jane) ? '111111' : '000000' });
+    for (let i = 0; i < 5; i++)
+      last = await verifySignInCode(ctx, {
+        email: 'Jane@example.com',
+        code: '000000' === code(secrets.jane) ? '111111' : '000000',
+      });
     expect(last).toMatchObject({ outcome: 'rejected', failedAttempts: 5 });
     clock.advance(30_000);
-    expect(await verifySignInCode(ctx, { email: 'Jane@example.com', code: code(secrets.jane) })).toMatchObject({ outcome: 'locked' });
+    expect(await verifySignInCode(ctx, { email: 'Jane@example.com', code: code(secrets.jane) })).toMatchObject({
+      outcome: 'locked',
+    });
     const db = await ctx.db();
-    const audit = (await db.knex(ctx.tables.audit).where({ account: 'Jane@example.com' }).select('action', 'outcome', 'detail')) as { detail: string | null }[];
+    const audit = (await db
+      .knex(ctx.tables.audit)
+      .where({ account: 'Jane@example.com' })
+      .select('action', 'outcome', 'detail')) as { detail: string | null }[];
     expect(audit.length).toBeGreaterThan(5);
     for (const row of audit) expect(row.detail ?? '').not.toContain(secrets.jane.slice(0, 12));
     // PostfixAdmin's column is only read.
@@ -103,8 +129,16 @@ describeEachDb('PostfixAdmin TOTP through the store seam (issue 13)', (kind) => 
   });
 
   it('an 80-bit secret verifies (and status flags it weak)', async () => {
-    expect(await verifySignInCode(ctx, { email: 'old@example.com', code: code(secrets.old) })).toMatchObject({ outcome: 'accepted', kind: 'totp' });
-    const mail2fa = await openMail2fa({ config: configPath, db: tdb.url, env: { ...process.env, ...testEnv(tdb) }, clock: () => clock.now });
+    expect(await verifySignInCode(ctx, { email: 'old@example.com', code: code(secrets.old) })).toMatchObject({
+      outcome: 'accepted',
+      kind: 'totp',
+    });
+    const mail2fa = await openMail2fa({
+      config: configPath,
+      db: tdb.url,
+      env: { ...process.env, ...testEnv(tdb) },
+      clock: () => clock.now,
+    });
     try {
       const row = await mail2fa.status('old@example.com');
       expect(row).toMatchObject({ enabled: true, enforced: true, sources: ['postfixadmin'] });
@@ -115,7 +149,12 @@ describeEachDb('PostfixAdmin TOTP through the store seam (issue 13)', (kind) => 
   });
 
   it('requiresCode() is true for a PostfixAdmin TOTP account (was: false); false without one', async () => {
-    const mail2fa = await openMail2fa({ config: configPath, db: tdb.url, env: { ...process.env, ...testEnv(tdb) }, clock: () => clock.now });
+    const mail2fa = await openMail2fa({
+      config: configPath,
+      db: tdb.url,
+      env: { ...process.env, ...testEnv(tdb) },
+      clock: () => clock.now,
+    });
     try {
       expect(await mail2fa.requiresCode('Jane@example.com')).toBe(true);
       expect(await mail2fa.requiresCode('plain@example.com')).toBe(false);
@@ -132,64 +171,137 @@ describeEachDb('PostfixAdmin TOTP through the store seam (issue 13)', (kind) => 
 
   it('disable with password + current code clears the column (was: "already off"), compare-and-set, audited per store', async () => {
     const before = await factorSummary(ctx, 'Jane@example.com');
-    expect(before).toMatchObject({ method: null, foreignStores: ['postfixadmin'], foreignRequired: true, foreignTotp: true });
+    expect(before).toMatchObject({
+      method: null,
+      foreignStores: ['postfixadmin'],
+      foreignRequired: true,
+      foreignTotp: true,
+    });
     // Wrong code: refused (77), counted, nothing cleared.
-    const wrong = await disableTwoFactor(ctx, { email: 'Jane@example.com', password: PASSWORD, code: parseCodeInput('000000' === code(secrets.jane) ? '111111' : '000000') }).catch((e: unknown) => e);
+    const wrong = await disableTwoFactor(ctx, {
+      email: 'Jane@example.com',
+      password: PASSWORD,
+      code: parseCodeInput('000000' === code(secrets.jane) ? '111111' : '000000'),
+    }).catch((e: unknown) => e);
     expect((wrong as Mail2faError).exitCode).toBe(77);
     expect(await plaintext('Jane@example.com')).toBe(secrets.jane);
     // Wrong password with the right code: refused too.
-    const badPassword = await disableTwoFactor(ctx, { email: 'Jane@example.com', password: 'nope', code: parseCodeInput(code(secrets.jane)) }).catch((e: unknown) => e);
+    const badPassword = await disableTwoFactor(ctx, {
+      email: 'Jane@example.com',
+      password: 'nope',
+      code: parseCodeInput(code(secrets.jane)),
+    }).catch((e: unknown) => e);
     expect((badPassword as Mail2faError).exitCode).toBe(77);
     expect(await plaintext('Jane@example.com')).toBe(secrets.jane);
 
-    const r = await disableTwoFactor(ctx, { email: 'Jane@example.com', password: PASSWORD, code: parseCodeInput(code(secrets.jane)) });
+    const r = await disableTwoFactor(ctx, {
+      email: 'Jane@example.com',
+      password: PASSWORD,
+      code: parseCodeInput(code(secrets.jane)),
+    });
     expect(r).toMatchObject({ changed: true, codeKind: 'totp', complete: true, exitCode: 0 });
-    expect(r.changed && r.stores.map((c) => [c.store, c.outcome])).toEqual([['mail2fa', 'nothing'], ['postfixadmin', 'changed']]);
+    expect(r.changed && r.stores.map((c) => [c.store, c.outcome])).toEqual([
+      ['mail2fa', 'nothing'],
+      ['postfixadmin', 'changed'],
+    ]);
     expect(await plaintext('Jane@example.com')).toBeNull();
     expect(await plaintext('old@example.com')).toBe(secrets.old);
     const db = await ctx.db();
-    const row = (await db.knex(ctx.tables.audit).where({ account: 'Jane@example.com', action: 'disable', outcome: 'ok' }).first()) as { detail: string };
-    expect(JSON.parse(row.detail)).toMatchObject({ code: 'totp', 'store:mail2fa': 'nothing', 'store:postfixadmin': 'changed' });
+    const row = (await db
+      .knex(ctx.tables.audit)
+      .where({ account: 'Jane@example.com', action: 'disable', outcome: 'ok' })
+      .first()) as { detail: string };
+    expect(JSON.parse(row.detail)).toMatchObject({
+      code: 'totp',
+      'store:mail2fa': 'nothing',
+      'store:postfixadmin': 'changed',
+    });
     // Now it is off everywhere: requiresCode false, a second disable has nothing to do.
     expect((await factorSummary(ctx, 'Jane@example.com')).foreignRequired).toBe(false);
   });
 
-  it('enable --start refuses while PostfixAdmin\'s secret is active (was: a second factor with the password alone); nothing stored', async () => {
+  it("enable --start refuses while PostfixAdmin's secret is active (was: a second factor with the password alone); nothing stored", async () => {
     const before = await dbSnapshot(ctx);
     const pre = await enrolmentPreflight(ctx, { email: 'Jane@example.com' }).catch((e: unknown) => e);
     expect(pre).toMatchObject({ code: 'already_enabled', exitCode: 65 });
     expect((pre as Mail2faError).message).toContain('store postfixadmin (postfixadmin)');
     expect((pre as Mail2faError).hint).toContain('migrate-from postfixadmin');
-    const start = await startEnrolment(ctx, { email: 'Jane@example.com', password: PASSWORD, method: 'totp' }).catch((e: unknown) => e);
+    const start = await startEnrolment(ctx, { email: 'Jane@example.com', password: PASSWORD, method: 'totp' }).catch(
+      (e: unknown) => e,
+    );
     expect(start).toMatchObject({ code: 'already_enabled', exitCode: 65 });
     // --force does not get around it either: it would still leave two independent factors.
-    const forced = await startEnrolment(ctx, { email: 'Jane@example.com', password: PASSWORD, method: 'totp', force: true }).catch((e: unknown) => e);
+    const forced = await startEnrolment(ctx, {
+      email: 'Jane@example.com',
+      password: PASSWORD,
+      method: 'totp',
+      force: true,
+    }).catch((e: unknown) => e);
     expect(forced).toMatchObject({ code: 'already_enabled' });
     const db = await ctx.db();
     expect(await db.knex(ctx.tables.enrolment).count({ n: '*' }).first()).toMatchObject({ n: 0 });
-    const refusals = await db.knex(ctx.tables.audit).where({ account: 'Jane@example.com', action: 'enable', outcome: 'refused', reason: 'already enabled in another store' }).count({ n: '*' }).first();
+    const refusals = await db
+      .knex(ctx.tables.audit)
+      .where({
+        account: 'Jane@example.com',
+        action: 'enable',
+        outcome: 'refused',
+        reason: 'already enabled in another store',
+      })
+      .count({ n: '*' })
+      .first();
     expect(Number((refusals as { n: number }).n)).toBe(3);
     // Apart from those audit rows, nothing changed.
-    const volatile = [ctx.tables.audit, ctx.tables.accountState, `CHECKSUM ${ctx.tables.audit}`, `CHECKSUM ${ctx.tables.accountState}`];
-    const without = (snap: Record<string, string>) => Object.fromEntries(Object.entries(snap).filter(([k]) => !volatile.includes(k)));
+    const volatile = [
+      ctx.tables.audit,
+      ctx.tables.accountState,
+      `CHECKSUM ${ctx.tables.audit}`,
+      `CHECKSUM ${ctx.tables.accountState}`,
+    ];
+    const without = (snap: Record<string, string>) =>
+      Object.fromEntries(Object.entries(snap).filter(([k]) => !volatile.includes(k)));
     expect(without(await dbSnapshot(ctx))).toEqual(without(before));
     // --store names a store that cannot enrol: 78, the store named; an unknown store is 64.
-    const viaStore = await startEnrolment(ctx, { email: 'plain@example.com', password: PASSWORD, method: 'totp', store: 'postfixadmin' }).catch((e: unknown) => e);
+    const viaStore = await startEnrolment(ctx, {
+      email: 'plain@example.com',
+      password: PASSWORD,
+      method: 'totp',
+      store: 'postfixadmin',
+    }).catch((e: unknown) => e);
     expect(viaStore).toMatchObject({ code: 'store_capability', exitCode: 78 });
     expect((viaStore as Mail2faError).message).toContain('store "postfixadmin" (postfixadmin) cannot enrol a factor');
-    const unknownStore = await startEnrolment(ctx, { email: 'plain@example.com', password: PASSWORD, method: 'totp', store: 'nope' }).catch((e: unknown) => e);
+    const unknownStore = await startEnrolment(ctx, {
+      email: 'plain@example.com',
+      password: PASSWORD,
+      method: 'totp',
+      store: 'nope',
+    }).catch((e: unknown) => e);
     expect(unknownStore).toMatchObject({ exitCode: 64 });
     // Without a foreign secret, enrolment into mail2fa's own store (the default) works as before.
-    const ok = await startEnrolment(ctx, { email: 'plain@example.com', password: PASSWORD, method: 'totp', store: 'mail2fa' });
+    const ok = await startEnrolment(ctx, {
+      email: 'plain@example.com',
+      password: PASSWORD,
+      method: 'totp',
+      store: 'mail2fa',
+    });
     expect(ok.totp?.secret).toHaveLength(32); // 20 random bytes: mail2fa keeps generating 160-bit secrets
   });
 
-  it('recover resets PostfixAdmin\'s column and reports it per store; a re-run finds nothing', async () => {
+  it("recover resets PostfixAdmin's column and reports it per store; a re-run finds nothing", async () => {
     const r = await recoverAccount(ctx, { email: 'Jane@example.com', ticket: 'T-13' }, async (summary) => {
-      expect(summary.stores).toEqual([{ store: 'postfixadmin', kind: 'postfixadmin', status: expect.objectContaining({ activated: true, enforced: true }) }]);
+      expect(summary.stores).toEqual([
+        {
+          store: 'postfixadmin',
+          kind: 'postfixadmin',
+          status: expect.objectContaining({ activated: true, enforced: true }),
+        },
+      ]);
     });
     expect(r).toMatchObject({ outcome: 'recovered', complete: true, exitCode: 0 });
-    expect(r.outcome === 'recovered' && r.stores.map((c) => [c.store, c.outcome])).toEqual([['mail2fa', 'nothing'], ['postfixadmin', 'changed']]);
+    expect(r.outcome === 'recovered' && r.stores.map((c) => [c.store, c.outcome])).toEqual([
+      ['mail2fa', 'nothing'],
+      ['postfixadmin', 'changed'],
+    ]);
     expect(await plaintext('Jane@example.com')).toBeNull();
     const again = await recoverAccount(ctx, { email: 'Jane@example.com', ticket: 'T-13' }, async () => {});
     expect(again.outcome).toBe('nothing-to-recover');

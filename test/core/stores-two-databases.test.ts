@@ -14,7 +14,7 @@ import { storeFactor } from '../../src/core/factors.js';
 import { recoverAccount, type RecoveryDone } from '../../src/core/recover.js';
 import { statusBatches, type StatusRow } from '../../src/core/status.js';
 import { Vault } from '../../src/core/vault.js';
-import { verifySignInCode } from '../../src/core/verify.js';
+import { verifySignInCode } from '../../src/core/sign-in.js';
 import { inTransaction, lockAccountState } from '../../src/db/tx.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { base32, postfixadminMailboxDdl } from '../fixtures/postfixadmin.js';
@@ -29,7 +29,13 @@ const suite = MARIADB_SUITES ? describeEachDb : (title: string) => describe.skip
 async function admin() {
   const mysql = await import('mysql2/promise');
   const u = new URL(MARIADB_ADMIN_URL);
-  return mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username || 'root'), password: decodeURIComponent(u.password), multipleStatements: true });
+  return mysql.createConnection({
+    host: u.hostname,
+    port: Number(u.port || 3306),
+    user: decodeURIComponent(u.username || 'root'),
+    password: decodeURIComponent(u.password),
+    multipleStatements: true,
+  });
 }
 
 suite('two stores in two databases: mail2fa + PostfixAdmin elsewhere', (kind) => {
@@ -61,7 +67,9 @@ suite('two stores in two databases: mail2fa + PostfixAdmin elsewhere', (kind) =>
     const c = await admin();
     try {
       await c.query(`DROP USER IF EXISTS '${user}'@'%'`);
-      const [rows] = (await c.query('SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?', [user])) as unknown as [{ ID: number }[]];
+      const [rows] = (await c.query('SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?', [
+        user,
+      ])) as unknown as [{ ID: number }[]];
       for (const r of rows) await c.query('KILL ?', [r.ID]).catch(() => {});
     } finally {
       await c.end();
@@ -71,7 +79,9 @@ suite('two stores in two databases: mail2fa + PostfixAdmin elsewhere', (kind) =>
   async function pfaSecretNow(): Promise<string | null | undefined> {
     const c = await admin();
     try {
-      const [rows] = (await c.query(`SELECT username, totp_secret FROM \`${pfaDb}\`.mailbox`)) as unknown as [{ username: string; totp_secret: string | null }[]];
+      const [rows] = (await c.query(`SELECT username, totp_secret FROM \`${pfaDb}\`.mailbox`)) as unknown as [
+        { username: string; totp_secret: string | null }[],
+      ];
       return rows.find((r) => r.username === 'jane@example.com')?.totp_secret;
     } finally {
       await c.end();
@@ -92,7 +102,12 @@ suite('two stores in two databases: mail2fa + PostfixAdmin elsewhere', (kind) =>
     }
     const storeUrl = `mysql://${user}:${password}@127.0.0.1:${new URL(MARIADB_ADMIN_URL).port || 3306}/${pfaDb}`;
     configPath = join(own.dir, 'mail2fa.json');
-    writeFileSync(configPath, JSON.stringify({ stores: [{ name: 'pfa', kind: 'postfixadmin', db: { url: storeUrl, connectTimeoutMs: 2000 } }] }));
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        stores: [{ name: 'pfa', kind: 'postfixadmin', db: { url: storeUrl, connectTimeoutMs: 2000 } }],
+      }),
+    );
     ctx = await testContext(own, { clock, configPath });
     await addMailbox(ctx, 'jane@example.com', 'pw');
     env = testEnv(own);
@@ -109,44 +124,72 @@ suite('two stores in two databases: mail2fa + PostfixAdmin elsewhere', (kind) =>
     const c = await admin();
     try {
       await c.query(`DELETE FROM \`${pfaDb}\`.mailbox`);
-      await c.query(`INSERT INTO \`${pfaDb}\`.mailbox (username, password, name, maildir, quota, local_part, domain, active, totp_secret) VALUES ('jane@example.com', '{PLAIN}x', '', '', 0, 'jane', 'example.com', 1, ?)`, [pfaSecret]);
+      await c.query(
+        `INSERT INTO \`${pfaDb}\`.mailbox (username, password, name, maildir, quota, local_part, domain, active, totp_secret) VALUES ('jane@example.com', '{PLAIN}x', '', '', 0, 'jane', 'example.com', 1, ?)`,
+        [pfaSecret],
+      );
     } finally {
       await c.end();
     }
     const db = await ctx.db();
     const t = ctx.tables;
-    for (const table of [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.accountState, t.audit]) await db.knex(table).delete();
+    for (const table of [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.accountState, t.audit])
+      await db.knex(table).delete();
     await inTransaction(db, t, async (trx) => {
       await lockAccountState(trx, t, db.dialect, 'jane@example.com');
-      await storeFactor(trx, t, new Vault(ctx.masterKey(), t, ctx.now), ctx.now(), { account: 'jane@example.com', method: 'totp', totpSecret: ownSecret });
+      await storeFactor(trx, t, new Vault(ctx.masterKey(), t, ctx.now), ctx.now(), {
+        account: 'jane@example.com',
+        method: 'totp',
+        totpSecret: ownSecret,
+      });
     });
     clock.advance(60_000);
   });
 
   async function janeStatus(): Promise<StatusRow> {
     const db = await ctx.db();
-    for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() }, { kind: 'emails', emails: ['jane@example.com'] })) return batch[0]!;
+    for await (const batch of statusBatches(
+      { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() },
+      { kind: 'emails', emails: ['jane@example.com'] },
+    ))
+      return batch[0]!;
     throw new Error('no row');
   }
 
   it('status names both stores; verify accepts either app, each code once across both', async () => {
     const row = await janeStatus();
     expect([row.enabled, row.enforced, row.source, row.sources]).toEqual([true, true, 'mail2fa', ['mail2fa', 'pfa']]);
-    expect(await verifySignInCode(ctx, { email: 'jane@example.com', code: totpCode(pfaSecret, clock.now) })).toMatchObject({ outcome: 'accepted' });
-    expect(await verifySignInCode(ctx, { email: 'jane@example.com', code: totpCode(pfaSecret, clock.now) })).toMatchObject({ outcome: 'rejected', reason: 'wrong_code' });
+    expect(
+      await verifySignInCode(ctx, { email: 'jane@example.com', code: totpCode(pfaSecret, clock.now) }),
+    ).toMatchObject({ outcome: 'accepted' });
+    expect(
+      await verifySignInCode(ctx, { email: 'jane@example.com', code: totpCode(pfaSecret, clock.now) }),
+    ).toMatchObject({ outcome: 'rejected', reason: 'wrong_code' });
     clock.advance(30_000);
-    expect(await verifySignInCode(ctx, { email: 'jane@example.com', code: totpCode(ownSecret, clock.now) })).toMatchObject({ outcome: 'accepted' });
+    expect(
+      await verifySignInCode(ctx, { email: 'jane@example.com', code: totpCode(ownSecret, clock.now) }),
+    ).toMatchObject({ outcome: 'accepted' });
   });
 
   it('one recover resets the account in both databases, one audit row naming each store and its outcome', async () => {
-    const r = (await recoverAccount(ctx, { email: 'jane@example.com', ticket: 'T-2001' }, async () => {})) as RecoveryDone;
+    const r = (await recoverAccount(
+      ctx,
+      { email: 'jane@example.com', ticket: 'T-2001' },
+      async () => {},
+    )) as RecoveryDone;
     expect(r).toMatchObject({ outcome: 'recovered', complete: true, exitCode: 0, removed: { method: 'totp' } });
-    expect(r.stores.map((c) => [c.store, c.outcome])).toEqual([['mail2fa', 'changed'], ['pfa', 'changed']]);
+    expect(r.stores.map((c) => [c.store, c.outcome])).toEqual([
+      ['mail2fa', 'changed'],
+      ['pfa', 'changed'],
+    ]);
     expect(r.reply).toContain('turned off two-factor authentication');
     expect(await pfaSecretNow()).toBeNull();
     expect(await janeStatus()).toMatchObject({ enabled: false, sources: [] });
     const db = await ctx.db();
-    const rows = (await db.knex(ctx.tables.audit).where({ action: 'recover' }).select('outcome', 'ticket', 'detail')) as { outcome: string; ticket: string; detail: string }[];
+    const rows = (await db
+      .knex(ctx.tables.audit)
+      .where({ action: 'recover' })
+      .select('outcome', 'ticket', 'detail')) as { outcome: string; ticket: string; detail: string }[];
     expect(rows).toHaveLength(1);
     expect(rows[0]!.outcome).toBe('ok');
     expect(JSON.parse(rows[0]!.detail)).toMatchObject({ 'store:mail2fa': 'changed', 'store:pfa': 'changed' });
@@ -159,15 +202,26 @@ suite('two stores in two databases: mail2fa + PostfixAdmin elsewhere', (kind) =>
       await cutOff();
     })) as RecoveryDone;
     expect(partial).toMatchObject({ outcome: 'recovered', complete: false, exitCode: 69, reply: null });
-    expect(partial.stores.map((c) => [c.store, c.outcome, c.error?.exitCode])).toEqual([['mail2fa', 'changed', undefined], ['pfa', 'failed', 69]]);
+    expect(partial.stores.map((c) => [c.store, c.outcome, c.error?.exitCode])).toEqual([
+      ['mail2fa', 'changed', undefined],
+      ['pfa', 'failed', 69],
+    ]);
     expect(partial.stores[1]!.error!.message).toMatch(/store "pfa" \(postfixadmin\)|database/);
     // mail2fa's own store was reset (its transaction committed); PostfixAdmin's secret is still there.
     const db = await ctx.db();
     expect(await db.knex(ctx.tables.factor).where({ account: 'jane@example.com' }).first()).toBeUndefined();
     expect(await pfaSecretNow()).toBe(pfaSecret);
-    const audit = (await db.knex(ctx.tables.audit).where({ action: 'recover' }).orderBy('id').select('outcome', 'detail')) as { outcome: string; detail: string }[];
+    const audit = (await db
+      .knex(ctx.tables.audit)
+      .where({ action: 'recover' })
+      .orderBy('id')
+      .select('outcome', 'detail')) as { outcome: string; detail: string }[];
     expect(audit.map((a) => a.outcome)).toEqual(['failed']);
-    expect(JSON.parse(audit[0]!.detail)).toMatchObject({ 'store:mail2fa': 'changed', 'store:pfa': expect.stringMatching(/^failed: db_/), incomplete: expect.any(String) });
+    expect(JSON.parse(audit[0]!.detail)).toMatchObject({
+      'store:mail2fa': 'changed',
+      'store:pfa': expect.stringMatching(/^failed: db_/),
+      incomplete: expect.any(String),
+    });
 
     // Reachable again: the very same recover finds what is left and completes it (mail2fa's part is a no-op now).
     await grant();
@@ -175,18 +229,26 @@ suite('two stores in two databases: mail2fa + PostfixAdmin elsewhere', (kind) =>
       expect([summary.method, summary.stores[0]!.status?.activated]).toEqual([null, true]);
     })) as RecoveryDone;
     expect(done).toMatchObject({ outcome: 'recovered', complete: true, exitCode: 0 });
-    expect(done.stores.map((c) => [c.store, c.outcome])).toEqual([['mail2fa', 'nothing'], ['pfa', 'changed']]);
+    expect(done.stores.map((c) => [c.store, c.outcome])).toEqual([
+      ['mail2fa', 'nothing'],
+      ['pfa', 'changed'],
+    ]);
     expect(await pfaSecretNow()).toBeNull();
-    const after = (await db.knex(ctx.tables.audit).where({ action: 'recover' }).orderBy('id').select('outcome')) as { outcome: string }[];
+    const after = (await db.knex(ctx.tables.audit).where({ action: 'recover' }).orderBy('id').select('outcome')) as {
+      outcome: string;
+    }[];
     expect(after.map((a) => a.outcome)).toEqual(['failed', 'ok']);
     // A third run: nothing left anywhere.
-    expect((await recoverAccount(ctx, { email: 'jane@example.com', ticket: 'T-2002' }, async () => {})).outcome).toBe('nothing-to-recover');
+    expect((await recoverAccount(ctx, { email: 'jane@example.com', ticket: 'T-2002' }, async () => {})).outcome).toBe(
+      'nothing-to-recover',
+    );
   });
 
   it('CLI: the partial report and exit 69 (human and --json), then the completing re-run; doctor names the store', async () => {
     const cli = (args: string[]) => runCli(['--config', configPath, ...args], { env });
     const healthy = await cli(['doctor', '--json']);
-    const checks = (JSON.parse(healthy.stdout) as { checks: { name: string; status: string; detail: string }[] }).checks;
+    const checks = (JSON.parse(healthy.stdout) as { checks: { name: string; status: string; detail: string }[] })
+      .checks;
     expect(checks.find((c) => c.name === 'store pfa')).toMatchObject({ status: 'ok' });
     expect(checks.find((c) => c.name === 'store pfa write access')).toMatchObject({ status: 'ok' });
     expect(checks.find((c) => c.name === 'postfixadmin totp')).toMatchObject({ status: 'warn' });
@@ -194,7 +256,11 @@ suite('two stores in two databases: mail2fa + PostfixAdmin elsewhere', (kind) =>
     await cutOff();
     const down = await cli(['doctor', '--json']);
     expect(down.code).toBe(69);
-    expect((JSON.parse(down.stdout) as { checks: { name: string; status: string }[] }).checks.find((c) => c.name === 'store pfa')).toMatchObject({ status: 'fail' });
+    expect(
+      (JSON.parse(down.stdout) as { checks: { name: string; status: string }[] }).checks.find(
+        (c) => c.name === 'store pfa',
+      ),
+    ).toMatchObject({ status: 'fail' });
 
     const human = await cli(['--yes', 'recover', 'jane@example.com', '--ticket', 'T-2003']);
     expect(human.code).toBe(69);
@@ -209,7 +275,10 @@ suite('two stores in two databases: mail2fa + PostfixAdmin elsewhere', (kind) =>
     expect(json.code).toBe(69);
     const doc = JSON.parse(json.stdout);
     expect(doc).toMatchObject({ ok: false, complete: false, exitCode: 69, error: { code: 'recover_incomplete' } });
-    expect(doc.stores.map((c: { store: string; outcome: string }) => [c.store, c.outcome])).toEqual([['mail2fa', 'nothing'], ['pfa', 'failed']]);
+    expect(doc.stores.map((c: { store: string; outcome: string }) => [c.store, c.outcome])).toEqual([
+      ['mail2fa', 'nothing'],
+      ['pfa', 'failed'],
+    ]);
 
     await grant();
     const again = await cli(['--yes', 'recover', 'jane@example.com', '--ticket', 'T-2003']);
@@ -225,7 +294,10 @@ suite('two stores in two databases: mail2fa + PostfixAdmin elsewhere', (kind) =>
 
   it('doctor in-process: the store is checked with the others', async () => {
     const report = await doctor({ configPath, dbUrl: own.url, env: { ...process.env, ...env } });
-    expect(report.checks.find((c) => c.name === 'stores')).toMatchObject({ status: 'ok', detail: 'mail2fa, then pfa (postfixadmin)' });
+    expect(report.checks.find((c) => c.name === 'stores')).toMatchObject({
+      status: 'ok',
+      detail: 'mail2fa, then pfa (postfixadmin)',
+    });
     expect(report.checks.find((c) => c.name === 'store pfa secrets')).toMatchObject({ status: 'warn' });
   });
 });

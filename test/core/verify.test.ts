@@ -1,20 +1,45 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 import { LOCKOUT_MS } from '../../src/core/lockout.js';
 import { isoTime } from '../../src/core/time.js';
 import { statusBatches } from '../../src/core/status.js';
-import { sessionsRevokedAt, verifySignInCode, type VerifyResult } from '../../src/core/verify.js';
+import { sessionsRevokedAt, verifySignInCode, type VerifyResult } from '../../src/core/sign-in.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
-import { accountState, auditRows, enrolSms, enrolTotp, issueTemporaryCode, sendSignInCode, wrongTotp } from '../helpers/seed-2fa.js';
+import {
+  accountState,
+  auditRows,
+  enrolSms,
+  enrolTotp,
+  issueTemporaryCode,
+  sendSignInCode,
+  wrongTotp,
+} from '../helpers/seed-2fa.js';
 
-const MALFORMED = ['12345', '123 456', ' 123456', '123456 ', '１２３４５６', '1e5', '+12345', '-12345', '', '1234567', '12345\n', 'x'.repeat(1024 * 1024)];
+const MALFORMED = [
+  '12345',
+  '123 456',
+  ' 123456',
+  '123456 ',
+  '１２３４５６',
+  '1e5',
+  '+12345',
+  '-12345',
+  '',
+  '1234567',
+  '12345\n',
+  'x'.repeat(1024 * 1024),
+];
 
 async function statusOf(ctx: Context, email: string) {
   const db = await ctx.db();
-  for await (const batch of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now }, { kind: 'emails', emails: [email] })) return batch[0]!;
+  for await (const batch of statusBatches(
+    { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now },
+    { kind: 'emails', emails: [email] },
+  ))
+    return batch[0]!;
   throw new Error('no row');
 }
 
@@ -41,10 +66,20 @@ describeEachDb('verify core', (kind) => {
       const code = totpCode(a.secret, clock.now);
       const first = await verify(a.email, code);
       expect(first).toMatchObject({ outcome: 'accepted', kind: 'totp', recoveryCodesLeft: 10 });
-      expect(await verify(a.email, code)).toMatchObject({ outcome: 'rejected', reason: 'wrong_code', failedAttempts: 1 });
+      expect(await verify(a.email, code)).toMatchObject({
+        outcome: 'rejected',
+        reason: 'wrong_code',
+        failedAttempts: 1,
+      });
       // The previous step's code is within the window but older than the accepted one: replay protection.
-      expect(await verify(a.email, totpCode(a.secret, clock.now - 30_000))).toMatchObject({ outcome: 'rejected', reason: 'wrong_code' });
-      expect(await verify(a.email, totpCode(a.secret, clock.now + 30_000))).toMatchObject({ outcome: 'accepted', kind: 'totp' });
+      expect(await verify(a.email, totpCode(a.secret, clock.now - 30_000))).toMatchObject({
+        outcome: 'rejected',
+        reason: 'wrong_code',
+      });
+      expect(await verify(a.email, totpCode(a.secret, clock.now + 30_000))).toMatchObject({
+        outcome: 'accepted',
+        kind: 'totp',
+      });
       const audit = await auditRows(ctx, a.email);
       expect(audit.map((r) => [r.action, r.outcome, r.reason])).toEqual([
         ['verify', 'ok', null],
@@ -62,7 +97,8 @@ describeEachDb('verify core', (kind) => {
       const a = await enrolSms(ctx, fresh());
       const older = await sendSignInCode(ctx, a.email);
       const newest = await sendSignInCode(ctx, a.email);
-      if (older !== newest) expect(await verify(a.email, older)).toMatchObject({ outcome: 'rejected', reason: 'wrong_code' });
+      if (older !== newest)
+        expect(await verify(a.email, older)).toMatchObject({ outcome: 'rejected', reason: 'wrong_code' });
       expect(await verify(a.email, newest)).toMatchObject({ outcome: 'accepted', kind: 'sms', recoveryCodesLeft: 10 });
       expect(await verify(a.email, newest)).toMatchObject({ outcome: 'rejected', reason: 'wrong_code' });
 
@@ -76,7 +112,11 @@ describeEachDb('verify core', (kind) => {
       const [c1, c2] = a.recoveryCodes;
       expect(await verify(a.email, c1!)).toMatchObject({ outcome: 'accepted', kind: 'recovery', recoveryCodesLeft: 9 });
       expect(await verify(a.email, c1!)).toMatchObject({ outcome: 'rejected', reason: 'wrong_code' });
-      expect(await verify(a.email, c2!.toUpperCase())).toMatchObject({ outcome: 'accepted', kind: 'recovery', recoveryCodesLeft: 8 });
+      expect(await verify(a.email, c2!.toUpperCase())).toMatchObject({
+        outcome: 'accepted',
+        kind: 'recovery',
+        recoveryCodesLeft: 8,
+      });
       expect(await verify(a.email, c2!)).toMatchObject({ outcome: 'rejected' });
       expect((await statusOf(ctx, a.email)).recoveryCodesLeft).toBe(8);
       // Another account's recovery code is no code here.
@@ -88,9 +128,21 @@ describeEachDb('verify core', (kind) => {
       const a = await enrolTotp(ctx, fresh());
       const temp = await issueTemporaryCode(ctx, a.email);
       // 2FA still required: a wrong code is a wrong code (counted), not "not enabled".
-      expect(await verify(a.email, '123456')).toMatchObject({ outcome: 'rejected', reason: 'wrong_code', failedAttempts: 1 });
-      expect(await verify(a.email, temp)).toMatchObject({ outcome: 'accepted', kind: 'temporary', recoveryCodesLeft: 0 });
-      expect(await verify(a.email, temp)).toMatchObject({ outcome: 'rejected', reason: 'wrong_code', failedAttempts: 1 });
+      expect(await verify(a.email, '123456')).toMatchObject({
+        outcome: 'rejected',
+        reason: 'wrong_code',
+        failedAttempts: 1,
+      });
+      expect(await verify(a.email, temp)).toMatchObject({
+        outcome: 'accepted',
+        kind: 'temporary',
+        recoveryCodesLeft: 0,
+      });
+      expect(await verify(a.email, temp)).toMatchObject({
+        outcome: 'rejected',
+        reason: 'wrong_code',
+        failedAttempts: 1,
+      });
     });
 
     it('temporary access code: rejected once expired (and 2FA is still required)', async () => {
@@ -107,11 +159,17 @@ describeEachDb('verify core', (kind) => {
       const other = await testContext(tdb, { clock });
       try {
         const code = totpCode(a.secret, clock.now);
-        const results = await Promise.all([verifySignInCode(ctx, { email: a.email, code }), verifySignInCode(other, { email: a.email, code })]);
+        const results = await Promise.all([
+          verifySignInCode(ctx, { email: a.email, code }),
+          verifySignInCode(other, { email: a.email, code }),
+        ]);
         expect(results.filter((r) => r.outcome === 'accepted')).toHaveLength(1);
         expect(results.filter((r) => r.outcome === 'rejected')).toHaveLength(1);
         const rc = a.recoveryCodes[3]!;
-        const both = await Promise.all([verifySignInCode(ctx, { email: a.email, code: rc }), verifySignInCode(other, { email: a.email, code: rc })]);
+        const both = await Promise.all([
+          verifySignInCode(ctx, { email: a.email, code: rc }),
+          verifySignInCode(other, { email: a.email, code: rc }),
+        ]);
         expect(both.map((r) => r.outcome).sort()).toEqual(['accepted', 'rejected']);
       } finally {
         await other.close();
@@ -124,13 +182,21 @@ describeEachDb('verify core', (kind) => {
       const old = await enrolTotp(ctx, fresh());
       expect(await verify(old.email, totpCode(old.secret, clock.now - 30_000))).toMatchObject({ outcome: 'accepted' });
       const next = await enrolTotp(ctx, fresh());
-      expect(await verify(next.email, totpCode(next.secret, clock.now + 30_000))).toMatchObject({ outcome: 'accepted' });
+      expect(await verify(next.email, totpCode(next.secret, clock.now + 30_000))).toMatchObject({
+        outcome: 'accepted',
+      });
     });
 
     it('rejects the codes of two steps before and two steps after', async () => {
       const a = await enrolTotp(ctx, fresh());
-      expect(await verify(a.email, totpCode(a.secret, clock.now - 60_000))).toMatchObject({ outcome: 'rejected', reason: 'wrong_code' });
-      expect(await verify(a.email, totpCode(a.secret, clock.now + 60_000))).toMatchObject({ outcome: 'rejected', reason: 'wrong_code' });
+      expect(await verify(a.email, totpCode(a.secret, clock.now - 60_000))).toMatchObject({
+        outcome: 'rejected',
+        reason: 'wrong_code',
+      });
+      expect(await verify(a.email, totpCode(a.secret, clock.now + 60_000))).toMatchObject({
+        outcome: 'rejected',
+        reason: 'wrong_code',
+      });
       // …and they really were the only thing wrong: the current code works.
       expect(await verify(a.email, totpCode(a.secret, clock.now))).toMatchObject({ outcome: 'accepted' });
     });
@@ -142,7 +208,13 @@ describeEachDb('verify core', (kind) => {
       const start = clock.now;
       const results: VerifyResult[] = [];
       // All kinds share one counter: wrong TOTP, wrong recovery code, wrong temporary-looking code.
-      for (const code of [wrongTotp(a.secret, clock.now), 'aaaaa-bbbbb', wrongTotp(a.secret, clock.now), 'abcd-efgh-jkmn-pqrs', wrongTotp(a.secret, clock.now)]) {
+      for (const code of [
+        wrongTotp(a.secret, clock.now),
+        'aaaaa-bbbbb',
+        wrongTotp(a.secret, clock.now),
+        'abcd-efgh-jkmn-pqrs',
+        wrongTotp(a.secret, clock.now),
+      ]) {
         results.push(await verify(a.email, code));
       }
       expect(results.map((r) => (r.outcome === 'rejected' ? r.failedAttempts : -1))).toEqual([1, 2, 3, 4, 5]);
@@ -151,7 +223,10 @@ describeEachDb('verify core', (kind) => {
       expect(results[3]).toMatchObject({ lockedUntil: null });
 
       const correct = totpCode(a.secret, clock.now);
-      expect(await verify(a.email, correct)).toMatchObject({ outcome: 'locked', lockedUntil: fifth.outcome === 'rejected' ? fifth.lockedUntil : '' });
+      expect(await verify(a.email, correct)).toMatchObject({
+        outcome: 'locked',
+        lockedUntil: fifth.outcome === 'rejected' ? fifth.lockedUntil : '',
+      });
       expect(await verify(a.email, a.recoveryCodes[0]!)).toMatchObject({ outcome: 'locked' });
       expect((await statusOf(ctx, a.email)).lockedUntil).not.toBeNull();
       const audit = await auditRows(ctx, a.email);
@@ -172,7 +247,11 @@ describeEachDb('verify core', (kind) => {
       const a = await enrolTotp(ctx, fresh());
       for (let i = 0; i < 4; i++) await verify(a.email, wrongTotp(a.secret, clock.now));
       expect(await verify(a.email, a.recoveryCodes[0]!)).toMatchObject({ outcome: 'accepted' });
-      expect(await verify(a.email, wrongTotp(a.secret, clock.now))).toMatchObject({ outcome: 'rejected', failedAttempts: 1, lockedUntil: null });
+      expect(await verify(a.email, wrongTotp(a.secret, clock.now))).toMatchObject({
+        outcome: 'rejected',
+        failedAttempts: 1,
+        lockedUntil: null,
+      });
     });
   });
 
@@ -180,7 +259,10 @@ describeEachDb('verify core', (kind) => {
     it('refuses malformed codes with 65, without counting, auditing or using anything', async () => {
       const a = await enrolTotp(ctx, fresh());
       for (const code of MALFORMED) {
-        const err = await verify(a.email, code).then(() => null, (e: unknown) => e);
+        const err = await verify(a.email, code).then(
+          () => null,
+          (e: unknown) => e,
+        );
         expect(err, JSON.stringify(code.slice(0, 20))).toBeInstanceOf(Mail2faError);
         expect((err as Mail2faError).exitCode).toBe(65);
         expect((err as Mail2faError).message).not.toContain(code.length > 0 ? code : '\u0000');
@@ -204,14 +286,20 @@ describeEachDb('verify core', (kind) => {
     it('never accepts: rejected as "not enabled", not counted, audited', async () => {
       const email = fresh();
       await addMailbox(ctx, email);
-      for (const code of ['123456', 'aaaaa-bbbbb', 'abcd-efgh-jkmn-pqrs']) expect(await verify(email, code)).toMatchObject({ outcome: 'rejected', reason: 'not_enabled' });
+      for (const code of ['123456', 'aaaaa-bbbbb', 'abcd-efgh-jkmn-pqrs'])
+        expect(await verify(email, code)).toMatchObject({ outcome: 'rejected', reason: 'not_enabled' });
       expect((await accountState(ctx, email)).failed).toBe(0);
-      expect((await auditRows(ctx, email)).map((r) => [r.action, r.outcome, r.reason])).toEqual(Array(3).fill(['verify', 'refused', 'not enabled']));
+      expect((await auditRows(ctx, email)).map((r) => [r.action, r.outcome, r.reason])).toEqual(
+        Array(3).fill(['verify', 'refused', 'not enabled']),
+      );
     });
 
     it('an inactive mailbox is rejected even with a correct code', async () => {
       const a = await enrolTotp(ctx, fresh(), { active: false });
-      expect(await verify(a.email, totpCode(a.secret, clock.now))).toMatchObject({ outcome: 'rejected', reason: 'inactive' });
+      expect(await verify(a.email, totpCode(a.secret, clock.now))).toMatchObject({
+        outcome: 'rejected',
+        reason: 'inactive',
+      });
     });
   });
 
@@ -222,14 +310,20 @@ describeEachDb('verify core', (kind) => {
       const name = `${table}_no_${column}`;
       if (db.dialect === 'postgres') {
         if (!create) return db.knex.raw(`DROP TRIGGER ${name} ON ${table}; DROP FUNCTION ${name}()`);
-        await db.knex.raw(`CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.${column} IS DISTINCT FROM OLD.${column} THEN RAISE EXCEPTION 'read-only for this test'; END IF; RETURN NEW; END $$`);
+        await db.knex.raw(
+          `CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.${column} IS DISTINCT FROM OLD.${column} THEN RAISE EXCEPTION 'read-only for this test'; END IF; RETURN NEW; END $$`,
+        );
         return db.knex.raw(`CREATE TRIGGER ${name} BEFORE UPDATE ON ${table} FOR EACH ROW EXECUTE FUNCTION ${name}()`);
       }
       if (!create) return db.knex.raw(`DROP TRIGGER ${name}`);
       if (db.dialect === 'sqlite') {
-        return db.knex.raw(`CREATE TRIGGER ${name} BEFORE UPDATE OF ${column} ON ${table} BEGIN SELECT RAISE(ABORT, 'read-only for this test'); END`);
+        return db.knex.raw(
+          `CREATE TRIGGER ${name} BEFORE UPDATE OF ${column} ON ${table} BEGIN SELECT RAISE(ABORT, 'read-only for this test'); END`,
+        );
       }
-      return db.knex.raw(`CREATE TRIGGER ${name} BEFORE UPDATE ON ${table} FOR EACH ROW BEGIN IF NOT (NEW.${column} <=> OLD.${column}) THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'read-only for this test'; END IF; END`);
+      return db.knex.raw(
+        `CREATE TRIGGER ${name} BEFORE UPDATE ON ${table} FOR EACH ROW BEGIN IF NOT (NEW.${column} <=> OLD.${column}) THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'read-only for this test'; END IF; END`,
+      );
     };
 
     it('TOTP: the last step cannot be written → error, not accepted; accepted once the write works', async () => {
@@ -275,7 +369,9 @@ describeEachDb('verify core', (kind) => {
     const a = await enrolTotp(ctx, fresh());
     const b = await enrolTotp(ctx, fresh());
     const db = await ctx.db();
-    const row = (await db.knex(ctx.tables.factor).where({ account: a.email }).first('secret_ct')) as { secret_ct: string };
+    const row = (await db.knex(ctx.tables.factor).where({ account: a.email }).first('secret_ct')) as {
+      secret_ct: string;
+    };
     await db.knex(ctx.tables.factor).where({ account: b.email }).update({ secret_ct: row.secret_ct });
     await expect(verify(b.email, totpCode(a.secret, clock.now))).rejects.toMatchObject({ exitCode: 78 });
     expect(await accountState(ctx, b.email)).toMatchObject({ failed: 0 });
@@ -286,7 +382,10 @@ describeEachDb('verify core', (kind) => {
     expect(await sessionsRevokedAt(ctx, a.email)).toBeNull();
     expect(await sessionsRevokedAt(ctx, 'nobody@example.com')).toBeNull();
     const db = await ctx.db();
-    await db.knex(ctx.tables.accountState).where({ account: a.email }).update({ sessions_revoked_at: 1_790_000_000_123 });
+    await db
+      .knex(ctx.tables.accountState)
+      .where({ account: a.email })
+      .update({ sessions_revoked_at: 1_790_000_000_123 });
     expect(await sessionsRevokedAt(ctx, a.email)).toBe('2026-09-21T14:13:20.123Z');
     const r = await verify(a.email, totpCode(a.secret, clock.now));
     expect(r).toMatchObject({ outcome: 'accepted', sessionsRevokedAt: '2026-09-21T14:13:20.123Z' });

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
-import { checkSecondFactor } from '../../src/core/verification.js';
+import { checkSecondFactor } from '../../src/core/factor-check.js';
 import { Vault } from '../../src/core/vault.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { BIN } from '../helpers/cli.js';
@@ -33,8 +33,15 @@ class Terminal {
 
   constructor(args: string[], env: Record<string, string>, cwd: string) {
     const base: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== 'NO_COLOR' && k !== 'MAIL2FA_CONFIG') base[k] = v;
-    this.proc = pty.spawn(process.execPath, [BIN, ...args], { name: 'xterm-256color', cols: 120, rows: 60, cwd, env: { ...base, ...env, TERM: 'xterm-256color' } });
+    for (const [k, v] of Object.entries(process.env))
+      if (v !== undefined && k !== 'NO_COLOR' && k !== 'MAIL2FA_CONFIG') base[k] = v;
+    this.proc = pty.spawn(process.execPath, [BIN, ...args], {
+      name: 'xterm-256color',
+      cols: 120,
+      rows: 60,
+      cwd,
+      env: { ...base, ...env, TERM: 'xterm-256color' },
+    });
     this.proc.onData((d) => (this.output += d));
     this.exited = new Promise((resolve) => this.proc.onExit(({ exitCode }) => resolve(exitCode)));
   }
@@ -42,11 +49,14 @@ class Terminal {
   /** Waits until `text` appears after position `from` of the output; returns the output up to then. */
   async waitFor(text: string | RegExp, from = 0): Promise<string> {
     const deadline = Date.now() + TIMEOUT;
-    const seen = () => (typeof text === 'string' ? this.output.indexOf(text, from) >= 0 : text.test(this.output.slice(from)));
+    const seen = () =>
+      typeof text === 'string' ? this.output.indexOf(text, from) >= 0 : text.test(this.output.slice(from));
     while (!seen()) {
       if (Date.now() > deadline) {
         this.proc.kill();
-        throw new Error(`timed out waiting for ${String(text)}; the screen ends with: ${JSON.stringify(this.output.slice(-600))}`);
+        throw new Error(
+          `timed out waiting for ${String(text)}; the screen ends with: ${JSON.stringify(this.output.slice(-600))}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -99,8 +109,11 @@ describeEachDb('enable in a real terminal', (kind) => {
   }
   const knex = async () => (await ctx.db()).knex;
   const vault = () => new Vault(ctx.masterKey(), ctx.tables, Date.now);
-  const rows = async (table: string, account: string) => (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
-  const recoveryCodesOnScreen = (screen: string) => [...new Set(screen.match(/\b[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}\b/g) ?? [])];
+  const rows = async (table: string, account: string) =>
+    (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
+  const recoveryCodesOnScreen = (screen: string) => [
+    ...new Set(screen.match(/\b[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}\b/g) ?? []),
+  ];
 
   /** Checks that the account's factor is complete and that a recovery code shown on screen really works, once. */
   async function expectEnrolled(email: string, screen: string): Promise<void> {
@@ -109,7 +122,15 @@ describeEachDb('enable in a real terminal', (kind) => {
     expect((await rows(ctx.tables.accountState, email))[0]!.sessions_revoked_at).not.toBeNull();
     const shown = recoveryCodesOnScreen(screen);
     expect(shown).toHaveLength(10);
-    const use = (code: string) => accountTransaction(ctx, email, async (tx) => checkSecondFactor(tx, await readFactor(tx.trx, ctx.tables, email), { form: 'recovery', value: code }, new Set(['recovery'])));
+    const use = (code: string) =>
+      accountTransaction(ctx, email, async (tx) =>
+        checkSecondFactor(
+          tx,
+          await readFactor(tx.trx, ctx.tables, email),
+          { form: 'recovery', value: code },
+          new Set(['recovery']),
+        ),
+      );
     expect(await use(shown[3]!)).toBe('recovery');
     expect(await use(shown[3]!)).toBeNull();
   }
@@ -126,7 +147,9 @@ describeEachDb('enable in a real terminal', (kind) => {
     const uri = decodeQrFromScreen(screen);
     expect(uri).not.toBeNull();
     const parsed = new URL(uri!);
-    expect(`${parsed.protocol}//${parsed.host}${decodeURIComponent(parsed.pathname)}`).toBe(`otpauth://totp/Webmail:${email}`);
+    expect(`${parsed.protocol}//${parsed.host}${decodeURIComponent(parsed.pathname)}`).toBe(
+      `otpauth://totp/Webmail:${email}`,
+    );
     expect(parsed.searchParams.get('issuer')).toBe('Webmail');
     const secret = parsed.searchParams.get('secret')!;
     expect(secret).toMatch(/^[A-Z2-7]{32}$/);
@@ -183,8 +206,15 @@ describeEachDb('enable in a real terminal', (kind) => {
 
   it('SMS through a real webhook on 127.0.0.1: the code taken from the message the gateway received', async () => {
     const email = await mailbox();
-    const config = writeConfig(tdb.dir, 'pty-webhook', { issuer: 'Example Mail', sms: { transport: 'webhook', webhook: { url: gateway.url, authHeader: 'Authorization: Bearer t0k' } } });
-    const term = new Terminal(['enable', email, '--method', 'sms', '--phone', '+45 20 12 34 56'], { ...env, MAIL2FA_CONFIG: config }, tdb.dir);
+    const config = writeConfig(tdb.dir, 'pty-webhook', {
+      issuer: 'Example Mail',
+      sms: { transport: 'webhook', webhook: { url: gateway.url, authHeader: 'Authorization: Bearer t0k' } },
+    });
+    const term = new Terminal(
+      ['enable', email, '--method', 'sms', '--phone', '+45 20 12 34 56'],
+      { ...env, MAIL2FA_CONFIG: config },
+      tdb.dir,
+    );
     await term.waitFor('Current password:');
     const before = gateway.received.length;
     term.type(`${PW}\r`);
@@ -212,7 +242,8 @@ describeEachDb('enable in a real terminal', (kind) => {
     expect(await rows(ctx.tables.enrolment, email)).toHaveLength(1);
     term.type('\x03');
     expect(await term.exitCode()).toBe(130);
-    for (const table of [ctx.tables.factor, ctx.tables.recoveryCode, ctx.tables.enrolment, ctx.tables.challenge]) expect(await rows(table, email)).toEqual([]);
+    for (const table of [ctx.tables.factor, ctx.tables.recoveryCode, ctx.tables.enrolment, ctx.tables.challenge])
+      expect(await rows(table, email)).toEqual([]);
     expect((await rows(ctx.tables.audit, email)).map((a) => a.action)).toEqual(['enable-start', 'enable-cancel']);
   });
 

@@ -35,7 +35,13 @@ describe('item 15: recover at an 80-column terminal', () => {
   it('wraps on word boundaries at the width; a pipe gets the same text unwrapped', async () => {
     const a = await enrolTotp(ctx, 'rather.long.customer.address@example.com');
     const env = { ...testEnv(tdb), NO_COLOR: '1' };
-    const t = await runInTerminal(['--yes', 'recover', a.email, '--ticket', 'T-15', '--reason', reason], env, [], 30_000, 80);
+    const t = await runInTerminal(
+      ['--yes', 'recover', a.email, '--ticket', 'T-15', '--reason', reason],
+      env,
+      [],
+      30_000,
+      80,
+    );
     expect(t.code, t.screen).toBe(0);
     const lines = t.screen.replace(ANSI, '').split(/\r?\n/);
     const long = lines.filter((l) => l.length > 80);
@@ -43,7 +49,9 @@ describe('item 15: recover at an 80-column terminal', () => {
     const text = lines.join(' ').replace(/\s+/g, ' ');
     expect(text).toContain(reason);
     expect(text).toContain(sentence);
-    expect(text).toMatch(/This will: remove the authenticator app and its recovery codes; delete pending codes and enrolments; sign the user out everywhere; leave 2FA OFF/);
+    expect(text).toMatch(
+      /This will: remove the authenticator app and its recovery codes; delete pending codes and enrolments; sign the user out everywhere; leave 2FA OFF/,
+    );
 
     const b = await enrolTotp(ctx, 'another.long.customer.address@example.com');
     const piped = await runCli(['--yes', 'recover', b.email, '--ticket', 'T-15', '--reason', reason], { env });
@@ -56,16 +64,26 @@ describe('item 19: disable and codes regenerate name the account at the password
   it('"Current password for <address>:"', async () => {
     const env = { ...testEnv(tdb), NO_COLOR: '1' };
     const a = await enrolTotp(ctx, 'prompt.codes@example.com');
-    const codes = await runInTerminal(['codes', 'regenerate', a.email], env, [
-      [/Current password for prompt\.codes@example\.com:/, `${PASSWORD}\r`],
-      [/Code from the authenticator app/, () => `${totpCode(a.secret, Date.now())}\r`],
-    ], 20_000);
+    const codes = await runInTerminal(
+      ['codes', 'regenerate', a.email],
+      env,
+      [
+        [/Current password for prompt\.codes@example\.com:/, `${PASSWORD}\r`],
+        [/Code from the authenticator app/, () => `${totpCode(a.secret, Date.now())}\r`],
+      ],
+      20_000,
+    );
     expect(codes.code, codes.screen).toBe(0);
     const b = await enrolTotp(ctx, 'prompt.disable@example.com');
-    const disable = await runInTerminal(['disable', b.email], env, [
-      [/Current password for prompt\.disable@example\.com:/, `${PASSWORD}\r`],
-      [/Code from the authenticator app/, () => `${totpCode(b.secret, Date.now())}\r`],
-    ], 20_000);
+    const disable = await runInTerminal(
+      ['disable', b.email],
+      env,
+      [
+        [/Current password for prompt\.disable@example\.com:/, `${PASSWORD}\r`],
+        [/Code from the authenticator app/, () => `${totpCode(b.secret, Date.now())}\r`],
+      ],
+      20_000,
+    );
     expect(disable.code, disable.screen).toBe(0);
   });
 });

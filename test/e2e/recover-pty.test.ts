@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
-import { checkSecondFactor, parseCodeInput } from '../../src/core/verification.js';
+import { checkSecondFactor, parseCodeInput } from '../../src/core/factor-check.js';
 import { BIN } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
@@ -24,7 +24,12 @@ class Terminal {
   constructor(args: string[], env: Record<string, string>) {
     const base: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== 'MAIL2FA_CONFIG') base[k] = v;
-    this.term = pty.spawn(process.execPath, [BIN, ...args], { name: 'xterm-256color', cols: 160, rows: 50, env: { ...base, NO_COLOR: '1', ...env } });
+    this.term = pty.spawn(process.execPath, [BIN, ...args], {
+      name: 'xterm-256color',
+      cols: 160,
+      rows: 50,
+      env: { ...base, NO_COLOR: '1', ...env },
+    });
     this.term.onData((d) => (this.raw += d));
     this.exited = new Promise((resolve) => this.term.onExit(({ exitCode }) => resolve(exitCode)));
   }
@@ -63,41 +68,69 @@ describeEachDb('recover at a terminal', (kind) => {
     await tdb?.drop();
   });
 
-  it('shows the summary, asks to confirm the identity and to type the address, then recovers', { timeout: 60_000 }, async () => {
-    const email = 'jane@example.com';
-    await addMailbox(ctx, email);
-    await enableTotp(ctx, email);
-    const t = new Terminal(['recover', email, '--ticket', 'T-4001', '--reason', 'lost phone, identity checked by call-back'], testEnv(tdb));
-    await t.waitFor(/2FA +on: authenticator app/);
-    await t.waitFor(/recovery codes left +10/);
-    await t.waitFor(/Did you verify the caller's identity for ticket T-4001\?/);
-    await t.type('y\r');
-    await t.waitFor(/Type the address \(jane@example\.com\) to confirm:/);
-    await t.type(`${email}\r`);
-    await t.waitFor(/Recovered jane@example\.com \(ticket T-4001\)/);
-    await t.waitFor(/Settings > Password > Two-Factor Authentication[\s\S]*-{72}\n/);
-    expect(await t.exit()).toBe(0);
-    expect(t.screen).toContain('sign in to the webmail with your email address and password alone');
-    const db = await ctx.db();
-    expect(await readFactor(db.knex, ctx.tables, email)).toBeUndefined();
-    // The actor is the OS user when --actor is not given.
-    expect(await auditRows(ctx, { account: email })).toMatchObject([{ action: 'recover', outcome: 'ok', ticket: 'T-4001', actor: userInfo().username, reason: 'lost phone, identity checked by call-back' }]);
-  });
+  it(
+    'shows the summary, asks to confirm the identity and to type the address, then recovers',
+    { timeout: 60_000 },
+    async () => {
+      const email = 'jane@example.com';
+      await addMailbox(ctx, email);
+      await enableTotp(ctx, email);
+      const t = new Terminal(
+        ['recover', email, '--ticket', 'T-4001', '--reason', 'lost phone, identity checked by call-back'],
+        testEnv(tdb),
+      );
+      await t.waitFor(/2FA +on: authenticator app/);
+      await t.waitFor(/recovery codes left +10/);
+      await t.waitFor(/Did you verify the caller's identity for ticket T-4001\?/);
+      await t.type('y\r');
+      await t.waitFor(/Type the address \(jane@example\.com\) to confirm:/);
+      await t.type(`${email}\r`);
+      await t.waitFor(/Recovered jane@example\.com \(ticket T-4001\)/);
+      await t.waitFor(/Settings > Password > Two-Factor Authentication[\s\S]*-{72}\n/);
+      expect(await t.exit()).toBe(0);
+      expect(t.screen).toContain('sign in to the webmail with your email address and password alone');
+      const db = await ctx.db();
+      expect(await readFactor(db.knex, ctx.tables, email)).toBeUndefined();
+      // The actor is the OS user when --actor is not given.
+      expect(await auditRows(ctx, { account: email })).toMatchObject([
+        {
+          action: 'recover',
+          outcome: 'ok',
+          ticket: 'T-4001',
+          actor: userInfo().username,
+          reason: 'lost phone, identity checked by call-back',
+        },
+      ]);
+    },
+  );
 
   it('issues a temporary access code that the customer can use once', { timeout: 60_000 }, async () => {
     const email = 'sam@example.com';
     await addMailbox(ctx, email);
     await enableSms(ctx, email);
-    const t = new Terminal(['--actor', 'agent-pty', 'recover', email, '--ticket', 'T-4002', '--temporary-code', '--ttl', '2h'], testEnv(tdb));
+    const t = new Terminal(
+      ['--actor', 'agent-pty', 'recover', email, '--ticket', 'T-4002', '--temporary-code', '--ttl', '2h'],
+      testEnv(tdb),
+    );
     await t.waitFor(/2FA +on: text messages to \+45 \*{4}3456/);
     await t.waitFor(/issue a temporary access code valid\s+for 2 hours/);
     await t.waitFor(/Did you verify/);
     await t.type('y\r');
     await t.waitFor(/Type the address/);
     await t.type(`${email}\r`);
-    const [, code] = await t.waitFor(/enter this temporary access code:\n\n {4}([0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4})\n/);
+    const [, code] = await t.waitFor(
+      /enter this temporary access code:\n\n {4}([0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4})\n/,
+    );
     expect(await t.exit()).toBe(0);
-    const use = () => accountTransaction(ctx, email, async (tx) => checkSecondFactor(tx, await readFactor(tx.trx, ctx.tables, email), parseCodeInput(code!), new Set(['temporary'])));
+    const use = () =>
+      accountTransaction(ctx, email, async (tx) =>
+        checkSecondFactor(
+          tx,
+          await readFactor(tx.trx, ctx.tables, email),
+          parseCodeInput(code!),
+          new Set(['temporary']),
+        ),
+      );
     expect(await use()).toBe('temporary');
     expect(await use()).toBeNull();
   });

@@ -44,7 +44,12 @@ const WAITING =
     cluster = await startGaleraCluster();
     database = await cluster.createDatabase();
     const dir = mkdtempSync(join(tmpdir(), 'mail2fa-galera-test-'));
-    tdb = { kind: 'mariadb', url: cluster.nodes[0]!.url(database), dir, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+    tdb = {
+      kind: 'mariadb',
+      url: cluster.nodes[0]!.url(database),
+      dir,
+      drop: async () => rmSync(dir, { recursive: true, force: true }),
+    };
     ctx = await testContext(tdb);
   });
   afterAll(async () => {
@@ -54,7 +59,11 @@ const WAITING =
   });
 
   const url = (node: number, db = database) => cluster.nodes[node]!.url(db);
-  const env = (node: number, extra: Record<string, string | undefined> = {}) => ({ ...testEnv(tdb), MAIL2FA_DB_URL: url(node), ...extra });
+  const env = (node: number, extra: Record<string, string | undefined> = {}) => ({
+    ...testEnv(tdb),
+    MAIL2FA_DB_URL: url(node),
+    ...extra,
+  });
   const cli = (node: number, args: string[], o: { input?: string; env?: Record<string, string | undefined> } = {}) =>
     runCli(args, { env: env(node, o.env), input: o.input, timeoutMs: 60_000 });
   const knex = async () => (await ctx.db()).knex;
@@ -67,9 +76,14 @@ const WAITING =
   };
 
   /** Runs processes that all start by locking `account`'s state row; they are released only once all wait. */
-  async function overlapped(account: string, runs: Array<{ node: number; run: () => Promise<CliResult> }>): Promise<CliResult[]> {
+  async function overlapped(
+    account: string,
+    runs: Array<{ node: number; run: () => Promise<CliResult> }>,
+  ): Promise<CliResult[]> {
     const t = ctx.tables;
-    await (await knex()).raw(`INSERT IGNORE INTO \`${t.accountState}\` (account, failed_attempts) VALUES (?, 0)`, [account]);
+    await (
+      await knex()
+    ).raw(`INSERT IGNORE INTO \`${t.accountState}\` (account, failed_attempts) VALUES (?, 0)`, [account]);
     const nodes = [...new Set(runs.map((r) => r.node))];
     const blockers = new Map<number, Connection>();
     for (const n of nodes) {
@@ -87,7 +101,10 @@ const WAITING =
       for (const n of nodes) {
         const expected = runs.filter((r) => r.node === n).length;
         for (;;) {
-          if (finished.length) throw new Error(`a process ended before the lock was released: exit ${finished[0]!.code}: ${finished[0]!.stderr}`);
+          if (finished.length)
+            throw new Error(
+              `a process ended before the lock was released: exit ${finished[0]!.code}: ${finished[0]!.stderr}`,
+            );
           const [rows] = await blockers.get(n)!.query(WAITING);
           if (Number((rows as { n: number }[])[0]!.n) >= expected) break;
           if (Date.now() > deadline) {
@@ -108,20 +125,36 @@ const WAITING =
   it('replay across nodes: one TOTP code, six sign-ins on three nodes at once → accepted exactly once', async () => {
     const { email, secret } = await enrolTotp(ctx, 'replay@example.com');
     const code = totpCode(secret, Date.now());
-    const results = await overlapped(email, [0, 0, 1, 1, 2, 2].map((node) => ({ node, run: () => cli(node, ['verify', email, '--code', code]) })));
+    const results = await overlapped(
+      email,
+      [0, 0, 1, 1, 2, 2].map((node) => ({ node, run: () => cli(node, ['verify', email, '--code', code]) })),
+    );
     noBugs(results);
     expect(results.filter((r) => r.code === 0)).toHaveLength(1);
-    const accepted = await (await knex())(ctx.tables.audit).where({ account: email, action: 'verify', outcome: 'ok' }).count({ n: '*' }).first();
+    const accepted = await (
+      await knex()
+    )(ctx.tables.audit)
+      .where({ account: email, action: 'verify', outcome: 'ok' })
+      .count({ n: '*' })
+      .first();
     expect(Number(accepted!.n)).toBe(1);
   });
 
   it('two agents recover one account on two nodes at once → one recovery, the other sees it or is told to look again', async () => {
     const { email } = await enrolTotp(ctx, 'recover2@example.com');
-    const results = await overlapped(email, [0, 1].map((node) => ({ node, run: () => cli(node, ['--yes', '--json', '--actor', `agent${node}`, 'recover', email, '--ticket', `T-${node}`]) })));
+    const results = await overlapped(
+      email,
+      [0, 1].map((node) => ({
+        node,
+        run: () => cli(node, ['--yes', '--json', '--actor', `agent${node}`, 'recover', email, '--ticket', `T-${node}`]),
+      })),
+    );
     noBugs(results);
     expect(results.map((r) => r.code)).not.toContain(1);
     const k = await knex();
-    const recovered = (await k(ctx.tables.audit).where({ account: email, action: 'recover', outcome: 'ok' }).select('actor')) as { actor: string }[];
+    const recovered = (await k(ctx.tables.audit)
+      .where({ account: email, action: 'recover', outcome: 'ok' })
+      .select('actor')) as { actor: string }[];
     expect(recovered).toHaveLength(1);
     expect(await k(ctx.tables.factor).where({ account: email }).first()).toBeUndefined();
     // The other agent either saw the recovery done (nothing to recover, 0) or was told it changed (75).
@@ -130,11 +163,20 @@ const WAITING =
 
   it('lockout burst across nodes: ten wrong codes at once on three nodes → exactly five counted, one lock', async () => {
     const { email } = await enrolTotp(ctx, 'burst@example.com');
-    const results = await overlapped(email, [0, 0, 0, 0, 1, 1, 1, 2, 2, 2].map((node) => ({ node, run: () => cli(node, ['verify', email, '--code', '000000']) })));
+    const results = await overlapped(
+      email,
+      [0, 0, 0, 0, 1, 1, 1, 2, 2, 2].map((node) => ({
+        node,
+        run: () => cli(node, ['verify', email, '--code', '000000']),
+      })),
+    );
     noBugs(results);
     expect(results.filter((r) => r.code === 0)).toHaveLength(0);
     const k = await knex();
-    const state = (await k(ctx.tables.accountState).where({ account: email }).first()) as { failed_attempts: number; locked_until: number | null };
+    const state = (await k(ctx.tables.accountState).where({ account: email }).first()) as {
+      failed_attempts: number;
+      locked_until: number | null;
+    };
     // Every wrong code reported as wrong (1) was counted, none twice, none beyond the fifth; a process whose
     // conflict outlasted its retries said "busy, retry" (75) and counted nothing.
     const counted = results.filter((r) => r.code === 1).length;
@@ -142,7 +184,9 @@ const WAITING =
     expect(counted).toBeLessThanOrEqual(5);
     expect(counted).toBeGreaterThanOrEqual(1);
     expect(state.locked_until !== null).toBe(counted === 5);
-    expect(await k(ctx.tables.audit).where({ account: email, action: 'lockout' }).count({ n: '*' }).first()).toMatchObject({ n: counted === 5 ? 1 : 0 });
+    expect(
+      await k(ctx.tables.audit).where({ account: email, action: 'lockout' }).count({ n: '*' }).first(),
+    ).toMatchObject({ n: counted === 5 ? 1 : 0 });
   });
 
   it('first use of the code-hash key on two nodes at once: every recovery code printed works (on the other node)', async () => {
@@ -154,12 +198,31 @@ const WAITING =
     await k(ctx.tables.recoveryCode).whereIn('account', [a.email, b.email]).delete();
     const now = Date.now();
     const [ra, rb] = await Promise.all([
-      overlapped(a.email, [{ node: 0, run: () => cli(0, ['--json', 'codes', 'regenerate', a.email, '--password-stdin', '--code', totpCode(a.secret, now)], { input: PASSWORD }) }]),
-      overlapped(b.email, [{ node: 1, run: () => cli(1, ['--json', 'codes', 'regenerate', b.email, '--password-stdin', '--code', totpCode(b.secret, now)], { input: PASSWORD }) }]),
+      overlapped(a.email, [
+        {
+          node: 0,
+          run: () =>
+            cli(0, ['--json', 'codes', 'regenerate', a.email, '--password-stdin', '--code', totpCode(a.secret, now)], {
+              input: PASSWORD,
+            }),
+        },
+      ]),
+      overlapped(b.email, [
+        {
+          node: 1,
+          run: () =>
+            cli(1, ['--json', 'codes', 'regenerate', b.email, '--password-stdin', '--code', totpCode(b.secret, now)], {
+              input: PASSWORD,
+            }),
+        },
+      ]),
     ]);
     for (const [r] of [ra!, rb!]) expect(r!.code, r!.stderr).toBe(0);
     expect(await k(ctx.tables.codeKey).count({ n: '*' }).first()).toMatchObject({ n: 1 });
-    for (const [who, r, node] of [[a.email, ra![0]!, 1], [b.email, rb![0]!, 0]] as const) {
+    for (const [who, r, node] of [
+      [a.email, ra![0]!, 1],
+      [b.email, rb![0]!, 0],
+    ] as const) {
       const codes = (JSON.parse(r.stdout) as { recoveryCodes: string[] }).recoveryCodes;
       expect(codes).toHaveLength(10);
       const lib = await openMail2fa({ db: url(node), env: { MAIL2FA_KEY: TEST_KEY } });
@@ -178,7 +241,9 @@ const WAITING =
       for (let round = 0; round < 3; round++) {
         const r = await cli(0, ['--yes', '--json', 'recover', email, '--ticket', `T-S${round}`, '--temporary-code']);
         expect(r.code, r.stderr).toBe(0);
-        const row = (await (await knex())(ctx.tables.accountState).where({ account: email }).first()) as { sessions_revoked_at: number };
+        const row = (await (await knex())(ctx.tables.accountState).where({ account: email }).first()) as {
+          sessions_revoked_at: number;
+        };
         for (const lib of libs) {
           expect((await lib.sessionsRevokedAt(email))?.getTime()).toBe(Number(row.sessions_revoked_at));
           expect(await lib.requiresCode(email)).toBe(true);
@@ -191,14 +256,22 @@ const WAITING =
 
   it('concurrent migrate of a fresh database on all three nodes: all succeed, one schema, never "table already exists"', async () => {
     const fresh = await cluster.createDatabase();
-    const runs = [0, 1, 2, 0, 1, 2].map((node) => runCli(['--json', 'migrate', '--with-mailbox-table'], { env: { ...testEnv(tdb), MAIL2FA_DB_URL: url(node, fresh) }, timeoutMs: 60_000 }));
+    const runs = [0, 1, 2, 0, 1, 2].map((node) =>
+      runCli(['--json', 'migrate', '--with-mailbox-table'], {
+        env: { ...testEnv(tdb), MAIL2FA_DB_URL: url(node, fresh) },
+        timeoutMs: 60_000,
+      }),
+    );
     const results = await Promise.all(runs);
     for (const r of results) {
       expect([0, 75], r.stdout + r.stderr).toContain(r.code);
       expect(r.stdout + r.stderr).not.toMatch(/already exists|internal error/);
     }
     expect(results.filter((r) => r.code === 0).length).toBeGreaterThanOrEqual(1);
-    const applied = results.filter((r) => r.code === 0).map((r) => (JSON.parse(r.stdout) as { applied: string[] }).applied).filter((a) => a.length > 0);
+    const applied = results
+      .filter((r) => r.code === 0)
+      .map((r) => (JSON.parse(r.stdout) as { applied: string[] }).applied)
+      .filter((a) => a.length > 0);
     expect(applied).toHaveLength(1);
     const status = await runCli(['status', '--all'], { env: { ...testEnv(tdb), MAIL2FA_DB_URL: url(2, fresh) } });
     expect(status.code, status.stderr).toBe(0);
@@ -214,7 +287,15 @@ const WAITING =
     const email = 'isolated@example.com';
     await addMailbox(ctx, email);
     const healthy = await cli(0, ['--json', 'doctor']);
-    expect(JSON.parse(healthy.stdout).checks).toContainEqual(expect.objectContaining({ name: 'galera', status: 'ok', detail: expect.stringMatching(/wsrep_ready ON, wsrep_cluster_status Primary, cluster size 3.*wsrep_sync_wait=1/) }));
+    expect(JSON.parse(healthy.stdout).checks).toContainEqual(
+      expect.objectContaining({
+        name: 'galera',
+        status: 'ok',
+        detail: expect.stringMatching(
+          /wsrep_ready ON, wsrep_cluster_status Primary, cluster size 3.*wsrep_sync_wait=1/,
+        ),
+      }),
+    );
     const third = cluster.nodes[2]!;
     const admin = await cluster.connect(third);
     try {
@@ -225,7 +306,10 @@ const WAITING =
         if (i > 100) throw new Error('node 3 did not leave the cluster');
         await new Promise((r) => setTimeout(r, 200));
       }
-      for (const args of [['status', email], ['verify', email, '--code', '123456']]) {
+      for (const args of [
+        ['status', email],
+        ['verify', email, '--code', '123456'],
+      ]) {
         const r = await cli(2, args);
         expect(r.code, r.stderr).toBe(69);
         expect(r.stderr).toContain(`127.0.0.1:${third.port}`);
@@ -234,7 +318,13 @@ const WAITING =
       }
       const d = await cli(2, ['--json', 'doctor']);
       expect(d.code).toBe(69);
-      expect(JSON.parse(d.stdout).checks).toContainEqual(expect.objectContaining({ name: 'galera', status: 'fail', detail: expect.stringMatching(/wsrep_ready OFF, wsrep_cluster_status non-Primary/) }));
+      expect(JSON.parse(d.stdout).checks).toContainEqual(
+        expect.objectContaining({
+          name: 'galera',
+          status: 'fail',
+          detail: expect.stringMatching(/wsrep_ready OFF, wsrep_cluster_status non-Primary/),
+        }),
+      );
       const survivor = await cli(0, ['status', email]);
       expect(survivor.code, survivor.stderr).toBe(0);
     } finally {
@@ -265,8 +355,24 @@ const WAITING =
       const email = `rot${String(i).padStart(3, '0')}@example.com`;
       const secret = generateTotpSecret();
       secrets.set(email, secret);
-      rows.push({ account: email, method: 'totp', secret_ct: vault.seal(t.factor, 'secret_ct', email, secret), phone_ct: null, phone_masked: null, key_id: rctx.masterKey().id, enrolled_at: Date.now(), last_used_at: null, last_totp_step: null, version: 0 });
-      await k(rctx.mapping.table).insert({ [rctx.mapping.email]: email, [rctx.mapping.password]: 'x', [rctx.mapping.active]: true, [rctx.mapping.domain]: 'example.com' });
+      rows.push({
+        account: email,
+        method: 'totp',
+        secret_ct: vault.seal(t.factor, 'secret_ct', email, secret),
+        phone_ct: null,
+        phone_masked: null,
+        key_id: rctx.masterKey().id,
+        enrolled_at: Date.now(),
+        last_used_at: null,
+        last_totp_step: null,
+        version: 0,
+      });
+      await k(rctx.mapping.table).insert({
+        [rctx.mapping.email]: email,
+        [rctx.mapping.password]: 'x',
+        [rctx.mapping.active]: true,
+        [rctx.mapping.domain]: 'example.com',
+      });
     }
     for (let i = 0; i < rows.length; i += 200) await k(t.factor).insert(rows.slice(i, i + 200));
     // Long-running sign-in services on nodes 2 and 3, opened before the rotation: they hold only the old key.
@@ -296,11 +402,15 @@ const WAITING =
       expect(outcomes.filter((o) => o !== 'accepted')).toEqual([]);
       // A CLI sign-in on node 3 after the switch, and the check: nothing left under the old key.
       const email = accounts[599]!;
-      const after = await cli(2, ['verify', email, '--code', totpCode(secrets.get(email)!, Date.now() + 30_000)], { env: on(2) });
+      const after = await cli(2, ['verify', email, '--code', totpCode(secrets.get(email)!, Date.now() + 30_000)], {
+        env: on(2),
+      });
       expect(after.code, after.stderr).toBe(0);
       const check = await cli(1, ['keys', 'check'], { env: { ...on(1), MAIL2FA_KEY_FILE: newFile } });
       expect(check.code, check.stdout).toBe(0);
-      expect(await k(t.factor).whereNot('key_id', JSON.parse(rotate.stdout).toKeyId).count({ n: '*' }).first()).toMatchObject({ n: 0 });
+      expect(
+        await k(t.factor).whereNot('key_id', JSON.parse(rotate.stdout).toKeyId).count({ n: '*' }).first(),
+      ).toMatchObject({ n: 0 });
     } finally {
       rotating = false;
       await Promise.all(libs.map((l) => l.close()));
@@ -313,7 +423,9 @@ const WAITING =
     const { email, secret } = await enrolTotp(ctx, 'sigkill@example.com');
     const third = cluster.nodes[2]!;
     const t = ctx.tables;
-    await (await knex()).raw(`INSERT IGNORE INTO \`${t.accountState}\` (account, failed_attempts) VALUES (?, 0)`, [email]);
+    await (
+      await knex()
+    ).raw(`INSERT IGNORE INTO \`${t.accountState}\` (account, failed_attempts) VALUES (?, 0)`, [email]);
     const blocker = await cluster.connect(third, database);
     await blocker.query('SET SESSION wsrep_sync_wait = 1');
     await blocker.query('BEGIN');

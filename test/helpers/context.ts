@@ -48,7 +48,13 @@ export async function testContext(db: TestDb, o: TestContextOptions = {}): Promi
   delete env.MAIL2FA_CONFIG;
   const config = await loadConfig({ dbUrl: db.url, configPath: o.configPath, env });
   const clock = o.clock;
-  const ctx = contextFromConfig(config, { env, actor: o.actor ?? 'test-agent', clock: clock ? () => clock.now : undefined, smsSender: o.smsSender, skipSchemaCheck: true });
+  const ctx = contextFromConfig(config, {
+    env,
+    actor: o.actor ?? 'test-agent',
+    clock: clock ? () => clock.now : undefined,
+    smsSender: o.smsSender,
+    skipSchemaCheck: true,
+  });
   const knexDb = await ctx.db();
   await knexDb.knex.migrate.latest(migratorConfig(ctx.tables, knexDb.dialect === 'mysql'));
   await ensureReferenceMailboxTable(knexDb.knex, ctx.mapping, knexDb.dialect === 'mysql');
@@ -56,8 +62,20 @@ export async function testContext(db: TestDb, o: TestContextOptions = {}): Promi
 }
 
 /** Inserts a mailbox into the reference table (preset mail2fa). */
-export async function addMailbox(ctx: Context, email: string, password = 'correct horse', o: { scheme?: PasswordScheme; active?: boolean } = {}): Promise<void> {
+export async function addMailbox(
+  ctx: Context,
+  email: string,
+  password = 'correct horse',
+  o: { scheme?: PasswordScheme; active?: boolean } = {},
+): Promise<void> {
   const db = await ctx.db();
   const m = ctx.mapping;
-  await db.knex(m.table).insert({ [m.email]: email, [m.password]: await hashPassword(password, o.scheme ?? 'SHA512-CRYPT'), [m.active]: o.active ?? true, [m.domain]: email.slice(email.lastIndexOf('@') + 1) });
+  await db
+    .knex(m.table)
+    .insert({
+      [m.email]: email,
+      [m.password]: await hashPassword(password, o.scheme ?? 'SHA512-CRYPT'),
+      [m.active]: o.active ?? true,
+      [m.domain]: email.slice(email.lastIndexOf('@') + 1),
+    });
 }

@@ -9,15 +9,32 @@ import type { Context } from '../../src/context.js';
 export async function dbSnapshot(ctx: Context): Promise<Record<string, string>> {
   const db = await ctx.db();
   const t = ctx.tables;
-  const names = [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.smsSend, t.accountState, t.audit, t.codeKey, t.migrations, ctx.mapping.table];
+  const names = [
+    t.factor,
+    t.recoveryCode,
+    t.enrolment,
+    t.challenge,
+    t.smsSend,
+    t.accountState,
+    t.audit,
+    t.codeKey,
+    t.migrations,
+    ctx.mapping.table,
+  ];
   const out: Record<string, string> = {};
   for (const name of names) {
     const rows = (await db.knex(name).select('*')) as Record<string, unknown>[];
-    const lines = rows.map((r) => JSON.stringify(r, (_k, v) => (Buffer.isBuffer(v) ? v.toString('hex') : typeof v === 'bigint' ? String(v) : v))).sort();
+    const lines = rows
+      .map((r) =>
+        JSON.stringify(r, (_k, v) => (Buffer.isBuffer(v) ? v.toString('hex') : typeof v === 'bigint' ? String(v) : v)),
+      )
+      .sort();
     out[name] = `${rows.length}:${createHash('sha256').update(lines.join('\n')).digest('hex')}`;
   }
   if (db.dialect === 'mysql') {
-    const [rows] = (await db.knex.raw(`CHECKSUM TABLE ${names.map((n) => `\`${n}\``).join(', ')}`)) as [{ Table: string; Checksum: number | string | null }[]];
+    const [rows] = (await db.knex.raw(`CHECKSUM TABLE ${names.map((n) => `\`${n}\``).join(', ')}`)) as [
+      { Table: string; Checksum: number | string | null }[],
+    ];
     for (const r of rows) out[`CHECKSUM ${r.Table.split('.').pop()}`] = String(r.Checksum);
   }
   return out;

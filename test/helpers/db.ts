@@ -19,7 +19,14 @@ const REQUIRE_POSTGRES = process.env.MAIL2FA_REQUIRE_POSTGRES === '1';
 async function adminConnection() {
   const mysql = await import('mysql2/promise');
   const u = new URL(MARIADB_ADMIN_URL);
-  return mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username || 'root'), password: decodeURIComponent(u.password), connectTimeout: 3000, multipleStatements: true });
+  return mysql.createConnection({
+    host: u.hostname,
+    port: Number(u.port || 3306),
+    user: decodeURIComponent(u.username || 'root'),
+    password: decodeURIComponent(u.password),
+    connectTimeout: 3000,
+    multipleStatements: true,
+  });
 }
 
 /** A connected pg client as the admin, on `database` (default: the admin URL's own). Call `.end()`. */
@@ -39,7 +46,9 @@ export async function postgresAdminConnection(database?: string) {
   return client;
 }
 
-async function probe(connect: () => Promise<{ query(sql: string): Promise<unknown>; end(): Promise<void> }>): Promise<string | null> {
+async function probe(
+  connect: () => Promise<{ query(sql: string): Promise<unknown>; end(): Promise<void> }>,
+): Promise<string | null> {
   try {
     const c = await connect();
     await c.query('select 1');
@@ -50,12 +59,19 @@ async function probe(connect: () => Promise<{ query(sql: string): Promise<unknow
   }
 }
 
-const [mariadbProblem, postgresProblem] = await Promise.all([probe(adminConnection), probe(() => postgresAdminConnection())]);
+const [mariadbProblem, postgresProblem] = await Promise.all([
+  probe(adminConnection),
+  probe(() => postgresAdminConnection()),
+]);
 if (mariadbProblem && !REQUIRE_MARIADB) {
-  process.stderr.write(`\n*** NOTICE: MariaDB not reachable at ${MARIADB_ADMIN_URL} (${mariadbProblem}): MariaDB suites are SKIPPED. Set MAIL2FA_REQUIRE_MARIADB=1 to make this a failure. ***\n\n`);
+  process.stderr.write(
+    `\n*** NOTICE: MariaDB not reachable at ${MARIADB_ADMIN_URL} (${mariadbProblem}): MariaDB suites are SKIPPED. Set MAIL2FA_REQUIRE_MARIADB=1 to make this a failure. ***\n\n`,
+  );
 }
 if (postgresProblem && !REQUIRE_POSTGRES) {
-  process.stderr.write(`\n*** NOTICE: PostgreSQL not reachable at ${POSTGRES_ADMIN_URL} (${postgresProblem}): PostgreSQL suites are SKIPPED. Set MAIL2FA_REQUIRE_POSTGRES=1 to make this a failure. ***\n\n`);
+  process.stderr.write(
+    `\n*** NOTICE: PostgreSQL not reachable at ${POSTGRES_ADMIN_URL} (${postgresProblem}): PostgreSQL suites are SKIPPED. Set MAIL2FA_REQUIRE_POSTGRES=1 to make this a failure. ***\n\n`,
+  );
 }
 
 export const DB_KINDS: DbKind[] = ['sqlite', 'mariadb', 'postgres'];
@@ -75,11 +91,17 @@ export interface TestDb {
 export async function createTestDb(kind: DbKind): Promise<TestDb> {
   const dir = mkdtempSync(join(tmpdir(), 'mail2fa-test-'));
   if (kind === 'sqlite') {
-    return { kind, url: `sqlite:${join(dir, 'mail.sqlite')}`, dir, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+    return {
+      kind,
+      url: `sqlite:${join(dir, 'mail.sqlite')}`,
+      dir,
+      drop: async () => rmSync(dir, { recursive: true, force: true }),
+    };
   }
   const name = `mail2fa_t_${randomBytes(5).toString('hex')}`;
   if (kind === 'postgres') {
-    if (postgresProblem) throw new Error(`PostgreSQL required (MAIL2FA_REQUIRE_POSTGRES=1) but not reachable: ${postgresProblem}`);
+    if (postgresProblem)
+      throw new Error(`PostgreSQL required (MAIL2FA_REQUIRE_POSTGRES=1) but not reachable: ${postgresProblem}`);
     const c = await postgresAdminConnection();
     await c.query(`CREATE DATABASE "${name}" ENCODING 'UTF8' TEMPLATE template0`);
     await c.end();
@@ -97,7 +119,8 @@ export async function createTestDb(kind: DbKind): Promise<TestDb> {
       },
     };
   }
-  if (mariadbProblem) throw new Error(`MariaDB required (MAIL2FA_REQUIRE_MARIADB=1) but not reachable: ${mariadbProblem}`);
+  if (mariadbProblem)
+    throw new Error(`MariaDB required (MAIL2FA_REQUIRE_MARIADB=1) but not reachable: ${mariadbProblem}`);
   const c = await adminConnection();
   await c.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci`);
   await c.end();

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 import type { CliResult } from './cli.js';
 import { tableNamesOf } from './status-seed.js';
 
@@ -31,12 +31,21 @@ export class SmsGateway {
     req.on('end', () => {
       res.setHeader('connection', 'close');
       if (this.mode === 'hang') {
-        this.received.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as GatewayRequest['body'] });
+        this.received.push({
+          headers: req.headers,
+          body: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as GatewayRequest['body'],
+        });
         this.hanging.push(res);
         return;
       }
-      if (req.method === 'POST') this.received.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as GatewayRequest['body'] });
-      res.writeHead(this.mode === 'ok' ? 200 : 500, { 'content-type': 'application/json' }).end(this.mode === 'ok' ? '{"status":"queued"}' : '{"error":"internal"}');
+      if (req.method === 'POST')
+        this.received.push({
+          headers: req.headers,
+          body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as GatewayRequest['body'],
+        });
+      res
+        .writeHead(this.mode === 'ok' ? 200 : 500, { 'content-type': 'application/json' })
+        .end(this.mode === 'ok' ? '{"status":"queued"}' : '{"error":"internal"}');
     });
   });
 
@@ -62,7 +71,8 @@ export class SmsGateway {
   /** Answers every held request with 200 (and stops holding new ones). */
   release(): void {
     this.mode = 'ok';
-    for (const res of this.hanging.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"queued"}');
+    for (const res of this.hanging.splice(0))
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"queued"}');
   }
 
   async stop(): Promise<void> {

@@ -11,7 +11,17 @@
  * Without the packages (or without root) the suite is skipped with a notice, unless MAIL2FA_REQUIRE_GALERA=1.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -27,7 +37,8 @@ export function galeraProblem(): string | null {
   if (!existsSync(GALERA_PROVIDER)) return `${GALERA_PROVIDER} missing (Debian package galera-4)`;
   if (!existsSync(MARIADBD)) return `${MARIADBD} missing (Debian package mariadb-server)`;
   if (spawnSync('which', ['rsync']).status !== 0) return 'rsync missing (Debian package rsync, for the state transfer)';
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'not root (the nodes run as the mysql user)';
+  if (typeof process.getuid === 'function' && process.getuid() !== 0)
+    return 'not root (the nodes run as the mysql user)';
   if (spawnSync('id', ['mysql']).status !== 0) return 'no mysql user';
   return null;
 }
@@ -154,13 +165,27 @@ export async function startGaleraCluster(): Promise<GaleraCluster> {
     chownSync(dir, uid, gid);
     chownSync(join(dir, 'data'), uid, gid);
     const port = 3310 + i + OFFSET;
-    return { index: i, name: `node${i}`, port, dir, process: null, url: (db: string) => `mysql://root@127.0.0.1:${port}/${db}` };
+    return {
+      index: i,
+      name: `node${i}`,
+      port,
+      dir,
+      process: null,
+      url: (db: string) => `mysql://root@127.0.0.1:${port}/${db}`,
+    };
   });
 
   // Node 1's datadir from mariadb-install-db; the others receive theirs by state transfer (rsync SST).
   const install = spawnSync(
     'mariadb-install-db',
-    ['--no-defaults', '--user=mysql', `--datadir=${join(nodes[0]!.dir, 'data')}`, '--auth-root-authentication-method=normal', '--skip-test-db', '--innodb-log-file-size=16M'],
+    [
+      '--no-defaults',
+      '--user=mysql',
+      `--datadir=${join(nodes[0]!.dir, 'data')}`,
+      '--auth-root-authentication-method=normal',
+      '--skip-test-db',
+      '--innodb-log-file-size=16M',
+    ],
     { encoding: 'utf8' },
   );
   if (install.status !== 0) throw new Error(`mariadb-install-db failed: ${install.stderr || install.stdout}`);
@@ -184,13 +209,24 @@ export async function startGaleraCluster(): Promise<GaleraCluster> {
   };
 
   const connect = async (node: GaleraNode, database?: string): Promise<Connection> =>
-    mysql.createConnection({ host: '127.0.0.1', port: node.port, user: 'root', connectTimeout: 3000, multipleStatements: true, ...(database ? { database } : {}) });
+    mysql.createConnection({
+      host: '127.0.0.1',
+      port: node.port,
+      user: 'root',
+      connectTimeout: 3000,
+      multipleStatements: true,
+      ...(database ? { database } : {}),
+    });
 
   const status = async (node: GaleraNode): Promise<Record<string, string>> => {
     const c = await connect(node);
     try {
-      const [rows] = await c.query("SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_cluster_size','wsrep_local_state_comment','wsrep_ready','wsrep_cluster_status')");
-      return Object.fromEntries((rows as { Variable_name: string; Value: string }[]).map((r) => [r.Variable_name, r.Value]));
+      const [rows] = await c.query(
+        "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_cluster_size','wsrep_local_state_comment','wsrep_ready','wsrep_cluster_status')",
+      );
+      return Object.fromEntries(
+        (rows as { Variable_name: string; Value: string }[]).map((r) => [r.Variable_name, r.Value]),
+      );
     } finally {
       await c.end();
     }
@@ -231,13 +267,19 @@ export async function startGaleraCluster(): Promise<GaleraCluster> {
           if (!ok) break;
           try {
             const s = await status(n);
-            ok = s.wsrep_cluster_size === String(size) && s.wsrep_local_state_comment === 'Synced' && s.wsrep_ready === 'ON';
+            ok =
+              s.wsrep_cluster_size === String(size) &&
+              s.wsrep_local_state_comment === 'Synced' &&
+              s.wsrep_ready === 'ON';
           } catch {
             ok = false;
           }
         }
         if (ok) return;
-        if (Date.now() > deadline) throw new Error(`cluster did not reach size ${size}:\n${running.map((n) => `${n.name}:\n${errorLog(n)}`).join('\n')}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `cluster did not reach size ${size}:\n${running.map((n) => `${n.name}:\n${errorLog(n)}`).join('\n')}`,
+          );
         await sleep(300);
       }
     },

@@ -83,7 +83,9 @@ function command(port: number, text: string, done: (received: string) => boolean
 }
 
 export async function mcSet(port: number, key: string, value: string): Promise<void> {
-  const reply = await command(port, `set ${key} 0 0 ${Buffer.byteLength(value)}\r\n${value}\r\n`, (r) => r.endsWith('\r\n'));
+  const reply = await command(port, `set ${key} 0 0 ${Buffer.byteLength(value)}\r\n${value}\r\n`, (r) =>
+    r.endsWith('\r\n'),
+  );
   if (reply !== 'STORED\r\n') throw new Error(`set ${key}: ${reply}`);
 }
 

@@ -27,13 +27,12 @@ interface Cell {
 // jsqr is CommonJS with a TypeScript `export default`: under NodeNext the default import is module.exports,
 // which at run time is the function itself (also carrying `.default`).
 type JsQR = typeof jsQRModule.default;
-const jsQR: JsQR =
-  (jsQRModule as unknown as { default?: JsQR }).default ?? (jsQRModule as unknown as JsQR);
+const jsQR: JsQR = (jsQRModule as unknown as { default?: JsQR }).default ?? (jsQRModule as unknown as JsQR);
 
 // xterm's default 16-colour palette.
 const PALETTE16 = [
-  0x000000, 0xcd0000, 0x00cd00, 0xcdcd00, 0x0000ee, 0xcd00cd, 0x00cdcd, 0xe5e5e5,
-  0x7f7f7f, 0xff0000, 0x00ff00, 0xffff00, 0x5c5cff, 0xff00ff, 0x00ffff, 0xffffff,
+  0x000000, 0xcd0000, 0x00cd00, 0xcdcd00, 0x0000ee, 0xcd00cd, 0x00cdcd, 0xe5e5e5, 0x7f7f7f, 0xff0000, 0x00ff00,
+  0xffff00, 0x5c5cff, 0xff00ff, 0x00ffff, 0xffffff,
 ];
 
 function palette256(n: number): number {
@@ -315,7 +314,13 @@ function colourIsDark(colour: Colour, isForeground: boolean, inkDark: boolean): 
   return isDarkRgb(colour);
 }
 
-function rasterise(grid: Cell[][], region: Region, inkDark: boolean, scale = 4, margin = 4): {
+function rasterise(
+  grid: Cell[][],
+  region: Region,
+  inkDark: boolean,
+  scale = 4,
+  margin = 4,
+): {
   data: Uint8ClampedArray;
   width: number;
   height: number;

@@ -21,7 +21,12 @@ export function openRoundcubeStore(
 ): OpenedStore {
   let dbPromise: Promise<Database> | undefined;
   const open = () => (dbPromise ??= openDatabase({ url: rc.url, connectTimeoutMs: 3000 }));
-  const deps: StoreDeps = { openDatabase: open, mailDatabase: open, now: () => Date.now(), randomBytes: extra.random ?? randomBytes };
+  const deps: StoreDeps = {
+    openDatabase: open,
+    mailDatabase: open,
+    now: () => Date.now(),
+    randomBytes: extra.random ?? randomBytes,
+  };
   const store = roundcubeStore.open(
     {
       name: 'roundcube',
@@ -43,19 +48,34 @@ export function openRoundcubeStore(
 }
 
 /** Inserts a Roundcube users row with exactly these preference bytes (NULL when null); returns its user_id. */
-export async function insertUser(rc: RoundcubeDb, username: string, mailHost: string, prefs: Buffer | string | null, prefix = ''): Promise<number> {
+export async function insertUser(
+  rc: RoundcubeDb,
+  username: string,
+  mailHost: string,
+  prefs: Buffer | string | null,
+  prefix = '',
+): Promise<number> {
   const bytes = prefs === null ? null : Buffer.isBuffer(prefs) ? prefs : Buffer.from(prefs, 'utf8');
   if (rc.kind === 'sqlite') {
-    const [r] = (await rc.exec(`INSERT INTO ${prefix}users (username, mail_host, created, preferences) VALUES (?, ?, '2024-01-01 00:00:00', CAST(? AS TEXT))`, [username, mailHost, bytes])) as Array<{ lastInsertRowid: number }>;
+    const [r] = (await rc.exec(
+      `INSERT INTO ${prefix}users (username, mail_host, created, preferences) VALUES (?, ?, '2024-01-01 00:00:00', CAST(? AS TEXT))`,
+      [username, mailHost, bytes],
+    )) as Array<{ lastInsertRowid: number }>;
     return Number(r!.lastInsertRowid);
   }
-  const [r] = (await rc.exec(`INSERT INTO ${prefix}users (username, mail_host, created, preferences) VALUES (?, ?, NOW(), CONVERT(? USING utf8mb4))`, [username, mailHost, bytes])) as Array<{ insertId: number }>;
+  const [r] = (await rc.exec(
+    `INSERT INTO ${prefix}users (username, mail_host, created, preferences) VALUES (?, ?, NOW(), CONVERT(? USING utf8mb4))`,
+    [username, mailHost, bytes],
+  )) as Array<{ insertId: number }>;
   return Number(r!.insertId);
 }
 
 /** The exact bytes of a row's preferences. */
 export async function preferencesOf(rc: RoundcubeDb, userId: number, prefix = ''): Promise<Buffer | null> {
-  const sql = rc.kind === 'sqlite' ? `SELECT CAST(preferences AS BLOB) AS p FROM ${prefix}users WHERE user_id = ?` : `SELECT CAST(preferences AS BINARY) AS p FROM ${prefix}users WHERE user_id = ?`;
+  const sql =
+    rc.kind === 'sqlite'
+      ? `SELECT CAST(preferences AS BLOB) AS p FROM ${prefix}users WHERE user_id = ?`
+      : `SELECT CAST(preferences AS BINARY) AS p FROM ${prefix}users WHERE user_id = ?`;
   const [row] = (await rc.exec(sql, [userId])) as Array<{ p: Buffer | null }>;
   return row?.p ?? null;
 }

@@ -18,10 +18,19 @@ const DEFAULTS = '/etc/roundcube/defaults.inc.php';
 const REQUIRE_ROUNDCUBE = process.env.MAIL2FA_REQUIRE_ROUNDCUBE === '1';
 
 function probe(): string | null {
-  for (const f of ['/var/lib/roundcube/program/include/clisetup.php', DEFAULTS, join(SQL_DIR, 'sqlite.initial.sql'), join(SQL_DIR, 'mysql.initial.sql')]) {
+  for (const f of [
+    '/var/lib/roundcube/program/include/clisetup.php',
+    DEFAULTS,
+    join(SQL_DIR, 'sqlite.initial.sql'),
+    join(SQL_DIR, 'mysql.initial.sql'),
+  ]) {
     if (!existsSync(f)) return `${f} missing (Debian packages roundcube-core, roundcube-sqlite3, roundcube-mysql)`;
   }
-  const php = spawnSync('php', ['-r', 'echo extension_loaded("pdo_sqlite") && extension_loaded("pdo_mysql") ? "ok" : "no";'], { encoding: 'utf8' });
+  const php = spawnSync(
+    'php',
+    ['-r', 'echo extension_loaded("pdo_sqlite") && extension_loaded("pdo_mysql") ? "ok" : "no";'],
+    { encoding: 'utf8' },
+  );
   if (php.error) return `php not found (Debian package php-cli): ${php.error.message}`;
   if (php.stdout !== 'ok') return 'php lacks pdo_sqlite or pdo_mysql (Debian packages php-sqlite3, php-mysql)';
   return null;
@@ -30,7 +39,9 @@ function probe(): string | null {
 /** Why real Roundcube cannot run here (null: it can). */
 export const ROUNDCUBE_PROBLEM = probe();
 if (ROUNDCUBE_PROBLEM && !REQUIRE_ROUNDCUBE) {
-  process.stderr.write(`\n*** NOTICE: real Roundcube unavailable (${ROUNDCUBE_PROBLEM}): Roundcube suites are SKIPPED. Set MAIL2FA_REQUIRE_ROUNDCUBE=1 to make this a failure. ***\n\n`);
+  process.stderr.write(
+    `\n*** NOTICE: real Roundcube unavailable (${ROUNDCUBE_PROBLEM}): Roundcube suites are SKIPPED. Set MAIL2FA_REQUIRE_ROUNDCUBE=1 to make this a failure. ***\n\n`,
+  );
 }
 const skipRoundcube = ROUNDCUBE_PROBLEM !== null && !REQUIRE_ROUNDCUBE;
 
@@ -51,7 +62,8 @@ export function describeRoundcubeEachDb(title: string, body: (kind: DbKind) => v
 /** A config dir for the oracle: Debian's defaults plus logs and temp files in the scratch dir. */
 export function roundcubeConfigDir(): { dir: string; cleanup(): void } {
   if (skipRoundcube) return { dir: '', cleanup() {} };
-  if (ROUNDCUBE_PROBLEM) throw new Error(`real Roundcube required (MAIL2FA_REQUIRE_ROUNDCUBE=1) but unavailable: ${ROUNDCUBE_PROBLEM}`);
+  if (ROUNDCUBE_PROBLEM)
+    throw new Error(`real Roundcube required (MAIL2FA_REQUIRE_ROUNDCUBE=1) but unavailable: ${ROUNDCUBE_PROBLEM}`);
   const dir = mkdtempSync(join(tmpdir(), 'mail2fa-rc-'));
   copyFileSync(DEFAULTS, join(dir, 'defaults.inc.php'));
   writeFileSync(
@@ -64,7 +76,19 @@ export function roundcubeConfigDir(): { dir: string; cleanup(): void } {
 export type OracleCase = Record<string, unknown> & { op: string };
 
 export async function runOracle<T = Record<string, unknown>>(configDir: string, cases: OracleCase[]): Promise<T[]> {
-  const child = spawn('php', ['-d', 'opcache.enable_cli=0', '-d', 'display_errors=stderr', '-d', 'error_reporting=E_ALL & ~E_DEPRECATED', ORACLE], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(
+    'php',
+    [
+      '-d',
+      'opcache.enable_cli=0',
+      '-d',
+      'display_errors=stderr',
+      '-d',
+      'error_reporting=E_ALL & ~E_DEPRECATED',
+      ORACLE,
+    ],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout.on('data', (d: Buffer) => out.push(d));
@@ -72,7 +96,8 @@ export async function runOracle<T = Record<string, unknown>>(configDir: string, 
   child.stdin.end(JSON.stringify({ configDir, cases }));
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? -1)));
   const text = Buffer.concat(out).toString('utf8');
-  if (code !== 0) throw new Error(`php oracle exited ${code}: ${Buffer.concat(err).toString('utf8')}\n${text.slice(0, 2000)}`);
+  if (code !== 0)
+    throw new Error(`php oracle exited ${code}: ${Buffer.concat(err).toString('utf8')}\n${text.slice(0, 2000)}`);
   try {
     return JSON.parse(text) as T[];
   } catch {
@@ -121,7 +146,15 @@ export async function createRoundcubeDb(kind: DbKind, prefix = ''): Promise<Roun
   }
   const mysql = await import('mysql2/promise');
   const u = new URL(base.url);
-  const conn = () => mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username || 'root'), database: u.pathname.slice(1), multipleStatements: true, charset: 'utf8mb4' });
+  const conn = () =>
+    mysql.createConnection({
+      host: u.hostname,
+      port: Number(u.port || 3306),
+      user: decodeURIComponent(u.username || 'root'),
+      database: u.pathname.slice(1),
+      multipleStatements: true,
+      charset: 'utf8mb4',
+    });
   const c = await conn();
   await c.query(sql);
   await c.end();
@@ -144,11 +177,32 @@ export async function createRoundcubeDb(kind: DbKind, prefix = ''): Promise<Roun
 
 /** Prefixes the tables of Roundcube's initial SQL (what an install with `db_prefix` has). */
 function withPrefix(sql: string, prefix: string, kind: DbKind): string {
-  const tables = ['session', 'users', 'cache', 'cache_shared', 'cache_index', 'cache_thread', 'cache_messages', 'contacts', 'contactgroups', 'contactgroupmembers', 'identities', 'dictionary', 'searches', 'filestore', 'responses', 'collected_addresses', 'system'];
+  const tables = [
+    'session',
+    'users',
+    'cache',
+    'cache_shared',
+    'cache_index',
+    'cache_thread',
+    'cache_messages',
+    'contacts',
+    'contactgroups',
+    'contactgroupmembers',
+    'identities',
+    'dictionary',
+    'searches',
+    'filestore',
+    'responses',
+    'collected_addresses',
+    'system',
+  ];
   let out = sql;
   for (const t of tables) {
     const q = kind === 'mariadb' ? '`' : '';
-    out = out.replace(new RegExp(`(TABLE|INTO|REFERENCES|ON|EXISTS)\\s+${q}${t}${q}(?=[\\s(;])`, 'g'), `$1 ${q}${prefix}${t}${q}`);
+    out = out.replace(
+      new RegExp(`(TABLE|INTO|REFERENCES|ON|EXISTS)\\s+${q}${t}${q}(?=[\\s(;])`, 'g'),
+      `$1 ${q}${prefix}${t}${q}`,
+    );
   }
   return out;
 }

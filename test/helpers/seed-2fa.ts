@@ -4,10 +4,10 @@
  */
 import { join } from 'node:path';
 import type { Context } from '../../src/context.js';
-import { newTemporaryCode } from '../../src/crypto/codes.js';
+import { newTemporaryCode } from '../../src/crypto/one-time-codes.js';
 import { readFactor, removeFactor, storeFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
-import { sendSmsChallenge } from '../../src/core/sms-codes.js';
+import { sendSmsChallenge } from '../../src/core/sms-challenge.js';
 import { parsePhone } from '../../src/sms/phone.js';
 import { generateTotpSecret, totpCode } from '../../src/totp/totp.js';
 import { addMailbox } from './context.js';
@@ -23,17 +23,30 @@ export interface Enrolled {
   recoveryCodes: string[];
 }
 
-export async function enrolTotp(ctx: Context, email: string, o: { mailbox?: boolean; active?: boolean } = {}): Promise<Enrolled & { secret: string }> {
+export async function enrolTotp(
+  ctx: Context,
+  email: string,
+  o: { mailbox?: boolean; active?: boolean } = {},
+): Promise<Enrolled & { secret: string }> {
   if (o.mailbox !== false) await addMailbox(ctx, email, PASSWORD, { active: o.active });
   const secret = generateTotpSecret();
-  const recoveryCodes = await accountTransaction(ctx, email, (tx) => storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account: email, method: 'totp', totpSecret: secret }));
+  const recoveryCodes = await accountTransaction(ctx, email, (tx) =>
+    storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account: email, method: 'totp', totpSecret: secret }),
+  );
   return { email, secret, recoveryCodes };
 }
 
 export async function enrolSms(ctx: Context, email: string, phone = '011-45-20123456'): Promise<Enrolled> {
   await addMailbox(ctx, email, PASSWORD);
   const p = parsePhone(phone);
-  const recoveryCodes = await accountTransaction(ctx, email, (tx) => storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account: email, method: 'sms', phoneE164: p.e164, phoneMasked: p.masked }));
+  const recoveryCodes = await accountTransaction(ctx, email, (tx) =>
+    storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, {
+      account: email,
+      method: 'sms',
+      phoneE164: p.e164,
+      phoneMasked: p.masked,
+    }),
+  );
   return { email, recoveryCodes };
 }
 
@@ -60,7 +73,16 @@ export async function issueTemporaryCode(ctx: Context, email: string, ttlMs = 24
   const code = newTemporaryCode();
   await accountTransaction(ctx, email, async (tx) => {
     await removeFactor(tx.trx, ctx.tables, email);
-    await tx.trx(ctx.tables.challenge).insert({ account: email, purpose: 'temporary', code_hash: await tx.vault().hash(tx.trx, 'temporary', email, code), created_at: tx.now, expires_at: tx.now + ttlMs, used_at: null });
+    await tx
+      .trx(ctx.tables.challenge)
+      .insert({
+        account: email,
+        purpose: 'temporary',
+        code_hash: await tx.vault().hash(tx.trx, 'temporary', email, code),
+        created_at: tx.now,
+        expires_at: tx.now + ttlMs,
+        used_at: null,
+      });
   });
   return code;
 }
@@ -74,11 +96,19 @@ export function wrongTotp(secret: string, now: number): string {
   }
 }
 
-export async function accountState(ctx: Context, email: string): Promise<{ failed: number; lockedUntil: number | null; sessionsRevokedAt: number | null }> {
+export async function accountState(
+  ctx: Context,
+  email: string,
+): Promise<{ failed: number; lockedUntil: number | null; sessionsRevokedAt: number | null }> {
   const db = await ctx.db();
-  const row = (await db.knex(ctx.tables.accountState).where({ account: email }).first()) as Record<string, unknown> | undefined;
+  const row = (await db.knex(ctx.tables.accountState).where({ account: email }).first()) as
+    Record<string, unknown> | undefined;
   const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-  return { failed: Number(row?.failed_attempts ?? 0), lockedUntil: n(row?.locked_until), sessionsRevokedAt: n(row?.sessions_revoked_at) };
+  return {
+    failed: Number(row?.failed_attempts ?? 0),
+    lockedUntil: n(row?.locked_until),
+    sessionsRevokedAt: n(row?.sessions_revoked_at),
+  };
 }
 
 export interface AuditRow {
@@ -91,20 +121,45 @@ export interface AuditRow {
 
 export async function auditRows(ctx: Context, email: string): Promise<AuditRow[]> {
   const db = await ctx.db();
-  return (await db.knex(ctx.tables.audit).where({ account: email }).orderBy('id').select('action', 'outcome', 'reason', 'detail', 'actor')) as AuditRow[];
+  return (await db
+    .knex(ctx.tables.audit)
+    .where({ account: email })
+    .orderBy('id')
+    .select('action', 'outcome', 'reason', 'detail', 'actor')) as AuditRow[];
 }
 
 /** Rows the account has in each 2FA table. */
-export async function twoFactorRows(ctx: Context, email: string): Promise<{ factor: number; recoveryCodes: number; enrolments: number; challenges: number }> {
+export async function twoFactorRows(
+  ctx: Context,
+  email: string,
+): Promise<{ factor: number; recoveryCodes: number; enrolments: number; challenges: number }> {
   const db = await ctx.db();
-  const count = async (table: string) => Number(((await db.knex(table).where({ account: email }).count({ n: '*' }).first()) as { n: number | string }).n);
+  const count = async (table: string) =>
+    Number(((await db.knex(table).where({ account: email }).count({ n: '*' }).first()) as { n: number | string }).n);
   const t = ctx.tables;
-  return { factor: await count(t.factor), recoveryCodes: await count(t.recoveryCode), enrolments: await count(t.enrolment), challenges: await count(t.challenge) };
+  return {
+    factor: await count(t.factor),
+    recoveryCodes: await count(t.recoveryCode),
+    enrolments: await count(t.enrolment),
+    challenges: await count(t.challenge),
+  };
 }
 
 /** A pending enrolment row, as `enable`'s two-step form leaves one behind between start and confirm. */
 export async function addPendingEnrolment(ctx: Context, email: string): Promise<void> {
   await accountTransaction(ctx, email, async (tx) => {
-    await tx.trx(ctx.tables.enrolment).insert({ account: email, id: `e${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`, method: 'totp', secret_ct: tx.vault().seal(ctx.tables.enrolment, 'secret_ct', email, generateTotpSecret()), phone_ct: null, phone_masked: null, key_id: tx.vault().key.id, created_at: tx.now, expires_at: tx.now + 600_000 });
+    await tx
+      .trx(ctx.tables.enrolment)
+      .insert({
+        account: email,
+        id: `e${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`,
+        method: 'totp',
+        secret_ct: tx.vault().seal(ctx.tables.enrolment, 'secret_ct', email, generateTotpSecret()),
+        phone_ct: null,
+        phone_masked: null,
+        key_id: tx.vault().key.id,
+        created_at: tx.now,
+        expires_at: tx.now + 600_000,
+      });
   });
 }

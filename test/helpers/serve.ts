@@ -23,7 +23,12 @@ export interface Target {
 }
 
 /** One HTTP request; the answer must be JSON (every answer of the service is). */
-export function call(target: Target, path: string, body?: unknown, o: { method?: string; headers?: Record<string, string>; rawBody?: string | Buffer } = {}): Promise<Reply> {
+export function call(
+  target: Target,
+  path: string,
+  body?: unknown,
+  o: { method?: string; headers?: Record<string, string>; rawBody?: string | Buffer } = {},
+): Promise<Reply> {
   const payload = o.rawBody ?? (body === undefined ? undefined : JSON.stringify(body));
   return new Promise((resolve, reject) => {
     const req = request(
@@ -31,7 +36,12 @@ export function call(target: Target, path: string, body?: unknown, o: { method?:
         ...target,
         path,
         method: o.method ?? (payload === undefined ? 'GET' : 'POST'),
-        headers: { 'Content-Type': 'application/json', 'Mail2fa-Client': 'roundcube', ...(payload !== undefined ? { 'Content-Length': String(Buffer.byteLength(payload)) } : {}), ...o.headers },
+        headers: {
+          'Content-Type': 'application/json',
+          'Mail2fa-Client': 'roundcube',
+          ...(payload !== undefined ? { 'Content-Length': String(Buffer.byteLength(payload)) } : {}),
+          ...o.headers,
+        },
         agent: false,
       },
       (res) => {
@@ -39,7 +49,12 @@ export function call(target: Target, path: string, body?: unknown, o: { method?:
         res.setEncoding('utf8').on('data', (d: string) => (raw += d));
         res.on('end', () => {
           try {
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(raw) as Record<string, unknown>, raw });
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: JSON.parse(raw) as Record<string, unknown>,
+              raw,
+            });
           } catch {
             reject(new Error(`not JSON (status ${res.statusCode}): ${raw.slice(0, 200)}`));
           }
@@ -66,12 +81,19 @@ export interface ServeProcess {
 }
 
 /** Spawns `mail2fa --db URL serve --socket DIR/serve.sock …` and waits for its "listening" line. */
-export async function startServe(db: TestDb, o: { dbUrl?: string; args?: string[]; env?: Record<string, string>; socketName?: string } = {}): Promise<ServeProcess> {
+export async function startServe(
+  db: TestDb,
+  o: { dbUrl?: string; args?: string[]; env?: Record<string, string>; socketName?: string } = {},
+): Promise<ServeProcess> {
   const socketPath = join(db.dir, o.socketName ?? 'serve.sock');
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...testEnv(db), ...o.env })) if (v !== undefined) env[k] = v;
   delete env.MAIL2FA_CONFIG;
-  const child = spawn(process.execPath, [BIN, '--db', o.dbUrl ?? db.url, 'serve', '--socket', socketPath, ...(o.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [BIN, '--db', o.dbUrl ?? db.url, 'serve', '--socket', socketPath, ...(o.args ?? [])],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let stderr = '';
   let stdout = '';
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));

@@ -92,14 +92,25 @@ export function postfixAdminMailboxPostgres(table: string, unique = true): strin
   token_validity timestamp with time zone DEFAULT '2000-01-01',
   password_expiry timestamp with time zone DEFAULT '2000-01-01',
   smtp_active boolean NOT NULL DEFAULT true,
-  totp_secret varchar(255) DEFAULT NULL${unique ? `,
-  CONSTRAINT "${table}_key" PRIMARY KEY (username)` : ''}
+  totp_secret varchar(255) DEFAULT NULL${
+    unique
+      ? `,
+  CONSTRAINT "${table}_key" PRIMARY KEY (username)`
+      : ''
+  }
 )`;
 }
 
-export async function createPostfixAdminMailbox(knex: Knex, kind: TestDb['kind'], table: string, unique = true): Promise<void> {
+export async function createPostfixAdminMailbox(
+  knex: Knex,
+  kind: TestDb['kind'],
+  table: string,
+  unique = true,
+): Promise<void> {
   if (kind === 'postgres') {
-    await knex.raw(`CREATE COLLATION IF NOT EXISTS ${PG_CI_COLLATION} (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`);
+    await knex.raw(
+      `CREATE COLLATION IF NOT EXISTS ${PG_CI_COLLATION} (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`,
+    );
     await knex.raw(postfixAdminMailboxPostgres(table, unique));
     await knex.raw(`CREATE INDEX "${table}_domain_idx" ON "${table}" (domain)`);
     if (!unique) await knex.raw(`CREATE INDEX "${table}_username_idx" ON "${table}" (username)`);
@@ -110,7 +121,12 @@ export async function createPostfixAdminMailbox(knex: Knex, kind: TestDb['kind']
 }
 
 /** A PostfixAdmin mailbox row; `totp` fills PostfixAdmin's own (plaintext) totp_secret column. */
-export async function insertPostfixAdminMailbox(knex: Knex, table: string, username: string, o: { active?: boolean; totp?: string; domain?: string } = {}): Promise<void> {
+export async function insertPostfixAdminMailbox(
+  knex: Knex,
+  table: string,
+  username: string,
+  o: { active?: boolean; totp?: string; domain?: string } = {},
+): Promise<void> {
   const at = username.lastIndexOf('@');
   await knex(table).insert({
     username,
@@ -148,14 +164,38 @@ export async function seedFactors(ctx: Context, now: number, seeds: FactorSeed[]
   await inTransaction(db, ctx.tables, async (trx) => {
     for (const s of seeds) {
       await lockAccountState(trx, ctx.tables, db.dialect, s.account);
-      if (s.method === 'totp') await storeFactor(trx, ctx.tables, vault, now, { account: s.account, method: 'totp', totpSecret: generateTotpSecret() });
-      else await storeFactor(trx, ctx.tables, vault, now, { account: s.account, method: 'sms', phoneE164: '+4520123456', phoneMasked: '+45 ****3456' });
+      if (s.method === 'totp')
+        await storeFactor(trx, ctx.tables, vault, now, {
+          account: s.account,
+          method: 'totp',
+          totpSecret: generateTotpSecret(),
+        });
+      else
+        await storeFactor(trx, ctx.tables, vault, now, {
+          account: s.account,
+          method: 'sms',
+          phoneE164: '+4520123456',
+          phoneMasked: '+45 ****3456',
+        });
       if (s.usedCodes) {
-        const ids = (await trx(ctx.tables.recoveryCode).where({ account: s.account }).orderBy('id').limit(s.usedCodes).select('id')) as { id: number }[];
-        await trx(ctx.tables.recoveryCode).whereIn('id', ids.map((r) => r.id)).update({ used_at: now });
+        const ids = (await trx(ctx.tables.recoveryCode)
+          .where({ account: s.account })
+          .orderBy('id')
+          .limit(s.usedCodes)
+          .select('id')) as { id: number }[];
+        await trx(ctx.tables.recoveryCode)
+          .whereIn(
+            'id',
+            ids.map((r) => r.id),
+          )
+          .update({ used_at: now });
       }
-      if (s.lastUsedAt !== undefined) await trx(ctx.tables.factor).where({ account: s.account }).update({ last_used_at: s.lastUsedAt });
-      if (s.locked) await trx(ctx.tables.accountState).where({ account: s.account }).update({ failed_attempts: 5, locked_until: now + LOCKOUT_MS });
+      if (s.lastUsedAt !== undefined)
+        await trx(ctx.tables.factor).where({ account: s.account }).update({ last_used_at: s.lastUsedAt });
+      if (s.locked)
+        await trx(ctx.tables.accountState)
+          .where({ account: s.account })
+          .update({ failed_attempts: 5, locked_until: now + LOCKOUT_MS });
     }
   });
 }
@@ -166,16 +206,31 @@ export async function snapshot(knex: Knex, kind: TestDb['kind']): Promise<Record
   const out: Record<string, unknown[]> = {};
   for (const name of names) {
     const rows = (await knex(name).select()) as Record<string, unknown>[];
-    out[name] = rows.map((r) => JSON.stringify(r, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : v))).sort();
+    out[name] = rows
+      .map((r) => JSON.stringify(r, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : v)))
+      .sort();
   }
   return out;
 }
 
 /** Every base table of the test database, sorted. */
 export async function tableNamesOf(knex: Knex, kind: TestDb['kind']): Promise<string[]> {
-  if (kind === 'sqlite') return ((await knex.raw("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")) as { name: string }[]).map((r) => r.name);
+  if (kind === 'sqlite')
+    return (
+      (await knex.raw(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+      )) as { name: string }[]
+    ).map((r) => r.name);
   if (kind === 'postgres') {
-    return ((await knex.raw("SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name")) as { rows: { name: string }[] }).rows.map((r) => r.name);
+    return (
+      (await knex.raw(
+        "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name",
+      )) as { rows: { name: string }[] }
+    ).rows.map((r) => r.name);
   }
-  return ((await knex.raw('SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME')) as [{ name: string }[]])[0].map((r) => r.name);
+  return (
+    (await knex.raw(
+      'SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME',
+    )) as [{ name: string }[]]
+  )[0].map((r) => r.name);
 }

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 import { openDatabase, type Database } from '../../src/db/connection.js';
 import type { StoreDeps } from '../../src/stores/types.js';
 import type { TestDb } from './db.js';
@@ -16,7 +16,10 @@ export interface StoreHarness {
   close(): Promise<void>;
 }
 
-export async function storeHarness(testDb: TestDb, now = () => Date.UTC(2026, 10, 27, 12, 0, 0)): Promise<StoreHarness> {
+export async function storeHarness(
+  testDb: TestDb,
+  now = () => Date.UTC(2026, 10, 27, 12, 0, 0),
+): Promise<StoreHarness> {
   const opened: Database[] = [];
   const open = async (url: string) => {
     const db = await openDatabase({ url, connectTimeoutMs: 3000 });

@@ -3,9 +3,20 @@ import pty from 'node-pty';
 import { BIN } from './cli.js';
 
 /** Each answer is typed once its pattern is on the screen (answers in order; a function is called at that moment). */
-export function runInTerminal(args: string[], env: Record<string, string>, answers: Array<[RegExp, string | (() => string)]>, timeoutMs = 30_000, cols = 160): Promise<{ code: number; screen: string }> {
+export function runInTerminal(
+  args: string[],
+  env: Record<string, string>,
+  answers: Array<[RegExp, string | (() => string)]>,
+  timeoutMs = 30_000,
+  cols = 160,
+): Promise<{ code: number; screen: string }> {
   return new Promise((resolve, reject) => {
-    const term = pty.spawn(process.execPath, [BIN, ...args], { name: 'xterm-256color', cols, rows: 40, env: { ...process.env, ...env, TERM: 'xterm-256color' } as Record<string, string> });
+    const term = pty.spawn(process.execPath, [BIN, ...args], {
+      name: 'xterm-256color',
+      cols,
+      rows: 40,
+      env: { ...process.env, ...env, TERM: 'xterm-256color' } as Record<string, string>,
+    });
     let screen = '';
     let next = 0;
     const timer = setTimeout(() => {

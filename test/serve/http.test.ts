@@ -36,7 +36,13 @@ describe('serve HTTP edge', () => {
     await addMailbox(ctx, 'edge@example.com');
     const env = { ...process.env, ...testEnv(db) };
     const core = new ServeCore(await loadConfig({ dbUrl: db.url, env }), { env });
-    server = new ServeServer({ core, clientName: 'webmail', token: TOKEN, log: (l) => logs.push(l), timeouts: { headersMs: 400, requestMs: 800, keepAliveMs: 500 } });
+    server = new ServeServer({
+      core,
+      clientName: 'webmail',
+      token: TOKEN,
+      log: (l) => logs.push(l),
+      timeouts: { headersMs: 400, requestMs: 800, keepAliveMs: 500 },
+    });
     await listen(server.server, { kind: 'tcp', host: '127.0.0.1', port: 0 });
     port = (server.server.address() as { port: number }).port;
   }, 30_000);
@@ -54,29 +60,61 @@ describe('serve HTTP edge', () => {
     const none = await call(tcp(), '/v1/requires-code', { email: 'edge@example.com' });
     expect(none.status).toBe(401);
     expect(none.headers['www-authenticate']).toBe('Bearer');
-    expect((await call(tcp(), '/v1/requires-code', { email: 'edge@example.com' }, { headers: { Authorization: `Bearer ${TOKEN}x` } })).status).toBe(401);
-    expect((await call(tcp(), '/v1/requires-code', { email: 'edge@example.com' }, { headers: { Authorization: `Bearer ${TOKEN.slice(0, 8)}` } })).status).toBe(401);
-    expect((await call(tcp(), '/v1/requires-code', { email: 'edge@example.com' }, { headers: auth })).body).toEqual({ ok: true, email: 'edge@example.com', requiresCode: false });
+    expect(
+      (
+        await call(
+          tcp(),
+          '/v1/requires-code',
+          { email: 'edge@example.com' },
+          { headers: { Authorization: `Bearer ${TOKEN}x` } },
+        )
+      ).status,
+    ).toBe(401);
+    expect(
+      (
+        await call(
+          tcp(),
+          '/v1/requires-code',
+          { email: 'edge@example.com' },
+          { headers: { Authorization: `Bearer ${TOKEN.slice(0, 8)}` } },
+        )
+      ).status,
+    ).toBe(401);
+    expect((await call(tcp(), '/v1/requires-code', { email: 'edge@example.com' }, { headers: auth })).body).toEqual({
+      ok: true,
+      email: 'edge@example.com',
+      requiresCode: false,
+    });
     expect((await call(tcp(), '/healthz')).status).toBe(200);
   });
 
   it('slowloris: trickled headers get a JSON 408 within the header timeout while another client is served', async () => {
     const started = Date.now();
-    const slow = Array.from({ length: 10 }, () => trickle(port, 'POST /v1/requires-code HTTP/1.1\r\nHost: x\r\n', 'X-Slow: 1\r\n', 100));
+    const slow = Array.from({ length: 10 }, () =>
+      trickle(port, 'POST /v1/requires-code HTTP/1.1\r\nHost: x\r\n', 'X-Slow: 1\r\n', 100),
+    );
     await new Promise((r) => setTimeout(r, 150));
     const served = await call(tcp(), '/v1/requires-code', { email: 'edge@example.com' }, { headers: auth });
     expect(served.status).toBe(200);
     const answers = await Promise.all(slow);
     for (const a of answers) {
       expect(a).toMatch(/^HTTP\/1\.1 408 /);
-      expect(JSON.parse(a.slice(a.indexOf('\r\n\r\n') + 4))).toEqual({ ok: false, error: { code: 'request_timeout', message: 'the request was not received in time' } });
+      expect(JSON.parse(a.slice(a.indexOf('\r\n\r\n') + 4))).toEqual({
+        ok: false,
+        error: { code: 'request_timeout', message: 'the request was not received in time' },
+      });
     }
     expect(Date.now() - started).toBeLessThan(3000);
   });
 
   it('a trickled body is cut off at the request timeout', async () => {
     const started = Date.now();
-    const a = await trickle(port, `POST /v1/requires-code HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 200\r\n\r\n`, ' ', 100);
+    const a = await trickle(
+      port,
+      `POST /v1/requires-code HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 200\r\n\r\n`,
+      ' ',
+      100,
+    );
     expect(a).toMatch(/^HTTP\/1\.1 408 /);
     expect(Date.now() - started).toBeLessThan(3000);
   });
@@ -85,7 +123,12 @@ describe('serve HTTP edge', () => {
     const bad = await trickle(port, 'BLAH\r\n\r\n', '', 0);
     expect(bad).toMatch(/^HTTP\/1\.1 400 /);
     expect(bad).toContain('"code":"bad_request"');
-    const big = await trickle(port, `POST /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n${'4000\r\n' + 'x'.repeat(0x4000) + '\r\n'}${'10\r\n' + 'y'.repeat(16) + '\r\n'}`, '', 0);
+    const big = await trickle(
+      port,
+      `POST /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n${'4000\r\n' + 'x'.repeat(0x4000) + '\r\n'}${'10\r\n' + 'y'.repeat(16) + '\r\n'}`,
+      '',
+      0,
+    );
     expect(big).toMatch(/^HTTP\/1\.1 413 /);
     expect((await call(tcp(), '/healthz')).status).toBe(200);
   });
@@ -128,10 +171,16 @@ describe('serve listening rules', () => {
       const live = createServer();
       await new Promise<void>((r) => live.listen(path, () => r()));
       const second = createServer();
-      await expect(listen(second as never, { kind: 'unix', path, mode: 0o660 })).rejects.toThrow(/another process is listening/);
+      await expect(listen(second as never, { kind: 'unix', path, mode: 0o660 })).rejects.toThrow(
+        /another process is listening/,
+      );
       await new Promise<void>((r) => live.close(() => r()));
       // Stale: a process that listened and was killed leaves its socket file behind.
-      const crashed = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const crashed = spawn(
+        process.execPath,
+        ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
       await new Promise<void>((r) => crashed.stdout.once('data', () => r()));
       crashed.kill('SIGKILL');
       await new Promise((r) => crashed.once('close', r));
@@ -140,7 +189,9 @@ describe('serve listening rules', () => {
       await listen(third as never, { kind: 'unix', path, mode: 0o660 });
       await new Promise<void>((r) => third.close(() => r()));
       writeFileSync(join(dir, 'plain'), 'x');
-      await expect(listen(createServer() as never, { kind: 'unix', path: join(dir, 'plain'), mode: 0o660 })).rejects.toThrow(/is not a socket/);
+      await expect(
+        listen(createServer() as never, { kind: 'unix', path: join(dir, 'plain'), mode: 0o660 }),
+      ).rejects.toThrow(/is not a socket/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -149,7 +200,8 @@ describe('serve listening rules', () => {
 
 describe('enrolment QR code as SVG', () => {
   it('decodes to exactly the otpauth URI', async () => {
-    const uri = 'otpauth://totp/Webmail:jane%40example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Webmail&algorithm=SHA1&digits=6&period=30';
+    const uri =
+      'otpauth://totp/Webmail:jane%40example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Webmail&algorithm=SHA1&digits=6&period=30';
     const svg = await qrSvg(uri);
     expect(jsQR(...rasterise(svg))?.data).toBe(uri);
   });
@@ -180,7 +232,9 @@ function trickle(port: number, head: string, drip: string, everyMs: number): Pro
  */
 function rasterise(svg: string): [Uint8ClampedArray, number, number] {
   const size = Number(/viewBox="0 0 (\d+) \1"/.exec(svg)![1]);
-  const d = /<path[^>]*stroke="#000000"[^>]*d="([^"]+)"/.exec(svg)?.[1] ?? /<path[^>]*d="([^"]+)"[^>]*stroke="#000000"/.exec(svg)![1]!;
+  const d =
+    /<path[^>]*stroke="#000000"[^>]*d="([^"]+)"/.exec(svg)?.[1] ??
+    /<path[^>]*d="([^"]+)"[^>]*stroke="#000000"/.exec(svg)![1]!;
   const dark = new Set<string>();
   let x = 0;
   let y = 0;
@@ -228,7 +282,10 @@ describe('serve command start-up refusals (exit codes)', () => {
     expect(notSocket.code).toBe(78);
     expect(notSocket.stderr).toContain('is not a socket');
     writeFileSync(join(db.dir, 'token'), `${TOKEN}\n`, { mode: 0o644 });
-    const token = await runCli(['--db', db.url, 'serve', '--listen', '127.0.0.1:8025', '--token-file', join(db.dir, 'token')], { env });
+    const token = await runCli(
+      ['--db', db.url, 'serve', '--listen', '127.0.0.1:8025', '--token-file', join(db.dir, 'token')],
+      { env },
+    );
     expect(token.code).toBe(78);
     expect(token.stderr).toContain('readable by everyone');
     expect(token.stderr).not.toContain(TOKEN);

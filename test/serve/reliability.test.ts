@@ -13,7 +13,17 @@ import { sqliteFile } from '../../src/db/connection.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { addMailbox, testContext } from '../helpers/context.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { PASSWORD, accountState, auditRows, enrolSms, enrolTotp, lastOutboxCode, outboxFile, twoFactorRows, wrongTotp } from '../helpers/seed-2fa.js';
+import {
+  PASSWORD,
+  accountState,
+  auditRows,
+  enrolSms,
+  enrolTotp,
+  lastOutboxCode,
+  outboxFile,
+  twoFactorRows,
+  wrongTotp,
+} from '../helpers/seed-2fa.js';
 import { writeConfig } from '../helpers/enrolment.js';
 import { startServe, type Reply, type ServeProcess } from '../helpers/serve.js';
 
@@ -43,13 +53,34 @@ describeEachDb('serve reliability', (kind) => {
     serve = await startServe(db);
     const a = await enrolTotp(ctx, `race-${kind}@example.com`);
     const code = totpCode(a.secret, Date.now());
-    const replies = await Promise.all(Array.from({ length: 50 }, () => serve!.call('/v1/verify', { email: a.email, code, ...WHO })));
+    const replies = await Promise.all(
+      Array.from({ length: 50 }, () => serve!.call('/v1/verify', { email: a.email, code, ...WHO })),
+    );
     const accepted = replies.filter((r) => r.body.outcome === 'accepted');
     expect(accepted).toHaveLength(1);
     // Every other one is a negative answer or the lock it caused; none is an error.
-    const odd = replies.filter((r) => !((r.status === 200 && r.body.outcome === 'rejected') || r.body.outcome === 'accepted' || r.status === 429));
-    expect(odd.map((r) => r.raw).concat(serve.stderr().split('\n').filter((l) => l.includes('error')))).toEqual([]);
-    expect(replies.every((r) => (r.status === 200 && r.body.outcome === 'rejected') || r.body.outcome === 'accepted' || (r.status === 429 && r.body.outcome === 'locked'))).toBe(true);
+    const odd = replies.filter(
+      (r) =>
+        !((r.status === 200 && r.body.outcome === 'rejected') || r.body.outcome === 'accepted' || r.status === 429),
+    );
+    expect(
+      odd
+        .map((r) => r.raw)
+        .concat(
+          serve
+            .stderr()
+            .split('\n')
+            .filter((l) => l.includes('error')),
+        ),
+    ).toEqual([]);
+    expect(
+      replies.every(
+        (r) =>
+          (r.status === 200 && r.body.outcome === 'rejected') ||
+          r.body.outcome === 'accepted' ||
+          (r.status === 429 && r.body.outcome === 'locked'),
+      ),
+    ).toBe(true);
     expect((await auditRows(ctx, a.email)).filter((r) => r.action === 'verify' && r.outcome === 'ok')).toHaveLength(1);
   }, 30_000);
 
@@ -57,7 +88,9 @@ describeEachDb('serve reliability', (kind) => {
     serve = await startServe(db);
     const a = await enrolTotp(ctx, `burst-${kind}@example.com`);
     const wrong = wrongTotp(a.secret, Date.now());
-    const replies = await Promise.all(Array.from({ length: 20 }, () => serve!.call('/v1/verify', { email: a.email, code: wrong, ...WHO })));
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, () => serve!.call('/v1/verify', { email: a.email, code: wrong, ...WHO })),
+    );
     expect(replies.filter((r) => r.body.outcome === 'rejected')).toHaveLength(5);
     expect(replies.filter((r) => r.status === 429 && r.body.outcome === 'locked')).toHaveLength(15);
     const state = await accountState(ctx, a.email);
@@ -95,7 +128,9 @@ describeEachDb('serve reliability', (kind) => {
     for (const [i, a] of accounts.entries()) {
       const r = results[i]!;
       const rows = await twoFactorRows(ctx, a.email);
-      const disabledRows = (await auditRows(ctx, a.email)).filter((row) => row.action === 'disable' && row.outcome === 'ok');
+      const disabledRows = (await auditRows(ctx, a.email)).filter(
+        (row) => row.action === 'disable' && row.outcome === 'ok',
+      );
       if (!(r instanceof Error) && r.status === 200) {
         answered++;
         expect(r.body).toMatchObject({ ok: true, changed: true });
@@ -121,7 +156,12 @@ describeEachDb('serve reliability', (kind) => {
     const start = await serve.call('/v1/enrol/start', { email, password: PASSWORD, method: 'app', ...WHO });
     const secret = new URL(start.body.otpauthUri as string).searchParams.get('secret')!;
     const confirmCode = totpCode(secret, Date.now());
-    const confirm = await serve.call('/v1/enrol/confirm', { email, enrolmentId: start.body.enrolmentId, code: confirmCode, ...WHO });
+    const confirm = await serve.call('/v1/enrol/confirm', {
+      email,
+      enrolmentId: start.body.enrolmentId,
+      code: confirmCode,
+      ...WHO,
+    });
     const recovery = confirm.body.recoveryCodes as string[];
     await serve.call('/v1/verify', { email, code: recovery[3], ...WHO });
     await serve.call('/v1/verify', { email, code: 'not-a-code!', ...WHO });
@@ -132,16 +172,42 @@ describeEachDb('serve reliability', (kind) => {
     await serve.call('/v1/disable', { email: sms.email, password: PASSWORD, code: smsCode, ...WHO });
     await serve.stop();
     const log = serve.stderr();
-    for (const secretThing of [PASSWORD, 'Wrong-Pass-xyz', secret, confirmCode, smsCode, '20987654', ...recovery, ...sms.recoveryCodes, 'not-a-code!']) {
+    for (const secretThing of [
+      PASSWORD,
+      'Wrong-Pass-xyz',
+      secret,
+      confirmCode,
+      smsCode,
+      '20987654',
+      ...recovery,
+      ...sms.recoveryCodes,
+      'not-a-code!',
+    ]) {
       expect(log).not.toContain(secretThing);
     }
     const lines = serve.logLines().filter((l) => l.route !== undefined);
-    expect(lines.map((l) => l.route)).toEqual(['enrol/start', 'enrol/confirm', 'verify', 'verify', 'recovery-codes/regenerate', 'send-code', 'disable']);
+    expect(lines.map((l) => l.route)).toEqual([
+      'enrol/start',
+      'enrol/confirm',
+      'verify',
+      'verify',
+      'recovery-codes/regenerate',
+      'send-code',
+      'disable',
+    ]);
     for (const l of lines) {
       expect(typeof l.ms).toBe('number');
       expect(l.client).toBe('roundcube');
     }
-    expect(lines.map((l) => l.outcome)).toEqual(['started', 'enabled', 'accepted', 'malformed', 'wrong_password', 'ok', 'disabled']);
+    expect(lines.map((l) => l.outcome)).toEqual([
+      'started',
+      'enabled',
+      'accepted',
+      'malformed',
+      'wrong_password',
+      'ok',
+      'disabled',
+    ]);
   }, 30_000);
 
   if (kind === 'mariadb') {
@@ -171,10 +237,14 @@ describeEachDb('serve reliability', (kind) => {
       proxy.hold = false;
       await proxy.start(port);
       const deadline = Date.now() + 10_000;
-      while ((await serve.call('/healthz')).status !== 200 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+      while ((await serve.call('/healthz')).status !== 200 && Date.now() < deadline)
+        await new Promise((res) => setTimeout(res, 100));
       expect((await serve.call('/healthz')).status).toBe(200);
       const again = await serve.call('/v1/verify', { email: a.email, code, ...WHO });
-      expect({ body: again.body, log: again.status === 200 ? '' : serve.stderr() }).toMatchObject({ body: { ok: true, outcome: 'accepted' }, log: '' });
+      expect({ body: again.body, log: again.status === 200 ? '' : serve.stderr() }).toMatchObject({
+        body: { ok: true, outcome: 'accepted' },
+        log: '',
+      });
       expect(serve.stderr()).toContain('"status":503');
       await proxy.kill();
     }, 40_000);
@@ -196,7 +266,10 @@ describeEachDb('serve reliability', (kind) => {
         for (const f of files) chattr('+i', f);
         const r = await serve.call('/v1/verify', { email: a.email, code, ...WHO });
         expect(r.status).toBe(503);
-        expect(r.body).toEqual({ ok: false, error: { code: 'unavailable', message: 'service temporarily unavailable' } });
+        expect(r.body).toEqual({
+          ok: false,
+          error: { code: 'unavailable', message: 'service temporarily unavailable' },
+        });
       } finally {
         for (const f of files) chattr('-i', f);
       }
@@ -242,7 +315,9 @@ class TcpProxy {
       upstream.on('close', () => client.destroy());
     });
     this.server = server;
-    return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+    return new Promise((resolve) =>
+      server.listen(port, '127.0.0.1', () => resolve((server.address() as { port: number }).port)),
+    );
   }
 
   async kill(): Promise<void> {
@@ -251,7 +326,6 @@ class TcpProxy {
     this.server = undefined;
   }
 }
-
 
 describeEachDb('serve and the SMS gateway', (kind) => {
   let db: TestDb;
@@ -274,18 +348,24 @@ describeEachDb('serve and the SMS gateway', (kind) => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
     const port = (closed.address() as { port: number }).port;
     await new Promise<void>((r) => closed.close(() => r()));
-    const config = writeConfig(db.dir, 'gateway-down', { sms: { transport: 'webhook', timeoutMs: 1000, webhook: { url: `http://127.0.0.1:${port}/sms` } } });
+    const config = writeConfig(db.dir, 'gateway-down', {
+      sms: { transport: 'webhook', timeoutMs: 1000, webhook: { url: `http://127.0.0.1:${port}/sms` } },
+    });
     serve = await startServe(db, { args: ['--config', config], socketName: 'down.sock' });
     const a = await enrolSms(ctx, `gw-${kind}@example.com`);
     const down = await serve.call('/v1/send-code', { email: a.email, ...WHO });
     expect(down.status).toBe(503);
-    expect(down.body).toEqual({ ok: false, error: { code: 'unavailable', message: 'service temporarily unavailable' } });
+    expect(down.body).toEqual({
+      ok: false,
+      error: { code: 'unavailable', message: 'service temporarily unavailable' },
+    });
     expect((await twoFactorRows(ctx, a.email)).challenges).toBe(0);
     await serve.stop();
     expect(serve.stderr()).toContain('sms_unavailable');
 
     serve = await startServe(db, { socketName: 'up.sock' });
-    for (let i = 0; i < 3; i++) expect((await serve.call('/v1/send-code', { email: a.email, ...WHO })).status).toBe(200);
+    for (let i = 0; i < 3; i++)
+      expect((await serve.call('/v1/send-code', { email: a.email, ...WHO })).status).toBe(200);
     const limited = await serve.call('/v1/send-code', { email: a.email, ...WHO });
     expect(limited.status).toBe(429);
     expect(limited.body).toMatchObject({ ok: false, outcome: 'rate_limited', error: { code: 'rate_limited' } });

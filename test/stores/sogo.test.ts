@@ -13,7 +13,10 @@ import type { ForeignStore } from '../../src/stores/types.js';
 
 const USER = 'user@example.com';
 const TOTP_KEY = '3f786850e387550fdab8';
-const SETTINGS_NEW = JSON.stringify({ General: { totpKey: TOTP_KEY, PrivateSalt: 'AbCdEfGhIjKlMnOpQrStUvWxYz012345' }, Mail: { SortingState: ['arrival', '0'] } });
+const SETTINGS_NEW = JSON.stringify({
+  General: { totpKey: TOTP_KEY, PrivateSalt: 'AbCdEfGhIjKlMnOpQrStUvWxYz012345' },
+  Mail: { SortingState: ['arrival', '0'] },
+});
 const SETTINGS_OLD = JSON.stringify({ General: { PrivateSalt: 'AbCdEfGhIjKlMnOpQrStUvWxYz012345' } });
 /** What SOGo writes, plus the forms a JSON.parse/JSON.stringify round trip would change. */
 const TRICKY_DEFAULTS =
@@ -54,7 +57,11 @@ describeEachDb('SOGo profile store', (kind) => {
       { c_uid: 'salt@example.com', c_defaults: '{"SOGoTOTPEnabled":1}', c_settings: SETTINGS_OLD },
       { c_uid: 'nokey@example.com', c_defaults: '{"SOGoTOTPEnabled":1}', c_settings: '{"General":{}}' },
       { c_uid: 'old@example.com', c_defaults: '{"SOGoGoogleAuthenticatorEnabled":1}', c_settings: SETTINGS_OLD },
-      { c_uid: 'off@example.com', c_defaults: '{"SOGoTOTPEnabled":0,"SOGoLanguage":"English"}', c_settings: SETTINGS_NEW },
+      {
+        c_uid: 'off@example.com',
+        c_defaults: '{"SOGoTOTPEnabled":0,"SOGoLanguage":"English"}',
+        c_settings: SETTINGS_NEW,
+      },
       { c_uid: 'unset@example.com', c_defaults: '{"SOGoLanguage":"English"}', c_settings: SETTINGS_NEW },
       { c_uid: 'null@example.com', c_defaults: null, c_settings: SETTINGS_NEW },
       { c_uid: 'Case@Example.com', c_defaults: '{"SOGoTOTPEnabled":1}', c_settings: SETTINGS_NEW },
@@ -68,12 +75,33 @@ describeEachDb('SOGo profile store', (kind) => {
 
   it('status: totpKey generation, PrivateSalt generation, older key name, and "enabled but no key"', async () => {
     const store = open(h);
-    const map = await store.statusBatch([USER, 'salt@example.com', 'nokey@example.com', 'old@example.com', 'off@example.com', 'nobody@example.com']);
+    const map = await store.statusBatch([
+      USER,
+      'salt@example.com',
+      'nokey@example.com',
+      'old@example.com',
+      'off@example.com',
+      'nobody@example.com',
+    ]);
     expect(map.has('nobody@example.com')).toBe(false);
-    expect(map.get(USER)).toMatchObject({ activated: true, enforced: true, details: { enabledBy: 'SOGoTOTPEnabled', key: 'General.totpKey' } });
-    expect(map.get(USER)!.factors).toEqual([{ kind: 'totp', active: true, label: 'General.totpKey', weak: true, ref: `sogo_user_profile.c_uid=${USER}` }]);
-    expect(map.get('salt@example.com')).toMatchObject({ activated: true, enforced: true, details: { key: 'General.PrivateSalt' } });
-    expect(map.get('old@example.com')).toMatchObject({ activated: true, enforced: true, details: { enabledBy: 'SOGoGoogleAuthenticatorEnabled' } });
+    expect(map.get(USER)).toMatchObject({
+      activated: true,
+      enforced: true,
+      details: { enabledBy: 'SOGoTOTPEnabled', key: 'General.totpKey' },
+    });
+    expect(map.get(USER)!.factors).toEqual([
+      { kind: 'totp', active: true, label: 'General.totpKey', weak: true, ref: `sogo_user_profile.c_uid=${USER}` },
+    ]);
+    expect(map.get('salt@example.com')).toMatchObject({
+      activated: true,
+      enforced: true,
+      details: { key: 'General.PrivateSalt' },
+    });
+    expect(map.get('old@example.com')).toMatchObject({
+      activated: true,
+      enforced: true,
+      details: { enabledBy: 'SOGoGoogleAuthenticatorEnabled' },
+    });
     const nokey = map.get('nokey@example.com')!;
     expect(nokey).toMatchObject({ activated: true, enforced: false });
     expect(nokey.notEnforced![0]).toMatch(/no TOTP key.*SOGo lets the user in/);
@@ -95,10 +123,19 @@ describeEachDb('SOGo profile store', (kind) => {
   });
 
   it('status follows the configured key generation and the system default', async () => {
-    expect((await open(h, { keyGeneration: 'privateSalt' }).account(USER))!.details).toMatchObject({ key: 'General.PrivateSalt' });
-    expect(await open(h, { keyGeneration: 'totpKey' }).account('salt@example.com')).toMatchObject({ activated: true, enforced: false });
+    expect((await open(h, { keyGeneration: 'privateSalt' }).account(USER))!.details).toMatchObject({
+      key: 'General.PrivateSalt',
+    });
+    expect(await open(h, { keyGeneration: 'totpKey' }).account('salt@example.com')).toMatchObject({
+      activated: true,
+      enforced: false,
+    });
     expect(await open(h).account('unset@example.com')).toMatchObject({ activated: false });
-    expect(await open(h, { defaultEnabled: true }).account('unset@example.com')).toMatchObject({ activated: true, enforced: true, details: { enabledBy: expect.stringMatching(/default/) } });
+    expect(await open(h, { defaultEnabled: true }).account('unset@example.com')).toMatchObject({
+      activated: true,
+      enforced: true,
+      details: { enabledBy: expect.stringMatching(/default/) },
+    });
   });
 
   it('totpSecrets: the ASCII bytes of the key, SOGo window 0; none when off or keyless', async () => {
@@ -121,7 +158,9 @@ describeEachDb('SOGo profile store', (kind) => {
     expect(change.outcome).toBe('changed');
     expect(change.detail).toMatch(/SOGoTOTPEnabled: 0/);
     expect(change.error).toBeUndefined();
-    expect(await defaultsOf(h, USER)).toBe(TRICKY_DEFAULTS.replace('"SOGoTOTPEnabled":1,"nested"', '"SOGoTOTPEnabled":0,"nested"'));
+    expect(await defaultsOf(h, USER)).toBe(
+      TRICKY_DEFAULTS.replace('"SOGoTOTPEnabled":1,"nested"', '"SOGoTOTPEnabled":0,"nested"'),
+    );
     const after = await allRows(h);
     expect(after.filter((r) => r.c_uid !== USER)).toEqual(before.filter((r) => r.c_uid !== USER));
     expect(after.find((r) => r.c_uid === USER)!.c_settings).toBe(SETTINGS_NEW); // the key is never written
@@ -155,7 +194,8 @@ describeEachDb('SOGo profile store', (kind) => {
       'value@example.com': '{"SOGoTOTPEnabled":"maybe"}',
       'array@example.com': '[1]',
     };
-    for (const [uid, defaults] of Object.entries(bad)) await h.db.knex('sogo_user_profile').insert({ c_uid: uid, c_defaults: defaults, c_settings: SETTINGS_NEW });
+    for (const [uid, defaults] of Object.entries(bad))
+      await h.db.knex('sogo_user_profile').insert({ c_uid: uid, c_defaults: defaults, c_settings: SETTINGS_NEW });
     const store = open(h, { memcached: { servers: [memcached.address] } });
     const before = await allRows(h);
     for (const uid of Object.keys(bad)) {
@@ -168,7 +208,7 @@ describeEachDb('SOGo profile store', (kind) => {
     expect(await allRows(h)).toEqual(before);
   });
 
-  it('after a change both memcached entries are gone; other users\' entries stay', async () => {
+  it("after a change both memcached entries are gone; other users' entries stay", async () => {
     const store = open(h, { memcached: { servers: [memcached.address] } });
     await mcSet(memcached.port, `${USER}+defaults`, TRICKY_DEFAULTS);
     await mcSet(memcached.port, `${USER}+settings`, SETTINGS_NEW);
@@ -182,7 +222,7 @@ describeEachDb('SOGo profile store', (kind) => {
     expect(await mcGet(memcached.port, 'salt@example.com+defaults')).toBe('{"SOGoTOTPEnabled":1}');
   });
 
-  it('inside mail2fa\'s transaction: written with it, and the cache cleared again once it commits', async () => {
+  it("inside mail2fa's transaction: written with it, and the cache cleared again once it commits", async () => {
     const store = open(h, { memcached: { servers: [memcached.address] } });
     await mcSet(memcached.port, `${USER}+defaults`, TRICKY_DEFAULTS);
     await h.db.knex.transaction(async (trx) => {
@@ -192,7 +232,8 @@ describeEachDb('SOGo profile store', (kind) => {
       // SOGo reads the still-committed old profile and caches it again before mail2fa commits.
       await mcSet(memcached.port, `${USER}+defaults`, TRICKY_DEFAULTS);
     });
-    for (let i = 0; i < 100 && (await mcGet(memcached.port, `${USER}+defaults`)) !== null; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && (await mcGet(memcached.port, `${USER}+defaults`)) !== null; i++)
+      await new Promise((r) => setTimeout(r, 20));
     expect(await mcGet(memcached.port, `${USER}+defaults`)).toBeNull();
     expect(await defaultsOf(h, USER)).toContain('"SOGoTOTPEnabled":0');
 
@@ -208,7 +249,9 @@ describeEachDb('SOGo profile store', (kind) => {
 
   it('a non-ASCII uid: its cache keys are deleted as SOGo writes them (UTF-8 bytes)', async () => {
     const uid = 'jörg.ñ@example.com';
-    await h.db.knex('sogo_user_profile').insert({ c_uid: uid, c_defaults: '{"SOGoTOTPEnabled":1}', c_settings: SETTINGS_NEW });
+    await h.db
+      .knex('sogo_user_profile')
+      .insert({ c_uid: uid, c_defaults: '{"SOGoTOTPEnabled":1}', c_settings: SETTINGS_NEW });
     await mcSet(memcached.port, `${uid}+defaults`, '{"SOGoTOTPEnabled":1}');
     await mcSet(memcached.port, `${uid}+settings`, SETTINGS_NEW);
     const change = await open(h, { memcached: { servers: [memcached.address] } }).reset!(uid, writeCtx);
@@ -236,9 +279,17 @@ describeEachDb('SOGo profile store', (kind) => {
 
   it('doctor: schema, plaintext keys, write access, memcached reachable and not', async () => {
     const dead = await freePort();
-    const checks = await open(h, { memcached: { servers: [memcached.address, `127.0.0.1:${dead}`], timeoutMs: 500 } }).doctor();
+    const checks = await open(h, {
+      memcached: { servers: [memcached.address, `127.0.0.1:${dead}`], timeoutMs: 500 },
+    }).doctor();
     const status = Object.fromEntries(checks.map((c) => [c.name.replace('store sogo: ', ''), c.status]));
-    expect(status).toMatchObject({ schema: 'ok', 'plaintext secrets': 'warn', 'write access': 'ok', [`memcached ${memcached.address}`]: 'ok', [`memcached 127.0.0.1:${dead}`]: 'fail' });
+    expect(status).toMatchObject({
+      schema: 'ok',
+      'plaintext secrets': 'warn',
+      'write access': 'ok',
+      [`memcached ${memcached.address}`]: 'ok',
+      [`memcached 127.0.0.1:${dead}`]: 'fail',
+    });
     const none = await open(h).doctor();
     expect(none.find((c) => c.name.endsWith('memcached'))).toMatchObject({ status: 'warn' });
   });
@@ -258,7 +309,11 @@ describeEachDb('SOGo profile store', (kind) => {
 
 describe('SOGo options', () => {
   it('validates memcached servers and refuses unknown keys', () => {
-    expect(SogoOptionsSchema.safeParse({ memcached: { servers: ['127.0.0.1:11211', '/run/memcached.sock', '[::1]:11211', 'cache'] } }).success).toBe(true);
+    expect(
+      SogoOptionsSchema.safeParse({
+        memcached: { servers: ['127.0.0.1:11211', '/run/memcached.sock', '[::1]:11211', 'cache'] },
+      }).success,
+    ).toBe(true);
     expect(SogoOptionsSchema.safeParse({ memcached: { servers: ['127.0.0.1:99999'] } }).success).toBe(false);
     expect(SogoOptionsSchema.safeParse({ memcached: { servers: [] } }).success).toBe(false);
     expect(SogoOptionsSchema.safeParse({ keyGen: 'auto' }).success).toBe(false);
@@ -266,13 +321,19 @@ describe('SOGo options', () => {
 });
 
 describe('SOGo profile store: compare-and-set against a concurrent save [sqlite]', () => {
-  it('SOGo saving the profile between read and write: mail2fa re-reads and keeps SOGo\'s change', async () => {
+  it("SOGo saving the profile between read and write: mail2fa re-reads and keeps SOGo's change", async () => {
     const { default: Sqlite } = await import('better-sqlite3');
     const testDb = await createTestDb('sqlite');
     const h = await storeHarness(testDb);
     try {
       await createSogoSchema(h.db);
-      await h.db.knex('sogo_user_profile').insert({ c_uid: USER, c_defaults: '{"SOGoTOTPEnabled":1,"SOGoLanguage":"English"}', c_settings: SETTINGS_NEW });
+      await h.db
+        .knex('sogo_user_profile')
+        .insert({
+          c_uid: USER,
+          c_defaults: '{"SOGoTOTPEnabled":1,"SOGoLanguage":"English"}',
+          c_settings: SETTINGS_NEW,
+        });
       const sogo = new Sqlite(h.db.file!);
       sogo.pragma('busy_timeout = 5000');
       let saves = 0;
@@ -280,7 +341,9 @@ describe('SOGo profile store: compare-and-set against a concurrent save [sqlite]
         // SOGo saves the user's language right after mail2fa read the profile, before mail2fa's UPDATE.
         if (saves === 0 && /^update/i.test(q.sql) && q.sql.includes('sogo_user_profile')) {
           saves++;
-          sogo.prepare('UPDATE sogo_user_profile SET c_defaults = ? WHERE c_uid = ?').run('{"SOGoTOTPEnabled":1,"SOGoLanguage":"Deutsch"}', USER);
+          sogo
+            .prepare('UPDATE sogo_user_profile SET c_defaults = ? WHERE c_uid = ?')
+            .run('{"SOGoTOTPEnabled":1,"SOGoLanguage":"Deutsch"}', USER);
         }
       });
       const change = await open(h).reset!(USER, writeCtx);

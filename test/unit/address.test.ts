@@ -1,7 +1,7 @@
 /** Canonical addresses (PRODUCT.md §2): no trimming, domain lower-cased + IDNA, local part NFC, clear problems. */
 import { describe, expect, it } from 'vitest';
 import { canonicalAddress, MAX_ADDRESS_LENGTH, preview, tryCanonicalAddress } from '../../src/core/address.js';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 
 const problem = (input: string) => {
   const r = tryCanonicalAddress(input);
@@ -45,7 +45,10 @@ describe('canonicalAddress', () => {
     ["jane@example.com' OR 1=1", 'contains whitespace'],
     ["jane@example.com';--", `"example.com';--" is not a valid domain name`],
     [`${'x'.repeat(65)}@example.com`, 'local part longer than 64 characters'],
-    [`x@${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(60)}.com`, 'domain longer than 253 characters'],
+    [
+      `x@${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(60)}.com`,
+      'domain longer than 253 characters',
+    ],
     ['x'.repeat(MAX_ADDRESS_LENGTH + 1), `longer than ${MAX_ADDRESS_LENGTH} characters`],
   ])('%j is refused: %s', (input, why) => {
     // Bulk rows (tryCanonicalAddress) never quote the input in the problem: the row echoes a short prefix only.

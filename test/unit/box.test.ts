@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 import { open, seal, sealedKeyId, type BoxContext } from '../../src/crypto/box.js';
 import { masterKeyFromBytes } from '../../src/crypto/keys.js';
 
@@ -22,7 +22,9 @@ function expectIntegrity(fn: () => unknown, account = ctx.account): Mail2faError
   const e = thrown(fn);
   expect(e.code).toBe('integrity');
   expect(e.exitCode).toBe(78);
-  expect(e.message).toBe(`stored secret for ${account} failed its integrity check (tampered, copied from another account, or wrong key)`);
+  expect(e.message).toBe(
+    `stored secret for ${account} failed its integrity check (tampered, copied from another account, or wrong key)`,
+  );
   expect(e.message).not.toMatch(/wrong code/i);
   expect(e.message).not.toContain(SECRET);
   return e;
@@ -151,8 +153,12 @@ describe('integrity', () => {
       expectIntegrity(() => open(key, ctx, `${v}.${id}.${t.toString('base64url')}.${bodyText}`));
     }
     // truncated tag, appended bytes
-    expectIntegrity(() => open(key, ctx, `${v}.${id}.${nonceText}.${body.subarray(0, body.length - 1).toString('base64url')}`));
-    expectIntegrity(() => open(key, ctx, `${v}.${id}.${nonceText}.${Buffer.concat([body, Buffer.from([0])]).toString('base64url')}`));
+    expectIntegrity(() =>
+      open(key, ctx, `${v}.${id}.${nonceText}.${body.subarray(0, body.length - 1).toString('base64url')}`),
+    );
+    expectIntegrity(() =>
+      open(key, ctx, `${v}.${id}.${nonceText}.${Buffer.concat([body, Buffer.from([0])]).toString('base64url')}`),
+    );
   });
 
   it.each([
@@ -206,7 +212,7 @@ describe('key mismatch', () => {
     expect(sealedKeyId(sealed)).toBe(other.id);
   });
 
-  it('the same key bytes loaded twice open each other\'s values', () => {
+  it("the same key bytes loaded twice open each other's values", () => {
     const bytes = randomBytes(32);
     const a = masterKeyFromBytes(bytes);
     const b = masterKeyFromBytes(bytes);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createHmac, randomBytes } from 'node:crypto';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 import {
   CODE_ALPHABET,
   RECOVERY_CODE_BITS,
@@ -13,7 +13,7 @@ import {
   parseRecoveryCode,
   parseTemporaryCode,
   randomDigits,
-} from '../../src/crypto/codes.js';
+} from '../../src/crypto/one-time-codes.js';
 
 const SYMBOL = /^[0-9a-hjkmnp-tv-z]$/;
 
@@ -168,7 +168,9 @@ describe('codeHash / hashesEqual', () => {
   const hk = newHashKey();
 
   it('is HMAC-SHA256 over "mail2fa-code\\0" + purpose + "\\0" + account + "\\0" + code, hex', () => {
-    const expected = createHmac('sha256', hk).update('mail2fa-code\0recovery\0alice@example.com\0abcde-fghjk').digest('hex');
+    const expected = createHmac('sha256', hk)
+      .update('mail2fa-code\0recovery\0alice@example.com\0abcde-fghjk')
+      .digest('hex');
     expect(codeHash(hk, 'recovery', 'alice@example.com', 'abcde-fghjk')).toBe(expected);
     expect(expected).toMatch(/^[0-9a-f]{64}$/);
   });

@@ -27,16 +27,23 @@ describe('defaults without a config file', () => {
 
   it('loading the defaults does not load zod; checking a config does', () => {
     // A module-resolution hook that makes "zod" unresolvable: the defaults must load without it.
-    const hook = 'export async function resolve(s, c, next) { if (s === "zod" || s.startsWith("zod/")) throw new Error("zod was loaded"); return next(s, c); }';
+    const hook =
+      'export async function resolve(s, c, next) { if (s === "zod" || s.startsWith("zod/")) throw new Error("zod was loaded"); return next(s, c); }';
     const register = `import { register } from "node:module"; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});`;
     const run = (configObject: string) =>
       spawnSync(
         process.execPath,
-        ['--import', `data:text/javascript,${encodeURIComponent(register)}`, '--input-type=module', '-e', `
+        [
+          '--import',
+          `data:text/javascript,${encodeURIComponent(register)}`,
+          '--input-type=module',
+          '-e',
+          `
           const { loadConfig } = await import(${JSON.stringify(new URL('../../dist/config.js', import.meta.url).href)});
           try { await loadConfig({ env: { MAIL2FA_HOME: '/tmp/mail2fa-defaults-test' }${configObject} }); console.log('loaded'); }
           catch (err) { console.log(String(err.message)); }
-        `],
+        `,
+        ],
         { encoding: 'utf8' },
       );
     const plain = run('');

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mail2fa-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -30,7 +30,10 @@ async function configError(promise: Promise<unknown>): Promise<Mail2faError> {
 }
 
 describe('precedence: flags > env > file > defaults', () => {
-  const yaml = file('layers.yaml', 'db:\n  url: sqlite:/srv/from-file.sqlite\nissuer: File Mail\nkey:\n  file: /etc/from-file.key\n');
+  const yaml = file(
+    'layers.yaml',
+    'db:\n  url: sqlite:/srv/from-file.sqlite\nissuer: File Mail\nkey:\n  file: /etc/from-file.key\n',
+  );
 
   it('defaults: the embedded SQLite file under MAIL2FA_HOME', async () => {
     const c = await loadConfig({ env: baseEnv });
@@ -65,18 +68,28 @@ describe('precedence: flags > env > file > defaults', () => {
   });
 
   it('the environment overrides the file', async () => {
-    const c = await loadConfig({ configPath: yaml, env: { ...baseEnv, MAIL2FA_DB_URL: 'mysql://u:p@db.example:3306/mail', MAIL2FA_KEY_FILE: '/run/env.key' } });
+    const c = await loadConfig({
+      configPath: yaml,
+      env: { ...baseEnv, MAIL2FA_DB_URL: 'mysql://u:p@db.example:3306/mail', MAIL2FA_KEY_FILE: '/run/env.key' },
+    });
     expect(c.db.url).toBe('mysql://u:p@db.example:3306/mail');
     expect(c.key.file).toBe('/run/env.key');
   });
 
   it('--db overrides the environment', async () => {
-    const c = await loadConfig({ configPath: yaml, dbUrl: 'sqlite:/tmp/flag.sqlite', env: { ...baseEnv, MAIL2FA_DB_URL: 'mysql://u:p@db.example:3306/mail' } });
+    const c = await loadConfig({
+      configPath: yaml,
+      dbUrl: 'sqlite:/tmp/flag.sqlite',
+      env: { ...baseEnv, MAIL2FA_DB_URL: 'mysql://u:p@db.example:3306/mail' },
+    });
     expect(c.db.url).toBe('sqlite:/tmp/flag.sqlite');
   });
 
   it('PostgreSQL URLs (postgres:// and postgresql://) are accepted as they are', async () => {
-    for (const url of ['postgres://mail2fa:s%40cret@db.example:5432/mail', 'postgresql://mail2fa@localhost/mail?host=/run/postgresql']) {
+    for (const url of [
+      'postgres://mail2fa:s%40cret@db.example:5432/mail',
+      'postgresql://mail2fa@localhost/mail?host=/run/postgresql',
+    ]) {
       expect((await loadConfig({ dbUrl: url, env: baseEnv })).db.url).toBe(url);
     }
   });
@@ -87,8 +100,14 @@ describe('precedence: flags > env > file > defaults', () => {
   });
 
   it('JSON and YAML files are read alike', async () => {
-    const j = file('same.json', JSON.stringify({ accounts: { preset: 'postfixadmin', tablePrefix: 'pfa_' }, db: { connectTimeoutMs: 1500 } }));
-    const y = file('same.yml', 'accounts:\n  preset: postfixadmin\n  tablePrefix: pfa_\ndb:\n  connectTimeoutMs: 1500\n');
+    const j = file(
+      'same.json',
+      JSON.stringify({ accounts: { preset: 'postfixadmin', tablePrefix: 'pfa_' }, db: { connectTimeoutMs: 1500 } }),
+    );
+    const y = file(
+      'same.yml',
+      'accounts:\n  preset: postfixadmin\n  tablePrefix: pfa_\ndb:\n  connectTimeoutMs: 1500\n',
+    );
     const a = await loadConfig({ configPath: j, env: baseEnv });
     const b = await loadConfig({ configPath: y, env: baseEnv });
     expect({ ...a, configPath: undefined }).toEqual({ ...b, configPath: undefined });
@@ -123,7 +142,13 @@ describe('relative paths in a config file are relative to the file, not to the w
   });
 
   it('absolute paths are kept; unset ones stay unset', async () => {
-    const c = await loadConfig({ configPath: file('abs.yaml', 'key:\n  file: /etc/mail2fa/master.key\nsms:\n  outbox:\n    path: /var/spool/sms.ndjson\n'), env: baseEnv });
+    const c = await loadConfig({
+      configPath: file(
+        'abs.yaml',
+        'key:\n  file: /etc/mail2fa/master.key\nsms:\n  outbox:\n    path: /var/spool/sms.ndjson\n',
+      ),
+      env: baseEnv,
+    });
     expect(c.key.file).toBe('/etc/mail2fa/master.key');
     expect(c.sms.outbox.path).toBe('/var/spool/sms.ndjson');
     expect(c.sms.webhook.authHeaderFile).toBeUndefined();
@@ -152,21 +177,35 @@ describe('validation: every problem at once, exit 78', () => {
       ].join('\n'),
     );
     const err = await configError(loadConfig({ configPath: bad, env: baseEnv }));
-    for (const part of ['db.connectTimeoutMs', 'issuer', 'tablePrefix', 'accounts.preset', 'accounts.columns.email', 'colour']) expect(err.message).toContain(part);
+    for (const part of [
+      'db.connectTimeoutMs',
+      'issuer',
+      'tablePrefix',
+      'accounts.preset',
+      'accounts.columns.email',
+      'colour',
+    ])
+      expect(err.message).toContain(part);
     expect(err.message).toMatch(/invalid configuration \((\d+) problems\)/);
     expect(Number(/\((\d+) problems\)/.exec(err.message)![1])).toBeGreaterThanOrEqual(6);
     expect(err.hint).toMatch(/README/);
   });
 
   it('checks that need a valid file (db.url, ticketPattern, required settings) are reported together', async () => {
-    const bad = file('bad2.yaml', 'db:\n  url: mssql://nope/x\nticketPattern: "(["\nsignOut:\n  action: sql\nsms:\n  transport: twilio\n');
+    const bad = file(
+      'bad2.yaml',
+      'db:\n  url: mssql://nope/x\nticketPattern: "(["\nsignOut:\n  action: sql\nsms:\n  transport: twilio\n',
+    );
     const err = await configError(loadConfig({ configPath: bad, env: baseEnv }));
     expect(err.message).toContain('(5 problems)');
-    for (const part of ['db.url', 'ticketPattern', 'signOut.sql', 'sms.twilio.accountSid', 'sms.twilio.from']) expect(err.message).toContain(part);
+    for (const part of ['db.url', 'ticketPattern', 'signOut.sql', 'sms.twilio.accountSid', 'sms.twilio.from'])
+      expect(err.message).toContain(part);
   });
 
   it('a bad --db and a bad file are reported in one go', async () => {
-    const err = await configError(loadConfig({ configPath: file('bad3.yaml', 'issuer: 42\n'), dbUrl: 'ftp://x/y', env: baseEnv }));
+    const err = await configError(
+      loadConfig({ configPath: file('bad3.yaml', 'issuer: 42\n'), dbUrl: 'ftp://x/y', env: baseEnv }),
+    );
     expect(err.message).toContain('(2 problems)');
     expect(err.message).toContain('--db');
     expect(err.message).toContain('issuer');
@@ -179,7 +218,9 @@ describe('validation: every problem at once, exit 78', () => {
   });
 
   it('YAML syntax errors: all of them', async () => {
-    const err = await configError(loadConfig({ configPath: file('syntax.yaml', 'db: [1, 2\nissuer: x\nkey: {a\n'), env: baseEnv }));
+    const err = await configError(
+      loadConfig({ configPath: file('syntax.yaml', 'db: [1, 2\nissuer: x\nkey: {a\n'), env: baseEnv }),
+    );
     expect(err.code).toBe('config_syntax');
     expect(err.message).toMatch(/not valid YAML \((\d+) errors?\)/);
     expect(err.message).toContain('(2 errors)');
@@ -198,12 +239,21 @@ describe('validation: every problem at once, exit 78', () => {
   });
 
   it('a missing file, and a file that is not a mapping', async () => {
-    expect((await configError(loadConfig({ configPath: join(dir, 'missing.yaml'), env: baseEnv }))).message).toContain('ENOENT');
-    expect((await configError(loadConfig({ configPath: file('list.yaml', '- a\n- b\n'), env: baseEnv }))).message).toContain('must hold a mapping');
+    expect((await configError(loadConfig({ configPath: join(dir, 'missing.yaml'), env: baseEnv }))).message).toContain(
+      'ENOENT',
+    );
+    expect(
+      (await configError(loadConfig({ configPath: file('list.yaml', '- a\n- b\n'), env: baseEnv }))).message,
+    ).toContain('must hold a mapping');
   });
 
   it('a key with control characters cannot forge a line of the report', async () => {
-    const err = await configError(loadConfig({ configPath: file('forge.json', JSON.stringify({ 'x\nmail2fa: all good\x1b[2J': 1 })), env: baseEnv }));
+    const err = await configError(
+      loadConfig({
+        configPath: file('forge.json', JSON.stringify({ 'x\nmail2fa: all good\x1b[2J': 1 })),
+        env: baseEnv,
+      }),
+    );
     const lines = err.message.split('\n');
     expect(lines).toHaveLength(2); // the heading and one problem
     expect(err.message).not.toMatch(/\x1b/);

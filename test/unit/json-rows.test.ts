@@ -5,16 +5,45 @@
 import { describe, expect, it } from 'vitest';
 import { jsonRow, jsonRows } from '../../src/ui/status-render.js';
 
-const row = (email: string, extra: Record<string, unknown> = {}) => ({ email, state: 'ok', active: true, enabled: false, method: null, phone: null, recoveryCodesLeft: null, temporaryCode: null, ...extra });
+const row = (email: string, extra: Record<string, unknown> = {}) => ({
+  email,
+  state: 'ok',
+  active: true,
+  enabled: false,
+  method: null,
+  phone: null,
+  recoveryCodesLeft: null,
+  temporaryCode: null,
+  ...extra,
+});
 
 describe('jsonRows', () => {
   const cases: Array<[string, unknown[]]> = [
-    ['plain rows', [row('a@example.com'), row('b@example.com', { enabled: true, method: 'totp', recoveryCodesLeft: 7 })]],
+    [
+      'plain rows',
+      [row('a@example.com'), row('b@example.com', { enabled: true, method: 'totp', recoveryCodesLeft: 7 })],
+    ],
     ['one row', [row('solo@example.com')]],
     ['a value holding the element separator', [row('x},{y@example.com'), row('b@example.com'), row('c@example.com')]],
-    ['a value ending in the separator before its closing quote', [row('a@example.com', { phone: '+45 },{' }), row('b@example.com')]],
-    ['nested objects', [row('a@example.com', { temporaryCode: { state: 'pending', expiresAt: '2026-01-01T00:00:00Z' } }), row('b@example.com', { temporaryCode: {} })]],
-    ['control, C1, line-separator and bidi characters', [row('a\u0085b@example.com'), row('c\u2028d\u202e@example.com', { phone: '\u007f\u2066' }), row('"q\\"@example.com')]],
+    [
+      'a value ending in the separator before its closing quote',
+      [row('a@example.com', { phone: '+45 },{' }), row('b@example.com')],
+    ],
+    [
+      'nested objects',
+      [
+        row('a@example.com', { temporaryCode: { state: 'pending', expiresAt: '2026-01-01T00:00:00Z' } }),
+        row('b@example.com', { temporaryCode: {} }),
+      ],
+    ],
+    [
+      'control, C1, line-separator and bidi characters',
+      [
+        row('a\u0085b@example.com'),
+        row('c\u2028d\u202e@example.com', { phone: '\u007f\u2066' }),
+        row('"q\\"@example.com'),
+      ],
+    ],
     ['non-ASCII and lone surrogates', [row('jörg@exämple.com'), row('\ud800x@example.com')]],
   ];
   for (const [name, rows] of cases) {

@@ -1,11 +1,27 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { Mail2faError } from '../../src/core/errors.js';
-import { keyIdOf, loadMasterKey, loadOrCreateKeyFile, masterKeyFromBytes, writeNewKeyFile } from '../../src/crypto/keys.js';
+import { Mail2faError } from '../../src/errors.js';
+import {
+  keyIdOf,
+  loadMasterKey,
+  loadOrCreateKeyFile,
+  masterKeyFromBytes,
+  writeNewKeyFile,
+} from '../../src/crypto/keys.js';
 
 let dir: string;
 let n = 0;
@@ -56,7 +72,11 @@ const hex = (len: number) => randomBytes(len).toString('hex');
 describe('loadMasterKey from a key file', () => {
   it('loads base64 (44 chars) with or without a trailing newline', () => {
     const bytes = randomBytes(32);
-    for (const content of [bytes.toString('base64'), bytes.toString('base64') + '\n', bytes.toString('base64') + '\r\n']) {
+    for (const content of [
+      bytes.toString('base64'),
+      bytes.toString('base64') + '\n',
+      bytes.toString('base64') + '\r\n',
+    ]) {
       const key = loadMasterKey({ file: keyFile(content), env: {} });
       expect(key.bytes.equals(bytes)).toBe(true);
       expect(key.bytes.length).toBe(32);
@@ -67,7 +87,9 @@ describe('loadMasterKey from a key file', () => {
   it('loads 64 hex chars, lower or upper case', () => {
     const bytes = randomBytes(32);
     expect(loadMasterKey({ file: keyFile(bytes.toString('hex') + '\n'), env: {} }).bytes.equals(bytes)).toBe(true);
-    expect(loadMasterKey({ file: keyFile(bytes.toString('hex').toUpperCase()), env: {} }).bytes.equals(bytes)).toBe(true);
+    expect(loadMasterKey({ file: keyFile(bytes.toString('hex').toUpperCase()), env: {} }).bytes.equals(bytes)).toBe(
+      true,
+    );
   });
 
   it('accepts mode 0600 and 0400', () => {
@@ -203,7 +225,9 @@ describe('loadMasterKey from MAIL2FA_KEY', () => {
     expect(key.source).toBe('env');
     // even over a broken key file
     const broken = keyFile('nonsense', 0o644);
-    expect(loadMasterKey({ file: broken, env: { MAIL2FA_KEY: envBytes.toString('hex') } }).bytes.equals(envBytes)).toBe(true);
+    expect(loadMasterKey({ file: broken, env: { MAIL2FA_KEY: envBytes.toString('hex') } }).bytes.equals(envBytes)).toBe(
+      true,
+    );
   });
 
   it('defaults to process.env', () => {
@@ -240,7 +264,10 @@ describe('loadMasterKey from MAIL2FA_KEY', () => {
 describe('key id', () => {
   it('is the first 8 bytes of SHA-256("mail2fa-key-id\\0" || key), 16 hex chars, stable', () => {
     const bytes = Buffer.from('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f', 'hex');
-    const expected = createHash('sha256').update(Buffer.concat([Buffer.from('mail2fa-key-id\0'), bytes])).digest('hex').slice(0, 16);
+    const expected = createHash('sha256')
+      .update(Buffer.concat([Buffer.from('mail2fa-key-id\0'), bytes]))
+      .digest('hex')
+      .slice(0, 16);
     expect(keyIdOf(bytes)).toBe(expected);
     expect(masterKeyFromBytes(bytes).id).toBe(expected);
     // the same key loaded as base64, hex, env → same id
@@ -256,7 +283,13 @@ describe('key id', () => {
   it('a MasterKey never prints its bytes (inspect, JSON, template)', () => {
     const bytes = randomBytes(32);
     const key = masterKeyFromBytes(bytes);
-    const outputs = [inspect(key), inspect({ nested: { key } }, { depth: 10 }), JSON.stringify(key), JSON.stringify({ key }), `${String(inspect(key))}`];
+    const outputs = [
+      inspect(key),
+      inspect({ nested: { key } }, { depth: 10 }),
+      JSON.stringify(key),
+      JSON.stringify({ key }),
+      `${String(inspect(key))}`,
+    ];
     for (const out of outputs) {
       expect(out).toContain(key.id);
       expect(out).not.toContain(bytes.toString('hex'));

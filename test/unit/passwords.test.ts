@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { Mail2faError } from '../../src/core/errors.js';
+import { Mail2faError } from '../../src/errors.js';
 import {
   MALFORMED_PASSWORD_HASH,
   PASSWORD_SCHEMES,
@@ -114,9 +114,17 @@ describe('verifyPassword against reference hashes', () => {
     const bare = data.fixtures.filter(
       (f) => f.password === 'nonascii' && f.tool === 'doveadm' && /^\{[A-Z0-9-]+\}\$/.test(f.hash),
     );
-    expect(bare.map((f) => f.scheme).sort()).toEqual(
-      ['ARGON2I', 'ARGON2ID', 'BLF-CRYPT', 'BLF-CRYPT', 'MD5-CRYPT', 'SHA256-CRYPT', 'SHA256-CRYPT', 'SHA512-CRYPT', 'SHA512-CRYPT'],
-    );
+    expect(bare.map((f) => f.scheme).sort()).toEqual([
+      'ARGON2I',
+      'ARGON2ID',
+      'BLF-CRYPT',
+      'BLF-CRYPT',
+      'MD5-CRYPT',
+      'SHA256-CRYPT',
+      'SHA256-CRYPT',
+      'SHA512-CRYPT',
+      'SHA512-CRYPT',
+    ]);
     for (const f of bare) {
       const stored = f.hash.replace(/^\{[^}]*\}/, '');
       expect(passwordScheme(stored)).toBe(f.scheme);
@@ -165,7 +173,17 @@ describe('agrees with Dovecot on edge cases (answers recorded from doveadm pw -t
 
 describe('unknown or unsupported schemes', () => {
   it('names the scheme, exit 78, for Dovecot schemes we do not support', async () => {
-    for (const name of ['CRAM-MD5', 'SHA512', 'SHA', 'MD5', 'CLEAR', 'SSHA512.B64', 'PLAIN-MD5.HEX', 'SCRAM-SHA-256', 'pbkdf2']) {
+    for (const name of [
+      'CRAM-MD5',
+      'SHA512',
+      'SHA',
+      'MD5',
+      'CLEAR',
+      'SSHA512.B64',
+      'PLAIN-MD5.HEX',
+      'SCRAM-SHA-256',
+      'pbkdf2',
+    ]) {
       const stored = `{${name}}c2VjcmV0LXZhbHVlLXh5eg==`;
       const e = await refusal(() => verifyPassword('S3cr3t-Pa55word!', stored), UNKNOWN_PASSWORD_SCHEME, [
         'S3cr3t-Pa55word!',
@@ -194,12 +212,22 @@ describe('unknown or unsupported schemes', () => {
     );
     expect(e.message).toContain('$y$');
     expect(e.message).toContain('yescrypt');
-    expect((await refusal(() => verifyPassword('pw', '$argon2d$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaA'), UNKNOWN_PASSWORD_SCHEME)).message).toContain('$argon2d$');
+    expect(
+      (
+        await refusal(
+          () => verifyPassword('pw', '$argon2d$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaA'),
+          UNKNOWN_PASSWORD_SCHEME,
+        )
+      ).message,
+    ).toContain('$argon2d$');
   });
 
   it('refuses an unprefixed value it cannot recognise without echoing it (it may be a plaintext password)', async () => {
     for (const stored of ['S3cr3t-Pa55word!', '$S3cr3t$Pa55word!', '{S3cr3t-Pa55word!', 'ab01FAX.bQRSU']) {
-      const e = await refusal(() => verifyPassword('S3cr3t-Pa55word!', stored), UNKNOWN_PASSWORD_SCHEME, [stored, 'S3cr3t']);
+      const e = await refusal(() => verifyPassword('S3cr3t-Pa55word!', stored), UNKNOWN_PASSWORD_SCHEME, [
+        stored,
+        'S3cr3t',
+      ]);
       expect(e.message.length).toBeGreaterThan(20);
       expect(() => passwordScheme(stored)).toThrow(Mail2faError);
     }
@@ -208,9 +236,13 @@ describe('unknown or unsupported schemes', () => {
 
 describe('empty or malformed stored values are errors, never a silent mismatch', () => {
   const secret = 'Hunter2-Correct-Horse!';
-  const sha512 = data.fixtures.find((f) => f.scheme === 'SHA512-CRYPT' && f.tool === 'doveadm' && f.password === 'ascii')!.hash;
+  const sha512 = data.fixtures.find(
+    (f) => f.scheme === 'SHA512-CRYPT' && f.tool === 'doveadm' && f.password === 'ascii',
+  )!.hash;
   const argon = data.fixtures.find((f) => f.scheme === 'ARGON2ID' && f.password === 'ascii')!.hash;
-  const md5crypt = data.fixtures.find((f) => f.scheme === 'MD5-CRYPT' && f.tool === 'openssl' && f.password === 'ascii')!.hash;
+  const md5crypt = data.fixtures.find(
+    (f) => f.scheme === 'MD5-CRYPT' && f.tool === 'openssl' && f.password === 'ascii',
+  )!.hash;
 
   it('empty stored hash (and a NULL column read by JavaScript callers)', async () => {
     const e = await refusal(() => verifyPassword(secret, ''), MALFORMED_PASSWORD_HASH, [secret]);
@@ -253,7 +285,11 @@ describe('empty or malformed stored values are errors, never a silent mismatch',
   it('an Argon2 string the library rejects is an error too (not false)', async () => {
     // Well-formed shape, but memory cost 1 KiB is below Argon2's minimum.
     await refusal(
-      () => verifyPassword(secret, '$argon2id$v=19$m=1,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g'),
+      () =>
+        verifyPassword(
+          secret,
+          '$argon2id$v=19$m=1,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g',
+        ),
       MALFORMED_PASSWORD_HASH,
       [secret, 'c2FsdHNhbHRzYWx0'],
     );
@@ -292,7 +328,9 @@ describe('a password-shaped secret never appears in an error', () => {
 });
 
 describe('password input', () => {
-  const sha512 = data.fixtures.find((f) => f.scheme === 'SHA512-CRYPT' && f.tool === 'doveadm' && f.password === 'nonascii')!.hash;
+  const sha512 = data.fixtures.find(
+    (f) => f.scheme === 'SHA512-CRYPT' && f.tool === 'doveadm' && f.password === 'nonascii',
+  )!.hash;
 
   it('a password with a lone UTF-16 surrogate is simply wrong', async () => {
     expect(await verifyPassword('p\ud800ss', sha512)).toBe(false);

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { ExitCode, Mail2faError } from '../../src/core/errors.js';
+import { ExitCode, Mail2faError } from '../../src/errors.js';
 import { KNOWN_CALLING_CODES, PHONE_FORMAT_HINT, maskPhone, parsePhone } from '../../src/sms/phone.js';
 
 function rejection(input: string): Mail2faError {
@@ -56,7 +56,9 @@ describe('parsePhone: rejections say why', () => {
   });
 
   it('a Danish number with the wrong length names Denmark and the expected length', () => {
-    expect(rejection('011-45-201234567').message).toMatch(/too long for Denmark \(\+45\): numbers there have 8 digits after \+45, this has 9/);
+    expect(rejection('011-45-201234567').message).toMatch(
+      /too long for Denmark \(\+45\): numbers there have 8 digits after \+45, this has 9/,
+    );
     expect(rejection('+45 2012 345').message).toMatch(/too short for Denmark \(\+45\).*8 digits/);
   });
 
@@ -87,18 +89,29 @@ describe('parsePhone: rejections say why', () => {
       expect(e.message, input).toMatch(/SMS codes are sent to mobile phone numbers only/);
     }
     // Mobile ranges, and countries that do not distinguish mobile from fixed line.
-    for (const ok of ['+447400123456', '+4915123456789', '+33612345678', '+61412345678', '+4520123456', '+12015550123']) {
+    for (const ok of [
+      '+447400123456',
+      '+4915123456789',
+      '+33612345678',
+      '+61412345678',
+      '+4520123456',
+      '+12015550123',
+    ]) {
       expect(parsePhone(ok).e164).toBe(ok);
     }
   });
 
   it('rejects an unknown country code', () => {
-    expect(rejection('011-999-1234567').message).toMatch(/unknown country code: no country has the calling code \+9, \+99 or \+999/);
+    expect(rejection('011-999-1234567').message).toMatch(
+      /unknown country code: no country has the calling code \+9, \+99 or \+999/,
+    );
     expect(rejection('+2891234567').message).toMatch(/unknown country code/);
   });
 
   it('rejects a North American number that matches no NANP country', () => {
-    expect(rejection('+1 555 555 5555').message).toMatch(/not a valid number for \+1 \(United States and \d+ other countries\)/);
+    expect(rejection('+1 555 555 5555').message).toMatch(
+      /not a valid number for \+1 \(United States and \d+ other countries\)/,
+    );
   });
 
   it('rejects empty input', () => {
@@ -175,7 +188,10 @@ describe('maskPhone', () => {
 
   it("knows exactly libphonenumber-js's calling codes (so masking need not load it)", () => {
     const require = createRequire(import.meta.url);
-    const metadata = require('libphonenumber-js/metadata.max.json') as { country_calling_codes: object; nonGeographic: object };
+    const metadata = require('libphonenumber-js/metadata.max.json') as {
+      country_calling_codes: object;
+      nonGeographic: object;
+    };
     const expected = [...Object.keys(metadata.country_calling_codes), ...Object.keys(metadata.nonGeographic)].sort();
     expect([...KNOWN_CALLING_CODES].sort()).toEqual(expected);
   });

@@ -1,12 +1,20 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { PhpSerializeError, decodeValue, parseTopLevel, removeStringKey, serializeValue, setStringKey } from '../../src/stores/php-serialize.js';
+import {
+  PhpSerializeError,
+  decodeValue,
+  parseTopLevel,
+  removeStringKey,
+  serializeValue,
+  setStringKey,
+} from '../../src/stores/php-serialize.js';
 import { describeRoundcube, roundcubeConfigDir, runOracle } from '../helpers/roundcube.js';
 
 const KEY = 'twofactor_gauthenticator';
 const b = (s: string) => Buffer.from(s, 'utf8');
 const SAMPLE =
   'a:4:{s:11:"client_hash";s:16:"aB3dE5gH7jK9mN1p";s:14:"compose_extwin";i:0;s:24:"twofactor_gauthenticator";a:3:{s:6:"secret";s:16:"JBSWY3DPEHPK3PXP";s:8:"activate";b:1;s:14:"recovery_codes";a:2:{i:0;s:10:"ABCDEFGHIJ";i:1;s:10:"KLMNOPQRST";}}s:14:"signature_note";s:11:"Grüße ✓";}';
-const SAMPLE_WITHOUT = 'a:3:{s:11:"client_hash";s:16:"aB3dE5gH7jK9mN1p";s:14:"compose_extwin";i:0;s:14:"signature_note";s:11:"Grüße ✓";}';
+const SAMPLE_WITHOUT =
+  'a:3:{s:11:"client_hash";s:16:"aB3dE5gH7jK9mN1p";s:14:"compose_extwin";i:0;s:14:"signature_note";s:11:"Grüße ✓";}';
 
 const rc = roundcubeConfigDir();
 afterAll(() => rc.cleanup());
@@ -30,18 +38,33 @@ describe('PRODUCT.md §9.1 sample', () => {
   it('replaces in place, appends when absent, and treats NULL/empty preferences as an empty array', () => {
     const off = b('a:3:{s:6:"secret";s:16:"JBSWY3DPEHPK3PXP";s:8:"activate";b:0;s:14:"recovery_codes";a:0:{}}');
     const replaced = setStringKey(b(SAMPLE), KEY, off).toString('utf8');
-    expect(replaced).toBe(SAMPLE.replace(/s:24:"twofactor_gauthenticator";a:3:\{.*?\}\}/, `s:24:"twofactor_gauthenticator";${off.toString()}`));
+    expect(replaced).toBe(
+      SAMPLE.replace(
+        /s:24:"twofactor_gauthenticator";a:3:\{.*?\}\}/,
+        `s:24:"twofactor_gauthenticator";${off.toString()}`,
+      ),
+    );
     expect(setStringKey(b(SAMPLE_WITHOUT), KEY, off).toString('utf8')).toBe(
       `a:4:{${SAMPLE_WITHOUT.slice(5, -1)}s:24:"twofactor_gauthenticator";${off.toString()}}`,
     );
-    expect(setStringKey(null, KEY, b('s:3:"abc";')).toString()).toBe('a:1:{s:24:"twofactor_gauthenticator";s:3:"abc";}');
-    expect(setStringKey(Buffer.alloc(0), KEY, b('s:3:"abc";')).toString()).toBe('a:1:{s:24:"twofactor_gauthenticator";s:3:"abc";}');
+    expect(setStringKey(null, KEY, b('s:3:"abc";')).toString()).toBe(
+      'a:1:{s:24:"twofactor_gauthenticator";s:3:"abc";}',
+    );
+    expect(setStringKey(Buffer.alloc(0), KEY, b('s:3:"abc";')).toString()).toBe(
+      'a:1:{s:24:"twofactor_gauthenticator";s:3:"abc";}',
+    );
   });
 
   it('counts string lengths in bytes, and handles bytes that are not UTF-8', () => {
-    const latin = Buffer.concat([b('a:2:{s:4:"name";s:5:"'), Buffer.from([0x47, 0x72, 0xfc, 0xdf, 0x65]), b('";s:24:"twofactor_gauthenticator";a:0:{}}')]);
+    const latin = Buffer.concat([
+      b('a:2:{s:4:"name";s:5:"'),
+      Buffer.from([0x47, 0x72, 0xfc, 0xdf, 0x65]),
+      b('";s:24:"twofactor_gauthenticator";a:0:{}}'),
+    ]);
     const out = removeStringKey(latin, KEY)!;
-    expect(out).toEqual(Buffer.concat([b('a:1:{s:4:"name";s:5:"'), Buffer.from([0x47, 0x72, 0xfc, 0xdf, 0x65]), b('";}')]));
+    expect(out).toEqual(
+      Buffer.concat([b('a:1:{s:4:"name";s:5:"'), Buffer.from([0x47, 0x72, 0xfc, 0xdf, 0x65]), b('";}')]),
+    );
     refusal(() => parseTopLevel(b('a:1:{s:4:"name";s:5:"Grüße";}'))); // 7 bytes, not 5
   });
 });
@@ -122,7 +145,20 @@ function gen(seed: number): Gen {
   return { r, int: (n) => Math.floor(r() * n), pick: (xs) => xs[Math.floor(r() * xs.length)]! };
 }
 
-const TRICKY = [b('"'), b(';'), b('}'), b('";'), b('s:3:"'), b('ü'), b('✓'), b('😀'), Buffer.from([0xff]), Buffer.from([0xc3]), Buffer.from([0]), b('\n')];
+const TRICKY = [
+  b('"'),
+  b(';'),
+  b('}'),
+  b('";'),
+  b('s:3:"'),
+  b('ü'),
+  b('✓'),
+  b('😀'),
+  Buffer.from([0xff]),
+  Buffer.from([0xc3]),
+  Buffer.from([0]),
+  b('\n'),
+];
 
 function randomBytesStr(g: Gen, quoteFree: boolean): Buffer {
   const parts: Buffer[] = [];
@@ -234,7 +270,11 @@ describeRoundcube('fuzz: corruptions are refused (PHP is the oracle)', () => {
           data = Buffer.concat([base.subarray(0, pos), base.subarray(pos + 1)]);
           break;
         case 3: // insert a structural byte
-          data = Buffer.concat([base.subarray(0, pos), Buffer.from([STRUCT[g.int(STRUCT.length)]!]), base.subarray(pos)]);
+          data = Buffer.concat([
+            base.subarray(0, pos),
+            Buffer.from([STRUCT[g.int(STRUCT.length)]!]),
+            base.subarray(pos),
+          ]);
           break;
         case 4: // replace a byte with a structural one
           data = Buffer.from(base);
@@ -270,7 +310,10 @@ describeRoundcube('fuzz: corruptions are refused (PHP is the oracle)', () => {
       if (verdict === 'accepted') {
         accepted++;
         expect(m.mustRefuse, `accepted a truncated/trailing input: ${m.data.toString('latin1')}`).toBe(false);
-        expect(php.canonical && php.isArray, `accepted what PHP does not read back exactly: ${m.data.toString('latin1')}`).toBe(true);
+        expect(
+          php.canonical && php.isArray,
+          `accepted what PHP does not read back exactly: ${m.data.toString('latin1')}`,
+        ).toBe(true);
       } else {
         refused++;
         // Valid PHP that is refused on purpose (references, objects) is the only disagreement allowed.

@@ -5,8 +5,24 @@
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/program.js';
 
-const ALL = ['enable', 'disable', 'status', 'recover', 'verify', 'send-code', 'codes', 'audit', 'keys', 'doctor', 'migrate', 'migrate-from', 'demo', 'serve'];
-const names = async (...args: string[]) => (await buildProgram(['node', 'mail2fa', ...args])).commands.map((c) => c.name());
+const ALL = [
+  'enable',
+  'disable',
+  'status',
+  'recover',
+  'verify',
+  'send-code',
+  'codes',
+  'audit',
+  'keys',
+  'doctor',
+  'migrate',
+  'migrate-from',
+  'demo',
+  'serve',
+];
+const names = async (...args: string[]) =>
+  (await buildProgram(['node', 'mail2fa', ...args])).commands.map((c) => c.name());
 
 describe('buildProgram', () => {
   it.each([
@@ -19,7 +35,15 @@ describe('buildProgram', () => {
     expect(await names(...args)).toEqual(expected);
   });
 
-  it.each([[[]], [['--help']], [['--version']], [['help', 'status']], [['statsu']], [['--', 'status']], [['--db', 'sqlite:/tmp/x.sqlite']]])('%j loads every command, in help order', async (args) => {
+  it.each([
+    [[]],
+    [['--help']],
+    [['--version']],
+    [['help', 'status']],
+    [['statsu']],
+    [['--', 'status']],
+    [['--db', 'sqlite:/tmp/x.sqlite']],
+  ])('%j loads every command, in help order', async (args) => {
     expect(await names(...args)).toEqual(ALL);
   });
 });

@@ -108,7 +108,10 @@ describe('decodeQrFromScreen', () => {
       '\x1b[?25l\x1b[1mEnable two-factor authentication\x1b[22m for anna.berg+2fa@example.com',
       'Scan this QR code with Microsoft or Google Authenticator:',
       '',
-      out.split('\n').map((l) => `  ${l}`).join('\r\n'),
+      out
+        .split('\n')
+        .map((l) => `  ${l}`)
+        .join('\r\n'),
       '',
       'Or enter this key manually: ABCD EFGH IJKL MNOP',
       '\x1b[32m?\x1b[39m Code from the app: \x1b[2K\r\x1b[32m?\x1b[39m Code from the app: 123456',

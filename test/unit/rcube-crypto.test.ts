@@ -8,8 +8,18 @@ afterAll(() => rc.cleanup());
 
 const CIPHERS = Object.keys(RCUBE_CIPHERS) as RcubeCipher[];
 // Roundcube's default key (24 bytes), a short key (NUL-padded) and a long one (truncated), one non-ASCII.
-const KEYS = ['rcmail-!24ByteDESkey*Str', 'short', 'a-much-longer-des-key-than-any-cipher-needs-0123456789', 'clé✓-0123456789'];
-const CLEAR = ['{"secret":"JBSWY3DPEHPK3PXP","activate":true,"recovery_codes":["ABCDEFGHIJ"]}', 'x', '0123456789abcdef', 'Grüße ✓'];
+const KEYS = [
+  'rcmail-!24ByteDESkey*Str',
+  'short',
+  'a-much-longer-des-key-than-any-cipher-needs-0123456789',
+  'clé✓-0123456789',
+];
+const CLEAR = [
+  '{"secret":"JBSWY3DPEHPK3PXP","activate":true,"recovery_codes":["ABCDEFGHIJ"]}',
+  'x',
+  '0123456789abcdef',
+  'Grüße ✓',
+];
 
 describeRoundcube('rcube::encrypt / rcube::decrypt compatibility (real Roundcube 1.6 as the other side)', () => {
   it('what mail2fa encrypts, Roundcube decrypts; what Roundcube encrypts, mail2fa decrypts — every cipher, key length and input', async () => {
@@ -17,23 +27,40 @@ describeRoundcube('rcube::encrypt / rcube::decrypt compatibility (real Roundcube
     for (const cipher of CIPHERS)
       for (const key of KEYS)
         for (const clear of CLEAR) {
-          for (let i = 0; i < 3; i++) cases.push({ cipher, key, clear, blob: rcubeEncrypt({ cipher, desKey: Buffer.from(key) }, Buffer.from(clear), randomBytes) });
+          for (let i = 0; i < 3; i++)
+            cases.push({
+              cipher,
+              key,
+              clear,
+              blob: rcubeEncrypt({ cipher, desKey: Buffer.from(key) }, Buffer.from(clear), randomBytes),
+            });
         }
     const phpDecrypted = await runOracle<{ clear: string | null }>(
       rc.dir,
       cases.map((c) => ({ op: 'decrypt', desKey: c.key, cipher: c.cipher.toUpperCase(), blob: c.blob })),
     );
-    cases.forEach((c, i) => expect(phpDecrypted[i]!.clear && Buffer.from(phpDecrypted[i]!.clear!, 'base64').toString(), `${c.cipher} ${c.key}`).toBe(c.clear));
+    cases.forEach((c, i) =>
+      expect(
+        phpDecrypted[i]!.clear && Buffer.from(phpDecrypted[i]!.clear!, 'base64').toString(),
+        `${c.cipher} ${c.key}`,
+      ).toBe(c.clear),
+    );
 
     const phpEncrypted = await runOracle<{ blob: string }>(
       rc.dir,
-      cases.map((c) => ({ op: 'encrypt', desKey: c.key, cipher: c.cipher, clear: Buffer.from(c.clear).toString('base64') })),
+      cases.map((c) => ({
+        op: 'encrypt',
+        desKey: c.key,
+        cipher: c.cipher,
+        clear: Buffer.from(c.clear).toString('base64'),
+      })),
     );
     cases.forEach((c, i) => {
       const blob = phpEncrypted[i]!.blob;
       const clear = rcubeDecrypt({ cipher: c.cipher, desKey: Buffer.from(c.key) }, blob);
       // Roundcube's own blobs with a "\n" byte in the GCM tag do not decrypt in Roundcube either (see below).
-      if (RCUBE_CIPHERS[c.cipher].aead && Buffer.from(blob, 'base64').subarray(2, 18).includes(0x0a)) expect(clear).toBeNull();
+      if (RCUBE_CIPHERS[c.cipher].aead && Buffer.from(blob, 'base64').subarray(2, 18).includes(0x0a))
+        expect(clear).toBeNull();
       else expect(clear?.toString(), `${c.cipher} ${c.key}`).toBe(c.clear);
     });
   });
@@ -55,7 +82,12 @@ describeRoundcube('rcube::encrypt / rcube::decrypt compatibility (real Roundcube
     ];
     const php = await runOracle<{ clear: string | null }>(
       rc.dir,
-      bad.map(([, key, b], i) => ({ op: 'decrypt', desKey: key, cipher: i === 2 ? 'aes-256-gcm' : 'aes-256-cbc', blob: b })),
+      bad.map(([, key, b], i) => ({
+        op: 'decrypt',
+        desKey: key,
+        cipher: i === 2 ? 'aes-256-gcm' : 'aes-256-cbc',
+        blob: b,
+      })),
     );
     bad.forEach(([name, key, b], i) => {
       const ours = rcubeDecrypt({ cipher: i === 2 ? 'aes-256-gcm' : 'aes-256-cbc', desKey: Buffer.from(key) }, b);
@@ -66,7 +98,9 @@ describeRoundcube('rcube::encrypt / rcube::decrypt compatibility (real Roundcube
     expect(rcubeDecrypt(cfg, 'not base64!')).toBeNull();
     // PHP's lenient base64: a blob with a line break or stray characters still decrypts, in both.
     const wrapped = `${blob.slice(0, 10)}\n${blob.slice(10)} `;
-    const [lenient] = await runOracle<{ clear: string | null }>(rc.dir, [{ op: 'decrypt', desKey: cfg.desKey.toString(), cipher: 'aes-256-cbc', blob: wrapped }]);
+    const [lenient] = await runOracle<{ clear: string | null }>(rc.dir, [
+      { op: 'decrypt', desKey: cfg.desKey.toString(), cipher: 'aes-256-cbc', blob: wrapped },
+    ]);
     expect(Buffer.from(lenient!.clear!, 'base64').toString()).toBe('{"activate":true}');
     expect(rcubeDecrypt(cfg, wrapped)!.toString()).toBe('{"activate":true}');
   });

@@ -23,7 +23,12 @@ const summary = (o: Partial<RecoverySummary> = {}): RecoverySummary => ({
   alternateEmail: null,
   ...o,
 });
-const plan = { ticket: 'T-1', reason: 'lost phone on a train, identity checked by a call-back to the number on file', actor: 'agent', temporaryCodeTtlMs: 24 * 3600_000 };
+const plan = {
+  ticket: 'T-1',
+  reason: 'lost phone on a train, identity checked by a call-back to the number on file',
+  actor: 'agent',
+  temporaryCodeTtlMs: 24 * 3600_000,
+};
 const words = (text: string) => text.split(/\s+/).filter(Boolean);
 
 describe('recover summary: wrong attempts and the lock', () => {
@@ -42,14 +47,28 @@ describe('recover summary: wrong attempts and the lock', () => {
 
   it('the result says what was cleared: a lock, or only a count', () => {
     const done = (before: RecoverySummary): RecoveryDone => ({
-      outcome: 'recovered', email: before.email, ticket: 'T-1', reason: null, actor: 'agent', before,
+      outcome: 'recovered',
+      email: before.email,
+      ticket: 'T-1',
+      reason: null,
+      actor: 'agent',
+      before,
       removed: { method: 'sms', recoveryCodes: 10, challenges: 0, enrolment: false, postfixadminTotp: false },
-      stores: [], complete: true, exitCode: 0, lockCleared: true, sessionsRevokedAt: '2026-11-30T01:00:00.000Z',
-      twoFactorRequired: false, temporaryCode: null, signOut: { ok: true, detail: '' }, reply: null,
+      stores: [],
+      complete: true,
+      exitCode: 0,
+      lockCleared: true,
+      sessionsRevokedAt: '2026-11-30T01:00:00.000Z',
+      twoFactorRequired: false,
+      temporaryCode: null,
+      signOut: { ok: true, detail: '' },
+      reply: null,
     });
     expect(recoveredText(done(summary({ failedAttempts: 2 })))).toContain('wrong-attempt count reset');
     expect(recoveredText(done(summary({ failedAttempts: 2 })))).not.toContain('lock cleared');
-    expect(recoveredText(done(summary({ failedAttempts: 5, lockedUntil: '2026-11-30T02:00:00Z' })))).toContain('lock cleared');
+    expect(recoveredText(done(summary({ failedAttempts: 5, lockedUntil: '2026-11-30T02:00:00Z' })))).toContain(
+      'lock cleared',
+    );
   });
 });
 
@@ -58,11 +77,20 @@ describe('wrapping at the terminal width', () => {
     const line = `  ${'reason'.padEnd(20)}${plan.reason}`;
     const wrapped = wrapLine(line, 50, 22);
     for (const l of wrapped.split('\n')) expect(l.length).toBeLessThanOrEqual(50);
-    expect(wrapped.split('\n').slice(1).every((l) => l.startsWith(' '.repeat(22)) && l[22] !== ' ')).toBe(true);
+    expect(
+      wrapped
+        .split('\n')
+        .slice(1)
+        .every((l) => l.startsWith(' '.repeat(22)) && l[22] !== ' '),
+    ).toBe(true);
     expect(words(wrapped)).toEqual(words(line));
     expect(wrapLine('short', 50, 0)).toBe('short');
     // A word longer than the width is cut (nothing else can be done), the rest still on word boundaries.
-    expect(wrapLine(`x ${'y'.repeat(30)} z`, 20, 0).split('\n').every((l) => l.length <= 20)).toBe(true);
+    expect(
+      wrapLine(`x ${'y'.repeat(30)} z`, 20, 0)
+        .split('\n')
+        .every((l) => l.length <= 20),
+    ).toBe(true);
   });
 
   it('summary at 80 columns: no line longer, no word cut; without a width nothing is wrapped', () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.js';
 import { ConfigFileSchema } from '../../src/config-schema.js';
-import { ExitCode, Mail2faError } from '../../src/core/errors.js';
+import { ExitCode, Mail2faError } from '../../src/errors.js';
 import { createSmsSender, smsText, type SmsMessage } from '../../src/sms/transports.js';
 
 const CODE = '482916';
@@ -35,7 +35,12 @@ class Gateway {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const r: Received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      const r: Received = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
       this.received.push(r);
       // No keep-alive: each test's requests get fresh connections.
       res.setHeader('connection', 'close');
@@ -86,7 +91,17 @@ async function failure(promise: Promise<unknown>): Promise<Mail2faError> {
 /** Rule 8: no code, text, number or credential in an error. */
 function expectNoSecrets(err: { message: string; hint?: string | undefined }): void {
   const shown = `${err.message}\n${err.hint ?? ''}`;
-  for (const secret of [CODE, PHONE, PHONE.slice(1), '20123456', MESSAGE.text, TOKEN, HEADER_SECRET, 'hdr-SECRET', Buffer.from(`AC123:${TOKEN}`).toString('base64')]) {
+  for (const secret of [
+    CODE,
+    PHONE,
+    PHONE.slice(1),
+    '20123456',
+    MESSAGE.text,
+    TOKEN,
+    HEADER_SECRET,
+    'hdr-SECRET',
+    Buffer.from(`AC123:${TOKEN}`).toString('base64'),
+  ]) {
     expect(shown).not.toContain(secret);
   }
 }
@@ -106,7 +121,9 @@ afterAll(async () => {
 describe('smsText', () => {
   it('is exactly the product text', () => {
     expect(smsText('Webmail', '123456')).toBe('Your Webmail verification code is 123456. It expires in 10 minutes.');
-    expect(smsText('Example Mail', '000042')).toBe('Your Example Mail verification code is 000042. It expires in 10 minutes.');
+    expect(smsText('Example Mail', '000042')).toBe(
+      'Your Example Mail verification code is 000042. It expires in 10 minutes.',
+    );
   });
 });
 
@@ -146,7 +163,10 @@ describe('outbox transport', () => {
   it('an unwritable outbox is exit 69 with no secret; check() reports it', async () => {
     const blocker = join(dir, 'not-a-dir');
     writeFileSync(blocker, '');
-    const sender = createSmsSender(smsConfig({ outbox: { path: join(blocker, 'out.ndjson') } }), { dataDir: dir, env: {} });
+    const sender = createSmsSender(smsConfig({ outbox: { path: join(blocker, 'out.ndjson') } }), {
+      dataDir: dir,
+      env: {},
+    });
     const err = await failure(sender.send(MESSAGE));
     expect(err.exitCode).toBe(ExitCode.UNAVAILABLE);
     expect(err.code).toBe('sms_unavailable');
@@ -166,10 +186,17 @@ describe('outbox transport', () => {
 
 describe('webhook transport', () => {
   const webhook = (extra: Record<string, unknown> = {}, timeoutMs = 5000) =>
-    smsConfig({ transport: 'webhook', timeoutMs, webhook: { url: `${gateway.url}/sms/send?client=mail2fa`, ...extra } });
+    smsConfig({
+      transport: 'webhook',
+      timeoutMs,
+      webhook: { url: `${gateway.url}/sms/send?client=mail2fa`, ...extra },
+    });
 
   it('POSTs JSON {to, text} with the configured auth header', async () => {
-    const sender = createSmsSender(webhook({ authHeader: `Authorization: ${HEADER_SECRET}` }), { dataDir: dir, env: {} });
+    const sender = createSmsSender(webhook({ authHeader: `Authorization: ${HEADER_SECRET}` }), {
+      dataDir: dir,
+      env: {},
+    });
     expect(sender.transport).toBe('webhook');
     expect(await sender.send(MESSAGE)).toEqual({ transport: 'webhook' });
     expect(gateway.received).toHaveLength(1);
@@ -191,16 +218,31 @@ describe('webhook transport', () => {
     const file = join(dir, 'webhook-header');
     writeFileSync(file, 'X-Api-Key: from-file\n', { mode: 0o600 });
     const config = webhook({ authHeader: 'X-Api-Key: from-config' });
-    await createSmsSender(config, { dataDir: dir, env: { MAIL2FA_SMS_WEBHOOK_AUTH_HEADER: 'X-Api-Key: from-env' } }).send(MESSAGE);
+    await createSmsSender(config, {
+      dataDir: dir,
+      env: { MAIL2FA_SMS_WEBHOOK_AUTH_HEADER: 'X-Api-Key: from-env' },
+    }).send(MESSAGE);
     await createSmsSender(config, { dataDir: dir, env: { MAIL2FA_SMS_WEBHOOK_AUTH_HEADER_FILE: file } }).send(MESSAGE);
     await createSmsSender(config, { dataDir: dir, env: {} }).send(MESSAGE);
     await createSmsSender(webhook({ authHeaderFile: file }), { dataDir: dir, env: {} }).send(MESSAGE);
-    expect(gateway.received.map((r) => r.headers['x-api-key'])).toEqual(['from-env', 'from-file', 'from-config', 'from-file']);
+    expect(gateway.received.map((r) => r.headers['x-api-key'])).toEqual([
+      'from-env',
+      'from-file',
+      'from-config',
+      'from-file',
+    ]);
   });
 
   it('a 500 is exit 69; the message says what happened and holds no code, number or credential', async () => {
-    gateway.reply = (_req, res) => res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `cannot deliver ${MESSAGE.text} to ${PHONE}` }));
-    const err = await failure(createSmsSender(webhook({ authHeader: `Authorization: ${HEADER_SECRET}` }), { dataDir: dir, env: {} }).send(MESSAGE));
+    gateway.reply = (_req, res) =>
+      res
+        .writeHead(500, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: `cannot deliver ${MESSAGE.text} to ${PHONE}` }));
+    const err = await failure(
+      createSmsSender(webhook({ authHeader: `Authorization: ${HEADER_SECRET}` }), { dataDir: dir, env: {} }).send(
+        MESSAGE,
+      ),
+    );
     expect(err.exitCode).toBe(ExitCode.UNAVAILABLE);
     expect(err.code).toBe('sms_unavailable');
     expect(err.message).toMatch(/HTTP 500/);
@@ -211,8 +253,15 @@ describe('webhook transport', () => {
   });
 
   it('a redirect is not followed (it could carry the auth header elsewhere): exit 69', async () => {
-    gateway.reply = (req, res) => (req.url.startsWith('/elsewhere') ? res.writeHead(200).end() : res.writeHead(307, { location: '/elsewhere' }).end());
-    const err = await failure(createSmsSender(webhook({ authHeader: `Authorization: ${HEADER_SECRET}` }), { dataDir: dir, env: {} }).send(MESSAGE));
+    gateway.reply = (req, res) =>
+      req.url.startsWith('/elsewhere')
+        ? res.writeHead(200).end()
+        : res.writeHead(307, { location: '/elsewhere' }).end();
+    const err = await failure(
+      createSmsSender(webhook({ authHeader: `Authorization: ${HEADER_SECRET}` }), { dataDir: dir, env: {} }).send(
+        MESSAGE,
+      ),
+    );
     expect(err.exitCode).toBe(ExitCode.UNAVAILABLE);
     expect(err.message).toMatch(/HTTP 307/);
     expect(gateway.received).toHaveLength(1);
@@ -241,7 +290,10 @@ describe('webhook transport', () => {
 
   it('connection refused: exit 69', async () => {
     const port = await closedPort();
-    const config = smsConfig({ transport: 'webhook', webhook: { url: `http://127.0.0.1:${port}/hook`, authHeader: `Authorization: ${HEADER_SECRET}` } });
+    const config = smsConfig({
+      transport: 'webhook',
+      webhook: { url: `http://127.0.0.1:${port}/hook`, authHeader: `Authorization: ${HEADER_SECRET}` },
+    });
     const err = await failure(createSmsSender(config, { dataDir: dir, env: {} }).send(MESSAGE));
     expect(err.exitCode).toBe(ExitCode.UNAVAILABLE);
     expect(err.message).toMatch(/connection refused/);
@@ -249,7 +301,11 @@ describe('webhook transport', () => {
   });
 
   it('an unresolvable host: exit 69', async () => {
-    const config = smsConfig({ transport: 'webhook', timeoutMs: 3000, webhook: { url: 'http://sms-gateway.invalid/hook' } });
+    const config = smsConfig({
+      transport: 'webhook',
+      timeoutMs: 3000,
+      webhook: { url: 'http://sms-gateway.invalid/hook' },
+    });
     const err = await failure(createSmsSender(config, { dataDir: dir, env: {} }).send(MESSAGE));
     expect(err.exitCode).toBe(ExitCode.UNAVAILABLE);
     expect(err.message).toMatch(/unreachable/);
@@ -257,14 +313,21 @@ describe('webhook transport', () => {
   });
 
   it('missing URL, malformed header or unreadable header file: exit 78, nothing sent, no secret shown', async () => {
-    const noUrl = await failure(createSmsSender(smsConfig({ transport: 'webhook' }), { dataDir: dir, env: {} }).send(MESSAGE));
+    const noUrl = await failure(
+      createSmsSender(smsConfig({ transport: 'webhook' }), { dataDir: dir, env: {} }).send(MESSAGE),
+    );
     expect(noUrl.exitCode).toBe(ExitCode.CONFIG);
-    const malformed = await failure(createSmsSender(webhook({ authHeader: HEADER_SECRET.replace(' ', '') }), { dataDir: dir, env: {} }).send(MESSAGE));
+    const malformed = await failure(
+      createSmsSender(webhook({ authHeader: HEADER_SECRET.replace(' ', '') }), { dataDir: dir, env: {} }).send(MESSAGE),
+    );
     expect(malformed.exitCode).toBe(ExitCode.CONFIG);
     expect(malformed.message).toMatch(/"Name: value"/);
     expectNoSecrets(malformed);
     const missingFile = await failure(
-      createSmsSender(webhook(), { dataDir: dir, env: { MAIL2FA_SMS_WEBHOOK_AUTH_HEADER_FILE: join(dir, 'nope') } }).send(MESSAGE),
+      createSmsSender(webhook(), {
+        dataDir: dir,
+        env: { MAIL2FA_SMS_WEBHOOK_AUTH_HEADER_FILE: join(dir, 'nope') },
+      }).send(MESSAGE),
     );
     expect(missingFile.exitCode).toBe(ExitCode.CONFIG);
     expect(missingFile.message).toMatch(/ENOENT/);
@@ -272,7 +335,10 @@ describe('webhook transport', () => {
   });
 
   it('check() asks with HEAD, sends no message, and reports refused credentials and dead gateways', async () => {
-    const sender = createSmsSender(webhook({ authHeader: `Authorization: ${HEADER_SECRET}` }), { dataDir: dir, env: {} });
+    const sender = createSmsSender(webhook({ authHeader: `Authorization: ${HEADER_SECRET}` }), {
+      dataDir: dir,
+      env: {},
+    });
     gateway.reply = (_req, res) => res.writeHead(405).end();
     const ok = await sender.check();
     expect(ok.ok).toBe(true);
@@ -288,7 +354,10 @@ describe('webhook transport', () => {
     expect(await slow.check()).toEqual({ ok: false, detail: expect.stringMatching(/no answer within 300 ms/) });
 
     const port = await closedPort();
-    const dead = createSmsSender(smsConfig({ transport: 'webhook', webhook: { url: `http://127.0.0.1:${port}/` } }), { dataDir: dir, env: {} });
+    const dead = createSmsSender(smsConfig({ transport: 'webhook', webhook: { url: `http://127.0.0.1:${port}/` } }), {
+      dataDir: dir,
+      env: {},
+    });
     expect(await dead.check()).toEqual({ ok: false, detail: expect.stringMatching(/connection refused/) });
     expect(gateway.received.every((r) => r.method === 'HEAD')).toBe(true);
   });
@@ -296,11 +365,16 @@ describe('webhook transport', () => {
 
 describe('twilio transport', () => {
   const twilio = (extra: Record<string, unknown> = {}, timeoutMs = 5000) =>
-    smsConfig({ transport: 'twilio', timeoutMs, twilio: { baseUrl: gateway.url, accountSid: 'AC123', from: '+15005550006', ...extra } });
+    smsConfig({
+      transport: 'twilio',
+      timeoutMs,
+      twilio: { baseUrl: gateway.url, accountSid: 'AC123', from: '+15005550006', ...extra },
+    });
   const basic = (token: string) => `Basic ${Buffer.from(`AC123:${token}`).toString('base64')}`;
 
   it("POSTs the Messages API form with HTTP Basic auth; Twilio's 201 is success", async () => {
-    gateway.reply = (_req, res) => res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ sid: 'SM1', status: 'queued' }));
+    gateway.reply = (_req, res) =>
+      res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ sid: 'SM1', status: 'queued' }));
     const sender = createSmsSender(twilio({ authToken: TOKEN }), { dataDir: dir, env: {} });
     expect(sender.transport).toBe('twilio');
     expect(await sender.send(MESSAGE)).toEqual({ transport: 'twilio' });
@@ -309,7 +383,11 @@ describe('twilio transport', () => {
     expect(req.url).toBe('/2010-04-01/Accounts/AC123/Messages.json');
     expect(req.headers['content-type']).toBe('application/x-www-form-urlencoded');
     expect(req.headers.authorization).toBe(basic(TOKEN));
-    expect(Object.fromEntries(new URLSearchParams(req.body))).toEqual({ To: PHONE, From: '+15005550006', Body: MESSAGE.text });
+    expect(Object.fromEntries(new URLSearchParams(req.body))).toEqual({
+      To: PHONE,
+      From: '+15005550006',
+      Body: MESSAGE.text,
+    });
   });
 
   it('takes the token from MAIL2FA_TWILIO_AUTH_TOKEN(_FILE) before the config file, and from authTokenFile', async () => {
@@ -330,7 +408,15 @@ describe('twilio transport', () => {
 
   it("a Twilio error is exit 69 with Twilio's error code, never its message (which quotes the number)", async () => {
     gateway.reply = (_req, res) =>
-      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 21211, message: `The 'To' number ${PHONE} is not a valid phone number.`, status: 400 }));
+      res
+        .writeHead(400, { 'content-type': 'application/json' })
+        .end(
+          JSON.stringify({
+            code: 21211,
+            message: `The 'To' number ${PHONE} is not a valid phone number.`,
+            status: 400,
+          }),
+        );
     const err = await failure(createSmsSender(twilio({ authToken: TOKEN }), { dataDir: dir, env: {} }).send(MESSAGE));
     expect(err.exitCode).toBe(ExitCode.UNAVAILABLE);
     expect(err.message).toMatch(/HTTP 400/);
@@ -346,20 +432,31 @@ describe('twilio transport', () => {
 
     gateway.reply = () => undefined;
     const started = Date.now();
-    const timeout = await failure(createSmsSender(twilio({ authToken: TOKEN }, 300), { dataDir: dir, env: {} }).send(MESSAGE));
+    const timeout = await failure(
+      createSmsSender(twilio({ authToken: TOKEN }, 300), { dataDir: dir, env: {} }).send(MESSAGE),
+    );
     expect(Date.now() - started).toBeLessThan(3000);
     expect(timeout.exitCode).toBe(ExitCode.UNAVAILABLE);
     expectNoSecrets(timeout);
 
     const port = await closedPort();
-    const refused = await failure(createSmsSender(twilio({ authToken: TOKEN, baseUrl: `http://127.0.0.1:${port}` }), { dataDir: dir, env: {} }).send(MESSAGE));
+    const refused = await failure(
+      createSmsSender(twilio({ authToken: TOKEN, baseUrl: `http://127.0.0.1:${port}` }), {
+        dataDir: dir,
+        env: {},
+      }).send(MESSAGE),
+    );
     expect(refused.exitCode).toBe(ExitCode.UNAVAILABLE);
     expect(refused.message).toMatch(/connection refused/);
     expectNoSecrets(refused);
   });
 
   it('no auth token, no account SID or no sender: exit 78 before anything is sent', async () => {
-    for (const config of [twilio(), twilio({ accountSid: undefined, authToken: TOKEN }), twilio({ from: undefined, authToken: TOKEN })]) {
+    for (const config of [
+      twilio(),
+      twilio({ accountSid: undefined, authToken: TOKEN }),
+      twilio({ from: undefined, authToken: TOKEN }),
+    ]) {
       const err = await failure(createSmsSender(config, { dataDir: dir, env: {} }).send(MESSAGE));
       expect(err.exitCode).toBe(ExitCode.CONFIG);
       expectNoSecrets(err);
@@ -369,7 +466,9 @@ describe('twilio transport', () => {
 
   it('check() GETs the account resource (no message sent) and reports refused credentials', async () => {
     gateway.reply = (req, res) =>
-      req.headers.authorization === basic(TOKEN) ? res.writeHead(200, { 'content-type': 'application/json' }).end('{"sid":"AC123"}') : res.writeHead(401).end();
+      req.headers.authorization === basic(TOKEN)
+        ? res.writeHead(200, { 'content-type': 'application/json' }).end('{"sid":"AC123"}')
+        : res.writeHead(401).end();
     const good = await createSmsSender(twilio({ authToken: TOKEN }), { dataDir: dir, env: {} }).check();
     expect(good).toEqual({ ok: true, detail: expect.stringMatching(/credentials accepted/) });
     expect(gateway.received.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /2010-04-01/Accounts/AC123.json']);
@@ -390,7 +489,9 @@ describe('twilio transport', () => {
 
 describe('recipient', () => {
   it('refuses a recipient that is not E.164 (a programming error upstream), without echoing it', async () => {
-    const err = await failure(createSmsSender(smsConfig({}), { dataDir: join(dir, 'r'), env: {} }).send({ to: '20123456', text: MESSAGE.text }));
+    const err = await failure(
+      createSmsSender(smsConfig({}), { dataDir: join(dir, 'r'), env: {} }).send({ to: '20123456', text: MESSAGE.text }),
+    );
     expect(err.exitCode).toBe(ExitCode.DATAERR);
     expectNoSecrets(err);
   });

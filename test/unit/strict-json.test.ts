@@ -14,7 +14,7 @@ describe('parseStrictJson', () => {
     ['{"a":1,"b":{"c":2,"c":3}}', /duplicate key "c"/],
     ['{"a":NaN}', /unexpected character/],
     ['\u00a0{}', /unexpected character/],
-    ['[' .repeat(300) + ']'.repeat(300), /nesting too deep/],
+    ['['.repeat(300) + ']'.repeat(300), /nesting too deep/],
     ['', /unexpected character/],
   ])('refuses %j', (text, why) => {
     expect(() => parseStrictJson(text)).toThrow(JsonSyntaxError);
@@ -33,7 +33,9 @@ describe('parseStrictJson', () => {
 describe('setTopLevelMember', () => {
   it('replaces only the top-level value, whitespace and escapes kept', () => {
     const text = '{ "x" : {"k":1} ,\n "k" : 1 , "u":"\\u00e9", "big": 123456789012345678901 }';
-    expect(setTopLevelMember(text, parseStrictJson(text), 'k', '0')).toBe('{ "x" : {"k":1} ,\n "k" : 0 , "u":"\\u00e9", "big": 123456789012345678901 }');
+    expect(setTopLevelMember(text, parseStrictJson(text), 'k', '0')).toBe(
+      '{ "x" : {"k":1} ,\n "k" : 0 , "u":"\\u00e9", "big": 123456789012345678901 }',
+    );
   });
   it('appends after the last member, or into an empty object', () => {
     expect(setTopLevelMember('{"a":1 }', parseStrictJson('{"a":1 }'), 'k', '0')).toBe('{"a":1,"k":0 }');

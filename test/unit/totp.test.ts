@@ -177,9 +177,7 @@ describe('verifyTotp replay protection (afterTimeStep)', () => {
   });
 
   it('a replay is rejected later too (same code, later time still within the window)', () => {
-    expect(
-      verifyTotp({ secret: RFC_SEED_B32, token: codeAt(0), nowMs: now + 30_000, afterTimeStep: step }),
-    ).toBeNull();
+    expect(verifyTotp({ secret: RFC_SEED_B32, token: codeAt(0), nowMs: now + 30_000, afterTimeStep: step })).toBeNull();
   });
 
   it('null/undefined afterTimeStep means no previous use', () => {
@@ -193,7 +191,9 @@ describe('verifyTotp replay protection (afterTimeStep)', () => {
 
   it('afterTimeStep at or beyond the end of the window returns null instead of throwing', () => {
     for (const after of [step + 1, step + 2, step + 1000, Number.MAX_SAFE_INTEGER]) {
-      expect(() => verifyTotp({ secret: RFC_SEED_B32, token: codeAt(1), nowMs: now, afterTimeStep: after })).not.toThrow();
+      expect(() =>
+        verifyTotp({ secret: RFC_SEED_B32, token: codeAt(1), nowMs: now, afterTimeStep: after }),
+      ).not.toThrow();
       expect(verifyTotp({ secret: RFC_SEED_B32, token: codeAt(1), nowMs: now, afterTimeStep: after })).toBeNull();
     }
   });
@@ -239,7 +239,14 @@ describe('strict code input', () => {
   it('does not normalise a currently valid code', () => {
     expect(verifyTotp({ secret: RFC_SEED_B32, token: valid, nowMs: now })).not.toBeNull();
     const fullwidth = [...valid].map((d) => String.fromCodePoint(0xff10 + Number(d))).join('');
-    for (const token of [` ${valid}`, `${valid} `, `${valid}\n`, `+${valid}`, `${valid.slice(0, 3)} ${valid.slice(3)}`, fullwidth]) {
+    for (const token of [
+      ` ${valid}`,
+      `${valid} `,
+      `${valid}\n`,
+      `+${valid}`,
+      `${valid.slice(0, 3)} ${valid.slice(3)}`,
+      fullwidth,
+    ]) {
       expect(verifyTotp({ secret: RFC_SEED_B32, token, nowMs: now })).toBeNull();
     }
   });

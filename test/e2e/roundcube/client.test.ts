@@ -84,8 +84,19 @@ function php(args: string[]): Promise<Record<string, any>> {
       res.write('{"ok":true,"email":"a@example.org",');
       res.end('"requiresCode":true}');
     };
-    const r = await php([`unix://${socket}`, 'ignored-on-a-socket', '2', '/v1/requires-code', JSON.stringify({ email: 'a@example.org', note: 'Grüße' })]);
-    expect(r).toEqual({ status: 200, body: { ok: true, email: 'a@example.org', requiresCode: true }, ok: true, code: '' });
+    const r = await php([
+      `unix://${socket}`,
+      'ignored-on-a-socket',
+      '2',
+      '/v1/requires-code',
+      JSON.stringify({ email: 'a@example.org', note: 'Grüße' }),
+    ]);
+    expect(r).toEqual({
+      status: 200,
+      body: { ok: true, email: 'a@example.org', requiresCode: true },
+      ok: true,
+      code: '',
+    });
     expect(seen).toHaveLength(1);
     expect(seen[0]!.method).toBe('POST');
     expect(seen[0]!.url).toBe('/v1/requires-code');
@@ -99,14 +110,31 @@ function php(args: string[]): Promise<Record<string, any>> {
     seen.length = 0;
     reply = (res) => {
       res.statusCode = 429;
-      res.end(JSON.stringify({ ok: false, outcome: 'locked', lockedUntil: '2026-11-30T01:38:45.678Z', error: { code: 'locked', message: 'locked' } }));
+      res.end(
+        JSON.stringify({
+          ok: false,
+          outcome: 'locked',
+          lockedUntil: '2026-11-30T01:38:45.678Z',
+          error: { code: 'locked', message: 'locked' },
+        }),
+      );
     };
-    const locked = await php([tcpUrl, 'a-token-of-32-characters-0123456', '2', '/v1/verify', '{"email":"a@example.org","code":"123456","ip":"127.0.0.1"}']);
+    const locked = await php([
+      tcpUrl,
+      'a-token-of-32-characters-0123456',
+      '2',
+      '/v1/verify',
+      '{"email":"a@example.org","code":"123456","ip":"127.0.0.1"}',
+    ]);
     expect(locked).toMatchObject({ status: 429, ok: false, code: 'locked' });
     expect(seen[0]!.headers.authorization).toBe('Bearer a-token-of-32-characters-0123456');
 
     reply = (res) => res.end(JSON.stringify({ ok: false, outcome: 'wrong_password', message: 'wrong password' }));
-    expect(await php([tcpUrl, 't', '2', '/v1/disable', '{}'])).toMatchObject({ status: 200, ok: false, code: 'wrong_password' });
+    expect(await php([tcpUrl, 't', '2', '/v1/disable', '{}'])).toMatchObject({
+      status: 200,
+      ok: false,
+      code: 'wrong_password',
+    });
   });
 
   it.each<[string, Reply]>([
@@ -130,7 +158,9 @@ function php(args: string[]): Promise<Record<string, any>> {
   });
 
   it('no socket, a closed port, or an endpoint that is neither unix:// nor http:// is "unavailable"', async () => {
-    expect((await php([`unix://${join(dir, 'nothing.sock')}`, '', '1', '/healthz', '{}'])).unavailable).toMatch(/cannot connect/);
+    expect((await php([`unix://${join(dir, 'nothing.sock')}`, '', '1', '/healthz', '{}'])).unavailable).toMatch(
+      /cannot connect/,
+    );
     expect((await php(['http://127.0.0.1:1', '', '1', '/healthz', '{}'])).unavailable).toMatch(/cannot connect/);
     expect((await php(['ftp://example.org/', '', '1', '/healthz', '{}'])).unavailable).toMatch(/must be unix/);
   });

@@ -20,8 +20,15 @@ export function eventually<T>(read: () => Promise<T> | T) {
   return expect.poll(read, { timeout: 30_000, interval: 100 });
 }
 
-export async function newPerson(browser: Browser, o: { locale?: string } = {}): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ locale: o.locale ?? 'en-US', viewport: { width: 1280, height: 800 }, timezoneId: 'UTC' });
+export async function newPerson(
+  browser: Browser,
+  o: { locale?: string } = {},
+): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({
+    locale: o.locale ?? 'en-US',
+    viewport: { width: 1280, height: 800 },
+    timezoneId: 'UTC',
+  });
   const page = await context.newPage();
   page.setDefaultTimeout(30_000);
   return { context, page };
@@ -34,7 +41,13 @@ export async function shot(page: Page, name: string): Promise<void> {
 
 /** Types address and password into Roundcube's sign-in form and submits it; returns the HTTP status of the answer. */
 export async function signIn(page: Page, url: string, email: string, password: string): Promise<number> {
-  if (!(await page.locator('#rcmloginuser').isVisible().catch(() => false))) await page.goto(url);
+  if (
+    !(await page
+      .locator('#rcmloginuser')
+      .isVisible()
+      .catch(() => false))
+  )
+    await page.goto(url);
   await page.fill('#rcmloginuser', email);
   await page.fill('#rcmloginpwd', password);
   const [response] = await Promise.all([page.waitForNavigation(), page.click('#rcmloginsubmit')]);
@@ -95,8 +108,14 @@ export async function scanQr(page: Page, element: Locator): Promise<string> {
   try {
     const img = await blank.evaluate(async (b64: string) => {
       // Browser globals, typed here because the test project has no DOM library.
-      interface Bitmap { width: number; height: number }
-      interface Canvas2d { drawImage(b: Bitmap, x: number, y: number): void; getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } }
+      interface Bitmap {
+        width: number;
+        height: number;
+      }
+      interface Canvas2d {
+        drawImage(b: Bitmap, x: number, y: number): void;
+        getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray };
+      }
       const g = globalThis as unknown as {
         createImageBitmap(b: Blob): Promise<Bitmap>;
         OffscreenCanvas: new (w: number, h: number) => { getContext(kind: '2d'): Canvas2d | null };

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import type { Knex } from 'knex';
 import type { Tables } from '../db/schema.js';
 import { VERSION } from '../version.js';
-import { escapeControl } from './text.js';
+import { escapeControl } from '../text.js';
 
 export type AuditOutcome = 'ok' | 'refused' | 'failed';
 
@@ -29,7 +29,12 @@ export interface AuditWriter {
 
 const HOST = hostname();
 
-export async function writeAudit(db: Knex | Knex.Transaction, tables: Tables, writer: AuditWriter, event: AuditEvent): Promise<void> {
+export async function writeAudit(
+  db: Knex | Knex.Transaction,
+  tables: Tables,
+  writer: AuditWriter,
+  event: AuditEvent,
+): Promise<void> {
   await db(tables.audit).insert({
     at: writer.now(),
     actor: escapeControl(writer.actor).slice(0, 128),
@@ -46,8 +51,13 @@ export async function writeAudit(db: Knex | Knex.Transaction, tables: Tables, wr
 }
 
 function detailJson(detail: AuditEvent['detail'], origin: AuditWriter['origin']): string | null {
-  const merged = origin?.ip || origin?.userAgent
-    ? { ...detail, ...(origin.ip ? { ip: origin.ip } : {}), ...(origin.userAgent ? { userAgent: origin.userAgent.slice(0, 256) } : {}) }
-    : detail;
+  const merged =
+    origin?.ip || origin?.userAgent
+      ? {
+          ...detail,
+          ...(origin.ip ? { ip: origin.ip } : {}),
+          ...(origin.userAgent ? { userAgent: origin.userAgent.slice(0, 256) } : {}),
+        }
+      : detail;
   return merged ? JSON.stringify(merged, (_k, v: unknown) => (typeof v === 'string' ? escapeControl(v) : v)) : null;
 }

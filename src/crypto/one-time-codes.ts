@@ -12,7 +12,7 @@
  * Unicode. Parsing returns the canonical (lower-case) form, which is what gets hashed.
  */
 import { createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import { internalError } from '../core/errors.js';
+import { internalError } from '../errors.js';
 
 export type CodePurpose = 'recovery' | 'sms' | 'temporary';
 const PURPOSES: ReadonlySet<string> = new Set<CodePurpose>(['recovery', 'sms', 'temporary']);
@@ -38,9 +38,11 @@ const TEMPORARY_RE = new RegExp(`^${SYM}{4}-${SYM}{4}-${SYM}{4}-${SYM}{4}$`);
  * HMAC(hashKey, "mail2fa-code\0" + purpose + "\0" + account + "\0" + code). Hash the canonical form of the code.
  */
 export function codeHash(hashKey: Buffer, purpose: CodePurpose, account: string, code: string): string {
-  if (!Buffer.isBuffer(hashKey) || hashKey.length < HASH_KEY_BYTES) throw internalError(`code hash key must be at least ${HASH_KEY_BYTES} bytes`);
+  if (!Buffer.isBuffer(hashKey) || hashKey.length < HASH_KEY_BYTES)
+    throw internalError(`code hash key must be at least ${HASH_KEY_BYTES} bytes`);
   if (!PURPOSES.has(purpose)) throw internalError(`unknown code purpose ${JSON.stringify(purpose)}`);
-  if (typeof account !== 'string' || typeof code !== 'string') throw internalError('code hash: account and code must be strings');
+  if (typeof account !== 'string' || typeof code !== 'string')
+    throw internalError('code hash: account and code must be strings');
   // NUL separates the fields: a field containing one would make the encoding ambiguous.
   if (account.includes('\0') || code.includes('\0')) throw internalError('code hash: NUL in account or code');
   return createHmac('sha256', hashKey).update(`mail2fa-code\0${purpose}\0${account}\0${code}`, 'utf8').digest('hex');

@@ -26,7 +26,11 @@ export function sealedTables(t: Tables): SealedTable[] {
   ];
 }
 
-export async function* pages(q: Knex | Knex.Transaction, spec: SealedTable, o: { wholeRows: boolean; forUpdate: boolean }): AsyncGenerator<Row[]> {
+export async function* pages(
+  q: Knex | Knex.Transaction,
+  spec: SealedTable,
+  o: { wholeRows: boolean; forUpdate: boolean },
+): AsyncGenerator<Row[]> {
   let last: string | undefined;
   for (;;) {
     const query = q(spec.table).orderBy(spec.pk).limit(PAGE_SIZE);
@@ -58,12 +62,19 @@ export async function firstSealedValue(db: Database, spec: SealedTable, column: 
 
 /** How many rows of the table are not (yet) under the key `keyId`. */
 export async function countNotUnderKey(trx: Knex.Transaction, spec: SealedTable, keyId: string): Promise<number> {
-  const row = (await trx(spec.table).whereNot('key_id', keyId).count({ n: '*' }).first()) as { n: number | string } | undefined;
+  const row = (await trx(spec.table).whereNot('key_id', keyId).count({ n: '*' }).first()) as
+    { n: number | string } | undefined;
   return Number(row?.n ?? 0);
 }
 
 /** Up to `limit` whole rows not under `keyId`, locked for the transaction (SQLite: inTransaction holds the write lock). */
-export async function lockRowsNotUnderKey(trx: Knex.Transaction, dialect: Database['dialect'], spec: SealedTable, keyId: string, limit: number): Promise<Row[]> {
+export async function lockRowsNotUnderKey(
+  trx: Knex.Transaction,
+  dialect: Database['dialect'],
+  spec: SealedTable,
+  keyId: string,
+  limit: number,
+): Promise<Row[]> {
   const query = trx(spec.table).whereNot('key_id', keyId).orderBy(spec.pk).limit(limit).select('*');
   if (dialect !== 'sqlite') query.forUpdate();
   return (await query) as Row[];
@@ -71,5 +82,8 @@ export async function lockRowsNotUnderKey(trx: Knex.Transaction, dialect: Databa
 
 /** Writes whole rows back in one statement (their sealed columns and key id). */
 export async function writeSealedRows(trx: Knex.Transaction, spec: SealedTable, rows: Row[]): Promise<void> {
-  await trx(spec.table).insert(rows).onConflict(spec.pk).merge([...spec.columns, 'key_id']);
+  await trx(spec.table)
+    .insert(rows)
+    .onConflict(spec.pk)
+    .merge([...spec.columns, 'key_id']);
 }

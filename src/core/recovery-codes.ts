@@ -7,7 +7,7 @@ import { readFactor, replaceRecoveryCodes } from './factors.js';
 import { accountTransaction, Refusal } from './guard.js';
 import { checkPassword, notEnabled, proveOwner } from './owner.js';
 import { isoTime } from './time.js';
-import type { CodeKind, ParsedCode } from './verification.js';
+import type { CodeKind, ParsedCode } from './factor-check.js';
 
 export interface RegenerateInput {
   email: string;
@@ -32,7 +32,17 @@ export async function regenerateRecoveryCodes(ctx: Context, input: RegenerateInp
     const kind = await proveOwner(tx, 'codes-regenerate', factor, passwordOk, input.code);
     if (kind instanceof Refusal) return kind;
     const codes = await replaceRecoveryCodes(tx.trx, ctx.tables, tx.vault(), tx.now, tx.account);
-    await tx.audit({ action: 'codes-regenerate', outcome: 'ok', detail: { method: factor.method, code: kind, count: codes.length } });
-    return { email: tx.account, method: factor.method, codeKind: kind, recoveryCodes: codes, createdAt: isoTime(tx.now)! };
+    await tx.audit({
+      action: 'codes-regenerate',
+      outcome: 'ok',
+      detail: { method: factor.method, code: kind, count: codes.length },
+    });
+    return {
+      email: tx.account,
+      method: factor.method,
+      codeKind: kind,
+      recoveryCodes: codes,
+      createdAt: isoTime(tx.now)!,
+    };
   });
 }

@@ -4,11 +4,18 @@
  * Every kind is single-use; the "used" mark is written with a compare-and-set update in the caller's
  * transaction — if it cannot be written, the error propagates and nothing is accepted (fail closed).
  */
-import { parseRecoveryCode, parseTemporaryCode } from '../crypto/codes.js';
-import { advanceFactorStep, countUnusedRecoveryCodes, newestChallenge, touchFactor, useChallenge, useRecoveryCode } from '../db/ownStore.js';
-import { lastStoreTotpStep, useStoreTotpStep } from '../db/storeReplay.js';
+import { parseRecoveryCode, parseTemporaryCode } from '../crypto/one-time-codes.js';
+import {
+  advanceFactorStep,
+  countUnusedRecoveryCodes,
+  newestChallenge,
+  touchFactor,
+  useChallenge,
+  useRecoveryCode,
+} from '../db/own-store.js';
+import { lastStoreTotpStep, useStoreTotpStep } from '../db/store-replay.js';
 import { TOTP_DIGITS, base32Encode, isWellFormedCode, verifyTotp } from '../totp/totp.js';
-import { dataError } from './errors.js';
+import { dataError } from '../errors.js';
 import type { FactorRow } from './factors.js';
 import type { AccountTx } from './guard.js';
 import { asMail2faError, NO_FOREIGN_FACTORS, storeFailure, storeWriteContext, type ForeignFactors } from './stores.js';
@@ -49,7 +56,12 @@ export function factorSecret(tx: AccountTx, factor: FactorRow): string {
 
 /** TOTP against the stored factor, with replay protection across processes (compare-and-set on the last step). */
 async function checkTotp(tx: AccountTx, factor: FactorRow, token: string, floor: number | null): Promise<boolean> {
-  const match = verifyTotp({ secret: factorSecret(tx, factor), token, nowMs: tx.now, afterTimeStep: maxStep(factor.last_totp_step, floor) });
+  const match = verifyTotp({
+    secret: factorSecret(tx, factor),
+    token,
+    nowMs: tx.now,
+    afterTimeStep: maxStep(factor.last_totp_step, floor),
+  });
   if (!match) return false;
   return advanceFactorStep(tx.trx, tx.ctx.tables, factor.account, match.timeStep, tx.now);
 }
@@ -80,9 +92,14 @@ async function checkRecovery(tx: AccountTx, code: string): Promise<boolean> {
 
 /**
  * A TOTP of a foreign store's secret (PostfixAdmin, …). The store keeps no replay state: mail2fa's own table does
- * (src/db/storeReplay.ts), so a code is accepted once here too; window ±1 step at most, whatever the store allows.
+ * (src/db/store-replay.ts), so a code is accepted once here too; window ±1 step at most, whatever the store allows.
  */
-async function checkForeignTotp(tx: AccountTx, foreign: ForeignFactors, token: string, after: number | null): Promise<boolean> {
+async function checkForeignTotp(
+  tx: AccountTx,
+  foreign: ForeignFactors,
+  token: string,
+  after: number | null,
+): Promise<boolean> {
   if (foreign.secrets.length === 0) return false;
   const t = tx.ctx.tables;
   for (const s of foreign.secrets) {
@@ -96,7 +113,14 @@ async function checkForeignTotp(tx: AccountTx, foreign: ForeignFactors, token: s
 async function checkForeignRecovery(tx: AccountTx, foreign: ForeignFactors, code: string): Promise<boolean> {
   for (const store of foreign.recoveryStores) {
     try {
-      if (await store.consumeRecoveryCode!(tx.account, code, storeWriteContext(tx.ctx.config, store, tx.trx, tx.now, tx.ctx.actor))) return true;
+      if (
+        await store.consumeRecoveryCode!(
+          tx.account,
+          code,
+          storeWriteContext(tx.ctx.config, store, tx.trx, tx.now, tx.ctx.actor),
+        )
+      )
+        return true;
     } catch (err) {
       throw storeFailure(store, asMail2faError(err));
     }
@@ -109,16 +133,26 @@ async function checkForeignRecovery(tx: AccountTx, foreign: ForeignFactors, code
  * `allow` limits the kinds (e.g. disable takes app/SMS/recovery codes, not a temporary code). `foreign`: the
  * factors of foreign stores (their TOTP secrets and recovery codes) that sign-in accepts too.
  */
-export async function checkSecondFactor(tx: AccountTx, factor: FactorRow | undefined, code: ParsedCode, allow: ReadonlySet<CodeKind>, foreign: ForeignFactors = NO_FOREIGN_FACTORS): Promise<CodeKind | null> {
+export async function checkSecondFactor(
+  tx: AccountTx,
+  factor: FactorRow | undefined,
+  code: ParsedCode,
+  allow: ReadonlySet<CodeKind>,
+  foreign: ForeignFactors = NO_FOREIGN_FACTORS,
+): Promise<CodeKind | null> {
   switch (code.form) {
     case 'digits': {
       // One replay floor for every TOTP of the account: after a migration without --clear-plaintext the same secret
       // lives in mail2fa's store and in the foreign one, and a code used through one must not pass through the other.
-      const storeStep = foreign === NO_FOREIGN_FACTORS ? null : await lastStoreTotpStep(tx.trx, tx.ctx.tables, tx.account);
-      if (factor?.method === 'totp' && allow.has('totp') && (await checkTotp(tx, factor, code.value, storeStep))) return 'totp';
+      const storeStep =
+        foreign === NO_FOREIGN_FACTORS ? null : await lastStoreTotpStep(tx.trx, tx.ctx.tables, tx.account);
+      if (factor?.method === 'totp' && allow.has('totp') && (await checkTotp(tx, factor, code.value, storeStep)))
+        return 'totp';
       if (factor?.method === 'sms' && allow.has('sms') && (await checkChallenge(tx, 'sms', code.value))) return 'sms';
       const ownStep = factor?.method === 'totp' ? factor.last_totp_step : null;
-      return allow.has('totp') && (await checkForeignTotp(tx, foreign, code.value, maxStep(storeStep, ownStep))) ? 'totp' : null;
+      return allow.has('totp') && (await checkForeignTotp(tx, foreign, code.value, maxStep(storeStep, ownStep)))
+        ? 'totp'
+        : null;
     }
     case 'recovery':
       if (!allow.has('recovery')) return null;

@@ -12,18 +12,42 @@ const PURPOSE = 'store-totp';
 const STEP_MS = 30_000;
 
 /** The last accepted time step of any foreign store's TOTP for the account, or null. */
-export async function lastStoreTotpStep(trx: Knex.Transaction, tables: Tables, account: string): Promise<number | null> {
-  const row = (await trx(tables.challenge).where({ account, purpose: PURPOSE }).orderBy('id', 'desc').first('expires_at')) as { expires_at: number | string } | undefined;
+export async function lastStoreTotpStep(
+  trx: Knex.Transaction,
+  tables: Tables,
+  account: string,
+): Promise<number | null> {
+  const row = (await trx(tables.challenge)
+    .where({ account, purpose: PURPOSE })
+    .orderBy('id', 'desc')
+    .first('expires_at')) as { expires_at: number | string } | undefined;
   return row ? Math.floor(Number(row.expires_at) / STEP_MS) - 1 : null;
 }
 
 /** Marks `step` used (compare-and-set: only forward). False when an equal or later step was used meanwhile. */
-export async function useStoreTotpStep(trx: Knex.Transaction, tables: Tables, account: string, step: number, now: number): Promise<boolean> {
+export async function useStoreTotpStep(
+  trx: Knex.Transaction,
+  tables: Tables,
+  account: string,
+  step: number,
+  now: number,
+): Promise<boolean> {
   const end = (step + 1) * STEP_MS;
-  const updated = await trx(tables.challenge).where({ account, purpose: PURPOSE }).andWhere('expires_at', '<', end).update({ expires_at: end, used_at: now });
+  const updated = await trx(tables.challenge)
+    .where({ account, purpose: PURPOSE })
+    .andWhere('expires_at', '<', end)
+    .update({ expires_at: end, used_at: now });
   if (Number(updated) > 0) return true;
-  const existing = (await trx(tables.challenge).where({ account, purpose: PURPOSE }).first('id')) as { id: number } | undefined;
+  const existing = (await trx(tables.challenge).where({ account, purpose: PURPOSE }).first('id')) as
+    { id: number } | undefined;
   if (existing) return false;
-  await trx(tables.challenge).insert({ account, purpose: PURPOSE, code_hash: '-', created_at: now, expires_at: end, used_at: now });
+  await trx(tables.challenge).insert({
+    account,
+    purpose: PURPOSE,
+    code_hash: '-',
+    created_at: now,
+    expires_at: end,
+    used_at: now,
+  });
   return true;
 }

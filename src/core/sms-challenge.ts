@@ -4,10 +4,19 @@
  * the limit holds across processes). Runs inside the account's transaction: if the gateway fails, the code and
  * the send are removed again (nothing stored) and the failure is audited.
  */
-import { activateChallenge, deleteChallenge, deleteOlderUnusedChallenges, deleteSmsSend, insertChallenge, insertSmsSend, newestUnusedChallengeId, recentSmsSends } from '../db/ownStore.js';
-import { randomDigits } from '../crypto/codes.js';
+import {
+  activateChallenge,
+  deleteChallenge,
+  deleteOlderUnusedChallenges,
+  deleteSmsSend,
+  insertChallenge,
+  insertSmsSend,
+  newestUnusedChallengeId,
+  recentSmsSends,
+} from '../db/own-store.js';
+import { randomDigits } from '../crypto/one-time-codes.js';
 import { smsText, type SmsDelivery } from '../sms/transports.js';
-import { Mail2faError, tempFail } from './errors.js';
+import { Mail2faError, tempFail } from '../errors.js';
 import { Refusal, type AccountTx } from './guard.js';
 import { isoTime } from './time.js';
 
@@ -34,17 +43,34 @@ async function rateLimited(tx: AccountTx, phone: { masked: string }, action: str
   if (recent.length < SMS_SEND_LIMIT) return null;
   const nextAt = recent[0]! + SMS_SEND_WINDOW_MS;
   await tx.audit({ action, outcome: 'refused', reason: 'rate limited', detail: { phone: phone.masked } });
-  return new Refusal(tempFail('rate_limited', `at most ${SMS_SEND_LIMIT} SMS codes per 15 minutes: try again after ${isoTime(nextAt)}`, 'Use the newest code already sent; it is valid for 10 minutes.'));
+  return new Refusal(
+    tempFail(
+      'rate_limited',
+      `at most ${SMS_SEND_LIMIT} SMS codes per 15 minutes: try again after ${isoTime(nextAt)}`,
+      'Use the newest code already sent; it is valid for 10 minutes.',
+    ),
+  );
 }
 
 /** Sends a fresh code to `phone` for the account of `tx`; `action` names the audit row (e.g. "sms-send"). */
-export async function sendSmsChallenge(tx: AccountTx, phone: { e164: string; masked: string }, action: string, purpose: SmsChallengePurpose = 'sms'): Promise<SmsSent | Refusal> {
+export async function sendSmsChallenge(
+  tx: AccountTx,
+  phone: { e164: string; masked: string },
+  action: string,
+  purpose: SmsChallengePurpose = 'sms',
+): Promise<SmsSent | Refusal> {
   const t = tx.ctx.tables;
   const limited = await rateLimited(tx, phone, action);
   if (limited) return limited;
   const code = randomDigits(SMS_CODE_DIGITS);
   const expiresAt = tx.now + SMS_CODE_TTL_MS;
-  const challengeId = await insertChallenge(tx.trx, t, tx.db.dialect, { account: tx.account, purpose, code_hash: await tx.vault().hash(tx.trx, 'sms', tx.account, code), created_at: tx.now, expires_at: expiresAt });
+  const challengeId = await insertChallenge(tx.trx, t, tx.db.dialect, {
+    account: tx.account,
+    purpose,
+    code_hash: await tx.vault().hash(tx.trx, 'sms', tx.account, code),
+    created_at: tx.now,
+    expires_at: expiresAt,
+  });
   const sendId = await insertSmsSend(tx.trx, t, tx.db.dialect, tx.account, tx.now);
   let delivery: SmsDelivery;
   try {
@@ -52,7 +78,10 @@ export async function sendSmsChallenge(tx: AccountTx, phone: { e164: string; mas
   } catch (err) {
     await deleteChallenge(tx.trx, t, challengeId);
     await deleteSmsSend(tx.trx, t, sendId);
-    const error = err instanceof Mail2faError ? err : new Mail2faError('sms_unavailable', `SMS gateway failed: ${(err as Error).message}`, 69);
+    const error =
+      err instanceof Mail2faError
+        ? err
+        : new Mail2faError('sms_unavailable', `SMS gateway failed: ${(err as Error).message}`, 69);
     await tx.audit({ action, outcome: 'failed', reason: error.code, detail: { phone: phone.masked } });
     return new Refusal(error);
   }
@@ -81,29 +110,74 @@ export interface PendingSms {
 
 const PENDING_PURPOSE: Record<SmsChallengePurpose, string> = { sms: 'sms-pending', 'enrol-sms': 'enrol-pending' };
 
-export async function recordSmsChallenge(tx: AccountTx, phone: { e164: string; masked: string }, action: string, purpose: SmsChallengePurpose = 'sms'): Promise<PendingSms | Refusal> {
+export async function recordSmsChallenge(
+  tx: AccountTx,
+  phone: { e164: string; masked: string },
+  action: string,
+  purpose: SmsChallengePurpose = 'sms',
+): Promise<PendingSms | Refusal> {
   const t = tx.ctx.tables;
   const limited = await rateLimited(tx, phone, action);
   if (limited) return limited;
   const code = randomDigits(SMS_CODE_DIGITS);
   const expiresAt = tx.now + SMS_CODE_TTL_MS;
   const codeHash = await tx.vault().hash(tx.trx, 'sms', tx.account, code);
-  const challengeId = await insertChallenge(tx.trx, t, tx.db.dialect, { account: tx.account, purpose: PENDING_PURPOSE[purpose], code_hash: codeHash, created_at: tx.now, expires_at: expiresAt });
+  const challengeId = await insertChallenge(tx.trx, t, tx.db.dialect, {
+    account: tx.account,
+    purpose: PENDING_PURPOSE[purpose],
+    code_hash: codeHash,
+    created_at: tx.now,
+    expires_at: expiresAt,
+  });
   const sendId = await insertSmsSend(tx.trx, t, tx.db.dialect, tx.account, tx.now);
   return { challengeId: Number(challengeId), sendId: Number(sendId), code, expiresAt, phone, purpose, action };
 }
 
-export async function activateSmsChallenge(tx: AccountTx, pending: PendingSms, delivery: SmsDelivery): Promise<SmsSent | Refusal> {
+export async function activateSmsChallenge(
+  tx: AccountTx,
+  pending: PendingSms,
+  delivery: SmsDelivery,
+): Promise<SmsSent | Refusal> {
   const t = tx.ctx.tables;
-  if (!(await activateChallenge(tx.trx, t, pending.challengeId, tx.account, PENDING_PURPOSE[pending.purpose], pending.purpose))) {
+  if (
+    !(await activateChallenge(
+      tx.trx,
+      t,
+      pending.challengeId,
+      tx.account,
+      PENDING_PURPOSE[pending.purpose],
+      pending.purpose,
+    ))
+  ) {
     // Removed meanwhile (a recover or disable ran while the text was on its way): the code is not valid.
-    await tx.audit({ action: pending.action, outcome: 'failed', reason: 'account changed during the send', detail: { phone: pending.phone.masked } });
-    return new Refusal(tempFail('account_changed', 'the account changed while the code was being sent; that code is not valid', 'Request a new code.'));
+    await tx.audit({
+      action: pending.action,
+      outcome: 'failed',
+      reason: 'account changed during the send',
+      detail: { phone: pending.phone.masked },
+    });
+    return new Refusal(
+      tempFail(
+        'account_changed',
+        'the account changed while the code was being sent; that code is not valid',
+        'Request a new code.',
+      ),
+    );
   }
   // Only the newest code is valid: older unused ones go (a code recorded later but delivered sooner stays
   // the newest, so this one may be the one that goes).
-  await deleteOlderUnusedChallenges(tx.trx, t, tx.account, pending.purpose, await newestUnusedChallengeId(tx.trx, t, tx.account, pending.purpose));
-  await tx.audit({ action: pending.action, outcome: 'ok', detail: { phone: pending.phone.masked, transport: delivery.transport } });
+  await deleteOlderUnusedChallenges(
+    tx.trx,
+    t,
+    tx.account,
+    pending.purpose,
+    await newestUnusedChallengeId(tx.trx, t, tx.account, pending.purpose),
+  );
+  await tx.audit({
+    action: pending.action,
+    outcome: 'ok',
+    detail: { phone: pending.phone.masked, transport: delivery.transport },
+  });
   return { delivery, expiresAt: isoTime(pending.expiresAt)!, maskedPhone: pending.phone.masked };
 }
 
@@ -111,15 +185,30 @@ export async function abandonSmsChallenge(tx: AccountTx, pending: PendingSms, er
   const t = tx.ctx.tables;
   await deleteChallenge(tx.trx, t, pending.challengeId);
   await deleteSmsSend(tx.trx, t, pending.sendId);
-  const error = err instanceof Mail2faError ? err : new Mail2faError('sms_unavailable', `SMS gateway failed: ${(err as Error).message}`, 69);
-  await tx.audit({ action: pending.action, outcome: 'failed', reason: error.code, detail: { phone: pending.phone.masked } });
+  const error =
+    err instanceof Mail2faError
+      ? err
+      : new Mail2faError('sms_unavailable', `SMS gateway failed: ${(err as Error).message}`, 69);
+  await tx.audit({
+    action: pending.action,
+    outcome: 'failed',
+    reason: error.code,
+    detail: { phone: pending.phone.masked },
+  });
   return new Refusal(error);
 }
 
 /** Sends a recorded code; returns the delivery or the gateway's error (never throws). */
-export async function deliverSmsChallenge(ctx: AccountTx['ctx'], pending: PendingSms): Promise<{ delivery: SmsDelivery } | { error: unknown }> {
+export async function deliverSmsChallenge(
+  ctx: AccountTx['ctx'],
+  pending: PendingSms,
+): Promise<{ delivery: SmsDelivery } | { error: unknown }> {
   try {
-    return { delivery: await (await ctx.sms()).send({ to: pending.phone.e164, text: smsText(ctx.config.issuer, pending.code) }) };
+    return {
+      delivery: await (
+        await ctx.sms()
+      ).send({ to: pending.phone.e164, text: smsText(ctx.config.issuer, pending.code) }),
+    };
   } catch (error) {
     return { error };
   }

@@ -10,17 +10,17 @@
  * back and an error is thrown: nothing is ever "accepted" that was not recorded as used.
  */
 import type { Context } from '../context.js';
-import { readAccountState } from '../db/ownStore.js';
+import { readAccountState } from '../db/own-store.js';
 import { databaseErrorCode } from '../db/connection.js';
 import { canonicalAddress } from './address.js';
-import { Mail2faError, unavailable } from './errors.js';
+import { Mail2faError, unavailable } from '../errors.js';
 import { readFactor } from './factors.js';
 import { accountTransaction } from './guard.js';
 import { isLocked } from './lockout.js';
 import { twoFactorRequired } from './owner.js';
 import { foreignFactors } from './stores.js';
 import { isoTime } from './time.js';
-import { checkSecondFactor, parseCodeInput, recoveryCodesLeft, type CodeKind } from './verification.js';
+import { checkSecondFactor, parseCodeInput, recoveryCodesLeft, type CodeKind } from './factor-check.js';
 
 const ALL_KINDS: ReadonlySet<CodeKind> = new Set<CodeKind>(['totp', 'sms', 'recovery', 'temporary']);
 
@@ -62,12 +62,21 @@ export async function verifySignInCode(ctx: Context, input: { email: string; cod
         outcome: 'rejected',
         email: tx.account,
         reason,
-        message: reason === 'wrong_code' && isLocked(tx.state, tx.now) ? `${REJECT_MESSAGES.wrong_code}; too many wrong attempts: the account is now locked for 15 minutes` : REJECT_MESSAGES[reason],
+        message:
+          reason === 'wrong_code' && isLocked(tx.state, tx.now)
+            ? `${REJECT_MESSAGES.wrong_code}; too many wrong attempts: the account is now locked for 15 minutes`
+            : REJECT_MESSAGES[reason],
         failedAttempts: tx.state.failed_attempts,
         lockedUntil: isLocked(tx.state, tx.now) ? isoTime(tx.state.locked_until) : null,
         sessionsRevokedAt: revoked,
       });
-      if (await tx.refuseIfLocked('verify')) return { outcome: 'locked', email: tx.account, lockedUntil: isoTime(tx.state.locked_until)!, sessionsRevokedAt: revoked };
+      if (await tx.refuseIfLocked('verify'))
+        return {
+          outcome: 'locked',
+          email: tx.account,
+          lockedUntil: isoTime(tx.state.locked_until)!,
+          sessionsRevokedAt: revoked,
+        };
       const factor = await readFactor(tx.trx, ctx.tables, tx.account);
       if (!(await twoFactorRequired(tx, factor, foreign))) {
         // Nothing to guess, so not counted; audited like every refused attempt.
@@ -85,7 +94,13 @@ export async function verifySignInCode(ctx: Context, input: { email: string; cod
       }
       await tx.succeed();
       await tx.audit({ action: 'verify', outcome: 'ok', detail: { code: kind } });
-      return { outcome: 'accepted', email: tx.account, kind, recoveryCodesLeft: await recoveryCodesLeft(tx), sessionsRevokedAt: revoked };
+      return {
+        outcome: 'accepted',
+        email: tx.account,
+        kind,
+        recoveryCodesLeft: await recoveryCodesLeft(tx),
+        sessionsRevokedAt: revoked,
+      };
     });
   } catch (err) {
     throw failClosed(err);
@@ -100,7 +115,11 @@ function failClosed(err: unknown): unknown {
   if (err instanceof Mail2faError) return err;
   const code = databaseErrorCode(err);
   if (code) {
-    return unavailable('db_write_failed', `the database refused to record the code as used (${code}): the code was NOT accepted`, 'Check that mail2fa\'s database user may write its tables (`mail2fa doctor`).');
+    return unavailable(
+      'db_write_failed',
+      `the database refused to record the code as used (${code}): the code was NOT accepted`,
+      "Check that mail2fa's database user may write its tables (`mail2fa doctor`).",
+    );
   }
   return err;
 }
@@ -116,4 +135,3 @@ export async function sessionsRevokedAt(ctx: Context, email: string): Promise<st
 export function preciseTime(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
-

@@ -1,7 +1,7 @@
 /**
  * The audit trail's read query (`mail2fa audit`): one keyset-paginated page on (at, id), exact matches only
  * (utf8mb4_bin on MySQL): no LIKE, no case folding. The rules (canonical account, escaped actor/ticket, batch
- * sizes) are src/core/audit-log.ts's.
+ * sizes) are src/core/audit-read.ts's.
  */
 import type { Knex } from 'knex';
 import type { Database } from './connection.js';
@@ -45,14 +45,21 @@ export interface AuditPageQuery extends AuditPageFilter {
 export async function auditPage(db: Database, tables: Tables, q: AuditPageQuery): Promise<AuditDbRow[]> {
   const dir = q.descending ? 'desc' : 'asc';
   const cmp = q.descending ? '<' : '>';
-  const query = db.knex(tables.audit).select('id', 'at', 'actor', 'action', 'account', 'ticket', 'reason', 'outcome', 'detail', 'tool_version', 'host');
+  const query = db
+    .knex(tables.audit)
+    .select('id', 'at', 'actor', 'action', 'account', 'ticket', 'reason', 'outcome', 'detail', 'tool_version', 'host');
   applyFilter(query, q);
   if (q.after) {
     const { at, id } = q.after;
     query.where((w) => w.where('at', cmp, at).orWhere((x) => x.where('at', at).andWhere('id', cmp, id)));
   }
   try {
-    return (await query.orderBy([{ column: 'at', order: dir }, { column: 'id', order: dir }]).limit(q.limit)) as AuditDbRow[];
+    return (await query
+      .orderBy([
+        { column: 'at', order: dir },
+        { column: 'id', order: dir },
+      ])
+      .limit(q.limit)) as AuditDbRow[];
   } catch (err) {
     throw mapDbError(err, db.displayUrl);
   }

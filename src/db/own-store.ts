@@ -23,12 +23,19 @@ export interface FactorRow {
   version: number;
 }
 
-const num = (v: number | string | null | undefined): number | null => (v === null || v === undefined ? null : Number(v));
+const num = (v: number | string | null | undefined): number | null =>
+  v === null || v === undefined ? null : Number(v);
 
 export async function readFactorRow(q: Q, t: Tables, account: string): Promise<FactorRow | undefined> {
   const row = (await q(t.factor).where({ account }).first()) as FactorRow | undefined;
   if (!row) return undefined;
-  return { ...row, enrolled_at: Number(row.enrolled_at), last_used_at: num(row.last_used_at), last_totp_step: num(row.last_totp_step), version: Number(row.version) };
+  return {
+    ...row,
+    enrolled_at: Number(row.enrolled_at),
+    last_used_at: num(row.last_used_at),
+    last_totp_step: num(row.last_totp_step),
+    version: Number(row.version),
+  };
 }
 
 export async function insertFactorRows(trx: Knex.Transaction, t: Tables, rows: readonly FactorRow[]): Promise<void> {
@@ -36,13 +43,25 @@ export async function insertFactorRows(trx: Knex.Transaction, t: Tables, rows: r
 }
 
 /** The factor rows (method and sealed secret) of those of `accounts` that have one. */
-export async function factorsOf(q: Q, t: Tables, accounts: readonly string[]): Promise<Map<string, { account: string; method: string; secret_ct: string | null }>> {
-  const rows = (await q(t.factor).whereIn('account', [...accounts]).select('account', 'method', 'secret_ct')) as { account: string; method: string; secret_ct: string | null }[];
+export async function factorsOf(
+  q: Q,
+  t: Tables,
+  accounts: readonly string[],
+): Promise<Map<string, { account: string; method: string; secret_ct: string | null }>> {
+  const rows = (await q(t.factor)
+    .whereIn('account', [...accounts])
+    .select('account', 'method', 'secret_ct')) as { account: string; method: string; secret_ct: string | null }[];
   return new Map(rows.map((r) => [r.account, r]));
 }
 
 /** Records an accepted TOTP step, only forward (compare-and-set): false when an equal or later step won meanwhile. */
-export async function advanceFactorStep(trx: Knex.Transaction, t: Tables, account: string, step: number, now: number): Promise<boolean> {
+export async function advanceFactorStep(
+  trx: Knex.Transaction,
+  t: Tables,
+  account: string,
+  step: number,
+  now: number,
+): Promise<boolean> {
   const updated = await trx(t.factor)
     .where({ account })
     .andWhere((w) => w.whereNull('last_totp_step').orWhere('last_totp_step', '<', step))
@@ -58,25 +77,46 @@ export async function touchFactor(trx: Knex.Transaction, t: Tables, account: str
   await trx(t.factor).where({ account }).update({ last_used_at: now });
 }
 
-export async function replaceRecoveryCodeRows(trx: Knex.Transaction, t: Tables, account: string, rows: { code_hash: string; created_at: number }[]): Promise<void> {
+export async function replaceRecoveryCodeRows(
+  trx: Knex.Transaction,
+  t: Tables,
+  account: string,
+  rows: { code_hash: string; created_at: number }[],
+): Promise<void> {
   await trx(t.recoveryCode).where({ account }).delete();
-  if (rows.length) await trx(t.recoveryCode).insert(rows.map((r) => ({ account, code_hash: r.code_hash, created_at: r.created_at, used_at: null })));
+  if (rows.length)
+    await trx(t.recoveryCode).insert(
+      rows.map((r) => ({ account, code_hash: r.code_hash, created_at: r.created_at, used_at: null })),
+    );
 }
 
 /** Marks the unused recovery code with this hash used (compare-and-set); false when there is none. */
-export async function useRecoveryCode(trx: Knex.Transaction, t: Tables, account: string, codeHash: string, now: number): Promise<boolean> {
-  const row = (await trx(t.recoveryCode).where({ account, code_hash: codeHash }).whereNull('used_at').first('id')) as { id: number } | undefined;
+export async function useRecoveryCode(
+  trx: Knex.Transaction,
+  t: Tables,
+  account: string,
+  codeHash: string,
+  now: number,
+): Promise<boolean> {
+  const row = (await trx(t.recoveryCode).where({ account, code_hash: codeHash }).whereNull('used_at').first('id')) as
+    { id: number } | undefined;
   if (!row) return false;
   return Number(await trx(t.recoveryCode).where({ id: row.id }).whereNull('used_at').update({ used_at: now })) === 1;
 }
 
 export async function countUnusedRecoveryCodes(q: Q, t: Tables, account: string): Promise<number> {
-  const row = (await q(t.recoveryCode).where({ account }).whereNull('used_at').count({ n: '*' }).first()) as { n: number | string } | undefined;
+  const row = (await q(t.recoveryCode).where({ account }).whereNull('used_at').count({ n: '*' }).first()) as
+    { n: number | string } | undefined;
   return Number(row?.n ?? 0);
 }
 
 /** Removes the factor, its recovery codes, pending enrolments and challenges (all, or all but temporary codes). */
-export async function deleteFactorAndCodes(trx: Knex.Transaction, t: Tables, account: string, keep: { temporary?: boolean } = {}): Promise<boolean> {
+export async function deleteFactorAndCodes(
+  trx: Knex.Transaction,
+  t: Tables,
+  account: string,
+  keep: { temporary?: boolean } = {},
+): Promise<boolean> {
   const removed = await trx(t.factor).where({ account }).delete();
   await trx(t.recoveryCode).where({ account }).delete();
   await trx(t.enrolment).where({ account }).delete();
@@ -94,11 +134,21 @@ export interface ChallengeRow {
 }
 
 /** The account's newest challenge of a purpose (SMS code, temporary access code …), if any. */
-export async function newestChallenge(q: Q, t: Tables, account: string, purpose: string): Promise<ChallengeRow | undefined> {
-  const row = (await q(t.challenge).where({ account, purpose }).orderBy('id', 'desc').first('id', 'code_hash', 'expires_at', 'used_at')) as
+export async function newestChallenge(
+  q: Q,
+  t: Tables,
+  account: string,
+  purpose: string,
+): Promise<ChallengeRow | undefined> {
+  const row = (await q(t.challenge)
+    .where({ account, purpose })
+    .orderBy('id', 'desc')
+    .first('id', 'code_hash', 'expires_at', 'used_at')) as
     | { id: number | string; code_hash: string; expires_at: number | string; used_at: number | string | null }
     | undefined;
-  return row ? { id: Number(row.id), code_hash: row.code_hash, expires_at: Number(row.expires_at), used_at: num(row.used_at) } : undefined;
+  return row
+    ? { id: Number(row.id), code_hash: row.code_hash, expires_at: Number(row.expires_at), used_at: num(row.used_at) }
+    : undefined;
 }
 
 /** Marks a challenge used (compare-and-set on used_at IS NULL). */
@@ -107,7 +157,12 @@ export async function useChallenge(trx: Knex.Transaction, t: Tables, id: number,
 }
 
 /** Inserts a challenge; returns its id. */
-export function insertChallenge(trx: Knex.Transaction, t: Tables, dialect: Dialect, row: { account: string; purpose: string; code_hash: string; created_at: number; expires_at: number }): Promise<number> {
+export function insertChallenge(
+  trx: Knex.Transaction,
+  t: Tables,
+  dialect: Dialect,
+  row: { account: string; purpose: string; code_hash: string; created_at: number; expires_at: number },
+): Promise<number> {
   return insertReturningId(trx, dialect, t.challenge, { ...row, used_at: null });
 }
 
@@ -115,22 +170,43 @@ export async function deleteChallenge(trx: Knex.Transaction, t: Tables, id: numb
   await trx(t.challenge).where({ id }).delete();
 }
 
-export async function deleteChallengesOf(trx: Knex.Transaction, t: Tables, account: string, purpose: string): Promise<void> {
+export async function deleteChallengesOf(
+  trx: Knex.Transaction,
+  t: Tables,
+  account: string,
+  purpose: string,
+): Promise<void> {
   await trx(t.challenge).where({ account, purpose }).delete();
 }
 
 /** Only the newest code is valid: drops the account's older unused challenges of a purpose. */
-export async function deleteOlderUnusedChallenges(trx: Knex.Transaction, t: Tables, account: string, purpose: string, newestId: number): Promise<void> {
+export async function deleteOlderUnusedChallenges(
+  trx: Knex.Transaction,
+  t: Tables,
+  account: string,
+  purpose: string,
+  newestId: number,
+): Promise<void> {
   await trx(t.challenge).where({ account, purpose }).whereNull('used_at').andWhere('id', '<', newestId).delete();
 }
 
 /** Times of the account's SMS sends after `since`, oldest first (the send limit). */
 export async function recentSmsSends(q: Q, t: Tables, account: string, since: number): Promise<number[]> {
-  const rows = (await q(t.smsSend).where({ account }).andWhere('sent_at', '>', since).orderBy('sent_at', 'asc').select('sent_at')) as { sent_at: number | string }[];
+  const rows = (await q(t.smsSend)
+    .where({ account })
+    .andWhere('sent_at', '>', since)
+    .orderBy('sent_at', 'asc')
+    .select('sent_at')) as { sent_at: number | string }[];
   return rows.map((r) => Number(r.sent_at));
 }
 
-export function insertSmsSend(trx: Knex.Transaction, t: Tables, dialect: Dialect, account: string, now: number): Promise<number> {
+export function insertSmsSend(
+  trx: Knex.Transaction,
+  t: Tables,
+  dialect: Dialect,
+  account: string,
+  now: number,
+): Promise<number> {
   return insertReturningId(trx, dialect, t.smsSend, { account, sent_at: now });
 }
 
@@ -166,7 +242,13 @@ export async function deleteEnrolment(trx: Knex.Transaction, t: Tables, account:
  * Wrong confirmation codes of one pending enrolment so far, counted from its refusal audit rows (written in the
  * same transaction as each count).
  */
-export async function countEnrolmentWrongCodes(q: Q, t: Tables, account: string, since: number, enrolmentId: string): Promise<number> {
+export async function countEnrolmentWrongCodes(
+  q: Q,
+  t: Tables,
+  account: string,
+  since: number,
+  enrolmentId: string,
+): Promise<number> {
   const row = (await q(t.audit)
     .where({ account, action: 'enable', outcome: 'refused', reason: 'wrong code' })
     .andWhere('at', '>=', since)
@@ -193,27 +275,65 @@ export interface AccountStateView {
 
 /** The account's state row as it is (no lock), or null when there is none. */
 export async function readAccountState(q: Q, t: Tables, account: string): Promise<AccountStateView | null> {
-  const row = (await q(t.accountState).where({ account }).first('failed_attempts', 'locked_until', 'sessions_revoked_at')) as
-    | { failed_attempts: number | string; locked_until: number | string | null; sessions_revoked_at: number | string | null }
+  const row = (await q(t.accountState)
+    .where({ account })
+    .first('failed_attempts', 'locked_until', 'sessions_revoked_at')) as
+    | {
+        failed_attempts: number | string;
+        locked_until: number | string | null;
+        sessions_revoked_at: number | string | null;
+      }
     | undefined;
-  return row ? { failedAttempts: Number(row.failed_attempts), lockedUntil: num(row.locked_until), sessionsRevokedAt: num(row.sessions_revoked_at) } : null;
+  return row
+    ? {
+        failedAttempts: Number(row.failed_attempts),
+        lockedUntil: num(row.locked_until),
+        sessionsRevokedAt: num(row.sessions_revoked_at),
+      }
+    : null;
 }
 
-export async function setAttempts(trx: Knex.Transaction, t: Tables, account: string, failedAttempts: number, lockedUntil: number | null): Promise<void> {
+export async function setAttempts(
+  trx: Knex.Transaction,
+  t: Tables,
+  account: string,
+  failedAttempts: number,
+  lockedUntil: number | null,
+): Promise<void> {
   await trx(t.accountState).where({ account }).update({ failed_attempts: failedAttempts, locked_until: lockedUntil });
 }
 
 /** Marks the account's first `count` recovery codes used (the demo's "some codes used" account). */
-export async function useFirstRecoveryCodes(trx: Knex.Transaction, t: Tables, account: string, count: number, now: number): Promise<void> {
-  const ids = (await trx(t.recoveryCode).where({ account }).orderBy('id').limit(count).select('id')) as { id: number }[];
-  await trx(t.recoveryCode).whereIn('id', ids.map((r) => r.id)).update({ used_at: now });
+export async function useFirstRecoveryCodes(
+  trx: Knex.Transaction,
+  t: Tables,
+  account: string,
+  count: number,
+  now: number,
+): Promise<void> {
+  const ids = (await trx(t.recoveryCode).where({ account }).orderBy('id').limit(count).select('id')) as {
+    id: number;
+  }[];
+  await trx(t.recoveryCode)
+    .whereIn(
+      'id',
+      ids.map((r) => r.id),
+    )
+    .update({ used_at: now });
 }
 
 export async function resetAccountState(trx: Knex.Transaction, t: Tables, account: string): Promise<void> {
-  await trx(t.accountState).where({ account }).update({ failed_attempts: 0, locked_until: null, sessions_revoked_at: null });
+  await trx(t.accountState)
+    .where({ account })
+    .update({ failed_attempts: 0, locked_until: null, sessions_revoked_at: null });
 }
 
-export async function setSessionsRevoked(trx: Knex.Transaction, t: Tables, account: string, now: number): Promise<void> {
+export async function setSessionsRevoked(
+  trx: Knex.Transaction,
+  t: Tables,
+  account: string,
+  now: number,
+): Promise<void> {
   await trx(t.accountState).where({ account }).update({ sessions_revoked_at: now });
 }
 
@@ -224,12 +344,20 @@ export async function runSignOutSql(trx: Knex.Transaction, sql: string, account:
 }
 
 /** Turns a pending challenge into a valid one (compare-and-set on its pending purpose); false if it is gone. */
-export async function activateChallenge(trx: Knex.Transaction, t: Tables, id: number, account: string, pendingPurpose: string, purpose: string): Promise<boolean> {
+export async function activateChallenge(
+  trx: Knex.Transaction,
+  t: Tables,
+  id: number,
+  account: string,
+  pendingPurpose: string,
+  purpose: string,
+): Promise<boolean> {
   return Number(await trx(t.challenge).where({ id, account, purpose: pendingPurpose }).update({ purpose })) === 1;
 }
 
 /** The id of the account's newest unused challenge of a purpose, or 0. */
 export async function newestUnusedChallengeId(q: Q, t: Tables, account: string, purpose: string): Promise<number> {
-  const row = (await q(t.challenge).where({ account, purpose }).whereNull('used_at').max({ id: 'id' }).first()) as { id: number | string | null } | undefined;
+  const row = (await q(t.challenge).where({ account, purpose }).whereNull('used_at').max({ id: 'id' }).first()) as
+    { id: number | string | null } | undefined;
   return Number(row?.id ?? 0);
 }

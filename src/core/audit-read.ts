@@ -1,14 +1,14 @@
 /**
- * Reading the audit trail (`mail2fa audit`; the writer is audit.ts). Rows come newest first by default (what an
+ * Reading the audit trail (`mail2fa audit`; the writer is audit-write.ts). Rows come newest first by default (what an
  * agent looking into a complaint wants), or oldest first; in batches fetched with keyset pagination on
  * (at, id) — one indexed query per batch, constant memory however long the log is.
  */
 import type { Database } from '../db/connection.js';
-import { auditPage, type AuditDbRow, type AuditPageFilter, type AuditPageQuery } from '../db/auditLog.js';
+import { auditPage, type AuditDbRow, type AuditPageFilter, type AuditPageQuery } from '../db/audit-query.js';
 import type { Tables } from '../db/schema.js';
 import { canonicalAddress, preview } from './address.js';
-import { usageError } from './errors.js';
-import { escapeControl } from './text.js';
+import { usageError } from '../errors.js';
+import { escapeControl } from '../text.js';
 import { isoTime, parseDuration } from './time.js';
 
 export type AuditOrder = 'newest-first' | 'oldest-first';
@@ -48,7 +48,6 @@ export interface AuditRecord {
   host: string;
 }
 
-
 export const AUDIT_OUTCOMES = ['ok', 'refused', 'failed'] as const;
 const DEFAULT_BATCH = 1000;
 
@@ -60,24 +59,42 @@ export function parseTimeBound(text: string, now: number, flag: string): number 
   if (/^[0-9]+[smhdw]$/.test(text)) return now - parseDuration(text, flag);
   const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})?)?$/.exec(text);
   if (m) {
-    const [y, mo, d, h = 0, mi = 0, sec = 0] = m.slice(1, 7).map((v) => (v === undefined ? undefined : Number(v))) as number[];
+    const [y, mo, d, h = 0, mi = 0, sec = 0] = m
+      .slice(1, 7)
+      .map((v) => (v === undefined ? undefined : Number(v))) as number[];
     // Date.parse would roll 2026-02-31 over into March: the calendar date must exist as written.
     const day = new Date(Date.UTC(y!, mo! - 1, d!));
-    const real = day.getUTCFullYear() === y && day.getUTCMonth() === mo! - 1 && day.getUTCDate() === d && h < 24 && mi < 60 && sec < 60;
+    const real =
+      day.getUTCFullYear() === y &&
+      day.getUTCMonth() === mo! - 1 &&
+      day.getUTCDate() === d &&
+      h < 24 &&
+      mi < 60 &&
+      sec < 60;
     const ms = Date.parse(m[4] === undefined ? `${text}T00:00:00Z` : m[7] ? text : `${text}Z`);
     if (real && !Number.isNaN(ms)) return ms;
   }
-  throw usageError(`${flag}: "${preview(text, 40)}" is neither a duration nor a date`, 'Use a duration back from now (30m, 24h, 7d, 2w) or a date/time such as 2026-11-01 or 2026-11-01T08:00:00Z (UTC unless a zone is given).');
+  throw usageError(
+    `${flag}: "${preview(text, 40)}" is neither a duration nor a date`,
+    'Use a duration back from now (30m, 24h, 7d, 2w) or a date/time such as 2026-11-01 or 2026-11-01T08:00:00Z (UTC unless a zone is given).',
+  );
 }
 
 /** Checks the filters' shape (64 on nonsense) and canonicalises the account (65 if malformed). */
 export function checkAuditQuery(q: AuditQuery): AuditQuery {
   const out: AuditQuery = { ...q };
   if (q.account !== undefined) out.account = canonicalAddress(q.account);
-  if (q.action !== undefined && !/^[a-z][a-z0-9-]{0,31}$/.test(q.action)) throw usageError(`--action: "${preview(q.action, 40)}" is not an action name`, 'Actions are lower-case words such as recover, recover-lookup, enable, disable, verify, lockout.');
-  if (q.outcome !== undefined && !(AUDIT_OUTCOMES as readonly string[]).includes(q.outcome)) throw usageError(`--outcome: must be one of ${AUDIT_OUTCOMES.join(', ')}`);
-  if (q.limit !== undefined && (!Number.isSafeInteger(q.limit) || q.limit < 1)) throw usageError('--limit: must be a positive whole number');
-  if (q.since !== undefined && q.until !== undefined && q.since >= q.until) throw usageError('--since must be before --until');
+  if (q.action !== undefined && !/^[a-z][a-z0-9-]{0,31}$/.test(q.action))
+    throw usageError(
+      `--action: "${preview(q.action, 40)}" is not an action name`,
+      'Actions are lower-case words such as recover, recover-lookup, enable, disable, verify, lockout.',
+    );
+  if (q.outcome !== undefined && !(AUDIT_OUTCOMES as readonly string[]).includes(q.outcome))
+    throw usageError(`--outcome: must be one of ${AUDIT_OUTCOMES.join(', ')}`);
+  if (q.limit !== undefined && (!Number.isSafeInteger(q.limit) || q.limit < 1))
+    throw usageError('--limit: must be a positive whole number');
+  if (q.since !== undefined && q.until !== undefined && q.since >= q.until)
+    throw usageError('--since must be before --until');
   return out;
 }
 
@@ -86,7 +103,10 @@ function toRecord(r: AuditDbRow): AuditRecord {
   if (r.detail !== null && r.detail !== undefined) {
     try {
       const parsed: unknown = JSON.parse(r.detail);
-      detail = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : r.detail;
+      detail =
+        parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)
+          ? (parsed as Record<string, unknown>)
+          : r.detail;
     } catch {
       detail = r.detail;
     }
@@ -109,8 +129,12 @@ function toRecord(r: AuditDbRow): AuditRecord {
 /** The audit rows matching `q`, in batches (newest first unless q.order says otherwise). */
 export async function* auditBatches(db: Database, tables: Tables, q: AuditQuery): AsyncGenerator<AuditRecord[]> {
   const desc = (q.order ?? 'newest-first') === 'newest-first';
-  // Stored values had their control characters escaped (audit.ts): compare with the value as stored.
-  const filter: AuditPageFilter = { ...q, actor: q.actor === undefined ? undefined : escapeControl(q.actor), ticket: q.ticket === undefined ? undefined : escapeControl(q.ticket) };
+  // Stored values had their control characters escaped (audit-write.ts): compare with the value as stored.
+  const filter: AuditPageFilter = {
+    ...q,
+    actor: q.actor === undefined ? undefined : escapeControl(q.actor),
+    ticket: q.ticket === undefined ? undefined : escapeControl(q.ticket),
+  };
   const batchSize = q.batchSize ?? DEFAULT_BATCH;
   let remaining = q.limit ?? Infinity;
   let after: AuditPageQuery['after'];

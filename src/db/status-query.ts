@@ -28,9 +28,15 @@ export interface StatusDbRow {
 
 export type StatusWhere = { kind: 'all' } | { kind: 'domain'; domain: string } | { kind: 'emails'; emails: string[] };
 
-
 /** The status SQL (native placeholders) for a selection; exported so that `npm run bench` runs the very same SQL. */
-export function statusSql(knex: Knex, db: Pick<Database, 'dialect'>, tables: Tables, m: AccountMapping, where: StatusWhere, emailColumn?: ColumnCollation | null): { sql: string; bindings: unknown[] } {
+export function statusSql(
+  knex: Knex,
+  db: Pick<Database, 'dialect'>,
+  tables: Tables,
+  m: AccountMapping,
+  where: StatusWhere,
+  emailColumn?: ColumnCollation | null,
+): { sql: string; bindings: unknown[] } {
   const mysql = db.dialect === 'mysql';
   // On MySQL the mailbox column may be latin1 and/or case-insensitive: compare in utf8mb4_bin so that the
   // join is exact (and legal across collations); the lookup still uses the primary keys of our tables.
@@ -39,8 +45,13 @@ export function statusSql(knex: Knex, db: Pick<Database, 'dialect'>, tables: Tab
   // On PostgreSQL the mailbox column may carry a non-deterministic (e.g. case-insensitive ICU) collation or be
   // citext: compare as text in the database's default collation, which is always deterministic (equal means
   // byte-equal) and is the collation of mail2fa's own keys, so their primary keys still serve the join.
-  const key = mysql ? 'CONVERT(m.?? USING utf8mb4) COLLATE utf8mb4_bin' : db.dialect === 'postgres' ? 'CAST(m.?? AS text) COLLATE "default"' : 'm.??';
-  const join = (alias: string) => (mysql ? `${alias}.account = ${key} AND LENGTH(${alias}.account) = LENGTH(${key})` : `${alias}.account = ${key}`);
+  const key = mysql
+    ? 'CONVERT(m.?? USING utf8mb4) COLLATE utf8mb4_bin'
+    : db.dialect === 'postgres'
+      ? 'CAST(m.?? AS text) COLLATE "default"'
+      : 'm.??';
+  const join = (alias: string) =>
+    mysql ? `${alias}.account = ${key} AND LENGTH(${alias}.account) = LENGTH(${key})` : `${alias}.account = ${key}`;
   const joinBindings = mysql ? [m.email, m.email] : [m.email];
   if (db.dialect === 'postgres' && where.kind === 'all') return postgresAllSql(knex, tables, m, key);
   // Temporary access codes are rare (a handful per thousand accounts), yet two correlated subqueries per mailbox
@@ -67,12 +78,20 @@ export function statusSql(knex: Knex, db: Pick<Database, 'dialect'>, tables: Tab
     sql += ' WHERE m.?? = ?';
     bindings.push(m.domain, where.domain);
   } else if (where.kind === 'emails') {
-    const convert = mysql && emailColumn && emailColumn.charset !== 'utf8mb4' && SQL_NAME.test(emailColumn.charset) && SQL_NAME.test(emailColumn.collation);
+    const convert =
+      mysql &&
+      emailColumn &&
+      emailColumn.charset !== 'utf8mb4' &&
+      SQL_NAME.test(emailColumn.charset) &&
+      SQL_NAME.test(emailColumn.collation);
     const placeholder = convert ? `CONVERT(? USING ${emailColumn.charset}) COLLATE ${emailColumn.collation}` : '?';
     sql += ` WHERE m.?? IN (${where.emails.map(() => placeholder).join(', ')})`;
     bindings.push(m.email, ...where.emails);
   }
-  const native = knex.raw(sql, bindings as Knex.RawBinding[]).toSQL().toNative();
+  const native = knex
+    .raw(sql, bindings as Knex.RawBinding[])
+    .toSQL()
+    .toNative();
   return { sql: native.sql, bindings: [...native.bindings] };
 }
 
@@ -82,7 +101,12 @@ export function statusSql(knex: Knex, db: Pick<Database, 'dialect'>, tables: Tab
  * that also switches its JIT compiler on for seconds); aggregating each table once and hash-joining is several
  * times faster for the whole table. (For a domain or a list of addresses the per-row form reads less.)
  */
-function postgresAllSql(knex: Knex, tables: Tables, m: AccountMapping, key: string): { sql: string; bindings: unknown[] } {
+function postgresAllSql(
+  knex: Knex,
+  tables: Tables,
+  m: AccountMapping,
+  key: string,
+): { sql: string; bindings: unknown[] } {
   const sql =
     `SELECT m.?? AS email, m.?? AS domain, m.?? AS active, f.method AS method, f.phone_masked AS phone_masked, ` +
     `f.enrolled_at AS enrolled_at, f.last_used_at AS last_used_at, s.locked_until AS locked_until, ` +
@@ -91,8 +115,23 @@ function postgresAllSql(knex: Knex, tables: Tables, m: AccountMapping, key: stri
     `FROM ?? m LEFT JOIN ?? f ON f.account = ${key} LEFT JOIN ?? s ON s.account = ${key} ` +
     `LEFT JOIN (SELECT account, COUNT(*) AS n FROM ?? WHERE used_at IS NULL GROUP BY account) rc ON rc.account = f.account ` +
     `LEFT JOIN (SELECT account, MAX(expires_at) AS expires_at, MAX(used_at) AS used_at FROM ?? WHERE purpose = 'temporary' GROUP BY account) tc ON tc.account = ${key}`;
-  const bindings = [m.email, m.domain, m.active, m.table, tables.factor, m.email, tables.accountState, m.email, tables.recoveryCode, tables.challenge, m.email];
-  const native = knex.raw(sql, bindings as Knex.RawBinding[]).toSQL().toNative();
+  const bindings = [
+    m.email,
+    m.domain,
+    m.active,
+    m.table,
+    tables.factor,
+    m.email,
+    tables.accountState,
+    m.email,
+    tables.recoveryCode,
+    tables.challenge,
+    m.email,
+  ];
+  const native = knex
+    .raw(sql, bindings as Knex.RawBinding[])
+    .toSQL()
+    .toNative();
   return { sql: native.sql, bindings: [...native.bindings] };
 }
 
@@ -104,7 +143,10 @@ const SQL_NAME = /^[A-Za-z0-9_]{1,64}$/;
  */
 export function temporaryCodesSql(knex: Knex, tables: Tables): { sql: string; bindings: unknown[] } {
   const native = knex
-    .raw(`SELECT tc.account AS account, MAX(tc.expires_at) AS temp_expires_at, MAX(tc.used_at) AS temp_used_at FROM ?? tc WHERE tc.purpose = 'temporary' GROUP BY tc.account`, [tables.challenge])
+    .raw(
+      `SELECT tc.account AS account, MAX(tc.expires_at) AS temp_expires_at, MAX(tc.used_at) AS temp_used_at FROM ?? tc WHERE tc.purpose = 'temporary' GROUP BY tc.account`,
+      [tables.challenge],
+    )
     .toSQL()
     .toNative();
   return { sql: native.sql, bindings: [...native.bindings] };
@@ -129,7 +171,13 @@ function withTemporaryCode(row: StatusDbRow, codes: Map<string, TemporaryCodeRow
 }
 
 /** Streams rows for --all / --domain in batches of `batchSize`. */
-export async function* streamStatusRows(db: Database, tables: Tables, mapping: AccountMapping, where: StatusWhere, batchSize = 2000): AsyncGenerator<StatusDbRow[]> {
+export async function* streamStatusRows(
+  db: Database,
+  tables: Tables,
+  mapping: AccountMapping,
+  where: StatusWhere,
+  batchSize = 2000,
+): AsyncGenerator<StatusDbRow[]> {
   const { sql, bindings } = statusSql(db.knex, db, tables, mapping, where);
   let batch: StatusDbRow[] = [];
   try {
@@ -145,7 +193,12 @@ export async function* streamStatusRows(db: Database, tables: Tables, mapping: A
           const temp = temporaryCodesSql(db.knex, tables);
           client.emit('query', { method: 'raw', sql: temp.sql, bindings: temp.bindings }); // still visible to knex's query log
           const codes = new Map<string, TemporaryCodeRow>();
-          for (const code of sqliteRows(conn, temp.sql, temp.bindings) as Iterable<unknown> as Iterable<TemporaryCodeRow>) codes.set(code.account, code);
+          for (const code of sqliteRows(
+            conn,
+            temp.sql,
+            temp.bindings,
+          ) as Iterable<unknown> as Iterable<TemporaryCodeRow>)
+            codes.set(code.account, code);
           for (const row of sqliteRows(conn, sql, bindings)) {
             batch.push(withTemporaryCode(row, codes));
             if (batch.length >= batchSize) {
@@ -188,10 +241,14 @@ export async function* streamStatusRows(db: Database, tables: Tables, mapping: A
         wake = null;
         resume?.();
       };
-      stream.on('readable', notify).on('end', notify).on('close', notify).on('error', (err) => {
-        failure ??= err;
-        notify();
-      });
+      stream
+        .on('readable', notify)
+        .on('end', notify)
+        .on('close', notify)
+        .on('error', (err) => {
+          failure ??= err;
+          notify();
+        });
       let finished = false;
       try {
         for (;;) {
@@ -226,9 +283,21 @@ export async function* streamStatusRows(db: Database, tables: Tables, mapping: A
 }
 
 /** One query for a batch of canonical addresses; the caller matches rows exactly. */
-export async function lookupStatusRows(db: Database, tables: Tables, mapping: AccountMapping, emails: string[]): Promise<StatusDbRow[]> {
+export async function lookupStatusRows(
+  db: Database,
+  tables: Tables,
+  mapping: AccountMapping,
+  emails: string[],
+): Promise<StatusDbRow[]> {
   if (emails.length === 0) return [];
-  const { sql, bindings } = statusSql(db.knex, db, tables, mapping, { kind: 'emails', emails }, await emailColumnCollation(db, mapping));
+  const { sql, bindings } = statusSql(
+    db.knex,
+    db,
+    tables,
+    mapping,
+    { kind: 'emails', emails },
+    await emailColumnCollation(db, mapping),
+  );
   try {
     if (db.dialect === 'sqlite') {
       const client = poolClient<SqliteConn>(db);
@@ -263,7 +332,12 @@ export async function lookupStatusRows(db: Database, tables: Tables, mapping: Ac
  * rows at a time, so that the client holds two batches, never the whole result (pg's plain query buffers every row).
  * Abandoned half-way, the transaction is rolled back, which closes the cursor, and the connection is reused.
  */
-async function* postgresCursorBatches(db: Database, sql: string, bindings: unknown[], batchSize: number): AsyncGenerator<StatusDbRow[]> {
+async function* postgresCursorBatches(
+  db: Database,
+  sql: string,
+  bindings: unknown[],
+  batchSize: number,
+): AsyncGenerator<StatusDbRow[]> {
   const client = poolClient<PgConn>(db);
   const conn = await client.acquireConnection();
   let open = false;
@@ -321,7 +395,9 @@ interface MysqlConn {
 
 /** One query on a raw mysql2 connection (its callback API): the rows. */
 function mysqlQuery<R>(conn: MysqlConn, sql: string, values: unknown[]): Promise<R[]> {
-  return new Promise((resolve, reject) => conn.query(sql, values, (err, rows) => (err ? reject(err) : resolve(rows as R[]))));
+  return new Promise((resolve, reject) =>
+    conn.query(sql, values, (err, rows) => (err ? reject(err) : resolve(rows as R[]))),
+  );
 }
 
 interface PgConn {
@@ -332,7 +408,12 @@ interface PgConn {
 
 interface SqliteConn {
   readonly inTransaction: boolean;
-  prepare(sql: string): { run(...params: unknown[]): unknown; columns(): { name: string }[]; raw(on: boolean): unknown; iterate(...params: unknown[]): IterableIterator<unknown> };
+  prepare(sql: string): {
+    run(...params: unknown[]): unknown;
+    columns(): { name: string }[];
+    raw(on: boolean): unknown;
+    iterate(...params: unknown[]): IterableIterator<unknown>;
+  };
 }
 
 /**
