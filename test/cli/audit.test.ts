@@ -56,20 +56,18 @@ describeEachDb('cli audit', (kind) => {
     expect(r2.code, r2.stderr).toBe(0);
     code = JSON.parse(r2.stdout).temporaryCode.code;
     // A row as another writer (or an old version) might have stored it: raw control characters, not escaped.
-    await db
-      .knex(ctx.tables.audit)
-      .insert({
-        at: Date.now() - 3 * 86_400_000,
-        actor: `mallory${NASTY}`,
-        action: 'verify',
-        account: 'joe@example.com',
-        ticket: '@SUM(A1)',
-        reason: NASTY,
-        outcome: 'refused',
-        detail: JSON.stringify({ note: NASTY }),
-        tool_version: VERSION,
-        host: 'h',
-      });
+    await db.knex(ctx.tables.audit).insert({
+      at: Date.now() - 3 * 86_400_000,
+      actor: `mallory${NASTY}`,
+      action: 'verify',
+      account: 'joe@example.com',
+      ticket: '@SUM(A1)',
+      reason: NASTY,
+      outcome: 'refused',
+      detail: JSON.stringify({ note: NASTY }),
+      tool_version: VERSION,
+      host: 'h',
+    });
     await writeAudit(
       db.knex,
       ctx.tables,

@@ -114,29 +114,25 @@ describeEachDb('recover: connection killed after each statement', (kind) => {
     await addMailbox(ctx, email);
     await enableTotp(ctx, email);
     const db = await ctx.db();
-    await db
-      .knex(ctx.tables.challenge)
-      .insert({
-        account: email,
-        purpose: 'sms',
-        code_hash: 'a'.repeat(64),
-        created_at: clock.now,
-        expires_at: clock.now + 600_000,
-        used_at: null,
-      });
-    await db
-      .knex(ctx.tables.enrolment)
-      .insert({
-        account: email,
-        id: `e${n}`,
-        method: 'totp',
-        secret_ct: null,
-        phone_ct: null,
-        phone_masked: null,
-        key_id: 'k1',
-        created_at: clock.now,
-        expires_at: clock.now + 600_000,
-      });
+    await db.knex(ctx.tables.challenge).insert({
+      account: email,
+      purpose: 'sms',
+      code_hash: 'a'.repeat(64),
+      created_at: clock.now,
+      expires_at: clock.now + 600_000,
+      used_at: null,
+    });
+    await db.knex(ctx.tables.enrolment).insert({
+      account: email,
+      id: `e${n}`,
+      method: 'totp',
+      secret_ct: null,
+      phone_ct: null,
+      phone_masked: null,
+      key_id: 'k1',
+      created_at: clock.now,
+      expires_at: clock.now + 600_000,
+    });
     await lockAccount(ctx, email, clock.now + 15 * 60_000);
     await db.knex(SESSIONS).insert({ id: `s${n}`, email });
     return email;

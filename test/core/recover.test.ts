@@ -106,16 +106,14 @@ describeEachDb('recover', (kind) => {
     const email = await fresh('app');
     const { secret, recoveryCodes } = await enableTotp(ctx, email);
     const db = await ctx.db();
-    await db
-      .knex(ctx.tables.challenge)
-      .insert({
-        account: email,
-        purpose: 'sms',
-        code_hash: 'x'.repeat(64),
-        created_at: clock.now,
-        expires_at: clock.now + 600_000,
-        used_at: null,
-      });
+    await db.knex(ctx.tables.challenge).insert({
+      account: email,
+      purpose: 'sms',
+      code_hash: 'x'.repeat(64),
+      created_at: clock.now,
+      expires_at: clock.now + 600_000,
+      used_at: null,
+    });
     await lockAccount(ctx, email, clock.now + 15 * 60_000);
     clock.advance(1000);
     let shown: unknown;

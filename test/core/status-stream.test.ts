@@ -21,16 +21,14 @@ describeEachDb('status row stream', (kind) => {
     ctx = await testContext(tdb);
     const db = await ctx.db();
     const m = ctx.mapping;
-    await db
-      .knex(m.table)
-      .insert(
-        Array.from({ length: COUNT }, (_, i) => ({
-          [m.email]: email(i),
-          [m.password]: '{PLAIN}x',
-          [m.active]: true,
-          [m.domain]: 'example.com',
-        })),
-      );
+    await db.knex(m.table).insert(
+      Array.from({ length: COUNT }, (_, i) => ({
+        [m.email]: email(i),
+        [m.password]: '{PLAIN}x',
+        [m.active]: true,
+        [m.domain]: 'example.com',
+      })),
+    );
   });
   afterAll(async () => {
     await ctx?.close();

@@ -70,12 +70,10 @@ export async function addMailbox(
 ): Promise<void> {
   const db = await ctx.db();
   const m = ctx.mapping;
-  await db
-    .knex(m.table)
-    .insert({
-      [m.email]: email,
-      [m.password]: await hashPassword(password, o.scheme ?? 'SHA512-CRYPT'),
-      [m.active]: o.active ?? true,
-      [m.domain]: email.slice(email.lastIndexOf('@') + 1),
-    });
+  await db.knex(m.table).insert({
+    [m.email]: email,
+    [m.password]: await hashPassword(password, o.scheme ?? 'SHA512-CRYPT'),
+    [m.active]: o.active ?? true,
+    [m.domain]: email.slice(email.lastIndexOf('@') + 1),
+  });
 }

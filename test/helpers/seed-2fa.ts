@@ -73,16 +73,14 @@ export async function issueTemporaryCode(ctx: Context, email: string, ttlMs = 24
   const code = newTemporaryCode();
   await accountTransaction(ctx, email, async (tx) => {
     await removeFactor(tx.trx, ctx.tables, email);
-    await tx
-      .trx(ctx.tables.challenge)
-      .insert({
-        account: email,
-        purpose: 'temporary',
-        code_hash: await tx.vault().hash(tx.trx, 'temporary', email, code),
-        created_at: tx.now,
-        expires_at: tx.now + ttlMs,
-        used_at: null,
-      });
+    await tx.trx(ctx.tables.challenge).insert({
+      account: email,
+      purpose: 'temporary',
+      code_hash: await tx.vault().hash(tx.trx, 'temporary', email, code),
+      created_at: tx.now,
+      expires_at: tx.now + ttlMs,
+      used_at: null,
+    });
   });
   return code;
 }
@@ -148,18 +146,16 @@ export async function twoFactorRows(
 /** A pending enrolment row, as `enable`'s two-step form leaves one behind between start and confirm. */
 export async function addPendingEnrolment(ctx: Context, email: string): Promise<void> {
   await accountTransaction(ctx, email, async (tx) => {
-    await tx
-      .trx(ctx.tables.enrolment)
-      .insert({
-        account: email,
-        id: `e${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`,
-        method: 'totp',
-        secret_ct: tx.vault().seal(ctx.tables.enrolment, 'secret_ct', email, generateTotpSecret()),
-        phone_ct: null,
-        phone_masked: null,
-        key_id: tx.vault().key.id,
-        created_at: tx.now,
-        expires_at: tx.now + 600_000,
-      });
+    await tx.trx(ctx.tables.enrolment).insert({
+      account: email,
+      id: `e${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`,
+      method: 'totp',
+      secret_ct: tx.vault().seal(ctx.tables.enrolment, 'secret_ct', email, generateTotpSecret()),
+      phone_ct: null,
+      phone_masked: null,
+      key_id: tx.vault().key.id,
+      created_at: tx.now,
+      expires_at: tx.now + 600_000,
+    });
   });
 }

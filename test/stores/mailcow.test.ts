@@ -249,14 +249,12 @@ describeEachDb(
     });
 
     it('a malformed mailbox.attributes is a problem in status, never guessed', async () => {
-      await h.db
-        .knex('mailbox')
-        .insert({
-          username: 'odd@example.com',
-          password: 'x',
-          domain: 'example.com',
-          attributes: kind === 'mariadb' ? '{"force_tfa":"yes"}' : '{"force_tfa":1,"force_tfa":0}',
-        });
+      await h.db.knex('mailbox').insert({
+        username: 'odd@example.com',
+        password: 'x',
+        domain: 'example.com',
+        attributes: kind === 'mariadb' ? '{"force_tfa":"yes"}' : '{"force_tfa":1,"force_tfa":0}',
+      });
       const s = await open(h).account('odd@example.com');
       expect(s!.problems![0]).toMatch(
         kind === 'mariadb' ? /force_tfa is neither 0 nor 1/ : /duplicate key "force_tfa"/,

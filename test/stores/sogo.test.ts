@@ -327,13 +327,11 @@ describe('SOGo profile store: compare-and-set against a concurrent save [sqlite]
     const h = await storeHarness(testDb);
     try {
       await createSogoSchema(h.db);
-      await h.db
-        .knex('sogo_user_profile')
-        .insert({
-          c_uid: USER,
-          c_defaults: '{"SOGoTOTPEnabled":1,"SOGoLanguage":"English"}',
-          c_settings: SETTINGS_NEW,
-        });
+      await h.db.knex('sogo_user_profile').insert({
+        c_uid: USER,
+        c_defaults: '{"SOGoTOTPEnabled":1,"SOGoLanguage":"English"}',
+        c_settings: SETTINGS_NEW,
+      });
       const sogo = new Sqlite(h.db.file!);
       sogo.pragma('busy_timeout = 5000');
       let saves = 0;

@@ -408,15 +408,13 @@ describe('twilio transport', () => {
 
   it("a Twilio error is exit 69 with Twilio's error code, never its message (which quotes the number)", async () => {
     gateway.reply = (_req, res) =>
-      res
-        .writeHead(400, { 'content-type': 'application/json' })
-        .end(
-          JSON.stringify({
-            code: 21211,
-            message: `The 'To' number ${PHONE} is not a valid phone number.`,
-            status: 400,
-          }),
-        );
+      res.writeHead(400, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          code: 21211,
+          message: `The 'To' number ${PHONE} is not a valid phone number.`,
+          status: 400,
+        }),
+      );
     const err = await failure(createSmsSender(twilio({ authToken: TOKEN }), { dataDir: dir, env: {} }).send(MESSAGE));
     expect(err.exitCode).toBe(ExitCode.UNAVAILABLE);
     expect(err.message).toMatch(/HTTP 400/);
