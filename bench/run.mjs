@@ -364,6 +364,7 @@ async function seedMariadb() {
   } catch (err) {
     throw new Error(
       `LOAD DATA LOCAL INFILE failed (the server needs local_infile=ON: SET GLOBAL local_infile = 1): ${err.stderr || err.message}`,
+      { cause: err },
     );
   } finally {
     for (const name of Object.keys(tables)) rmSync(join(WORK, `${name}.tsv`), { force: true });
@@ -826,7 +827,7 @@ async function startupAnatomy() {
 
 const results = [];
 const seedTimes = {};
-let anatomy = [];
+let anatomy;
 try {
   if (wantMariadb) {
     const t = performance.now();

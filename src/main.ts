@@ -28,21 +28,20 @@ export async function run(argv: string[]): Promise<void> {
   process.stdout.on('error', () => {});
   const json = wantsJson(argv);
   const program = await buildProgram(argv);
-  let usageMessage = '';
   const configure = (cmd: typeof program) => {
     cmd.exitOverride();
     cmd.configureOutput({
       writeErr: (s) => {
-        if (json) usageMessage += s;
+        // With --json the usage error becomes the JSON document below; nothing goes to stderr.
+        if (json) return;
         // commander quotes the offending argument: escape it, line by line, so it cannot act on the terminal.
-        else
-          process.stderr.write(
-            s
-              .split('\n')
-              .map(escapeControl)
-              .join('\n')
-              .replace(/^error: /, 'mail2fa: error: '),
-          );
+        process.stderr.write(
+          s
+            .split('\n')
+            .map(escapeControl)
+            .join('\n')
+            .replace(/^error: /, 'mail2fa: error: '),
+        );
       },
     });
     for (const sub of cmd.commands) configure(sub as typeof program);

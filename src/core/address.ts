@@ -48,7 +48,7 @@ function addressProblem(input: string, echo = true): string | undefined {
   if (input.length === 0) return 'empty';
   if (input.length > MAX_ADDRESS_LENGTH) return `longer than ${MAX_ADDRESS_LENGTH} characters`;
   if (/^\s|\s$/u.test(input)) return 'leading or trailing whitespace';
-  // eslint-disable-next-line no-control-regex
+
   if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u.test(input)) return 'contains control characters';
   // Zero-width spaces, bidi overrides, soft hyphens, BOMs: an address that looks like another one on screen.
   if (/\p{Cf}/u.test(input)) return 'contains invisible or bidirectional formatting characters';

@@ -27,7 +27,7 @@ import {
 } from '../db/sealed-rows.js';
 import { inTransaction } from '../db/tx.js';
 import { writeAudit } from './audit-write.js';
-import { configError, internalError, Mail2faError, tempFail, usageError } from '../errors.js';
+import { configError, Mail2faError, tempFail, usageError } from '../errors.js';
 
 export interface KeyProgress {
   done: number;
@@ -35,8 +35,6 @@ export interface KeyProgress {
 }
 export type ProgressListener = (p: KeyProgress) => void;
 
-/** Rows written per statement (SQLite's compound SELECT limit is 500; knex builds multi-row inserts with it). */
-const WRITE_BATCH = 200;
 /** Failures listed in a report or an error (the counts are always complete). */
 const MAX_LISTED = 50;
 

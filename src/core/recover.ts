@@ -181,7 +181,7 @@ export function checkTicket(ticket: string | undefined, pattern: string): string
     );
   if (ticket.length > MAX_TICKET_LENGTH) throw bad(`longer than ${MAX_TICKET_LENGTH} characters`);
   if (!new RegExp(`^(?:${pattern})$`, 'u').test(ticket)) throw bad('does not match the ticket pattern');
-  // eslint-disable-next-line no-control-regex
+
   if (/[\u0000-\u001f\u007f-\u009f]/u.test(ticket)) throw bad('contains control characters');
   return ticket;
 }

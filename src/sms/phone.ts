@@ -48,7 +48,6 @@ function loadLib(): { phone: Lib; metadata: MetadataJson } {
 
 const badPhone = (why: string) => dataError('bad_phone', `invalid phone number: ${why}`, PHONE_FORMAT_HINT);
 
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
 const LETTER = /\p{L}/u;
 /** Digit groups separated by single spaces or dashes, after the international prefix (011 or +). */

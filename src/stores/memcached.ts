@@ -35,7 +35,6 @@ export type DeleteResult = 'DELETED' | 'NOT_FOUND';
 /** Runs `commands` (each one line) on one connection; returns one reply line per command. */
 function exchange(server: MemcachedServer, commands: string[], timeoutMs: number): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    let socket: Socket;
     let buffered = '';
     const replies: string[] = [];
     let settled = false;
@@ -47,8 +46,10 @@ function exchange(server: MemcachedServer, commands: string[], timeoutMs: number
       if (err) reject(err);
       else resolve(replies);
     };
+    const socket: Socket = server.path
+      ? connect({ path: server.path })
+      : connect({ host: server.host!, port: server.port! });
     const timer = setTimeout(() => finish(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    socket = server.path ? connect({ path: server.path }) : connect({ host: server.host!, port: server.port! });
     socket.setEncoding('latin1');
     socket.on('connect', () => socket.write(commands.map((c) => `${c}\r\n`).join(''), 'latin1'));
     socket.on('data', (chunk: string) => {

@@ -60,6 +60,7 @@ export function qrMatrix(text: string, errorCorrection: QrErrorCorrection = 'M')
   } catch (err) {
     throw new RangeError(
       `text too long for a QR code (${Buffer.byteLength(text, 'utf8')} bytes): ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
     );
   }
   const n = qr.getModuleCount();

@@ -63,7 +63,7 @@ function tableCells(r: StatusRow): unknown[] {
 
 // JSON.stringify leaves DEL, C1 controls, U+2028/2029 and bidi overrides raw; escaped, the document is the same
 // JSON but cannot act on a terminal that shows it (mailbox rows come from the database as they are).
-// eslint-disable-next-line no-control-regex
+
 const JSON_UNSAFE = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
 
 /** A row as one line of JSON, with every control character escaped. */

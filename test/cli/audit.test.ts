@@ -9,7 +9,7 @@ import { addMailbox, testContext, testEnv } from '../helpers/context.js';
 import { enableTotp } from '../core/recover-support.js';
 
 // Any raw control character other than the line breaks of the format itself.
-// eslint-disable-next-line no-control-regex
+
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u000c\u000e-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
 const NASTY = 'line one\nFORGED 2026-01-01 root recover ok\r\u001b[2J\u001b[31mred\u009b1m\u2028\u202eevil';
 

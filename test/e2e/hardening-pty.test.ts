@@ -14,7 +14,6 @@ import { runInTerminal } from '../helpers/terminal.js';
 
 vi.setConfig({ testTimeout: 60_000 });
 
-// eslint-disable-next-line no-control-regex
 const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]|\u001b[()][0-9A-Za-z]|\u001b[=>]/g;
 
 let tdb: TestDb;

@@ -67,7 +67,6 @@ const WAITING =
   const cli = (node: number, args: string[], o: { input?: string; env?: Record<string, string | undefined> } = {}) =>
     runCli(args, { env: env(node, o.env), input: o.input, timeoutMs: 60_000 });
   const knex = async () => (await ctx.db()).knex;
-  const codesOf = (rs: CliResult[]) => rs.map((r) => r.code).sort((a, b) => (a ?? -1) - (b ?? -1));
   const noBugs = (rs: CliResult[]) => {
     for (const r of rs) {
       expect([0, 1, 75], `exit ${r.code}: ${r.stderr}`).toContain(r.code);

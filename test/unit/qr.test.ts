@@ -8,7 +8,6 @@ import { QR_QUIET_ZONE, qrMatrix, renderQrForTerminal } from '../../src/totp/qr.
 import { generateTotpSecret, otpauthUri } from '../../src/totp/totp.js';
 import { decodeQrFromScreen } from '../helpers/qr-screen.js';
 
-// eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*m/g;
 const stripAnsi = (s: string) => s.replace(ANSI, '');
 

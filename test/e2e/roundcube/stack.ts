@@ -389,6 +389,6 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   } catch (err) {
     const logs = stack.logs();
     await stack.stop().catch(() => {});
-    throw new Error(`${(err as Error).message}\n${logs}`);
+    throw new Error(`${(err as Error).message}\n${logs}`, { cause: err });
   }
 }
