@@ -22,7 +22,7 @@ import {
 } from '../helpers/seed-2fa.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const README_PART = join(ROOT, 'docs', 'sign-in.md');
+const README_PART = join(ROOT, 'docs', 'library.md');
 
 /** The code block that follows `<!-- example: NAME -->` in the README part. */
 function readmeExample(name: string): string {
