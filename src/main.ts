@@ -5,16 +5,12 @@
 import { CommanderError } from 'commander';
 import { ExitCode, Mail2faError } from './errors.js';
 import { escapeControl } from './text.js';
-import { outcome } from './commands/shared.js';
 import { buildProgram } from './program.js';
+import { colourAllowed, palette } from './ui/colour.js';
 
 function wantsJson(argv: string[]): boolean {
   const dd = argv.indexOf('--');
   return (dd < 0 ? argv : argv.slice(0, dd)).includes('--json');
-}
-
-function useColor(argv: string[]): boolean {
-  return !argv.includes('--no-color') && !process.env.NO_COLOR && Boolean(process.stderr.isTTY);
 }
 
 export function errorDocument(err: Mail2faError): unknown {
@@ -50,7 +46,7 @@ export async function run(argv: string[]): Promise<void> {
   configure(program);
   try {
     await program.parseAsync(argv);
-    process.exitCode = outcome.exitCode;
+    process.exitCode = program.actionExitCode;
   } catch (raw) {
     if (raw instanceof CommanderError) {
       if (raw.code === 'commander.helpDisplayed' || raw.code === 'commander.version' || raw.code === 'commander.help') {
@@ -66,7 +62,8 @@ export async function run(argv: string[]): Promise<void> {
     const err = toMail2faError(raw);
     if (json) process.stdout.write(`${JSON.stringify(errorDocument(err))}\n`);
     else {
-      const red = useColor(argv) ? (s: string) => `\x1b[31m${s}\x1b[39m` : (s: string) => s;
+      // Read from argv: the error may come before commander has parsed --no-color.
+      const { red } = await palette(colourAllowed(process.stderr, { flag: !argv.includes('--no-color') }));
       // Each line of the message is escaped on its own: the message's own line breaks stay, while a "\n" that
       // came escaped from user input stays two characters and cannot forge a line.
       process.stderr.write(`${red('mail2fa: error:')} ${err.message.split('\n').map(escapeControl).join('\n')}\n`);
