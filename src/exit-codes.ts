@@ -31,9 +31,11 @@ export const GENERAL_MEANING: Readonly<Record<ExitCodeValue, string>> = {
   [ExitCode.NOUSER]: 'unknown account',
   [ExitCode.UNAVAILABLE]: 'database or SMS gateway unavailable',
   [ExitCode.SOFTWARE]: 'internal error: a bug, please report it (`--verbose` adds the stack)',
-  [ExitCode.TEMPFAIL]: 'locked out, rate limited, or busy / changed by someone else: retry later',
+  [ExitCode.TEMPFAIL]:
+    'locked out (5 wrong attempts: 15 minutes), rate limited (3 SMS per 15 minutes), or busy / changed by someone else: retry later',
   [ExitCode.NOPERM]: 'wrong password or code',
-  [ExitCode.CONFIG]: 'configuration: config file, master key, schema, a stored secret failing its integrity check',
+  [ExitCode.CONFIG]:
+    'configuration: config file, master key, schema missing or out of date, a stored secret failing its integrity check',
   [ExitCode.CANCELLED]: 'cancelled at a prompt (Ctrl-C, or "no" at a confirmation)',
 };
 

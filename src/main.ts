@@ -2,7 +2,7 @@
  * argv → program → exit code. The only place that maps errors to exit codes and prints them; it sets
  * process.exitCode rather than calling process.exit, so output is never cut off.
  */
-import { CommanderError } from 'commander';
+import { CommanderError, type Command } from 'commander';
 import { ExitCode, Mail2faError } from './errors.js';
 import { escapeControl } from './text.js';
 import { buildProgram } from './program.js';
@@ -24,24 +24,23 @@ export async function run(argv: string[]): Promise<void> {
   process.stdout.on('error', () => {});
   const json = wantsJson(argv);
   const program = await buildProgram(argv);
-  let usageMessage = '';
-  const configure = (cmd: typeof program) => {
+  const configure = (cmd: Command) => {
     cmd.exitOverride();
     cmd.configureOutput({
       writeErr: (s) => {
-        if (json) usageMessage += s;
+        // --json: the usage error becomes the JSON document written below, and stderr stays empty.
+        if (json) return;
         // commander quotes the offending argument: escape it, line by line, so it cannot act on the terminal.
-        else
-          process.stderr.write(
-            s
-              .split('\n')
-              .map(escapeControl)
-              .join('\n')
-              .replace(/^error: /, 'mail2fa: error: '),
-          );
+        process.stderr.write(
+          s
+            .split('\n')
+            .map(escapeControl)
+            .join('\n')
+            .replace(/^error: /, 'mail2fa: error: '),
+        );
       },
     });
-    for (const sub of cmd.commands) configure(sub as typeof program);
+    for (const sub of cmd.commands) configure(sub);
   };
   configure(program);
   try {

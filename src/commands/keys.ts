@@ -165,10 +165,7 @@ export function keysCommand(): Command {
     .command('generate')
     .description('create a new key file (32 random bytes, base64, mode 0600); never overwrites a file')
     .argument('<file>', 'where to write the new key')
-    .addHelpText(
-      'after',
-      EXAMPLES(['mail2fa keys generate /etc/mail2fa/key.new']),
-    )
+    .addHelpText('after', EXAMPLES(['mail2fa keys generate /etc/mail2fa/key.new']))
     .action(
       action(async (file: string, _flags: unknown, cmd: Command) => {
         const out = makeOutput(globalOptions(cmd));

@@ -105,7 +105,10 @@ export function statusCommand(): Command {
     .option('--enabled', 'only accounts with 2FA on')
     .option('--disabled', 'only accounts with 2FA off')
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json', 'ndjson', 'csv']))
-    .option('--require-enabled', `exit ${ExitCode.NEGATIVE} when any listed account lacks 2FA (unknown counts as lacking)`)
+    .option(
+      '--require-enabled',
+      `exit ${ExitCode.NEGATIVE} when any listed account lacks 2FA (unknown counts as lacking)`,
+    )
     .addHelpText(
       'after',
       EXAMPLES([
