@@ -2,19 +2,15 @@
  * argv → program → exit code. The only place that maps errors to exit codes and prints them; it sets
  * process.exitCode rather than calling process.exit, so output is never cut off.
  */
-import { CommanderError } from 'commander';
+import { CommanderError, type Command } from 'commander';
 import { ExitCode, Mail2faError } from './errors.js';
 import { escapeControl } from './text.js';
-import { outcome } from './commands/shared.js';
 import { buildProgram } from './program.js';
+import { colourAllowed, palette } from './ui/colour.js';
 
 function wantsJson(argv: string[]): boolean {
   const dd = argv.indexOf('--');
   return (dd < 0 ? argv : argv.slice(0, dd)).includes('--json');
-}
-
-function useColor(argv: string[]): boolean {
-  return !argv.includes('--no-color') && !process.env.NO_COLOR && Boolean(process.stderr.isTTY);
 }
 
 export function errorDocument(err: Mail2faError): unknown {
@@ -28,11 +24,11 @@ export async function run(argv: string[]): Promise<void> {
   process.stdout.on('error', () => {});
   const json = wantsJson(argv);
   const program = await buildProgram(argv);
-  const configure = (cmd: typeof program) => {
+  const configure = (cmd: Command) => {
     cmd.exitOverride();
     cmd.configureOutput({
       writeErr: (s) => {
-        // With --json the usage error becomes the JSON document below; nothing goes to stderr.
+        // --json: the usage error becomes the JSON document written below, and stderr stays empty.
         if (json) return;
         // commander quotes the offending argument: escape it, line by line, so it cannot act on the terminal.
         process.stderr.write(
@@ -44,12 +40,12 @@ export async function run(argv: string[]): Promise<void> {
         );
       },
     });
-    for (const sub of cmd.commands) configure(sub as typeof program);
+    for (const sub of cmd.commands) configure(sub);
   };
   configure(program);
   try {
     await program.parseAsync(argv);
-    process.exitCode = outcome.exitCode;
+    process.exitCode = program.actionExitCode;
   } catch (raw) {
     if (raw instanceof CommanderError) {
       if (raw.code === 'commander.helpDisplayed' || raw.code === 'commander.version' || raw.code === 'commander.help') {
@@ -65,7 +61,8 @@ export async function run(argv: string[]): Promise<void> {
     const err = toMail2faError(raw);
     if (json) process.stdout.write(`${JSON.stringify(errorDocument(err))}\n`);
     else {
-      const red = useColor(argv) ? (s: string) => `\x1b[31m${s}\x1b[39m` : (s: string) => s;
+      // Read from argv: the error may come before commander has parsed --no-color.
+      const { red } = await palette(colourAllowed(process.stderr, { flag: !argv.includes('--no-color') }));
       // Each line of the message is escaped on its own: the message's own line breaks stay, while a "\n" that
       // came escaped from user input stays two characters and cannot forge a line.
       process.stderr.write(`${red('mail2fa: error:')} ${err.message.split('\n').map(escapeControl).join('\n')}\n`);

@@ -1,6 +1,8 @@
 /** The command-line program: global options, the ordered list of commands, help with examples and exit codes. */
 import { Command, Option } from 'commander';
-import { EXIT_CODE_TABLE } from './errors.js';
+import { commandExitCodes, generalExitCodes, groupExitCodes } from './exit-codes.js';
+import { exitCodesHelp } from './ui/exit-codes-render.js';
+import { Program } from './commands/shared.js';
 import { VERSION } from './version.js';
 
 /**
@@ -24,14 +26,12 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<() => 
   ['serve', async () => (await import('./commands/serve.js')).serveCommand],
 ];
 
-export const EXIT_CODES_HELP = `\nExit codes:\n${EXIT_CODE_TABLE.map(([code, text]) => `  ${String(code).padStart(3)}  ${text}`).join('\n')}\n`;
-
 /**
  * The program for `argv` (process.argv form). When argv names a command, only that command's module is loaded;
  * otherwise (no command, `help`, a typo) every one is, so that help lists them all and commander can suggest.
  */
-export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
-  const program = new Command('mail2fa')
+export async function buildProgram(argv: readonly string[] = []): Promise<Program> {
+  const program = new Program('mail2fa')
     .description('Two-factor authentication for mail accounts, managed directly in the mail account database.')
     .version(VERSION, '-V, --version')
     .addOption(
@@ -49,18 +49,27 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText(
       'after',
-      `\nQuick start:\n  mail2fa demo                 # embedded database with sample mailboxes\n  mail2fa status --all\n${EXIT_CODES_HELP}\nEnvironment: MAIL2FA_DB_URL, MAIL2FA_CONFIG, MAIL2FA_KEY_FILE, MAIL2FA_KEY, MAIL2FA_HOME, NO_COLOR.\n`,
+      () =>
+        `\nQuick start:\n  mail2fa demo                 # embedded database with sample mailboxes\n  mail2fa status --all\n\n${exitCodesHelp(generalExitCodes())}\n\nEnvironment: MAIL2FA_DB_URL, MAIL2FA_CONFIG, MAIL2FA_KEY_FILE, MAIL2FA_KEY, MAIL2FA_HOME, NO_COLOR.\n`,
     );
   const name = commandName(program, argv.slice(2));
   const wanted = COMMANDS.filter(([n]) => n === name);
   const makers = await Promise.all((wanted.length ? wanted : COMMANDS).map(([, load]) => load()));
   for (const make of makers) {
     const cmd = make();
-    cmd.addHelpText('after', EXIT_CODES_HELP);
+    addExitCodesHelp(cmd);
     cmd.showHelpAfterError(`(run mail2fa ${cmd.name()} --help for usage)`);
     program.addCommand(cmd);
   }
   return program;
+}
+
+/** Each command's "Exit codes:" block (a group's lists its subcommands' codes), built only when help is shown. */
+function addExitCodesHelp(cmd: Command, parent?: string): void {
+  const path = parent ? `${parent} ${cmd.name()}` : cmd.name();
+  const group = cmd.commands.length > 0;
+  cmd.addHelpText('after', () => exitCodesHelp(group ? groupExitCodes(path) : commandExitCodes(path)));
+  for (const sub of cmd.commands) addExitCodesHelp(sub, path);
 }
 
 /** The first operand of argv: the command name, skipping the program's own options and their values. */

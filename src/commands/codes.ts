@@ -4,8 +4,6 @@ import { canonicalAddress } from '../core/address.js';
 import { regenerateRecoveryCodes } from '../core/recovery-codes.js';
 import { factorSummary, notEnabled } from '../core/owner.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
-// program.ts imports this module too; EXIT_CODES_HELP is read only when the command is built, after both loaded.
-import { EXIT_CODES_HELP } from '../program.js';
 import { addOwnerOptions, obtainCode, parseOwnerFlags, readPassword, type OwnerFlags } from './owner-input.js';
 
 function regenerateCommand(): Command {
@@ -21,7 +19,7 @@ function regenerateCommand(): Command {
         'mail2fa codes regenerate jane@example.com',
         'printf \'%s\' "$PW" | mail2fa codes regenerate jane@example.com --password-stdin --code 123456 --json',
         'mail2fa status jane@example.com     # shows how many recovery codes are left',
-      ]) + EXIT_CODES_HELP,
+      ]),
     )
     .action(
       action(async (email: string, flags: OwnerFlags, command: Command) => {

@@ -16,9 +16,7 @@ export function doctorCommand(): Command {
         'mail2fa doctor',
         'mail2fa --config /etc/mail2fa.yaml doctor --json',
         'mail2fa doctor --serve /run/mail2fa/mail2fa.sock   # a running service',
-      ]) +
-        '\nEvery check is listed, even when an earlier one failed (those that depend on it are "skip").\n' +
-        'Exit codes: 0 no failure (warnings allowed); 69 the database or SMS gateway is unavailable; 78 any other failure.\n',
+      ]) + '\nEvery check is listed, even when an earlier one failed (those that depend on it are "skip").\n',
     )
     .option(
       '--serve <socket|url>',

@@ -136,9 +136,7 @@ export function enableCommand(): Command {
         '',
         '# replace an authenticator app with SMS (after the password check):',
         'mail2fa enable jane@example.com --force --current-code 123456 --method sms --phone 011-45-20123456',
-      ]) +
-        '\nAlready enabled → exit 65 (use --force to replace, or disable first); inactive mailbox → 65; wrong password\n' +
-        'or code → 77 (counts toward the lockout; 3 wrong codes cancel the enrolment); SMS rate limit or lock → 75.\n',
+      ]),
     )
     .action(
       action(async (email: string, flags: EnableFlags, cmd: Command) => {

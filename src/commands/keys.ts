@@ -42,12 +42,11 @@ export function keysCommand(): Command {
   keys
     .command('check')
     .description(
-      'decrypt every stored secret with the loaded key and count failures (no secret is printed); exit 78 if any fails',
+      `decrypt every stored secret with the loaded key and count failures (no secret is printed); exit ${ExitCode.CONFIG} if any fails`,
     )
     .addHelpText(
       'after',
-      EXAMPLES(['mail2fa keys check', 'MAIL2FA_KEY_FILE=/etc/mail2fa/key.new mail2fa keys check --json']) +
-        '\nExit codes: 0 every stored secret decrypts; 69 database unavailable; 78 some do not, or the key/config is bad.\n',
+      EXAMPLES(['mail2fa keys check', 'MAIL2FA_KEY_FILE=/etc/mail2fa/key.new mail2fa keys check --json']),
     )
     .action(
       action(async (_flags: unknown, cmd: Command) => {
@@ -111,8 +110,7 @@ export function keysCommand(): Command {
         'mail2fa keys rotate --new-key-file /etc/mail2fa/key.new   # installs it as the key file, keeps the old as <key file>.old',
         'mail2fa keys rotate                                      # finish a rotation that was interrupted',
       ]) +
-        '\nSign-ins keep working throughout: every mail2fa process reads both keys while rows move (docs/keys.md).\n' +
-        'Exit codes: 0 rotated; 64 nothing to do (the new key is the current one, or no rotation to finish);\n  69 database unavailable; 75 busy or rows still being written under the old key (run it again);\n  78 a stored value does not decrypt (nothing changed), or a key file/config problem.\n',
+        '\nSign-ins keep working throughout: every mail2fa process reads both keys while rows move (docs/keys.md).\n',
     )
     .action(
       action(async (flags: { newKeyFile?: string }, cmd: Command) => {
@@ -167,11 +165,7 @@ export function keysCommand(): Command {
     .command('generate')
     .description('create a new key file (32 random bytes, base64, mode 0600); never overwrites a file')
     .argument('<file>', 'where to write the new key')
-    .addHelpText(
-      'after',
-      EXAMPLES(['mail2fa keys generate /etc/mail2fa/key.new']) +
-        '\nExit codes: 0 created; 78 the file exists already or cannot be created.\n',
-    )
+    .addHelpText('after', EXAMPLES(['mail2fa keys generate /etc/mail2fa/key.new']))
     .action(
       action(async (file: string, _flags: unknown, cmd: Command) => {
         const out = makeOutput(globalOptions(cmd));

@@ -113,10 +113,7 @@ export function migrateFromCommand(): Command {
       ]) +
         '\npostfixadmin needs accounts.preset: postfixadmin (or accounts.columns.totpSecret); roundcube needs a store of kind\n' +
         'roundcube in the config (docs/roundcube-store.md). Accounts already enrolled in mail2fa are skipped.\n' +
-        'No recovery codes are created: users create them with `mail2fa codes regenerate <email>`.\n' +
-        'Exit codes: 0 done (or dry run fine); 64 usage, or --clear-source without a terminal or --yes; 65 invalid secrets\n' +
-        '  (nothing changed); 69 database unavailable; 75 a row changed meanwhile (retry); 78 config/key/mapping/no such store;\n' +
-        '  130 declined.\n',
+        'No recovery codes are created: users create them with `mail2fa codes regenerate <email>`.\n',
     )
     .action(
       action(async (source: string, flags: MigrateFromFlags, cmd: Command) => {

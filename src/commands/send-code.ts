@@ -15,9 +15,7 @@ export function sendCodeCommand(): Command {
         'mail2fa send-code jane@example.com',
         'mail2fa send-code jane@example.com --json   # → {"ok":true,"email":"…","phone":"+45 ****3456","expiresAt":"…","sms":{"transport":"webhook"}}',
         'mail2fa send-code jane@example.com && mail2fa verify jane@example.com   # then type the code',
-      ]) +
-        '\nAt most 3 codes per account per 15 minutes (exit 75 beyond). Not an SMS account → exit 65.\n' +
-        'Gateway down or timing out → exit 69, nothing stored.\n',
+      ]) + '\nAt most 3 codes per account per 15 minutes. A gateway down or timing out stores nothing.\n',
     )
     .action(
       action(async (email: string, _flags: unknown, cmd: Command) => {

@@ -1,5 +1,5 @@
 /** Glue shared by every command: global options → output + context options; the action wrapper. */
-import type { Command } from 'commander';
+import { Command } from 'commander';
 import type { ContextOptions } from '../context.js';
 import { Output } from '../ui/output.js';
 
@@ -25,18 +25,27 @@ export function contextOptions(g: GlobalOptions, extra: Partial<ContextOptions> 
   return { configPath: g.config, dbUrl: g.db, actor: g.actor, ...extra };
 }
 
-/** What the last action decided the exit code should be (read by main.ts, the only place that exits). */
-export const outcome = { exitCode: 0 };
+/**
+ * The root command of one run. The action of the command that ran leaves its exit code here; main.ts reads it
+ * after parsing (each run builds its own program, so nothing carries over between runs).
+ */
+export class Program extends Command {
+  actionExitCode: number = 0;
+}
 
 /**
  * Wraps a command body: it returns an exit code (0 by default) or throws a typed error that main.ts renders.
+ * commander passes the command as the last argument; its root is the run's Program.
  */
 export function action<A extends unknown[]>(
   body: (...args: A) => Promise<number | void>,
 ): (...args: A) => Promise<void> {
   return async (...args: A) => {
     const code = await body(...args);
-    outcome.exitCode = typeof code === 'number' ? code : 0;
+    let root = args[args.length - 1] as Command;
+    while (root.parent) root = root.parent;
+    if (!(root instanceof Program)) throw new Error('a command ran outside the program built by buildProgram');
+    root.actionExitCode = typeof code === 'number' ? code : 0;
   };
 }
 

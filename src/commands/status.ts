@@ -105,14 +105,17 @@ export function statusCommand(): Command {
     .option('--enabled', 'only accounts with 2FA on')
     .option('--disabled', 'only accounts with 2FA off')
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json', 'ndjson', 'csv']))
-    .option('--require-enabled', 'exit 1 when any listed account lacks 2FA (unknown counts as lacking)')
+    .option(
+      '--require-enabled',
+      `exit ${ExitCode.NEGATIVE} when any listed account lacks 2FA (unknown counts as lacking)`,
+    )
     .addHelpText(
       'after',
       EXAMPLES([
         'mail2fa status jane@example.com',
         'mail2fa status --all --format ndjson > status.ndjson',
         'mail2fa status --domain example.com --disabled --format csv',
-        'mail2fa status --file staff.txt --require-enabled   # exit 1 if anyone lacks 2FA',
+        `mail2fa status --file staff.txt --require-enabled   # exit ${ExitCode.NEGATIVE} if anyone lacks 2FA`,
         'cut -d, -f1 users.csv | mail2fa status --file - --json',
       ]),
     )

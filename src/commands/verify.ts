@@ -75,7 +75,7 @@ function omitOutcome<T extends { outcome: string }>(r: T): Omit<T, 'outcome'> {
 export function verifyCommand(): Command {
   return new Command('verify')
     .description(
-      'check a sign-in code (app, SMS, recovery or temporary access code), each usable once: exit 0 accepted, 1 rejected, 75 locked. The code is read from standard input',
+      `check a sign-in code (app, SMS, recovery or temporary access code), each usable once: exit ${ExitCode.OK} accepted, ${ExitCode.NEGATIVE} rejected, ${ExitCode.TEMPFAIL} locked. The code is read from standard input`,
     )
     .argument('<email>', 'the mailbox address')
     .option('--code <code>', 'the code (default: standard input, one trailing newline allowed)')
@@ -85,9 +85,6 @@ export function verifyCommand(): Command {
         'echo 123456 | mail2fa verify jane@example.com && echo signed in',
         'printf \'%s\' "$CODE" | mail2fa verify jane@example.com --json',
         'mail2fa verify jane@example.com --code 7k3qd-m9x2a      # a recovery code',
-        '',
-        'verify exits 0 (accepted), 1 (rejected: wrong, expired or used code; also when 2FA is off),',
-        '75 (locked after 5 wrong codes), 65 (malformed code or address), 67 (unknown account).',
       ]),
     )
     .action(

@@ -34,7 +34,11 @@ export type QrErrorCorrection = 'L' | 'M' | 'Q' | 'H';
 /** Default quiet zone (ISO/IEC 18004 asks for 4 modules; phone cameras need it). */
 export const QR_QUIET_ZONE = 4;
 
-/** SGR: black foreground on bright-white background. Dark modules are drawn as ink, light ones as paper. */
+/**
+ * SGR: black foreground on bright-white background. Dark modules are drawn as ink, light ones as paper. These stay
+ * explicit escape sequences rather than chalk: the code must scan on any terminal theme, so it always draws exactly
+ * these two colours (the caller decides, by the colour policy in ui/colour.ts, whether it is drawn in colour at all).
+ */
 const COLOURS = '\x1b[30;107m';
 const RESET = '\x1b[0m';
 

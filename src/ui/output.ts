@@ -1,10 +1,11 @@
 /**
  * Where output goes: data on stdout, diagnostics on stderr; with --json exactly one JSON document on stdout.
- * Colour only on a TTY and never with --no-color / NO_COLOR.
+ * Whether each may be coloured is decided by the colour policy (ui/colour.ts).
  */
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { escapeControl } from '../text.js';
+import { colourAllowed } from './colour.js';
 
 export interface OutputOptions {
   json: boolean;
@@ -31,9 +32,8 @@ export class Output {
     this.stdout = o.stdout ?? process.stdout;
     this.stderr = o.stderr ?? process.stderr;
     this.stdinIsTTY = o.stdinIsTTY ?? Boolean(process.stdin.isTTY);
-    const noColorEnv = process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '';
-    this.color = o.color && !noColorEnv && Boolean(this.stdout.isTTY);
-    this.errColor = o.color && !noColorEnv && Boolean(this.stderr.isTTY);
+    this.color = colourAllowed(this.stdout, { flag: o.color, json: o.json });
+    this.errColor = colourAllowed(this.stderr, { flag: o.color });
   }
 
   /** The terminal's width when stdout is a terminal (text is wrapped to it); undefined for pipes and files. */

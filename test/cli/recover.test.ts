@@ -38,7 +38,7 @@ describeEachDb('cli recover', (kind) => {
     expect(r.stdout).toContain('--temporary-code');
     expect(r.stdout).toContain('Examples:');
     expect(r.stdout).toContain('mail2fa recover jane@example.com --ticket T-1001');
-    expect(r.stdout).toMatch(/75 +locked out, rate limited or busy/);
+    expect(r.stdout).toMatch(/75 +the account changed between the summary and the confirmation/);
   });
 
   it('refuses bad usage and bad input with nothing changed', { timeout: 120_000 }, async () => {
