@@ -75,10 +75,14 @@ const SAMPLES: Array<
   },
 ];
 
-export async function seedDemo(
-  ctx: Context,
-  opts: { reset: boolean },
-): Promise<{ database: string; created: boolean; accounts: DemoAccount[] }> {
+/** What `demo` did: where, whether it created the mailboxes (or found them), and each mailbox with its password. */
+export interface DemoResult {
+  database: string;
+  created: boolean;
+  accounts: DemoAccount[];
+}
+
+export async function seedDemo(ctx: Context, opts: { reset: boolean }): Promise<DemoResult> {
   if (ctx.mapping.preset !== 'mail2fa')
     throw configError(
       'demo_preset',

@@ -22,7 +22,7 @@ import {
 } from '../stores/postfixadmin.js';
 import { writeAudit } from './audit-write.js';
 import { tryCanonicalAddress } from './address.js';
-import { configError, tempFail } from '../errors.js';
+import { configError, ExitCode, Mail2faError, tempFail } from '../errors.js';
 import { Vault } from './vault.js';
 
 /** The configured PostfixAdmin store (explicit, or mapped from `accounts.preset: postfixadmin`): where its secrets are. */
@@ -201,6 +201,16 @@ function report(
  * refuse the whole migration unless `skipInvalid`. With `clearPlaintext`, each migrated account's column is
  * set to NULL — only if it still holds the value that was migrated (else the whole run rolls back, 75).
  */
+/** The refusal when invalid secrets stopped the migration. */
+export function postfixadminRefusal(report: MigrationReport): Mail2faError {
+  return new Mail2faError(
+    'invalid_secrets',
+    `${report.invalid} PostfixAdmin TOTP secret(s) cannot be migrated (listed above); nothing was changed`,
+    ExitCode.DATAERR,
+    'Fix or clear those rows in PostfixAdmin, or run again with --skip-invalid to migrate the others and leave them as they are.',
+  );
+}
+
 export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions): Promise<MigrationReport> {
   const { name, loc, url } = postfixadminSource(ctx);
   const source = `${loc.table}.${loc.secret}`;

@@ -54,7 +54,6 @@ export const TEMPORARY_CODE_MIN_TTL_MS = 5 * 60_000;
 export const TEMPORARY_CODE_MAX_TTL_MS = 7 * 86_400_000;
 export const MAX_TICKET_LENGTH = 64;
 export const MAX_REASON_LENGTH = 500;
-export const TURN_ON_PATH = 'Settings > Password > Two-Factor Authentication';
 
 /** What the agent sees before confirming. No secrets: the phone is masked, codes are counted, never shown. */
 export interface RecoverySummary {
@@ -137,8 +136,6 @@ export interface RecoveryDone {
   /** Shown once; stored only as a keyed hash. */
   temporaryCode: { code: string; expiresAt: string; bits: number } | null;
   signOut: { ok: boolean; detail: string };
-  /** A reply the agent can paste to the customer; null while the recovery is incomplete (do not tell them yet). */
-  reply: string | null;
 }
 
 export interface NothingToRecover {
@@ -148,8 +145,6 @@ export interface NothingToRecover {
   reason: string | null;
   actor: string;
   before: RecoverySummary;
-  /** Null when 2FA is PostfixAdmin's own (its totp_secret column) — no longer reached: recover clears that column. */
-  reply: string | null;
 }
 
 export type RecoveryResult = RecoveryDone | NothingToRecover;
@@ -327,7 +322,7 @@ export async function recoverAccount(
         ...Object.fromEntries(look.readings.map((r) => [`store:${r.store.name}`, r.status?.activated ? 'on' : 'off'])),
       },
     });
-    return { outcome: 'nothing-to-recover', ...base, reply: nothingToRecoverReply(look.summary, ticket) };
+    return { outcome: 'nothing-to-recover', ...base };
   }
 
   // Every store that holds 2FA (or could not be read) is reset; one that cannot reset is refused before anything.
@@ -433,7 +428,7 @@ export async function recoverAccount(
 
   const signOut = await runSignOutCommand(ctx.config.signOut, mailbox.email);
   if (!signOut.ok) ctx.notices.push(`2FA was reset, but ${signOut.detail}: sign the user out by hand`);
-  const result: Omit<RecoveryDone, 'reply'> = {
+  return {
     outcome: 'recovered',
     ...base,
     removed: done.removed,
@@ -446,71 +441,4 @@ export async function recoverAccount(
     temporaryCode: done.temporaryCode,
     signOut,
   };
-  return { ...result, reply: result.complete ? recoveredReply(result) : null };
-}
-
-function methodWords(method: 'totp' | 'sms' | null, phone: string | null, postfixadminTotp = false): string {
-  if (method === 'totp' || postfixadminTotp) return 'the authenticator app';
-  if (method === 'sms') return phone ? `text messages to ${phone}` : 'text messages to your old phone';
-  return 'your old second factor';
-}
-
-/** The reply for the customer: what was done, how to sign in, how to turn 2FA on again. */
-export function recoveredReply(r: Omit<RecoveryDone, 'reply'>): string {
-  const lines = [`Hello,`, ''];
-  const what =
-    r.before.method || r.before.postfixadminTotp
-      ? `${methodWords(r.before.method, r.before.phone, r.before.postfixadminTotp)} as the second step of signing in to ${r.email}`
-      : `the pending two-factor authentication setup of ${r.email}`;
-  if (r.temporaryCode) {
-    lines.push(
-      `As requested in ticket ${r.ticket}, we have removed ${what}, and signed you out everywhere. Two-factor authentication is still required for your address.`,
-      '',
-      'To sign in, enter your email address and password as usual. When you are asked for a code, enter this temporary access code:',
-      '',
-      `    ${r.temporaryCode.code}`,
-      '',
-      `It works once and expires at ${r.temporaryCode.expiresAt.replace('T', ' ').replace('Z', ' UTC')}.`,
-      '',
-      `Right after signing in, set up your new phone: select ${TURN_ON_PATH}, choose the authenticator app or text messages, and follow the steps. If the code has expired or was used before you finished, write to us again.`,
-    );
-    if (r.before.stores.some((v) => v.oneLoginBypass && (v.status?.activated || v.error))) {
-      lines.push(
-        '',
-        'If the sign-in page does not ask for a code at all, that is this one-time exception: the next sign-in with your password lets you in without one. Right after it, remove the lost phone from your two-factor settings and add the new one, because from the following sign-in on a code from your registered devices is asked for again.',
-      );
-    }
-  } else {
-    lines.push(
-      `As requested in ticket ${r.ticket}, we have turned off two-factor authentication for ${r.email} (${methodWords(r.before.method, r.before.phone, r.before.postfixadminTotp)}), and signed you out everywhere.`,
-      '',
-      'You can now sign in to the webmail with your email address and password alone.',
-      '',
-      `We recommend turning two-factor authentication on again with your new phone: sign in, select ${TURN_ON_PATH}, choose the authenticator app or text messages, and follow the steps.`,
-    );
-  }
-  if (!r.before.active) lines.push('', INACTIVE_NOTE);
-  lines.push('', 'Kind regards,', 'Customer service');
-  return lines.join('\n');
-}
-
-const INACTIVE_NOTE =
-  'Note: the mailbox itself is currently deactivated, so signing in will not work yet; we will contact you about that.';
-
-function nothingToRecoverReply(s: RecoverySummary, ticket: string): string | null {
-  if (s.postfixadminTotp) return null;
-  const lines = [
-    'Hello,',
-    '',
-    `About ticket ${ticket}: two-factor authentication is not turned on for ${s.email}, so no code from a phone is needed to sign in. You can sign in to the webmail with your email address and password alone.`,
-  ];
-  if (!s.active) lines.push('', INACTIVE_NOTE);
-  lines.push(
-    '',
-    `To protect your account, you can turn two-factor authentication on: sign in, select ${TURN_ON_PATH}, and follow the steps.`,
-    '',
-    'Kind regards,',
-    'Customer service',
-  );
-  return lines.join('\n');
 }

@@ -1,6 +1,7 @@
 /** What `recover` shows the agent: the account's 2FA summary before confirming, then the result and the reply. */
-import type { RecoveryDone, NothingToRecover, RecoverySummary } from '../core/recover.js';
+import type { RecoveryDone, NothingToRecover, RecoveryResult, RecoverySummary } from '../core/recover.js';
 import { escapeControl } from '../text.js';
+import { customerReply, recoveredReply } from './customer-reply-render.js';
 
 const LABEL_WIDTH = 22;
 const label = (name: string, value: string) => `  ${name.padEnd(LABEL_WIDTH - 2)}${value}`;
@@ -184,10 +185,34 @@ export function recoveredText(r: RecoveryDone, width?: number): string {
   const head = r.temporaryCode
     ? `Recovered ${r.email} (ticket ${r.ticket}): ${did.join(', ')}. 2FA stays required: a temporary access code was issued, valid until ${r.temporaryCode.expiresAt}; it appears only in the reply below and is never shown again.`
     : `Recovered ${r.email} (ticket ${r.ticket}): ${did.join(', ')}. 2FA is now off for this address.`;
-  return `${fit(escapeControl(head), width)}\n${r.stores.length > 1 ? `${fit(storeOutcomes(r), width, labelHang)}\n` : ''}\n${r.reply ? replyBlock(r.reply, width) : ''}`;
+  return `${fit(escapeControl(head), width)}\n${r.stores.length > 1 ? `${fit(storeOutcomes(r), width, labelHang)}\n` : ''}\n${replyBlock(recoveredReply(r), width)}`;
 }
 
 export function nothingText(r: NothingToRecover, width?: number): string {
   const head = `Nothing to recover: 2FA is not on for ${r.email}. The lookup was recorded in the audit log (ticket ${r.ticket}).`;
-  return `${fit(escapeControl(head), width)}\n${r.reply ? `\n${replyBlock(r.reply, width)}` : ''}`;
+  const reply = customerReply(r);
+  return `${fit(escapeControl(head), width)}\n${reply ? `\n${replyBlock(reply, width)}` : ''}`;
+}
+
+/**
+ * The `recover --json` document: ok unless the recovery is incomplete (then an error naming the stores that were
+ * not reset), the result, and the reply for the customer (null while incomplete).
+ */
+export function recoverDocument(result: RecoveryResult): Record<string, unknown> {
+  const incomplete = result.outcome === 'recovered' && !result.complete;
+  const failedStores = incomplete ? result.stores.filter((change) => change.outcome === 'failed') : [];
+  return {
+    ok: !incomplete,
+    ...result,
+    reply: customerReply(result),
+    ...(incomplete
+      ? {
+          error: {
+            code: 'recover_incomplete',
+            message: `2FA was not reset in every store: ${failedStores.map((change) => change.store).join(', ')}`,
+            hint: 'Run the same recover command again: it completes the rest.',
+          },
+        }
+      : {}),
+  };
 }

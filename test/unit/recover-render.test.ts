@@ -62,7 +62,6 @@ describe('recover summary: wrong attempts and the lock', () => {
       twoFactorRequired: false,
       temporaryCode: null,
       signOut: { ok: true, detail: '' },
-      reply: null,
     });
     expect(recoveredText(done(summary({ failedAttempts: 2 })))).toContain('wrong-attempt count reset');
     expect(recoveredText(done(summary({ failedAttempts: 2 })))).not.toContain('lock cleared');
