@@ -64,7 +64,7 @@ const SignOutSchema = z.strictObject({
 });
 
 /**
- * A foreign store the site's sign-in enforces (PRODUCT.md §2, §9; docs/stores.md). `options` are the store's own,
+ * A foreign store the site's sign-in enforces (docs/stores.md). `options` are the store's own,
  * validated by its module's schema; `db` defaults to the mail database.
  */
 export const StoreEntrySchema = z.strictObject({

@@ -21,7 +21,7 @@ const KIND_TEXT = {
 
 /**
  * The code from stdin: the input minus ONE line terminator (so `echo 123456 |` works); anything else — spaces,
- * a second newline — stays and makes the code malformed (strict input, PRODUCT.md §3.3).
+ * a second newline — stays and makes the code malformed (strict input: nothing is normalised).
  */
 async function readCodeFromStdin(): Promise<string> {
   const chunks: Buffer[] = [];

@@ -1,5 +1,5 @@
 /**
- * Turning 2FA on (PRODUCT.md §4 `enable`, the help article's "Enable Two-Factor Authentication"), as two steps
+ * Turning 2FA on (`enable`, the user's "Enable Two-Factor Authentication"), as two steps
  * that the interactive command and the scriptable form (`--start`, `--confirm`) share:
  *
  * - start: the current password is checked (a wrong one counts toward the lockout), then a PENDING enrolment is
@@ -168,7 +168,7 @@ export interface StartedEnrolment {
   expiresAt: string;
   /** The method of the factor that confirming will replace (`--force`), or null. */
   replacing: FactorMethod | null;
-  /** The enrolling user's one-time view of the new secret (PRODUCT.md §3.8). */
+  /** The enrolling user's one-time view of the new secret (shown once, never logged). */
   totp?: { secret: string; otpauthUri: string; issuer: string; label: string };
   sms?: { phone: string; delivery: SmsDelivery };
   /** The foreign store the factor goes into once confirmed (`--store`, given again at the confirmation). */
@@ -270,7 +270,7 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
     const proof = await requiredProof(tx, existing);
     if (proof instanceof Refusal) return proof;
     if (proof) {
-      // 2FA is already required: the password AND a current code (marked used) prove the owner (§3, as disable).
+      // 2FA is already required: the password AND a current code (marked used) prove the owner, as for disable.
       if (currentCode === undefined) {
         await tx.audit({
           action: 'enable',
@@ -342,7 +342,7 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
 /** Step 2: the code from the app or the text message; on success the factor is stored and the user signed out. */
 export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInput): Promise<CompletedEnrolment> {
   const email = canonicalAddress(input.email);
-  // Strict input (§3.3): malformed codes are refused as such, not counted as wrong ones.
+  // Strict input: malformed codes are refused as such, not counted as wrong ones.
   if (!isWellFormedCode(input.code, TOTP_DIGITS)) {
     throw dataError(
       'bad_code',

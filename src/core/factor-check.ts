@@ -1,5 +1,5 @@
 /**
- * Checking a second factor (PRODUCT.md §3.1–3.3): strict input, then one of TOTP (with the persisted last
+ * Checking a second factor: strict input, then one of TOTP (with the persisted last
  * step, compare-and-set), the newest pending SMS code, an unused recovery code or a temporary access code.
  * Every kind is single-use; the "used" mark is written with a compare-and-set update in the caller's
  * transaction — if it cannot be written, the error propagates and nothing is accepted (fail closed).

@@ -1,5 +1,5 @@
 /**
- * `keys check` and `keys rotate` (PRODUCT.md §3.7): every value sealed under the master key — TOTP secrets and
+ * `keys check` and `keys rotate`: every value sealed under the master key — TOTP secrets and
  * phone numbers of factors and pending enrolments, and the code-hash key (so every keyed hash of a one-time code
  * stays valid after a rotation: the hashes themselves need no change) — checked, or re-encrypted under a new key
  * in ONE transaction: all rows or none.

@@ -1,6 +1,6 @@
 /**
  * `migrate-from postfixadmin`: moves the PLAINTEXT secrets of the configured PostfixAdmin store
- * (`mailbox.totp_secret`, PRODUCT.md §8) into mail2fa's encrypted factor storage, optionally clearing the plaintext
+ * (`mailbox.totp_secret`) into mail2fa's encrypted factor storage, optionally clearing the plaintext
  * column — which is what turns PostfixAdmin's own TOTP off for the mailbox. All or nothing, in ONE transaction: so
  * the store must live in mail2fa's own database. Everything else about PostfixAdmin's TOTP (status, verify, disable,
  * recover) goes through the store seam: src/stores/postfixadmin.ts holds its SQL.

@@ -1,6 +1,6 @@
 /**
- * `recover`: customer service resets 2FA for someone who lost their phone (PRODUCT.md §4, help article "Lost
- * your phone?"). Two steps, so that the agent decides on what they saw:
+ * `recover`: customer service resets 2FA for someone who lost their phone.
+ * Two steps, so that the agent decides on what they saw:
  *
  *  1. look: the account's 2FA summary (no secrets) and a snapshot of what a recovery would change;
  *  2. after the agent confirmed (a callback: the CLI prompts, a library caller decides), ONE account transaction

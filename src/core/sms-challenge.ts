@@ -1,5 +1,5 @@
 /**
- * Sending an SMS code (PRODUCT.md §3.5): 6 digits from the CSPRNG, stored as a keyed hash, valid 10 minutes,
+ * Sending an SMS code: 6 digits from the CSPRNG, stored as a keyed hash, valid 10 minutes,
  * single-use, only the newest valid, at most 3 sends per account per 15 minutes (counted in the database, so
  * the limit holds across processes). Runs inside the account's transaction: if the gateway fails, the code and
  * the send are removed again (nothing stored) and the failure is audited.
@@ -37,7 +37,7 @@ export interface SmsSent {
  */
 export type SmsChallengePurpose = 'sms' | 'enrol-sms';
 
-/** §3.5: at most SMS_SEND_LIMIT sends per account per 15 minutes; a refusal is audited. */
+/** At most SMS_SEND_LIMIT sends per account per 15 minutes; a refusal is audited. */
 async function rateLimited(tx: AccountTx, phone: { masked: string }, action: string): Promise<Refusal | null> {
   const recent = await recentSmsSends(tx.trx, tx.ctx.tables, tx.account, tx.now - SMS_SEND_WINDOW_MS);
   if (recent.length < SMS_SEND_LIMIT) return null;
@@ -96,7 +96,7 @@ export async function sendSmsChallenge(
  * transaction held for a network round trip blocks every other change to the account, and an embedded database
  * entirely): `recordSmsChallenge` stores the code as PENDING (never accepted by anything) and counts the send;
  * the caller sends outside any transaction; then `activateSmsChallenge` makes it the newest valid code, or
- * `abandonSmsChallenge` removes it and the send again (nothing stored, the failure audited: §5).
+ * `abandonSmsChallenge` removes it and the send again (nothing stored, the failure audited).
  */
 export interface PendingSms {
   challengeId: number;

@@ -1,5 +1,5 @@
 /**
- * Rules across stores (PRODUCT.md §2, §9; docs/stores.md): mail2fa's own store is always first; foreign stores
+ * Rules across stores (docs/stores.md): mail2fa's own store is always first; foreign stores
  * follow in the configured order. The core never queries a store's tables: it calls the ForeignStore methods and
  * turns their answers and failures into one report.
  */

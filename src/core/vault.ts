@@ -1,5 +1,5 @@
 /**
- * Secrets at rest (PRODUCT.md §3.6): TOTP secrets and phone numbers sealed with AES-256-GCM bound to their
+ * Secrets at rest: TOTP secrets and phone numbers sealed with AES-256-GCM bound to their
  * table, column and account; one-time codes stored as keyed hashes. The hash key is random, kept in the
  * database sealed under the master key, so that `keys rotate` re-encrypts it and every stored hash stays valid.
  *

@@ -1,5 +1,5 @@
 /**
- * AES-256-GCM secret box for the secrets stored at rest (TOTP secrets, phone numbers: §3 rule 6).
+ * AES-256-GCM secret box for the secrets stored at rest (TOTP secrets, phone numbers: never stored in plaintext).
  *
  * Format (compact ASCII, fits a VARCHAR): `v1.<keyId>.<nonce>.<ciphertext+tag>` with nonce (12 random bytes)
  * and ciphertext+tag (16-byte tag) in unpadded base64url. The AES key is derived from the master key with

@@ -1,6 +1,6 @@
 /**
- * The master key: 32 random bytes that encrypt the secrets stored at rest (§3 rule 6) and the key that hashes
- * one-time codes. It comes from `MAIL2FA_KEY` (env) or a key file, never from argv (§3 rule 7).
+ * The master key: 32 random bytes that encrypt the secrets stored at rest and the key that hashes
+ * one-time codes. It comes from `MAIL2FA_KEY` (env) or a key file, never from argv (visible to every user in ps).
  *
  * Key file format: exactly one line holding the 32 bytes as standard base64 (44 characters, with its `=`
  * padding) or as hex (64 characters), optionally followed by one newline (LF or CRLF). Nothing else: no

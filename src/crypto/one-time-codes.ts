@@ -1,6 +1,6 @@
 /**
- * One-time codes: generation from the OS CSPRNG, strict parsing (§3 rule 3) and keyed hashes for storage
- * (§3 rule 6: SMS, recovery and temporary codes are stored only as HMAC-SHA256 under a per-database hash key).
+ * One-time codes: generation from the OS CSPRNG, strict parsing (no normalising) and keyed hashes for storage
+ * (SMS, recovery and temporary codes are stored only as HMAC-SHA256 under a per-database hash key).
  *
  * Recovery and temporary access codes use Crockford's base32 alphabet in lower case,
  * `0123456789abcdefghjkmnpqrstvwxyz`: 32 symbols (5 bits each) without the letters i, l, o and u, so no

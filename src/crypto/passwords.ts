@@ -1,6 +1,6 @@
 /**
  * Verifies (and, for demo/test seeding, produces) mailbox password hashes in the schemes Dovecot and
- * PostfixAdmin store (PRODUCT.md §2). Behaviour follows Dovecot 2.3 (`doveadm pw -t`), checked against hashes
+ * PostfixAdmin store. Behaviour follows Dovecot 2.3 (`doveadm pw -t`), checked against hashes
  * made by `doveadm pw` and `openssl passwd` with non-ASCII passwords (test/fixtures/password-hashes.json):
  *
  * - Passwords are compared as their UTF-8 bytes, without Unicode normalisation (like Dovecot): an NFD-typed

@@ -34,7 +34,7 @@ const silentLog = { warn() {}, error() {}, deprecate() {}, debug() {} };
 /**
  * Every knex instance: no console logging, and a failed query's message keeps its "?" placeholders, so bound values
  * (a sealed secret, a code hash, an address) never end up in an error message, a log line or --verbose output
- * (PRODUCT.md §3.8).
+ * (no secrets in output or logs).
  */
 const QUIET = { log: silentLog, compileSqlOnError: false } as const;
 

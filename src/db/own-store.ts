@@ -1,6 +1,6 @@
 /**
- * mail2fa's own store: the SQL behind factors, recovery codes, challenges, enrolments and the account state row
- * (PRODUCT.md §2). No rules here — src/core decides what to change and when; these functions only read and write
+ * mail2fa's own store: the SQL behind factors, recovery codes, challenges, enrolments and the account state row.
+ * No rules here — src/core decides what to change and when; these functions only read and write
  * rows, in the transaction (or connection) they are given. Every compare-and-set returns whether it won.
  */
 import type { Knex } from 'knex';

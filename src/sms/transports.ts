@@ -37,7 +37,7 @@ export interface SmsSenderOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** The SMS body (PRODUCT §5). */
+/** The SMS body: the issuer, the code and how long it is valid; nothing else. */
 export function smsText(issuer: string, code: string): string {
   return `Your ${issuer} verification code is ${code}. It expires in 10 minutes.`;
 }

@@ -1,5 +1,5 @@
 /**
- * mailcow's `tfa` table as a store (PRODUCT.md §9.2). Every authenticator of a user is one row (`totp`,
+ * mailcow's `tfa` table as a store. Every authenticator of a user is one row (`totp`,
  * `webauthn`, `u2f`, `yubi_otp`, `hotp`; several per user); mailcow's sign-in — and so the SOGo webmail behind
  * it — asks for a second factor when the user has a row with `active = 1`.
  *

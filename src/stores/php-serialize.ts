@@ -1,6 +1,6 @@
 /**
- * A strict, byte-wise reader and splicer for PHP `serialize()` values — Roundcube's `users.preferences`
- * (PRODUCT.md §9.1). Never decodes and re-encodes a whole value: it locates one element of the top-level array
+ * A strict, byte-wise reader and splicer for PHP `serialize()` values — Roundcube's `users.preferences`.
+ * Never decodes and re-encodes a whole value: it locates one element of the top-level array
  * by byte offsets, and edits produce exactly the input bytes with that element removed, replaced or appended
  * and the element count adjusted.
  *

@@ -1,5 +1,5 @@
 /**
- * PostfixAdmin's own TOTP (PRODUCT.md §8) as a store: PostfixAdmin 4.x keeps a PLAINTEXT base32 secret in
+ * PostfixAdmin's own TOTP as a store: PostfixAdmin 4.x keeps a PLAINTEXT base32 secret in
  * `mailbox.totp_secret` (NULL or '' = off) and asks for a code at its login when `$CONF['totp']` is YES, the
  * mailbox is active and the secret non-empty. It keeps no replay state and no attempt counter: mail2fa verifies its
  * codes with its own (src/core), this module only reads and clears the column.

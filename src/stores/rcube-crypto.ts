@@ -1,6 +1,6 @@
 /**
  * Roundcube's `rcube::encrypt()` / `rcube::decrypt()` (program/lib/Roundcube/rcube.php, 1.6), byte-compatible, for
- * the twofactor_gauthenticator plugin's `twofactor_pref_encrypt` blobs (PRODUCT.md §9.1):
+ * the twofactor_gauthenticator plugin's `twofactor_pref_encrypt` blobs:
  *   - key: the raw bytes of the `des_key` string, NUL-padded or truncated to the cipher's key length (what PHP's
  *     openssl_encrypt does with a key of the wrong length);
  *   - cipher: `cipher_method` (default DES-EDE3-CBC), IV of the cipher's IV length from the CSPRNG, PKCS#7;

@@ -1,5 +1,5 @@
 /**
- * The twofactor_gauthenticator plugin's own value inside Roundcube's preferences (PRODUCT.md §9.1), read and
+ * The twofactor_gauthenticator plugin's own value inside Roundcube's preferences, read and
  * written as the plugin does (alexandregz/twofactor_gauthenticator, `__get2FAconfig` / `__set2FAconfig`):
  *   - plaintext: the PHP array `secret` (base32), `activate` (bool), `recovery_codes` (list of strings);
  *   - with `twofactor_pref_encrypt`: a string, `rcube::encrypt(json_encode($data))`; the plugin decrypts only

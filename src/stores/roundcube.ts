@@ -1,5 +1,5 @@
 /**
- * Roundcube's `twofactor_gauthenticator` plugin as a store (PRODUCT.md §9.1; docs/roundcube-store.md). Its state is
+ * Roundcube's `twofactor_gauthenticator` plugin as a store (docs/roundcube-store.md). Its state is
  * one element of `users.preferences`, the PHP `serialize()` of ALL of the user's settings, one row per
  * (username, mail_host). Every write removes, replaces or appends that one element byte-wise
  * (src/stores/php-serialize.ts), compare-and-set against the exact bytes read, all rows of a change in one

@@ -1,5 +1,5 @@
 /**
- * SOGo's user profile as a store (PRODUCT.md §9.3): `sogo_user_profile(c_uid, c_defaults, c_settings)`, both
+ * SOGo's user profile as a store: `sogo_user_profile(c_uid, c_defaults, c_settings)`, both
  * JSON text.
  *
  *   - On/off: `c_defaults.SOGoTOTPEnabled` (older SOGo: `SOGoGoogleAuthenticatorEnabled`); a missing key falls

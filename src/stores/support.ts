@@ -60,7 +60,7 @@ const ATTEMPTS = 4;
 
 /**
  * Runs `work` in one transaction on the store's database; a `StoreConflict` or a deadlock rolls back and retries
- * (PRODUCT.md §9: "retried a few times, then 75"). Typed errors (refusals) pass through untouched.
+ * (retried a few times, then exit 75). Typed errors (refusals) pass through untouched.
  *
  * `shared` (StoreWriteContext.sharedTransaction): the store lives in mail2fa's database and the core runs it inside
  * its own account transaction. `work` then runs in a savepoint of that transaction, so a conflict rolls back only
@@ -152,7 +152,7 @@ export function unparsable(storeName: string, ref: string, problem: string) {
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
-/** Decodes a base32 secret strictly (either case, optional `=` padding, nothing else; 10-64 bytes as foreign stores hold them, PRODUCT.md §9). Never echoes the secret. */
+/** Decodes a base32 secret strictly (either case, optional `=` padding, nothing else; 10-64 bytes as foreign stores hold them). Never echoes the secret. */
 export function decodeBase32Secret(raw: string): { key: Buffer } | { problem: string } {
   if (raw.length > 1024) return { problem: 'not a base32 secret (far too long)' };
   const m = /^([A-Za-z2-7]*)(=*)$/.exec(raw);

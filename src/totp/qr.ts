@@ -1,8 +1,7 @@
 /**
  * QR codes drawn in the terminal with half-block characters, two modules per character row, with explicit
  * colours on every line: dark modules black on light modules bright white, so the code scans on dark AND light
- * terminal themes (qrcode-terminal's own "small" mode is uncoloured and comes out inverted on light themes,
- * PRODUCT.md §7).
+ * terminal themes (qrcode-terminal's own "small" mode is uncoloured and comes out inverted on light themes).
  *
  * The module matrix comes from qrcode-terminal's vendored QR model (Kazuhiko Arase's QRCode), at error
  * correction level M (qrcode-terminal itself uses L).

@@ -1,12 +1,12 @@
 /**
  * TOTP per RFC 6238 (HOTP per RFC 4226 underneath): SHA-1, 6 digits, 30-second steps, window ±1 step —
- * what Microsoft and Google Authenticator scan (PRODUCT.md §3 rules 1-3).
+ * what Microsoft and Google Authenticator scan; a code is accepted once, and input is strict.
  *
  * Built on otplib 13's functional, synchronous API (`generateSync` / `verifySync`). otplib 13 needs a crypto
  * plugin (HMAC) and a base32 plugin; both are wired explicitly here: the pure-JS noble plugin (synchronous HMAC)
  * and the scure base32 plugin, both shipped with otplib. Secrets themselves come from node:crypto's CSPRNG.
  *
- * otplib 13 pitfalls handled here (§7): `epochTolerance` is in SECONDS (30 = ±1 step) and defaults to 0;
+ * otplib 13 pitfalls handled here: `epochTolerance` is in SECONDS (30 = ±1 step) and defaults to 0;
  * `verifySync` THROWS on a malformed token and when `afterTimeStep` is beyond the window, so input is validated
  * first and those cases return `null`.
  */
@@ -20,7 +20,7 @@ export const TOTP_SECRET_BYTES = 20;
 
 /**
  * Secret sizes the verifier accepts: foreign stores (the Roundcube plugin, mailcow) often hold 80-bit secrets, so
- * 10-64 bytes are read and checked (PRODUCT.md §9); mail2fa itself always generates 20. otplib's default floor is
+ * 10-64 bytes are read and checked; mail2fa itself always generates 20. otplib's default floor is
  * 16 bytes (RFC 4226's minimum), lowered here through its guardrails for reading only.
  */
 export const MIN_SECRET_BYTES = 10;

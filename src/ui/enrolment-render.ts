@@ -35,7 +35,7 @@ export function confirmHint(started: StartedEnrolment): string {
   ].join('\n');
 }
 
-/** Recovery codes, once, in two columns, and the help article's closing message. */
+/** Recovery codes, once, in two columns, and the closing message users expect. */
 export function completedText(done: CompletedEnrolment): string {
   const how = done.method === 'totp' ? 'authenticator app' : `SMS to ${done.phone ?? 'the phone'}`;
   const codes = done.recoveryCodes;

@@ -1,5 +1,5 @@
 /**
- * A two-store site (issue 13): mail2fa's own store in one database (SQLite or MariaDB) and PostfixAdmin's
+ * A two-store site: mail2fa's own store in one database (SQLite or MariaDB) and PostfixAdmin's
  * mailbox.totp_secret in ANOTHER MariaDB database, reached as its own database user. One `recover` resets both;
  * when the second database goes away half-way, the agent gets an exact partial report and exit 69, and running
  * the same command again completes it. The databases cannot share a transaction: mail2fa's store comes first.

@@ -1,5 +1,5 @@
 /**
- * Issue 11, item 15: what `recover` shows the agent. Word-boundary wrapping at the terminal width (none when not a
+ * What `recover` shows the agent. Word-boundary wrapping at the terminal width (none when not a
  * terminal), singular/plural of wrong attempts, and a plan that says "clear the lock" only when there is one.
  */
 import { describe, expect, it } from 'vitest';
