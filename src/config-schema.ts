@@ -172,8 +172,8 @@ async function checkStores(
 ): Promise<unknown[]> {
   const seen = new Set<string>([OWN_STORE_NAME]);
   const parsed: unknown[] = [];
-  for (const [i, entry] of entries.entries()) {
-    const where = `${source}: stores.${i}`;
+  for (const [index, entry] of entries.entries()) {
+    const where = `${source}: stores.${index}`;
     if (!entry) {
       parsed.push(undefined); // its own problems are reported by the schema
       continue;

@@ -38,7 +38,7 @@ export interface ContextOptions extends ConfigSources {
   /** Injected SMS sender (library users, tests). */
   smsSender?: SmsSender;
   /** Injected randomness for stores (tests); defaults to node:crypto randomBytes. */
-  randomBytes?: (n: number) => Buffer;
+  randomBytes?: (size: number) => Buffer;
 }
 
 export interface Context extends AuditWriter {

@@ -89,8 +89,8 @@ function noTerminal(method: FactorMethod): Error {
   );
 }
 
-function flagName(f: string): string {
-  return `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+function flagName(flag: string): string {
+  return `--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
 export function enableCommand(): Command {

@@ -84,13 +84,16 @@ export async function disableTwoFactor(ctx: Context, input: DisableInput): Promi
           : 'no factor',
       },
     ];
-    for (const r of targets) {
+    for (const target of targets) {
       try {
         changes.push(
-          await r.store.disable!(tx.account, storeWriteContext(ctx.config, r.store, tx.trx, tx.now, ctx.actor)),
+          await target.store.disable!(
+            tx.account,
+            storeWriteContext(ctx.config, target.store, tx.trx, tx.now, ctx.actor),
+          ),
         );
       } catch (err) {
-        changes.push(failedChange(r.store, err));
+        changes.push(failedChange(target.store, err));
       }
     }
     const complete = changes.every((c) => c.outcome !== 'failed');

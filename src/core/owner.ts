@@ -57,8 +57,8 @@ export async function factorSummary(ctx: Context, email: string): Promise<Factor
 }
 
 /** Whether sign-in must ask this account for a code: in mail2fa's store, or in a foreign store that enforces it. */
-export function summaryRequiresCode(s: FactorSummary): boolean {
-  return s.method !== null || s.temporaryCode || s.foreignRequired;
+export function summaryRequiresCode(summary: FactorSummary): boolean {
+  return summary.method !== null || summary.temporaryCode || summary.foreignRequired;
 }
 
 /** Whether a temporary access code row exists, used or expired ones included: an expired code does not turn 2FA off (fail closed). */

@@ -234,8 +234,8 @@ async function readSnapshot(db: Q, ctx: Context, account: string): Promise<Recov
   };
 }
 
-function sameSnapshot(a: RecoverySnapshot, b: RecoverySnapshot): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+function sameSnapshot(current: RecoverySnapshot, seen: RecoverySnapshot): boolean {
+  return JSON.stringify(current) === JSON.stringify(seen);
 }
 
 /** Step 1: the summary the agent confirms, and the snapshot the transaction compares against. Reads only. */
@@ -274,12 +274,14 @@ export async function lookAtAccount(
     failedAttempts: failed,
     temporaryCode: temporary ? temporaryCodeState(temporary, now) : null,
     postfixadminTotp: foreignOn.some((r) => r.store.kind === 'postfixadmin'),
-    stores: readings.map((r) => ({
-      store: r.store.name,
-      kind: r.store.kind,
-      status: r.status,
-      ...(r.error ? { error: { code: r.error.code, message: r.error.message, exitCode: r.error.exitCode } } : {}),
-      ...(usesOneLoginBypass(r.store, true) ? { oneLoginBypass: true } : {}),
+    stores: readings.map((reading) => ({
+      store: reading.store.name,
+      kind: reading.store.kind,
+      status: reading.status,
+      ...(reading.error
+        ? { error: { code: reading.error.code, message: reading.error.message, exitCode: reading.error.exitCode } }
+        : {}),
+      ...(usesOneLoginBypass(reading.store, true) ? { oneLoginBypass: true } : {}),
     })),
     alternateEmail: mailbox.alternateEmail || null,
   };
@@ -335,7 +337,7 @@ export async function recoverAccount(
   await confirm(look.summary, { temporaryCodeTtlMs: ttl });
 
   const done = await accountTransaction(ctx, mailbox.email, async (tx) => {
-    const t = ctx.tables;
+    const tables = ctx.tables;
     const now = await readSnapshot(tx.trx, ctx, tx.account);
     if (!sameSnapshot(now, look.snapshot)) {
       await tx.audit({
@@ -353,20 +355,20 @@ export async function recoverAccount(
         ),
       );
     }
-    const codesLeft = await countUnusedRecoveryCodes(tx.trx, t, tx.account);
-    const challenges = await countChallenges(tx.trx, t, tx.account);
-    const enrolment = await hasEnrolment(tx.trx, t, tx.account);
+    const codesLeft = await countUnusedRecoveryCodes(tx.trx, tables, tx.account);
+    const challenges = await countChallenges(tx.trx, tables, tx.account);
+    const enrolment = await hasEnrolment(tx.trx, tables, tx.account);
     const lockCleared = isLocked(tx.state, tx.now) || tx.state.failed_attempts > 0;
 
-    const ownRemoved = await removeFactor(tx.trx, t, tx.account);
-    await clearLockout(tx.trx, t, tx.account);
-    await revokeSessions(tx.trx, t, ctx.config.signOut, tx.account, tx.now);
+    const ownRemoved = await removeFactor(tx.trx, tables, tx.account);
+    await clearLockout(tx.trx, tables, tx.account);
+    await revokeSessions(tx.trx, tables, ctx.config.signOut, tx.account, tx.now);
     let temporaryCode: RecoveryDone['temporaryCode'] = null;
     if (ttl !== null) {
       // removeFactor deleted every older challenge, so this code replaces any earlier temporary code.
       const code = newTemporaryCode();
       const expiresAt = tx.now + ttl;
-      await insertChallenge(tx.trx, t, tx.db.dialect, {
+      await insertChallenge(tx.trx, tables, tx.db.dialect, {
         account: tx.account,
         purpose: 'temporary',
         code_hash: await tx.vault().hash(tx.trx, 'temporary', tx.account, code),
@@ -389,12 +391,16 @@ export async function recoverAccount(
     // Then each foreign store, in order, while mail2fa's account lock is held (so a second agent waits): their
     // databases cannot join this transaction. Each reset is idempotent; a failure is recorded and the others run.
     const changes: StoreChange[] = [own];
-    for (const r of targets) {
+    for (const target of targets) {
       try {
-        const wctx = storeWriteContext(ctx.config, r.store, tx.trx, tx.now, ctx.actor);
-        changes.push(await (bypass(r) ? r.store.temporaryBypass!(tx.account, wctx) : r.store.reset!(tx.account, wctx)));
+        const wctx = storeWriteContext(ctx.config, target.store, tx.trx, tx.now, ctx.actor);
+        changes.push(
+          await (bypass(target)
+            ? target.store.temporaryBypass!(tx.account, wctx)
+            : target.store.reset!(tx.account, wctx)),
+        );
       } catch (err) {
-        changes.push(failedChange(r.store, err));
+        changes.push(failedChange(target.store, err));
       }
     }
     const postfixadminTotp = changes.some((c) => c.kind === 'postfixadmin' && c.outcome === 'changed');

@@ -192,7 +192,7 @@ export interface StoreDeps {
   mailDatabase(): Promise<Database>;
   now: () => number;
   /** CSPRNG bytes (injectable like the clock). */
-  randomBytes: (n: number) => Buffer;
+  randomBytes: (size: number) => Buffer;
 }
 
 export interface StoreDefinition<O = unknown> {

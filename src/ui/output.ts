@@ -25,15 +25,15 @@ export class Output {
   readonly color: boolean;
   readonly errColor: boolean;
 
-  constructor(o: OutputOptions) {
-    this.json = o.json;
-    this.verbose = o.verbose;
-    this.stdout = o.stdout ?? process.stdout;
-    this.stderr = o.stderr ?? process.stderr;
-    this.stdinIsTTY = o.stdinIsTTY ?? Boolean(process.stdin.isTTY);
+  constructor(options: OutputOptions) {
+    this.json = options.json;
+    this.verbose = options.verbose;
+    this.stdout = options.stdout ?? process.stdout;
+    this.stderr = options.stderr ?? process.stderr;
+    this.stdinIsTTY = options.stdinIsTTY ?? Boolean(process.stdin.isTTY);
     const noColorEnv = process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '';
-    this.color = o.color && !noColorEnv && Boolean(this.stdout.isTTY);
-    this.errColor = o.color && !noColorEnv && Boolean(this.stderr.isTTY);
+    this.color = options.color && !noColorEnv && Boolean(this.stdout.isTTY);
+    this.errColor = options.color && !noColorEnv && Boolean(this.stderr.isTTY);
   }
 
   /** The terminal's width when stdout is a terminal (text is wrapped to it); undefined for pipes and files. */
