@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run bench` — PRODUCT.md §6 benchmarks at mail-host scale (issue 8). Not a test: it prints numbers.
+ * `npm run bench` — benchmarks at mail-host scale. Not a test: it prints numbers.
  *
  * Seeds MariaDB and the embedded SQLite default with N mailboxes (LOAD DATA / one SQLite transaction), then
  * measures the BUILT binary against the databases' own command-line clients:
@@ -291,7 +291,7 @@ async function referenceSql(client) {
 }
 
 /**
- * The minimal query that could answer a bulk status (issue 18): the mailbox table LEFT JOIN one 2FA table, the
+ * The minimal query that could answer a bulk status: the mailbox table LEFT JOIN one 2FA table, the
  * factor table, with what a status line shows of it (method, masked phone, enrolled / last used). What mail2fa adds
  * beyond it (recovery codes left, temporary access codes, lock state, exact-byte matching across collations) is
  * its own cost; the bench also compares against the client running mail2fa's very SQL.

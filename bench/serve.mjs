@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run bench:serve` (also the last part of `npm run bench`) — `mail2fa serve` latency (issue 16, PRODUCT.md §6):
+ * `npm run bench:serve` (also the last part of `npm run bench`) — `mail2fa serve` latency:
  *
  *   - POST /v1/verify with a correct TOTP over the Unix socket, 50 concurrent clients (autocannon), a different
  *     account per request (a code is accepted once): p50, p99, throughput; every answer must be "accepted";

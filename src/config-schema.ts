@@ -64,7 +64,7 @@ const SignOutSchema = z.strictObject({
 });
 
 /**
- * A foreign store the site's sign-in enforces (PRODUCT.md §2, §9; docs/stores.md). `options` are the store's own,
+ * A foreign store the site's sign-in enforces (docs/stores.md). `options` are the store's own,
  * validated by its module's schema; `db` defaults to the mail database.
  */
 export const StoreEntrySchema = z.strictObject({
@@ -172,8 +172,8 @@ async function checkStores(
 ): Promise<unknown[]> {
   const seen = new Set<string>([OWN_STORE_NAME]);
   const parsed: unknown[] = [];
-  for (const [i, entry] of entries.entries()) {
-    const where = `${source}: stores.${i}`;
+  for (const [index, entry] of entries.entries()) {
+    const where = `${source}: stores.${index}`;
     if (!entry) {
       parsed.push(undefined); // its own problems are reported by the schema
       continue;

@@ -147,7 +147,7 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
     webhook: { ...file.sms.webhook, authHeaderFile: fromFile(file.sms.webhook.authHeaderFile) },
     twilio: { ...file.sms.twilio, authTokenFile: fromFile(file.sms.twilio.authTokenFile) },
   };
-  const stores: ConfiguredStore[] = file.stores.map((entry, i) => {
+  const stores: ConfiguredStore[] = file.stores.map((entry, index) => {
     const storeUrl = entry.db?.url.startsWith('sqlite:')
       ? `sqlite:${fromFile(entry.db.url.slice('sqlite:'.length))}`
       : entry.db?.url;
@@ -159,7 +159,7 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
         : {}),
       ...(entry.tablePrefix !== undefined ? { tablePrefix: entry.tablePrefix } : {}),
       allowPlaintextWrites: entry.allowPlaintextWrites,
-      options: storeOptions[i],
+      options: storeOptions[index],
     };
   });
   stores.push(...legacyPostfixadminStore(file, stores));

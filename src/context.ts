@@ -38,7 +38,7 @@ export interface ContextOptions extends ConfigSources {
   /** Injected SMS sender (library users, tests). */
   smsSender?: SmsSender;
   /** Injected randomness for stores (tests); defaults to node:crypto randomBytes. */
-  randomBytes?: (n: number) => Buffer;
+  randomBytes?: (size: number) => Buffer;
 }
 
 export interface Context extends AuditWriter {
@@ -169,7 +169,7 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
   return ctx;
 }
 
-/** The embedded database keeps its own key file next to it, created on first use (PRODUCT.md §3.7). */
+/** The embedded database keeps its own key file next to it, created on first use (mode 0600), and says so. */
 function embeddedKeyFile(config: Config): string | undefined {
   return config.db.url.startsWith('sqlite:') ? `${config.db.url.slice('sqlite:'.length)}.key` : undefined;
 }
@@ -189,7 +189,7 @@ export function configuredKeyFile(config: Config, env: NodeJS.ProcessEnv = proce
 function loadKeyRing(config: Config, env: NodeJS.ProcessEnv, notices: string[]): KeyRing {
   const file = configuredKeyFile(config, env);
   if (file && !config.key.file) {
-    // The embedded database keeps its own key file next to it, created on first use (PRODUCT.md §3.7).
+    // The embedded database keeps its own key file next to it, created on first use (mode 0600), and says so.
     const { key, created } = loadOrCreateKeyFile(file);
     if (created)
       notices.push(

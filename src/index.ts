@@ -122,10 +122,10 @@ export async function openMail2fa(options: OpenOptions = {}): Promise<Mail2fa> {
     },
 
     async status(email) {
-      const c = open();
-      const db = await c.db();
+      const context = open();
+      const db = await context.db();
       for await (const batch of statusBatches(
-        { db, tables: c.tables, mapping: c.mapping, now: c.now, stores: await c.stores() },
+        { db, tables: context.tables, mapping: context.mapping, now: context.now, stores: await context.stores() },
         { kind: 'emails', emails: [email] },
       )) {
         if (batch[0]) return batch[0];

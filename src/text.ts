@@ -7,11 +7,11 @@
 const CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|(?! )\p{Zs}/gu;
 
 export function escapeControl(value: string): string {
-  return value.replace(CONTROL, (c) => {
-    const code = c.codePointAt(0)!;
-    if (c === '\n') return '\\n';
-    if (c === '\r') return '\\r';
-    if (c === '\t') return '\\t';
+  return value.replace(CONTROL, (char) => {
+    const code = char.codePointAt(0)!;
+    if (char === '\n') return '\\n';
+    if (char === '\r') return '\\r';
+    if (char === '\t') return '\\t';
     return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
   });
 }

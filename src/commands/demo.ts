@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { withContext } from '../context.js';
 import { seedDemo } from '../core/demo.js';
-import { formatTable } from '../ui/table.js';
+import { demoText } from '../ui/demo-render.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
 
 export function demoCommand(): Command {
@@ -20,33 +20,7 @@ export function demoCommand(): Command {
         return withContext(contextOptions(g, { skipSchemaCheck: true }), async (ctx) => {
           const result = await seedDemo(ctx, { reset: Boolean(flags.reset) });
           for (const n of ctx.notices) out.note(n);
-          if (out.json) {
-            await out.document({ ok: true, ...result });
-            return;
-          }
-          await out.line(
-            result.created
-              ? `Demo mailboxes created in ${result.database} (these passwords are for trying mail2fa only):\n`
-              : `The demo mailboxes already exist in ${result.database}; nothing changed (\`mail2fa demo --reset\` recreates them):\n`,
-          );
-          const { text } = formatTable(
-            ['email', 'password', 'hash scheme', 'state'],
-            [
-              ['EMAIL', 'PASSWORD', 'HASH SCHEME', 'STATE'],
-              ...result.accounts.map((a) => [a.email, a.password, a.scheme, a.state]),
-            ],
-          );
-          await out.write(text);
-          const app = result.accounts.filter((a) => a.totpSecret);
-          if (app.length) {
-            await out.line(
-              '\nAuthenticator secrets of the app accounts (add them to any authenticator app to get codes):',
-            );
-            for (const a of app) await out.line(`  ${a.email.padEnd(20)} ${a.totpSecret}`);
-          }
-          await out.line(
-            '\nTry:\n  mail2fa status --all\n  mail2fa enable alice@example.com --method app\n  mail2fa recover bob@example.com --ticket T-1001',
-          );
+          await (out.json ? out.document({ ok: true, ...result }) : out.write(demoText(result)));
         });
       }),
     );

@@ -69,9 +69,9 @@ export function disableCommand(): Command {
               await out.line(
                 `INCOMPLETE: two-factor authentication is still on for ${result.email} in ${failed.map((c) => `store ${c.store} (${c.error?.message ?? c.detail})`).join('; ')}.`,
               );
-              for (const c of result.stores.filter((c) => c.outcome !== 'failed'))
+              for (const store of result.stores.filter((c) => c.outcome !== 'failed'))
                 await out.line(
-                  `  store ${c.store}: ${c.outcome === 'changed' ? `turned off (${c.detail})` : `nothing to do (${c.detail})`}`,
+                  `  store ${store.store}: ${store.outcome === 'changed' ? `turned off (${store.detail})` : `nothing to do (${store.detail})`}`,
                 );
               await out.line(
                 `Run the same command again once that store is reachable, with a current code from the app.`,

@@ -1,9 +1,7 @@
 import { Command } from 'commander';
-import { doctor, doctorExitCode, type Check } from '../core/doctor.js';
-import { escapeControl } from '../text.js';
+import { doctor, doctorExitCode } from '../core/doctor.js';
+import { doctorDocument, doctorText } from '../ui/doctor-render.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
-
-const MARK: Record<Check['status'], string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' };
 
 export function doctorCommand(): Command {
   return new Command('doctor')
@@ -32,23 +30,7 @@ export function doctorCommand(): Command {
             : await doctor(contextOptions(g, { skipSchemaCheck: true }));
         for (const n of report.notices) out.note(n);
         const exitCode = doctorExitCode(report.checks);
-        if (out.json) {
-          await out.document({ ok: exitCode === 0, exitCode, checks: report.checks });
-          return exitCode;
-        }
-        for (const c of report.checks) {
-          const [first, ...rest] = escapeControl(c.detail).split('\\n');
-          await out.line(`${MARK[c.status]}  ${c.name.padEnd(17)} ${first}`);
-          for (const line of rest) await out.line(`      ${''.padEnd(17)} ${line}`);
-          if (c.hint && c.status !== 'ok') await out.line(`      ${''.padEnd(17)} hint: ${escapeControl(c.hint)}`);
-        }
-        const failed = report.checks.filter((c) => c.status === 'fail').length;
-        const warned = report.checks.filter((c) => c.status === 'warn').length;
-        await out.line(
-          failed
-            ? `${failed} check(s) failed, ${warned} warning(s)`
-            : `all checks passed${warned ? `, ${warned} warning(s)` : ''}`,
-        );
+        await (out.json ? out.document(doctorDocument(report.checks, exitCode)) : out.write(doctorText(report.checks)));
         return exitCode;
       }),
     );

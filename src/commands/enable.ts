@@ -1,5 +1,5 @@
 /**
- * `mail2fa enable <email>`: the help article's enrolment, interactive on a terminal, or in two steps for scripts
+ * `mail2fa enable <email>`: the user's enrolment, interactive on a terminal, or in two steps for scripts
  * and web front ends (`--start`, then `--confirm`). Heavy modules (prompts, QR, TOTP, phone numbers) load only
  * when the command runs.
  */
@@ -89,15 +89,13 @@ function noTerminal(method: FactorMethod): Error {
   );
 }
 
-function flagName(f: string): string {
-  return `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+function flagName(flag: string): string {
+  return `--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
 export function enableCommand(): Command {
   return new Command('enable')
-    .description(
-      'turn two-factor authentication on for a mailbox: authenticator app (QR code) or SMS, as the help article describes',
-    )
+    .description('turn two-factor authentication on for a mailbox: authenticator app (QR code) or SMS')
     .argument('<email>', 'the mailbox address')
     .addOption(new Option('--method <method>', 'app (authenticator app, the default) or sms').choices(['app', 'sms']))
     .option(
@@ -312,7 +310,7 @@ async function askCode(out: Output): Promise<string> {
   );
 }
 
-/** The help article's flow on a terminal: password, QR code or text message, code (3 tries), recovery codes. */
+/** The enrolment flow on a terminal: password, QR code or text message, code (3 tries), recovery codes. */
 async function interactive(
   ctx: Context,
   out: Output,

@@ -1,31 +1,18 @@
 import { Command } from 'commander';
-import { withContext, type Context } from '../context.js';
+import { withContext } from '../context.js';
 import { ExitCode } from '../errors.js';
-import { escapeControl } from '../text.js';
-import { checkKeys, generateKeyFile, loadNewKey, rotateKeys, type KeyFailure } from '../core/keys.js';
+import { checkKeys, generateKeyFile, loadNewKey, rotateKeys } from '../core/keys.js';
 import { installKeyFile, previousKeyFile } from '../crypto/keys.js';
-import type { Output } from '../ui/output.js';
+import {
+  generatedKeyText,
+  keyCheckDocument,
+  keyCheckText,
+  rotationAdvice,
+  rotationDocument,
+  rotationText,
+} from '../ui/keys-render.js';
 import { progressBar } from '../ui/progress.js';
-import { formatTable } from '../ui/table.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
-
-async function listFailures(out: Output, failures: KeyFailure[], truncated: boolean, failed: number): Promise<void> {
-  for (const f of failures) await out.line(`  ${f.table}.${f.column} of ${escapeControl(f.account)}: ${f.reason}`);
-  if (truncated) await out.line(`  … and ${failed - failures.length} more`);
-}
-
-/** Where the loaded key came from, to tell the operator what to change after a rotation. */
-function keySourceAdvice(ctx: Context, newFile: string): string {
-  const key = ctx.masterKey();
-  if (key.source === 'env')
-    return `Now replace MAIL2FA_KEY everywhere mail2fa runs: unset it and set MAIL2FA_KEY_FILE=${newFile} (or put the new key into MAIL2FA_KEY). Until then, processes holding only the old key cannot read rotated rows: a key file makes the switch seamless (docs/keys.md).`;
-  if (key.source === 'file' && ctx.config.key.file) {
-    return `Now point key.file in the config (or MAIL2FA_KEY_FILE) at ${newFile}; it is ${ctx.config.key.file} today.`;
-  }
-  // The embedded default reads <database>.key.
-  const embedded = `${ctx.config.db.url.slice('sqlite:'.length)}.key`;
-  return `Now replace the embedded key file: mv ${embedded} ${embedded}.old && mv ${newFile} ${embedded}  (or set MAIL2FA_KEY_FILE=${newFile}).`;
-}
 
 export function keysCommand(): Command {
   const keys = new Command('keys')
@@ -59,36 +46,12 @@ export function keysCommand(): Command {
           for (const n of ctx.notices) out.note(n);
           const exitCode = report.ok ? ExitCode.OK : ExitCode.CONFIG;
           if (out.json) {
-            await out.document({
-              ...report,
-              ...(report.ok
-                ? {}
-                : {
-                    error: {
-                      code: 'undecryptable',
-                      message: `${report.failed} stored value(s) do not decrypt with key ${report.keyId}`,
-                      hint: 'Load the key this database was encrypted with (MAIL2FA_KEY_FILE / key.file); during a rotation keep the previous key as <key file>.old and run `mail2fa keys rotate` to finish (docs/keys.md).',
-                    },
-                  }),
-            });
+            await out.document(keyCheckDocument(report));
             return exitCode;
           }
-          const { text } = formatTable(
-            ['column', 'ok', 'failed'],
-            [
-              ['STORED VALUES', 'OK', 'FAILED'],
-              ...report.columns.map((c) => [`${c.table}.${c.column}`, c.ok, c.failed]),
-            ],
-          );
+          const { text, notes } = keyCheckText(report);
           await out.write(text);
-          if (report.ok) await out.line(`all ${report.decrypted} stored secret(s) decrypt with key ${report.keyId}`);
-          else {
-            await out.line(`${report.failed} stored value(s) do NOT decrypt with key ${report.keyId}:`);
-            await listFailures(out, report.failures, report.failuresTruncated, report.failed);
-            out.note(
-              'hint: load the key this database was encrypted with (MAIL2FA_KEY_FILE / key.file); if a rotation is under way, its previous key must be next to the key file as <key file>.old, and `mail2fa keys rotate` finishes it (docs/keys.md).',
-            );
-          }
+          for (const note of notes) out.note(note);
           return exitCode;
         });
       }),
@@ -135,25 +98,21 @@ export function keysCommand(): Command {
               bar.done();
             }
             for (const n of ctx.notices) out.note(n);
-            const next = installed
-              ? `The new key is now the key file ${installed}; the old key is kept as ${previousKeyFile(installed)} (still read while rows move; backups taken before now need it). Other hosts: copy both files there (docs/keys.md).`
-              : flags.newKeyFile
-                ? keySourceAdvice(ctx, flags.newKeyFile)
-                : undefined;
+            const rotation = {
+              newKeyFile: flags.newKeyFile,
+              installed,
+              previousKeyFile: installed ? previousKeyFile(installed) : undefined,
+            };
+            const advice = rotationAdvice(rotation, {
+              source: ctx.masterKey().source,
+              configuredFile: ctx.config.key.file,
+              databaseUrl: ctx.config.db.url,
+            });
             if (out.json) {
-              await out.document({
-                ...report,
-                ...(flags.newKeyFile ? { newKeyFile: flags.newKeyFile } : {}),
-                ...(installed ? { keyFile: installed, previousKeyFile: previousKeyFile(installed) } : {}),
-                ...(next ? { next } : {}),
-              });
+              await out.document(rotationDocument(report, rotation, advice));
               return;
             }
-            await out.line(
-              `re-encrypted ${report.reencrypted} stored secret(s) in ${report.rows} row(s) under key ${report.toKeyId} (was ${report.fromKeyId}) in short batches, ${(report.elapsedMs / 1000).toFixed(1)} s` +
-                (report.alreadyNew ? `; ${report.alreadyNew} were already under the new key` : ''),
-            );
-            if (next) await out.line(next);
+            await out.write(rotationText(report, advice));
           });
         } finally {
           newKey?.bytes.fill(0);
@@ -170,11 +129,7 @@ export function keysCommand(): Command {
       action(async (file: string, _flags: unknown, cmd: Command) => {
         const out = makeOutput(globalOptions(cmd));
         const result = generateKeyFile(file);
-        if (out.json) await out.document({ ok: true, ...result });
-        else {
-          await out.line(`created key file ${result.file} (key ${result.keyId}, mode 0600)`);
-          await out.line(`Back it up. To move stored secrets to it: mail2fa keys rotate --new-key-file ${result.file}`);
-        }
+        await (out.json ? out.document({ ok: true, ...result }) : out.write(generatedKeyText(result)));
       }),
     );
   return keys;

@@ -59,20 +59,30 @@ function codePrompt(summary: FactorSummary): string {
 export async function obtainCode(
   ctx: Context,
   out: Output,
-  o: { flags: OwnerFlags; parsed: ParsedCode | undefined; summary: FactorSummary; password: string; action: string },
+  input: {
+    flags: OwnerFlags;
+    parsed: ParsedCode | undefined;
+    summary: FactorSummary;
+    password: string;
+    action: string;
+  },
 ): Promise<ParsedCode | null> {
-  if (o.parsed) return o.parsed;
-  if (o.flags.sendCode) {
-    if (o.summary.method !== 'sms')
+  if (input.parsed) return input.parsed;
+  if (input.flags.sendCode) {
+    if (input.summary.method !== 'sms')
       throw usageError(
-        `--send-code: ${o.summary.email} does not use SMS codes`,
-        o.summary.method === 'totp' ? 'Type the code from the authenticator app, or a recovery code.' : undefined,
+        `--send-code: ${input.summary.email} does not use SMS codes`,
+        input.summary.method === 'totp' ? 'Type the code from the authenticator app, or a recovery code.' : undefined,
       );
-    const sent = await sendOwnerSmsCode(ctx, { email: o.summary.email, password: o.password, action: o.action });
+    const sent = await sendOwnerSmsCode(ctx, {
+      email: input.summary.email,
+      password: input.password,
+      action: input.action,
+    });
     out.note(
       `A code was sent to ${sent.maskedPhone}${sent.delivery.where ? ` (written to ${sent.delivery.where})` : ''}; it expires at ${sent.expiresAt}.`,
     );
     if (!out.interactive) return null;
   }
-  return parseCodeInput(await promptInput(out, codePrompt(o.summary), '--code'));
+  return parseCodeInput(await promptInput(out, codePrompt(input.summary), '--code'));
 }

@@ -9,7 +9,7 @@ import {
 } from '../core/recover.js';
 import { parseDuration } from '../core/time.js';
 import { promptConfirm, promptInput, requireTerminal } from '../ui/prompts.js';
-import { nothingText, recoveredText, summaryText } from '../ui/recover-render.js';
+import { nothingText, recoverDocument, recoveredText, summaryText } from '../ui/recover-render.js';
 import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
 
 interface RecoverFlags {
@@ -89,30 +89,13 @@ export function recoverCommand(): Command {
             },
           );
           for (const n of ctx.notices) out.note(n);
-          const incomplete = result.outcome === 'recovered' && !result.complete ? result : null;
-          if (out.json) {
-            await out.document({
-              ok: !incomplete,
-              ...result,
-              ...(incomplete
-                ? {
-                    error: {
-                      code: 'recover_incomplete',
-                      message: `2FA was not reset in every store: ${incomplete.stores
-                        .filter((c) => c.outcome === 'failed')
-                        .map((c) => c.store)
-                        .join(', ')}`,
-                      hint: 'Run the same recover command again: it completes the rest.',
-                    },
-                  }
-                : {}),
-            });
-          } else
+          if (out.json) await out.document(recoverDocument(result));
+          else
             await out.write(
               result.outcome === 'recovered' ? recoveredText(result, out.width) : nothingText(result, out.width),
             );
           // Partial: what was done is reported above; the exit code says it must be run again (69 or 75).
-          return incomplete ? incomplete.exitCode : ExitCode.OK;
+          return result.outcome === 'recovered' && !result.complete ? result.exitCode : ExitCode.OK;
         });
       }),
     );

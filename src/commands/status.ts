@@ -57,15 +57,15 @@ const BINARY = /[\u0000\uFFFD]/u;
 async function* addressLines(input: Readable): AsyncGenerator<string> {
   input.setEncoding('utf8');
   let first = true;
-  let n = 0;
+  let lineNumber = 0;
   for await (let line of createInterface({ input, crlfDelay: Infinity })) {
-    n++;
+    lineNumber++;
     if (first && line.startsWith('\uFEFF')) line = line.slice(1);
     first = false;
     if (BINARY.test(line)) {
       throw dataError(
         'not_an_address_list',
-        `--file: not a list of addresses: line ${n} holds binary data`,
+        `--file: not a list of addresses: line ${lineNumber} holds binary data`,
         'Give a text file with one address per line.',
       );
     }
@@ -79,8 +79,8 @@ async function refuseKeyFile(file: string, keys: string[]): Promise<void> {
   const list = await stat(file).catch(() => undefined);
   if (!list) return;
   for (const key of keys) {
-    const k = await stat(key).catch(() => undefined);
-    if (k && k.dev === list.dev && k.ino === list.ino) {
+    const keyStat = await stat(key).catch(() => undefined);
+    if (keyStat && keyStat.dev === list.dev && keyStat.ino === list.ino) {
       throw dataError(
         'not_an_address_list',
         `--file: ${preview(file)} is the master key file, not a list of addresses`,

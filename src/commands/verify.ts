@@ -21,7 +21,7 @@ const KIND_TEXT = {
 
 /**
  * The code from stdin: the input minus ONE line terminator (so `echo 123456 |` works); anything else — spaces,
- * a second newline — stays and makes the code malformed (strict input, PRODUCT.md §3.3).
+ * a second newline — stays and makes the code malformed (strict input: nothing is normalised).
  */
 async function readCodeFromStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -49,26 +49,26 @@ async function readCode(out: Output, flag: string | undefined): Promise<string> 
   return readCodeFromStdin();
 }
 
-async function render(out: Output, r: VerifyResult): Promise<number> {
-  if (r.outcome === 'locked') throw lockedError(Date.parse(r.lockedUntil));
+async function render(out: Output, result: VerifyResult): Promise<number> {
+  if (result.outcome === 'locked') throw lockedError(Date.parse(result.lockedUntil));
   if (out.json) {
     await out.document(
-      r.outcome === 'accepted'
-        ? { ok: true, accepted: true, ...omitOutcome(r) }
-        : { ok: false, accepted: false, ...omitOutcome(r) },
+      result.outcome === 'accepted'
+        ? { ok: true, accepted: true, ...omitOutcome(result) }
+        : { ok: false, accepted: false, ...omitOutcome(result) },
     );
-  } else if (r.outcome === 'accepted') {
+  } else if (result.outcome === 'accepted') {
     await out.line(
-      `accepted: ${KIND_TEXT[r.kind]} for ${r.email}${r.kind === 'recovery' ? ` (${r.recoveryCodesLeft} recovery code${r.recoveryCodesLeft === 1 ? '' : 's'} left)` : ''}`,
+      `accepted: ${KIND_TEXT[result.kind]} for ${result.email}${result.kind === 'recovery' ? ` (${result.recoveryCodesLeft} recovery code${result.recoveryCodesLeft === 1 ? '' : 's'} left)` : ''}`,
     );
   } else {
-    await out.line(`rejected: ${r.message}`);
+    await out.line(`rejected: ${result.message}`);
   }
-  return r.outcome === 'accepted' ? ExitCode.OK : ExitCode.NEGATIVE;
+  return result.outcome === 'accepted' ? ExitCode.OK : ExitCode.NEGATIVE;
 }
 
-function omitOutcome<T extends { outcome: string }>(r: T): Omit<T, 'outcome'> {
-  const { outcome: _outcome, ...rest } = r;
+function omitOutcome<T extends { outcome: string }>(result: T): Omit<T, 'outcome'> {
+  const { outcome: _outcome, ...rest } = result;
   return rest;
 }
 

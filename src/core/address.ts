@@ -1,5 +1,5 @@
 /**
- * Canonical account addresses (PRODUCT.md §2): no trimming (surrounding whitespace is an input error), domain
+ * Canonical account addresses: no trimming (surrounding whitespace is an input error), domain
  * lower-cased and IDNA-encoded, local part NFC. Matching against the mailbox table is then exact, byte for byte.
  */
 import { domainToASCII } from 'node:url';

@@ -57,21 +57,23 @@ const DEFAULT_BATCH = 1000;
  */
 export function parseTimeBound(text: string, now: number, flag: string): number {
   if (/^[0-9]+[smhdw]$/.test(text)) return now - parseDuration(text, flag);
-  const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})?)?$/.exec(text);
-  if (m) {
-    const [y, mo, d, h = 0, mi = 0, sec = 0] = m
+  const match = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})?)?$/.exec(
+    text,
+  );
+  if (match) {
+    const [year, month, dayOfMonth, hour = 0, minute = 0, second = 0] = match
       .slice(1, 7)
       .map((v) => (v === undefined ? undefined : Number(v))) as number[];
     // Date.parse would roll 2026-02-31 over into March: the calendar date must exist as written.
-    const day = new Date(Date.UTC(y!, mo! - 1, d!));
+    const day = new Date(Date.UTC(year!, month! - 1, dayOfMonth!));
     const real =
-      day.getUTCFullYear() === y &&
-      day.getUTCMonth() === mo! - 1 &&
-      day.getUTCDate() === d &&
-      h < 24 &&
-      mi < 60 &&
-      sec < 60;
-    const ms = Date.parse(m[4] === undefined ? `${text}T00:00:00Z` : m[7] ? text : `${text}Z`);
+      day.getUTCFullYear() === year &&
+      day.getUTCMonth() === month! - 1 &&
+      day.getUTCDate() === dayOfMonth &&
+      hour < 24 &&
+      minute < 60 &&
+      second < 60;
+    const ms = Date.parse(match[4] === undefined ? `${text}T00:00:00Z` : match[7] ? text : `${text}Z`);
     if (real && !Number.isNaN(ms)) return ms;
   }
   throw usageError(
@@ -81,62 +83,62 @@ export function parseTimeBound(text: string, now: number, flag: string): number 
 }
 
 /** Checks the filters' shape (64 on nonsense) and canonicalises the account (65 if malformed). */
-export function checkAuditQuery(q: AuditQuery): AuditQuery {
-  const out: AuditQuery = { ...q };
-  if (q.account !== undefined) out.account = canonicalAddress(q.account);
-  if (q.action !== undefined && !/^[a-z][a-z0-9-]{0,31}$/.test(q.action))
+export function checkAuditQuery(query: AuditQuery): AuditQuery {
+  const out: AuditQuery = { ...query };
+  if (query.account !== undefined) out.account = canonicalAddress(query.account);
+  if (query.action !== undefined && !/^[a-z][a-z0-9-]{0,31}$/.test(query.action))
     throw usageError(
-      `--action: "${preview(q.action, 40)}" is not an action name`,
+      `--action: "${preview(query.action, 40)}" is not an action name`,
       'Actions are lower-case words such as recover, recover-lookup, enable, disable, verify, lockout.',
     );
-  if (q.outcome !== undefined && !(AUDIT_OUTCOMES as readonly string[]).includes(q.outcome))
+  if (query.outcome !== undefined && !(AUDIT_OUTCOMES as readonly string[]).includes(query.outcome))
     throw usageError(`--outcome: must be one of ${AUDIT_OUTCOMES.join(', ')}`);
-  if (q.limit !== undefined && (!Number.isSafeInteger(q.limit) || q.limit < 1))
+  if (query.limit !== undefined && (!Number.isSafeInteger(query.limit) || query.limit < 1))
     throw usageError('--limit: must be a positive whole number');
-  if (q.since !== undefined && q.until !== undefined && q.since >= q.until)
+  if (query.since !== undefined && query.until !== undefined && query.since >= query.until)
     throw usageError('--since must be before --until');
   return out;
 }
 
-function toRecord(r: AuditDbRow): AuditRecord {
+function toRecord(row: AuditDbRow): AuditRecord {
   let detail: AuditRecord['detail'] = null;
-  if (r.detail !== null && r.detail !== undefined) {
+  if (row.detail !== null && row.detail !== undefined) {
     try {
-      const parsed: unknown = JSON.parse(r.detail);
+      const parsed: unknown = JSON.parse(row.detail);
       detail =
         parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)
           ? (parsed as Record<string, unknown>)
-          : r.detail;
+          : row.detail;
     } catch {
-      detail = r.detail;
+      detail = row.detail;
     }
   }
   return {
-    id: Number(r.id),
-    at: isoTime(Number(r.at))!,
-    actor: r.actor,
-    action: r.action,
-    account: r.account,
-    ticket: r.ticket,
-    reason: r.reason,
-    outcome: r.outcome,
+    id: Number(row.id),
+    at: isoTime(Number(row.at))!,
+    actor: row.actor,
+    action: row.action,
+    account: row.account,
+    ticket: row.ticket,
+    reason: row.reason,
+    outcome: row.outcome,
     detail,
-    toolVersion: r.tool_version,
-    host: r.host,
+    toolVersion: row.tool_version,
+    host: row.host,
   };
 }
 
 /** The audit rows matching `q`, in batches (newest first unless q.order says otherwise). */
-export async function* auditBatches(db: Database, tables: Tables, q: AuditQuery): AsyncGenerator<AuditRecord[]> {
-  const desc = (q.order ?? 'newest-first') === 'newest-first';
+export async function* auditBatches(db: Database, tables: Tables, query: AuditQuery): AsyncGenerator<AuditRecord[]> {
+  const desc = (query.order ?? 'newest-first') === 'newest-first';
   // Stored values had their control characters escaped (audit-write.ts): compare with the value as stored.
   const filter: AuditPageFilter = {
-    ...q,
-    actor: q.actor === undefined ? undefined : escapeControl(q.actor),
-    ticket: q.ticket === undefined ? undefined : escapeControl(q.ticket),
+    ...query,
+    actor: query.actor === undefined ? undefined : escapeControl(query.actor),
+    ticket: query.ticket === undefined ? undefined : escapeControl(query.ticket),
   };
-  const batchSize = q.batchSize ?? DEFAULT_BATCH;
-  let remaining = q.limit ?? Infinity;
+  const batchSize = query.batchSize ?? DEFAULT_BATCH;
+  let remaining = query.limit ?? Infinity;
   let after: AuditPageQuery['after'];
   while (remaining > 0) {
     const size = Math.min(batchSize, remaining);

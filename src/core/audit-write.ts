@@ -1,5 +1,5 @@
 /**
- * The audit trail (PRODUCT.md §3.9): one row per state change and per refused attempt, written in the same
+ * The audit trail: one row per state change and per refused attempt, written in the same
  * transaction as the change. Never a secret: callers pass only masked or non-secret details.
  */
 import { hostname } from 'node:os';

@@ -75,10 +75,14 @@ const SAMPLES: Array<
   },
 ];
 
-export async function seedDemo(
-  ctx: Context,
-  opts: { reset: boolean },
-): Promise<{ database: string; created: boolean; accounts: DemoAccount[] }> {
+/** What `demo` did: where, whether it created the mailboxes (or found them), and each mailbox with its password. */
+export interface DemoResult {
+  database: string;
+  created: boolean;
+  accounts: DemoAccount[];
+}
+
+export async function seedDemo(ctx: Context, opts: { reset: boolean }): Promise<DemoResult> {
   if (ctx.mapping.preset !== 'mail2fa')
     throw configError(
       'demo_preset',
@@ -89,10 +93,10 @@ export async function seedDemo(
   const mysql = db.dialect === 'mysql';
   await migrateOrBusy(db, ctx.tables);
   await ensureReferenceMailboxTable(db.knex, ctx.mapping, mysql);
-  const m = ctx.mapping;
+  const mapping = ctx.mapping;
   const existing = await existingMailboxes(
     db.knex,
-    m,
+    mapping,
     SAMPLES.map((s) => s.email),
   );
   if (existing.length && existing.length < SAMPLES.length && !opts.reset) {
@@ -125,39 +129,39 @@ export async function seedDemo(
     const now = ctx.now();
     await replaceMailboxes(
       trx,
-      m,
+      mapping,
       SAMPLES.map((s, i) => ({ email: s.email, passwordHash: hashes[i]!, active: s.active })),
     );
-    for (const s of SAMPLES) {
-      const state = await lockAccountState(trx, ctx.tables, db.dialect, s.email);
-      await removeFactor(trx, ctx.tables, s.email);
-      await resetAccountState(trx, ctx.tables, s.email);
+    for (const sample of SAMPLES) {
+      const state = await lockAccountState(trx, ctx.tables, db.dialect, sample.email);
+      await removeFactor(trx, ctx.tables, sample.email);
+      await resetAccountState(trx, ctx.tables, sample.email);
       const account: DemoAccount = {
-        email: s.email,
-        password: s.password,
-        scheme: s.scheme,
-        active: s.active,
-        state: s.state,
-        ...(s.phone ? { phone: s.phone } : {}),
+        email: sample.email,
+        password: sample.password,
+        scheme: sample.scheme,
+        active: sample.active,
+        state: sample.state,
+        ...(sample.phone ? { phone: sample.phone } : {}),
       };
-      if (s.factor === 'totp') {
+      if (sample.factor === 'totp') {
         account.totpSecret = generateTotpSecret();
         await storeFactor(trx, ctx.tables, vault, now, {
-          account: s.email,
+          account: sample.email,
           method: 'totp',
           totpSecret: account.totpSecret,
         });
-      } else if (s.factor === 'sms') {
-        const phone = parsePhone(s.phone!);
+      } else if (sample.factor === 'sms') {
+        const phone = parsePhone(sample.phone!);
         await storeFactor(trx, ctx.tables, vault, now, {
-          account: s.email,
+          account: sample.email,
           method: 'sms',
           phoneE164: phone.e164,
           phoneMasked: phone.masked,
         });
       }
-      if (s.usedCodes) await useFirstRecoveryCodes(trx, ctx.tables, s.email, s.usedCodes, now);
-      if (s.locked) await setAttempts(trx, ctx.tables, state.account, MAX_FAILED_ATTEMPTS, now + LOCKOUT_MS);
+      if (sample.usedCodes) await useFirstRecoveryCodes(trx, ctx.tables, sample.email, sample.usedCodes, now);
+      if (sample.locked) await setAttempts(trx, ctx.tables, state.account, MAX_FAILED_ATTEMPTS, now + LOCKOUT_MS);
       accounts.push(account);
     }
     await writeAudit(trx, ctx.tables, ctx, {

@@ -1,8 +1,8 @@
 /**
- * `disable`: the help article's "Disable Two-Factor Authentication" flow. Password plus a current code — from
+ * `disable`: the user's "Disable Two-Factor Authentication" flow. Password plus a current code — from
  * mail2fa's factor or from a foreign store's (PostfixAdmin's authenticator app …) — then in ONE transaction of
  * mail2fa's store: factor, recovery codes, pending enrolments and challenges removed, sessions revoked, one audit
- * row (PRODUCT.md §3.9–3.11). 2FA is turned off in every store that holds it: mail2fa's first, then each foreign
+ * row. 2FA is turned off in every store that holds it: mail2fa's first, then each foreign
  * store in order while the account's lock is held (their databases cannot join the transaction); the audit row
  * names each store and its outcome. The sign-out command (if configured) runs after the commit.
  */
@@ -84,13 +84,16 @@ export async function disableTwoFactor(ctx: Context, input: DisableInput): Promi
           : 'no factor',
       },
     ];
-    for (const r of targets) {
+    for (const target of targets) {
       try {
         changes.push(
-          await r.store.disable!(tx.account, storeWriteContext(ctx.config, r.store, tx.trx, tx.now, ctx.actor)),
+          await target.store.disable!(
+            tx.account,
+            storeWriteContext(ctx.config, target.store, tx.trx, tx.now, ctx.actor),
+          ),
         );
       } catch (err) {
-        changes.push(failedChange(r.store, err));
+        changes.push(failedChange(target.store, err));
       }
     }
     const complete = changes.every((c) => c.outcome !== 'failed');

@@ -233,17 +233,17 @@ async function galeraCheck(ctx: Context, db: Database | undefined, dbError: unkn
 
 async function storageEngineCheck(ctx: Context, db: Database): Promise<Check> {
   try {
-    const t = ctx.tables;
+    const tables = ctx.tables;
     const rows = await tableEngines(db, [
-      t.factor,
-      t.recoveryCode,
-      t.enrolment,
-      t.challenge,
-      t.smsSend,
-      t.accountState,
-      t.audit,
-      t.codeKey,
-      t.migrations,
+      tables.factor,
+      tables.recoveryCode,
+      tables.enrolment,
+      tables.challenge,
+      tables.smsSend,
+      tables.accountState,
+      tables.audit,
+      tables.codeKey,
+      tables.migrations,
       ctx.mapping.table,
     ]);
     const bad = rows.filter((r) => r.engine !== 'InnoDB');
@@ -262,24 +262,29 @@ async function storageEngineCheck(ctx: Context, db: Database): Promise<Check> {
 }
 
 async function mappingChecks(ctx: Context, db: Database): Promise<Check[]> {
-  const m = ctx.mapping;
+  const mapping = ctx.mapping;
   let info: Record<string, unknown>;
   try {
-    info = await columnsOf(db, m.table);
+    info = await columnsOf(db, mapping.table);
   } catch (err) {
     return [fail('account mapping', err)];
   }
-  const wanted = [m.email, m.password, m.active, m.domain, m.alternateEmail, m.totpSecret].filter((c): c is string =>
-    Boolean(c),
-  );
+  const wanted = [
+    mapping.email,
+    mapping.password,
+    mapping.active,
+    mapping.domain,
+    mapping.alternateEmail,
+    mapping.totpSecret,
+  ].filter((c): c is string => Boolean(c));
   const missing = wanted.filter((c) => !(c in info));
   if (Object.keys(info).length === 0) {
     return [
       {
         name: 'account mapping',
         status: 'fail',
-        detail: `table ${m.table} not found (preset ${m.preset})`,
-        hint: missingMailboxTableHint(m),
+        detail: `table ${mapping.table} not found (preset ${mapping.preset})`,
+        hint: missingMailboxTableHint(mapping),
         exitCode: ExitCode.CONFIG,
       },
     ];
@@ -289,14 +294,18 @@ async function mappingChecks(ctx: Context, db: Database): Promise<Check[]> {
       {
         name: 'account mapping',
         status: 'fail',
-        detail: `table ${m.table} lacks column(s) ${missing.join(', ')} (preset ${m.preset})`,
+        detail: `table ${mapping.table} lacks column(s) ${missing.join(', ')} (preset ${mapping.preset})`,
         hint: 'Set accounts.columns in the config (null for optional columns the table lacks).',
         exitCode: ExitCode.CONFIG,
       },
     ];
   }
   const checks: Check[] = [
-    { name: 'account mapping', status: 'ok', detail: `${m.table}(${wanted.join(', ')}), preset ${m.preset}` },
+    {
+      name: 'account mapping',
+      status: 'ok',
+      detail: `${mapping.table}(${wanted.join(', ')}), preset ${mapping.preset}`,
+    },
   ];
   return checks;
 }
@@ -327,11 +336,11 @@ async function keyCheck(ctx: Context, db: Database | undefined, whyNoSample: str
   try {
     const sample = await sampleDecrypt(db, ctx.tables, key);
     if (sample.failure) {
-      const f = sample.failure;
+      const failure = sample.failure;
       return {
         name: 'key',
         status: 'fail',
-        detail: `${detail} does NOT decrypt stored secrets: ${f.table}.${f.column} of ${f.account} ${f.reason}`,
+        detail: `${detail} does NOT decrypt stored secrets: ${failure.table}.${failure.column} of ${failure.account} ${failure.reason}`,
         hint: 'Load the key this database was encrypted with (MAIL2FA_KEY_FILE / key.file); `mail2fa keys check` lists every value.',
         exitCode: ExitCode.CONFIG,
       };

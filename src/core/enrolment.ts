@@ -1,5 +1,5 @@
 /**
- * Turning 2FA on (PRODUCT.md §4 `enable`, the help article's "Enable Two-Factor Authentication"), as two steps
+ * Turning 2FA on (`enable`, the user's "Enable Two-Factor Authentication"), as two steps
  * that the interactive command and the scriptable form (`--start`, `--confirm`) share:
  *
  * - start: the current password is checked (a wrong one counts toward the lockout), then a PENDING enrolment is
@@ -168,7 +168,7 @@ export interface StartedEnrolment {
   expiresAt: string;
   /** The method of the factor that confirming will replace (`--force`), or null. */
   replacing: FactorMethod | null;
-  /** The enrolling user's one-time view of the new secret (PRODUCT.md §3.8). */
+  /** The enrolling user's one-time view of the new secret (shown once, never logged). */
   totp?: { secret: string; otpauthUri: string; issuer: string; label: string };
   sms?: { phone: string; delivery: SmsDelivery };
   /** The foreign store the factor goes into once confirmed (`--store`, given again at the confirmation). */
@@ -261,7 +261,7 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
   const foreignTarget = await targetStore(ctx, input);
   const { mailbox, passwordOk } = await checkPassword(ctx, email, input.password);
   const on = await foreignOn(ctx, email);
-  const t = ctx.tables;
+  const tables = ctx.tables;
   return accountTransaction(ctx, email, async (tx) => {
     const existing = await checkEnrollable(tx, mailbox, Boolean(input.force));
     if (existing instanceof Refusal) return existing;
@@ -270,7 +270,7 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
     const proof = await requiredProof(tx, existing);
     if (proof instanceof Refusal) return proof;
     if (proof) {
-      // 2FA is already required: the password AND a current code (marked used) prove the owner (§3, as disable).
+      // 2FA is already required: the password AND a current code (marked used) prove the owner, as for disable.
       if (currentCode === undefined) {
         await tx.audit({
           action: 'enable',
@@ -298,7 +298,7 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
       const sent = await sendSmsChallenge(tx, phone, 'enable-send-code', ENROL_SMS);
       if (sent instanceof Refusal) return sent;
       sms = { phone: sent.maskedPhone, delivery: sent.delivery };
-      await deleteEnrolment(tx.trx, t, email);
+      await deleteEnrolment(tx.trx, tables, email);
     } else {
       await discardPending(tx);
     }
@@ -306,12 +306,12 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
     const enrolmentId = randomBytes(12).toString('hex');
     const expiresAt = tx.now + ENROLMENT_TTL_MS;
     const secret = input.method === 'totp' ? generateTotpSecret() : undefined;
-    await insertEnrolment(tx.trx, t, {
+    await insertEnrolment(tx.trx, tables, {
       account: email,
       id: enrolmentId,
       method: input.method,
-      secret_ct: secret ? vault.seal(t.enrolment, 'secret_ct', email, secret) : null,
-      phone_ct: phone ? vault.seal(t.enrolment, 'phone_ct', email, phone.e164) : null,
+      secret_ct: secret ? vault.seal(tables.enrolment, 'secret_ct', email, secret) : null,
+      phone_ct: phone ? vault.seal(tables.enrolment, 'phone_ct', email, phone.e164) : null,
       phone_masked: phone?.masked ?? null,
       key_id: vault.key.id,
       created_at: tx.now,
@@ -342,7 +342,7 @@ export async function startEnrolment(ctx: Context, input: StartEnrolmentInput): 
 /** Step 2: the code from the app or the text message; on success the factor is stored and the user signed out. */
 export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInput): Promise<CompletedEnrolment> {
   const email = canonicalAddress(input.email);
-  // Strict input (§3.3): malformed codes are refused as such, not counted as wrong ones.
+  // Strict input: malformed codes are refused as such, not counted as wrong ones.
   if (!isWellFormedCode(input.code, TOTP_DIGITS)) {
     throw dataError(
       'bad_code',
@@ -352,7 +352,7 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
   }
   await (await ctx.accounts()).findExact(email);
   const foreignTarget = await targetStore(ctx, { store: input.store });
-  const t = ctx.tables;
+  const tables = ctx.tables;
   const done = await accountTransaction(ctx, email, async (tx) => {
     const locked = await tx.refuseIfLocked('enable');
     if (locked) return locked;
@@ -363,11 +363,11 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
     const vault = tx.vault();
     const secret =
       pending.method === 'totp'
-        ? vault.open(t.enrolment, 'secret_ct', email, required(pending.secret_ct, 'secret'))
+        ? vault.open(tables.enrolment, 'secret_ct', email, required(pending.secret_ct, 'secret'))
         : undefined;
     const phoneE164 =
       pending.method === 'sms'
-        ? vault.open(t.enrolment, 'phone_ct', email, required(pending.phone_ct, 'phone'))
+        ? vault.open(tables.enrolment, 'phone_ct', email, required(pending.phone_ct, 'phone'))
         : undefined;
 
     let acceptedStep: number | null = null;
@@ -380,7 +380,7 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
     }
     await tx.succeed();
 
-    const previous = await readFactor(tx.trx, t, email);
+    const previous = await readFactor(tx.trx, tables, email);
     if (foreignTarget) {
       if (pending.method !== 'totp' || secret === undefined || acceptedStep === null)
         throw usageError(`store "${foreignTarget.name}" takes an authenticator app only`);
@@ -401,8 +401,8 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
         storeWriteContext(ctx.config, foreignTarget, tx.trx, tx.now, ctx.actor),
       );
       // The confirmation code's step is used up for the store's secret too (mail2fa's replay table).
-      await useStoreTotpStep(tx.trx, t, email, acceptedStep, tx.now);
-      await revokeSessions(tx.trx, t, ctx.config.signOut, email, tx.now);
+      await useStoreTotpStep(tx.trx, tables, email, acceptedStep, tx.now);
+      await revokeSessions(tx.trx, tables, ctx.config.signOut, email, tx.now);
       await tx.audit({
         action: 'enable',
         outcome: 'ok',
@@ -419,15 +419,15 @@ export async function confirmEnrolment(ctx: Context, input: ConfirmEnrolmentInpu
       };
     }
     // storeFactor replaces any old factor and removes the pending enrolment and its challenges with it.
-    const recoveryCodes = await storeFactor(tx.trx, t, vault, tx.now, {
+    const recoveryCodes = await storeFactor(tx.trx, tables, vault, tx.now, {
       account: email,
       method: pending.method,
       ...(secret !== undefined ? { totpSecret: secret } : {}),
       ...(phoneE164 !== undefined ? { phoneE164, phoneMasked: pending.phone_masked ?? undefined } : {}),
     });
     // The confirmation code's step is used up: it cannot be replayed at the first sign-in.
-    if (acceptedStep !== null) await setFactorStep(tx.trx, t, email, acceptedStep);
-    await revokeSessions(tx.trx, t, ctx.config.signOut, email, tx.now);
+    if (acceptedStep !== null) await setFactorStep(tx.trx, tables, email, acceptedStep);
+    await revokeSessions(tx.trx, tables, ctx.config.signOut, email, tx.now);
     await tx.audit({
       action: 'enable',
       outcome: 'ok',
@@ -626,17 +626,17 @@ async function wrongCodesFor(tx: AccountTx, pending: PendingRow): Promise<number
 
 /** The newest enrolment SMS code, if `code` matches it and it is unused and unexpired; marked used (compare-and-set). */
 async function useEnrolmentSmsCode(tx: AccountTx, code: string): Promise<boolean> {
-  const t = tx.ctx.tables;
-  const newest = await newestChallenge(tx.trx, t, tx.account, ENROL_SMS);
+  const tables = tx.ctx.tables;
+  const newest = await newestChallenge(tx.trx, tables, tx.account, ENROL_SMS);
   if (!newest || newest.used_at !== null || newest.expires_at <= tx.now) return false;
   if (!Vault.equal(await tx.vault().hash(tx.trx, 'sms', tx.account, code), newest.code_hash)) return false;
-  return useChallenge(tx.trx, t, newest.id, tx.now);
+  return useChallenge(tx.trx, tables, newest.id, tx.now);
 }
 
 async function discardPending(tx: AccountTx): Promise<void> {
-  const t = tx.ctx.tables;
-  await deleteEnrolment(tx.trx, t, tx.account);
-  await deleteChallengesOf(tx.trx, t, tx.account, ENROL_SMS);
+  const tables = tx.ctx.tables;
+  await deleteEnrolment(tx.trx, tables, tx.account);
+  await deleteChallengesOf(tx.trx, tables, tx.account, ENROL_SMS);
 }
 
 function required(sealed: string | null, what: string): string {

@@ -1,5 +1,5 @@
 /**
- * Checking a second factor (PRODUCT.md §3.1–3.3): strict input, then one of TOTP (with the persisted last
+ * Checking a second factor: strict input, then one of TOTP (with the persisted last
  * step, compare-and-set), the newest pending SMS code, an unused recovery code or a temporary access code.
  * Every kind is single-use; the "used" mark is written with a compare-and-set update in the caller's
  * transaction — if it cannot be written, the error propagates and nothing is accepted (fail closed).
@@ -66,27 +66,27 @@ async function checkTotp(tx: AccountTx, factor: FactorRow, token: string, floor:
   return advanceFactorStep(tx.trx, tx.ctx.tables, factor.account, match.timeStep, tx.now);
 }
 
-function maxStep(a: number | null, b: number | null): number | null {
-  return a === null ? b : b === null ? a : Math.max(a, b);
+function maxStep(first: number | null, second: number | null): number | null {
+  return first === null ? second : second === null ? first : Math.max(first, second);
 }
 
 /** The newest unused, unexpired challenge of a purpose; marks it used when the code matches. */
 async function checkChallenge(tx: AccountTx, purpose: 'sms' | 'temporary', code: string): Promise<boolean> {
-  const t = tx.ctx.tables;
-  const newest = await newestChallenge(tx.trx, t, tx.account, purpose);
+  const tables = tx.ctx.tables;
+  const newest = await newestChallenge(tx.trx, tables, tx.account, purpose);
   if (!newest || newest.used_at !== null || newest.expires_at <= tx.now) return false;
   const hash = await tx.vault().hash(tx.trx, purpose, tx.account, code);
   if (!Vault.equal(hash, newest.code_hash)) return false;
-  const used = await useChallenge(tx.trx, t, newest.id, tx.now);
-  if (used && purpose === 'sms') await touchFactor(tx.trx, t, tx.account, tx.now);
+  const used = await useChallenge(tx.trx, tables, newest.id, tx.now);
+  if (used && purpose === 'sms') await touchFactor(tx.trx, tables, tx.account, tx.now);
   return used;
 }
 
 async function checkRecovery(tx: AccountTx, code: string): Promise<boolean> {
-  const t = tx.ctx.tables;
+  const tables = tx.ctx.tables;
   const hash = await tx.vault().hash(tx.trx, 'recovery', tx.account, code);
-  const used = await useRecoveryCode(tx.trx, t, tx.account, hash, tx.now);
-  if (used) await touchFactor(tx.trx, t, tx.account, tx.now);
+  const used = await useRecoveryCode(tx.trx, tables, tx.account, hash, tx.now);
+  if (used) await touchFactor(tx.trx, tables, tx.account, tx.now);
   return used;
 }
 
@@ -101,10 +101,10 @@ async function checkForeignTotp(
   after: number | null,
 ): Promise<boolean> {
   if (foreign.secrets.length === 0) return false;
-  const t = tx.ctx.tables;
-  for (const s of foreign.secrets) {
-    const match = verifyTotp({ secret: base32Encode(s.key), token, nowMs: tx.now, afterTimeStep: after });
-    if (match) return useStoreTotpStep(tx.trx, t, tx.account, match.timeStep, tx.now);
+  const tables = tx.ctx.tables;
+  for (const secret of foreign.secrets) {
+    const match = verifyTotp({ secret: base32Encode(secret.key), token, nowMs: tx.now, afterTimeStep: after });
+    if (match) return useStoreTotpStep(tx.trx, tables, tx.account, match.timeStep, tx.now);
   }
   return false;
 }

@@ -1,7 +1,7 @@
 /**
  * The account's factor and everything hanging off it: storing a confirmed factor with fresh recovery codes,
- * removing it (disable/recover), and signing the user out (PRODUCT.md §3.11). Callers run these inside the
- * command's single transaction, after lockAccountState.
+ * removing it (disable/recover), and signing the user out (the revocation time, then the sign-out action).
+ * Callers run these inside the command's single transaction, after lockAccountState.
  */
 import { execFile } from 'node:child_process';
 import type { Knex } from 'knex';

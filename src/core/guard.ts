@@ -104,7 +104,7 @@ export async function accountTransaction<T>(
   return result;
 }
 
-/** Refusals that throw (and so roll back) but must still leave their audit row (PRODUCT.md §3.9). */
+/** Refusals that throw (and so roll back) but must still leave their audit row (every refused attempt is audited). */
 const AUDITED_THROWS = new Set(['integrity', 'key_mismatch']);
 
 /**

@@ -1,5 +1,5 @@
 /**
- * `keys check` and `keys rotate` (PRODUCT.md §3.7): every value sealed under the master key — TOTP secrets and
+ * `keys check` and `keys rotate`: every value sealed under the master key — TOTP secrets and
  * phone numbers of factors and pending enrolments, and the code-hash key (so every keyed hash of a one-time code
  * stays valid after a rotation: the hashes themselves need no change) — checked, or re-encrypted under a new key
  * in ONE transaction: all rows or none.
@@ -33,7 +33,7 @@ export interface KeyProgress {
   done: number;
   total: number;
 }
-export type ProgressListener = (p: KeyProgress) => void;
+export type ProgressListener = (progress: KeyProgress) => void;
 
 /** Failures listed in a report or an error (the counts are always complete). */
 const MAX_LISTED = 50;
@@ -77,7 +77,10 @@ export interface KeyCheckReport {
  * Decrypts every stored sealed value with the loaded key and counts the results per table and column. A row
  * whose key_id column disagrees with the key its values are sealed under counts as a failure of that column.
  */
-export async function checkKeys(ctx: Context, o: { onProgress?: ProgressListener } = {}): Promise<KeyCheckReport> {
+export async function checkKeys(
+  ctx: Context,
+  options: { onProgress?: ProgressListener } = {},
+): Promise<KeyCheckReport> {
   const key = ctx.masterKey();
   const db = await ctx.db();
   const specs = sealedTables(ctx.tables);
@@ -87,7 +90,7 @@ export async function checkKeys(ctx: Context, o: { onProgress?: ProgressListener
   let failed = 0;
   let decrypted = 0;
   let done = 0;
-  o.onProgress?.({ done, total });
+  options.onProgress?.({ done, total });
   for (const spec of specs) {
     const counts = new Map(spec.columns.map((c) => [c, { table: spec.table, column: c, ok: 0, failed: 0 }]));
     for await (const rows of pages(db.knex, spec, { wholeRows: false, forUpdate: false })) {
@@ -116,7 +119,7 @@ export async function checkKeys(ctx: Context, o: { onProgress?: ProgressListener
         }
       }
       done += rows.length;
-      o.onProgress?.({ done, total });
+      options.onProgress?.({ done, total });
     }
     columns.push(...counts.values());
   }
@@ -241,7 +244,7 @@ const MAX_PASSES = 5;
 export async function rotateKeys(
   ctx: Context,
   newKey: MasterKey | undefined,
-  o: { onProgress?: ProgressListener; install?: (ring: KeyRing) => void } = {},
+  options: { onProgress?: ProgressListener; install?: (ring: KeyRing) => void } = {},
 ): Promise<RotateReport> {
   const ring = ctx.keyRing();
   const fromKey = newKey ? ring.current : ring.previous;
@@ -258,7 +261,7 @@ export async function rotateKeys(
   const started = Date.now();
 
   // 1. Everything must open with the keys held; nothing is changed otherwise.
-  const survey = await surveySealed(db, specs, keys, target, o.onProgress);
+  const survey = await surveySealed(db, specs, keys, target, options.onProgress);
   if (survey.failed > 0) throw rotationFailed(survey.failed, survey.failures);
   if (newKey && ring.previous && survey.underKey.get(ring.previous.id)) {
     throw configError(
@@ -275,7 +278,7 @@ export async function rotateKeys(
   }
 
   // 2. Install the new key where every process reads it (key file), keeping the old one.
-  if (newKey) o.install?.(ring);
+  if (newKey) options.install?.(ring);
 
   // 3. Short batches, until a pass finds nothing left under another key.
   const columns = new Map<string, { table: string; column: string; reencrypted: number; alreadyNew: number }>();
@@ -292,13 +295,13 @@ export async function rotateKeys(
     let changed = 0;
     for (const spec of specs) {
       for (;;) {
-        const n = await batchWithPatience(() =>
+        const moved = await batchWithPatience(() =>
           inTransaction(db, ctx.tables, (trx) => reencryptBatch(trx, db, spec, keys, target, columns)),
         );
-        changed += n;
-        done += n;
-        o.onProgress?.({ done: Math.min(done, survey.toReencrypt), total: survey.toReencrypt });
-        if (n < ROTATE_BATCH) break;
+        changed += moved;
+        done += moved;
+        options.onProgress?.({ done: Math.min(done, survey.toReencrypt), total: survey.toReencrypt });
+        if (moved < ROTATE_BATCH) break;
       }
     }
     // 4. The final check and the audit row, together.
@@ -366,7 +369,7 @@ async function surveySealed(
   onProgress?: ProgressListener,
 ): Promise<Survey> {
   const total = await countRows(db.knex, specs);
-  const s: Survey = {
+  const survey: Survey = {
     rows: 0,
     failed: 0,
     failures: [],
@@ -390,24 +393,27 @@ async function surveySealed(
           try {
             open(key, { table: spec.table, column, account }, sealed);
           } catch (err) {
-            s.failed++;
-            if (s.failures.length < MAX_LISTED)
-              s.failures.push({ table: spec.table, column, account, reason: failureReason(err, sealed) });
+            survey.failed++;
+            if (survey.failures.length < MAX_LISTED)
+              survey.failures.push({ table: spec.table, column, account, reason: failureReason(err, sealed) });
             continue;
           }
-          s.underKey.set(key.id, (s.underKey.get(key.id) ?? 0) + 1);
+          survey.underKey.set(key.id, (survey.underKey.get(key.id) ?? 0) + 1);
           if (key.id === target.id) {
-            s.alreadyNew.set(`${spec.table}.${column}`, (s.alreadyNew.get(`${spec.table}.${column}`) ?? 0) + 1);
-            s.alreadyNewTotal++;
+            survey.alreadyNew.set(
+              `${spec.table}.${column}`,
+              (survey.alreadyNew.get(`${spec.table}.${column}`) ?? 0) + 1,
+            );
+            survey.alreadyNewTotal++;
           } else stale = true;
         }
-        if (stale) s.toReencrypt++;
+        if (stale) survey.toReencrypt++;
       }
-      s.rows += rows.length;
-      onProgress?.({ done: s.rows, total });
+      survey.rows += rows.length;
+      onProgress?.({ done: survey.rows, total });
     }
   }
-  return s;
+  return survey;
 }
 
 /**

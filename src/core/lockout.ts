@@ -1,5 +1,5 @@
 /**
- * The shared attempt counter (PRODUCT.md §3.4): 5 consecutive wrong codes or passwords lock the account for
+ * The shared attempt counter: 5 consecutive wrong codes or passwords lock the account for
  * 15 minutes, across processes; every kind of code counts on the same persisted counter; one audit row marks
  * the start of a lock. Callers hold the account's state row lock (lockAccountState) in the same transaction.
  */

@@ -65,38 +65,39 @@ type Candidate = StoreMigrationAccount & { key?: Buffer };
 async function collect(store: ForeignStore): Promise<Candidate[]> {
   const byEmail = new Map<string, Candidate>();
   for await (const batch of store.exportSecrets!(BATCH)) {
-    for (const s of batch) {
-      const prev = byEmail.get(s.email);
+    for (const exported of batch) {
+      const prev = byEmail.get(exported.email);
       const entry = prev ?? {
-        email: s.email,
+        email: exported.email,
         outcome: 'migrate' as StoreMigrationAccount['outcome'],
         weak: false,
         refs: [],
       };
-      entry.refs.push(s.ref);
-      if (s.problem) {
+      entry.refs.push(exported.ref);
+      if (exported.problem) {
         entry.outcome = 'invalid';
-        entry.problem ??= s.problem;
+        entry.problem ??= exported.problem;
       } else if (entry.outcome !== 'invalid') {
-        if (entry.key && !entry.key.equals(s.key)) {
+        if (entry.key && !entry.key.equals(exported.key)) {
           entry.outcome = 'invalid';
           entry.problem = 'the store holds different secrets for this address';
         } else {
-          entry.key = s.key;
-          entry.weak = s.weak;
+          entry.key = exported.key;
+          entry.weak = exported.weak;
         }
       }
-      byEmail.set(s.email, entry);
+      byEmail.set(exported.email, entry);
     }
   }
-  for (const e of byEmail.values()) {
-    if (e.outcome !== 'migrate') continue;
-    const a = tryCanonicalAddress(e.email);
-    if ('problem' in a) Object.assign(e, { outcome: 'invalid', problem: `invalid address: ${a.problem}` });
-    else if (a.address !== e.email)
-      Object.assign(e, {
+  for (const candidate of byEmail.values()) {
+    if (candidate.outcome !== 'migrate') continue;
+    const canonical = tryCanonicalAddress(candidate.email);
+    if ('problem' in canonical)
+      Object.assign(candidate, { outcome: 'invalid', problem: `invalid address: ${canonical.problem}` });
+    else if (canonical.address !== candidate.email)
+      Object.assign(candidate, {
         outcome: 'invalid',
-        problem: `address is not in canonical form (should be ${a.address}); mail2fa matches addresses exactly`,
+        problem: `address is not in canonical form (should be ${canonical.address}); mail2fa matches addresses exactly`,
       });
   }
   return [...byEmail.values()].sort((a, b) => (a.email < b.email ? -1 : a.email > b.email ? 1 : 0));
@@ -104,7 +105,7 @@ async function collect(store: ForeignStore): Promise<Candidate[]> {
 
 function report(
   store: ForeignStore,
-  o: StoreMigrationOptions,
+  options: StoreMigrationOptions,
   accounts: Candidate[],
   cleared: number,
   refused: boolean,
@@ -112,8 +113,8 @@ function report(
   const count = (outcome: StoreMigrationAccount['outcome']) => accounts.filter((a) => a.outcome === outcome).length;
   return {
     ok: !refused,
-    dryRun: o.dryRun,
-    clear: o.clear,
+    dryRun: options.dryRun,
+    clear: options.clear,
     store: store.name,
     kind: store.kind,
     found: accounts.length,
@@ -135,21 +136,21 @@ function report(
 }
 
 /** The refusal when invalid values stopped the migration. */
-export function migrationRefusal(r: StoreMigrationReport): Mail2faError {
+export function migrationRefusal(migration: StoreMigrationReport): Mail2faError {
   return new Mail2faError(
     'invalid_secrets',
-    `${r.invalid} ${r.kind} 2FA value(s) cannot be migrated (listed above); nothing was changed`,
+    `${migration.invalid} ${migration.kind} 2FA value(s) cannot be migrated (listed above); nothing was changed`,
     ExitCode.DATAERR,
-    `Fix or remove those settings in ${r.kind}, or run again with --skip-invalid to migrate the others and leave them as they are.`,
+    `Fix or remove those settings in ${migration.kind}, or run again with --skip-invalid to migrate the others and leave them as they are.`,
   );
 }
 
 export async function migrateFromStore(
   ctx: Context,
   store: ForeignStore,
-  o: StoreMigrationOptions,
+  options: StoreMigrationOptions,
 ): Promise<StoreMigrationReport> {
-  if (!store.exportSecrets || (o.clear && !store.clearMigrated)) {
+  if (!store.exportSecrets || (options.clear && !store.clearMigrated)) {
     throw new Mail2faError(
       'store_capability',
       `store "${store.name}" (${store.kind}) cannot export its secrets`,
@@ -158,27 +159,27 @@ export async function migrateFromStore(
   }
   const accounts = await collect(store);
   const db = await ctx.db();
-  const classify = async (q: Parameters<typeof existingMailboxes>[0]) => {
+  const classify = async (knex: Parameters<typeof existingMailboxes>[0]) => {
     const pending = accounts.filter((a) => a.outcome === 'migrate');
     const existing = await existingMailboxes(
-      q,
+      knex,
       ctx.mapping,
       pending.map((a) => a.email),
     );
     for (const a of pending) if (!existing.has(a.email)) a.outcome = 'no-mailbox';
     const stillPending = pending.filter((a) => a.outcome === 'migrate');
     const enrolled = await enrolledAccounts(
-      q,
+      knex,
       ctx.tables,
       stillPending.map((a) => a.email),
     );
     for (const a of stillPending) if (enrolled.has(a.email)) a.outcome = 'enrolled';
   };
-  const refused = !o.skipInvalid && accounts.some((a) => a.outcome === 'invalid');
+  const refused = !options.skipInvalid && accounts.some((a) => a.outcome === 'invalid');
 
-  if (o.dryRun || refused) {
+  if (options.dryRun || refused) {
     if (!refused) await classify(db.knex);
-    return report(store, o, accounts, 0, refused);
+    return report(store, options, accounts, 0, refused);
   }
 
   const vault = new Vault(ctx.masterKey(), ctx.tables, ctx.now);
@@ -197,23 +198,23 @@ export async function migrateFromStore(
       now,
       moving.map((a) => ({ account: a.email, secret: base32Encode(a.key) })),
     );
-    for (const a of moving) {
+    for (const candidate of moving) {
       await writeAudit(trx, ctx.tables, ctx, {
         action: 'migrate-from',
-        account: a.email,
+        account: candidate.email,
         outcome: 'ok',
         detail: {
           source: store.kind,
           store: store.name,
           method: 'totp',
-          weak: a.weak,
-          storeCleared: o.clear,
+          weak: candidate.weak,
+          storeCleared: options.clear,
           recoveryCodes: 0,
         },
       });
     }
     let cleared = 0;
-    if (o.clear && moving.length > 0) {
+    if (options.clear && moving.length > 0) {
       // Inside mail2fa's transaction: if the store refuses (changed meanwhile: 75), nothing is committed anywhere.
       const change = await store.clearMigrated!(
         moving.map((a) => a.email),
@@ -221,7 +222,7 @@ export async function migrateFromStore(
       );
       cleared = change.refs?.length ?? 0;
     }
-    const result = report(store, o, accounts, cleared, false);
+    const result = report(store, options, accounts, cleared, false);
     if (moving.length === 0) return result;
     await writeAudit(trx, ctx.tables, ctx, {
       action: 'migrate-from',

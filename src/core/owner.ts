@@ -1,10 +1,10 @@
 /**
- * Proving that the person acting owns the account, as the help article's "Disable" flow asks: the current
+ * Proving that the person acting owns the account, as turning 2FA off asks: the current
  * password plus a current one-time code (app, SMS or recovery code). Used by `disable` and `codes regenerate`.
  *
  * The password is hashed before the account's transaction (bcrypt/argon2 take tens of milliseconds; the row lock
  * should not wait for them); its result is only acted on inside the transaction, after the lockout check, where a
- * wrong password counts on the shared counter (PRODUCT.md §3.4).
+ * wrong password counts on the shared counter.
  */
 import type { Knex } from 'knex';
 import type { Context } from '../context.js';
@@ -57,8 +57,8 @@ export async function factorSummary(ctx: Context, email: string): Promise<Factor
 }
 
 /** Whether sign-in must ask this account for a code: in mail2fa's store, or in a foreign store that enforces it. */
-export function summaryRequiresCode(s: FactorSummary): boolean {
-  return s.method !== null || s.temporaryCode || s.foreignRequired;
+export function summaryRequiresCode(summary: FactorSummary): boolean {
+  return summary.method !== null || summary.temporaryCode || summary.foreignRequired;
 }
 
 /** Whether a temporary access code row exists, used or expired ones included: an expired code does not turn 2FA off (fail closed). */
@@ -127,7 +127,7 @@ export async function proveOwner(
 
 /**
  * Sends a fresh SMS code to the account's phone so that the owner can then prove ownership with it ("sent on
- * request", PRODUCT.md §4 `disable`). The password is checked first (counted when wrong), so nobody without it
+ * request" by `disable`). The password is checked first (counted when wrong), so nobody without it
  * can make the tool text the owner; the send limit of sms-challenge.ts applies.
  */
 export async function sendOwnerSmsCode(

@@ -1,6 +1,6 @@
 /**
  * `migrate-from postfixadmin`: moves the PLAINTEXT secrets of the configured PostfixAdmin store
- * (`mailbox.totp_secret`, PRODUCT.md §8) into mail2fa's encrypted factor storage, optionally clearing the plaintext
+ * (`mailbox.totp_secret`) into mail2fa's encrypted factor storage, optionally clearing the plaintext
  * column — which is what turns PostfixAdmin's own TOTP off for the mailbox. All or nothing, in ONE transaction: so
  * the store must live in mail2fa's own database. Everything else about PostfixAdmin's TOTP (status, verify, disable,
  * recover) goes through the store seam: src/stores/postfixadmin.ts holds its SQL.
@@ -22,7 +22,7 @@ import {
 } from '../stores/postfixadmin.js';
 import { writeAudit } from './audit-write.js';
 import { tryCanonicalAddress } from './address.js';
-import { configError, tempFail } from '../errors.js';
+import { configError, ExitCode, Mail2faError, tempFail } from '../errors.js';
 import { Vault } from './vault.js';
 
 /** The configured PostfixAdmin store (explicit, or mapped from `accounts.preset: postfixadmin`): where its secrets are. */
@@ -94,27 +94,27 @@ function chunks<T>(items: T[], size = BATCH): T[][] {
   return out;
 }
 
-async function readCandidates(q: Knex | Knex.Transaction, loc: PostfixadminLocation): Promise<Candidate[]> {
-  const rows = (await readAllPostfixadminSecrets(q, loc)).map((r) => ({
-    email: r.username,
-    secret: String(r.secret),
-    active: r.active,
+async function readCandidates(knex: Knex | Knex.Transaction, loc: PostfixadminLocation): Promise<Candidate[]> {
+  const rows = (await readAllPostfixadminSecrets(knex, loc)).map((row) => ({
+    email: row.username,
+    secret: String(row.secret),
+    active: row.active,
   }));
   const found = rows.filter((r) => r.secret !== '');
   const perAddress = new Map<string, number>();
   for (const r of found) perAddress.set(r.email, (perAddress.get(r.email) ?? 0) + 1);
   return found
-    .map((r): Candidate => {
-      const base = { email: r.email, active: isActive(r.active), raw: String(r.secret) };
-      if ((perAddress.get(r.email) ?? 0) > 1)
+    .map((row): Candidate => {
+      const base = { email: row.email, active: isActive(row.active), raw: String(row.secret) };
+      if ((perAddress.get(row.email) ?? 0) > 1)
         return {
           ...base,
           outcome: 'invalid',
-          problem: `${perAddress.get(r.email)} mailbox rows have this exact address`,
+          problem: `${perAddress.get(row.email)} mailbox rows have this exact address`,
         };
-      const address = tryCanonicalAddress(r.email);
+      const address = tryCanonicalAddress(row.email);
       if ('problem' in address) return { ...base, outcome: 'invalid', problem: `invalid address: ${address.problem}` };
-      if (address.address !== r.email) {
+      if (address.address !== row.email) {
         return {
           ...base,
           outcome: 'invalid',
@@ -133,28 +133,28 @@ async function readCandidates(q: Knex | Knex.Transaction, loc: PostfixadminLocat
  * (--clear-plaintext), as `clear` if their mail2fa factor is TOTP with this very secret (migrated before), so that
  * "migrate first, clear later" works. A factor that cannot be decrypted is not the same secret.
  */
-async function markEnrolled(q: Q, ctx: Context, candidates: Candidate[], vault?: Vault): Promise<void> {
+async function markEnrolled(knex: Q, ctx: Context, candidates: Candidate[], vault?: Vault): Promise<void> {
   const pending = candidates.filter((c) => c.outcome === 'migrate');
   for (const batch of chunks(pending, 500)) {
     const enrolled = await factorsOf(
-      q,
+      knex,
       ctx.tables,
       batch.map((c) => c.email),
     );
-    for (const c of batch) {
-      const factor = enrolled.get(c.email);
+    for (const candidate of batch) {
+      const factor = enrolled.get(candidate.email);
       if (!factor) continue;
-      c.outcome =
-        vault && factor.method === 'totp' && factor.secret_ct && sameSecret(vault, ctx, c, factor.secret_ct)
+      candidate.outcome =
+        vault && factor.method === 'totp' && factor.secret_ct && sameSecret(vault, ctx, candidate, factor.secret_ct)
           ? 'clear'
           : 'enrolled';
     }
   }
 }
 
-function sameSecret(vault: Vault, ctx: Context, c: Candidate, sealed: string): boolean {
+function sameSecret(vault: Vault, ctx: Context, candidate: Candidate, sealed: string): boolean {
   try {
-    return vault.open(ctx.tables.factor, 'secret_ct', c.email, sealed) === c.secret;
+    return vault.open(ctx.tables.factor, 'secret_ct', candidate.email, sealed) === candidate.secret;
   } catch {
     return false;
   }
@@ -166,7 +166,7 @@ async function lockAccounts(trx: Knex.Transaction, ctx: Context, dialect: Dialec
 }
 
 function report(
-  o: MigrationOptions,
+  options: MigrationOptions,
   source: string,
   candidates: Candidate[],
   cleared: number,
@@ -175,8 +175,8 @@ function report(
   const count = (outcome: MigrationAccount['outcome']) => candidates.filter((c) => c.outcome === outcome).length;
   return {
     ok: !refused,
-    dryRun: o.dryRun,
-    clearPlaintext: o.clearPlaintext,
+    dryRun: options.dryRun,
+    clearPlaintext: options.clearPlaintext,
     source,
     found: candidates.length,
     migrated: refused ? 0 : count('migrate'),
@@ -201,7 +201,17 @@ function report(
  * refuse the whole migration unless `skipInvalid`. With `clearPlaintext`, each migrated account's column is
  * set to NULL — only if it still holds the value that was migrated (else the whole run rolls back, 75).
  */
-export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions): Promise<MigrationReport> {
+/** The refusal when invalid secrets stopped the migration. */
+export function postfixadminRefusal(report: MigrationReport): Mail2faError {
+  return new Mail2faError(
+    'invalid_secrets',
+    `${report.invalid} PostfixAdmin TOTP secret(s) cannot be migrated (listed above); nothing was changed`,
+    ExitCode.DATAERR,
+    'Fix or clear those rows in PostfixAdmin, or run again with --skip-invalid to migrate the others and leave them as they are.',
+  );
+}
+
+export async function migrateFromPostfixadmin(ctx: Context, options: MigrationOptions): Promise<MigrationReport> {
   const { name, loc, url } = postfixadminSource(ctx);
   const source = `${loc.table}.${loc.secret}`;
   if (url !== undefined && url !== ctx.config.db.url) {
@@ -215,20 +225,20 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
   const db = await ctx.db();
 
   // Seals and opens only (no code hashes): one Vault for the whole run is fine.
-  const vault = o.clearPlaintext || !o.dryRun ? Vault.forContext(ctx, db) : undefined;
-  const compare = o.clearPlaintext ? vault : undefined;
-  if (o.dryRun) {
+  const vault = options.clearPlaintext || !options.dryRun ? Vault.forContext(ctx, db) : undefined;
+  const compare = options.clearPlaintext ? vault : undefined;
+  if (options.dryRun) {
     const candidates = await readCandidates(db.knex, loc);
     await markEnrolled(db.knex, ctx, candidates, compare);
-    const refused = !o.skipInvalid && candidates.some((c) => c.outcome === 'invalid');
-    return report(o, source, candidates, 0, refused);
+    const refused = !options.skipInvalid && candidates.some((c) => c.outcome === 'invalid');
+    return report(options, source, candidates, 0, refused);
   }
 
   const sealer = vault!;
   return inTransaction(db, ctx.tables, async (trx) => {
     const candidates = await readCandidates(trx, loc);
-    if (!o.skipInvalid && candidates.some((c) => c.outcome === 'invalid'))
-      return report(o, source, candidates, 0, true);
+    if (!options.skipInvalid && candidates.some((c) => c.outcome === 'invalid'))
+      return report(options, source, candidates, 0, true);
     await lockAccounts(
       trx,
       ctx,
@@ -243,10 +253,10 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
       await insertFactorRows(
         trx,
         ctx.tables,
-        batch.map((c) => ({
-          account: c.email,
+        batch.map((candidate) => ({
+          account: candidate.email,
           method: 'totp' as const,
-          secret_ct: sealer.seal(ctx.tables.factor, 'secret_ct', c.email, c.secret!),
+          secret_ct: sealer.seal(ctx.tables.factor, 'secret_ct', candidate.email, candidate.secret!),
           phone_ct: null,
           phone_masked: null,
           key_id: sealer.key.id,
@@ -258,13 +268,13 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
       );
     }
     let cleared = 0;
-    for (const c of [...moving, ...clearing]) {
-      if (o.clearPlaintext) {
-        const n = await clearPostfixadminSecret(trx, db.dialect, loc, c.email, c.raw);
-        if (n !== 1) {
+    for (const candidate of [...moving, ...clearing]) {
+      if (options.clearPlaintext) {
+        const clearedRows = await clearPostfixadminSecret(trx, db.dialect, loc, candidate.email, candidate.raw);
+        if (clearedRows !== 1) {
           throw tempFail(
             'changed',
-            `the PostfixAdmin secret of ${c.email} changed while migrating; nothing was changed`,
+            `the PostfixAdmin secret of ${candidate.email} changed while migrating; nothing was changed`,
             'Run `mail2fa migrate-from postfixadmin` again.',
           );
         }
@@ -272,15 +282,15 @@ export async function migrateFromPostfixadmin(ctx: Context, o: MigrationOptions)
       }
       await writeAudit(trx, ctx.tables, ctx, {
         action: 'migrate-from',
-        account: c.email,
+        account: candidate.email,
         outcome: 'ok',
         detail:
-          c.outcome === 'clear'
+          candidate.outcome === 'clear'
             ? { source: 'postfixadmin', method: 'totp', plaintextCleared: true, alreadyMigrated: true }
-            : { source: 'postfixadmin', method: 'totp', plaintextCleared: o.clearPlaintext, recoveryCodes: 0 },
+            : { source: 'postfixadmin', method: 'totp', plaintextCleared: options.clearPlaintext, recoveryCodes: 0 },
       });
     }
-    const result = report(o, source, candidates, cleared, false);
+    const result = report(options, source, candidates, cleared, false);
     if (moving.length === 0 && clearing.length === 0) return result; // nothing changed: no summary row
     await writeAudit(trx, ctx.tables, ctx, {
       action: 'migrate-from',

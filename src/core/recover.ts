@@ -1,6 +1,6 @@
 /**
- * `recover`: customer service resets 2FA for someone who lost their phone (PRODUCT.md §4, help article "Lost
- * your phone?"). Two steps, so that the agent decides on what they saw:
+ * `recover`: customer service resets 2FA for someone who lost their phone.
+ * Two steps, so that the agent decides on what they saw:
  *
  *  1. look: the account's 2FA summary (no secrets) and a snapshot of what a recovery would change;
  *  2. after the agent confirmed (a callback: the CLI prompts, a library caller decides), ONE account transaction
@@ -54,7 +54,6 @@ export const TEMPORARY_CODE_MIN_TTL_MS = 5 * 60_000;
 export const TEMPORARY_CODE_MAX_TTL_MS = 7 * 86_400_000;
 export const MAX_TICKET_LENGTH = 64;
 export const MAX_REASON_LENGTH = 500;
-export const TURN_ON_PATH = 'Settings > Password > Two-Factor Authentication';
 
 /** What the agent sees before confirming. No secrets: the phone is masked, codes are counted, never shown. */
 export interface RecoverySummary {
@@ -137,8 +136,6 @@ export interface RecoveryDone {
   /** Shown once; stored only as a keyed hash. */
   temporaryCode: { code: string; expiresAt: string; bits: number } | null;
   signOut: { ok: boolean; detail: string };
-  /** A reply the agent can paste to the customer; null while the recovery is incomplete (do not tell them yet). */
-  reply: string | null;
 }
 
 export interface NothingToRecover {
@@ -148,8 +145,6 @@ export interface NothingToRecover {
   reason: string | null;
   actor: string;
   before: RecoverySummary;
-  /** Null when 2FA is PostfixAdmin's own (its totp_secret column) — no longer reached: recover clears that column. */
-  reply: string | null;
 }
 
 export type RecoveryResult = RecoveryDone | NothingToRecover;
@@ -239,8 +234,8 @@ async function readSnapshot(db: Q, ctx: Context, account: string): Promise<Recov
   };
 }
 
-function sameSnapshot(a: RecoverySnapshot, b: RecoverySnapshot): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+function sameSnapshot(current: RecoverySnapshot, seen: RecoverySnapshot): boolean {
+  return JSON.stringify(current) === JSON.stringify(seen);
 }
 
 /** Step 1: the summary the agent confirms, and the snapshot the transaction compares against. Reads only. */
@@ -279,12 +274,14 @@ export async function lookAtAccount(
     failedAttempts: failed,
     temporaryCode: temporary ? temporaryCodeState(temporary, now) : null,
     postfixadminTotp: foreignOn.some((r) => r.store.kind === 'postfixadmin'),
-    stores: readings.map((r) => ({
-      store: r.store.name,
-      kind: r.store.kind,
-      status: r.status,
-      ...(r.error ? { error: { code: r.error.code, message: r.error.message, exitCode: r.error.exitCode } } : {}),
-      ...(usesOneLoginBypass(r.store, true) ? { oneLoginBypass: true } : {}),
+    stores: readings.map((reading) => ({
+      store: reading.store.name,
+      kind: reading.store.kind,
+      status: reading.status,
+      ...(reading.error
+        ? { error: { code: reading.error.code, message: reading.error.message, exitCode: reading.error.exitCode } }
+        : {}),
+      ...(usesOneLoginBypass(reading.store, true) ? { oneLoginBypass: true } : {}),
     })),
     alternateEmail: mailbox.alternateEmail || null,
   };
@@ -327,7 +324,7 @@ export async function recoverAccount(
         ...Object.fromEntries(look.readings.map((r) => [`store:${r.store.name}`, r.status?.activated ? 'on' : 'off'])),
       },
     });
-    return { outcome: 'nothing-to-recover', ...base, reply: nothingToRecoverReply(look.summary, ticket) };
+    return { outcome: 'nothing-to-recover', ...base };
   }
 
   // Every store that holds 2FA (or could not be read) is reset; one that cannot reset is refused before anything.
@@ -340,7 +337,7 @@ export async function recoverAccount(
   await confirm(look.summary, { temporaryCodeTtlMs: ttl });
 
   const done = await accountTransaction(ctx, mailbox.email, async (tx) => {
-    const t = ctx.tables;
+    const tables = ctx.tables;
     const now = await readSnapshot(tx.trx, ctx, tx.account);
     if (!sameSnapshot(now, look.snapshot)) {
       await tx.audit({
@@ -358,20 +355,20 @@ export async function recoverAccount(
         ),
       );
     }
-    const codesLeft = await countUnusedRecoveryCodes(tx.trx, t, tx.account);
-    const challenges = await countChallenges(tx.trx, t, tx.account);
-    const enrolment = await hasEnrolment(tx.trx, t, tx.account);
+    const codesLeft = await countUnusedRecoveryCodes(tx.trx, tables, tx.account);
+    const challenges = await countChallenges(tx.trx, tables, tx.account);
+    const enrolment = await hasEnrolment(tx.trx, tables, tx.account);
     const lockCleared = isLocked(tx.state, tx.now) || tx.state.failed_attempts > 0;
 
-    const ownRemoved = await removeFactor(tx.trx, t, tx.account);
-    await clearLockout(tx.trx, t, tx.account);
-    await revokeSessions(tx.trx, t, ctx.config.signOut, tx.account, tx.now);
+    const ownRemoved = await removeFactor(tx.trx, tables, tx.account);
+    await clearLockout(tx.trx, tables, tx.account);
+    await revokeSessions(tx.trx, tables, ctx.config.signOut, tx.account, tx.now);
     let temporaryCode: RecoveryDone['temporaryCode'] = null;
     if (ttl !== null) {
       // removeFactor deleted every older challenge, so this code replaces any earlier temporary code.
       const code = newTemporaryCode();
       const expiresAt = tx.now + ttl;
-      await insertChallenge(tx.trx, t, tx.db.dialect, {
+      await insertChallenge(tx.trx, tables, tx.db.dialect, {
         account: tx.account,
         purpose: 'temporary',
         code_hash: await tx.vault().hash(tx.trx, 'temporary', tx.account, code),
@@ -394,12 +391,16 @@ export async function recoverAccount(
     // Then each foreign store, in order, while mail2fa's account lock is held (so a second agent waits): their
     // databases cannot join this transaction. Each reset is idempotent; a failure is recorded and the others run.
     const changes: StoreChange[] = [own];
-    for (const r of targets) {
+    for (const target of targets) {
       try {
-        const wctx = storeWriteContext(ctx.config, r.store, tx.trx, tx.now, ctx.actor);
-        changes.push(await (bypass(r) ? r.store.temporaryBypass!(tx.account, wctx) : r.store.reset!(tx.account, wctx)));
+        const wctx = storeWriteContext(ctx.config, target.store, tx.trx, tx.now, ctx.actor);
+        changes.push(
+          await (bypass(target)
+            ? target.store.temporaryBypass!(tx.account, wctx)
+            : target.store.reset!(tx.account, wctx)),
+        );
       } catch (err) {
-        changes.push(failedChange(r.store, err));
+        changes.push(failedChange(target.store, err));
       }
     }
     const postfixadminTotp = changes.some((c) => c.kind === 'postfixadmin' && c.outcome === 'changed');
@@ -433,7 +434,7 @@ export async function recoverAccount(
 
   const signOut = await runSignOutCommand(ctx.config.signOut, mailbox.email);
   if (!signOut.ok) ctx.notices.push(`2FA was reset, but ${signOut.detail}: sign the user out by hand`);
-  const result: Omit<RecoveryDone, 'reply'> = {
+  return {
     outcome: 'recovered',
     ...base,
     removed: done.removed,
@@ -446,71 +447,4 @@ export async function recoverAccount(
     temporaryCode: done.temporaryCode,
     signOut,
   };
-  return { ...result, reply: result.complete ? recoveredReply(result) : null };
-}
-
-function methodWords(method: 'totp' | 'sms' | null, phone: string | null, postfixadminTotp = false): string {
-  if (method === 'totp' || postfixadminTotp) return 'the authenticator app';
-  if (method === 'sms') return phone ? `text messages to ${phone}` : 'text messages to your old phone';
-  return 'your old second factor';
-}
-
-/** The reply for the customer: what was done, how to sign in, how to turn 2FA on again. */
-export function recoveredReply(r: Omit<RecoveryDone, 'reply'>): string {
-  const lines = [`Hello,`, ''];
-  const what =
-    r.before.method || r.before.postfixadminTotp
-      ? `${methodWords(r.before.method, r.before.phone, r.before.postfixadminTotp)} as the second step of signing in to ${r.email}`
-      : `the pending two-factor authentication setup of ${r.email}`;
-  if (r.temporaryCode) {
-    lines.push(
-      `As requested in ticket ${r.ticket}, we have removed ${what}, and signed you out everywhere. Two-factor authentication is still required for your address.`,
-      '',
-      'To sign in, enter your email address and password as usual. When you are asked for a code, enter this temporary access code:',
-      '',
-      `    ${r.temporaryCode.code}`,
-      '',
-      `It works once and expires at ${r.temporaryCode.expiresAt.replace('T', ' ').replace('Z', ' UTC')}.`,
-      '',
-      `Right after signing in, set up your new phone: select ${TURN_ON_PATH}, choose the authenticator app or text messages, and follow the steps. If the code has expired or was used before you finished, write to us again.`,
-    );
-    if (r.before.stores.some((v) => v.oneLoginBypass && (v.status?.activated || v.error))) {
-      lines.push(
-        '',
-        'If the sign-in page does not ask for a code at all, that is this one-time exception: the next sign-in with your password lets you in without one. Right after it, remove the lost phone from your two-factor settings and add the new one, because from the following sign-in on a code from your registered devices is asked for again.',
-      );
-    }
-  } else {
-    lines.push(
-      `As requested in ticket ${r.ticket}, we have turned off two-factor authentication for ${r.email} (${methodWords(r.before.method, r.before.phone, r.before.postfixadminTotp)}), and signed you out everywhere.`,
-      '',
-      'You can now sign in to the webmail with your email address and password alone.',
-      '',
-      `We recommend turning two-factor authentication on again with your new phone: sign in, select ${TURN_ON_PATH}, choose the authenticator app or text messages, and follow the steps.`,
-    );
-  }
-  if (!r.before.active) lines.push('', INACTIVE_NOTE);
-  lines.push('', 'Kind regards,', 'Customer service');
-  return lines.join('\n');
-}
-
-const INACTIVE_NOTE =
-  'Note: the mailbox itself is currently deactivated, so signing in will not work yet; we will contact you about that.';
-
-function nothingToRecoverReply(s: RecoverySummary, ticket: string): string | null {
-  if (s.postfixadminTotp) return null;
-  const lines = [
-    'Hello,',
-    '',
-    `About ticket ${ticket}: two-factor authentication is not turned on for ${s.email}, so no code from a phone is needed to sign in. You can sign in to the webmail with your email address and password alone.`,
-  ];
-  if (!s.active) lines.push('', INACTIVE_NOTE);
-  lines.push(
-    '',
-    `To protect your account, you can turn two-factor authentication on: sign in, select ${TURN_ON_PATH}, and follow the steps.`,
-    '',
-    'Kind regards,',
-    'Customer service',
-  );
-  return lines.join('\n');
 }

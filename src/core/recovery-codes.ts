@@ -1,6 +1,6 @@
 /**
  * `codes regenerate`: replaces all ten recovery codes after the owner proves ownership (password + current code).
- * The new codes are returned once, to be shown once; only their keyed hashes are stored (PRODUCT.md §3.6).
+ * The new codes are returned once, to be shown once; only their keyed hashes are stored.
  */
 import type { Context } from '../context.js';
 import { readFactor, replaceRecoveryCodes } from './factors.js';

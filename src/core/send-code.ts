@@ -25,7 +25,7 @@ export interface SentSignInCode {
 export async function sendSignInCode(ctx: Context, input: { email: string }): Promise<SentSignInCode> {
   const email = canonicalAddress(input.email);
   const mailbox = await (await ctx.accounts()).findExact(email);
-  const t = ctx.tables;
+  const tables = ctx.tables;
   // Record, then send outside any transaction, then activate (or remove) the code: no write transaction stays
   // open across the gateway's network round trip.
   const pending = await accountTransaction(ctx, email, async (tx) => {
@@ -34,7 +34,7 @@ export async function sendSignInCode(ctx: Context, input: { email: string }): Pr
     if (locked) return locked;
     const inactive = await refuseInactiveMailbox(tx, mailbox, 'send-code');
     if (inactive) return inactive;
-    const factor = await readFactor(tx.trx, t, email);
+    const factor = await readFactor(tx.trx, tables, email);
     if (factor?.method !== 'sms' || !factor.phone_ct) {
       await tx.audit({ action: 'send-code', outcome: 'refused', reason: factor ? 'not an SMS account' : '2FA off' });
       return new Refusal(
@@ -48,7 +48,7 @@ export async function sendSignInCode(ctx: Context, input: { email: string }): Pr
       );
     }
     // An integrity failure here (a tampered or copied row) is a 78, not a send.
-    const e164 = tx.vault().open(t.factor, 'phone_ct', email, factor.phone_ct);
+    const e164 = tx.vault().open(tables.factor, 'phone_ct', email, factor.phone_ct);
     return recordSmsChallenge(tx, { e164, masked: factor.phone_masked ?? maskPhone(e164) }, 'send-code');
   });
   const sent = await deliverSmsChallenge(ctx, pending);

@@ -1,6 +1,6 @@
 /**
- * `verify`: the check the webmail makes at every sign-in (PRODUCT.md §4). Accepts a TOTP, the pending SMS
- * sign-in code, an unused recovery code or a temporary access code from customer service; each once (§3.2).
+ * `verify`: the check the webmail makes at every sign-in. Accepts a TOTP, the pending SMS
+ * sign-in code, an unused recovery code or a temporary access code from customer service; each once.
  *
  * The answer is data, not an exception: accepted, rejected (wrong code, 2FA not enabled, mailbox inactive) or
  * locked. A rejection still commits its failure count and audit row. Malformed input (65) and unknown accounts

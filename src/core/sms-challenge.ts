@@ -1,5 +1,5 @@
 /**
- * Sending an SMS code (PRODUCT.md §3.5): 6 digits from the CSPRNG, stored as a keyed hash, valid 10 minutes,
+ * Sending an SMS code: 6 digits from the CSPRNG, stored as a keyed hash, valid 10 minutes,
  * single-use, only the newest valid, at most 3 sends per account per 15 minutes (counted in the database, so
  * the limit holds across processes). Runs inside the account's transaction: if the gateway fails, the code and
  * the send are removed again (nothing stored) and the failure is audited.
@@ -37,7 +37,7 @@ export interface SmsSent {
  */
 export type SmsChallengePurpose = 'sms' | 'enrol-sms';
 
-/** §3.5: at most SMS_SEND_LIMIT sends per account per 15 minutes; a refusal is audited. */
+/** At most SMS_SEND_LIMIT sends per account per 15 minutes; a refusal is audited. */
 async function rateLimited(tx: AccountTx, phone: { masked: string }, action: string): Promise<Refusal | null> {
   const recent = await recentSmsSends(tx.trx, tx.ctx.tables, tx.account, tx.now - SMS_SEND_WINDOW_MS);
   if (recent.length < SMS_SEND_LIMIT) return null;
@@ -59,25 +59,25 @@ export async function sendSmsChallenge(
   action: string,
   purpose: SmsChallengePurpose = 'sms',
 ): Promise<SmsSent | Refusal> {
-  const t = tx.ctx.tables;
+  const tables = tx.ctx.tables;
   const limited = await rateLimited(tx, phone, action);
   if (limited) return limited;
   const code = randomDigits(SMS_CODE_DIGITS);
   const expiresAt = tx.now + SMS_CODE_TTL_MS;
-  const challengeId = await insertChallenge(tx.trx, t, tx.db.dialect, {
+  const challengeId = await insertChallenge(tx.trx, tables, tx.db.dialect, {
     account: tx.account,
     purpose,
     code_hash: await tx.vault().hash(tx.trx, 'sms', tx.account, code),
     created_at: tx.now,
     expires_at: expiresAt,
   });
-  const sendId = await insertSmsSend(tx.trx, t, tx.db.dialect, tx.account, tx.now);
+  const sendId = await insertSmsSend(tx.trx, tables, tx.db.dialect, tx.account, tx.now);
   let delivery: SmsDelivery;
   try {
     delivery = await (await tx.ctx.sms()).send({ to: phone.e164, text: smsText(tx.ctx.config.issuer, code) });
   } catch (err) {
-    await deleteChallenge(tx.trx, t, challengeId);
-    await deleteSmsSend(tx.trx, t, sendId);
+    await deleteChallenge(tx.trx, tables, challengeId);
+    await deleteSmsSend(tx.trx, tables, sendId);
     const error =
       err instanceof Mail2faError
         ? err
@@ -86,7 +86,7 @@ export async function sendSmsChallenge(
     return new Refusal(error);
   }
   // Only the newest code is valid: older unused ones go.
-  await deleteOlderUnusedChallenges(tx.trx, t, tx.account, purpose, challengeId);
+  await deleteOlderUnusedChallenges(tx.trx, tables, tx.account, purpose, challengeId);
   await tx.audit({ action, outcome: 'ok', detail: { phone: phone.masked, transport: delivery.transport } });
   return { delivery, expiresAt: isoTime(expiresAt)!, maskedPhone: phone.masked };
 }
@@ -96,7 +96,7 @@ export async function sendSmsChallenge(
  * transaction held for a network round trip blocks every other change to the account, and an embedded database
  * entirely): `recordSmsChallenge` stores the code as PENDING (never accepted by anything) and counts the send;
  * the caller sends outside any transaction; then `activateSmsChallenge` makes it the newest valid code, or
- * `abandonSmsChallenge` removes it and the send again (nothing stored, the failure audited: §5).
+ * `abandonSmsChallenge` removes it and the send again (nothing stored, the failure audited).
  */
 export interface PendingSms {
   challengeId: number;
@@ -116,20 +116,20 @@ export async function recordSmsChallenge(
   action: string,
   purpose: SmsChallengePurpose = 'sms',
 ): Promise<PendingSms | Refusal> {
-  const t = tx.ctx.tables;
+  const tables = tx.ctx.tables;
   const limited = await rateLimited(tx, phone, action);
   if (limited) return limited;
   const code = randomDigits(SMS_CODE_DIGITS);
   const expiresAt = tx.now + SMS_CODE_TTL_MS;
   const codeHash = await tx.vault().hash(tx.trx, 'sms', tx.account, code);
-  const challengeId = await insertChallenge(tx.trx, t, tx.db.dialect, {
+  const challengeId = await insertChallenge(tx.trx, tables, tx.db.dialect, {
     account: tx.account,
     purpose: PENDING_PURPOSE[purpose],
     code_hash: codeHash,
     created_at: tx.now,
     expires_at: expiresAt,
   });
-  const sendId = await insertSmsSend(tx.trx, t, tx.db.dialect, tx.account, tx.now);
+  const sendId = await insertSmsSend(tx.trx, tables, tx.db.dialect, tx.account, tx.now);
   return { challengeId: Number(challengeId), sendId: Number(sendId), code, expiresAt, phone, purpose, action };
 }
 
@@ -138,11 +138,11 @@ export async function activateSmsChallenge(
   pending: PendingSms,
   delivery: SmsDelivery,
 ): Promise<SmsSent | Refusal> {
-  const t = tx.ctx.tables;
+  const tables = tx.ctx.tables;
   if (
     !(await activateChallenge(
       tx.trx,
-      t,
+      tables,
       pending.challengeId,
       tx.account,
       PENDING_PURPOSE[pending.purpose],
@@ -168,10 +168,10 @@ export async function activateSmsChallenge(
   // the newest, so this one may be the one that goes).
   await deleteOlderUnusedChallenges(
     tx.trx,
-    t,
+    tables,
     tx.account,
     pending.purpose,
-    await newestUnusedChallengeId(tx.trx, t, tx.account, pending.purpose),
+    await newestUnusedChallengeId(tx.trx, tables, tx.account, pending.purpose),
   );
   await tx.audit({
     action: pending.action,
@@ -182,9 +182,9 @@ export async function activateSmsChallenge(
 }
 
 export async function abandonSmsChallenge(tx: AccountTx, pending: PendingSms, err: unknown): Promise<Refusal> {
-  const t = tx.ctx.tables;
-  await deleteChallenge(tx.trx, t, pending.challengeId);
-  await deleteSmsSend(tx.trx, t, pending.sendId);
+  const tables = tx.ctx.tables;
+  await deleteChallenge(tx.trx, tables, pending.challengeId);
+  await deleteSmsSend(tx.trx, tables, pending.sendId);
   const error =
     err instanceof Mail2faError
       ? err

@@ -53,10 +53,13 @@ export interface TemporaryCodeState {
   expiresAt: string;
 }
 
-export function temporaryCodeState(t: { expiresAt: number; usedAt: number | null }, now: number): TemporaryCodeState {
+export function temporaryCodeState(
+  temporary: { expiresAt: number; usedAt: number | null },
+  now: number,
+): TemporaryCodeState {
   return {
-    state: t.usedAt !== null ? 'used' : t.expiresAt > now ? 'pending' : 'expired',
-    expiresAt: isoTime(t.expiresAt)!,
+    state: temporary.usedAt !== null ? 'used' : temporary.expiresAt > now ? 'pending' : 'expired',
+    expiresAt: isoTime(temporary.expiresAt)!,
   };
 }
 
@@ -76,8 +79,8 @@ export type StatusSelection =
 
 const LOOKUP_BATCH = 500;
 
-function num(v: number | string | null | undefined): number | null {
-  return v === null || v === undefined ? null : Number(v);
+function num(value: number | string | null | undefined): number | null {
+  return value === null || value === undefined ? null : Number(value);
 }
 
 /** mail2fa's own store as a StoreAccountStatus (for `stores` of a status row). */
@@ -92,27 +95,27 @@ function ownStoreStatus(method: 'totp' | 'sms' | null, temporaryCode: TemporaryC
   };
 }
 
-export function toStatusRow(r: StatusDbRow, now: number): StatusRow {
-  const ours = r.method === 'totp' || r.method === 'sms' ? r.method : null;
-  const lockedUntil = num(r.locked_until);
-  const tempExpires = num(r.temp_expires_at);
+export function toStatusRow(row: StatusDbRow, now: number): StatusRow {
+  const ours = row.method === 'totp' || row.method === 'sms' ? row.method : null;
+  const lockedUntil = num(row.locked_until);
+  const tempExpires = num(row.temp_expires_at);
   const temporaryCode =
-    tempExpires === null ? null : temporaryCodeState({ expiresAt: tempExpires, usedAt: num(r.temp_used_at) }, now);
+    tempExpires === null ? null : temporaryCodeState({ expiresAt: tempExpires, usedAt: num(row.temp_used_at) }, now);
   const on = Boolean(ours) || temporaryCode !== null;
   return {
-    email: r.email,
+    email: row.email,
     state: 'ok',
-    active: isActive(r.active),
+    active: isActive(row.active),
     enabled: on,
     enforced: on,
     method: ours,
     source: on ? OWN_STORE : null,
     sources: on ? [OWN_STORE] : [],
     stores: on ? [ownStoreStatus(ours, temporaryCode)] : [],
-    phone: ours === 'sms' ? r.phone_masked : null,
-    enrolledAt: isoTime(num(r.enrolled_at)),
-    lastUsedAt: isoTime(num(r.last_used_at)),
-    recoveryCodesLeft: ours ? Number(r.codes_left ?? 0) : null,
+    phone: ours === 'sms' ? row.phone_masked : null,
+    enrolledAt: isoTime(num(row.enrolled_at)),
+    lastUsedAt: isoTime(num(row.last_used_at)),
+    recoveryCodesLeft: ours ? Number(row.codes_left ?? 0) : null,
     lockedUntil: lockedUntil !== null && lockedUntil > now ? isoTime(lockedUntil) : null,
     temporaryCode,
   };
@@ -194,10 +197,10 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
     const where = domain ? { kind: 'domain' as const, domain } : { kind: 'all' as const };
     for await (const batch of streamStatusRows(deps.db, deps.tables, deps.mapping, where)) {
       const rows: StatusRow[] = [];
-      for (const r of batch) {
+      for (const row of batch) {
         // A case-insensitive domain column may return "Example.COM" rows for "example.com": keep exact ones.
-        if (domain !== undefined && r.domain !== domain) continue;
-        rows.push(toStatusRow(r, now));
+        if (domain !== undefined && row.domain !== domain) continue;
+        rows.push(toStatusRow(row, now));
       }
       if (rows.length) yield await addForeignStores(rows, deps.stores);
     }
@@ -209,20 +212,20 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
     const addresses = [...new Set(pending.filter((p) => p.address).map((p) => p.address!))];
     const found = await lookupStatusRows(deps.db, deps.tables, deps.mapping, addresses);
     const byEmail = new Map<string, StatusDbRow[]>();
-    for (const r of found) {
-      const list = byEmail.get(r.email);
-      if (list) list.push(r);
-      else byEmail.set(r.email, [r]);
+    for (const row of found) {
+      const list = byEmail.get(row.email);
+      if (list) list.push(row);
+      else byEmail.set(row.email, [row]);
     }
     const rows: StatusRow[] = [];
-    for (const p of pending) {
+    for (const item of pending) {
       let row: StatusRow;
-      if (!p.address) row = emptyRow(p.input, 'invalid', p.problem);
+      if (!item.address) row = emptyRow(item.input, 'invalid', item.problem);
       else {
-        const matches = byEmail.get(p.address) ?? []; // exact: Map keys compare byte for byte
-        if (matches.length === 0) row = emptyRow(p.address, 'unknown');
+        const matches = byEmail.get(item.address) ?? []; // exact: Map keys compare byte for byte
+        if (matches.length === 0) row = emptyRow(item.address, 'unknown');
         else if (matches.length > 1)
-          row = emptyRow(p.address, 'ambiguous', `${matches.length} mailbox rows have this address`);
+          row = emptyRow(item.address, 'ambiguous', `${matches.length} mailbox rows have this address`);
         else row = toStatusRow(matches[0]!, now);
       }
       rows.push(row);
@@ -272,16 +275,16 @@ export function newSummary(): StatusSummary {
   };
 }
 
-export function addToSummary(s: StatusSummary, row: StatusRow): void {
-  if (row.state === 'unknown') s.unknown++;
-  else if (row.state === 'invalid' || row.state === 'ambiguous') s.invalid++;
+export function addToSummary(summary: StatusSummary, row: StatusRow): void {
+  if (row.state === 'unknown') summary.unknown++;
+  else if (row.state === 'invalid' || row.state === 'ambiguous') summary.invalid++;
   else {
-    s.accounts++;
+    summary.accounts++;
     if (row.enabled) {
-      s.enabled++;
-      if (row.method) s.byMethod[row.method]++;
-      else if (row.temporaryCode) s.byMethod.temporaryCode++;
-    } else s.disabled++;
+      summary.enabled++;
+      if (row.method) summary.byMethod[row.method]++;
+      else if (row.temporaryCode) summary.byMethod.temporaryCode++;
+    } else summary.disabled++;
   }
 }
 

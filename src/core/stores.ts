@@ -1,5 +1,5 @@
 /**
- * Rules across stores (PRODUCT.md §2, §9; docs/stores.md): mail2fa's own store is always first; foreign stores
+ * Rules across stores (docs/stores.md): mail2fa's own store is always first; foreign stores
  * follow in the configured order. The core never queries a store's tables: it calls the ForeignStore methods and
  * turns their answers and failures into one report.
  */
@@ -83,13 +83,13 @@ export function asMail2faError(err: unknown): Mail2faError {
 
 /** The StoreChange recording that a store's write failed (the core goes on with the next store). */
 export function failedChange(store: ForeignStore, err: unknown): StoreChange {
-  const e = storeFailure(store, asMail2faError(err));
+  const failure = storeFailure(store, asMail2faError(err));
   return {
     store: store.name,
     kind: store.kind,
     outcome: 'failed',
-    detail: e.message,
-    error: { code: e.code, message: e.message, exitCode: e.exitCode },
+    detail: failure.message,
+    error: { code: failure.code, message: failure.message, exitCode: failure.exitCode },
   };
 }
 
@@ -121,9 +121,9 @@ export function partialExitCode(changes: readonly StoreChange[]): number {
 /** One non-secret audit detail per store: { "store:NAME": "changed" | "nothing" | "failed: CODE" }. */
 export function auditOutcomes(changes: readonly StoreChange[]): Record<string, string> {
   return Object.fromEntries(
-    changes.map((c) => [
-      `store:${c.store}`,
-      c.outcome === 'failed' ? `failed: ${c.error?.code ?? 'error'}` : c.outcome,
+    changes.map((change) => [
+      `store:${change.store}`,
+      change.outcome === 'failed' ? `failed: ${change.error?.code ?? 'error'}` : change.outcome,
     ]),
   );
 }

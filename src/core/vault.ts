@@ -1,5 +1,5 @@
 /**
- * Secrets at rest (PRODUCT.md §3.6): TOTP secrets and phone numbers sealed with AES-256-GCM bound to their
+ * Secrets at rest: TOTP secrets and phone numbers sealed with AES-256-GCM bound to their
  * table, column and account; one-time codes stored as keyed hashes. The hash key is random, kept in the
  * database sealed under the master key, so that `keys rotate` re-encrypts it and every stored hash stays valid.
  *
@@ -79,20 +79,20 @@ export class Vault {
    * so `q` sees every committed row — a key it has to create there is not cached, since the transaction that
    * created it may still roll back.
    */
-  async codeHashKey(q: Knex | Knex.Transaction): Promise<Buffer> {
+  async codeHashKey(knex: Knex | Knex.Transaction): Promise<Buffer> {
     if (this.hashKey) return this.hashKey;
     const outside = this.db && this.db.dialect !== 'sqlite' ? this.db : undefined;
     const known = outside && committedHashKeys.get(outside);
     if (known) return (this.hashKey = known);
-    let row = await readCodeKeyRow(outside?.knex ?? q, this.tables);
+    let row = await readCodeKeyRow(outside?.knex ?? knex, this.tables);
     let cache = true;
     if (!row) {
       if (outside) await ensureCodeHashKey(outside, this.tables, this.ring.current, this.now);
       else {
-        await insertCodeKeyIfAbsent(q, this.tables, newCodeKeyRow(this.ring.current, this.tables, this.now));
+        await insertCodeKeyIfAbsent(knex, this.tables, newCodeKeyRow(this.ring.current, this.tables, this.now));
         cache = false;
       }
-      row = await readCodeKeyRow(outside?.knex ?? q, this.tables);
+      row = await readCodeKeyRow(outside?.knex ?? knex, this.tables);
       if (!row) throw internalError('the code-hash key was created but cannot be read back');
     }
     const key = Buffer.from(this.open(this.tables.codeKey, 'key_ct', CODE_HASH_KEY_ID, row.key_ct), 'base64');
@@ -123,8 +123,8 @@ export class Vault {
     return codeHash(await this.codeHashKey(db), purpose, account, code);
   }
 
-  static equal(a: string, b: string): boolean {
-    return hashesEqual(a, b);
+  static equal(first: string, second: string): boolean {
+    return hashesEqual(first, second);
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * AES-256-GCM secret box for the secrets stored at rest (TOTP secrets, phone numbers: §3 rule 6).
+ * AES-256-GCM secret box for the secrets stored at rest (TOTP secrets, phone numbers: never stored in plaintext).
  *
  * Format (compact ASCII, fits a VARCHAR): `v1.<keyId>.<nonce>.<ciphertext+tag>` with nonce (12 random bytes)
  * and ciphertext+tag (16-byte tag) in unpadded base64url. The AES key is derived from the master key with
@@ -36,20 +36,20 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const derived = new WeakMap<Buffer, KeyObject>();
 
 function aesKey(key: MasterKey): KeyObject {
-  let k = derived.get(key.bytes);
-  if (!k) {
+  let derivedKey = derived.get(key.bytes);
+  if (!derivedKey) {
     const raw = Buffer.from(hkdfSync('sha256', key.bytes, Buffer.alloc(0), HKDF_INFO, 32));
-    k = createSecretKey(raw);
+    derivedKey = createSecretKey(raw);
     raw.fill(0);
-    derived.set(key.bytes, k);
+    derived.set(key.bytes, derivedKey);
   }
-  return k;
+  return derivedKey;
 }
 
-function wellFormed(s: unknown, what: string): string {
-  if (typeof s !== 'string') throw internalError(`secret box: ${what} is not a string`);
-  if (LONE_SURROGATE.test(s)) throw internalError(`secret box: ${what} is not well-formed Unicode`);
-  return s;
+function wellFormed(value: unknown, what: string): string {
+  if (typeof value !== 'string') throw internalError(`secret box: ${what} is not a string`);
+  if (LONE_SURROGATE.test(value)) throw internalError(`secret box: ${what} is not well-formed Unicode`);
+  return value;
 }
 
 /** "mail2fa:v1" ‖ keyId ‖ table ‖ column ‖ account, each as a 4-byte big-endian length and its UTF-8 bytes. */
@@ -62,10 +62,10 @@ function aad(keyId: string, ctx: BoxContext): Buffer {
     wellFormed(ctx.account, 'account'),
   ].map((s) => Buffer.from(s, 'utf8'));
   const out: Buffer[] = [];
-  for (const p of parts) {
+  for (const part of parts) {
     const len = Buffer.alloc(4);
-    len.writeUInt32BE(p.length);
-    out.push(len, p);
+    len.writeUInt32BE(part.length);
+    out.push(len, part);
   }
   return Buffer.concat(out);
 }
@@ -88,10 +88,10 @@ interface Parsed {
   body: Buffer;
 }
 
-function b64url(s: string): Buffer | null {
-  if (!B64URL.test(s)) return null;
-  const b = Buffer.from(s, 'base64url');
-  return b.toString('base64url') === s ? b : null; // canonical only: one blob, one encoding
+function b64url(text: string): Buffer | null {
+  if (!B64URL.test(text)) return null;
+  const bytes = Buffer.from(text, 'base64url');
+  return bytes.toString('base64url') === text ? bytes : null; // canonical only: one blob, one encoding
 }
 
 function parse(sealed: unknown): Parsed | null {
@@ -123,25 +123,25 @@ function integrity(ctx: BoxContext): Mail2faError {
  * tampered with, or belongs to another table, column or account.
  */
 export function open(key: MasterKey, ctx: BoxContext, sealed: string): string {
-  const p = parse(sealed);
-  if (!p) throw integrity(ctx);
-  if (p.keyId !== key.id) {
+  const parts = parse(sealed);
+  if (!parts) throw integrity(ctx);
+  if (parts.keyId !== key.id) {
     throw configError(
       'key_mismatch',
-      `stored secret for ${escapeControl(String(ctx.account))} was encrypted with key ${p.keyId}, the loaded key is ${key.id}`,
-      `Load key ${p.keyId}: it is the key file this database was encrypted with (MAIL2FA_KEY_FILE / key.file), or — while a rotation moves rows to the new key — the previous key, kept next to the key file as <key file>.old. Run \`mail2fa keys check\` to see which rows need which key (docs/keys.md).`,
+      `stored secret for ${escapeControl(String(ctx.account))} was encrypted with key ${parts.keyId}, the loaded key is ${key.id}`,
+      `Load key ${parts.keyId}: it is the key file this database was encrypted with (MAIL2FA_KEY_FILE / key.file), or — while a rotation moves rows to the new key — the previous key, kept next to the key file as <key file>.old. Run \`mail2fa keys check\` to see which rows need which key (docs/keys.md).`,
     );
   }
-  const tag = p.body.subarray(p.body.length - TAG_BYTES);
-  const ct = p.body.subarray(0, p.body.length - TAG_BYTES);
+  const tag = parts.body.subarray(parts.body.length - TAG_BYTES);
+  const ct = parts.body.subarray(0, parts.body.length - TAG_BYTES);
   let pt: Buffer;
   try {
-    const decipher = createDecipheriv('aes-256-gcm', aesKey(key), p.nonce, { authTagLength: TAG_BYTES });
+    const decipher = createDecipheriv('aes-256-gcm', aesKey(key), parts.nonce, { authTagLength: TAG_BYTES });
     decipher.setAAD(aad(key.id, ctx));
     decipher.setAuthTag(tag);
     pt = Buffer.concat([decipher.update(ct), decipher.final()]);
-  } catch (e) {
-    if (e instanceof Error && e.name === 'Mail2faError') throw e;
+  } catch (err) {
+    if (err instanceof Error && err.name === 'Mail2faError') throw err;
     throw integrity(ctx);
   }
   try {

@@ -1,6 +1,6 @@
 /**
- * The master key: 32 random bytes that encrypt the secrets stored at rest (§3 rule 6) and the key that hashes
- * one-time codes. It comes from `MAIL2FA_KEY` (env) or a key file, never from argv (§3 rule 7).
+ * The master key: 32 random bytes that encrypt the secrets stored at rest and the key that hashes
+ * one-time codes. It comes from `MAIL2FA_KEY` (env) or a key file, never from argv (visible to every user in ps).
  *
  * Key file format: exactly one line holding the 32 bytes as standard base64 (44 characters, with its `=`
  * padding) or as hex (64 characters), optionally followed by one newline (LF or CRLF). Nothing else: no
@@ -82,9 +82,9 @@ function show(file: string): string {
   return escapeControl(file);
 }
 
-function shellQuote(s: string): string {
-  if (/^[A-Za-z0-9_./@%+=:,-]+$/.test(s)) return s;
-  return `'${escapeControl(s).replace(/'/g, `'\\''`)}'`;
+function shellQuote(text: string): string {
+  if (/^[A-Za-z0-9_./@%+=:,-]+$/.test(text)) return text;
+  return `'${escapeControl(text).replace(/'/g, `'\\''`)}'`;
 }
 
 type Where = { kind: 'env' } | { kind: 'file'; file: string };
@@ -146,20 +146,20 @@ function parseKeyText(raw: Buffer, where: Where): Buffer {
     throw configError('key_malformed', `${what} is malformed: ${why}`, hint);
   }
   if (bytes.length !== KEY_BYTES) {
-    const n = bytes.length;
+    const length = bytes.length;
     bytes.fill(0);
     throw configError(
       'key_length',
-      `${what} holds ${n} byte${n === 1 ? '' : 's'}; a master key must be exactly ${KEY_BYTES} bytes`,
+      `${what} holds ${length} byte${length === 1 ? '' : 's'}; a master key must be exactly ${KEY_BYTES} bytes`,
       hint,
     );
   }
   return bytes;
 }
 
-function errnoOf(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && 'code' in e && typeof (e as { code: unknown }).code === 'string'
-    ? (e as { code: string }).code
+function errnoOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof (err as { code: unknown }).code === 'string'
+    ? (err as { code: string }).code
     : undefined;
 }
 
@@ -174,8 +174,8 @@ function readKeyFile(file: string): Buffer {
   try {
     // O_NONBLOCK: opening a FIFO must not hang; it is refused below as "not a regular file".
     fd = openSync(file, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
-  } catch (e) {
-    const code = errnoOf(e);
+  } catch (err) {
+    const code = errnoOf(err);
     if (code === 'ENOENT') {
       throw configError(
         'key_missing',
@@ -231,16 +231,16 @@ function readKeyFile(file: string): Buffer {
     let len = 0;
     try {
       for (;;) {
-        const n = readSync(fd, buf, len, buf.length - len, null);
-        if (n === 0) break;
-        len += n;
+        const bytesRead = readSync(fd, buf, len, buf.length - len, null);
+        if (bytesRead === 0) break;
+        len += bytesRead;
         if (len >= buf.length) break;
       }
-    } catch (e) {
+    } catch (err) {
       buf.fill(0);
       throw configError(
         'key_unreadable',
-        `key file ${show(file)} cannot be read (${errnoOf(e) ?? 'unknown error'})`,
+        `key file ${show(file)} cannot be read (${errnoOf(err) ?? 'unknown error'})`,
         'Check MAIL2FA_KEY_FILE / key.file in the config.',
       );
     }
@@ -266,8 +266,8 @@ function readKeyFile(file: string): Buffer {
  * rather than silently falling back to a file); else the key file (path already resolved by the caller from
  * config/env). `env` defaults to process.env.
  */
-export function loadMasterKey(o: { file?: string; env?: NodeJS.ProcessEnv }): MasterKey {
-  const env = o.env ?? process.env;
+export function loadMasterKey(options: { file?: string; env?: NodeJS.ProcessEnv }): MasterKey {
+  const env = options.env ?? process.env;
   const fromEnv = env.MAIL2FA_KEY;
   if (fromEnv !== undefined) {
     const raw = Buffer.from(fromEnv, 'utf8');
@@ -277,8 +277,8 @@ export function loadMasterKey(o: { file?: string; env?: NodeJS.ProcessEnv }): Ma
       raw.fill(0);
     }
   }
-  if (o.file) {
-    const bytes = readKeyFile(o.file);
+  if (options.file) {
+    const bytes = readKeyFile(options.file);
     try {
       return masterKeyFromBytes(bytes, 'file');
     } finally {
@@ -300,12 +300,12 @@ export function loadMasterKey(o: { file?: string; env?: NodeJS.ProcessEnv }): Ma
  */
 function createKeyFile(file: string): MasterKey | null {
   const dir = dirname(file);
-  const failed = (e: unknown): Mail2faError =>
-    e instanceof Mail2faError
-      ? e
+  const failed = (err: unknown): Mail2faError =>
+    err instanceof Mail2faError
+      ? err
       : configError(
           'key_create_failed',
-          `cannot create key file ${show(file)} (${errnoOf(e) ?? String(e)})`,
+          `cannot create key file ${show(file)} (${errnoOf(err) ?? String(err)})`,
           'Set MAIL2FA_KEY_FILE (or key.file in the config) to a writable location.',
         );
   try {
@@ -335,8 +335,8 @@ function createKeyFile(file: string): MasterKey | null {
     }
     try {
       linkSync(tmp, file);
-    } catch (e) {
-      const code = errnoOf(e);
+    } catch (err) {
+      const code = errnoOf(err);
       if (code === 'EEXIST') return null;
       if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EMLINK' || code === 'ENOSYS') {
         // A file system without hard links: create the file itself, still exclusively and 0600.
@@ -347,7 +347,7 @@ function createKeyFile(file: string): MasterKey | null {
           throw failed(e2);
         }
       } else {
-        throw failed(e);
+        throw failed(err);
       }
     }
     try {
@@ -376,8 +376,8 @@ function exists(file: string): boolean {
   try {
     lstatSync(file);
     return true;
-  } catch (e) {
-    const code = errnoOf(e);
+  } catch (err) {
+    const code = errnoOf(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') return false; // creating it reports why it cannot be
     return true; // let the loader report the real problem (EACCES, ENOTDIR, …)
   }
@@ -447,10 +447,10 @@ export function installKeyFile(file: string, newFile: string): { previousFile: s
   const current = loadMasterKey({ file, env: {} });
   const next = loadMasterKey({ file: newFile, env: {} });
   const old = previousKeyFile(file);
-  const fail = (e: unknown) =>
+  const fail = (err: unknown) =>
     configError(
       'key_install_failed',
-      `cannot install the new key as ${show(file)} (${errnoOf(e) ?? String(e)})`,
+      `cannot install the new key as ${show(file)} (${errnoOf(err) ?? String(err)})`,
       "Check that the key file's directory is writable by this user; nothing was changed in the database.",
     );
   try {

@@ -1,6 +1,6 @@
 /**
- * One-time codes: generation from the OS CSPRNG, strict parsing (§3 rule 3) and keyed hashes for storage
- * (§3 rule 6: SMS, recovery and temporary codes are stored only as HMAC-SHA256 under a per-database hash key).
+ * One-time codes: generation from the OS CSPRNG, strict parsing (no normalising) and keyed hashes for storage
+ * (SMS, recovery and temporary codes are stored only as HMAC-SHA256 under a per-database hash key).
  *
  * Recovery and temporary access codes use Crockford's base32 alphabet in lower case,
  * `0123456789abcdefghjkmnpqrstvwxyz`: 32 symbols (5 bits each) without the letters i, l, o and u, so no
@@ -49,34 +49,35 @@ export function codeHash(hashKey: Buffer, purpose: CodePurpose, account: string,
 }
 
 /** Constant-time comparison of two hashes (hex strings). Different lengths compare unequal. */
-export function hashesEqual(a: string, b: string): boolean {
-  if (typeof a !== 'string' || typeof b !== 'string') return false;
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  if (x.length !== y.length) {
-    timingSafeEqual(x, x); // same work either way; the length of a hash is not secret
+export function hashesEqual(first: string, second: string): boolean {
+  if (typeof first !== 'string' || typeof second !== 'string') return false;
+  const firstBytes = Buffer.from(first, 'utf8');
+  const secondBytes = Buffer.from(second, 'utf8');
+  if (firstBytes.length !== secondBytes.length) {
+    timingSafeEqual(firstBytes, firstBytes); // same work either way; the length of a hash is not secret
     return false;
   }
-  return timingSafeEqual(x, y);
+  return timingSafeEqual(firstBytes, secondBytes);
 }
 
 /** `n` uniformly random decimal digits from the CSPRNG (leading zeros included). */
-export function randomDigits(n: number): string {
-  if (!Number.isSafeInteger(n) || n < 1 || n > 1024) throw internalError(`randomDigits: bad length ${n}`);
+export function randomDigits(count: number): string {
+  if (!Number.isSafeInteger(count) || count < 1 || count > 1024)
+    throw internalError(`randomDigits: bad length ${count}`);
   let out = '';
-  for (let i = 0; i < n; i++) out += String(randomInt(10));
+  for (let i = 0; i < count; i++) out += String(randomInt(10));
   return out;
 }
 
-function randomSymbols(n: number): string {
+function randomSymbols(count: number): string {
   let out = '';
-  for (let i = 0; i < n; i++) out += CODE_ALPHABET[randomInt(CODE_ALPHABET.length)];
+  for (let i = 0; i < count; i++) out += CODE_ALPHABET[randomInt(CODE_ALPHABET.length)];
   return out;
 }
 
-function group(s: string, size: number): string {
+function group(text: string, size: number): string {
   const parts: string[] = [];
-  for (let i = 0; i < s.length; i += size) parts.push(s.slice(i, i + size));
+  for (let i = 0; i < text.length; i += size) parts.push(text.slice(i, i + size));
   return parts.join('-');
 }
 

@@ -1,6 +1,6 @@
 /**
  * Verifies (and, for demo/test seeding, produces) mailbox password hashes in the schemes Dovecot and
- * PostfixAdmin store (PRODUCT.md §2). Behaviour follows Dovecot 2.3 (`doveadm pw -t`), checked against hashes
+ * PostfixAdmin store. Behaviour follows Dovecot 2.3 (`doveadm pw -t`), checked against hashes
  * made by `doveadm pw` and `openssl passwd` with non-ASCII passwords (test/fixtures/password-hashes.json):
  *
  * - Passwords are compared as their UTF-8 bytes, without Unicode normalisation (like Dovecot): an NFD-typed
@@ -186,8 +186,8 @@ function bareCryptScheme(value: string): PasswordScheme | undefined {
 }
 
 function bareLabel(value: string): string {
-  const m = /^\$(?:argon2id|argon2i|2[aby]|[156])\$/.exec(value);
-  return m ? m[0] : '$?$';
+  const match = /^\$(?:argon2id|argon2i|2[aby]|[156])\$/.exec(value);
+  return match ? match[0] : '$?$';
 }
 
 /**
@@ -200,17 +200,17 @@ export function passwordScheme(stored: string): PasswordScheme {
 }
 
 /** Constant-time equality of two byte strings; unequal lengths are false (after a dummy comparison). */
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) {
-    timingSafeEqual(a, a);
+function bytesEqual(first: Uint8Array, second: Uint8Array): boolean {
+  if (first.length !== second.length) {
+    timingSafeEqual(first, first);
     return false;
   }
-  return timingSafeEqual(a, b);
+  return timingSafeEqual(first, second);
 }
 
 /** Constant-time equality of two ASCII strings. */
-function asciiEqual(a: string, b: string): boolean {
-  return bytesEqual(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1'));
+function asciiEqual(first: string, second: string): boolean {
+  return bytesEqual(Buffer.from(first, 'latin1'), Buffer.from(second, 'latin1'));
 }
 
 /**
@@ -290,16 +290,16 @@ function cryptCheck(value: string, label: string, allowed: readonly string[]): C
   }
 
   if (value.startsWith('$6$') || value.startsWith('$5$')) {
-    const m = SHA_CRYPT_RE.exec(value);
+    const match = SHA_CRYPT_RE.exec(value);
     const id = value.slice(0, 3);
     const hashLength = id === '$6$' ? 86 : 43;
-    if (!m || m[4]!.length !== hashLength) throw malformed(label, `not a valid ${id} (SHA-crypt) hash`);
-    const rounds = m[2] === undefined ? undefined : Number(m[2]);
+    if (!match || match[4]!.length !== hashLength) throw malformed(label, `not a valid ${id} (SHA-crypt) hash`);
+    const rounds = match[2] === undefined ? undefined : Number(match[2]);
     if (rounds !== undefined && (rounds < 1000 || rounds > MAX_SHA_CRYPT_ROUNDS)) {
       throw malformed(label, `rounds=${rounds} is outside the supported range 1000–${MAX_SHA_CRYPT_ROUNDS}`);
     }
-    const setting = `${id}${rounds === undefined ? '' : `rounds=${rounds}$`}${m[3]!}`;
-    const expected = m[4]!;
+    const setting = `${id}${rounds === undefined ? '' : `rounds=${rounds}$`}${match[3]!}`;
+    const expected = match[4]!;
     return async (password) => {
       const { encrypt } = await import('unixcrypt');
       const computed = encrypt(password, setting);
@@ -308,12 +308,12 @@ function cryptCheck(value: string, label: string, allowed: readonly string[]): C
   }
 
   if (value.startsWith('$2')) {
-    const m = BCRYPT_RE.exec(value);
-    const cost = m ? Number(m[2]) : NaN;
-    if (!m || cost < 4 || cost > 31) throw malformed(label, 'not a valid bcrypt ($2y$/$2b$/$2a$) hash');
+    const match = BCRYPT_RE.exec(value);
+    const cost = match ? Number(match[2]) : NaN;
+    if (!match || cost < 4 || cost > 31) throw malformed(label, 'not a valid bcrypt ($2y$/$2b$/$2a$) hash');
     // bcryptjs accepts $2a$, $2b$ and $2y$ (the same algorithm for UTF-8 input) and keeps the minor in its output.
     const setting = value.slice(0, 29);
-    const expected = m[4]!;
+    const expected = match[4]!;
     return async (password) => {
       const bcrypt = (await import('bcryptjs')).default;
       const computed = await bcrypt.hash(password, setting);
@@ -322,10 +322,10 @@ function cryptCheck(value: string, label: string, allowed: readonly string[]): C
   }
 
   if (value.startsWith('$1$')) {
-    const m = MD5_CRYPT_RE.exec(value);
-    if (!m) throw malformed(label, 'not a valid $1$ (MD5-crypt) hash');
-    const salt = Buffer.from(m[1]!, 'latin1');
-    const expected = m[2]!;
+    const match = MD5_CRYPT_RE.exec(value);
+    if (!match) throw malformed(label, 'not a valid $1$ (MD5-crypt) hash');
+    const salt = Buffer.from(match[1]!, 'latin1');
+    const expected = match[2]!;
     return (_password, pw) => asciiEqual(md5CryptDigest(pw, salt), expected);
   }
 
@@ -354,31 +354,31 @@ function md5CryptDigest(pw: Buffer, salt: Buffer): string {
   for (let left = pw.length; left > 0; left -= 16) ctx.update(alternate.subarray(0, Math.min(16, left)));
   for (let i = pw.length; i > 0; i >>= 1) ctx.update(i & 1 ? Buffer.of(0) : pw.subarray(0, 1));
   let final = ctx.digest();
-  for (let i = 0; i < 1000; i++) {
+  for (let index = 0; index < 1000; index++) {
     const round = md5();
-    round.update(i & 1 ? pw : final);
-    if (i % 3) round.update(salt);
-    if (i % 7) round.update(pw);
-    round.update(i & 1 ? final : pw);
+    round.update(index & 1 ? pw : final);
+    if (index % 3) round.update(salt);
+    if (index % 7) round.update(pw);
+    round.update(index & 1 ? final : pw);
     final = round.digest();
   }
-  const b = (i: number) => final[i]!;
+  const byteAt = (i: number) => final[i]!;
   let out = '';
   const to64 = (value: number, n: number) => {
     for (let k = 0; k < n; k++, value >>= 6) out += CRYPT_ALPHABET[value & 0x3f];
   };
-  to64((b(0) << 16) | (b(6) << 8) | b(12), 4);
-  to64((b(1) << 16) | (b(7) << 8) | b(13), 4);
-  to64((b(2) << 16) | (b(8) << 8) | b(14), 4);
-  to64((b(3) << 16) | (b(9) << 8) | b(15), 4);
-  to64((b(4) << 16) | (b(10) << 8) | b(5), 4);
-  to64(b(11), 2);
+  to64((byteAt(0) << 16) | (byteAt(6) << 8) | byteAt(12), 4);
+  to64((byteAt(1) << 16) | (byteAt(7) << 8) | byteAt(13), 4);
+  to64((byteAt(2) << 16) | (byteAt(8) << 8) | byteAt(14), 4);
+  to64((byteAt(3) << 16) | (byteAt(9) << 8) | byteAt(15), 4);
+  to64((byteAt(4) << 16) | (byteAt(10) << 8) | byteAt(5), 4);
+  to64(byteAt(11), 2);
   return out;
 }
 
 /** `n` random characters of the crypt alphabet (64 symbols: a byte's low 6 bits are uniform). */
-function cryptSalt(n: number): string {
-  return Array.from(randomBytes(n), (byte) => CRYPT_ALPHABET[byte & 0x3f]).join('');
+function cryptSalt(length: number): string {
+  return Array.from(randomBytes(length), (byte) => CRYPT_ALPHABET[byte & 0x3f]).join('');
 }
 
 /**

@@ -84,15 +84,15 @@ export class AccountRepository {
   ) {}
 
   private select(knex: Knex | Knex.Transaction) {
-    const m = this.mapping;
+    const mapping = this.mapping;
     const cols: Record<string, string> = {
-      email: m.email,
-      password_hash: m.password,
-      active: m.active,
-      domain: m.domain,
+      email: mapping.email,
+      password_hash: mapping.password,
+      active: mapping.active,
+      domain: mapping.domain,
     };
-    if (m.alternateEmail) cols.alternate_email = m.alternateEmail;
-    return knex(m.table).select(cols);
+    if (mapping.alternateEmail) cols.alternate_email = mapping.alternateEmail;
+    return knex(mapping.table).select(cols);
   }
 
   /** The one mailbox whose address is exactly `address` (canonical); 67 when none, refused when several. */
@@ -121,13 +121,13 @@ export class AccountRepository {
         `Fix the duplicate rows in ${this.mapping.table}.`,
       );
     }
-    const r = exact[0]!;
+    const row = exact[0]!;
     return {
-      email: r.email as string,
-      passwordHash: String(r.password_hash ?? ''),
-      active: isActive(r.active),
-      domain: String(r.domain ?? ''),
-      alternateEmail: (r.alternate_email as string | null | undefined) ?? null,
+      email: row.email as string,
+      passwordHash: String(row.password_hash ?? ''),
+      active: isActive(row.active),
+      domain: String(row.domain ?? ''),
+      alternateEmail: (row.alternate_email as string | null | undefined) ?? null,
     };
   }
 
@@ -192,31 +192,35 @@ export function missingMailboxTableError(
 }
 
 /** Addresses of `emails` that have a row in the mailbox table (exact column values, as stored). */
-export async function existingMailboxes(knex: Knex, m: AccountMapping, emails: readonly string[]): Promise<string[]> {
-  const rows = (await knex(m.table)
-    .whereIn(m.email, [...emails])
-    .select({ email: m.email })) as { email: string }[];
+export async function existingMailboxes(
+  knex: Knex,
+  mapping: AccountMapping,
+  emails: readonly string[],
+): Promise<string[]> {
+  const rows = (await knex(mapping.table)
+    .whereIn(mapping.email, [...emails])
+    .select({ email: mapping.email })) as { email: string }[];
   return rows.map((r) => r.email);
 }
 
 /** Replaces the rows of `mailboxes` in the reference mailbox table (the demo's sample accounts). */
 export async function replaceMailboxes(
   trx: Knex.Transaction,
-  m: AccountMapping,
+  mapping: AccountMapping,
   mailboxes: readonly { email: string; passwordHash: string; active: boolean }[],
 ): Promise<void> {
-  await trx(m.table)
+  await trx(mapping.table)
     .whereIn(
-      m.email,
+      mapping.email,
       mailboxes.map((b) => b.email),
     )
     .delete();
-  for (const b of mailboxes)
-    await trx(m.table).insert({
-      [m.email]: b.email,
-      [m.password]: b.passwordHash,
-      [m.active]: b.active,
-      [m.domain]: b.email.split('@')[1],
+  for (const mailbox of mailboxes)
+    await trx(mapping.table).insert({
+      [mapping.email]: mailbox.email,
+      [mapping.password]: mailbox.passwordHash,
+      [mapping.active]: mailbox.active,
+      [mapping.domain]: mailbox.email.split('@')[1],
     });
 }
 
@@ -261,19 +265,19 @@ const collationCache = new WeakMap<Database, Map<string, Promise<ColumnCollation
 /** The email column's charset and collation (MySQL only; null on SQLite or when unknown). One query per run. */
 export function emailColumnCollation(
   db: Database,
-  m: Pick<AccountMapping, 'table' | 'email'>,
+  mapping: Pick<AccountMapping, 'table' | 'email'>,
 ): Promise<ColumnCollation | null> {
   if (db.dialect !== 'mysql') return Promise.resolve(null);
   let perDb = collationCache.get(db);
   if (!perDb) collationCache.set(db, (perDb = new Map()));
-  const cacheKey = `${m.table}.${m.email}`;
+  const cacheKey = `${mapping.table}.${mapping.email}`;
   let found = perDb.get(cacheKey);
   if (!found) {
     found = (async () => {
       try {
         const [rows] = (await db.knex.raw(
           'SELECT CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?',
-          [m.table, m.email],
+          [mapping.table, mapping.email],
         )) as [{ charset: string | null; collation: string | null }[]];
         const row = rows[0];
         return row?.charset && row.collation ? { charset: row.charset, collation: row.collation } : null;

@@ -42,15 +42,15 @@ export interface AuditPageQuery extends AuditPageFilter {
   limit: number;
 }
 
-export async function auditPage(db: Database, tables: Tables, q: AuditPageQuery): Promise<AuditDbRow[]> {
-  const dir = q.descending ? 'desc' : 'asc';
-  const cmp = q.descending ? '<' : '>';
+export async function auditPage(db: Database, tables: Tables, page: AuditPageQuery): Promise<AuditDbRow[]> {
+  const dir = page.descending ? 'desc' : 'asc';
+  const cmp = page.descending ? '<' : '>';
   const query = db
     .knex(tables.audit)
     .select('id', 'at', 'actor', 'action', 'account', 'ticket', 'reason', 'outcome', 'detail', 'tool_version', 'host');
-  applyFilter(query, q);
-  if (q.after) {
-    const { at, id } = q.after;
+  applyFilter(query, page);
+  if (page.after) {
+    const { at, id } = page.after;
     query.where((w) => w.where('at', cmp, at).orWhere((x) => x.where('at', at).andWhere('id', cmp, id)));
   }
   try {
@@ -59,18 +59,18 @@ export async function auditPage(db: Database, tables: Tables, q: AuditPageQuery)
         { column: 'at', order: dir },
         { column: 'id', order: dir },
       ])
-      .limit(q.limit)) as AuditDbRow[];
+      .limit(page.limit)) as AuditDbRow[];
   } catch (err) {
     throw mapDbError(err, db.displayUrl);
   }
 }
 
-function applyFilter(query: Knex.QueryBuilder, f: AuditPageFilter): void {
-  if (f.account !== undefined) query.where('account', f.account);
-  if (f.action !== undefined) query.where('action', f.action);
-  if (f.actor !== undefined) query.where('actor', f.actor);
-  if (f.ticket !== undefined) query.where('ticket', f.ticket);
-  if (f.outcome !== undefined) query.where('outcome', f.outcome);
-  if (f.since !== undefined) query.where('at', '>=', f.since);
-  if (f.until !== undefined) query.where('at', '<', f.until);
+function applyFilter(query: Knex.QueryBuilder, filter: AuditPageFilter): void {
+  if (filter.account !== undefined) query.where('account', filter.account);
+  if (filter.action !== undefined) query.where('action', filter.action);
+  if (filter.actor !== undefined) query.where('actor', filter.actor);
+  if (filter.ticket !== undefined) query.where('ticket', filter.ticket);
+  if (filter.outcome !== undefined) query.where('outcome', filter.outcome);
+  if (filter.since !== undefined) query.where('at', '>=', filter.since);
+  if (filter.until !== undefined) query.where('at', '<', filter.until);
 }

@@ -13,17 +13,18 @@ export interface CodeKeyRow {
   key_id: string;
 }
 
-export async function readCodeKeyRow(q: Knex | Knex.Transaction, tables: Tables): Promise<CodeKeyRow | undefined> {
-  return (await q(tables.codeKey).where({ id: CODE_HASH_KEY_ID }).first('key_ct', 'key_id')) as CodeKeyRow | undefined;
+export async function readCodeKeyRow(knex: Knex | Knex.Transaction, tables: Tables): Promise<CodeKeyRow | undefined> {
+  return (await knex(tables.codeKey).where({ id: CODE_HASH_KEY_ID }).first('key_ct', 'key_id')) as
+    CodeKeyRow | undefined;
 }
 
 /** Inserts the row unless one exists (a concurrent creator wins; its key is the one everybody reads). */
 export async function insertCodeKeyIfAbsent(
-  q: Knex | Knex.Transaction,
+  knex: Knex | Knex.Transaction,
   tables: Tables,
   row: CodeKeyRow & { created_at: number },
 ): Promise<void> {
-  await q(tables.codeKey)
+  await knex(tables.codeKey)
     .insert({ id: CODE_HASH_KEY_ID, ...row })
     .onConflict('id')
     .ignore();

@@ -34,7 +34,7 @@ const silentLog = { warn() {}, error() {}, deprecate() {}, debug() {} };
 /**
  * Every knex instance: no console logging, and a failed query's message keeps its "?" placeholders, so bound values
  * (a sealed secret, a code hash, an address) never end up in an error message, a log line or --verbose output
- * (PRODUCT.md §3.8).
+ * (no secrets in output or logs).
  */
 const QUIET = { log: silentLog, compileSqlOnError: false } as const;
 
@@ -62,7 +62,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       pool: {
         min: 1,
         max: 1,
-        afterCreate(conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+        afterCreate(conn: { pragma(text: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
           try {
             // WAL lets readers run beside a writer in another process; busy_timeout makes writers wait
             // (up to 5 s) instead of failing at once.
@@ -198,8 +198,8 @@ let pgTypes: typeof import('pg').types | undefined;
 function pgTypeParser(oid: number, format?: string): (value: string) => unknown {
   if (oid === PG_INT8 && format !== 'binary') {
     return (value: string) => {
-      const n = Number(value);
-      return Number.isSafeInteger(n) ? n : value;
+      const number = Number(value);
+      return Number.isSafeInteger(number) ? number : value;
     };
   }
   pgTypes ??= requirePg().types;
@@ -222,9 +222,9 @@ async function ping(db: Database): Promise<void> {
 /** Turns a driver error into a typed error: connection problems → 69, busy → 75, everything else kept. */
 export function mapDbError(err: unknown, where: string): Error {
   if (err instanceof Mail2faError) return err;
-  const e = err as { code?: string; errno?: number; message?: string; name?: string };
-  const code = e.code ?? '';
-  const message = (e.message ?? String(err)).split('\n')[0]!;
+  const driverError = err as { code?: string; errno?: number; message?: string; name?: string };
+  const code = driverError.code ?? '';
+  const message = (driverError.message ?? String(err)).split('\n')[0]!;
   // A connection that died inside a transaction (server restart, KILL) surfaces through knex's ROLLBACK/COMMIT as
   // mysql2's code-less "Can't add new command when connection is in closed state"; ER_CONNECTION_KILLED is 1927.
   // pg: a dropped or timed-out connection is a code-less "Connection terminated …"; SQLSTATE class 08 is a
@@ -249,7 +249,7 @@ export function mapDbError(err: unknown, where: string): Error {
       'PROTOCOL_CONNECTION_LOST',
       'EAI_AGAIN',
     ].includes(code) ||
-    e.name === 'KnexTimeoutError'
+    driverError.name === 'KnexTimeoutError'
   ) {
     return unavailable(
       'db_unavailable',
@@ -257,7 +257,7 @@ export function mapDbError(err: unknown, where: string): Error {
       'Is the server running and reachable? Check --db / MAIL2FA_DB_URL.',
     );
   }
-  if (code === 'ER_UNKNOWN_COM_ERROR' || e.errno === 1047) {
+  if (code === 'ER_UNKNOWN_COM_ERROR' || driverError.errno === 1047) {
     // Galera: the node is not in the cluster's primary component (it lost its peers, or is still joining).
     return unavailable(
       'db_not_ready',
@@ -319,8 +319,8 @@ export function mapDbError(err: unknown, where: string): Error {
 /** host:port of a database URL, for messages. */
 function nodeOf(where: string): string {
   try {
-    const u = new URL(where);
-    return u.host ? `the node ${u.host}` : 'the node';
+    const url = new URL(where);
+    return url.host ? `the node ${url.host}` : 'the node';
   } catch {
     return 'the node';
   }
@@ -333,13 +333,13 @@ function nodeOf(where: string): string {
  * an outage (69).
  */
 export function isBusy(err: unknown): boolean {
-  const e = err as { code?: string; errno?: number } | null;
-  const code = e?.code;
+  const driverError = err as { code?: string; errno?: number } | null;
+  const code = driverError?.code;
   return (
     code === 'ER_LOCK_DEADLOCK' ||
     code === 'ER_LOCK_WAIT_TIMEOUT' ||
-    e?.errno === 1213 ||
-    e?.errno === 1205 ||
+    driverError?.errno === 1213 ||
+    driverError?.errno === 1205 ||
     code === '40001' ||
     code === '40P01' ||
     code === '55P03' ||
@@ -357,11 +357,11 @@ export function isRetryable(err: unknown): boolean {
 
 /** The driver's code of an error the database server (or SQLite) raised, e.g. SQLITE_READONLY, ER_…, or a SQLSTATE. */
 export function databaseErrorCode(err: unknown): string | null {
-  const e = err as { code?: unknown; severity?: unknown } | null;
-  const code = e?.code;
+  const driverError = err as { code?: unknown; severity?: unknown } | null;
+  const code = driverError?.code;
   if (typeof code !== 'string') return null;
   if (/^(SQLITE_|ER_)/.test(code)) return code;
   // pg's DatabaseError: a five-character SQLSTATE with the server's severity.
-  if (/^[0-9A-Z]{5}$/.test(code) && typeof e?.severity === 'string') return code;
+  if (/^[0-9A-Z]{5}$/.test(code) && typeof driverError?.severity === 'string') return code;
   return null;
 }

@@ -18,13 +18,13 @@ function chunks<T>(items: readonly T[], size = BATCH): T[][] {
 
 /** The addresses among `emails` that have exactly one mailbox row (byte-exact match). */
 export async function existingMailboxes(
-  q: Knex | Knex.Transaction,
+  knex: Knex | Knex.Transaction,
   mapping: AccountMapping,
   emails: readonly string[],
 ): Promise<Set<string>> {
   const counts = new Map<string, number>();
   for (const batch of chunks(emails, 500)) {
-    const rows = (await q(mapping.table).select({ email: mapping.email }).whereIn(mapping.email, batch)) as Array<{
+    const rows = (await knex(mapping.table).select({ email: mapping.email }).whereIn(mapping.email, batch)) as Array<{
       email: unknown;
     }>;
     const wanted = new Set(batch);
@@ -36,13 +36,13 @@ export async function existingMailboxes(
 
 /** The addresses among `emails` that already have a mail2fa factor. */
 export async function enrolledAccounts(
-  q: Knex | Knex.Transaction,
+  knex: Knex | Knex.Transaction,
   tables: Tables,
   emails: readonly string[],
 ): Promise<Set<string>> {
   const out = new Set<string>();
   for (const batch of chunks(emails, 500)) {
-    const rows = (await q(tables.factor).whereIn('account', batch).select('account')) as Array<{ account: string }>;
+    const rows = (await knex(tables.factor).whereIn('account', batch).select('account')) as Array<{ account: string }>;
     for (const r of rows) out.add(r.account);
   }
   return out;
@@ -58,10 +58,10 @@ export async function insertImportedTotp(
 ): Promise<void> {
   for (const batch of chunks(factors)) {
     await trx(tables.factor).insert(
-      batch.map((f) => ({
-        account: f.account,
+      batch.map((factor) => ({
+        account: factor.account,
         method: 'totp',
-        secret_ct: vault.seal(tables.factor, 'secret_ct', f.account, f.secret),
+        secret_ct: vault.seal(tables.factor, 'secret_ct', factor.account, factor.secret),
         phone_ct: null,
         phone_masked: null,
         key_id: vault.key.id,

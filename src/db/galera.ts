@@ -27,13 +27,13 @@ export async function readGaleraState(db: Database): Promise<GaleraState | null>
   const [status] = (await db.knex.raw(
     "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_cluster_status', 'wsrep_cluster_size', 'wsrep_local_state_comment')",
   )) as [Array<{ Variable_name: string; Value: string }>];
-  const v = Object.fromEntries(status.map((r) => [r.Variable_name.toLowerCase(), r.Value]));
+  const variables = Object.fromEntries(status.map((r) => [r.Variable_name.toLowerCase(), r.Value]));
   return {
     node: String(vars.node ?? ''),
-    ready: v.wsrep_ready ?? 'unknown',
-    clusterStatus: v.wsrep_cluster_status ?? 'unknown',
-    clusterSize: Number(v.wsrep_cluster_size ?? 0),
-    localState: v.wsrep_local_state_comment ?? 'unknown',
+    ready: variables.wsrep_ready ?? 'unknown',
+    clusterStatus: variables.wsrep_cluster_status ?? 'unknown',
+    clusterSize: Number(variables.wsrep_cluster_size ?? 0),
+    localState: variables.wsrep_local_state_comment ?? 'unknown',
     syncWait: Number(vars.sync_wait ?? 0),
   };
 }

@@ -16,8 +16,8 @@ export const ACCOUNT_LENGTH = 320;
 
 interface Migration {
   name: string;
-  up(knex: Knex, t: Tables, mysql: boolean): Promise<void>;
-  down(knex: Knex, t: Tables): Promise<void>;
+  up(knex: Knex, tables: Tables, mysql: boolean): Promise<void>;
+  down(knex: Knex, tables: Tables): Promise<void>;
 }
 
 function tableOptions(table: Knex.CreateTableBuilder, mysql: boolean): void {
@@ -31,8 +31,8 @@ function tableOptions(table: Knex.CreateTableBuilder, mysql: boolean): void {
 const MIGRATIONS: Migration[] = [
   {
     name: '0001_initial',
-    async up(knex, t, mysql) {
-      await knex.schema.createTable(t.factor, (table) => {
+    async up(knex, tables, mysql) {
+      await knex.schema.createTable(tables.factor, (table) => {
         table.string('account', ACCOUNT_LENGTH).primary();
         table.string('method', 8).notNullable(); // 'totp' | 'sms'
         table.text('secret_ct').nullable(); // AES-256-GCM, AAD bound to table/column/account
@@ -45,18 +45,18 @@ const MIGRATIONS: Migration[] = [
         table.integer('version').notNullable().defaultTo(0);
         tableOptions(table, mysql);
       });
-      await knex.schema.createTable(t.recoveryCode, (table) => {
+      await knex.schema.createTable(tables.recoveryCode, (table) => {
         table.bigIncrements('id').primary();
         table.string('account', ACCOUNT_LENGTH).notNullable();
         table.string('code_hash', 64).notNullable();
         table.bigInteger('created_at').notNullable();
         table.bigInteger('used_at').nullable();
-        table.index(['account', 'used_at'], `${t.recoveryCode}_account`);
+        table.index(['account', 'used_at'], `${tables.recoveryCode}_account`);
         tableOptions(table, mysql);
       });
-      await knex.schema.createTable(t.enrolment, (table) => {
+      await knex.schema.createTable(tables.enrolment, (table) => {
         table.string('account', ACCOUNT_LENGTH).primary(); // at most one pending enrolment per account
-        table.string('id', 32).notNullable().unique(`${t.enrolment}_id`);
+        table.string('id', 32).notNullable().unique(`${tables.enrolment}_id`);
         table.string('method', 8).notNullable();
         table.text('secret_ct').nullable();
         table.text('phone_ct').nullable();
@@ -66,7 +66,7 @@ const MIGRATIONS: Migration[] = [
         table.bigInteger('expires_at').notNullable();
         tableOptions(table, mysql);
       });
-      await knex.schema.createTable(t.challenge, (table) => {
+      await knex.schema.createTable(tables.challenge, (table) => {
         table.bigIncrements('id').primary();
         table.string('account', ACCOUNT_LENGTH).notNullable();
         table.string('purpose', 16).notNullable(); // 'sms' (sign-in/disable/enrol) | 'temporary'
@@ -74,24 +74,24 @@ const MIGRATIONS: Migration[] = [
         table.bigInteger('created_at').notNullable();
         table.bigInteger('expires_at').notNullable();
         table.bigInteger('used_at').nullable();
-        table.index(['account', 'purpose'], `${t.challenge}_account`);
+        table.index(['account', 'purpose'], `${tables.challenge}_account`);
         tableOptions(table, mysql);
       });
-      await knex.schema.createTable(t.smsSend, (table) => {
+      await knex.schema.createTable(tables.smsSend, (table) => {
         table.bigIncrements('id').primary();
         table.string('account', ACCOUNT_LENGTH).notNullable();
         table.bigInteger('sent_at').notNullable();
-        table.index(['account', 'sent_at'], `${t.smsSend}_account`);
+        table.index(['account', 'sent_at'], `${tables.smsSend}_account`);
         tableOptions(table, mysql);
       });
-      await knex.schema.createTable(t.accountState, (table) => {
+      await knex.schema.createTable(tables.accountState, (table) => {
         table.string('account', ACCOUNT_LENGTH).primary();
         table.integer('failed_attempts').notNullable().defaultTo(0);
         table.bigInteger('locked_until').nullable();
         table.bigInteger('sessions_revoked_at').nullable();
         tableOptions(table, mysql);
       });
-      await knex.schema.createTable(t.audit, (table) => {
+      await knex.schema.createTable(tables.audit, (table) => {
         table.bigIncrements('id').primary();
         table.bigInteger('at').notNullable();
         table.string('actor', 128).notNullable();
@@ -103,13 +103,13 @@ const MIGRATIONS: Migration[] = [
         table.text('detail').nullable(); // JSON, never a secret
         table.string('tool_version', 32).notNullable();
         table.string('host', 255).notNullable();
-        table.index(['account', 'at'], `${t.audit}_account`);
-        table.index(['at'], `${t.audit}_at`);
+        table.index(['account', 'at'], `${tables.audit}_account`);
+        table.index(['at'], `${tables.audit}_at`);
         tableOptions(table, mysql);
       });
       // The key for keyed hashes of codes: random, stored encrypted under the master key, so `keys rotate`
       // re-encrypts it and every stored code hash stays valid.
-      await knex.schema.createTable(t.codeKey, (table) => {
+      await knex.schema.createTable(tables.codeKey, (table) => {
         table.string('id', 16).primary();
         table.text('key_ct').notNullable();
         table.string('key_id', 16).notNullable();
@@ -117,16 +117,16 @@ const MIGRATIONS: Migration[] = [
         tableOptions(table, mysql);
       });
     },
-    async down(knex, t) {
+    async down(knex, tables) {
       for (const name of [
-        t.codeKey,
-        t.audit,
-        t.accountState,
-        t.smsSend,
-        t.challenge,
-        t.enrolment,
-        t.recoveryCode,
-        t.factor,
+        tables.codeKey,
+        tables.audit,
+        tables.accountState,
+        tables.smsSend,
+        tables.challenge,
+        tables.enrolment,
+        tables.recoveryCode,
+        tables.factor,
       ]) {
         await knex.schema.dropTableIfExists(name);
       }
@@ -141,9 +141,9 @@ export function migrationSource(tables: Tables, mysql: boolean): Knex.MigrationS
   return {
     getMigrations: async () => MIGRATIONS,
     getMigrationName: (m) => m.name,
-    getMigration: async (m) => ({
-      up: (knex: Knex) => m.up(knex, tables, mysql),
-      down: (knex: Knex) => m.down(knex, tables),
+    getMigration: async (migration) => ({
+      up: (knex: Knex) => migration.up(knex, tables, mysql),
+      down: (knex: Knex) => migration.down(knex, tables),
     }),
   };
 }
@@ -170,28 +170,28 @@ export async function readSchemaVersion(knex: Knex, tables: Tables): Promise<str
  * rows, after which its lock can never be taken again).
  */
 async function ensureMigratorTables(knex: Knex, tables: Tables): Promise<void> {
-  await knex.schema.createTableIfNotExists(tables.migrations, (t) => {
-    t.increments();
-    t.string('name');
-    t.integer('batch');
-    t.timestamp('migration_time');
+  await knex.schema.createTableIfNotExists(tables.migrations, (table) => {
+    table.increments();
+    table.string('name');
+    table.integer('batch');
+    table.timestamp('migration_time');
   });
-  await knex.schema.createTableIfNotExists(tables.migrationsLock, (t) => {
-    t.increments('index').primary();
-    t.integer('is_locked');
+  await knex.schema.createTableIfNotExists(tables.migrationsLock, (table) => {
+    table.increments('index').primary();
+    table.integer('is_locked');
   });
   await knex(tables.migrationsLock).insert({ index: 1, is_locked: 0 }).onConflict('index').ignore();
 }
 
 /** How long a migration waits for a concurrent one (default 20 s; MAIL2FA_MIGRATE_WAIT_MS overrides). */
 function migrateWaitMs(): number {
-  const v = Number(process.env.MAIL2FA_MIGRATE_WAIT_MS);
-  return Number.isFinite(v) && v >= 0 ? v : 20_000;
+  const waitMs = Number(process.env.MAIL2FA_MIGRATE_WAIT_MS);
+  return Number.isFinite(waitMs) && waitMs >= 0 ? waitMs : 20_000;
 }
 
 /** Another process migrating at the same moment: its tables appear, its lock is held, its writes conflict. */
 function concurrentMigration(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
+  const driverError = err as { code?: string; message?: string };
   return (
     [
       'ER_TABLE_EXISTS_ERROR',
@@ -203,11 +203,11 @@ function concurrentMigration(err: unknown): boolean {
       '40P01',
       '42P07',
       '23505',
-    ].includes(e.code ?? '') ||
+    ].includes(driverError.code ?? '') ||
     // knex turns every failure to take its lock (a Galera certification failure at COMMIT included) into a
     // code-less LockError carrying the message only.
     /already exists|Migration table is already locked|database is locked|Deadlock found|Lock wait timeout|try restarting transaction/.test(
-      e.message ?? '',
+      driverError.message ?? '',
     )
   );
 }
@@ -227,9 +227,9 @@ export async function migrateToLatest(
   knex: Knex,
   tables: Tables,
   mysql: boolean,
-  o: { waitMs?: number } = {},
+  options: { waitMs?: number } = {},
 ): Promise<{ applied: string[] }> {
-  const deadline = Date.now() + (o.waitMs ?? migrateWaitMs());
+  const deadline = Date.now() + (options.waitMs ?? migrateWaitMs());
   for (let attempt = 1; ; attempt++) {
     try {
       if ((await readSchemaVersion(knex, tables)) === LATEST_MIGRATION) return { applied: [] };

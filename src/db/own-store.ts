@@ -1,6 +1,6 @@
 /**
- * mail2fa's own store: the SQL behind factors, recovery codes, challenges, enrolments and the account state row
- * (PRODUCT.md §2). No rules here — src/core decides what to change and when; these functions only read and write
+ * mail2fa's own store: the SQL behind factors, recovery codes, challenges, enrolments and the account state row.
+ * No rules here — src/core decides what to change and when; these functions only read and write
  * rows, in the transaction (or connection) they are given. Every compare-and-set returns whether it won.
  */
 import type { Knex } from 'knex';
@@ -26,8 +26,8 @@ export interface FactorRow {
 const num = (v: number | string | null | undefined): number | null =>
   v === null || v === undefined ? null : Number(v);
 
-export async function readFactorRow(q: Q, t: Tables, account: string): Promise<FactorRow | undefined> {
-  const row = (await q(t.factor).where({ account }).first()) as FactorRow | undefined;
+export async function readFactorRow(knex: Q, tables: Tables, account: string): Promise<FactorRow | undefined> {
+  const row = (await knex(tables.factor).where({ account }).first()) as FactorRow | undefined;
   if (!row) return undefined;
   return {
     ...row,
@@ -38,17 +38,21 @@ export async function readFactorRow(q: Q, t: Tables, account: string): Promise<F
   };
 }
 
-export async function insertFactorRows(trx: Knex.Transaction, t: Tables, rows: readonly FactorRow[]): Promise<void> {
-  if (rows.length) await trx(t.factor).insert([...rows]);
+export async function insertFactorRows(
+  trx: Knex.Transaction,
+  tables: Tables,
+  rows: readonly FactorRow[],
+): Promise<void> {
+  if (rows.length) await trx(tables.factor).insert([...rows]);
 }
 
 /** The factor rows (method and sealed secret) of those of `accounts` that have one. */
 export async function factorsOf(
-  q: Q,
-  t: Tables,
+  knex: Q,
+  tables: Tables,
   accounts: readonly string[],
 ): Promise<Map<string, { account: string; method: string; secret_ct: string | null }>> {
-  const rows = (await q(t.factor)
+  const rows = (await knex(tables.factor)
     .whereIn('account', [...accounts])
     .select('account', 'method', 'secret_ct')) as { account: string; method: string; secret_ct: string | null }[];
   return new Map(rows.map((r) => [r.account, r]));
@@ -57,35 +61,40 @@ export async function factorsOf(
 /** Records an accepted TOTP step, only forward (compare-and-set): false when an equal or later step won meanwhile. */
 export async function advanceFactorStep(
   trx: Knex.Transaction,
-  t: Tables,
+  tables: Tables,
   account: string,
   step: number,
   now: number,
 ): Promise<boolean> {
-  const updated = await trx(t.factor)
+  const updated = await trx(tables.factor)
     .where({ account })
     .andWhere((w) => w.whereNull('last_totp_step').orWhere('last_totp_step', '<', step))
     .update({ last_totp_step: step, last_used_at: now });
   return Number(updated) === 1;
 }
 
-export async function setFactorStep(trx: Knex.Transaction, t: Tables, account: string, step: number): Promise<void> {
-  await trx(t.factor).where({ account }).update({ last_totp_step: step });
+export async function setFactorStep(
+  trx: Knex.Transaction,
+  tables: Tables,
+  account: string,
+  step: number,
+): Promise<void> {
+  await trx(tables.factor).where({ account }).update({ last_totp_step: step });
 }
 
-export async function touchFactor(trx: Knex.Transaction, t: Tables, account: string, now: number): Promise<void> {
-  await trx(t.factor).where({ account }).update({ last_used_at: now });
+export async function touchFactor(trx: Knex.Transaction, tables: Tables, account: string, now: number): Promise<void> {
+  await trx(tables.factor).where({ account }).update({ last_used_at: now });
 }
 
 export async function replaceRecoveryCodeRows(
   trx: Knex.Transaction,
-  t: Tables,
+  tables: Tables,
   account: string,
   rows: { code_hash: string; created_at: number }[],
 ): Promise<void> {
-  await trx(t.recoveryCode).where({ account }).delete();
+  await trx(tables.recoveryCode).where({ account }).delete();
   if (rows.length)
-    await trx(t.recoveryCode).insert(
+    await trx(tables.recoveryCode).insert(
       rows.map((r) => ({ account, code_hash: r.code_hash, created_at: r.created_at, used_at: null })),
     );
 }
@@ -93,19 +102,23 @@ export async function replaceRecoveryCodeRows(
 /** Marks the unused recovery code with this hash used (compare-and-set); false when there is none. */
 export async function useRecoveryCode(
   trx: Knex.Transaction,
-  t: Tables,
+  tables: Tables,
   account: string,
   codeHash: string,
   now: number,
 ): Promise<boolean> {
-  const row = (await trx(t.recoveryCode).where({ account, code_hash: codeHash }).whereNull('used_at').first('id')) as
-    { id: number } | undefined;
+  const row = (await trx(tables.recoveryCode)
+    .where({ account, code_hash: codeHash })
+    .whereNull('used_at')
+    .first('id')) as { id: number } | undefined;
   if (!row) return false;
-  return Number(await trx(t.recoveryCode).where({ id: row.id }).whereNull('used_at').update({ used_at: now })) === 1;
+  return (
+    Number(await trx(tables.recoveryCode).where({ id: row.id }).whereNull('used_at').update({ used_at: now })) === 1
+  );
 }
 
-export async function countUnusedRecoveryCodes(q: Q, t: Tables, account: string): Promise<number> {
-  const row = (await q(t.recoveryCode).where({ account }).whereNull('used_at').count({ n: '*' }).first()) as
+export async function countUnusedRecoveryCodes(knex: Q, tables: Tables, account: string): Promise<number> {
+  const row = (await knex(tables.recoveryCode).where({ account }).whereNull('used_at').count({ n: '*' }).first()) as
     { n: number | string } | undefined;
   return Number(row?.n ?? 0);
 }
@@ -113,14 +126,14 @@ export async function countUnusedRecoveryCodes(q: Q, t: Tables, account: string)
 /** Removes the factor, its recovery codes, pending enrolments and challenges (all, or all but temporary codes). */
 export async function deleteFactorAndCodes(
   trx: Knex.Transaction,
-  t: Tables,
+  tables: Tables,
   account: string,
   keep: { temporary?: boolean } = {},
 ): Promise<boolean> {
-  const removed = await trx(t.factor).where({ account }).delete();
-  await trx(t.recoveryCode).where({ account }).delete();
-  await trx(t.enrolment).where({ account }).delete();
-  const challenges = trx(t.challenge).where({ account });
+  const removed = await trx(tables.factor).where({ account }).delete();
+  await trx(tables.recoveryCode).where({ account }).delete();
+  await trx(tables.enrolment).where({ account }).delete();
+  const challenges = trx(tables.challenge).where({ account });
   if (keep.temporary) challenges.whereNot({ purpose: 'temporary' });
   await challenges.delete();
   return Number(removed) > 0;
@@ -135,12 +148,12 @@ export interface ChallengeRow {
 
 /** The account's newest challenge of a purpose (SMS code, temporary access code …), if any. */
 export async function newestChallenge(
-  q: Q,
-  t: Tables,
+  knex: Q,
+  tables: Tables,
   account: string,
   purpose: string,
 ): Promise<ChallengeRow | undefined> {
-  const row = (await q(t.challenge)
+  const row = (await knex(tables.challenge)
     .where({ account, purpose })
     .orderBy('id', 'desc')
     .first('id', 'code_hash', 'expires_at', 'used_at')) as
@@ -152,47 +165,47 @@ export async function newestChallenge(
 }
 
 /** Marks a challenge used (compare-and-set on used_at IS NULL). */
-export async function useChallenge(trx: Knex.Transaction, t: Tables, id: number, now: number): Promise<boolean> {
-  return Number(await trx(t.challenge).where({ id }).whereNull('used_at').update({ used_at: now })) === 1;
+export async function useChallenge(trx: Knex.Transaction, tables: Tables, id: number, now: number): Promise<boolean> {
+  return Number(await trx(tables.challenge).where({ id }).whereNull('used_at').update({ used_at: now })) === 1;
 }
 
 /** Inserts a challenge; returns its id. */
 export function insertChallenge(
   trx: Knex.Transaction,
-  t: Tables,
+  tables: Tables,
   dialect: Dialect,
   row: { account: string; purpose: string; code_hash: string; created_at: number; expires_at: number },
 ): Promise<number> {
-  return insertReturningId(trx, dialect, t.challenge, { ...row, used_at: null });
+  return insertReturningId(trx, dialect, tables.challenge, { ...row, used_at: null });
 }
 
-export async function deleteChallenge(trx: Knex.Transaction, t: Tables, id: number): Promise<void> {
-  await trx(t.challenge).where({ id }).delete();
+export async function deleteChallenge(trx: Knex.Transaction, tables: Tables, id: number): Promise<void> {
+  await trx(tables.challenge).where({ id }).delete();
 }
 
 export async function deleteChallengesOf(
   trx: Knex.Transaction,
-  t: Tables,
+  tables: Tables,
   account: string,
   purpose: string,
 ): Promise<void> {
-  await trx(t.challenge).where({ account, purpose }).delete();
+  await trx(tables.challenge).where({ account, purpose }).delete();
 }
 
 /** Only the newest code is valid: drops the account's older unused challenges of a purpose. */
 export async function deleteOlderUnusedChallenges(
   trx: Knex.Transaction,
-  t: Tables,
+  tables: Tables,
   account: string,
   purpose: string,
   newestId: number,
 ): Promise<void> {
-  await trx(t.challenge).where({ account, purpose }).whereNull('used_at').andWhere('id', '<', newestId).delete();
+  await trx(tables.challenge).where({ account, purpose }).whereNull('used_at').andWhere('id', '<', newestId).delete();
 }
 
 /** Times of the account's SMS sends after `since`, oldest first (the send limit). */
-export async function recentSmsSends(q: Q, t: Tables, account: string, since: number): Promise<number[]> {
-  const rows = (await q(t.smsSend)
+export async function recentSmsSends(knex: Q, tables: Tables, account: string, since: number): Promise<number[]> {
+  const rows = (await knex(tables.smsSend)
     .where({ account })
     .andWhere('sent_at', '>', since)
     .orderBy('sent_at', 'asc')
@@ -202,16 +215,16 @@ export async function recentSmsSends(q: Q, t: Tables, account: string, since: nu
 
 export function insertSmsSend(
   trx: Knex.Transaction,
-  t: Tables,
+  tables: Tables,
   dialect: Dialect,
   account: string,
   now: number,
 ): Promise<number> {
-  return insertReturningId(trx, dialect, t.smsSend, { account, sent_at: now });
+  return insertReturningId(trx, dialect, tables.smsSend, { account, sent_at: now });
 }
 
-export async function deleteSmsSend(trx: Knex.Transaction, t: Tables, id: number): Promise<void> {
-  await trx(t.smsSend).where({ id }).delete();
+export async function deleteSmsSend(trx: Knex.Transaction, tables: Tables, id: number): Promise<void> {
+  await trx(tables.smsSend).where({ id }).delete();
 }
 
 export interface EnrolmentRow {
@@ -226,16 +239,16 @@ export interface EnrolmentRow {
   expires_at: number | string;
 }
 
-export async function readEnrolment(q: Q, t: Tables, account: string): Promise<EnrolmentRow | undefined> {
-  return (await q(t.enrolment).where({ account }).first()) as EnrolmentRow | undefined;
+export async function readEnrolment(knex: Q, tables: Tables, account: string): Promise<EnrolmentRow | undefined> {
+  return (await knex(tables.enrolment).where({ account }).first()) as EnrolmentRow | undefined;
 }
 
-export async function insertEnrolment(trx: Knex.Transaction, t: Tables, row: EnrolmentRow): Promise<void> {
-  await trx(t.enrolment).insert(row);
+export async function insertEnrolment(trx: Knex.Transaction, tables: Tables, row: EnrolmentRow): Promise<void> {
+  await trx(tables.enrolment).insert(row);
 }
 
-export async function deleteEnrolment(trx: Knex.Transaction, t: Tables, account: string): Promise<void> {
-  await trx(t.enrolment).where({ account }).delete();
+export async function deleteEnrolment(trx: Knex.Transaction, tables: Tables, account: string): Promise<void> {
+  await trx(tables.enrolment).where({ account }).delete();
 }
 
 /**
@@ -243,13 +256,13 @@ export async function deleteEnrolment(trx: Knex.Transaction, t: Tables, account:
  * same transaction as each count).
  */
 export async function countEnrolmentWrongCodes(
-  q: Q,
-  t: Tables,
+  knex: Q,
+  tables: Tables,
   account: string,
   since: number,
   enrolmentId: string,
 ): Promise<number> {
-  const row = (await q(t.audit)
+  const row = (await knex(tables.audit)
     .where({ account, action: 'enable', outcome: 'refused', reason: 'wrong code' })
     .andWhere('at', '>=', since)
     .andWhere('detail', 'like', `%"enrolment":"${enrolmentId}"%`)
@@ -258,13 +271,14 @@ export async function countEnrolmentWrongCodes(
   return Number(row?.n ?? 0);
 }
 
-export async function countChallenges(q: Q, t: Tables, account: string): Promise<number> {
-  const row = (await q(t.challenge).where({ account }).count({ n: '*' }).first()) as { n: number | string } | undefined;
+export async function countChallenges(knex: Q, tables: Tables, account: string): Promise<number> {
+  const row = (await knex(tables.challenge).where({ account }).count({ n: '*' }).first()) as
+    { n: number | string } | undefined;
   return Number(row?.n ?? 0);
 }
 
-export async function hasEnrolment(q: Q, t: Tables, account: string): Promise<boolean> {
-  return (await q(t.enrolment).where({ account }).first('account')) !== undefined;
+export async function hasEnrolment(knex: Q, tables: Tables, account: string): Promise<boolean> {
+  return (await knex(tables.enrolment).where({ account }).first('account')) !== undefined;
 }
 
 export interface AccountStateView {
@@ -274,8 +288,8 @@ export interface AccountStateView {
 }
 
 /** The account's state row as it is (no lock), or null when there is none. */
-export async function readAccountState(q: Q, t: Tables, account: string): Promise<AccountStateView | null> {
-  const row = (await q(t.accountState)
+export async function readAccountState(knex: Q, tables: Tables, account: string): Promise<AccountStateView | null> {
+  const row = (await knex(tables.accountState)
     .where({ account })
     .first('failed_attempts', 'locked_until', 'sessions_revoked_at')) as
     | {
@@ -295,26 +309,28 @@ export async function readAccountState(q: Q, t: Tables, account: string): Promis
 
 export async function setAttempts(
   trx: Knex.Transaction,
-  t: Tables,
+  tables: Tables,
   account: string,
   failedAttempts: number,
   lockedUntil: number | null,
 ): Promise<void> {
-  await trx(t.accountState).where({ account }).update({ failed_attempts: failedAttempts, locked_until: lockedUntil });
+  await trx(tables.accountState)
+    .where({ account })
+    .update({ failed_attempts: failedAttempts, locked_until: lockedUntil });
 }
 
 /** Marks the account's first `count` recovery codes used (the demo's "some codes used" account). */
 export async function useFirstRecoveryCodes(
   trx: Knex.Transaction,
-  t: Tables,
+  tables: Tables,
   account: string,
   count: number,
   now: number,
 ): Promise<void> {
-  const ids = (await trx(t.recoveryCode).where({ account }).orderBy('id').limit(count).select('id')) as {
+  const ids = (await trx(tables.recoveryCode).where({ account }).orderBy('id').limit(count).select('id')) as {
     id: number;
   }[];
-  await trx(t.recoveryCode)
+  await trx(tables.recoveryCode)
     .whereIn(
       'id',
       ids.map((r) => r.id),
@@ -322,19 +338,19 @@ export async function useFirstRecoveryCodes(
     .update({ used_at: now });
 }
 
-export async function resetAccountState(trx: Knex.Transaction, t: Tables, account: string): Promise<void> {
-  await trx(t.accountState)
+export async function resetAccountState(trx: Knex.Transaction, tables: Tables, account: string): Promise<void> {
+  await trx(tables.accountState)
     .where({ account })
     .update({ failed_attempts: 0, locked_until: null, sessions_revoked_at: null });
 }
 
 export async function setSessionsRevoked(
   trx: Knex.Transaction,
-  t: Tables,
+  tables: Tables,
   account: string,
   now: number,
 ): Promise<void> {
-  await trx(t.accountState).where({ account }).update({ sessions_revoked_at: now });
+  await trx(tables.accountState).where({ account }).update({ sessions_revoked_at: now });
 }
 
 /** The site's sign-out statement (config signOut.sql), the address bound to `:email` or `?`, never spliced in. */
@@ -346,18 +362,26 @@ export async function runSignOutSql(trx: Knex.Transaction, sql: string, account:
 /** Turns a pending challenge into a valid one (compare-and-set on its pending purpose); false if it is gone. */
 export async function activateChallenge(
   trx: Knex.Transaction,
-  t: Tables,
+  tables: Tables,
   id: number,
   account: string,
   pendingPurpose: string,
   purpose: string,
 ): Promise<boolean> {
-  return Number(await trx(t.challenge).where({ id, account, purpose: pendingPurpose }).update({ purpose })) === 1;
+  return Number(await trx(tables.challenge).where({ id, account, purpose: pendingPurpose }).update({ purpose })) === 1;
 }
 
 /** The id of the account's newest unused challenge of a purpose, or 0. */
-export async function newestUnusedChallengeId(q: Q, t: Tables, account: string, purpose: string): Promise<number> {
-  const row = (await q(t.challenge).where({ account, purpose }).whereNull('used_at').max({ id: 'id' }).first()) as
-    { id: number | string | null } | undefined;
+export async function newestUnusedChallengeId(
+  knex: Q,
+  tables: Tables,
+  account: string,
+  purpose: string,
+): Promise<number> {
+  const row = (await knex(tables.challenge)
+    .where({ account, purpose })
+    .whereNull('used_at')
+    .max({ id: 'id' })
+    .first()) as { id: number | string | null } | undefined;
   return Number(row?.id ?? 0);
 }

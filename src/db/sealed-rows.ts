@@ -18,26 +18,26 @@ export interface SealedTable {
   columns: string[];
 }
 
-export function sealedTables(t: Tables): SealedTable[] {
+export function sealedTables(tables: Tables): SealedTable[] {
   return [
-    { table: t.factor, pk: 'account', columns: ['secret_ct', 'phone_ct'] },
-    { table: t.enrolment, pk: 'account', columns: ['secret_ct', 'phone_ct'] },
-    { table: t.codeKey, pk: 'id', columns: ['key_ct'] },
+    { table: tables.factor, pk: 'account', columns: ['secret_ct', 'phone_ct'] },
+    { table: tables.enrolment, pk: 'account', columns: ['secret_ct', 'phone_ct'] },
+    { table: tables.codeKey, pk: 'id', columns: ['key_ct'] },
   ];
 }
 
 export async function* pages(
-  q: Knex | Knex.Transaction,
+  knex: Knex | Knex.Transaction,
   spec: SealedTable,
-  o: { wholeRows: boolean; forUpdate: boolean },
+  options: { wholeRows: boolean; forUpdate: boolean },
 ): AsyncGenerator<Row[]> {
   let last: string | undefined;
   for (;;) {
-    const query = q(spec.table).orderBy(spec.pk).limit(PAGE_SIZE);
-    if (o.wholeRows) query.select('*');
+    const query = knex(spec.table).orderBy(spec.pk).limit(PAGE_SIZE);
+    if (options.wholeRows) query.select('*');
     else query.select([spec.pk, 'key_id', ...spec.columns]);
     if (last !== undefined) query.where(spec.pk, '>', last);
-    if (o.forUpdate) query.forUpdate();
+    if (options.forUpdate) query.forUpdate();
     const rows = (await query) as Row[];
     if (rows.length === 0) return;
     yield rows;
@@ -46,10 +46,10 @@ export async function* pages(
   }
 }
 
-export async function countRows(q: Knex | Knex.Transaction, specs: SealedTable[]): Promise<number> {
+export async function countRows(knex: Knex | Knex.Transaction, specs: SealedTable[]): Promise<number> {
   let total = 0;
   for (const spec of specs) {
-    const row = (await q(spec.table).count({ n: '*' }).first()) as { n: number | string } | undefined;
+    const row = (await knex(spec.table).count({ n: '*' }).first()) as { n: number | string } | undefined;
     total += Number(row?.n ?? 0);
   }
   return total;

@@ -33,7 +33,7 @@ export function statusSql(
   knex: Knex,
   db: Pick<Database, 'dialect'>,
   tables: Tables,
-  m: AccountMapping,
+  mapping: AccountMapping,
   where: StatusWhere,
   emailColumn?: ColumnCollation | null,
 ): { sql: string; bindings: unknown[] } {
@@ -52,18 +52,18 @@ export function statusSql(
       : 'm.??';
   const join = (alias: string) =>
     mysql ? `${alias}.account = ${key} AND LENGTH(${alias}.account) = LENGTH(${key})` : `${alias}.account = ${key}`;
-  const joinBindings = mysql ? [m.email, m.email] : [m.email];
-  if (db.dialect === 'postgres' && where.kind === 'all') return postgresAllSql(knex, tables, m, key);
+  const joinBindings = mysql ? [mapping.email, mapping.email] : [mapping.email];
+  if (db.dialect === 'postgres' && where.kind === 'all') return postgresAllSql(knex, tables, mapping, key);
   // Temporary access codes are rare (a handful per thousand accounts), yet two correlated subqueries per mailbox
   // row cost MariaDB about twice the rest of the query together and SQLite a third of it. On MariaDB and SQLite the
   // bulk read (--all / --domain) therefore leaves them out and reads them with temporaryCodesSql, once, beside it
   // (streamStatusRows merges them in by exact account); grouped derived tables are no way out on MariaDB: a
   // utf8mb4 VARCHAR(320) key is too long for the key of a materialised derived table, which is then scanned per row.
   const separate = where.kind !== 'emails' && (db.dialect === 'mysql' || db.dialect === 'sqlite');
-  const bindings: unknown[] = [m.email, m.domain, m.active];
+  const bindings: unknown[] = [mapping.email, mapping.domain, mapping.active];
   bindings.push(tables.recoveryCode);
   if (!separate) bindings.push(tables.challenge, ...joinBindings, tables.challenge, ...joinBindings);
-  bindings.push(m.table, tables.factor, ...joinBindings, tables.accountState, ...joinBindings);
+  bindings.push(mapping.table, tables.factor, ...joinBindings, tables.accountState, ...joinBindings);
   let sql =
     `SELECT m.?? AS email, m.?? AS domain, m.?? AS active, f.method AS method, f.phone_masked AS phone_masked, ` +
     `f.enrolled_at AS enrolled_at, f.last_used_at AS last_used_at, s.locked_until AS locked_until, ` +
@@ -76,7 +76,7 @@ export function statusSql(
     `FROM ?? m LEFT JOIN ?? f ON ${join('f')} LEFT JOIN ?? s ON ${join('s')}`;
   if (where.kind === 'domain') {
     sql += ' WHERE m.?? = ?';
-    bindings.push(m.domain, where.domain);
+    bindings.push(mapping.domain, where.domain);
   } else if (where.kind === 'emails') {
     const convert =
       mysql &&
@@ -86,7 +86,7 @@ export function statusSql(
       SQL_NAME.test(emailColumn.collation);
     const placeholder = convert ? `CONVERT(? USING ${emailColumn.charset}) COLLATE ${emailColumn.collation}` : '?';
     sql += ` WHERE m.?? IN (${where.emails.map(() => placeholder).join(', ')})`;
-    bindings.push(m.email, ...where.emails);
+    bindings.push(mapping.email, ...where.emails);
   }
   const native = knex
     .raw(sql, bindings as Knex.RawBinding[])
@@ -104,7 +104,7 @@ export function statusSql(
 function postgresAllSql(
   knex: Knex,
   tables: Tables,
-  m: AccountMapping,
+  mapping: AccountMapping,
   key: string,
 ): { sql: string; bindings: unknown[] } {
   const sql =
@@ -116,17 +116,17 @@ function postgresAllSql(
     `LEFT JOIN (SELECT account, COUNT(*) AS n FROM ?? WHERE used_at IS NULL GROUP BY account) rc ON rc.account = f.account ` +
     `LEFT JOIN (SELECT account, MAX(expires_at) AS expires_at, MAX(used_at) AS used_at FROM ?? WHERE purpose = 'temporary' GROUP BY account) tc ON tc.account = ${key}`;
   const bindings = [
-    m.email,
-    m.domain,
-    m.active,
-    m.table,
+    mapping.email,
+    mapping.domain,
+    mapping.active,
+    mapping.table,
     tables.factor,
-    m.email,
+    mapping.email,
     tables.accountState,
-    m.email,
+    mapping.email,
     tables.recoveryCode,
     tables.challenge,
-    m.email,
+    mapping.email,
   ];
   const native = knex
     .raw(sql, bindings as Knex.RawBinding[])

@@ -1,5 +1,5 @@
 /**
- * Replay protection for codes of foreign stores (PRODUCT.md §3.2, §9): a foreign store keeps no "last used step",
+ * Replay protection for codes of foreign stores (each code accepted once): a foreign store keeps no "last used step",
  * so mail2fa keeps one per account in its own challenge table — one row of purpose `store-totp` whose `expires_at`
  * is the end of the last accepted time step (codes of that step or earlier are used up) and `used_at` the time of
  * the sign-in. No schema change; `removeFactor` (disable, recover) deletes it with the other challenges.

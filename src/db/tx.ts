@@ -1,5 +1,5 @@
 /**
- * One command's changes = one transaction (PRODUCT.md §3.10). Deadlocks and serialization failures are retried;
+ * One command's changes = one transaction: all or nothing. Deadlocks and serialization failures are retried;
  * when the retries run out the command fails as "busy, retry" (75), never as an outage or a bug. SQLite takes the
  * write lock up front so that two processes serialise instead of failing on a read→write upgrade.
  */

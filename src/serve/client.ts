@@ -22,12 +22,12 @@ export async function checkService(target: string, timeoutMs = 5000): Promise<Ch
       },
     ];
   }
-  const b = reply.body;
+  const body = reply.body;
   const checks: Check[] = [
     {
       name: 'service',
       status: 'ok',
-      detail: `${target} answers (mail2fa ${String(b.version ?? '?')}, HTTP ${reply.status})`,
+      detail: `${target} answers (mail2fa ${String(body.version ?? '?')}, HTTP ${reply.status})`,
     },
   ];
   const part = (name: string, value: unknown, good: string, exitCode: number, hint: string): Check =>
@@ -37,7 +37,7 @@ export async function checkService(target: string, timeoutMs = 5000): Promise<Ch
   checks.push(
     part(
       'service database',
-      b.database,
+      body.database,
       'ok',
       ExitCode.UNAVAILABLE,
       'The service cannot reach its database: see its log (journalctl -u mail2fa).',
@@ -46,14 +46,14 @@ export async function checkService(target: string, timeoutMs = 5000): Promise<Ch
   checks.push(
     part(
       'service schema',
-      b.schema,
+      body.schema,
       'current',
       ExitCode.CONFIG,
       "Run `mail2fa migrate` with the service's configuration.",
     ),
   );
   checks.push(
-    part('service key', b.key, 'loaded', ExitCode.CONFIG, 'The service could not load its master key: see its log.'),
+    part('service key', body.key, 'loaded', ExitCode.CONFIG, 'The service could not load its master key: see its log.'),
   );
   return checks;
 }

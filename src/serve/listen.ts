@@ -27,9 +27,9 @@ export type ListenTarget = UnixTarget | TcpTarget;
 
 /** `HOST:PORT` or `[V6]:PORT`; only loopback addresses unless `exposeToNetwork`. */
 export function parseListen(value: string, exposeToNetwork: boolean): TcpTarget {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
-  const host = m?.[1] ?? m?.[2];
-  const port = Number(m?.[3]);
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
   if (!host || !(port >= 1 && port <= 65535))
     throw usageError(`--listen ${value}: expected HOST:PORT, e.g. 127.0.0.1:8025`);
   const literal = host === 'localhost' ? '127.0.0.1' : host;

@@ -43,10 +43,10 @@ const EnrolStart = z
     currentCode: code.optional(),
     ...origin,
   })
-  .superRefine((v, issue) => {
-    if (v.method === 'sms' && v.phone === undefined)
+  .superRefine((value, issue) => {
+    if (value.method === 'sms' && value.phone === undefined)
       issue.addIssue({ code: 'custom', path: ['phone'], message: 'is required for method "sms"' });
-    if (v.method !== 'sms' && v.phone !== undefined)
+    if (value.method !== 'sms' && value.phone !== undefined)
       issue.addIssue({ code: 'custom', path: ['phone'], message: 'is only for method "sms"' });
   });
 const EnrolConfirm = z.strictObject({
@@ -251,15 +251,15 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   '/v1/disable': route(PasswordAndCode, async (input, ctx) => {
     const parsed = parseCodeInput(input.code);
     return refusable(ctx, input, 'code', async () => {
-      const r = await disableTwoFactor(ctx, { email: input.email, password: input.password, code: parsed });
-      if (!r.changed) return ok({ email: r.email, changed: false }, 'unchanged');
+      const result = await disableTwoFactor(ctx, { email: input.email, password: input.password, code: parsed });
+      if (!result.changed) return ok({ email: result.email, changed: false }, 'unchanged');
       return ok(
         {
-          email: r.email,
+          email: result.email,
           changed: true,
-          method: r.method,
-          codeKind: r.codeKind,
-          sessionsRevokedAt: ms(r.sessionsRevokedAt),
+          method: result.method,
+          codeKind: result.codeKind,
+          sessionsRevokedAt: ms(result.sessionsRevokedAt),
         },
         'disabled',
       );
@@ -275,14 +275,14 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   '/v1/recovery-codes/regenerate': route(PasswordAndCode, async (input, ctx) => {
     const parsed = parseCodeInput(input.code);
     return refusable(ctx, input, 'code', async () => {
-      const r = await regenerateRecoveryCodes(ctx, { email: input.email, password: input.password, code: parsed });
+      const result = await regenerateRecoveryCodes(ctx, { email: input.email, password: input.password, code: parsed });
       return ok(
         {
-          email: r.email,
-          method: r.method,
-          codeKind: r.codeKind,
-          recoveryCodes: r.recoveryCodes,
-          createdAt: ms(r.createdAt),
+          email: result.email,
+          method: result.method,
+          codeKind: result.codeKind,
+          recoveryCodes: result.recoveryCodes,
+          createdAt: ms(result.createdAt),
         },
         'regenerated',
       );
@@ -326,10 +326,10 @@ function isAddress(input: string): boolean {
 }
 
 /** Validates the body against the route's schema: the first problem, naming its field. */
-export function parseBody(r: Route, body: unknown): { input: unknown } | { answer: Answer } {
+export function parseBody(spec: Route, body: unknown): { input: unknown } | { answer: Answer } {
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     return { answer: badRequest(undefined, 'the body must be a JSON object') };
-  const parsed = r.schema.safeParse(body);
+  const parsed = spec.schema.safeParse(body);
   if (parsed.success) return { input: parsed.data };
   const issue = parsed.error.issues[0]!;
   if (issue.code === 'unrecognized_keys') {
@@ -341,10 +341,10 @@ export function parseBody(r: Route, body: unknown): { input: unknown } | { answe
   return { answer: badRequest(field, missing ? `"${field}" is required` : `"${field}" ${issue.message}`) };
 }
 
-export async function runRoute(r: Route, input: unknown, ctx: Context): Promise<Answer> {
+export async function runRoute(spec: Route, input: unknown, ctx: Context): Promise<Answer> {
   try {
-    return await r.handle(input as never, ctx);
+    return await spec.handle(input as never, ctx);
   } catch (err) {
-    return answerForError(err, r.codeField);
+    return answerForError(err, spec.codeField);
   }
 }

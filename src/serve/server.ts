@@ -133,8 +133,8 @@ export class ServeServer {
         outcome: health.ok ? 'healthy' : 'unhealthy',
       };
     }
-    const r = Object.hasOwn(ROUTES, path) ? ROUTES[path] : undefined;
-    if (!r) return errorAnswer(404, 'not_found', 'no such endpoint (see docs/serve.md)');
+    const route = Object.hasOwn(ROUTES, path) ? ROUTES[path] : undefined;
+    if (!route) return errorAnswer(404, 'not_found', 'no such endpoint (see docs/serve.md)');
     if (req.method !== 'POST') return methodNotAllowed('POST');
     if (!this.authorised(req))
       return {
@@ -161,7 +161,7 @@ export class ServeServer {
     } catch {
       return badRequest(undefined, 'the body is not valid JSON', 'bad_json');
     }
-    const parsed = parseBody(r, body);
+    const parsed = parseBody(route, body);
     if ('answer' in parsed) return parsed.answer;
     const input = parsed.input as { ip?: string; userAgent?: string };
     let ctx;
@@ -173,8 +173,8 @@ export class ServeServer {
     const email = (input as { email?: string }).email ?? '';
     const account = tryCanonicalAddress(email);
     const answer = await ('address' in account
-      ? this.queue.run(account.address, () => runRoute(r, input, ctx))
-      : runRoute(r, input, ctx));
+      ? this.queue.run(account.address, () => runRoute(route, input, ctx))
+      : runRoute(route, input, ctx));
     return ctx.notices.length ? { ...answer, notices: [...ctx.notices] } : answer;
   }
 
@@ -246,8 +246,8 @@ export class ServeServer {
   }
 }
 
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s, 'utf8').digest();
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
 }
 
 function methodNotAllowed(allow: string): Answer {
@@ -262,10 +262,10 @@ function readBody(req: IncomingMessage): Promise<Buffer | 'too_large' | 'aborted
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
-    const finish = (v: Buffer | 'too_large' | 'aborted') => {
+    const finish = (result: Buffer | 'too_large' | 'aborted') => {
       if (done) return;
       done = true;
-      resolve(v);
+      resolve(result);
     };
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;

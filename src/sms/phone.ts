@@ -1,5 +1,5 @@
 /**
- * Phone numbers for SMS enrolment: the help article's `011-<country code>-<number>` form and E.164 `+<digits>`,
+ * Phone numbers for SMS enrolment: the `011-<country code>-<number>` form users are told to type and E.164 `+<digits>`,
  * validated against the country's number plan, and masked for display ("+45 ****0123").
  */
 import { createRequire } from 'node:module';
@@ -54,7 +54,7 @@ const LETTER = /\p{L}/u;
 const SHAPE = /^(\+|011)[ -]?([0-9]+(?:[ -][0-9]+)*)$/;
 
 /**
- * Parses the help article's `011-<country code>-<number>` (e.g. 011-45-20123456) or E.164 (+4520123456), spaces or
+ * Parses `011-<country code>-<number>` (e.g. 011-45-20123456) or E.164 (+4520123456), spaces or
  * dashes between digit groups allowed. Throws dataError('bad_phone') saying why; the input is never echoed.
  */
 export function parsePhone(input: string): Phone {
@@ -86,7 +86,7 @@ export function parsePhone(input: string): Phone {
   const { phone: libphone, metadata } = loadLib();
   let parsed: LibPhone.PhoneNumber;
   try {
-    // 011 is the North American international prefix, so the help article's form parses with default country US.
+    // 011 is the North American international prefix, so the 011- form parses with default country US.
     parsed = libphone.parsePhoneNumberWithError(prefix === '011' ? `011${digits}` : `+${digits}`, 'US');
   } catch (err) {
     const reason = (err as { message?: string }).message;

@@ -37,7 +37,7 @@ export interface SmsSenderOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** The SMS body (PRODUCT §5). */
+/** The SMS body: the issuer, the code and how long it is valid; nothing else. */
 export function smsText(issuer: string, code: string): string {
   return `Your ${issuer} verification code is ${code}. It expires in 10 minutes.`;
 }
@@ -140,27 +140,27 @@ function readSecret(
     { value: configValue || undefined, source: configName },
     { file: configFile || undefined, source: `${configName}File` },
   ];
-  for (const c of candidates) {
-    if (c.value !== undefined) return { value: c.value.trim(), source: c.source };
-    if (c.file !== undefined) {
+  for (const candidate of candidates) {
+    if (candidate.value !== undefined) return { value: candidate.value.trim(), source: candidate.source };
+    if (candidate.file !== undefined) {
       let text: string;
       try {
-        text = readFileSync(resolve(c.file), 'utf8');
+        text = readFileSync(resolve(candidate.file), 'utf8');
       } catch (err) {
         throw configError(
           'config_invalid',
-          `cannot read ${c.source} (${c.file}): ${errnoCode(err)}`,
-          `Check the file named by ${c.source}.`,
+          `cannot read ${candidate.source} (${candidate.file}): ${errnoCode(err)}`,
+          `Check the file named by ${candidate.source}.`,
         );
       }
       const value = text.trim();
       if (!value)
         throw configError(
           'config_invalid',
-          `${c.source} (${c.file}) is empty`,
-          `Put the secret in the file named by ${c.source}.`,
+          `${candidate.source} (${candidate.file}) is empty`,
+          `Put the secret in the file named by ${candidate.source}.`,
         );
-      return { value, source: `${c.source} (${c.file})` };
+      return { value, source: `${candidate.source} (${candidate.file})` };
     }
   }
   return undefined;

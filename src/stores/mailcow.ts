@@ -1,5 +1,5 @@
 /**
- * mailcow's `tfa` table as a store (PRODUCT.md §9.2). Every authenticator of a user is one row (`totp`,
+ * mailcow's `tfa` table as a store. Every authenticator of a user is one row (`totp`,
  * `webauthn`, `u2f`, `yubi_otp`, `hotp`; several per user); mailcow's sign-in — and so the SOGo webmail behind
  * it — asks for a second factor when the user has a row with `active = 1`.
  *
@@ -97,9 +97,9 @@ interface ParsedRow {
   secretProblem?: string;
 }
 
-function parseActive(v: unknown): boolean | null {
-  if (v === 1 || v === '1' || v === true) return true;
-  if (v === 0 || v === '0' || v === false) return false;
+function parseActive(value: unknown): boolean | null {
+  if (value === 1 || value === '1' || value === true) return true;
+  if (value === 0 || value === '0' || value === false) return false;
   return null;
 }
 
@@ -121,11 +121,11 @@ function parseRow(row: TfaRow): ParsedRow {
   return parsed;
 }
 
-function toFactor(r: ParsedRow): StoreFactor {
-  const f: StoreFactor = { kind: r.kind, active: r.active === true, ref: r.ref };
-  if (r.label !== undefined) f.label = r.label;
-  if (r.key && r.key.length < STRONG_SECRET_BYTES) f.weak = true;
-  return f;
+function toFactor(row: ParsedRow): StoreFactor {
+  const factor: StoreFactor = { kind: row.kind, active: row.active === true, ref: row.ref };
+  if (row.label !== undefined) factor.label = row.label;
+  if (row.key && row.key.length < STRONG_SECRET_BYTES) factor.weak = true;
+  return factor;
 }
 
 /** mailbox.attributes → force_tfa: true/false, or a problem (never guessed). */
@@ -141,11 +141,13 @@ function parseForceTfa(raw: unknown): { forceTfa: boolean } | { problem: string 
     };
   }
   if (root.type !== 'object') return { problem: 'mailbox.attributes is not a JSON object' };
-  const v = member(root, 'force_tfa');
-  if (!v) return { forceTfa: false };
-  if (v.type === 'number' && (v.raw === '0' || v.raw === '1')) return { forceTfa: v.raw === '1' };
-  if (v.type === 'string' && (v.value === '0' || v.value === '1')) return { forceTfa: v.value === '1' };
-  if (v.type === 'literal' && typeof v.value === 'boolean') return { forceTfa: v.value };
+  const forceTfa = member(root, 'force_tfa');
+  if (!forceTfa) return { forceTfa: false };
+  if (forceTfa.type === 'number' && (forceTfa.raw === '0' || forceTfa.raw === '1'))
+    return { forceTfa: forceTfa.raw === '1' };
+  if (forceTfa.type === 'string' && (forceTfa.value === '0' || forceTfa.value === '1'))
+    return { forceTfa: forceTfa.value === '1' };
+  if (forceTfa.type === 'literal' && typeof forceTfa.value === 'boolean') return { forceTfa: forceTfa.value };
   return { problem: 'mailbox.attributes.force_tfa is neither 0 nor 1' };
 }
 
@@ -179,9 +181,9 @@ class MailcowStore implements ForeignStore {
   // -------------------------------------------------------------------------------------------------- reads
 
   /** The rows of exactly these usernames (the collation's matches are filtered out byte for byte). */
-  private async rowsOf(q: Knex | Knex.Transaction, emails: readonly string[], lock = false): Promise<TfaRow[]> {
+  private async rowsOf(knex: Knex | Knex.Transaction, emails: readonly string[], lock = false): Promise<TfaRow[]> {
     const wanted = new Set(emails);
-    let query = q(this.table)
+    let query = knex(this.table)
       .select('id', 'key_id', 'username', 'authmech', 'secret', 'active')
       .whereIn('username', [...wanted])
       .orderBy('id');
@@ -264,8 +266,8 @@ class MailcowStore implements ForeignStore {
         const byUser = new Map<string, TfaRow[]>();
         for (const r of rows) byUser.set(r.username, [...(byUser.get(r.username) ?? []), r]);
         for (const email of batch) {
-          const s = this.statusOf(email, byUser.get(email) ?? [], force.get(email));
-          if (s) out.set(email, s);
+          const status = this.statusOf(email, byUser.get(email) ?? [], force.get(email));
+          if (status) out.set(email, status);
         }
       }
       return out;
@@ -300,10 +302,15 @@ class MailcowStore implements ForeignStore {
       after = Number(rows.at(-1)!.id);
       const batch: ExportedSecret[] = [];
       for (const row of rows) {
-        const r = parseRow(row);
+        const parsed = parseRow(row);
         // Only what mailcow's sign-in would accept, and only mailbox users (tfa also holds admins).
-        if (r.kind !== 'totp' || r.active !== true || !r.key || !row.username.includes('@')) continue;
-        batch.push({ email: row.username, key: r.key, ref: r.ref, weak: r.key.length < STRONG_SECRET_BYTES });
+        if (parsed.kind !== 'totp' || parsed.active !== true || !parsed.key || !row.username.includes('@')) continue;
+        batch.push({
+          email: row.username,
+          key: parsed.key,
+          ref: parsed.ref,
+          weak: parsed.key.length < STRONG_SECRET_BYTES,
+        });
       }
       if (batch.length > 0) yield batch;
     }
@@ -502,8 +509,8 @@ class MailcowStore implements ForeignStore {
       this.name,
       this.db,
       this.table,
-      (d) =>
-        d
+      (database) =>
+        database
           .knex(this.table)
           .select('id', 'key_id', 'username', 'authmech', 'secret', 'keyHandle', 'publicKey', 'counter', 'active')
           .limit(0),

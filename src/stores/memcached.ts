@@ -17,11 +17,11 @@ export interface MemcachedServer {
 
 export function parseMemcachedServer(spec: string): MemcachedServer | null {
   if (spec.startsWith('/')) return { path: spec, display: spec };
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::([0-9]{1,5}))?$/.exec(spec);
-  if (!m) return null;
-  const port = m[3] === undefined ? 11211 : Number(m[3]);
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::([0-9]{1,5}))?$/.exec(spec);
+  if (!match) return null;
+  const port = match[3] === undefined ? 11211 : Number(match[3]);
   if (port < 1 || port > 65535) return null;
-  return { host: m[1] ?? m[2]!, port, display: spec };
+  return { host: match[1] ?? match[2]!, port, display: spec };
 }
 
 /** memcached keys: 1–250 bytes, no whitespace or control characters. */
@@ -80,8 +80,8 @@ export async function memcachedDelete(
   const lines = keys.map((k) => `delete ${Buffer.from(k, 'utf8').toString('latin1')}`);
   const replies = await exchange(server, lines, timeoutMs);
   const out = new Map<string, DeleteResult>();
-  keys.forEach((key, n) => {
-    const reply = replies[n]!;
+  keys.forEach((key, index) => {
+    const reply = replies[index]!;
     if (reply !== 'DELETED' && reply !== 'NOT_FOUND')
       throw new Error(`memcached answered "${reply.slice(0, 80)}" to delete`);
     out.set(key, reply);
@@ -92,7 +92,7 @@ export async function memcachedDelete(
 /** `version` → the server's version string (doctor). */
 export async function memcachedVersion(server: MemcachedServer, timeoutMs: number): Promise<string> {
   const [reply] = await exchange(server, ['version'], timeoutMs);
-  const m = /^VERSION (.{1,80})$/.exec(reply ?? '');
-  if (!m) throw new Error(`unexpected reply to version: "${(reply ?? '').slice(0, 80)}"`);
-  return m[1]!;
+  const match = /^VERSION (.{1,80})$/.exec(reply ?? '');
+  if (!match) throw new Error(`unexpected reply to version: "${(reply ?? '').slice(0, 80)}"`);
+  return match[1]!;
 }

@@ -1,6 +1,6 @@
 /**
- * A strict, byte-wise reader and splicer for PHP `serialize()` values — Roundcube's `users.preferences`
- * (PRODUCT.md §9.1). Never decodes and re-encodes a whole value: it locates one element of the top-level array
+ * A strict, byte-wise reader and splicer for PHP `serialize()` values — Roundcube's `users.preferences`.
+ * Never decodes and re-encodes a whole value: it locates one element of the top-level array
  * by byte offsets, and edits produce exactly the input bytes with that element removed, replaced or appended
  * and the element count adjusted.
  *
@@ -80,10 +80,10 @@ const CH = {
 
 /** PHP converts these string keys to integer keys (zend_handle_numeric_str): `0`, `-5`, `12` within int64. */
 function isNumericStringKey(bytes: Buffer): boolean {
-  const s = bytes.toString('latin1');
-  if (!/^(0|-?[1-9][0-9]*)$/.test(s)) return false;
-  const n = BigInt(s);
-  return n >= INT64_MIN && n <= INT64_MAX;
+  const text = bytes.toString('latin1');
+  if (!/^(0|-?[1-9][0-9]*)$/.test(text)) return false;
+  const value = BigInt(text);
+  return value >= INT64_MIN && value <= INT64_MAX;
 }
 
 class Reader {
@@ -112,19 +112,19 @@ class Reader {
   count(pos: number, what: string): [number, number] {
     const [text, next] = this.token(pos, CH.colon, what);
     if (!/^(0|[1-9][0-9]{0,9})$/.test(text)) this.fail('syntax', `malformed ${what} "${text}"`, pos);
-    const n = Number(text);
-    if (n > this.buf.length) this.fail('truncated', `${what} ${n} is beyond the end of the value`, pos);
-    return [n, next];
+    const value = Number(text);
+    if (value > this.buf.length) this.fail('truncated', `${what} ${value} is beyond the end of the value`, pos);
+    return [value, next];
   }
 
   /** `s:<n>:"<n bytes>";` starting at the `s`; returns [content start, content end, offset after]. */
   string(pos: number): [number, number, number] {
-    const [n, afterLen] = this.count(pos + 2, 'string length');
+    const [length, afterLen] = this.count(pos + 2, 'string length');
     const contentStart = this.expect(afterLen, CH.quote, "'\"' before the string");
-    const contentEnd = contentStart + n;
+    const contentEnd = contentStart + length;
     if (contentEnd + 2 > this.buf.length)
-      this.fail('truncated', `string of ${n} bytes runs past the end of the value`, pos);
-    this.expect(contentEnd, CH.quote, `'"' after ${n} string bytes (length mismatch)`);
+      this.fail('truncated', `string of ${length} bytes runs past the end of the value`, pos);
+    this.expect(contentEnd, CH.quote, `'"' after ${length} string bytes (length mismatch)`);
     this.expect(contentEnd + 1, CH.semi, "';' after the string");
     return [contentStart, contentEnd, contentEnd + 2];
   }
@@ -132,27 +132,27 @@ class Reader {
   int(pos: number): [bigint, number] {
     const [text, next] = this.token(pos + 2, CH.semi, 'integer');
     if (!/^(0|-?[1-9][0-9]*)$/.test(text)) this.fail('syntax', `malformed integer "${text}"`, pos);
-    const n = BigInt(text);
-    if (n < INT64_MIN || n > INT64_MAX) this.fail('syntax', 'integer out of range', pos);
-    return [n, next];
+    const value = BigInt(text);
+    if (value < INT64_MIN || value > INT64_MAX) this.fail('syntax', 'integer out of range', pos);
+    return [value, next];
   }
 
   tag(pos: number): number {
     if (pos >= this.buf.length) this.fail('truncated', 'value ends early: expected a value', pos);
-    const t = this.buf[pos]!;
-    if (t === 0x4e /* N */) return t;
+    const byte = this.buf[pos]!;
+    if (byte === 0x4e /* N */) return byte;
     if (pos + 1 >= this.buf.length) this.fail('truncated', 'value ends early', pos);
     if (this.buf[pos + 1] !== CH.colon) this.fail('syntax', 'expected a value', pos);
-    return t;
+    return byte;
   }
 
   key(pos: number): [PhpKey, number] {
-    const t = this.tag(pos);
-    if (t === 0x69 /* i */) {
+    const tag = this.tag(pos);
+    if (tag === 0x69 /* i */) {
       const [value, next] = this.int(pos);
       return [{ kind: 'int', value }, next];
     }
-    if (t === 0x73 /* s */) {
+    if (tag === 0x73 /* s */) {
       const [cs, ce, next] = this.string(pos);
       const bytes = this.buf.subarray(cs, ce);
       if (isNumericStringKey(bytes))
@@ -168,8 +168,8 @@ class Reader {
    */
   value(pos: number, depth: number, decode: boolean): [PhpValue | undefined, number] {
     if (depth > MAX_DEPTH) this.fail('too-deep', `arrays nested deeper than ${MAX_DEPTH}`, pos);
-    const t = this.tag(pos);
-    switch (t) {
+    const tag = this.tag(pos);
+    switch (tag) {
       case 0x4e /* N */:
         return [null, this.expect(pos + 1, CH.semi, "';' after N")];
       case 0x62 /* b */: {
@@ -178,8 +178,8 @@ class Reader {
         return [text === '1', next];
       }
       case 0x69 /* i */: {
-        const [n, next] = this.int(pos);
-        return [n, next];
+        const [value, next] = this.int(pos);
+        return [value, next];
       }
       case 0x64 /* d */: {
         const [text, next] = this.token(pos + 2, CH.semi, 'float', 40);
@@ -192,24 +192,25 @@ class Reader {
         return [decode ? this.buf.subarray(cs, ce) : undefined, next];
       }
       case 0x61 /* a */: {
-        const [n, afterCount] = this.count(pos + 2, 'element count');
-        let p = this.expect(afterCount, CH.open, "'{' after the element count");
+        const [count, afterCount] = this.count(pos + 2, 'element count');
+        let cursor = this.expect(afterCount, CH.open, "'{' after the element count");
         const seen = new Set<string>();
         const entries: Array<[PhpKey, PhpValue]> = [];
-        for (let i = 0; i < n; i++) {
-          const keyAt = p;
-          const [key, afterKey] = this.key(p);
+        for (let index = 0; index < count; index++) {
+          const keyAt = cursor;
+          const [key, afterKey] = this.key(cursor);
           const id = key.kind === 'int' ? `i${key.value}` : `s${key.bytes.toString('hex')}`;
           if (seen.has(id)) this.fail('duplicate-key', 'duplicate array key', keyAt);
           seen.add(id);
-          const [v, afterValue] = this.value(afterKey, depth + 1, decode);
-          if (decode) entries.push([key, v as PhpValue]);
-          p = afterValue;
+          const [value, afterValue] = this.value(afterKey, depth + 1, decode);
+          if (decode) entries.push([key, value as PhpValue]);
+          cursor = afterValue;
         }
-        if (p >= this.buf.length) this.fail('truncated', `value ends early: expected '}' after ${n} elements`, p);
-        if (this.buf[p] !== CH.close)
-          this.fail('syntax', `expected '}' after ${n} elements (element count mismatch)`, p);
-        return [decode ? { kind: 'array', entries } : undefined, p + 1];
+        if (cursor >= this.buf.length)
+          this.fail('truncated', `value ends early: expected '}' after ${count} elements`, cursor);
+        if (this.buf[cursor] !== CH.close)
+          this.fail('syntax', `expected '}' after ${count} elements (element count mismatch)`, cursor);
+        return [decode ? { kind: 'array', entries } : undefined, cursor + 1];
       }
       case 0x52 /* R */:
       case 0x72 /* r */:
@@ -232,32 +233,35 @@ class Reader {
  * byte offsets of its top-level elements. Throws `PhpSerializeError`.
  */
 export function parseTopLevel(buf: Buffer): TopLevelArray {
-  const r = new Reader(buf);
-  if (buf.length === 0) r.fail('truncated', 'empty value', 0);
+  const reader = new Reader(buf);
+  if (buf.length === 0) reader.fail('truncated', 'empty value', 0);
   if (buf[0] !== 0x61 /* a */) {
-    r.value(0, 0, false); // a valid non-array still gets the precise refusal below
-    r.fail('not-array', 'the value is not an array', 0);
+    reader.value(0, 0, false); // a valid non-array still gets the precise refusal below
+    reader.fail('not-array', 'the value is not an array', 0);
   }
-  if (buf.length < 2 || buf[1] !== CH.colon) r.fail(buf.length < 2 ? 'truncated' : 'syntax', 'expected a value', 0);
+  if (buf.length < 2 || buf[1] !== CH.colon)
+    reader.fail(buf.length < 2 ? 'truncated' : 'syntax', 'expected a value', 0);
   const countStart = 2;
-  const [n, afterCount] = r.count(countStart, 'element count');
-  let p = r.expect(afterCount, CH.open, "'{' after the element count");
+  const [count, afterCount] = reader.count(countStart, 'element count');
+  let cursor = reader.expect(afterCount, CH.open, "'{' after the element count");
   const seen = new Set<string>();
   const elements: ArrayElement[] = [];
-  for (let i = 0; i < n; i++) {
-    const start = p;
-    const [key, valueStart] = r.key(p);
+  for (let index = 0; index < count; index++) {
+    const start = cursor;
+    const [key, valueStart] = reader.key(cursor);
     const id = key.kind === 'int' ? `i${key.value}` : `s${key.bytes.toString('hex')}`;
-    if (seen.has(id)) r.fail('duplicate-key', 'duplicate array key', start);
+    if (seen.has(id)) reader.fail('duplicate-key', 'duplicate array key', start);
     seen.add(id);
-    const [, end] = r.value(valueStart, 1, false);
+    const [, end] = reader.value(valueStart, 1, false);
     elements.push({ key, start, valueStart, end });
-    p = end;
+    cursor = end;
   }
-  if (p >= buf.length) r.fail('truncated', `value ends early: expected '}' after ${n} elements`, p);
-  if (buf[p] !== CH.close) r.fail('syntax', `expected '}' after ${n} elements (element count mismatch)`, p);
-  if (p + 1 !== buf.length) r.fail('trailing', `${buf.length - p - 1} unexpected byte(s) after the value`, p + 1);
-  return { countStart, countEnd: afterCount - 1, close: p, elements };
+  if (cursor >= buf.length) reader.fail('truncated', `value ends early: expected '}' after ${count} elements`, cursor);
+  if (buf[cursor] !== CH.close)
+    reader.fail('syntax', `expected '}' after ${count} elements (element count mismatch)`, cursor);
+  if (cursor + 1 !== buf.length)
+    reader.fail('trailing', `${buf.length - cursor - 1} unexpected byte(s) after the value`, cursor + 1);
+  return { countStart, countEnd: afterCount - 1, close: cursor, elements };
 }
 
 /** Validates one serialized value starting at `pos` (strictly) and returns the offset just after it. */
@@ -267,36 +271,36 @@ export function valueEnd(buf: Buffer, pos: number): number {
 
 /** Decodes one complete serialized value (strictly; trailing bytes refused). For small values only. */
 export function decodeValue(buf: Buffer): PhpValue {
-  const r = new Reader(buf);
-  const [v, end] = r.value(0, 0, true);
-  if (end !== buf.length) r.fail('trailing', `${buf.length - end} unexpected byte(s) after the value`, end);
-  return v as PhpValue;
+  const reader = new Reader(buf);
+  const [value, end] = reader.value(0, 0, true);
+  if (end !== buf.length) reader.fail('trailing', `${buf.length - end} unexpected byte(s) after the value`, end);
+  return value as PhpValue;
 }
 
 /** PHP `serialize()` of a value made of the types above. Floats are written back exactly as they were read. */
-export function serializeValue(v: PhpValue): Buffer {
+export function serializeValue(value: PhpValue): Buffer {
   const parts: Buffer[] = [];
   const put = (s: string) => parts.push(Buffer.from(s, 'latin1'));
-  const walk = (x: PhpValue): void => {
-    if (x === null) put('N;');
-    else if (typeof x === 'boolean') put(x ? 'b:1;' : 'b:0;');
-    else if (typeof x === 'bigint') put(`i:${x};`);
-    else if (Buffer.isBuffer(x)) {
-      put(`s:${x.length}:"`);
-      parts.push(x);
+  const walk = (node: PhpValue): void => {
+    if (node === null) put('N;');
+    else if (typeof node === 'boolean') put(node ? 'b:1;' : 'b:0;');
+    else if (typeof node === 'bigint') put(`i:${node};`);
+    else if (Buffer.isBuffer(node)) {
+      put(`s:${node.length}:"`);
+      parts.push(node);
       put('";');
-    } else if (x.kind === 'float') put(`d:${x.text};`);
+    } else if (node.kind === 'float') put(`d:${node.text};`);
     else {
-      put(`a:${x.entries.length}:{`);
-      for (const [k, val] of x.entries) {
-        if (k.kind === 'int') put(`i:${k.value};`);
-        else walk(k.bytes);
+      put(`a:${node.entries.length}:{`);
+      for (const [key, val] of node.entries) {
+        if (key.kind === 'int') put(`i:${key.value};`);
+        else walk(key.bytes);
         walk(val);
       }
       put('}');
     }
   };
-  walk(v);
+  walk(value);
   return Buffer.concat(parts);
 }
 

@@ -1,5 +1,5 @@
 /**
- * PostfixAdmin's own TOTP (PRODUCT.md §8) as a store: PostfixAdmin 4.x keeps a PLAINTEXT base32 secret in
+ * PostfixAdmin's own TOTP as a store: PostfixAdmin 4.x keeps a PLAINTEXT base32 secret in
  * `mailbox.totp_secret` (NULL or '' = off) and asks for a code at its login when `$CONF['totp']` is YES, the
  * mailbox is active and the secret non-empty. It keeps no replay state and no attempt counter: mail2fa verifies its
  * codes with its own (src/core), this module only reads and clears the column.
@@ -56,12 +56,12 @@ export interface PostfixadminLocation {
 }
 
 export function postfixadminLocation(config: StoreConfigBase & { options: PostfixadminOptions }): PostfixadminLocation {
-  const o = config.options;
+  const options = config.options;
   return {
-    table: `${config.tablePrefix ?? ''}${o.table}`,
-    username: o.usernameColumn,
-    secret: o.secretColumn,
-    active: o.activeColumn,
+    table: `${config.tablePrefix ?? ''}${options.table}`,
+    username: options.usernameColumn,
+    secret: options.secretColumn,
+    active: options.activeColumn,
   };
 }
 
@@ -76,10 +76,10 @@ export function parsePostfixadminSecret(
   if (raw.length > 1024) return { problem: 'not a base32 secret (far too long)' };
   if (/\s/.test(raw)) return { problem: 'not a base32 secret (contains whitespace)' };
   const upper = raw.toUpperCase();
-  const m = /^([A-Z2-7]*)(=*)$/.exec(upper);
-  if (!m) return { problem: 'not a base32 secret (characters outside A-Z, 2-7)' };
-  const body = m[1]!;
-  const padding = m[2]!;
+  const match = /^([A-Z2-7]*)(=*)$/.exec(upper);
+  if (!match) return { problem: 'not a base32 secret (characters outside A-Z, 2-7)' };
+  const body = match[1]!;
+  const padding = match[2]!;
   if (padding && (upper.length % 8 !== 0 || padding.length > 6))
     return { problem: 'not a base32 secret (wrong "=" padding)' };
   if ([1, 3, 6].includes(body.length % 8)) return { problem: 'not a base32 secret (impossible length)' };
@@ -111,7 +111,7 @@ export interface PostfixadminRow {
  * exact matches only.
  */
 async function whereUsernames(
-  q: Knex.QueryBuilder,
+  query: Knex.QueryBuilder,
   db: Database,
   loc: PostfixadminLocation,
   emails: readonly string[],
@@ -119,9 +119,9 @@ async function whereUsernames(
   const column = await emailColumnCollation(db, { table: loc.table, email: loc.username });
   if (column && column.charset !== 'utf8mb4' && SQL_NAME.test(column.charset) && SQL_NAME.test(column.collation)) {
     const placeholder = `CONVERT(? USING ${column.charset}) COLLATE ${column.collation}`;
-    return q.whereRaw(`?? IN (${emails.map(() => placeholder).join(', ')})`, [loc.username, ...emails]);
+    return query.whereRaw(`?? IN (${emails.map(() => placeholder).join(', ')})`, [loc.username, ...emails]);
   }
-  return q.whereIn(loc.username, [...emails]);
+  return query.whereIn(loc.username, [...emails]);
 }
 
 /** Rows of exactly these addresses (all of them, or only those with a non-NULL secret). Read-only. */
@@ -130,11 +130,11 @@ export async function readPostfixadminRows(
   loc: PostfixadminLocation,
   emails: readonly string[],
   withSecretOnly: boolean,
-  q: Knex | Knex.Transaction = db.knex,
+  knex: Knex | Knex.Transaction = db.knex,
 ): Promise<PostfixadminRow[]> {
   if (emails.length === 0) return [];
   try {
-    let query = q(loc.table).select({ username: loc.username, secret: loc.secret, active: loc.active });
+    let query = knex(loc.table).select({ username: loc.username, secret: loc.secret, active: loc.active });
     if (withSecretOnly) query = query.whereNotNull(loc.secret);
     query = await whereUsernames(query, db, loc, emails);
     const wanted = new Set(emails);
@@ -149,10 +149,10 @@ export async function readPostfixadminRows(
 
 /** Every row holding a non-NULL secret (migrate-from), in any order. Read-only. */
 export async function readAllPostfixadminSecrets(
-  q: Knex | Knex.Transaction,
+  knex: Knex | Knex.Transaction,
   loc: PostfixadminLocation,
 ): Promise<PostfixadminRow[]> {
-  return (await q(loc.table)
+  return (await knex(loc.table)
     .select({ username: loc.username, secret: loc.secret, active: loc.active })
     .whereNotNull(loc.secret)) as PostfixadminRow[];
 }
@@ -162,18 +162,18 @@ export async function readAllPostfixadminSecrets(
  * both). Returns the number of rows changed (0 or 1).
  */
 export async function clearPostfixadminSecret(
-  q: Knex | Knex.Transaction,
+  knex: Knex | Knex.Transaction,
   dialect: Dialect,
   loc: PostfixadminLocation,
   username: string,
   expected: string,
 ): Promise<number> {
-  const n = await q(loc.table)
+  const cleared = await knex(loc.table)
     .update({ [loc.secret]: null })
     .where(loc.username, username)
     .whereRaw(exactSql(dialect), [loc.username, Buffer.from(username, 'utf8')])
     .whereRaw(exactSql(dialect), [loc.secret, Buffer.from(expected, 'utf8')]);
-  return Number(n);
+  return Number(cleared);
 }
 
 /** Whether a raw column value counts as "on" in PostfixAdmin (non-empty). */
@@ -228,9 +228,9 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
     let dbPromise: Promise<Database> | undefined;
     const database = () => (dbPromise ??= config.db ? deps.openDatabase(config.db.url) : deps.mailDatabase());
 
-    async function readOne(email: string, q?: Knex.Transaction): Promise<PostfixadminRow | null> {
+    async function readOne(email: string, trx?: Knex.Transaction): Promise<PostfixadminRow | null> {
       const db = await database();
-      const rows = await readPostfixadminRows(db, loc, [email], false, q);
+      const rows = await readPostfixadminRows(db, loc, [email], false, trx);
       if (rows.length > 1)
         throw configError(
           'ambiguous_account',
@@ -243,9 +243,9 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
     /** Clears the column of exactly `email`, compare-and-set on the value read, retried when it changed meanwhile. */
     async function clear(email: string, what: string, ctx: StoreWriteContext): Promise<StoreChange> {
       const db = await database();
-      const q = ctx.sharedTransaction;
+      const shared = ctx.sharedTransaction;
       for (let attempt = 1; attempt <= CAS_ATTEMPTS; attempt++) {
-        const row = await readOne(email, q);
+        const row = await readOne(email, shared);
         if (!row || !hasSecret(row.secret))
           return {
             store: name,
@@ -253,13 +253,13 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
             outcome: 'nothing',
             detail: `no TOTP secret in ${loc.table}.${loc.secret}`,
           };
-        let n: number;
+        let changed: number;
         try {
-          n = await clearPostfixadminSecret(q ?? db.knex, db.dialect, loc, email, row.secret);
+          changed = await clearPostfixadminSecret(shared ?? db.knex, db.dialect, loc, email, row.secret);
         } catch (err) {
           throw mapDbError(err, db.displayUrl);
         }
-        if (n === 1)
+        if (changed === 1)
           return {
             store: name,
             kind: 'postfixadmin',
@@ -315,12 +315,12 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
           throw mapDbError(err, db.displayUrl);
         }
         let batch: ExportedSecret[] = [];
-        for (const r of rows) {
-          if (!hasSecret(r.secret)) continue;
-          const parsed = parsePostfixadminSecret(String(r.secret));
+        for (const row of rows) {
+          if (!hasSecret(row.secret)) continue;
+          const parsed = parsePostfixadminSecret(String(row.secret));
           if ('problem' in parsed) continue;
           batch.push({
-            email: r.username,
+            email: row.username,
             key: base32Decode(parsed.secret),
             ref: `${loc.table}.${loc.secret}`,
             weak: parsed.weak,
@@ -339,14 +339,14 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
         try {
           db = await database();
         } catch (err) {
-          const e = err as Mail2faError;
+          const error = err as Mail2faError;
           return [
             {
               name: label,
               status: 'fail',
-              detail: e.message ?? String(err),
-              hint: e.hint,
-              exitCode: e.exitCode === 69 ? 69 : 78,
+              detail: error.message ?? String(err),
+              hint: error.hint,
+              exitCode: error.exitCode === 69 ? 69 : 78,
             },
           ];
         }
@@ -355,8 +355,8 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
         try {
           info = (await db.knex(loc.table).columnInfo()) as Record<string, unknown>;
         } catch (err) {
-          const e = mapDbError(err, db.displayUrl) as Mail2faError;
-          return [{ name: label, status: 'fail', detail: e.message, exitCode: e.exitCode === 69 ? 69 : 78 }];
+          const error = mapDbError(err, db.displayUrl) as Mail2faError;
+          return [{ name: label, status: 'fail', detail: error.message, exitCode: error.exitCode === 69 ? 69 : 78 }];
         }
         const wanted = [loc.username, loc.secret, loc.active];
         const missing = wanted.filter((c) => !(c in info));
@@ -386,9 +386,9 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
             .whereNot(loc.secret, '')
             .count({ n: '*' })
             .first()) as { n: number | string } | undefined;
-          const n = Number(row?.n ?? 0);
+          const count = Number(row?.n ?? 0);
           checks.push(
-            n === 0
+            count === 0
               ? {
                   name: 'postfixadmin totp',
                   status: 'ok',
@@ -397,7 +397,7 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
               : {
                   name: 'postfixadmin totp',
                   status: 'warn',
-                  detail: `${n} mailbox(es) keep a PLAINTEXT TOTP secret in ${loc.table}.${loc.secret} (PostfixAdmin's own TOTP, store ${name})`,
+                  detail: `${count} mailbox(es) keep a PLAINTEXT TOTP secret in ${loc.table}.${loc.secret} (PostfixAdmin's own TOTP, store ${name})`,
                   hint: '`mail2fa migrate-from postfixadmin --dry-run` shows how to move them into encrypted storage; --clear-plaintext then removes them.',
                 },
           );

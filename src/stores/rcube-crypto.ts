@@ -1,6 +1,6 @@
 /**
  * Roundcube's `rcube::encrypt()` / `rcube::decrypt()` (program/lib/Roundcube/rcube.php, 1.6), byte-compatible, for
- * the twofactor_gauthenticator plugin's `twofactor_pref_encrypt` blobs (PRODUCT.md §9.1):
+ * the twofactor_gauthenticator plugin's `twofactor_pref_encrypt` blobs:
  *   - key: the raw bytes of the `des_key` string, NUL-padded or truncated to the cipher's key length (what PHP's
  *     openssl_encrypt does with a key of the wrong length);
  *   - cipher: `cipher_method` (default DES-EDE3-CBC), IV of the cipher's IV length from the CSPRNG, PKCS#7;
@@ -38,10 +38,10 @@ export interface RcubeCryptoConfig {
 
 const TAG_LEN = 16;
 
-function cipherKey(c: RcubeCryptoConfig): Buffer {
-  const len = RCUBE_CIPHERS[c.cipher].key;
+function cipherKey(config: RcubeCryptoConfig): Buffer {
+  const len = RCUBE_CIPHERS[config.cipher].key;
   const key = Buffer.alloc(len); // NUL padding
-  c.desKey.copy(key, 0, 0, Math.min(len, c.desKey.length));
+  config.desKey.copy(key, 0, 0, Math.min(len, config.desKey.length));
   return key;
 }
 
@@ -63,13 +63,13 @@ function tagPrefix(raw: Buffer): Buffer | null {
  * `rcube::encrypt($clear)` with base64: returns the stored form. `random` supplies the IV bytes (injectable).
  * The result always decrypts with `rcube::decrypt` (see the module comment).
  */
-export function rcubeEncrypt(c: RcubeCryptoConfig, clear: Buffer, random: (n: number) => Buffer): string {
+export function rcubeEncrypt(config: RcubeCryptoConfig, clear: Buffer, random: (size: number) => Buffer): string {
   if (clear.length === 0) throw new RangeError('rcubeEncrypt: empty input (Roundcube returns "" for it)');
-  const spec = RCUBE_CIPHERS[c.cipher];
-  const key = cipherKey(c);
+  const spec = RCUBE_CIPHERS[config.cipher];
+  const key = cipherKey(config);
   for (let attempt = 0; attempt < 64; attempt++) {
     const iv = random(spec.iv);
-    const cipher = createCipheriv(c.cipher, key, iv);
+    const cipher = createCipheriv(config.cipher, key, iv);
     const body = Buffer.concat([iv, cipher.update(clear), cipher.final()]);
     const raw = spec.aead
       ? Buffer.concat([
@@ -89,13 +89,13 @@ export function rcubeEncrypt(c: RcubeCryptoConfig, clear: Buffer, random: (n: nu
  * `rcube::decrypt($cipher)` with base64: the clear bytes, or `null` where Roundcube returns false (not base64,
  * too short, wrong key or cipher, failed padding or tag check).
  */
-export function rcubeDecrypt(c: RcubeCryptoConfig, stored: string | Buffer): Buffer | null {
+export function rcubeDecrypt(config: RcubeCryptoConfig, stored: string | Buffer): Buffer | null {
   const text = Buffer.isBuffer(stored) ? stored.toString('latin1') : stored;
   if (text.length === 0) return null;
   // PHP's base64_decode (non-strict, as Roundcube calls it) skips every character outside the alphabet, "="
   // included, and drops an incomplete last group: Node's decoder of the cleaned text does exactly that.
   let raw = Buffer.from(text.replace(/[^A-Za-z0-9+/]/g, ''), 'base64');
-  const spec = RCUBE_CIPHERS[c.cipher];
+  const spec = RCUBE_CIPHERS[config.cipher];
   const tag = tagPrefix(raw);
   if (tag) raw = raw.subarray(4 + TAG_LEN);
   if (raw.length < spec.iv) return null;
@@ -104,12 +104,14 @@ export function rcubeDecrypt(c: RcubeCryptoConfig, stored: string | Buffer): Buf
   try {
     if (spec.aead) {
       if (!tag) return null; // PHP: openssl_decrypt of a GCM cipher without a tag fails
-      const d = createDecipheriv(c.cipher as 'aes-256-gcm', cipherKey(c), iv, { authTagLength: TAG_LEN });
-      d.setAuthTag(tag);
-      return Buffer.concat([d.update(body), d.final()]);
+      const decipher = createDecipheriv(config.cipher as 'aes-256-gcm', cipherKey(config), iv, {
+        authTagLength: TAG_LEN,
+      });
+      decipher.setAuthTag(tag);
+      return Buffer.concat([decipher.update(body), decipher.final()]);
     }
-    const d = createDecipheriv(c.cipher, cipherKey(c), iv);
-    return Buffer.concat([d.update(body), d.final()]);
+    const decipher = createDecipheriv(config.cipher, cipherKey(config), iv);
+    return Buffer.concat([decipher.update(body), decipher.final()]);
   } catch {
     return null;
   }

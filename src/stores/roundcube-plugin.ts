@@ -1,5 +1,5 @@
 /**
- * The twofactor_gauthenticator plugin's own value inside Roundcube's preferences (PRODUCT.md §9.1), read and
+ * The twofactor_gauthenticator plugin's own value inside Roundcube's preferences, read and
  * written as the plugin does (alexandregz/twofactor_gauthenticator, `__get2FAconfig` / `__set2FAconfig`):
  *   - plaintext: the PHP array `secret` (base32), `activate` (bool), `recovery_codes` (list of strings);
  *   - with `twofactor_pref_encrypt`: a string, `rcube::encrypt(json_encode($data))`; the plugin decrypts only
@@ -29,8 +29,8 @@ export type PluginValue =
 
 const KNOWN = new Set(['secret', 'activate', 'recovery_codes']);
 
-function latin1(b: Buffer): string {
-  return b.toString('latin1');
+function latin1(bytes: Buffer): string {
+  return bytes.toString('latin1');
 }
 
 /** Strictly reads the decoded PHP array (or the decrypted JSON object) into PluginData, or says why not. */
@@ -43,19 +43,20 @@ function fromEntries(
   let activate = false;
   let recoveryCodes: string[] | undefined;
   const order: PluginData['order'] = [];
-  for (const [k, v] of entries) {
-    if (!KNOWN.has(k)) return { problem: `unexpected key "${k.slice(0, 40)}" in the plugin's ${kind}` };
-    order.push(k as PluginData['order'][number]);
-    if (k === 'secret') {
-      if (v !== null && typeof v !== 'string') return { problem: `"secret" is not a string in the plugin's ${kind}` };
-      secret = v as string | null;
-    } else if (k === 'activate') {
-      if (typeof v !== 'boolean') return { problem: `"activate" is not a boolean in the plugin's ${kind}` };
-      activate = v;
+  for (const [key, value] of entries) {
+    if (!KNOWN.has(key)) return { problem: `unexpected key "${key.slice(0, 40)}" in the plugin's ${kind}` };
+    order.push(key as PluginData['order'][number]);
+    if (key === 'secret') {
+      if (value !== null && typeof value !== 'string')
+        return { problem: `"secret" is not a string in the plugin's ${kind}` };
+      secret = value as string | null;
+    } else if (key === 'activate') {
+      if (typeof value !== 'boolean') return { problem: `"activate" is not a boolean in the plugin's ${kind}` };
+      activate = value;
     } else {
-      if (!Array.isArray(v) || !v.every((c) => typeof c === 'string'))
+      if (!Array.isArray(value) || !value.every((c) => typeof c === 'string'))
         return { problem: `"recovery_codes" is not a list of strings in the plugin's ${kind}` };
-      recoveryCodes = v as string[];
+      recoveryCodes = value as string[];
     }
   }
   if (!recoveryCodes) {
@@ -66,40 +67,40 @@ function fromEntries(
   return { data: { secret, activate, recoveryCodes, order } };
 }
 
-function phpArrayEntries(a: PhpArray): Array<[string, unknown]> | { problem: string } {
+function phpArrayEntries(array: PhpArray): Array<[string, unknown]> | { problem: string } {
   const out: Array<[string, unknown]> = [];
-  for (const [k, v] of a.entries) {
-    if (k.kind !== 'string') return { problem: "integer key in the plugin's array" };
-    const name = latin1(k.bytes);
+  for (const [key, value] of array.entries) {
+    if (key.kind !== 'string') return { problem: "integer key in the plugin's array" };
+    const name = latin1(key.bytes);
     if (name === 'recovery_codes') {
-      if (v === null || typeof v !== 'object' || Buffer.isBuffer(v) || v.kind !== 'array')
+      if (value === null || typeof value !== 'object' || Buffer.isBuffer(value) || value.kind !== 'array')
         return { problem: '"recovery_codes" is not an array' };
       const codes: string[] = [];
-      for (const [i, [ck, cv]] of v.entries.entries()) {
-        if (ck.kind !== 'int' || ck.value !== BigInt(i))
+      for (const [index, [ck, cv]] of value.entries.entries()) {
+        if (ck.kind !== 'int' || ck.value !== BigInt(index))
           return { problem: '"recovery_codes" is not a list (keys are not 0, 1, 2, …)' };
         if (!Buffer.isBuffer(cv)) return { problem: '"recovery_codes" holds a value that is not a string' };
         codes.push(cv.toString('utf8'));
       }
       out.push([name, codes]);
-    } else if (Buffer.isBuffer(v)) out.push([name, v.toString('utf8')]);
-    else if (v !== null && typeof v === 'object')
-      out.push([name, v.kind]); // rejected by fromEntries
-    else out.push([name, v]);
+    } else if (Buffer.isBuffer(value)) out.push([name, value.toString('utf8')]);
+    else if (value !== null && typeof value === 'object')
+      out.push([name, value.kind]); // rejected by fromEntries
+    else out.push([name, value]);
   }
   return out;
 }
 
 /** Reads the plugin's element (its serialized value bytes). `crypto` decrypts blobs (null when des_key is unknown). */
 export function readPluginValue(valueBytes: Buffer, crypto: RcubeCryptoConfig | null): PluginValue {
-  let v: PhpValue;
+  let value: PhpValue;
   try {
-    v = decodeValue(valueBytes);
+    value = decodeValue(valueBytes);
   } catch (err) {
     return { form: 'other', problem: `the plugin's value does not parse: ${(err as Error).message}` };
   }
-  if (Buffer.isBuffer(v)) {
-    const blob = latin1(v);
+  if (Buffer.isBuffer(value)) {
+    const blob = latin1(value);
     if (!crypto)
       return {
         form: 'encrypted',
@@ -107,7 +108,7 @@ export function readPluginValue(valueBytes: Buffer, crypto: RcubeCryptoConfig | 
         data: null,
         problem: 'encrypted, and no des_key is configured for this store: cannot be read',
       };
-    const clear = rcubeDecrypt(crypto, v);
+    const clear = rcubeDecrypt(crypto, value);
     if (!clear)
       return {
         form: 'encrypted',
@@ -124,16 +125,18 @@ export function readPluginValue(valueBytes: Buffer, crypto: RcubeCryptoConfig | 
     if (json === null || typeof json !== 'object' || Array.isArray(json)) {
       return { form: 'encrypted', blob, data: null, problem: 'encrypted value decrypts to JSON that is not an object' };
     }
-    const r = fromEntries(Object.entries(json), 'JSON');
-    return 'data' in r
-      ? { form: 'encrypted', blob, data: r.data }
-      : { form: 'encrypted', blob, data: null, problem: r.problem };
+    const result = fromEntries(Object.entries(json), 'JSON');
+    return 'data' in result
+      ? { form: 'encrypted', blob, data: result.data }
+      : { form: 'encrypted', blob, data: null, problem: result.problem };
   }
-  if (v !== null && typeof v === 'object' && v.kind === 'array') {
-    const entries = phpArrayEntries(v);
+  if (value !== null && typeof value === 'object' && value.kind === 'array') {
+    const entries = phpArrayEntries(value);
     if ('problem' in entries) return { form: 'array', data: null, problem: entries.problem };
-    const r = fromEntries(entries, 'array');
-    return 'data' in r ? { form: 'array', data: r.data } : { form: 'array', data: null, problem: r.problem };
+    const result = fromEntries(entries, 'array');
+    return 'data' in result
+      ? { form: 'array', data: result.data }
+      : { form: 'array', data: null, problem: result.problem };
   }
   return { form: 'other', problem: "the plugin's value is neither an array nor an encrypted string" };
 }
@@ -150,10 +153,10 @@ export type SecretCheck = { key: Buffer; bytes: number; weak: boolean } | { prob
  */
 export function checkPluginSecret(secret: string | null): SecretCheck {
   if (secret === null || secret === '') return { problem: 'no secret' };
-  const m = /^([A-Z2-7]+)(=*)$/.exec(secret);
-  if (!m) return { problem: 'secret is not upper-case base32 (A-Z, 2-7) as the plugin reads it' };
-  const body = m[1]!;
-  const pad = m[2]!.length;
+  const match = /^([A-Z2-7]+)(=*)$/.exec(secret);
+  if (!match) return { problem: 'secret is not upper-case base32 (A-Z, 2-7) as the plugin reads it' };
+  const body = match[1]!;
+  const pad = match[2]!.length;
   if (![0, 1, 3, 4, 6].includes(pad)) return { problem: 'secret has invalid "=" padding' };
   let bits = 0;
   let acc = 0;
@@ -183,54 +186,55 @@ export function checkPluginSecret(secret: string | null): SecretCheck {
 export const base32 = (key: Buffer): string => base32Encode(key);
 
 /** PHP `json_encode()` of a string with default flags ("/" escaped, non-ASCII as \uXXXX). */
-function phpJsonString(s: string): string {
+function phpJsonString(text: string): string {
   let out = '"';
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const ch = s[i]!;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    const ch = text[index]!;
     if (ch === '"') out += '\\"';
     else if (ch === '\\') out += '\\\\';
     else if (ch === '/') out += '\\/';
-    else if (c === 8) out += '\\b';
-    else if (c === 12) out += '\\f';
-    else if (c === 10) out += '\\n';
-    else if (c === 13) out += '\\r';
-    else if (c === 9) out += '\\t';
-    else if (c < 0x20 || c > 0x7e) out += `\\u${c.toString(16).padStart(4, '0')}`;
+    else if (code === 8) out += '\\b';
+    else if (code === 12) out += '\\f';
+    else if (code === 10) out += '\\n';
+    else if (code === 13) out += '\\r';
+    else if (code === 9) out += '\\t';
+    else if (code < 0x20 || code > 0x7e) out += `\\u${code.toString(16).padStart(4, '0')}`;
     else out += ch;
   }
   return `${out}"`;
 }
 
 /** PHP `json_encode($data)` of the plugin's array, keys in `order` (then any missing ones). */
-export function pluginJson(d: PluginData): string {
+export function pluginJson(data: PluginData): string {
   const order = [
-    ...d.order,
-    ...(['secret', 'activate', 'recovery_codes'] as const).filter((k) => !d.order.includes(k)),
+    ...data.order,
+    ...(['secret', 'activate', 'recovery_codes'] as const).filter((k) => !data.order.includes(k)),
   ];
-  const parts = order.map((k) => {
-    if (k === 'secret') return `"secret":${d.secret === null ? 'null' : phpJsonString(d.secret)}`;
-    if (k === 'activate') return `"activate":${d.activate ? 'true' : 'false'}`;
-    return `"recovery_codes":[${d.recoveryCodes.map(phpJsonString).join(',')}]`;
+  const parts = order.map((key) => {
+    if (key === 'secret') return `"secret":${data.secret === null ? 'null' : phpJsonString(data.secret)}`;
+    if (key === 'activate') return `"activate":${data.activate ? 'true' : 'false'}`;
+    return `"recovery_codes":[${data.recoveryCodes.map(phpJsonString).join(',')}]`;
   });
   return `{${parts.join(',')}}`;
 }
 
 /** PHP `serialize()` of the plugin's array, keys in `order` (then any missing ones). */
-export function pluginSerialized(d: PluginData): Buffer {
+export function pluginSerialized(data: PluginData): Buffer {
   const order = [
-    ...d.order,
-    ...(['secret', 'activate', 'recovery_codes'] as const).filter((k) => !d.order.includes(k)),
+    ...data.order,
+    ...(['secret', 'activate', 'recovery_codes'] as const).filter((k) => !data.order.includes(k)),
   ];
-  const s = (x: string) => Buffer.from(x, 'utf8');
+  const utf8 = (x: string) => Buffer.from(x, 'utf8');
   const value: PhpArray = {
     kind: 'array',
-    entries: order.map((k): [{ kind: 'string'; bytes: Buffer }, PhpValue] => {
-      if (k === 'secret') return [{ kind: 'string', bytes: s('secret') }, d.secret === null ? null : s(d.secret)];
-      if (k === 'activate') return [{ kind: 'string', bytes: s('activate') }, d.activate];
+    entries: order.map((key): [{ kind: 'string'; bytes: Buffer }, PhpValue] => {
+      if (key === 'secret')
+        return [{ kind: 'string', bytes: utf8('secret') }, data.secret === null ? null : utf8(data.secret)];
+      if (key === 'activate') return [{ kind: 'string', bytes: utf8('activate') }, data.activate];
       return [
-        { kind: 'string', bytes: s('recovery_codes') },
-        { kind: 'array', entries: d.recoveryCodes.map((c, i) => [{ kind: 'int', value: BigInt(i) }, s(c)]) },
+        { kind: 'string', bytes: utf8('recovery_codes') },
+        { kind: 'array', entries: data.recoveryCodes.map((c, i) => [{ kind: 'int', value: BigInt(i) }, utf8(c)]) },
       ];
     }),
   };
@@ -242,10 +246,10 @@ export function pluginSerialized(d: PluginData): Buffer {
  * the site sets twofactor_pref_encrypt, else the plain array.
  */
 export function pluginValueBytes(
-  d: PluginData,
-  encrypt: { crypto: RcubeCryptoConfig; random: (n: number) => Buffer } | null,
+  data: PluginData,
+  encrypt: { crypto: RcubeCryptoConfig; random: (size: number) => Buffer } | null,
 ): Buffer {
-  if (!encrypt) return pluginSerialized(d);
-  const blob = rcubeEncrypt(encrypt.crypto, Buffer.from(pluginJson(d), 'utf8'), encrypt.random);
+  if (!encrypt) return pluginSerialized(data);
+  const blob = rcubeEncrypt(encrypt.crypto, Buffer.from(pluginJson(data), 'utf8'), encrypt.random);
   return serializeValue(Buffer.from(blob, 'latin1'));
 }

@@ -1,5 +1,5 @@
 /**
- * Roundcube's `twofactor_gauthenticator` plugin as a store (PRODUCT.md §9.1; docs/roundcube-store.md). Its state is
+ * Roundcube's `twofactor_gauthenticator` plugin as a store (docs/roundcube-store.md). Its state is
  * one element of `users.preferences`, the PHP `serialize()` of ALL of the user's settings, one row per
  * (username, mail_host). Every write removes, replaces or appends that one element byte-wise
  * (src/stores/php-serialize.ts), compare-and-set against the exact bytes read, all rows of a change in one
@@ -61,9 +61,9 @@ import type {
 
 // ---------------------------------------------------------------------------------------------------- options
 
-function validRegex(s: string): boolean {
+function validRegex(pattern: string): boolean {
   try {
-    new RegExp(s);
+    new RegExp(pattern);
     return true;
   } catch {
     return false;
@@ -159,8 +159,8 @@ export function roundcubeUsername(email: string, loginLc: 0 | 1 | 2): string {
   return loginLc === 1 ? `${email.slice(0, at)}@${email.slice(at + 1).toLowerCase()}` : email;
 }
 
-function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
+function plural(count: number, one: string, many = `${one}s`): string {
+  return `${count} ${count === 1 ? one : many}`;
 }
 
 export const roundcubeStore: StoreDefinition<RoundcubeOptions> = {
@@ -242,7 +242,7 @@ export class RoundcubeStore implements ForeignStore {
     return db.dialect === 'sqlite' ? 'CAST(? AS TEXT)' : 'CONVERT(? USING utf8mb4)';
   }
 
-  private toRow(r: {
+  private toRow(row: {
     user_id: number | string;
     username: string | Buffer;
     mail_host: string | Buffer;
@@ -250,10 +250,10 @@ export class RoundcubeStore implements ForeignStore {
   }): RoundcubeRow {
     const str = (v: string | Buffer) => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
     return {
-      userId: Number(r.user_id),
-      username: str(r.username),
-      mailHost: str(r.mail_host),
-      prefs: r.prefs === null ? null : Buffer.isBuffer(r.prefs) ? r.prefs : Buffer.from(r.prefs, 'utf8'),
+      userId: Number(row.user_id),
+      username: str(row.username),
+      mailHost: str(row.mail_host),
+      prefs: row.prefs === null ? null : Buffer.isBuffer(row.prefs) ? row.prefs : Buffer.from(row.prefs, 'utf8'),
     };
   }
 
@@ -262,7 +262,7 @@ export class RoundcubeStore implements ForeignStore {
    * preferences of rows that cannot hold the plugin's key are not fetched (NULL): bulk status reads less.
    */
   private async rowsByUsername(
-    q: Knex | Knex.Transaction,
+    knex: Knex | Knex.Transaction,
     db: Database,
     usernames: readonly string[],
     onlyPlugin: boolean,
@@ -270,8 +270,8 @@ export class RoundcubeStore implements ForeignStore {
     if (usernames.length === 0) return [];
     const prefs = this.prefsSql(db);
     const select = onlyPlugin ? `CASE WHEN preferences LIKE ? THEN ${prefs} END AS prefs` : `${prefs} AS prefs`;
-    let query = q(this.users)
-      .select('user_id', 'username', 'mail_host', q.raw(select, onlyPlugin ? [KEY_PATTERN] : []))
+    let query = knex(this.users)
+      .select('user_id', 'username', 'mail_host', knex.raw(select, onlyPlugin ? [KEY_PATTERN] : []))
       .whereIn('username', [...usernames]);
     if (this.o.mail_hosts) query = query.whereIn('mail_host', this.o.mail_hosts);
     const rows = (await query) as Array<Parameters<RoundcubeStore['toRow']>[0]>;
@@ -279,9 +279,9 @@ export class RoundcubeStore implements ForeignStore {
   }
 
   private mailDomainFor(mailHost: string): string | undefined {
-    const d = this.o.mail_domain;
-    if (d === undefined) return undefined;
-    return typeof d === 'string' ? d : Object.hasOwn(d, mailHost) ? d[mailHost] : undefined;
+    const domain = this.o.mail_domain;
+    if (domain === undefined) return undefined;
+    return typeof domain === 'string' ? domain : Object.hasOwn(domain, mailHost) ? domain[mailHost] : undefined;
   }
 
   /** The address a row belongs to (null when it cannot be told: a bare login without mail_domain). */
@@ -328,92 +328,100 @@ export class RoundcubeStore implements ForeignStore {
 
   private read(row: RoundcubeRow): RowReading {
     const ref = `${this.users}.user_id=${row.userId}`;
-    const r: RowReading = { row, ref, top: null, present: false, activated: false, notEnforced: [], problems: [] };
+    const reading: RowReading = {
+      row,
+      ref,
+      top: null,
+      present: false,
+      activated: false,
+      notEnforced: [],
+      problems: [],
+    };
     if (row.prefs === null || row.prefs.length === 0) {
-      r.top = parseTopLevel(Buffer.from('a:0:{}'));
-      return r;
+      reading.top = parseTopLevel(Buffer.from('a:0:{}'));
+      return reading;
     }
     try {
-      r.top = parseTopLevel(row.prefs);
+      reading.top = parseTopLevel(row.prefs);
     } catch (err) {
       if (!(err instanceof PhpSerializeError)) throw err;
-      r.prefsProblem = `${ref}: preferences do not parse exactly (${err.message}); mail2fa reads and writes nothing there`;
-      r.problems.push(r.prefsProblem);
+      reading.prefsProblem = `${ref}: preferences do not parse exactly (${err.message}); mail2fa reads and writes nothing there`;
+      reading.problems.push(reading.prefsProblem);
       if (row.prefs.includes(KEY_BYTES)) {
         // PHP may still read these (objects, references…) and the plugin ask for a code: assume it does (fail
         // closed), so that recover and disable try, refuse with 65 and say why, instead of finding "nothing".
-        r.present = true;
-        r.activated = true;
+        reading.present = true;
+        reading.activated = true;
       }
-      return r;
+      return reading;
     }
-    const el = findStringKey(r.top, PLUGIN_KEY);
-    if (!el) return r;
-    r.present = true;
+    const el = findStringKey(reading.top, PLUGIN_KEY);
+    if (!el) return reading;
+    reading.present = true;
     const value = readPluginValue(row.prefs.subarray(el.valueStart, el.end), this.crypto());
-    r.value = value;
+    reading.value = value;
     if (value.form === 'other') {
-      r.problems.push(`${ref}: ${value.problem}`);
-      return r;
+      reading.problems.push(`${ref}: ${value.problem}`);
+      return reading;
     }
-    r.data = value.data;
+    reading.data = value.data;
     if (value.form === 'encrypted' && !this.o.pref_encrypt) {
       // The plugin only decrypts while twofactor_pref_encrypt is on; otherwise it reads the string as "no 2FA".
       const on = value.data ? value.data.activate : true;
       if (on) {
-        r.activated = true;
-        r.notEnforced.push(
+        reading.activated = true;
+        reading.notEnforced.push(
           'the value is encrypted but the store says twofactor_pref_encrypt is off: the plugin reads no 2FA (set pref_encrypt: true if the site has it on)',
         );
       }
-      if (value.problem) r.problems.push(`${ref}: ${value.problem}`);
-      this.secretOf(r);
-      return r;
+      if (value.problem) reading.problems.push(`${ref}: ${value.problem}`);
+      this.secretOf(reading);
+      return reading;
     }
     if (!value.data) {
-      r.problems.push(`${ref}: ${value.problem}`);
+      reading.problems.push(`${ref}: ${value.problem}`);
       if (value.form === 'encrypted') {
-        r.activated = true;
-        r.notEnforced.push(`${value.problem}: the plugin logs "Broken 2FA" and lets the user in`);
+        reading.activated = true;
+        reading.notEnforced.push(`${value.problem}: the plugin logs "Broken 2FA" and lets the user in`);
       }
-      return r;
+      return reading;
     }
-    if (!value.data.activate) return r;
-    const secret = this.secretOf(r);
+    if (!value.data.activate) return reading;
+    const secret = this.secretOf(reading);
     if (!secret) {
-      r.notEnforced.push('activate is on but the secret is unusable');
-      r.activated = true;
-      return r;
+      reading.notEnforced.push('activate is on but the secret is unusable');
+      reading.activated = true;
+      return reading;
     }
-    r.activated = true;
-    this.bypasses(r);
-    return r;
+    reading.activated = true;
+    this.bypasses(reading);
+    return reading;
   }
 
   /** Checks the secret of `r.data`; sets key/weak, or records the problem. */
-  private secretOf(r: RowReading): Buffer | null {
-    if (!r.data || r.data.secret === null) {
-      if (r.data?.activate) r.problems.push(`${r.ref}: activate is on but there is no secret`);
+  private secretOf(reading: RowReading): Buffer | null {
+    if (!reading.data || reading.data.secret === null) {
+      if (reading.data?.activate) reading.problems.push(`${reading.ref}: activate is on but there is no secret`);
       return null;
     }
-    const check = checkPluginSecret(r.data.secret);
+    const check = checkPluginSecret(reading.data.secret);
     if ('problem' in check) {
-      r.problems.push(`${r.ref}: ${check.problem}`);
+      reading.problems.push(`${reading.ref}: ${check.problem}`);
       return null;
     }
-    r.key = check.key;
-    r.weak = check.weak;
+    reading.key = check.key;
+    reading.weak = check.weak;
     return check.key;
   }
 
-  private bypasses(r: RowReading): void {
-    if (this.userRegexes && !this.userRegexes.some((re) => re.test(r.row.username))) {
-      r.notEnforced.push(
-        `username ${r.row.username} matches no users_allowed_2FA pattern: the plugin skips 2FA for it`,
+  private bypasses(reading: RowReading): void {
+    if (this.userRegexes && !this.userRegexes.some((re) => re.test(reading.row.username))) {
+      reading.notEnforced.push(
+        `username ${reading.row.username} matches no users_allowed_2FA pattern: the plugin skips 2FA for it`,
       );
     }
     if (this.o.whitelist.length > 0) {
-      r.notEnforced.push(
+      reading.notEnforced.push(
         `whitelist is non-empty (${plural(this.o.whitelist.length, 'range')}): the plugin trusts the client-supplied Client-IP / X-Forwarded-For headers, so anyone can claim a whitelisted address`,
       );
     }
@@ -425,19 +433,22 @@ export class RoundcubeStore implements ForeignStore {
     const notEnforced: string[] = [];
     let enforced = false;
     const many = readings.length > 1;
-    for (const r of readings) {
-      problems.push(...r.problems);
-      if (r.present) {
+    for (const reading of readings) {
+      problems.push(...reading.problems);
+      if (reading.present) {
         factors.push({
           kind: 'totp',
-          active: r.activated,
-          label: r.row.mailHost,
-          ref: r.ref,
-          ...(r.weak ? { weak: true } : {}),
+          active: reading.activated,
+          label: reading.row.mailHost,
+          ref: reading.ref,
+          ...(reading.weak ? { weak: true } : {}),
         });
       }
-      if (r.activated && r.notEnforced.length === 0) enforced = true;
-      if (r.activated) notEnforced.push(...r.notEnforced.map((n) => (many ? `${r.ref} (${r.row.mailHost}): ${n}` : n)));
+      if (reading.activated && reading.notEnforced.length === 0) enforced = true;
+      if (reading.activated)
+        notEnforced.push(
+          ...reading.notEnforced.map((n) => (many ? `${reading.ref} (${reading.row.mailHost}): ${n}` : n)),
+        );
     }
     const activated = readings.some((r) => r.activated);
     return {
@@ -449,23 +460,25 @@ export class RoundcubeStore implements ForeignStore {
       factors,
       ...(problems.length ? { problems } : {}),
       details: {
-        rows: readings.map((r) => ({
-          userId: r.row.userId,
-          username: r.row.username,
-          mailHost: r.row.mailHost,
-          plugin: !r.present
+        rows: readings.map((reading) => ({
+          userId: reading.row.userId,
+          username: reading.row.username,
+          mailHost: reading.row.mailHost,
+          plugin: !reading.present
             ? 'none'
-            : r.prefsProblem
+            : reading.prefsProblem
               ? 'unreadable (assumed on)'
-              : r.activated
-                ? r.notEnforced.length
+              : reading.activated
+                ? reading.notEnforced.length
                   ? 'activated, not enforced'
                   : 'enforced'
-                : r.value?.form === 'other' || (r.data === null && r.present)
+                : reading.value?.form === 'other' || (reading.data === null && reading.present)
                   ? 'unreadable'
                   : 'off',
-          ...(r.present && r.value && r.value.form !== 'other' ? { encrypted: r.value.form === 'encrypted' } : {}),
-          ...(r.data ? { recoveryCodes: r.data.recoveryCodes.filter((c) => c !== '').length } : {}),
+          ...(reading.present && reading.value && reading.value.form !== 'other'
+            ? { encrypted: reading.value.form === 'encrypted' }
+            : {}),
+          ...(reading.data ? { recoveryCodes: reading.data.recoveryCodes.filter((c) => c !== '').length } : {}),
         })),
       },
     };
@@ -516,9 +529,9 @@ export class RoundcubeStore implements ForeignStore {
     return storeTransaction(db, this.name, ctx.sharedTransaction, async (trx) => {
       const readings = (await this.rowsOf(email, trx)).map((r) => this.read(r));
       const changes = plan(readings);
-      for (const r of readings) {
-        const next = changes.get(r.row.userId);
-        if (next) await this.casWrite(trx, db, r.row, next);
+      for (const reading of readings) {
+        const next = changes.get(reading.row.userId);
+        if (next) await this.casWrite(trx, db, reading.row, next);
       }
       return { written: readings.filter((r) => changes.has(r.row.userId)) };
     });
@@ -527,11 +540,11 @@ export class RoundcubeStore implements ForeignStore {
   private async casWrite(trx: Knex.Transaction, db: Database, row: RoundcubeRow, next: Buffer): Promise<void> {
     const prefs = this.prefsSql(db);
     const where = row.prefs === null ? 'preferences IS NULL' : `${prefs} = ?`;
-    const n = await trx(this.users)
+    const changed = await trx(this.users)
       .update({ preferences: trx.raw(this.prefsValueSql(db), [next]) })
       .where('user_id', row.userId)
       .whereRaw(where, row.prefs === null ? [] : [row.prefs]);
-    if (Number(n) !== 1) throw new StoreConflict(`${this.users}.user_id=${row.userId}`);
+    if (Number(changed) !== 1) throw new StoreConflict(`${this.users}.user_id=${row.userId}`);
     const back = (await trx(this.users)
       .select(trx.raw(`${prefs} AS prefs`))
       .where('user_id', row.userId)
@@ -568,9 +581,9 @@ export class RoundcubeStore implements ForeignStore {
     const { written } = await this.edit(email, ctx, (readings) => {
       this.refuseUnparsable(readings);
       const changes = new Map<number, Buffer>();
-      for (const r of readings) {
-        if (!r.present || !r.row.prefs) continue;
-        changes.set(r.row.userId, removeStringKey(r.row.prefs, PLUGIN_KEY)!);
+      for (const reading of readings) {
+        if (!reading.present || !reading.row.prefs) continue;
+        changes.set(reading.row.userId, removeStringKey(reading.row.prefs, PLUGIN_KEY)!);
       }
       return changes;
     });
@@ -655,11 +668,11 @@ export class RoundcubeStore implements ForeignStore {
       return new Map(readings.map((r) => [r.row.userId, setStringKey(r.row.prefs, PLUGIN_KEY, value)]));
     });
     if (rowsSeen === 0) {
-      const e = unknownAccount(email);
+      const error = unknownAccount(email);
       throw new Mail2faError(
-        e.code,
+        error.code,
         `${email} has no Roundcube user row (store ${this.name})`,
-        e.exitCode,
+        error.exitCode,
         'The user must sign in to the webmail once, so Roundcube creates its row.',
       );
     }
@@ -674,11 +687,11 @@ export class RoundcubeStore implements ForeignStore {
 
   async totpSecrets(email: string): Promise<StoreTotpSecret[]> {
     const out: StoreTotpSecret[] = [];
-    for (const r of (await this.rowsOf(email)).map((row) => this.read(row))) {
-      if (!r.activated || !r.key) continue;
-      if (r.value?.form === 'encrypted' && !this.o.pref_encrypt) continue; // the plugin does not read it
-      if (out.some((s) => s.key.equals(r.key!))) continue;
-      out.push({ key: r.key, ref: r.ref, storeWindow: 2 });
+    for (const reading of (await this.rowsOf(email)).map((row) => this.read(row))) {
+      if (!reading.activated || !reading.key) continue;
+      if (reading.value?.form === 'encrypted' && !this.o.pref_encrypt) continue; // the plugin does not read it
+      if (out.some((s) => s.key.equals(reading.key!))) continue;
+      out.push({ key: reading.key, ref: reading.ref, storeWindow: 2 });
     }
     return out;
   }
@@ -692,24 +705,34 @@ export class RoundcubeStore implements ForeignStore {
     if (code === '') return false;
     const { written } = await this.edit(email, ctx, (readings) => {
       const changes = new Map<number, Buffer>();
-      for (const r of readings) {
-        if (!r.activated || !r.data || !r.row.prefs || !r.top || !r.data.recoveryCodes.includes(code)) continue;
-        if (r.value?.form === 'encrypted' && !this.o.pref_encrypt) continue;
-        const el = findStringKey(r.top, PLUGIN_KEY)!;
-        const next: PluginData = { ...r.data, recoveryCodes: r.data.recoveryCodes.filter((c) => c !== code) };
+      for (const reading of readings) {
+        if (
+          !reading.activated ||
+          !reading.data ||
+          !reading.row.prefs ||
+          !reading.top ||
+          !reading.data.recoveryCodes.includes(code)
+        )
+          continue;
+        if (reading.value?.form === 'encrypted' && !this.o.pref_encrypt) continue;
+        const el = findStringKey(reading.top, PLUGIN_KEY)!;
+        const next: PluginData = {
+          ...reading.data,
+          recoveryCodes: reading.data.recoveryCodes.filter((c) => c !== code),
+        };
         let value: Buffer;
-        if (r.value?.form === 'encrypted') {
+        if (reading.value?.form === 'encrypted') {
           value = pluginValueBytes(next, { crypto: this.crypto()!, random: this.deps.randomBytes });
         } else {
-          if (!pluginSerialized(r.data).equals(r.row.prefs.subarray(el.valueStart, el.end))) {
+          if (!pluginSerialized(reading.data).equals(reading.row.prefs.subarray(el.valueStart, el.end))) {
             throw dataError(
               'unexpected_plugin_value',
-              `store ${this.name}: ${r.ref}: the plugin's value is not in the form the plugin writes; not rewritten`,
+              `store ${this.name}: ${reading.ref}: the plugin's value is not in the form the plugin writes; not rewritten`,
             );
           }
           value = pluginSerialized(next);
         }
-        changes.set(r.row.userId, setStringKey(r.row.prefs, PLUGIN_KEY, value));
+        changes.set(reading.row.userId, setStringKey(reading.row.prefs, PLUGIN_KEY, value));
       }
       return changes;
     });
@@ -751,43 +774,43 @@ export class RoundcubeStore implements ForeignStore {
     for await (const rows of this.scan(batchSize)) {
       const batch: ExportedSecret[] = [];
       for (const row of rows) {
-        const r = this.read(row);
+        const reading = this.read(row);
         const email = this.rowAddress(row);
-        if (!r.present) continue;
-        const base = { email: email ?? row.username, ref: r.ref, weak: Boolean(r.weak) };
+        if (!reading.present) continue;
+        const base = { email: email ?? row.username, ref: reading.ref, weak: Boolean(reading.weak) };
         if (!email) {
           batch.push({
             ...base,
             key: Buffer.alloc(0),
-            problem: `${r.ref}: username "${row.username}" has no domain and no mail_domain is configured for ${row.mailHost}`,
+            problem: `${reading.ref}: username "${row.username}" has no domain and no mail_domain is configured for ${row.mailHost}`,
           });
           continue;
         }
-        if (r.prefsProblem) {
-          batch.push({ ...base, key: Buffer.alloc(0), problem: r.prefsProblem });
+        if (reading.prefsProblem) {
+          batch.push({ ...base, key: Buffer.alloc(0), problem: reading.prefsProblem });
           continue;
         }
-        if (!r.activated) continue;
-        if (!r.key || (r.value?.form === 'encrypted' && !this.o.pref_encrypt)) {
+        if (!reading.activated) continue;
+        if (!reading.key || (reading.value?.form === 'encrypted' && !this.o.pref_encrypt)) {
           batch.push({
             ...base,
             key: Buffer.alloc(0),
-            problem: [...r.problems, ...r.notEnforced][0] ?? `${r.ref}: unusable`,
+            problem: [...reading.problems, ...reading.notEnforced][0] ?? `${reading.ref}: unusable`,
           });
           continue;
         }
-        const digest = createHash('sha256').update(r.key).digest();
+        const digest = createHash('sha256').update(reading.key).digest();
         const seen = this.exported.get(email);
         if (seen && !seen.equals(digest)) {
           batch.push({
             ...base,
             key: Buffer.alloc(0),
-            problem: `${r.ref}: another Roundcube row of ${email} holds a different secret`,
+            problem: `${reading.ref}: another Roundcube row of ${email} holds a different secret`,
           });
           continue;
         }
         this.exported.set(email, digest);
-        batch.push({ ...base, key: r.key });
+        batch.push({ ...base, key: reading.key });
       }
       if (batch.length) yield batch;
     }
@@ -801,33 +824,33 @@ export class RoundcubeStore implements ForeignStore {
     const db = await this.database();
     const refs = await storeTransaction(db, this.name, ctx.sharedTransaction, async (trx) => {
       const done: string[] = [];
-      for (let i = 0; i < emails.length; i += 500) {
+      for (let index = 0; index < emails.length; index += 500) {
         const byUsername = new Map<string, string[]>();
-        for (const e of emails.slice(i, i + 500))
+        for (const e of emails.slice(index, index + 500))
           for (const u of this.candidates(e)) byUsername.set(u, [...(byUsername.get(u) ?? []), e]);
         const rows = await this.rowsByUsername(trx, db, [...byUsername.keys()], false);
         for (const row of rows.sort((a, b) => a.userId - b.userId)) {
           const email = (byUsername.get(row.username) ?? []).find((e) => this.belongs(row, e));
           if (!email) continue;
-          const r = this.read(row);
-          if (!r.present) continue;
+          const reading = this.read(row);
+          if (!reading.present) continue;
           const digest = this.exported.get(email);
           if (
-            r.prefsProblem ||
-            !r.key ||
+            reading.prefsProblem ||
+            !reading.key ||
             !digest ||
-            !timingSafeEqual(createHash('sha256').update(r.key).digest(), digest)
+            !timingSafeEqual(createHash('sha256').update(reading.key).digest(), digest)
           ) {
-            if (r.activated || r.prefsProblem)
+            if (reading.activated || reading.prefsProblem)
               throw tempFail(
                 'changed',
-                `store ${this.name}: ${r.ref} changed since it was exported; nothing was cleared`,
+                `store ${this.name}: ${reading.ref} changed since it was exported; nothing was cleared`,
                 'Run the migration again.',
               );
             continue;
           }
           await this.casWrite(trx, db, row, removeStringKey(row.prefs!, PLUGIN_KEY)!);
-          done.push(r.ref);
+          done.push(reading.ref);
         }
       }
       return done;
@@ -856,32 +879,32 @@ export class RoundcubeStore implements ForeignStore {
    */
   private async signOut(userIds: number[], shared?: Knex.Transaction): Promise<string> {
     const db = await this.database();
-    const q = shared ?? db.knex;
+    const knex = shared ?? db.knex;
     const wanted = new Set(userIds);
     const doomed: string[] = [];
     let after = '';
     try {
       for (;;) {
-        const rows = (await q(this.sessions)
+        const rows = (await knex(this.sessions)
           .select('sess_id', 'vars')
           .where('sess_id', '>', after)
           .orderBy('sess_id')
           .limit(500)) as Array<{ sess_id: string; vars: string | Buffer }>;
         if (rows.length === 0) break;
-        for (const s of rows) {
-          const id = sessionUserId(Buffer.from(String(s.vars), 'base64'));
-          if (id !== null && wanted.has(id)) doomed.push(s.sess_id);
+        for (const reading of rows) {
+          const id = sessionUserId(Buffer.from(String(reading.vars), 'base64'));
+          if (id !== null && wanted.has(id)) doomed.push(reading.sess_id);
         }
         after = rows[rows.length - 1]!.sess_id;
         if (rows.length < 500) break;
       }
-      for (let i = 0; i < doomed.length; i += 500)
-        await q(this.sessions)
-          .whereIn('sess_id', doomed.slice(i, i + 500))
+      for (let index = 0; index < doomed.length; index += 500)
+        await knex(this.sessions)
+          .whereIn('sess_id', doomed.slice(index, index + 500))
           .delete();
     } catch (err) {
-      const e = mapDbError(driverError(err), db.displayUrl); // driverError: no SQL, whose bound values are session ids
-      return `Roundcube sessions NOT signed out (${e.message})`;
+      const error = mapDbError(driverError(err), db.displayUrl); // driverError: no SQL, whose bound values are session ids
+      return `Roundcube sessions NOT signed out (${error.message})`;
     }
     return `signed out ${plural(doomed.length, 'Roundcube session')}`;
   }
@@ -894,14 +917,14 @@ export class RoundcubeStore implements ForeignStore {
     try {
       db = await this.database();
     } catch (err) {
-      const e = err as Mail2faError;
+      const error = err as Mail2faError;
       return [
         {
           name: label,
           status: 'fail',
-          detail: e.message ?? String(err),
-          hint: e.hint,
-          exitCode: e.exitCode === 69 ? 69 : 78,
+          detail: error.message ?? String(err),
+          hint: error.hint,
+          exitCode: error.exitCode === 69 ? 69 : 78,
         },
       ];
     }
@@ -925,8 +948,8 @@ export class RoundcubeStore implements ForeignStore {
       }
       checks.push({ name: label, status: 'ok', detail: `roundcube: ${this.users} in ${db.displayUrl}` });
     } catch (err) {
-      const e = mapDbError(err, db.displayUrl) as Mail2faError;
-      return [{ name: label, status: 'fail', detail: e.message, exitCode: e.exitCode === 69 ? 69 : 78 }];
+      const error = mapDbError(err, db.displayUrl) as Mail2faError;
+      return [{ name: label, status: 'fail', detail: error.message, exitCode: error.exitCode === 69 ? 69 : 78 }];
     }
     try {
       this.crypto();
@@ -946,14 +969,14 @@ export class RoundcubeStore implements ForeignStore {
     try {
       for await (const batch of this.scan(1000)) {
         for (const row of batch) {
-          const r = this.read(row);
-          if (!r.present && !r.prefsProblem) continue;
+          const reading = this.read(row);
+          if (!reading.present && !reading.prefsProblem) continue;
           rows++;
-          if (r.prefsProblem) unparsable++;
-          else if (r.value?.form === 'array' && r.data?.secret) plaintext++;
-          else if (r.value?.form === 'encrypted') {
+          if (reading.prefsProblem) unparsable++;
+          else if (reading.value?.form === 'array' && reading.data?.secret) plaintext++;
+          else if (reading.value?.form === 'encrypted') {
             encrypted++;
-            if (!r.data) broken++;
+            if (!reading.data) broken++;
           }
         }
       }
@@ -1080,8 +1103,8 @@ export function sessionUserId(vars: Buffer): number | null {
       if (bar < 0) return null;
       const end = valueEnd(vars, bar + 1);
       if (vars.toString('latin1', pos, bar) === 'user_id') {
-        const v = /^i:(\d+);$/.exec(vars.toString('latin1', bar + 1, end));
-        return v ? Number(v[1]) : null;
+        const match = /^i:(\d+);$/.exec(vars.toString('latin1', bar + 1, end));
+        return match ? Number(match[1]) : null;
       }
       pos = end;
     }

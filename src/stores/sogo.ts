@@ -1,5 +1,5 @@
 /**
- * SOGo's user profile as a store (PRODUCT.md §9.3): `sogo_user_profile(c_uid, c_defaults, c_settings)`, both
+ * SOGo's user profile as a store: `sogo_user_profile(c_uid, c_defaults, c_settings)`, both
  * JSON text.
  *
  *   - On/off: `c_defaults.SOGoTOTPEnabled` (older SOGo: `SOGoGoogleAuthenticatorEnabled`); a missing key falls
@@ -90,18 +90,18 @@ interface ProfileRow {
 type Flag = { state: 'on' | 'off' | 'missing' } | { state: 'problem'; problem: string };
 
 /** A JSON text column: the text, or why it cannot be trusted. */
-function columnText(v: string | Buffer | null): { text: string | null } | { problem: string } {
-  if (v === null) return { text: null };
-  if (!Buffer.isBuffer(v)) return { text: v };
-  const text = v.toString('utf8');
-  return Buffer.from(text, 'utf8').equals(v) ? { text } : { problem: 'not valid UTF-8' };
+function columnText(value: string | Buffer | null): { text: string | null } | { problem: string } {
+  if (value === null) return { text: null };
+  if (!Buffer.isBuffer(value)) return { text: value };
+  const text = value.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(value) ? { text } : { problem: 'not valid UTF-8' };
 }
 
 function parseObject(
   label: string,
-  v: string | Buffer | null,
+  value: string | Buffer | null,
 ): { root: JsonNode | null; text: string | null } | { problem: string } {
-  const col = columnText(v);
+  const col = columnText(value);
   if ('problem' in col) return { problem: `${label}: ${col.problem}` };
   if (col.text === null) return { root: null, text: null };
   try {
@@ -115,12 +115,12 @@ function parseObject(
 
 /** SOGo's boolForKey on what SOGo writes (1/0) and what sogo-tool or older versions may have written. */
 function parseFlag(root: JsonNode | null, key: string): Flag {
-  const v = root ? member(root, key) : undefined;
-  if (!v) return { state: 'missing' };
-  if (v.type === 'number' && /^-?[0-9]+$/.test(v.raw)) return { state: Number(v.raw) !== 0 ? 'on' : 'off' };
-  if (v.type === 'literal' && typeof v.value === 'boolean') return { state: v.value ? 'on' : 'off' };
-  if (v.type === 'string' && ['1', 'YES', 'yes', 'true'].includes(v.value)) return { state: 'on' };
-  if (v.type === 'string' && ['0', 'NO', 'no', 'false'].includes(v.value)) return { state: 'off' };
+  const value = root ? member(root, key) : undefined;
+  if (!value) return { state: 'missing' };
+  if (value.type === 'number' && /^-?[0-9]+$/.test(value.raw)) return { state: Number(value.raw) !== 0 ? 'on' : 'off' };
+  if (value.type === 'literal' && typeof value.value === 'boolean') return { state: value.value ? 'on' : 'off' };
+  if (value.type === 'string' && ['1', 'YES', 'yes', 'true'].includes(value.value)) return { state: 'on' };
+  if (value.type === 'string' && ['0', 'NO', 'no', 'false'].includes(value.value)) return { state: 'off' };
   return { state: 'problem', problem: `c_defaults.${key} is neither 0 nor 1` };
 }
 
@@ -167,14 +167,14 @@ class SogoStore implements ForeignStore {
   }
 
   private async rowsOf(
-    q: Knex | Knex.Transaction,
+    knex: Knex | Knex.Transaction,
     dialect: Dialect,
     uids: readonly string[],
     columns: string[],
     lock = false,
   ): Promise<ProfileRow[]> {
     const wanted = new Set(uids);
-    let query = q(this.table)
+    let query = knex(this.table)
       .select(columns)
       .whereIn('c_uid', [...wanted]);
     if (lock && dialect !== 'sqlite') query = query.forUpdate();
@@ -229,7 +229,7 @@ class SogoStore implements ForeignStore {
       on = this.config.options.defaultEnabled;
       source = 'system/domain default (options.defaultEnabled)';
     }
-    const p: Profile = {
+    const profile: Profile = {
       uid: row.c_uid,
       ref: this.ref(row.c_uid),
       defaults,
@@ -240,35 +240,35 @@ class SogoStore implements ForeignStore {
       problems,
     };
     const key = this.readKey(parseObject('c_settings', row.c_settings), problems);
-    if (key) p.key = key;
-    return p;
+    if (key) profile.key = key;
+    return profile;
   }
 
-  private statusOf(p: Profile): StoreAccountStatus {
-    const unreadable = 'problem' in p.defaults || p.enabled.state === 'problem';
+  private statusOf(profile: Profile): StoreAccountStatus {
+    const unreadable = 'problem' in profile.defaults || profile.enabled.state === 'problem';
     const factors: StoreFactor[] = [];
-    if (p.on || p.key) {
+    if (profile.on || profile.key) {
       factors.push({
         kind: 'totp',
-        active: p.on && !unreadable,
-        label: p.key ? p.key.generation : 'no key',
+        active: profile.on && !unreadable,
+        label: profile.key ? profile.key.generation : 'no key',
         weak: true,
-        ref: p.ref,
+        ref: profile.ref,
       });
     }
     const status: StoreAccountStatus = {
       store: this.name,
       kind: this.kind,
-      activated: p.on && !unreadable,
-      enforced: p.on && !unreadable && p.key !== undefined,
+      activated: profile.on && !unreadable,
+      enforced: profile.on && !unreadable && profile.key !== undefined,
       factors,
-      details: { enabledBy: p.source, key: p.key ? p.key.generation : null },
+      details: { enabledBy: profile.source, key: profile.key ? profile.key.generation : null },
     };
-    if (status.activated && !p.key)
+    if (status.activated && !profile.key)
       status.notEnforced = [
-        `${p.source} is on but the profile has no TOTP key (General.totpKey / General.PrivateSalt): SOGo lets the user in without a code`,
+        `${profile.source} is on but the profile has no TOTP key (General.totpKey / General.PrivateSalt): SOGo lets the user in without a code`,
       ];
-    if (p.problems.length > 0) status.problems = p.problems;
+    if (profile.problems.length > 0) status.problems = profile.problems;
     return status;
   }
 
@@ -294,9 +294,11 @@ class SogoStore implements ForeignStore {
     const rows = await storeRead(db, () =>
       this.rowsOf(db.knex, db.dialect, [email], ['c_uid', 'c_defaults', 'c_settings']),
     );
-    const p = rows[0] ? this.profile(rows[0]) : undefined;
-    if (!p || !p.key || !this.statusOf(p).enforced) return [];
-    return [{ key: p.key.bytes, ref: `${p.ref} (${p.key.generation})`, storeWindow: SOGO_TOTP_WINDOW }];
+    const profile = rows[0] ? this.profile(rows[0]) : undefined;
+    if (!profile || !profile.key || !this.statusOf(profile).enforced) return [];
+    return [
+      { key: profile.key.bytes, ref: `${profile.ref} (${profile.key.generation})`, storeWindow: SOGO_TOTP_WINDOW },
+    ];
   }
 
   // ------------------------------------------------------------------------------------------------- writes
@@ -312,17 +314,18 @@ class SogoStore implements ForeignStore {
           outcome: 'nothing',
           detail: `no SOGo profile (${this.table}) for the account`,
         };
-      const p = this.profile(row);
-      if ('problem' in p.defaults) throw unparsable(this.name, `${p.ref} c_defaults`, p.defaults.problem);
-      for (const f of [p.enabled, p.enabledOld])
-        if (f.state === 'problem') throw unparsable(this.name, p.ref, f.problem);
+      const profile = this.profile(row);
+      if ('problem' in profile.defaults)
+        throw unparsable(this.name, `${profile.ref} c_defaults`, profile.defaults.problem);
+      for (const f of [profile.enabled, profile.enabledOld])
+        if (f.state === 'problem') throw unparsable(this.name, profile.ref, f.problem);
       const writes: string[] = [];
-      if (p.enabled.state !== 'off') writes.push(ENABLED);
-      if (p.enabledOld.state === 'on') writes.push(ENABLED_OLD);
+      if (profile.enabled.state !== 'off') writes.push(ENABLED);
+      if (profile.enabledOld.state === 'on') writes.push(ENABLED_OLD);
       if (writes.length === 0)
         return { store: this.name, kind: this.kind, outcome: 'nothing', detail: `${ENABLED} is already 0` };
 
-      const old = p.defaults.text;
+      const old = profile.defaults.text;
       let text = old ?? '{}';
       for (const key of writes) text = setTopLevelMember(text, parseStrictJson(text), key, '0');
       let update = whereExact(trx(this.table).where('c_uid', email), db.dialect, 'c_uid', email);
@@ -331,14 +334,17 @@ class SogoStore implements ForeignStore {
           ? update.whereNull('c_defaults')
           : update.whereRaw(exactSql(db.dialect), ['c_defaults', Buffer.from(old, 'utf8')]);
       const changed = Number(await update.update({ c_defaults: text }));
-      if (changed !== 1) throw new StoreConflict(`${p.ref} c_defaults`);
-      const was = p.enabled.state === 'missing' ? `${ENABLED} was not set (${p.source} applied)` : `${ENABLED} was on`;
+      if (changed !== 1) throw new StoreConflict(`${profile.ref} c_defaults`);
+      const was =
+        profile.enabled.state === 'missing'
+          ? `${ENABLED} was not set (${profile.source} applied)`
+          : `${ENABLED} was on`;
       return {
         store: this.name,
         kind: this.kind,
         outcome: 'changed',
         detail: `${verb}: wrote ${writes.map((k) => `${k}: 0`).join(', ')} into c_defaults (${was}); the key in c_settings is untouched`,
-        refs: [p.ref],
+        refs: [profile.ref],
       };
     });
     if (change.outcome !== 'changed') return change;

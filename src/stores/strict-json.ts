@@ -37,37 +37,37 @@ export class JsonSyntaxError extends Error {
 const MAX_DEPTH = 256;
 
 export function parseStrictJson(text: string): JsonNode {
-  let i = 0;
+  let pos = 0;
 
   const fail = (message: string): never => {
-    throw new JsonSyntaxError(message, i);
+    throw new JsonSyntaxError(message, pos);
   };
   const ws = () => {
-    while (i < text.length) {
-      const c = text.charCodeAt(i);
-      if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) i++;
+    while (pos < text.length) {
+      const code = text.charCodeAt(pos);
+      if (code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d) pos++;
       else break;
     }
   };
 
   const string = (): { value: string; start: number; end: number } => {
-    const start = i;
-    i++; // opening quote
+    const start = pos;
+    pos++; // opening quote
     let value = '';
     for (;;) {
-      if (i >= text.length) fail('unterminated string');
-      const c = text.charCodeAt(i);
-      if (c === 0x22) {
-        i++;
-        return { value, start, end: i };
+      if (pos >= text.length) fail('unterminated string');
+      const code = text.charCodeAt(pos);
+      if (code === 0x22) {
+        pos++;
+        return { value, start, end: pos };
       }
-      if (c < 0x20) fail('control character in a string');
-      if (c !== 0x5c) {
-        value += text[i];
-        i++;
+      if (code < 0x20) fail('control character in a string');
+      if (code !== 0x5c) {
+        value += text[pos];
+        pos++;
         continue;
       }
-      const e = text[i + 1];
+      const escaped = text[pos + 1];
       const simple: Record<string, string> = {
         '"': '"',
         '\\': '\\',
@@ -78,12 +78,12 @@ export function parseStrictJson(text: string): JsonNode {
         r: '\r',
         t: '\t',
       };
-      if (e !== undefined && e in simple) {
-        value += simple[e];
-        i += 2;
-      } else if (e === 'u' && /^[0-9A-Fa-f]{4}$/.test(text.slice(i + 2, i + 6))) {
-        value += String.fromCharCode(parseInt(text.slice(i + 2, i + 6), 16));
-        i += 6;
+      if (escaped !== undefined && escaped in simple) {
+        value += simple[escaped];
+        pos += 2;
+      } else if (escaped === 'u' && /^[0-9A-Fa-f]{4}$/.test(text.slice(pos + 2, pos + 6))) {
+        value += String.fromCharCode(parseInt(text.slice(pos + 2, pos + 6), 16));
+        pos += 6;
       } else {
         fail('invalid escape in a string');
       }
@@ -93,78 +93,78 @@ export function parseStrictJson(text: string): JsonNode {
   const value = (depth: number): JsonNode => {
     if (depth > MAX_DEPTH) fail('nesting too deep');
     ws();
-    const start = i;
-    const c = text[i];
-    if (c === '{') {
-      i++;
+    const start = pos;
+    const char = text[pos];
+    if (char === '{') {
+      pos++;
       const members: JsonMember[] = [];
       const seen = new Set<string>();
       ws();
-      if (text[i] === '}') {
-        i++;
-        return { type: 'object', members, start, end: i };
+      if (text[pos] === '}') {
+        pos++;
+        return { type: 'object', members, start, end: pos };
       }
       for (;;) {
         ws();
-        if (text[i] !== '"') fail('expected a string key');
+        if (text[pos] !== '"') fail('expected a string key');
         const key = string();
         if (seen.has(key.value)) {
-          i = key.start;
+          pos = key.start;
           fail(`duplicate key "${escapeForMessage(key.value)}"`);
         }
         seen.add(key.value);
         ws();
-        if (text[i] !== ':') fail('expected ":"');
-        i++;
+        if (text[pos] !== ':') fail('expected ":"');
+        pos++;
         members.push({ key: key.value, start: key.start, value: value(depth + 1) });
         ws();
-        if (text[i] === ',') {
-          i++;
+        if (text[pos] === ',') {
+          pos++;
           continue;
         }
-        if (text[i] === '}') {
-          i++;
-          return { type: 'object', members, start, end: i };
+        if (text[pos] === '}') {
+          pos++;
+          return { type: 'object', members, start, end: pos };
         }
         fail('expected "," or "}"');
       }
     }
-    if (c === '[') {
-      i++;
+    if (char === '[') {
+      pos++;
       const items: JsonNode[] = [];
       ws();
-      if (text[i] === ']') {
-        i++;
-        return { type: 'array', items, start, end: i };
+      if (text[pos] === ']') {
+        pos++;
+        return { type: 'array', items, start, end: pos };
       }
       for (;;) {
         items.push(value(depth + 1));
         ws();
-        if (text[i] === ',') {
-          i++;
+        if (text[pos] === ',') {
+          pos++;
           continue;
         }
-        if (text[i] === ']') {
-          i++;
-          return { type: 'array', items, start, end: i };
+        if (text[pos] === ']') {
+          pos++;
+          return { type: 'array', items, start, end: pos };
         }
         fail('expected "," or "]"');
       }
     }
-    if (c === '"') return { type: 'string', ...string() };
-    const num = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
+    if (char === '"') return { type: 'string', ...string() };
+    const num = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(text.slice(pos, pos + 400));
     if (num && num[0].length > 0) {
-      i += num[0].length;
-      return { type: 'number', raw: num[0], start, end: i };
+      pos += num[0].length;
+      return { type: 'number', raw: num[0], start, end: pos };
     }
-    for (const [word, v] of [
+    for (const [word, literal] of [
       ['true', true],
       ['false', false],
       ['null', null],
     ] as const) {
-      if (text.startsWith(word, i)) {
-        i += word.length;
-        return { type: 'literal', value: v, start, end: i };
+      if (text.startsWith(word, pos)) {
+        pos += word.length;
+        return { type: 'literal', value: literal, start, end: pos };
       }
     }
     return fail('unexpected character');
@@ -172,12 +172,12 @@ export function parseStrictJson(text: string): JsonNode {
 
   const root = value(0);
   ws();
-  if (i !== text.length) fail('unexpected text after the JSON value');
+  if (pos !== text.length) fail('unexpected text after the JSON value');
   return root;
 }
 
-function escapeForMessage(s: string): string {
-  const cut = s.length > 60 ? `${s.slice(0, 60)}…` : s;
+function escapeForMessage(text: string): string {
+  const cut = text.length > 60 ? `${text.slice(0, 60)}…` : text;
   return cut.replace(
     /[\u0000-\u001f\u007f-\u009f"\\]/g,
     (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
@@ -213,14 +213,14 @@ export function setTopLevelMember(text: string, root: JsonNode, key: string, jso
   if (after.type !== 'object') throw new Error('setTopLevelMember: result is not an object');
   const source = (t: string, m: JsonMember) => t.slice(m.start, m.value.end);
   const before = new Map(root.members.map((m) => [m.key, source(text, m)]));
-  for (const m of after.members) {
-    if (m.key === key) {
-      if (!sameValue(m.value, literal, out, json)) throw new Error('setTopLevelMember: written value differs');
+  for (const entry of after.members) {
+    if (entry.key === key) {
+      if (!sameValue(entry.value, literal, out, json)) throw new Error('setTopLevelMember: written value differs');
       continue;
     }
-    if (before.get(m.key) !== source(out, m))
-      throw new Error(`setTopLevelMember: member "${escapeForMessage(m.key)}" changed`);
-    before.delete(m.key);
+    if (before.get(entry.key) !== source(out, entry))
+      throw new Error(`setTopLevelMember: member "${escapeForMessage(entry.key)}" changed`);
+    before.delete(entry.key);
   }
   before.delete(key);
   if (before.size > 0 || !after.members.some((m) => m.key === key)) throw new Error('setTopLevelMember: members lost');

@@ -60,7 +60,7 @@ const ATTEMPTS = 4;
 
 /**
  * Runs `work` in one transaction on the store's database; a `StoreConflict` or a deadlock rolls back and retries
- * (PRODUCT.md §9: "retried a few times, then 75"). Typed errors (refusals) pass through untouched.
+ * (retried a few times, then exit 75). Typed errors (refusals) pass through untouched.
  *
  * `shared` (StoreWriteContext.sharedTransaction): the store lives in mail2fa's database and the core runs it inside
  * its own account transaction. `work` then runs in a savepoint of that transaction, so a conflict rolls back only
@@ -126,15 +126,15 @@ export async function storeRead<T>(db: Database, work: () => Promise<T>): Promis
  */
 export function driverError(err: unknown): unknown {
   if (!(err instanceof Error) || err instanceof Mail2faError || err instanceof StoreConflict) return err;
-  const e = err as Error & { code?: string; errno?: number; sqlMessage?: string };
-  const cut = e.message.lastIndexOf(' - ');
-  const clean = new Error(e.sqlMessage ?? (cut >= 0 ? e.message.slice(cut + 3) : e.message)) as Error & {
+  const cause = err as Error & { code?: string; errno?: number; sqlMessage?: string };
+  const cut = cause.message.lastIndexOf(' - ');
+  const clean = new Error(cause.sqlMessage ?? (cut >= 0 ? cause.message.slice(cut + 3) : cause.message)) as Error & {
     code?: string;
     errno?: number;
   };
-  clean.name = e.name;
-  if (e.code !== undefined) clean.code = e.code;
-  if (e.errno !== undefined) clean.errno = e.errno;
+  clean.name = cause.name;
+  if (cause.code !== undefined) clean.code = cause.code;
+  if (cause.errno !== undefined) clean.errno = cause.errno;
   return clean;
 }
 
@@ -152,13 +152,13 @@ export function unparsable(storeName: string, ref: string, problem: string) {
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
-/** Decodes a base32 secret strictly (either case, optional `=` padding, nothing else; 10-64 bytes as foreign stores hold them, PRODUCT.md §9). Never echoes the secret. */
+/** Decodes a base32 secret strictly (either case, optional `=` padding, nothing else; 10-64 bytes as foreign stores hold them). Never echoes the secret. */
 export function decodeBase32Secret(raw: string): { key: Buffer } | { problem: string } {
   if (raw.length > 1024) return { problem: 'not a base32 secret (far too long)' };
-  const m = /^([A-Za-z2-7]*)(=*)$/.exec(raw);
-  if (!m) return { problem: 'not a base32 secret (characters outside A-Z, 2-7)' };
-  const body = m[1]!.toUpperCase();
-  const padding = m[2]!;
+  const match = /^([A-Za-z2-7]*)(=*)$/.exec(raw);
+  if (!match) return { problem: 'not a base32 secret (characters outside A-Z, 2-7)' };
+  const body = match[1]!.toUpperCase();
+  const padding = match[2]!;
   if (padding && (raw.length % 8 !== 0 || padding.length > 6))
     return { problem: 'not a base32 secret (wrong "=" padding)' };
   if ([1, 3, 6].includes(body.length % 8)) return { problem: 'not a base32 secret (impossible length)' };
@@ -200,8 +200,8 @@ export async function mayWrite(
     return { ok: true };
   } catch (err) {
     if (err === rollback) return { ok: true };
-    const e = err as { code?: string; message?: string };
-    return { ok: false, reason: `${e.code ?? 'error'}: ${(e.message ?? String(err)).split('\n')[0]}` };
+    const cause = err as { code?: string; message?: string };
+    return { ok: false, reason: `${cause.code ?? 'error'}: ${(cause.message ?? String(err)).split('\n')[0]}` };
   }
 }
 

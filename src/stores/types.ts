@@ -1,5 +1,5 @@
 /**
- * The store seam (PRODUCT.md §2, §9): where a site's 2FA lives. mail2fa's own encrypted store is one store; a
+ * The store seam: where a site's 2FA lives. mail2fa's own encrypted store is one store; a
  * webmail's or admin panel's own store (PostfixAdmin's column, the Roundcube plugin's preferences, mailcow's
  * `tfa`, SOGo's profile) is another. Commands act on every configured store that holds 2FA for an account.
  *
@@ -192,7 +192,7 @@ export interface StoreDeps {
   mailDatabase(): Promise<Database>;
   now: () => number;
   /** CSPRNG bytes (injectable like the clock). */
-  randomBytes: (n: number) => Buffer;
+  randomBytes: (size: number) => Buffer;
 }
 
 export interface StoreDefinition<O = unknown> {

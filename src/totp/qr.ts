@@ -1,8 +1,7 @@
 /**
  * QR codes drawn in the terminal with half-block characters, two modules per character row, with explicit
  * colours on every line: dark modules black on light modules bright white, so the code scans on dark AND light
- * terminal themes (qrcode-terminal's own "small" mode is uncoloured and comes out inverted on light themes,
- * PRODUCT.md §7).
+ * terminal themes (qrcode-terminal's own "small" mode is uncoloured and comes out inverted on light themes).
  *
  * The module matrix comes from qrcode-terminal's vendored QR model (Kazuhiko Arase's QRCode), at error
  * correction level M (qrcode-terminal itself uses L).
@@ -67,11 +66,11 @@ export function qrMatrix(text: string, errorCorrection: QrErrorCorrection = 'M')
       { cause: err },
     );
   }
-  const n = qr.getModuleCount();
+  const size = qr.getModuleCount();
   const matrix: boolean[][] = [];
-  for (let r = 0; r < n; r++) {
+  for (let rowIndex = 0; rowIndex < size; rowIndex++) {
     const row: boolean[] = [];
-    for (let c = 0; c < n; c++) row.push(qr.isDark(r, c) === true);
+    for (let c = 0; c < size; c++) row.push(qr.isDark(rowIndex, c) === true);
     matrix.push(row);
   }
   return matrix;
@@ -90,12 +89,12 @@ export function renderQrForTerminal(
   const quiet = opts?.quietZone ?? QR_QUIET_ZONE;
   if (!Number.isSafeInteger(quiet) || quiet < 0) throw new RangeError('quietZone must be a non-negative integer');
   const matrix = qrMatrix(text, opts?.errorCorrection ?? 'M');
-  const n = matrix.length;
-  const size = n + 2 * quiet;
-  const dark = (r: number, c: number): boolean => {
-    const rr = r - quiet;
-    const cc = c - quiet;
-    if (rr < 0 || cc < 0 || rr >= n || cc >= n) return false;
+  const modules = matrix.length;
+  const size = modules + 2 * quiet;
+  const dark = (row: number, column: number): boolean => {
+    const rr = row - quiet;
+    const cc = column - quiet;
+    if (rr < 0 || cc < 0 || rr >= modules || cc >= modules) return false;
     return matrix[rr]?.[cc] === true;
   };
 
@@ -103,11 +102,11 @@ export function renderQrForTerminal(
   // foreground colour; it scans where text is dark on light (a file, a light terminal theme).
   const [begin, end] = opts?.colour === false ? ['', ''] : [COLOURS, RESET];
   const lines: string[] = [];
-  for (let r = 0; r < size; r += 2) {
+  for (let row = 0; row < size; row += 2) {
     let line = begin;
-    for (let c = 0; c < size; c++) {
-      const top = dark(r, c);
-      const bottom = r + 1 < size && dark(r + 1, c);
+    for (let column = 0; column < size; column++) {
+      const top = dark(row, column);
+      const bottom = row + 1 < size && dark(row + 1, column);
       line += top ? (bottom ? FULL : UPPER) : bottom ? LOWER : EMPTY;
     }
     lines.push(line + end);

@@ -1,12 +1,12 @@
 /**
  * TOTP per RFC 6238 (HOTP per RFC 4226 underneath): SHA-1, 6 digits, 30-second steps, window ±1 step —
- * what Microsoft and Google Authenticator scan (PRODUCT.md §3 rules 1-3).
+ * what Microsoft and Google Authenticator scan; a code is accepted once, and input is strict.
  *
  * Built on otplib 13's functional, synchronous API (`generateSync` / `verifySync`). otplib 13 needs a crypto
  * plugin (HMAC) and a base32 plugin; both are wired explicitly here: the pure-JS noble plugin (synchronous HMAC)
  * and the scure base32 plugin, both shipped with otplib. Secrets themselves come from node:crypto's CSPRNG.
  *
- * otplib 13 pitfalls handled here (§7): `epochTolerance` is in SECONDS (30 = ±1 step) and defaults to 0;
+ * otplib 13 pitfalls handled here: `epochTolerance` is in SECONDS (30 = ±1 step) and defaults to 0;
  * `verifySync` THROWS on a malformed token and when `afterTimeStep` is beyond the window, so input is validated
  * first and those cases return `null`.
  */
@@ -20,7 +20,7 @@ export const TOTP_SECRET_BYTES = 20;
 
 /**
  * Secret sizes the verifier accepts: foreign stores (the Roundcube plugin, mailcow) often hold 80-bit secrets, so
- * 10-64 bytes are read and checked (PRODUCT.md §9); mail2fa itself always generates 20. otplib's default floor is
+ * 10-64 bytes are read and checked; mail2fa itself always generates 20. otplib's default floor is
  * 16 bytes (RFC 4226's minimum), lowered here through its guardrails for reading only.
  */
 export const MIN_SECRET_BYTES = 10;
@@ -53,14 +53,14 @@ export function generateTotpSecret(): string {
  * format). Issuer and label are percent-encoded separately (so a ':' inside either cannot split the label);
  * spaces become %20, never '+', which some authenticator apps would show literally.
  */
-export function otpauthUri(o: { issuer: string; label: string; secret: string }): string {
-  if (o.issuer === '' || o.label === '' || o.secret === '') {
+export function otpauthUri(options: { issuer: string; label: string; secret: string }): string {
+  if (options.issuer === '' || options.label === '' || options.secret === '') {
     throw new TypeError('otpauthUri: issuer, label and secret must be non-empty');
   }
-  const path = `${encodeURIComponent(o.issuer)}:${encodeURIComponent(o.label)}`;
+  const path = `${encodeURIComponent(options.issuer)}:${encodeURIComponent(options.label)}`;
   const params = [
-    `secret=${encodeURIComponent(o.secret)}`,
-    `issuer=${encodeURIComponent(o.issuer)}`,
+    `secret=${encodeURIComponent(options.secret)}`,
+    `issuer=${encodeURIComponent(options.issuer)}`,
     'algorithm=SHA1',
     `digits=${TOTP_DIGITS}`,
     `period=${TOTP_PERIOD}`,
@@ -75,9 +75,9 @@ export function otpauthUri(o: { issuer: string; label: string; secret: string })
 export function isWellFormedCode(token: string, digits: number = TOTP_DIGITS): boolean {
   if (typeof token !== 'string' || !Number.isSafeInteger(digits) || digits < 1) return false;
   if (token.length !== digits) return false;
-  for (let i = 0; i < token.length; i++) {
-    const c = token.charCodeAt(i);
-    if (c < 0x30 || c > 0x39) return false;
+  for (let index = 0; index < token.length; index++) {
+    const code = token.charCodeAt(index);
+    if (code < 0x30 || code > 0x39) return false;
   }
   return true;
 }
@@ -118,18 +118,18 @@ export function totpCode(secret: string, nowMs: number): string {
  * that is not valid base32 or not 10-64 bytes, a bad `nowMs`, or an `afterTimeStep` that is not a non-negative
  * integer. Either way nothing is accepted (fail closed).
  */
-export function verifyTotp(o: {
+export function verifyTotp(options: {
   secret: string;
   token: string;
   nowMs: number;
   afterTimeStep?: number | null;
 }): { timeStep: number } | null {
-  const epoch = epochSeconds(o.nowMs);
-  const after = o.afterTimeStep ?? undefined;
+  const epoch = epochSeconds(options.nowMs);
+  const after = options.afterTimeStep ?? undefined;
   if (after !== undefined && (!Number.isSafeInteger(after) || after < 0)) {
     throw new RangeError('afterTimeStep must be a non-negative integer');
   }
-  if (!isWellFormedCode(o.token, TOTP_DIGITS)) return null;
+  if (!isWellFormedCode(options.token, TOTP_DIGITS)) return null;
   // Every step in the window is already used: otplib would throw when afterTimeStep exceeds the window's end.
   if (after !== undefined && after >= Math.floor(epoch / TOTP_PERIOD) + 1) return null;
 
@@ -137,8 +137,8 @@ export function verifyTotp(o: {
   try {
     result = verifySync({
       strategy: 'totp',
-      secret: o.secret,
-      token: o.token,
+      secret: options.secret,
+      token: options.token,
       epoch,
       period: TOTP_PERIOD,
       digits: TOTP_DIGITS,

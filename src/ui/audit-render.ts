@@ -37,15 +37,35 @@ export function detailText(detail: AuditRecord['detail']): string {
     .join(' ');
 }
 
-function tableCells(r: AuditRecord): unknown[] {
-  return [r.at, r.actor, r.action, r.account, r.outcome, r.ticket, r.reason, detailText(r.detail)];
+function tableCells(record: AuditRecord): unknown[] {
+  return [
+    record.at,
+    record.actor,
+    record.action,
+    record.account,
+    record.outcome,
+    record.ticket,
+    record.reason,
+    detailText(record.detail),
+  ];
 }
 
-function csvCells(r: AuditRecord): unknown[] {
-  const detail = r.detail === null ? null : typeof r.detail === 'string' ? r.detail : JSON.stringify(r.detail);
-  return [r.id, r.at, r.actor, r.action, r.account, r.ticket, r.reason, r.outcome, detail, r.toolVersion, r.host].map(
-    (v) => (typeof v === 'string' ? escapeControl(v) : v),
-  );
+function csvCells(record: AuditRecord): unknown[] {
+  const detail =
+    record.detail === null ? null : typeof record.detail === 'string' ? record.detail : JSON.stringify(record.detail);
+  return [
+    record.id,
+    record.at,
+    record.actor,
+    record.action,
+    record.account,
+    record.ticket,
+    record.reason,
+    record.outcome,
+    detail,
+    record.toolVersion,
+    record.host,
+  ].map((v) => (typeof v === 'string' ? escapeControl(v) : v));
 }
 
 export interface AuditRenderer {
@@ -69,9 +89,9 @@ export function auditRenderer(format: AuditFormat, out: Output, order: string): 
           begun = true;
           await out.write(rows.map((r) => csvLine(csvCells(r))).join(''));
         },
-        end: async (n) => {
+        end: async (count) => {
           if (!begun) await out.write(csvLine(CSV_COLUMNS));
-          out.note(summary(n));
+          out.note(summary(count));
         },
       };
     }
@@ -91,14 +111,14 @@ export function auditRenderer(format: AuditFormat, out: Output, order: string): 
       let widths: number[] | undefined;
       return {
         rows: async (rows) => {
-          const { text, widths: w } = formatTable(TABLE_COLUMNS, rows.map(tableCells), widths);
-          if (!widths) await out.write(tableHeader(TABLE_COLUMNS, w));
-          widths = w;
+          const { text, widths: columnWidths } = formatTable(TABLE_COLUMNS, rows.map(tableCells), widths);
+          if (!widths) await out.write(tableHeader(TABLE_COLUMNS, columnWidths));
+          widths = columnWidths;
           await out.write(text);
         },
-        end: async (n) => {
+        end: async (count) => {
           if (!widths) await out.line('(no audit rows match)');
-          out.note(summary(n));
+          out.note(summary(count));
         },
       };
     }

@@ -35,15 +35,16 @@ export function confirmHint(started: StartedEnrolment): string {
   ].join('\n');
 }
 
-/** Recovery codes, once, in two columns, and the help article's closing message. */
+/** Recovery codes, once, in two columns, and the closing message users expect. */
 export function completedText(done: CompletedEnrolment): string {
   const how = done.method === 'totp' ? 'authenticator app' : `SMS to ${done.phone ?? 'the phone'}`;
   const codes = done.recoveryCodes;
   const half = Math.ceil(codes.length / 2);
   const rows: string[] = [];
-  for (let i = 0; i < half; i++) {
-    const left = `${String(i + 1).padStart(2)}. ${codes[i]}`;
-    const right = codes[i + half] !== undefined ? `${String(i + half + 1).padStart(2)}. ${codes[i + half]}` : '';
+  for (let index = 0; index < half; index++) {
+    const left = `${String(index + 1).padStart(2)}. ${codes[index]}`;
+    const right =
+      codes[index + half] !== undefined ? `${String(index + half + 1).padStart(2)}. ${codes[index + half]}` : '';
     rows.push(`  ${left}    ${right}`.trimEnd());
   }
   const everySignIn =

@@ -26,14 +26,14 @@ export class Output {
   readonly color: boolean;
   readonly errColor: boolean;
 
-  constructor(o: OutputOptions) {
-    this.json = o.json;
-    this.verbose = o.verbose;
-    this.stdout = o.stdout ?? process.stdout;
-    this.stderr = o.stderr ?? process.stderr;
-    this.stdinIsTTY = o.stdinIsTTY ?? Boolean(process.stdin.isTTY);
-    this.color = colourAllowed(this.stdout, { flag: o.color, json: o.json });
-    this.errColor = colourAllowed(this.stderr, { flag: o.color });
+  constructor(options: OutputOptions) {
+    this.json = options.json;
+    this.verbose = options.verbose;
+    this.stdout = options.stdout ?? process.stdout;
+    this.stderr = options.stderr ?? process.stderr;
+    this.stdinIsTTY = options.stdinIsTTY ?? Boolean(process.stdin.isTTY);
+    this.color = colourAllowed(this.stdout, { flag: options.color, json: options.json });
+    this.errColor = colourAllowed(this.stderr, { flag: options.color });
   }
 
   /** The terminal's width when stdout is a terminal (text is wrapped to it); undefined for pipes and files. */

@@ -5,7 +5,7 @@
 import type { Writable } from 'node:stream';
 
 export interface ProgressBar {
-  update(p: { done: number; total: number }): void;
+  update(progress: { done: number; total: number }): void;
   /** Erases the bar (call before printing the result). */
   done(): void;
 }

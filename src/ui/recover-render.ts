@@ -1,6 +1,7 @@
 /** What `recover` shows the agent: the account's 2FA summary before confirming, then the result and the reply. */
-import type { RecoveryDone, NothingToRecover, RecoverySummary } from '../core/recover.js';
+import type { RecoveryDone, NothingToRecover, RecoveryResult, RecoverySummary } from '../core/recover.js';
 import { escapeControl } from '../text.js';
+import { customerReply, recoveredReply } from './customer-reply-render.js';
 
 const LABEL_WIDTH = 22;
 const label = (name: string, value: string) => `  ${name.padEnd(LABEL_WIDTH - 2)}${value}`;
@@ -18,11 +19,11 @@ export function wrapLine(line: string, width: number, hang: number): string {
   let current = lead;
   let empty = true;
   for (const word of line.slice(lead.length).split(/ +/)) {
-    let w = word;
+    let rest = word;
     while (true) {
       const sep = empty ? '' : ' ';
-      if (current.length + sep.length + w.length <= width) {
-        current += sep + w;
+      if (current.length + sep.length + rest.length <= width) {
+        current += sep + rest;
         empty = false;
         break;
       }
@@ -34,8 +35,8 @@ export function wrapLine(line: string, width: number, hang: number): string {
       }
       // An empty line and still too long: cut the word.
       const room = width - current.length;
-      out.push(current + w.slice(0, room));
-      w = w.slice(room);
+      out.push(current + rest.slice(0, room));
+      rest = rest.slice(room);
       current = indent;
     }
   }
@@ -46,26 +47,26 @@ export function wrapLine(line: string, width: number, hang: number): string {
 /** Wraps every line of `text` (already escaped) when a terminal width is given; plain text otherwise. */
 function fit(text: string, width: number | undefined, hang: (line: string) => number = () => 0): string {
   if (!width) return text;
-  const w = Math.max(width, 40);
+  const room = Math.max(width, 40);
   return text
     .split('\n')
-    .map((l) => wrapLine(l, w, hang(l)))
+    .map((l) => wrapLine(l, room, hang(l)))
     .join('\n');
 }
 const labelHang = (l: string) => (l.startsWith('  ') ? LABEL_WIDTH : 0);
 
-function twoFactorLine(s: RecoverySummary): string {
-  if (s.method === 'totp') return 'on: authenticator app';
-  if (s.method === 'sms') return `on: text messages to ${s.phone ?? '(phone not recorded)'}`;
-  if (s.temporaryCode)
-    return `required, no factor: temporary access code ${s.temporaryCode.state} (expires ${s.temporaryCode.expiresAt})`;
-  return s.stores.some((v) => v.status?.activated) ? "off in mail2fa's own store" : 'off';
+function twoFactorLine(summary: RecoverySummary): string {
+  if (summary.method === 'totp') return 'on: authenticator app';
+  if (summary.method === 'sms') return `on: text messages to ${summary.phone ?? '(phone not recorded)'}`;
+  if (summary.temporaryCode)
+    return `required, no factor: temporary access code ${summary.temporaryCode.state} (expires ${summary.temporaryCode.expiresAt})`;
+  return summary.stores.some((v) => v.status?.activated) ? "off in mail2fa's own store" : 'off';
 }
 
 /** One line per foreign store: what it holds for the account (no secrets). */
-function storeLine(v: RecoverySummary['stores'][number]): string {
-  if (v.error) return `could not be read (${v.error.message}); recover will try to reset it`;
-  const st = v.status;
+function storeLine(view: RecoverySummary['stores'][number]): string {
+  if (view.error) return `could not be read (${view.error.message}); recover will try to reset it`;
+  const st = view.status;
   if (!st?.activated) return 'off';
   const factors = st.factors.filter((f) => f.active).map((f) => `${f.kind}${f.weak ? ' (weak secret)' : ''}`);
   const notes = [
@@ -80,49 +81,49 @@ function storeLine(v: RecoverySummary['stores'][number]): string {
  * boundaries; undefined (not a terminal): no wrapping.
  */
 export function summaryText(
-  s: RecoverySummary,
+  summary: RecoverySummary,
   plan: { ticket: string; reason: string | null; actor: string; temporaryCodeTtlMs: number | null },
   width?: number,
 ): string {
   const lines = [
-    `2FA summary of ${s.email}`,
-    label('mailbox', s.active ? 'active' : 'INACTIVE (its active flag is off)'),
-    label('2FA', twoFactorLine(s)),
-    ...s.stores.map((v) => label(`store ${v.store}`, `(${v.kind}) ${storeLine(v)}`)),
+    `2FA summary of ${summary.email}`,
+    label('mailbox', summary.active ? 'active' : 'INACTIVE (its active flag is off)'),
+    label('2FA', twoFactorLine(summary)),
+    ...summary.stores.map((v) => label(`store ${v.store}`, `(${v.kind}) ${storeLine(v)}`)),
   ];
-  if (s.method) {
+  if (summary.method) {
     lines.push(
-      label('enrolled', s.enrolledAt ?? '-'),
-      label('last used', s.lastUsedAt ?? 'never'),
-      label('recovery codes left', String(s.recoveryCodesLeft ?? 0)),
+      label('enrolled', summary.enrolledAt ?? '-'),
+      label('last used', summary.lastUsedAt ?? 'never'),
+      label('recovery codes left', String(summary.recoveryCodesLeft ?? 0)),
     );
   }
   lines.push(
     label(
       'lock',
-      s.lockedUntil
-        ? `LOCKED until ${s.lockedUntil} (${attempts(s.failedAttempts)})`
-        : s.failedAttempts
-          ? `not locked (${attempts(s.failedAttempts)} in a row)`
+      summary.lockedUntil
+        ? `LOCKED until ${summary.lockedUntil} (${attempts(summary.failedAttempts)})`
+        : summary.failedAttempts
+          ? `not locked (${attempts(summary.failedAttempts)} in a row)`
           : 'not locked',
     ),
   );
-  if (s.alternateEmail) lines.push(label('alternate address', s.alternateEmail));
+  if (summary.alternateEmail) lines.push(label('alternate address', summary.alternateEmail));
   lines.push(label('ticket', plan.ticket), label('reason', plan.reason ?? '-'), label('acting as', plan.actor));
   const steps: string[] = [];
-  if (s.method)
-    steps.push(`remove the ${s.method === 'totp' ? 'authenticator app' : 'SMS phone'} and its recovery codes`);
-  for (const v of s.stores) {
-    if (!v.error && !v.status?.activated) continue;
+  if (summary.method)
+    steps.push(`remove the ${summary.method === 'totp' ? 'authenticator app' : 'SMS phone'} and its recovery codes`);
+  for (const view of summary.stores) {
+    if (!view.error && !view.status?.activated) continue;
     steps.push(
-      v.oneLoginBypass && plan.temporaryCodeTtlMs !== null
-        ? `let the next sign-in through without a code in store ${v.store} (${v.kind}'s own one-login bypass: its factors stay and are asked for again from the sign-in after)`
-        : `reset 2FA in store ${v.store} (${v.kind})`,
+      view.oneLoginBypass && plan.temporaryCodeTtlMs !== null
+        ? `let the next sign-in through without a code in store ${view.store} (${view.kind}'s own one-login bypass: its factors stay and are asked for again from the sign-in after)`
+        : `reset 2FA in store ${view.store} (${view.kind})`,
     );
   }
   steps.push('delete pending codes and enrolments');
-  if (s.lockedUntil) steps.push('clear the lock');
-  else if (s.failedAttempts) steps.push('reset the count of wrong attempts');
+  if (summary.lockedUntil) steps.push('clear the lock');
+  else if (summary.failedAttempts) steps.push('reset the count of wrong attempts');
   steps.push('sign the user out everywhere');
   if (plan.temporaryCodeTtlMs !== null)
     steps.push(
@@ -150,8 +151,8 @@ function replyBlock(reply: string, width: number | undefined): string {
 }
 
 /** Per store: what was and was not reset. */
-function storeOutcomes(r: RecoveryDone): string {
-  return r.stores
+function storeOutcomes(result: RecoveryDone): string {
+  return result.stores
     .map(
       (c) =>
         `  ${`store ${c.store}`.padEnd(20)}${c.outcome === 'failed' ? `NOT RESET: ${c.error?.message ?? c.detail}` : c.outcome === 'changed' ? `reset: ${c.detail}` : `nothing to reset (${c.detail})`}`,
@@ -160,34 +161,58 @@ function storeOutcomes(r: RecoveryDone): string {
     .join('\n');
 }
 
-export function recoveredText(r: RecoveryDone, width?: number): string {
-  if (!r.complete) {
-    const failed = r.stores.filter((c) => c.outcome === 'failed').map((c) => c.store);
-    const head = `INCOMPLETE recovery of ${r.email} (ticket ${r.ticket}): 2FA was NOT reset in ${failed.join(', ')}; everything else below was done. Sign-in there still asks for a code.`;
-    return `${fit(`${escapeControl(head)}\n${storeOutcomes(r)}\n\nRun the same recover command again once ${failed.length === 1 ? 'that store is' : 'those stores are'} reachable: it completes the rest. The reply for the customer is shown when the recovery is complete.`, width, labelHang)}\n`;
+export function recoveredText(result: RecoveryDone, width?: number): string {
+  if (!result.complete) {
+    const failed = result.stores.filter((c) => c.outcome === 'failed').map((c) => c.store);
+    const head = `INCOMPLETE recovery of ${result.email} (ticket ${result.ticket}): 2FA was NOT reset in ${failed.join(', ')}; everything else below was done. Sign-in there still asks for a code.`;
+    return `${fit(`${escapeControl(head)}\n${storeOutcomes(result)}\n\nRun the same recover command again once ${failed.length === 1 ? 'that store is' : 'those stores are'} reachable: it completes the rest. The reply for the customer is shown when the recovery is complete.`, width, labelHang)}\n`;
   }
   const did = [
-    r.removed.method ? `${r.removed.method === 'totp' ? 'authenticator app' : 'SMS phone'} removed` : null,
-    ...r.stores
+    result.removed.method ? `${result.removed.method === 'totp' ? 'authenticator app' : 'SMS phone'} removed` : null,
+    ...result.stores
       .filter((c) => c.kind !== 'mail2fa' && c.outcome === 'changed')
       .map((c) => `2FA reset in store ${c.store}`),
-    r.removed.method
-      ? `${r.removed.recoveryCodes} recovery code${r.removed.recoveryCodes === 1 ? '' : 's'} deleted`
+    result.removed.method
+      ? `${result.removed.recoveryCodes} recovery code${result.removed.recoveryCodes === 1 ? '' : 's'} deleted`
       : null,
-    r.removed.challenges
-      ? `${r.removed.challenges} pending code${r.removed.challenges === 1 ? '' : 's'} deleted`
+    result.removed.challenges
+      ? `${result.removed.challenges} pending code${result.removed.challenges === 1 ? '' : 's'} deleted`
       : null,
-    r.removed.enrolment ? 'pending enrolment deleted' : null,
-    r.lockCleared ? (r.before.lockedUntil ? 'lock cleared' : 'wrong-attempt count reset') : null,
-    `sessions revoked at ${r.sessionsRevokedAt}`,
+    result.removed.enrolment ? 'pending enrolment deleted' : null,
+    result.lockCleared ? (result.before.lockedUntil ? 'lock cleared' : 'wrong-attempt count reset') : null,
+    `sessions revoked at ${result.sessionsRevokedAt}`,
   ].filter((x): x is string => x !== null);
-  const head = r.temporaryCode
-    ? `Recovered ${r.email} (ticket ${r.ticket}): ${did.join(', ')}. 2FA stays required: a temporary access code was issued, valid until ${r.temporaryCode.expiresAt}; it appears only in the reply below and is never shown again.`
-    : `Recovered ${r.email} (ticket ${r.ticket}): ${did.join(', ')}. 2FA is now off for this address.`;
-  return `${fit(escapeControl(head), width)}\n${r.stores.length > 1 ? `${fit(storeOutcomes(r), width, labelHang)}\n` : ''}\n${r.reply ? replyBlock(r.reply, width) : ''}`;
+  const head = result.temporaryCode
+    ? `Recovered ${result.email} (ticket ${result.ticket}): ${did.join(', ')}. 2FA stays required: a temporary access code was issued, valid until ${result.temporaryCode.expiresAt}; it appears only in the reply below and is never shown again.`
+    : `Recovered ${result.email} (ticket ${result.ticket}): ${did.join(', ')}. 2FA is now off for this address.`;
+  return `${fit(escapeControl(head), width)}\n${result.stores.length > 1 ? `${fit(storeOutcomes(result), width, labelHang)}\n` : ''}\n${replyBlock(recoveredReply(result), width)}`;
 }
 
-export function nothingText(r: NothingToRecover, width?: number): string {
-  const head = `Nothing to recover: 2FA is not on for ${r.email}. The lookup was recorded in the audit log (ticket ${r.ticket}).`;
-  return `${fit(escapeControl(head), width)}\n${r.reply ? `\n${replyBlock(r.reply, width)}` : ''}`;
+export function nothingText(result: NothingToRecover, width?: number): string {
+  const head = `Nothing to recover: 2FA is not on for ${result.email}. The lookup was recorded in the audit log (ticket ${result.ticket}).`;
+  const reply = customerReply(result);
+  return `${fit(escapeControl(head), width)}\n${reply ? `\n${replyBlock(reply, width)}` : ''}`;
+}
+
+/**
+ * The `recover --json` document: ok unless the recovery is incomplete (then an error naming the stores that were
+ * not reset), the result, and the reply for the customer (null while incomplete).
+ */
+export function recoverDocument(result: RecoveryResult): Record<string, unknown> {
+  const incomplete = result.outcome === 'recovered' && !result.complete;
+  const failedStores = incomplete ? result.stores.filter((change) => change.outcome === 'failed') : [];
+  return {
+    ok: !incomplete,
+    ...result,
+    reply: customerReply(result),
+    ...(incomplete
+      ? {
+          error: {
+            code: 'recover_incomplete',
+            message: `2FA was not reset in every store: ${failedStores.map((change) => change.store).join(', ')}`,
+            hint: 'Run the same recover command again: it completes the rest.',
+          },
+        }
+      : {}),
+  };
 }

@@ -22,43 +22,43 @@ const COLUMNS = [
 const CSV_COLUMNS = [...COLUMNS, 'problem'] as const;
 
 /** The method, and where it lives when that is not (only) mail2fa's own store: "totp (postfixadmin, weak)". */
-function methodCell(r: StatusRow): string | null {
-  const method = r.method ?? (r.temporaryCode ? `temporary code (${r.temporaryCode.state})` : null);
+function methodCell(row: StatusRow): string | null {
+  const method = row.method ?? (row.temporaryCode ? `temporary code (${row.temporaryCode.state})` : null);
   if (!method) return null;
-  const foreign = r.stores.filter((s) => s.kind !== 'mail2fa' && s.activated);
+  const foreign = row.stores.filter((s) => s.kind !== 'mail2fa' && s.activated);
   if (foreign.length === 0) return method;
-  const where = r.stores
+  const where = row.stores
     .filter((s) => s.activated)
-    .map((s) => {
+    .map((store) => {
       const notes = [
-        s.factors.some((f) => f.weak) ? 'weak' : null,
-        s.enforced ? null : 'not enforced',
-        s.problems?.length ? 'unparsable' : null,
+        store.factors.some((f) => f.weak) ? 'weak' : null,
+        store.enforced ? null : 'not enforced',
+        store.problems?.length ? 'unparsable' : null,
       ].filter(Boolean);
-      return notes.length ? `${s.store}: ${notes.join(', ')}` : s.store;
+      return notes.length ? `${store.store}: ${notes.join(', ')}` : store.store;
     });
   return `${method} (${where.join('; ')})`;
 }
 
-function cells(r: StatusRow): unknown[] {
+function cells(row: StatusRow): unknown[] {
   return [
-    r.email,
-    r.state,
-    r.active,
-    r.enabled,
-    methodCell(r),
-    r.phone,
-    r.enrolledAt,
-    r.lastUsedAt,
-    r.recoveryCodesLeft,
-    r.lockedUntil,
+    row.email,
+    row.state,
+    row.active,
+    row.enabled,
+    methodCell(row),
+    row.phone,
+    row.enrolledAt,
+    row.lastUsedAt,
+    row.recoveryCodesLeft,
+    row.lockedUntil,
   ];
 }
 
-function tableCells(r: StatusRow): unknown[] {
-  const c = cells(r);
-  if (r.problem) c[1] = `${r.state}: ${r.problem}`;
-  return c;
+function tableCells(row: StatusRow): unknown[] {
+  const rowCells = cells(row);
+  if (row.problem) rowCells[1] = `${row.state}: ${row.problem}`;
+  return rowCells;
 }
 
 // JSON.stringify leaves DEL, C1 controls, U+2028/2029 and bidi overrides raw; escaped, the document is the same
@@ -94,15 +94,15 @@ export interface StatusRenderer {
   end(summary: StatusSummary): Promise<void>;
 }
 
-export function summaryLine(s: StatusSummary): string {
+export function summaryLine(summary: StatusSummary): string {
   const parts = [
-    `${s.accounts} account${s.accounts === 1 ? '' : 's'}`,
-    `${s.enabled} with 2FA (${s.byMethod.totp} app, ${s.byMethod.sms} SMS${s.byMethod.temporaryCode ? `, ${s.byMethod.temporaryCode} temporary code${s.byMethod.temporaryCode === 1 ? '' : 's'}` : ''})`,
-    `${s.disabled} without`,
+    `${summary.accounts} account${summary.accounts === 1 ? '' : 's'}`,
+    `${summary.enabled} with 2FA (${summary.byMethod.totp} app, ${summary.byMethod.sms} SMS${summary.byMethod.temporaryCode ? `, ${summary.byMethod.temporaryCode} temporary code${summary.byMethod.temporaryCode === 1 ? '' : 's'}` : ''})`,
+    `${summary.disabled} without`,
   ];
-  if (s.unknown) parts.push(`${s.unknown} unknown`);
-  if (s.invalid) parts.push(`${s.invalid} invalid`);
-  return `${parts.join(', ')}${s.filter ? `; ${s.shown ?? 0} shown (--${s.filter})` : ''}`;
+  if (summary.unknown) parts.push(`${summary.unknown} unknown`);
+  if (summary.invalid) parts.push(`${summary.invalid} invalid`);
+  return `${parts.join(', ')}${summary.filter ? `; ${summary.shown ?? 0} shown (--${summary.filter})` : ''}`;
 }
 
 export function statusRenderer(format: StatusFormat, out: Output): StatusRenderer {
@@ -138,14 +138,14 @@ export function statusRenderer(format: StatusFormat, out: Output): StatusRendere
       return {
         begin: async () => {},
         rows: async (rows) => {
-          const { text, widths: w } = formatTable(COLUMNS, rows.map(tableCells), widths);
-          if (!widths) await out.write(tableHeader(COLUMNS, w));
-          widths = w;
+          const { text, widths: columnWidths } = formatTable(COLUMNS, rows.map(tableCells), widths);
+          if (!widths) await out.write(tableHeader(COLUMNS, columnWidths));
+          widths = columnWidths;
           await out.write(text);
         },
-        end: async (s) => {
+        end: async (summary) => {
           if (!widths) await out.line('(no accounts)');
-          await out.line(summaryLine(s));
+          await out.line(summaryLine(summary));
         },
       };
     }

@@ -9,13 +9,14 @@ export function formatTable(
   const cells = rows.map((r) =>
     r.map((v) => (v === null || v === undefined || v === '' ? '-' : escapeControl(String(v)))),
   );
-  const w = widths ?? header.map((h, i) => Math.min(60, Math.max(h.length, ...cells.map((r) => r[i]!.length))));
-  const line = (r: readonly string[]) =>
-    r
-      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!)))
+  const columnWidths =
+    widths ?? header.map((h, i) => Math.min(60, Math.max(h.length, ...cells.map((r) => r[i]!.length))));
+  const line = (row: readonly string[]) =>
+    row
+      .map((c, i) => (i === row.length - 1 ? c : c.padEnd(columnWidths[i]!)))
       .join('  ')
       .trimEnd();
-  return { text: cells.map(line).join('\n') + (cells.length ? '\n' : ''), widths: w };
+  return { text: cells.map(line).join('\n') + (cells.length ? '\n' : ''), widths: columnWidths };
 }
 
 export function tableHeader(header: readonly string[], widths: number[]): string {

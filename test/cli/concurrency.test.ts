@@ -1,5 +1,5 @@
 /**
- * Many processes on ONE account at once (the hardening issue's race, item 2): 50 built-binary processes — `verify`
+ * Many processes on ONE account at once (a race found while hardening): 50 built-binary processes — `verify`
  * with a wrong code and `disable` with a wrong password — started together. Every process ends as the lockout logic
  * says (1 wrong code, 77 wrong password, 75 locked — or 75 busy, retry), never 69/70 from a deadlock; the
  * persisted counter, the lock and the audit trail count exactly the attempts that were answered "wrong".

@@ -139,7 +139,7 @@ describeEachDb('mail2fa disable (built binary)', (kind) => {
     expect(await auditRows(ctx, a.email)).toEqual([]);
   });
 
-  it('in a real terminal: masked password prompt, code prompt, help-article message', async () => {
+  it('in a real terminal: masked password prompt, code prompt, closing message', async () => {
     const a = await enrolTotp(ctx, fresh());
     const code = totpCode(a.secret, Date.now());
     const r = await runInTerminal(['disable', a.email], env, [

@@ -166,7 +166,7 @@ describeEachDb('enable (built binary)', (kind) => {
     const email = await mailbox();
     const r = await cli(['enable', email, '--start', '--password-stdin'], PW);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).not.toContain('\x1b'); // a pipe gets the QR block without colour escapes (issue 11, item 17)
+    expect(r.stdout).not.toContain('\x1b'); // a pipe gets the QR block without colour escapes
     const key = /Key: +((?:[A-Z2-7]{4} ){7}[A-Z2-7]{4})\n/.exec(r.stdout)![1]!.replace(/ /g, '');
     expect(r.stdout).toContain(`mail2fa enable ${email} --confirm --code CODE`);
     // The code may also come on stdin.

@@ -1,5 +1,5 @@
 /**
- * Issue 11 (hardening), through the BUILT binary (`npm run build` first): each defect found by trying mail2fa as a
+ * Hardening, through the BUILT binary (`npm run build` first): each defect found by trying mail2fa as a
  * new user and as an attacker, pinned down by a test that failed before its fix.
  */
 import { randomBytes } from 'node:crypto';
@@ -39,7 +39,7 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
-describe('item 1: the exit code does not depend on whether stdout is still read', () => {
+describe('the exit code does not depend on whether stdout is still read', () => {
   it('verify with a wrong code stays 1, status --require-enabled stays 1, recover that committed is 0', async () => {
     const a = await enrolTotp(ctx, fresh('pipe'));
     const plain = fresh('pipe');
@@ -61,7 +61,7 @@ describe('item 1: the exit code does not depend on whether stdout is still read'
   });
 });
 
-describe('item 5: an integrity failure is audited in its own transaction', () => {
+describe('an integrity failure is audited in its own transaction', () => {
   it("a TOTP secret copied from another account's row: 78, nothing counted, one refused audit row", async () => {
     const a = await enrolTotp(ctx, fresh('copied'));
     const b = await enrolTotp(ctx, fresh('copied'));
@@ -83,7 +83,7 @@ describe('item 5: an integrity failure is audited in its own transaction', () =>
   });
 });
 
-describe('item 6: status --file reads address lists, not any file', () => {
+describe('status --file reads address lists, not any file', () => {
   const ndjson = (text: string) =>
     text
       .trim()
@@ -148,7 +148,7 @@ describe('item 6: status --file reads address lists, not any file', () => {
   });
 });
 
-describe('item 7: invisible and bidirectional characters make an address malformed (65), shown escaped', () => {
+describe('invisible and bidirectional characters make an address malformed (65), shown escaped', () => {
   it('status and verify refuse them, naming each one escaped', async () => {
     const cases: Array<[string, string]> = [
       ['ali\u200bce@example.com', '\\u200b'],
@@ -181,7 +181,7 @@ describe('item 7: invisible and bidirectional characters make an address malform
   });
 });
 
-describe('item 8: a sign-out command without "--" before {email}', () => {
+describe('a sign-out command without "--" before {email}', () => {
   const doctorSignOut = async (command: string[]) => {
     const file = join(tdb.dir, `config-${randomBytes(4).toString('hex')}.json`);
     writeFileSync(file, JSON.stringify({ signOut: { action: 'command', command } }));
@@ -209,7 +209,7 @@ describe('item 8: a sign-out command without "--" before {email}', () => {
   });
 });
 
-describe('item 9: "%" in a database URL', () => {
+describe('"%" in a database URL', () => {
   it('is a configuration error (78) with a hint to percent-encode, never 70 "URI malformed", password not shown', async () => {
     const r = await cli(['--db', 'mysql://root:pa%ss-w0rd@127.0.0.1:3306/test', 'status', 'x@example.com']);
     expect(r.code, r.stderr).toBe(78);
@@ -225,7 +225,7 @@ describe('item 9: "%" in a database URL', () => {
   });
 });
 
-describe('item 12: an address typed in another case', () => {
+describe('an address typed in another case', () => {
   it('67 still (the local part is exact), with "did you mean" naming the one mailbox, for every command', async () => {
     const email = fresh('alice.case');
     await addMailbox(ctx, email);
@@ -254,7 +254,7 @@ describe('item 12: an address typed in another case', () => {
   });
 });
 
-describeEachDb("item 13: a fresh database, the README's steps", (kind) => {
+describeEachDb("a fresh database, the README's steps", (kind) => {
   let fresh13: TestDb;
   beforeAll(async () => {
     fresh13 = await createTestDb(kind);
@@ -288,7 +288,7 @@ describeEachDb("item 13: a fresh database, the README's steps", (kind) => {
   });
 });
 
-describe('item 16: enable without a terminal', () => {
+describe('enable without a terminal', () => {
   it('refuses an enabled account or an inactive mailbox first (65, audited); the terminal message fits the method', async () => {
     const enabled = await enrolTotp(ctx, fresh('ena'));
     const inactive = fresh('ena');
@@ -322,7 +322,7 @@ describe('item 16: enable without a terminal', () => {
   });
 });
 
-describe('item 17: enable --start into a pipe writes no colour escapes', () => {
+describe('enable --start into a pipe writes no colour escapes', () => {
   it('plain QR (still decodable), with --no-color, NO_COLOR, and even FORCE_COLOR', async () => {
     const runs = await Promise.all(
       [
@@ -351,7 +351,7 @@ describe('item 17: enable --start into a pipe writes no colour escapes', () => {
   });
 });
 
-describe('item 18: the status summary and --require-enabled', () => {
+describe('the status summary and --require-enabled', () => {
   it('the summary says how many rows a filter showed; exit 1 names the count and the first accounts without 2FA', async () => {
     const on = await enrolTotp(ctx, fresh('gap'));
     const offs = Array.from({ length: 7 }, () => fresh('gap'));

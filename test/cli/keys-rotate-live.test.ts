@@ -1,5 +1,5 @@
 /**
- * `keys rotate` with a key file (issue 12.3 / 11.14, docs/keys.md), through the built binary: the new key is
+ * `keys rotate` with a key file (docs/keys.md), through the built binary: the new key is
  * installed as the key file (the old one kept as <key file>.old), sign-ins work at every moment — right after
  * the key file changed and before the rows moved too — an interrupted rotation is finished by `keys rotate`
  * alone, a new rotation waits for an unfinished one, and no hint about a key ever suggests `recover`.

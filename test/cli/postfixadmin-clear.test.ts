@@ -1,5 +1,5 @@
 /**
- * Issue 11, item 10: `migrate-from postfixadmin --clear-plaintext` after a migration (the documented order:
+ * `migrate-from postfixadmin --clear-plaintext` after a migration (the documented order:
  * migrate first, clear later) clears the plaintext of accounts whose mail2fa factor holds the same secret, and
  * leaves the others; without a terminal and without --yes it is exit 64. Built binary (`npm run build` first).
  */

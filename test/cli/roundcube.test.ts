@@ -1,5 +1,5 @@
 /**
- * The Roundcube plugin store through the built binary (PRODUCT.md §9.1): `status` shows Roundcube rows, `verify`
+ * The Roundcube plugin store through the built binary: `status` shows Roundcube rows, `verify`
  * checks the plugin's secret with mail2fa's replay protection, `disable` takes one of the plugin's recovery codes,
  * `recover` resets the plugin, `migrate-from roundcube` moves the secrets — and real Roundcube reads the result.
  * mail2fa's database and Roundcube's are separate, as on most sites.

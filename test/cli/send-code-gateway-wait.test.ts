@@ -1,5 +1,5 @@
 /**
- * Issue 11.4: `send-code` holds no write transaction while the SMS gateway answers. The gateway holds the request;
+ * `send-code` holds no write transaction while the SMS gateway answers. The gateway holds the request;
  * meanwhile another process changes the same account (a wrong code at `verify`) and finishes at once — on the
  * embedded SQLite database too, where a held write transaction locks the whole file. Then the gateway answers
  * and the code sent is the one that works.

@@ -56,7 +56,7 @@ describeEachDb('findExact on a PostfixAdmin mailbox table', (kind) => {
     return (err as Mail2faError).hint;
   };
 
-  // Issue 11, item 12.
+  // A wrong-case address: the hint names the mailbox instead of a bare 'unknown'.
   it('names the one lower-case mailbox; a case-insensitive column also finds mixed-case rows; two candidates: no guess', async () => {
     expect(await hintOf('Alice@example.com')).toBe(
       'did you mean alice@example.com? Addresses are matched exactly, case included.',

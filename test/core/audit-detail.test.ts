@@ -1,4 +1,4 @@
-/** Audit rows never store raw control characters, not even inside the JSON detail (PRODUCT.md §3.9). */
+/** Audit rows never store raw control characters, not even inside the JSON detail. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { writeAudit } from '../../src/core/audit-write.js';

@@ -1,6 +1,6 @@
 /**
- * §3.8: a failed statement's error carries the SQL with its placeholders, never the bound values (which may be a
- * sealed secret, a code hash or an address), on every database.
+ * No secrets in errors: a failed statement's error carries the SQL with its placeholders, never the bound values
+ * (which may be a sealed secret, a code hash or an address), on every database.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/db/connection.js';

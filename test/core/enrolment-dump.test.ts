@@ -1,5 +1,5 @@
 /**
- * PRODUCT.md §3.6: after enrolments (app and SMS) and a sign-in code, a full dump of the database — every table,
+ * Nothing secret at rest: after enrolments (app and SMS) and a sign-in code, a full dump of the database — every table,
  * every column, and for SQLite the database file's bytes — holds neither a TOTP secret (base32, hex or raw bytes),
  * nor a recovery code, nor the phone number, nor an SMS code.
  */

@@ -1,5 +1,5 @@
 /**
- * Key rotation at scale (issue 7, "done when"): 100,000 stored secrets re-encrypted (in short batches since issue 12) and
+ * Key rotation at scale: 100,000 stored secrets re-encrypted (in short batches) and
  * verified by `keys check`; one corrupt row among them rolls everything back, byte-identical. Seeded with
  * multi-row inserts of sealed values (as enrolment would store them), not one CLI call per account.
  */

@@ -1,5 +1,5 @@
 /**
- * PostfixAdmin's own TOTP (PRODUCT.md §8) against its real `mailbox` table (test/fixtures/postfixadmin.ts): status
+ * PostfixAdmin's own TOTP against its real `mailbox` table (test/fixtures/postfixadmin.ts): status
  * reports it, the reset hook clears it, migrate-from moves it — with exact address matching on MariaDB's
  * latin1_general_ci (case-insensitive, PAD SPACE) collation.
  */

@@ -1,5 +1,5 @@
 /**
- * PRODUCT.md §3.10: if the database connection dies at any point of the recover transaction, the account is
+ * Atomicity: if the database connection dies at any point of the recover transaction, the account is
  * afterwards either fully recovered or exactly as before, never half.
  *
  * Each statement the recover transaction sends is counted (a wrapper around the knex dialect's `_query`, the

@@ -17,6 +17,7 @@ import { isoTime } from '../../src/core/time.js';
 import { statusBatches, type StatusRow } from '../../src/core/status.js';
 import { checkSecondFactor, parseCodeInput } from '../../src/core/factor-check.js';
 import { generateTotpSecret } from '../../src/totp/totp.js';
+import { customerReply } from '../../src/ui/customer-reply-render.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
 import { auditRows, dumpText, enableSms, enableTotp, lockAccount, recoverYes, snapshot } from './recover-support.js';
@@ -143,9 +144,9 @@ describeEachDb('recover', (kind) => {
       temporaryCode: null,
       actor: 'agent-alice',
     });
-    expect(result.reply).toContain('Settings > Password > Two-Factor Authentication');
-    expect(result.reply).toContain('T-1001');
-    expect(result.reply).toContain('password alone');
+    expect(customerReply(result)).toContain('Settings > Password > Two-Factor Authentication');
+    expect(customerReply(result)).toContain('T-1001');
+    expect(customerReply(result)).toContain('password alone');
 
     expect(await db.knex(ctx.tables.factor).where({ account: email })).toHaveLength(0);
     expect(await db.knex(ctx.tables.recoveryCode).where({ account: email })).toHaveLength(0);
@@ -223,7 +224,7 @@ describeEachDb('recover', (kind) => {
     });
     expect(asked).toBe(false);
     expect(result).toMatchObject({ outcome: 'nothing-to-recover', email, ticket: 'T-4' });
-    expect(result.reply).toContain('not turned on');
+    expect(customerReply(result)).toContain('not turned on');
     const after = await snapshot(ctx);
     // Only one more audit row; nothing else changed.
     expect({ ...after, [ctx.tables.audit]: [] }).toEqual({ ...before, [ctx.tables.audit]: [] });
@@ -293,8 +294,8 @@ describeEachDb('recover', (kind) => {
       expect(TEMPORARY_CODE_BITS).toBeGreaterThanOrEqual(64);
       expect(result.temporaryCode!.expiresAt).toBe(isoTime(clock.now + 24 * HOUR));
       expect(result.twoFactorRequired).toBe(true);
-      expect(result.reply).toContain(code);
-      expect(result.reply).toContain('Settings > Password > Two-Factor Authentication');
+      expect(customerReply(result)).toContain(code);
+      expect(customerReply(result)).toContain('Settings > Password > Two-Factor Authentication');
 
       let status = await statusOf(ctx, email);
       expect(status).toMatchObject({

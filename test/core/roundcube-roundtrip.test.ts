@@ -1,8 +1,8 @@
 /**
- * Real-Roundcube round trips (PRODUCT.md §9.1): Debian's Roundcube 1.6 loads each row with its own rcube_user class
+ * Real-Roundcube round trips: Debian's Roundcube 1.6 loads each row with its own rcube_user class
  * and decrypts with its own rcube::decrypt(); what mail2fa writes must be exactly what Roundcube reads, and what
  * Roundcube (rcube_user::save_prefs, as the plugin's __set2FAconfig calls it) writes must be what mail2fa reads.
- * On SQLite and MariaDB Roundcube databases; the §9.1 sample as a fixture.
+ * On SQLite and MariaDB Roundcube databases; the plugin's documented sample row as a fixture.
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -55,7 +55,7 @@ describeRoundcubeEachDb('Roundcube round trip with real Roundcube', (kind) => {
     encrypt,
   });
 
-  it('the §9.1 sample: Roundcube reads it, mail2fa reports it, recover removes exactly the plugin element', async () => {
+  it('the documented sample: Roundcube reads it, mail2fa reports it, recover removes exactly the plugin element', async () => {
     const id = await insertUser(rc, 'sample@example.com', 'localhost', SAMPLE);
     const s = openRoundcubeStore(rc, {});
     try {

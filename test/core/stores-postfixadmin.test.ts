@@ -1,5 +1,5 @@
 /**
- * Issue 13: PostfixAdmin's own TOTP (mailbox.totp_secret) made whole through the store seam. Before it, status
+ * PostfixAdmin's own TOTP (mailbox.totp_secret) made whole through the store seam. Before it, status
  * showed such an account as enabled while verify answered "not enabled", requiresCode() returned false, disable
  * said "already off", and enable --start enrolled a second factor with the password alone. Each of those is a test
  * here, on SQLite and MariaDB, with PostfixAdmin's real table (latin1_general_ci username on MariaDB) configured the
@@ -27,7 +27,7 @@ import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 
 const PASSWORD = 'correct horse battery';
 
-describeEachDb('PostfixAdmin TOTP through the store seam (issue 13)', (kind) => {
+describeEachDb('PostfixAdmin TOTP through the store seam', (kind) => {
   let tdb: TestDb;
   let ctx: Context;
   let configPath: string;

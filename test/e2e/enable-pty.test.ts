@@ -1,5 +1,5 @@
 /**
- * PRODUCT.md §6: the BUILT binary (run `npm run build` first) in a real pseudo-terminal, driven as a person would:
+ * The BUILT binary (run `npm run build` first) in a real pseudo-terminal, driven as a person would:
  * the password typed at the masked prompt, the QR code read off the screen and decoded, the code computed from the
  * decoded secret and typed; for SMS the code read from the outbox file or from a real webhook on 127.0.0.1. Then
  * the database is checked, on SQLite and MariaDB.

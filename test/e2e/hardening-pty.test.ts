@@ -1,7 +1,7 @@
 /**
- * Issue 11 through a real terminal (node-pty) and through a pipe, with the BUILT binary (`npm run build` first).
- * Item 15: `recover` wraps its summary and the customer's reply on word boundaries at the terminal's width, and
- * leaves them unwrapped when stdout is not a terminal. Item 19: password prompts name the account.
+ * Hardening through a real terminal (node-pty) and through a pipe, with the BUILT binary (`npm run build` first).
+ * `recover` wraps its summary and the customer's reply on word boundaries at the terminal's width, and
+ * leaves them unwrapped when stdout is not a terminal. Password prompts name the account.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
@@ -27,7 +27,7 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
-describe('item 15: recover at an 80-column terminal', () => {
+describe('recover at an 80-column terminal', () => {
   const reason = 'lost the phone on a train; identity checked by a call-back to the number on file';
   const sentence = 'We recommend turning two-factor authentication on again with your new phone';
 
@@ -59,7 +59,7 @@ describe('item 15: recover at an 80-column terminal', () => {
   });
 });
 
-describe('item 19: disable and codes regenerate name the account at the password prompt', () => {
+describe('disable and codes regenerate name the account at the password prompt', () => {
   it('"Current password for <address>:"', async () => {
     const env = { ...testEnv(tdb), NO_COLOR: '1' };
     const a = await enrolTotp(ctx, 'prompt.codes@example.com');

@@ -1,5 +1,5 @@
 /**
- * mail2fa on a real 3-node MariaDB Galera cluster (issue 12; harness: test/helpers/galera.ts). Agents and sign-ins
+ * mail2fa on a real 3-node MariaDB Galera cluster (harness: test/helpers/galera.ts). Agents and sign-ins
  * run as real processes of the built binary (run `npm run build` first), each against its own node.
  *
  * Races really overlap: before the processes start, a separate session on each node holds the account's state

@@ -1,5 +1,5 @@
 /**
- * mailcow's `tfa` store (PRODUCT.md §9.2) on MariaDB (mailcow's own database, utf8mb4 case-insensitive collation)
+ * mailcow's `tfa` store on MariaDB (mailcow's own database, utf8mb4 case-insensitive collation)
  * and SQLite (COLLATE NOCASE): status of every authenticator kind and force_tfa, exact matching, reset, the
  * one-login bypass, enrol behind the plaintext opt-in, TOTP secrets, export/clear, refusals, doctor.
  */

@@ -1,5 +1,5 @@
 /**
- * SOGo's profile store (PRODUCT.md §9.3) on MariaDB and SQLite, with a real memcached (Debian's
+ * SOGo's profile store on MariaDB and SQLite, with a real memcached (Debian's
  * /usr/bin/memcached on a loopback port of its own): status of both key generations, "enabled but no key", the
  * byte-preserving JSON rewrite, refusals with nothing written, compare-and-set, and cache invalidation.
  */
@@ -142,7 +142,7 @@ describeEachDb('SOGo profile store', (kind) => {
     const store = open(h);
     const [secret] = await store.totpSecrets!(USER);
     expect(secret!.key.toString('ascii')).toBe(TOTP_KEY);
-    expect(encodeBase32(secret!.key)).toBe('GNTDOOBWHA2TAZJTHA3TKNJQMZSGCYRY'); // PRODUCT.md §9.3's example
+    expect(encodeBase32(secret!.key)).toBe('GNTDOOBWHA2TAZJTHA3TKNJQMZSGCYRY'); // the documented example secret
     expect(secret!.storeWindow).toBe(0);
     const [salt] = await store.totpSecrets!('salt@example.com');
     expect(salt!.key.toString('ascii')).toBe('AbCdEfGhIjKl');

@@ -1,4 +1,4 @@
-/** Canonical addresses (PRODUCT.md §2): no trimming, domain lower-cased + IDNA, local part NFC, clear problems. */
+/** Canonical addresses: no trimming, domain lower-cased + IDNA, local part NFC, clear problems. */
 import { describe, expect, it } from 'vitest';
 import { canonicalAddress, MAX_ADDRESS_LENGTH, preview, tryCanonicalAddress } from '../../src/core/address.js';
 import { Mail2faError } from '../../src/errors.js';

@@ -202,7 +202,7 @@ describe('key mismatch', () => {
     expect(e.message).toContain(other.id);
     expect(e.message).toContain(key.id);
     expect(e.message).toContain(ctx.account);
-    // The real next step (issue 11.14): load that key — the key file, or during a rotation <key file>.old — and
+    // The real next step: load that key — the key file, or during a rotation <key file>.old — and
     // `keys check`; never `recover`.
     expect(e.hint).toMatch(/keys check/);
     expect(e.hint).toMatch(/key file|MAIL2FA_KEY_FILE/);

@@ -19,7 +19,7 @@ function rejection(input: string): Mail2faError {
 
 describe('parsePhone: valid numbers in both forms', () => {
   const cases: Array<[string, string, string, string, string]> = [
-    // [help-article form, E.164 form, e164, country, calling code]
+    // [011- form, E.164 form, e164, country, calling code]
     ['011-45-20123456', '+4520123456', '+4520123456', 'DK', '45'],
     ['011-45-32123456', '+45 32 12 34 56', '+4532123456', 'DK', '45'],
     ['011-1-2015550123', '+12015550123', '+12015550123', 'US', '1'],
@@ -47,7 +47,7 @@ describe('parsePhone: valid numbers in both forms', () => {
 });
 
 describe('parsePhone: rejections say why', () => {
-  it("rejects the help article's own example 011-45-12345678: not a valid Danish number", () => {
+  it('rejects the documented example 011-45-12345678: not a valid Danish number', () => {
     const e = rejection('011-45-12345678');
     expect(e.message).toMatch(/not a valid number for Denmark \(\+45\)/);
     expect(e.message).toMatch(/number plan/);

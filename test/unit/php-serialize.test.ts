@@ -29,7 +29,7 @@ function refusal(fn: () => unknown): PhpSerializeError {
   throw new Error('expected a refusal');
 }
 
-describe('PRODUCT.md §9.1 sample', () => {
+describe("the plugin's documented sample", () => {
   it('removes exactly the plugin element and the count', () => {
     expect(removeStringKey(b(SAMPLE), KEY)!.toString('utf8')).toBe(SAMPLE_WITHOUT);
     expect(removeStringKey(b(SAMPLE_WITHOUT), KEY)).toBeNull();

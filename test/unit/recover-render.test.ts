@@ -1,5 +1,5 @@
 /**
- * Issue 11, item 15: what `recover` shows the agent. Word-boundary wrapping at the terminal width (none when not a
+ * What `recover` shows the agent. Word-boundary wrapping at the terminal width (none when not a
  * terminal), singular/plural of wrong attempts, and a plan that says "clear the lock" only when there is one.
  */
 import { describe, expect, it } from 'vitest';
@@ -62,7 +62,6 @@ describe('recover summary: wrong attempts and the lock', () => {
       twoFactorRequired: false,
       temporaryCode: null,
       signOut: { ok: true, detail: '' },
-      reply: null,
     });
     expect(recoveredText(done(summary({ failedAttempts: 2 })))).toContain('wrong-attempt count reset');
     expect(recoveredText(done(summary({ failedAttempts: 2 })))).not.toContain('lock cleared');

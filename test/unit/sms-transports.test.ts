@@ -1,6 +1,6 @@
 /**
- * SMS transports against a real HTTP server on 127.0.0.1 standing in for the webhook and the Twilio API (PRODUCT §5:
- * never a mock of fetch).
+ * SMS transports against a real HTTP server on 127.0.0.1 standing in for the webhook and the Twilio API
+ * (never a mock of fetch).
  */
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';

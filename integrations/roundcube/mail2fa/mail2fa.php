@@ -392,7 +392,7 @@ class mail2fa extends rcube_plugin
     public function settings_actions($args)
     {
         $entry = ['action' => 'plugin.mail2fa', 'class' => 'mail2fa', 'label' => 'title', 'title' => 'title', 'domain' => 'mail2fa'];
-        // Where the help article says: next to Password (when the password plugin is there), else at the end.
+        // Where users are told to look: next to Password (when the password plugin is there), else at the end.
         $actions = [];
         $placed = false;
         foreach ($args['actions'] as $a) {

@@ -1,5 +1,5 @@
 /**
- * The help article in a real webmail (issue 17, PRODUCT.md §11): Debian's Roundcube with this repository's
+ * The user flows in a real webmail: Debian's Roundcube with this repository's
  * mail2fa plugin, Dovecot as its IMAP server, `mail2fa serve` on a Unix socket and Debian's Chromium, all on
  * loopback (stack.ts). One journey per flow, as a person would do it; screenshots of each step go to
  * test-artifacts/roundcube/ (MAIL2FA_E2E_ARTIFACTS).
@@ -60,7 +60,7 @@ function journey(title: string, body: () => Promise<void>): void {
   );
 }
 
-(SKIP_WEBMAIL ? describe.skip : describe)('Roundcube + mail2fa: the help article end to end', () => {
+(SKIP_WEBMAIL ? describe.skip : describe)('Roundcube + mail2fa: the user flows end to end', () => {
   journey(
     'enable with the app: QR code scanned from the screen, signed out everywhere, a code at sign-in, replay refused, disable',
     async () => {
@@ -220,7 +220,7 @@ function journey(title: string, body: () => Promise<void>): void {
         await expectMailView(page);
         const settingsPage = await openTwoFactorSettings(page);
 
-        // The help article's own example number is not a valid Danish number: mail2fa says why.
+        // The documented example number is not a valid Danish number: mail2fa says why.
         await settingsPage.locator('#mail2fa-password-sms').fill(PASSWORD);
         await settingsPage.locator('#mail2fa-phone').fill('011-45-12345678');
         await settingsPage.locator('#mail2fa-enable-sms-submit').click();
@@ -528,8 +528,8 @@ function journey(title: string, body: () => Promise<void>): void {
         }
       };
       try {
-        // Her Roundcube row as the old plugin left it: a plaintext 80-bit secret inside users.preferences (PRODUCT.md
-        // §9.1). Written before any sign-in: a Roundcube request in flight saves its own copy of the preferences.
+        // Her Roundcube row as the old plugin left it: a plaintext 80-bit secret inside users.preferences.
+        // Written before any sign-in: a Roundcube request in flight saves its own copy of the preferences.
         const secret = Array.from(randomBytes(16), (b) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'[b % 32]).join('');
         const rc = new Database(roundcubeDb);
         rc.prepare(

@@ -1,5 +1,5 @@
 /**
- * A real webmail on loopback for the Roundcube plugin's journeys (PRODUCT.md §7, §11): Debian's Roundcube copied
+ * A real webmail on loopback for the Roundcube plugin's journeys: Debian's Roundcube copied
  * into a scratch directory and served by PHP's built-in server with this repository's plugin, Dovecot as its
  * IMAP server (passwords from mail2fa's mailbox table), `mail2fa serve` on a Unix socket over a scratch SQLite
  * database, and Debian's Chromium driven by playwright-core. `stop()` tears every part down.
