@@ -92,7 +92,9 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
     now: options.clock ?? Date.now,
     db() {
       dbPromise ??= (async () => {
-        const db = await openDatabase(config.db);
+        // The schema check (or the embedded database's preparation) is the first query: no separate ping.
+        const checked = config.db.embedded || !options.skipSchemaCheck;
+        const db = await openDatabase(config.db, { ping: !checked });
         try {
           if (config.db.embedded) await prepareEmbedded(db, tables, mapping, ctx);
           else if (!options.skipSchemaCheck) await checkSchema(db, tables);

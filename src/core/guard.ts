@@ -7,7 +7,8 @@
  */
 import type { Context } from '../context.js';
 import type { Database } from '../db/connection.js';
-import { inTransaction, lockAccountState, type AccountStateRow, type Trx } from '../db/tx.js';
+import type { FactorRow } from '../db/own-store.js';
+import { inTransaction, lockAccountState, lockAccountWithFactor, type AccountStateRow, type Trx } from '../db/tx.js';
 import { writeAudit, type AuditEvent } from './audit-write.js';
 import { Mail2faError, noPerm } from '../errors.js';
 import { isLocked, lockedError, recordFailure, recordSuccess } from './lockout.js';
@@ -24,6 +25,11 @@ export interface AccountTx {
   readonly account: string;
   /** The state row as locked at the start of the transaction (updated by fail/succeed). */
   state: AccountStateRow;
+  /**
+   * With the option `withFactor`: the account's factor and its count of unused recovery codes, read together with
+   * the state row's lock (one round trip on MySQL/MariaDB and SQLite); as they were before `work` changed anything.
+   */
+  readonly locked?: { factor: FactorRow | undefined; recoveryCodesLeft: number };
   readonly now: number;
   vault(): Vault;
   audit(event: Omit<AuditEvent, 'account'> & { account?: string | null }): Promise<void>;
@@ -39,6 +45,7 @@ export async function accountTransaction<T>(
   ctx: Context,
   account: string,
   work: (tx: AccountTx) => Promise<T | Refusal>,
+  options: { withFactor?: boolean } = {},
 ): Promise<T> {
   const db = await ctx.db();
   await Vault.prefetch(ctx, db);
@@ -49,7 +56,13 @@ export async function accountTransaction<T>(
     result = await inTransaction(db, ctx.tables, async (trx) => {
       // One Vault per attempt: nothing derived inside a transaction outlives its rollback.
       let vault: Vault | undefined;
-      const state = await lockAccountState(trx, ctx.tables, db.dialect, account);
+      let state: AccountStateRow;
+      let locked: AccountTx['locked'];
+      if (options.withFactor) {
+        const read = await lockAccountWithFactor(trx, ctx.tables, db.dialect, account);
+        state = read.state;
+        locked = { factor: read.factor, recoveryCodesLeft: read.recoveryCodesLeft };
+      } else state = await lockAccountState(trx, ctx.tables, db.dialect, account);
       const now = ctx.now();
       const tx: AccountTx = {
         trx,
@@ -57,6 +70,7 @@ export async function accountTransaction<T>(
         ctx,
         account,
         state,
+        locked,
         now,
         vault: () => (vault ??= Vault.forContext(ctx, db)),
         audit: (event) =>

@@ -14,7 +14,6 @@ import { readAccountState } from '../db/own-store.js';
 import { databaseErrorCode } from '../db/connection.js';
 import { canonicalAddress } from './address.js';
 import { Mail2faError, unavailable } from '../errors.js';
-import { readFactor } from './factors.js';
 import { accountTransaction } from './guard.js';
 import { isLocked } from './lockout.js';
 import { twoFactorRequired } from './owner.js';
@@ -56,52 +55,58 @@ export async function verifySignInCode(ctx: Context, input: { email: string; cod
   // could not be read inside it); one that cannot be read fails closed.
   const foreign = await foreignFactors(await ctx.stores(), mailbox.email);
   try {
-    return await accountTransaction(ctx, mailbox.email, async (tx): Promise<VerifyResult> => {
-      const revoked = preciseTime(tx.state.sessions_revoked_at);
-      const rejected = (reason: RejectReason): VerifyResult => ({
-        outcome: 'rejected',
-        email: tx.account,
-        reason,
-        message:
-          reason === 'wrong_code' && isLocked(tx.state, tx.now)
-            ? `${REJECT_MESSAGES.wrong_code}; too many wrong attempts: the account is now locked for 15 minutes`
-            : REJECT_MESSAGES[reason],
-        failedAttempts: tx.state.failed_attempts,
-        lockedUntil: isLocked(tx.state, tx.now) ? isoTime(tx.state.locked_until) : null,
-        sessionsRevokedAt: revoked,
-      });
-      if (await tx.refuseIfLocked('verify'))
-        return {
-          outcome: 'locked',
+    return await accountTransaction(
+      ctx,
+      mailbox.email,
+      async (tx): Promise<VerifyResult> => {
+        const revoked = preciseTime(tx.state.sessions_revoked_at);
+        const rejected = (reason: RejectReason): VerifyResult => ({
+          outcome: 'rejected',
           email: tx.account,
-          lockedUntil: isoTime(tx.state.locked_until)!,
+          reason,
+          message:
+            reason === 'wrong_code' && isLocked(tx.state, tx.now)
+              ? `${REJECT_MESSAGES.wrong_code}; too many wrong attempts: the account is now locked for 15 minutes`
+              : REJECT_MESSAGES[reason],
+          failedAttempts: tx.state.failed_attempts,
+          lockedUntil: isLocked(tx.state, tx.now) ? isoTime(tx.state.locked_until) : null,
+          sessionsRevokedAt: revoked,
+        });
+        if (await tx.refuseIfLocked('verify'))
+          return {
+            outcome: 'locked',
+            email: tx.account,
+            lockedUntil: isoTime(tx.state.locked_until)!,
+            sessionsRevokedAt: revoked,
+          };
+        const factor = tx.locked!.factor;
+        if (!(await twoFactorRequired(tx, factor, foreign))) {
+          // Nothing to guess, so not counted; audited like every refused attempt.
+          await tx.audit({ action: 'verify', outcome: 'refused', reason: 'not enabled' });
+          return rejected('not_enabled');
+        }
+        if (!mailbox.active) {
+          await tx.audit({ action: 'verify', outcome: 'refused', reason: 'mailbox inactive' });
+          return rejected('inactive');
+        }
+        const kind = await checkSecondFactor(tx, factor, code, ALL_KINDS, foreign);
+        if (!kind) {
+          await tx.fail('verify', 'code');
+          return rejected('wrong_code');
+        }
+        await tx.succeed();
+        await tx.audit({ action: 'verify', outcome: 'ok', detail: { code: kind } });
+        return {
+          outcome: 'accepted',
+          email: tx.account,
+          kind,
+          // Read with the lock; a recovery code (mail2fa's or a foreign store's) may have just been used: counted again.
+          recoveryCodesLeft: kind === 'recovery' ? await recoveryCodesLeft(tx) : tx.locked!.recoveryCodesLeft,
           sessionsRevokedAt: revoked,
         };
-      const factor = await readFactor(tx.trx, ctx.tables, tx.account);
-      if (!(await twoFactorRequired(tx, factor, foreign))) {
-        // Nothing to guess, so not counted; audited like every refused attempt.
-        await tx.audit({ action: 'verify', outcome: 'refused', reason: 'not enabled' });
-        return rejected('not_enabled');
-      }
-      if (!mailbox.active) {
-        await tx.audit({ action: 'verify', outcome: 'refused', reason: 'mailbox inactive' });
-        return rejected('inactive');
-      }
-      const kind = await checkSecondFactor(tx, factor, code, ALL_KINDS, foreign);
-      if (!kind) {
-        await tx.fail('verify', 'code');
-        return rejected('wrong_code');
-      }
-      await tx.succeed();
-      await tx.audit({ action: 'verify', outcome: 'ok', detail: { code: kind } });
-      return {
-        outcome: 'accepted',
-        email: tx.account,
-        kind,
-        recoveryCodesLeft: await recoveryCodesLeft(tx),
-        sessionsRevokedAt: revoked,
-      };
-    });
+      },
+      { withFactor: true },
+    );
   } catch (err) {
     throw failClosed(err);
   }

@@ -42,7 +42,12 @@ export function sqliteFile(url: string): string {
   return resolve(url.slice('sqlite:'.length));
 }
 
-export async function openDatabase(target: DatabaseTarget): Promise<Database> {
+/**
+ * Opens the database and, unless `ping` is false, checks it answers (`select 1`), so that an unreachable server is
+ * reported at once as such. A caller whose next statement is a query of its own (the schema check) passes false:
+ * that query's failure is mapped the same way, and a single-account command saves the round trip.
+ */
+export async function openDatabase(target: DatabaseTarget, { ping: probe = true } = {}): Promise<Database> {
   const { default: knexFactory } = await import('knex');
   if (target.url.startsWith('sqlite:')) {
     const file = sqliteFile(target.url);
@@ -77,7 +82,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       },
     });
     const db: Database = { knex, dialect: 'sqlite', displayUrl: target.url, file, close: () => knex.destroy() };
-    await ping(db);
+    if (probe) await ping(db);
     return db;
   }
 
@@ -88,7 +93,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       displayUrl: redactUrl(target.url),
       close: () => db.knex.destroy(),
     };
-    await ping(db);
+    if (probe) await ping(db);
     return db;
   }
 
@@ -117,7 +122,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     },
   });
   const db: Database = { knex, dialect: 'mysql', displayUrl: redactUrl(target.url), close: () => knex.destroy() };
-  await ping(db);
+  if (probe) await ping(db);
   return db;
 }
 

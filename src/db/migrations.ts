@@ -159,9 +159,25 @@ export function migratorConfig(tables: Tables, mysql: boolean): Knex.MigratorCon
 
 /** The latest applied migration, or null when mail2fa's tables were never created. Reads only. */
 export async function readSchemaVersion(knex: Knex, tables: Tables): Promise<string | null> {
-  if (!(await knex.schema.hasTable(tables.migrations))) return null;
-  const row = (await knex(tables.migrations).orderBy('id', 'desc').first('name')) as { name: string } | undefined;
-  return row?.name ?? null;
+  // One statement (every command runs it first): a missing migrations table is the error, not a second probe.
+  try {
+    const row = (await knex(tables.migrations).orderBy('id', 'desc').first('name')) as { name: string } | undefined;
+    return row?.name ?? null;
+  } catch (err) {
+    if (isMissingTable(err)) return null;
+    throw err;
+  }
+}
+
+/** "No such table" from MySQL/MariaDB (1146), PostgreSQL (42P01) or SQLite. */
+function isMissingTable(err: unknown): boolean {
+  const e = err as { code?: unknown; errno?: unknown; message?: unknown } | null;
+  return (
+    e?.code === 'ER_NO_SUCH_TABLE' ||
+    e?.errno === 1146 ||
+    e?.code === '42P01' ||
+    (e?.code === 'SQLITE_ERROR' && typeof e.message === 'string' && /no such table/.test(e.message))
+  );
 }
 
 /**

@@ -1,0 +1,36 @@
+/**
+ * The built CLI loads commander, knex and the MariaDB driver from CommonJS files in bundle/ with V8 code caches
+ * written by the build (scripts/code-cache-loader.mjs). A cache V8 refuses (built by another Node, or under other
+ * flags) costs nothing but the start-up time it was for: this checks that the build's caches are accepted by the
+ * Node that runs the tests, in a process of its own with default flags.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const BUNDLE = join(ROOT, 'bundle');
+
+describe.skipIf(!existsSync(join(BUNDLE, 'knex.cjs')))('bundle code caches', () => {
+  it('commander.cjs, knex.cjs and mysql2.cjs load with their caches accepted', () => {
+    const loader = pathToFileURL(join(ROOT, 'scripts', 'code-cache-loader.mjs')).href;
+    const script = [
+      `const { loadCommonJs, codeCaches } = await import(${JSON.stringify(loader)});`,
+      `const { Command } = loadCommonJs(${JSON.stringify(join(BUNDLE, 'commander.cjs'))});`,
+      `const knex = loadCommonJs(${JSON.stringify(join(BUNDLE, 'knex.cjs'))});`,
+      `loadCommonJs(${JSON.stringify(join(BUNDLE, 'mysql2.cjs'))});`,
+      "if (typeof Command !== 'function' || typeof knex !== 'function') throw new Error('wrong exports');",
+      'console.log(JSON.stringify(codeCaches().map((c) => [c.name, c.cacheRejected])));',
+    ].join('\n');
+    const env = { ...process.env, NODE_OPTIONS: '' };
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual([
+      ['commander.cjs', false],
+      ['knex.cjs', false],
+      ['mysql2.cjs', false],
+    ]);
+  });
+});
