@@ -9,11 +9,49 @@
  * The library entry point (`import … from 'mail2fa'`) stays the tsc build in dist/.
  */
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * The command inputs (src/commands/inputs/) use zod/mini and run on every command; the config file and the stores
+ * use the full zod, which reaches every part of zod's core. Sharing that core, a `status` run would load the full
+ * zod's core chunk (~160 KB) for a few small schemas. This plugin gives zod/mini its own copy of the core modules
+ * (the same files under a suffix), tree-shaken to what zod/mini uses.
+ */
+const MINI = '?command-inputs';
+const ownZodCoreForMini = {
+  name: 'own-zod-core-for-mini',
+  setup(build) {
+    const copy = async (args) => {
+      const resolved = await build.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: { resolving: true },
+      });
+      if (resolved.errors.length) return { errors: resolved.errors };
+      return { path: resolved.path, suffix: MINI, pluginData: { mini: true } };
+    };
+    const skip = (args) => args.pluginData?.resolving;
+    build.onResolve({ filter: /^zod\/mini$/ }, (args) =>
+      skip(args) || args.pluginData?.mini ? undefined : copy(args),
+    );
+    build.onResolve({ filter: /.*/ }, (args) => (!skip(args) && args.pluginData?.mini ? copy(args) : undefined));
+    build.onLoad({ filter: /[\\/]node_modules[\\/]zod[\\/]/ }, (args) =>
+      args.suffix === MINI
+        ? {
+            contents: readFileSync(args.path, 'utf8'),
+            loader: 'js',
+            resolveDir: dirname(args.path),
+            pluginData: { mini: true },
+          }
+        : undefined,
+    );
+  },
+};
 const outdir = join(root, 'bundle');
 rmSync(outdir, { recursive: true, force: true });
 
@@ -29,6 +67,7 @@ await build({
   sourcemap: 'linked',
   chunkNames: 'c-[hash]',
   logLevel: 'warning',
+  plugins: [ownZodCoreForMini],
   external: [
     // native addons and database drivers: loaded from node_modules when a database of that kind is opened
     'better-sqlite3',

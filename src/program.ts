@@ -24,14 +24,27 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<() => 
   ['serve', async () => (await import('./commands/serve.js')).serveCommand],
 ];
 
+/** Receives a command's typed input (commands/inputs/) as soon as it is parsed, before the command acts on it. */
+export type InputObserver = (command: string, input: unknown) => void;
+
+/** The program's root command; it carries the observer of one program's inputs (the argv contract test uses it). */
+export class Mail2faProgram extends Command {
+  constructor(readonly observeInput?: InputObserver) {
+    super('mail2fa');
+  }
+}
+
 export const EXIT_CODES_HELP = `\nExit codes:\n${EXIT_CODE_TABLE.map(([code, text]) => `  ${String(code).padStart(3)}  ${text}`).join('\n')}\n`;
 
 /**
  * The program for `argv` (process.argv form). When argv names a command, only that command's module is loaded;
  * otherwise (no command, `help`, a typo) every one is, so that help lists them all and commander can suggest.
  */
-export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
-  const program = new Command('mail2fa')
+export async function buildProgram(
+  argv: readonly string[] = [],
+  options: { observeInput?: InputObserver } = {},
+): Promise<Command> {
+  const program = new Mail2faProgram(options.observeInput)
     .description('Two-factor authentication for mail accounts, managed directly in the mail account database.')
     .version(VERSION, '-V, --version')
     .addOption(

@@ -7,7 +7,9 @@ import { installKeyFile, previousKeyFile } from '../crypto/keys.js';
 import type { Output } from '../ui/output.js';
 import { progressBar } from '../ui/progress.js';
 import { formatTable } from '../ui/table.js';
-import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+import { keysCheckInput, keysGenerateInput, keysRotateInput } from './inputs/keys.js';
+import { parseInput } from './inputs/parse.js';
+import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 async function listFailures(out: Output, failures: KeyFailure[], truncated: boolean, failed: number): Promise<void> {
   for (const f of failures) await out.line(`  ${f.table}.${f.column} of ${escapeControl(f.account)}: ${f.reason}`);
@@ -51,9 +53,9 @@ export function keysCommand(): Command {
     )
     .action(
       action(async (_flags: unknown, cmd: Command) => {
-        const g = globalOptions(cmd);
-        const out = makeOutput(g);
-        return withContext(contextOptions(g), async (ctx) => {
+        const input = parseInput(cmd, keysCheckInput);
+        const out = makeOutput(input);
+        return withContext(contextOptions(input), async (ctx) => {
           const bar = progressBar('checking', out.stderr, !out.json);
           const report = await checkKeys(ctx, { onProgress: (p) => bar.update(p) });
           bar.done();
@@ -115,12 +117,13 @@ export function keysCommand(): Command {
         'Exit codes: 0 rotated; 64 nothing to do (the new key is the current one, or no rotation to finish);\n  69 database unavailable; 75 busy or rows still being written under the old key (run it again);\n  78 a stored value does not decrypt (nothing changed), or a key file/config problem.\n',
     )
     .action(
-      action(async (flags: { newKeyFile?: string }, cmd: Command) => {
-        const g = globalOptions(cmd);
-        const out = makeOutput(g);
-        const newKey = flags.newKeyFile ? loadNewKey(flags.newKeyFile) : undefined;
+      action(async (_flags: unknown, cmd: Command) => {
+        const input = parseInput(cmd, keysRotateInput);
+        const { newKeyFile } = input;
+        const out = makeOutput(input);
+        const newKey = newKeyFile ? loadNewKey(newKeyFile) : undefined;
         try {
-          return await withContext(contextOptions(g), async (ctx) => {
+          return await withContext(contextOptions(input), async (ctx) => {
             const bar = progressBar('re-encrypting', out.stderr, !out.json);
             let installed: string | undefined;
             let report;
@@ -128,8 +131,8 @@ export function keysCommand(): Command {
               report = await rotateKeys(ctx, newKey, {
                 onProgress: (p) => bar.update(p),
                 install: (ring) => {
-                  if (!ring.file || !flags.newKeyFile) return;
-                  installKeyFile(ring.file, flags.newKeyFile);
+                  if (!ring.file || !newKeyFile) return;
+                  installKeyFile(ring.file, newKeyFile);
                   installed = ring.file;
                 },
               });
@@ -139,13 +142,13 @@ export function keysCommand(): Command {
             for (const n of ctx.notices) out.note(n);
             const next = installed
               ? `The new key is now the key file ${installed}; the old key is kept as ${previousKeyFile(installed)} (still read while rows move; backups taken before now need it). Other hosts: copy both files there (docs/keys.md).`
-              : flags.newKeyFile
-                ? keySourceAdvice(ctx, flags.newKeyFile)
+              : newKeyFile
+                ? keySourceAdvice(ctx, newKeyFile)
                 : undefined;
             if (out.json) {
               await out.document({
                 ...report,
-                ...(flags.newKeyFile ? { newKeyFile: flags.newKeyFile } : {}),
+                ...(newKeyFile ? { newKeyFile } : {}),
                 ...(installed ? { keyFile: installed, previousKeyFile: previousKeyFile(installed) } : {}),
                 ...(next ? { next } : {}),
               });
@@ -174,8 +177,9 @@ export function keysCommand(): Command {
     )
     .action(
       action(async (file: string, _flags: unknown, cmd: Command) => {
-        const out = makeOutput(globalOptions(cmd));
-        const result = generateKeyFile(file);
+        const input = parseInput(cmd, keysGenerateInput, { file });
+        const out = makeOutput(input);
+        const result = generateKeyFile(input.file);
         if (out.json) await out.document({ ok: true, ...result });
         else {
           await out.line(`created key file ${result.file} (key ${result.keyId}, mode 0600)`);

@@ -1,5 +1,4 @@
 /** Glue shared by every command: global options → output + context options; the action wrapper. */
-import type { Command } from 'commander';
 import type { ContextOptions } from '../context.js';
 import { Output } from '../ui/output.js';
 
@@ -11,10 +10,6 @@ export interface GlobalOptions {
   color: boolean;
   yes?: boolean;
   verbose?: boolean;
-}
-
-export function globalOptions(cmd: Command): GlobalOptions {
-  return cmd.optsWithGlobals() as GlobalOptions;
 }
 
 export function makeOutput(g: GlobalOptions): Output {
