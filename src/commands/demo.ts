@@ -3,7 +3,7 @@ import { withContext } from '../context.js';
 import { seedDemo } from '../core/demo.js';
 import { formatTable } from '../ui/table.js';
 import { parseInput } from './inputs/parse.js';
-import { demoInput } from './inputs/simple.js';
+import { demoInput } from './inputs/demo.js';
 import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 export function demoCommand(): Command {

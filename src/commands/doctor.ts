@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { doctor, doctorExitCode, type Check } from '../core/doctor.js';
 import { escapeControl } from '../text.js';
 import { parseInput } from './inputs/parse.js';
-import { doctorInput } from './inputs/simple.js';
+import { doctorInput } from './inputs/doctor.js';
 import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 const MARK: Record<Check['status'], string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' };

@@ -7,7 +7,7 @@ import { mapDbError } from '../db/connection.js';
 import { LATEST_MIGRATION, migrateOrBusy } from '../db/migrations.js';
 import { configError, Mail2faError, tempFail } from '../errors.js';
 import { parseInput } from './inputs/parse.js';
-import { migrateInput } from './inputs/simple.js';
+import { migrateInput } from './inputs/migrate.js';
 import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 /** knex's migrator errors in the terms of the exit-code contract; driver errors as everywhere else. */

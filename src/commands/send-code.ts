@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { withContext } from '../context.js';
 import { parseInput } from './inputs/parse.js';
-import { sendCodeInput } from './inputs/simple.js';
+import { sendCodeInput } from './inputs/send-code.js';
 import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 export function sendCodeCommand(): Command {

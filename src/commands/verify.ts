@@ -8,7 +8,7 @@ import { verifySignInCode, type VerifyResult } from '../core/sign-in.js';
 import type { Output } from '../ui/output.js';
 import { promptInput } from '../ui/prompts.js';
 import { parseInput } from './inputs/parse.js';
-import { verifyInput } from './inputs/simple.js';
+import { verifyInput } from './inputs/verify.js';
 import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 /** More than any well-formed code: longer input is malformed, and is not read to the end. */
