@@ -28,15 +28,15 @@ type Mode = 'interactive' | (typeof STEPS)[number];
 const modeOf = (f: Flags): Mode => steps(f)[0] ?? 'interactive';
 
 /** Flags that only starting an enrolment takes; --store goes with --confirm too (where the factor is written). */
-function startOnly(f: Flags, mode: Mode): string[] {
+function startOnly(flagSet: Flags, mode: Mode): string[] {
   if (mode !== 'confirm' && mode !== 'cancel') return [];
   const given = [
-    f.method !== undefined && '--method',
-    f.phone !== undefined && '--phone',
-    f.passwordStdin && '--password-stdin',
-    f.force && '--force',
-    f.currentCode !== undefined && '--current-code',
-    mode === 'cancel' && f.store !== undefined && '--store',
+    flagSet.method !== undefined && '--method',
+    flagSet.phone !== undefined && '--phone',
+    flagSet.passwordStdin && '--password-stdin',
+    flagSet.force && '--force',
+    flagSet.currentCode !== undefined && '--current-code',
+    mode === 'cancel' && flagSet.store !== undefined && '--store',
   ];
   return given.filter((name): name is string => Boolean(name));
 }
@@ -79,11 +79,11 @@ export const enableInput = z.pipe(
         : undefined,
     ),
   ),
-  resolve((f: Flags) => {
-    const { start: _start, confirm: _confirm, cancel: _cancel, method, ...rest } = f;
+  resolve((flagSet: Flags) => {
+    const { start: _start, confirm: _confirm, cancel: _cancel, method, ...rest } = flagSet;
     // --phone alone means SMS.
-    const sms = method === 'sms' || (method === undefined && f.phone !== undefined);
-    return { ...rest, mode: modeOf(f), method: sms ? ('sms' as const) : ('totp' as const) };
+    const sms = method === 'sms' || (method === undefined && rest.phone !== undefined);
+    return { ...rest, mode: modeOf(flagSet), method: sms ? ('sms' as const) : ('totp' as const) };
   }),
 );
 export type EnableInput = z.output<typeof enableInput>;
