@@ -10,12 +10,50 @@
  */
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * The command inputs (src/commands/inputs/) use zod/mini and run on every command; the config file and the stores
+ * use the full zod, which reaches every part of zod's core. Sharing that core, a `status` run would load the full
+ * zod's core chunk (~160 KB) for a few small schemas. This plugin gives zod/mini its own copy of the core modules
+ * (the same files under a suffix), tree-shaken to what zod/mini uses.
+ */
+const MINI = '?command-inputs';
+const ownZodCoreForMini = {
+  name: 'own-zod-core-for-mini',
+  setup(build) {
+    const copy = async (args) => {
+      const resolved = await build.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: { resolving: true },
+      });
+      if (resolved.errors.length) return { errors: resolved.errors };
+      return { path: resolved.path, suffix: MINI, pluginData: { mini: true } };
+    };
+    const skip = (args) => args.pluginData?.resolving;
+    build.onResolve({ filter: /^zod\/mini$/ }, (args) =>
+      skip(args) || args.pluginData?.mini ? undefined : copy(args),
+    );
+    build.onResolve({ filter: /.*/ }, (args) => (!skip(args) && args.pluginData?.mini ? copy(args) : undefined));
+    build.onLoad({ filter: /[\\/]node_modules[\\/]zod[\\/]/ }, (args) =>
+      args.suffix === MINI
+        ? {
+            contents: readFileSync(args.path, 'utf8'),
+            loader: 'js',
+            resolveDir: dirname(args.path),
+            pluginData: { mini: true },
+          }
+        : undefined,
+    );
+  },
+};
 const outdir = join(root, 'bundle');
 rmSync(outdir, { recursive: true, force: true });
 
@@ -172,7 +210,7 @@ await build({
   sourcemap: 'linked',
   chunkNames: 'c-[hash]',
   logLevel: 'warning',
-  plugins: [cachedStandIns],
+  plugins: [cachedStandIns, ownZodCoreForMini],
   external: [
     ...NODE_MODULES_DRIVERS,
     // loaded with createRequire (metadata JSON / vendor files resolved at run time)

@@ -3,7 +3,7 @@
  * file or object to check: a run on the defaults (the embedded database, env and flags only) never loads zod, which
  * is a good part of a single command's start-up time (docs/benchmarks.md).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { escapeControl } from './text.js';
 import { knownStoreKinds, storeDefinition } from './stores/registry.js';
 import { OWN_STORE_NAME, checkDbUrl } from './config.js';

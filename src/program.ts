@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { commandExitCodes, generalExitCodes, groupExitCodes } from './exit-codes.js';
 import { exitCodesHelp } from './ui/exit-codes-render.js';
-import { Program } from './commands/shared.js';
+import { Program, type InputObserver } from './commands/shared.js';
 import { VERSION } from './version.js';
 
 /**
@@ -30,7 +30,10 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<() => 
  * The program for `argv` (process.argv form). When argv names a command, only that command's module is loaded;
  * otherwise (no command, `help`, a typo) every one is, so that help lists them all and commander can suggest.
  */
-export async function buildProgram(argv: readonly string[] = []): Promise<Program> {
+export async function buildProgram(
+  argv: readonly string[] = [],
+  options: { observeInput?: InputObserver } = {},
+): Promise<Program> {
   const program = new Program('mail2fa')
     .description('Two-factor authentication for mail accounts, managed directly in the mail account database.')
     .version(VERSION, '-V, --version')
@@ -52,6 +55,7 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Progra
       () =>
         `\nQuick start:\n  mail2fa demo                 # embedded database with sample mailboxes\n  mail2fa status --all\n\n${exitCodesHelp(generalExitCodes())}\n\nEnvironment: MAIL2FA_DB_URL, MAIL2FA_CONFIG, MAIL2FA_KEY_FILE, MAIL2FA_KEY, MAIL2FA_HOME, NO_COLOR.\n`,
     );
+  program.observeInput = options.observeInput;
   const name = commandName(program, argv.slice(2));
   const wanted = COMMANDS.filter(([n]) => n === name);
   const makers = await Promise.all((wanted.length ? wanted : COMMANDS).map(([, load]) => load()));

@@ -1,21 +1,10 @@
 import { Command, Option } from 'commander';
 import { withContext } from '../context.js';
-import { auditBatches, checkAuditQuery, parseTimeBound, type AuditOrder, type AuditQuery } from '../core/audit-read.js';
-import { usageError } from '../errors.js';
-import { auditRenderer, type AuditFormat } from '../ui/audit-render.js';
-import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
-
-interface AuditFlags {
-  account?: string;
-  since?: string;
-  until?: string;
-  action?: string;
-  ticket?: string;
-  outcome?: string;
-  format?: AuditFormat;
-  limit?: string;
-  oldestFirst?: boolean;
-}
+import { auditBatches, checkAuditQuery, parseTimeBound, type AuditQuery } from '../core/audit-read.js';
+import { auditRenderer } from '../ui/audit-render.js';
+import { AUDIT_FORMATS, AUDIT_OUTCOMES, auditInput } from './inputs/audit.js';
+import { parseInput } from './inputs/parse.js';
+import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 export function auditCommand(): Command {
   return (
@@ -31,10 +20,8 @@ export function auditCommand(): Command {
       // The program's global --actor (who acts) is parsed anywhere on the line; audit writes nothing, so here it filters.
       .option('--actor <name>', 'only rows written by this actor (OS user or --actor of the writing command)')
       .option('--ticket <id>', 'only rows of this customer-service ticket')
-      .addOption(new Option('--outcome <outcome>', 'only this outcome').choices(['ok', 'refused', 'failed']))
-      .addOption(
-        new Option('--format <format>', 'output format (default table)').choices(['table', 'json', 'ndjson', 'csv']),
-      )
+      .addOption(new Option('--outcome <outcome>', 'only this outcome').choices(AUDIT_OUTCOMES))
+      .addOption(new Option('--format <format>', 'output format (default table)').choices(AUDIT_FORMATS))
       .option('--limit <n>', 'at most this many rows')
       .option('--oldest-first', 'chronological order instead of newest first')
       .addHelpText(
@@ -48,27 +35,22 @@ export function auditCommand(): Command {
         ]),
       )
       .action(
-        action(async (flags: AuditFlags, cmd: Command) => {
-          const g = globalOptions(cmd);
-          const out = makeOutput(g);
-          if (g.json && flags.format && flags.format !== 'json')
-            throw usageError(`--json conflicts with --format ${flags.format}`);
-          const format: AuditFormat = g.json ? 'json' : (flags.format ?? 'table');
-          if (flags.limit !== undefined && !/^[1-9][0-9]{0,8}$/.test(flags.limit))
-            throw usageError('--limit: must be a positive whole number');
-          const order: AuditOrder = flags.oldestFirst ? 'oldest-first' : 'newest-first';
+        action(async (_flags: unknown, cmd: Command) => {
+          const input = parseInput(cmd, auditInput);
+          const { format, order } = input;
+          const out = makeOutput(input);
 
-          return withContext(contextOptions(g), async (ctx) => {
+          return withContext(contextOptions(input), async (ctx) => {
             const now = ctx.now();
             const query: AuditQuery = checkAuditQuery({
-              account: flags.account,
-              since: flags.since === undefined ? undefined : parseTimeBound(flags.since, now, '--since'),
-              until: flags.until === undefined ? undefined : parseTimeBound(flags.until, now, '--until'),
-              action: flags.action,
-              actor: g.actor,
-              ticket: flags.ticket,
-              outcome: flags.outcome,
-              limit: flags.limit === undefined ? undefined : Number(flags.limit),
+              account: input.account,
+              since: input.since === undefined ? undefined : parseTimeBound(input.since, now, '--since'),
+              until: input.until === undefined ? undefined : parseTimeBound(input.until, now, '--until'),
+              action: input.action,
+              actor: input.actor,
+              ticket: input.ticket,
+              outcome: input.outcome,
+              limit: input.limit,
               order,
             });
             const db = await ctx.db();

@@ -3,8 +3,10 @@ import { withContext } from '../context.js';
 import { canonicalAddress } from '../core/address.js';
 import { regenerateRecoveryCodes } from '../core/recovery-codes.js';
 import { factorSummary, notEnabled } from '../core/owner.js';
-import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
-import { addOwnerOptions, obtainCode, parseOwnerFlags, readPassword, type OwnerFlags } from './owner-input.js';
+import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
+import { ownerInput } from './inputs/owner.js';
+import { parseInput } from './inputs/parse.js';
+import { addOwnerOptions, obtainCode, parseOwnerCode, readPassword } from './owner-input.js';
 
 function regenerateCommand(): Command {
   const cmd = new Command('regenerate')
@@ -22,17 +24,23 @@ function regenerateCommand(): Command {
       ]),
     )
     .action(
-      action(async (email: string, flags: OwnerFlags, command: Command) => {
-        const g = globalOptions(command);
-        const out = makeOutput(g);
-        canonicalAddress(email);
-        const parsed = parseOwnerFlags(flags);
-        return withContext(contextOptions(g), async (ctx) => {
+      action(async (email: string, _flags: unknown, command: Command) => {
+        const input = parseInput(command, ownerInput, { email });
+        const out = makeOutput(input);
+        canonicalAddress(input.email);
+        const parsed = parseOwnerCode(input);
+        return withContext(contextOptions(input), async (ctx) => {
           try {
-            const summary = await factorSummary(ctx, email);
+            const summary = await factorSummary(ctx, input.email);
             if (summary.method === null) throw notEnabled(summary.email, 'it has no recovery codes to replace');
-            const password = await readPassword(out, flags, summary.email);
-            const code = await obtainCode(ctx, out, { flags, parsed, summary, password, action: 'codes-regenerate' });
+            const password = await readPassword(out, input, summary.email);
+            const code = await obtainCode(ctx, out, {
+              flags: input,
+              parsed,
+              summary,
+              password,
+              action: 'codes-regenerate',
+            });
             if (!code) {
               if (out.json) await out.document({ ok: true, email: summary.email, changed: false, codeSent: true });
               else

@@ -2,7 +2,9 @@ import { Command } from 'commander';
 import { withContext } from '../context.js';
 import { seedDemo } from '../core/demo.js';
 import { demoText } from '../ui/demo-render.js';
-import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+import { parseInput } from './inputs/parse.js';
+import { demoInput } from './inputs/demo.js';
+import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 export function demoCommand(): Command {
   return new Command('demo')
@@ -13,12 +15,12 @@ export function demoCommand(): Command {
       EXAMPLES(['mail2fa demo', 'mail2fa status --all', 'mail2fa --db sqlite:/tmp/try.sqlite demo --reset']),
     )
     .action(
-      action(async (flags: { reset?: boolean }, cmd: Command) => {
-        const g = globalOptions(cmd);
-        const out = makeOutput(g);
+      action(async (_flags: unknown, cmd: Command) => {
+        const input = parseInput(cmd, demoInput);
+        const out = makeOutput(input);
         // demo creates or upgrades its own tables, on any database it is pointed at: no schema check first.
-        return withContext(contextOptions(g, { skipSchemaCheck: true }), async (ctx) => {
-          const result = await seedDemo(ctx, { reset: Boolean(flags.reset) });
+        return withContext(contextOptions(input, { skipSchemaCheck: true }), async (ctx) => {
+          const result = await seedDemo(ctx, { reset: input.reset });
           for (const n of ctx.notices) out.note(n);
           await (out.json ? out.document({ ok: true, ...result }) : out.write(demoText(result)));
         });

@@ -4,8 +4,10 @@ import { canonicalAddress } from '../core/address.js';
 import { disableTwoFactor } from '../core/disable.js';
 import { ExitCode } from '../errors.js';
 import { factorSummary, summaryRequiresCode } from '../core/owner.js';
-import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
-import { addOwnerOptions, obtainCode, parseOwnerFlags, readPassword, type OwnerFlags } from './owner-input.js';
+import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
+import { ownerInput } from './inputs/owner.js';
+import { parseInput } from './inputs/parse.js';
+import { addOwnerOptions, obtainCode, parseOwnerCode, readPassword } from './owner-input.js';
 
 const ALREADY_OFF = (email: string) => `Two-factor authentication is already off for ${email}; nothing changed.`;
 
@@ -26,21 +28,21 @@ export function disableCommand(): Command {
       ]),
     )
     .action(
-      action(async (email: string, flags: OwnerFlags, command: Command) => {
-        const g = globalOptions(command);
-        const out = makeOutput(g);
-        canonicalAddress(email); // 65 before anything else
-        const parsed = parseOwnerFlags(flags);
-        return withContext(contextOptions(g), async (ctx) => {
+      action(async (email: string, _flags: unknown, command: Command) => {
+        const input = parseInput(command, ownerInput, { email });
+        const out = makeOutput(input);
+        canonicalAddress(input.email); // 65 before anything else is read
+        const parsed = parseOwnerCode(input);
+        return withContext(contextOptions(input), async (ctx) => {
           try {
-            const summary = await factorSummary(ctx, email);
+            const summary = await factorSummary(ctx, input.email);
             if (!summaryRequiresCode(summary) && summary.foreignStores.length === 0) {
               if (out.json) await out.document({ ok: true, email: summary.email, changed: false });
               else await out.line(ALREADY_OFF(summary.email));
               return;
             }
-            const password = await readPassword(out, flags, summary.email);
-            const code = await obtainCode(ctx, out, { flags, parsed, summary, password, action: 'disable' });
+            const password = await readPassword(out, input, summary.email);
+            const code = await obtainCode(ctx, out, { flags: input, parsed, summary, password, action: 'disable' });
             if (!code) {
               if (out.json) await out.document({ ok: true, email: summary.email, changed: false, codeSent: true });
               else

@@ -1,7 +1,9 @@
 import { Command } from 'commander';
 import { doctor, doctorExitCode } from '../core/doctor.js';
 import { doctorDocument, doctorText } from '../ui/doctor-render.js';
-import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+import { parseInput } from './inputs/parse.js';
+import { doctorInput } from './inputs/doctor.js';
+import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 export function doctorCommand(): Command {
   return new Command('doctor')
@@ -21,13 +23,13 @@ export function doctorCommand(): Command {
       'check a running `mail2fa serve` instead (its Unix socket, or http://127.0.0.1:PORT)',
     )
     .action(
-      action(async (flags: { serve?: string }, cmd: Command) => {
-        const g = globalOptions(cmd);
-        const out = makeOutput(g);
+      action(async (_flags: unknown, cmd: Command) => {
+        const input = parseInput(cmd, doctorInput);
+        const out = makeOutput(input);
         const report =
-          flags.serve !== undefined
-            ? { checks: await (await import('../serve/client.js')).checkService(flags.serve), notices: [] as string[] }
-            : await doctor(contextOptions(g, { skipSchemaCheck: true }));
+          input.serve !== undefined
+            ? { checks: await (await import('../serve/client.js')).checkService(input.serve), notices: [] as string[] }
+            : await doctor(contextOptions(input, { skipSchemaCheck: true }));
         for (const n of report.notices) out.note(n);
         const exitCode = doctorExitCode(report.checks);
         await (out.json ? out.document(doctorDocument(report.checks, exitCode)) : out.write(doctorText(report.checks)));

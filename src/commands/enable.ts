@@ -7,74 +7,11 @@ import { Command, Option } from 'commander';
 import type { Context } from '../context.js';
 import { withContext } from '../context.js';
 import type { CompletedEnrolment, FactorMethod, StartedEnrolment } from '../core/enrolment.js';
-import { dataError, usageError } from '../errors.js';
+import { usageError } from '../errors.js';
 import type { Output } from '../ui/output.js';
-import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
-
-interface EnableFlags {
-  method?: 'app' | 'sms';
-  phone?: string;
-  passwordStdin?: boolean;
-  force?: boolean;
-  currentCode?: string;
-  start?: boolean;
-  confirm?: boolean;
-  cancel?: boolean;
-  code?: string;
-  enrolment?: string;
-  store?: string;
-}
-
-type Mode = 'interactive' | 'start' | 'confirm' | 'cancel';
-
-/** Flag combinations → one mode, or a usage error (64) before anything is read or changed. */
-export function enableMode(
-  flags: EnableFlags,
-  interactive: boolean,
-): { mode: Mode; method: FactorMethod; needsTerminal: boolean } {
-  const steps = (['start', 'confirm', 'cancel'] as const).filter((s) => flags[s]);
-  if (steps.length > 1) throw usageError(`--${steps.join(' and --')} exclude each other`);
-  const mode: Mode = steps[0] ?? 'interactive';
-  if (mode === 'confirm' || mode === 'cancel') {
-    // --store goes with --confirm too: it says where the confirmed factor is written (a foreign store's own format).
-    const startOnly = (
-      [
-        'method',
-        'phone',
-        'passwordStdin',
-        'force',
-        'currentCode',
-        ...(mode === 'cancel' ? (['store'] as const) : []),
-      ] as const
-    ).filter((f) => flags[f] !== undefined);
-    if (startOnly.length)
-      throw usageError(
-        `${startOnly.map(flagName).join(', ')}: only when starting (the pending enrolment already knows them)`,
-      );
-  }
-  if (flags.code !== undefined && mode !== 'confirm')
-    throw usageError('--code goes with --confirm', 'Example: mail2fa enable jane@example.com --confirm --code 123456');
-  if (flags.enrolment !== undefined && mode !== 'confirm' && mode !== 'cancel')
-    throw usageError('--enrolment goes with --confirm or --cancel');
-  if (flags.enrolment !== undefined && !/^[0-9a-f]{24}$/.test(flags.enrolment))
-    throw dataError(
-      'bad_enrolment_id',
-      'malformed enrolment id',
-      'Use the enrolmentId that --start printed (24 hex digits).',
-    );
-  if (flags.method === 'app' && flags.phone !== undefined) throw usageError('--phone is for --method sms');
-  const method: FactorMethod =
-    flags.method === 'sms' || (flags.method === undefined && flags.phone !== undefined) ? 'sms' : 'totp';
-  if (mode === 'interactive') {
-    if (flags.passwordStdin) {
-      throw usageError(
-        '--password-stdin goes with --start: the interactive flow reads the password and the code from the terminal',
-        'Two steps without a terminal: … --start --password-stdin, then … --confirm --code CODE',
-      );
-    }
-  }
-  return { mode, method, needsTerminal: mode === 'interactive' && !interactive };
-}
+import { ENABLE_METHODS, enableInput, type EnableInput } from './inputs/enable.js';
+import { parseInput } from './inputs/parse.js';
+import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 /** The interactive flow without a terminal: what it would have needed the terminal for, and the two-step form. */
 function noTerminal(method: FactorMethod): Error {
@@ -89,15 +26,11 @@ function noTerminal(method: FactorMethod): Error {
   );
 }
 
-function flagName(flag: string): string {
-  return `--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-}
-
 export function enableCommand(): Command {
   return new Command('enable')
     .description('turn two-factor authentication on for a mailbox: authenticator app (QR code) or SMS')
     .argument('<email>', 'the mailbox address')
-    .addOption(new Option('--method <method>', 'app (authenticator app, the default) or sms').choices(['app', 'sms']))
+    .addOption(new Option('--method <method>', 'app (authenticator app, the default) or sms').choices(ENABLE_METHODS))
     .option(
       '--phone <number>',
       'for sms: 011-<country code>-<number> (e.g. 011-45-20123456) or +<country code><number>',
@@ -137,34 +70,35 @@ export function enableCommand(): Command {
       ]),
     )
     .action(
-      action(async (email: string, flags: EnableFlags, cmd: Command) => {
-        const g = globalOptions(cmd);
-        const out = makeOutput(g);
-        const { mode, method, needsTerminal } = enableMode(flags, out.interactive);
+      action(async (email: string, _flags: unknown, cmd: Command) => {
+        const input = parseInput(cmd, enableInput, { email });
+        const { mode, method } = input;
+        const out = makeOutput(input);
+        const needsTerminal = mode === 'interactive' && !out.interactive;
         if (mode === 'start' && !out.interactive) {
           // Refused before the database is touched: without a terminal nothing can be asked.
-          if (!flags.passwordStdin)
+          if (!input.passwordStdin)
             (await import('../ui/prompts.js')).requireTerminal(out, 'asking for the password', '--password-stdin');
-          if (method === 'sms' && flags.phone === undefined)
+          if (method === 'sms' && input.phone === undefined)
             throw usageError(
               '--method sms needs --phone without a terminal',
               'Example: --phone 011-45-20123456 (or +4520123456)',
             );
         }
-        return withContext(contextOptions(g), async (ctx) => {
+        return withContext(contextOptions(input), async (ctx) => {
           if (needsTerminal) {
             // A refusal the terminal would not change (inactive, already enabled: 65) is said first, and audited
             // by the preflight; otherwise nothing is read or written beyond the lookup.
             const core = await import('../core/enrolment.js');
-            const target = { email, force: flags.force, store: flags.store };
+            const target = { email: input.email, force: input.force, store: input.store };
             if (await core.enrolmentWouldBeRefused(ctx, target)) await core.enrolmentPreflight(ctx, target);
             throw noTerminal(method);
           }
           try {
-            if (mode === 'start') await start(ctx, out, email, method, flags);
-            else if (mode === 'confirm') await confirm(ctx, out, email, flags);
-            else if (mode === 'cancel') await cancel(ctx, out, email, flags);
-            else await interactive(ctx, out, email, method, flags);
+            if (mode === 'start') await start(ctx, out, input);
+            else if (mode === 'confirm') await confirm(ctx, out, input);
+            else if (mode === 'cancel') await cancel(ctx, out, input);
+            else await interactive(ctx, out, input);
           } finally {
             for (const n of ctx.notices) out.note(n);
           }
@@ -173,8 +107,8 @@ export function enableCommand(): Command {
     );
 }
 
-async function readPassword(out: Output, flags: EnableFlags): Promise<string> {
-  return (await import('./owner-input.js')).readPassword(out, flags);
+async function readPassword(out: Output, input: EnableInput): Promise<string> {
+  return (await import('./owner-input.js')).readPassword(out, input);
 }
 
 async function drawQr(out: Output, started: StartedEnrolment): Promise<string> {
@@ -200,25 +134,20 @@ async function showStarted(out: Output, started: StartedEnrolment): Promise<void
     await out.write((await import('../ui/sms-render.js')).smsSentText(started.sms, 'A confirmation code'));
 }
 
-async function start(
-  ctx: Context,
-  out: Output,
-  email: string,
-  method: FactorMethod,
-  flags: EnableFlags,
-): Promise<void> {
+async function start(ctx: Context, out: Output, input: EnableInput): Promise<void> {
+  const { email, method } = input;
   const core = await import('../core/enrolment.js');
-  if (!flags.passwordStdin) await core.enrolmentPreflight(ctx, { email, force: flags.force, store: flags.store });
-  const password = await readPassword(out, flags);
-  const phone = method === 'sms' ? (flags.phone ?? (await askPhone(out))) : undefined;
+  if (!input.passwordStdin) await core.enrolmentPreflight(ctx, { email, force: input.force, store: input.store });
+  const password = await readPassword(out, input);
+  const phone = method === 'sms' ? (input.phone ?? (await askPhone(out))) : undefined;
   const started = await core.startEnrolment(ctx, {
     email,
     password,
     method,
     phone,
-    force: flags.force,
-    currentCode: flags.currentCode,
-    store: flags.store,
+    force: input.force,
+    currentCode: input.currentCode,
+    store: input.store,
   });
   if (out.json) {
     await out.document({
@@ -245,8 +174,8 @@ async function start(
   await out.write((await import('../ui/enrolment-render.js')).confirmHint(started));
 }
 
-async function readCode(out: Output, flags: EnableFlags): Promise<string> {
-  if (flags.code !== undefined) return flags.code;
+async function readCode(out: Output, input: EnableInput): Promise<string> {
+  if (input.code !== undefined) return input.code;
   const prompts = await import('../ui/prompts.js');
   if (out.interactive) return askCode(out);
   if (process.stdin.isTTY)
@@ -257,10 +186,11 @@ async function readCode(out: Output, flags: EnableFlags): Promise<string> {
   return prompts.readSecretFromStdin('--confirm');
 }
 
-async function confirm(ctx: Context, out: Output, email: string, flags: EnableFlags): Promise<void> {
+async function confirm(ctx: Context, out: Output, input: EnableInput): Promise<void> {
+  const { email } = input;
   const { confirmEnrolment } = await import('../core/enrolment.js');
-  const code = await readCode(out, flags);
-  const done = await confirmEnrolment(ctx, { email, code, enrolmentId: flags.enrolment, store: flags.store });
+  const code = await readCode(out, input);
+  const done = await confirmEnrolment(ctx, { email, code, enrolmentId: input.enrolment, store: input.store });
   await showCompleted(out, done);
 }
 
@@ -272,15 +202,16 @@ async function showCompleted(out: Output, done: CompletedEnrolment): Promise<voi
   await out.write((await import('../ui/enrolment-render.js')).completedText(done));
 }
 
-async function cancel(ctx: Context, out: Output, email: string, flags: EnableFlags): Promise<void> {
+async function cancel(ctx: Context, out: Output, input: EnableInput): Promise<void> {
+  const { email } = input;
   const { cancelEnrolment } = await import('../core/enrolment.js');
-  const result = await cancelEnrolment(ctx, { email, enrolmentId: flags.enrolment });
+  const result = await cancelEnrolment(ctx, { email, enrolmentId: input.enrolment });
   if (out.json) await out.document({ ok: true, ...result });
   else
     await out.line(
       result.cancelled
         ? `The pending enrolment of ${result.email} was cancelled; nothing else changed.`
-        : `No enrolment${flags.enrolment ? ` ${flags.enrolment}` : ''} is pending for ${result.email}; nothing changed.`,
+        : `No enrolment${input.enrolment ? ` ${input.enrolment}` : ''} is pending for ${result.email}; nothing changed.`,
     );
 }
 
@@ -311,24 +242,19 @@ async function askCode(out: Output): Promise<string> {
 }
 
 /** The enrolment flow on a terminal: password, QR code or text message, code (3 tries), recovery codes. */
-async function interactive(
-  ctx: Context,
-  out: Output,
-  email: string,
-  method: FactorMethod,
-  flags: EnableFlags,
-): Promise<void> {
+async function interactive(ctx: Context, out: Output, input: EnableInput): Promise<void> {
+  const { email, method } = input;
   const core = await import('../core/enrolment.js');
   await out.line(
     `Enable two-factor authentication for ${email} (${method === 'totp' ? 'authenticator app' : 'text message'}).`,
   );
-  const pre = await core.enrolmentPreflight(ctx, { email, force: flags.force, store: flags.store });
+  const pre = await core.enrolmentPreflight(ctx, { email, force: input.force, store: input.store });
   if (pre.replacing)
     await out.line(
       `(--force: the current ${core.methodLabel(pre.replacing)} factor stays until the new one is confirmed.)`,
     );
-  const password = await readPassword(out, flags);
-  let currentCode = flags.currentCode;
+  const password = await readPassword(out, input);
+  let currentCode = input.currentCode;
   if (pre.currentCode && currentCode === undefined) {
     const { promptInput } = await import('../ui/prompts.js');
     currentCode = await promptInput(
@@ -339,15 +265,15 @@ async function interactive(
       '--current-code CODE',
     );
   }
-  const phone = method === 'sms' ? (flags.phone ?? (await askPhone(out))) : undefined;
+  const phone = method === 'sms' ? (input.phone ?? (await askPhone(out))) : undefined;
   const started = await core.startEnrolment(ctx, {
     email,
     password,
     method,
     phone,
-    force: flags.force,
+    force: input.force,
     currentCode,
-    store: flags.store,
+    store: input.store,
   });
   let done: CompletedEnrolment | undefined;
   try {
@@ -361,7 +287,7 @@ async function interactive(
     while (!done) {
       const code = await askCode(out);
       try {
-        done = await core.confirmEnrolment(ctx, { email, code, enrolmentId: started.enrolmentId, store: flags.store });
+        done = await core.confirmEnrolment(ctx, { email, code, enrolmentId: started.enrolmentId, store: input.store });
       } catch (err) {
         if ((err as { code?: string }).code !== 'wrong_code') throw err;
         out.note((err as Error).message);

@@ -12,7 +12,9 @@ import {
   rotationText,
 } from '../ui/keys-render.js';
 import { progressBar } from '../ui/progress.js';
-import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+import { keysCheckInput, keysGenerateInput, keysRotateInput } from './inputs/keys.js';
+import { parseInput } from './inputs/parse.js';
+import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 export function keysCommand(): Command {
   const keys = new Command('keys')
@@ -37,9 +39,9 @@ export function keysCommand(): Command {
     )
     .action(
       action(async (_flags: unknown, cmd: Command) => {
-        const g = globalOptions(cmd);
-        const out = makeOutput(g);
-        return withContext(contextOptions(g), async (ctx) => {
+        const input = parseInput(cmd, keysCheckInput);
+        const out = makeOutput(input);
+        return withContext(contextOptions(input), async (ctx) => {
           const bar = progressBar('checking', out.stderr, !out.json);
           const report = await checkKeys(ctx, { onProgress: (p) => bar.update(p) });
           bar.done();
@@ -76,12 +78,13 @@ export function keysCommand(): Command {
         '\nSign-ins keep working throughout: every mail2fa process reads both keys while rows move (docs/keys.md).\n',
     )
     .action(
-      action(async (flags: { newKeyFile?: string }, cmd: Command) => {
-        const g = globalOptions(cmd);
-        const out = makeOutput(g);
-        const newKey = flags.newKeyFile ? loadNewKey(flags.newKeyFile) : undefined;
+      action(async (_flags: unknown, cmd: Command) => {
+        const input = parseInput(cmd, keysRotateInput);
+        const { newKeyFile } = input;
+        const out = makeOutput(input);
+        const newKey = newKeyFile ? loadNewKey(newKeyFile) : undefined;
         try {
-          return await withContext(contextOptions(g), async (ctx) => {
+          return await withContext(contextOptions(input), async (ctx) => {
             const bar = progressBar('re-encrypting', out.stderr, !out.json);
             let installed: string | undefined;
             let report;
@@ -89,8 +92,8 @@ export function keysCommand(): Command {
               report = await rotateKeys(ctx, newKey, {
                 onProgress: (p) => bar.update(p),
                 install: (ring) => {
-                  if (!ring.file || !flags.newKeyFile) return;
-                  installKeyFile(ring.file, flags.newKeyFile);
+                  if (!ring.file || !newKeyFile) return;
+                  installKeyFile(ring.file, newKeyFile);
                   installed = ring.file;
                 },
               });
@@ -99,7 +102,7 @@ export function keysCommand(): Command {
             }
             for (const n of ctx.notices) out.note(n);
             const rotation = {
-              newKeyFile: flags.newKeyFile,
+              newKeyFile,
               installed,
               previousKeyFile: installed ? previousKeyFile(installed) : undefined,
             };
@@ -127,8 +130,9 @@ export function keysCommand(): Command {
     .addHelpText('after', EXAMPLES(['mail2fa keys generate /etc/mail2fa/key.new']))
     .action(
       action(async (file: string, _flags: unknown, cmd: Command) => {
-        const out = makeOutput(globalOptions(cmd));
-        const result = generateKeyFile(file);
+        const input = parseInput(cmd, keysGenerateInput, { file });
+        const out = makeOutput(input);
+        const result = generateKeyFile(input.file);
         await (out.json ? out.document({ ok: true, ...result }) : out.write(generatedKeyText(result)));
       }),
     );

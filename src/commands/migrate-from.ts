@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { withContext } from '../context.js';
-import { ExitCode, Mail2faError, usageError } from '../errors.js';
+import { ExitCode, Mail2faError } from '../errors.js';
 import { migrateFromStore, migrationRefusal, sourceStore } from '../core/migrate-store.js';
 import { migrateFromPostfixadmin, postfixadminRefusal } from '../core/postfixadmin.js';
 import {
@@ -13,17 +13,9 @@ import {
 } from '../ui/migrate-from-render.js';
 import type { Output } from '../ui/output.js';
 import { promptConfirm, requireTerminal } from '../ui/prompts.js';
-import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
-
-interface MigrateFromFlags {
-  dryRun?: boolean;
-  clearPlaintext?: boolean;
-  clearSource?: boolean;
-  skipInvalid?: boolean;
-  store?: string;
-}
-
-const SOURCES = ['postfixadmin', 'roundcube'] as const;
+import { MIGRATION_SOURCES, migrateFromInput, type MigrateFromInput } from './inputs/migrate-from.js';
+import { parseInput } from './inputs/parse.js';
+import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 /** The table and total on stdout, then the advice on stderr. */
 async function printMigration(out: Output, rendered: MigrationText): Promise<void> {
@@ -36,7 +28,7 @@ export function migrateFromCommand(): Command {
     .description(
       "move a foreign store's TOTP secrets (PostfixAdmin's totp_secret column, Roundcube's twofactor_gauthenticator plugin) into mail2fa's encrypted storage, all or nothing",
     )
-    .argument('<source>', `where from: ${SOURCES.join(' | ')}`)
+    .argument('<source>', `where from: ${MIGRATION_SOURCES.join(' | ')}`)
     .option('--dry-run', 'report what would be done (per account, no secrets) and change nothing')
     .option(
       '--clear-source',
@@ -61,31 +53,14 @@ export function migrateFromCommand(): Command {
         'No recovery codes are created: users create them with `mail2fa codes regenerate <email>`.\n',
     )
     .action(
-      action(async (source: string, flags: MigrateFromFlags, cmd: Command) => {
-        const g = globalOptions(cmd);
-        const out = makeOutput(g);
-        if (!(SOURCES as readonly string[]).includes(source))
-          throw usageError(
-            `unknown source "${source}": ${SOURCES.join(' or ')}`,
-            'Example: mail2fa migrate-from roundcube --dry-run',
-          );
-        const clear = Boolean(flags.clearPlaintext || flags.clearSource);
-        if (source === 'roundcube')
-          return migrateFromForeignStore(
-            g,
-            out,
-            source,
-            { dryRun: Boolean(flags.dryRun), clear, skipInvalid: Boolean(flags.skipInvalid) },
-            flags.store,
-          );
-        if (flags.store !== undefined) throw usageError('--store applies to migrate-from roundcube only');
-        const options = {
-          dryRun: Boolean(flags.dryRun),
-          clearPlaintext: clear,
-          skipInvalid: Boolean(flags.skipInvalid),
-        };
-        return withContext(contextOptions(g), async (ctx) => {
-          if (options.clearPlaintext && !options.dryRun && !g.yes) {
+      action(async (source: string, _flags: unknown, cmd: Command) => {
+        const input = parseInput(cmd, migrateFromInput, { source });
+        const { dryRun, clear, skipInvalid } = input;
+        const out = makeOutput(input);
+        if (input.source === 'roundcube') return migrateFromForeignStore(input, out);
+        const options = { dryRun, clearPlaintext: clear, skipInvalid };
+        return withContext(contextOptions(input), async (ctx) => {
+          if (options.clearPlaintext && !options.dryRun && !input.yes) {
             // Destructive: without a terminal to ask on, --yes is required whatever there is to clear.
             requireTerminal(out, '--clear-plaintext asking for confirmation', '--yes');
             const preview = await migrateFromPostfixadmin(ctx, { ...options, dryRun: true });
@@ -108,16 +83,11 @@ export function migrateFromCommand(): Command {
 }
 
 /** `migrate-from <kind>` over a configured store module (src/core/migrate-store.ts). */
-async function migrateFromForeignStore(
-  g: ReturnType<typeof globalOptions>,
-  out: Output,
-  kind: string,
-  options: { dryRun: boolean; clear: boolean; skipInvalid: boolean },
-  storeName: string | undefined,
-): Promise<number | void> {
-  return withContext(contextOptions(g), async (ctx) => {
-    const store = await sourceStore(ctx, kind, storeName);
-    if (options.clear && !options.dryRun && !g.yes) {
+async function migrateFromForeignStore(input: MigrateFromInput, out: Output): Promise<number | void> {
+  const options = { dryRun: input.dryRun, clear: input.clear, skipInvalid: input.skipInvalid };
+  return withContext(contextOptions(input), async (ctx) => {
+    const store = await sourceStore(ctx, input.source, input.store);
+    if (options.clear && !options.dryRun && !input.yes) {
       const preview = await migrateFromStore(ctx, store, { ...options, dryRun: true });
       const question = clearSourceQuestion(preview);
       if (question !== undefined && !(await promptConfirm(out, question, '--yes')))

@@ -6,7 +6,9 @@ import { ensureReferenceMailboxTable } from '../db/accounts.js';
 import { mapDbError } from '../db/connection.js';
 import { LATEST_MIGRATION, migrateOrBusy } from '../db/migrations.js';
 import { configError, Mail2faError, tempFail } from '../errors.js';
-import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+import { parseInput } from './inputs/parse.js';
+import { migrateInput } from './inputs/migrate.js';
+import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 /** knex's migrator errors in the terms of the exit-code contract; driver errors as everywhere else. */
 function migrateError(err: unknown, where: string): Error {
@@ -59,15 +61,15 @@ export function migrateCommand(): Command {
       EXAMPLES(['mail2fa --db mysql://mail2fa:secret@127.0.0.1/mail migrate', 'mail2fa migrate --json']),
     )
     .action(
-      action(async (flags: { withMailboxTable?: boolean }, cmd: Command) => {
-        const g = globalOptions(cmd);
-        const out = makeOutput(g);
-        return withContext(contextOptions(g, { skipSchemaCheck: true }), async (ctx) => {
+      action(async (_flags: unknown, cmd: Command) => {
+        const input = parseInput(cmd, migrateInput);
+        const out = makeOutput(input);
+        return withContext(contextOptions(input, { skipSchemaCheck: true }), async (ctx) => {
           const db = await ctx.db();
           let applied: string[];
           try {
             ({ applied } = await migrateOrBusy(db, ctx.tables));
-            if (flags.withMailboxTable) await ensureReferenceMailboxTable(db.knex, ctx.mapping, db.dialect === 'mysql');
+            if (input.withMailboxTable) await ensureReferenceMailboxTable(db.knex, ctx.mapping, db.dialect === 'mysql');
           } catch (err) {
             throw migrateError(err, db.displayUrl);
           }

@@ -27,13 +27,8 @@ export function addOwnerOptions(cmd: Command): Command {
     .option('--send-code', 'SMS accounts: text a fresh code to the phone first (needs the password), then ask for it');
 }
 
-/** Checks flag combinations and parses --code strictly (65 when malformed) before anything touches the database. */
-export function parseOwnerFlags(flags: OwnerFlags): ParsedCode | undefined {
-  if (flags.sendCode && flags.code !== undefined)
-    throw usageError(
-      '--send-code texts a new code to be typed at the prompt; it cannot be combined with --code',
-      'Run once with --send-code, then again with --code CODE.',
-    );
+/** Parses --code strictly (65 when malformed) before anything touches the database (inputs/owner.ts checks the flags). */
+export function parseOwnerCode(flags: OwnerFlags): ParsedCode | undefined {
   return flags.code === undefined ? undefined : parseCodeInput(flags.code);
 }
 

@@ -1,23 +1,12 @@
 import { Command } from 'commander';
 import { withContext } from '../context.js';
-import { ExitCode, Mail2faError, usageError } from '../errors.js';
-import {
-  checkTemporaryCodeTtl,
-  recoverAccount,
-  requireTicket,
-  TEMPORARY_CODE_DEFAULT_TTL_MS,
-} from '../core/recover.js';
-import { parseDuration } from '../core/time.js';
+import { ExitCode, Mail2faError } from '../errors.js';
+import { recoverAccount } from '../core/recover.js';
 import { promptConfirm, promptInput, requireTerminal } from '../ui/prompts.js';
 import { nothingText, recoverDocument, recoveredText, summaryText } from '../ui/recover-render.js';
-import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
-
-interface RecoverFlags {
-  ticket?: string;
-  reason?: string;
-  temporaryCode?: boolean;
-  ttl?: string;
-}
+import { parseInput } from './inputs/parse.js';
+import { recoverInput } from './inputs/recover.js';
+import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 export function recoverCommand(): Command {
   return new Command('recover')
@@ -42,33 +31,26 @@ export function recoverCommand(): Command {
       ]) + "\nWithout --yes it asks you to confirm that the caller's identity was verified and to type the address.\n",
     )
     .action(
-      action(async (email: string, flags: RecoverFlags, cmd: Command) => {
-        const g = globalOptions(cmd);
-        const out = makeOutput(g);
+      action(async (email: string, _flags: unknown, cmd: Command) => {
         // Usage first, before any configuration or database is touched.
-        requireTicket(flags.ticket);
-        if (flags.ttl !== undefined && !flags.temporaryCode)
-          throw usageError('--ttl goes with --temporary-code', 'Add --temporary-code, or leave out --ttl.');
-        const ttl = flags.temporaryCode
-          ? checkTemporaryCodeTtl(
-              flags.ttl === undefined ? TEMPORARY_CODE_DEFAULT_TTL_MS : parseDuration(flags.ttl, '--ttl'),
-            )
-          : null;
-        if (!g.yes) requireTerminal(out, 'confirming a recovery', "--yes (after verifying the caller's identity)");
+        const input = parseInput(cmd, recoverInput, { email });
+        const { ticket, reason } = input;
+        const out = makeOutput(input);
+        if (!input.yes) requireTerminal(out, 'confirming a recovery', "--yes (after verifying the caller's identity)");
 
-        return withContext(contextOptions(g), async (ctx) => {
+        return withContext(contextOptions(input), async (ctx) => {
           const result = await recoverAccount(
             ctx,
-            { email, ticket: flags.ticket, reason: flags.reason, temporaryCodeTtlMs: ttl },
+            { email: input.email, ticket, reason, temporaryCodeTtlMs: input.temporaryCodeTtlMs },
             async (summary, plan) => {
               if (!out.json)
                 await out.write(
-                  `${summaryText(summary, { ticket: flags.ticket!, reason: flags.reason ?? null, actor: ctx.actor, temporaryCodeTtlMs: plan.temporaryCodeTtlMs }, out.width)}\n`,
+                  `${summaryText(summary, { ticket, reason: reason ?? null, actor: ctx.actor, temporaryCodeTtlMs: plan.temporaryCodeTtlMs }, out.width)}\n`,
                 );
-              if (g.yes) return;
+              if (input.yes) return;
               const verified = await promptConfirm(
                 out,
-                `Did you verify the caller's identity for ticket ${flags.ticket}?`,
+                `Did you verify the caller's identity for ticket ${ticket}?`,
                 '--yes',
               );
               if (!verified)

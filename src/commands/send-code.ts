@@ -1,7 +1,9 @@
 /** `mail2fa send-code <email>`: a sign-in code by SMS to the enrolled phone (for the webmail's sign-in page). */
 import { Command } from 'commander';
 import { withContext } from '../context.js';
-import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+import { parseInput } from './inputs/parse.js';
+import { sendCodeInput } from './inputs/send-code.js';
+import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 export function sendCodeCommand(): Command {
   return new Command('send-code')
@@ -19,12 +21,12 @@ export function sendCodeCommand(): Command {
     )
     .action(
       action(async (email: string, _flags: unknown, cmd: Command) => {
-        const g = globalOptions(cmd);
-        const out = makeOutput(g);
-        return withContext(contextOptions(g), async (ctx) => {
+        const input = parseInput(cmd, sendCodeInput, { email });
+        const out = makeOutput(input);
+        return withContext(contextOptions(input), async (ctx) => {
           try {
             const { sendSignInCode } = await import('../core/send-code.js');
-            const sent = await sendSignInCode(ctx, { email });
+            const sent = await sendSignInCode(ctx, { email: input.email });
             if (out.json) {
               await out.document({
                 ok: true,

@@ -1,20 +1,9 @@
 import { Command, Option } from 'commander';
 import { loadConfig } from '../config.js';
-import { ExitCode, Mail2faError, usageError } from '../errors.js';
-import { EXAMPLES, action, globalOptions } from './shared.js';
-
-export const DEFAULT_SOCKET = '/run/mail2fa/mail2fa.sock';
-
-interface ServeFlags {
-  socket?: string;
-  socketMode: string;
-  socketOwner?: string;
-  socketGroup?: string;
-  listen?: string;
-  tokenFile?: string;
-  exposeToNetwork?: boolean;
-  clientName: string;
-}
+import { ExitCode, Mail2faError } from '../errors.js';
+import { parseInput } from './inputs/parse.js';
+import { DEFAULT_SOCKET, serveInput } from './inputs/serve.js';
+import { EXAMPLES, action } from './shared.js';
 
 /**
  * One JSON line on stderr per event: the service's whole log (requests, start, stop). Lines of one turn of the
@@ -65,33 +54,17 @@ export function serveCommand(): Command {
       ]),
     )
     .action(
-      action(async (flags: ServeFlags, command: Command) => {
-        const g = globalOptions(command);
-        const [{ ServeCore }, { ServeServer }, { listen, parseListen, readTokenFile, removeSocket }] =
-          await Promise.all([import('../serve/core.js'), import('../serve/server.js'), import('../serve/listen.js')]);
-        if (!/^[0-7]{3,4}$/.test(flags.socketMode))
-          throw usageError(`--socket-mode ${flags.socketMode}: expected octal permissions such as 660`);
-        if (!/^[A-Za-z0-9._-]{1,32}$/.test(flags.clientName))
-          throw usageError('--client-name: 1-32 letters, digits, ".", "_" or "-"');
-        if (flags.listen !== undefined && flags.socket !== undefined)
-          throw usageError('give either --socket or --listen, not both');
-        const target =
-          flags.listen !== undefined
-            ? parseListen(flags.listen, Boolean(flags.exposeToNetwork))
-            : {
-                kind: 'unix' as const,
-                path: flags.socket ?? DEFAULT_SOCKET,
-                mode: parseInt(flags.socketMode, 8),
-                owner: flags.socketOwner,
-                group: flags.socketGroup,
-              };
-        if (target.kind === 'tcp' && !flags.tokenFile)
-          throw usageError(
-            '--listen needs --token-file (or MAIL2FA_SERVE_TOKEN_FILE): TCP clients authenticate with a bearer token',
-          );
-        const token = target.kind === 'tcp' ? readTokenFile(flags.tokenFile!) : undefined;
+      action(async (_flags: unknown, command: Command) => {
+        const input = parseInput(command, serveInput);
+        const { target } = input;
+        const [{ ServeCore }, { ServeServer }, { listen, readTokenFile, removeSocket }] = await Promise.all([
+          import('../serve/core.js'),
+          import('../serve/server.js'),
+          import('../serve/listen.js'),
+        ]);
+        const token = target.kind === 'tcp' ? readTokenFile(input.tokenFile!) : undefined;
 
-        const config = await loadConfig({ configPath: g.config, dbUrl: g.db, env: process.env });
+        const config = await loadConfig({ configPath: input.config, dbUrl: input.db, env: process.env });
         const core = new ServeCore(config, { env: process.env });
         try {
           await core.shared();
@@ -103,7 +76,7 @@ export function serveCommand(): Command {
           }
           logLine({ t: new Date().toISOString(), event: 'database_unavailable', error: `${err.code}: ${err.message}` });
         }
-        const server = new ServeServer({ core, clientName: flags.clientName, token, log: logLine });
+        const server = new ServeServer({ core, clientName: input.clientName, token, log: logLine });
         try {
           await listen(server.server, target);
         } catch (err) {

@@ -13,10 +13,6 @@ export interface GlobalOptions {
   verbose?: boolean;
 }
 
-export function globalOptions(cmd: Command): GlobalOptions {
-  return cmd.optsWithGlobals() as GlobalOptions;
-}
-
 export function makeOutput(g: GlobalOptions): Output {
   return new Output({ json: Boolean(g.json), color: g.color !== false, verbose: Boolean(g.verbose) });
 }
@@ -31,7 +27,12 @@ export function contextOptions(g: GlobalOptions, extra: Partial<ContextOptions> 
  */
 export class Program extends Command {
   actionExitCode: number = 0;
+  /** Receives each command's typed input (commands/inputs/) as soon as it is parsed; the argv contract test uses it. */
+  observeInput?: InputObserver;
 }
+
+/** Sees a command's typed input before the command acts on it. */
+export type InputObserver = (command: string, input: unknown) => void;
 
 /**
  * Wraps a command body: it returns an exit code (0 by default) or throws a typed error that main.ts renders.

@@ -6,18 +6,10 @@ import { keyFiles, withContext } from '../context.js';
 import { ExitCode, dataError, unknownAccount, usageError } from '../errors.js';
 import { canonicalAddress, preview } from '../core/address.js';
 import { addToSummary, matchesFilter, newSummary, statusBatches, type StatusSelection } from '../core/status.js';
-import { statusRenderer, type StatusFormat } from '../ui/status-render.js';
-import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
-
-interface StatusFlags {
-  all?: boolean;
-  domain?: string;
-  file?: string;
-  enabled?: boolean;
-  disabled?: boolean;
-  format?: StatusFormat;
-  requireEnabled?: boolean;
-}
+import { statusRenderer } from '../ui/status-render.js';
+import { parseInput } from './inputs/parse.js';
+import { STATUS_FORMATS, statusInput } from './inputs/status.js';
+import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 /**
  * Opens a list file (or stdin) before any work starts, so that a wrong path is a usage error (64) with nothing
@@ -104,7 +96,7 @@ export function statusCommand(): Command {
     .option('--file <file>', "read addresses from a file, one per line ('-' for stdin)")
     .option('--enabled', 'only accounts with 2FA on')
     .option('--disabled', 'only accounts with 2FA off')
-    .addOption(new Option('--format <format>', 'output format').choices(['table', 'json', 'ndjson', 'csv']))
+    .addOption(new Option('--format <format>', 'output format').choices(STATUS_FORMATS))
     .option(
       '--require-enabled',
       `exit ${ExitCode.NEGATIVE} when any listed account lacks 2FA (unknown counts as lacking)`,
@@ -120,36 +112,16 @@ export function statusCommand(): Command {
       ]),
     )
     .action(
-      action(async (emails: string[], flags: StatusFlags, cmd: Command) => {
-        const g = globalOptions(cmd);
-        const out = makeOutput(g);
-        if (g.json && flags.format && flags.format !== 'json')
-          throw usageError(`--json conflicts with --format ${flags.format}`);
-        const format: StatusFormat = g.json ? 'json' : (flags.format ?? 'table');
-        if (flags.enabled && flags.disabled) throw usageError('--enabled and --disabled exclude each other');
-        const sources = [emails.length > 0, Boolean(flags.all || flags.domain), flags.file !== undefined].filter(
-          Boolean,
-        ).length;
-        if (sources === 0)
-          throw usageError(
-            'say which accounts: give addresses, --all, --domain D or --file F',
-            'Example: mail2fa status --all',
-          );
-        if (sources > 1) throw usageError('give addresses, --all/--domain or --file, not several of them');
-        if (flags.all && flags.domain !== undefined)
-          throw usageError('--all and --domain exclude each other', 'Use --domain D alone for one domain.');
+      action(async (emails: string[], _flags: unknown, cmd: Command) => {
+        const input = parseInput(cmd, statusInput, { emails });
+        const { source, filter, format } = input;
+        const out = makeOutput(input);
+        const selection: StatusSelection =
+          source.kind === 'file' ? { kind: 'emails', emails: await openAddressList(source.file) } : source;
+        const single = source.kind === 'emails' && source.emails.length === 1 ? source.emails[0] : undefined;
 
-        let selection: StatusSelection;
-        if (flags.domain !== undefined) selection = { kind: 'domain', domain: flags.domain };
-        else if (flags.all) selection = { kind: 'all' };
-        else if (flags.file !== undefined) {
-          selection = { kind: 'emails', emails: await openAddressList(flags.file) };
-        } else selection = { kind: 'emails', emails };
-        const single = emails.length === 1;
-        const filter = flags.enabled ? 'enabled' : flags.disabled ? 'disabled' : undefined;
-
-        return withContext(contextOptions(g), async (ctx) => {
-          if (flags.file !== undefined && flags.file !== '-') await refuseKeyFile(flags.file, keyFiles(ctx.config));
+        return withContext(contextOptions(input), async (ctx) => {
+          if (source.kind === 'file' && source.file !== '-') await refuseKeyFile(source.file, keyFiles(ctx.config));
           const db = await ctx.db();
           const deps = { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() };
           const summary = newSummary();
@@ -160,14 +132,14 @@ export function statusCommand(): Command {
           let begun = false;
           try {
             for await (const batch of statusBatches(deps, selection)) {
-              if (single) {
+              if (single !== undefined) {
                 // One address alone: unknown is an error (67), like `doveadm user`; malformed is 65.
                 const row = batch[0]!;
                 if (row.state === 'unknown') {
                   await (await ctx.accounts()).findExact(row.email); // throws 67, with "did you mean" when the case differs
                   throw unknownAccount(row.email); // appeared meanwhile: still unknown to this run
                 }
-                if (row.state === 'invalid') canonicalAddress(emails[0]!); // throws 65 with the address itself quoted
+                if (row.state === 'invalid') canonicalAddress(single); // throws 65 with the address itself quoted
                 if (row.state === 'ambiguous')
                   throw dataError(
                     'ambiguous_account',
@@ -198,7 +170,7 @@ export function statusCommand(): Command {
           }
           if (!begun) await renderer.begin();
           await renderer.end(summary);
-          if (!flags.requireEnabled || gaps === 0) return ExitCode.OK;
+          if (!input.requireEnabled || gaps === 0) return ExitCode.OK;
           // Which accounts make it 1, on stderr whatever the format: the count and the first few.
           const listed = summary.accounts + summary.unknown + summary.invalid;
           out.note(

@@ -7,7 +7,9 @@ import { CODE_FORMS_HINT } from '../core/factor-check.js';
 import { verifySignInCode, type VerifyResult } from '../core/sign-in.js';
 import type { Output } from '../ui/output.js';
 import { promptInput } from '../ui/prompts.js';
-import { EXAMPLES, action, contextOptions, globalOptions, makeOutput } from './shared.js';
+import { parseInput } from './inputs/parse.js';
+import { verifyInput } from './inputs/verify.js';
+import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 
 /** More than any well-formed code: longer input is malformed, and is not read to the end. */
 const MAX_STDIN_BYTES = 1024;
@@ -88,14 +90,14 @@ export function verifyCommand(): Command {
       ]),
     )
     .action(
-      action(async (email: string, flags: { code?: string }, command: Command) => {
-        const g = globalOptions(command);
-        const out = makeOutput(g);
-        canonicalAddress(email);
-        const code = await readCode(out, flags.code);
-        return withContext(contextOptions(g), async (ctx) => {
+      action(async (email: string, _flags: unknown, command: Command) => {
+        const input = parseInput(command, verifyInput, { email });
+        const out = makeOutput(input);
+        canonicalAddress(input.email);
+        const code = await readCode(out, input.code);
+        return withContext(contextOptions(input), async (ctx) => {
           try {
-            return await render(out, await verifySignInCode(ctx, { email, code }));
+            return await render(out, await verifySignInCode(ctx, { email: input.email, code }));
           } finally {
             for (const n of ctx.notices) out.note(n);
           }

@@ -3,7 +3,7 @@
  * (lockout, replay, rate limits, audit) live in the core; this file only shapes answers.
  */
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Context } from '../context.js';
 import { canonicalAddress } from '../core/address.js';
 import { disableTwoFactor } from '../core/disable.js';

@@ -16,7 +16,7 @@
  * byte-exact comparison, and a write that does not hit exactly the rows read is retried.
  */
 import type { Knex } from 'knex';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Database } from '../db/connection.js';
 import { configError, dataError } from '../errors.js';
 import { escapeControl } from '../text.js';

@@ -11,7 +11,7 @@
  */
 import { accessSync, constants as fsc } from 'node:fs';
 import type { Knex } from 'knex';
-import { z } from 'zod';
+import * as z from 'zod';
 import { configError, Mail2faError, tempFail } from '../errors.js';
 import { emailColumnCollation, isActive } from '../db/accounts.js';
 import type { Database, Dialect } from '../db/connection.js';

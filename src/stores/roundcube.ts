@@ -13,7 +13,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Knex } from 'knex';
-import { z } from 'zod';
+import * as z from 'zod';
 import { configError, dataError, Mail2faError, tempFail, unknownAccount } from '../errors.js';
 import type { Database } from '../db/connection.js';
 import { mapDbError } from '../db/connection.js';

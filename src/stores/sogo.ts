@@ -16,7 +16,7 @@
  *   - verify: SOGo accepts the current step only (window 0); `storeWindow: 0` asks mail2fa for the same.
  */
 import type { Knex } from 'knex';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Database, Dialect } from '../db/connection.js';
 import { escapeControl } from '../text.js';
 import { memcachedDelete, memcachedVersion, parseMemcachedServer, type MemcachedServer } from './memcached.js';

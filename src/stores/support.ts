@@ -4,7 +4,7 @@
  * plaintext secrets foreign stores keep, and the `doctor` probe for a read-only database user.
  */
 import type { Knex } from 'knex';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Database, Dialect } from '../db/connection.js';
 import { isRetryable, mapDbError } from '../db/connection.js';
 import { configError, dataError, Mail2faError, tempFail } from '../errors.js';

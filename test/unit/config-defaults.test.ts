@@ -1,8 +1,15 @@
 /**
  * A run without any config file uses defaultConfigFile() instead of loading the zod schema (start-up time): the two
  * must never drift apart, and such a run must really not load the schema.
+ *
+ * The command inputs (src/commands/inputs/) are zod schemas too, parsed on every run, but with zod/mini: a few
+ * kilobytes of zod's core where the full zod the config schema uses costs tens of milliseconds to load. So a CLI run
+ * without a config file may load zod/mini, and must not load the full zod (its "classic" modules).
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultConfigFile, loadConfig } from '../../src/config.js';
 import { ConfigFileSchema } from '../../src/config-schema.js';
@@ -50,5 +57,67 @@ describe('defaults without a config file', () => {
     expect(plain.stdout.trim()).toBe('loaded');
     const withConfig = run(", configObject: { issuer: 'X' }");
     expect(withConfig.stdout).toMatch(/zod was loaded/);
+  });
+
+  describe('a CLI run without a config file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mail2fa-inputs-zod-'));
+    const db = `sqlite:${join(dir, 'demo.sqlite')}`;
+    const env = { ...process.env, MAIL2FA_HOME: dir, MAIL2FA_CONFIG: '', MAIL2FA_DB_URL: '', NO_COLOR: '1' };
+    const root = new URL('../../', import.meta.url);
+    const hookedRun = (hook: string, args: string[]) => {
+      const register = `import { register } from "node:module"; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});`;
+      return spawnSync(
+        process.execPath,
+        ['--import', `data:text/javascript,${encodeURIComponent(register)}`, ...args],
+        {
+          encoding: 'utf8',
+          env,
+        },
+      );
+    };
+
+    it('loads zod/mini for its input and not the full zod (unbundled build)', () => {
+      const main = new URL('dist/main.js', root).href;
+      const hook =
+        'export async function resolve(s, c, next) { const r = await next(s, c);' +
+        ' if (s === "zod" || r.url.includes("/zod/v4/classic/")) throw new Error("the full zod was loaded: " + s);' +
+        ' if (s === "zod/mini") process.stderr.write("zod/mini loaded\\n"); return r; }';
+      const program = (args: string[]) =>
+        `const { run } = await import(${JSON.stringify(main)}); await run(${JSON.stringify(['node', 'mail2fa', ...args])});`;
+      const demo = hookedRun(hook, ['--input-type=module', '-e', program(['demo', '--db', db])]);
+      expect(demo.stderr).not.toMatch(/full zod/);
+      const status = hookedRun(hook, [
+        '--input-type=module',
+        '-e',
+        program(['status', 'alice@example.com', '--db', db]),
+      ]);
+      expect(status.stderr).toContain('zod/mini loaded');
+      expect(status.stderr).not.toMatch(/full zod/);
+      expect(status.stdout).toMatch(/alice@example\.com/);
+    });
+
+    it("loads only zod/mini's own copy of zod's core (bundle): the full zod stays in its chunks", () => {
+      // esbuild heads each module in a chunk with a comment naming its source file.
+      const hook =
+        'export async function resolve(s, c, next) { const r = await next(s, c);' +
+        ' if (r.url.includes("/bundle/")) process.stderr.write("chunk " + r.url + "\\n"); return r; }';
+      const status = hookedRun(hook, [
+        new URL('bin/mail2fa.js', root).pathname,
+        'status',
+        'alice@example.com',
+        '--db',
+        db,
+      ]);
+      expect(status.stdout).toMatch(/alice@example\.com/);
+      const chunks = [...status.stderr.matchAll(/^chunk (\S+)$/gm)].map((m) => readFileSync(new URL(m[1]!), 'utf8'));
+      expect(chunks.length).toBeGreaterThan(1);
+      // zod/mini's copy of zod's core carries the suffix scripts/bundle.mjs gives it; the full zod's modules do not.
+      const zodModules = chunks.flatMap((text) =>
+        [...text.matchAll(/^\/\/ \S*node_modules\/zod\/(\S+)$/gm)].map((m) => m[1]),
+      );
+      expect(zodModules).toContain('v4/mini/schemas.js?command-inputs');
+      expect(zodModules.filter((module) => !module!.endsWith('?command-inputs'))).toEqual([]);
+      rmSync(dir, { recursive: true, force: true });
+    });
   });
 });
