@@ -80,16 +80,32 @@ function num(v: number | string | null | undefined): number | null {
   return v === null || v === undefined ? null : Number(v);
 }
 
-/** mail2fa's own store as a StoreAccountStatus (for `stores` of a status row). */
+/**
+ * mail2fa's own store as a StoreAccountStatus (for `stores` of a status row). Only seven distinct values exist,
+ * so they are built once and frozen: a million-row status then shares them instead of allocating two objects and
+ * an array per row, and a renderer may cache the JSON of a frozen value.
+ */
+const OWN_STATUSES = new Map<string, StoreAccountStatus>();
 function ownStoreStatus(method: 'totp' | 'sms' | null, temporaryCode: TemporaryCodeState | null): StoreAccountStatus {
-  return {
-    store: OWN_STORE,
-    kind: 'mail2fa',
-    activated: true,
-    enforced: true,
-    factors: method ? [{ kind: method, active: true }] : [],
-    ...(temporaryCode ? { details: { temporaryCode: temporaryCode.state } } : {}),
-  };
+  const key = `${method ?? ''}/${temporaryCode?.state ?? ''}`;
+  let status = OWN_STATUSES.get(key);
+  if (!status) {
+    status = deepFreeze<StoreAccountStatus>({
+      store: OWN_STORE,
+      kind: 'mail2fa',
+      activated: true,
+      enforced: true,
+      factors: method ? [{ kind: method, active: true }] : [],
+      ...(temporaryCode ? { details: { temporaryCode: temporaryCode.state } } : {}),
+    });
+    OWN_STATUSES.set(key, status);
+  }
+  return status;
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const inner of Object.values(value)) if (inner !== null && typeof inner === 'object') deepFreeze(inner as object);
+  return Object.freeze(value);
 }
 
 export function toStatusRow(r: StatusDbRow, now: number): StatusRow {
@@ -118,7 +134,7 @@ export function toStatusRow(r: StatusDbRow, now: number): StatusRow {
   };
 }
 
-function emptyRow(email: string, state: AccountState, problem?: string): StatusRow {
+export function emptyRow(email: string, state: AccountState, problem?: string): StatusRow {
   return {
     email,
     state,
