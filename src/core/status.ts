@@ -220,9 +220,10 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
     return;
   }
 
-  let pending: { input: string; address?: string; problem?: string }[] = [];
-  const flush = async (): Promise<StatusRow[]> => {
-    const addresses = [...new Set(pending.filter((p) => p.address).map((p) => p.address!))];
+  type Listed = { input: string; address?: string; problem?: string };
+  let pending: Listed[] = [];
+  const lookUp = async (listed: Listed[]): Promise<StatusRow[]> => {
+    const addresses = [...new Set(listed.filter((p) => p.address).map((p) => p.address!))];
     const found = await lookupStatusRows(deps.db, deps.tables, deps.mapping, addresses);
     const byEmail = new Map<string, StatusDbRow[]>();
     for (const r of found) {
@@ -231,7 +232,7 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
       else byEmail.set(r.email, [r]);
     }
     const rows: StatusRow[] = [];
-    for (const p of pending) {
+    for (const p of listed) {
       let row: StatusRow;
       if (!p.address) row = emptyRow(p.input, 'invalid', p.problem);
       else {
@@ -243,8 +244,16 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
       }
       rows.push(row);
     }
-    pending = [];
     return addForeignStores(rows, deps.stores);
+  };
+  // One batch looked up ahead: the database answers batch n+1 while batch n is formatted and written (two
+  // batches in memory at most). Results are yielded in input order; a failed lookup fails when its turn comes.
+  let ahead: Promise<StatusRow[]> | null = null;
+  const startLookup = (): Promise<StatusRow[]> => {
+    const started = lookUp(pending);
+    pending = [];
+    started.catch(() => {}); // awaited in its turn; never an unhandled rejection meanwhile
+    return started;
   };
   for await (const input of selection.emails as AsyncIterable<string>) {
     const parsed = tryCanonicalAddress(input);
@@ -254,12 +263,18 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
       'problem' in parsed ? { input: invalidEcho(input), problem: parsed.problem } : { input, address: parsed.address },
     );
     if (pending.length >= LOOKUP_BATCH) {
-      const rows = await flush();
-      if (rows.length) yield rows;
+      const next = startLookup();
+      if (ahead) {
+        const rows = await ahead;
+        if (rows.length) yield rows;
+      }
+      ahead = next;
     }
   }
-  if (pending.length) {
-    const rows = await flush();
+  const last = pending.length ? startLookup() : null;
+  for (const lookup of [ahead, last]) {
+    if (!lookup) continue;
+    const rows = await lookup;
     if (rows.length) yield rows;
   }
 }

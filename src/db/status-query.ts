@@ -60,20 +60,32 @@ export function statusSql(
   // (streamStatusRows merges them in by exact account); grouped derived tables are no way out on MariaDB: a
   // utf8mb4 VARCHAR(320) key is too long for the key of a materialised derived table, which is then scanned per row.
   const separate = where.kind !== 'emails' && (db.dialect === 'mysql' || db.dialect === 'sqlite');
+  // A list of addresses reads the temporary codes of its own batch once, as a grouped derived table joined to the
+  // rows (a handful of rows at most, so MariaDB's block-nested-loop join of it costs nothing), in the same
+  // statement and hence the same snapshot: no per-row subquery, no second query.
+  const listed = where.kind === 'emails';
   const bindings: unknown[] = [m.email, m.domain, m.active];
   bindings.push(tables.recoveryCode);
-  if (!separate) bindings.push(tables.challenge, ...joinBindings, tables.challenge, ...joinBindings);
+  if (!separate && !listed) bindings.push(tables.challenge, ...joinBindings, tables.challenge, ...joinBindings);
   bindings.push(m.table, tables.factor, ...joinBindings, tables.accountState, ...joinBindings);
+  if (listed) bindings.push(tables.challenge, ...where.emails, ...joinBindings);
   let sql =
     `SELECT m.?? AS email, m.?? AS domain, m.?? AS active, f.method AS method, f.phone_masked AS phone_masked, ` +
     `f.enrolled_at AS enrolled_at, f.last_used_at AS last_used_at, s.locked_until AS locked_until, ` +
     // Counted only where a factor exists (a quarter of the rows, typically): codes_left means nothing without one.
     `CASE WHEN f.account IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM ?? rc WHERE rc.account = f.account AND rc.used_at IS NULL) END AS codes_left` +
-    (separate
-      ? ' '
-      : `, (SELECT MAX(tc.expires_at) FROM ?? tc WHERE ${join('tc')} AND tc.purpose = 'temporary') AS temp_expires_at, ` +
-        `(SELECT MAX(tc.used_at) FROM ?? tc WHERE ${join('tc')} AND tc.purpose = 'temporary') AS temp_used_at `) +
-    `FROM ?? m LEFT JOIN ?? f ON ${join('f')} LEFT JOIN ?? s ON ${join('s')}`;
+    (listed
+      ? ', tc.expires_at AS temp_expires_at, tc.used_at AS temp_used_at '
+      : separate
+        ? ' '
+        : `, (SELECT MAX(tc.expires_at) FROM ?? tc WHERE ${join('tc')} AND tc.purpose = 'temporary') AS temp_expires_at, ` +
+          `(SELECT MAX(tc.used_at) FROM ?? tc WHERE ${join('tc')} AND tc.purpose = 'temporary') AS temp_used_at `) +
+    `FROM ?? m LEFT JOIN ?? f ON ${join('f')} LEFT JOIN ?? s ON ${join('s')}` +
+    (listed
+      ? ` LEFT JOIN (SELECT account, MAX(expires_at) AS expires_at, MAX(used_at) AS used_at FROM ?? ` +
+        `WHERE purpose = 'temporary' AND account IN (${where.emails.map(() => '?').join(', ')}) GROUP BY account) tc ` +
+        `ON ${join('tc')}`
+      : '');
   if (where.kind === 'domain') {
     sql += ' WHERE m.?? = ?';
     bindings.push(m.domain, where.domain);
@@ -176,7 +188,7 @@ export async function* streamStatusRows(
   tables: Tables,
   mapping: AccountMapping,
   where: StatusWhere,
-  batchSize = 2000,
+  batchSize = 500,
 ): AsyncGenerator<StatusDbRow[]> {
   const { sql, bindings } = statusSql(db.knex, db, tables, mapping, where);
   let batch: StatusDbRow[] = [];
