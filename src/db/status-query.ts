@@ -455,9 +455,9 @@ function* sqliteRows(conn: SqliteConn, sql: string, bindings: unknown[]): Genera
 /**
  * SQLite's page cache for a status read: 2 MB (SQLite's own default, what the `sqlite3` client uses) instead of
  * better-sqlite3's 16 MB. A long address list touches pages all over the tables, and the larger cache filling up
- * is what made peak RSS grow with the list (121 MB at 150,000 addresses, 106 MB with this); the CPU stays the same,
- * the operating system's cache serving the pages. The previous size is put back afterwards (a long-running
- * process keeps its own).
+ * is what made peak RSS grow with the list (about 120 MB at 150,000 addresses, 103-107 MB with this); the CPU
+ * stays the same, the operating system's cache serving the pages. The previous size is put back afterwards (a
+ * long-running process keeps its own).
  */
 function smallPageCache(conn: SqliteConn): () => void {
   const previous = (conn.prepare('PRAGMA cache_size').get() as { cache_size: number }).cache_size;
