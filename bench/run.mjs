@@ -10,8 +10,9 @@
  *   - `status --file - --format ndjson` (address list)  vs the minimal join restricted by the same batched `IN (…)`,
  *                                                          and mail2fa's own batched SQL (a second line)
  *   - single-account `status` and `verify`              vs bare `node -e 0`
- * and PostgreSQL (seeded with COPY) for the bulk read: `status --all --format ndjson` vs `psql` running the minimal
- * query (the mailbox table LEFT JOIN mail2fa's factor table), and mail2fa's own SQL (a second line).
+ * and PostgreSQL (seeded with COPY) for the bulk read and the address list: `status --all` / `status --file -` vs
+ * `psql` running the minimal query (the mailbox table LEFT JOIN mail2fa's factor table; for the list in the same
+ * batches), and mail2fa's own SQL (a second line).
  * Every result's row count is checked (mail2fa's summary and line count, the clients' row count): a wrong result
  * is reported as WRONG and the bench exits 1.
  * each `--runs` times after one warm-up run, medians reported; peak RSS from GNU time. Results are printed and
@@ -409,7 +410,10 @@ async function seedPostgres() {
   ]);
 }
 
-/** PostgreSQL: bulk status only, against psql running the minimal join (mailbox LEFT JOIN one 2FA table). */
+/**
+ * PostgreSQL: bulk status and the address list, against psql running the minimal join (mailbox LEFT JOIN one 2FA
+ * table; for the list, in the same batches), and mail2fa's own SQL as a second line.
+ */
 async function measurePostgres() {
   const env = childEnv();
   const common = { env, tmp: WORK, timeBin };
@@ -432,6 +436,28 @@ async function measurePostgres() {
     accountMapping({ preset: 'mail2fa', tablePrefix: '', columns: {} }),
     { kind: 'all' },
   );
+  // The list: mail2fa's batches of LOOKUP_BATCH addresses, as files of SQL for psql (values inlined by knex).
+  const minimalBatches = [];
+  const sameBatches = [];
+  for (let i = 0; i < addresses.list.length; i += LOOKUP_BATCH) {
+    const emails = addresses.list.slice(i, i + LOOKUP_BATCH);
+    minimalBatches.push(
+      `${pgKnex.raw(`${MINIMAL_SQL} WHERE m.email IN (${emails.map(() => '?').join(', ')})`, emails).toString()};`,
+    );
+    const batch = statusSql(
+      pgKnex,
+      { dialect: 'postgres' },
+      tableNames('mail2fa_'),
+      accountMapping({ preset: 'mail2fa', tablePrefix: '', columns: {} }),
+      { kind: 'emails', emails },
+    );
+    // pg's native placeholders ($1 …) back to knex's, to inline the values.
+    sameBatches.push(`${pgKnex.raw(batch.sql.replace(/\$\d+/g, '?'), batch.bindings).toString()};`);
+  }
+  const minimalListFile = join(WORK, 'list-minimal-postgres.sql');
+  writeFileSync(minimalListFile, `${minimalBatches.join('\n')}\n`);
+  const sameListFile = join(WORK, 'list-postgres.sql');
+  writeFileSync(sameListFile, `${sameBatches.join('\n')}\n`);
   await pgKnex.destroy();
   if (same.bindings.length) throw new Error('the PostgreSQL --all status SQL unexpectedly has bound values');
   const bulk = [
@@ -476,11 +502,50 @@ async function measurePostgres() {
     () => measureSet(bulk, { runs: RUNS, warmup: WARMUP }),
   );
   const what = `status --all --format ndjson (${SIZE.toLocaleString('en')} rows)`;
+
+  // The list: mail2fa prints a line per address (unknown ones too); psql a row per known address.
+  const psqlFile = (label, file, check) => ({
+    label,
+    cmd: 'psql',
+    args: () => [...psqlConn, '-X', '-At', '-d', PG_DBNAME, '-f', file],
+    ...common,
+    env: psqlEnv,
+    countLines: true,
+    check,
+  });
+  const list = [
+    {
+      label: 'status --file -',
+      cmd: NODE,
+      args: () => [BIN, '--db', opt['pg-url'], 'status', '--file', '-', '--format', 'ndjson'],
+      ...common,
+      stdinFile: addresses.file,
+      countLines: true,
+      check: statusCheck({ accounts: addresses.known, unknown: addresses.unknown }, LIST),
+    },
+    psqlFile('psql (minimal join)', minimalListFile, rowCheck(addresses.known)),
+    psqlFile('psql (same SQL)', sameListFile, rowCheck(addresses.known)),
+  ];
+  const batches = Math.ceil(LIST / LOOKUP_BATCH);
+  const [file, fileRef, fileSame] = await step(
+    `postgres: status --file - (${LIST.toLocaleString('en')} addresses) vs psql (${batches} IN (…) queries: minimal join; mail2fa's own SQL), ${WARMUP + RUNS} rounds`,
+    () => measureSet(list, { runs: RUNS, warmup: WARMUP }),
+  );
+  const listWhat = `status --file - (${LIST.toLocaleString('en')} addresses on stdin)`;
   return {
     kind: 'postgres',
     rows: [
       { what, m: all, ref: allRef, refName: 'psql, mailbox LEFT JOIN factor', target: 1.5, rssTarget: 120 * 1024 },
       { what, m: all, ref: sameRef, refName: 'psql, same SQL', target: 2, rssTarget: 120 * 1024 },
+      {
+        what: listWhat,
+        m: file,
+        ref: fileRef,
+        refName: `psql, minimal join, same ${batches} batches`,
+        target: 1.5,
+        rssTarget: 120 * 1024,
+      },
+      { what: listWhat, m: file, ref: fileSame, refName: 'psql, same SQL', target: 2, rssTarget: 120 * 1024 },
     ],
   };
 }

@@ -83,16 +83,33 @@ function num(value: number | string | null | undefined): number | null {
   return value === null || value === undefined ? null : Number(value);
 }
 
-/** mail2fa's own store as a StoreAccountStatus (for `stores` of a status row). */
+/**
+ * mail2fa's own store as a StoreAccountStatus (for `stores` of a status row). Only seven distinct values exist,
+ * so they are built once and frozen: a million-row status then shares them instead of allocating two objects and
+ * an array per row, and a renderer may cache the JSON of a frozen value.
+ */
+const OWN_STATUSES = new Map<string, StoreAccountStatus>();
 function ownStoreStatus(method: 'totp' | 'sms' | null, temporaryCode: TemporaryCodeState | null): StoreAccountStatus {
-  return {
-    store: OWN_STORE,
-    kind: 'mail2fa',
-    activated: true,
-    enforced: true,
-    factors: method ? [{ kind: method, active: true }] : [],
-    ...(temporaryCode ? { details: { temporaryCode: temporaryCode.state } } : {}),
-  };
+  const key = `${method ?? ''}/${temporaryCode?.state ?? ''}`;
+  let status = OWN_STATUSES.get(key);
+  if (!status) {
+    status = deepFreeze<StoreAccountStatus>({
+      store: OWN_STORE,
+      kind: 'mail2fa',
+      activated: true,
+      enforced: true,
+      factors: method ? [{ kind: method, active: true }] : [],
+      ...(temporaryCode ? { details: { temporaryCode: temporaryCode.state } } : {}),
+    });
+    OWN_STATUSES.set(key, status);
+  }
+  return status;
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const inner of Object.values(value))
+    if (inner !== null && typeof inner === 'object') deepFreeze(inner as object);
+  return Object.freeze(value);
 }
 
 export function toStatusRow(row: StatusDbRow, now: number): StatusRow {
@@ -121,7 +138,7 @@ export function toStatusRow(row: StatusDbRow, now: number): StatusRow {
   };
 }
 
-function emptyRow(email: string, state: AccountState, problem?: string): StatusRow {
+export function emptyRow(email: string, state: AccountState, problem?: string): StatusRow {
   return {
     email,
     state,
@@ -207,9 +224,10 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
     return;
   }
 
-  let pending: { input: string; address?: string; problem?: string }[] = [];
-  const flush = async (): Promise<StatusRow[]> => {
-    const addresses = [...new Set(pending.filter((p) => p.address).map((p) => p.address!))];
+  type Listed = { input: string; address?: string; problem?: string };
+  let pending: Listed[] = [];
+  const lookUp = async (listed: Listed[]): Promise<StatusRow[]> => {
+    const addresses = [...new Set(listed.filter((p) => p.address).map((p) => p.address!))];
     const found = await lookupStatusRows(deps.db, deps.tables, deps.mapping, addresses);
     const byEmail = new Map<string, StatusDbRow[]>();
     for (const row of found) {
@@ -218,7 +236,7 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
       else byEmail.set(row.email, [row]);
     }
     const rows: StatusRow[] = [];
-    for (const item of pending) {
+    for (const item of listed) {
       let row: StatusRow;
       if (!item.address) row = emptyRow(item.input, 'invalid', item.problem);
       else {
@@ -230,8 +248,16 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
       }
       rows.push(row);
     }
-    pending = [];
     return addForeignStores(rows, deps.stores);
+  };
+  // One batch looked up ahead: the database answers batch n+1 while batch n is formatted and written (two
+  // batches in memory at most). Results are yielded in input order; a failed lookup fails when its turn comes.
+  let ahead: Promise<StatusRow[]> | null = null;
+  const startLookup = (): Promise<StatusRow[]> => {
+    const started = lookUp(pending);
+    pending = [];
+    started.catch(() => {}); // awaited in its turn; never an unhandled rejection meanwhile
+    return started;
   };
   for await (const input of selection.emails as AsyncIterable<string>) {
     const parsed = tryCanonicalAddress(input);
@@ -241,12 +267,18 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
       'problem' in parsed ? { input: invalidEcho(input), problem: parsed.problem } : { input, address: parsed.address },
     );
     if (pending.length >= LOOKUP_BATCH) {
-      const rows = await flush();
-      if (rows.length) yield rows;
+      const next = startLookup();
+      if (ahead) {
+        const rows = await ahead;
+        if (rows.length) yield rows;
+      }
+      ahead = next;
     }
   }
-  if (pending.length) {
-    const rows = await flush();
+  const last = pending.length ? startLookup() : null;
+  for (const lookup of [ahead, last]) {
+    if (!lookup) continue;
+    const rows = await lookup;
     if (rows.length) yield rows;
   }
 }
