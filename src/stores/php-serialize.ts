@@ -80,10 +80,18 @@ const CH = {
 
 /** PHP converts these string keys to integer keys (zend_handle_numeric_str): `0`, `-5`, `12` within int64. */
 function isNumericStringKey(bytes: Buffer): boolean {
+  // Nearly every key starts with a letter: no need to look further (the pattern needs "-" or a digit first).
+  const first = bytes[0];
+  if (first === undefined || (first !== 0x2d && (first < 0x30 || first > 0x39))) return false;
   const s = bytes.toString('latin1');
   if (!/^(0|-?[1-9][0-9]*)$/.test(s)) return false;
   const n = BigInt(s);
   return n >= INT64_MIN && n <= INT64_MAX;
+}
+
+/** A key's identity for duplicate detection: latin1 maps bytes to characters one to one. */
+function keyId(key: PhpKey): string {
+  return key.kind === 'int' ? `i${key.value}` : `s${key.bytes.toString('latin1')}`;
 }
 
 class Reader {
@@ -110,6 +118,21 @@ class Reader {
   }
 
   count(pos: number, what: string): [number, number] {
+    // The common case read byte-wise, without a string: 1-10 digits, no leading zero, then ':'. Anything else
+    // goes through the checks below (same acceptance, and the precise refusal).
+    const buf = this.buf;
+    let i = pos;
+    let n = 0;
+    while (i - pos < 11 && i < buf.length && buf[i]! >= 0x30 && buf[i]! <= 0x39) n = n * 10 + (buf[i++]! - 0x30);
+    const digits = i - pos;
+    if (digits >= 1 && digits <= 10 && buf[i] === CH.colon && (digits === 1 || buf[pos] !== 0x30)) {
+      if (n > buf.length) this.fail('truncated', `${what} ${n} is beyond the end of the value`, pos);
+      return [n, i + 1];
+    }
+    return this.countChecked(pos, what);
+  }
+
+  private countChecked(pos: number, what: string): [number, number] {
     const [text, next] = this.token(pos, CH.colon, what);
     if (!/^(0|[1-9][0-9]{0,9})$/.test(text)) this.fail('syntax', `malformed ${what} "${text}"`, pos);
     const n = Number(text);
@@ -130,6 +153,27 @@ class Reader {
   }
 
   int(pos: number): [bigint, number] {
+    // The common case byte-wise: an optional "-", 1-15 digits without a leading zero ("0" alone, never "-0"),
+    // then ';' — always within int64 and exact as a double. Anything else: the checks below.
+    const buf = this.buf;
+    const start = pos + 2;
+    const negative = buf[start] === 0x2d;
+    let i = negative ? start + 1 : start;
+    let n = 0;
+    while (i - start < 17 && i < buf.length && buf[i]! >= 0x30 && buf[i]! <= 0x39) n = n * 10 + (buf[i++]! - 0x30);
+    const first = negative ? start + 1 : start;
+    const digits = i - first;
+    if (
+      digits >= 1 &&
+      digits <= 15 &&
+      buf[i] === CH.semi &&
+      (buf[first] !== 0x30 || (digits === 1 && !negative))
+    )
+      return [BigInt(negative ? -n : n), i + 1];
+    return this.intChecked(pos);
+  }
+
+  private intChecked(pos: number): [bigint, number] {
     const [text, next] = this.token(pos + 2, CH.semi, 'integer');
     if (!/^(0|-?[1-9][0-9]*)$/.test(text)) this.fail('syntax', `malformed integer "${text}"`, pos);
     const n = BigInt(text);
@@ -199,7 +243,7 @@ class Reader {
         for (let i = 0; i < n; i++) {
           const keyAt = p;
           const [key, afterKey] = this.key(p);
-          const id = key.kind === 'int' ? `i${key.value}` : `s${key.bytes.toString('hex')}`;
+          const id = keyId(key);
           if (seen.has(id)) this.fail('duplicate-key', 'duplicate array key', keyAt);
           seen.add(id);
           const [v, afterValue] = this.value(afterKey, depth + 1, decode);
@@ -247,7 +291,7 @@ export function parseTopLevel(buf: Buffer): TopLevelArray {
   for (let i = 0; i < n; i++) {
     const start = p;
     const [key, valueStart] = r.key(p);
-    const id = key.kind === 'int' ? `i${key.value}` : `s${key.bytes.toString('hex')}`;
+    const id = keyId(key);
     if (seen.has(id)) r.fail('duplicate-key', 'duplicate array key', start);
     seen.add(id);
     const [, end] = r.value(valueStart, 1, false);

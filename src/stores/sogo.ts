@@ -281,7 +281,7 @@ class SogoStore implements ForeignStore {
     if (emails.length === 0) return out;
     const db = await this.db();
     return storeRead(db, async () => {
-      for (const batch of chunked([...new Set(emails)], 1000)) {
+      for (const batch of chunked([...new Set(emails)], 2000)) {
         for (const row of await this.rowsOf(db.knex, db.dialect, batch, ['c_uid', 'c_defaults', 'c_settings']))
           out.set(row.c_uid, this.statusOf(this.profile(row)));
       }

@@ -168,6 +168,33 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
     expect(JSON.parse(again.stdout)).toMatchObject({ ok: true, found: 1, migrated: 0, skipped: 0, invalid: 1 });
   });
 
+  it('status --all streams past one batch while the store reads the same database (SQLite: no second handle wait)', async () => {
+    // More mailboxes than one streamed batch (2,000 rows): the store's batch is asked while the mailbox rows are
+    // still being read. On SQLite both used to need the database's only connection: 60 s wait, then exit 69.
+    const db = await ctx.db();
+    const extra = Array.from({ length: 2300 }, (_, i) => ({
+      username: `bulk${i}@example.org`,
+      password: '$1$abcdefgh$notarealmd5crypthash',
+      name: '',
+      maildir: '',
+      quota: 0,
+      local_part: `bulk${i}`,
+      domain: 'example.org',
+      active: 1,
+      totp_secret: i % 10 === 0 ? base32(randomBytes(20)) : null,
+    }));
+    for (let i = 0; i < extra.length; i += 200) await db.knex('mailbox').insert(extra.slice(i, i + 200));
+    const r = await cli(['status', '--domain', 'example.org', '--format', 'ndjson']);
+    expect(r.code).toBe(0);
+    const rows = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { enabled: boolean; source: string | null });
+    expect(rows).toHaveLength(2300);
+    expect(rows.filter((x) => x.enabled && x.source === 'postfixadmin')).toHaveLength(230);
+    await db.knex('mailbox').where('domain', 'example.org').delete();
+  });
+
   it('--help has examples and exit codes', async () => {
     const r = await runCli(['migrate-from', '--help']);
     expect(r.code).toBe(0);
