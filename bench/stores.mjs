@@ -104,7 +104,8 @@ if (!existsSync(join(ROOT, 'dist', 'main.js'))) {
   process.exit(69);
 }
 const timeBin = haveGnuTime();
-if (!timeBin) log('NOTE: GNU time (/usr/bin/time) is missing, so peak RSS and CPU are not measured: apt-get install time');
+if (!timeBin)
+  log('NOTE: GNU time (/usr/bin/time) is missing, so peak RSS and CPU are not measured: apt-get install time');
 const wantMariadb = ['all', 'mariadb'].includes(opt.db) && have('mariadb');
 const wantSqlite = ['all', 'sqlite'].includes(opt.db) && have('sqlite3');
 const wantPostgres = ['all', 'postgres'].includes(opt.db) && have('psql');
@@ -312,8 +313,17 @@ function sogoDefaults(i, totp) {
       },
     ],
     SOGoContactsCategories: ['Business Partner', 'Colleague', 'Competitor', 'Customer', 'Family', 'Friend'],
-    SOGoCalendarCategoriesColors: { Anniversary: '#1F1F1F', Birthday: '#1F2F3F', Business: '#2F1F1F', Holiday: '#3F1F1F' },
-    SOGoMailLabelsColors: { $label1: ['Important', '#f00'], $label2: ['Work', '#ff9a00'], $label3: ['Personal', '#009900'] },
+    SOGoCalendarCategoriesColors: {
+      Anniversary: '#1F1F1F',
+      Birthday: '#1F2F3F',
+      Business: '#2F1F1F',
+      Holiday: '#3F1F1F',
+    },
+    SOGoMailLabelsColors: {
+      $label1: ['Important', '#f00'],
+      $label2: ['Work', '#ff9a00'],
+      $label3: ['Personal', '#009900'],
+    },
   };
   if (totp !== undefined) d.SOGoTOTPEnabled = totp;
   return JSON.stringify(d);
@@ -368,7 +378,8 @@ function storeData(store) {
       const force = rand() < 0.02;
       mailbox.push([e, '{SSHA256}bench', ds.active[i], e.slice(at + 1), MAILCOW_ATTRIBUTES(force)]);
       const r = rand();
-      const kinds = r < 0.15 ? ['totp'] : r < 0.17 ? ['totp', 'webauthn'] : r < 0.18 ? ['webauthn'] : r < 0.185 ? ['off'] : [];
+      const kinds =
+        r < 0.15 ? ['totp'] : r < 0.17 ? ['totp', 'webauthn'] : r < 0.18 ? ['webauthn'] : r < 0.185 ? ['off'] : [];
       if (kinds.length === 0) continue;
       truth.activated++;
       if (kinds[0] !== 'off') truth.enforced++;
@@ -377,11 +388,23 @@ function storeData(store) {
       for (const k of kinds) {
         if (k === 'webauthn')
           tfa.push([`YubiKey 5 NFC`, e, 'webauthn', null, b64Of(rand, 64), b64Of(rand, 77), 0, null, 1]);
-        else tfa.push([k === 'off' ? 'Phone' : 'Authenticator', e, 'totp', base32Of(rand, 16), null, null, 0, null, k === 'off' ? 0 : 1]);
+        else
+          tfa.push([
+            k === 'off' ? 'Phone' : 'Authenticator',
+            e,
+            'totp',
+            base32Of(rand, 16),
+            null,
+            null,
+            0,
+            null,
+            k === 'off' ? 0 : 1,
+          ]);
       }
     }
     // mailcow's admins keep their authenticators in the same table (not mailboxes: never reported).
-    for (let a = 0; a < 3; a++) tfa.push(['Admin key', `admin${a}`, 'totp', base32Of(rand, 16), null, null, 0, null, 1]);
+    for (let a = 0; a < 3; a++)
+      tfa.push(['Admin key', `admin${a}`, 'totp', base32Of(rand, 16), null, null, 0, null, 1]);
     refRows = SIZE + tfa.length;
     // Rows in enrolment order, not address order.
     for (let k = tfa.length - 1; k > 0; k--) {
@@ -390,7 +413,17 @@ function storeData(store) {
     }
     tables.mailbox = { columns: ['username', 'password', 'active', 'domain', 'attributes'], rows: mailbox };
     tables.tfa = {
-      columns: ['key_id', 'username', 'authmech', 'secret', 'keyHandle', 'publicKey', 'counter', 'certificate', 'active'],
+      columns: [
+        'key_id',
+        'username',
+        'authmech',
+        'secret',
+        'keyHandle',
+        'publicKey',
+        'counter',
+        'certificate',
+        'active',
+      ],
       rows: tfa,
     };
   } else if (store === 'sogo') {
@@ -423,7 +456,16 @@ function storeData(store) {
         if (ds.active[i]) truth.enforced++;
         if (chars === 16) truth.weak++;
       }
-      mailbox.push([e, '{SHA512-CRYPT}bench', FULL_NAMES[i % FULL_NAMES.length], `${e.slice(at + 1)}/${e.slice(0, at)}/`, e.slice(0, at), e.slice(at + 1), ds.active[i], secret]);
+      mailbox.push([
+        e,
+        '{SHA512-CRYPT}bench',
+        FULL_NAMES[i % FULL_NAMES.length],
+        `${e.slice(at + 1)}/${e.slice(0, at)}/`,
+        e.slice(0, at),
+        e.slice(at + 1),
+        ds.active[i],
+        secret,
+      ]);
     }
     tables.mailbox = {
       columns: ['username', 'password', 'name', 'maildir', 'local_part', 'domain', 'active', 'totp_secret'],
@@ -441,7 +483,10 @@ const PLUGIN_LIKE = `'%s:24:"twofactor_gauthenticator";%'`;
 /** DDL of the store's tables (mail2fa's own come from `mail2fa migrate`). */
 function schema(store, dialect) {
   if (store.startsWith('roundcube')) {
-    const sql = readFileSync(`/usr/share/roundcube/SQL/${dialect === 'mysql' ? 'mysql' : 'sqlite'}.initial.sql`, 'utf8');
+    const sql = readFileSync(
+      `/usr/share/roundcube/SQL/${dialect === 'mysql' ? 'mysql' : 'sqlite'}.initial.sql`,
+      'utf8',
+    );
     return [sql];
   }
   if (store === 'mailcow') {
@@ -514,9 +559,7 @@ function configFor(store, url) {
   if (store === 'postfixadmin') config.accounts = { preset: 'postfixadmin' }; // its store comes with the preset
   const stores = {
     roundcube: [{ name: 'roundcube', kind: 'roundcube', options: {} }],
-    'roundcube-enc': [
-      { name: 'roundcube', kind: 'roundcube', options: { pref_encrypt: true, des_key: DES_KEY } },
-    ],
+    'roundcube-enc': [{ name: 'roundcube', kind: 'roundcube', options: { pref_encrypt: true, des_key: DES_KEY } }],
     mailcow: [{ name: 'mailcow', kind: 'mailcow', options: {} }],
     sogo: [{ name: 'sogo', kind: 'sogo', options: {} }],
     postfixadmin: [],
@@ -529,7 +572,11 @@ const storeName = (store) => (store === 'roundcube-enc' ? 'roundcube' : store);
 /** The SQL the reference client runs: the mailbox LEFT JOIN the store's table, what statusBatch reads of it. */
 function referenceSql(store, dialect) {
   const bin = (col) =>
-    dialect === 'mysql' ? `CAST(CONVERT(${col} USING utf8mb4) AS BINARY)` : dialect === 'sqlite' ? `CAST(${col} AS BLOB)` : col;
+    dialect === 'mysql'
+      ? `CAST(CONVERT(${col} USING utf8mb4) AS BINARY)`
+      : dialect === 'sqlite'
+        ? `CAST(${col} AS BLOB)`
+        : col;
   if (store.startsWith('roundcube'))
     return `SELECT m.email, m.active, u.user_id, u.username, u.mail_host, CASE WHEN u.preferences LIKE ${PLUGIN_LIKE} THEN ${bin('u.preferences')} END AS prefs FROM mailbox m LEFT JOIN users u ON u.username = m.email`;
   // mailcow creates tfa without an index on username: a join would be quadratic on MariaDB (block nested loop,
@@ -576,7 +623,10 @@ function tablesToLoad(store, data) {
 async function seedMariadb(store, data) {
   const db = `m2fbench_${store.replace('-', '_')}`;
   const url = mysqlDbUrl(db);
-  mariadb(`DROP DATABASE IF EXISTS \`${db}\`; CREATE DATABASE \`${db}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`, null);
+  mariadb(
+    `DROP DATABASE IF EXISTS \`${db}\`; CREATE DATABASE \`${db}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
+    null,
+  );
   const config = join(WORK, `${store}-mysql.json`);
   writeFileSync(config, JSON.stringify(configFor(store, url)));
   for (const ddl of schema(store, 'mysql')) mariadb(ddl, db);
@@ -591,7 +641,11 @@ async function seedMariadb(store, data) {
       `LOAD DATA LOCAL INFILE '${file}' INTO TABLE \`${table}\` CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' (${columns.map((c) => `\`${c}\``).join(', ')})`,
     );
   }
-  statements.push(`ANALYZE TABLE ${tablesToLoad(store, data).map(([t]) => `\`${t}\``).join(', ')}`);
+  statements.push(
+    `ANALYZE TABLE ${tablesToLoad(store, data)
+      .map(([t]) => `\`${t}\``)
+      .join(', ')}`,
+  );
   try {
     mariadb(statements.join(';\n'), db, ['--local-infile=1']);
   } finally {
@@ -651,7 +705,8 @@ async function seedPostgres(store, data) {
 /* ---------------------------------------------------------------------------------------------------- */
 /* Checking and measuring                                                                               */
 
-const SUMMARY = /^(\d+) accounts?, (\d+) with 2FA \((\d+) app, (\d+) SMS(?:, (\d+) temporary codes?)?\), (\d+) without/m;
+const SUMMARY =
+  /^(\d+) accounts?, (\d+) with 2FA \((\d+) app, (\d+) SMS(?:, (\d+) temporary codes?)?\), (\d+) without/m;
 
 /** Every NDJSON line of one untimed run, against the seeded truth (per account, what the store said). */
 function fullCheck(store, truth, stdout) {
@@ -674,7 +729,15 @@ function fullCheck(store, truth, stdout) {
       if (s.factors.some((f) => f.weak)) got.weak++;
     }
   }
-  const want = { lines: SIZE, activated: truth.activated, enforced: truth.enforced, weak: truth.weak, totp: truth.totp, problems: 0, otherStores: 0 };
+  const want = {
+    lines: SIZE,
+    activated: truth.activated,
+    enforced: truth.enforced,
+    weak: truth.weak,
+    totp: truth.totp,
+    problems: 0,
+    otherStores: 0,
+  };
   for (const [k, v] of Object.entries(want)) if (got[k] !== v) return `${k}: mail2fa says ${got[k]}, seeded ${v}`;
   return null;
 }
@@ -710,18 +773,39 @@ async function measure(store, kind, seeded, data) {
     check: statusCheck(data.truth),
   };
   // One untimed run whose every line is checked.
-  const full = await runOnce(mail2fa.cmd, mail2fa.args(), { ...mail2fa, countLines: false, captureStdout: true, timeBin: false });
-  const fullProblem = full.code !== 0 ? `exit ${full.code}: ${full.stderr.trim().split('\n').slice(-2).join(' | ')}` : fullCheck(store, data.truth, full.stdout);
+  const full = await runOnce(mail2fa.cmd, mail2fa.args(), {
+    ...mail2fa,
+    countLines: false,
+    captureStdout: true,
+    timeBin: false,
+  });
+  const fullProblem =
+    full.code !== 0
+      ? `exit ${full.code}: ${full.stderr.trim().split('\n').slice(-2).join(' | ')}`
+      : fullCheck(store, data.truth, full.stdout);
   const dialect = kind === 'mariadb' ? 'mysql' : kind;
   const sql = referenceSql(store, dialect);
   const ref =
     kind === 'mariadb'
-      ? { label: 'mariadb', cmd: 'mariadb', args: () => [...mariadbConn, '--batch', '--quick', '--skip-column-names', seeded.db, '-e', sql], env: mariadbEnv }
+      ? {
+          label: 'mariadb',
+          cmd: 'mariadb',
+          args: () => [...mariadbConn, '--batch', '--quick', '--skip-column-names', seeded.db, '-e', sql],
+          env: mariadbEnv,
+        }
       : kind === 'sqlite'
         ? { label: 'sqlite3', cmd: 'sqlite3', args: () => ['-batch', seeded.file, sql], env: process.env }
-        : { label: 'psql', cmd: 'psql', args: () => [...psqlConn, '-X', '-At', '-d', seeded.db, '-c', sql], env: psqlEnv };
+        : {
+            label: 'psql',
+            cmd: 'psql',
+            args: () => [...psqlConn, '-X', '-At', '-d', seeded.db, '-c', sql],
+            env: psqlEnv,
+          };
   const [m, r] = await step(`${store} on ${kind}: status --all vs ${ref.label}, ${WARMUP + RUNS} rounds`, () =>
-    measureSet([mail2fa, { ...ref, ...common, countLines: true, check: rowCheck(data.refRows) }], { runs: RUNS, warmup: WARMUP }),
+    measureSet([mail2fa, { ...ref, ...common, countLines: true, check: rowCheck(data.refRows) }], {
+      runs: RUNS,
+      warmup: WARMUP,
+    }),
   );
   if (fullProblem && !m.problem) m.problem = `full check: ${fullProblem}`;
   return { store, kind, m, ref: r, refName: ref.label, sql };
@@ -734,7 +818,9 @@ const started = performance.now();
 const info = machine({ mariadbArgs: wantMariadb ? mariadbConn : null, sqlite3: wantSqlite });
 if (wantPostgres) {
   try {
-    info.postgres = psql(['SELECT version()'], 'postgres').trim().replace(/ on .*$/, '');
+    info.postgres = psql(['SELECT version()'], 'postgres')
+      .trim()
+      .replace(/ on .*$/, '');
   } catch {
     info.postgres = 'PostgreSQL (version unknown)';
   }
@@ -745,9 +831,13 @@ const truths = {};
 const cleanups = [];
 try {
   for (const store of STORES) {
-    const data = await step(`building ${store}'s data (${SIZE.toLocaleString('en')} mailboxes)`, async () => storeData(store));
+    const data = await step(`building ${store}'s data (${SIZE.toLocaleString('en')} mailboxes)`, async () =>
+      storeData(store),
+    );
     truths[store] = data.truth;
-    log(`  ${data.truth.activated.toLocaleString('en')} with 2FA in the store (${data.truth.enforced.toLocaleString('en')} enforced, ${data.truth.weak.toLocaleString('en')} weak)`);
+    log(
+      `  ${data.truth.activated.toLocaleString('en')} with 2FA in the store (${data.truth.enforced.toLocaleString('en')} enforced, ${data.truth.weak.toLocaleString('en')} weak)`,
+    );
     const kinds = [
       ...(wantMariadb ? ['mariadb'] : []),
       ...(wantSqlite ? ['sqlite'] : []),
@@ -781,7 +871,8 @@ const totalMs = performance.now() - started;
 /* Report                                                                                               */
 
 const TARGET = 2;
-const fmtMs = (ms) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
+const fmtMs = (ms) =>
+  ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
 const fmtMb = (kb) => (kb === null ? 'n/a' : `${Math.round(kb / 1024)} MB`);
 const fmtCpu = (s) => (s === null ? 'n/a' : `${s.toFixed(2)} s`);
 const DB = { mariadb: 'MariaDB', sqlite: 'SQLite', postgres: 'PostgreSQL' };
@@ -803,16 +894,35 @@ const table = results.map((x) => {
     runs: `mail2fa ${x.m.times.map((t) => Math.round(t)).join(', ')}; ${x.refName} ${x.ref.times.map((t) => Math.round(t)).join(', ')}`,
   };
 });
-const HEAD = { store: 'store', db: 'database', mail2fa: 'mail2fa', reference: 'reference', ratio: 'ratio', rss: 'peak RSS', cpu: 'CPU mail2fa / ref.', verdict: 'verdict' };
+const HEAD = {
+  store: 'store',
+  db: 'database',
+  mail2fa: 'mail2fa',
+  reference: 'reference',
+  ratio: 'ratio',
+  rss: 'peak RSS',
+  cpu: 'CPU mail2fa / ref.',
+  verdict: 'verdict',
+};
 const keys = Object.keys(HEAD);
 const widths = keys.map((k) => Math.max(HEAD[k].length, ...table.map((t) => t[k].length)));
-const line = (r) => keys.map((k, i) => r[k].padEnd(widths[i])).join('  ').trimEnd();
-process.stdout.write(`\n${line(HEAD)}\n${line(Object.fromEntries(keys.map((k, i) => [k, '-'.repeat(widths[i])])))}\n${table.map(line).join('\n')}\n`);
-process.stdout.write(`\nwall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round; CPU = user+sys; load average ${loadBefore ?? '?'} before, ${loadAfter ?? '?'} after; whole run ${secs(totalMs)}\n`);
+const line = (r) =>
+  keys
+    .map((k, i) => r[k].padEnd(widths[i]))
+    .join('  ')
+    .trimEnd();
+process.stdout.write(
+  `\n${line(HEAD)}\n${line(Object.fromEntries(keys.map((k, i) => [k, '-'.repeat(widths[i])])))}\n${table.map(line).join('\n')}\n`,
+);
+process.stdout.write(
+  `\nwall-time medians of ${RUNS} rounds after ${WARMUP} warm-up round; CPU = user+sys; load average ${loadBefore ?? '?'} before, ${loadAfter ?? '?'} after; whole run ${secs(totalMs)}\n`,
+);
 
 if (!opt['no-write'] && !opt.bin) {
   const md = [];
-  const truthText = STORES.map((s) => `${s} ${truths[s].activated.toLocaleString('en')} (${truths[s].enforced.toLocaleString('en')} enforced)`).join(', ');
+  const truthText = STORES.map(
+    (s) => `${s} ${truths[s].activated.toLocaleString('en')} (${truths[s].enforced.toLocaleString('en')} enforced)`,
+  ).join(', ');
   md.push(
     `Run of \`npm run bench:stores${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${info.date}: ${SIZE.toLocaleString('en')} mailboxes per store, accounts with 2FA in the store: ${truthText}. Target: \`status --all --format ndjson\` with only that store configured ≤ ${TARGET}× the client reading the same rows (wall-time medians of ${RUNS} alternating rounds after ${WARMUP} warm-up); load average ${loadBefore ?? '?'} before, ${loadAfter ?? '?'} after; whole run ${secs(totalMs)}.`,
   );
@@ -823,7 +933,10 @@ if (!opt['no-write'] && !opt.bin) {
   md.push('');
   md.push('| store | database | mail2fa | reference | ratio | mail2fa peak RSS | CPU mail2fa / reference | verdict |');
   md.push('|---|---|---:|---:|---:|---:|---:|---|');
-  for (const t of table) md.push(`| ${t.store} | ${t.db} | ${t.mail2fa} | ${t.reference} | ${t.ratio} | ${t.rss} | ${t.cpu} | ${t.verdict} |`);
+  for (const t of table)
+    md.push(
+      `| ${t.store} | ${t.db} | ${t.mail2fa} | ${t.reference} | ${t.ratio} | ${t.rss} | ${t.cpu} | ${t.verdict} |`,
+    );
   md.push('');
   md.push('Reference SQL per store (MariaDB form; SQLite and PostgreSQL read the same columns):');
   md.push('');
