@@ -859,7 +859,9 @@ try {
     for (const drop of cleanups) {
       try {
         drop();
-      } catch {}
+      } catch {
+        // already gone: nothing to clean up
+      }
     }
     rmSync(WORK, { recursive: true, force: true });
   } else log(`kept: the m2fbench_* databases and ${WORK}`);

@@ -163,12 +163,7 @@ class Reader {
     while (i - start < 17 && i < buf.length && buf[i]! >= 0x30 && buf[i]! <= 0x39) n = n * 10 + (buf[i++]! - 0x30);
     const first = negative ? start + 1 : start;
     const digits = i - first;
-    if (
-      digits >= 1 &&
-      digits <= 15 &&
-      buf[i] === CH.semi &&
-      (buf[first] !== 0x30 || (digits === 1 && !negative))
-    )
+    if (digits >= 1 && digits <= 15 && buf[i] === CH.semi && (buf[first] !== 0x30 || (digits === 1 && !negative)))
       return [BigInt(negative ? -n : n), i + 1];
     return this.intChecked(pos);
   }
