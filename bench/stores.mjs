@@ -552,11 +552,14 @@ function schema(store, dialect) {
 const ownMailbox = (store) => store === 'mailcow' || store === 'postfixadmin';
 
 /** The configuration: the mail database, the account mapping, and that one store. */
-function configFor(store, url) {
+function configFor(store, url, { withStore = true } = {}) {
   const config = { db: { url } };
   if (store === 'mailcow')
     config.accounts = { preset: 'postfixadmin', columns: { totpSecret: null, alternateEmail: null } };
-  if (store === 'postfixadmin') config.accounts = { preset: 'postfixadmin' }; // its store comes with the preset
+  // PostfixAdmin's store comes with the preset (totpSecret: null switches it off).
+  if (store === 'postfixadmin')
+    config.accounts = { preset: 'postfixadmin', ...(withStore ? {} : { columns: { totpSecret: null } }) };
+  if (!withStore) return config;
   const stores = {
     roundcube: [{ name: 'roundcube', kind: 'roundcube', options: {} }],
     'roundcube-enc': [{ name: 'roundcube', kind: 'roundcube', options: { pref_encrypt: true, des_key: DES_KEY } }],
@@ -629,6 +632,8 @@ async function seedMariadb(store, data) {
   );
   const config = join(WORK, `${store}-mysql.json`);
   writeFileSync(config, JSON.stringify(configFor(store, url)));
+  const bareConfig = `${config.slice(0, -5)}-bare.json`;
+  writeFileSync(bareConfig, JSON.stringify(configFor(store, url, { withStore: false })));
   for (const ddl of schema(store, 'mysql')) mariadb(ddl, db);
   mail2faSync(['--config', config, 'migrate', ...(ownMailbox(store) ? [] : ['--with-mailbox-table'])]);
   const statements = ['SET SESSION unique_checks = 0', 'SET SESSION foreign_key_checks = 0'];
@@ -651,7 +656,7 @@ async function seedMariadb(store, data) {
   } finally {
     for (const f of files) rmSync(f, { force: true });
   }
-  return { config, drop: () => mariadb(`DROP DATABASE IF EXISTS \`${db}\``, null), db };
+  return { config, bareConfig, drop: () => mariadb(`DROP DATABASE IF EXISTS \`${db}\``, null), db };
 }
 
 async function seedSqlite(store, data) {
@@ -659,6 +664,8 @@ async function seedSqlite(store, data) {
   const file = join(WORK, `${store}.sqlite`);
   const config = join(WORK, `${store}-sqlite.json`);
   writeFileSync(config, JSON.stringify(configFor(store, `sqlite:${file}`)));
+  const bareConfig = `${config.slice(0, -5)}-bare.json`;
+  writeFileSync(bareConfig, JSON.stringify(configFor(store, `sqlite:${file}`, { withStore: false })));
   {
     const db = new Database(file);
     for (const ddl of schema(store, 'sqlite')) db.exec(ddl);
@@ -678,7 +685,7 @@ async function seedSqlite(store, data) {
   db.exec('ANALYZE');
   db.pragma('wal_checkpoint(TRUNCATE)');
   db.close();
-  return { config, file, drop: () => rmSync(file, { force: true }) };
+  return { config, bareConfig, file, drop: () => rmSync(file, { force: true }) };
 }
 
 async function seedPostgres(store, data) {
@@ -687,6 +694,8 @@ async function seedPostgres(store, data) {
   psql([`CREATE DATABASE "${db}" ENCODING 'UTF8' TEMPLATE template0`], 'postgres');
   const config = join(WORK, `${store}-pg.json`);
   writeFileSync(config, JSON.stringify(configFor(store, pgDbUrl(db))));
+  const bareConfig = `${config.slice(0, -5)}-bare.json`;
+  writeFileSync(bareConfig, JSON.stringify(configFor(store, pgDbUrl(db), { withStore: false })));
   for (const ddl of schema(store, 'postgres')) psql([ddl], db);
   mail2faSync(['--config', config, 'migrate', ...(ownMailbox(store) ? [] : ['--with-mailbox-table'])]);
   for (const [table, columns, rows] of tablesToLoad(store, data)) {
@@ -699,7 +708,12 @@ async function seedPostgres(store, data) {
     }
   }
   psql(['VACUUM ANALYZE'], db);
-  return { config, db, drop: () => psql([`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`], 'postgres') };
+  return {
+    config,
+    bareConfig,
+    db,
+    drop: () => psql([`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`], 'postgres'),
+  };
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -801,14 +815,24 @@ async function measure(store, kind, seeded, data) {
             args: () => [...psqlConn, '-X', '-At', '-d', seeded.db, '-c', sql],
             env: psqlEnv,
           };
-  const [m, r] = await step(`${store} on ${kind}: status --all vs ${ref.label}, ${WARMUP + RUNS} rounds`, () =>
-    measureSet([mail2fa, { ...ref, ...common, countLines: true, check: rowCheck(data.refRows) }], {
-      runs: RUNS,
-      warmup: WARMUP,
-    }),
+  // mail2fa over the same mailbox table without the store: what its own pipeline costs before any store is read.
+  const bare = {
+    ...mail2fa,
+    label: 'mail2fa without the store',
+    args: () => [BIN, '--config', seeded.bareConfig, 'status', '--all', '--format', 'ndjson'],
+    check: statusCheck({ activated: 0, totp: 0 }),
+  };
+  const [m, r, b] = await step(
+    `${store} on ${kind}: status --all vs ${ref.label} (and mail2fa without the store), ${WARMUP + RUNS} rounds`,
+    () =>
+      measureSet([mail2fa, { ...ref, ...common, countLines: true, check: rowCheck(data.refRows) }, bare], {
+        runs: RUNS,
+        warmup: WARMUP,
+      }),
   );
   if (fullProblem && !m.problem) m.problem = `full check: ${fullProblem}`;
-  return { store, kind, m, ref: r, refName: ref.label, sql };
+  if (b.problem && !m.problem) m.problem = `without the store: ${b.problem}`;
+  return { store, kind, m, ref: r, bare: b, refName: ref.label, sql };
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -890,10 +914,11 @@ const table = results.map((x) => {
     mail2fa: fmtMs(x.m.ms),
     reference: `${fmtMs(x.ref.ms)} (${x.refName})`,
     ratio: `${ratio.toFixed(2)}×`,
+    bare: `${fmtMs(x.bare.ms)} / ${fmtCpu(x.bare.cpuS)} (${(x.bare.ms / x.ref.ms).toFixed(2)}×)`,
     rss: fmtMb(x.m.rssKb),
     cpu: `${fmtCpu(x.m.cpuS)} / ${fmtCpu(x.ref.cpuS)}${cpuRatio === null ? '' : ` (${cpuRatio.toFixed(1)}×)`}`,
     verdict: problem ? `WRONG: ${problem}` : ratio <= TARGET ? 'met' : 'MISSED',
-    runs: `mail2fa ${x.m.times.map((t) => Math.round(t)).join(', ')}; ${x.refName} ${x.ref.times.map((t) => Math.round(t)).join(', ')}`,
+    runs: `mail2fa ${x.m.times.map((t) => Math.round(t)).join(', ')}; ${x.refName} ${x.ref.times.map((t) => Math.round(t)).join(', ')}; without the store ${x.bare.times.map((t) => Math.round(t)).join(', ')}`,
   };
 });
 const HEAD = {
@@ -904,6 +929,7 @@ const HEAD = {
   ratio: 'ratio',
   rss: 'peak RSS',
   cpu: 'CPU mail2fa / ref.',
+  bare: 'no store: wall / CPU (÷ ref.)',
   verdict: 'verdict',
 };
 const keys = Object.keys(HEAD);
@@ -933,11 +959,13 @@ if (!opt['no-write'] && !opt.bin) {
     `Machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GiB memory, ${info.os}; Node ${info.node}; MariaDB ${info.mariadb}${info.innodbBufferPoolMb ? ` (innodb_buffer_pool_size ${info.innodbBufferPoolMb} MiB)` : ''}${info.sqlite ? `; sqlite3 ${info.sqlite}` : ''}${info.postgres ? `; ${info.postgres}` : ''}.`,
   );
   md.push('');
-  md.push('| store | database | mail2fa | reference | ratio | mail2fa peak RSS | CPU mail2fa / reference | verdict |');
-  md.push('|---|---|---:|---:|---:|---:|---:|---|');
+  md.push(
+    '| store | database | mail2fa | reference | ratio | mail2fa peak RSS | CPU mail2fa / reference | mail2fa without the store: wall / CPU (÷ reference) | verdict |',
+  );
+  md.push('|---|---|---:|---:|---:|---:|---:|---:|---|');
   for (const t of table)
     md.push(
-      `| ${t.store} | ${t.db} | ${t.mail2fa} | ${t.reference} | ${t.ratio} | ${t.rss} | ${t.cpu} | ${t.verdict} |`,
+      `| ${t.store} | ${t.db} | ${t.mail2fa} | ${t.reference} | ${t.ratio} | ${t.rss} | ${t.cpu} | ${t.bare} | ${t.verdict} |`,
     );
   md.push('');
   md.push('Reference SQL per store (MariaDB form; SQLite and PostgreSQL read the same columns):');
