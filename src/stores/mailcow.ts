@@ -139,7 +139,7 @@ function parseForceTfa(raw: unknown): { forceTfa: boolean } | { problem: string 
   const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : String(raw);
   let root;
   try {
-    root = parseStrictJson(text);
+    root = parseStrictJson(text, 1); // force_tfa is a top-level member
   } catch (err) {
     return {
       problem: `mailbox.attributes is not valid JSON (${err instanceof JsonSyntaxError ? err.message : 'unreadable'})`,

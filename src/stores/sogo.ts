@@ -97,15 +97,17 @@ function columnText(v: string | Buffer | null): { text: string | null } | { prob
   return Buffer.from(text, 'utf8').equals(v) ? { text } : { problem: 'not valid UTF-8' };
 }
 
+/** `keepDepth`: how deep the reader keeps what it parsed (everything is checked): what the caller looks at. */
 function parseObject(
   label: string,
   v: string | Buffer | null,
+  keepDepth: number,
 ): { root: JsonNode | null; text: string | null } | { problem: string } {
   const col = columnText(v);
   if ('problem' in col) return { problem: `${label}: ${col.problem}` };
   if (col.text === null) return { root: null, text: null };
   try {
-    const root = parseStrictJson(col.text);
+    const root = parseStrictJson(col.text, keepDepth);
     if (root.type !== 'object') return { problem: `${label} is not a JSON object` };
     return { root, text: col.text };
   } catch (err) {
@@ -211,7 +213,7 @@ class SogoStore implements ForeignStore {
 
   private profile(row: ProfileRow): Profile {
     const problems: string[] = [];
-    const defaults = parseObject('c_defaults', row.c_defaults);
+    const defaults = parseObject('c_defaults', row.c_defaults, 1); // the top-level flags
     if ('problem' in defaults) problems.push(defaults.problem);
     const root = 'root' in defaults ? defaults.root : null;
     const enabled = parseFlag(root, ENABLED);
@@ -239,7 +241,7 @@ class SogoStore implements ForeignStore {
       source,
       problems,
     };
-    const key = this.readKey(parseObject('c_settings', row.c_settings), problems);
+    const key = this.readKey(parseObject('c_settings', row.c_settings, 2), problems); // General.totpKey / PrivateSalt
     if (key) p.key = key;
     return p;
   }

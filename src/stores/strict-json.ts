@@ -48,7 +48,12 @@ const SIMPLE_ESCAPES: Record<string, string> = {
   t: '\t',
 };
 
-export function parseStrictJson(text: string): JsonNode {
+/**
+ * Parses `text` strictly. `keepDepth`: containers nested deeper than this (the root is depth 0) come back without
+ * their members or items — still checked exactly the same, only not kept — for readers that look at the top
+ * levels alone (a status read of a large profile).
+ */
+export function parseStrictJson(text: string, keepDepth = Infinity): JsonNode {
   let i = 0;
 
   const fail = (message: string): never => {
@@ -62,7 +67,7 @@ export function parseStrictJson(text: string): JsonNode {
     }
   };
 
-  const string = (): { value: string; start: number; end: number } => {
+  const string = (keep = true): { value: string; start: number; end: number } => {
     const start = i;
     i++; // opening quote
     let value = '';
@@ -74,7 +79,7 @@ export function parseStrictJson(text: string): JsonNode {
         if (c === 0x22 || c === 0x5c || c < 0x20) break;
         i++;
       }
-      if (i > run) value += text.slice(run, i);
+      if (i > run && keep) value += text.slice(run, i);
       if (i >= text.length) fail('unterminated string');
       const c = text.charCodeAt(i);
       if (c === 0x22) {
@@ -84,10 +89,10 @@ export function parseStrictJson(text: string): JsonNode {
       if (c < 0x20) fail('control character in a string');
       const e = text[i + 1];
       if (e !== undefined && Object.hasOwn(SIMPLE_ESCAPES, e)) {
-        value += SIMPLE_ESCAPES[e];
+        if (keep) value += SIMPLE_ESCAPES[e];
         i += 2;
       } else if (e === 'u' && /^[0-9A-Fa-f]{4}$/.test(text.slice(i + 2, i + 6))) {
-        value += String.fromCharCode(parseInt(text.slice(i + 2, i + 6), 16));
+        if (keep) value += String.fromCharCode(parseInt(text.slice(i + 2, i + 6), 16));
         i += 6;
       } else {
         fail('invalid escape in a string');
@@ -95,8 +100,10 @@ export function parseStrictJson(text: string): JsonNode {
     }
   };
 
-  const value = (depth: number): JsonNode => {
+  /** The value at `i`; undefined (checked, not kept) deeper than keepDepth allows. */
+  const value = (depth: number): JsonNode | undefined => {
     if (depth > MAX_DEPTH) fail('nesting too deep');
+    const keep = depth <= keepDepth;
     ws();
     const start = i;
     const c = text[i];
@@ -107,7 +114,7 @@ export function parseStrictJson(text: string): JsonNode {
       ws();
       if (text[i] === '}') {
         i++;
-        return { type: 'object', members, start, end: i };
+        return keep ? { type: 'object', members, start, end: i } : undefined;
       }
       for (;;) {
         ws();
@@ -121,7 +128,8 @@ export function parseStrictJson(text: string): JsonNode {
         ws();
         if (text[i] !== ':') fail('expected ":"');
         i++;
-        members.push({ key: key.value, start: key.start, value: value(depth + 1) });
+        const member = value(depth + 1);
+        if (member) members.push({ key: key.value, start: key.start, value: member });
         ws();
         if (text[i] === ',') {
           i++;
@@ -129,7 +137,7 @@ export function parseStrictJson(text: string): JsonNode {
         }
         if (text[i] === '}') {
           i++;
-          return { type: 'object', members, start, end: i };
+          return keep ? { type: 'object', members, start, end: i } : undefined;
         }
         fail('expected "," or "}"');
       }
@@ -140,10 +148,11 @@ export function parseStrictJson(text: string): JsonNode {
       ws();
       if (text[i] === ']') {
         i++;
-        return { type: 'array', items, start, end: i };
+        return keep ? { type: 'array', items, start, end: i } : undefined;
       }
       for (;;) {
-        items.push(value(depth + 1));
+        const item = value(depth + 1);
+        if (item) items.push(item);
         ws();
         if (text[i] === ',') {
           i++;
@@ -151,12 +160,15 @@ export function parseStrictJson(text: string): JsonNode {
         }
         if (text[i] === ']') {
           i++;
-          return { type: 'array', items, start, end: i };
+          return keep ? { type: 'array', items, start, end: i } : undefined;
         }
         fail('expected "," or "]"');
       }
     }
-    if (c === '"') return { type: 'string', ...string() };
+    if (c === '"') {
+      const str = string(keep);
+      return keep ? { type: 'string', ...str } : undefined;
+    }
     NUMBER.lastIndex = i;
     const fast = NUMBER.exec(text);
     // Numbers are read within 400 characters (a longer one is refused below): a longer match takes that path.
@@ -166,7 +178,7 @@ export function parseStrictJson(text: string): JsonNode {
         : /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
     if (num && num[0].length > 0) {
       i += num[0].length;
-      return { type: 'number', raw: num[0], start, end: i };
+      return keep ? { type: 'number', raw: num[0], start, end: i } : undefined;
     }
     for (const [word, v] of [
       ['true', true],
@@ -175,13 +187,13 @@ export function parseStrictJson(text: string): JsonNode {
     ] as const) {
       if (text.startsWith(word, i)) {
         i += word.length;
-        return { type: 'literal', value: v, start, end: i };
+        return keep ? { type: 'literal', value: v, start, end: i } : undefined;
       }
     }
     return fail('unexpected character');
   };
 
-  const root = value(0);
+  const root = value(0)!;
   ws();
   if (i !== text.length) fail('unexpected text after the JSON value');
   return root;
