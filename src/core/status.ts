@@ -204,6 +204,10 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
           rows.push(toStatusRow(r, now));
         }
         if (!rows.length) continue;
+        if (!deps.stores?.length) {
+          yield rows;
+          continue;
+        }
         const next = addForeignStores(rows, deps.stores);
         next.catch(() => {}); // awaited below; a rejection before then is not unhandled
         const previous = ahead;
