@@ -17,7 +17,8 @@
  *   - postfixadmin    PostfixAdmin's mailbox table with totp_secret
  * on MariaDB and SQLite (SOGo also on PostgreSQL), then times `mail2fa --config <store> status --all --format
  * ndjson` against `mariadb --batch --quick` / `sqlite3 -batch` / `psql -At` running the SQL that reads the same
- * rows (the mailbox table LEFT JOIN the store's table, the columns and expressions the store's statusBatch reads).
+ * rows (the mailbox table LEFT JOIN the store's table, the columns and expressions the store's statusBatch reads;
+ * mailcow: both tables read whole, its tfa has no index on username and a join would be quadratic).
  * Alternate runs (mail2fa, client, mail2fa, …), medians, peak RSS and CPU user+sys from GNU time, load average.
  *
  * Correctness, loudly: one untimed run per store parses every NDJSON line and compares what the store said per
