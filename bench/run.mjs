@@ -1057,3 +1057,15 @@ if (!opt['no-write'] && !opt.bin) {
   log(`written to ${DOC}`);
 }
 process.exitCode = failed ? 1 : 0;
+
+// The store adapters (bench/stores.mjs, its own section of docs/benchmarks.md) after the core measurements.
+if (!opt.bin) {
+  const stores = spawnSync(
+    NODE,
+    [join(ROOT, 'bench', 'stores.mjs'), '--runs', String(RUNS), ...(opt['no-write'] ? ['--no-write'] : [])],
+    {
+      stdio: 'inherit',
+    },
+  );
+  if (stores.status !== 0) process.exitCode = 1;
+}

@@ -80,7 +80,7 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
   let ring: KeyRing | undefined;
   let sender: SmsSender | undefined = options.smsSender;
   let storesPromise: Promise<ForeignStore[]> | undefined;
-  /** Databases opened for stores, by URL (a store on the mail database shares ctx.db()). */
+  /** Databases opened for stores, by URL (a store on the mail database shares ctx.db(), on SQLite a second handle to it). */
   const storeDbs = new Map<string, Promise<Database>>();
 
   const ctx: Context = {
@@ -129,9 +129,20 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
         if (config.stores.length === 0) return [];
         const { storeDefinition } = await import('./stores/registry.js');
         const { randomBytes } = await import('node:crypto');
+        // SQLite has one connection per handle, and bulk status holds the mail database's while it streams the
+        // mailbox rows: a store in that file asking the same handle for its batch would wait forever. Stores read
+        // it through a second handle instead (WAL: readers side by side); their writes still join mail2fa's own
+        // transaction (StoreWriteContext.sharedTransaction).
+        let storeSide: Promise<Database> | undefined;
+        const mailDatabase = (): Promise<Database> => {
+          if (!config.db.url.startsWith('sqlite:') || config.db.url.includes(':memory:')) return ctx.db();
+          storeSide ??= ctx.db().then(() => openDatabase(config.db));
+          storeDbs.set(config.db.url, storeSide);
+          return storeSide;
+        };
         const deps: StoreDeps = {
           openDatabase(url) {
-            if (url === config.db.url) return ctx.db();
+            if (url === config.db.url) return mailDatabase();
             let db = storeDbs.get(url);
             if (!db) {
               const target = config.stores.find((s) => s.db?.url === url)?.db;
@@ -140,7 +151,7 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
             }
             return db;
           },
-          mailDatabase: () => ctx.db(),
+          mailDatabase,
           now: ctx.now,
           randomBytes: options.randomBytes ?? ((n) => randomBytes(n)),
         };

@@ -212,14 +212,32 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
       domain = parsed.address.slice(2);
     }
     const where = domain ? { kind: 'domain' as const, domain } : { kind: 'all' as const };
-    for await (const batch of streamStatusRows(deps.db, deps.tables, deps.mapping, where)) {
-      const rows: StatusRow[] = [];
-      for (const row of batch) {
-        // A case-insensitive domain column may return "Example.COM" rows for "example.com": keep exact ones.
-        if (domain !== undefined && row.domain !== domain) continue;
-        rows.push(toStatusRow(row, now));
+    // The foreign stores answer batch N while the mailbox rows of batch N+1 are read (one batch ahead, in order):
+    // the wait is the slower of the two reads, not their sum.
+    let ahead: Promise<StatusRow[]> | undefined;
+    try {
+      for await (const batch of streamStatusRows(deps.db, deps.tables, deps.mapping, where)) {
+        const rows: StatusRow[] = [];
+        for (const row of batch) {
+          // A case-insensitive domain column may return "Example.COM" rows for "example.com": keep exact ones.
+          if (domain !== undefined && row.domain !== domain) continue;
+          rows.push(toStatusRow(row, now));
+        }
+        if (!rows.length) continue;
+        if (!deps.stores?.length) {
+          yield rows;
+          continue;
+        }
+        const next = addForeignStores(rows, deps.stores);
+        next.catch(() => {}); // awaited below; a rejection before then is not unhandled
+        const previous = ahead;
+        ahead = next;
+        if (previous) yield await previous;
       }
-      if (rows.length) yield await addForeignStores(rows, deps.stores);
+      if (ahead) yield await ahead;
+    } finally {
+      // Stopped early or failed: the batch still being read must settle before the databases close.
+      await ahead?.catch(() => {});
     }
     return;
   }

@@ -72,6 +72,11 @@ const AUTHMECH: Record<string, StoreFactor['kind']> = {
 /** mailcow's TOTP check accepts the current step ±1 (RobThree TwoFactorAuth's default discrepancy). */
 const MAILCOW_TOTP_WINDOW = 1;
 const BATCH = 500;
+/**
+ * Addresses per status read: a whole batch of bulk status (2,000) in one query. mailcow creates `tfa` without an
+ * index on username, so every read scans the table: the fewer reads, the fewer scans.
+ */
+const STATUS_BATCH = 2000;
 
 interface TfaRow {
   id: number;
@@ -134,7 +139,7 @@ function parseForceTfa(raw: unknown): { forceTfa: boolean } | { problem: string 
   const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : String(raw);
   let root;
   try {
-    root = parseStrictJson(text);
+    root = parseStrictJson(text, 1); // force_tfa is a top-level member
   } catch (err) {
     return {
       problem: `mailbox.attributes is not valid JSON (${err instanceof JsonSyntaxError ? err.message : 'unreadable'})`,
@@ -260,9 +265,9 @@ class MailcowStore implements ForeignStore {
     if (emails.length === 0) return out;
     const db = await this.db();
     return storeRead(db, async () => {
-      for (const batch of chunked([...new Set(emails)], 1000)) {
-        const rows = await this.rowsOf(db.knex, batch);
-        const force = await this.forceTfaOf(db, batch);
+      for (const batch of chunked([...new Set(emails)], STATUS_BATCH)) {
+        // Both reads at once (two pool connections): mailcow's tfa has no index on username, so its read is a scan.
+        const [rows, force] = await Promise.all([this.rowsOf(db.knex, batch), this.forceTfaOf(db, batch)]);
         const byUser = new Map<string, TfaRow[]>();
         for (const r of rows) byUser.set(r.username, [...(byUser.get(r.username) ?? []), r]);
         for (const email of batch) {

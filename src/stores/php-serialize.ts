@@ -1,6 +1,6 @@
 /**
- * A strict, byte-wise reader and splicer for PHP `serialize()` values — Roundcube's `users.preferences`.
- * Never decodes and re-encodes a whole value: it locates one element of the top-level array
+ * A strict, byte-wise reader and splicer for PHP `serialize()` values — Roundcube's `users.preferences`
+ * (PRODUCT.md §9.1). Never decodes and re-encodes a whole value: it locates one element of the top-level array
  * by byte offsets, and edits produce exactly the input bytes with that element removed, replaced or appended
  * and the element count adjusted.
  *
@@ -80,10 +80,18 @@ const CH = {
 
 /** PHP converts these string keys to integer keys (zend_handle_numeric_str): `0`, `-5`, `12` within int64. */
 function isNumericStringKey(bytes: Buffer): boolean {
-  const text = bytes.toString('latin1');
-  if (!/^(0|-?[1-9][0-9]*)$/.test(text)) return false;
-  const value = BigInt(text);
+  // Nearly every key starts with a letter: no need to look further (the pattern needs "-" or a digit first).
+  const first = bytes[0];
+  if (first === undefined || (first !== 0x2d && (first < 0x30 || first > 0x39))) return false;
+  const digits = bytes.toString('latin1');
+  if (!/^(0|-?[1-9][0-9]*)$/.test(digits)) return false;
+  const value = BigInt(digits);
   return value >= INT64_MIN && value <= INT64_MAX;
+}
+
+/** A key's identity for duplicate detection: latin1 maps bytes to characters one to one. */
+function keyId(key: PhpKey): string {
+  return key.kind === 'int' ? `i${key.value}` : `s${key.bytes.toString('latin1')}`;
 }
 
 class Reader {
@@ -110,6 +118,22 @@ class Reader {
   }
 
   count(pos: number, what: string): [number, number] {
+    // The common case read byte-wise, without a string: 1-10 digits, no leading zero, then ':'. Anything else
+    // goes through the checks below (same acceptance, and the precise refusal).
+    const buf = this.buf;
+    let i = pos;
+    let count = 0;
+    while (i - pos < 11 && i < buf.length && buf[i]! >= 0x30 && buf[i]! <= 0x39)
+      count = count * 10 + (buf[i++]! - 0x30);
+    const digits = i - pos;
+    if (digits >= 1 && digits <= 10 && buf[i] === CH.colon && (digits === 1 || buf[pos] !== 0x30)) {
+      if (count > buf.length) this.fail('truncated', `${what} ${count} is beyond the end of the value`, pos);
+      return [count, i + 1];
+    }
+    return this.countChecked(pos, what);
+  }
+
+  private countChecked(pos: number, what: string): [number, number] {
     const [text, next] = this.token(pos, CH.colon, what);
     if (!/^(0|[1-9][0-9]{0,9})$/.test(text)) this.fail('syntax', `malformed ${what} "${text}"`, pos);
     const value = Number(text);
@@ -119,17 +143,34 @@ class Reader {
 
   /** `s:<n>:"<n bytes>";` starting at the `s`; returns [content start, content end, offset after]. */
   string(pos: number): [number, number, number] {
-    const [length, afterLen] = this.count(pos + 2, 'string length');
+    const [count, afterLen] = this.count(pos + 2, 'string length');
     const contentStart = this.expect(afterLen, CH.quote, "'\"' before the string");
-    const contentEnd = contentStart + length;
+    const contentEnd = contentStart + count;
     if (contentEnd + 2 > this.buf.length)
-      this.fail('truncated', `string of ${length} bytes runs past the end of the value`, pos);
-    this.expect(contentEnd, CH.quote, `'"' after ${length} string bytes (length mismatch)`);
+      this.fail('truncated', `string of ${count} bytes runs past the end of the value`, pos);
+    this.expect(contentEnd, CH.quote, `'"' after ${count} string bytes (length mismatch)`);
     this.expect(contentEnd + 1, CH.semi, "';' after the string");
     return [contentStart, contentEnd, contentEnd + 2];
   }
 
   int(pos: number): [bigint, number] {
+    // The common case byte-wise: an optional "-", 1-15 digits without a leading zero ("0" alone, never "-0"),
+    // then ';' — always within int64 and exact as a double. Anything else: the checks below.
+    const buf = this.buf;
+    const start = pos + 2;
+    const negative = buf[start] === 0x2d;
+    let index = negative ? start + 1 : start;
+    let count = 0;
+    while (index - start < 17 && index < buf.length && buf[index]! >= 0x30 && buf[index]! <= 0x39)
+      count = count * 10 + (buf[index++]! - 0x30);
+    const first = negative ? start + 1 : start;
+    const digits = index - first;
+    if (digits >= 1 && digits <= 15 && buf[index] === CH.semi && (buf[first] !== 0x30 || (digits === 1 && !negative)))
+      return [BigInt(negative ? -count : count), index + 1];
+    return this.intChecked(pos);
+  }
+
+  private intChecked(pos: number): [bigint, number] {
     const [text, next] = this.token(pos + 2, CH.semi, 'integer');
     if (!/^(0|-?[1-9][0-9]*)$/.test(text)) this.fail('syntax', `malformed integer "${text}"`, pos);
     const value = BigInt(text);
@@ -139,11 +180,11 @@ class Reader {
 
   tag(pos: number): number {
     if (pos >= this.buf.length) this.fail('truncated', 'value ends early: expected a value', pos);
-    const byte = this.buf[pos]!;
-    if (byte === 0x4e /* N */) return byte;
+    const t = this.buf[pos]!;
+    if (t === 0x4e /* N */) return t;
     if (pos + 1 >= this.buf.length) this.fail('truncated', 'value ends early', pos);
     if (this.buf[pos + 1] !== CH.colon) this.fail('syntax', 'expected a value', pos);
-    return byte;
+    return t;
   }
 
   key(pos: number): [PhpKey, number] {
@@ -178,8 +219,8 @@ class Reader {
         return [text === '1', next];
       }
       case 0x69 /* i */: {
-        const [value, next] = this.int(pos);
-        return [value, next];
+        const [count, next] = this.int(pos);
+        return [count, next];
       }
       case 0x64 /* d */: {
         const [text, next] = this.token(pos + 2, CH.semi, 'float', 40);
@@ -199,7 +240,7 @@ class Reader {
         for (let index = 0; index < count; index++) {
           const keyAt = cursor;
           const [key, afterKey] = this.key(cursor);
-          const id = key.kind === 'int' ? `i${key.value}` : `s${key.bytes.toString('hex')}`;
+          const id = keyId(key);
           if (seen.has(id)) this.fail('duplicate-key', 'duplicate array key', keyAt);
           seen.add(id);
           const [value, afterValue] = this.value(afterKey, depth + 1, decode);
@@ -249,7 +290,7 @@ export function parseTopLevel(buf: Buffer): TopLevelArray {
   for (let index = 0; index < count; index++) {
     const start = cursor;
     const [key, valueStart] = reader.key(cursor);
-    const id = key.kind === 'int' ? `i${key.value}` : `s${key.bytes.toString('hex')}`;
+    const id = keyId(key);
     if (seen.has(id)) reader.fail('duplicate-key', 'duplicate array key', start);
     seen.add(id);
     const [, end] = reader.value(valueStart, 1, false);
@@ -278,7 +319,7 @@ export function decodeValue(buf: Buffer): PhpValue {
 }
 
 /** PHP `serialize()` of a value made of the types above. Floats are written back exactly as they were read. */
-export function serializeValue(value: PhpValue): Buffer {
+export function serializeValue(phpValue: PhpValue): Buffer {
   const parts: Buffer[] = [];
   const put = (s: string) => parts.push(Buffer.from(s, 'latin1'));
   const walk = (node: PhpValue): void => {
@@ -300,7 +341,7 @@ export function serializeValue(value: PhpValue): Buffer {
       put('}');
     }
   };
-  walk(value);
+  walk(phpValue);
   return Buffer.concat(parts);
 }
 

@@ -1,5 +1,5 @@
 /**
- * SOGo's user profile as a store: `sogo_user_profile(c_uid, c_defaults, c_settings)`, both
+ * SOGo's user profile as a store (PRODUCT.md §9.3): `sogo_user_profile(c_uid, c_defaults, c_settings)`, both
  * JSON text.
  *
  *   - On/off: `c_defaults.SOGoTOTPEnabled` (older SOGo: `SOGoGoogleAuthenticatorEnabled`); a missing key falls
@@ -16,7 +16,7 @@
  *   - verify: SOGo accepts the current step only (window 0); `storeWindow: 0` asks mail2fa for the same.
  */
 import type { Knex } from 'knex';
-import * as z from 'zod';
+import { z } from 'zod';
 import type { Database, Dialect } from '../db/connection.js';
 import { escapeControl } from '../text.js';
 import { memcachedDelete, memcachedVersion, parseMemcachedServer, type MemcachedServer } from './memcached.js';
@@ -97,15 +97,17 @@ function columnText(value: string | Buffer | null): { text: string | null } | { 
   return Buffer.from(text, 'utf8').equals(value) ? { text } : { problem: 'not valid UTF-8' };
 }
 
+/** `keepDepth`: how deep the reader keeps what it parsed (everything is checked): what the caller looks at. */
 function parseObject(
   label: string,
   value: string | Buffer | null,
+  keepDepth: number,
 ): { root: JsonNode | null; text: string | null } | { problem: string } {
   const col = columnText(value);
   if ('problem' in col) return { problem: `${label}: ${col.problem}` };
   if (col.text === null) return { root: null, text: null };
   try {
-    const root = parseStrictJson(col.text);
+    const root = parseStrictJson(col.text, keepDepth);
     if (root.type !== 'object') return { problem: `${label} is not a JSON object` };
     return { root, text: col.text };
   } catch (err) {
@@ -211,7 +213,7 @@ class SogoStore implements ForeignStore {
 
   private profile(row: ProfileRow): Profile {
     const problems: string[] = [];
-    const defaults = parseObject('c_defaults', row.c_defaults);
+    const defaults = parseObject('c_defaults', row.c_defaults, 1); // the top-level flags
     if ('problem' in defaults) problems.push(defaults.problem);
     const root = 'root' in defaults ? defaults.root : null;
     const enabled = parseFlag(root, ENABLED);
@@ -239,7 +241,7 @@ class SogoStore implements ForeignStore {
       source,
       problems,
     };
-    const key = this.readKey(parseObject('c_settings', row.c_settings), problems);
+    const key = this.readKey(parseObject('c_settings', row.c_settings, 2), problems); // General.totpKey / PrivateSalt
     if (key) profile.key = key;
     return profile;
   }
@@ -281,7 +283,7 @@ class SogoStore implements ForeignStore {
     if (emails.length === 0) return out;
     const db = await this.db();
     return storeRead(db, async () => {
-      for (const batch of chunked([...new Set(emails)], 1000)) {
+      for (const batch of chunked([...new Set(emails)], 2000)) {
         for (const row of await this.rowsOf(db.knex, db.dialect, batch, ['c_uid', 'c_defaults', 'c_settings']))
           out.set(row.c_uid, this.statusOf(this.profile(row)));
       }

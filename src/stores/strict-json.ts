@@ -35,144 +35,167 @@ export class JsonSyntaxError extends Error {
 }
 
 const MAX_DEPTH = 256;
+/** A JSON number at `lastIndex` (sticky: no copy of the text). */
+const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+const SIMPLE_ESCAPES: Record<string, string> = {
+  '"': '"',
+  '\\': '\\',
+  '/': '/',
+  b: '\b',
+  f: '\f',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+};
 
-export function parseStrictJson(text: string): JsonNode {
-  let pos = 0;
+/**
+ * Parses `text` strictly. `keepDepth`: containers nested deeper than this (the root is depth 0) come back without
+ * their members or items — still checked exactly the same, only not kept — for readers that look at the top
+ * levels alone (a status read of a large profile).
+ */
+export function parseStrictJson(text: string, keepDepth = Infinity): JsonNode {
+  let index = 0;
 
   const fail = (message: string): never => {
-    throw new JsonSyntaxError(message, pos);
+    throw new JsonSyntaxError(message, index);
   };
   const ws = () => {
-    while (pos < text.length) {
-      const code = text.charCodeAt(pos);
-      if (code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d) pos++;
+    while (index < text.length) {
+      const code = text.charCodeAt(index);
+      if (code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d) index++;
       else break;
     }
   };
 
-  const string = (): { value: string; start: number; end: number } => {
-    const start = pos;
-    pos++; // opening quote
+  const string = (keep = true): { value: string; start: number; end: number } => {
+    const start = index;
+    index++; // opening quote
     let value = '';
     for (;;) {
-      if (pos >= text.length) fail('unterminated string');
-      const code = text.charCodeAt(pos);
+      // A run of plain characters is taken as one slice (the same text as character by character, faster).
+      const run = index;
+      while (index < text.length) {
+        const code = text.charCodeAt(index);
+        if (code === 0x22 || code === 0x5c || code < 0x20) break;
+        index++;
+      }
+      if (index > run && keep) value += text.slice(run, index);
+      if (index >= text.length) fail('unterminated string');
+      const code = text.charCodeAt(index);
       if (code === 0x22) {
-        pos++;
-        return { value, start, end: pos };
+        index++;
+        return { value, start, end: index };
       }
       if (code < 0x20) fail('control character in a string');
-      if (code !== 0x5c) {
-        value += text[pos];
-        pos++;
-        continue;
-      }
-      const escaped = text[pos + 1];
-      const simple: Record<string, string> = {
-        '"': '"',
-        '\\': '\\',
-        '/': '/',
-        b: '\b',
-        f: '\f',
-        n: '\n',
-        r: '\r',
-        t: '\t',
-      };
-      if (escaped !== undefined && escaped in simple) {
-        value += simple[escaped];
-        pos += 2;
-      } else if (escaped === 'u' && /^[0-9A-Fa-f]{4}$/.test(text.slice(pos + 2, pos + 6))) {
-        value += String.fromCharCode(parseInt(text.slice(pos + 2, pos + 6), 16));
-        pos += 6;
+      const escaped = text[index + 1];
+      if (escaped !== undefined && Object.hasOwn(SIMPLE_ESCAPES, escaped)) {
+        if (keep) value += SIMPLE_ESCAPES[escaped];
+        index += 2;
+      } else if (escaped === 'u' && /^[0-9A-Fa-f]{4}$/.test(text.slice(index + 2, index + 6))) {
+        if (keep) value += String.fromCharCode(parseInt(text.slice(index + 2, index + 6), 16));
+        index += 6;
       } else {
         fail('invalid escape in a string');
       }
     }
   };
 
-  const value = (depth: number): JsonNode => {
+  /** The value at `i`; undefined (checked, not kept) deeper than keepDepth allows. */
+  const value = (depth: number): JsonNode | undefined => {
     if (depth > MAX_DEPTH) fail('nesting too deep');
+    const keep = depth <= keepDepth;
     ws();
-    const start = pos;
-    const char = text[pos];
+    const start = index;
+    const char = text[index];
     if (char === '{') {
-      pos++;
+      index++;
       const members: JsonMember[] = [];
       const seen = new Set<string>();
       ws();
-      if (text[pos] === '}') {
-        pos++;
-        return { type: 'object', members, start, end: pos };
+      if (text[index] === '}') {
+        index++;
+        return keep ? { type: 'object', members, start, end: index } : undefined;
       }
       for (;;) {
         ws();
-        if (text[pos] !== '"') fail('expected a string key');
+        if (text[index] !== '"') fail('expected a string key');
         const key = string();
         if (seen.has(key.value)) {
-          pos = key.start;
+          index = key.start;
           fail(`duplicate key "${escapeForMessage(key.value)}"`);
         }
         seen.add(key.value);
         ws();
-        if (text[pos] !== ':') fail('expected ":"');
-        pos++;
-        members.push({ key: key.value, start: key.start, value: value(depth + 1) });
+        if (text[index] !== ':') fail('expected ":"');
+        index++;
+        const member = value(depth + 1);
+        if (member) members.push({ key: key.value, start: key.start, value: member });
         ws();
-        if (text[pos] === ',') {
-          pos++;
+        if (text[index] === ',') {
+          index++;
           continue;
         }
-        if (text[pos] === '}') {
-          pos++;
-          return { type: 'object', members, start, end: pos };
+        if (text[index] === '}') {
+          index++;
+          return keep ? { type: 'object', members, start, end: index } : undefined;
         }
         fail('expected "," or "}"');
       }
     }
     if (char === '[') {
-      pos++;
+      index++;
       const items: JsonNode[] = [];
       ws();
-      if (text[pos] === ']') {
-        pos++;
-        return { type: 'array', items, start, end: pos };
+      if (text[index] === ']') {
+        index++;
+        return keep ? { type: 'array', items, start, end: index } : undefined;
       }
       for (;;) {
-        items.push(value(depth + 1));
+        const item = value(depth + 1);
+        if (item) items.push(item);
         ws();
-        if (text[pos] === ',') {
-          pos++;
+        if (text[index] === ',') {
+          index++;
           continue;
         }
-        if (text[pos] === ']') {
-          pos++;
-          return { type: 'array', items, start, end: pos };
+        if (text[index] === ']') {
+          index++;
+          return keep ? { type: 'array', items, start, end: index } : undefined;
         }
         fail('expected "," or "]"');
       }
     }
-    if (char === '"') return { type: 'string', ...string() };
-    const num = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(text.slice(pos, pos + 400));
-    if (num && num[0].length > 0) {
-      pos += num[0].length;
-      return { type: 'number', raw: num[0], start, end: pos };
+    if (char === '"') {
+      const str = string(keep);
+      return keep ? { type: 'string', ...str } : undefined;
     }
-    for (const [word, literal] of [
+    NUMBER.lastIndex = index;
+    const fast = NUMBER.exec(text);
+    // Numbers are read within 400 characters (a longer one is refused below): a longer match takes that path.
+    const num =
+      fast && fast[0].length < 400
+        ? fast
+        : /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(text.slice(index, index + 400));
+    if (num && num[0].length > 0) {
+      index += num[0].length;
+      return keep ? { type: 'number', raw: num[0], start, end: index } : undefined;
+    }
+    for (const [word, v] of [
       ['true', true],
       ['false', false],
       ['null', null],
     ] as const) {
-      if (text.startsWith(word, pos)) {
-        pos += word.length;
-        return { type: 'literal', value: literal, start, end: pos };
+      if (text.startsWith(word, index)) {
+        index += word.length;
+        return keep ? { type: 'literal', value: v, start, end: index } : undefined;
       }
     }
     return fail('unexpected character');
   };
 
-  const root = value(0);
+  const root = value(0)!;
   ws();
-  if (pos !== text.length) fail('unexpected text after the JSON value');
+  if (index !== text.length) fail('unexpected text after the JSON value');
   return root;
 }
 
@@ -213,14 +236,14 @@ export function setTopLevelMember(text: string, root: JsonNode, key: string, jso
   if (after.type !== 'object') throw new Error('setTopLevelMember: result is not an object');
   const source = (t: string, m: JsonMember) => t.slice(m.start, m.value.end);
   const before = new Map(root.members.map((m) => [m.key, source(text, m)]));
-  for (const entry of after.members) {
-    if (entry.key === key) {
-      if (!sameValue(entry.value, literal, out, json)) throw new Error('setTopLevelMember: written value differs');
+  for (const m of after.members) {
+    if (m.key === key) {
+      if (!sameValue(m.value, literal, out, json)) throw new Error('setTopLevelMember: written value differs');
       continue;
     }
-    if (before.get(entry.key) !== source(out, entry))
-      throw new Error(`setTopLevelMember: member "${escapeForMessage(entry.key)}" changed`);
-    before.delete(entry.key);
+    if (before.get(m.key) !== source(out, m))
+      throw new Error(`setTopLevelMember: member "${escapeForMessage(m.key)}" changed`);
+    before.delete(m.key);
   }
   before.delete(key);
   if (before.size > 0 || !after.members.some((m) => m.key === key)) throw new Error('setTopLevelMember: members lost');

@@ -168,6 +168,33 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
     expect(JSON.parse(again.stdout)).toMatchObject({ ok: true, found: 1, migrated: 0, skipped: 0, invalid: 1 });
   });
 
+  it('status --domain streams past two batches while the store reads the same database (SQLite: its own connection)', async () => {
+    // More mailboxes than two streamed batches (2,000 rows each): the store's batch is asked while the mailbox rows
+    // are still being read. On SQLite both used to need the database's only connection: 60 s wait, then exit 69.
+    const db = await ctx.db();
+    const extra = Array.from({ length: 4500 }, (_, i) => ({
+      username: `bulk${i}@example.org`,
+      password: '$1$abcdefgh$notarealmd5crypthash',
+      name: '',
+      maildir: '',
+      quota: 0,
+      local_part: `bulk${i}`,
+      domain: 'example.org',
+      active: 1,
+      totp_secret: i % 10 === 0 ? base32(randomBytes(20)) : null,
+    }));
+    for (let i = 0; i < extra.length; i += 100) await db.knex('mailbox').insert(extra.slice(i, i + 100));
+    const r = await cli(['status', '--domain', 'example.org', '--format', 'ndjson']);
+    expect(r.code).toBe(0);
+    const rows = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { enabled: boolean; source: string | null });
+    expect(rows).toHaveLength(4500);
+    expect(rows.filter((x) => x.enabled && x.source === 'postfixadmin')).toHaveLength(450);
+    await db.knex('mailbox').where('domain', 'example.org').delete();
+  });
+
   it('--help has examples and exit codes', async () => {
     const r = await runCli(['migrate-from', '--help']);
     expect(r.code).toBe(0);
