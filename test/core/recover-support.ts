@@ -6,6 +6,7 @@ import type { RecoverInput, RecoveryResult } from '../../src/core/recover.js';
 import { recoverAccount } from '../../src/core/recover.js';
 import { parsePhone } from '../../src/sms/phone.js';
 import { generateTotpSecret } from '../../src/totp/totp.js';
+import { rowSnapshot } from '../helpers/db-snapshot.js';
 
 export const PHONE = '011-45-20123456';
 
@@ -44,28 +45,7 @@ export async function lockAccount(ctx: Context, email: string, until: number, fa
 }
 
 /** Every row of mail2fa's tables and the mailbox table, sorted: equal snapshots = nothing changed. */
-export async function snapshot(ctx: Context): Promise<Record<string, string[]>> {
-  const db = await ctx.db();
-  const t = ctx.tables;
-  const out: Record<string, string[]> = {};
-  for (const table of [
-    t.factor,
-    t.recoveryCode,
-    t.enrolment,
-    t.challenge,
-    t.smsSend,
-    t.accountState,
-    t.audit,
-    t.codeKey,
-    ctx.mapping.table,
-  ]) {
-    const rows = (await db.knex(table).select('*')) as Record<string, unknown>[];
-    out[table] = rows
-      .map((r) => JSON.stringify(Object.fromEntries(Object.entries(r).sort(([a], [b]) => a.localeCompare(b)))))
-      .sort();
-  }
-  return out;
-}
+export const snapshot = (ctx: Context) => rowSnapshot(ctx);
 
 /** The full text of the snapshot, for "this secret appears nowhere" checks. */
 export async function dumpText(ctx: Context): Promise<string> {

@@ -17,13 +17,9 @@ import type { StoreAccountStatus } from '../../src/stores/types.js';
 import { summaryLine } from '../../src/ui/status-render.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
-import {
-  createPostfixAdminMailbox,
-  insertPostfixAdminMailbox,
-  postfixAdminConfig,
-  seedFactors,
-  snapshot,
-} from '../helpers/status-seed.js';
+import { createPostfixAdminMailbox, insertPostfixAdminMailbox, postfixAdminConfig } from '../fixtures/postfixadmin.js';
+import { allTablesSnapshot } from '../helpers/db-snapshot.js';
+import { seedFactors } from '../helpers/status-seed.js';
 
 const clock = testClock(Date.UTC(2026, 0, 15, 9, 30, 0));
 const NOW = '2026-01-15T09:30:00Z';
@@ -404,10 +400,10 @@ describeEachDb('status parity, PostfixAdmin mailbox table (real DDL)', (kind) =>
 
   it('reading changes nothing', async () => {
     const knex = (await ctx.db()).knex;
-    const before = await snapshot(knex, kind);
+    const before = await allTablesSnapshot(knex, kind);
     await collect(ctx, { kind: 'all' });
     await collect(ctx, { kind: 'emails', emails: LOOKUPS });
-    expect(await snapshot(knex, kind)).toEqual(before);
+    expect(await allTablesSnapshot(knex, kind)).toEqual(before);
   });
 });
 
