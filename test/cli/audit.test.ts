@@ -1,11 +1,10 @@
 /** `mail2fa audit` through the BUILT binary: formats, filters, escaping of stored control characters, CSV safety. */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { beforeAll, expect, it } from 'vitest';
 import { writeAudit } from '../../src/core/audit-write.js';
 import { VERSION } from '../../src/version.js';
 import { runCli } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox, testEnv } from '../helpers/context.js';
 import { enableTotp } from '../core/recover-support.js';
 
 // Any raw control character other than the line breaks of the format itself.

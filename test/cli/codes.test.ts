@@ -1,12 +1,11 @@
 /** `mail2fa codes regenerate`, spawned from the BUILT binary (`npm run build` first). */
-import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { expect, it, vi } from 'vitest';
 import { parseRecoveryCode } from '../../src/crypto/one-time-codes.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
 import { runInTerminal } from '../helpers/terminal.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox } from '../helpers/context.js';
 import { PASSWORD, accountState, auditRows, enrolTotp, wrongTotp } from '../helpers/seed-2fa.js';
 
 // Each test spawns the binary several times in sequence: allow for a busy machine.

@@ -1,11 +1,10 @@
 /** `mail2fa disable`, spawned from the BUILT binary (`npm run build` first): every exit code, and a real terminal. */
-import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { expect, it, vi } from 'vitest';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
 import { runInTerminal } from '../helpers/terminal.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox } from '../helpers/context.js';
 import {
   PASSWORD,
   accountState,

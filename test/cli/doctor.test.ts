@@ -9,7 +9,6 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
 import { storeFactor } from '../../src/core/factors.js';
 import { Vault } from '../../src/core/vault.js';
 import { writeNewKeyFile } from '../../src/crypto/keys.js';
@@ -17,7 +16,7 @@ import { inTransaction, lockAccountState } from '../../src/db/tx.js';
 import { generateTotpSecret } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox } from '../helpers/context.js';
 
 interface DoctorDoc {
   ok: boolean;

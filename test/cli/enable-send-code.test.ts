@@ -3,8 +3,7 @@
  * real webhook, the send limit holding across parallel processes, refusals and gateway failures.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { confirmEnrolment, startEnrolment } from '../../src/core/enrolment.js';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
@@ -12,7 +11,7 @@ import { checkSecondFactor } from '../../src/core/factor-check.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox } from '../helpers/context.js';
 import { SmsGateway, lastOutboxCode, outboxMessages, writeConfig, jsonDocument as json } from '../helpers/enrolment.js';
 
 // Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.

@@ -7,13 +7,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
 import { readFactor } from '../../src/core/factors.js';
 import { Vault } from '../../src/core/vault.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli, runModuleProgram } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox } from '../helpers/context.js';
 import { SmsGateway, closedPort, writeConfig, jsonDocument as json } from '../helpers/enrolment.js';
 
 // Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.

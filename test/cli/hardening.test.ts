@@ -6,12 +6,11 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
 import { decodeQrFromScreen } from '../helpers/qr-screen.js';
 import { createTestDb, describeEachDb, useTestDb, type TestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox, testEnv } from '../helpers/context.js';
 import { accountState, auditRows, enrolTotp, twoFactorRows, wrongTotp } from '../helpers/seed-2fa.js';
 
 vi.setConfig({ testTimeout: 60_000 });

@@ -1,8 +1,7 @@
 /** `mail2fa keys check|rotate|generate` through the built binary (run `npm run build` first). */
 import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { beforeAll, expect, it } from 'vitest';
 import { storeFactor } from '../../src/core/factors.js';
 import { Vault } from '../../src/core/vault.js';
 import { inTransaction, lockAccountState } from '../../src/db/tx.js';
@@ -12,7 +11,7 @@ import { runCli } from '../helpers/cli.js';
 import { Terminal } from '../helpers/terminal.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { dbSnapshot } from '../helpers/db-snapshot.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox } from '../helpers/context.js';
 
 describeEachDb('mail2fa keys (CLI)', (kind) => {
   const scratch = useTestDb(kind);

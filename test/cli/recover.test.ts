@@ -1,12 +1,11 @@
 /** `mail2fa recover` through the BUILT binary (run `npm run build` first): exit codes, output, what changes. */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { expect, it } from 'vitest';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
 import { checkSecondFactor, parseCodeInput } from '../../src/core/factor-check.js';
 import { runCli } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox, testEnv } from '../helpers/context.js';
 import { auditRows, dumpText, enableSms, enableTotp, snapshot } from '../core/recover-support.js';
 
 describeEachDb('cli recover', (kind) => {

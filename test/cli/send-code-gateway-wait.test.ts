@@ -6,11 +6,10 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
 import { confirmEnrolment, startEnrolment } from '../../src/core/enrolment.js';
 import { runCli } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox, testEnv } from '../helpers/context.js';
 import { SmsGateway, lastOutboxCode, writeConfig } from '../helpers/enrolment.js';
 
 vi.setConfig({ testTimeout: 60_000 });

@@ -6,11 +6,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { Terminal } from '../helpers/terminal.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox, testEnv } from '../helpers/context.js';
 import { allTablesSnapshot } from '../helpers/db-snapshot.js';
 import { seedFactors } from '../helpers/status-seed.js';
 

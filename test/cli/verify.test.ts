@@ -1,10 +1,9 @@
 /** `mail2fa verify`, spawned from the BUILT binary (`npm run build` first): every exit code, and racing processes. */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { describe, expect, it, vi } from 'vitest';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox } from '../helpers/context.js';
 import {
   accountState,
   auditRows,

@@ -1,9 +1,7 @@
 /** Audit rows never store raw control characters, not even inside the JSON detail (PRODUCT.md §3.9). */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { expect, it } from 'vitest';
 import { writeAudit } from '../../src/core/audit-write.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { testContext } from '../helpers/context.js';
 
 describeEachDb('audit detail escaping', (kind) => {
   const scratch = useTestDb(kind);

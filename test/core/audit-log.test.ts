@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { writeAudit } from '../../src/core/audit-write.js';
 import {
@@ -9,7 +9,6 @@ import {
   type AuditRecord,
 } from '../../src/core/audit-read.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { testContext } from '../helpers/context.js';
 
 const T0 = Date.UTC(2026, 10, 1, 0, 0, 0);
 const MIN = 60_000;

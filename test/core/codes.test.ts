@@ -1,5 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { expect, it } from 'vitest';
 import { regenerateRecoveryCodes } from '../../src/core/recovery-codes.js';
 import { Mail2faError } from '../../src/errors.js';
 import { parseCodeInput } from '../../src/core/factor-check.js';
@@ -7,7 +6,7 @@ import { verifySignInCode } from '../../src/core/sign-in.js';
 import { parseRecoveryCode } from '../../src/crypto/one-time-codes.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testClock, testContext } from '../helpers/context.js';
+import { addMailbox, testClock } from '../helpers/context.js';
 import {
   PASSWORD,
   accountState,

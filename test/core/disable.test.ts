@@ -1,7 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { describe, expect, it } from 'vitest';
 import { disableTwoFactor } from '../../src/core/disable.js';
 import { Mail2faError } from '../../src/errors.js';
 import { sendOwnerSmsCode } from '../../src/core/owner.js';

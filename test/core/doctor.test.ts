@@ -1,10 +1,9 @@
 /** `doctor` as a library call: it returns a report and never throws, whatever is broken. */
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { expect, it } from 'vitest';
 import { doctor, doctorExitCode, type Check } from '../../src/core/doctor.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { testContext, testEnv } from '../helpers/context.js';
+import { testEnv } from '../helpers/context.js';
 
 it('doctorExitCode: 0 without failures, 69 when anything is unavailable, else 78', () => {
   const c = (status: Check['status'], exitCode?: number): Check => ({

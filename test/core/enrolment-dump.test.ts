@@ -5,14 +5,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { beforeAll, expect, it } from 'vitest';
 import { confirmEnrolment, startEnrolment } from '../../src/core/enrolment.js';
 import { sendSignInCode } from '../../src/core/send-code.js';
 import { sqliteFile } from '../../src/db/connection.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testClock, testContext } from '../helpers/context.js';
+import { addMailbox, testClock } from '../helpers/context.js';
 import { dumpDatabase, dumpForms, lastOutboxCode } from '../helpers/enrolment.js';
 
 const PW = 'correct horse';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { open, seal } from '../../src/crypto/box.js';
 import { Mail2faError } from '../../src/errors.js';

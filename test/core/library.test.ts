@@ -6,12 +6,11 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
 import { Mail2faError, openMail2fa, type Mail2fa } from '../../src/index.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runNode } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { TEST_KEY, addMailbox, testClock, testContext } from '../helpers/context.js';
+import { TEST_KEY, addMailbox, testClock } from '../helpers/context.js';
 import {
   accountState,
   enrolSms,

@@ -13,7 +13,7 @@
  * A full snapshot of mail2fa's tables, the mailbox table and a webmail session table (the configured sign-out
  * SQL deletes from it inside the transaction) is compared before/after.
  */
-import { spawn } from 'node:child_process';
+
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { TEMPORARY_CODE_BITS, parseTemporaryCode } from '../../src/crypto/one-time-codes.js';
 import { ExitCode, Mail2faError } from '../../src/errors.js';

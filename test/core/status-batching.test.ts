@@ -2,11 +2,10 @@
  * Bulk reads: one query per batch, never one per account; --all/--domain stream in batches (mysql2's row
  * stream; a PostgreSQL cursor; better-sqlite3's iterate(), outside knex); address lists are looked up 500 at a time.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { beforeAll, expect, it } from 'vitest';
 import { statusBatches, type StatusSelection } from '../../src/core/status.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { testClock, testContext } from '../helpers/context.js';
+import { testClock } from '../helpers/context.js';
 import { seedFactors } from '../helpers/status-seed.js';
 
 const COUNT = 2600;

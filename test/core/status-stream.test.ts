@@ -3,12 +3,10 @@
  * a consumer that stops half-way leaves the database usable, and a failing query is a typed error, never an
  * unhandled stream error.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { beforeAll, expect, it } from 'vitest';
 import { Mail2faError } from '../../src/errors.js';
 import { lookupStatusRows, streamStatusRows } from '../../src/db/status-query.js';
 import { describeEachDb, postgresAdminConnection, useTestDb } from '../helpers/db.js';
-import { testContext } from '../helpers/context.js';
 
 const COUNT = 55;
 const email = (i: number) => `stream${String(i).padStart(3, '0')}@example.com`;

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { statusBatches, type StatusRow, type StatusSelection } from '../../src/core/status.js';
 import { storeFactor } from '../../src/core/factors.js';
@@ -6,7 +6,7 @@ import { Vault } from '../../src/core/vault.js';
 import { inTransaction, lockAccountState } from '../../src/db/tx.js';
 import { generateTotpSecret } from '../../src/totp/totp.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testClock, testContext } from '../helpers/context.js';
+import { addMailbox, testClock } from '../helpers/context.js';
 
 async function collect(ctx: Context, selection: StatusSelection): Promise<StatusRow[]> {
   const db = await ctx.db();

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { Mail2faError } from '../../src/errors.js';
 import { LOCKOUT_MS } from '../../src/core/lockout.js';

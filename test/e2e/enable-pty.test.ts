@@ -6,7 +6,6 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
 import { checkSecondFactor } from '../../src/core/factor-check.js';
@@ -14,7 +13,7 @@ import { Vault } from '../../src/core/vault.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { Terminal } from '../helpers/terminal.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox } from '../helpers/context.js';
 import { SmsGateway, lastOutboxCode, writeConfig } from '../helpers/enrolment.js';
 import { decodeQrFromScreen } from '../helpers/qr-screen.js';
 

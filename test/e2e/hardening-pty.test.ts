@@ -3,11 +3,10 @@
  * Item 15: `recover` wraps its summary and the customer's reply on word boundaries at the terminal's width, and
  * leaves them unwrapped when stdout is not a terminal. Item 19: password prompts name the account.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { describe, expect, it, vi } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { useTestDb } from '../helpers/db.js';
-import { testContext, testEnv } from '../helpers/context.js';
+import { testEnv } from '../helpers/context.js';
 import { PASSWORD, enrolTotp } from '../helpers/seed-2fa.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runInTerminal } from '../helpers/terminal.js';

@@ -3,14 +3,13 @@
  * reading the summary, confirming the caller's identity and typing the address, as a person would.
  */
 import { userInfo } from 'node:os';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { expect, it } from 'vitest';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
 import { checkSecondFactor, parseCodeInput } from '../../src/core/factor-check.js';
 import { Terminal } from '../helpers/terminal.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox, testEnv } from '../helpers/context.js';
 import { auditRows, enableSms, enableTotp, snapshot } from '../core/recover-support.js';
 
 /** The CLI at a terminal without colour; answers are typed a key at a time. */
