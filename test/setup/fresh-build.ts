@@ -4,7 +4,7 @@
  * and pass or fail for the wrong reason. `npm test` builds first, so this only stops a bare `npx vitest`.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -30,7 +30,7 @@ export function staleBuildProblem(root: string): string | null {
     const built = newestFile(join(root, output));
     if (!built) return `${output}/ is missing`;
     if (built.mtimeMs < source.mtimeMs)
-      return `${output}/ is older than src/ (${source.path.slice(root.length)} changed after the last build)`;
+      return `${output}/ is older than src/ (${relative(root, source.path)} changed after the last build)`;
   }
   return null;
 }
