@@ -11,7 +11,7 @@ import { runCli } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { dbSnapshot } from '../helpers/db-snapshot.js';
 import { testContext, testEnv } from '../helpers/context.js';
-import { base32, postfixadminMailboxDdl } from '../fixtures/postfixadmin.js';
+import { base32, postfixadminMailboxDdl, postfixadminMailboxRow } from '../fixtures/postfixadmin.js';
 
 describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
   let tdb: TestDb;
@@ -44,17 +44,8 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
     env = testEnv(tdb);
     const db = await ctx.db();
     for (const sql of postfixadminMailboxDdl(db.dialect)) await db.knex.raw(sql);
-    const row = (username: string, secret: string | null) => ({
-      username,
-      password: '$1$abcdefgh$notarealmd5crypthash',
-      name: '',
-      maildir: '',
-      quota: 0,
-      local_part: username.split('@')[0],
-      domain: username.split('@')[1],
-      active: 1,
-      totp_secret: secret,
-    });
+    const row = (username: string, secret: string | null) =>
+      postfixadminMailboxRow(username, { password: '$1$abcdefgh$notarealmd5crypthash', totp: secret });
     await db
       .knex('mailbox')
       .insert([...Object.entries(secrets).map(([u, s]) => row(u, s)), row('plain@example.com', null)]);

@@ -20,7 +20,7 @@ import { verifySignInCode } from '../../src/core/sign-in.js';
 import { hashPassword } from '../../src/crypto/passwords.js';
 import { openMail2fa } from '../../src/index.js';
 import { totpCode } from '../../src/totp/totp.js';
-import { base32, postfixadminMailboxDdl } from '../fixtures/postfixadmin.js';
+import { base32, postfixadminMailboxDdl, postfixadminMailboxRow } from '../fixtures/postfixadmin.js';
 import { testClock, testContext, testEnv } from '../helpers/context.js';
 import { dbSnapshot } from '../helpers/db-snapshot.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
@@ -50,17 +50,8 @@ describeEachDb('PostfixAdmin TOTP through the store seam (issue 13)', (kind) => 
     await tdb?.drop();
   });
 
-  const mailbox = (username: string, secret: string | null, active = 1) => ({
-    username,
-    password: hash,
-    name: 'Test',
-    maildir: `${username.split('@')[1]}/${username.split('@')[0]}/`,
-    quota: 0,
-    local_part: username.split('@')[0],
-    domain: username.split('@')[1],
-    active,
-    totp_secret: secret,
-  });
+  const mailbox = (username: string, secret: string | null, active = 1) =>
+    postfixadminMailboxRow(username, { password: hash, totp: secret, active });
 
   beforeEach(async () => {
     const db = await ctx.db();

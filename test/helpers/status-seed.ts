@@ -5,6 +5,7 @@
 import type { Context } from '../../src/context.js';
 import { storeFactor } from '../../src/core/factors.js';
 import { LOCKOUT_MS } from '../../src/core/lockout.js';
+import { statusBatches, type StatusRow, type StatusSelection } from '../../src/core/status.js';
 import { Vault } from '../../src/core/vault.js';
 import { inTransaction, lockAccountState } from '../../src/db/tx.js';
 import { generateTotpSecret } from '../../src/totp/totp.js';
@@ -60,4 +61,16 @@ export async function seedFactors(ctx: Context, now: number, seeds: FactorSeed[]
           .update({ failed_attempts: 5, locked_until: now + LOCKOUT_MS });
     }
   });
+}
+
+/** Every status row of `selection`, read in process through the batches `status` prints. */
+export async function collectStatusRows(ctx: Context, selection: StatusSelection): Promise<StatusRow[]> {
+  const db = await ctx.db();
+  const rows: StatusRow[] = [];
+  for await (const batch of statusBatches(
+    { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() },
+    selection,
+  ))
+    rows.push(...batch);
+  return rows;
 }
