@@ -24,7 +24,7 @@ import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { dbSnapshot } from '../helpers/db-snapshot.js';
 import { collectStatusRows } from '../helpers/status-seed.js';
 import { testClock, testContext, testEnv } from '../helpers/context.js';
-import { base32, postfixadminMailboxDdl, postfixadminMailboxRow } from '../fixtures/postfixadmin.js';
+import { base32, postfixadminMailboxRow, resetPostfixadminMailbox } from '../fixtures/postfixadmin.js';
 
 describe('parsePostfixadminSecret', () => {
   it('accepts base32 of 10-64 bytes (either case, optional padding), returns the canonical form, flags < 16 bytes weak', () => {
@@ -87,12 +87,9 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     });
 
   beforeEach(async () => {
+    await resetPostfixadminMailbox(ctx);
     const db = await ctx.db();
     const t = ctx.tables;
-    await db.knex.schema.dropTableIfExists('mailbox');
-    for (const sql of postfixadminMailboxDdl(db.dialect)) await db.knex.raw(sql);
-    for (const table of [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.accountState, t.audit])
-      await db.knex(table).delete();
     const secrets: Record<string, string> = {
       'jane@example.com': base32(randomBytes(64)), // what PostfixAdmin 4 (OTPHP) generates
       'User@example.com': base32(randomBytes(20)),
