@@ -1,11 +1,10 @@
 /** `mail2fa audit` through the BUILT binary: formats, filters, escaping of stored control characters, CSV safety. */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { beforeAll, expect, it } from 'vitest';
 import { writeAudit } from '../../src/core/audit-write.js';
 import { VERSION } from '../../src/version.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
+import { addMailbox, testEnv } from '../helpers/context.js';
 import { enableTotp } from '../core/recover-support.js';
 
 // Any raw control character other than the line breaks of the format itself.
@@ -14,19 +13,16 @@ const RAW_CONTROL = /[\u0000-\u0009\u000b-\u000c\u000e-\u001f\u007f-\u009f\u2028
 const NASTY = 'line one\nFORGED 2026-01-01 root recover ok\r\u001b[2J\u001b[31mred\u009b1m\u2028\u202eevil';
 
 describeEachDb('cli audit', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
+  const scratch = useTestDb(kind);
   let code = '';
-  const cli = (args: string[]) => runCli(args, { env: { ...testEnv(tdb), MAIL2FA_CONFIG: undefined } });
+  const cli = (args: string[]) => runCli(args, { env: { ...testEnv(scratch.tdb), MAIL2FA_CONFIG: undefined } });
 
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb);
-    const db = await ctx.db();
-    await addMailbox(ctx, 'jane@example.com');
-    await addMailbox(ctx, 'joe@example.com');
-    await enableTotp(ctx, 'jane@example.com');
-    await enableTotp(ctx, 'joe@example.com');
+    const db = await scratch.ctx.db();
+    await addMailbox(scratch.ctx, 'jane@example.com');
+    await addMailbox(scratch.ctx, 'joe@example.com');
+    await enableTotp(scratch.ctx, 'jane@example.com');
+    await enableTotp(scratch.ctx, 'joe@example.com');
     // Through the real command: a reason with a newline and ESC sequences, and a formula-looking actor.
     const r1 = await cli([
       '--yes',
@@ -56,7 +52,7 @@ describeEachDb('cli audit', (kind) => {
     expect(r2.code, r2.stderr).toBe(0);
     code = JSON.parse(r2.stdout).temporaryCode.code;
     // A row as another writer (or an old version) might have stored it: raw control characters, not escaped.
-    await db.knex(ctx.tables.audit).insert({
+    await db.knex(scratch.ctx.tables.audit).insert({
       at: Date.now() - 3 * 86_400_000,
       actor: `mallory${NASTY}`,
       action: 'verify',
@@ -70,14 +66,10 @@ describeEachDb('cli audit', (kind) => {
     });
     await writeAudit(
       db.knex,
-      ctx.tables,
+      scratch.ctx.tables,
       { actor: 'old-agent', now: () => Date.UTC(2020, 0, 1) },
       { action: 'recover', account: 'jane@example.com', outcome: 'ok', ticket: 'T-1', reason: 'long ago' },
     );
-  });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
   });
 
   it('--help shows examples and the exit codes', async () => {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/db/connection.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { snapshot } from '../helpers/status-seed.js';
+import { allTablesSnapshot } from '../helpers/db-snapshot.js';
 
 /** What `status --all` shows right after `demo` (times vary; the rest is fixed). */
 const DEMO_STATES = [
@@ -140,14 +140,14 @@ describe('README quick start on a fresh MAIL2FA_HOME (embedded SQLite, no key co
 
   it('running demo again changes nothing and exits 0', async () => {
     db = await openDatabase({ url: `sqlite:${file}`, connectTimeoutMs: 2000 });
-    const before = await snapshot(db.knex, 'sqlite');
+    const before = await allTablesSnapshot(db.knex, 'sqlite');
     const r = await runCli(['demo'], { env });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('already exist');
     expect(r.stdout).toContain('nothing changed');
     expect(r.stdout).toContain('alice-demo-pw');
     expect(r.stderr).toBe('');
-    expect(await snapshot(db.knex, 'sqlite')).toEqual(before);
+    expect(await allTablesSnapshot(db.knex, 'sqlite')).toEqual(before);
   });
 
   it('demo --reset restores every sample state, with fresh authenticator secrets', async () => {

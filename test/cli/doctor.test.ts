@@ -9,15 +9,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
 import { storeFactor } from '../../src/core/factors.js';
 import { Vault } from '../../src/core/vault.js';
 import { writeNewKeyFile } from '../../src/crypto/keys.js';
 import { inTransaction, lockAccountState } from '../../src/db/tx.js';
 import { generateTotpSecret } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { createTestDb, describeEachDb, useTestDb } from '../helpers/db.js';
+import { addMailbox } from '../helpers/context.js';
 
 interface DoctorDoc {
   ok: boolean;
@@ -37,39 +36,40 @@ async function closedPort(): Promise<number> {
 const ALL = ['config', 'database', 'schema', 'account mapping', 'key', 'sms gateway', 'sign-out action'];
 
 describeEachDb('mail2fa doctor (CLI)', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
-  let env: Record<string, string | undefined>;
+  const scratch = useTestDb(kind);
   let webhook: Server;
   let webhookUrl: string;
 
   const doctor = async (o: { config?: unknown; env?: Record<string, string | undefined>; db?: string } = {}) => {
     const args = ['doctor', '--json'];
     if (o.config !== undefined) {
-      const file = join(tdb.dir, `config-${randomBytes(4).toString('hex')}.json`);
+      const file = join(scratch.tdb.dir, `config-${randomBytes(4).toString('hex')}.json`);
       writeFileSync(file, JSON.stringify(o.config));
       args.unshift('--config', file);
     }
     if (o.db) args.unshift('--db', o.db);
-    const r = await runCli(args, { env: { ...env, ...o.env } });
+    const r = await runCli(args, { env: { ...scratch.env, ...o.env } });
     const doc = JSON.parse(r.stdout) as DoctorDoc;
     const by = Object.fromEntries(doc.checks.map((c) => [c.name, c]));
     return { r, doc, by };
   };
 
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb);
-    env = testEnv(tdb);
-    await addMailbox(ctx, 'jane@example.com');
-    const db = await ctx.db();
-    await inTransaction(db, ctx.tables, async (trx) => {
-      await lockAccountState(trx, ctx.tables, db.dialect, 'jane@example.com');
-      await storeFactor(trx, ctx.tables, new Vault(ctx.masterKey(), ctx.tables, ctx.now), ctx.now(), {
-        account: 'jane@example.com',
-        method: 'totp',
-        totpSecret: generateTotpSecret(),
-      });
+    await addMailbox(scratch.ctx, 'jane@example.com');
+    const db = await scratch.ctx.db();
+    await inTransaction(db, scratch.ctx.tables, async (trx) => {
+      await lockAccountState(trx, scratch.ctx.tables, db.dialect, 'jane@example.com');
+      await storeFactor(
+        trx,
+        scratch.ctx.tables,
+        new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now),
+        scratch.ctx.now(),
+        {
+          account: 'jane@example.com',
+          method: 'totp',
+          totpSecret: generateTotpSecret(),
+        },
+      );
     });
     webhook = createServer((req, res) => {
       res.statusCode = req.method === 'HEAD' ? 405 : 200;
@@ -80,8 +80,6 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
   });
   afterAll(async () => {
     await new Promise<void>((r) => (webhook ? webhook.close(() => r()) : r()));
-    await ctx?.close();
-    await tdb?.drop();
   });
 
   it('passes on a healthy install (sign-out "none" is a warning), in JSON and for humans', async () => {
@@ -97,7 +95,7 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
     expect(by['sms gateway']!.detail).toContain('reachable');
     expect(by.database!.detail).toMatch({ mariadb: /MariaDB/, postgres: /PostgreSQL/, sqlite: /SQLite/ }[kind]);
 
-    const human = await runCli(['doctor'], { env });
+    const human = await runCli(['doctor'], { env: scratch.env });
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/^ok {4}config/m);
     expect(human.stdout).toMatch(/^warn {2}sign-out action/m);
@@ -108,7 +106,7 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
     const url = {
       mariadb: `mysql://root@127.0.0.1:${await closedPort()}/test`,
       postgres: `postgres://postgres@127.0.0.1:${await closedPort()}/test`,
-      sqlite: `sqlite:${tdb.dir}`,
+      sqlite: `sqlite:${scratch.tdb.dir}`,
     }[kind]; // a directory is no database file
     const { r, doc, by } = await doctor({ db: url });
     expect(r.code).toBe(69);
@@ -123,7 +121,7 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
     expect(by.key!.status).toBe('ok');
     expect(by['sms gateway']!.status).toBe('ok');
 
-    const human = await runCli(['--db', url, 'doctor'], { env });
+    const human = await runCli(['--db', url, 'doctor'], { env: scratch.env });
     expect(human.code).toBe(69);
     expect(human.stdout).toMatch(/^FAIL {2}database/m);
     expect(human.stdout).toMatch(/^skip {2}schema/m);
@@ -147,7 +145,7 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
   });
 
   it('group-readable key file: 78; a readable key that does not decrypt the data: 78', async () => {
-    const dir = join(tdb.dir, 'keys');
+    const dir = join(scratch.tdb.dir, 'keys');
     mkdirSync(dir, { recursive: true });
     const loose = join(dir, 'loose.key');
     writeNewKeyFile(loose);
@@ -203,9 +201,9 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
 
   if (kind === 'mariadb') {
     it('wrong database password: 69 (the right one passes)', async () => {
-      const db = await ctx.db();
+      const db = await scratch.ctx.db();
       const user = `m2f_doc_${randomBytes(3).toString('hex')}`;
-      const dbName = new URL(tdb.url).pathname.slice(1);
+      const dbName = new URL(scratch.tdb.url).pathname.slice(1);
       await db.knex.raw(`CREATE USER '${user}'@'%' IDENTIFIED BY 'right-pass'`);
       try {
         await db.knex.raw(`GRANT ALL ON \`${dbName}\`.* TO '${user}'@'%'`);
@@ -223,17 +221,17 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
     });
 
     it('a MyISAM table: 78, named', async () => {
-      const db = await ctx.db();
-      await db.knex.raw(`ALTER TABLE \`${ctx.tables.codeKey}\` ENGINE=MyISAM`);
+      const db = await scratch.ctx.db();
+      await db.knex.raw(`ALTER TABLE \`${scratch.ctx.tables.codeKey}\` ENGINE=MyISAM`);
       try {
         const { r, by } = await doctor();
         expect(r.code).toBe(78);
         expect(by['storage engine']).toMatchObject({
           status: 'fail',
-          detail: `not InnoDB: ${ctx.tables.codeKey} (MyISAM)`,
+          detail: `not InnoDB: ${scratch.ctx.tables.codeKey} (MyISAM)`,
         });
       } finally {
-        await db.knex.raw(`ALTER TABLE \`${ctx.tables.codeKey}\` ENGINE=InnoDB`);
+        await db.knex.raw(`ALTER TABLE \`${scratch.ctx.tables.codeKey}\` ENGINE=InnoDB`);
       }
       expect((await doctor()).r.code).toBe(0);
     });

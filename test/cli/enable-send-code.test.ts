@@ -3,16 +3,15 @@
  * real webhook, the send limit holding across parallel processes, refusals and gateway failures.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { confirmEnrolment, startEnrolment } from '../../src/core/enrolment.js';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
 import { checkSecondFactor } from '../../src/core/factor-check.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
+import { addMailbox } from '../helpers/context.js';
 import { SmsGateway, lastOutboxCode, outboxMessages, writeConfig, jsonDocument as json } from '../helpers/enrolment.js';
 
 // Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.
@@ -30,34 +29,26 @@ describe('send-code --help', () => {
 });
 
 describeEachDb('send-code (built binary)', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
-  let env: Record<string, string>;
+  const scratch = useTestDb(kind);
   let outbox: string;
   let n = 0;
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb);
-    env = testEnv(tdb);
-    outbox = join(tdb.dir, 'home', 'sms-outbox.ndjson');
-  });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
+    outbox = join(scratch.tdb.dir, 'home', 'sms-outbox.ndjson');
   });
 
-  const knex = async () => (await ctx.db()).knex;
+  const knex = async () => (await scratch.ctx.db()).knex;
   const rows = async (table: string, account: string) =>
     (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
-  const cli = (args: string[], extraEnv: Record<string, string> = {}) => runCli(args, { env: { ...env, ...extraEnv } });
+  const cli = (args: string[], extraEnv: Record<string, string> = {}) =>
+    runCli(args, { env: { ...scratch.env, ...extraEnv } });
 
   /** A mailbox with SMS 2FA on (+4520123456), with a fresh send window. */
   async function smsAccount(): Promise<string> {
     const email = `text${++n}@example.com`;
-    await addMailbox(ctx, email, PW);
-    await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '011-45-20123456' });
-    await confirmEnrolment(ctx, { email, code: lastOutboxCode(outbox) });
-    await (await knex())(ctx.tables.smsSend).where({ account: email }).delete();
+    await addMailbox(scratch.ctx, email, PW);
+    await startEnrolment(scratch.ctx, { email, password: PW, method: 'sms', phone: '011-45-20123456' });
+    await confirmEnrolment(scratch.ctx, { email, code: lastOutboxCode(outbox) });
+    await (await knex())(scratch.ctx.tables.smsSend).where({ account: email }).delete();
     return email;
   }
 
@@ -70,10 +61,10 @@ describeEachDb('send-code (built binary)', (kind) => {
     expect(r.stdout + r.stderr).not.toContain('20123456');
     expect(outboxMessages(outbox).at(-1)!.to).toBe('+4520123456');
     const code = lastOutboxCode(outbox);
-    const kindUsed = await accountTransaction(ctx, email, async (tx) =>
+    const kindUsed = await accountTransaction(scratch.ctx, email, async (tx) =>
       checkSecondFactor(
         tx,
-        await readFactor(tx.trx, ctx.tables, email),
+        await readFactor(tx.trx, scratch.ctx.tables, email),
         { form: 'digits', value: code },
         new Set(['sms']),
       ),
@@ -95,21 +86,21 @@ describeEachDb('send-code (built binary)', (kind) => {
     const results = await Promise.all([0, 1, 2, 3, 4].map(() => cli(['send-code', email, '--json'])));
     expect(results.map((r) => r.code).sort()).toEqual([0, 0, 0, 75, 75]);
     for (const r of results.filter((x) => x.code === 75)) expect(json(r).error.code).toBe('rate_limited');
-    expect(await rows(ctx.tables.smsSend, email)).toHaveLength(3);
+    expect(await rows(scratch.ctx.tables.smsSend, email)).toHaveLength(3);
     expect(outboxMessages(outbox).length - before).toBe(3);
     // Only the newest code is pending.
     expect(
-      (await rows(ctx.tables.challenge, email)).filter((c) => c.purpose === 'sms' && c.used_at === null),
+      (await rows(scratch.ctx.tables.challenge, email)).filter((c) => c.purpose === 'sms' && c.used_at === null),
     ).toHaveLength(1);
   });
 
   it('refuses accounts that cannot get a code: app (65), 2FA off (65), unknown (67), bad address (65)', async () => {
     const app = `app${++n}@example.com`;
-    await addMailbox(ctx, app, PW);
-    const started = await startEnrolment(ctx, { email: app, password: PW, method: 'totp' });
-    await confirmEnrolment(ctx, { email: app, code: totpCode(started.totp!.secret, Date.now()) });
+    await addMailbox(scratch.ctx, app, PW);
+    const started = await startEnrolment(scratch.ctx, { email: app, password: PW, method: 'totp' });
+    await confirmEnrolment(scratch.ctx, { email: app, code: totpCode(started.totp!.secret, Date.now()) });
     const off = `off${++n}@example.com`;
-    await addMailbox(ctx, off, PW);
+    await addMailbox(scratch.ctx, off, PW);
     const before = outboxMessages(outbox).length;
     const cases: Array<[string, number, string]> = [
       [app, 65, 'uses an authenticator app, not SMS'],
@@ -123,7 +114,7 @@ describeEachDb('send-code (built binary)', (kind) => {
       expect(r.stderr).toContain(message);
     }
     expect(outboxMessages(outbox)).toHaveLength(before);
-    expect(await rows(ctx.tables.challenge, app)).toEqual([]);
+    expect(await rows(scratch.ctx.tables.challenge, app)).toEqual([]);
   });
 
   it('gateway down (500): 69, nothing stored, failure audited', async () => {
@@ -131,13 +122,15 @@ describeEachDb('send-code (built binary)', (kind) => {
     try {
       gateway.mode = 'error';
       const email = await smsAccount();
-      const config = writeConfig(tdb.dir, 'down', { sms: { transport: 'webhook', webhook: { url: gateway.url } } });
+      const config = writeConfig(scratch.tdb.dir, 'down', {
+        sms: { transport: 'webhook', webhook: { url: gateway.url } },
+      });
       const r = await cli(['send-code', email, '--json'], { MAIL2FA_CONFIG: config });
       expect(r.code).toBe(69);
       expect(json(r).error).toMatchObject({ code: 'sms_unavailable', message: expect.stringContaining('HTTP 500') });
-      expect(await rows(ctx.tables.challenge, email)).toEqual([]);
-      expect(await rows(ctx.tables.smsSend, email)).toEqual([]);
-      expect((await rows(ctx.tables.audit, email)).at(-1)).toMatchObject({
+      expect(await rows(scratch.ctx.tables.challenge, email)).toEqual([]);
+      expect(await rows(scratch.ctx.tables.smsSend, email)).toEqual([]);
+      expect((await rows(scratch.ctx.tables.audit, email)).at(-1)).toMatchObject({
         action: 'send-code',
         outcome: 'failed',
         reason: 'sms_unavailable',

@@ -3,18 +3,16 @@
  * two-step form for both methods, every exit code it can give, replay from parallel processes, and a real SMS
  * webhook on 127.0.0.1.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
 import { readFactor } from '../../src/core/factors.js';
 import { Vault } from '../../src/core/vault.js';
 import { totpCode } from '../../src/totp/totp.js';
-import { runCli } from '../helpers/cli.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { runCli, runModuleProgram } from '../helpers/cli.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
+import { addMailbox } from '../helpers/context.js';
 import { SmsGateway, closedPort, writeConfig, jsonDocument as json } from '../helpers/enrolment.js';
 
 // Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.
@@ -37,21 +35,11 @@ function signInFromAnotherProcess(env: Record<string, string>, email: string, co
         checkSecondFactor(tx, await readFactor(tx.trx, ctx.tables, email), { form: 'digits', value: code }, new Set(['totp'])));
       process.stdout.write(JSON.stringify({ kind }));
     } finally { await ctx.close(); }`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script, email, code], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('close', (code) =>
-      code === 0
-        ? resolve((JSON.parse(out) as { kind: string | null }).kind)
-        : reject(new Error(`sign-in process failed (${code}): ${err}`)),
-    );
-  });
+  return runModuleProgram(script, [email, code], env).then((r) =>
+    r.code === 0
+      ? (JSON.parse(r.stdout) as { kind: string | null }).kind
+      : Promise.reject(new Error(`sign-in process failed (${r.code}): ${r.stderr}`)),
+  );
 }
 
 describe('enable --help', () => {
@@ -78,34 +66,28 @@ describe('enable --help', () => {
 });
 
 describeEachDb('enable (built binary)', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
-  let env: Record<string, string>;
+  const scratch = useTestDb(kind);
   let n = 0;
-  beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb);
-    env = testEnv(tdb);
-  });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
-  });
 
   async function mailbox(o: { active?: boolean } = {}): Promise<string> {
     const email = `cli${++n}@example.com`;
-    await addMailbox(ctx, email, PW, o);
+    await addMailbox(scratch.ctx, email, PW, o);
     return email;
   }
-  const knex = async () => (await ctx.db()).knex;
+  const knex = async () => (await scratch.ctx.db()).knex;
   const rows = async (table: string, account: string) =>
     (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
   const nothingStored = async (account: string) => {
-    for (const table of [ctx.tables.factor, ctx.tables.recoveryCode, ctx.tables.enrolment, ctx.tables.challenge])
+    for (const table of [
+      scratch.ctx.tables.factor,
+      scratch.ctx.tables.recoveryCode,
+      scratch.ctx.tables.enrolment,
+      scratch.ctx.tables.challenge,
+    ])
       expect(await rows(table, account)).toEqual([]);
   };
   const cli = (args: string[], input?: string, extraEnv: Record<string, string> = {}) =>
-    runCli(args, { env: { ...env, ...extraEnv }, input });
+    runCli(args, { env: { ...scratch.env, ...extraEnv }, input });
   const startApp = async (email: string) => {
     const r = await cli(['enable', email, '--start', '--password-stdin', '--json'], PW);
     expect(r.code, r.stdout + r.stderr).toBe(0);
@@ -130,7 +112,7 @@ describeEachDb('enable (built binary)', (kind) => {
     );
     expect(Date.parse(started.expiresAt) - Date.now()).toBeGreaterThan(9 * 60_000);
     expect(Date.parse(started.expiresAt) - Date.now()).toBeLessThanOrEqual(10 * 60_000);
-    expect(await rows(ctx.tables.factor, email)).toEqual([]);
+    expect(await rows(scratch.ctx.tables.factor, email)).toEqual([]);
 
     const done = await cli([
       'enable',
@@ -154,12 +136,17 @@ describeEachDb('enable (built binary)', (kind) => {
     });
     expect(doc.recoveryCodes).toHaveLength(10);
     expect(Date.parse(doc.sessionsRevokedAt)).toBeGreaterThan(Date.now() - 60_000);
-    const factor = (await readFactor(await knex(), ctx.tables, email))!;
+    const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
     expect(
-      new Vault(ctx.masterKey(), ctx.tables, Date.now).open(ctx.tables.factor, 'secret_ct', email, factor.secret_ct!),
+      new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, Date.now).open(
+        scratch.ctx.tables.factor,
+        'secret_ct',
+        email,
+        factor.secret_ct!,
+      ),
     ).toBe(started.secret);
-    expect(await rows(ctx.tables.enrolment, email)).toEqual([]);
-    expect((await rows(ctx.tables.accountState, email))[0]!.sessions_revoked_at).not.toBeNull();
+    expect(await rows(scratch.ctx.tables.enrolment, email)).toEqual([]);
+    expect((await rows(scratch.ctx.tables.accountState, email))[0]!.sessions_revoked_at).not.toBeNull();
   });
 
   it('human output of the two steps: QR code, grouped key, how to confirm; then codes and the closing message', async () => {
@@ -186,10 +173,12 @@ describeEachDb('enable (built binary)', (kind) => {
     const results = await Promise.all([0, 1].map(() => cli(['enable', email, '--confirm', '--code', code, '--json'])));
     expect(results.map((r) => r.code).sort()).toEqual([0, 65]);
     expect(json(results.find((r) => r.code === 65)!).error.code).toBe('no_pending_enrolment');
-    expect(await rows(ctx.tables.recoveryCode, email)).toHaveLength(10);
+    expect(await rows(scratch.ctx.tables.recoveryCode, email)).toHaveLength(10);
     // The confirmation code's step is used up for sign-in too; a later step is accepted (the check can pass).
-    expect(await signInFromAnotherProcess(env, email, code)).toBeNull();
-    expect(await signInFromAnotherProcess(env, email, totpCode(started.secret, Date.now() + 30_000))).toBe('totp');
+    expect(await signInFromAnotherProcess(scratch.env, email, code)).toBeNull();
+    expect(await signInFromAnotherProcess(scratch.env, email, totpCode(started.secret, Date.now() + 30_000))).toBe(
+      'totp',
+    );
   });
 
   it('wrong password: 77, counted, audited, nothing stored', async () => {
@@ -200,8 +189,8 @@ describeEachDb('enable (built binary)', (kind) => {
       ok: false,
       error: { code: 'wrong_password', message: 'wrong password', hint: expect.any(String) },
     });
-    expect((await rows(ctx.tables.accountState, email))[0]!.failed_attempts).toBe(1);
-    expect((await rows(ctx.tables.audit, email)).map((a) => [a.action, a.outcome, a.reason])).toEqual([
+    expect((await rows(scratch.ctx.tables.accountState, email))[0]!.failed_attempts).toBe(1);
+    expect((await rows(scratch.ctx.tables.audit, email)).map((a) => [a.action, a.outcome, a.reason])).toEqual([
       ['enable', 'refused', 'wrong password'],
     ]);
     await nothingStored(email);
@@ -220,7 +209,7 @@ describeEachDb('enable (built binary)', (kind) => {
     }
     expect(codes).toEqual(['wrong_code', 'wrong_code', 'enrolment_cancelled']);
     await nothingStored(email);
-    expect((await rows(ctx.tables.accountState, email))[0]!.failed_attempts).toBe(3);
+    expect((await rows(scratch.ctx.tables.accountState, email))[0]!.failed_attempts).toBe(3);
   });
 
   it('usage errors (64) change nothing', async () => {
@@ -242,7 +231,7 @@ describeEachDb('enable (built binary)', (kind) => {
       expect([args.join(' '), results[i]!.code]).toEqual([args.join(' '), 64]);
       expect(results[i]!.stderr + results[i]!.stdout).toContain(message);
     }
-    expect(await rows(ctx.tables.accountState, email)).toEqual([]);
+    expect(await rows(scratch.ctx.tables.accountState, email)).toEqual([]);
     await nothingStored(email);
   });
 
@@ -272,9 +261,9 @@ describeEachDb('enable (built binary)', (kind) => {
       expect([args.join(' '), results[i]!.code]).toEqual([args.join(' '), code]);
       expect(results[i]!.stderr).toContain(message);
     }
-    expect(existsSync(join(tdb.dir, 'home', 'sms-outbox.ndjson'))).toBe(false);
+    expect(existsSync(join(scratch.tdb.dir, 'home', 'sms-outbox.ndjson'))).toBe(false);
     await nothingStored(email);
-    expect((await rows(ctx.tables.accountState, email)).map((s) => s.failed_attempts)).toEqual([0]);
+    expect((await rows(scratch.ctx.tables.accountState, email)).map((s) => s.failed_attempts)).toEqual([0]);
   });
 
   it('already enabled: 65 with a hint; --force replaces it only with the password AND a current code', async () => {
@@ -337,7 +326,7 @@ describeEachDb('enable (built binary)', (kind) => {
     beforeAll(async () => {
       gateway = await new SmsGateway().start();
       webhookEnv = {
-        MAIL2FA_CONFIG: writeConfig(tdb.dir, 'webhook', {
+        MAIL2FA_CONFIG: writeConfig(scratch.tdb.dir, 'webhook', {
           issuer: 'Example Mail',
           sms: { transport: 'webhook', timeoutMs: 2000, webhook: { url: gateway.url } },
         }),
@@ -370,7 +359,7 @@ describeEachDb('enable (built binary)', (kind) => {
       );
       expect(json(done)).toMatchObject({ ok: true, method: 'sms', phone: '+45 ****3456' });
       expect(done.stdout).not.toContain('20123456');
-      expect((await readFactor(await knex(), ctx.tables, email))!.method).toBe('sms');
+      expect((await readFactor(await knex(), scratch.ctx.tables, email))!.method).toBe('sms');
     });
 
     for (const failure of ['error', 'hang', 'refused'] as const) {
@@ -380,7 +369,7 @@ describeEachDb('enable (built binary)', (kind) => {
         if (failure === 'refused')
           runEnv = {
             ...webhookEnv,
-            MAIL2FA_CONFIG: writeConfig(tdb.dir, 'refused', {
+            MAIL2FA_CONFIG: writeConfig(scratch.tdb.dir, 'refused', {
               sms: { transport: 'webhook', webhook: { url: `http://127.0.0.1:${await closedPort()}/` } },
             }),
           };
@@ -394,8 +383,8 @@ describeEachDb('enable (built binary)', (kind) => {
         expect(json(r).error.code).toBe('sms_unavailable');
         expect(r.stdout).not.toContain('20123456');
         await nothingStored(email);
-        expect(await rows(ctx.tables.smsSend, email)).toEqual([]);
-        expect((await rows(ctx.tables.audit, email)).map((a) => [a.action, a.outcome, a.reason])).toEqual([
+        expect(await rows(scratch.ctx.tables.smsSend, email)).toEqual([]);
+        expect((await rows(scratch.ctx.tables.audit, email)).map((a) => [a.action, a.outcome, a.reason])).toEqual([
           ['enable-send-code', 'failed', 'sms_unavailable'],
         ]);
       });

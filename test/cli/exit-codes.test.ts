@@ -11,12 +11,8 @@ import { LATEST_MIGRATION } from '../../src/db/migrations.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
-import {
-  createPostfixAdminMailbox,
-  insertPostfixAdminMailbox,
-  postfixAdminConfig,
-  seedFactors,
-} from '../helpers/status-seed.js';
+import { createPostfixAdminMailbox, insertPostfixAdminMailbox, postfixAdminConfig } from '../fixtures/postfixadmin.js';
+import { seedFactors } from '../helpers/status-seed.js';
 
 /** stdout is exactly one JSON document (one line), and nothing else. */
 function oneJson(r: CliResult): Record<string, any> {

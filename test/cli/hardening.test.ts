@@ -6,18 +6,16 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
 import { decodeQrFromScreen } from '../helpers/qr-screen.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { createTestDb, describeEachDb, useTestDb, type TestDb } from '../helpers/db.js';
+import { addMailbox, testEnv } from '../helpers/context.js';
 import { accountState, auditRows, enrolTotp, twoFactorRows, wrongTotp } from '../helpers/seed-2fa.js';
 
 vi.setConfig({ testTimeout: 60_000 });
 
-let tdb: TestDb;
-let ctx: Context;
+const scratch = useTestDb('sqlite');
 let n = 0;
 const fresh = (prefix = 'h') => `${prefix}${++n}@example.com`;
 const cli = (
@@ -25,36 +23,27 @@ const cli = (
   o: { input?: string; closeStdout?: boolean; env?: Record<string, string | undefined> } = {},
 ) =>
   runCli(args, {
-    env: { ...testEnv(tdb), MAIL2FA_CONFIG: undefined, ...o.env },
+    env: { ...testEnv(scratch.tdb), MAIL2FA_CONFIG: undefined, ...o.env },
     input: o.input,
     closeStdout: o.closeStdout,
   });
 
-beforeAll(async () => {
-  tdb = await createTestDb('sqlite');
-  ctx = await testContext(tdb);
-});
-afterAll(async () => {
-  await ctx?.close();
-  await tdb?.drop();
-});
-
 describe('the exit code does not depend on whether stdout is still read', () => {
   it('verify with a wrong code stays 1, status --require-enabled stays 1, recover that committed is 0', async () => {
-    const a = await enrolTotp(ctx, fresh('pipe'));
+    const a = await enrolTotp(scratch.ctx, fresh('pipe'));
     const plain = fresh('pipe');
-    await addMailbox(ctx, plain);
-    const b = await enrolTotp(ctx, fresh('pipe'));
+    await addMailbox(scratch.ctx, plain);
+    const b = await enrolTotp(scratch.ctx, fresh('pipe'));
     const [v, s, r] = await Promise.all([
       cli(['verify', a.email, '--code', wrongTotp(a.secret, Date.now())], { closeStdout: true }),
       cli(['status', a.email, plain, '--require-enabled'], { closeStdout: true }),
       cli(['--yes', 'recover', b.email, '--ticket', 'T-77'], { closeStdout: true }),
     ]);
     expect(v.code, v.stderr).toBe(1);
-    expect((await auditRows(ctx, a.email)).at(-1)).toMatchObject({ action: 'verify', outcome: 'refused' });
+    expect((await auditRows(scratch.ctx, a.email)).at(-1)).toMatchObject({ action: 'verify', outcome: 'refused' });
     expect(s.code, s.stderr).toBe(1);
     expect(r.code, r.stderr).toBe(0);
-    expect((await twoFactorRows(ctx, b.email)).factor).toBe(0);
+    expect((await twoFactorRows(scratch.ctx, b.email)).factor).toBe(0);
     // A failure keeps its own code too.
     const u = await cli(['verify', 'nobody@example.com', '--code', '123456'], { closeStdout: true });
     expect(u.code).toBe(67);
@@ -63,23 +52,23 @@ describe('the exit code does not depend on whether stdout is still read', () => 
 
 describe('an integrity failure is audited in its own transaction', () => {
   it("a TOTP secret copied from another account's row: 78, nothing counted, one refused audit row", async () => {
-    const a = await enrolTotp(ctx, fresh('copied'));
-    const b = await enrolTotp(ctx, fresh('copied'));
-    const db = await ctx.db();
-    const row = (await db.knex(ctx.tables.factor).where({ account: a.email }).first('secret_ct')) as {
+    const a = await enrolTotp(scratch.ctx, fresh('copied'));
+    const b = await enrolTotp(scratch.ctx, fresh('copied'));
+    const db = await scratch.ctx.db();
+    const row = (await db.knex(scratch.ctx.tables.factor).where({ account: a.email }).first('secret_ct')) as {
       secret_ct: string;
     };
-    await db.knex(ctx.tables.factor).where({ account: b.email }).update({ secret_ct: row.secret_ct });
-    const before = await auditRows(ctx, b.email);
+    await db.knex(scratch.ctx.tables.factor).where({ account: b.email }).update({ secret_ct: row.secret_ct });
+    const before = await auditRows(scratch.ctx, b.email);
     const r = await cli(['verify', b.email, '--code', totpCode(a.secret, Date.now())]);
     expect(r.code, r.stderr).toBe(78);
     expect(r.stderr).toMatch(/failed its integrity check/);
-    const after = await auditRows(ctx, b.email);
+    const after = await auditRows(scratch.ctx, b.email);
     expect(after.slice(before.length)).toEqual([
       expect.objectContaining({ action: 'verify', outcome: 'refused', reason: expect.stringMatching(/integrity/) }),
     ]);
     expect(after.at(-1)!.detail ?? '').not.toContain(row.secret_ct.slice(0, 20));
-    expect((await accountState(ctx, b.email)).failed).toBe(0);
+    expect((await accountState(scratch.ctx, b.email)).failed).toBe(0);
   });
 });
 
@@ -93,11 +82,11 @@ describe('status --file reads address lists, not any file', () => {
 
   it('refuses the configured key file (65) without printing any of it', async () => {
     const keyText = randomBytes(32).toString('base64');
-    const keyFile = join(tdb.dir, 'master.key');
+    const keyFile = join(scratch.tdb.dir, 'master.key');
     writeFileSync(keyFile, `${keyText}\n`, { mode: 0o600 });
     // status reads no secret, so any key will do: what matters is which file is configured.
     const env = { MAIL2FA_KEY: undefined, MAIL2FA_KEY_FILE: keyFile };
-    for (const path of [keyFile, join(tdb.dir, '.', 'master.key')]) {
+    for (const path of [keyFile, join(scratch.tdb.dir, '.', 'master.key')]) {
       const r = await cli(['status', '--file', path, '--format', 'ndjson'], { env });
       expect(r.code, r.stderr).toBe(65);
       expect(r.stdout).toBe('');
@@ -105,7 +94,7 @@ describe('status --file reads address lists, not any file', () => {
       for (const out of [r.stdout, r.stderr]) expect(out).not.toContain(keyText.slice(0, 8));
     }
     // A copy of it elsewhere is not the key file: its line is an invalid row, echoed as a short prefix only.
-    const copy = join(tdb.dir, 'copy.txt');
+    const copy = join(scratch.tdb.dir, 'copy.txt');
     copyFileSync(keyFile, copy);
     const c = await cli(['status', '--file', copy, '--format', 'ndjson'], { env });
     expect(c.code).toBe(0);
@@ -116,7 +105,7 @@ describe('status --file reads address lists, not any file', () => {
   });
 
   it('refuses binary content (65), nothing printed', async () => {
-    const bin = join(tdb.dir, 'binary.dat');
+    const bin = join(scratch.tdb.dir, 'binary.dat');
     writeFileSync(
       bin,
       Buffer.concat([
@@ -129,14 +118,14 @@ describe('status --file reads address lists, not any file', () => {
     expect(r.code, r.stderr).toBe(65);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/not a list of addresses: line 2 holds binary data/);
-    const sqlite = await cli(['status', '--file', tdb.url.slice('sqlite:'.length)]);
+    const sqlite = await cli(['status', '--file', scratch.tdb.url.slice('sqlite:'.length)]);
     expect(sqlite.code).toBe(65);
     expect(sqlite.stdout).toBe('');
   });
 
   it('an invalid line is echoed as a short escaped prefix, and its problem does not repeat it', async () => {
     const secret = `root@${'s3cr3t_'.repeat(6)}`;
-    const list = join(tdb.dir, 'mixed.txt');
+    const list = join(scratch.tdb.dir, 'mixed.txt');
     writeFileSync(list, `${secret}\n${'x'.repeat(60)}\n`);
     const r = await cli(['status', '--file', list, '--format', 'ndjson']);
     expect(r.code).toBe(0);
@@ -183,7 +172,7 @@ describe('invisible and bidirectional characters make an address malformed (65),
 
 describe('a sign-out command without "--" before {email}', () => {
   const doctorSignOut = async (command: string[]) => {
-    const file = join(tdb.dir, `config-${randomBytes(4).toString('hex')}.json`);
+    const file = join(scratch.tdb.dir, `config-${randomBytes(4).toString('hex')}.json`);
     writeFileSync(file, JSON.stringify({ signOut: { action: 'command', command } }));
     const r = await cli(['--config', file, 'doctor', '--json']);
     const doc = JSON.parse(r.stdout) as {
@@ -228,7 +217,7 @@ describe('"%" in a database URL', () => {
 describe('an address typed in another case', () => {
   it('67 still (the local part is exact), with "did you mean" naming the one mailbox, for every command', async () => {
     const email = fresh('alice.case');
-    await addMailbox(ctx, email);
+    await addMailbox(scratch.ctx, email);
     const typed = email.replace('alice.case', 'Alice.Case').replace('example.com', 'Example.COM');
     const commands = [
       ['status', typed],
@@ -290,11 +279,11 @@ describeEachDb("a fresh database, the README's steps", (kind) => {
 
 describe('enable without a terminal', () => {
   it('refuses an enabled account or an inactive mailbox first (65, audited); the terminal message fits the method', async () => {
-    const enabled = await enrolTotp(ctx, fresh('ena'));
+    const enabled = await enrolTotp(scratch.ctx, fresh('ena'));
     const inactive = fresh('ena');
-    await addMailbox(ctx, inactive, 'pw', { active: false });
+    await addMailbox(scratch.ctx, inactive, 'pw', { active: false });
     const plain = fresh('ena');
-    await addMailbox(ctx, plain);
+    await addMailbox(scratch.ctx, plain);
     const [already, off, sms, app] = await Promise.all([
       cli(['enable', enabled.email, '--method', 'sms']),
       cli(['enable', inactive, '--method', 'sms']),
@@ -303,7 +292,7 @@ describe('enable without a terminal', () => {
     ]);
     expect(already.code, already.stderr).toBe(65);
     expect(already.stderr).toMatch(/already on/);
-    expect((await auditRows(ctx, enabled.email)).at(-1)).toMatchObject({
+    expect((await auditRows(scratch.ctx, enabled.email)).at(-1)).toMatchObject({
       action: 'enable',
       outcome: 'refused',
       reason: 'already enabled',
@@ -318,7 +307,12 @@ describe('enable without a terminal', () => {
     expect(sms.stderr).toMatch(/--method sms --phone/);
     expect(app.code).toBe(64);
     expect(app.stderr).toMatch(/QR code/);
-    expect(await twoFactorRows(ctx, plain)).toEqual({ factor: 0, recoveryCodes: 0, enrolments: 0, challenges: 0 });
+    expect(await twoFactorRows(scratch.ctx, plain)).toEqual({
+      factor: 0,
+      recoveryCodes: 0,
+      enrolments: 0,
+      challenges: 0,
+    });
   });
 });
 
@@ -331,7 +325,7 @@ describe('enable --start into a pipe writes no colour escapes', () => {
         [[], { NO_COLOR: undefined, FORCE_COLOR: '3', TERM: 'xterm-256color' }],
       ].map(async ([flags, env]) => {
         const email = fresh('qr');
-        await addMailbox(ctx, email, 'pw');
+        await addMailbox(scratch.ctx, email, 'pw');
         return {
           email,
           r: await cli([...(flags as string[]), 'enable', email, '--start', '--password-stdin'], {
@@ -353,9 +347,9 @@ describe('enable --start into a pipe writes no colour escapes', () => {
 
 describe('the status summary and --require-enabled', () => {
   it('the summary says how many rows a filter showed; exit 1 names the count and the first accounts without 2FA', async () => {
-    const on = await enrolTotp(ctx, fresh('gap'));
+    const on = await enrolTotp(scratch.ctx, fresh('gap'));
     const offs = Array.from({ length: 7 }, () => fresh('gap'));
-    for (const o of offs) await addMailbox(ctx, o);
+    for (const o of offs) await addMailbox(scratch.ctx, o);
     const list = [on.email, ...offs, 'ghost.gap@example.com'];
     const [enabled, disabled, json, required, fine] = await Promise.all([
       cli(['status', ...list, '--enabled', '--format', 'ndjson']),

@@ -6,51 +6,45 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { beforeAll, expect, it, vi } from 'vitest';
 import { installKeyFile } from '../../src/crypto/keys.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { testContext, testEnv, TEST_KEY } from '../helpers/context.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
+import { testEnv, TEST_KEY } from '../helpers/context.js';
 import { enrolTotp } from '../helpers/seed-2fa.js';
 
 vi.setConfig({ testTimeout: 120_000 });
 
 describeEachDb('keys rotate with a key file: both keys accepted during the switch', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
+  const scratch = useTestDb(kind);
   let keyFile: string;
   let env: Record<string, string | undefined>;
   const secrets = new Map<string, string>();
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb);
-    keyFile = join(tdb.dir, 'master.key');
+    keyFile = join(scratch.tdb.dir, 'master.key');
     writeFileSync(keyFile, `${TEST_KEY}\n`, { mode: 0o600 });
-    env = { ...testEnv(tdb), MAIL2FA_KEY: undefined, MAIL2FA_KEY_FILE: keyFile };
+    env = { ...testEnv(scratch.tdb), MAIL2FA_KEY: undefined, MAIL2FA_KEY_FILE: keyFile };
     for (let i = 0; i < 5; i++) {
-      const { email, secret } = await enrolTotp(ctx, `live${i}@example.com`);
+      const { email, secret } = await enrolTotp(scratch.ctx, `live${i}@example.com`);
       secrets.set(email, secret);
     }
   });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
-  });
 
-  /** Signs in every account once with a current TOTP code. */
+  /** Signs in every account once with a current TOTP code (the accounts at once, as a live site would). */
   async function everyoneSignsIn(): Promise<void> {
     // Each round signs in with the current code; the replay mark of the last round is cleared first.
-    await (await ctx.db()).knex(ctx.tables.factor).update({ last_totp_step: null });
-    for (const [email, secret] of secrets) {
-      const r = await runCli(['verify', email, '--code', totpCode(secret, Date.now())], { env });
-      expect(r.code, `${email}: ${r.stderr}`).toBe(0);
-    }
+    await (await scratch.ctx.db()).knex(scratch.ctx.tables.factor).update({ last_totp_step: null });
+    await Promise.all(
+      [...secrets].map(async ([email, secret]) => {
+        const r = await runCli(['verify', email, '--code', totpCode(secret, Date.now())], { env });
+        expect(r.code, `${email}: ${r.stderr}`).toBe(0);
+      }),
+    );
   }
 
   it('installs the new key as the key file, keeps the old one, re-encrypts; an interrupted rotation is finished by `keys rotate`', async () => {
-    const first = join(tdb.dir, 'first.key');
+    const first = join(scratch.tdb.dir, 'first.key');
     expect((await runCli(['keys', 'generate', first], { env })).code).toBe(0);
     // Nothing to finish yet: a usage error that names the real next step.
     const nothing = await runCli(['keys', 'rotate'], { env });
@@ -64,7 +58,7 @@ describeEachDb('keys rotate with a key file: both keys accepted during the switc
     await everyoneSignsIn(); // rows still under the old key: read with <key file>.old
 
     // A rotation to yet another key must wait until this one is finished — and says how.
-    const second = join(tdb.dir, 'second.key');
+    const second = join(scratch.tdb.dir, 'second.key');
     expect((await runCli(['keys', 'generate', second], { env })).code).toBe(0);
     const early = await runCli(['keys', 'rotate', '--new-key-file', second], { env });
     expect(early.code).toBe(78);
@@ -90,7 +84,7 @@ describeEachDb('keys rotate with a key file: both keys accepted during the switc
   });
 
   it('a value under a key nobody holds: 78 naming the key id and where keys are looked for, never `recover`', async () => {
-    const elsewhere = join(tdb.dir, 'unrelated.key');
+    const elsewhere = join(scratch.tdb.dir, 'unrelated.key');
     expect((await runCli(['keys', 'generate', elsewhere], { env })).code).toBe(0);
     const [email, secret] = [...secrets][0]!;
     const r = await runCli(['verify', email, '--code', totpCode(secret, Date.now() + 10 * 30_000)], {

@@ -1,53 +1,43 @@
 /** `mail2fa keys check|rotate|generate` through the built binary (run `npm run build` first). */
 import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import pty from 'node-pty';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { beforeAll, expect, it } from 'vitest';
 import { storeFactor } from '../../src/core/factors.js';
 import { Vault } from '../../src/core/vault.js';
 import { inTransaction, lockAccountState } from '../../src/db/tx.js';
 import { parsePhone } from '../../src/sms/phone.js';
 import { generateTotpSecret } from '../../src/totp/totp.js';
-import { BIN, runCli } from '../helpers/cli.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
+import { runCli } from '../helpers/cli.js';
+import { Terminal } from '../helpers/terminal.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { dbSnapshot } from '../helpers/db-snapshot.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { addMailbox } from '../helpers/context.js';
 
 describeEachDb('mail2fa keys (CLI)', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
-  let env: Record<string, string | undefined>;
+  const scratch = useTestDb(kind);
   const secret = generateTotpSecret();
   const phone = parsePhone('011-45-20123456');
   let recoveryCodes: string[] = [];
 
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb);
-    env = testEnv(tdb);
-    const db = await ctx.db();
-    const vault = new Vault(ctx.masterKey(), ctx.tables, ctx.now);
-    for (const e of ['app@example.com', 'sms@example.com']) await addMailbox(ctx, e);
-    await inTransaction(db, ctx.tables, async (trx) => {
-      await lockAccountState(trx, ctx.tables, db.dialect, 'app@example.com');
-      recoveryCodes = await storeFactor(trx, ctx.tables, vault, ctx.now(), {
+    const db = await scratch.ctx.db();
+    const vault = new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now);
+    for (const e of ['app@example.com', 'sms@example.com']) await addMailbox(scratch.ctx, e);
+    await inTransaction(db, scratch.ctx.tables, async (trx) => {
+      await lockAccountState(trx, scratch.ctx.tables, db.dialect, 'app@example.com');
+      recoveryCodes = await storeFactor(trx, scratch.ctx.tables, vault, scratch.ctx.now(), {
         account: 'app@example.com',
         method: 'totp',
         totpSecret: secret,
       });
-      await lockAccountState(trx, ctx.tables, db.dialect, 'sms@example.com');
-      await storeFactor(trx, ctx.tables, vault, ctx.now(), {
+      await lockAccountState(trx, scratch.ctx.tables, db.dialect, 'sms@example.com');
+      await storeFactor(trx, scratch.ctx.tables, vault, scratch.ctx.now(), {
         account: 'sms@example.com',
         method: 'sms',
         phoneE164: phone.e164,
         phoneMasked: phone.masked,
       });
     });
-  });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
   });
 
   const noSecrets = (text: string) => {
@@ -58,51 +48,53 @@ describeEachDb('mail2fa keys (CLI)', (kind) => {
   };
 
   it('keys check --json: one document with counts, exit 0, no secret', async () => {
-    const r = await runCli(['keys', 'check', '--json'], { env });
+    const r = await runCli(['keys', 'check', '--json'], { env: scratch.env });
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout);
-    expect(doc).toMatchObject({ ok: true, keyId: ctx.masterKey().id, decrypted: 3, failed: 0 });
+    expect(doc).toMatchObject({ ok: true, keyId: scratch.ctx.masterKey().id, decrypted: 3, failed: 0 });
     expect(doc.columns).toContainEqual({ table: 'mail2fa_factor', column: 'secret_ct', ok: 1, failed: 0 });
     expect(r.stderr).not.toContain('\r'); // no progress bar without a terminal
     noSecrets(r.stdout + r.stderr);
   });
 
   it('keys generate writes a 0600 key file and never overwrites one (78)', async () => {
-    const file = join(tdb.dir, 'gen.key');
-    const r = await runCli(['keys', 'generate', file], { env });
+    const file = join(scratch.tdb.dir, 'gen.key');
+    const r = await runCli(['keys', 'generate', file], { env: scratch.env });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/created key file .*gen\.key \(key [0-9a-f]{16}, mode 0600\)/);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const before = readFileSync(file, 'utf8');
     expect(before).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
     expect(r.stdout).not.toContain(before.trim());
-    const again = await runCli(['keys', 'generate', file, '--json'], { env });
+    const again = await runCli(['keys', 'generate', file, '--json'], { env: scratch.env });
     expect(again.code).toBe(78);
     expect(JSON.parse(again.stdout).error.code).toBe('key_exists');
     expect(readFileSync(file, 'utf8')).toBe(before);
   });
 
   it('keys rotate refuses a missing or group-readable new key file (78), nothing changed', async () => {
-    const before = await dbSnapshot(ctx);
-    const missing = await runCli(['keys', 'rotate', '--new-key-file', join(tdb.dir, 'absent.key')], { env });
+    const before = await dbSnapshot(scratch.ctx);
+    const missing = await runCli(['keys', 'rotate', '--new-key-file', join(scratch.tdb.dir, 'absent.key')], {
+      env: scratch.env,
+    });
     expect(missing.code).toBe(78);
     expect(missing.stderr).toContain('does not exist');
     expect(missing.stderr).toContain('mail2fa keys generate');
-    const loose = join(tdb.dir, 'loose.key');
-    expect((await runCli(['keys', 'generate', loose], { env })).code).toBe(0);
+    const loose = join(scratch.tdb.dir, 'loose.key');
+    expect((await runCli(['keys', 'generate', loose], { env: scratch.env })).code).toBe(0);
     chmodSync(loose, 0o644);
-    const r = await runCli(['keys', 'rotate', '--new-key-file', loose, '--json'], { env });
+    const r = await runCli(['keys', 'rotate', '--new-key-file', loose, '--json'], { env: scratch.env });
     expect(r.code).toBe(78);
     expect(JSON.parse(r.stdout).error.code).toBe('key_permissions');
-    const usage = await runCli(['keys', 'rotate'], { env });
+    const usage = await runCli(['keys', 'rotate'], { env: scratch.env });
     expect(usage.code).toBe(64);
-    expect(await dbSnapshot(ctx)).toEqual(before);
+    expect(await dbSnapshot(scratch.ctx)).toEqual(before);
   });
 
   it('keys rotate re-encrypts everything, says what to do next; the old key then fails keys check (78)', async () => {
-    const file = join(tdb.dir, 'rotated.key');
-    expect((await runCli(['keys', 'generate', file], { env })).code).toBe(0);
-    const r = await runCli(['keys', 'rotate', '--new-key-file', file], { env });
+    const file = join(scratch.tdb.dir, 'rotated.key');
+    expect((await runCli(['keys', 'generate', file], { env: scratch.env })).code).toBe(0);
+    const r = await runCli(['keys', 'rotate', '--new-key-file', file], { env: scratch.env });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
       /re-encrypted 3 stored secret\(s\) in 3 row\(s\) under key [0-9a-f]{16} \(was [0-9a-f]{16}\) in short batches/,
@@ -111,7 +103,7 @@ describeEachDb('mail2fa keys (CLI)', (kind) => {
     expect(r.stdout).toContain(file);
     noSecrets(r.stdout + r.stderr);
 
-    const old = await runCli(['keys', 'check', '--json'], { env });
+    const old = await runCli(['keys', 'check', '--json'], { env: scratch.env });
     expect(old.code).toBe(78);
     const doc = JSON.parse(old.stdout);
     expect(doc).toMatchObject({ ok: false, decrypted: 0, failed: 3, error: { code: 'undecryptable' } });
@@ -122,12 +114,12 @@ describeEachDb('mail2fa keys (CLI)', (kind) => {
     ]);
     noSecrets(old.stdout + old.stderr);
 
-    const human = await runCli(['keys', 'check'], { env });
+    const human = await runCli(['keys', 'check'], { env: scratch.env });
     expect(human.code).toBe(78);
     expect(human.stdout).toContain('3 stored value(s) do NOT decrypt');
     expect(human.stdout).toContain('mail2fa_factor.secret_ct of app@example.com: sealed with another key');
 
-    const withNew = { ...env, MAIL2FA_KEY: undefined, MAIL2FA_KEY_FILE: file };
+    const withNew = { ...scratch.env, MAIL2FA_KEY: undefined, MAIL2FA_KEY_FILE: file };
     const ok = await runCli(['keys', 'check'], { env: withNew });
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/all 3 stored secret\(s\) decrypt with key [0-9a-f]{16}/);
@@ -139,32 +131,16 @@ describeEachDb('mail2fa keys (CLI)', (kind) => {
   });
 
   it('draws a progress bar on a terminal only', async () => {
-    const key2 = join(tdb.dir, 'second.key');
-    const withNew = { ...env, MAIL2FA_KEY: undefined, MAIL2FA_KEY_FILE: join(tdb.dir, 'rotated.key') };
-    expect((await runCli(['keys', 'generate', key2], { env })).code).toBe(0);
-    const ptyEnv: Record<string, string> = {};
-    for (const [k, v] of Object.entries({ ...process.env, ...withNew, TERM: 'xterm-256color' }))
-      if (v !== undefined) ptyEnv[k] = v;
-    delete ptyEnv.NO_COLOR;
-    const term = pty.spawn(process.execPath, [BIN, 'keys', 'rotate', '--new-key-file', key2], {
-      name: 'xterm-256color',
-      cols: 120,
-      rows: 30,
-      cwd: tdb.dir,
-      env: ptyEnv,
-    });
-    let output = '';
-    term.onData((d) => (output += d));
-    const code = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        term.kill();
-        reject(new Error(`pty timed out: ${JSON.stringify(output)}`));
-      }, 20_000);
-      term.onExit(({ exitCode }) => {
-        clearTimeout(timer);
-        resolve(exitCode);
-      });
-    });
+    const key2 = join(scratch.tdb.dir, 'second.key');
+    const withNew = { ...scratch.env, MAIL2FA_KEY: undefined, MAIL2FA_KEY_FILE: join(scratch.tdb.dir, 'rotated.key') };
+    expect((await runCli(['keys', 'generate', key2], { env: scratch.env })).code).toBe(0);
+    const term = new Terminal(
+      ['keys', 'rotate', '--new-key-file', key2],
+      { ...withNew, NO_COLOR: undefined },
+      { cols: 120, rows: 30, cwd: scratch.tdb.dir, timeoutMs: 20_000 },
+    );
+    const code = await term.exitCode();
+    const output = term.output;
     expect(code).toBe(0);
     expect(output).toMatch(/re-encrypting \[#* *\] +\d+%/);
     expect(output).toContain('re-encrypted 3 stored secret(s)');

@@ -13,7 +13,7 @@ import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { dbSnapshot } from '../helpers/db-snapshot.js';
 import { testContext, testEnv } from '../helpers/context.js';
 import { auditRows, enrolTotp } from '../helpers/seed-2fa.js';
-import { base32, postfixadminMailboxDdl } from '../fixtures/postfixadmin.js';
+import { base32, postfixadminMailboxDdl, postfixadminMailboxRow } from '../fixtures/postfixadmin.js';
 
 vi.setConfig({ testTimeout: 60_000 });
 
@@ -43,19 +43,13 @@ describeEachDb('migrate-from postfixadmin --clear-plaintext after a migration', 
     ctx = await testContext(tdb, { configPath: config });
     const db = await ctx.db();
     for (const sql of postfixadminMailboxDdl(db.dialect)) await db.knex.raw(sql);
-    await db.knex('mailbox').insert(
-      Object.entries(secrets).map(([username, secret]) => ({
-        username,
-        password: '$1$abcdefgh$notarealmd5crypthash',
-        name: '',
-        maildir: '',
-        quota: 0,
-        local_part: username.split('@')[0],
-        domain: 'example.com',
-        active: 1,
-        totp_secret: secret,
-      })),
-    );
+    await db
+      .knex('mailbox')
+      .insert(
+        Object.entries(secrets).map(([username, secret]) =>
+          postfixadminMailboxRow(username, { password: '$1$abcdefgh$notarealmd5crypthash', totp: secret }),
+        ),
+      );
     // cid enrolled in mail2fa on their own, with another secret: their PostfixAdmin plaintext is not mail2fa's.
     await enrolTotp(ctx, 'cid@example.com', { mailbox: false });
   });

@@ -11,7 +11,12 @@ import { runCli } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { dbSnapshot } from '../helpers/db-snapshot.js';
 import { testContext, testEnv } from '../helpers/context.js';
-import { base32, postfixadminMailboxDdl } from '../fixtures/postfixadmin.js';
+import {
+  base32,
+  postfixadminMailboxDdl,
+  postfixadminMailboxRow,
+  postfixadminPlaintext,
+} from '../fixtures/postfixadmin.js';
 
 describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
   let tdb: TestDb;
@@ -24,14 +29,7 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
     'old@example.com': base32(randomBytes(8)), // 64 bits: too short even for foreign stores (10-64 bytes are read)
   };
   const cli = (args: string[]) => runCli(['--config', config, ...args], { env });
-  const plaintext = async (username: string) => {
-    const db = await ctx.db();
-    const rows = (await db.knex('mailbox').select('username', 'totp_secret')) as {
-      username: string;
-      totp_secret: string | null;
-    }[];
-    return rows.find((r) => r.username === username)?.totp_secret;
-  };
+  const plaintext = (username: string) => postfixadminPlaintext(ctx, username);
   const noSecrets = (text: string) => {
     for (const s of Object.values(secrets)) expect(text).not.toContain(s.slice(0, 16));
   };
@@ -44,17 +42,8 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
     env = testEnv(tdb);
     const db = await ctx.db();
     for (const sql of postfixadminMailboxDdl(db.dialect)) await db.knex.raw(sql);
-    const row = (username: string, secret: string | null) => ({
-      username,
-      password: '$1$abcdefgh$notarealmd5crypthash',
-      name: '',
-      maildir: '',
-      quota: 0,
-      local_part: username.split('@')[0],
-      domain: username.split('@')[1],
-      active: 1,
-      totp_secret: secret,
-    });
+    const row = (username: string, secret: string | null) =>
+      postfixadminMailboxRow(username, { password: '$1$abcdefgh$notarealmd5crypthash', totp: secret });
     await db
       .knex('mailbox')
       .insert([...Object.entries(secrets).map(([u, s]) => row(u, s)), row('plain@example.com', null)]);

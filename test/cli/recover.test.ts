@@ -1,35 +1,24 @@
 /** `mail2fa recover` through the BUILT binary (run `npm run build` first): exit codes, output, what changes. */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { expect, it } from 'vitest';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
 import { checkSecondFactor, parseCodeInput } from '../../src/core/factor-check.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
+import { addMailbox, testEnv } from '../helpers/context.js';
 import { auditRows, dumpText, enableSms, enableTotp, snapshot } from '../core/recover-support.js';
 
 describeEachDb('cli recover', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
+  const scratch = useTestDb(kind);
   let n = 0;
-  const cli = (args: string[]) => runCli(args, { env: { ...testEnv(tdb), MAIL2FA_CONFIG: undefined } });
+  const cli = (args: string[]) => runCli(args, { env: { ...testEnv(scratch.tdb), MAIL2FA_CONFIG: undefined } });
   const fresh = async (prefix: string, factor: 'totp' | 'sms' | null = 'totp') => {
     const email = `${prefix}${++n}@example.com`;
-    await addMailbox(ctx, email);
-    if (factor === 'totp') await enableTotp(ctx, email);
-    if (factor === 'sms') await enableSms(ctx, email);
+    await addMailbox(scratch.ctx, email);
+    if (factor === 'totp') await enableTotp(scratch.ctx, email);
+    if (factor === 'sms') await enableSms(scratch.ctx, email);
     return email;
   };
-
-  beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb);
-  });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
-  });
 
   it('--help shows examples and the exit codes', async () => {
     const r = await cli(['recover', '--help']);
@@ -43,7 +32,7 @@ describeEachDb('cli recover', (kind) => {
 
   it('refuses bad usage and bad input with nothing changed', { timeout: 120_000 }, async () => {
     const email = await fresh('usage');
-    const before = await snapshot(ctx);
+    const before = await snapshot(scratch.ctx);
     const cases: Array<[string[], number, RegExp]> = [
       [['recover', email, '--yes'], 64, /ticket ID is required/],
       [['recover', email, '--yes', '--ticket', ''], 64, /ticket ID is required/],
@@ -83,7 +72,7 @@ describeEachDb('cli recover', (kind) => {
     const k = await cli(['--json', 'recover', email, '--ticket', 'T-1']);
     expect(k.code).toBe(64);
     expect(JSON.parse(k.stdout).error.hint).toContain('--yes');
-    expect(await snapshot(ctx)).toEqual(before);
+    expect(await snapshot(scratch.ctx)).toEqual(before);
   });
 
   it(
@@ -109,9 +98,9 @@ describeEachDb('cli recover', (kind) => {
       expect(r.stdout).toContain(`Recovered ${email} (ticket T-2001)`);
       expect(r.stdout).toContain('Reply for the customer');
       expect(r.stdout).toContain('Settings > Password > Two-Factor Authentication');
-      const db = await ctx.db();
-      expect(await readFactor(db.knex, ctx.tables, email)).toBeUndefined();
-      expect(await auditRows(ctx, { account: email })).toMatchObject([
+      const db = await scratch.ctx.db();
+      expect(await readFactor(db.knex, scratch.ctx.tables, email)).toBeUndefined();
+      expect(await auditRows(scratch.ctx, { account: email })).toMatchObject([
         {
           action: 'recover',
           outcome: 'ok',
@@ -124,7 +113,10 @@ describeEachDb('cli recover', (kind) => {
       const again = await cli(['--yes', 'recover', email, '--ticket', 'T-2001']);
       expect(again.code).toBe(0);
       expect(again.stdout).toContain(`Nothing to recover: 2FA is not on for ${email}`);
-      expect((await auditRows(ctx, { account: email })).map((a) => a.action)).toEqual(['recover', 'recover-lookup']);
+      expect((await auditRows(scratch.ctx, { account: email })).map((a) => a.action)).toEqual([
+        'recover',
+        'recover-lookup',
+      ]);
     },
   );
 
@@ -172,7 +164,7 @@ describeEachDb('cli recover', (kind) => {
       expect(code).toMatch(/^[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}$/);
       expect(doc.reply).toContain(code);
       expect(doc.twoFactorRequired).toBe(true);
-      expect(await dumpText(ctx)).not.toContain(code);
+      expect(await dumpText(scratch.ctx)).not.toContain(code);
       const status = await cli(['--json', 'status', email]);
       expect(JSON.parse(status.stdout).accounts[0]).toMatchObject({
         enabled: true,
@@ -180,10 +172,10 @@ describeEachDb('cli recover', (kind) => {
         temporaryCode: { state: 'pending' },
       });
       const use = () =>
-        accountTransaction(ctx, email, async (tx) =>
+        accountTransaction(scratch.ctx, email, async (tx) =>
           checkSecondFactor(
             tx,
-            await readFactor(tx.trx, ctx.tables, email),
+            await readFactor(tx.trx, scratch.ctx.tables, email),
             parseCodeInput(code),
             new Set(['temporary']),
           ),
@@ -224,7 +216,7 @@ describeEachDb('cli recover', (kind) => {
         expect([`75:changed`, '0:nothing-to-recover']).toContain(
           `${other.code}:${other.doc.error?.code ?? other.doc.outcome}`,
         );
-        expect(await auditRows(ctx, { account: email, action: 'recover', outcome: 'ok' })).toHaveLength(1);
+        expect(await auditRows(scratch.ctx, { account: email, action: 'recover', outcome: 'ok' })).toHaveLength(1);
       }
     },
   );

@@ -6,40 +6,37 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
 import { confirmEnrolment, startEnrolment } from '../../src/core/enrolment.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
+import { addMailbox, testEnv } from '../helpers/context.js';
 import { SmsGateway, lastOutboxCode, writeConfig } from '../helpers/enrolment.js';
 
 vi.setConfig({ testTimeout: 60_000 });
 
 describeEachDb('send-code: no transaction open across the gateway call', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
+  const scratch = useTestDb(kind);
   let gateway: SmsGateway;
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb);
     gateway = await new SmsGateway().start();
   });
   afterAll(async () => {
     await gateway?.stop();
-    await ctx?.close();
-    await tdb?.drop();
   });
 
   it('another change to the account completes while the gateway is still answering; the sent code then works', async () => {
     const email = 'slow-gateway@example.com';
-    const env = testEnv(tdb);
-    await addMailbox(ctx, email, 'pw-1');
-    await startEnrolment(ctx, { email, password: 'pw-1', method: 'sms', phone: '011-45-20123456' });
-    await confirmEnrolment(ctx, { email, code: lastOutboxCode(join(tdb.dir, 'home', 'sms-outbox.ndjson')) });
-    await (await ctx.db()).knex(ctx.tables.smsSend).where({ account: email }).delete();
+    const env = testEnv(scratch.tdb);
+    await addMailbox(scratch.ctx, email, 'pw-1');
+    await startEnrolment(scratch.ctx, { email, password: 'pw-1', method: 'sms', phone: '011-45-20123456' });
+    await confirmEnrolment(scratch.ctx, {
+      email,
+      code: lastOutboxCode(join(scratch.tdb.dir, 'home', 'sms-outbox.ndjson')),
+    });
+    await (await scratch.ctx.db()).knex(scratch.ctx.tables.smsSend).where({ account: email }).delete();
 
     gateway.mode = 'hang';
-    const config = writeConfig(tdb.dir, 'slow', {
+    const config = writeConfig(scratch.tdb.dir, 'slow', {
       sms: { transport: 'webhook', webhook: { url: gateway.url }, timeoutMs: 20_000 },
     });
     const sending = runCli(['send-code', email, '--json'], { env: { ...env, MAIL2FA_CONFIG: config } });

@@ -6,11 +6,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
-import { BIN, runCli, type CliResult } from '../helpers/cli.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
-import { seedFactors, snapshot } from '../helpers/status-seed.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
+import { Terminal } from '../helpers/terminal.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
+import { addMailbox, testEnv } from '../helpers/context.js';
+import { allTablesSnapshot } from '../helpers/db-snapshot.js';
+import { seedFactors } from '../helpers/status-seed.js';
 
 const ESC_OR_RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e]/;
 
@@ -22,15 +23,12 @@ function ndjson(text: string): Record<string, unknown>[] {
 }
 
 describeEachDb('status (built binary)', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
+  const scratch = useTestDb(kind);
   let env: Record<string, string | undefined>;
   let before: Record<string, unknown[]>;
   const run = (args: string[], input?: string): Promise<CliResult> => runCli(args, { env, input });
 
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb);
     for (const e of [
       'alice@example.com',
       'bob@example.com',
@@ -41,17 +39,17 @@ describeEachDb('status (built binary)', (kind) => {
       '+plus@example.net',
       '-dash@example.net',
     ]) {
-      await addMailbox(ctx, e, 'pw', { scheme: 'PLAIN' });
+      await addMailbox(scratch.ctx, e, 'pw', { scheme: 'PLAIN' });
     }
-    await addMailbox(ctx, 'erin@example.org', 'pw', { scheme: 'PLAIN', active: false });
-    await seedFactors(ctx, Date.now(), [
+    await addMailbox(scratch.ctx, 'erin@example.org', 'pw', { scheme: 'PLAIN', active: false });
+    await seedFactors(scratch.ctx, Date.now(), [
       { account: 'bob@example.com', method: 'totp' },
       { account: 'carol@example.com', method: 'sms' },
       { account: 'dave@example.org', method: 'totp', locked: true, usedCodes: 2 },
     ]);
     // Rows no mail2fa command could create, but a mail system's table may hold: they must be shown escaped.
-    const m = ctx.mapping;
-    const knex = (await ctx.db()).knex;
+    const m = scratch.ctx.mapping;
+    const knex = (await scratch.ctx.db()).knex;
     for (const raw of [
       '\x1b[2J\x1b[31mred@hostile.example',
       'two\nlines@hostile.example',
@@ -66,14 +64,12 @@ describeEachDb('status (built binary)', (kind) => {
         [m.domain]: 'hostile.example',
       });
     }
-    env = { MAIL2FA_CONFIG: undefined, MAIL2FA_KEY_FILE: undefined, ...testEnv(tdb) };
-    before = await snapshot(knex, kind);
+    env = { MAIL2FA_CONFIG: undefined, MAIL2FA_KEY_FILE: undefined, ...testEnv(scratch.tdb) };
+    before = await allTablesSnapshot(knex, kind);
   });
   afterAll(async () => {
     // Nothing any of these runs did changed a row.
-    if (ctx) expect(await snapshot((await ctx.db()).knex, kind)).toEqual(before);
-    await ctx?.close();
-    await tdb?.drop();
+    if (scratch.ctx) expect(await allTablesSnapshot((await scratch.ctx.db()).knex, kind)).toEqual(before);
   });
 
   describe('formats', () => {
@@ -230,7 +226,7 @@ describeEachDb('status (built binary)', (kind) => {
     ];
 
     it('--file: CRLF, BOM, blank and whitespace-only lines, #comments; order and duplicates kept; unknown per row, exit 0', async () => {
-      const file = join(tdb.dir, 'staff.txt');
+      const file = join(scratch.tdb.dir, 'staff.txt');
       writeFileSync(file, list);
       const r = await run(['status', '--file', file, '--format', 'ndjson']);
       expect(r.code).toBe(0);
@@ -391,7 +387,7 @@ describeEachDb('status (built binary)', (kind) => {
 
     it('a 1 MB address through --file: one invalid row, its echo cut short, exit 0', async () => {
       const huge = `${'a'.repeat(1024 * 1024)}@example.com`;
-      const file = join(tdb.dir, 'huge.txt');
+      const file = join(scratch.tdb.dir, 'huge.txt');
       writeFileSync(file, `${huge}\nalice@example.com\n`);
       const r = await run(['status', '--file', file, '--format', 'ndjson']);
       expect(r.code).toBe(0);
@@ -439,18 +435,13 @@ describeEachDb('status (built binary)', (kind) => {
 
 describe('status --file - on a terminal', () => {
   it('refuses to wait for typed input: exit 64 naming how to pipe the list', async () => {
-    const { default: pty } = await import('node-pty');
-    const term = pty.spawn(process.execPath, [BIN, 'status', '--file', '-'], {
-      cols: 120,
-      rows: 20,
-      env: { ...process.env, MAIL2FA_DB_URL: 'mysql://root@127.0.0.1:1/never', NO_COLOR: '1' } as Record<
-        string,
-        string
-      >,
-    });
-    let screen = '';
-    term.onData((d) => (screen += d));
-    const code = await new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+    const term = new Terminal(
+      ['status', '--file', '-'],
+      { MAIL2FA_DB_URL: 'mysql://root@127.0.0.1:1/never', NO_COLOR: '1' },
+      { cols: 120, rows: 20 },
+    );
+    const code = await term.exitCode();
+    const screen = term.output;
     expect(code).toBe(64);
     expect(screen).toContain('stdin is a terminal');
     expect(screen).toContain('cat list.txt | mail2fa status --file -');

@@ -1,10 +1,9 @@
 /** `mail2fa verify`, spawned from the BUILT binary (`npm run build` first): every exit code, and racing processes. */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { describe, expect, it, vi } from 'vitest';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
+import { addMailbox } from '../helpers/context.js';
 import {
   accountState,
   auditRows,
@@ -19,26 +18,14 @@ import {
 vi.setConfig({ testTimeout: 120_000 });
 
 describeEachDb('mail2fa verify (built binary)', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
-  let env: Record<string, string>;
+  const scratch = useTestDb(kind); // real clock: the binary uses the real clock too
   let n = 0;
   const fresh = () => `cliv${++n}@example.com`;
   const verify = (args: string[], input?: string, extraEnv: Record<string, string> = {}) =>
-    runCli(['verify', ...args], { env: { ...env, ...extraEnv }, input });
-
-  beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb); // real clock: the binary uses the real clock too
-    env = testEnv(tdb);
-  });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
-  });
+    runCli(['verify', ...args], { env: { ...scratch.env, ...extraEnv }, input });
 
   it('0 accepted (code on stdin with its newline), then 1 on reuse; --json tells the kind', async () => {
-    const a = await enrolTotp(ctx, fresh());
+    const a = await enrolTotp(scratch.ctx, fresh());
     const code = totpCode(a.secret, Date.now());
     const ok = await verify([a.email], `${code}\n`);
     expect(ok).toMatchObject({
@@ -79,25 +66,25 @@ describeEachDb('mail2fa verify (built binary)', (kind) => {
     };
 
     it('TOTP', async () => {
-      const a = await enrolTotp(ctx, fresh());
+      const a = await enrolTotp(scratch.ctx, fresh());
       expectOneWinner(await race(a.email, totpCode(a.secret, Date.now())));
     });
     it('SMS sign-in code', async () => {
-      const a = await enrolSms(ctx, fresh());
-      expectOneWinner(await race(a.email, await sendSignInCode(ctx, a.email)));
+      const a = await enrolSms(scratch.ctx, fresh());
+      expectOneWinner(await race(a.email, await sendSignInCode(scratch.ctx, a.email)));
     });
     it('recovery code', async () => {
-      const a = await enrolTotp(ctx, fresh());
+      const a = await enrolTotp(scratch.ctx, fresh());
       expectOneWinner(await race(a.email, a.recoveryCodes[5]!));
     });
     it('temporary access code', async () => {
-      const a = await enrolTotp(ctx, fresh());
-      expectOneWinner(await race(a.email, await issueTemporaryCode(ctx, a.email)));
+      const a = await enrolTotp(scratch.ctx, fresh());
+      expectOneWinner(await race(a.email, await issueTemporaryCode(scratch.ctx, a.email)));
     });
   });
 
   it('75 locked after five wrong codes, even with the correct code; 0 once the lock has expired', async () => {
-    const a = await enrolTotp(ctx, fresh());
+    const a = await enrolTotp(scratch.ctx, fresh());
     for (let i = 1; i <= 5; i++) {
       const r = await verify([a.email], wrongTotp(a.secret, Date.now()));
       expect(r.code).toBe(1);
@@ -109,20 +96,20 @@ describeEachDb('mail2fa verify (built binary)', (kind) => {
     const human = await verify([a.email], a.recoveryCodes[0]!);
     expect(human).toMatchObject({ code: 75, stdout: '' });
     expect(human.stderr).toMatch(/locked until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/);
-    const status = await runCli(['status', a.email, '--json'], { env });
+    const status = await runCli(['status', a.email, '--json'], { env: scratch.env });
     expect(JSON.stringify(JSON.parse(status.stdout))).toMatch(/"lockedUntil":"\d{4}-/);
-    expect((await auditRows(ctx, a.email)).filter((r) => r.action === 'lockout')).toHaveLength(1);
+    expect((await auditRows(scratch.ctx, a.email)).filter((r) => r.action === 'lockout')).toHaveLength(1);
     // The lock runs out (moved into the past here: the binary has the real clock).
-    const db = await ctx.db();
+    const db = await scratch.ctx.db();
     await db
-      .knex(ctx.tables.accountState)
+      .knex(scratch.ctx.tables.accountState)
       .where({ account: a.email })
       .update({ locked_until: Date.now() - 1 });
     expect(await verify([a.email], totpCode(a.secret, Date.now()))).toMatchObject({ code: 0 });
   });
 
   it('65 for malformed codes, before anything is checked or counted', async () => {
-    const a = await enrolTotp(ctx, fresh());
+    const a = await enrolTotp(scratch.ctx, fresh());
     const stdinCases = [
       '12345',
       '123 456',
@@ -143,13 +130,13 @@ describeEachDb('mail2fa verify (built binary)', (kind) => {
     const flag = await verify([a.email, '--code', '123 456', '--json']);
     expect(flag.code).toBe(65);
     expect(JSON.parse(flag.stdout)).toMatchObject({ ok: false, error: { code: 'bad_code' } });
-    expect(await accountState(ctx, a.email)).toMatchObject({ failed: 0 });
-    expect(await auditRows(ctx, a.email)).toEqual([]);
+    expect(await accountState(scratch.ctx, a.email)).toMatchObject({ failed: 0 });
+    expect(await auditRows(scratch.ctx, a.email)).toEqual([]);
   });
 
   it('1 when 2FA is off (never accepted); 67 unknown; 65 bad address; 64 usage; 78 bad key; 69 database down', async () => {
     const off = fresh();
-    await addMailbox(ctx, off);
+    await addMailbox(scratch.ctx, off);
     expect(await verify([off], '123456')).toMatchObject({
       code: 1,
       stdout: 'rejected: two-factor authentication is not enabled for this account: there is no code to check\n',
@@ -158,7 +145,7 @@ describeEachDb('mail2fa verify (built binary)', (kind) => {
     expect(await verify(['not an address'], '123456')).toMatchObject({ code: 65 });
     expect(await verify([], '123456')).toMatchObject({ code: 64 });
     expect(await verify([off, '--bogus'], '123456')).toMatchObject({ code: 64 });
-    const on = await enrolTotp(ctx, fresh());
+    const on = await enrolTotp(scratch.ctx, fresh());
     expect(await verify([on.email], totpCode(on.secret, Date.now()), { MAIL2FA_KEY: 'too-short' })).toMatchObject({
       code: 78,
     });
@@ -168,7 +155,7 @@ describeEachDb('mail2fa verify (built binary)', (kind) => {
   });
 
   it('--help shows examples and the exit codes', async () => {
-    const help = await runCli(['verify', '--help'], { env });
+    const help = await runCli(['verify', '--help'], { env: scratch.env });
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Examples:');
     expect(help.stdout).toContain('echo 123456 | mail2fa verify');

@@ -4,7 +4,7 @@ import type { Context } from '../../src/context.js';
 import { Mail2faError } from '../../src/errors.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { testContext } from '../helpers/context.js';
-import { createPostfixAdminMailbox, insertPostfixAdminMailbox, postfixAdminConfig } from '../helpers/status-seed.js';
+import { createPostfixAdminMailbox, insertPostfixAdminMailbox, postfixAdminConfig } from '../fixtures/postfixadmin.js';
 
 describeEachDb('findExact on a PostfixAdmin mailbox table', (kind) => {
   let tdb: TestDb;

@@ -1,26 +1,15 @@
 /** Audit rows never store raw control characters, not even inside the JSON detail. */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { expect, it } from 'vitest';
 import { writeAudit } from '../../src/core/audit-write.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { testContext } from '../helpers/context.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
 
 describeEachDb('audit detail escaping', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
-  beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb);
-  });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
-  });
+  const scratch = useTestDb(kind);
 
   it('escapes C0, C1, line separators and bidi overrides in detail values, reason and ticket', async () => {
-    const db = await ctx.db();
+    const db = await scratch.ctx.db();
     const nasty = 'x\u001b[31m\u0085\u202eFORGED\u2028\nline';
-    await writeAudit(db.knex, ctx.tables, ctx, {
+    await writeAudit(db.knex, scratch.ctx.tables, scratch.ctx, {
       action: 'test',
       account: 'a@example.com',
       outcome: 'refused',
@@ -28,7 +17,7 @@ describeEachDb('audit detail escaping', (kind) => {
       ticket: nasty,
       detail: { enrolment: nasty, n: 1 },
     });
-    const row = (await db.knex(ctx.tables.audit).where({ action: 'test' }).first()) as {
+    const row = (await db.knex(scratch.ctx.tables.audit).where({ action: 'test' }).first()) as {
       detail: string;
       reason: string;
       ticket: string;

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { writeAudit } from '../../src/core/audit-write.js';
 import {
@@ -8,8 +8,7 @@ import {
   type AuditQuery,
   type AuditRecord,
 } from '../../src/core/audit-read.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { testContext } from '../helpers/context.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
 
 const T0 = Date.UTC(2026, 10, 1, 0, 0, 0);
 const MIN = 60_000;
@@ -63,18 +62,15 @@ describe('audit time bounds', () => {
 });
 
 describeEachDb('audit log reader', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
+  const scratch = useTestDb(kind);
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb);
-    const db = await ctx.db();
+    const db = await scratch.ctx.db();
     // 30 rows: 3 accounts, two actors, times with ties (three rows per minute) so keyset paging must use the id.
     for (let i = 0; i < 30; i++) {
       const at = T0 + Math.floor(i / 3) * MIN;
       await writeAudit(
         db.knex,
-        ctx.tables,
+        scratch.ctx.tables,
         { actor: i % 2 ? 'bob' : 'alice', now: () => at },
         {
           action: i % 5 === 0 ? 'recover' : 'verify',
@@ -87,15 +83,11 @@ describeEachDb('audit log reader', (kind) => {
       );
     }
   });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
-  });
 
   const order = (rows: AuditRecord[]) => rows.map((r) => (r.detail as { i: number }).i);
 
   it('reads newest first by default, in batches, each row once', async () => {
-    const { rows, batches } = await read(ctx, { batchSize: 4 });
+    const { rows, batches } = await read(scratch.ctx, { batchSize: 4 });
     expect(order(rows)).toEqual(Array.from({ length: 30 }, (_, i) => 29 - i));
     expect(batches).toBe(8);
     expect(rows[0]).toMatchObject({
@@ -109,24 +101,24 @@ describeEachDb('audit log reader', (kind) => {
   });
 
   it('reads oldest first on request', async () => {
-    const { rows } = await read(ctx, { order: 'oldest-first', batchSize: 7 });
+    const { rows } = await read(scratch.ctx, { order: 'oldest-first', batchSize: 7 });
     expect(order(rows)).toEqual(Array.from({ length: 30 }, (_, i) => i));
   });
 
   it('filters exactly by account, action, actor, ticket, outcome and time; limits', async () => {
-    expect(order((await read(ctx, { account: 'u1@example.com', batchSize: 3 })).rows)).toEqual([
+    expect(order((await read(scratch.ctx, { account: 'u1@example.com', batchSize: 3 })).rows)).toEqual([
       28, 25, 22, 19, 16, 13, 10, 7, 4, 1,
     ]);
-    expect(order((await read(ctx, { action: 'recover' })).rows)).toEqual([25, 20, 15, 10, 5, 0]);
-    expect(order((await read(ctx, { actor: 'bob', action: 'recover' })).rows)).toEqual([25, 15, 5]);
-    expect(order((await read(ctx, { ticket: 'T-15' })).rows)).toEqual([15]);
-    expect(order((await read(ctx, { outcome: 'refused' })).rows)).toEqual([28, 21, 14, 7, 0]);
-    expect(order((await read(ctx, { since: T0 + 8 * MIN })).rows)).toEqual([29, 28, 27, 26, 25, 24]);
-    expect(order((await read(ctx, { since: T0 + MIN, until: T0 + 2 * MIN, order: 'oldest-first' })).rows)).toEqual([
-      3, 4, 5,
-    ]);
-    expect(order((await read(ctx, { limit: 5, batchSize: 2 })).rows)).toEqual([29, 28, 27, 26, 25]);
-    expect((await read(ctx, { account: 'U1@example.com' })).rows).toEqual([]);
-    expect((await read(ctx, { actor: 'Bob' })).rows).toEqual([]);
+    expect(order((await read(scratch.ctx, { action: 'recover' })).rows)).toEqual([25, 20, 15, 10, 5, 0]);
+    expect(order((await read(scratch.ctx, { actor: 'bob', action: 'recover' })).rows)).toEqual([25, 15, 5]);
+    expect(order((await read(scratch.ctx, { ticket: 'T-15' })).rows)).toEqual([15]);
+    expect(order((await read(scratch.ctx, { outcome: 'refused' })).rows)).toEqual([28, 21, 14, 7, 0]);
+    expect(order((await read(scratch.ctx, { since: T0 + 8 * MIN })).rows)).toEqual([29, 28, 27, 26, 25, 24]);
+    expect(
+      order((await read(scratch.ctx, { since: T0 + MIN, until: T0 + 2 * MIN, order: 'oldest-first' })).rows),
+    ).toEqual([3, 4, 5]);
+    expect(order((await read(scratch.ctx, { limit: 5, batchSize: 2 })).rows)).toEqual([29, 28, 27, 26, 25]);
+    expect((await read(scratch.ctx, { account: 'U1@example.com' })).rows).toEqual([]);
+    expect((await read(scratch.ctx, { actor: 'Bob' })).rows).toEqual([]);
   });
 });

@@ -1,10 +1,9 @@
 /** `doctor` as a library call: it returns a report and never throws, whatever is broken. */
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { expect, it } from 'vitest';
 import { doctor, doctorExitCode, type Check } from '../../src/core/doctor.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { testContext, testEnv } from '../helpers/context.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
+import { testEnv } from '../helpers/context.js';
 
 it('doctorExitCode: 0 without failures, 69 when anything is unavailable, else 78', () => {
   const c = (status: Check['status'], exitCode?: number): Check => ({
@@ -19,19 +18,10 @@ it('doctorExitCode: 0 without failures, 69 when anything is unavailable, else 78
 });
 
 describeEachDb('doctor (library)', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
-  beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb);
-  });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
-  });
+  const scratch = useTestDb(kind);
 
   it('reports a healthy install, with no stored secret yet to sample', async () => {
-    const report = await doctor({ dbUrl: tdb.url, env: { ...process.env, ...testEnv(tdb) } });
+    const report = await doctor({ dbUrl: scratch.tdb.url, env: { ...process.env, ...testEnv(scratch.tdb) } });
     expect(doctorExitCode(report.checks)).toBe(0);
     const by = Object.fromEntries(report.checks.map((c) => [c.name, c]));
     expect(by.key!.detail).toMatch(/^key [0-9a-f]{16} from MAIL2FA_KEY \(environment\); no stored secrets yet/);
@@ -40,9 +30,9 @@ describeEachDb('doctor (library)', (kind) => {
 
   it('an unreadable config file is a failed check, not an exception', async () => {
     const report = await doctor({
-      dbUrl: tdb.url,
-      configPath: join(tdb.dir, 'missing.yaml'),
-      env: { ...process.env, ...testEnv(tdb) },
+      dbUrl: scratch.tdb.url,
+      configPath: join(scratch.tdb.dir, 'missing.yaml'),
+      env: { ...process.env, ...testEnv(scratch.tdb) },
     });
     expect(report.checks[0]).toMatchObject({ name: 'config', status: 'fail' });
     expect(report.checks[0]!.detail).toContain('cannot read config file');

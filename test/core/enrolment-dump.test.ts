@@ -5,14 +5,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { beforeAll, expect, it } from 'vitest';
 import { confirmEnrolment, startEnrolment } from '../../src/core/enrolment.js';
 import { sendSignInCode } from '../../src/core/send-code.js';
 import { sqliteFile } from '../../src/db/connection.js';
 import { totpCode } from '../../src/totp/totp.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { addMailbox, testClock, testContext } from '../helpers/context.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
+import { addMailbox, testClock } from '../helpers/context.js';
 import { dumpDatabase, dumpForms, lastOutboxCode } from '../helpers/enrolment.js';
 
 const PW = 'correct horse';
@@ -27,20 +26,17 @@ function base32Bytes(secret: string): Buffer {
 }
 
 describeEachDb('no secret at rest', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
   const clock = testClock();
+  const scratch = useTestDb(kind, { context: { clock } });
   const secrets: Array<{ what: string; text?: string; bytes?: Buffer; digits?: string }> = [];
   let dump: { tables: string[]; values: unknown[] };
 
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb, { clock });
-    const outbox = join(tdb.dir, 'home', 'sms-outbox.ndjson');
-    await addMailbox(ctx, 'app@example.com', PW);
-    await addMailbox(ctx, 'sms@example.com', PW);
+    const outbox = join(scratch.tdb.dir, 'home', 'sms-outbox.ndjson');
+    await addMailbox(scratch.ctx, 'app@example.com', PW);
+    await addMailbox(scratch.ctx, 'sms@example.com', PW);
 
-    const app = await startEnrolment(ctx, { email: 'app@example.com', password: PW, method: 'totp' });
+    const app = await startEnrolment(scratch.ctx, { email: 'app@example.com', password: PW, method: 'totp' });
     const secret = app.totp!.secret;
     const raw = base32Bytes(secret);
     expect(raw).toHaveLength(20);
@@ -52,9 +48,12 @@ describeEachDb('no secret at rest', (kind) => {
       { what: 'base64 secret', text: raw.toString('base64').replace(/=+$/, '') },
       { what: 'raw secret', bytes: raw },
     );
-    const appDone = await confirmEnrolment(ctx, { email: 'app@example.com', code: totpCode(secret, clock.now) });
+    const appDone = await confirmEnrolment(scratch.ctx, {
+      email: 'app@example.com',
+      code: totpCode(secret, clock.now),
+    });
 
-    const sms = await startEnrolment(ctx, {
+    const sms = await startEnrolment(scratch.ctx, {
       email: 'sms@example.com',
       password: PW,
       method: 'sms',
@@ -62,13 +61,13 @@ describeEachDb('no secret at rest', (kind) => {
     });
     expect(sms.sms).toBeDefined();
     const enrolCode = lastOutboxCode(outbox);
-    const smsDone = await confirmEnrolment(ctx, { email: 'sms@example.com', code: enrolCode });
+    const smsDone = await confirmEnrolment(scratch.ctx, { email: 'sms@example.com', code: enrolCode });
     clock.advance(60_000);
-    await sendSignInCode(ctx, { email: 'sms@example.com' });
+    await sendSignInCode(scratch.ctx, { email: 'sms@example.com' });
     const signInCode = lastOutboxCode(outbox);
     // A pending (unconfirmed) enrolment too: its secret must be sealed as well.
-    await addMailbox(ctx, 'pending@example.com', PW);
-    const pending = await startEnrolment(ctx, { email: 'pending@example.com', password: PW, method: 'totp' });
+    await addMailbox(scratch.ctx, 'pending@example.com', PW);
+    const pending = await startEnrolment(scratch.ctx, { email: 'pending@example.com', password: PW, method: 'totp' });
     secrets.push(
       { what: 'pending secret', text: pending.totp!.secret },
       { what: 'pending raw secret', bytes: base32Bytes(pending.totp!.secret) },
@@ -87,11 +86,7 @@ describeEachDb('no secret at rest', (kind) => {
       { what: 'national number', text: '20123456' },
     );
     secrets.push({ what: 'enrolment SMS code', digits: enrolCode }, { what: 'sign-in SMS code', digits: signInCode });
-    dump = await dumpDatabase(ctx);
-  });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
+    dump = await dumpDatabase(scratch.ctx);
   });
 
   it('dumps every table (the dump is not empty: it would find what it looks for)', () => {
@@ -105,7 +100,7 @@ describeEachDb('no secret at rest', (kind) => {
       'audit',
       'code_key',
     ]) {
-      expect(dump.tables).toContain(`${ctx.tables.factor.replace(/factor$/, '')}${table}`);
+      expect(dump.tables).toContain(`${scratch.ctx.tables.factor.replace(/factor$/, '')}${table}`);
     }
     expect(dump.tables).toContain('mailbox');
     const { text } = dumpForms(dump.values);
@@ -127,8 +122,8 @@ describeEachDb('no secret at rest', (kind) => {
   });
 
   it.skipIf(kind !== 'sqlite')('SQLite: the database file itself holds none of them either', async () => {
-    await ctx.close();
-    const file = sqliteFile(tdb.url);
+    await scratch.ctx.close();
+    const file = sqliteFile(scratch.tdb.url);
     const parts = [file, `${file}-wal`, `${file}-journal`].filter(existsSync).map((f) => readFileSync(f));
     const bytes = Buffer.concat(parts);
     expect(bytes.includes(Buffer.from('app@example.com'))).toBe(true); // control

@@ -4,8 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   CONFIRM_TRIES,
   ENROLMENT_TTL_MS,
@@ -22,55 +21,52 @@ import { checkSecondFactor } from '../../src/core/factor-check.js';
 import { recoverAccount } from '../../src/core/recover.js';
 import { Vault } from '../../src/core/vault.js';
 import { timeStep, totpCode } from '../../src/totp/totp.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
 import { failure, lastOutboxCode, outboxMessages, writeConfig } from '../helpers/enrolment.js';
 
 const PW = 'correct horse';
 
 describeEachDb('enrolment core', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
   let outbox: string;
   let n = 0;
   const clock = testClock();
+  const scratch = useTestDb(kind, {
+    context: (tdb) => ({
+      clock,
+      configPath: writeConfig(tdb.dir, 'signout', {
+        issuer: 'Example Mail',
+        signOut: { action: 'sql', sql: 'DELETE FROM webmail_session WHERE email = ?' },
+      }),
+    }),
+  });
 
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    const config = writeConfig(tdb.dir, 'signout', {
-      issuer: 'Example Mail',
-      signOut: { action: 'sql', sql: 'DELETE FROM webmail_session WHERE email = ?' },
-    });
-    ctx = await testContext(tdb, { clock, configPath: config });
-    const db = await ctx.db();
+    const db = await scratch.ctx.db();
     await db.knex.schema.createTable('webmail_session', (t) => {
       t.string('id', 32).primary();
       t.string('email', 320).notNullable();
     });
-    outbox = join(tdb.dir, 'home', 'sms-outbox.ndjson');
-  });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
+    outbox = join(scratch.tdb.dir, 'home', 'sms-outbox.ndjson');
   });
 
   /** A fresh mailbox per test, so tests do not share lockout counters or rate limits. */
   async function mailbox(o: { active?: boolean } = {}): Promise<string> {
     const email = `user${++n}@example.com`;
-    await addMailbox(ctx, email, PW, o);
+    await addMailbox(scratch.ctx, email, PW, o);
     return email;
   }
-  const knex = async () => (await ctx.db()).knex;
+  const knex = async () => (await scratch.ctx.db()).knex;
   const rows = async (table: string, account: string) =>
     (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
   const state = async (account: string) =>
-    (await rows(ctx.tables.accountState, account))[0] as
+    (await rows(scratch.ctx.tables.accountState, account))[0] as
       { failed_attempts: number; locked_until: unknown; sessions_revoked_at: unknown } | undefined;
   const audit = async (account: string) =>
     (
       (await (
         await knex()
-      )(ctx.tables.audit)
+      )(scratch.ctx.tables.audit)
         .where({ account })
         .orderBy('id')
         .select('action', 'outcome', 'reason', 'detail')) as {
@@ -81,13 +77,13 @@ describeEachDb('enrolment core', (kind) => {
       }[]
     ).map((r) => [r.action, r.outcome, r.reason]);
   const nothingStored = async (account: string) => {
-    expect(await rows(ctx.tables.factor, account)).toEqual([]);
-    expect(await rows(ctx.tables.recoveryCode, account)).toEqual([]);
-    expect(await rows(ctx.tables.enrolment, account)).toEqual([]);
-    expect(await rows(ctx.tables.challenge, account)).toEqual([]);
+    expect(await rows(scratch.ctx.tables.factor, account)).toEqual([]);
+    expect(await rows(scratch.ctx.tables.recoveryCode, account)).toEqual([]);
+    expect(await rows(scratch.ctx.tables.enrolment, account)).toEqual([]);
+    expect(await rows(scratch.ctx.tables.challenge, account)).toEqual([]);
   };
   const startApp = (email: string, o: { force?: boolean; password?: string; currentCode?: string } = {}) =>
-    startEnrolment(ctx, {
+    startEnrolment(scratch.ctx, {
       email,
       password: o.password ?? PW,
       method: 'totp',
@@ -119,15 +115,15 @@ describeEachDb('enrolment core', (kind) => {
         `otpauth://totp/Example%20Mail:${encodeURIComponent(email)}?secret=${started.totp!.secret}&issuer=Example%20Mail&algorithm=SHA1&digits=6&period=30`,
       );
       expect(started.expiresAt).toBe(new Date(clock.now + ENROLMENT_TTL_MS).toISOString().replace(/\.000Z$/, 'Z'));
-      const [pending] = await rows(ctx.tables.enrolment, email);
+      const [pending] = await rows(scratch.ctx.tables.enrolment, email);
       expect(pending).toMatchObject({ id: started.enrolmentId, method: 'totp', phone_ct: null });
       expect(String(pending!.secret_ct)).not.toContain(started.totp!.secret);
-      expect(await rows(ctx.tables.factor, email)).toEqual([]);
+      expect(await rows(scratch.ctx.tables.factor, email)).toEqual([]);
       expect((await state(email))!.sessions_revoked_at).toBeNull();
 
       clock.advance(20_000);
       const code = codeFor(started);
-      const done = await confirmEnrolment(ctx, { email, code, enrolmentId: started.enrolmentId });
+      const done = await confirmEnrolment(scratch.ctx, { email, code, enrolmentId: started.enrolmentId });
       expect(done).toMatchObject({
         email,
         method: 'totp',
@@ -138,14 +134,19 @@ describeEachDb('enrolment core', (kind) => {
       expect(done.recoveryCodes).toHaveLength(10);
       for (const c of done.recoveryCodes) expect(c).toMatch(/^[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}$/);
 
-      const factor = (await readFactor(await knex(), ctx.tables, email))!;
+      const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
       expect(factor.method).toBe('totp');
       expect(
-        new Vault(ctx.masterKey(), ctx.tables, ctx.now).open(ctx.tables.factor, 'secret_ct', email, factor.secret_ct!),
+        new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now).open(
+          scratch.ctx.tables.factor,
+          'secret_ct',
+          email,
+          factor.secret_ct!,
+        ),
       ).toBe(started.totp!.secret);
       expect(factor.last_totp_step).toBe(timeStep(clock.now));
-      expect(await rows(ctx.tables.enrolment, email)).toEqual([]);
-      expect(await rows(ctx.tables.recoveryCode, email)).toHaveLength(10);
+      expect(await rows(scratch.ctx.tables.enrolment, email)).toEqual([]);
+      expect(await rows(scratch.ctx.tables.recoveryCode, email)).toHaveLength(10);
       expect(Number((await state(email))!.sessions_revoked_at)).toBe(clock.now);
       // The sign-out statement ran in the same transaction, for this address only.
       expect(
@@ -161,12 +162,12 @@ describeEachDb('enrolment core', (kind) => {
       const email = await mailbox();
       const started = await startApp(email);
       const code = codeFor(started);
-      await confirmEnrolment(ctx, { email, code });
+      await confirmEnrolment(scratch.ctx, { email, code });
       const check = (c: string) =>
-        accountTransaction(ctx, email, async (tx) =>
+        accountTransaction(scratch.ctx, email, async (tx) =>
           checkSecondFactor(
             tx,
-            await readFactor(tx.trx, ctx.tables, email),
+            await readFactor(tx.trx, scratch.ctx.tables, email),
             { form: 'digits', value: c },
             new Set(['totp']),
           ),
@@ -189,12 +190,12 @@ describeEachDb('enrolment core', (kind) => {
       const email = await mailbox();
       const started = await startApp(email);
       const wrong = wrongCodeFor(started);
-      const first = await failure(confirmEnrolment(ctx, { email, code: wrong }));
+      const first = await failure(confirmEnrolment(scratch.ctx, { email, code: wrong }));
       expect([first.exitCode, first.code, first.message]).toEqual([77, 'wrong_code', 'wrong code (2 tries left)']);
-      const second = await failure(confirmEnrolment(ctx, { email, code: wrong }));
+      const second = await failure(confirmEnrolment(scratch.ctx, { email, code: wrong }));
       expect(second.message).toBe('wrong code (1 try left)');
-      expect(await rows(ctx.tables.enrolment, email)).toHaveLength(1);
-      const third = await failure(confirmEnrolment(ctx, { email, code: wrong }));
+      expect(await rows(scratch.ctx.tables.enrolment, email)).toHaveLength(1);
+      const third = await failure(confirmEnrolment(scratch.ctx, { email, code: wrong }));
       expect([third.exitCode, third.code]).toEqual([77, 'enrolment_cancelled']);
       expect(third.message).toContain(
         `${CONFIRM_TRIES} wrong codes: the enrolment was cancelled and nothing was stored`,
@@ -202,7 +203,7 @@ describeEachDb('enrolment core', (kind) => {
       expect((await state(email))!.failed_attempts).toBe(3);
       await nothingStored(email);
       // Even the right code is too late now.
-      const late = await failure(confirmEnrolment(ctx, { email, code: codeFor(started) }));
+      const late = await failure(confirmEnrolment(scratch.ctx, { email, code: codeFor(started) }));
       expect([late.exitCode, late.code]).toEqual([65, 'no_pending_enrolment']);
       await nothingStored(email);
       expect((await audit(email)).map((a) => a.slice(0, 3))).toEqual([
@@ -230,11 +231,11 @@ describeEachDb('enrolment core', (kind) => {
         '',
         'x'.repeat(1_000_000),
       ]) {
-        const err = await failure(confirmEnrolment(ctx, { email, code: bad }));
+        const err = await failure(confirmEnrolment(scratch.ctx, { email, code: bad }));
         expect([err.exitCode, err.code]).toEqual([65, 'bad_code']);
       }
       expect((await state(email))!.failed_attempts).toBe(0);
-      await confirmEnrolment(ctx, { email, code: codeFor(started) });
+      await confirmEnrolment(scratch.ctx, { email, code: codeFor(started) });
     });
 
     it('expires after 10 minutes: refused (65), the pending enrolment removed, nothing stored', async () => {
@@ -242,9 +243,11 @@ describeEachDb('enrolment core', (kind) => {
       const started = await startApp(email);
       clock.advance(ENROLMENT_TTL_MS - 1000);
       // Still pending a second before: a wrong code is counted, not "expired" (control for the assertion below).
-      expect((await failure(confirmEnrolment(ctx, { email, code: wrongCodeFor(started) }))).code).toBe('wrong_code');
+      expect((await failure(confirmEnrolment(scratch.ctx, { email, code: wrongCodeFor(started) }))).code).toBe(
+        'wrong_code',
+      );
       clock.advance(1000);
-      const err = await failure(confirmEnrolment(ctx, { email, code: codeFor(started) }));
+      const err = await failure(confirmEnrolment(scratch.ctx, { email, code: codeFor(started) }));
       expect([err.exitCode, err.code]).toEqual([65, 'enrolment_expired']);
       await nothingStored(email);
       expect((await audit(email)).at(-1)).toEqual(['enable', 'refused', 'enrolment expired']);
@@ -255,39 +258,41 @@ describeEachDb('enrolment core', (kind) => {
       const older = await startApp(email);
       const newer = await startApp(email);
       expect(newer.totp!.secret).not.toBe(older.totp!.secret);
-      const err = await failure(confirmEnrolment(ctx, { email, code: codeFor(older), enrolmentId: older.enrolmentId }));
+      const err = await failure(
+        confirmEnrolment(scratch.ctx, { email, code: codeFor(older), enrolmentId: older.enrolmentId }),
+      );
       expect([err.exitCode, err.code]).toEqual([65, 'enrolment_superseded']);
       // The older secret's code is simply wrong for the newer enrolment.
-      expect((await failure(confirmEnrolment(ctx, { email, code: codeFor(older) }))).code).toBe('wrong_code');
-      await confirmEnrolment(ctx, { email, code: codeFor(newer), enrolmentId: newer.enrolmentId });
+      expect((await failure(confirmEnrolment(scratch.ctx, { email, code: codeFor(older) }))).code).toBe('wrong_code');
+      await confirmEnrolment(scratch.ctx, { email, code: codeFor(newer), enrolmentId: newer.enrolmentId });
     });
 
     it('cancel drops the pending enrolment only', async () => {
       const email = await mailbox();
       const started = await startApp(email);
-      expect(await cancelEnrolment(ctx, { email, enrolmentId: 'someotherid' })).toEqual({
+      expect(await cancelEnrolment(scratch.ctx, { email, enrolmentId: 'someotherid' })).toEqual({
         email,
         cancelled: false,
         method: null,
       });
-      expect(await cancelEnrolment(ctx, { email, enrolmentId: started.enrolmentId })).toEqual({
+      expect(await cancelEnrolment(scratch.ctx, { email, enrolmentId: started.enrolmentId })).toEqual({
         email,
         cancelled: true,
         method: 'totp',
       });
       await nothingStored(email);
-      expect(await cancelEnrolment(ctx, { email })).toEqual({ email, cancelled: false, method: null });
+      expect(await cancelEnrolment(scratch.ctx, { email })).toEqual({ email, cancelled: false, method: null });
     });
 
     it('already enabled: refused with a hint before the password; --force replaces only after password and code', async () => {
       const email = await mailbox();
       const first = await startApp(email);
-      await confirmEnrolment(ctx, { email, code: codeFor(first) });
-      const oldFactor = await readFactor(await knex(), ctx.tables, email);
+      await confirmEnrolment(scratch.ctx, { email, code: codeFor(first) });
+      const oldFactor = await readFactor(await knex(), scratch.ctx.tables, email);
 
       for (const attempt of [
         () => startApp(email),
-        () => enrolmentPreflight(ctx, { email }),
+        () => enrolmentPreflight(scratch.ctx, { email }),
         () => startApp(email, { password: 'wrong' }),
       ]) {
         const err = await failure(attempt());
@@ -305,8 +310,8 @@ describeEachDb('enrolment core', (kind) => {
       clock.advance(30_000);
       const wrongPw = await failure(startApp(email, { force: true, password: 'wrong', currentCode: codeFor(first) }));
       expect(wrongPw.exitCode).toBe(77);
-      expect(await readFactor(await knex(), ctx.tables, email)).toEqual(oldFactor);
-      expect(await enrolmentPreflight(ctx, { email, force: true })).toEqual({
+      expect(await readFactor(await knex(), scratch.ctx.tables, email)).toEqual(oldFactor);
+      expect(await enrolmentPreflight(scratch.ctx, { email, force: true })).toEqual({
         email,
         replacing: 'totp',
         currentCode: 'factor',
@@ -315,30 +320,39 @@ describeEachDb('enrolment core', (kind) => {
       expect(second.replacing).toBe('totp');
       // Until confirmed, the old factor is untouched (but for the current code just used: its step is recorded).
       expect({
-        ...(await readFactor(await knex(), ctx.tables, email))!,
+        ...(await readFactor(await knex(), scratch.ctx.tables, email))!,
         last_totp_step: null,
         last_used_at: null,
       }).toEqual({ ...oldFactor!, last_totp_step: null, last_used_at: null });
       clock.advance(30_000);
-      const done = await confirmEnrolment(ctx, { email, code: codeFor(second) });
+      const done = await confirmEnrolment(scratch.ctx, { email, code: codeFor(second) });
       expect(done.replaced).toBe('totp');
-      const factor = (await readFactor(await knex(), ctx.tables, email))!;
+      const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
       expect(
-        new Vault(ctx.masterKey(), ctx.tables, ctx.now).open(ctx.tables.factor, 'secret_ct', email, factor.secret_ct!),
+        new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now).open(
+          scratch.ctx.tables.factor,
+          'secret_ct',
+          email,
+          factor.secret_ct!,
+        ),
       ).toBe(second.totp!.secret);
-      expect(await rows(ctx.tables.recoveryCode, email)).toHaveLength(10);
+      expect(await rows(scratch.ctx.tables.recoveryCode, email)).toHaveLength(10);
     });
 
     it('locked, inactive, unknown and malformed accounts are refused', async () => {
       const locked = await mailbox();
       await (
         await knex()
-      )(ctx.tables.accountState).insert({ account: locked, failed_attempts: 5, locked_until: clock.now + 60_000 });
+      )(scratch.ctx.tables.accountState).insert({
+        account: locked,
+        failed_attempts: 5,
+        locked_until: clock.now + 60_000,
+      });
       const lockedErr = await failure(startApp(locked));
       expect([lockedErr.exitCode, lockedErr.code]).toEqual([75, 'locked']);
 
       const inactive = await mailbox({ active: false });
-      for (const attempt of [() => startApp(inactive), () => enrolmentPreflight(ctx, { email: inactive })]) {
+      for (const attempt of [() => startApp(inactive), () => enrolmentPreflight(scratch.ctx, { email: inactive })]) {
         const err = await failure(attempt());
         expect([err.exitCode, err.code]).toEqual([65, 'mailbox_inactive']);
       }
@@ -351,8 +365,10 @@ describeEachDb('enrolment core', (kind) => {
       expect((await failure(startApp('nobody@example.com'))).exitCode).toBe(67);
       expect((await failure(startApp('USER1@example.com'))).exitCode).toBe(67);
       expect((await failure(startApp(' user1@example.com'))).exitCode).toBe(65);
-      expect((await failure(confirmEnrolment(ctx, { email: 'nobody@example.com', code: '123456' }))).exitCode).toBe(67);
-      expect(await rows(ctx.tables.accountState, 'nobody@example.com')).toEqual([]);
+      expect(
+        (await failure(confirmEnrolment(scratch.ctx, { email: 'nobody@example.com', code: '123456' }))).exitCode,
+      ).toBe(67);
+      expect(await rows(scratch.ctx.tables.accountState, 'nobody@example.com')).toEqual([]);
     });
 
     it('a sealed secret copied to another account fails as an integrity error (78), not as a wrong code', async () => {
@@ -360,45 +376,53 @@ describeEachDb('enrolment core', (kind) => {
       const b = await mailbox();
       const fromA = await startApp(a);
       await startApp(b);
-      const [rowA] = await rows(ctx.tables.enrolment, a);
-      await (await knex())(ctx.tables.enrolment).where({ account: b }).update({ secret_ct: rowA!.secret_ct });
-      const err = await failure(confirmEnrolment(ctx, { email: b, code: codeFor(fromA) }));
+      const [rowA] = await rows(scratch.ctx.tables.enrolment, a);
+      await (await knex())(scratch.ctx.tables.enrolment).where({ account: b }).update({ secret_ct: rowA!.secret_ct });
+      const err = await failure(confirmEnrolment(scratch.ctx, { email: b, code: codeFor(fromA) }));
       expect([err.exitCode, err.code]).toEqual([78, 'integrity']);
       expect((await state(b))!.failed_attempts).toBe(0);
-      expect(await rows(ctx.tables.factor, b)).toEqual([]);
+      expect(await rows(scratch.ctx.tables.factor, b)).toEqual([]);
     });
   });
 
   describe("after customer service's recover --temporary-code (2FA stays required)", () => {
     const recoverWithCode = async (email: string) => {
       // Customer service acts on an account with 2FA on.
-      await confirmEnrolment(ctx, { email, code: codeFor(await startApp(email)) });
-      const r = await recoverAccount(ctx, { email, ticket: 'T-77', temporaryCodeTtlMs: 3_600_000 }, async () => {});
+      await confirmEnrolment(scratch.ctx, { email, code: codeFor(await startApp(email)) });
+      const r = await recoverAccount(
+        scratch.ctx,
+        { email, ticket: 'T-77', temporaryCodeTtlMs: 3_600_000 },
+        async () => {},
+      );
       return (r as { temporaryCode: { code: string } }).temporaryCode.code;
     };
 
     it('the password alone does not enrol while the temporary code is pending; the temporary code does', async () => {
       const email = await mailbox();
       const temporary = await recoverWithCode(email);
-      expect(await enrolmentPreflight(ctx, { email })).toEqual({ email, replacing: null, currentCode: 'temporary' });
+      expect(await enrolmentPreflight(scratch.ctx, { email })).toEqual({
+        email,
+        replacing: null,
+        currentCode: 'temporary',
+      });
       const noCode = await failure(startApp(email));
       expect([noCode.exitCode, noCode.code]).toEqual([64, 'usage']);
       const wrong = await failure(startApp(email, { currentCode: 'aaaa-bbbb-cccc-dddd' }));
       expect(wrong.exitCode).toBe(77);
       const started = await startApp(email, { currentCode: temporary });
-      await confirmEnrolment(ctx, { email, code: codeFor(started) });
-      expect((await readFactor(await knex(), ctx.tables, email))!.method).toBe('totp');
+      await confirmEnrolment(scratch.ctx, { email, code: codeFor(started) });
+      expect((await readFactor(await knex(), scratch.ctx.tables, email))!.method).toBe('totp');
     });
 
     it('once the temporary code was used at sign-in, the password suffices; expired unused, it is refused', async () => {
       const used = await mailbox();
       const temporary = await recoverWithCode(used);
       expect(
-        await accountTransaction(ctx, used, async (tx) =>
+        await accountTransaction(scratch.ctx, used, async (tx) =>
           checkSecondFactor(tx, undefined, { form: 'temporary', value: temporary }, new Set(['temporary'])),
         ),
       ).toBe('temporary');
-      expect((await enrolmentPreflight(ctx, { email: used })).currentCode).toBeNull();
+      expect((await enrolmentPreflight(scratch.ctx, { email: used })).currentCode).toBeNull();
       await startApp(used);
 
       const expired = await mailbox();
@@ -406,28 +430,33 @@ describeEachDb('enrolment core', (kind) => {
       clock.advance(3_600_001);
       const err = await failure(startApp(expired));
       expect([err.exitCode, err.code]).toEqual([65, 'temporary_code_expired']);
-      expect(await readFactor(await knex(), ctx.tables, expired)).toBeUndefined();
-      expect(await rows(ctx.tables.enrolment, expired)).toEqual([]);
+      expect(await readFactor(await knex(), scratch.ctx.tables, expired)).toBeUndefined();
+      expect(await rows(scratch.ctx.tables.enrolment, expired)).toEqual([]);
     });
   });
 
   describe('SMS', () => {
     it('sends a code to the phone (outbox), confirms with it, stores the phone sealed and masked', async () => {
       const email = await mailbox();
-      const started = await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '011-45-20123456' });
+      const started = await startEnrolment(scratch.ctx, {
+        email,
+        password: PW,
+        method: 'sms',
+        phone: '011-45-20123456',
+      });
       expect(started.sms).toEqual({ phone: '+45 ****3456', delivery: { transport: 'outbox', where: outbox } });
       expect(started.totp).toBeUndefined();
       const message = outboxMessages(outbox).at(-1)!;
       expect(message.to).toBe('+4520123456');
       expect(message.text).toMatch(/^Your Example Mail verification code is [0-9]{6}\. It expires in 10 minutes\.$/);
-      const [pending] = await rows(ctx.tables.enrolment, email);
+      const [pending] = await rows(scratch.ctx.tables.enrolment, email);
       expect(pending).toMatchObject({ method: 'sms', secret_ct: null, phone_masked: '+45 ****3456' });
       expect(String(pending!.phone_ct)).not.toContain('20123456');
 
       clock.advance(60_000);
-      const done = await confirmEnrolment(ctx, { email, code: lastOutboxCode(outbox) });
+      const done = await confirmEnrolment(scratch.ctx, { email, code: lastOutboxCode(outbox) });
       expect(done).toMatchObject({ method: 'sms', phone: '+45 ****3456', replaced: null });
-      const factor = (await readFactor(await knex(), ctx.tables, email))!;
+      const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
       expect(factor).toMatchObject({
         method: 'sms',
         secret_ct: null,
@@ -435,10 +464,15 @@ describeEachDb('enrolment core', (kind) => {
         last_totp_step: null,
       });
       expect(
-        new Vault(ctx.masterKey(), ctx.tables, ctx.now).open(ctx.tables.factor, 'phone_ct', email, factor.phone_ct!),
+        new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now).open(
+          scratch.ctx.tables.factor,
+          'phone_ct',
+          email,
+          factor.phone_ct!,
+        ),
       ).toBe('+4520123456');
-      expect(await rows(ctx.tables.challenge, email)).toEqual([]);
-      expect(await rows(ctx.tables.enrolment, email)).toEqual([]);
+      expect(await rows(scratch.ctx.tables.challenge, email)).toEqual([]);
+      expect(await rows(scratch.ctx.tables.enrolment, email)).toEqual([]);
       expect((await audit(email)).map((a) => a[0])).toEqual(['enable-send-code', 'enable-start', 'enable']);
     });
 
@@ -446,26 +480,28 @@ describeEachDb('enrolment core', (kind) => {
       const email = await mailbox();
       const before = outboxMessages(outbox).length;
       const err = await failure(
-        startEnrolment(ctx, { email, password: 'wrong too', method: 'sms', phone: '011-45-12345678' }),
+        startEnrolment(scratch.ctx, { email, password: 'wrong too', method: 'sms', phone: '011-45-12345678' }),
       );
       expect([err.exitCode, err.code]).toEqual([65, 'bad_phone']);
       expect(err.message).toContain('Denmark');
       expect(err.message).not.toContain('12345678');
-      expect((await failure(startEnrolment(ctx, { email, password: PW, method: 'sms' }))).code).toBe('bad_phone');
+      expect((await failure(startEnrolment(scratch.ctx, { email, password: PW, method: 'sms' }))).code).toBe(
+        'bad_phone',
+      );
       await nothingStored(email);
-      expect(await rows(ctx.tables.smsSend, email)).toEqual([]);
+      expect(await rows(scratch.ctx.tables.smsSend, email)).toEqual([]);
       expect(await state(email)).toBeUndefined();
       expect(outboxMessages(outbox)).toHaveLength(before);
     });
 
     it('the enrolment code is not a sign-in code, and a sign-in code does not confirm a new phone', async () => {
       const email = await mailbox();
-      const first = await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
+      const first = await startEnrolment(scratch.ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
       expect(first.sms).toBeDefined();
-      const firstDone = await confirmEnrolment(ctx, { email, code: lastOutboxCode(outbox) });
+      const firstDone = await confirmEnrolment(scratch.ctx, { email, code: lastOutboxCode(outbox) });
 
       // --force: a new phone (proved with a recovery code of the current factor); its code goes to the new number.
-      await startEnrolment(ctx, {
+      await startEnrolment(scratch.ctx, {
         email,
         password: PW,
         method: 'sms',
@@ -476,10 +512,10 @@ describeEachDb('enrolment core', (kind) => {
       const enrolCode = lastOutboxCode(outbox);
       expect(outboxMessages(outbox).at(-1)!.to).toBe('+4531123456');
       const signIn = (c: string) =>
-        accountTransaction(ctx, email, async (tx) =>
+        accountTransaction(scratch.ctx, email, async (tx) =>
           checkSecondFactor(
             tx,
-            await readFactor(tx.trx, ctx.tables, email),
+            await readFactor(tx.trx, scratch.ctx.tables, email),
             { form: 'digits', value: c },
             new Set(['sms']),
           ),
@@ -487,47 +523,54 @@ describeEachDb('enrolment core', (kind) => {
       expect(await signIn(enrolCode)).toBeNull();
 
       // A sign-in code texted to the OLD phone (send-code) cannot confirm the new one.
-      await sendSignInCode(ctx, { email });
+      await sendSignInCode(scratch.ctx, { email });
       const signInCode = lastOutboxCode(outbox);
       expect(outboxMessages(outbox).at(-1)!.to).toBe('+4520123456');
-      expect((await failure(confirmEnrolment(ctx, { email, code: signInCode }))).code).toBe('wrong_code');
+      expect((await failure(confirmEnrolment(scratch.ctx, { email, code: signInCode }))).code).toBe('wrong_code');
       // The enrolment code still confirms (only the newest enrolment code is valid, and sign-in sends do not touch it).
-      const done = await confirmEnrolment(ctx, { email, code: enrolCode });
+      const done = await confirmEnrolment(scratch.ctx, { email, code: enrolCode });
       expect(done).toMatchObject({ phone: '+45 ****3456', replaced: 'sms' });
-      const factor = (await readFactor(await knex(), ctx.tables, email))!;
+      const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
       expect(
-        new Vault(ctx.masterKey(), ctx.tables, ctx.now).open(ctx.tables.factor, 'phone_ct', email, factor.phone_ct!),
+        new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now).open(
+          scratch.ctx.tables.factor,
+          'phone_ct',
+          email,
+          factor.phone_ct!,
+        ),
       ).toBe('+4531123456');
     });
 
     it('only the newest enrolment code is valid; a used one is not accepted twice', async () => {
       const email = await mailbox();
-      await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
+      await startEnrolment(scratch.ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
       const older = lastOutboxCode(outbox);
-      await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
+      await startEnrolment(scratch.ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
       const newer = lastOutboxCode(outbox);
       if (older !== newer)
-        expect((await failure(confirmEnrolment(ctx, { email, code: older }))).code).toBe('wrong_code');
-      await confirmEnrolment(ctx, { email, code: newer });
-      expect((await failure(confirmEnrolment(ctx, { email, code: newer }))).code).toBe('no_pending_enrolment');
+        expect((await failure(confirmEnrolment(scratch.ctx, { email, code: older }))).code).toBe('wrong_code');
+      await confirmEnrolment(scratch.ctx, { email, code: newer });
+      expect((await failure(confirmEnrolment(scratch.ctx, { email, code: newer }))).code).toBe('no_pending_enrolment');
     });
 
     it('sends count toward the shared limit: the 4th start within 15 minutes is refused (75), changing nothing', async () => {
       const email = await mailbox();
       let third: StartedEnrolment | undefined;
       for (let i = 0; i < 3; i++)
-        third = await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
+        third = await startEnrolment(scratch.ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
       const sent = outboxMessages(outbox).length;
-      const pendingBefore = await rows(ctx.tables.enrolment, email);
-      const challengesBefore = await rows(ctx.tables.challenge, email);
-      const err = await failure(startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4531123456' }));
+      const pendingBefore = await rows(scratch.ctx.tables.enrolment, email);
+      const challengesBefore = await rows(scratch.ctx.tables.challenge, email);
+      const err = await failure(
+        startEnrolment(scratch.ctx, { email, password: PW, method: 'sms', phone: '+4531123456' }),
+      );
       expect([err.exitCode, err.code]).toEqual([75, 'rate_limited']);
       expect(outboxMessages(outbox)).toHaveLength(sent);
-      expect(await rows(ctx.tables.smsSend, email)).toHaveLength(3);
+      expect(await rows(scratch.ctx.tables.smsSend, email)).toHaveLength(3);
       // The third enrolment and its code are untouched and still confirm.
-      expect(await rows(ctx.tables.enrolment, email)).toEqual(pendingBefore);
-      expect(await rows(ctx.tables.challenge, email)).toEqual(challengesBefore);
-      await confirmEnrolment(ctx, { email, code: lastOutboxCode(outbox), enrolmentId: third!.enrolmentId });
+      expect(await rows(scratch.ctx.tables.enrolment, email)).toEqual(pendingBefore);
+      expect(await rows(scratch.ctx.tables.challenge, email)).toEqual(challengesBefore);
+      await confirmEnrolment(scratch.ctx, { email, code: lastOutboxCode(outbox), enrolmentId: third!.enrolmentId });
       expect((await audit(email)).filter((a) => a[0] === 'enable-send-code').map((a) => a[1])).toEqual([
         'ok',
         'ok',
@@ -539,16 +582,16 @@ describeEachDb('enrolment core', (kind) => {
     it('after the 15-minute window, sending works again', async () => {
       const email = await mailbox();
       for (let i = 0; i < 3; i++)
-        await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
+        await startEnrolment(scratch.ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
       clock.advance(15 * 60_000);
-      await startEnrolment(ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
-      await confirmEnrolment(ctx, { email, code: lastOutboxCode(outbox) });
+      await startEnrolment(scratch.ctx, { email, password: PW, method: 'sms', phone: '+4520123456' });
+      await confirmEnrolment(scratch.ctx, { email, code: lastOutboxCode(outbox) });
     });
   });
 
   it('the sign-out command runs after the commit, without a shell, with the address as an argument', async () => {
-    const marker = join(tdb.dir, 'signed-out.txt');
-    const config = writeConfig(tdb.dir, 'command', {
+    const marker = join(scratch.tdb.dir, 'signed-out.txt');
+    const config = writeConfig(scratch.tdb.dir, 'command', {
       signOut: {
         action: 'command',
         command: [
@@ -560,7 +603,7 @@ describeEachDb('enrolment core', (kind) => {
         ],
       },
     });
-    const other = await testContext(tdb, { clock, configPath: config });
+    const other = await testContext(scratch.tdb, { clock, configPath: config });
     try {
       const email = await mailbox();
       const started = await startEnrolment(other, { email, password: PW, method: 'totp' });
@@ -568,10 +611,10 @@ describeEachDb('enrolment core', (kind) => {
       expect(done.signOut).toMatchObject({ action: 'command', ok: true });
       expect(readFileSync(marker, 'utf8')).toBe(`${email}\n`);
 
-      const broken = writeConfig(tdb.dir, 'broken', {
-        signOut: { action: 'command', command: [join(tdb.dir, 'no-such-program'), '{email}'] },
+      const broken = writeConfig(scratch.tdb.dir, 'broken', {
+        signOut: { action: 'command', command: [join(scratch.tdb.dir, 'no-such-program'), '{email}'] },
       });
-      const third = await testContext(tdb, { clock, configPath: broken });
+      const third = await testContext(scratch.tdb, { clock, configPath: broken });
       try {
         const email2 = await mailbox();
         const s2 = await startEnrolment(third, { email: email2, password: PW, method: 'totp' });
@@ -579,7 +622,7 @@ describeEachDb('enrolment core', (kind) => {
         // The enrolment stands; the failure is reported and audited.
         expect(d2.signOut).toMatchObject({ action: 'command', ok: false });
         expect(third.notices.join('\n')).toContain('existing sessions');
-        expect(await readFactor(await knex(), ctx.tables, email2)).toBeDefined();
+        expect(await readFactor(await knex(), scratch.ctx.tables, email2)).toBeDefined();
         expect((await audit(email2)).at(-1)).toEqual(['sign-out', 'failed', expect.stringContaining('ENOENT')]);
       } finally {
         await third.close();

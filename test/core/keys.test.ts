@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { open, seal } from '../../src/crypto/box.js';
 import { Mail2faError } from '../../src/errors.js';
@@ -10,7 +10,7 @@ import { Vault } from '../../src/core/vault.js';
 import { inTransaction, lockAccountState } from '../../src/db/tx.js';
 import { parsePhone } from '../../src/sms/phone.js';
 import { generateTotpSecret } from '../../src/totp/totp.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { dbSnapshot } from '../helpers/db-snapshot.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
 
@@ -70,22 +70,15 @@ async function seed(ctx: Context): Promise<Seeded> {
 }
 
 describeEachDb('keys check / rotate', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
   let seeded: Seeded;
   const clock = testClock();
+  const scratch = useTestDb(kind, { context: { clock } });
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb, { clock });
-    seeded = await seed(ctx);
-  });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
+    seeded = await seed(scratch.ctx);
   });
 
   it('checks every sealed value, counted per table and column', async () => {
-    const report = await checkKeys(ctx);
+    const report = await checkKeys(scratch.ctx);
     expect(report.ok).toBe(true);
     expect(report.failed).toBe(0);
     expect(report.decrypted).toBe(5);
@@ -101,8 +94,8 @@ describeEachDb('keys check / rotate', (kind) => {
   });
 
   it('a corrupt row makes rotate roll back, byte-identical, naming every bad row and no secret', async () => {
-    const db = await ctx.db();
-    const t = ctx.tables;
+    const db = await scratch.ctx.db();
+    const t = scratch.ctx.tables;
     const ann = (await db.knex(t.factor).where({ account: 'ann@example.com' }).first()) as { secret_ct: string };
     const ben = (await db.knex(t.factor).where({ account: 'ben@example.com' }).first()) as { secret_ct: string };
     const pending = (await db.knex(t.enrolment).where({ account: 'pending@example.com' }).first()) as {
@@ -117,10 +110,10 @@ describeEachDb('keys check / rotate', (kind) => {
       .where({ account: 'pending@example.com' })
       .update({ secret_ct: pending.secret_ct.slice(0, -1) + last });
     try {
-      const before = await dbSnapshot(ctx);
-      const file = join(tdb.dir, 'corrupt-case.key');
+      const before = await dbSnapshot(scratch.ctx);
+      const file = join(scratch.tdb.dir, 'corrupt-case.key');
       generateKeyFile(file);
-      const err = await rotateKeys(ctx, loadNewKey(file)).catch((e: unknown) => e);
+      const err = await rotateKeys(scratch.ctx, loadNewKey(file)).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(Mail2faError);
       const e = err as Mail2faError;
       expect(e.code).toBe('rotate_failed');
@@ -131,9 +124,9 @@ describeEachDb('keys check / rotate', (kind) => {
       expect(e.message).not.toContain(ann.secret_ct.slice(20, 40));
       for (const s of [...Object.values(seeded.totp), seeded.pendingSecret])
         expect(`${e.message}${e.hint}`).not.toContain(s);
-      expect(await dbSnapshot(ctx)).toEqual(before);
+      expect(await dbSnapshot(scratch.ctx)).toEqual(before);
 
-      const check = await checkKeys(ctx);
+      const check = await checkKeys(scratch.ctx);
       expect(check.ok).toBe(false);
       expect(check.failed).toBe(2);
       expect(check.failures.map((f) => f.account).sort()).toEqual(['ben@example.com', 'pending@example.com']);
@@ -141,15 +134,15 @@ describeEachDb('keys check / rotate', (kind) => {
       await db.knex(t.factor).where({ account: 'ben@example.com' }).update({ secret_ct: ben.secret_ct });
       await db.knex(t.enrolment).where({ account: 'pending@example.com' }).update({ secret_ct: pending.secret_ct });
     }
-    expect((await checkKeys(ctx)).ok).toBe(true);
+    expect((await checkKeys(scratch.ctx)).ok).toBe(true);
   });
 
   it('rotates everything to the new key: secrets, phone, enrolment, code-hash key; hashes of codes stay valid', async () => {
-    const file = join(tdb.dir, 'new.key');
+    const file = join(scratch.tdb.dir, 'new.key');
     const created = generateKeyFile(file);
-    const oldId = ctx.masterKey().id;
+    const oldId = scratch.ctx.masterKey().id;
     const progress: number[] = [];
-    const report = await rotateKeys(ctx, loadNewKey(file), { onProgress: (p) => progress.push(p.done) });
+    const report = await rotateKeys(scratch.ctx, loadNewKey(file), { onProgress: (p) => progress.push(p.done) });
     expect(report).toMatchObject({
       ok: true,
       fromKeyId: oldId,
@@ -160,17 +153,17 @@ describeEachDb('keys check / rotate', (kind) => {
     });
     expect(progress.at(-1)).toBe(5);
 
-    const db = await ctx.db();
-    const t = ctx.tables;
+    const db = await scratch.ctx.db();
+    const t = scratch.ctx.tables;
     for (const table of [t.factor, t.enrolment, t.codeKey]) {
       const ids = (await db.knex(table).distinct('key_id')) as { key_id: string }[];
       expect(ids.map((r) => r.key_id)).toEqual([created.keyId]);
     }
     // The old key reads nothing any more; the new one reads everything.
-    const stale = await checkKeys(ctx);
+    const stale = await checkKeys(scratch.ctx);
     expect(stale.failed).toBe(5);
     expect(stale.failures[0]!.reason).toContain(`sealed with another key (${created.keyId})`);
-    const next = await testContext(tdb, { clock, env: keyEnv(file) });
+    const next = await testContext(scratch.tdb, { clock, env: keyEnv(file) });
     try {
       expect(next.masterKey().id).toBe(created.keyId);
       expect((await checkKeys(next)).ok).toBe(true);
@@ -218,32 +211,36 @@ describeEachDb('keys check / rotate', (kind) => {
   });
 
   it('a repeated rotation finishes rows a stale writer sealed under the old key, keeping those already rotated', async () => {
-    const file = join(tdb.dir, 'new.key');
+    const file = join(scratch.tdb.dir, 'new.key');
     const newKey = loadNewKey(file);
-    const db = await ctx.db();
-    const t = ctx.tables;
+    const db = await scratch.ctx.db();
+    const t = scratch.ctx.tables;
     // A process still holding the old key enrols someone after the rotation committed.
     const late = generateTotpSecret();
-    await addMailbox(ctx, 'late@example.com');
+    await addMailbox(scratch.ctx, 'late@example.com');
     await db.knex(t.factor).insert({
       account: 'late@example.com',
       method: 'totp',
-      secret_ct: seal(ctx.masterKey(), { table: t.factor, column: 'secret_ct', account: 'late@example.com' }, late),
+      secret_ct: seal(
+        scratch.ctx.masterKey(),
+        { table: t.factor, column: 'secret_ct', account: 'late@example.com' },
+        late,
+      ),
       phone_ct: null,
       phone_masked: null,
-      key_id: ctx.masterKey().id,
-      enrolled_at: ctx.now(),
+      key_id: scratch.ctx.masterKey().id,
+      enrolled_at: scratch.ctx.now(),
       last_used_at: null,
       last_totp_step: null,
       version: 0,
     });
-    const next = await testContext(tdb, { clock, env: keyEnv(file) });
+    const next = await testContext(scratch.tdb, { clock, env: keyEnv(file) });
     try {
       const check = await checkKeys(next);
       expect(check.failed).toBe(1);
       expect(check.failures[0]).toMatchObject({ table: t.factor, column: 'secret_ct', account: 'late@example.com' });
       // Run again with the OLD key loaded and the new key as target.
-      const report = await rotateKeys(ctx, newKey);
+      const report = await rotateKeys(scratch.ctx, newKey);
       expect(report).toMatchObject({ reencrypted: 1, alreadyNew: 5, rows: 6 });
       expect((await checkKeys(next)).ok).toBe(true);
     } finally {
@@ -252,19 +249,19 @@ describeEachDb('keys check / rotate', (kind) => {
   });
 
   it('refuses a missing or group-readable new key file (78) and changes nothing', async () => {
-    const before = await dbSnapshot(ctx);
-    expect(() => loadNewKey(join(tdb.dir, 'nope.key'))).toThrow(/does not exist/);
+    const before = await dbSnapshot(scratch.ctx);
+    expect(() => loadNewKey(join(scratch.tdb.dir, 'nope.key'))).toThrow(/does not exist/);
     try {
-      loadNewKey(join(tdb.dir, 'nope.key'));
+      loadNewKey(join(scratch.tdb.dir, 'nope.key'));
     } catch (e) {
       expect((e as Mail2faError).hint).toContain('mail2fa keys generate');
       expect((e as Mail2faError).exitCode).toBe(78);
     }
     const { chmodSync } = await import('node:fs');
-    const file = join(tdb.dir, 'loose.key');
+    const file = join(scratch.tdb.dir, 'loose.key');
     generateKeyFile(file);
     chmodSync(file, 0o640);
     expect(() => loadNewKey(file)).toThrow(/group or others/);
-    expect(await dbSnapshot(ctx)).toEqual(before);
+    expect(await dbSnapshot(scratch.ctx)).toEqual(before);
   });
 });

@@ -2,16 +2,15 @@
  * The library entry point: in-process through src/index.ts, and the README's webmail example executed as written
  * with node against the BUILT package (`npm run build` first), imported by its package name.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
 import { Mail2faError, openMail2fa, type Mail2fa } from '../../src/index.js';
 import { totpCode } from '../../src/totp/totp.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { TEST_KEY, addMailbox, testClock, testContext } from '../helpers/context.js';
+import { runNode } from '../helpers/cli.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
+import { TEST_KEY, addMailbox, testClock } from '../helpers/context.js';
 import {
   accountState,
   enrolSms,
@@ -32,43 +31,20 @@ function readmeExample(name: string): string {
   return m[1]!;
 }
 
-function runNode(
-  file: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [file, ...args], {
-      env,
-      cwd: join(file, '..'),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** Runs a README example saved as `file`, from its folder, with exactly `env`. */
+const runExample = (file: string, args: string[], env: Record<string, string>) =>
+  runNode([file, ...args], { env, cwd: join(file, '..') });
 
 describeEachDb('library', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
   let mfa: Mail2fa;
   const clock = testClock();
+  const scratch = useTestDb(kind, { context: { clock } });
   let n = 0;
   const fresh = () => `lib${++n}@example.com`;
 
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb, { clock });
     mfa = await openMail2fa({
-      config: { db: { url: tdb.url } },
+      config: { db: { url: scratch.tdb.url } },
       env: { MAIL2FA_KEY: TEST_KEY },
       clock: () => clock.now,
       actor: 'webmail',
@@ -76,13 +52,11 @@ describeEachDb('library', (kind) => {
   });
   afterAll(async () => {
     await mfa?.close();
-    await ctx?.close();
-    await tdb?.drop();
   });
 
   describe('in process', () => {
     it('verifyCode: accepted once, then rejected — as data; audit actor is the one given', async () => {
-      const a = await enrolTotp(ctx, fresh());
+      const a = await enrolTotp(scratch.ctx, fresh());
       const code = totpCode(a.secret, clock.now);
       expect(await mfa.requiresCode(a.email)).toBe(true);
       expect(await mfa.verifyCode(a.email, code)).toEqual({
@@ -103,22 +77,22 @@ describeEachDb('library', (kind) => {
         lockedUntil: null,
         sessionsRevokedAt: null,
       });
-      const db = await ctx.db();
-      const actors = (await db.knex(ctx.tables.audit).where({ account: a.email }).pluck('actor')) as string[];
+      const db = await scratch.ctx.db();
+      const actors = (await db.knex(scratch.ctx.tables.audit).where({ account: a.email }).pluck('actor')) as string[];
       expect(actors).toEqual(['webmail', 'webmail']);
     });
 
     it('every code kind, and a temporary code on an account without a factor', async () => {
-      const s = await enrolSms(ctx, fresh());
-      const sms = await sendSignInCode(ctx, s.email);
+      const s = await enrolSms(scratch.ctx, fresh());
+      const sms = await sendSignInCode(scratch.ctx, s.email);
       expect(await mfa.verifyCode(s.email, sms)).toMatchObject({ ok: true, kind: 'sms' });
       expect(await mfa.verifyCode(s.email, s.recoveryCodes[0]!)).toMatchObject({
         ok: true,
         kind: 'recovery',
         recoveryCodesLeft: 9,
       });
-      const t = await enrolTotp(ctx, fresh());
-      const temp = await issueTemporaryCode(ctx, t.email);
+      const t = await enrolTotp(scratch.ctx, fresh());
+      const temp = await issueTemporaryCode(scratch.ctx, t.email);
       expect(await mfa.requiresCode(t.email)).toBe(true);
       expect(await mfa.verifyCode(t.email, temp)).toMatchObject({ ok: true, kind: 'temporary' });
       // Until a new factor is enrolled, 2FA stays required (recover's marker), and the used code is refused.
@@ -131,7 +105,7 @@ describeEachDb('library', (kind) => {
     });
 
     it('locked, malformed and unknown are data too; times are Dates', async () => {
-      const a = await enrolTotp(ctx, fresh());
+      const a = await enrolTotp(scratch.ctx, fresh());
       for (let i = 0; i < 5; i++) await mfa.verifyCode(a.email, wrongTotp(a.secret, clock.now));
       const locked = await mfa.verifyCode(a.email, totpCode(a.secret, clock.now));
       expect(locked).toMatchObject({ ok: false, outcome: 'locked' });
@@ -149,7 +123,7 @@ describeEachDb('library', (kind) => {
         ok: false,
         outcome: 'unknown_account',
       });
-      expect((await accountState(ctx, a.email)).failed).toBe(0);
+      expect((await accountState(scratch.ctx, a.email)).failed).toBe(0);
       expect(await mfa.status('ghost@example.com')).toMatchObject({ state: 'unknown' });
       // Fail closed, and no exception: an unknown or malformed address needs a code, which verifyCode then refuses.
       expect(await mfa.requiresCode('ghost@example.com')).toBe(true);
@@ -158,7 +132,7 @@ describeEachDb('library', (kind) => {
     });
 
     it('status and sessionsRevokedAt', async () => {
-      const a = await enrolTotp(ctx, fresh());
+      const a = await enrolTotp(scratch.ctx, fresh());
       expect(await mfa.status(a.email)).toMatchObject({
         email: a.email,
         state: 'ok',
@@ -167,28 +141,28 @@ describeEachDb('library', (kind) => {
         recoveryCodesLeft: 10,
       });
       expect(await mfa.sessionsRevokedAt(a.email)).toBeNull();
-      const db = await ctx.db();
+      const db = await scratch.ctx.db();
       await db
-        .knex(ctx.tables.accountState)
+        .knex(scratch.ctx.tables.accountState)
         .where({ account: a.email })
         .update({ sessions_revoked_at: clock.now + 123 });
       expect(await mfa.sessionsRevokedAt(a.email)).toEqual(new Date(clock.now + 123));
       const other = fresh();
-      await addMailbox(ctx, other);
+      await addMailbox(scratch.ctx, other);
       expect(await mfa.requiresCode(other)).toBe(false);
       expect(await mfa.status(other)).toMatchObject({ enabled: false });
     });
 
     it('configuration problems throw at open, with an exit code and no secret', async () => {
       const err = await openMail2fa({
-        config: { db: { url: tdb.url }, nonsense: 1 },
+        config: { db: { url: scratch.tdb.url }, nonsense: 1 },
         env: { MAIL2FA_KEY: TEST_KEY },
       }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(Mail2faError);
       expect(err).toMatchObject({ exitCode: 78 });
-      const keyErr = await openMail2fa({ db: tdb.url, env: { MAIL2FA_KEY: 'short' } }).catch((e: unknown) => e);
+      const keyErr = await openMail2fa({ db: scratch.tdb.url, env: { MAIL2FA_KEY: 'short' } }).catch((e: unknown) => e);
       expect(keyErr).toMatchObject({ exitCode: 78 });
-      const closed = await openMail2fa({ db: tdb.url, env: { MAIL2FA_KEY: TEST_KEY } });
+      const closed = await openMail2fa({ db: scratch.tdb.url, env: { MAIL2FA_KEY: TEST_KEY } });
       await closed.close();
       await expect(closed.verifyCode('a@example.com', '123456')).rejects.toMatchObject({ code: 'closed' });
     });
@@ -199,7 +173,7 @@ describeEachDb('library', (kind) => {
     let env: Record<string, string>;
     let script: string;
     beforeAll(() => {
-      dir = join(tdb.dir, 'webmail');
+      dir = join(scratch.tdb.dir, 'webmail');
       // `import … from 'mail2fa'` resolves like an installed package: node_modules/mail2fa → this repository.
       mkdirSync(join(dir, 'node_modules'), { recursive: true });
       symlinkSync(ROOT, join(dir, 'node_modules', 'mail2fa'), 'dir');
@@ -208,51 +182,51 @@ describeEachDb('library', (kind) => {
       const keyFile = join(dir, 'mail2fa.key');
       writeFileSync(keyFile, `${TEST_KEY}\n`, { mode: 0o600 });
       const config = join(dir, 'config.yaml');
-      writeFileSync(config, `db:\n  url: "${tdb.url}"\nkey:\n  file: ${keyFile}\n`);
+      writeFileSync(config, `db:\n  url: "${scratch.tdb.url}"\nkey:\n  file: ${keyFile}\n`);
       env = { PATH: process.env.PATH ?? '', HOME: dir, MAIL2FA_CONFIG: config };
     });
 
     it('accepts a code once, then rejects it; says when no code is needed', async () => {
-      const a = await enrolTotp(ctx, fresh());
+      const a = await enrolTotp(scratch.ctx, fresh());
       const code = totpCode(a.secret, Date.now());
-      const first = await runNode(script, [a.email, code], env);
+      const first = await runExample(script, [a.email, code], env);
       expect(first.stderr).toBe('');
       expect(first).toMatchObject({
         code: 0,
         stdout: 'accepted (totp), 10 recovery codes left\nsessions revoked: never\n',
       });
-      const again = await runNode(script, [a.email, code], env);
+      const again = await runExample(script, [a.email, code], env);
       expect(again).toMatchObject({
         code: 1,
         stdout: 'rejected: wrong, expired or already used code\nsessions revoked: never\n',
       });
 
-      const rc = await runNode(script, [a.email, a.recoveryCodes[2]!], env);
+      const rc = await runExample(script, [a.email, a.recoveryCodes[2]!], env);
       expect(rc).toMatchObject({
         code: 0,
         stdout: 'accepted (recovery), 9 recovery codes left\nsessions revoked: never\n',
       });
 
       const off = fresh();
-      await addMailbox(ctx, off);
-      const db = await ctx.db();
+      await addMailbox(scratch.ctx, off);
+      const db = await scratch.ctx.db();
       await db
-        .knex(ctx.tables.accountState)
+        .knex(scratch.ctx.tables.accountState)
         .insert({ account: off, failed_attempts: 0, sessions_revoked_at: Date.UTC(2026, 0, 2, 3, 4, 5, 678) });
-      expect(await runNode(script, [off, '123456'], env)).toMatchObject({
+      expect(await runExample(script, [off, '123456'], env)).toMatchObject({
         code: 0,
         stdout: `${off}: 2FA is off, no code needed\nsessions revoked: 2026-01-02T03:04:05.678Z\n`,
       });
     });
 
     it('an unknown or malformed address is an answer, not a stack trace', async () => {
-      const ghost = await runNode(script, ['ghost@example.com', '123456'], env);
+      const ghost = await runExample(script, ['ghost@example.com', '123456'], env);
       expect(ghost).toMatchObject({
         code: 1,
         stderr: '',
         stdout: 'rejected: unknown account: ghost@example.com\nsessions revoked: never\n',
       });
-      const bad = await runNode(script, ['not an address', '123456'], env);
+      const bad = await runExample(script, ['not an address', '123456'], env);
       expect(bad).toMatchObject({
         code: 1,
         stderr: '',
@@ -263,13 +237,13 @@ describeEachDb('library', (kind) => {
     });
 
     it('reports a lock', async () => {
-      const a = await enrolTotp(ctx, fresh());
-      const db = await ctx.db();
+      const a = await enrolTotp(scratch.ctx, fresh());
+      const db = await scratch.ctx.db();
       await db
-        .knex(ctx.tables.accountState)
+        .knex(scratch.ctx.tables.accountState)
         .where({ account: a.email })
         .update({ failed_attempts: 5, locked_until: Date.now() + 600_000 });
-      const r = await runNode(script, [a.email, totpCode(a.secret, Date.now())], env);
+      const r = await runExample(script, [a.email, totpCode(a.secret, Date.now())], env);
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(/^locked until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z\n/);
     });

@@ -15,15 +15,16 @@ import { accountTransaction } from '../../src/core/guard.js';
 import { migrateFromPostfixadmin } from '../../src/core/postfixadmin.js';
 import { parsePostfixadminSecret } from '../../src/stores/postfixadmin.js';
 import { recoverAccount } from '../../src/core/recover.js';
-import { statusBatches, type StatusRow, type StatusSelection } from '../../src/core/status.js';
+import type { StatusSelection } from '../../src/core/status.js';
 import { checkSecondFactor, factorSecret } from '../../src/core/factor-check.js';
 import { Vault } from '../../src/core/vault.js';
 import { inTransaction, lockAccountState } from '../../src/db/tx.js';
 import { generateTotpSecret, totpCode } from '../../src/totp/totp.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { dbSnapshot } from '../helpers/db-snapshot.js';
+import { collectStatusRows } from '../helpers/status-seed.js';
 import { testClock, testContext, testEnv } from '../helpers/context.js';
-import { base32, postfixadminMailboxDdl } from '../fixtures/postfixadmin.js';
+import { base32, postfixadminMailboxRow, resetPostfixadminMailbox } from '../fixtures/postfixadmin.js';
 
 describe('parsePostfixadminSecret', () => {
   it('accepts base32 of 10-64 bytes (either case, optional padding), returns the canonical form, flags < 16 bytes weak', () => {
@@ -77,25 +78,18 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     await tdb?.drop();
   });
 
-  const mailbox = (username: string, secret: string | null, active = 1) => ({
-    username,
-    password: '{SHA512-CRYPT}$6$rounds=5000$abcdefgh$notarealhash',
-    name: 'Test',
-    maildir: `${username.split('@')[1]}/${username.split('@')[0]}/`,
-    quota: 0,
-    local_part: username.split('@')[0],
-    domain: username.split('@')[1]!.trim(),
-    active,
-    totp_secret: secret,
-  });
+  const mailbox = (username: string, secret: string | null, active = 1) =>
+    postfixadminMailboxRow(username, {
+      password: '{SHA512-CRYPT}$6$rounds=5000$abcdefgh$notarealhash',
+      totp: secret,
+      active,
+      domain: username.split('@')[1]!.trim(),
+    });
 
   beforeEach(async () => {
+    await resetPostfixadminMailbox(ctx);
     const db = await ctx.db();
     const t = ctx.tables;
-    await db.knex.schema.dropTableIfExists('mailbox');
-    for (const sql of postfixadminMailboxDdl(db.dialect)) await db.knex.raw(sql);
-    for (const table of [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.accountState, t.audit])
-      await db.knex(table).delete();
     const secrets: Record<string, string> = {
       'jane@example.com': base32(randomBytes(64)), // what PostfixAdmin 4 (OTPHP) generates
       'User@example.com': base32(randomBytes(20)),
@@ -127,16 +121,7 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     fx = { secrets };
   });
 
-  async function collect(selection: StatusSelection): Promise<StatusRow[]> {
-    const db = await ctx.db();
-    const rows: StatusRow[] = [];
-    for await (const batch of statusBatches(
-      { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() },
-      selection,
-    ))
-      rows.push(...batch);
-    return rows;
-  }
+  const collect = (selection: StatusSelection) => collectStatusRows(ctx, selection);
 
   const plaintext = async (username: string): Promise<string | null | undefined> => {
     const db = await ctx.db();

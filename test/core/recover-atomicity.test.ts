@@ -13,7 +13,7 @@
  * A full snapshot of mail2fa's tables, the mailbox table and a webmail session table (the configured sign-out
  * SQL deletes from it inside the transaction) is compared before/after.
  */
-import { spawn } from 'node:child_process';
+
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,38 +29,15 @@ import {
   type TestDb,
 } from '../helpers/db.js';
 import { addMailbox, testClock, testContext, testEnv } from '../helpers/context.js';
+import { runModuleProgram } from '../helpers/cli.js';
+import { rowSnapshot, type Row, type RowSnapshot as Snapshot } from '../helpers/db-snapshot.js';
 import { enableTotp, lockAccount } from './recover-support.js';
 
 const DIST = fileURLToPath(new URL('../../dist/', import.meta.url));
 const SESSIONS = 'webmail_session';
 const HOUR = 3_600_000;
 
-type Row = Record<string, unknown>;
-type Snapshot = Record<string, Row[]>;
-
-async function takeSnapshot(ctx: Context): Promise<Snapshot> {
-  const db = await ctx.db();
-  const t = ctx.tables;
-  const out: Snapshot = {};
-  for (const table of [
-    t.factor,
-    t.recoveryCode,
-    t.enrolment,
-    t.challenge,
-    t.smsSend,
-    t.accountState,
-    t.audit,
-    t.codeKey,
-    ctx.mapping.table,
-    SESSIONS,
-  ]) {
-    const rows = (await db.knex(table).select('*')) as Row[];
-    out[table] = rows
-      .map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])))
-      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
-  }
-  return out;
-}
+const takeSnapshot = (ctx: Context): Promise<Snapshot> => rowSnapshot(ctx, [SESSIONS]);
 
 const accountOf = (r: Row) => (r.account ?? r.email) as string | undefined;
 
@@ -314,24 +291,12 @@ describeEachDb('recover: connection killed after each statement', (kind) => {
         await ctx.close();
         process.stdout.write(JSON.stringify({ outcome: r.outcome, statements }));
       `;
-        return new Promise((resolve, reject) => {
-          const p = spawn(process.execPath, ['--input-type=module', '-e', script], {
-            env: {
-              ...process.env,
-              ...testEnv(tdb),
-              CONFIG: configPath,
-              NOW: String(clock.now),
-              KILL_AFTER: String(killAfter),
-              EMAIL: email,
-            },
-            stdio: ['ignore', 'pipe', 'pipe'],
-          });
-          let stdout = '';
-          let stderr = '';
-          p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-          p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-          p.on('error', reject);
-          p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+        return runModuleProgram(script, [], {
+          ...testEnv(tdb),
+          CONFIG: configPath,
+          NOW: String(clock.now),
+          KILL_AFTER: String(killAfter),
+          EMAIL: email,
         });
       };
       const run = async (killAfter: number) => {

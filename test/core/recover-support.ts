@@ -1,39 +1,13 @@
 /** Shared set-up for the recover/audit tests: enabled accounts (stored as enrolment stores them) and DB snapshots. */
 import type { Context } from '../../src/context.js';
-import { storeFactor } from '../../src/core/factors.js';
-import { accountTransaction } from '../../src/core/guard.js';
 import type { RecoverInput, RecoveryResult } from '../../src/core/recover.js';
 import { recoverAccount } from '../../src/core/recover.js';
-import { parsePhone } from '../../src/sms/phone.js';
-import { generateTotpSecret } from '../../src/totp/totp.js';
+import { rowSnapshot } from '../helpers/db-snapshot.js';
 
 export const PHONE = '011-45-20123456';
 
-/** Turns on app 2FA for `email`; returns the TOTP secret. */
-export async function enableTotp(ctx: Context, email: string): Promise<{ secret: string; recoveryCodes: string[] }> {
-  const secret = generateTotpSecret();
-  const recoveryCodes = await accountTransaction(ctx, email, (tx) =>
-    storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account: email, method: 'totp', totpSecret: secret }),
-  );
-  return { secret, recoveryCodes };
-}
-
-export async function enableSms(
-  ctx: Context,
-  email: string,
-  phone = PHONE,
-): Promise<{ e164: string; masked: string; recoveryCodes: string[] }> {
-  const p = parsePhone(phone);
-  const recoveryCodes = await accountTransaction(ctx, email, (tx) =>
-    storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, {
-      account: email,
-      method: 'sms',
-      phoneE164: p.e164,
-      phoneMasked: p.masked,
-    }),
-  );
-  return { e164: p.e164, masked: p.masked, recoveryCodes };
-}
+/** Turns on app 2FA / SMS 2FA for an existing mailbox, as enrolment stores it. */
+export { storeTotpFactor as enableTotp, storeSmsFactor as enableSms } from '../helpers/seed-2fa.js';
 
 export async function lockAccount(ctx: Context, email: string, until: number, failed = 5): Promise<void> {
   const db = await ctx.db();
@@ -44,28 +18,7 @@ export async function lockAccount(ctx: Context, email: string, until: number, fa
 }
 
 /** Every row of mail2fa's tables and the mailbox table, sorted: equal snapshots = nothing changed. */
-export async function snapshot(ctx: Context): Promise<Record<string, string[]>> {
-  const db = await ctx.db();
-  const t = ctx.tables;
-  const out: Record<string, string[]> = {};
-  for (const table of [
-    t.factor,
-    t.recoveryCode,
-    t.enrolment,
-    t.challenge,
-    t.smsSend,
-    t.accountState,
-    t.audit,
-    t.codeKey,
-    ctx.mapping.table,
-  ]) {
-    const rows = (await db.knex(table).select('*')) as Record<string, unknown>[];
-    out[table] = rows
-      .map((r) => JSON.stringify(Object.fromEntries(Object.entries(r).sort(([a], [b]) => a.localeCompare(b)))))
-      .sort();
-  }
-  return out;
-}
+export const snapshot = (ctx: Context) => rowSnapshot(ctx);
 
 /** The full text of the snapshot, for "this secret appears nowhere" checks. */
 export async function dumpText(ctx: Context): Promise<string> {

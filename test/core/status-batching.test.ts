@@ -2,26 +2,22 @@
  * Bulk reads: one query per batch, never one per account; --all/--domain stream in batches (mysql2's row
  * stream; a PostgreSQL cursor; better-sqlite3's iterate(), outside knex); address lists are looked up 500 at a time.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { beforeAll, expect, it } from 'vitest';
 import { statusBatches, type StatusSelection } from '../../src/core/status.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { testClock, testContext } from '../helpers/context.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
+import { testClock } from '../helpers/context.js';
 import { seedFactors } from '../helpers/status-seed.js';
 
 const COUNT = 2600;
 const email = (i: number) => `user${String(i).padStart(5, '0')}@${i % 2 ? 'odd' : 'even'}.example`;
 
 describeEachDb('status batching', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
   const clock = testClock();
+  const scratch = useTestDb(kind, { context: { clock } });
   const queries: string[] = [];
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb, { clock });
-    const db = await ctx.db();
-    const m = ctx.mapping;
+    const db = await scratch.ctx.db();
+    const m = scratch.ctx.mapping;
     const rows = Array.from({ length: COUNT }, (_, i) => ({
       [m.email]: email(i),
       [m.password]: '{PLAIN}x',
@@ -29,22 +25,21 @@ describeEachDb('status batching', (kind) => {
       [m.domain]: i % 2 ? 'odd.example' : 'even.example',
     }));
     for (let i = 0; i < rows.length; i += 200) await db.knex(m.table).insert(rows.slice(i, i + 200));
-    await seedFactors(ctx, clock.now, [
+    await seedFactors(scratch.ctx, clock.now, [
       { account: email(7), method: 'totp' },
       { account: email(8), method: 'sms' },
     ]);
     db.knex.on('query', (q: { sql: string }) => queries.push(q.sql));
   });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
-  });
 
   async function batches(selection: StatusSelection): Promise<number[]> {
-    const db = await ctx.db();
+    const db = await scratch.ctx.db();
     const sizes: number[] = [];
     queries.length = 0;
-    for await (const b of statusBatches({ db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now }, selection))
+    for await (const b of statusBatches(
+      { db, tables: scratch.ctx.tables, mapping: scratch.ctx.mapping, now: scratch.ctx.now },
+      selection,
+    ))
       sizes.push(b.length);
     return sizes;
   }
@@ -65,11 +60,11 @@ describeEachDb('status batching', (kind) => {
 
   it('a list of 1201 addresses: three lookups (500 per query), order kept', async () => {
     const list = Array.from({ length: 1201 }, (_, i) => email(COUNT - 1 - i));
-    const db = await ctx.db();
+    const db = await scratch.ctx.db();
     const seen: string[] = [];
     queries.length = 0;
     for await (const b of statusBatches(
-      { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now },
+      { db, tables: scratch.ctx.tables, mapping: scratch.ctx.mapping, now: scratch.ctx.now },
       { kind: 'emails', emails: list },
     ))
       seen.push(...b.map((r) => r.email));
@@ -124,9 +119,9 @@ describeEachDb('status batching', (kind) => {
         yield email(i);
       }
     }
-    const db = await ctx.db();
+    const db = await scratch.ctx.db();
     const it = statusBatches(
-      { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now },
+      { db, tables: scratch.ctx.tables, mapping: scratch.ctx.mapping, now: scratch.ctx.now },
       { kind: 'emails', emails: lazy() },
     );
     const first = await it.next();

@@ -6,40 +6,21 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import {
-  addToSummary,
-  newSummary,
-  statusBatches,
-  type StatusRow,
-  type StatusSelection,
-} from '../../src/core/status.js';
+import { addToSummary, newSummary, statusBatches, type StatusRow } from '../../src/core/status.js';
 import type { StoreAccountStatus } from '../../src/stores/types.js';
 import { summaryLine } from '../../src/ui/status-render.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
-import {
-  createPostfixAdminMailbox,
-  insertPostfixAdminMailbox,
-  postfixAdminConfig,
-  seedFactors,
-  snapshot,
-} from '../helpers/status-seed.js';
+import { createPostfixAdminMailbox, insertPostfixAdminMailbox, postfixAdminConfig } from '../fixtures/postfixadmin.js';
+import { allTablesSnapshot } from '../helpers/db-snapshot.js';
+import { collectStatusRows, seedFactors } from '../helpers/status-seed.js';
 
 const clock = testClock(Date.UTC(2026, 0, 15, 9, 30, 0));
 const NOW = '2026-01-15T09:30:00Z';
 const LOCKED_UNTIL = '2026-01-15T09:45:00Z';
 const LAST_USED = Date.UTC(2026, 0, 14, 8, 0, 0);
 
-async function collect(ctx: Context, selection: StatusSelection): Promise<StatusRow[]> {
-  const db = await ctx.db();
-  const rows: StatusRow[] = [];
-  for await (const batch of statusBatches(
-    { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now, stores: await ctx.stores() },
-    selection,
-  ))
-    rows.push(...batch);
-  return rows;
-}
+const collect = collectStatusRows;
 
 const byEmail = (a: StatusRow, b: StatusRow) => (a.email < b.email ? -1 : a.email > b.email ? 1 : 0);
 
@@ -404,10 +385,10 @@ describeEachDb('status parity, PostfixAdmin mailbox table (real DDL)', (kind) =>
 
   it('reading changes nothing', async () => {
     const knex = (await ctx.db()).knex;
-    const before = await snapshot(knex, kind);
+    const before = await allTablesSnapshot(knex, kind);
     await collect(ctx, { kind: 'all' });
     await collect(ctx, { kind: 'emails', emails: LOOKUPS });
-    expect(await snapshot(knex, kind)).toEqual(before);
+    expect(await allTablesSnapshot(knex, kind)).toEqual(before);
   });
 });
 

@@ -3,24 +3,19 @@
  * a consumer that stops half-way leaves the database usable, and a failing query is a typed error, never an
  * unhandled stream error.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { beforeAll, expect, it } from 'vitest';
 import { Mail2faError } from '../../src/errors.js';
 import { lookupStatusRows, streamStatusRows } from '../../src/db/status-query.js';
-import { createTestDb, describeEachDb, postgresAdminConnection, type TestDb } from '../helpers/db.js';
-import { testContext } from '../helpers/context.js';
+import { describeEachDb, postgresAdminConnection, useTestDb } from '../helpers/db.js';
 
 const COUNT = 55;
 const email = (i: number) => `stream${String(i).padStart(3, '0')}@example.com`;
 
 describeEachDb('status row stream', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
+  const scratch = useTestDb(kind);
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb);
-    const db = await ctx.db();
-    const m = ctx.mapping;
+    const db = await scratch.ctx.db();
+    const m = scratch.ctx.mapping;
     await db.knex(m.table).insert(
       Array.from({ length: COUNT }, (_, i) => ({
         [m.email]: email(i),
@@ -30,16 +25,18 @@ describeEachDb('status row stream', (kind) => {
       })),
     );
   });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
-  });
 
   const all = async (batchSize: number) => {
-    const db = await ctx.db();
+    const db = await scratch.ctx.db();
     const sizes: number[] = [];
     const emails: string[] = [];
-    for await (const batch of streamStatusRows(db, ctx.tables, ctx.mapping, { kind: 'all' }, batchSize)) {
+    for await (const batch of streamStatusRows(
+      db,
+      scratch.ctx.tables,
+      scratch.ctx.mapping,
+      { kind: 'all' },
+      batchSize,
+    )) {
       sizes.push(batch.length);
       emails.push(...batch.map((r) => r.email));
     }
@@ -53,25 +50,27 @@ describeEachDb('status row stream', (kind) => {
   });
 
   it('a consumer that stops after the first batch leaves the database usable', async () => {
-    const db = await ctx.db();
+    const db = await scratch.ctx.db();
     for (let round = 0; round < 6; round++) {
-      for await (const batch of streamStatusRows(db, ctx.tables, ctx.mapping, { kind: 'all' }, 10)) {
+      for await (const batch of streamStatusRows(db, scratch.ctx.tables, scratch.ctx.mapping, { kind: 'all' }, 10)) {
         expect(batch).toHaveLength(10);
         break;
       }
     }
     expect((await all(20)).emails).toHaveLength(COUNT);
-    expect((await lookupStatusRows(db, ctx.tables, ctx.mapping, [email(3)])).map((r) => r.email)).toEqual([email(3)]);
+    expect(
+      (await lookupStatusRows(db, scratch.ctx.tables, scratch.ctx.mapping, [email(3)])).map((r) => r.email),
+    ).toEqual([email(3)]);
   });
 
   it.runIf(kind === 'postgres')(
     'PostgreSQL: rows come from a server-side cursor, one FETCH per batch, not one buffered result',
     async () => {
-      const db = await ctx.db();
-      const observer = await postgresAdminConnection(decodeURIComponent(new URL(tdb.url).pathname.slice(1)));
+      const db = await scratch.ctx.db();
+      const observer = await postgresAdminConnection(decodeURIComponent(new URL(scratch.tdb.url).pathname.slice(1)));
       try {
         const seen: { query: string; state: string }[][] = [];
-        for await (const batch of streamStatusRows(db, ctx.tables, ctx.mapping, { kind: 'all' }, 10)) {
+        for await (const batch of streamStatusRows(db, scratch.ctx.tables, scratch.ctx.mapping, { kind: 'all' }, 10)) {
           expect(batch.length).toBeLessThanOrEqual(10);
           // While the consumer holds a batch, the server holds the rest: our session sits in its transaction, its
           // last statement a FETCH of one batch (the next one, fetched ahead — or, for the last batch, this one).
@@ -98,12 +97,12 @@ describeEachDb('status row stream', (kind) => {
   );
 
   it('a failing query is a typed error (schema mismatch, 78)', async () => {
-    const db = await ctx.db();
+    const db = await scratch.ctx.db();
     const run = async () => {
       for await (const _ of streamStatusRows(
         db,
-        ctx.tables,
-        { ...ctx.mapping, table: 'no_such_mailbox' },
+        scratch.ctx.tables,
+        { ...scratch.ctx.mapping, table: 'no_such_mailbox' },
         { kind: 'all' },
         10,
       ))

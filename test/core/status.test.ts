@@ -1,12 +1,12 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { statusBatches, type StatusRow, type StatusSelection } from '../../src/core/status.js';
 import { storeFactor } from '../../src/core/factors.js';
 import { Vault } from '../../src/core/vault.js';
 import { inTransaction, lockAccountState } from '../../src/db/tx.js';
 import { generateTotpSecret } from '../../src/totp/totp.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { addMailbox, testClock, testContext } from '../helpers/context.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
+import { addMailbox, testClock } from '../helpers/context.js';
 
 async function collect(ctx: Context, selection: StatusSelection): Promise<StatusRow[]> {
   const db = await ctx.db();
@@ -17,31 +17,24 @@ async function collect(ctx: Context, selection: StatusSelection): Promise<Status
 }
 
 describeEachDb('status core', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
   const clock = testClock();
+  const scratch = useTestDb(kind, { context: { clock } });
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb, { clock });
-    for (const e of ['a@example.com', 'b@example.com', 'c@other.org']) await addMailbox(ctx, e);
-    const db = await ctx.db();
-    const vault = new Vault(ctx.masterKey(), ctx.tables, ctx.now);
-    await inTransaction(db, ctx.tables, async (trx) => {
-      await lockAccountState(trx, ctx.tables, db.dialect, 'b@example.com');
-      await storeFactor(trx, ctx.tables, vault, clock.now, {
+    for (const e of ['a@example.com', 'b@example.com', 'c@other.org']) await addMailbox(scratch.ctx, e);
+    const db = await scratch.ctx.db();
+    const vault = new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now);
+    await inTransaction(db, scratch.ctx.tables, async (trx) => {
+      await lockAccountState(trx, scratch.ctx.tables, db.dialect, 'b@example.com');
+      await storeFactor(trx, scratch.ctx.tables, vault, clock.now, {
         account: 'b@example.com',
         method: 'totp',
         totpSecret: generateTotpSecret(),
       });
     });
   });
-  afterAll(async () => {
-    await ctx?.close();
-    await tdb?.drop();
-  });
 
   it('lists every mailbox with its 2FA state', async () => {
-    const rows = await collect(ctx, { kind: 'all' });
+    const rows = await collect(scratch.ctx, { kind: 'all' });
     expect(rows.map((r) => [r.email, r.enabled, r.method, r.recoveryCodesLeft]).sort()).toEqual([
       ['a@example.com', false, null, null],
       ['b@example.com', true, 'totp', 10],
@@ -50,7 +43,7 @@ describeEachDb('status core', (kind) => {
   });
 
   it('keeps input order, reports unknown and invalid per row, matches exactly', async () => {
-    const rows = await collect(ctx, {
+    const rows = await collect(scratch.ctx, {
       kind: 'emails',
       emails: ['c@other.org', 'nobody@example.com', 'B@example.com', 'b@EXAMPLE.com', 'a@example.com ', "x' OR '1'='1"],
     });
@@ -65,7 +58,7 @@ describeEachDb('status core', (kind) => {
   });
 
   it('filters by domain', async () => {
-    const rows = await collect(ctx, { kind: 'domain', domain: 'example.com' });
+    const rows = await collect(scratch.ctx, { kind: 'domain', domain: 'example.com' });
     expect(rows.map((r) => r.email).sort()).toEqual(['a@example.com', 'b@example.com']);
   });
 });

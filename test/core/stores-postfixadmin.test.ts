@@ -20,7 +20,12 @@ import { verifySignInCode } from '../../src/core/sign-in.js';
 import { hashPassword } from '../../src/crypto/passwords.js';
 import { openMail2fa } from '../../src/index.js';
 import { totpCode } from '../../src/totp/totp.js';
-import { base32, postfixadminMailboxDdl } from '../fixtures/postfixadmin.js';
+import {
+  base32,
+  postfixadminMailboxRow,
+  postfixadminPlaintext,
+  resetPostfixadminMailbox,
+} from '../fixtures/postfixadmin.js';
 import { testClock, testContext, testEnv } from '../helpers/context.js';
 import { dbSnapshot } from '../helpers/db-snapshot.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
@@ -50,25 +55,12 @@ describeEachDb('PostfixAdmin TOTP through the store seam', (kind) => {
     await tdb?.drop();
   });
 
-  const mailbox = (username: string, secret: string | null, active = 1) => ({
-    username,
-    password: hash,
-    name: 'Test',
-    maildir: `${username.split('@')[1]}/${username.split('@')[0]}/`,
-    quota: 0,
-    local_part: username.split('@')[0],
-    domain: username.split('@')[1],
-    active,
-    totp_secret: secret,
-  });
+  const mailbox = (username: string, secret: string | null, active = 1) =>
+    postfixadminMailboxRow(username, { password: hash, totp: secret, active });
 
   beforeEach(async () => {
+    await resetPostfixadminMailbox(ctx);
     const db = await ctx.db();
-    const t = ctx.tables;
-    await db.knex.schema.dropTableIfExists('mailbox');
-    for (const sql of postfixadminMailboxDdl(db.dialect)) await db.knex.raw(sql);
-    for (const table of [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.accountState, t.audit])
-      await db.knex(table).delete();
     await db
       .knex('mailbox')
       .insert([
@@ -79,14 +71,7 @@ describeEachDb('PostfixAdmin TOTP through the store seam', (kind) => {
     clock.advance(60_000); // a fresh time step per test
   });
 
-  const plaintext = async (username: string) => {
-    const db = await ctx.db();
-    const rows = (await db.knex('mailbox').select('username', 'totp_secret')) as {
-      username: string;
-      totp_secret: string | null;
-    }[];
-    return rows.find((r) => r.username === username)?.totp_secret;
-  };
+  const plaintext = (username: string) => postfixadminPlaintext(ctx, username);
   const code = (secret: string, offsetMs = 0) => totpCode(secret, clock.now + offsetMs);
 
   it('verify accepts the code of PostfixAdmin\'s secret (was: "not enabled"), once; wrong codes count in mail2fa\'s lockout', async () => {

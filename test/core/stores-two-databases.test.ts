@@ -22,22 +22,13 @@ import { base32, postfixadminMailboxDdl } from '../fixtures/postfixadmin.js';
 import { runCli } from '../helpers/cli.js';
 import { addMailbox, testClock, testContext, testEnv } from '../helpers/context.js';
 import { createTestDb, describeEachDb, MARIADB_ADMIN_URL, MARIADB_SUITES, type TestDb } from '../helpers/db.js';
+import { mariadbAdminConnection } from '../helpers/db-servers.js';
 
 // The PostfixAdmin store always lives in a MariaDB database of its own (the SQLite run too): skipped, with db.ts's
 // notice, where MariaDB is absent and not required.
 const suite = MARIADB_SUITES ? describeEachDb : (title: string) => describe.skip(title, () => {});
 
-async function admin() {
-  const mysql = await import('mysql2/promise');
-  const u = new URL(MARIADB_ADMIN_URL);
-  return mysql.createConnection({
-    host: u.hostname,
-    port: Number(u.port || 3306),
-    user: decodeURIComponent(u.username || 'root'),
-    password: decodeURIComponent(u.password),
-    multipleStatements: true,
-  });
-}
+const admin = mariadbAdminConnection;
 
 suite('two stores in two databases: mail2fa + PostfixAdmin elsewhere', (kind) => {
   let own: TestDb;

@@ -5,17 +5,15 @@
  * the database is checked, on SQLite and MariaDB.
  */
 import { join } from 'node:path';
-import pty from 'node-pty';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import type { Context } from '../../src/context.js';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
 import { checkSecondFactor } from '../../src/core/factor-check.js';
 import { Vault } from '../../src/core/vault.js';
 import { totpCode } from '../../src/totp/totp.js';
-import { BIN } from '../helpers/cli.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
-import { addMailbox, testContext, testEnv } from '../helpers/context.js';
+import { Terminal } from '../helpers/terminal.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
+import { addMailbox } from '../helpers/context.js';
 import { SmsGateway, lastOutboxCode, writeConfig } from '../helpers/enrolment.js';
 import { decodeQrFromScreen } from '../helpers/qr-screen.js';
 
@@ -23,92 +21,29 @@ import { decodeQrFromScreen } from '../helpers/qr-screen.js';
 vi.setConfig({ testTimeout: 120_000 });
 
 const PW = 'Grüße aus Kopenhagen';
-const TIMEOUT = 25_000;
-
-/** The CLI in a pseudo-terminal: everything it draws is kept; `waitFor` returns once the text is on screen. */
-class Terminal {
-  output = '';
-  readonly exited: Promise<number>;
-  private readonly proc: pty.IPty;
-
-  constructor(args: string[], env: Record<string, string>, cwd: string) {
-    const base: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env))
-      if (v !== undefined && k !== 'NO_COLOR' && k !== 'MAIL2FA_CONFIG') base[k] = v;
-    this.proc = pty.spawn(process.execPath, [BIN, ...args], {
-      name: 'xterm-256color',
-      cols: 120,
-      rows: 60,
-      cwd,
-      env: { ...base, ...env, TERM: 'xterm-256color' },
-    });
-    this.proc.onData((d) => (this.output += d));
-    this.exited = new Promise((resolve) => this.proc.onExit(({ exitCode }) => resolve(exitCode)));
-  }
-
-  /** Waits until `text` appears after position `from` of the output; returns the output up to then. */
-  async waitFor(text: string | RegExp, from = 0): Promise<string> {
-    const deadline = Date.now() + TIMEOUT;
-    const seen = () =>
-      typeof text === 'string' ? this.output.indexOf(text, from) >= 0 : text.test(this.output.slice(from));
-    while (!seen()) {
-      if (Date.now() > deadline) {
-        this.proc.kill();
-        throw new Error(
-          `timed out waiting for ${String(text)}; the screen ends with: ${JSON.stringify(this.output.slice(-600))}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    return this.output;
-  }
-
-  type(text: string): void {
-    this.proc.write(text);
-  }
-
-  async exitCode(): Promise<number> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.proc.kill();
-        reject(new Error(`did not exit; the screen ends with: ${JSON.stringify(this.output.slice(-600))}`));
-      }, TIMEOUT);
-    });
-    try {
-      return await Promise.race([this.exited, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
 
 describeEachDb('enable in a real terminal', (kind) => {
-  let tdb: TestDb;
-  let ctx: Context;
-  let env: Record<string, string>;
+  const scratch = useTestDb(kind);
   let gateway: SmsGateway;
   let n = 0;
+  /** The CLI at a terminal, in the scratch directory, colours as a terminal has them. */
+  const terminal = (args: string[], env: Record<string, string>) =>
+    new Terminal(args, { NO_COLOR: undefined, MAIL2FA_CONFIG: undefined, ...env }, { cwd: scratch.tdb.dir, rows: 60 });
 
   beforeAll(async () => {
-    tdb = await createTestDb(kind);
-    ctx = await testContext(tdb);
-    env = testEnv(tdb);
     gateway = await new SmsGateway().start();
   });
   afterAll(async () => {
-    await ctx?.close();
     await gateway?.stop();
-    await tdb?.drop();
   });
 
   async function mailbox(): Promise<string> {
     const email = `person${++n}@example.com`;
-    await addMailbox(ctx, email, PW);
+    await addMailbox(scratch.ctx, email, PW);
     return email;
   }
-  const knex = async () => (await ctx.db()).knex;
-  const vault = () => new Vault(ctx.masterKey(), ctx.tables, Date.now);
+  const knex = async () => (await scratch.ctx.db()).knex;
+  const vault = () => new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, Date.now);
   const rows = async (table: string, account: string) =>
     (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
   const recoveryCodesOnScreen = (screen: string) => [
@@ -117,16 +52,16 @@ describeEachDb('enable in a real terminal', (kind) => {
 
   /** Checks that the account's factor is complete and that a recovery code shown on screen really works, once. */
   async function expectEnrolled(email: string, screen: string): Promise<void> {
-    expect(await rows(ctx.tables.enrolment, email)).toEqual([]);
-    expect(await rows(ctx.tables.recoveryCode, email)).toHaveLength(10);
-    expect((await rows(ctx.tables.accountState, email))[0]!.sessions_revoked_at).not.toBeNull();
+    expect(await rows(scratch.ctx.tables.enrolment, email)).toEqual([]);
+    expect(await rows(scratch.ctx.tables.recoveryCode, email)).toHaveLength(10);
+    expect((await rows(scratch.ctx.tables.accountState, email))[0]!.sessions_revoked_at).not.toBeNull();
     const shown = recoveryCodesOnScreen(screen);
     expect(shown).toHaveLength(10);
     const use = (code: string) =>
-      accountTransaction(ctx, email, async (tx) =>
+      accountTransaction(scratch.ctx, email, async (tx) =>
         checkSecondFactor(
           tx,
-          await readFactor(tx.trx, ctx.tables, email),
+          await readFactor(tx.trx, scratch.ctx.tables, email),
           { form: 'recovery', value: code },
           new Set(['recovery']),
         ),
@@ -137,7 +72,7 @@ describeEachDb('enable in a real terminal', (kind) => {
 
   it('authenticator app: password at the masked prompt, QR code decoded off the screen, a wrong code, then the right one', async () => {
     const email = await mailbox();
-    const term = new Terminal(['enable', email], env, tdb.dir);
+    const term = terminal(['enable', email], scratch.env);
     await term.waitFor('Current password:');
     term.type(`${PW}\r`);
     const screen = await term.waitFor('Confirmation code:');
@@ -168,17 +103,17 @@ describeEachDb('enable in a real terminal', (kind) => {
 
     expect(end).toContain(`Two-factor authentication is now on for ${email} (authenticator app).`);
     expect(end).toContain('You have been signed out and will be asked to sign in once more.');
-    const factor = (await readFactor(await knex(), ctx.tables, email))!;
+    const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
     expect(factor.method).toBe('totp');
-    expect(vault().open(ctx.tables.factor, 'secret_ct', email, factor.secret_ct!)).toBe(secret);
+    expect(vault().open(scratch.ctx.tables.factor, 'secret_ct', email, factor.secret_ct!)).toBe(secret);
     expect(factor.last_totp_step).not.toBeNull();
-    expect((await rows(ctx.tables.accountState, email))[0]!.failed_attempts).toBe(0);
+    expect((await rows(scratch.ctx.tables.accountState, email))[0]!.failed_attempts).toBe(0);
     await expectEnrolled(email, end.slice(mark));
   });
 
   it('SMS with the outbox: phone typed at the prompt (a bad one is explained and retyped), code read from the outbox file', async () => {
     const email = await mailbox();
-    const term = new Terminal(['enable', email, '--method', 'sms'], env, tdb.dir);
+    const term = terminal(['enable', email, '--method', 'sms'], scratch.env);
     await term.waitFor('Current password:');
     term.type(`${PW}\r`);
     await term.waitFor('Phone number');
@@ -189,7 +124,7 @@ describeEachDb('enable in a real terminal', (kind) => {
     mark = term.output.length;
     term.type('011-45-20123456\r');
     const screen = await term.waitFor('Confirmation code:', mark);
-    const outbox = join(tdb.dir, 'home', 'sms-outbox.ndjson');
+    const outbox = join(scratch.tdb.dir, 'home', 'sms-outbox.ndjson');
     expect(screen).toContain('A confirmation code was sent by text message to +45 ****3456.');
     expect(screen).toContain(`the message was appended to ${outbox}`);
     mark = term.output.length;
@@ -198,23 +133,22 @@ describeEachDb('enable in a real terminal', (kind) => {
     expect(await term.exitCode()).toBe(0);
     expect(end).toContain(`Two-factor authentication is now on for ${email} (SMS to +45 ****3456).`);
     expect(end).toContain('type the one-time code received');
-    const factor = (await readFactor(await knex(), ctx.tables, email))!;
+    const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
     expect(factor).toMatchObject({ method: 'sms', phone_masked: '+45 ****3456' });
-    expect(vault().open(ctx.tables.factor, 'phone_ct', email, factor.phone_ct!)).toBe('+4520123456');
+    expect(vault().open(scratch.ctx.tables.factor, 'phone_ct', email, factor.phone_ct!)).toBe('+4520123456');
     await expectEnrolled(email, end.slice(mark));
   });
 
   it('SMS through a real webhook on 127.0.0.1: the code taken from the message the gateway received', async () => {
     const email = await mailbox();
-    const config = writeConfig(tdb.dir, 'pty-webhook', {
+    const config = writeConfig(scratch.tdb.dir, 'pty-webhook', {
       issuer: 'Example Mail',
       sms: { transport: 'webhook', webhook: { url: gateway.url, authHeader: 'Authorization: Bearer t0k' } },
     });
-    const term = new Terminal(
-      ['enable', email, '--method', 'sms', '--phone', '+45 20 12 34 56'],
-      { ...env, MAIL2FA_CONFIG: config },
-      tdb.dir,
-    );
+    const term = terminal(['enable', email, '--method', 'sms', '--phone', '+45 20 12 34 56'], {
+      ...scratch.env,
+      MAIL2FA_CONFIG: config,
+    });
     await term.waitFor('Current password:');
     const before = gateway.received.length;
     term.type(`${PW}\r`);
@@ -229,32 +163,40 @@ describeEachDb('enable in a real terminal', (kind) => {
     const end = await term.waitFor('every time you sign in.', mark);
     expect(await term.exitCode()).toBe(0);
     expect(term.output).not.toContain('20123456');
-    expect((await readFactor(await knex(), ctx.tables, email))!.method).toBe('sms');
+    expect((await readFactor(await knex(), scratch.ctx.tables, email))!.method).toBe('sms');
     await expectEnrolled(email, end.slice(mark));
   });
 
   it('Ctrl-C at the code prompt: exit 130, the pending enrolment removed, nothing stored', async () => {
     const email = await mailbox();
-    const term = new Terminal(['enable', email], env, tdb.dir);
+    const term = terminal(['enable', email], scratch.env);
     await term.waitFor('Current password:');
     term.type(`${PW}\r`);
     await term.waitFor('Confirmation code:');
-    expect(await rows(ctx.tables.enrolment, email)).toHaveLength(1);
+    expect(await rows(scratch.ctx.tables.enrolment, email)).toHaveLength(1);
     term.type('\x03');
     expect(await term.exitCode()).toBe(130);
-    for (const table of [ctx.tables.factor, ctx.tables.recoveryCode, ctx.tables.enrolment, ctx.tables.challenge])
+    for (const table of [
+      scratch.ctx.tables.factor,
+      scratch.ctx.tables.recoveryCode,
+      scratch.ctx.tables.enrolment,
+      scratch.ctx.tables.challenge,
+    ])
       expect(await rows(table, email)).toEqual([]);
-    expect((await rows(ctx.tables.audit, email)).map((a) => a.action)).toEqual(['enable-start', 'enable-cancel']);
+    expect((await rows(scratch.ctx.tables.audit, email)).map((a) => a.action)).toEqual([
+      'enable-start',
+      'enable-cancel',
+    ]);
   });
 
   it('a wrong password at the prompt: 77, counted, nothing stored', async () => {
     const email = await mailbox();
-    const term = new Terminal(['enable', email], env, tdb.dir);
+    const term = terminal(['enable', email], scratch.env);
     await term.waitFor('Current password:');
     term.type('not my password\r');
     await term.waitFor('wrong password');
     expect(await term.exitCode()).toBe(77);
-    expect((await rows(ctx.tables.accountState, email))[0]!.failed_attempts).toBe(1);
-    expect(await rows(ctx.tables.enrolment, email)).toEqual([]);
+    expect((await rows(scratch.ctx.tables.accountState, email))[0]!.failed_attempts).toBe(1);
+    expect(await rows(scratch.ctx.tables.enrolment, email)).toEqual([]);
   });
 });

@@ -1,4 +1,8 @@
-/** Runs the built binary (bin/mail2fa.js → dist/) as a user would, capturing stdout, stderr and exit code. */
+/**
+ * Child processes for the tests: `runCli` runs the built binary (bin/mail2fa.js → bundle/) as a user would, and
+ * `runNode` any Node script or `-e` program (a second process on the built library in dist/, say), each capturing
+ * stdout, stderr and how it ended.
+ */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -10,28 +14,56 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(
-  args: string[],
-  opts: { env?: Record<string, string | undefined>; input?: string; timeoutMs?: number; closeStdout?: boolean } = {},
-): Promise<CliResult> {
+export interface NodeResult extends CliResult {
+  /** The signal that ended it, or null. */
+  signal: NodeJS.Signals | null;
+}
+
+export interface RunOptions {
+  /** The child's whole environment (an undefined value leaves the variable out). */
+  env?: Record<string, string | undefined>;
+  /** Written to stdin, which is then closed. */
+  input?: string;
+  cwd?: string;
+  /** Killed (SIGKILL) after this long; default 20 s. */
+  timeoutMs?: number;
+  /** The reader goes away before the child writes anything (`… | true`): its writes fail with EPIPE. */
+  closeStdout?: boolean;
+}
+
+/** Runs `node …nodeArgs` with exactly `o.env`. */
+export function runNode(nodeArgs: string[], o: RunOptions = {}): Promise<NodeResult> {
   return new Promise((resolve, reject) => {
     const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries({ ...process.env, NO_COLOR: '1', ...opts.env }))
-      if (v !== undefined) env[k] = v;
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    for (const [name, value] of Object.entries(o.env ?? process.env)) if (value !== undefined) env[name] = value;
+    const child = spawn(process.execPath, nodeArgs, { env, cwd: o.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    // closeStdout: the reader goes away before the child writes anything (`mail2fa … | true`): its writes fail with EPIPE.
-    if (opts.closeStdout) child.stdout.destroy();
+    if (o.closeStdout) child.stdout.destroy();
     else child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 20_000);
     child.on('error', reject);
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, signal, stdout, stderr });
     });
     child.stdin.on('error', () => {});
-    child.stdin.end(opts.input ?? '');
+    child.stdin.end(o.input ?? '');
   });
+}
+
+/** Runs the built CLI with `args`; `o.env` is laid over this process's environment, with NO_COLOR=1. */
+export function runCli(args: string[], o: RunOptions = {}): Promise<CliResult> {
+  return runNode([BIN, ...args], { ...o, env: { ...process.env, NO_COLOR: '1', ...o.env } });
+}
+
+/** Runs an ES module program (`node --input-type=module -e program …args`); `env` is laid over this process's. */
+export function runModuleProgram(
+  program: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+  o: Omit<RunOptions, 'env'> = {},
+): Promise<NodeResult> {
+  return runNode(['--input-type=module', '-e', program, ...args], { ...o, env: { ...process.env, ...env } });
 }

@@ -3,64 +3,31 @@
  * servers. Without a server, its suites are skipped with a visible notice, unless MAIL2FA_REQUIRE_MARIADB=1 /
  * MAIL2FA_REQUIRE_POSTGRES=1 (CI), where its absence fails the run.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { describe } from 'vitest';
+import { afterAll, beforeAll, describe, inject } from 'vitest';
+import type { Context } from '../../src/context.js';
+import { testContext, testEnv, type TestContextOptions } from './context.js';
+import {
+  MARIADB_ADMIN_URL,
+  POSTGRES_ADMIN_URL,
+  databaseUrl,
+  mariadbAdminConnection,
+  postgresAdminConnection,
+  probe,
+} from './db-servers.js';
+
+export { MARIADB_ADMIN_URL, POSTGRES_ADMIN_URL, postgresAdminConnection };
 
 export type DbKind = 'sqlite' | 'mariadb' | 'postgres';
 
-export const MARIADB_ADMIN_URL = process.env.MAIL2FA_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
-export const POSTGRES_ADMIN_URL = process.env.MAIL2FA_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REQUIRE_MARIADB = process.env.MAIL2FA_REQUIRE_MARIADB === '1';
 const REQUIRE_POSTGRES = process.env.MAIL2FA_REQUIRE_POSTGRES === '1';
 
-async function adminConnection() {
-  const mysql = await import('mysql2/promise');
-  const u = new URL(MARIADB_ADMIN_URL);
-  return mysql.createConnection({
-    host: u.hostname,
-    port: Number(u.port || 3306),
-    user: decodeURIComponent(u.username || 'root'),
-    password: decodeURIComponent(u.password),
-    connectTimeout: 3000,
-    multipleStatements: true,
-  });
-}
-
-/** A connected pg client as the admin, on `database` (default: the admin URL's own). Call `.end()`. */
-export async function postgresAdminConnection(database?: string) {
-  const { default: pg } = await import('pg');
-  const u = new URL(POSTGRES_ADMIN_URL);
-  const client = new pg.Client({
-    host: u.hostname || '127.0.0.1',
-    port: Number(u.port || 5432),
-    user: decodeURIComponent(u.username || 'postgres'),
-    password: decodeURIComponent(u.password),
-    database: database ?? decodeURIComponent(u.pathname.slice(1) || 'postgres'),
-    connectionTimeoutMillis: 3000,
-  });
-  client.on('error', () => {}); // a server-side disconnect surfaces on the next query instead
-  await client.connect();
-  return client;
-}
-
-async function probe(
-  connect: () => Promise<{ query(sql: string): Promise<unknown>; end(): Promise<void> }>,
-): Promise<string | null> {
-  try {
-    const c = await connect();
-    await c.query('select 1');
-    await c.end();
-    return null;
-  } catch (err) {
-    return (err as Error).message || String((err as { code?: string }).code ?? err);
-  }
-}
-
 const [mariadbProblem, postgresProblem] = await Promise.all([
-  probe(adminConnection),
+  probe(mariadbAdminConnection),
   probe(() => postgresAdminConnection()),
 ]);
 if (mariadbProblem && !REQUIRE_MARIADB) {
@@ -88,53 +55,112 @@ export interface TestDb {
   drop(): Promise<void>;
 }
 
-export async function createTestDb(kind: DbKind): Promise<TestDb> {
+/**
+ * A scratch database of `kind`: empty, or with `migrated`, a copy of the run's migrated template (mail2fa's
+ * schema and the reference mailbox table, as testContext would create them; see db-template.ts). Where the
+ * global setup made no template (a server it could not reach) the copy falls back to an empty database, which
+ * testContext then migrates.
+ */
+export async function createTestDb(kind: DbKind, options: { migrated?: boolean } = {}): Promise<TestDb> {
   const dir = mkdtempSync(join(tmpdir(), 'mail2fa-test-'));
+  const template = options.migrated ? inject('mail2faDbTemplates')?.[kind] : undefined;
   if (kind === 'sqlite') {
-    return {
-      kind,
-      url: `sqlite:${join(dir, 'mail.sqlite')}`,
-      dir,
-      drop: async () => rmSync(dir, { recursive: true, force: true }),
-    };
+    const file = join(dir, 'mail.sqlite');
+    if (typeof template === 'string') copyFileSync(template, file);
+    return { kind, url: `sqlite:${file}`, dir, drop: async () => rmSync(dir, { recursive: true, force: true }) };
   }
   const name = `mail2fa_t_${randomBytes(5).toString('hex')}`;
   if (kind === 'postgres') {
     if (postgresProblem)
       throw new Error(`PostgreSQL required (MAIL2FA_REQUIRE_POSTGRES=1) but not reachable: ${postgresProblem}`);
-    const c = await postgresAdminConnection();
-    await c.query(`CREATE DATABASE "${name}" ENCODING 'UTF8' TEMPLATE template0`);
-    await c.end();
-    const u = new URL(POSTGRES_ADMIN_URL);
-    u.pathname = `/${name}`;
+    const admin = await postgresAdminConnection();
+    try {
+      await admin.query(
+        `CREATE DATABASE "${name}" ENCODING 'UTF8' TEMPLATE ${typeof template === 'string' ? `"${template}"` : 'template0'}`,
+      );
+    } finally {
+      await admin.end();
+    }
     return {
       kind,
-      url: u.toString(),
+      url: databaseUrl(POSTGRES_ADMIN_URL, name),
       dir,
       drop: async () => {
-        const c2 = await postgresAdminConnection();
-        await c2.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-        await c2.end();
+        const dropper = await postgresAdminConnection();
+        await dropper.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+        await dropper.end();
         rmSync(dir, { recursive: true, force: true });
       },
     };
   }
   if (mariadbProblem)
     throw new Error(`MariaDB required (MAIL2FA_REQUIRE_MARIADB=1) but not reachable: ${mariadbProblem}`);
-  const c = await adminConnection();
-  await c.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci`);
-  await c.end();
-  const u = new URL(MARIADB_ADMIN_URL);
-  u.pathname = `/${name}`;
+  const admin = await mariadbAdminConnection();
+  try {
+    await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci`);
+    if (Array.isArray(template)) await admin.query([`USE \`${name}\``, ...template].join(';\n'));
+  } finally {
+    await admin.end();
+  }
   return {
     kind,
-    url: u.toString(),
+    url: databaseUrl(MARIADB_ADMIN_URL, name),
     dir,
     drop: async () => {
-      const c2 = await adminConnection();
-      await c2.query(`DROP DATABASE IF EXISTS \`${name}\``);
-      await c2.end();
+      const dropper = await mariadbAdminConnection();
+      await dropper.query(`DROP DATABASE IF EXISTS \`${name}\``);
+      await dropper.end();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface TestDbFixture {
+  /** The scratch database (its URL and scratch directory). */
+  readonly tdb: TestDb;
+  /** An in-process context on it (testContext), closed after the suite. */
+  readonly ctx: Context;
+  /** The environment to run the built binary with on it: testEnv(tdb) plus the fixture's `env`. */
+  readonly env: Record<string, string>;
+}
+
+/**
+ * The suite's database: a migrated scratch database of `kind` created before the suite's tests (beforeAll) with a
+ * context on it, closed and dropped after them (afterAll). Read its parts inside hooks and tests.
+ */
+export function useTestDb(
+  kind: DbKind,
+  options: {
+    context?: TestContextOptions | ((tdb: TestDb) => TestContextOptions);
+    env?: Record<string, string> | ((tdb: TestDb) => Record<string, string>);
+  } = {},
+): TestDbFixture {
+  let state: { tdb: TestDb; ctx?: Context; env: Record<string, string> } | undefined;
+  beforeAll(async () => {
+    // A configuration of its own may name other tables or a mail system's mailbox table: migrate afresh then.
+    const tdb = await createTestDb(kind, { migrated: !options.context });
+    state = { tdb, env: {} };
+    const contextOptions = typeof options.context === 'function' ? options.context(tdb) : options.context;
+    state.ctx = await testContext(tdb, contextOptions);
+    state.env = testEnv(tdb, typeof options.env === 'function' ? options.env(tdb) : options.env);
+  });
+  afterAll(async () => {
+    await state?.ctx?.close();
+    await state?.tdb.drop();
+  });
+  const ready = () => {
+    if (!state?.ctx) throw new Error('useTestDb: read the fixture inside a hook or test, after its beforeAll');
+    return state as { tdb: TestDb; ctx: Context; env: Record<string, string> };
+  };
+  return {
+    get tdb() {
+      return ready().tdb;
+    },
+    get ctx() {
+      return ready().ctx;
+    },
+    get env() {
+      return ready().env;
     },
   };
 }

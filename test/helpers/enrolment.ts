@@ -10,7 +10,7 @@ import { expect } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { Mail2faError } from '../../src/errors.js';
 import type { CliResult } from './cli.js';
-import { tableNamesOf } from './status-seed.js';
+import { tableNamesOf } from './db-snapshot.js';
 
 export const CODE_IN_TEXT = /verification code is ([0-9]{6})\./;
 

@@ -1,5 +1,5 @@
 /**
- * Real Roundcube for tests (PRODUCT.md §7, §9.1): Debian's roundcube-core 1.6 under /var/lib/roundcube, driven
+ * Real Roundcube for tests: Debian's roundcube-core 1.6 under /var/lib/roundcube, driven
  * through test/php/roundcube-oracle.php (one php process per batch of cases, JSON in and out), and scratch
  * Roundcube databases created from the package's own SQL files.
  */

@@ -23,30 +23,50 @@ export interface Enrolled {
   recoveryCodes: string[];
 }
 
+/** Stores an app factor for `email` (its mailbox already there) as enrolment does; returns the secret and codes. */
+export async function storeTotpFactor(
+  ctx: Context,
+  email: string,
+  secret = generateTotpSecret(),
+): Promise<{ secret: string; recoveryCodes: string[] }> {
+  const recoveryCodes = await accountTransaction(ctx, email, (tx) =>
+    storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account: email, method: 'totp', totpSecret: secret }),
+  );
+  return { secret, recoveryCodes };
+}
+
+/** Stores an SMS factor for `email` (its mailbox already there) as enrolment does; returns the phone and codes. */
+export async function storeSmsFactor(
+  ctx: Context,
+  email: string,
+  phone = '011-45-20123456',
+): Promise<{ e164: string; masked: string; recoveryCodes: string[] }> {
+  const parsed = parsePhone(phone);
+  const recoveryCodes = await accountTransaction(ctx, email, (tx) =>
+    storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, {
+      account: email,
+      method: 'sms',
+      phoneE164: parsed.e164,
+      phoneMasked: parsed.masked,
+    }),
+  );
+  return { e164: parsed.e164, masked: parsed.masked, recoveryCodes };
+}
+
+/** A mailbox (password PASSWORD) with app 2FA on. */
 export async function enrolTotp(
   ctx: Context,
   email: string,
   o: { mailbox?: boolean; active?: boolean } = {},
 ): Promise<Enrolled & { secret: string }> {
   if (o.mailbox !== false) await addMailbox(ctx, email, PASSWORD, { active: o.active });
-  const secret = generateTotpSecret();
-  const recoveryCodes = await accountTransaction(ctx, email, (tx) =>
-    storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, { account: email, method: 'totp', totpSecret: secret }),
-  );
-  return { email, secret, recoveryCodes };
+  return { email, ...(await storeTotpFactor(ctx, email)) };
 }
 
+/** A mailbox (password PASSWORD) with SMS 2FA on. */
 export async function enrolSms(ctx: Context, email: string, phone = '011-45-20123456'): Promise<Enrolled> {
   await addMailbox(ctx, email, PASSWORD);
-  const p = parsePhone(phone);
-  const recoveryCodes = await accountTransaction(ctx, email, (tx) =>
-    storeFactor(tx.trx, ctx.tables, tx.vault(), tx.now, {
-      account: email,
-      method: 'sms',
-      phoneE164: p.e164,
-      phoneMasked: p.masked,
-    }),
-  );
+  const { recoveryCodes } = await storeSmsFactor(ctx, email, phone);
   return { email, recoveryCodes };
 }
 

@@ -1,6 +1,6 @@
 /**
  * Foreign-store fixtures: StoreDeps over a test database, and the schemas of mailcow's `tfa`/`mailbox` and SOGo's
- * `sogo_user_profile` as their projects create them (PRODUCT.md §9.2, §9.3) — on MariaDB with utf8mb4's
+ * `sogo_user_profile` as their projects create them — on MariaDB with utf8mb4's
  * case-insensitive, PAD SPACE collation; on SQLite with COLLATE NOCASE, the nearest thing.
  */
 import { randomBytes } from 'node:crypto';

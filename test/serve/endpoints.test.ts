@@ -4,11 +4,10 @@
  */
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { openMail2fa } from '../../src/index.js';
-import { TEST_KEY, addMailbox, testContext } from '../helpers/context.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
+import { TEST_KEY, addMailbox } from '../helpers/context.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
 import {
   PASSWORD,
   accountState,
@@ -27,20 +26,14 @@ const WHO = { ip: '203.0.113.7', userAgent: 'Mozilla/5.0 (test)' };
 const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 describeEachDb('serve endpoints', (kind) => {
-  let db: TestDb;
-  let ctx: Context;
+  const scratch = useTestDb(kind);
   let serve: ServeProcess;
 
   beforeAll(async () => {
-    db = await createTestDb(kind);
-    ctx = await testContext(db);
-    serve = await startServe(db);
+    serve = await startServe(scratch.tdb);
   }, 30_000);
-
   afterAll(async () => {
     await serve?.stop();
-    await ctx?.close();
-    await db?.drop();
   });
 
   it('listens on a socket with mode 0660 and answers /healthz', async () => {
@@ -52,8 +45,8 @@ describeEachDb('serve endpoints', (kind) => {
   });
 
   it('requires-code: true with a factor, false without; 404 unknown; 400 naming the field', async () => {
-    const on = await enrolTotp(ctx, `rc-on-${kind}@example.com`);
-    await addMailbox(ctx, `rc-off-${kind}@example.com`, PASSWORD);
+    const on = await enrolTotp(scratch.ctx, `rc-on-${kind}@example.com`);
+    await addMailbox(scratch.ctx, `rc-off-${kind}@example.com`, PASSWORD);
     expect((await serve.call('/v1/requires-code', { email: on.email })).body).toEqual({
       ok: true,
       email: on.email,
@@ -78,7 +71,7 @@ describeEachDb('serve endpoints', (kind) => {
   });
 
   it('verify: accepted once (the library answer), replay rejected, audit row as serve:<client> with ip and user agent', async () => {
-    const a = await enrolTotp(ctx, `v-${kind}@example.com`);
+    const a = await enrolTotp(scratch.ctx, `v-${kind}@example.com`);
     const code = totpCode(a.secret, Date.now());
     const first = await serve.call('/v1/verify', { email: a.email, code, ...WHO });
     expect(first.status).toBe(200);
@@ -99,7 +92,7 @@ describeEachDb('serve endpoints', (kind) => {
       failedAttempts: 1,
       lockedUntil: null,
     });
-    const rows = await auditRows(ctx, a.email);
+    const rows = await auditRows(scratch.ctx, a.email);
     const ok = rows.find((r) => r.action === 'verify' && r.outcome === 'ok')!;
     expect(ok.actor).toBe('serve:roundcube');
     expect(JSON.parse(ok.detail!)).toEqual({ code: 'totp', ip: WHO.ip, userAgent: WHO.userAgent });
@@ -114,11 +107,11 @@ describeEachDb('serve endpoints', (kind) => {
   });
 
   it('verify: 400 for a malformed code (nothing counted) or missing ip, 404 unknown, 429 locked with lockedUntil', async () => {
-    const a = await enrolTotp(ctx, `vl-${kind}@example.com`);
+    const a = await enrolTotp(scratch.ctx, `vl-${kind}@example.com`);
     const malformed = await serve.call('/v1/verify', { email: a.email, code: '12 456', ...WHO });
     expect(malformed.status).toBe(400);
     expect(malformed.body).toMatchObject({ ok: false, outcome: 'malformed', error: { field: 'code' } });
-    expect((await accountState(ctx, a.email)).failed).toBe(0);
+    expect((await accountState(scratch.ctx, a.email)).failed).toBe(0);
     const noIp = await serve.call('/v1/verify', { email: a.email, code: '123456' });
     expect(noIp.body).toMatchObject({ error: { field: 'ip', message: '"ip" is required' } });
     const badIp = await serve.call('/v1/verify', { email: a.email, code: '123456', ip: 'localhost' });
@@ -144,7 +137,7 @@ describeEachDb('serve endpoints', (kind) => {
 
   it('enrol an app: start (otpauth URI, grouped secret, SVG QR) → confirm (10 recovery codes, sessions revoked)', async () => {
     const email = `ea-${kind}@example.com`;
-    await addMailbox(ctx, email, PASSWORD);
+    await addMailbox(scratch.ctx, email, PASSWORD);
     const wrongPw = await serve.call('/v1/enrol/start', { email, password: 'nope', method: 'app', ...WHO });
     expect(wrongPw.body).toEqual({
       ok: false,
@@ -188,7 +181,7 @@ describeEachDb('serve endpoints', (kind) => {
     expect(confirm.body).toMatchObject({ ok: true, email, method: 'totp', phoneMasked: null });
     expect(c.recoveryCodes).toHaveLength(10);
     expect(c.sessionsRevokedAt).toMatch(ISO_MS);
-    expect(Date.parse(c.sessionsRevokedAt)).toBe((await accountState(ctx, email)).sessionsRevokedAt);
+    expect(Date.parse(c.sessionsRevokedAt)).toBe((await accountState(scratch.ctx, email)).sessionsRevokedAt);
     const again = await serve.call('/v1/enrol/confirm', {
       email,
       enrolmentId: b.enrolmentId,
@@ -221,7 +214,7 @@ describeEachDb('serve endpoints', (kind) => {
 
   it('enrol SMS: 400 without a phone, start texts a code, confirm with it', async () => {
     const email = `es-${kind}@example.com`;
-    await addMailbox(ctx, email, PASSWORD);
+    await addMailbox(scratch.ctx, email, PASSWORD);
     const noPhone = await serve.call('/v1/enrol/start', { email, password: PASSWORD, method: 'sms', ...WHO });
     expect(noPhone.body).toMatchObject({ error: { field: 'phone' } });
     const badPhone = await serve.call('/v1/enrol/start', {
@@ -241,35 +234,35 @@ describeEachDb('serve endpoints', (kind) => {
       ...WHO,
     });
     expect(start.body).toMatchObject({ ok: true, method: 'sms', phoneMasked: '+45 ****3456' });
-    const code = lastOutboxCode(outboxFile(ctx));
+    const code = lastOutboxCode(outboxFile(scratch.ctx));
     const confirm = await serve.call('/v1/enrol/confirm', { email, enrolmentId: start.body.enrolmentId, code, ...WHO });
     expect(confirm.body).toMatchObject({ ok: true, method: 'sms', phoneMasked: '+45 ****3456' });
   });
 
   it('send-code texts a sign-in code that verify accepts; 409 for an app account', async () => {
-    const a = await enrolSms(ctx, `sc-${kind}@example.com`);
+    const a = await enrolSms(scratch.ctx, `sc-${kind}@example.com`);
     const sent = await serve.call('/v1/send-code', { email: a.email, ...WHO });
     expect(sent.status).toBe(200);
     expect(sent.body).toMatchObject({ ok: true, email: a.email, phoneMasked: '+45 ****3456' });
     expect(sent.body.expiresAt).toMatch(ISO_MS);
-    const code = lastOutboxCode(outboxFile(ctx));
+    const code = lastOutboxCode(outboxFile(scratch.ctx));
     expect((await serve.call('/v1/verify', { email: a.email, code, ...WHO })).body).toMatchObject({
       ok: true,
       kind: 'sms',
     });
-    const app = await enrolTotp(ctx, `sc-app-${kind}@example.com`);
+    const app = await enrolTotp(scratch.ctx, `sc-app-${kind}@example.com`);
     const notSms = await serve.call('/v1/send-code', { email: app.email, ...WHO });
     expect(notSms.status).toBe(409);
     expect(notSms.body).toMatchObject({ error: { code: 'not_sms' } });
   });
 
   it('disable: wrong password is an answer; SMS code on request; then off; again: changed false', async () => {
-    const a = await enrolSms(ctx, `d-${kind}@example.com`);
+    const a = await enrolSms(scratch.ctx, `d-${kind}@example.com`);
     const wrongPw = await serve.call('/v1/disable/send-code', { email: a.email, password: 'nope', ...WHO });
     expect(wrongPw.body).toMatchObject({ ok: false, outcome: 'wrong_password' });
     const sent = await serve.call('/v1/disable/send-code', { email: a.email, password: PASSWORD, ...WHO });
     expect(sent.body).toMatchObject({ ok: true, phoneMasked: '+45 ****3456' });
-    const code = lastOutboxCode(outboxFile(ctx));
+    const code = lastOutboxCode(outboxFile(scratch.ctx));
     const bad = await serve.call('/v1/disable', { email: a.email, password: PASSWORD, code: 'x', ...WHO });
     expect(bad.body).toMatchObject({ error: { field: 'code' } });
     const off = await serve.call('/v1/disable', { email: a.email, password: PASSWORD, code, ...WHO });
@@ -282,7 +275,7 @@ describeEachDb('serve endpoints', (kind) => {
   });
 
   it('recovery-codes regenerate: with a recovery code → 10 new ones; the old ones stop working; 409 when 2FA is off', async () => {
-    const a = await enrolTotp(ctx, `rg-${kind}@example.com`);
+    const a = await enrolTotp(scratch.ctx, `rg-${kind}@example.com`);
     const wrong = await serve.call('/v1/recovery-codes/regenerate', {
       email: a.email,
       password: PASSWORD,
@@ -309,7 +302,7 @@ describeEachDb('serve endpoints', (kind) => {
       kind: 'recovery',
       recoveryCodesLeft: 9,
     });
-    await addMailbox(ctx, `rg-off-${kind}@example.com`, PASSWORD);
+    await addMailbox(scratch.ctx, `rg-off-${kind}@example.com`, PASSWORD);
     const off = await serve.call('/v1/recovery-codes/regenerate', {
       email: `rg-off-${kind}@example.com`,
       password: PASSWORD,
@@ -323,7 +316,7 @@ describeEachDb('serve endpoints', (kind) => {
   it('status and sessions-revoked-at: 404 for unknown accounts; null before any revocation', async () => {
     expect((await serve.call('/v1/status', { email: `nobody-${kind}@example.com` })).status).toBe(404);
     expect((await serve.call('/v1/sessions-revoked-at', { email: `nobody-${kind}@example.com` })).status).toBe(404);
-    await addMailbox(ctx, `st-${kind}@example.com`, PASSWORD);
+    await addMailbox(scratch.ctx, `st-${kind}@example.com`, PASSWORD);
     expect((await serve.call('/v1/sessions-revoked-at', { email: `st-${kind}@example.com` })).body).toEqual({
       ok: true,
       email: `st-${kind}@example.com`,
@@ -372,8 +365,8 @@ describeEachDb('serve endpoints', (kind) => {
   });
 
   it("after customer service's temporary code: requires-code true, enrol needs that code until it is used at sign-in", async () => {
-    const a = await enrolTotp(ctx, `tmp-${kind}@example.com`);
-    const temp = await issueTemporaryCode(ctx, a.email);
+    const a = await enrolTotp(scratch.ctx, `tmp-${kind}@example.com`);
+    const temp = await issueTemporaryCode(scratch.ctx, a.email);
     expect((await serve.call('/v1/requires-code', { email: a.email })).body).toMatchObject({ requiresCode: true });
     const blocked = await serve.call('/v1/enrol/start', { email: a.email, password: PASSWORD, method: 'app', ...WHO });
     expect(blocked.status).toBe(409);
@@ -385,27 +378,30 @@ describeEachDb('serve endpoints', (kind) => {
   });
 
   it('recovery-codes/send-code texts an SMS account a code that regenerate accepts', async () => {
-    const a = await enrolSms(ctx, `rgs-${kind}@example.com`);
+    const a = await enrolSms(scratch.ctx, `rgs-${kind}@example.com`);
     const sent = await serve.call('/v1/recovery-codes/send-code', { email: a.email, password: PASSWORD, ...WHO });
     expect(sent.body).toMatchObject({ ok: true, phoneMasked: '+45 ****3456' });
     const r = await serve.call('/v1/recovery-codes/regenerate', {
       email: a.email,
       password: PASSWORD,
-      code: lastOutboxCode(outboxFile(ctx)),
+      code: lastOutboxCode(outboxFile(scratch.ctx)),
       ...WHO,
     });
     expect(r.body).toMatchObject({ ok: true, method: 'sms', codeKind: 'sms' });
-    const app = await enrolTotp(ctx, `rgs-app-${kind}@example.com`);
+    const app = await enrolTotp(scratch.ctx, `rgs-app-${kind}@example.com`);
     expect(
       (await serve.call('/v1/recovery-codes/send-code', { email: app.email, password: PASSWORD, ...WHO })).body,
     ).toMatchObject({ error: { code: 'not_sms' } });
   });
 
   it('verify answers byte for byte as the library does (accepted, rejected, locked, malformed, unknown)', async () => {
-    const mfa = await openMail2fa({ db: db.url, env: { MAIL2FA_KEY: TEST_KEY, MAIL2FA_HOME: `${db.dir}/home` } });
+    const mfa = await openMail2fa({
+      db: scratch.tdb.url,
+      env: { MAIL2FA_KEY: TEST_KEY, MAIL2FA_HOME: `${scratch.tdb.dir}/home` },
+    });
     try {
-      const viaServe = await enrolTotp(ctx, `par-s-${kind}@example.com`);
-      const viaLib = await enrolTotp(ctx, `par-l-${kind}@example.com`);
+      const viaServe = await enrolTotp(scratch.ctx, `par-s-${kind}@example.com`);
+      const viaLib = await enrolTotp(scratch.ctx, `par-l-${kind}@example.com`);
       const both = async (code: (a: { secret: string }) => string, mailS = viaServe.email, mailL = viaLib.email) => {
         const served = await serve.call('/v1/verify', { email: mailS, code: code(viaServe), ...WHO });
         const lib = JSON.parse(JSON.stringify(await mfa.verifyCode(mailL, code(viaLib)))) as Record<string, unknown>;

@@ -7,12 +7,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as net from 'node:net';
 import { createServer, type Server, type Socket } from 'node:net';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import type { Context } from '../../src/context.js';
+import { afterAll, afterEach, expect, it } from 'vitest';
 import { sqliteFile } from '../../src/db/connection.js';
 import { totpCode } from '../../src/totp/totp.js';
-import { addMailbox, testContext } from '../helpers/context.js';
-import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
+import { addMailbox } from '../helpers/context.js';
+import { describeEachDb, useTestDb } from '../helpers/db.js';
 import {
   PASSWORD,
   accountState,
@@ -30,28 +29,17 @@ import { startServe, type Reply, type ServeProcess } from '../helpers/serve.js';
 const WHO = { ip: '198.51.100.23', userAgent: 'Reliability/1.0' };
 
 describeEachDb('serve reliability', (kind) => {
-  let db: TestDb;
-  let ctx: Context;
+  const scratch = useTestDb(kind);
   let serve: ServeProcess | undefined;
-
-  beforeAll(async () => {
-    db = await createTestDb(kind);
-    ctx = await testContext(db);
-  }, 30_000);
 
   afterEach(async () => {
     await serve?.stop();
     serve = undefined;
   });
 
-  afterAll(async () => {
-    await ctx?.close();
-    await db?.drop();
-  });
-
   it('50 concurrent verifies of one code: exactly one accepted', async () => {
-    serve = await startServe(db);
-    const a = await enrolTotp(ctx, `race-${kind}@example.com`);
+    serve = await startServe(scratch.tdb);
+    const a = await enrolTotp(scratch.ctx, `race-${kind}@example.com`);
     const code = totpCode(a.secret, Date.now());
     const replies = await Promise.all(
       Array.from({ length: 50 }, () => serve!.call('/v1/verify', { email: a.email, code, ...WHO })),
@@ -81,30 +69,32 @@ describeEachDb('serve reliability', (kind) => {
           (r.status === 429 && r.body.outcome === 'locked'),
       ),
     ).toBe(true);
-    expect((await auditRows(ctx, a.email)).filter((r) => r.action === 'verify' && r.outcome === 'ok')).toHaveLength(1);
+    expect(
+      (await auditRows(scratch.ctx, a.email)).filter((r) => r.action === 'verify' && r.outcome === 'ok'),
+    ).toHaveLength(1);
   }, 30_000);
 
   it('the lockout holds under a parallel burst of wrong codes: 5 counted, the rest locked, then a right code is refused too', async () => {
-    serve = await startServe(db);
-    const a = await enrolTotp(ctx, `burst-${kind}@example.com`);
+    serve = await startServe(scratch.tdb);
+    const a = await enrolTotp(scratch.ctx, `burst-${kind}@example.com`);
     const wrong = wrongTotp(a.secret, Date.now());
     const replies = await Promise.all(
       Array.from({ length: 20 }, () => serve!.call('/v1/verify', { email: a.email, code: wrong, ...WHO })),
     );
     expect(replies.filter((r) => r.body.outcome === 'rejected')).toHaveLength(5);
     expect(replies.filter((r) => r.status === 429 && r.body.outcome === 'locked')).toHaveLength(15);
-    const state = await accountState(ctx, a.email);
+    const state = await accountState(scratch.ctx, a.email);
     expect(state.failed).toBe(5);
     expect(state.lockedUntil).toBeGreaterThan(Date.now());
-    expect((await auditRows(ctx, a.email)).filter((r) => r.action === 'lockout')).toHaveLength(1);
+    expect((await auditRows(scratch.ctx, a.email)).filter((r) => r.action === 'lockout')).toHaveLength(1);
     const right = await serve.call('/v1/verify', { email: a.email, code: totpCode(a.secret, Date.now()), ...WHO });
     expect(right.status).toBe(429);
   }, 30_000);
 
   it('SIGTERM with requests in flight: each one answered or cleanly refused, none half-applied', async () => {
-    serve = await startServe(db);
+    serve = await startServe(scratch.tdb);
     const accounts = [];
-    for (let i = 0; i < 16; i++) accounts.push(await enrolTotp(ctx, `term-${i}-${kind}@example.com`));
+    for (let i = 0; i < 16; i++) accounts.push(await enrolTotp(scratch.ctx, `term-${i}-${kind}@example.com`));
     const s = serve;
     let signalled = false;
     const results = await Promise.all(
@@ -127,8 +117,8 @@ describeEachDb('serve reliability', (kind) => {
     let answered = 0;
     for (const [i, a] of accounts.entries()) {
       const r = results[i]!;
-      const rows = await twoFactorRows(ctx, a.email);
-      const disabledRows = (await auditRows(ctx, a.email)).filter(
+      const rows = await twoFactorRows(scratch.ctx, a.email);
+      const disabledRows = (await auditRows(scratch.ctx, a.email)).filter(
         (row) => row.action === 'disable' && row.outcome === 'ok',
       );
       if (!(r instanceof Error) && r.status === 200) {
@@ -150,9 +140,9 @@ describeEachDb('serve reliability', (kind) => {
   }, 30_000);
 
   it('no password, code, secret or phone number in the log: one JSON line per request', async () => {
-    serve = await startServe(db);
+    serve = await startServe(scratch.tdb);
     const email = `log-${kind}@example.com`;
-    await addMailbox(ctx, email, PASSWORD);
+    await addMailbox(scratch.ctx, email, PASSWORD);
     const start = await serve.call('/v1/enrol/start', { email, password: PASSWORD, method: 'app', ...WHO });
     const secret = new URL(start.body.otpauthUri as string).searchParams.get('secret')!;
     const confirmCode = totpCode(secret, Date.now());
@@ -166,9 +156,9 @@ describeEachDb('serve reliability', (kind) => {
     await serve.call('/v1/verify', { email, code: recovery[3], ...WHO });
     await serve.call('/v1/verify', { email, code: 'not-a-code!', ...WHO });
     await serve.call('/v1/recovery-codes/regenerate', { email, password: 'Wrong-Pass-xyz', code: recovery[4], ...WHO });
-    const sms = await enrolSms(ctx, `log-sms-${kind}@example.com`, '011-45-20987654');
+    const sms = await enrolSms(scratch.ctx, `log-sms-${kind}@example.com`, '011-45-20987654');
     await serve.call('/v1/send-code', { email: sms.email, ...WHO });
-    const smsCode = lastOutboxCode(outboxFile(ctx));
+    const smsCode = lastOutboxCode(outboxFile(scratch.ctx));
     await serve.call('/v1/disable', { email: sms.email, password: PASSWORD, code: smsCode, ...WHO });
     await serve.stop();
     const log = serve.stderr();
@@ -212,13 +202,13 @@ describeEachDb('serve reliability', (kind) => {
 
   if (kind === 'mariadb') {
     it('the database goes away mid-request → 503 (nothing accepted), then healthy again without a restart', async () => {
-      const proxy = new TcpProxy(new URL(db.url).port ? Number(new URL(db.url).port) : 3306);
+      const proxy = new TcpProxy(new URL(scratch.tdb.url).port ? Number(new URL(scratch.tdb.url).port) : 3306);
       const port = await proxy.start(0);
-      const viaProxy = new URL(db.url);
+      const viaProxy = new URL(scratch.tdb.url);
       viaProxy.hostname = '127.0.0.1';
       viaProxy.port = String(port);
-      serve = await startServe(db, { dbUrl: viaProxy.toString() });
-      const a = await enrolTotp(ctx, `down-${kind}@example.com`);
+      serve = await startServe(scratch.tdb, { dbUrl: viaProxy.toString() });
+      const a = await enrolTotp(scratch.ctx, `down-${kind}@example.com`);
       expect((await serve.call('/healthz')).status).toBe(200);
       proxy.hold = true;
       const code = totpCode(a.secret, Date.now());
@@ -250,14 +240,14 @@ describeEachDb('serve reliability', (kind) => {
     }, 40_000);
   } else {
     it('the database file cannot be written → 503 (nothing accepted), then served again without a restart', async (t) => {
-      const file = sqliteFile(db.url);
+      const file = sqliteFile(scratch.tdb.url);
       if (!chattr('+i', file)) {
         t.skip();
         return;
       }
       chattr('-i', file);
-      serve = await startServe(db);
-      const a = await enrolTotp(ctx, `down-${kind}@example.com`);
+      serve = await startServe(scratch.tdb);
+      const a = await enrolTotp(scratch.ctx, `down-${kind}@example.com`);
       expect((await serve.call('/v1/requires-code', { email: a.email })).status).toBe(200);
       const code = totpCode(a.secret, Date.now());
       // The WAL and the database file refuse writes (never the -shm file: it is memory-mapped).
@@ -328,19 +318,11 @@ class TcpProxy {
 }
 
 describeEachDb('serve and the SMS gateway', (kind) => {
-  let db: TestDb;
-  let ctx: Context;
+  const scratch = useTestDb(kind);
   let serve: ServeProcess | undefined;
-
-  beforeAll(async () => {
-    db = await createTestDb(kind);
-    ctx = await testContext(db);
-  }, 30_000);
 
   afterAll(async () => {
     await serve?.stop();
-    await ctx?.close();
-    await db?.drop();
   });
 
   it('gateway down → 503 without details and no code stored; the 4th send in 15 minutes → 429 with retryAfter', async () => {
@@ -348,22 +330,22 @@ describeEachDb('serve and the SMS gateway', (kind) => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
     const port = (closed.address() as { port: number }).port;
     await new Promise<void>((r) => closed.close(() => r()));
-    const config = writeConfig(db.dir, 'gateway-down', {
+    const config = writeConfig(scratch.tdb.dir, 'gateway-down', {
       sms: { transport: 'webhook', timeoutMs: 1000, webhook: { url: `http://127.0.0.1:${port}/sms` } },
     });
-    serve = await startServe(db, { args: ['--config', config], socketName: 'down.sock' });
-    const a = await enrolSms(ctx, `gw-${kind}@example.com`);
+    serve = await startServe(scratch.tdb, { args: ['--config', config], socketName: 'down.sock' });
+    const a = await enrolSms(scratch.ctx, `gw-${kind}@example.com`);
     const down = await serve.call('/v1/send-code', { email: a.email, ...WHO });
     expect(down.status).toBe(503);
     expect(down.body).toEqual({
       ok: false,
       error: { code: 'unavailable', message: 'service temporarily unavailable' },
     });
-    expect((await twoFactorRows(ctx, a.email)).challenges).toBe(0);
+    expect((await twoFactorRows(scratch.ctx, a.email)).challenges).toBe(0);
     await serve.stop();
     expect(serve.stderr()).toContain('sms_unavailable');
 
-    serve = await startServe(db, { socketName: 'up.sock' });
+    serve = await startServe(scratch.tdb, { socketName: 'up.sock' });
     for (let i = 0; i < 3; i++)
       expect((await serve.call('/v1/send-code', { email: a.email, ...WHO })).status).toBe(200);
     const limited = await serve.call('/v1/send-code', { email: a.email, ...WHO });
