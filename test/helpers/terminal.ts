@@ -5,7 +5,6 @@
 import pty from 'node-pty';
 import { BIN } from './cli.js';
 
- 
 const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]|\u001b[()][0-9A-Za-z]|\u001b[=>]/g;
 
 export interface TerminalOptions {
