@@ -75,7 +75,7 @@ describeEachDb('status batching', (kind) => {
   it.runIf(kind === 'sqlite')(
     'SQLite: the connection keeps its own page cache size after a status read (which runs with 2 MB)',
     async () => {
-      const db = await ctx.db();
+      const db = await scratch.ctx.db();
       const cacheSize = async () =>
         ((await db.knex.raw('PRAGMA cache_size')) as { cache_size: number }[])[0]!.cache_size;
       const before = await cacheSize();
@@ -95,7 +95,7 @@ describeEachDb('status batching', (kind) => {
       };
       await client.releaseConnection(conn);
       const seen: number[] = [];
-      const deps = { db, tables: ctx.tables, mapping: ctx.mapping, now: ctx.now };
+      const deps = { db, tables: scratch.ctx.tables, mapping: scratch.ctx.mapping, now: scratch.ctx.now };
       for await (const b of statusBatches(deps, { kind: 'all' })) seen.push(b.length);
       expect(await cacheSize()).toBe(before);
       for await (const b of statusBatches(deps, { kind: 'emails', emails: [email(1), email(2)] })) seen.push(b.length);
