@@ -6,12 +6,32 @@
  *
  * The cache is only an accelerator: V8 checks it against the source and against its own version and flags, and
  * compiles from the source as usual when it does not fit (another Node version, a changed file, --cpu-prof …).
+ * V8 does not checksum the cache's contents in release builds: a cache damaged on disk with its length intact
+ * crashes the process. So each cache file ends in a CRC-32 of the data before it, checked here; a cache whose
+ * CRC does not match is not handed to V8.
  * Part of the bundle (imported by the stand-in module for `knex`) and used by the build to write the cache.
  */
 import { readFileSync } from 'node:fs';
 import { Module, createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { Script } from 'node:vm';
+import { crc32 } from 'node:zlib';
+
+const CRC_BYTES = 4;
+
+/** The build's file contents for a code cache: the data, then its CRC-32 (big-endian). */
+export function sealCache(data) {
+  const crc = Buffer.alloc(CRC_BYTES);
+  crc.writeUInt32BE(crc32(data));
+  return Buffer.concat([data, crc]);
+}
+
+/** The code cache in a cache file's contents, or undefined when it is too short or its CRC-32 does not match. */
+function openCache(contents) {
+  if (contents.length <= CRC_BYTES) return undefined;
+  const data = contents.subarray(0, contents.length - CRC_BYTES);
+  return crc32(data) === contents.readUInt32BE(contents.length - CRC_BYTES) ? data : undefined;
+}
 
 /** Bundled CommonJS files, by file name: `require('./mysql2.cjs')` inside knex.cjs goes through the cache too. */
 const loaded = new Map();
@@ -23,7 +43,7 @@ export function loadCommonJs(file) {
   const source = readFileSync(file, 'utf8');
   let cachedData;
   try {
-    cachedData = readFileSync(`${file}.cache`);
+    cachedData = openCache(readFileSync(`${file}.cache`));
   } catch {
     // no cache written (a build without it): compiled from source
   }

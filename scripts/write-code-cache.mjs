@@ -10,7 +10,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { codeCaches, loadCommonJs } from './code-cache-loader.mjs';
+import { codeCaches, loadCommonJs, sealCache } from './code-cache-loader.mjs';
 
 const dir = resolve(process.argv[2] ?? 'bundle');
 
@@ -75,7 +75,7 @@ mysql.raw('INSERT INTO ?? (account) VALUES (?) ON DUPLICATE KEY UPDATE account =
 await mysql.destroy();
 
 for (const { file, name, data, cacheRejected } of codeCaches()) {
-  writeFileSync(`${file}.cache`, data);
+  writeFileSync(`${file}.cache`, sealCache(data));
   process.stdout.write(
     `${name}.cache: ${data.length} bytes${cacheRejected === false ? ' (an older cache was used)' : ''}\n`,
   );

@@ -5,7 +5,8 @@
  * Node that runs the tests, in a process of its own with default flags.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -32,5 +33,29 @@ describe.skipIf(!existsSync(join(BUNDLE, 'knex.cjs')))('bundle code caches', () 
       ['knex.cjs', false],
       ['mysql2.cjs', false],
     ]);
+  });
+
+  it('a cache damaged inside (bytes flipped, length kept) is not used: the file compiles from source', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mail2fa-cache-'));
+    try {
+      const file = join(dir, 'commander.cjs');
+      copyFileSync(join(BUNDLE, 'commander.cjs'), file);
+      const cache = readFileSync(join(BUNDLE, 'commander.cjs.cache'));
+      for (let i = cache.length >> 1; i < (cache.length >> 1) + 4000 && i < cache.length; i++) cache[i]! ^= 0xff;
+      writeFileSync(`${file}.cache`, cache);
+      const loader = pathToFileURL(join(ROOT, 'scripts', 'code-cache-loader.mjs')).href;
+      const script = [
+        `const { loadCommonJs, codeCaches } = await import(${JSON.stringify(loader)});`,
+        `const { Command } = loadCommonJs(${JSON.stringify(file)});`,
+        "new Command('x').option('--db <url>').parse(['node', 'x', '--db', 'y']);",
+        'console.log(JSON.stringify(codeCaches().map((c) => c.cacheRejected)));',
+      ].join('\n');
+      const env = { ...process.env, NODE_OPTIONS: '' };
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
+      expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: 0, signal: null, stderr: '' });
+      expect(JSON.parse(r.stdout)).not.toEqual([false]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
