@@ -13,7 +13,14 @@ import { totpCode } from '../../src/totp/totp.js';
 import { runCli, runModuleProgram } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox } from '../helpers/context.js';
-import { SmsGateway, closedPort, writeConfig, jsonDocument as json } from '../helpers/enrolment.js';
+import {
+  SmsGateway,
+  closedPort,
+  writeConfig,
+  jsonDocument as json,
+  accountRows,
+  expectNothingStored,
+} from '../helpers/enrolment.js';
 
 // Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.
 vi.setConfig({ testTimeout: 120_000 });
@@ -75,17 +82,8 @@ describeEachDb('enable (built binary)', (kind) => {
     return email;
   }
   const knex = async () => (await scratch.ctx.db()).knex;
-  const rows = async (table: string, account: string) =>
-    (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
-  const nothingStored = async (account: string) => {
-    for (const table of [
-      scratch.ctx.tables.factor,
-      scratch.ctx.tables.recoveryCode,
-      scratch.ctx.tables.enrolment,
-      scratch.ctx.tables.challenge,
-    ])
-      expect(await rows(table, account)).toEqual([]);
-  };
+  const rows = (table: string, account: string) => accountRows(scratch.ctx, table, account);
+  const nothingStored = (account: string) => expectNothingStored(scratch.ctx, account);
   const cli = (args: string[], input?: string, extraEnv: Record<string, string> = {}) =>
     runCli(args, { env: { ...scratch.env, ...extraEnv }, input });
   const startApp = async (email: string) => {

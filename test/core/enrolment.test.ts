@@ -23,7 +23,16 @@ import { Vault } from '../../src/core/vault.js';
 import { timeStep, totpCode } from '../../src/totp/totp.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
-import { failure, lastOutboxCode, outboxMessages, writeConfig } from '../helpers/enrolment.js';
+import {
+  failure,
+  lastOutboxCode,
+  outboxMessages,
+  writeConfig,
+  accountRows,
+  auditRows,
+  checkAtSignIn,
+  expectNothingStored,
+} from '../helpers/enrolment.js';
 
 const PW = 'correct horse';
 
@@ -57,31 +66,13 @@ describeEachDb('enrolment core', (kind) => {
     return email;
   }
   const knex = async () => (await scratch.ctx.db()).knex;
-  const rows = async (table: string, account: string) =>
-    (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
+  const rows = (table: string, account: string) => accountRows(scratch.ctx, table, account);
   const state = async (account: string) =>
     (await rows(scratch.ctx.tables.accountState, account))[0] as
       { failed_attempts: number; locked_until: unknown; sessions_revoked_at: unknown } | undefined;
   const audit = async (account: string) =>
-    (
-      (await (
-        await knex()
-      )(scratch.ctx.tables.audit)
-        .where({ account })
-        .orderBy('id')
-        .select('action', 'outcome', 'reason', 'detail')) as {
-        action: string;
-        outcome: string;
-        reason: string | null;
-        detail: string | null;
-      }[]
-    ).map((r) => [r.action, r.outcome, r.reason]);
-  const nothingStored = async (account: string) => {
-    expect(await rows(scratch.ctx.tables.factor, account)).toEqual([]);
-    expect(await rows(scratch.ctx.tables.recoveryCode, account)).toEqual([]);
-    expect(await rows(scratch.ctx.tables.enrolment, account)).toEqual([]);
-    expect(await rows(scratch.ctx.tables.challenge, account)).toEqual([]);
-  };
+    (await auditRows(scratch.ctx, account)).map((r) => [r.action, r.outcome, r.reason]);
+  const nothingStored = (account: string) => expectNothingStored(scratch.ctx, account);
   const startApp = (email: string, o: { force?: boolean; password?: string; currentCode?: string } = {}) =>
     startEnrolment(scratch.ctx, {
       email,
@@ -163,15 +154,7 @@ describeEachDb('enrolment core', (kind) => {
       const started = await startApp(email);
       const code = codeFor(started);
       await confirmEnrolment(scratch.ctx, { email, code });
-      const check = (c: string) =>
-        accountTransaction(scratch.ctx, email, async (tx) =>
-          checkSecondFactor(
-            tx,
-            await readFactor(tx.trx, scratch.ctx.tables, email),
-            { form: 'digits', value: c },
-            new Set(['totp']),
-          ),
-        );
+      const check = (c: string) => checkAtSignIn(scratch.ctx, email, { form: 'digits', value: c }, ['totp']);
       expect(await check(code)).toBeNull();
       clock.advance(30_000);
       expect(await check(codeFor(started))).toBe('totp');
@@ -511,15 +494,7 @@ describeEachDb('enrolment core', (kind) => {
       });
       const enrolCode = lastOutboxCode(outbox);
       expect(outboxMessages(outbox).at(-1)!.to).toBe('+4531123456');
-      const signIn = (c: string) =>
-        accountTransaction(scratch.ctx, email, async (tx) =>
-          checkSecondFactor(
-            tx,
-            await readFactor(tx.trx, scratch.ctx.tables, email),
-            { form: 'digits', value: c },
-            new Set(['sms']),
-          ),
-        );
+      const signIn = (c: string) => checkAtSignIn(scratch.ctx, email, { form: 'digits', value: c }, ['sms']);
       expect(await signIn(enrolCode)).toBeNull();
 
       // A sign-in code texted to the OLD phone (send-code) cannot confirm the new one.
