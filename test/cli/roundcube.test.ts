@@ -9,8 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { rcubeEncrypt } from '../../src/stores/rcube-crypto.js';
-import { base32, pluginJson } from '../../src/stores/roundcube-plugin.js';
+import { base32 } from '../../src/stores/roundcube-plugin.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
@@ -22,7 +21,7 @@ import {
   runOracle,
   type RoundcubeDb,
 } from '../helpers/roundcube.js';
-import { insertUser, preferencesOf } from '../helpers/roundcube-store.js';
+import { encryptedPluginValue, insertUser, preferencesOf } from '../helpers/roundcube-store.js';
 
 const DES_KEY = 'Rc-cli-des-key-01234567!';
 const PASSWORD = 'correct horse';
@@ -31,12 +30,8 @@ afterAll(() => rcConf.cleanup());
 
 const OTHER = 's:8:"timezone";s:13:"Europe/Berlin";s:9:"signature";s:7:"Grüße";';
 function prefs(secret: string, codes: string[]): string {
-  const blob = rcubeEncrypt(
-    { desKey: Buffer.from(DES_KEY), cipher: 'aes-256-gcm' },
-    Buffer.from(pluginJson({ secret, activate: true, recoveryCodes: codes, order: [] })),
-    randomBytes,
-  );
-  return `a:3:{${OTHER}s:24:"twofactor_gauthenticator";s:${blob.length}:"${blob}";}`;
+  const value = encryptedPluginValue(DES_KEY, 'aes-256-gcm', { secret, recoveryCodes: codes });
+  return `a:3:{${OTHER}s:24:"twofactor_gauthenticator";${value}}`;
 }
 
 describeRoundcubeEachDb('Roundcube store (CLI)', (kind) => {

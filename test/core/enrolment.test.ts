@@ -29,10 +29,10 @@ import {
   outboxMessages,
   writeConfig,
   accountRows,
-  auditRows,
   checkAtSignIn,
   expectNothingStored,
 } from '../helpers/enrolment.js';
+import { auditRows } from '../helpers/seed-2fa.js';
 
 const PW = 'correct horse';
 

@@ -115,24 +115,6 @@ export async function accountRows(ctx: Context, table: string, account: string):
   return (await (await ctx.db()).knex(table).where({ account }).select('*')) as Record<string, unknown>[];
 }
 
-export interface AuditRow {
-  action: string;
-  outcome: string;
-  reason: string | null;
-  detail: string | null;
-}
-
-/** The account's audit rows, oldest first. */
-export async function auditRows(ctx: Context, account: string): Promise<AuditRow[]> {
-  return (await (
-    await ctx.db()
-  )
-    .knex(ctx.tables.audit)
-    .where({ account })
-    .orderBy('id')
-    .select('action', 'outcome', 'reason', 'detail')) as AuditRow[];
-}
-
 /** Fails unless the account has no factor, recovery code, enrolment or challenge row. */
 export async function expectNothingStored(ctx: Context, account: string): Promise<void> {
   for (const table of [ctx.tables.factor, ctx.tables.recoveryCode, ctx.tables.enrolment, ctx.tables.challenge])
