@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { readFactor } from '../../src/core/factors.js';
-import { Vault } from '../../src/core/vault.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli, runModuleProgram } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
@@ -20,6 +19,7 @@ import {
   jsonDocument as json,
   accountRows,
   expectNothingStored,
+  openFactorColumn,
 } from '../helpers/enrolment.js';
 
 // Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.
@@ -135,14 +135,7 @@ describeEachDb('enable (built binary)', (kind) => {
     expect(doc.recoveryCodes).toHaveLength(10);
     expect(Date.parse(doc.sessionsRevokedAt)).toBeGreaterThan(Date.now() - 60_000);
     const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
-    expect(
-      new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, Date.now).open(
-        scratch.ctx.tables.factor,
-        'secret_ct',
-        email,
-        factor.secret_ct!,
-      ),
-    ).toBe(started.secret);
+    expect(openFactorColumn(scratch.ctx, email, 'secret_ct', factor.secret_ct!)).toBe(started.secret);
     expect(await rows(scratch.ctx.tables.enrolment, email)).toEqual([]);
     expect((await rows(scratch.ctx.tables.accountState, email))[0]!.sessions_revoked_at).not.toBeNull();
   });

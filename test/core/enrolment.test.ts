@@ -19,7 +19,6 @@ import { accountTransaction } from '../../src/core/guard.js';
 import { sendSignInCode } from '../../src/core/send-code.js';
 import { checkSecondFactor } from '../../src/core/factor-check.js';
 import { recoverAccount } from '../../src/core/recover.js';
-import { Vault } from '../../src/core/vault.js';
 import { timeStep, totpCode } from '../../src/totp/totp.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
@@ -31,6 +30,7 @@ import {
   accountRows,
   checkAtSignIn,
   expectNothingStored,
+  openFactorColumn,
 } from '../helpers/enrolment.js';
 import { auditRows } from '../helpers/seed-2fa.js';
 
@@ -127,14 +127,7 @@ describeEachDb('enrolment core', (kind) => {
 
       const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
       expect(factor.method).toBe('totp');
-      expect(
-        new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now).open(
-          scratch.ctx.tables.factor,
-          'secret_ct',
-          email,
-          factor.secret_ct!,
-        ),
-      ).toBe(started.totp!.secret);
+      expect(openFactorColumn(scratch.ctx, email, 'secret_ct', factor.secret_ct!)).toBe(started.totp!.secret);
       expect(factor.last_totp_step).toBe(timeStep(clock.now));
       expect(await rows(scratch.ctx.tables.enrolment, email)).toEqual([]);
       expect(await rows(scratch.ctx.tables.recoveryCode, email)).toHaveLength(10);
@@ -311,14 +304,7 @@ describeEachDb('enrolment core', (kind) => {
       const done = await confirmEnrolment(scratch.ctx, { email, code: codeFor(second) });
       expect(done.replaced).toBe('totp');
       const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
-      expect(
-        new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now).open(
-          scratch.ctx.tables.factor,
-          'secret_ct',
-          email,
-          factor.secret_ct!,
-        ),
-      ).toBe(second.totp!.secret);
+      expect(openFactorColumn(scratch.ctx, email, 'secret_ct', factor.secret_ct!)).toBe(second.totp!.secret);
       expect(await rows(scratch.ctx.tables.recoveryCode, email)).toHaveLength(10);
     });
 
@@ -446,14 +432,7 @@ describeEachDb('enrolment core', (kind) => {
         phone_masked: '+45 ****3456',
         last_totp_step: null,
       });
-      expect(
-        new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now).open(
-          scratch.ctx.tables.factor,
-          'phone_ct',
-          email,
-          factor.phone_ct!,
-        ),
-      ).toBe('+4520123456');
+      expect(openFactorColumn(scratch.ctx, email, 'phone_ct', factor.phone_ct!)).toBe('+4520123456');
       expect(await rows(scratch.ctx.tables.challenge, email)).toEqual([]);
       expect(await rows(scratch.ctx.tables.enrolment, email)).toEqual([]);
       expect((await audit(email)).map((a) => a[0])).toEqual(['enable-send-code', 'enable-start', 'enable']);
@@ -506,14 +485,7 @@ describeEachDb('enrolment core', (kind) => {
       const done = await confirmEnrolment(scratch.ctx, { email, code: enrolCode });
       expect(done).toMatchObject({ phone: '+45 ****3456', replaced: 'sms' });
       const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
-      expect(
-        new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now).open(
-          scratch.ctx.tables.factor,
-          'phone_ct',
-          email,
-          factor.phone_ct!,
-        ),
-      ).toBe('+4531123456');
+      expect(openFactorColumn(scratch.ctx, email, 'phone_ct', factor.phone_ct!)).toBe('+4531123456');
     });
 
     it('only the newest enrolment code is valid; a used one is not accepted twice', async () => {

@@ -7,7 +7,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { readFactor } from '../../src/core/factors.js';
-import { Vault } from '../../src/core/vault.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { Terminal } from '../helpers/terminal.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
@@ -19,6 +18,7 @@ import {
   accountRows,
   checkAtSignIn,
   expectNothingStored,
+  openFactorColumn,
 } from '../helpers/enrolment.js';
 import { decodeQrFromScreen } from '../helpers/qr-screen.js';
 
@@ -48,7 +48,6 @@ describeEachDb('enable in a real terminal', (kind) => {
     return email;
   }
   const knex = async () => (await scratch.ctx.db()).knex;
-  const vault = () => new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, Date.now);
   const rows = (table: string, account: string) => accountRows(scratch.ctx, table, account);
   const recoveryCodesOnScreen = (screen: string) => [
     ...new Set(screen.match(/\b[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}\b/g) ?? []),
@@ -101,7 +100,7 @@ describeEachDb('enable in a real terminal', (kind) => {
     expect(end).toContain('You have been signed out and will be asked to sign in once more.');
     const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
     expect(factor.method).toBe('totp');
-    expect(vault().open(scratch.ctx.tables.factor, 'secret_ct', email, factor.secret_ct!)).toBe(secret);
+    expect(openFactorColumn(scratch.ctx, email, 'secret_ct', factor.secret_ct!)).toBe(secret);
     expect(factor.last_totp_step).not.toBeNull();
     expect((await rows(scratch.ctx.tables.accountState, email))[0]!.failed_attempts).toBe(0);
     await expectEnrolled(email, end.slice(mark));
@@ -131,7 +130,7 @@ describeEachDb('enable in a real terminal', (kind) => {
     expect(end).toContain('type the one-time code received');
     const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
     expect(factor).toMatchObject({ method: 'sms', phone_masked: '+45 ****3456' });
-    expect(vault().open(scratch.ctx.tables.factor, 'phone_ct', email, factor.phone_ct!)).toBe('+4520123456');
+    expect(openFactorColumn(scratch.ctx, email, 'phone_ct', factor.phone_ct!)).toBe('+4520123456');
     await expectEnrolled(email, end.slice(mark));
   });
 

@@ -11,6 +11,7 @@ import type { Context } from '../../src/context.js';
 import { checkSecondFactor, type CodeKind, type ParsedCode } from '../../src/core/factor-check.js';
 import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
+import { Vault } from '../../src/core/vault.js';
 import { Mail2faError } from '../../src/errors.js';
 import type { CliResult } from './cli.js';
 import { tableNamesOf } from './db-snapshot.js';
@@ -119,6 +120,16 @@ export async function accountRows(ctx: Context, table: string, account: string):
 export async function expectNothingStored(ctx: Context, account: string): Promise<void> {
   for (const table of [ctx.tables.factor, ctx.tables.recoveryCode, ctx.tables.enrolment, ctx.tables.challenge])
     expect(await accountRows(ctx, table, account), table).toEqual([]);
+}
+
+/** A sealed column of the account's factor row (its TOTP secret or phone), opened with the context's master key. */
+export function openFactorColumn(
+  ctx: Context,
+  email: string,
+  column: 'secret_ct' | 'phone_ct',
+  sealed: string,
+): string {
+  return new Vault(ctx.masterKey(), ctx.tables, ctx.now).open(ctx.tables.factor, column, email, sealed);
 }
 
 /** Checks a code as sign-in does, in the account's own transaction: the kind it matched, or null. */
