@@ -9,7 +9,7 @@ import type { Database, Dialect } from '../db/connection.js';
 import { isRetryable, mapDbError } from '../db/connection.js';
 import { configError, dataError, Mail2faError, tempFail } from '../errors.js';
 import { MAX_SECRET_BYTES, MIN_SECRET_BYTES } from '../totp/totp.js';
-import type { StoreCheck, StoreConfigBase, StoreDeps } from './types.js';
+import type { StoreAccountStatus, StoreCheck, StoreConfigBase, StoreDeps } from './types.js';
 
 /** Table names in store options: plain SQL identifiers only. */
 export const sqlIdentifier = z
@@ -259,6 +259,26 @@ export async function doctorWriteAccess(
         detail: `read-only for ${table} (${write.reason}): status and verify work; ${uses} fail (exit 78)`,
         hint: 'Grant the database user write access to the table if mail2fa should change it.',
       };
+}
+
+/**
+ * The statuses of a store that reads its rows by address: the distinct addresses in chunks of `size`, every chunk
+ * inside one store read (driver errors mapped); `readChunk` adds the chunk's statuses to `out`. No address, no
+ * database opened.
+ */
+export async function statusInChunks(
+  database: () => Promise<Database>,
+  emails: readonly string[],
+  size: number,
+  readChunk: (db: Database, chunk: string[], out: Map<string, StoreAccountStatus>) => Promise<void>,
+): Promise<Map<string, StoreAccountStatus>> {
+  const out = new Map<string, StoreAccountStatus>();
+  if (emails.length === 0) return out;
+  const db = await database();
+  return storeRead(db, async () => {
+    for (const chunk of chunked([...new Set(emails)], size)) await readChunk(db, chunk, out);
+    return out;
+  });
 }
 
 /** Splits `items` into chunks of at most `size` (one query per chunk, never one per account). */
