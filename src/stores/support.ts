@@ -241,6 +241,32 @@ export async function doctorSchema(
   return { db, checks: [{ name: `${name}schema`, status: 'ok', detail: `${table} has the expected columns` }] };
 }
 
+/**
+ * `doctor`: the store's database, or the one failing check that says why it cannot be opened (exit 69 when the
+ * server is unreachable, else 78).
+ */
+export async function doctorOpen(
+  label: string,
+  openDb: () => Promise<Database>,
+): Promise<{ db: Database } | { checks: StoreCheck[] }> {
+  try {
+    return { db: await openDb() };
+  } catch (err) {
+    const error = err as Mail2faError;
+    return {
+      checks: [
+        {
+          name: label,
+          status: 'fail',
+          detail: error.message ?? String(err),
+          hint: error.hint,
+          exitCode: error.exitCode === 69 ? 69 : 78,
+        },
+      ],
+    };
+  }
+}
+
 /** `doctor`: whether the store's database user may write (`statement` matches no row and is rolled back). */
 export async function doctorWriteAccess(
   storeName: string,
