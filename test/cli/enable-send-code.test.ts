@@ -9,15 +9,8 @@ import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox } from '../helpers/context.js';
-import {
-  SmsGateway,
-  lastOutboxCode,
-  outboxMessages,
-  writeConfig,
-  jsonDocument as json,
-  accountRows,
-  checkAtSignIn,
-} from '../helpers/enrolment.js';
+import { SmsGateway, lastOutboxCode, outboxMessages, writeConfig, jsonDocument as json } from '../helpers/enrolment.js';
+import { accountRows, checkAtSignIn } from '../helpers/account-rows.js';
 
 // Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.
 vi.setConfig({ testTimeout: 120_000 });

@@ -12,15 +12,8 @@ import { totpCode } from '../../src/totp/totp.js';
 import { runCli, runModuleProgram } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox } from '../helpers/context.js';
-import {
-  SmsGateway,
-  closedPort,
-  writeConfig,
-  jsonDocument as json,
-  accountRows,
-  expectNothingStored,
-  openFactorColumn,
-} from '../helpers/enrolment.js';
+import { SmsGateway, closedPort, writeConfig, jsonDocument as json } from '../helpers/enrolment.js';
+import { accountRows, expectNothingStored, openFactorColumn } from '../helpers/account-rows.js';
 
 // Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.
 vi.setConfig({ testTimeout: 120_000 });

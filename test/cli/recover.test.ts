@@ -6,7 +6,7 @@ import { runCli } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox, testEnv } from '../helpers/context.js';
 import { auditRows, dumpText, enableSms, enableTotp, snapshot } from '../core/recover-support.js';
-import { checkAtSignIn } from '../helpers/enrolment.js';
+import { checkAtSignIn } from '../helpers/account-rows.js';
 
 describeEachDb('cli recover', (kind) => {
   const scratch = useTestDb(kind);

@@ -8,7 +8,8 @@ import { sendSignInCode } from '../../src/core/send-code.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
-import { closedPort, failure, SmsGateway, writeConfig, accountRows, checkAtSignIn } from '../helpers/enrolment.js';
+import { closedPort, failure, SmsGateway, writeConfig } from '../helpers/enrolment.js';
+import { accountRows, checkAtSignIn } from '../helpers/account-rows.js';
 import { auditRows } from '../helpers/seed-2fa.js';
 
 const PW = 'correct horse';

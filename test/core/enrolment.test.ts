@@ -22,16 +22,8 @@ import { recoverAccount } from '../../src/core/recover.js';
 import { timeStep, totpCode } from '../../src/totp/totp.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
-import {
-  failure,
-  lastOutboxCode,
-  outboxMessages,
-  writeConfig,
-  accountRows,
-  checkAtSignIn,
-  expectNothingStored,
-  openFactorColumn,
-} from '../helpers/enrolment.js';
+import { failure, lastOutboxCode, outboxMessages, writeConfig } from '../helpers/enrolment.js';
+import { accountRows, checkAtSignIn, expectNothingStored, openFactorColumn } from '../helpers/account-rows.js';
 import { auditRows } from '../helpers/seed-2fa.js';
 
 const PW = 'correct horse';

@@ -11,15 +11,8 @@ import { totpCode } from '../../src/totp/totp.js';
 import { Terminal } from '../helpers/terminal.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox } from '../helpers/context.js';
-import {
-  SmsGateway,
-  lastOutboxCode,
-  writeConfig,
-  accountRows,
-  checkAtSignIn,
-  expectNothingStored,
-  openFactorColumn,
-} from '../helpers/enrolment.js';
+import { SmsGateway, lastOutboxCode, writeConfig } from '../helpers/enrolment.js';
+import { accountRows, checkAtSignIn, expectNothingStored, openFactorColumn } from '../helpers/account-rows.js';
 import { decodeQrFromScreen } from '../helpers/qr-screen.js';
 
 // Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.

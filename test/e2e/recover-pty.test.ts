@@ -10,7 +10,7 @@ import { Terminal } from '../helpers/terminal.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox, testEnv } from '../helpers/context.js';
 import { auditRows, enableSms, enableTotp, snapshot } from '../core/recover-support.js';
-import { checkAtSignIn } from '../helpers/enrolment.js';
+import { checkAtSignIn } from '../helpers/account-rows.js';
 
 /** The CLI at a terminal without colour; answers are typed a key at a time. */
 const terminal = (args: string[], env: Record<string, string>) =>
