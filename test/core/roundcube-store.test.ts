@@ -22,6 +22,7 @@ import {
   openRoundcubeStore,
   preferencesOf,
 } from '../helpers/roundcube-store.js';
+import { failure as thrown } from '../helpers/enrolment.js';
 
 const DES_KEY = 'Rc-test-des-key-0123456!';
 const SECRET16 = 'JBSWY3DPEHPK3PXP'; // 10 bytes: weak
@@ -40,16 +41,6 @@ function prefsWith(value: string, before = 's:8:"timezone";s:3:"UTC";'): string 
 }
 function encrypted(o: { secret?: string; activate?: boolean }, key = DES_KEY): string {
   return encryptedPluginValue(key, 'des-ede3-cbc', { secret: o.secret ?? SECRET32, activate: o.activate });
-}
-
-async function thrown(p: Promise<unknown>): Promise<Mail2faError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(Mail2faError);
-    return e as Mail2faError;
-  }
-  throw new Error('expected a Mail2faError');
 }
 
 describeRoundcubeEachDb('Roundcube store', (kind) => {
