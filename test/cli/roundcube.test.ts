@@ -11,7 +11,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { base32 } from '../../src/stores/roundcube-plugin.js';
 import { totpCode } from '../../src/totp/totp.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, ndjsonRows } from '../helpers/cli.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
 import { createTestDb, type TestDb } from '../helpers/db.js';
 import {
@@ -102,19 +102,13 @@ describeRoundcubeEachDb('Roundcube store (CLI)', (kind) => {
   it('status shows the Roundcube rows: activated, enforced, weak, both rows of jane', async () => {
     const all = await cli(['status', '--all', '--format', 'ndjson']);
     expect(all.code).toBe(0);
-    const rows = all.stdout
-      .trim()
-      .split('\n')
-      .map(
-        (l) =>
-          JSON.parse(l) as {
-            email: string;
-            enabled: boolean;
-            enforced: boolean | null;
-            sources: string[];
-            stores: Array<{ store: string; factors: Array<{ label: string; weak?: boolean }> }>;
-          },
-      );
+    const rows = ndjsonRows<{
+      email: string;
+      enabled: boolean;
+      enforced: boolean | null;
+      sources: string[];
+      stores: Array<{ store: string; factors: Array<{ label: string; weak?: boolean }> }>;
+    }>(all.stdout);
     const by = Object.fromEntries(rows.map((r) => [r.email, r]));
     expect(by['jane@example.com']).toMatchObject({ enabled: true, enforced: true, sources: ['roundcube'] });
     expect(by['jane@example.com']!.stores[0]!.factors.map((f) => [f.label, f.weak ?? false])).toEqual([
