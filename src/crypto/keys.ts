@@ -315,17 +315,7 @@ function createKeyFile(file: string): MasterKey | null {
   }
   const bytes = randomBytes(KEY_BYTES);
   const line = Buffer.from(bytes.toString('base64') + '\n', 'latin1');
-  const writeExclusive = (path: string): void => {
-    const fd = openSync(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-    try {
-      fchmodSync(fd, 0o600);
-      let off = 0;
-      while (off < line.length) off += writeSync(fd, line, off, line.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  };
+  const writeExclusive = (path: string): void => writeNewPrivateFile(path, line);
   const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     try {
@@ -350,16 +340,7 @@ function createKeyFile(file: string): MasterKey | null {
         throw failed(err);
       }
     }
-    try {
-      const dfd = openSync(dir, fsc.O_RDONLY);
-      try {
-        fsyncSync(dfd);
-      } finally {
-        closeSync(dfd);
-      }
-    } catch {
-      /* best effort */
-    }
+    syncDirectory(dir);
     return masterKeyFromBytes(bytes, 'created');
   } finally {
     try {
@@ -369,6 +350,36 @@ function createKeyFile(file: string): MasterKey | null {
     }
     line.fill(0);
     bytes.fill(0);
+  }
+}
+
+/**
+ * Writes `content` to a file that must not exist yet (O_EXCL, no symlink followed), mode 0600 whatever the umask,
+ * and flushes it to disk before closing.
+ */
+function writeNewPrivateFile(path: string, content: Buffer): void {
+  const fd = openSync(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    let off = 0;
+    while (off < content.length) off += writeSync(fd, content, off, content.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Flushes a directory's entries (a new or renamed file in it) to disk; best effort, where the platform allows. */
+function syncDirectory(dir: string): void {
+  try {
+    const dfd = openSync(dir, fsc.O_RDONLY);
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch {
+    /* best effort */
   }
 }
 
@@ -465,15 +476,7 @@ export function installKeyFile(file: string, newFile: string): { previousFile: s
     const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.new`);
     const line = Buffer.from(next.bytes.toString('base64') + '\n', 'latin1');
     try {
-      const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-      try {
-        fchmodSync(fd, 0o600);
-        let off = 0;
-        while (off < line.length) off += writeSync(fd, line, off, line.length - off);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
+      writeNewPrivateFile(tmp, line);
       renameSync(tmp, file);
     } finally {
       line.fill(0);
@@ -483,16 +486,7 @@ export function installKeyFile(file: string, newFile: string): { previousFile: s
         /* renamed into place */
       }
     }
-    try {
-      const dfd = openSync(dir, fsc.O_RDONLY);
-      try {
-        fsyncSync(dfd);
-      } finally {
-        closeSync(dfd);
-      }
-    } catch {
-      /* best effort */
-    }
+    syncDirectory(dir);
   } catch (e) {
     throw e instanceof Mail2faError ? e : fail(e);
   } finally {

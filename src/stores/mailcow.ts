@@ -30,6 +30,7 @@ import {
   lazyStoreDatabase,
   prefixed,
   sqlIdentifier,
+  statusInChunks,
   StoreConflict,
   storeRead,
   storeTransaction,
@@ -261,21 +262,15 @@ class MailcowStore implements ForeignStore {
   }
 
   async statusBatch(emails: readonly string[]): Promise<Map<string, StoreAccountStatus>> {
-    const out = new Map<string, StoreAccountStatus>();
-    if (emails.length === 0) return out;
-    const db = await this.db();
-    return storeRead(db, async () => {
-      for (const batch of chunked([...new Set(emails)], STATUS_BATCH)) {
-        // Both reads at once (two pool connections): mailcow's tfa has no index on username, so its read is a scan.
-        const [rows, force] = await Promise.all([this.rowsOf(db.knex, batch), this.forceTfaOf(db, batch)]);
-        const byUser = new Map<string, TfaRow[]>();
-        for (const r of rows) byUser.set(r.username, [...(byUser.get(r.username) ?? []), r]);
-        for (const email of batch) {
-          const status = this.statusOf(email, byUser.get(email) ?? [], force.get(email));
-          if (status) out.set(email, status);
-        }
+    return statusInChunks(this.db, emails, STATUS_BATCH, async (db, batch, out) => {
+      // Both reads at once (two pool connections): mailcow's tfa has no index on username, so its read is a scan.
+      const [rows, force] = await Promise.all([this.rowsOf(db.knex, batch), this.forceTfaOf(db, batch)]);
+      const byUser = new Map<string, TfaRow[]>();
+      for (const r of rows) byUser.set(r.username, [...(byUser.get(r.username) ?? []), r]);
+      for (const email of batch) {
+        const status = this.statusOf(email, byUser.get(email) ?? [], force.get(email));
+        if (status) out.set(email, status);
       }
-      return out;
     });
   }
 

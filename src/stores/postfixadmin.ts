@@ -17,7 +17,7 @@ import { emailColumnCollation, isActive } from '../db/accounts.js';
 import type { Database, Dialect } from '../db/connection.js';
 import { mapDbError } from '../db/connection.js';
 import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, STRONG_SECRET_BYTES, base32Decode, totpCode } from '../totp/totp.js';
-import { exactSql } from './support.js';
+import { doctorOpen, exactSql } from './support.js';
 import type {
   ExportedSecret,
   ForeignStore,
@@ -335,21 +335,9 @@ export const postfixadminStore: StoreDefinition<PostfixadminOptions> = {
 
       async doctor(): Promise<StoreCheck[]> {
         const label = `store ${name}`;
-        let db: Database;
-        try {
-          db = await database();
-        } catch (err) {
-          const error = err as Mail2faError;
-          return [
-            {
-              name: label,
-              status: 'fail',
-              detail: error.message ?? String(err),
-              hint: error.hint,
-              exitCode: error.exitCode === 69 ? 69 : 78,
-            },
-          ];
-        }
+        const opened = await doctorOpen(label, database);
+        if (!('db' in opened)) return opened.checks;
+        const { db } = opened;
         const checks: StoreCheck[] = [];
         let info: Record<string, unknown>;
         try {

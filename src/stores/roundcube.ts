@@ -19,6 +19,7 @@ import type { Database } from '../db/connection.js';
 import { mapDbError } from '../db/connection.js';
 import {
   StoreConflict,
+  doctorOpen,
   doctorWriteAccess,
   driverError,
   lazyStoreDatabase,
@@ -913,21 +914,9 @@ export class RoundcubeStore implements ForeignStore {
 
   async doctor(): Promise<StoreCheck[]> {
     const label = `store ${this.name}`;
-    let db: Database;
-    try {
-      db = await this.database();
-    } catch (err) {
-      const error = err as Mail2faError;
-      return [
-        {
-          name: label,
-          status: 'fail',
-          detail: error.message ?? String(err),
-          hint: error.hint,
-          exitCode: error.exitCode === 69 ? 69 : 78,
-        },
-      ];
-    }
+    const opened = await doctorOpen(label, this.database);
+    if (!('db' in opened)) return opened.checks;
+    const { db } = opened;
     const checks: StoreCheck[] = [];
     try {
       const info = (await db.knex(this.users).columnInfo()) as Record<string, { type?: string }>;

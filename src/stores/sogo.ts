@@ -22,13 +22,13 @@ import { escapeControl } from '../text.js';
 import { memcachedDelete, memcachedVersion, parseMemcachedServer, type MemcachedServer } from './memcached.js';
 import { JsonSyntaxError, member, parseStrictJson, setTopLevelMember, type JsonNode } from './strict-json.js';
 import {
-  chunked,
   doctorSchema,
   exactSql,
   doctorWriteAccess,
   lazyStoreDatabase,
   prefixed,
   sqlIdentifier,
+  statusInChunks,
   StoreConflict,
   storeRead,
   storeTransaction,
@@ -279,15 +279,9 @@ class SogoStore implements ForeignStore {
   }
 
   async statusBatch(emails: readonly string[]): Promise<Map<string, StoreAccountStatus>> {
-    const out = new Map<string, StoreAccountStatus>();
-    if (emails.length === 0) return out;
-    const db = await this.db();
-    return storeRead(db, async () => {
-      for (const batch of chunked([...new Set(emails)], 2000)) {
-        for (const row of await this.rowsOf(db.knex, db.dialect, batch, ['c_uid', 'c_defaults', 'c_settings']))
-          out.set(row.c_uid, this.statusOf(this.profile(row)));
-      }
-      return out;
+    return statusInChunks(this.db, emails, 2000, async (db, batch, out) => {
+      for (const row of await this.rowsOf(db.knex, db.dialect, batch, ['c_uid', 'c_defaults', 'c_settings']))
+        out.set(row.c_uid, this.statusOf(this.profile(row)));
     });
   }
 

@@ -9,7 +9,7 @@ import type { Database, Dialect } from '../db/connection.js';
 import { isRetryable, mapDbError } from '../db/connection.js';
 import { configError, dataError, Mail2faError, tempFail } from '../errors.js';
 import { MAX_SECRET_BYTES, MIN_SECRET_BYTES } from '../totp/totp.js';
-import type { StoreCheck, StoreConfigBase, StoreDeps } from './types.js';
+import type { StoreAccountStatus, StoreCheck, StoreConfigBase, StoreDeps } from './types.js';
 
 /** Table names in store options: plain SQL identifiers only. */
 export const sqlIdentifier = z
@@ -241,6 +241,32 @@ export async function doctorSchema(
   return { db, checks: [{ name: `${name}schema`, status: 'ok', detail: `${table} has the expected columns` }] };
 }
 
+/**
+ * `doctor`: the store's database, or the one failing check that says why it cannot be opened (exit 69 when the
+ * server is unreachable, else 78).
+ */
+export async function doctorOpen(
+  label: string,
+  openDb: () => Promise<Database>,
+): Promise<{ db: Database } | { checks: StoreCheck[] }> {
+  try {
+    return { db: await openDb() };
+  } catch (err) {
+    const error = err as Mail2faError;
+    return {
+      checks: [
+        {
+          name: label,
+          status: 'fail',
+          detail: error.message ?? String(err),
+          hint: error.hint,
+          exitCode: error.exitCode === 69 ? 69 : 78,
+        },
+      ],
+    };
+  }
+}
+
 /** `doctor`: whether the store's database user may write (`statement` matches no row and is rolled back). */
 export async function doctorWriteAccess(
   storeName: string,
@@ -259,6 +285,26 @@ export async function doctorWriteAccess(
         detail: `read-only for ${table} (${write.reason}): status and verify work; ${uses} fail (exit 78)`,
         hint: 'Grant the database user write access to the table if mail2fa should change it.',
       };
+}
+
+/**
+ * The statuses of a store that reads its rows by address: the distinct addresses in chunks of `size`, every chunk
+ * inside one store read (driver errors mapped); `readChunk` adds the chunk's statuses to `out`. No address, no
+ * database opened.
+ */
+export async function statusInChunks(
+  database: () => Promise<Database>,
+  emails: readonly string[],
+  size: number,
+  readChunk: (db: Database, chunk: string[], out: Map<string, StoreAccountStatus>) => Promise<void>,
+): Promise<Map<string, StoreAccountStatus>> {
+  const out = new Map<string, StoreAccountStatus>();
+  if (emails.length === 0) return out;
+  const db = await database();
+  return storeRead(db, async () => {
+    for (const chunk of chunked([...new Set(emails)], size)) await readChunk(db, chunk, out);
+    return out;
+  });
 }
 
 /** Splits `items` into chunks of at most `size` (one query per chunk, never one per account). */

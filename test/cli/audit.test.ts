@@ -2,7 +2,7 @@
 import { beforeAll, expect, it } from 'vitest';
 import { writeAudit } from '../../src/core/audit-write.js';
 import { VERSION } from '../../src/version.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, ndjsonRows } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox, testEnv } from '../helpers/context.js';
 import { enableTotp } from '../core/recover-support.js';
@@ -101,19 +101,11 @@ describeEachDb('cli audit', (kind) => {
     const oldest = await cli(['audit', '--oldest-first', '--limit', '1', '--format', 'ndjson']);
     expect(JSON.parse(oldest.stdout)).toMatchObject({ reason: 'long ago', actor: 'old-agent' });
     const since = await cli(['audit', '--since', '2d', '--action', 'recover', '--format', 'ndjson']);
-    expect(
-      since.stdout
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l).ticket),
-    ).toEqual(['T-3002', 'T-3001']);
+    expect(ndjsonRows<{ ticket: string }>(since.stdout).map((x) => x.ticket)).toEqual(['T-3002', 'T-3001']);
     const byActor = await cli(['audit', '--actor', 'agent-dora', '--format', 'ndjson']);
-    expect(
-      byActor.stdout
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l)),
-    ).toMatchObject([{ actor: 'agent-dora', action: 'recover', ticket: 'T-3002', reason: 'new phone' }]);
+    expect(ndjsonRows(byActor.stdout)).toMatchObject([
+      { actor: 'agent-dora', action: 'recover', ticket: 'T-3002', reason: 'new phone' },
+    ]);
     const byTicket = await cli(['--json', 'audit', '--ticket', 'T-3001']);
     expect(JSON.parse(byTicket.stdout)).toMatchObject({
       ok: true,

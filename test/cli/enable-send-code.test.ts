@@ -5,14 +5,12 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { confirmEnrolment, startEnrolment } from '../../src/core/enrolment.js';
-import { readFactor } from '../../src/core/factors.js';
-import { accountTransaction } from '../../src/core/guard.js';
-import { checkSecondFactor } from '../../src/core/factor-check.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox } from '../helpers/context.js';
 import { SmsGateway, lastOutboxCode, outboxMessages, writeConfig, jsonDocument as json } from '../helpers/enrolment.js';
+import { accountRows, checkAtSignIn } from '../helpers/account-rows.js';
 
 // Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.
 vi.setConfig({ testTimeout: 120_000 });
@@ -37,8 +35,7 @@ describeEachDb('send-code (built binary)', (kind) => {
   });
 
   const knex = async () => (await scratch.ctx.db()).knex;
-  const rows = async (table: string, account: string) =>
-    (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
+  const rows = (table: string, account: string) => accountRows(scratch.ctx, table, account);
   const cli = (args: string[], extraEnv: Record<string, string> = {}) =>
     runCli(args, { env: { ...scratch.env, ...extraEnv } });
 
@@ -61,14 +58,7 @@ describeEachDb('send-code (built binary)', (kind) => {
     expect(r.stdout + r.stderr).not.toContain('20123456');
     expect(outboxMessages(outbox).at(-1)!.to).toBe('+4520123456');
     const code = lastOutboxCode(outbox);
-    const kindUsed = await accountTransaction(scratch.ctx, email, async (tx) =>
-      checkSecondFactor(
-        tx,
-        await readFactor(tx.trx, scratch.ctx.tables, email),
-        { form: 'digits', value: code },
-        new Set(['sms']),
-      ),
-    );
+    const kindUsed = await checkAtSignIn(scratch.ctx, email, { form: 'digits', value: code }, ['sms']);
     expect(kindUsed).toBe('sms');
 
     const j = await cli(['send-code', email, '--json']);

@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { readFactor } from '../../src/core/factors.js';
-import { Vault } from '../../src/core/vault.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { runCli, runModuleProgram } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox } from '../helpers/context.js';
 import { SmsGateway, closedPort, writeConfig, jsonDocument as json } from '../helpers/enrolment.js';
+import { accountRows, expectNothingStored, openFactorColumn } from '../helpers/account-rows.js';
 
 // Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.
 vi.setConfig({ testTimeout: 120_000 });
@@ -75,17 +75,8 @@ describeEachDb('enable (built binary)', (kind) => {
     return email;
   }
   const knex = async () => (await scratch.ctx.db()).knex;
-  const rows = async (table: string, account: string) =>
-    (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
-  const nothingStored = async (account: string) => {
-    for (const table of [
-      scratch.ctx.tables.factor,
-      scratch.ctx.tables.recoveryCode,
-      scratch.ctx.tables.enrolment,
-      scratch.ctx.tables.challenge,
-    ])
-      expect(await rows(table, account)).toEqual([]);
-  };
+  const rows = (table: string, account: string) => accountRows(scratch.ctx, table, account);
+  const nothingStored = (account: string) => expectNothingStored(scratch.ctx, account);
   const cli = (args: string[], input?: string, extraEnv: Record<string, string> = {}) =>
     runCli(args, { env: { ...scratch.env, ...extraEnv }, input });
   const startApp = async (email: string) => {
@@ -137,14 +128,7 @@ describeEachDb('enable (built binary)', (kind) => {
     expect(doc.recoveryCodes).toHaveLength(10);
     expect(Date.parse(doc.sessionsRevokedAt)).toBeGreaterThan(Date.now() - 60_000);
     const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
-    expect(
-      new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, Date.now).open(
-        scratch.ctx.tables.factor,
-        'secret_ct',
-        email,
-        factor.secret_ct!,
-      ),
-    ).toBe(started.secret);
+    expect(openFactorColumn(scratch.ctx, email, 'secret_ct', factor.secret_ct!)).toBe(started.secret);
     expect(await rows(scratch.ctx.tables.enrolment, email)).toEqual([]);
     expect((await rows(scratch.ctx.tables.accountState, email))[0]!.sessions_revoked_at).not.toBeNull();
   });

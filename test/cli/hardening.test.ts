@@ -7,7 +7,7 @@ import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { totpCode } from '../../src/totp/totp.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, ndjsonRows } from '../helpers/cli.js';
 import { decodeQrFromScreen } from '../helpers/qr-screen.js';
 import { createTestDb, describeEachDb, useTestDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testEnv } from '../helpers/context.js';
@@ -73,12 +73,7 @@ describe('an integrity failure is audited in its own transaction', () => {
 });
 
 describe('status --file reads address lists, not any file', () => {
-  const ndjson = (text: string) =>
-    text
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const ndjson = (text: string) => ndjsonRows<Record<string, unknown>>(text);
 
   it('refuses the configured key file (65) without printing any of it', async () => {
     const keyText = randomBytes(32).toString('base64');

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { hashPassword } from '../../src/crypto/passwords.js';
 import { openDatabase, type Database } from '../../src/db/connection.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, ndjsonRows } from '../helpers/cli.js';
 import { testContext, testEnv, addMailbox } from '../helpers/context.js';
 import { createTestDb, describeMariadb, type TestDb } from '../helpers/db.js';
 import { freePort, mcGet, mcSet, startMemcached, type Memcached } from '../helpers/memcached.js';
@@ -132,10 +132,7 @@ describeMariadb('mailcow site (CLI)', (kind) => {
     expect(r.stdout).not.toContain(secret);
     const all = await cli(['status', '--all', '--format', 'ndjson']);
     expect(all.code).toBe(0);
-    const rows = all.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { email: string; enabled: boolean });
+    const rows = ndjsonRows<{ email: string; enabled: boolean }>(all.stdout);
     expect(Object.fromEntries(rows.map((x) => [x.email, x.enabled]))).toEqual({
       [USER]: true,
       'plain@example.com': false,

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, ndjsonRows } from '../helpers/cli.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { dbSnapshot } from '../helpers/db-snapshot.js';
 import { testContext, testEnv } from '../helpers/context.js';
@@ -56,10 +56,9 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
   it('status shows PostfixAdmin TOTP as enabled, source postfixadmin', async () => {
     const r = await cli(['status', '--all', '--format', 'ndjson']);
     expect(r.code).toBe(0);
-    const rows = r.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { email: string; enabled: boolean; method: string | null; source: string | null });
+    const rows = ndjsonRows<{ email: string; enabled: boolean; method: string | null; source: string | null }>(
+      r.stdout,
+    );
     const by = Object.fromEntries(rows.map((x) => [x.email, [x.enabled, x.method, x.source]]));
     expect(by).toEqual({
       'anna@example.com': [true, 'totp', 'postfixadmin'],
@@ -141,11 +140,10 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
 
     const status = await cli(['status', '--all', '--format', 'ndjson']);
     const by = Object.fromEntries(
-      status.stdout
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l))
-        .map((x: { email: string; source: string | null; recoveryCodesLeft?: number }) => [x.email, x.source]),
+      ndjsonRows<{ email: string; source: string | null; recoveryCodesLeft?: number }>(status.stdout).map((x) => [
+        x.email,
+        x.source,
+      ]),
     );
     expect(by).toMatchObject({
       'anna@example.com': 'mail2fa',
@@ -175,10 +173,7 @@ describeEachDb('PostfixAdmin TOTP (CLI)', (kind) => {
     for (let i = 0; i < extra.length; i += 100) await db.knex('mailbox').insert(extra.slice(i, i + 100));
     const r = await cli(['status', '--domain', 'example.org', '--format', 'ndjson']);
     expect(r.code).toBe(0);
-    const rows = r.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { enabled: boolean; source: string | null });
+    const rows = ndjsonRows<{ enabled: boolean; source: string | null }>(r.stdout);
     expect(rows).toHaveLength(4500);
     expect(rows.filter((x) => x.enabled && x.source === 'postfixadmin')).toHaveLength(450);
     await db.knex('mailbox').where('domain', 'example.org').delete();

@@ -1,12 +1,12 @@
 /** `mail2fa recover` through the BUILT binary (run `npm run build` first): exit codes, output, what changes. */
 import { expect, it } from 'vitest';
 import { readFactor } from '../../src/core/factors.js';
-import { accountTransaction } from '../../src/core/guard.js';
-import { checkSecondFactor, parseCodeInput } from '../../src/core/factor-check.js';
+import { parseCodeInput } from '../../src/core/factor-check.js';
 import { runCli } from '../helpers/cli.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox, testEnv } from '../helpers/context.js';
 import { auditRows, dumpText, enableSms, enableTotp, snapshot } from '../core/recover-support.js';
+import { checkAtSignIn } from '../helpers/account-rows.js';
 
 describeEachDb('cli recover', (kind) => {
   const scratch = useTestDb(kind);
@@ -171,15 +171,7 @@ describeEachDb('cli recover', (kind) => {
         method: null,
         temporaryCode: { state: 'pending' },
       });
-      const use = () =>
-        accountTransaction(scratch.ctx, email, async (tx) =>
-          checkSecondFactor(
-            tx,
-            await readFactor(tx.trx, scratch.ctx.tables, email),
-            parseCodeInput(code),
-            new Set(['temporary']),
-          ),
-        );
+      const use = () => checkAtSignIn(scratch.ctx, email, parseCodeInput(code), ['temporary']);
       expect(await use()).toBe('temporary');
       expect(await use()).toBeNull();
       // Human output: the code appears in the reply, once.

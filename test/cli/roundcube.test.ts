@@ -9,10 +9,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
-import { rcubeEncrypt } from '../../src/stores/rcube-crypto.js';
-import { base32, pluginJson } from '../../src/stores/roundcube-plugin.js';
+import { base32 } from '../../src/stores/roundcube-plugin.js';
 import { totpCode } from '../../src/totp/totp.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, ndjsonRows } from '../helpers/cli.js';
 import { addMailbox, testContext, testEnv } from '../helpers/context.js';
 import { createTestDb, type TestDb } from '../helpers/db.js';
 import {
@@ -22,7 +21,7 @@ import {
   runOracle,
   type RoundcubeDb,
 } from '../helpers/roundcube.js';
-import { insertUser, preferencesOf } from '../helpers/roundcube-store.js';
+import { encryptedPluginValue, insertUser, preferencesOf } from '../helpers/roundcube-store.js';
 
 const DES_KEY = 'Rc-cli-des-key-01234567!';
 const PASSWORD = 'correct horse';
@@ -31,12 +30,8 @@ afterAll(() => rcConf.cleanup());
 
 const OTHER = 's:8:"timezone";s:13:"Europe/Berlin";s:9:"signature";s:7:"Grüße";';
 function prefs(secret: string, codes: string[]): string {
-  const blob = rcubeEncrypt(
-    { desKey: Buffer.from(DES_KEY), cipher: 'aes-256-gcm' },
-    Buffer.from(pluginJson({ secret, activate: true, recoveryCodes: codes, order: [] })),
-    randomBytes,
-  );
-  return `a:3:{${OTHER}s:24:"twofactor_gauthenticator";s:${blob.length}:"${blob}";}`;
+  const value = encryptedPluginValue(DES_KEY, 'aes-256-gcm', { secret, recoveryCodes: codes });
+  return `a:3:{${OTHER}s:24:"twofactor_gauthenticator";${value}}`;
 }
 
 describeRoundcubeEachDb('Roundcube store (CLI)', (kind) => {
@@ -107,19 +102,13 @@ describeRoundcubeEachDb('Roundcube store (CLI)', (kind) => {
   it('status shows the Roundcube rows: activated, enforced, weak, both rows of jane', async () => {
     const all = await cli(['status', '--all', '--format', 'ndjson']);
     expect(all.code).toBe(0);
-    const rows = all.stdout
-      .trim()
-      .split('\n')
-      .map(
-        (l) =>
-          JSON.parse(l) as {
-            email: string;
-            enabled: boolean;
-            enforced: boolean | null;
-            sources: string[];
-            stores: Array<{ store: string; factors: Array<{ label: string; weak?: boolean }> }>;
-          },
-      );
+    const rows = ndjsonRows<{
+      email: string;
+      enabled: boolean;
+      enforced: boolean | null;
+      sources: string[];
+      stores: Array<{ store: string; factors: Array<{ label: string; weak?: boolean }> }>;
+    }>(all.stdout);
     const by = Object.fromEntries(rows.map((r) => [r.email, r]));
     expect(by['jane@example.com']).toMatchObject({ enabled: true, enforced: true, sources: ['roundcube'] });
     expect(by['jane@example.com']!.stores[0]!.factors.map((f) => [f.label, f.weak ?? false])).toEqual([

@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { runCli, type CliResult, ndjsonRows } from '../helpers/cli.js';
 import { Terminal } from '../helpers/terminal.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox, testEnv } from '../helpers/context.js';
@@ -15,12 +15,7 @@ import { seedFactors } from '../helpers/status-seed.js';
 
 const ESC_OR_RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e]/;
 
-function ndjson(text: string): Record<string, unknown>[] {
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
+const ndjson = (text: string) => ndjsonRows<Record<string, unknown>>(text);
 
 describeEachDb('status (built binary)', (kind) => {
   const scratch = useTestDb(kind);

@@ -1,6 +1,5 @@
 import { expect, it } from 'vitest';
 import { regenerateRecoveryCodes } from '../../src/core/recovery-codes.js';
-import { Mail2faError } from '../../src/errors.js';
 import { parseCodeInput } from '../../src/core/factor-check.js';
 import { verifySignInCode } from '../../src/core/sign-in.js';
 import { parseRecoveryCode } from '../../src/crypto/one-time-codes.js';
@@ -17,6 +16,7 @@ import {
   twoFactorRows,
   wrongTotp,
 } from '../helpers/seed-2fa.js';
+import { failure as refusal } from '../helpers/enrolment.js';
 
 describeEachDb('codes regenerate core', (kind) => {
   const clock = testClock();
@@ -25,11 +25,6 @@ describeEachDb('codes regenerate core', (kind) => {
   const fresh = () => `codes${++n}@example.com`;
   const regenerate = (email: string, code: string, password = PASSWORD) =>
     regenerateRecoveryCodes(scratch.ctx, { email, password, code: parseCodeInput(code) });
-  const refusal = (p: Promise<unknown>) =>
-    p.then(
-      () => null,
-      (e: unknown) => e as Mail2faError,
-    );
 
   it('replaces all ten codes: the old ones stop working, the new ones work once; one audit row', async () => {
     const a = await enrolTotp(scratch.ctx, fresh());

@@ -2,7 +2,6 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { disableTwoFactor } from '../../src/core/disable.js';
-import { Mail2faError } from '../../src/errors.js';
 import { sendOwnerSmsCode } from '../../src/core/owner.js';
 import { parseCodeInput } from '../../src/core/factor-check.js';
 import { verifySignInCode } from '../../src/core/sign-in.js';
@@ -23,6 +22,7 @@ import {
   twoFactorRows,
   wrongTotp,
 } from '../helpers/seed-2fa.js';
+import { failure as refusal } from '../helpers/enrolment.js';
 
 const NO_ROWS = { factor: 0, recoveryCodes: 0, enrolments: 0, challenges: 0 };
 
@@ -33,11 +33,6 @@ describeEachDb('disable core', (kind) => {
   const fresh = () => `dis${++n}@example.com`;
   const disable = (email: string, code: string, password = PASSWORD) =>
     disableTwoFactor(scratch.ctx, { email, password, code: parseCodeInput(code) });
-  const refusal = (p: Promise<unknown>) =>
-    p.then(
-      () => null,
-      (e: unknown) => e as Mail2faError,
-    );
 
   it('with an app code: no 2FA row left behind, sessions revoked, exactly one audit row', async () => {
     const a = await enrolTotp(scratch.ctx, fresh());

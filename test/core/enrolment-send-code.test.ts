@@ -4,14 +4,13 @@
  */
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { confirmEnrolment, startEnrolment } from '../../src/core/enrolment.js';
-import { readFactor } from '../../src/core/factors.js';
-import { accountTransaction } from '../../src/core/guard.js';
 import { sendSignInCode } from '../../src/core/send-code.js';
-import { checkSecondFactor } from '../../src/core/factor-check.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
 import { closedPort, failure, SmsGateway, writeConfig } from '../helpers/enrolment.js';
+import { accountRows, checkAtSignIn } from '../helpers/account-rows.js';
+import { auditRows } from '../helpers/seed-2fa.js';
 
 const PW = 'correct horse';
 const AUTH = 'Bearer gw-token-5e6f';
@@ -44,20 +43,8 @@ describeEachDb('send-code and SMS gateways', (kind) => {
   });
 
   const knex = async () => (await scratch.ctx.db()).knex;
-  const rows = async (table: string, account: string) =>
-    (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
-  const audit = async (account: string) =>
-    (await (
-      await knex()
-    )(scratch.ctx.tables.audit)
-      .where({ account })
-      .orderBy('id')
-      .select('action', 'outcome', 'reason', 'detail')) as {
-      action: string;
-      outcome: string;
-      reason: string | null;
-      detail: string | null;
-    }[];
+  const rows = (table: string, account: string) => accountRows(scratch.ctx, table, account);
+  const audit = (account: string) => auditRows(scratch.ctx, account);
 
   /** A mailbox with SMS 2FA on (+4520123456), enrolled through the real flow. */
   async function smsAccount(): Promise<string> {
@@ -83,15 +70,7 @@ describeEachDb('send-code and SMS gateways', (kind) => {
     const [challenge] = await rows(scratch.ctx.tables.challenge, email);
     expect(challenge).toMatchObject({ purpose: 'sms', used_at: null });
     expect(String(challenge!.code_hash)).not.toContain(gateway.lastCode());
-    const check = (code: string) =>
-      accountTransaction(scratch.ctx, email, async (tx) =>
-        checkSecondFactor(
-          tx,
-          await readFactor(tx.trx, scratch.ctx.tables, email),
-          { form: 'digits', value: code },
-          new Set(['sms']),
-        ),
-      );
+    const check = (code: string) => checkAtSignIn(scratch.ctx, email, { form: 'digits', value: code }, ['sms']);
     expect(await check(gateway.lastCode())).toBe('sms');
     expect(await check(gateway.lastCode())).toBeNull();
     expect(await audit(email).then((a) => a.at(-1))).toMatchObject({

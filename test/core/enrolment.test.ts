@@ -19,11 +19,12 @@ import { accountTransaction } from '../../src/core/guard.js';
 import { sendSignInCode } from '../../src/core/send-code.js';
 import { checkSecondFactor } from '../../src/core/factor-check.js';
 import { recoverAccount } from '../../src/core/recover.js';
-import { Vault } from '../../src/core/vault.js';
 import { timeStep, totpCode } from '../../src/totp/totp.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox, testClock, testContext } from '../helpers/context.js';
 import { failure, lastOutboxCode, outboxMessages, writeConfig } from '../helpers/enrolment.js';
+import { accountRows, checkAtSignIn, expectNothingStored, openFactorColumn } from '../helpers/account-rows.js';
+import { auditRows } from '../helpers/seed-2fa.js';
 
 const PW = 'correct horse';
 
@@ -57,31 +58,13 @@ describeEachDb('enrolment core', (kind) => {
     return email;
   }
   const knex = async () => (await scratch.ctx.db()).knex;
-  const rows = async (table: string, account: string) =>
-    (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
+  const rows = (table: string, account: string) => accountRows(scratch.ctx, table, account);
   const state = async (account: string) =>
     (await rows(scratch.ctx.tables.accountState, account))[0] as
       { failed_attempts: number; locked_until: unknown; sessions_revoked_at: unknown } | undefined;
   const audit = async (account: string) =>
-    (
-      (await (
-        await knex()
-      )(scratch.ctx.tables.audit)
-        .where({ account })
-        .orderBy('id')
-        .select('action', 'outcome', 'reason', 'detail')) as {
-        action: string;
-        outcome: string;
-        reason: string | null;
-        detail: string | null;
-      }[]
-    ).map((r) => [r.action, r.outcome, r.reason]);
-  const nothingStored = async (account: string) => {
-    expect(await rows(scratch.ctx.tables.factor, account)).toEqual([]);
-    expect(await rows(scratch.ctx.tables.recoveryCode, account)).toEqual([]);
-    expect(await rows(scratch.ctx.tables.enrolment, account)).toEqual([]);
-    expect(await rows(scratch.ctx.tables.challenge, account)).toEqual([]);
-  };
+    (await auditRows(scratch.ctx, account)).map((r) => [r.action, r.outcome, r.reason]);
+  const nothingStored = (account: string) => expectNothingStored(scratch.ctx, account);
   const startApp = (email: string, o: { force?: boolean; password?: string; currentCode?: string } = {}) =>
     startEnrolment(scratch.ctx, {
       email,
@@ -136,14 +119,7 @@ describeEachDb('enrolment core', (kind) => {
 
       const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
       expect(factor.method).toBe('totp');
-      expect(
-        new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now).open(
-          scratch.ctx.tables.factor,
-          'secret_ct',
-          email,
-          factor.secret_ct!,
-        ),
-      ).toBe(started.totp!.secret);
+      expect(openFactorColumn(scratch.ctx, email, 'secret_ct', factor.secret_ct!)).toBe(started.totp!.secret);
       expect(factor.last_totp_step).toBe(timeStep(clock.now));
       expect(await rows(scratch.ctx.tables.enrolment, email)).toEqual([]);
       expect(await rows(scratch.ctx.tables.recoveryCode, email)).toHaveLength(10);
@@ -163,15 +139,7 @@ describeEachDb('enrolment core', (kind) => {
       const started = await startApp(email);
       const code = codeFor(started);
       await confirmEnrolment(scratch.ctx, { email, code });
-      const check = (c: string) =>
-        accountTransaction(scratch.ctx, email, async (tx) =>
-          checkSecondFactor(
-            tx,
-            await readFactor(tx.trx, scratch.ctx.tables, email),
-            { form: 'digits', value: c },
-            new Set(['totp']),
-          ),
-        );
+      const check = (c: string) => checkAtSignIn(scratch.ctx, email, { form: 'digits', value: c }, ['totp']);
       expect(await check(code)).toBeNull();
       clock.advance(30_000);
       expect(await check(codeFor(started))).toBe('totp');
@@ -328,14 +296,7 @@ describeEachDb('enrolment core', (kind) => {
       const done = await confirmEnrolment(scratch.ctx, { email, code: codeFor(second) });
       expect(done.replaced).toBe('totp');
       const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
-      expect(
-        new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now).open(
-          scratch.ctx.tables.factor,
-          'secret_ct',
-          email,
-          factor.secret_ct!,
-        ),
-      ).toBe(second.totp!.secret);
+      expect(openFactorColumn(scratch.ctx, email, 'secret_ct', factor.secret_ct!)).toBe(second.totp!.secret);
       expect(await rows(scratch.ctx.tables.recoveryCode, email)).toHaveLength(10);
     });
 
@@ -463,14 +424,7 @@ describeEachDb('enrolment core', (kind) => {
         phone_masked: '+45 ****3456',
         last_totp_step: null,
       });
-      expect(
-        new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now).open(
-          scratch.ctx.tables.factor,
-          'phone_ct',
-          email,
-          factor.phone_ct!,
-        ),
-      ).toBe('+4520123456');
+      expect(openFactorColumn(scratch.ctx, email, 'phone_ct', factor.phone_ct!)).toBe('+4520123456');
       expect(await rows(scratch.ctx.tables.challenge, email)).toEqual([]);
       expect(await rows(scratch.ctx.tables.enrolment, email)).toEqual([]);
       expect((await audit(email)).map((a) => a[0])).toEqual(['enable-send-code', 'enable-start', 'enable']);
@@ -511,15 +465,7 @@ describeEachDb('enrolment core', (kind) => {
       });
       const enrolCode = lastOutboxCode(outbox);
       expect(outboxMessages(outbox).at(-1)!.to).toBe('+4531123456');
-      const signIn = (c: string) =>
-        accountTransaction(scratch.ctx, email, async (tx) =>
-          checkSecondFactor(
-            tx,
-            await readFactor(tx.trx, scratch.ctx.tables, email),
-            { form: 'digits', value: c },
-            new Set(['sms']),
-          ),
-        );
+      const signIn = (c: string) => checkAtSignIn(scratch.ctx, email, { form: 'digits', value: c }, ['sms']);
       expect(await signIn(enrolCode)).toBeNull();
 
       // A sign-in code texted to the OLD phone (send-code) cannot confirm the new one.
@@ -531,14 +477,7 @@ describeEachDb('enrolment core', (kind) => {
       const done = await confirmEnrolment(scratch.ctx, { email, code: enrolCode });
       expect(done).toMatchObject({ phone: '+45 ****3456', replaced: 'sms' });
       const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
-      expect(
-        new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now).open(
-          scratch.ctx.tables.factor,
-          'phone_ct',
-          email,
-          factor.phone_ct!,
-        ),
-      ).toBe('+4531123456');
+      expect(openFactorColumn(scratch.ctx, email, 'phone_ct', factor.phone_ct!)).toBe('+4531123456');
     });
 
     it('only the newest enrolment code is valid; a used one is not accepted twice', async () => {

@@ -9,8 +9,7 @@ import type { Context } from '../../src/context.js';
 import { migrateFromStore } from '../../src/core/migrate-store.js';
 import { readFactor } from '../../src/core/factors.js';
 import { Vault } from '../../src/core/vault.js';
-import { base32, pluginJson } from '../../src/stores/roundcube-plugin.js';
-import { rcubeEncrypt } from '../../src/stores/rcube-crypto.js';
+import { base32 } from '../../src/stores/roundcube-plugin.js';
 import { createTestDb, type TestDb } from '../helpers/db.js';
 import { addMailbox, testContext } from '../helpers/context.js';
 import {
@@ -20,19 +19,15 @@ import {
   runOracle,
   type RoundcubeDb,
 } from '../helpers/roundcube.js';
-import { insertUser, openRoundcubeStore, preferencesOf } from '../helpers/roundcube-store.js';
+import { encryptedPluginValue, insertUser, openRoundcubeStore, preferencesOf } from '../helpers/roundcube-store.js';
 
 const DES_KEY = 'Rc-test-des-key-0123456!';
 const rcConf = roundcubeConfigDir();
 afterAll(() => rcConf.cleanup());
 
 function encryptedPrefs(secret: string, before = 's:8:"timezone";s:3:"UTC";'): string {
-  const blob = rcubeEncrypt(
-    { desKey: Buffer.from(DES_KEY), cipher: 'aes-256-cbc' },
-    Buffer.from(pluginJson({ secret, activate: true, recoveryCodes: ['ABCDEFGHIJ'], order: [] })),
-    randomBytes,
-  );
-  return `a:2:{${before}s:24:"twofactor_gauthenticator";s:${blob.length}:"${blob}";}`;
+  const value = encryptedPluginValue(DES_KEY, 'aes-256-cbc', { secret, recoveryCodes: ['ABCDEFGHIJ'] });
+  return `a:2:{${before}s:24:"twofactor_gauthenticator";${value}}`;
 }
 
 describeRoundcubeEachDb('migrate-from roundcube', (kind) => {

@@ -104,20 +104,19 @@ describeRoundcubeEachDb('Roundcube round trip with real Roundcube', (kind) => {
         const secret = base32(randomBytes(10)); // the plugin's own 16-character secrets
         const rcUser = `rc-${tag}@example.com`;
         const rcId = await insertUser(rc, rcUser, 'imap.example.com', OTHER_PREFS);
+        // Roundcube's save_prefs for that user, under this case's cipher and encryption setting.
+        const roundcubeSave = async (fields: Record<string, unknown>) =>
+          (
+            await runOracle<{ ok: boolean }>(rcConf.dir, [
+              { op: 'save', dsn: rc.dsn, userId: rcId, desKey: DES_KEY, cipher, encrypt, ...fields },
+            ])
+          )[0];
         // Roundcube's own GCM blobs whose tag holds a "\n" never decrypt, in Roundcube either (rcube-crypto.ts):
         // the plugin then lets the user in, and mail2fa says so. Save again until Roundcube wrote a readable one.
         for (let attempt = 0; ; attempt++) {
-          const [saved] = await runOracle<{ ok: boolean }>(rcConf.dir, [
-            {
-              op: 'save',
-              dsn: rc.dsn,
-              userId: rcId,
-              desKey: DES_KEY,
-              cipher,
-              encrypt,
-              plugin: { secret, activate: true, recovery_codes: ['AAAAAAAAAA', 'BBBBBBBBBB'] },
-            },
-          ]);
+          const saved = await roundcubeSave({
+            plugin: { secret, activate: true, recovery_codes: ['AAAAAAAAAA', 'BBBBBBBBBB'] },
+          });
           expect(saved!.ok).toBe(true);
           const blob = /s:24:"twofactor_gauthenticator";s:\d+:"([A-Za-z0-9+/=]+)"/.exec(
             (await preferencesOf(rc, rcId))!.toString('latin1'),
@@ -179,18 +178,10 @@ describeRoundcubeEachDb('Roundcube round trip with real Roundcube', (kind) => {
         });
 
         // 5. Roundcube saves another setting; the plugin's value survives its merge, mail2fa still reads it.
-        const [again] = await runOracle<{ ok: boolean }>(rcConf.dir, [
-          {
-            op: 'save',
-            dsn: rc.dsn,
-            userId: rcId,
-            desKey: DES_KEY,
-            cipher,
-            encrypt,
-            set: { timezone: Buffer.from('s:3:"UTC";').toString('base64') },
-            plugin: null,
-          },
-        ]);
+        const again = await roundcubeSave({
+          set: { timezone: Buffer.from('s:3:"UTC";').toString('base64') },
+          plugin: null,
+        });
         expect(again!.ok).toBe(true);
         expect(base32((await s.store.totpSecrets(rcUser))[0]!.key)).toBe(base32(newKey));
 

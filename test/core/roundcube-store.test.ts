@@ -7,8 +7,7 @@ import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Mail2faError } from '../../src/errors.js';
-import { rcubeEncrypt } from '../../src/stores/rcube-crypto.js';
-import { base32, pluginJson, pluginSerialized } from '../../src/stores/roundcube-plugin.js';
+import { base32, pluginSerialized } from '../../src/stores/roundcube-plugin.js';
 import { sessionUserId } from '../../src/stores/roundcube.js';
 import {
   createRoundcubeDb,
@@ -16,7 +15,14 @@ import {
   describeRoundcubeEachDb,
   type RoundcubeDb,
 } from '../helpers/roundcube.js';
-import { WRITE_CTX, insertUser, openRoundcubeStore, preferencesOf } from '../helpers/roundcube-store.js';
+import {
+  WRITE_CTX,
+  encryptedPluginValue,
+  insertUser,
+  openRoundcubeStore,
+  preferencesOf,
+} from '../helpers/roundcube-store.js';
+import { failure as thrown } from '../helpers/enrolment.js';
 
 const DES_KEY = 'Rc-test-des-key-0123456!';
 const SECRET16 = 'JBSWY3DPEHPK3PXP'; // 10 bytes: weak
@@ -34,24 +40,7 @@ function prefsWith(value: string, before = 's:8:"timezone";s:3:"UTC";'): string 
   return `a:2:{${before}s:24:"twofactor_gauthenticator";${value}}`;
 }
 function encrypted(o: { secret?: string; activate?: boolean }, key = DES_KEY): string {
-  const blob = rcubeEncrypt(
-    { desKey: Buffer.from(key), cipher: 'des-ede3-cbc' },
-    Buffer.from(
-      pluginJson({ secret: o.secret ?? SECRET32, activate: o.activate ?? true, recoveryCodes: [], order: [] }),
-    ),
-    randomBytes,
-  );
-  return `s:${blob.length}:"${blob}";`;
-}
-
-async function thrown(p: Promise<unknown>): Promise<Mail2faError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(Mail2faError);
-    return e as Mail2faError;
-  }
-  throw new Error('expected a Mail2faError');
+  return encryptedPluginValue(key, 'des-ede3-cbc', { secret: o.secret ?? SECRET32, activate: o.activate });
 }
 
 describeRoundcubeEachDb('Roundcube store', (kind) => {

@@ -18,7 +18,7 @@ import { recoverAccount } from '../../src/core/recover.js';
 import { parseCodeInput } from '../../src/core/factor-check.js';
 import { verifySignInCode } from '../../src/core/sign-in.js';
 import { hashPassword } from '../../src/crypto/passwords.js';
-import { openMail2fa } from '../../src/index.js';
+import { openMail2fa, type Mail2fa } from '../../src/index.js';
 import { totpCode } from '../../src/totp/totp.js';
 import {
   base32,
@@ -73,6 +73,20 @@ describeEachDb('PostfixAdmin TOTP through the store seam', (kind) => {
 
   const plaintext = (username: string) => postfixadminPlaintext(ctx, username);
   const code = (secret: string, offsetMs = 0) => totpCode(secret, clock.now + offsetMs);
+  /** Runs `work` with the library opened on this suite's config and database, and closes it after. */
+  async function withLibrary(work: (mail2fa: Mail2fa) => Promise<void>): Promise<void> {
+    const mail2fa = await openMail2fa({
+      config: configPath,
+      db: tdb.url,
+      env: { ...process.env, ...testEnv(tdb) },
+      clock: () => clock.now,
+    });
+    try {
+      await work(mail2fa);
+    } finally {
+      await mail2fa.close();
+    }
+  }
 
   it('verify accepts the code of PostfixAdmin\'s secret (was: "not enabled"), once; wrong codes count in mail2fa\'s lockout', async () => {
     const ok = await verifySignInCode(ctx, { email: 'Jane@example.com', code: code(secrets.jane) });
@@ -118,36 +132,20 @@ describeEachDb('PostfixAdmin TOTP through the store seam', (kind) => {
       outcome: 'accepted',
       kind: 'totp',
     });
-    const mail2fa = await openMail2fa({
-      config: configPath,
-      db: tdb.url,
-      env: { ...process.env, ...testEnv(tdb) },
-      clock: () => clock.now,
-    });
-    try {
+    await withLibrary(async (mail2fa) => {
       const row = await mail2fa.status('old@example.com');
       expect(row).toMatchObject({ enabled: true, enforced: true, sources: ['postfixadmin'] });
       expect(row.stores[0]!.factors[0]).toMatchObject({ kind: 'totp', weak: true });
-    } finally {
-      await mail2fa.close();
-    }
+    });
   });
 
   it('requiresCode() is true for a PostfixAdmin TOTP account (was: false); false without one', async () => {
-    const mail2fa = await openMail2fa({
-      config: configPath,
-      db: tdb.url,
-      env: { ...process.env, ...testEnv(tdb) },
-      clock: () => clock.now,
-    });
-    try {
+    await withLibrary(async (mail2fa) => {
       expect(await mail2fa.requiresCode('Jane@example.com')).toBe(true);
       expect(await mail2fa.requiresCode('plain@example.com')).toBe(false);
       const accepted = await mail2fa.verifyCode('Jane@example.com', code(secrets.jane));
       expect(accepted).toMatchObject({ ok: true, outcome: 'accepted' });
-    } finally {
-      await mail2fa.close();
-    }
+    });
     // An inactive mailbox is not enforced by PostfixAdmin: no code is asked for (status says why).
     const db = await ctx.db();
     await db.knex('mailbox').where({ username: 'old@example.com' }).update({ active: 0 });

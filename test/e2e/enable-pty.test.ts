@@ -7,14 +7,12 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { readFactor } from '../../src/core/factors.js';
-import { accountTransaction } from '../../src/core/guard.js';
-import { checkSecondFactor } from '../../src/core/factor-check.js';
-import { Vault } from '../../src/core/vault.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { Terminal } from '../helpers/terminal.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox } from '../helpers/context.js';
 import { SmsGateway, lastOutboxCode, writeConfig } from '../helpers/enrolment.js';
+import { accountRows, checkAtSignIn, expectNothingStored, openFactorColumn } from '../helpers/account-rows.js';
 import { decodeQrFromScreen } from '../helpers/qr-screen.js';
 
 // Each test spawns several processes; on a loaded machine that takes longer than the default 30 s.
@@ -43,9 +41,7 @@ describeEachDb('enable in a real terminal', (kind) => {
     return email;
   }
   const knex = async () => (await scratch.ctx.db()).knex;
-  const vault = () => new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, Date.now);
-  const rows = async (table: string, account: string) =>
-    (await knex())(table).where({ account }).select('*') as Promise<Record<string, unknown>[]>;
+  const rows = (table: string, account: string) => accountRows(scratch.ctx, table, account);
   const recoveryCodesOnScreen = (screen: string) => [
     ...new Set(screen.match(/\b[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}\b/g) ?? []),
   ];
@@ -57,15 +53,7 @@ describeEachDb('enable in a real terminal', (kind) => {
     expect((await rows(scratch.ctx.tables.accountState, email))[0]!.sessions_revoked_at).not.toBeNull();
     const shown = recoveryCodesOnScreen(screen);
     expect(shown).toHaveLength(10);
-    const use = (code: string) =>
-      accountTransaction(scratch.ctx, email, async (tx) =>
-        checkSecondFactor(
-          tx,
-          await readFactor(tx.trx, scratch.ctx.tables, email),
-          { form: 'recovery', value: code },
-          new Set(['recovery']),
-        ),
-      );
+    const use = (code: string) => checkAtSignIn(scratch.ctx, email, { form: 'recovery', value: code }, ['recovery']);
     expect(await use(shown[3]!)).toBe('recovery');
     expect(await use(shown[3]!)).toBeNull();
   }
@@ -105,7 +93,7 @@ describeEachDb('enable in a real terminal', (kind) => {
     expect(end).toContain('You have been signed out and will be asked to sign in once more.');
     const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
     expect(factor.method).toBe('totp');
-    expect(vault().open(scratch.ctx.tables.factor, 'secret_ct', email, factor.secret_ct!)).toBe(secret);
+    expect(openFactorColumn(scratch.ctx, email, 'secret_ct', factor.secret_ct!)).toBe(secret);
     expect(factor.last_totp_step).not.toBeNull();
     expect((await rows(scratch.ctx.tables.accountState, email))[0]!.failed_attempts).toBe(0);
     await expectEnrolled(email, end.slice(mark));
@@ -135,7 +123,7 @@ describeEachDb('enable in a real terminal', (kind) => {
     expect(end).toContain('type the one-time code received');
     const factor = (await readFactor(await knex(), scratch.ctx.tables, email))!;
     expect(factor).toMatchObject({ method: 'sms', phone_masked: '+45 ****3456' });
-    expect(vault().open(scratch.ctx.tables.factor, 'phone_ct', email, factor.phone_ct!)).toBe('+4520123456');
+    expect(openFactorColumn(scratch.ctx, email, 'phone_ct', factor.phone_ct!)).toBe('+4520123456');
     await expectEnrolled(email, end.slice(mark));
   });
 
@@ -176,13 +164,7 @@ describeEachDb('enable in a real terminal', (kind) => {
     expect(await rows(scratch.ctx.tables.enrolment, email)).toHaveLength(1);
     term.type('\x03');
     expect(await term.exitCode()).toBe(130);
-    for (const table of [
-      scratch.ctx.tables.factor,
-      scratch.ctx.tables.recoveryCode,
-      scratch.ctx.tables.enrolment,
-      scratch.ctx.tables.challenge,
-    ])
-      expect(await rows(table, email)).toEqual([]);
+    await expectNothingStored(scratch.ctx, email);
     expect((await rows(scratch.ctx.tables.audit, email)).map((a) => a.action)).toEqual([
       'enable-start',
       'enable-cancel',

@@ -5,12 +5,12 @@
 import { userInfo } from 'node:os';
 import { expect, it } from 'vitest';
 import { readFactor } from '../../src/core/factors.js';
-import { accountTransaction } from '../../src/core/guard.js';
-import { checkSecondFactor, parseCodeInput } from '../../src/core/factor-check.js';
+import { parseCodeInput } from '../../src/core/factor-check.js';
 import { Terminal } from '../helpers/terminal.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox, testEnv } from '../helpers/context.js';
 import { auditRows, enableSms, enableTotp, snapshot } from '../core/recover-support.js';
+import { checkAtSignIn } from '../helpers/account-rows.js';
 
 /** The CLI at a terminal without colour; answers are typed a key at a time. */
 const terminal = (args: string[], env: Record<string, string>) =>
@@ -73,15 +73,7 @@ describeEachDb('recover at a terminal', (kind) => {
       /enter this temporary access code:\n\n {4}([0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4})\n/,
     );
     expect(await t.exitCode()).toBe(0);
-    const use = () =>
-      accountTransaction(scratch.ctx, email, async (tx) =>
-        checkSecondFactor(
-          tx,
-          await readFactor(tx.trx, scratch.ctx.tables, email),
-          parseCodeInput(code!),
-          new Set(['temporary']),
-        ),
-      );
+    const use = () => checkAtSignIn(scratch.ctx, email, parseCodeInput(code!), ['temporary']);
     expect(await use()).toBe('temporary');
     expect(await use()).toBeNull();
   });

@@ -53,6 +53,15 @@ export function runNode(nodeArgs: string[], o: RunOptions = {}): Promise<NodeRes
   });
 }
 
+/** The documents of NDJSON output, one a line (blank lines, such as the one after the final newline, skipped). */
+export function ndjsonRows<T = Record<string, any>>(stdout: string): T[] {
+  return stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as T);
+}
+
 /** Runs the built CLI with `args`; `o.env` is laid over this process's environment, with NO_COLOR=1. */
 export function runCli(args: string[], o: RunOptions = {}): Promise<CliResult> {
   return runNode([BIN, ...args], { ...o, env: { ...process.env, NO_COLOR: '1', ...o.env } });

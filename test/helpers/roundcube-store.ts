@@ -1,6 +1,8 @@
 /** Opening the Roundcube store module directly on a scratch Roundcube database (tests of src/stores/roundcube.ts). */
 import { randomBytes } from 'node:crypto';
 import { openDatabase, type Database } from '../../src/db/connection.js';
+import { rcubeEncrypt, type RcubeCipher } from '../../src/stores/rcube-crypto.js';
+import { pluginJson } from '../../src/stores/roundcube-plugin.js';
 import { RoundcubeOptions, RoundcubeStore, roundcubeStore } from '../../src/stores/roundcube.js';
 import type { StoreDeps, StoreWriteContext } from '../../src/stores/types.js';
 import type { RoundcubeDb } from './roundcube.js';
@@ -45,6 +47,25 @@ export function openRoundcubeStore(
       if (dbPromise) await (await dbPromise).close();
     },
   };
+}
+
+/**
+ * The plugin's preference value as Roundcube keeps it encrypted: a serialized PHP string holding the plugin's
+ * JSON encrypted with `desKey` and `cipher`.
+ */
+export function encryptedPluginValue(
+  desKey: string,
+  cipher: RcubeCipher,
+  plugin: { secret: string; activate?: boolean; recoveryCodes?: string[] },
+): string {
+  const json = pluginJson({
+    secret: plugin.secret,
+    activate: plugin.activate ?? true,
+    recoveryCodes: plugin.recoveryCodes ?? [],
+    order: [],
+  });
+  const blob = rcubeEncrypt({ desKey: Buffer.from(desKey), cipher }, Buffer.from(json), randomBytes);
+  return `s:${blob.length}:"${blob}";`;
 }
 
 /** Inserts a Roundcube users row with exactly these preference bytes (NULL when null); returns its user_id. */

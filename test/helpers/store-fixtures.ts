@@ -4,8 +4,6 @@
  * case-insensitive, PAD SPACE collation; on SQLite with COLLATE NOCASE, the nearest thing.
  */
 import { randomBytes } from 'node:crypto';
-import { expect } from 'vitest';
-import { Mail2faError } from '../../src/errors.js';
 import { openDatabase, type Database } from '../../src/db/connection.js';
 import type { StoreDeps } from '../../src/stores/types.js';
 import type { TestDb } from './db.js';
@@ -106,11 +104,4 @@ export async function createSogoSchema(db: Database): Promise<void> {
 export const writeCtx = { now: Date.UTC(2026, 10, 27, 12, 0, 0), actor: 'test-agent' };
 
 /** The typed error `p` rejects with (fails the test when it resolves or throws something else). */
-export async function refusal(p: Promise<unknown>): Promise<Mail2faError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(Mail2faError);
-  return err as Mail2faError;
-}
+export { failure as refusal } from './enrolment.js';

@@ -2,25 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import type { NothingToRecover, RecoveryDone, RecoverySummary } from '../../src/core/recover.js';
 import { customerReply } from '../../src/ui/customer-reply-render.js';
+import { recoverySummary } from '../fixtures/recovery-summary.js';
 import { nothingText, recoverDocument, recoveredText } from '../../src/ui/recover-render.js';
 
-const before = (o: Partial<RecoverySummary> = {}): RecoverySummary => ({
-  email: 'jane@example.com',
-  active: true,
-  enabled: true,
-  method: 'sms',
-  phone: '+45 ****3456',
-  enrolledAt: '2026-11-01T10:00:00Z',
-  lastUsedAt: null,
-  recoveryCodesLeft: 10,
-  lockedUntil: null,
-  failedAttempts: 0,
-  temporaryCode: null,
-  postfixadminTotp: false,
-  stores: [],
-  alternateEmail: null,
-  ...o,
-});
+const before = recoverySummary;
 
 const done = (o: Partial<RecoveryDone> = {}): RecoveryDone => ({
   outcome: 'recovered',

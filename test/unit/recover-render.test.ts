@@ -5,24 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import type { RecoveryDone, RecoverySummary } from '../../src/core/recover.js';
 import { recoveredText, summaryText, wrapLine } from '../../src/ui/recover-render.js';
+import { recoverySummary } from '../fixtures/recovery-summary.js';
 
-const summary = (o: Partial<RecoverySummary> = {}): RecoverySummary => ({
-  email: 'a.rather.long.address.for.wrapping@example.com',
-  active: true,
-  enabled: true,
-  method: 'sms',
-  phone: '+45 ****3456',
-  enrolledAt: '2026-11-01T10:00:00Z',
-  lastUsedAt: null,
-  recoveryCodesLeft: 10,
-  lockedUntil: null,
-  failedAttempts: 0,
-  temporaryCode: null,
-  postfixadminTotp: false,
-  stores: [],
-  alternateEmail: null,
-  ...o,
-});
+const summary = (o: Partial<RecoverySummary> = {}): RecoverySummary =>
+  recoverySummary({ email: 'a.rather.long.address.for.wrapping@example.com', ...o });
 const plan = {
   ticket: 'T-1',
   reason: 'lost phone on a train, identity checked by a call-back to the number on file',
