@@ -2,6 +2,7 @@
  * The shared pre-step of every command: configuration → database (opened lazily, schema checked) →
  * repositories, key, clock, actor, SMS sender. Closed by `withContext` in a finally block.
  */
+import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Config, ConfigSources } from './config.js';
 import { loadConfig, redactUrl } from './config.js';
@@ -13,7 +14,7 @@ import {
   missingMailboxTableError,
   type AccountMapping,
 } from './db/accounts.js';
-import { openDatabase, mapDbError, type Database } from './db/connection.js';
+import { openDatabase, mapDbError, sqliteFile, type Database } from './db/connection.js';
 import { LATEST_MIGRATION, migrateOrBusy, readSchemaVersion } from './db/migrations.js';
 import { ensureCodeHashKey } from './core/vault.js';
 import { tableNames, type Tables } from './db/schema.js';
@@ -94,6 +95,12 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
       dbPromise ??= (async () => {
         // The schema check (or the embedded database's preparation) is the first query: no separate ping.
         const checked = config.db.embedded || !options.skipSchemaCheck;
+        // Opening a SQLite path creates the file (and its directory): a command that needs mail2fa's tables
+        // refuses a missing file before that, so that a mistyped --db leaves nothing behind.
+        if (!config.db.embedded && !options.skipSchemaCheck && config.db.url.startsWith('sqlite:')) {
+          const file = sqliteFile(config.db.url);
+          if (!existsSync(file)) throw schemaMissing(`${config.db.url} (no such file)`);
+        }
         const db = await openDatabase(config.db, { ping: !checked });
         try {
           if (config.db.embedded) await prepareEmbedded(db, tables, mapping, ctx);
@@ -252,13 +259,18 @@ async function checkSchema(db: Database, tables: Tables): Promise<void> {
   if (version === LATEST_MIGRATION) return;
   // Migration names sort in order ("0001_…"): a later one means a newer mail2fa upgraded this database.
   if (version !== null && version > LATEST_MIGRATION) throw schemaNewer(version);
+  if (version === null) throw schemaMissing(db.displayUrl);
   throw configError(
     'schema_outdated',
-    version === null
-      ? `mail2fa's tables do not exist in ${db.displayUrl}`
-      : `the database schema is out of date (at ${version}, this version needs ${LATEST_MIGRATION})`,
-    'Run `mail2fa migrate` (with the same --db / config).',
+    `the database schema is out of date (at ${version}, this version needs ${LATEST_MIGRATION})`,
+    MIGRATE_HINT,
   );
+}
+
+const MIGRATE_HINT = 'Run `mail2fa migrate` (with the same --db / config).';
+
+function schemaMissing(where: string) {
+  return configError('schema_outdated', `mail2fa's tables do not exist in ${where}`, MIGRATE_HINT);
 }
 
 /** Opens a context, runs `work`, and always closes the database. */

@@ -2,7 +2,7 @@
  * The exit-code contract of `status`, `migrate` and configuration loading, one test per code, each spawning the
  * built binary (run `npm run build` first). With --json, stdout holds exactly one JSON document, errors included.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -216,6 +216,22 @@ describe('78: configuration', () => {
   const env = { ...isolated, MAIL2FA_KEY: Buffer.alloc(32, 7).toString('base64') };
   const bad = join(scratch, 'several.yaml');
   writeFileSync(bad, 'issuer: ""\naccounts:\n  preset: roundcube\nsms:\n  transport: pigeon\nsurprise: 1\n');
+
+  it('a SQLite --db path that does not exist: 78, and neither the file nor its directory is created', async () => {
+    const dir = join(scratch, 'no-such-dir');
+    const file = join(dir, 'mail2fa.sqlite');
+    for (const args of [['status', '--all'], ['verify', 'jane@example.com', '--code', '123456'], ['audit']]) {
+      const r = await runCli(['--db', `sqlite:${file}`, ...args], { env });
+      expect(r.code).toBe(78);
+      expect(r.stderr).toMatch(
+        /^mail2fa: error: mail2fa's tables do not exist in sqlite:.*\(no such file\)\nhint: Run `mail2fa migrate`/,
+      );
+      expect(existsSync(dir)).toBe(false);
+    }
+    const migrated = await runCli(['--db', `sqlite:${file}`, 'migrate'], { env });
+    expect(migrated.code).toBe(0);
+    expect(existsSync(file)).toBe(true);
+  });
 
   it.each([{ args: ['status', '--all'] }, { args: ['migrate'] }])(
     '$args: a config file with several errors reports all of them at once',
