@@ -36,6 +36,11 @@ export interface ContextOptions extends ConfigSources {
   clock?: () => number;
   /** Skip the schema check (for `migrate` and `doctor`, which look at it themselves). */
   skipSchemaCheck?: boolean;
+  /**
+   * Refuse a missing SQLite file instead of creating it (`doctor` looks at a database without changing it). Every
+   * command that needs mail2fa's tables refuses one anyway; only `migrate` and `demo` create the file.
+   */
+  existingDatabaseOnly?: boolean;
   /** Injected SMS sender (library users, tests). */
   smsSender?: SmsSender;
   /** Injected randomness for stores (tests); defaults to node:crypto randomBytes. */
@@ -97,7 +102,11 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
         const checked = config.db.embedded || !options.skipSchemaCheck;
         // Opening a SQLite path creates the file (and its directory): a command that needs mail2fa's tables
         // refuses a missing file before that, so that a mistyped --db leaves nothing behind.
-        if (!config.db.embedded && !options.skipSchemaCheck && config.db.url.startsWith('sqlite:')) {
+        if (
+          !config.db.embedded &&
+          (!options.skipSchemaCheck || options.existingDatabaseOnly) &&
+          config.db.url.startsWith('sqlite:')
+        ) {
           const file = sqliteFile(config.db.url);
           if (!existsSync(file)) throw schemaMissing(`${config.db.url} (no such file)`);
         }
@@ -121,7 +130,7 @@ export function contextFromConfig(config: Config, options: ContextOptions = {}):
     },
     keyRing(reload = false) {
       if (ring && !reload) return ring;
-      ring = loadKeyRing(config, env, notices);
+      ring = loadKeyRing(config, env, notices, !(options.existingDatabaseOnly && !config.db.embedded));
       return ring;
     },
     async sms() {
@@ -206,9 +215,9 @@ export function configuredKeyFile(config: Config, env: NodeJS.ProcessEnv = proce
   return config.key.file || embeddedKeyFile(config);
 }
 
-function loadKeyRing(config: Config, env: NodeJS.ProcessEnv, notices: string[]): KeyRing {
+function loadKeyRing(config: Config, env: NodeJS.ProcessEnv, notices: string[], mayCreate: boolean): KeyRing {
   const file = configuredKeyFile(config, env);
-  if (file && !config.key.file) {
+  if (file && !config.key.file && mayCreate) {
     // The embedded database keeps its own key file next to it, created on first use (mode 0600), and says so.
     const { key, created } = loadOrCreateKeyFile(file);
     if (created)

@@ -62,7 +62,11 @@ export function doctorExitCode(checks: Check[]): number {
 export async function doctor(options: ContextOptions): Promise<DoctorReport> {
   let ctx: Context;
   try {
-    ctx = contextFromConfig(await loadConfig(options), { ...options, skipSchemaCheck: true });
+    ctx = contextFromConfig(await loadConfig(options), {
+      ...options,
+      skipSchemaCheck: true,
+      existingDatabaseOnly: true,
+    });
   } catch (err) {
     const names = ['database', 'schema', 'account mapping', 'key', 'sms gateway', 'sign-out action'];
     return { checks: [fail('config', err), ...names.map((n) => skip(n, 'the configuration is invalid'))], notices: [] };

@@ -4,7 +4,8 @@
  * table, missing column, group-readable key, unreachable webhook, invalid config, missing sign-out program.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -189,6 +190,8 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
 
   it('schema missing (never migrated): 78, key not sampled', async () => {
     const empty = await createTestDb(kind);
+    // An existing, empty SQLite file (doctor reports a missing file as such and creates nothing: the test below).
+    if (kind === 'sqlite') writeFileSync(empty.url.slice('sqlite:'.length), '');
     try {
       const { r, by } = await doctor({ db: empty.url });
       expect(r.code).toBe(78);
@@ -236,4 +239,24 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
       expect((await doctor()).r.code).toBe(0);
     });
   }
+});
+
+it('a mistyped SQLite path: 78, the database and the key reported missing, and nothing created', async () => {
+  const dir = join(tmpdir(), `mail2fa-doctor-missing-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const file = join(dir, 'nope', 'db.sqlite');
+  const r = await runCli(['--db', `sqlite:${file}`, 'doctor', '--json'], {
+    env: {
+      MAIL2FA_HOME: join(dir, 'home'),
+      MAIL2FA_CONFIG: undefined,
+      MAIL2FA_KEY_FILE: undefined,
+      MAIL2FA_KEY: undefined,
+    },
+  });
+  expect(r.code).toBe(78);
+  const report = JSON.parse(r.stdout) as { checks: { name: string; status: string; detail: string }[] };
+  expect(report.checks.find((c) => c.name === 'database')).toMatchObject({ status: 'fail' });
+  expect(report.checks.find((c) => c.name === 'database')!.detail).toContain('no such file');
+  expect(report.checks.find((c) => c.name === 'key')).toMatchObject({ status: 'fail' });
+  expect(existsSync(join(dir, 'nope'))).toBe(false);
+  expect(r.stderr).not.toContain('created a new master key file');
 });
