@@ -7,6 +7,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const GNU_TIME = '/usr/bin/time';
 
@@ -167,5 +168,45 @@ export function machine({ mariadbArgs, sqlite3 }) {
     innodbBufferPoolMb: bp ? Math.round(Number(bp) / 2 ** 20) : null,
     sqlite: sqlite3 ? (tryRun('sqlite3', ['--version'])?.split(' ')[0] ?? 'unknown') : null,
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+  };
+}
+
+/** `--help` of a bench script: the script's header comment, printed as text. */
+export function printHeaderHelp(moduleUrl) {
+  process.stdout.write(
+    readFileSync(fileURLToPath(moduleUrl), 'utf8')
+      .split('*/')[0]
+      .replace(/^#!.*\n\/\*\*\n/, '')
+      .replace(/^ \* ?/gm, ''),
+  );
+}
+
+/** Connection arguments and environment (password out of argv) for the `mariadb` client. */
+export function mariadbClient(url) {
+  return {
+    args: [
+      '-h',
+      url.hostname || '127.0.0.1',
+      '-P',
+      url.port || '3306',
+      '-u',
+      decodeURIComponent(url.username || 'root'),
+    ],
+    env: url.password ? { ...process.env, MYSQL_PWD: decodeURIComponent(url.password) } : process.env,
+  };
+}
+
+/** Connection arguments and environment (password out of argv) for `psql`. */
+export function psqlClient(url) {
+  return {
+    args: [
+      '-h',
+      url.hostname || '127.0.0.1',
+      '-p',
+      url.port || '5432',
+      '-U',
+      decodeURIComponent(url.username || 'postgres'),
+    ],
+    env: url.password ? { ...process.env, PGPASSWORD: decodeURIComponent(url.password) } : process.env,
   };
 }

@@ -34,7 +34,16 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { COLUMNS, METHOD_SMS, makeDataset, rows, writeTsv } from './dataset.mjs';
-import { haveGnuTime, loadAverage, machine, measureSet, runOnce } from './measure.mjs';
+import {
+  haveGnuTime,
+  loadAverage,
+  machine,
+  mariadbClient,
+  measureSet,
+  printHeaderHelp,
+  psqlClient,
+  runOnce,
+} from './measure.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DOC = join(ROOT, 'docs', 'benchmarks.md');
@@ -66,12 +75,7 @@ const { values: opt } = parseArgs({
   },
 });
 if (opt.help) {
-  process.stdout.write(
-    readFileSync(fileURLToPath(import.meta.url), 'utf8')
-      .split('*/')[0]
-      .replace(/^#!.*\n\/\*\*\n/, '')
-      .replace(/^ \* ?/gm, ''),
-  );
+  printHeaderHelp(import.meta.url);
   process.exit(0);
 }
 /** The binary measured: this checkout's build, or (--bin) another build of mail2fa, for before/after comparisons. */
@@ -158,17 +162,7 @@ if (!/^[A-Za-z0-9_]+$/.test(DBNAME)) {
   log(`--mariadb-url: database name must be a plain identifier (got "${DBNAME}")`);
   process.exit(64);
 }
-const mariadbConn = [
-  '-h',
-  mysqlUrl.hostname || '127.0.0.1',
-  '-P',
-  mysqlUrl.port || '3306',
-  '-u',
-  decodeURIComponent(mysqlUrl.username || 'root'),
-];
-const mariadbEnv = mysqlUrl.password
-  ? { ...process.env, MYSQL_PWD: decodeURIComponent(mysqlUrl.password) }
-  : process.env;
+const { args: mariadbConn, env: mariadbEnv } = mariadbClient(mysqlUrl);
 function mariadb(sql, { db = DBNAME, extra = [] } = {}) {
   return execFileSync('mariadb', [...mariadbConn, ...extra, '--batch', '-N', ...(db ? [db] : []), '-e', sql], {
     env: mariadbEnv,
@@ -182,15 +176,7 @@ if (wantPostgres && !/^[A-Za-z0-9_]+$/.test(PG_DBNAME)) {
   log(`--pg-url: database name must be a plain identifier (got "${PG_DBNAME}")`);
   process.exit(64);
 }
-const psqlConn = [
-  '-h',
-  pgUrl.hostname || '127.0.0.1',
-  '-p',
-  pgUrl.port || '5432',
-  '-U',
-  decodeURIComponent(pgUrl.username || 'postgres'),
-];
-const psqlEnv = pgUrl.password ? { ...process.env, PGPASSWORD: decodeURIComponent(pgUrl.password) } : process.env;
+const { args: psqlConn, env: psqlEnv } = psqlClient(pgUrl);
 /** psql on the bench database (or `db`), stopping at the first error; -c may be given several times. */
 function psql(commands, { db = PG_DBNAME } = {}) {
   return execFileSync(

@@ -40,7 +40,16 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { makeDataset } from './dataset.mjs';
-import { haveGnuTime, loadAverage, machine, measureSet, runOnce } from './measure.mjs';
+import {
+  haveGnuTime,
+  loadAverage,
+  machine,
+  mariadbClient,
+  measureSet,
+  printHeaderHelp,
+  psqlClient,
+  runOnce,
+} from './measure.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DOC = join(ROOT, 'docs', 'benchmarks.md');
@@ -62,12 +71,7 @@ const { values: opt } = parseArgs({
   },
 });
 if (opt.help) {
-  process.stdout.write(
-    readFileSync(fileURLToPath(import.meta.url), 'utf8')
-      .split('*/')[0]
-      .replace(/^#!.*\n\/\*\*\n/, '')
-      .replace(/^ \* ?/gm, ''),
-  );
+  printHeaderHelp(import.meta.url);
   process.exit(0);
 }
 const BIN = resolve(opt.bin ?? join(ROOT, 'bin', 'mail2fa.js'));
@@ -128,15 +132,7 @@ function childEnv() {
 }
 
 const myUrl = new URL(opt['mariadb-url']);
-const mariadbConn = [
-  '-h',
-  myUrl.hostname || '127.0.0.1',
-  '-P',
-  myUrl.port || '3306',
-  '-u',
-  decodeURIComponent(myUrl.username || 'root'),
-];
-const mariadbEnv = myUrl.password ? { ...process.env, MYSQL_PWD: decodeURIComponent(myUrl.password) } : process.env;
+const { args: mariadbConn, env: mariadbEnv } = mariadbClient(myUrl);
 const mysqlDbUrl = (db) => {
   const u = new URL(opt['mariadb-url']);
   u.pathname = `/${db}`;
@@ -150,17 +146,7 @@ function mariadb(sql, db, extra = []) {
   });
 }
 const pgUrlBase = new URL(opt['pg-url']);
-const psqlConn = [
-  '-h',
-  pgUrlBase.hostname || '127.0.0.1',
-  '-p',
-  pgUrlBase.port || '5432',
-  '-U',
-  decodeURIComponent(pgUrlBase.username || 'postgres'),
-];
-const psqlEnv = pgUrlBase.password
-  ? { ...process.env, PGPASSWORD: decodeURIComponent(pgUrlBase.password) }
-  : process.env;
+const { args: psqlConn, env: psqlEnv } = psqlClient(pgUrlBase);
 const pgDbUrl = (db) => {
   const u = new URL(opt['pg-url']);
   u.pathname = `/${db}`;
