@@ -58,7 +58,7 @@ export async function run(argv: string[]): Promise<void> {
       process.exitCode = ExitCode.USAGE;
       return;
     }
-    const err = toMail2faError(raw);
+    const err = toMail2faError(raw, argv.includes('--verbose'));
     if (json) process.stdout.write(`${JSON.stringify(errorDocument(err))}\n`);
     else {
       // Read from argv: the error may come before commander has parsed --no-color.
@@ -75,7 +75,11 @@ export async function run(argv: string[]): Promise<void> {
   }
 }
 
-function toMail2faError(raw: unknown): Mail2faError {
+/**
+ * Any thrown value as the typed error main prints. An unexpected one is an internal error (70); its hint points at
+ * --verbose, unless the run has it already (the stack trace follows the message then).
+ */
+export function toMail2faError(raw: unknown, verbose = false): Mail2faError {
   if (raw instanceof Mail2faError) return raw;
   if (
     (raw as { name?: string })?.name === 'ExitPromptError' ||
@@ -88,6 +92,6 @@ function toMail2faError(raw: unknown): Mail2faError {
     'internal',
     `internal error (a bug, please report it): ${message}`,
     ExitCode.SOFTWARE,
-    'Run again with --verbose for details.',
+    verbose ? undefined : 'Run again with --verbose for details.',
   );
 }
