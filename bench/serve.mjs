@@ -193,6 +193,40 @@ function load({ socket, path, amount, duration, body, check }) {
  * (no coordinated omission: a stalled service cannot hide its queue). autocannon's own rate limit sends each
  * second's requests in one burst, so it is used for the flat-out runs only.
  */
+/** One POST of a JSON payload over the service's socket; `answer(status, text)` or `failed(err)` when it ends. */
+function postJson({ socket, path, agent, payload }, answer, failed) {
+  const req = request(
+    {
+      socketPath: socket,
+      path,
+      method: 'POST',
+      agent,
+      headers: {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(payload),
+        'mail2fa-client': 'bench',
+      },
+    },
+    (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d) => (text += d));
+      res.on('end', () => answer(res.statusCode, text));
+    },
+  );
+  req.on('error', failed);
+  req.end(payload);
+}
+
+/** The latency percentiles of a run, in the shape the report reads (autocannon's). */
+function latencySummary(latencies, duration, problems) {
+  latencies.sort((a, b) => a - b);
+  const pct = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
+  return {
+    result: { requests: { total: latencies.length }, duration, latency: { p50: pct(0.5), p99: pct(0.99) } },
+    problems,
+  };
+}
+
 async function openLoop({ socket, path, rate, amount, body, check }) {
   const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
   const latencies = [];
@@ -212,26 +246,11 @@ async function openLoop({ socket, path, rate, amount, body, check }) {
       finished++;
       wake?.();
     };
-    const req = request(
-      {
-        socketPath: socket,
-        path,
-        method: 'POST',
-        agent,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(payload),
-          'mail2fa-client': 'bench',
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (d) => (text += d));
-        res.on('end', () => done(check(res.statusCode, text)));
-      },
+    postJson(
+      { socket, path, agent, payload },
+      (status, text) => done(check(status, text)),
+      (err) => done(err.code ?? err.message),
     );
-    req.on('error', (err) => done(err.code ?? err.message));
-    req.end(payload);
   };
   while (finished < amount) {
     const now = performance.now();
@@ -244,12 +263,7 @@ async function openLoop({ socket, path, rate, amount, body, check }) {
   }
   const duration = (performance.now() - start) / 1000;
   agent.destroy();
-  latencies.sort((a, b) => a - b);
-  const pct = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-  return {
-    result: { requests: { total: latencies.length }, duration, latency: { p50: pct(0.5), p99: pct(0.99) } },
-    problems,
-  };
+  return latencySummary(latencies, duration, problems);
 }
 
 /** One client, one request at a time over one keep-alive connection: the service's own latency, no queue. */
@@ -261,40 +275,16 @@ async function sequential({ socket, path, amount, body, check }) {
   for (let i = 0; i < amount; i++) {
     const payload = JSON.stringify(body(i));
     const started = performance.now();
-    const [status, text] = await new Promise((done, fail) => {
-      const req = request(
-        {
-          socketPath: socket,
-          path,
-          method: 'POST',
-          agent,
-          headers: {
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(payload),
-            'mail2fa-client': 'bench',
-          },
-        },
-        (res) => {
-          let t = '';
-          res.setEncoding('utf8').on('data', (d) => (t += d));
-          res.on('end', () => done([res.statusCode, t]));
-        },
-      );
-      req.on('error', fail);
-      req.end(payload);
-    });
+    const [status, text] = await new Promise((done, fail) =>
+      postJson({ socket, path, agent, payload }, (code, reply) => done([code, reply]), fail),
+    );
     latencies.push(performance.now() - started);
     const problem = check(status, text);
     if (problem) problems.set(problem, (problems.get(problem) ?? 0) + 1);
   }
   const duration = (performance.now() - t0) / 1000;
   agent.destroy();
-  latencies.sort((a, b) => a - b);
-  const pct = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-  return {
-    result: { requests: { total: latencies.length }, duration, latency: { p50: pct(0.5), p99: pct(0.99) } },
-    problems,
-  };
+  return latencySummary(latencies, duration, problems);
 }
 
 async function cliBaseline(dbUrl, env, secrets) {
