@@ -13,6 +13,7 @@ import { generateTotpSecret } from '../totp/totp.js';
 import { writeAudit } from './audit-write.js';
 import { configError, dataError } from '../errors.js';
 import { LOCKOUT_MS, MAX_FAILED_ATTEMPTS } from './lockout.js';
+import { refreshStatusSummary } from '../db/status-summary.js';
 import { removeFactor, storeFactor } from './factors.js';
 import { Vault, ensureCodeHashKey } from './vault.js';
 
@@ -162,6 +163,7 @@ export async function seedDemo(ctx: Context, opts: { reset: boolean }): Promise<
       }
       if (sample.usedCodes) await useFirstRecoveryCodes(trx, ctx.tables, sample.email, sample.usedCodes, now);
       if (sample.locked) await setAttempts(trx, ctx.tables, state.account, MAX_FAILED_ATTEMPTS, now + LOCKOUT_MS);
+      await refreshStatusSummary(trx, ctx.tables, db.dialect, [sample.email]);
       accounts.push(account);
     }
     await writeAudit(trx, ctx.tables, ctx, {

@@ -9,6 +9,7 @@ import type { Context } from '../context.js';
 import type { Database } from '../db/connection.js';
 import type { FactorRow } from '../db/own-store.js';
 import { inTransaction, lockAccountState, lockAccountWithFactor, type AccountStateRow, type Trx } from '../db/tx.js';
+import { refreshStatusSummary } from '../db/status-summary.js';
 import { writeAudit, type AuditEvent } from './audit-write.js';
 import { Mail2faError, noPerm } from '../errors.js';
 import { isLocked, lockedError, recordFailure, recordSuccess } from './lockout.js';
@@ -108,7 +109,10 @@ export async function accountTransaction<T>(
           tx.state = { ...tx.state, failed_attempts: 0, locked_until: null };
         },
       };
-      return work(tx);
+      const outcome = await work(tx);
+      // The status summary follows every change in the same transaction (and under the same lock).
+      await refreshStatusSummary(trx, ctx.tables, db.dialect, [account]);
+      return outcome;
     });
   } catch (err) {
     await auditRolledBackRefusal(ctx, db, account, action, err);

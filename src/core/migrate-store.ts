@@ -9,6 +9,7 @@
  * skipped and listed; unusable store values refuse the whole run unless `skipInvalid`.
  */
 import type { Context } from '../context.js';
+import { refreshStatusSummary } from '../db/status-summary.js';
 import { enrolledAccounts, existingMailboxes, insertImportedTotp } from '../db/factor-import.js';
 import { inTransaction, lockAccountStates } from '../db/tx.js';
 import { base32Encode } from '../totp/totp.js';
@@ -222,6 +223,13 @@ export async function migrateFromStore(
       );
       cleared = change.refs?.length ?? 0;
     }
+    for (let i = 0; i < moving.length; i += 500)
+      await refreshStatusSummary(
+        trx,
+        ctx.tables,
+        db.dialect,
+        moving.slice(i, i + 500).map((a) => a.email),
+      );
     const result = report(store, options, accounts, cleared, false);
     if (moving.length === 0) return result;
     await writeAudit(trx, ctx.tables, ctx, {

@@ -10,6 +10,7 @@ import type { ConfiguredStore } from '../config.js';
 import type { Context } from '../context.js';
 import { isActive } from '../db/accounts.js';
 import type { Dialect } from '../db/connection.js';
+import { refreshStatusSummary } from '../db/status-summary.js';
 import { factorsOf, insertFactorRows, type Q } from '../db/own-store.js';
 import { inTransaction, lockAccountStates } from '../db/tx.js';
 import {
@@ -290,6 +291,8 @@ export async function migrateFromPostfixadmin(ctx: Context, options: MigrationOp
             : { source: 'postfixadmin', method: 'totp', plaintextCleared: options.clearPlaintext, recoveryCodes: 0 },
       });
     }
+    for (const batch of chunks(moving.map((c) => c.email)))
+      await refreshStatusSummary(trx, ctx.tables, db.dialect, batch);
     const result = report(options, source, candidates, cleared, false);
     if (moving.length === 0 && clearing.length === 0) return result; // nothing changed: no summary row
     await writeAudit(trx, ctx.tables, ctx, {

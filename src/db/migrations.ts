@@ -10,6 +10,7 @@ import type { Knex } from 'knex';
 import { tempFail } from '../errors.js';
 import type { Database } from './connection.js';
 import type { Tables } from './schema.js';
+import { refreshAllSummaries, SUMMARY_COLUMNS } from './status-summary.js';
 
 /** Longest address we store: 64 (local) + 1 + 253 (domain), plus room for IDNA growth. */
 export const ACCOUNT_LENGTH = 320;
@@ -132,7 +133,34 @@ const MIGRATIONS: Migration[] = [
       }
     },
   },
+  {
+    // The status summary (src/db/status-summary.ts): what `status` shows of an account, in its state row, so that
+    // bulk status joins one table. Filled here for existing data; every change keeps it current from now on.
+    name: '0002_status_summary',
+    async up(knex, tables, mysql) {
+      await knex.schema.alterTable(tables.accountState, (table) => {
+        table.string('method', 8).nullable();
+        table.string('phone_masked', 32).nullable();
+        table.bigInteger('enrolled_at').nullable();
+        table.bigInteger('last_used_at').nullable();
+        table.integer('codes_left').nullable();
+        table.bigInteger('temp_expires_at').nullable();
+        table.bigInteger('temp_used_at').nullable();
+      });
+      await refreshAllSummaries(knex, tables, mysql ? 'mysql' : dialectOf(knex));
+    },
+    async down(knex, tables) {
+      await knex.schema.alterTable(tables.accountState, (table) => {
+        table.dropColumns(...SUMMARY_COLUMNS);
+      });
+    },
+  },
 ];
+
+/** The dialect behind a knex instance (the migrations get knex, and a flag for MySQL). */
+function dialectOf(knex: Knex): 'postgres' | 'sqlite' {
+  return (knex.client as { dialect?: string }).dialect === 'postgresql' ? 'postgres' : 'sqlite';
+}
 
 export const LATEST_MIGRATION = MIGRATIONS[MIGRATIONS.length - 1]!.name;
 

@@ -1,5 +1,5 @@
 /**
- * The one query behind `status`: mailbox rows joined with mail2fa's factor and state rows. Bulk reads stream
+ * The one query behind `status`: mailbox rows joined with their state rows, which carry the status summary. Bulk reads stream
  * (mysql2's row stream; a server-side cursor on PostgreSQL; better-sqlite3's iterate(), since knex's .stream()
  * on it loads every row first) and are handed out in batches; address lists are looked up with one `IN (…)`
  * query per batch, never one per account.
@@ -23,13 +23,17 @@ export interface StatusDbRow {
   locked_until: number | string | null;
   codes_left: number | string | null;
   /** The account's temporary access code from `recover --temporary-code` (the "2FA still required" marker). */
-  temp_expires_at?: number | string | null;
-  temp_used_at?: number | string | null;
+  temp_expires_at: number | string | null;
+  temp_used_at: number | string | null;
 }
 
 export type StatusWhere = { kind: 'all' } | { kind: 'domain'; domain: string } | { kind: 'emails'; emails: string[] };
 
-/** The status SQL (native placeholders) for a selection; exported so that `npm run bench` runs the very same SQL. */
+/**
+ * The status SQL (native placeholders) for a selection: the mailbox rows joined with their state rows, which carry
+ * the status summary (src/db/status-summary.ts) — one primary-key join per mailbox, no subquery. Exported so that
+ * `npm run bench` runs the very same SQL.
+ */
 export function statusSql(
   knex: Knex,
   db: Pick<Database, 'dialect'>,
@@ -40,7 +44,7 @@ export function statusSql(
 ): { sql: string; bindings: unknown[] } {
   const mysql = db.dialect === 'mysql';
   // On MySQL the mailbox column may be latin1 and/or case-insensitive: compare in utf8mb4_bin so that the
-  // join is exact (and legal across collations); the lookup still uses the primary keys of our tables.
+  // join is exact (and legal across collations); the lookup still uses the primary key of our table.
   // utf8mb4_bin is PAD SPACE ("a" = "a "): the equal byte length makes the join exact for a mailbox row with
   // a trailing space too, so it never borrows the factor of the address without it.
   // On PostgreSQL the mailbox column may carry a non-deterministic (e.g. case-insensitive ICU) collation or be
@@ -51,46 +55,19 @@ export function statusSql(
     : db.dialect === 'postgres'
       ? 'CAST(m.?? AS text) COLLATE "default"'
       : 'm.??';
-  const join = (alias: string) =>
-    mysql ? `${alias}.account = ${key} AND LENGTH(${alias}.account) = LENGTH(${key})` : `${alias}.account = ${key}`;
+  const join = mysql ? `s.account = ${key} AND LENGTH(s.account) = LENGTH(${key})` : `s.account = ${key}`;
   const joinBindings = mysql ? [mapping.email, mapping.email] : [mapping.email];
-  if (db.dialect === 'postgres' && where.kind === 'all') return postgresAllSql(knex, tables, mapping, key);
-  // Temporary access codes are rare (a handful per thousand accounts), yet two correlated subqueries per mailbox
-  // row cost MariaDB about twice the rest of the query together and SQLite a third of it. On MariaDB and SQLite the
-  // bulk read (--all / --domain) therefore leaves them out and reads them with temporaryCodesSql, once, beside it
-  // (streamStatusRows merges them in by exact account); grouped derived tables are no way out on MariaDB: a
-  // utf8mb4 VARCHAR(320) key is too long for the key of a materialised derived table, which is then scanned per row.
-  const separate = where.kind !== 'emails' && (db.dialect === 'mysql' || db.dialect === 'sqlite');
-  // A list of addresses reads the temporary codes of its own batch once, as a grouped derived table joined to the
-  // rows (a handful of rows at most, so MariaDB's block-nested-loop join of it costs nothing), in the same
-  // statement and hence the same snapshot: no per-row subquery, no second query.
-  const listed = where.kind === 'emails';
   // --all leaves out the domain column: one string less to decode per row, and nothing reads it there.
   const withDomain = where.kind !== 'all';
   const bindings: unknown[] = withDomain
     ? [mapping.email, mapping.domain, mapping.active]
     : [mapping.email, mapping.active];
-  bindings.push(tables.recoveryCode);
-  if (!separate && !listed) bindings.push(tables.challenge, ...joinBindings, tables.challenge, ...joinBindings);
-  bindings.push(mapping.table, tables.factor, ...joinBindings, tables.accountState, ...joinBindings);
-  if (listed) bindings.push(tables.challenge, ...where.emails, ...joinBindings);
+  bindings.push(mapping.table, tables.accountState, ...joinBindings);
   let sql =
-    `SELECT m.?? AS email, ${withDomain ? 'm.?? AS domain, ' : ''}m.?? AS active, f.method AS method, f.phone_masked AS phone_masked, ` +
-    `f.enrolled_at AS enrolled_at, f.last_used_at AS last_used_at, s.locked_until AS locked_until, ` +
-    // Counted only where a factor exists (a quarter of the rows, typically): codes_left means nothing without one.
-    `CASE WHEN f.account IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM ?? rc WHERE rc.account = f.account AND rc.used_at IS NULL) END AS codes_left` +
-    (listed
-      ? ', tc.expires_at AS temp_expires_at, tc.used_at AS temp_used_at '
-      : separate
-        ? ' '
-        : `, (SELECT MAX(tc.expires_at) FROM ?? tc WHERE ${join('tc')} AND tc.purpose = 'temporary') AS temp_expires_at, ` +
-          `(SELECT MAX(tc.used_at) FROM ?? tc WHERE ${join('tc')} AND tc.purpose = 'temporary') AS temp_used_at `) +
-    `FROM ?? m LEFT JOIN ?? f ON ${join('f')} LEFT JOIN ?? s ON ${join('s')}` +
-    (listed
-      ? ` LEFT JOIN (SELECT account, MAX(expires_at) AS expires_at, MAX(used_at) AS used_at FROM ?? ` +
-        `WHERE purpose = 'temporary' AND account IN (${where.emails.map(() => '?').join(', ')}) GROUP BY account) tc ` +
-        `ON ${join('tc')}`
-      : '');
+    `SELECT m.?? AS email, ${withDomain ? 'm.?? AS domain, ' : ''}m.?? AS active, s.method AS method, ` +
+    `s.phone_masked AS phone_masked, s.enrolled_at AS enrolled_at, s.last_used_at AS last_used_at, ` +
+    `s.locked_until AS locked_until, s.codes_left AS codes_left, s.temp_expires_at AS temp_expires_at, ` +
+    `s.temp_used_at AS temp_used_at FROM ?? m LEFT JOIN ?? s ON ${join}`;
   if (where.kind === 'domain') {
     sql += ' WHERE m.?? = ?';
     bindings.push(mapping.domain, where.domain);
@@ -112,79 +89,7 @@ export function statusSql(
   return { sql: native.sql, bindings: [...native.bindings] };
 }
 
-/**
- * `--all` on PostgreSQL: the same columns, with the per-row subqueries as joins on grouped tables. PostgreSQL runs
- * a correlated subquery once per row (three million index probes at a million mailboxes, and a cost estimate
- * that also switches its JIT compiler on for seconds); aggregating each table once and hash-joining is several
- * times faster for the whole table. (For a domain or a list of addresses the per-row form reads less.)
- */
-function postgresAllSql(
-  knex: Knex,
-  tables: Tables,
-  mapping: AccountMapping,
-  key: string,
-): { sql: string; bindings: unknown[] } {
-  const sql =
-    `SELECT m.?? AS email, m.?? AS active, f.method AS method, f.phone_masked AS phone_masked, ` +
-    `f.enrolled_at AS enrolled_at, f.last_used_at AS last_used_at, s.locked_until AS locked_until, ` +
-    `CASE WHEN f.account IS NULL THEN NULL ELSE COALESCE(rc.n, 0) END AS codes_left, ` +
-    `tc.expires_at AS temp_expires_at, tc.used_at AS temp_used_at ` +
-    `FROM ?? m LEFT JOIN ?? f ON f.account = ${key} LEFT JOIN ?? s ON s.account = ${key} ` +
-    `LEFT JOIN (SELECT account, COUNT(*) AS n FROM ?? WHERE used_at IS NULL GROUP BY account) rc ON rc.account = f.account ` +
-    `LEFT JOIN (SELECT account, MAX(expires_at) AS expires_at, MAX(used_at) AS used_at FROM ?? WHERE purpose = 'temporary' GROUP BY account) tc ON tc.account = ${key}`;
-  const bindings = [
-    mapping.email,
-    mapping.active,
-    mapping.table,
-    tables.factor,
-    mapping.email,
-    tables.accountState,
-    mapping.email,
-    tables.recoveryCode,
-    tables.challenge,
-    mapping.email,
-  ];
-  const native = knex
-    .raw(sql, bindings as Knex.RawBinding[])
-    .toSQL()
-    .toNative();
-  return { sql: native.sql, bindings: [...native.bindings] };
-}
-
 const SQL_NAME = /^[A-Za-z0-9_]{1,64}$/;
-
-/**
- * The temporary access codes of every account, one row per account (latest expiry, latest use): what the bulk
- * status SQL leaves out on MariaDB and SQLite (see statusSql). As many rows as accounts holding such a code.
- */
-export function temporaryCodesSql(knex: Knex, tables: Tables): { sql: string; bindings: unknown[] } {
-  const native = knex
-    .raw(
-      `SELECT tc.account AS account, MAX(tc.expires_at) AS temp_expires_at, MAX(tc.used_at) AS temp_used_at FROM ?? tc WHERE tc.purpose = 'temporary' GROUP BY tc.account`,
-      [tables.challenge],
-    )
-    .toSQL()
-    .toNative();
-  return { sql: native.sql, bindings: [...native.bindings] };
-}
-
-interface TemporaryCodeRow {
-  account: string;
-  temp_expires_at: number | string | null;
-  temp_used_at: number | string | null;
-}
-
-/**
- * The temporary-code columns of a status row, from the map read with temporaryCodesSql. Keyed by the exact
- * account string: the same match as the join it replaces (utf8mb4_bin with equal length on MariaDB, BINARY on
- * SQLite, both byte-exact), so that a mailbox row never borrows another spelling's code.
- */
-function withTemporaryCode(row: StatusDbRow, codes: Map<string, TemporaryCodeRow>): StatusDbRow {
-  const code = codes.get(row.email);
-  row.temp_expires_at = code ? code.temp_expires_at : null;
-  row.temp_used_at = code ? code.temp_used_at : null;
-  return row;
-}
 
 /** Streams rows for --all / --domain in batches of `batchSize`. */
 export async function* streamStatusRows(
@@ -201,34 +106,18 @@ export async function* streamStatusRows(
       const client = poolClient<SqliteConn>(db);
       const conn = await client.acquireConnection();
       try {
-        // One read transaction, so that the temporary codes and the rows come from the same snapshot (a recover
-        // in between must not show an account with neither its factor nor its new temporary code).
-        const own = !conn.inTransaction;
-        if (own) conn.prepare('BEGIN').run();
+        const restore = smallPageCache(conn);
         try {
-          const temp = temporaryCodesSql(db.knex, tables);
-          client.emit('query', { method: 'raw', sql: temp.sql, bindings: temp.bindings }); // still visible to knex's query log
-          const codes = new Map<string, TemporaryCodeRow>();
-          for (const code of sqliteRows(
-            conn,
-            temp.sql,
-            temp.bindings,
-          ) as Iterable<unknown> as Iterable<TemporaryCodeRow>)
-            codes.set(code.account, code);
-          const restore = smallPageCache(conn);
-          try {
-            for (const row of sqliteRows(conn, sql, bindings)) {
-              batch.push(withTemporaryCode(row, codes));
-              if (batch.length >= batchSize) {
-                yield batch;
-                batch = [];
-              }
+          client.emit('query', { method: 'raw', sql, bindings }); // still visible to knex's query log
+          for (const row of sqliteRows(conn, sql, bindings)) {
+            batch.push(row);
+            if (batch.length >= batchSize) {
+              yield batch;
+              batch = [];
             }
-          } finally {
-            restore();
           }
         } finally {
-          if (own && conn.inTransaction) conn.prepare('COMMIT').run();
+          restore();
         }
       } finally {
         await client.releaseConnection(conn);
@@ -241,18 +130,6 @@ export async function* streamStatusRows(
       // stays: mysql2 pauses the socket while `batchSize` rows wait unread.
       const client = poolClient<MysqlConn>(db);
       const conn = await client.acquireConnection();
-      // The temporary codes first, in the same consistent snapshot as the rows (see the SQLite branch).
-      let codes: Map<string, TemporaryCodeRow>;
-      try {
-        await mysqlQuery(conn, 'START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY', []);
-        const temp = temporaryCodesSql(db.knex, tables);
-        client.emit('query', { method: 'raw', sql: temp.sql, bindings: temp.bindings }); // still visible to knex's query log
-        codes = new Map((await mysqlQuery<TemporaryCodeRow>(conn, temp.sql, temp.bindings)).map((c) => [c.account, c]));
-      } catch (err) {
-        conn.destroy(); // possibly mid-transaction: never reused
-        await client.releaseConnection(conn);
-        throw err;
-      }
       client.emit('query', { method: 'raw', sql, bindings }); // still visible to knex's query log
       const stream = conn.query({ sql }, bindings).stream({ highWaterMark: batchSize });
       let failure: unknown = null;
@@ -275,7 +152,7 @@ export async function* streamStatusRows(
         for (;;) {
           let row: StatusDbRow | null;
           while ((row = stream.read() as StatusDbRow | null) !== null) {
-            batch.push(withTemporaryCode(row, codes));
+            batch.push(row);
             if (batch.length >= batchSize) {
               yield batch;
               batch = [];
@@ -286,7 +163,6 @@ export async function* streamStatusRows(
           if (stream.destroyed) throw new Error('the result stream closed before its end');
           await new Promise<void>((resolve) => (wake = resolve));
         }
-        await mysqlQuery(conn, 'COMMIT', []);
         finished = true;
       } finally {
         if (!finished) {
@@ -410,15 +286,7 @@ function poolClient<C>(db: Database): PoolClient<C> {
 
 interface MysqlConn {
   query(options: { sql: string }, values: unknown[]): { stream(options: { highWaterMark: number }): Readable };
-  query(sql: string, values: unknown[], callback: (err: Error | null, rows: unknown) => void): unknown;
   destroy(): void;
-}
-
-/** One query on a raw mysql2 connection (its callback API): the rows. */
-function mysqlQuery<R>(conn: MysqlConn, sql: string, values: unknown[]): Promise<R[]> {
-  return new Promise((resolve, reject) =>
-    conn.query(sql, values, (err, rows) => (err ? reject(err) : resolve(rows as R[]))),
-  );
 }
 
 interface PgConn {

@@ -1,0 +1,184 @@
+/**
+ * The status summary: everything `status` shows of an account, kept in the account's state row (one row per
+ * account with any 2FA history), so that bulk status is `mailbox LEFT JOIN account_state` — the minimal join —
+ * instead of a join with the factor table, a recovery-code count and the temporary codes per mailbox.
+ *
+ * The detail tables stay the truth: the summary is recomputed from them, never edited by hand, in the same
+ * transaction as every change (accountTransaction does it for the account it locked; the batch writers for their
+ * batch), under the account's state-row lock, so it cannot lag behind a commit. `doctor` compares it with the
+ * detail tables (summaryDrift), and `mail2fa migrate --refresh-summary` recomputes every row.
+ */
+import type { Knex } from 'knex';
+import type { Dialect } from './connection.js';
+import type { Tables } from './schema.js';
+
+/** The summary columns of the state row (besides locked_until, which is the state row's own). */
+export const SUMMARY_COLUMNS = [
+  'method',
+  'phone_masked',
+  'enrolled_at',
+  'last_used_at',
+  'codes_left',
+  'temp_expires_at',
+  'temp_used_at',
+] as const;
+
+export type SummaryColumn = (typeof SUMMARY_COLUMNS)[number];
+
+/**
+ * Each summary column as an expression computed from the detail tables for the state row `s` (the state table's
+ * full name, quoted by the caller's `??` binding): the same values the old per-row status query read.
+ */
+function computed(tables: Tables): { sql: Record<SummaryColumn, string>; bindings: Record<SummaryColumn, string[]> } {
+  const factor = (column: string) => `(SELECT f.${column} FROM ?? f WHERE f.account = s.account)`;
+  const temp = (aggregate: string) =>
+    `(SELECT ${aggregate} FROM ?? tc WHERE tc.account = s.account AND tc.purpose = 'temporary')`;
+  return {
+    sql: {
+      method: factor('method'),
+      phone_masked: factor('phone_masked'),
+      enrolled_at: factor('enrolled_at'),
+      last_used_at: factor('last_used_at'),
+      // Counted only where a factor exists: codes_left means nothing without one.
+      codes_left:
+        'CASE WHEN EXISTS (SELECT 1 FROM ?? f WHERE f.account = s.account) ' +
+        'THEN (SELECT COUNT(*) FROM ?? rc WHERE rc.account = s.account AND rc.used_at IS NULL) ELSE NULL END',
+      temp_expires_at: temp('MAX(tc.expires_at)'),
+      temp_used_at: temp('MAX(tc.used_at)'),
+    },
+    bindings: {
+      method: [tables.factor],
+      phone_masked: [tables.factor],
+      enrolled_at: [tables.factor],
+      last_used_at: [tables.factor],
+      codes_left: [tables.factor, tables.recoveryCode],
+      temp_expires_at: [tables.challenge],
+      temp_used_at: [tables.challenge],
+    },
+  };
+}
+
+/**
+ * Recomputes the summary of these accounts' state rows from the detail tables; the rows must exist (the caller
+ * holds their locks). One statement.
+ */
+export async function refreshStatusSummary(
+  trx: Knex.Transaction | Knex,
+  tables: Tables,
+  dialect: Dialect,
+  accounts: readonly string[],
+): Promise<void> {
+  if (accounts.length === 0) return;
+  const { sql, bindings } = refreshSql(tables, dialect, `s.account IN (${accounts.map(() => '?').join(', ')})`);
+  await trx.raw(sql, [...bindings, ...accounts]);
+}
+
+/**
+ * Recomputes the summary of every state row, first creating the rows missing for accounts that have a factor or a
+ * temporary code (data written before the summary existed). For the migration and `migrate --refresh-summary`.
+ * Returns how many state rows were recomputed.
+ */
+export async function refreshAllSummaries(
+  knex: Knex | Knex.Transaction,
+  tables: Tables,
+  dialect: Dialect,
+): Promise<number> {
+  const missing = `SELECT account FROM ?? UNION SELECT account FROM ?? WHERE purpose = 'temporary'`;
+  const insert =
+    dialect === 'mysql'
+      ? `INSERT IGNORE INTO ?? (account, failed_attempts) SELECT a.account, 0 FROM (${missing}) a`
+      : `INSERT INTO ?? (account, failed_attempts) SELECT a.account, 0 FROM (${missing}) a WHERE true ON CONFLICT (account) DO NOTHING`;
+  await knex.raw(insert, [tables.accountState, tables.factor, tables.challenge]);
+  const { sql, bindings } = refreshSql(tables, dialect, null);
+  const result = (await knex.raw(sql, bindings)) as unknown;
+  return affectedRows(result, dialect);
+}
+
+function refreshSql(tables: Tables, dialect: Dialect, where: string | null): { sql: string; bindings: string[] } {
+  const { sql, bindings } = computed(tables);
+  // The state table is aliased `s` for the correlated subqueries (`UPDATE t AS s` works on all three databases).
+  const sets = SUMMARY_COLUMNS.map((c) => `${c} = ${sql[c]}`).join(', ');
+  return {
+    sql: `UPDATE ?? AS s SET ${sets}${where ? ` WHERE ${where}` : ''}`,
+    bindings: [tables.accountState, ...SUMMARY_COLUMNS.flatMap((c) => bindings[c])],
+  };
+}
+
+function affectedRows(result: unknown, dialect: Dialect): number {
+  if (dialect === 'mysql') return Number((result as [{ affectedRows?: number }])[0]?.affectedRows ?? 0);
+  if (dialect === 'postgres') return Number((result as { rowCount?: number }).rowCount ?? 0);
+  return Number((result as { changes?: number }).changes ?? 0);
+}
+
+/** A state row whose summary disagrees with the detail tables (or an account with 2FA data and no state row). */
+export interface SummaryDrift {
+  account: string;
+  columns: SummaryColumn[] | 'missing row';
+}
+
+/**
+ * How many accounts' summaries disagree with the detail tables (or have 2FA data and no state row), and up to
+ * `limit` of them with the columns that differ. Reads only; two scans of the state rows (what `doctor` runs).
+ */
+export async function summaryDrift(
+  knex: Knex | Knex.Transaction,
+  tables: Tables,
+  dialect: Dialect,
+  limit = 10,
+): Promise<{ count: number; examples: SummaryDrift[] }> {
+  limit = Math.max(0, Math.trunc(limit)); // spliced into LIMIT below: an integer, always
+  const { sql, bindings } = computed(tables);
+  // NULL-safe inequality on each database.
+  const differs = (c: SummaryColumn) =>
+    dialect === 'mysql'
+      ? `NOT (s.${c} <=> ${sql[c]})`
+      : dialect === 'postgres'
+        ? `s.${c} IS DISTINCT FROM ${sql[c]}`
+        : `s.${c} IS NOT ${sql[c]}`;
+  const anyDiffers = SUMMARY_COLUMNS.map(differs).join(' OR ');
+  const anyBindings = SUMMARY_COLUMNS.flatMap((c) => bindings[c]);
+  const flags = SUMMARY_COLUMNS.map((c) => `CASE WHEN ${differs(c)} THEN 1 ELSE 0 END AS d_${c}`).join(', ');
+  const orphans =
+    `FROM (SELECT account FROM ?? UNION SELECT account FROM ?? WHERE purpose = 'temporary') a ` +
+    `WHERE NOT EXISTS (SELECT 1 FROM ?? s WHERE s.account = a.account)`;
+  const orphanBindings = [tables.factor, tables.challenge, tables.accountState];
+
+  const [drifted] = rowsOf(
+    await knex.raw(`SELECT COUNT(*) AS n FROM ?? s WHERE ${anyDiffers}`, [tables.accountState, ...anyBindings]),
+    dialect,
+  ) as { n: number | string }[];
+  const [missing] = rowsOf(await knex.raw(`SELECT COUNT(*) AS n ${orphans}`, orphanBindings), dialect) as {
+    n: number | string;
+  }[];
+  const count = Number(drifted?.n ?? 0) + Number(missing?.n ?? 0);
+  const examples: SummaryDrift[] = [];
+  if (count === 0 || limit <= 0) return { count, examples };
+  const rows = rowsOf(
+    await knex.raw(`SELECT s.account, ${flags} FROM ?? s WHERE ${anyDiffers} ORDER BY s.account LIMIT ${limit}`, [
+      ...anyBindings,
+      tables.accountState,
+      ...anyBindings,
+    ]),
+    dialect,
+  ) as Record<string, unknown>[];
+  for (const row of rows)
+    examples.push({
+      account: String(row.account),
+      columns: SUMMARY_COLUMNS.filter((c) => Number(row[`d_${c}`]) === 1),
+    });
+  if (examples.length < limit) {
+    const left = limit - examples.length;
+    const orphanRows = rowsOf(
+      await knex.raw(`SELECT a.account ${orphans} ORDER BY a.account LIMIT ${left}`, orphanBindings),
+      dialect,
+    ) as { account: string }[];
+    for (const orphan of orphanRows) examples.push({ account: orphan.account, columns: 'missing row' });
+  }
+  return { count, examples };
+}
+
+function rowsOf(result: unknown, dialect: Dialect): unknown[] {
+  if (dialect === 'mysql') return (result as [unknown[]])[0];
+  if (dialect === 'postgres') return (result as { rows: unknown[] }).rows;
+  return result as unknown[];
+}
