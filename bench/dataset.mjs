@@ -1,6 +1,8 @@
 /**
  * The benchmark's mail host: N mailboxes with a realistic share of 2FA (20 % app, 5 % SMS), ten recovery codes
- * per enrolled account (some used), account-state rows for enrolled accounts and a few others, 0.1 % locked.
+ * per enrolled account (some used), account-state rows for every account with a factor or a temporary access code
+ * and a few others, 0.1 % locked. The state rows carry the status summary (migration 0002) with exactly the values
+ * mail2fa computes from the detail rows, so that a seeded database is one mail2fa could have written.
  * Deterministic (seeded PRNG): the same size always gives the same rows, so runs compare.
  *
  * Stored secrets are realistic-looking fixed sealed strings: `status` never decrypts them. The few accounts the
@@ -138,6 +140,8 @@ export function makeDataset(n, now, { reserve = 0 } = {}) {
       expected.challenges++;
     } else expected.challenges += challenges[i];
     const s = rand();
+    // Every account with a factor or a temporary code has a state row (it carries the status summary, and mail2fa
+    // keeps one for each: src/db/status-summary.ts); 2 % of the others too (failed sign-ins, revoked sessions).
     stateKind[i] = s < 0.001 ? 2 : method[i] || challenges[i] || s < 0.02 ? 1 : 0;
     if (stateKind[i] === 2) expected.locked++;
     if (stateKind[i]) expected.stateRows++;
@@ -182,9 +186,60 @@ export const COLUMNS = {
     'version',
   ],
   recovery_code: ['account', 'code_hash', 'created_at', 'used_at'],
-  account_state: ['account', 'failed_attempts', 'locked_until', 'sessions_revoked_at'],
+  account_state: [
+    'account',
+    'failed_attempts',
+    'locked_until',
+    'sessions_revoked_at',
+    // The status summary (src/db/status-summary.ts), as refreshStatusSummary computes it from the rows below.
+    'method',
+    'phone_masked',
+    'enrolled_at',
+    'last_used_at',
+    'codes_left',
+    'temp_expires_at',
+    'temp_used_at',
+  ],
   challenge: ['account', 'purpose', 'code_hash', 'created_at', 'expires_at', 'used_at'],
 };
+
+/** Account i's factor row as seeded (none for the reserved accounts: mail2fa's library enrols them). */
+function seededFactor(ds, i) {
+  if (!ds.method[i] || ds.isReserved[i]) return null;
+  const totp = ds.method[i] === METHOD_TOTP;
+  return {
+    method: totp ? 'totp' : 'sms',
+    phoneMasked: totp ? null : `+45 ****${String(1000 + (i % 9000)).padStart(4, '0')}`,
+    enrolledAt: ds.enrolledAt[i],
+    lastUsedAt: ds.lastUsedAt[i] || null,
+  };
+}
+
+/** Account i's temporary access code as seeded (pending, used or expired: a third each), or null. */
+function temporaryCode(ds, i) {
+  if (ds.challenges[i] !== 255) return null;
+  const created = ds.now - (i % 3 === 0 ? 3_600_000 : 3 * DAY);
+  return { created, expires: created + DAY, used: i % 3 === 1 ? created + 600_000 : null };
+}
+
+/**
+ * Account i's status summary: what refreshStatusSummary computes from the seeded factor, recovery-code and
+ * challenge rows (src/db/status-summary.ts): the factor's method, masked phone and dates; the unused recovery codes
+ * where a factor exists, else NULL; the latest expiry and use of its temporary codes (it has at most one).
+ */
+function summary(ds, i) {
+  const f = seededFactor(ds, i);
+  const t = temporaryCode(ds, i);
+  return [
+    f?.method ?? null,
+    f?.phoneMasked ?? null,
+    f?.enrolledAt ?? null,
+    f?.lastUsedAt ?? null,
+    f ? 10 - ds.usedCodes[i] : null,
+    t?.expires ?? null,
+    t?.used ?? null,
+  ];
+}
 
 export function* rows(ds, table, sealed) {
   const { n, emails, now } = ds;
@@ -196,19 +251,19 @@ export function* rows(ds, table, sealed) {
     }
   } else if (table === 'factor') {
     for (let i = 0; i < n; i++) {
-      if (!ds.method[i] || ds.isReserved[i]) continue;
-      const totp = ds.method[i] === METHOD_TOTP;
-      const last = ds.lastUsedAt[i] || null;
+      const f = seededFactor(ds, i);
+      if (!f) continue;
+      const totp = f.method === 'totp';
       yield [
         emails[i],
-        totp ? 'totp' : 'sms',
+        f.method,
         totp ? sealed.secret : null,
         totp ? null : sealed.phone,
-        totp ? null : `+45 ****${String(1000 + (i % 9000)).padStart(4, '0')}`,
+        f.phoneMasked,
         sealed.keyId,
-        ds.enrolledAt[i],
-        last,
-        totp && last ? Math.floor(last / 30000) : null,
+        f.enrolledAt,
+        f.lastUsedAt,
+        totp && f.lastUsedAt ? Math.floor(f.lastUsedAt / 30000) : null,
         i % 3,
       ];
     }
@@ -237,8 +292,8 @@ export function* rows(ds, table, sealed) {
       };
       if (count === 255) {
         // Pending (valid 24 h), used, or expired: a third each.
-        const created = now - (i % 3 === 0 ? 3_600_000 : 3 * DAY);
-        yield [emails[i], 'temporary', hash(0), created, created + DAY, i % 3 === 1 ? created + 600_000 : null];
+        const t = temporaryCode(ds, i);
+        yield [emails[i], 'temporary', hash(0), t.created, t.expires, t.used];
       } else {
         for (let k = 0; k < count; k++) {
           const created = now - (k + 1) * DAY;
@@ -250,8 +305,9 @@ export function* rows(ds, table, sealed) {
     for (let i = 0; i < n; i++) {
       const kind = ds.stateKind[i];
       if (!kind) continue;
-      if (kind === 2) yield [emails[i], 5, now + 3_600_000 + (i % 840) * 1000, ds.method[i] ? ds.enrolledAt[i] : null];
-      else yield [emails[i], 0, null, ds.method[i] ? ds.enrolledAt[i] : null];
+      const revoked = ds.method[i] ? ds.enrolledAt[i] : null;
+      if (kind === 2) yield [emails[i], 5, now + 3_600_000 + (i % 840) * 1000, revoked, ...summary(ds, i)];
+      else yield [emails[i], 0, null, revoked, ...summary(ds, i)];
     }
   }
 }
