@@ -66,6 +66,8 @@ async function seed(dbUrl, env) {
   const { hashPassword } = await dist('crypto/passwords.js');
   const { Vault } = await dist('core/vault.js');
   const { generateTotpSecret } = await dist('totp/totp.js');
+  const { lockAccountStates } = await dist('db/tx.js');
+  const { refreshStatusSummary } = await dist('db/status-summary.js');
   const config = await loadConfig({ dbUrl, env });
   const ctx = contextFromConfig(config, { env, actor: 'bench', skipSchemaCheck: true });
   const secrets = [];
@@ -102,6 +104,10 @@ async function seed(dbUrl, env) {
       await db.knex.transaction(async (trx) => {
         await trx(m.table).insert(mailboxes);
         await trx(ctx.tables.factor).insert(factors);
+        // State rows with their status summary, as enrolment leaves them (the verifies then update them).
+        const accounts = factors.map((f) => f.account);
+        await lockAccountStates(trx, ctx.tables, db.dialect, accounts);
+        await refreshStatusSummary(trx, ctx.tables, db.dialect, accounts);
       });
     }
   } finally {
