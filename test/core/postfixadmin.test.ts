@@ -10,21 +10,20 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { doctor } from '../../src/core/doctor.js';
 import { Mail2faError } from '../../src/errors.js';
-import { readFactor, storeFactor } from '../../src/core/factors.js';
+import { readFactor } from '../../src/core/factors.js';
 import { accountTransaction } from '../../src/core/guard.js';
 import { migrateFromPostfixadmin } from '../../src/core/postfixadmin.js';
 import { parsePostfixadminSecret } from '../../src/stores/postfixadmin.js';
 import { recoverAccount } from '../../src/core/recover.js';
 import type { StatusSelection } from '../../src/core/status.js';
 import { checkSecondFactor, factorSecret } from '../../src/core/factor-check.js';
-import { Vault } from '../../src/core/vault.js';
-import { inTransaction, lockAccountState } from '../../src/db/tx.js';
-import { generateTotpSecret, totpCode } from '../../src/totp/totp.js';
+import { totpCode } from '../../src/totp/totp.js';
 import { createTestDb, describeEachDb, type TestDb } from '../helpers/db.js';
 import { dbSnapshot } from '../helpers/db-snapshot.js';
 import { collectStatusRows } from '../helpers/status-seed.js';
 import { testClock, testContext, testEnv } from '../helpers/context.js';
 import { base32, postfixadminMailboxRow, resetPostfixadminMailbox } from '../fixtures/postfixadmin.js';
+import { storeTotpFactor } from '../helpers/seed-2fa.js';
 
 describe('parsePostfixadminSecret', () => {
   it('accepts base32 of 10-64 bytes (either case, optional padding), returns the canonical form, flags < 16 bytes weak', () => {
@@ -89,7 +88,6 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
   beforeEach(async () => {
     await resetPostfixadminMailbox(ctx);
     const db = await ctx.db();
-    const t = ctx.tables;
     const secrets: Record<string, string> = {
       'jane@example.com': base32(randomBytes(64)), // what PostfixAdmin 4 (OTPHP) generates
       'User@example.com': base32(randomBytes(20)),
@@ -110,14 +108,7 @@ describeEachDb('PostfixAdmin TOTP', (kind) => {
     // MariaDB's latin1_general_ci does not.
     if (kind !== 'mariadb') rows.push(mailbox('user@example.com', null));
     await db.knex('mailbox').insert(rows);
-    await inTransaction(db, t, async (trx) => {
-      await lockAccountState(trx, t, db.dialect, 'enrolled@example.com');
-      await storeFactor(trx, t, new Vault(ctx.masterKey(), t, ctx.now), ctx.now(), {
-        account: 'enrolled@example.com',
-        method: 'totp',
-        totpSecret: generateTotpSecret(),
-      });
-    });
+    await storeTotpFactor(ctx, 'enrolled@example.com');
     fx = { secrets };
   });
 

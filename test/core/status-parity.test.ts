@@ -14,6 +14,7 @@ import { addMailbox, testClock, testContext } from '../helpers/context.js';
 import { createPostfixAdminMailbox, insertPostfixAdminMailbox, postfixAdminConfig } from '../fixtures/postfixadmin.js';
 import { allTablesSnapshot } from '../helpers/db-snapshot.js';
 import { collectStatusRows, seedFactors } from '../helpers/status-seed.js';
+import { refreshAllSummaries } from '../../src/db/status-summary.js';
 
 const clock = testClock(Date.UTC(2026, 0, 15, 9, 30, 0));
 const NOW = '2026-01-15T09:30:00Z';
@@ -188,7 +189,7 @@ describeEachDb('status parity, preset mail2fa', (kind) => {
         used_at: clock.now,
       },
       // Orphan codes of spellings without a mailbox row: the mailboxes "trail@example.com " and "User@example.com"
-      // must not borrow them (the bulk read merges temporary codes in by exact account, outside the join).
+      // must not borrow them (the summary's state row is joined by exact account).
       {
         account: 'trail@example.com',
         purpose: 'temporary',
@@ -206,6 +207,8 @@ describeEachDb('status parity, preset mail2fa', (kind) => {
         used_at: null,
       },
     ]);
+    // Rows written by hand: their state rows and status summaries, as the migration fills them.
+    await refreshAllSummaries(knex, ctx.tables, (await ctx.db()).dialect);
   });
   afterAll(async () => {
     await ctx?.close();

@@ -10,12 +10,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { doctor } from '../../src/core/doctor.js';
-import { storeFactor } from '../../src/core/factors.js';
 import { recoverAccount, type RecoveryDone } from '../../src/core/recover.js';
 import { statusBatches, type StatusRow } from '../../src/core/status.js';
-import { Vault } from '../../src/core/vault.js';
 import { verifySignInCode } from '../../src/core/sign-in.js';
-import { inTransaction, lockAccountState } from '../../src/db/tx.js';
 import { totpCode } from '../../src/totp/totp.js';
 import { customerReply } from '../../src/ui/customer-reply-render.js';
 import { base32, postfixadminMailboxDdl } from '../fixtures/postfixadmin.js';
@@ -23,6 +20,7 @@ import { runCli } from '../helpers/cli.js';
 import { addMailbox, testClock, testContext, testEnv } from '../helpers/context.js';
 import { createTestDb, describeEachDb, MARIADB_ADMIN_URL, MARIADB_SUITES, type TestDb } from '../helpers/db.js';
 import { mariadbAdminConnection } from '../helpers/db-servers.js';
+import { storeTotpFactor } from '../helpers/seed-2fa.js';
 
 // The PostfixAdmin store always lives in a MariaDB database of its own (the SQLite run too): skipped, with db.ts's
 // notice, where MariaDB is absent and not required.
@@ -127,14 +125,7 @@ suite('two stores in two databases: mail2fa + PostfixAdmin elsewhere', (kind) =>
     const t = ctx.tables;
     for (const table of [t.factor, t.recoveryCode, t.enrolment, t.challenge, t.accountState, t.audit])
       await db.knex(table).delete();
-    await inTransaction(db, t, async (trx) => {
-      await lockAccountState(trx, t, db.dialect, 'jane@example.com');
-      await storeFactor(trx, t, new Vault(ctx.masterKey(), t, ctx.now), ctx.now(), {
-        account: 'jane@example.com',
-        method: 'totp',
-        totpSecret: ownSecret,
-      });
-    });
+    await storeTotpFactor(ctx, 'jane@example.com', ownSecret);
     clock.advance(60_000);
   });
 

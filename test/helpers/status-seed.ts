@@ -7,6 +7,7 @@ import { storeFactor } from '../../src/core/factors.js';
 import { LOCKOUT_MS } from '../../src/core/lockout.js';
 import { statusBatches, type StatusRow, type StatusSelection } from '../../src/core/status.js';
 import { Vault } from '../../src/core/vault.js';
+import { refreshStatusSummary } from '../../src/db/status-summary.js';
 import { inTransaction, lockAccountState } from '../../src/db/tx.js';
 import { generateTotpSecret } from '../../src/totp/totp.js';
 
@@ -60,6 +61,13 @@ export async function seedFactors(ctx: Context, now: number, seeds: FactorSeed[]
           .where({ account: s.account })
           .update({ failed_attempts: 5, locked_until: now + LOCKOUT_MS });
     }
+    // Written by hand above: the status summary follows, as accountTransaction does after a change.
+    await refreshStatusSummary(
+      trx,
+      ctx.tables,
+      db.dialect,
+      seeds.map((s) => s.account),
+    );
   });
 }
 
