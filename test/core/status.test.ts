@@ -1,12 +1,9 @@
 import { beforeAll, expect, it } from 'vitest';
 import type { Context } from '../../src/context.js';
 import { statusBatches, type StatusRow, type StatusSelection } from '../../src/core/status.js';
-import { storeFactor } from '../../src/core/factors.js';
-import { Vault } from '../../src/core/vault.js';
-import { inTransaction, lockAccountState } from '../../src/db/tx.js';
-import { generateTotpSecret } from '../../src/totp/totp.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { addMailbox, testClock } from '../helpers/context.js';
+import { storeTotpFactor } from '../helpers/seed-2fa.js';
 
 async function collect(ctx: Context, selection: StatusSelection): Promise<StatusRow[]> {
   const db = await ctx.db();
@@ -21,16 +18,8 @@ describeEachDb('status core', (kind) => {
   const scratch = useTestDb(kind, { context: { clock } });
   beforeAll(async () => {
     for (const e of ['a@example.com', 'b@example.com', 'c@other.org']) await addMailbox(scratch.ctx, e);
-    const db = await scratch.ctx.db();
-    const vault = new Vault(scratch.ctx.masterKey(), scratch.ctx.tables, scratch.ctx.now);
-    await inTransaction(db, scratch.ctx.tables, async (trx) => {
-      await lockAccountState(trx, scratch.ctx.tables, db.dialect, 'b@example.com');
-      await storeFactor(trx, scratch.ctx.tables, vault, clock.now, {
-        account: 'b@example.com',
-        method: 'totp',
-        totpSecret: generateTotpSecret(),
-      });
-    });
+    // Through the account's transaction, as enrolment stores it: that also keeps the status summary current.
+    await storeTotpFactor(scratch.ctx, 'b@example.com');
   });
 
   it('lists every mailbox with its 2FA state', async () => {
