@@ -321,6 +321,29 @@ describeEachDb('status summary through the real flows', (kind) => {
     await expectSummary(ctx(), { [email]: OFF });
   });
 
+  it('concurrent flows on many accounts (and twice on each) leave no drift', async () => {
+    const emails = Array.from({ length: 8 }, (_, i) => `busy${i}@example.com`);
+    for (const e of emails) await addMailbox(ctx(), e, PASSWORD);
+    const enrolled = await Promise.all(emails.map((e) => storeTotpFactor(ctx(), e)));
+    const enrolledAt = clock.now;
+    clock.advance(MINUTE);
+    // Per account: two recovery codes and a TOTP at once (they serialise on the account's lock); all accounts at once.
+    const results = await Promise.all(
+      emails.flatMap((email, i) => [
+        verifySignInCode(ctx(), { email, code: enrolled[i]!.recoveryCodes[0]! }),
+        verifySignInCode(ctx(), { email, code: enrolled[i]!.recoveryCodes[1]! }),
+        verifySignInCode(ctx(), { email, code: totpCode(enrolled[i]!.secret, clock.now) }),
+      ]),
+    );
+    expect(results.every((r) => r.outcome === 'accepted')).toBe(true);
+    await expectSummary(
+      ctx(),
+      Object.fromEntries(
+        emails.map((e) => [e, on('totp', enrolledAt, { lastUsedAt: isoTime(clock.now), recoveryCodesLeft: 8 })]),
+      ),
+    );
+  });
+
   it('a rolled-back account transaction leaves the summary as it was', async () => {
     const email = 'rollback@example.com';
     await addMailbox(ctx(), email, PASSWORD);
@@ -427,8 +450,14 @@ describeEachDb('status summary through the real flows', (kind) => {
     ];
     expect(new Set(corruptions.map((c) => c[1]))).toEqual(new Set(SUMMARY_COLUMNS));
     for (const [account, column, value] of corruptions) {
-      await db.knex(state).where({ account }).update({ [column]: value });
-      expect(await drift(ctx()), `${account} ${column}`).toEqual({ count: 1, examples: [{ account, columns: [column] }] });
+      await db
+        .knex(state)
+        .where({ account })
+        .update({ [column]: value });
+      expect(await drift(ctx()), `${account} ${column}`).toEqual({
+        count: 1,
+        examples: [{ account, columns: [column] }],
+      });
       await refreshStatusSummary(db.knex, ctx().tables, db.dialect, [account]);
       expect(await drift(ctx())).toEqual({ count: 0, examples: [] });
     }
@@ -479,3 +508,272 @@ async function enableSms(ctx: Context, clock: TestClock, email: string): Promise
   clock.advance(10_000);
   await confirmEnrolment(ctx, { email, code: lastOutboxCode(outboxFile(ctx)) });
 }
+
+describeEachDb('status summary: migration 0002 fills it from older data, and goes down', (kind) => {
+  const clock = testClock();
+  let tdb: TestDb;
+  let ctx: Context;
+  beforeAll(async () => {
+    tdb = await createTestDb(kind);
+    ctx = await testContext(tdb, { clock, migrate: false });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await tdb?.drop();
+  });
+
+  it('data written under 0001_initial: latest gives drift 0 and the right status; down drops the columns, up fills again', async () => {
+    const db = await ctx.db();
+    const t = ctx.tables;
+    const mysql = db.dialect === 'mysql';
+    await db.knex.migrate.up(migratorConfig(t, mysql));
+    expect(await readSchemaVersion(db.knex, t)).toBe('0001_initial');
+    for (const c of SUMMARY_COLUMNS) expect(await db.knex.schema.hasColumn(t.accountState, c), c).toBe(false);
+
+    const now = clock.now;
+    const vault = Vault.forContext(ctx, db);
+    const emails = {
+      used: 'used@example.com', // app, 3 of 10 recovery codes used, last used an hour ago
+      locked: 'locked@example.com', // SMS, locked
+      bare: 'bare@example.com', // app factor but no state row
+      temp: 'temp@example.com', // a pending temporary code, no state row
+      tempUsed: 'temp-used@example.com', // a used temporary code, no state row
+      idle: 'idle@example.com', // a state row (2 wrong codes) and nothing else
+      smsOnly: 'sms-only@example.com', // an SMS sign-in challenge, no factor (not part of the summary)
+    };
+    for (const e of Object.values(emails)) await addMailbox(ctx, e, PASSWORD);
+    // The writers of the time: the same store functions, with no summary to keep.
+    await inTransaction(db, t, async (trx) => {
+      const challenge = (account: string, purpose: string, expiresAt: number) =>
+        insertChallenge(trx, t, db.dialect, {
+          account,
+          purpose,
+          code_hash: 'x'.repeat(64),
+          created_at: now,
+          expires_at: expiresAt,
+        });
+      await lockAccountState(trx, t, db.dialect, emails.used);
+      await storeFactor(trx, t, vault, now - 2 * HOUR, {
+        account: emails.used,
+        method: 'totp',
+        totpSecret: generateTotpSecret(),
+      });
+      await useFirstRecoveryCodes(trx, t, emails.used, 3, now - HOUR);
+      await touchFactor(trx, t, emails.used, now - HOUR);
+
+      await lockAccountState(trx, t, db.dialect, emails.locked);
+      const phone = parsePhone(PHONE);
+      await storeFactor(trx, t, vault, now, {
+        account: emails.locked,
+        method: 'sms',
+        phoneE164: phone.e164,
+        phoneMasked: phone.masked,
+      });
+      await setAttempts(trx, t, emails.locked, MAX_FAILED_ATTEMPTS, now + LOCKOUT_MS);
+
+      await insertFactorRows(trx, t, [
+        {
+          account: emails.bare,
+          method: 'totp',
+          secret_ct: vault.seal(t.factor, 'secret_ct', emails.bare, generateTotpSecret()),
+          phone_ct: null,
+          phone_masked: null,
+          key_id: vault.key.id,
+          enrolled_at: now - 3 * HOUR,
+          last_used_at: null,
+          last_totp_step: null,
+          version: 0,
+        },
+      ]);
+      await challenge(emails.temp, 'temporary', now + 24 * HOUR);
+      await useChallenge(trx, t, await challenge(emails.tempUsed, 'temporary', now + HOUR), now - MINUTE);
+      await lockAccountState(trx, t, db.dialect, emails.idle);
+      await setAttempts(trx, t, emails.idle, 2, null);
+      await challenge(emails.smsOnly, 'sms', now + 10 * MINUTE);
+    });
+
+    const expected: Record<string, Shown> = {
+      [emails.used]: on('totp', now - 2 * HOUR, { lastUsedAt: isoTime(now - HOUR), recoveryCodesLeft: 7 }),
+      [emails.locked]: on('sms', now, { lockedUntil: isoTime(now + LOCKOUT_MS) }),
+      [emails.bare]: on('totp', now - 3 * HOUR, { recoveryCodesLeft: 0 }),
+      [emails.temp]: {
+        ...OFF,
+        enabled: true,
+        temporaryCode: { state: 'pending', expiresAt: isoTime(now + 24 * HOUR)! },
+      },
+      [emails.tempUsed]: { ...OFF, enabled: true, temporaryCode: { state: 'used', expiresAt: isoTime(now + HOUR)! } },
+      [emails.idle]: OFF,
+      [emails.smsOnly]: OFF,
+    };
+    const stateRows = async () =>
+      ((await db.knex(t.accountState).orderBy('account').select('account')) as { account: string }[]).map(
+        (r) => r.account,
+      );
+
+    // The migration `mail2fa migrate` runs: the state rows missing for a factor or a temporary code are created.
+    expect(await migrateToLatest(db.knex, t, mysql)).toEqual({ applied: ['0002_status_summary'] });
+    expect(await readSchemaVersion(db.knex, t)).toBe(LATEST_MIGRATION);
+    expect(await stateRows()).toEqual(
+      [emails.bare, emails.idle, emails.locked, emails.temp, emails.tempUsed, emails.used].sort(),
+    );
+    await expectSummary(ctx, expected);
+
+    // down: the summary columns go, everything else stays.
+    const [, reverted] = (await db.knex.migrate.down(migratorConfig(t, mysql))) as [number, string[]];
+    expect(reverted).toEqual(['0002_status_summary']);
+    expect(await readSchemaVersion(db.knex, t)).toBe('0001_initial');
+    for (const c of SUMMARY_COLUMNS) expect(await db.knex.schema.hasColumn(t.accountState, c), c).toBe(false);
+    const locked = (await db.knex(t.accountState).where({ account: emails.locked }).first()) as Record<string, unknown>;
+    expect([Number(locked.failed_attempts), Number(locked.locked_until)]).toEqual([
+      MAX_FAILED_ATTEMPTS,
+      now + LOCKOUT_MS,
+    ]);
+    expect(Number(((await db.knex(t.factor).count({ n: '*' }).first()) as { n: number | string }).n)).toBe(3);
+
+    // Changes made while at 0001 (a code used, the lock cleared) are in the summary after the next migration.
+    await inTransaction(db, t, async (trx) => {
+      await useFirstRecoveryCodes(trx, t, emails.used, 5, now);
+      await setAttempts(trx, t, emails.locked, 0, null);
+    });
+    expect(await migrateToLatest(db.knex, t, mysql)).toEqual({ applied: ['0002_status_summary'] });
+    await expectSummary(ctx, {
+      ...expected,
+      [emails.used]: on('totp', now - 2 * HOUR, { lastUsedAt: isoTime(now - HOUR), recoveryCodesLeft: 5 }),
+      [emails.locked]: on('sms', now),
+    });
+  });
+});
+
+describeEachDb('status summary: migrate-from postfixadmin', (kind) => {
+  const clock = testClock();
+  let tdb: TestDb;
+  let ctx: Context;
+  beforeAll(async () => {
+    tdb = await createTestDb(kind);
+    const configPath = join(tdb.dir, 'mail2fa.json');
+    writeFileSync(configPath, JSON.stringify({ accounts: { preset: 'postfixadmin' } }));
+    ctx = await testContext(tdb, { clock, configPath });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await tdb?.drop();
+  });
+
+  const secrets = { a: base32(randomBytes(20)), b: base32(randomBytes(20)), enrolled: base32(randomBytes(20)) };
+  let enrolledAt: number;
+  beforeEach(async () => {
+    await resetPostfixadminMailbox(ctx);
+    const db = await ctx.db();
+    const row = (username: string, totp: string | null) =>
+      postfixadminMailboxRow(username, { password: '{SHA512-CRYPT}$6$rounds=5000$abcdefgh$notarealhash', totp });
+    await db
+      .knex('mailbox')
+      .insert([
+        row('a@example.com', secrets.a),
+        row('b@example.com', secrets.b),
+        row('enrolled@example.com', secrets.enrolled),
+        row('plain@example.com', null),
+      ]);
+    // Enrolled in mail2fa already (another secret): skipped by both migrations, its summary untouched.
+    await storeTotpFactor(ctx, 'enrolled@example.com');
+    enrolledAt = clock.now;
+    clock.advance(HOUR);
+  });
+  const emails = ['a@example.com', 'b@example.com', 'enrolled@example.com', 'plain@example.com'];
+
+  it('migrate-from postfixadmin --clear-plaintext: the migrated accounts show their factor (no recovery codes)', async () => {
+    const report = await migrateFromPostfixadmin(ctx, { dryRun: false, clearPlaintext: true, skipInvalid: false });
+    expect(report).toMatchObject({ ok: true, migrated: 2, skipped: 1, cleared: 2 });
+    const migratedAt = clock.now;
+    await expectSummary(ctx, {
+      'a@example.com': on('totp', migratedAt, { recoveryCodesLeft: 0 }),
+      'b@example.com': on('totp', migratedAt, { recoveryCodesLeft: 0 }),
+      'enrolled@example.com': on('totp', enrolledAt),
+      'plain@example.com': OFF,
+    });
+    // The migrated secret signs in: a use like any other.
+    clock.advance(MINUTE);
+    expect(await verifySignInCode(ctx, { email: 'a@example.com', code: totpCode(secrets.a, clock.now) })).toMatchObject(
+      { outcome: 'accepted' },
+    );
+    await expectSummary(ctx, {
+      'a@example.com': on('totp', migratedAt, { recoveryCodesLeft: 0, lastUsedAt: isoTime(clock.now) }),
+      'b@example.com': on('totp', migratedAt, { recoveryCodesLeft: 0 }),
+      'enrolled@example.com': on('totp', enrolledAt),
+      'plain@example.com': OFF,
+    });
+  });
+
+  it('migrate-from over the PostfixAdmin store module (src/core/migrate-store.ts, on every database)', async () => {
+    const report = await migrateFromStore(ctx, await sourceStore(ctx, 'postfixadmin'), {
+      dryRun: false,
+      clear: false,
+      skipInvalid: false,
+    });
+    expect(report).toMatchObject({ ok: true, migrated: 2, skipped: 1 });
+    await expectSummary(
+      ctx,
+      Object.fromEntries(
+        emails.map((e) => [
+          e,
+          e === 'plain@example.com'
+            ? OFF
+            : e === 'enrolled@example.com'
+              ? on('totp', enrolledAt)
+              : on('totp', clock.now, { recoveryCodesLeft: 0 }),
+        ]),
+      ),
+    );
+  });
+});
+
+describeRoundcubeEachDb('status summary: migrate-from roundcube', (kind) => {
+  const clock = testClock();
+  const scratch = useTestDb(kind, { context: { clock } });
+  const DES_KEY = 'Rc-test-des-key-0123456!';
+  let rc: RoundcubeDb;
+  beforeAll(async () => {
+    rc = await createRoundcubeDb(kind);
+  });
+  afterAll(async () => {
+    await rc?.drop();
+  });
+
+  it('the migrated accounts show their factor; skipped and unknown ones are left as they were', async () => {
+    const ctx = scratch.ctx;
+    const secrets = { a: base32(randomBytes(20)), b: base32(randomBytes(10)) };
+    for (const e of ['a@example.com', 'b@example.com', 'enrolled@example.com', 'plain@example.com'])
+      await addMailbox(ctx, e, PASSWORD);
+    await storeTotpFactor(ctx, 'enrolled@example.com');
+    const enrolledAt = clock.now;
+    const value = (secret: string) =>
+      `a:1:{s:24:"twofactor_gauthenticator";${encryptedPluginValue(DES_KEY, 'aes-256-cbc', { secret })}}`;
+    await insertUser(rc, 'a@example.com', 'localhost', value(secrets.a));
+    await insertUser(rc, 'b@example.com', 'localhost', value(secrets.b));
+    await insertUser(rc, 'enrolled@example.com', 'localhost', value(base32(randomBytes(20))));
+    await insertUser(rc, 'gone@example.com', 'localhost', value(base32(randomBytes(20))));
+    clock.advance(HOUR);
+
+    const s = openRoundcubeStore(rc, { des_key: DES_KEY, cipher_method: 'AES-256-CBC', pref_encrypt: true });
+    try {
+      const run = await migrateFromStore(ctx, s.store, { dryRun: false, clear: true, skipInvalid: false });
+      expect(run).toMatchObject({ ok: true, migrated: 2, skipped: 1, noMailbox: 1, cleared: 2 });
+    } finally {
+      await s.close();
+    }
+    const migratedAt = clock.now;
+    const expected = {
+      'a@example.com': on('totp', migratedAt, { recoveryCodesLeft: 0 }),
+      'b@example.com': on('totp', migratedAt, { recoveryCodesLeft: 0 }),
+      'enrolled@example.com': on('totp', enrolledAt),
+      'plain@example.com': OFF,
+    };
+    await expectSummary(ctx, expected);
+    clock.advance(MINUTE);
+    await verifySignInCode(ctx, { email: 'b@example.com', code: totpCode(secrets.b, clock.now) });
+    await expectSummary(ctx, {
+      ...expected,
+      'b@example.com': on('totp', migratedAt, { recoveryCodesLeft: 0, lastUsedAt: isoTime(clock.now) }),
+    });
+  });
+});
