@@ -19,7 +19,6 @@ import { accountTransaction } from '../../src/core/guard.js';
 import { LOCKOUT_MS, MAX_FAILED_ATTEMPTS } from '../../src/core/lockout.js';
 import { migrateFromStore, sourceStore } from '../../src/core/migrate-store.js';
 import { migrateFromPostfixadmin } from '../../src/core/postfixadmin.js';
-import { recoverAccount } from '../../src/core/recover.js';
 import { regenerateRecoveryCodes } from '../../src/core/recovery-codes.js';
 import { sendSignInCode } from '../../src/core/send-code.js';
 import { verifySignInCode } from '../../src/core/sign-in.js';
@@ -51,6 +50,7 @@ import { addMailbox, testClock, testContext, type TestClock } from '../helpers/c
 import { createRoundcubeDb, describeRoundcubeEachDb, type RoundcubeDb } from '../helpers/roundcube.js';
 import { encryptedPluginValue, insertUser, openRoundcubeStore } from '../helpers/roundcube-store.js';
 import { collectStatusRows } from '../helpers/status-seed.js';
+import { recoverYes } from './recover-support.js';
 import { lastOutboxCode, outboxFile, PASSWORD, storeTotpFactor, wrongTotp } from '../helpers/seed-2fa.js';
 import { postfixadminMailboxRow, resetPostfixadminMailbox } from '../fixtures/postfixadmin.js';
 
@@ -494,11 +494,12 @@ describeEachDb('status summary through the real flows', (kind) => {
 
 /** recover with an auto-confirm (as --yes does), optionally issuing a temporary code valid `ttlMs`. */
 async function recover(ctx: Context, email: string, ttlMs?: number) {
-  const result = await recoverAccount(
-    ctx,
-    { email, ticket: 'T-1001', reason: 'lost phone', temporaryCodeTtlMs: ttlMs ?? null },
-    async () => {},
-  );
+  const result = await recoverYes(ctx, {
+    email,
+    ticket: 'T-1001',
+    reason: 'lost phone',
+    temporaryCodeTtlMs: ttlMs ?? null,
+  });
   if (result.outcome !== 'recovered') throw new Error(`nothing to recover for ${email}`);
   return result;
 }
