@@ -18,6 +18,7 @@ describeEachDb('status core', (kind) => {
   const scratch = useTestDb(kind, { context: { clock } });
   beforeAll(async () => {
     for (const e of ['a@example.com', 'b@example.com', 'c@other.org']) await addMailbox(scratch.ctx, e);
+    // Through the account's transaction, as enrolment stores it: that also keeps the status summary current.
     await storeTotpFactor(scratch.ctx, 'b@example.com');
   });
 
