@@ -138,15 +138,18 @@ const MIGRATIONS: Migration[] = [
     // bulk status joins one table. Filled here for existing data; every change keeps it current from now on.
     name: '0002_status_summary',
     async up(knex, tables, mysql) {
-      await knex.schema.alterTable(tables.accountState, (table) => {
-        table.string('method', 8).nullable();
-        table.string('phone_masked', 32).nullable();
-        table.bigInteger('enrolled_at').nullable();
-        table.bigInteger('last_used_at').nullable();
-        table.integer('codes_left').nullable();
-        table.bigInteger('temp_expires_at').nullable();
-        table.bigInteger('temp_used_at').nullable();
-      });
+      // MySQL/MariaDB run migrations outside a transaction (DDL commits by itself): if the fill below failed after
+      // the columns were added, the next run finds them and only fills.
+      if (!(await knex.schema.hasColumn(tables.accountState, 'temp_used_at')))
+        await knex.schema.alterTable(tables.accountState, (table) => {
+          table.string('method', 8).nullable();
+          table.string('phone_masked', 32).nullable();
+          table.bigInteger('enrolled_at').nullable();
+          table.bigInteger('last_used_at').nullable();
+          table.integer('codes_left').nullable();
+          table.bigInteger('temp_expires_at').nullable();
+          table.bigInteger('temp_used_at').nullable();
+        });
       await refreshAllSummaries(knex, tables, mysql ? 'mysql' : dialectOf(knex));
     },
     async down(knex, tables) {
