@@ -189,7 +189,7 @@ export const COMMAND_EXIT_CODES: Readonly<Record<string, readonly CommandExitCod
   ],
   migrate: [
     [ExitCode.OK, 'the tables are up to date; with `--refresh-summary`: every summary recomputed (or already current)'],
-    [ExitCode.USAGE, '`--refresh-summary` with `--with-mailbox-table` (nothing changed)'],
+    [ExitCode.USAGE, 'bad flags, such as `--refresh-summary` with `--with-mailbox-table` (nothing changed)'],
     [ExitCode.UNAVAILABLE],
     [
       ExitCode.TEMPFAIL,
