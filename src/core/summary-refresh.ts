@@ -39,7 +39,7 @@ export async function refreshSummaries(ctx: Context, options: { batch?: number }
 
   // The missing rows first, so that the pass below visits them with the rest. A row someone else creates between
   // the read and the lock is counted here too: it was missing when looked at, and is filled either way.
-  for (let after: string | null = null; ; ) {
+  for (let after: string | null = null; ;) {
     const page: string[] = await inTransaction(db, tables, async (trx) => {
       const accounts = await accountsWithoutStateRow(trx, tables, db.dialect, after, batch);
       await lockAccountStates(trx, tables, db.dialect, accounts);
@@ -52,7 +52,7 @@ export async function refreshSummaries(ctx: Context, options: { batch?: number }
     after = page[page.length - 1]!;
   }
 
-  for (let after: string | null = null; ; ) {
+  for (let after: string | null = null; ;) {
     const page: { accounts: string[]; changed: number } = await inTransaction(db, tables, async (trx) => {
       const accounts = await stateAccountsPage(trx, tables, after, batch);
       if (accounts.length === 0) return { accounts, changed: 0 };

@@ -188,7 +188,10 @@ describeEachDb('mail2fa doctor (CLI)', (kind) => {
       const { r, by } = await doctor({ db: empty.url });
       expect(r.code).toBe(78);
       expect(by.schema).toMatchObject({ status: 'fail', detail: "mail2fa's tables do not exist" });
-      expect(by['status summary']).toMatchObject({ status: 'skip', detail: 'not checked: the schema is not up to date' });
+      expect(by['status summary']).toMatchObject({
+        status: 'skip',
+        detail: 'not checked: the schema is not up to date',
+      });
       expect(by.key!.detail).toContain('not tested against stored secrets');
     } finally {
       await empty.drop();

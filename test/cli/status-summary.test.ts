@@ -64,7 +64,7 @@ describeEachDb('status summary: doctor and migrate --refresh-summary (CLI)', (ki
     expect(summary).toMatchObject({ status: 'fail', exitCode: 78 });
     expect(summary.hint).toContain('mail2fa migrate --refresh-summary');
     expect(summary.detail.split('\n')).toEqual([
-      "4 account(s) whose summary disagrees with the 2FA tables (3 state row(s) compared):",
+      '4 account(s) whose summary disagrees with the 2FA tables (3 state row(s) compared):',
       'alice@example.com: codes_left',
       'bob@example.com: method, phone_masked',
       'evil\\x1b[2J\\n@example.com: codes_left',
