@@ -3,6 +3,7 @@
  * rows are created across pages too, and the counts say exactly what was checked and changed.
  */
 import { beforeAll, expect, it } from 'vitest';
+import { accountTransaction } from '../../src/core/guard.js';
 import { refreshSummaries } from '../../src/core/summary-refresh.js';
 import { summaryDrift } from '../../src/db/status-summary.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
@@ -46,5 +47,40 @@ describeEachDb('refreshSummaries (batches)', (kind) => {
     const [rows] = (await state().count({ n: '*' })) as { n: number | string }[];
     expect(Number(rows!.n)).toBe(7); // the three created, no others
     expect(await refreshSummaries(scratch.ctx, { batch: 3 })).toEqual({ checked: 7, changed: 0, created: 0 });
+  });
+
+  it('runs beside live changes: no deadlock or error, and the summary is current when all is done', async () => {
+    const { tables } = scratch.ctx;
+    const db = await scratch.ctx.db();
+    // A sign-in with a recovery code, as verify does it: one code used, the factor's last use, in the account's
+    // transaction (which refreshes that account's summary).
+    const useCode = (account: string) =>
+      accountTransaction(scratch.ctx, account, async (tx) => {
+        const code = (await tx
+          .trx(tables.recoveryCode)
+          .where({ account })
+          .whereNull('used_at')
+          .orderBy('id')
+          .first('id')) as { id: number } | undefined;
+        await tx.trx(tables.recoveryCode).where({ id: code!.id }).update({ used_at: tx.now });
+        await tx.trx(tables.factor).where({ account }).update({ last_used_at: tx.now });
+      });
+    const enrolled = accounts.slice(0, 6);
+    const uses = enrolled.flatMap((account, i) => Array.from({ length: 1 + (i % 3) }, () => account));
+    const results = await Promise.all([
+      refreshSummaries(scratch.ctx, { batch: 2 }),
+      ...uses.map(useCode),
+      refreshSummaries(scratch.ctx, { batch: 3 }),
+    ]);
+    expect(results[0]).toMatchObject({ checked: 7 });
+    expect(await drift()).toEqual({ count: 0, examples: [] });
+    const rows = (await db
+      .knex(tables.accountState)
+      .whereIn('account', enrolled)
+      .orderBy('account')
+      .select('account', 'codes_left')) as { account: string; codes_left: number | string }[];
+    expect(rows.map((r) => [r.account, Number(r.codes_left)])).toEqual(
+      enrolled.map((account, i) => [account, 10 - (1 + (i % 3))]),
+    );
   });
 });
