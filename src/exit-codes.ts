@@ -182,13 +182,23 @@ export const COMMAND_EXIT_CODES: Readonly<Record<string, readonly CommandExitCod
   doctor: [
     [ExitCode.OK, 'no check failed (warnings allowed)'],
     [ExitCode.UNAVAILABLE, 'the database, SMS gateway or (with `--serve`) the service is unavailable'],
-    [ExitCode.CONFIG, 'any other failure: config, schema, engine, mapping, key, sign-out action'],
+    [
+      ExitCode.CONFIG,
+      'any other failure: config, schema, engine, mapping, status summary out of step (hint: `mail2fa migrate --refresh-summary`), key, sign-out action',
+    ],
   ],
   migrate: [
-    [ExitCode.OK, 'the tables are up to date'],
+    [ExitCode.OK, 'the tables are up to date; with `--refresh-summary`: every summary recomputed (or already current)'],
+    [ExitCode.USAGE, 'bad flags, such as `--refresh-summary` with `--with-mailbox-table` (nothing changed)'],
     [ExitCode.UNAVAILABLE],
-    [ExitCode.TEMPFAIL, 'another migrate holds the migrations lock'],
-    [ExitCode.CONFIG, 'configuration; a database upgraded by a newer mail2fa'],
+    [
+      ExitCode.TEMPFAIL,
+      'another migrate holds the migrations lock; `--refresh-summary`: busy (the batches done so far stay done: run it again)',
+    ],
+    [
+      ExitCode.CONFIG,
+      'configuration; a database upgraded by a newer mail2fa; `--refresh-summary` on a schema missing or out of date (run `mail2fa migrate` first)',
+    ],
   ],
   'migrate-from': [
     [ExitCode.OK, 'done (a dry run that would succeed, too)'],

@@ -8,7 +8,7 @@ import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
 export function doctorCommand(): Command {
   return new Command('doctor')
     .description(
-      'check the installation: configuration, database, schema, storage engine, account mapping, key, SMS gateway, sign-out action, stores',
+      'check the installation: configuration, database, schema, storage engine, account mapping, status summary, key, SMS gateway, sign-out action, stores',
     )
     .addHelpText(
       'after',

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { withContext, type Context } from '../context.js';
+import { refreshSummaries } from '../core/summary-refresh.js';
 import { ensureCodeHashKey } from '../core/vault.js';
 import type { Database } from '../db/connection.js';
 import { ensureReferenceMailboxTable } from '../db/accounts.js';
@@ -56,14 +57,31 @@ export function migrateCommand(): Command {
   return new Command('migrate')
     .description("create or upgrade mail2fa's own tables (prefix mail2fa_ by default); never touches the mailbox table")
     .option('--with-mailbox-table', 'also create the reference `mailbox` table (preset mail2fa) if it is missing')
+    .option(
+      '--refresh-summary',
+      "instead: recompute every account's status summary from the 2FA tables (the repair `doctor` names); safe while mail2fa runs",
+    )
     .addHelpText(
       'after',
-      EXAMPLES(['mail2fa --db mysql://mail2fa:secret@127.0.0.1/mail migrate', 'mail2fa migrate --json']),
+      EXAMPLES([
+        'mail2fa --db mysql://mail2fa:secret@127.0.0.1/mail migrate',
+        'mail2fa migrate --json',
+        'mail2fa migrate --refresh-summary   # after `doctor` reports "status summary" FAIL',
+      ]),
     )
     .action(
       action(async (_flags: unknown, cmd: Command) => {
         const input = parseInput(cmd, migrateInput);
         const out = makeOutput(input);
+        if (input.refreshSummary)
+          // The schema check applies as for any command: the repair needs the summary's columns (0002).
+          return withContext(contextOptions(input), async (ctx) => {
+            const db = await ctx.db();
+            const result = await refreshSummaries(ctx);
+            for (const n of ctx.notices) out.note(n);
+            if (out.json) await out.document({ ok: true, database: db.displayUrl, ...result });
+            else await out.line(refreshText(result));
+          });
         return withContext(contextOptions(input, { skipSchemaCheck: true }), async (ctx) => {
           const db = await ctx.db();
           let applied: string[];
@@ -87,4 +105,11 @@ export function migrateCommand(): Command {
         });
       }),
     );
+}
+
+function refreshText(r: { checked: number; changed: number; created: number }): string {
+  const created = r.created ? ` (${r.created} created for accounts with 2FA data and no state row)` : '';
+  return r.changed
+    ? `status summary: checked ${r.checked} state row(s), changed ${r.changed}${created}`
+    : `status summary: checked ${r.checked} state row(s), all current: nothing changed`;
 }

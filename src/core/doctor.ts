@@ -14,7 +14,9 @@ import { openDatabase, type Database } from '../db/connection.js';
 import { readGaleraState } from '../db/galera.js';
 import { missingMailboxTableHint } from '../db/accounts.js';
 import { LATEST_MIGRATION } from '../db/migrations.js';
+import { countStateRows, summaryDrift } from '../db/status-summary.js';
 import { ExitCode, Mail2faError } from '../errors.js';
+import { escapeControl } from '../text.js';
 import { sampleDecrypt } from './keys.js';
 
 export interface Check {
@@ -68,7 +70,7 @@ export async function doctor(options: ContextOptions): Promise<DoctorReport> {
       existingDatabaseOnly: true,
     });
   } catch (err) {
-    const names = ['database', 'schema', 'account mapping', 'key', 'sms gateway', 'sign-out action'];
+    const names = ['database', 'schema', 'account mapping', 'status summary', 'key', 'sms gateway', 'sign-out action'];
     return { checks: [fail('config', err), ...names.map((n) => skip(n, 'the configuration is invalid'))], notices: [] };
   }
   try {
@@ -111,6 +113,7 @@ export async function runDoctor(ctx: Context): Promise<Check[]> {
     checks.push(skip('schema', 'the database is unavailable'));
     if (/^(mysql|mariadb):/.test(cfg.db.url)) checks.push(skip('storage engine', 'the database is unavailable'));
     checks.push(skip('account mapping', 'the database is unavailable'));
+    checks.push(skip('status summary', 'the database is unavailable'));
   } else {
     try {
       const version = await schemaVersion(db, ctx.tables);
@@ -134,6 +137,7 @@ export async function runDoctor(ctx: Context): Promise<Check[]> {
     }
     if (db.dialect === 'mysql') checks.push(await storageEngineCheck(ctx, db));
     checks.push(...(await mappingChecks(ctx, db)));
+    checks.push(schemaOk ? await summaryCheck(ctx, db) : skip('status summary', 'the schema is not up to date'));
   }
 
   checks.push(
@@ -262,6 +266,49 @@ async function storageEngineCheck(ctx: Context, db: Database): Promise<Check> {
       : { name: 'storage engine', status: 'ok', detail: `all ${rows.length} tables are InnoDB` };
   } catch (err) {
     return fail('storage engine', err);
+  }
+}
+
+/** Accounts named in a failed summary check; the count says how many more there are. */
+const SUMMARY_EXAMPLES = 5;
+
+/**
+ * The status summary in the state rows (src/db/status-summary.ts) against the detail tables it is computed from.
+ * Every change keeps it current in its own transaction, so drift means something bypassed mail2fa: rows edited
+ * by hand, a restore of some tables only, or a writer of an older mail2fa still running after the upgrade.
+ * `status` would show the stale values; `migrate --refresh-summary` recomputes them. A failure is 78, like the
+ * schema check's: the database needs a mail2fa command run against it, nothing is unavailable.
+ */
+async function summaryCheck(ctx: Context, db: Database): Promise<Check> {
+  try {
+    const rows = await countStateRows(db.knex, ctx.tables);
+    const drift = await summaryDrift(db.knex, ctx.tables, db.dialect, SUMMARY_EXAMPLES);
+    if (drift.count === 0)
+      return {
+        name: 'status summary',
+        status: 'ok',
+        detail: `matches the 2FA tables in all ${rows} account state row(s)`,
+      };
+    // Accounts are data (rows edited by hand, even): escaped here so that one cannot break the line or the
+    // report (the renderer escapes again, which leaves these alone), and cut to a sane length.
+    const lines = drift.examples.map(
+      (e) =>
+        `${escapeControl(e.account.slice(0, 320))}: ${e.columns === 'missing row' ? 'no state row' : e.columns.join(', ')}`,
+    );
+    const more = drift.count - drift.examples.length;
+    if (more > 0) lines.push(`… and ${more} more`);
+    return {
+      name: 'status summary',
+      status: 'fail',
+      detail: [
+        `${drift.count} account(s) whose summary disagrees with the 2FA tables (${rows} state row(s) compared):`,
+        ...lines,
+      ].join('\n'),
+      hint: 'Run `mail2fa migrate --refresh-summary` (safe while mail2fa runs); until then `status` shows the stale values.',
+      exitCode: ExitCode.CONFIG,
+    };
+  } catch (err) {
+    return fail('status summary', err);
   }
 }
 

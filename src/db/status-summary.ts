@@ -182,3 +182,71 @@ function rowsOf(result: unknown, dialect: Dialect): unknown[] {
   if (dialect === 'postgres') return (result as { rows: unknown[] }).rows;
   return result as unknown[];
 }
+
+/** How many state rows there are (what `doctor` compared). */
+export async function countStateRows(knex: Knex | Knex.Transaction, tables: Tables): Promise<number> {
+  const [row] = (await knex(tables.accountState).count({ n: '*' })) as { n: number | string }[];
+  return Number(row?.n ?? 0);
+}
+
+/**
+ * One page of state-row accounts after `after` (keyset pagination, in the database's order of the key), for a
+ * batch of `migrate --refresh-summary`. A plain read: the caller locks the page before it changes anything.
+ */
+export async function stateAccountsPage(
+  knex: Knex | Knex.Transaction,
+  tables: Tables,
+  after: string | null,
+  limit: number,
+): Promise<string[]> {
+  let query = knex(tables.accountState).select('account').orderBy('account').limit(limit);
+  if (after !== null) query = query.where('account', '>', after);
+  return ((await query) as { account: string }[]).map((r) => r.account);
+}
+
+/**
+ * One page, after `after`, of the accounts that have a factor or a temporary code but no state row (data written
+ * before the summary existed, or by hand): the rows `migrate --refresh-summary` creates.
+ */
+export async function accountsWithoutStateRow(
+  knex: Knex | Knex.Transaction,
+  tables: Tables,
+  dialect: Dialect,
+  after: string | null,
+  limit: number,
+): Promise<string[]> {
+  limit = Math.max(1, Math.trunc(limit)); // spliced into LIMIT below: an integer, always
+  const rows = (await knex.raw(
+    `SELECT a.account FROM (SELECT account FROM ?? UNION SELECT account FROM ?? WHERE purpose = 'temporary') a ` +
+      `WHERE NOT EXISTS (SELECT 1 FROM ?? s WHERE s.account = a.account)` +
+      (after !== null ? ' AND a.account > ?' : '') +
+      ` ORDER BY a.account LIMIT ${limit}`,
+    [tables.factor, tables.challenge, tables.accountState, ...(after !== null ? [after] : [])],
+  )) as unknown;
+  return (rowsOf(rows, dialect) as { account: string }[]).map((r) => r.account);
+}
+
+/**
+ * The summary columns of these accounts' state rows, each value as text (null for NULL), for comparing a row
+ * before and after a refresh. On MySQL/MariaDB and PostgreSQL a locking read: the caller holds the rows' locks,
+ * and the locking read sees their latest committed version rather than the transaction's snapshot.
+ */
+export async function readSummaries(
+  trx: Knex.Transaction,
+  tables: Tables,
+  dialect: Dialect,
+  accounts: readonly string[],
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (accounts.length === 0) return out;
+  let query = trx(tables.accountState)
+    .select('account', ...SUMMARY_COLUMNS)
+    .whereIn('account', [...accounts]);
+  if (dialect !== 'sqlite') query = query.forUpdate();
+  for (const row of (await query) as Record<string, unknown>[])
+    out.set(
+      String(row.account),
+      JSON.stringify(SUMMARY_COLUMNS.map((c) => (row[c] === null || row[c] === undefined ? null : String(row[c])))),
+    );
+  return out;
+}

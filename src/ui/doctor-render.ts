@@ -19,7 +19,9 @@ export function doctorDocument(checks: Check[], exitCode: number): Record<string
 export function doctorText(checks: Check[]): string {
   const lines: string[] = [];
   for (const check of checks) {
-    const [first, ...rest] = escapeControl(check.detail).split('\\n');
+    // Split at the detail's own line breaks, then escape each line: a line break inside a quoted value that the
+    // check escaped already (an account name, say) stays on its line as the text `\n`.
+    const [first, ...rest] = check.detail.split('\n').map(escapeControl);
     lines.push(`${MARK[check.status]}  ${check.name.padEnd(NAME_WIDTH)} ${first}`);
     for (const line of rest) lines.push(`${CONTINUATION}${line}`);
     if (check.hint && check.status !== 'ok') lines.push(`${CONTINUATION}hint: ${escapeControl(check.hint)}`);

@@ -26,6 +26,10 @@ describeEachDb('doctor (library)', (kind) => {
     const by = Object.fromEntries(report.checks.map((c) => [c.name, c]));
     expect(by.key!.detail).toMatch(/^key [0-9a-f]{16} from MAIL2FA_KEY \(environment\); no stored secrets yet/);
     expect(by.schema!.status).toBe('ok');
+    expect(by['status summary']).toMatchObject({
+      status: 'ok',
+      detail: 'matches the 2FA tables in all 0 account state row(s)',
+    });
   });
 
   it('an unreadable config file is a failed check, not an exception', async () => {

@@ -359,10 +359,18 @@ const ROWS: Array<[string[], Outcome]> = [
     ['doctor', '--serve', '/run/mail2fa/mail2fa.sock', '--json'],
     ok('doctor', { ...OUT, json: true, serve: '/run/mail2fa/mail2fa.sock' }),
   ],
-  [['migrate'], ok('migrate', { ...OUT, withMailboxTable: false })],
+  [['migrate'], ok('migrate', { ...OUT, withMailboxTable: false, refreshSummary: false })],
   [
     ['--db', 'mysql://u:p@127.0.0.1/mail', 'migrate', '--with-mailbox-table'],
-    ok('migrate', { ...OUT, db: 'mysql://u:p@127.0.0.1/mail', withMailboxTable: true }),
+    ok('migrate', { ...OUT, db: 'mysql://u:p@127.0.0.1/mail', withMailboxTable: true, refreshSummary: false }),
+  ],
+  [
+    ['migrate', '--refresh-summary', '--json'],
+    ok('migrate', { ...OUT, json: true, withMailboxTable: false, refreshSummary: true }),
+  ],
+  [
+    ['migrate', '--refresh-summary', '--with-mailbox-table'],
+    usage('--refresh-summary cannot be combined with --with-mailbox-table'),
   ],
   [['demo'], ok('demo', { ...OUT, reset: false })],
   [

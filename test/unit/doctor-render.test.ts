@@ -49,6 +49,23 @@ describe('doctorText', () => {
     );
     for (const control of ['\u001b', '\r', '\u202e']) expect(text).not.toContain(control);
   });
+
+  it("breaks lines only at the detail's own line breaks: a value the check escaped stays on its line", () => {
+    const text = doctorText([
+      {
+        name: 'status summary',
+        status: 'fail',
+        detail: '2 account(s) out of step:\nevil\\x1b[2J\\n@example.com: codes_left\nraw\u001b',
+        exitCode: 78,
+      },
+    ]);
+    expect(text.split('\n').slice(0, 4)).toEqual([
+      'FAIL  status summary    2 account(s) out of step:',
+      '                        evil\\x1b[2J\\n@example.com: codes_left',
+      '                        raw\\x1b',
+      '1 check(s) failed, 0 warning(s)',
+    ]);
+  });
 });
 
 describe('doctorDocument', () => {

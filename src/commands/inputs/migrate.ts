@@ -1,5 +1,19 @@
-/** `migrate`. */
+/** `migrate`: upgrade the schema, or (`--refresh-summary`) recompute the status summary of every account. */
 import * as z from 'zod/mini';
-import { GLOBALS, flag } from './parse.js';
+import { usageError } from '../../errors.js';
+import { GLOBALS, flag, rule } from './parse.js';
 
-export const migrateInput = z.object({ withMailboxTable: flag(), ...GLOBALS });
+const flags = z.object({ withMailboxTable: flag(), refreshSummary: flag(), ...GLOBALS });
+
+export const migrateInput = flags.check(
+  rule((f: z.output<typeof flags>) =>
+    // The repair works on an up-to-date schema and changes no table's shape: creating a table alongside would
+    // mix the two jobs (and their failures) in one run.
+    f.refreshSummary && f.withMailboxTable
+      ? usageError(
+          '--refresh-summary cannot be combined with --with-mailbox-table',
+          'Run `mail2fa migrate --with-mailbox-table` first, then `mail2fa migrate --refresh-summary`.',
+        )
+      : undefined,
+  ),
+);
