@@ -6,7 +6,6 @@ import { lockedError } from '../core/lockout.js';
 import { CODE_FORMS_HINT } from '../core/factor-check.js';
 import { verifySignInCode, type VerifyResult } from '../core/sign-in.js';
 import type { Output } from '../ui/output.js';
-import { promptInput } from '../ui/prompts.js';
 import { parseInput } from './inputs/parse.js';
 import { verifyInput } from './inputs/verify.js';
 import { EXAMPLES, action, contextOptions, makeOutput } from './shared.js';
@@ -47,7 +46,8 @@ async function readCodeFromStdin(): Promise<string> {
 
 async function readCode(out: Output, flag: string | undefined): Promise<string> {
   if (flag !== undefined) return flag;
-  if (process.stdin.isTTY) return promptInput(out, 'Code:', '--code');
+  // The prompt module only for a terminal: scripted runs (the usual case) do not load it.
+  if (process.stdin.isTTY) return (await import('../ui/prompts.js')).promptInput(out, 'Code:', '--code');
   return readCodeFromStdin();
 }
 

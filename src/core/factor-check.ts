@@ -4,6 +4,7 @@
  * Every kind is single-use; the "used" mark is written with a compare-and-set update in the caller's
  * transaction — if it cannot be written, the error propagates and nothing is accepted (fail closed).
  */
+import type { Knex } from 'knex';
 import { parseRecoveryCode, parseTemporaryCode } from '../crypto/one-time-codes.js';
 import {
   advanceFactorStep,
@@ -16,10 +17,32 @@ import {
 import { lastStoreTotpStep, useStoreTotpStep } from '../db/store-replay.js';
 import { TOTP_DIGITS, base32Encode, isWellFormedCode, verifyTotp } from '../totp/totp.js';
 import { dataError } from '../errors.js';
+import type { Tables } from '../db/schema.js';
 import type { FactorRow } from './factors.js';
 import type { AccountTx } from './guard.js';
 import { asMail2faError, NO_FOREIGN_FACTORS, storeFailure, storeWriteContext, type ForeignFactors } from './stores.js';
 import { Vault } from './vault.js';
+
+/** Whether customer service left a temporary access code for the account (its marker challenge row). */
+export async function hasTemporaryCodeMarker(
+  db: Knex | Knex.Transaction,
+  tables: Tables,
+  account: string,
+): Promise<boolean> {
+  return (await newestChallenge(db, tables, account, 'temporary')) !== undefined;
+}
+
+/**
+ * Whether 2FA is required for the account inside `tx`: a factor, customer service's temporary-code marker, or a
+ * foreign store that enforces it.
+ */
+export async function twoFactorRequired(
+  tx: AccountTx,
+  factor: FactorRow | undefined,
+  foreign: ForeignFactors = NO_FOREIGN_FACTORS,
+): Promise<boolean> {
+  return factor !== undefined || foreign.required || (await hasTemporaryCodeMarker(tx.trx, tx.ctx.tables, tx.account));
+}
 
 export type CodeKind = 'totp' | 'sms' | 'recovery' | 'temporary';
 

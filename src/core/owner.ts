@@ -6,18 +6,16 @@
  * should not wait for them); its result is only acted on inside the transaction, after the lockout check, where a
  * wrong password counts on the shared counter.
  */
-import type { Knex } from 'knex';
 import type { Context } from '../context.js';
 import { verifyPassword } from '../crypto/passwords.js';
 import type { Mailbox } from '../db/accounts.js';
-import { newestChallenge } from '../db/own-store.js';
 import { canonicalAddress } from './address.js';
 import { Mail2faError, ExitCode, usageError } from '../errors.js';
 import { readFactor, type FactorRow } from './factors.js';
 import { accountTransaction, Refusal, type AccountTx } from './guard.js';
 import { sendSmsChallenge, type SmsSent } from './sms-challenge.js';
 import { foreignFactors, NO_FOREIGN_FACTORS, type ForeignFactors } from './stores.js';
-import { checkSecondFactor, type CodeKind, type ParsedCode } from './factor-check.js';
+import { checkSecondFactor, hasTemporaryCodeMarker, type CodeKind, type ParsedCode } from './factor-check.js';
 
 /** What the account's 2FA looks like before acting (lets the CLI say which code to type). No secrets. */
 export interface FactorSummary {
@@ -49,7 +47,7 @@ export async function factorSummary(ctx: Context, email: string): Promise<Factor
     email: mailbox.email,
     method: factor?.method ?? null,
     phone: factor?.phone_masked ?? null,
-    temporaryCode: await hasTemporaryCodeMarker(db.knex, ctx, mailbox.email),
+    temporaryCode: await hasTemporaryCodeMarker(db.knex, ctx.tables, mailbox.email),
     foreignStores: foreign.stores,
     foreignRequired: foreign.required,
     foreignTotp: foreign.secrets.length > 0,
@@ -62,21 +60,10 @@ export function summaryRequiresCode(summary: FactorSummary): boolean {
 }
 
 /** Whether a temporary access code row exists, used or expired ones included: an expired code does not turn 2FA off (fail closed). */
-async function hasTemporaryCodeMarker(db: Knex | Knex.Transaction, ctx: Context, account: string): Promise<boolean> {
-  return (await newestChallenge(db, ctx.tables, account, 'temporary')) !== undefined;
-}
 
-/**
- * Whether 2FA is required for the account inside `tx`: a factor, customer service's temporary-code marker, or a
- * foreign store that enforces it.
- */
-export async function twoFactorRequired(
-  tx: AccountTx,
-  factor: FactorRow | undefined,
-  foreign: ForeignFactors = NO_FOREIGN_FACTORS,
-): Promise<boolean> {
-  return factor !== undefined || foreign.required || (await hasTemporaryCodeMarker(tx.trx, tx.ctx, tx.account));
-}
+// Lives with the code checks (src/core/factor-check.ts) so that `verify` need not load this module's password
+// hashing and SMS sending; re-exported for the owner checks' callers.
+export { twoFactorRequired } from './factor-check.js';
 
 /** The mailbox and whether `password` matches its stored hash (unknown hash scheme → 78, from verifyPassword). */
 export async function checkPassword(

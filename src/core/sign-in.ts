@@ -16,10 +16,15 @@ import { canonicalAddress } from './address.js';
 import { Mail2faError, unavailable } from '../errors.js';
 import { accountTransaction } from './guard.js';
 import { isLocked } from './lockout.js';
-import { twoFactorRequired } from './owner.js';
 import { foreignFactors } from './stores.js';
 import { isoTime } from './time.js';
-import { checkSecondFactor, parseCodeInput, recoveryCodesLeft, type CodeKind } from './factor-check.js';
+import {
+  checkSecondFactor,
+  parseCodeInput,
+  recoveryCodesLeft,
+  twoFactorRequired,
+  type CodeKind,
+} from './factor-check.js';
 
 const ALL_KINDS: ReadonlySet<CodeKind> = new Set<CodeKind>(['totp', 'sms', 'recovery', 'temporary']);
 
