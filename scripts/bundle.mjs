@@ -84,8 +84,24 @@ const STRING_PARSER_EDITS = [
     "      case 'ascii':\n        return buffer.asciiSlice(start, end);\n      case 'cesu8': {\n        let i = start;\n        while (i < end && buffer[i] < 0x80) i++;\n        if (i === end) return buffer.asciiSlice(start, end);\n        break;\n      }\n      default:\n        break;\n    }\n  }\n  if (Buffer.isEncoding(encoding)) {",
   ],
 ];
-const asciiCesu8 = {
-  name: 'mail2fa-mysql2-ascii-cesu8',
+/**
+ * mysql2's table of server error names (lib/constants/errors.js, ≈ 2,000 names and as many numbers, 185 KB) is
+ * built when mysql2 loads, for the name of an error that may never come. Its three users get it on first use.
+ */
+const ERRORS_USERS = /[\\/]mysql2[\\/]lib[\\/](packets[\\/]packet|base[\\/]pool|commands[\\/]server_handshake)\.js$/;
+const lazyErrorTable = (text, path) => {
+  const pattern = /^const (\w+) = require\('\.\.\/constants\/errors\.js'\);$/m;
+  const match = pattern.exec(text);
+  if (!match || text.split("require('../constants/errors.js')").length !== 2)
+    throw new Error(`scripts/bundle.mjs: ${path} no longer requires mysql2's error table once, as a constant`);
+  const name = match[1];
+  return text.replace(
+    pattern,
+    `let ${name}Table;\nconst ${name} = new Proxy({}, { get: (_target, key) => (${name}Table ??= require('../constants/errors.js'))[key] });`,
+  );
+};
+const mysql2Edits = {
+  name: 'mail2fa-mysql2-edits',
   setup(b) {
     b.onLoad({ filter: /[\\/]mysql2[\\/]lib[\\/]parsers[\\/]string\.js$/ }, (args) => {
       let text = readFileSync(args.path, 'utf8');
@@ -96,6 +112,10 @@ const asciiCesu8 = {
       }
       return { contents: text, loader: 'js' };
     });
+    b.onLoad({ filter: ERRORS_USERS }, (args) => ({
+      contents: lazyErrorTable(readFileSync(args.path, 'utf8'), args.path),
+      loader: 'js',
+    }));
   },
 };
 
@@ -111,7 +131,7 @@ const driver = await build({
   logLevel: 'warning',
   write: false,
   external: DRIVER_DEPS,
-  plugins: [asciiCesu8],
+  plugins: [mysql2Edits],
   banner: {
     js: '"use strict";\nconst __mysql2Require = require("node:module").createRequire(require.resolve("mysql2/package.json"));',
   },
