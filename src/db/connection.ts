@@ -2,7 +2,7 @@
  * Opens the database through knex. Drivers are imported only when used (start-up time matters for an admin
  * CLI). knex's own console logging is silenced: failures surface as one typed error, never a stack on stdout.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import type { Knex } from 'knex';
@@ -38,6 +38,20 @@ const silentLog = { warn() {}, error() {}, deprecate() {}, debug() {} };
  */
 const QUIET = { log: silentLog, compileSqlOnError: false } as const;
 
+/**
+ * The path of better-sqlite3's compiled addon where npm builds it, or undefined (better-sqlite3 then finds it itself).
+ * Why: without a path, better-sqlite3 locates its addon with the `bindings` package, which reads a stack trace and
+ * probes a dozen candidate paths: ≈ 4 ms of every SQLite command's start-up (docs/benchmarks.md).
+ */
+function sqliteAddon(): string | undefined {
+  try {
+    const addon = createRequire(import.meta.url).resolve('better-sqlite3/build/Release/better_sqlite3.node');
+    return existsSync(addon) ? addon : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function sqliteFile(url: string): string {
   return resolve(url.slice('sqlite:'.length));
 }
@@ -61,7 +75,7 @@ export async function openDatabase(target: DatabaseTarget, { ping: probe = true 
     }
     const knex = knexFactory({
       client: 'better-sqlite3',
-      connection: { filename: file },
+      connection: { filename: file, options: { nativeBinding: sqliteAddon() } },
       useNullAsDefault: true,
       ...QUIET,
       pool: {
