@@ -156,6 +156,47 @@ for (const file of driver.outputFiles) {
   writeFileSync(file.path, text);
 }
 
+/**
+ * better-sqlite3's JavaScript (14 small CommonJS files, ≈ 5 ms of every SQLite command's start-up when Node resolves,
+ * reads and compiles them one by one) in one file of its own (bundle/better-sqlite3.cjs), loaded by knex through
+ * the code-cache loader like mysql2. The native addon stays where npm built it: mail2fa passes its path
+ * (src/db/connection.ts, `nativeBinding`); without one, better-sqlite3's own lookup (the `bindings` package) runs
+ * from better-sqlite3's installation, as before, instead of from bundle/.
+ */
+const SQLITE_ADDON_LOOKUP = "require('bindings')('better_sqlite3.node')";
+const sqliteAddonLookup = {
+  name: 'mail2fa-sqlite-addon-lookup',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]better-sqlite3[\\/]lib[\\/]database\.js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      if (text.split(SQLITE_ADDON_LOOKUP).length !== 2)
+        throw new Error("scripts/bundle.mjs: better-sqlite3's lib/database.js no longer finds its addon with bindings");
+      return {
+        contents: text.replace(
+          SQLITE_ADDON_LOOKUP,
+          "__sqliteRequire('bindings')({ bindings: 'better_sqlite3.node', module_root: path.dirname(__sqliteRequire.resolve('better-sqlite3/package.json')) })",
+        ),
+        loader: 'js',
+      };
+    });
+  },
+};
+await build({
+  absWorkingDir: root,
+  entryPoints: ['better-sqlite3'],
+  outfile: join(outdir, 'better-sqlite3.cjs'),
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+  plugins: [sqliteAddonLookup],
+  banner: {
+    js: 'const __sqliteRequire = require("node:module").createRequire(require.resolve("better-sqlite3/package.json"));',
+  },
+});
+
 /** Drivers and addons that stay in node_modules (loaded when a database of that kind is opened, or never). */
 const NODE_MODULES_DRIVERS = [
   // native addons and database drivers: loaded from node_modules when a database of that kind is opened
@@ -196,6 +237,7 @@ const slimKnex = {
       loader: 'js',
     }));
     b.onResolve({ filter: /^mysql2$/ }, () => ({ path: './mysql2.cjs', external: true }));
+    b.onResolve({ filter: /^better-sqlite3$/ }, () => ({ path: './better-sqlite3.cjs', external: true }));
   },
 };
 await build({
@@ -209,7 +251,7 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
   plugins: [slimKnex],
-  external: NODE_MODULES_DRIVERS,
+  external: NODE_MODULES_DRIVERS.filter((name) => name !== 'better-sqlite3'),
 });
 
 /** commander (every command line is parsed with it) in a CommonJS file of its own too, for its code cache. */

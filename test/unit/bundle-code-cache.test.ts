@@ -15,14 +15,18 @@ const ROOT = resolve(import.meta.dirname, '..', '..');
 const BUNDLE = join(ROOT, 'bundle');
 
 describe.skipIf(!existsSync(join(BUNDLE, 'knex.cjs')))('bundle code caches', () => {
-  it('commander.cjs, knex.cjs and mysql2.cjs load with their caches accepted', () => {
+  it('commander.cjs, knex.cjs, mysql2.cjs and better-sqlite3.cjs load with their caches accepted', () => {
     const loader = pathToFileURL(join(ROOT, 'scripts', 'code-cache-loader.mjs')).href;
     const script = [
       `const { loadCommonJs, codeCaches } = await import(${JSON.stringify(loader)});`,
       `const { Command } = loadCommonJs(${JSON.stringify(join(BUNDLE, 'commander.cjs'))});`,
       `const knex = loadCommonJs(${JSON.stringify(join(BUNDLE, 'knex.cjs'))});`,
       `loadCommonJs(${JSON.stringify(join(BUNDLE, 'mysql2.cjs'))});`,
+      `const Sqlite = loadCommonJs(${JSON.stringify(join(BUNDLE, 'better-sqlite3.cjs'))});`,
       "if (typeof Command !== 'function' || typeof knex !== 'function') throw new Error('wrong exports');",
+      // Without nativeBinding the bundled better-sqlite3 finds its addon in its own installation, not in bundle/.
+      "const db = new Sqlite(':memory:'); if (db.prepare('select 41 + 1 as n').get().n !== 42) throw new Error('sqlite');",
+      'db.close();',
       'console.log(JSON.stringify(codeCaches().map((c) => [c.name, c.cacheRejected])));',
     ].join('\n');
     const env = { ...process.env, NODE_OPTIONS: '' };
@@ -32,6 +36,7 @@ describe.skipIf(!existsSync(join(BUNDLE, 'knex.cjs')))('bundle code caches', () 
       ['commander.cjs', false],
       ['knex.cjs', false],
       ['mysql2.cjs', false],
+      ['better-sqlite3.cjs', false],
     ]);
   });
 
