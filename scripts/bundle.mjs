@@ -107,7 +107,9 @@ const mysql2Edits = {
       let text = readFileSync(args.path, 'utf8');
       for (const [from, to] of STRING_PARSER_EDITS) {
         if (text.split(from).length !== 2)
-          throw new Error(`scripts/bundle.mjs: mysql2's lib/parsers/string.js changed (looked for: ${from.split('\n')[0]})`);
+          throw new Error(
+            `scripts/bundle.mjs: mysql2's lib/parsers/string.js changed (looked for: ${from.split('\n')[0]})`,
+          );
         text = text.replace(from, to);
       }
       return { contents: text, loader: 'js' };
