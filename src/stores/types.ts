@@ -127,7 +127,7 @@ export interface ForeignStore {
   account(email: string): Promise<StoreAccountStatus | null>;
   /**
    * Many accounts at once, in one (or a few) queries — never one query per account. Missing accounts are absent
-   * from the map. Used by bulk `status` per batch of mailbox rows (≤ 1000 addresses). Read-only.
+   * from the map. Used by bulk `status` per batch of mailbox rows (500 addresses, or `statusBatchSize`). Read-only.
    */
   statusBatch(emails: readonly string[]): Promise<Map<string, StoreAccountStatus>>;
   /**
