@@ -29,7 +29,9 @@
  *          · --stores roundcube,roundcube-enc,mailcow,sogo,postfixadmin (default: all)
  *          · --mariadb-url mysql://root@127.0.0.1:3306 · --pg-url postgres://postgres@127.0.0.1:5432
  *            (databases m2fbench_<store> are DROPPED and recreated there)
- *          · --keep (keep the seeded databases) · --no-write (do not touch docs/benchmarks.md)
+ *          · --keep (keep the seeded databases and their configs, to profile or rerun by hand)
+ *          · --prefix NAME (databases NAME_<store> and their own work directory instead of m2fbench_<store>)
+ *          · --no-write (do not touch docs/benchmarks.md)
  *          · --bin PATH (measure another build's bin/mail2fa.js against the same data)
  */
 import { createCipheriv } from 'node:crypto';
@@ -65,6 +67,7 @@ const { values: opt } = parseArgs({
     'mariadb-url': { type: 'string', default: process.env.MAIL2FA_BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306' },
     'pg-url': { type: 'string', default: process.env.MAIL2FA_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432' },
     keep: { type: 'boolean', default: false },
+    prefix: { type: 'string', default: 'm2fbench' },
     'no-write': { type: 'boolean', default: false },
     bin: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -85,10 +88,11 @@ if (
   RUNS < 1 ||
   !['all', 'mariadb', 'sqlite', 'postgres'].includes(opt.db) ||
   STORES.length === 0 ||
+  !/^[a-z][a-z0-9_]{0,40}$/.test(opt.prefix) ||
   STORES.some((s) => !ALL_STORES.includes(s))
 ) {
   process.stderr.write(
-    `usage: npm run bench:stores -- [--size N>=1000] [--runs N] [--db all|mariadb|sqlite|postgres] [--stores ${ALL_STORES.join(',')}] [--mariadb-url URL] [--pg-url URL] [--keep] [--no-write] [--bin PATH]\n`,
+    `usage: npm run bench:stores -- [--size N>=1000] [--runs N] [--db all|mariadb|sqlite|postgres] [--stores ${ALL_STORES.join(',')}] [--mariadb-url URL] [--pg-url URL] [--keep] [--prefix NAME] [--no-write] [--bin PATH]\n`,
   );
   process.exit(64);
 }
@@ -121,7 +125,9 @@ for (const [want, name, client] of [
 ])
   if (want && !have(client)) log(`NOTE: the ${client} client is missing: ${name} is not measured`);
 
-const WORK = join(tmpdir(), 'mail2fa-bench-stores');
+// The prefix names the databases and the work directory, so that two people benchmarking on one machine (or a
+// kept data set being profiled while someone else runs the bench) do not drop each other's data.
+const WORK = join(tmpdir(), opt.prefix === 'm2fbench' ? 'mail2fa-bench-stores' : `mail2fa-bench-stores-${opt.prefix}`);
 rmSync(WORK, { recursive: true, force: true });
 mkdirSync(WORK, { recursive: true, mode: 0o700 });
 const KEY = Buffer.alloc(32, 7).toString('base64');
@@ -611,7 +617,7 @@ function tablesToLoad(store, data) {
 }
 
 async function seedMariadb(store, data) {
-  const db = `m2fbench_${store.replace('-', '_')}`;
+  const db = `${opt.prefix}_${store.replace('-', '_')}`;
   const url = mysqlDbUrl(db);
   mariadb(
     `DROP DATABASE IF EXISTS \`${db}\`; CREATE DATABASE \`${db}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
@@ -676,7 +682,7 @@ async function seedSqlite(store, data) {
 }
 
 async function seedPostgres(store, data) {
-  const db = `m2fbench_${store.replace('-', '_')}`;
+  const db = `${opt.prefix}_${store.replace('-', '_')}`;
   psql([`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`], 'postgres');
   psql([`CREATE DATABASE "${db}" ENCODING 'UTF8' TEMPLATE template0`], 'postgres');
   const config = join(WORK, `${store}-pg.json`);
@@ -875,7 +881,7 @@ try {
       }
     }
     rmSync(WORK, { recursive: true, force: true });
-  } else log(`kept: the m2fbench_* databases and ${WORK}`);
+  } else log(`kept: the ${opt.prefix}_* databases and ${WORK}`);
 }
 const loadAfter = loadAverage();
 const totalMs = performance.now() - started;

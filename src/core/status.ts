@@ -215,6 +215,17 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
     // The foreign stores answer batch N while the mailbox rows of batch N+1 are read (one batch ahead, in order):
     // the wait is the slower of the two reads, not their sum.
     let ahead: Promise<StatusRow[]> | undefined;
+    // A store that scans a table per read asks for more addresses per read (statusBatchSize): mailbox batches are
+    // gathered up to that many before the stores are asked.
+    const gather = Math.max(0, ...(deps.stores ?? []).map((s) => s.statusBatchSize ?? 0));
+    let gathered: StatusRow[] = [];
+    const askStores = async function* (rows: StatusRow[]): AsyncGenerator<StatusRow[]> {
+      const next = addForeignStores(rows, deps.stores);
+      next.catch(() => {}); // awaited below; a rejection before then is not unhandled
+      const previous = ahead;
+      ahead = next;
+      if (previous) yield await previous;
+    };
     try {
       for await (const batch of streamStatusRows(deps.db, deps.tables, deps.mapping, where)) {
         const rows: StatusRow[] = [];
@@ -228,12 +239,15 @@ export async function* statusBatches(deps: StatusDeps, selection: StatusSelectio
           yield rows;
           continue;
         }
-        const next = addForeignStores(rows, deps.stores);
-        next.catch(() => {}); // awaited below; a rejection before then is not unhandled
-        const previous = ahead;
-        ahead = next;
-        if (previous) yield await previous;
+        if (gathered.length + rows.length < gather) {
+          gathered = gathered.length ? gathered.concat(rows) : rows;
+          continue;
+        }
+        const all = gathered.length ? gathered.concat(rows) : rows;
+        gathered = [];
+        yield* askStores(all);
       }
+      if (gathered.length) yield* askStores(gathered);
       if (ahead) yield await ahead;
     } finally {
       // Stopped early or failed: the batch still being read must settle before the databases close.

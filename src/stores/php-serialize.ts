@@ -49,8 +49,11 @@ export interface PhpArray {
 }
 
 export interface ArrayElement {
-  key: PhpKey;
-  /** Offset of the key's first byte. */
+  /** The key: an integer (its canonical digits) or a string (its bytes), at keyStart..keyEnd of the value. */
+  keyKind: 'int' | 'string';
+  keyStart: number;
+  keyEnd: number;
+  /** Offset of the key's first byte (its `i:` / `s:`). */
   start: number;
   /** Offset of the value's first byte. */
   valueStart: number;
@@ -59,6 +62,8 @@ export interface ArrayElement {
 }
 
 export interface TopLevelArray {
+  /** The parsed value (the offsets below point into it). */
+  buf: Buffer;
   /** Offsets of the element count's digits (`a:<count>:{`). */
   countStart: number;
   countEnd: number;
@@ -79,22 +84,67 @@ const CH = {
 } as const;
 
 /** PHP converts these string keys to integer keys (zend_handle_numeric_str): `0`, `-5`, `12` within int64. */
-function isNumericStringKey(bytes: Buffer): boolean {
+function isNumericStringKey(buf: Buffer, start: number, end: number): boolean {
   // Nearly every key starts with a letter: no need to look further (the pattern needs "-" or a digit first).
-  const first = bytes[0];
+  const first = start < end ? buf[start] : undefined;
   if (first === undefined || (first !== 0x2d && (first < 0x30 || first > 0x39))) return false;
-  const digits = bytes.toString('latin1');
+  const digits = buf.toString('latin1', start, end);
   if (!/^(0|-?[1-9][0-9]*)$/.test(digits)) return false;
   const value = BigInt(digits);
   return value >= INT64_MIN && value <= INT64_MAX;
 }
 
-/** A key's identity for duplicate detection: latin1 maps bytes to characters one to one. */
-function keyId(key: PhpKey): string {
-  return key.kind === 'int' ? `i${key.value}` : `s${key.bytes.toString('latin1')}`;
+/**
+ * The keys of one array read so far, for duplicate detection. A key is its kind and its bytes (an integer key's
+ * digits are canonical, so equal digits = equal integers), compared in place: no string or Buffer per key (bulk
+ * status validates ~20 keys in every Roundcube row). Large arrays switch to a Set of latin1 strings (latin1 maps
+ * bytes to characters one to one).
+ */
+class SeenKeys {
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+  private readonly ints: boolean[] = [];
+  private set: Set<string> | null = null;
+
+  constructor(private readonly buf: Buffer) {}
+
+  private id(int: boolean, start: number, end: number): string {
+    return `${int ? 'i' : 's'}${this.buf.toString('latin1', start, end)}`;
+  }
+
+  /** Adds a key; false when the array already has it. */
+  add(int: boolean, start: number, end: number): boolean {
+    if (this.set) {
+      const id = this.id(int, start, end);
+      if (this.set.has(id)) return false;
+      this.set.add(id);
+      return true;
+    }
+    const buf = this.buf;
+    const length = end - start;
+    for (let k = 0; k < this.starts.length; k++) {
+      const other = this.starts[k]!;
+      if (this.ints[k] !== int || this.ends[k]! - other !== length) continue;
+      let i = 0;
+      while (i < length && buf[start + i] === buf[other + i]) i++;
+      if (i === length) return false;
+    }
+    this.starts.push(start);
+    this.ends.push(end);
+    this.ints.push(int);
+    if (this.starts.length > 32) {
+      this.set = new Set(this.starts.map((st, k) => this.id(this.ints[k]!, st, this.ends[k]!)));
+    }
+    return true;
+  }
 }
 
 class Reader {
+  /** Set by keyAt: whether the key is an integer, and where its digits or bytes are. */
+  keyInt = false;
+  keyStart = 0;
+  keyEnd = 0;
+
   constructor(readonly buf: Buffer) {}
 
   fail(problem: PhpSerializeProblem, message: string, at: number): never {
@@ -187,20 +237,83 @@ class Reader {
     return t;
   }
 
-  key(pos: number): [PhpKey, number] {
+  /** Validates the array key at `pos`, sets keyInt / keyStart / keyEnd, returns the offset after it. */
+  keyAt(pos: number): number {
     const tag = this.tag(pos);
     if (tag === 0x69 /* i */) {
-      const [value, next] = this.int(pos);
-      return [{ kind: 'int', value }, next];
+      const next = this.intEnd(pos);
+      this.keyInt = true;
+      this.keyStart = pos + 2;
+      this.keyEnd = next - 1;
+      return next;
     }
     if (tag === 0x73 /* s */) {
       const [cs, ce, next] = this.string(pos);
-      const bytes = this.buf.subarray(cs, ce);
-      if (isNumericStringKey(bytes))
+      if (isNumericStringKey(this.buf, cs, ce))
         this.fail('syntax', 'numeric string key (PHP would turn it into an integer key)', pos);
-      return [{ kind: 'string', bytes }, next];
+      this.keyInt = false;
+      this.keyStart = cs;
+      this.keyEnd = ce;
+      return next;
     }
     return this.fail('syntax', 'array key is neither an integer nor a string', pos);
+  }
+
+  /** The key keyAt(pos) just read, as a value. */
+  keyValue(): PhpKey {
+    return this.keyInt
+      ? { kind: 'int', value: BigInt(this.buf.toString('latin1', this.keyStart, this.keyEnd)) }
+      : { kind: 'string', bytes: this.buf.subarray(this.keyStart, this.keyEnd) };
+  }
+
+  /** int() without the value: validates the integer at `pos` and returns the offset after its `;`. */
+  intEnd(pos: number): number {
+    // The common case byte-wise (as in int()); anything else: the checks of intChecked.
+    const buf = this.buf;
+    const start = pos + 2;
+    const negative = buf[start] === 0x2d;
+    let index = negative ? start + 1 : start;
+    while (index - start < 17 && index < buf.length && buf[index]! >= 0x30 && buf[index]! <= 0x39) index++;
+    const first = negative ? start + 1 : start;
+    const digits = index - first;
+    if (digits >= 1 && digits <= 15 && buf[index] === CH.semi && (buf[first] !== 0x30 || (digits === 1 && !negative)))
+      return index + 1;
+    return this.intChecked(pos)[1];
+  }
+
+  /**
+   * value(pos, depth, false) without building anything: validates one value and returns the offset after it. The
+   * same checks in the same order, so the same refusals (problem, message, offset).
+   */
+  skip(pos: number, depth: number): number {
+    if (depth > MAX_DEPTH) this.fail('too-deep', `arrays nested deeper than ${MAX_DEPTH}`, pos);
+    const tag = this.tag(pos);
+    switch (tag) {
+      case 0x69 /* i */:
+        return this.intEnd(pos);
+      case 0x73 /* s */:
+        return this.string(pos)[2];
+      case 0x61 /* a */: {
+        const [count, afterCount] = this.count(pos + 2, 'element count');
+        let cursor = this.expect(afterCount, CH.open, "'{' after the element count");
+        const seen = new SeenKeys(this.buf);
+        for (let index = 0; index < count; index++) {
+          const keyAt = cursor;
+          const afterKey = this.keyAt(cursor);
+          if (!seen.add(this.keyInt, this.keyStart, this.keyEnd))
+            this.fail('duplicate-key', 'duplicate array key', keyAt);
+          cursor = this.skip(afterKey, depth + 1);
+        }
+        if (cursor >= this.buf.length)
+          this.fail('truncated', `value ends early: expected '}' after ${count} elements`, cursor);
+        if (this.buf[cursor] !== CH.close)
+          this.fail('syntax', `expected '}' after ${count} elements (element count mismatch)`, cursor);
+        return cursor + 1;
+      }
+      default:
+        // N, b, d and every refusal: as value() does them (nothing to build for these).
+        return this.value(pos, depth, false)[1];
+    }
   }
 
   /**
@@ -235,16 +348,16 @@ class Reader {
       case 0x61 /* a */: {
         const [count, afterCount] = this.count(pos + 2, 'element count');
         let cursor = this.expect(afterCount, CH.open, "'{' after the element count");
-        const seen = new Set<string>();
+        const seen = new SeenKeys(this.buf);
         const entries: Array<[PhpKey, PhpValue]> = [];
         for (let index = 0; index < count; index++) {
           const keyAt = cursor;
-          const [key, afterKey] = this.key(cursor);
-          const id = keyId(key);
-          if (seen.has(id)) this.fail('duplicate-key', 'duplicate array key', keyAt);
-          seen.add(id);
+          const afterKey = this.keyAt(cursor);
+          if (!seen.add(this.keyInt, this.keyStart, this.keyEnd))
+            this.fail('duplicate-key', 'duplicate array key', keyAt);
+          const key = decode ? this.keyValue() : undefined;
           const [value, afterValue] = this.value(afterKey, depth + 1, decode);
-          if (decode) entries.push([key, value as PhpValue]);
+          if (decode) entries.push([key!, value as PhpValue]);
           cursor = afterValue;
         }
         if (cursor >= this.buf.length)
@@ -285,16 +398,15 @@ export function parseTopLevel(buf: Buffer): TopLevelArray {
   const countStart = 2;
   const [count, afterCount] = reader.count(countStart, 'element count');
   let cursor = reader.expect(afterCount, CH.open, "'{' after the element count");
-  const seen = new Set<string>();
+  const seen = new SeenKeys(buf);
   const elements: ArrayElement[] = [];
   for (let index = 0; index < count; index++) {
     const start = cursor;
-    const [key, valueStart] = reader.key(cursor);
-    const id = keyId(key);
-    if (seen.has(id)) reader.fail('duplicate-key', 'duplicate array key', start);
-    seen.add(id);
-    const [, end] = reader.value(valueStart, 1, false);
-    elements.push({ key, start, valueStart, end });
+    const valueStart = reader.keyAt(cursor);
+    const { keyInt, keyStart, keyEnd } = reader;
+    if (!seen.add(keyInt, keyStart, keyEnd)) reader.fail('duplicate-key', 'duplicate array key', start);
+    const end = reader.skip(valueStart, 1);
+    elements.push({ keyKind: keyInt ? 'int' : 'string', keyStart, keyEnd, start, valueStart, end });
     cursor = end;
   }
   if (cursor >= buf.length) reader.fail('truncated', `value ends early: expected '}' after ${count} elements`, cursor);
@@ -302,12 +414,12 @@ export function parseTopLevel(buf: Buffer): TopLevelArray {
     reader.fail('syntax', `expected '}' after ${count} elements (element count mismatch)`, cursor);
   if (cursor + 1 !== buf.length)
     reader.fail('trailing', `${buf.length - cursor - 1} unexpected byte(s) after the value`, cursor + 1);
-  return { countStart, countEnd: afterCount - 1, close: cursor, elements };
+  return { buf, countStart, countEnd: afterCount - 1, close: cursor, elements };
 }
 
 /** Validates one serialized value starting at `pos` (strictly) and returns the offset just after it. */
 export function valueEnd(buf: Buffer, pos: number): number {
-  return new Reader(buf).value(pos, 0, false)[1];
+  return new Reader(buf).skip(pos, 0);
 }
 
 /** Decodes one complete serialized value (strictly; trailing bytes refused). For small values only. */
@@ -353,7 +465,12 @@ export function stringKeyBytes(name: string): Buffer {
 
 export function findStringKey(top: TopLevelArray, name: string): ArrayElement | undefined {
   const wanted = Buffer.from(name, 'utf8');
-  return top.elements.find((e) => e.key.kind === 'string' && e.key.bytes.equals(wanted));
+  return top.elements.find(
+    (e) =>
+      e.keyKind === 'string' &&
+      e.keyEnd - e.keyStart === wanted.length &&
+      top.buf.compare(wanted, 0, wanted.length, e.keyStart, e.keyEnd) === 0,
+  );
 }
 
 /** The value without the top-level element named `name`; `null` when there is no such element. */

@@ -35,6 +35,8 @@ export class JsonSyntaxError extends Error {
 }
 
 const MAX_DEPTH = 256;
+/** Characters a string holds as they are: anything but `"`, `\\` and controls (sticky, from `lastIndex`). */
+const PLAIN_RUN = /[^"\\\u0000-\u001f]*/y;
 /** A JSON number at `lastIndex` (sticky: no copy of the text). */
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 const SIMPLE_ESCAPES: Record<string, string> = {
@@ -48,43 +50,54 @@ const SIMPLE_ESCAPES: Record<string, string> = {
   t: '\t',
 };
 
+/** The literals, in the order they are tried. */
+const LITERALS = [
+  ['true', true],
+  ['false', false],
+  ['null', null],
+] as const;
+
 /**
  * Parses `text` strictly. `keepDepth`: containers nested deeper than this (the root is depth 0) come back without
  * their members or items — still checked exactly the same, only not kept — for readers that look at the top
  * levels alone (a status read of a large profile).
+ *
+ * Written for bulk status (every mailbox's attributes, every SOGo profile): characters compared as char codes, no
+ * object per string read, the number pattern tried only where a number can start. Acceptance, results and
+ * refusals (message and offset) are those of the plain version, fuzzed against it.
  */
 export function parseStrictJson(text: string, keepDepth = Infinity): JsonNode {
   let index = 0;
+  const length = text.length;
 
   const fail = (message: string): never => {
     throw new JsonSyntaxError(message, index);
   };
   const ws = () => {
-    while (index < text.length) {
+    while (index < length) {
       const code = text.charCodeAt(index);
       if (code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d) index++;
       else break;
     }
   };
 
-  const string = (keep = true): { value: string; start: number; end: number } => {
-    const start = index;
+  /** The string whose opening quote is at `index` ('' when not kept); leaves `index` after its closing quote. */
+  const string = (keep: boolean): string => {
     index++; // opening quote
     let value = '';
     for (;;) {
-      // A run of plain characters is taken as one slice (the same text as character by character, faster).
+      // A run of plain characters is found by a sticky pattern (irregexp's scan beats a charCodeAt loop) and taken
+      // as one slice: the same text as character by character.
       const run = index;
-      while (index < text.length) {
-        const code = text.charCodeAt(index);
-        if (code === 0x22 || code === 0x5c || code < 0x20) break;
-        index++;
-      }
-      if (index > run && keep) value += text.slice(run, index);
-      if (index >= text.length) fail('unterminated string');
-      const code = text.charCodeAt(index);
+      PLAIN_RUN.lastIndex = index;
+      PLAIN_RUN.test(text); // always matches (possibly nothing): lastIndex is the run's end
+      index = PLAIN_RUN.lastIndex;
+      const code = index < length ? text.charCodeAt(index) : 0;
+      if (index > run && keep) value = value === '' ? text.slice(run, index) : value + text.slice(run, index);
+      if (index >= length) fail('unterminated string');
       if (code === 0x22) {
         index++;
-        return { value, start, end: index };
+        return value;
       }
       if (code < 0x20) fail('control character in a string');
       const escaped = text[index + 1];
@@ -106,85 +119,87 @@ export function parseStrictJson(text: string, keepDepth = Infinity): JsonNode {
     const keep = depth <= keepDepth;
     ws();
     const start = index;
-    const char = text[index];
-    if (char === '{') {
+    const code = text.charCodeAt(index); // NaN past the end: matches nothing below
+    if (code === 0x7b /* { */) {
       index++;
-      const members: JsonMember[] = [];
+      const members: JsonMember[] | undefined = keep ? [] : undefined;
       const seen = new Set<string>();
       ws();
-      if (text[index] === '}') {
+      if (text.charCodeAt(index) === 0x7d /* } */) {
         index++;
-        return keep ? { type: 'object', members, start, end: index } : undefined;
+        return keep ? { type: 'object', members: members!, start, end: index } : undefined;
       }
       for (;;) {
         ws();
-        if (text[index] !== '"') fail('expected a string key');
-        const key = string();
-        if (seen.has(key.value)) {
-          index = key.start;
-          fail(`duplicate key "${escapeForMessage(key.value)}"`);
+        if (text.charCodeAt(index) !== 0x22) fail('expected a string key');
+        const keyStart = index;
+        const key = string(true);
+        if (seen.has(key)) {
+          index = keyStart;
+          fail(`duplicate key "${escapeForMessage(key)}"`);
         }
-        seen.add(key.value);
+        seen.add(key);
         ws();
-        if (text[index] !== ':') fail('expected ":"');
+        if (text.charCodeAt(index) !== 0x3a /* : */) fail('expected ":"');
         index++;
         const member = value(depth + 1);
-        if (member) members.push({ key: key.value, start: key.start, value: member });
+        if (member) members!.push({ key, start: keyStart, value: member });
         ws();
-        if (text[index] === ',') {
+        const next = text.charCodeAt(index);
+        if (next === 0x2c /* , */) {
           index++;
           continue;
         }
-        if (text[index] === '}') {
+        if (next === 0x7d /* } */) {
           index++;
-          return keep ? { type: 'object', members, start, end: index } : undefined;
+          return keep ? { type: 'object', members: members!, start, end: index } : undefined;
         }
         fail('expected "," or "}"');
       }
     }
-    if (char === '[') {
+    if (code === 0x5b /* [ */) {
       index++;
-      const items: JsonNode[] = [];
+      const items: JsonNode[] | undefined = keep ? [] : undefined;
       ws();
-      if (text[index] === ']') {
+      if (text.charCodeAt(index) === 0x5d /* ] */) {
         index++;
-        return keep ? { type: 'array', items, start, end: index } : undefined;
+        return keep ? { type: 'array', items: items!, start, end: index } : undefined;
       }
       for (;;) {
         const item = value(depth + 1);
-        if (item) items.push(item);
+        if (item) items!.push(item);
         ws();
-        if (text[index] === ',') {
+        const next = text.charCodeAt(index);
+        if (next === 0x2c /* , */) {
           index++;
           continue;
         }
-        if (text[index] === ']') {
+        if (next === 0x5d /* ] */) {
           index++;
-          return keep ? { type: 'array', items, start, end: index } : undefined;
+          return keep ? { type: 'array', items: items!, start, end: index } : undefined;
         }
         fail('expected "," or "]"');
       }
     }
-    if (char === '"') {
+    if (code === 0x22 /* " */) {
       const str = string(keep);
-      return keep ? { type: 'string', ...str } : undefined;
+      return keep ? { type: 'string', value: str, start, end: index } : undefined;
     }
-    NUMBER.lastIndex = index;
-    const fast = NUMBER.exec(text);
-    // Numbers are read within 400 characters (a longer one is refused below): a longer match takes that path.
-    const num =
-      fast && fast[0].length < 400
-        ? fast
-        : /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(text.slice(index, index + 400));
-    if (num && num[0].length > 0) {
-      index += num[0].length;
-      return keep ? { type: 'number', raw: num[0], start, end: index } : undefined;
+    // A number starts with "-" or a digit; anything else cannot match the pattern.
+    if (code === 0x2d || (code >= 0x30 && code <= 0x39)) {
+      NUMBER.lastIndex = index;
+      const fast = NUMBER.exec(text);
+      // Numbers are read within 400 characters (a longer one is refused below): a longer match takes that path.
+      const num =
+        fast && fast[0].length < 400
+          ? fast
+          : /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(text.slice(index, index + 400));
+      if (num && num[0].length > 0) {
+        index += num[0].length;
+        return keep ? { type: 'number', raw: num[0], start, end: index } : undefined;
+      }
     }
-    for (const [word, v] of [
-      ['true', true],
-      ['false', false],
-      ['null', null],
-    ] as const) {
+    for (const [word, v] of LITERALS) {
       if (text.startsWith(word, index)) {
         index += word.length;
         return keep ? { type: 'literal', value: v, start, end: index } : undefined;
@@ -195,7 +210,7 @@ export function parseStrictJson(text: string, keepDepth = Infinity): JsonNode {
 
   const root = value(0)!;
   ws();
-  if (index !== text.length) fail('unexpected text after the JSON value');
+  if (index !== length) fail('unexpected text after the JSON value');
   return root;
 }
 

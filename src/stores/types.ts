@@ -127,9 +127,15 @@ export interface ForeignStore {
   account(email: string): Promise<StoreAccountStatus | null>;
   /**
    * Many accounts at once, in one (or a few) queries — never one query per account. Missing accounts are absent
-   * from the map. Used by bulk `status` per batch of mailbox rows (≤ 1000 addresses). Read-only.
+   * from the map. Used by bulk `status` per batch of mailbox rows (500 addresses, or `statusBatchSize`). Read-only.
    */
   statusBatch(emails: readonly string[]): Promise<Map<string, StoreAccountStatus>>;
+  /**
+   * Addresses per statusBatch call the store would rather get in bulk status (default: one batch of mailbox rows,
+   * 500). A store whose every read scans a table (mailcow's `tfa` has no index on username) asks for more: bulk
+   * status then gathers mailbox batches up to this many before asking it.
+   */
+  readonly statusBatchSize?: number;
 
   /** `recover`: remove every factor of the account in this store, idempotently (a re-run finds 'nothing'). */
   reset?(email: string, ctx: StoreWriteContext): Promise<StoreChange>;

@@ -110,6 +110,23 @@ export function totpCode(secret: string, nowMs: number): string {
 }
 
 /**
+ * Whether totpCode and verifyTotp accept `secret` (base32) as a key — the same answer as calling totpCode and
+ * catching, without the HMAC (bulk status checks every secret of a store). otplib decodes the string with the
+ * base32 plugin (which refuses, among others, non-zero trailing bits), checks the key's length against the
+ * guardrails, and then only hashes: the HMAC of a key that passed cannot fail.
+ */
+export function totpAcceptsSecret(secret: string): boolean {
+  if (secret === '') return false;
+  let key: Uint8Array;
+  try {
+    key = base32.decode(secret);
+  } catch {
+    return false;
+  }
+  return key.length >= MIN_SECRET_BYTES && key.length <= MAX_SECRET_BYTES;
+}
+
+/**
  * Verifies `token` against `secret` (base32) at time `nowMs` with a window of ±1 step.
  * Returns the matched time step (persist it: it is the next call's `afterTimeStep`), or `null` when the code is
  * wrong, malformed, or for a step <= `afterTimeStep` (replay).

@@ -74,7 +74,7 @@ export function jsonRow(value: unknown): string {
 /**
  * Rows as JSON joined by `separator`: exactly `rows.map(jsonRow).join(separator)`. Status rows are written by
  * statusRowJson, a template of the row's fixed shape (several times faster than JSON.stringify of the nested
- * objects at a million rows); any other row (foreign stores) goes through jsonRow.
+ * objects at a million rows); a foreign store's entry in a row goes through jsonRow.
  */
 export function jsonRows(rows: readonly StatusRow[], separator: string): string {
   let text = '';
@@ -112,16 +112,18 @@ function frozenJson(value: object): string | null {
 
 /**
  * One status row as jsonRow(row) would write it, from a template of StatusRow's keys in the order toStatusRow and
- * emptyRow create them. A store list other than empty or one frozen entry (mail2fa's own) falls back to jsonRow.
+ * emptyRow create them. Frozen store entries (mail2fa's own) come from a cache; a foreign store's entry (any
+ * shape, store-specific details) goes through jsonRow on its own, not the whole row.
  */
 export function statusRowJson(r: StatusRow): string {
-  let stores: string;
-  if (r.stores.length === 0) stores = '[]';
-  else {
-    const own = r.stores.length === 1 ? frozenJson(r.stores[0]!) : null;
-    if (own === null) return jsonRow(r);
-    stores = `[${own}]`;
+  let stores = '[';
+  for (let i = 0; i < r.stores.length; i++) {
+    // JSON.stringify writes an array's objects one after the other, each as it would alone, and jsonRow's escaping
+    // works character by character: each store's JSON joined is what jsonRow(r) writes for the list.
+    const store = r.stores[i]!;
+    stores += (i > 0 ? ',' : '') + (frozenJson(store) ?? jsonRow(store));
   }
+  stores += ']';
   let sources = '[';
   for (let i = 0; i < r.sources.length; i++) sources += (i > 0 ? ',' : '') + jsonString(r.sources[i]!);
   sources += ']';

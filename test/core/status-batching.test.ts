@@ -7,6 +7,7 @@ import { statusBatches, type StatusSelection } from '../../src/core/status.js';
 import { describeEachDb, useTestDb } from '../helpers/db.js';
 import { testClock } from '../helpers/context.js';
 import { seedFactors } from '../helpers/status-seed.js';
+import type { ForeignStore } from '../../src/stores/types.js';
 
 const COUNT = 2600;
 const email = (i: number) => `user${String(i).padStart(5, '0')}@${i % 2 ? 'odd' : 'even'}.example`;
@@ -51,6 +52,53 @@ describeEachDb('status batching', (kind) => {
     // mysql2 streams one query, PostgreSQL fetches from one cursor and SQLite iterates one prepared statement, each
     // reported to knex's query event.
     expect(statusQueries()).toBe(1);
+  });
+
+  it('--all with stores: each store asked once per batch, or per statusBatchSize addresses when it asks for more', async () => {
+    const db = await scratch.ctx.db();
+    const fake = (name: string, statusBatchSize?: number) => {
+      const calls: number[] = [];
+      const store = {
+        name,
+        kind: 'mailcow',
+        ...(statusBatchSize ? { statusBatchSize } : {}),
+        statusBatch: async (emails: readonly string[]) => {
+          calls.push(emails.length);
+          return new Map(
+            emails
+              .filter((e) => e === email(9) || e === email(2100))
+              .map((e) => [e, { store: name, kind: 'mailcow', activated: true, enforced: true, factors: [] }]),
+          );
+        },
+      } as unknown as ForeignStore;
+      return { store, calls };
+    };
+    const run = async (stores: ForeignStore[]) => {
+      const sizes: number[] = [];
+      const enabled: string[] = [];
+      for await (const b of statusBatches(
+        { db, tables: scratch.ctx.tables, mapping: scratch.ctx.mapping, now: scratch.ctx.now, stores },
+        { kind: 'all' },
+      )) {
+        sizes.push(b.length);
+        enabled.push(...b.filter((r) => r.sources.some((s) => s !== 'mail2fa')).map((r) => r.email));
+      }
+      return { sizes, enabled: enabled.sort() };
+    };
+    const plain = fake('plain');
+    const every = await run([plain.store]);
+    expect(plain.calls).toEqual(every.sizes);
+    expect(every.sizes.every((n) => n <= 500)).toBe(true);
+    expect(every.enabled).toEqual([email(2100), email(9)].sort());
+
+    const scanning = fake('scanning', 2000);
+    const other = fake('other');
+    const gathered = await run([scanning.store, other.store]);
+    // 2,600 rows: one call of 2,000 (four batches gathered), then the remaining 600; both stores get the same.
+    expect(scanning.calls).toEqual([2000, COUNT - 2000]);
+    expect(other.calls).toEqual(scanning.calls);
+    expect(gathered.sizes).toEqual(scanning.calls);
+    expect(gathered.enabled).toEqual(every.enabled);
   });
 
   it('--domain: only that domain', async () => {

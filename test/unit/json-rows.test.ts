@@ -106,6 +106,36 @@ describe('jsonRows', () => {
     for (const sep of ['\n', ',']) expect(jsonRows(rows, sep)).toBe(rows.map(jsonRow).join(sep));
   });
 
+  it('foreign store entries of any shape and content (escapes, undefined members, several stores) print as jsonRow', async () => {
+    const odd = (email: string, i: number): StoreAccountStatus => ({
+      store: i % 2 ? 'rc\u2028"x"' : 'sogo',
+      kind: 'roundcube',
+      activated: i % 3 !== 0,
+      enforced: i % 4 === 0,
+      notEnforced: i % 5 === 0 ? undefined : [`bidi \u202e, C1 \u0085, DEL \u007f, tab \t, ${email}`],
+      factors: i % 2 ? [] : [{ kind: 'totp', active: true, label: 'ü✓\u0000', ref: `users.user_id=${i}` }],
+      ...(i % 3 === 1 ? { problems: ['a "quoted" \\ problem'] } : {}),
+      details: { rows: [{ userId: i, n: i / 3, none: null, gone: undefined, nested: { deep: ['\u2029'] } }] },
+    });
+    const stores = [0, 1].map(
+      (k) =>
+        ({
+          name: `s${k}`,
+          kind: 'roundcube',
+          statusBatch: async (emails: string[]) =>
+            new Map(emails.filter((_, i) => (i + k) % 3 !== 0).map((e, i) => [e, odd(e, i + k)])),
+        }) as unknown as ForeignStore,
+    );
+    const emails = Array.from({ length: 30 }, (_, i) => `u${i}\u0085@example.com`);
+    const rows = await addForeignStores(
+      emails.map((e, i) => row(e, i % 2 ? totp : undefined)),
+      stores,
+    );
+    expect(rows.some((r) => r.stores.length >= 2 && r.stores.every((s) => s.kind !== 'mail2fa'))).toBe(true);
+    expect(rows.some((r) => r.stores.length === 3)).toBe(true);
+    for (const sep of ['\n', ',']) expect(jsonRows(rows, sep)).toBe(rows.map(jsonRow).join(sep));
+  });
+
   it('is empty for no rows', () => {
     expect(jsonRows([], '\n')).toBe('');
   });

@@ -8,6 +8,7 @@ import {
   isWellFormedCode,
   otpauthUri,
   timeStep,
+  totpAcceptsSecret,
   totpCode,
   verifyTotp,
 } from '../../src/totp/totp.js';
@@ -309,5 +310,54 @@ describe('otpauthUri', () => {
     expect(decodeURIComponent(issuer!)).toBe('A:B & Co');
     expect(decodeURIComponent(label!)).toBe('jürgen@exämple.de');
     expect([...url.searchParams.keys()]).toEqual(['secret', 'issuer', 'algorithm', 'digits', 'period']);
+  });
+});
+
+describe('totpAcceptsSecret', () => {
+  /** The old check: whether totpCode throws for this secret. */
+  const byCode = (secret: string): boolean => {
+    try {
+      totpCode(secret, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('agrees with totpCode on 20,000 random base32-like strings (lengths 0-110, trailing bits, odd characters)', () => {
+    let seed = 12345;
+    const next = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567abcxyz0189=-_ ';
+    let accepted = 0;
+    for (let i = 0; i < 20000; i++) {
+      const length = next(111);
+      let s = '';
+      // Mostly the base32 alphabet (so the length and trailing-bit cases dominate), sometimes anything else.
+      for (let j = 0; j < length; j++) s += next(10) < 9 ? alphabet[next(32)] : alphabet[next(alphabet.length)];
+      if (next(4) === 0) s = s.replace(/=/g, '') + '='.repeat(next(8));
+      const expected = byCode(s);
+      if (expected) accepted++;
+      expect([s, totpAcceptsSecret(s)]).toEqual([s, expected]);
+    }
+    // Both answers occur often enough for the comparison to mean something.
+    expect(accepted).toBeGreaterThan(1000);
+    expect(accepted).toBeLessThan(19000);
+  });
+
+  it('refuses non-zero trailing bits and keys outside 10-64 bytes, like totpCode', () => {
+    for (const s of [
+      'JBSWY3DPEHPK3PXP',
+      'JBSWY3DPEHPK3PXQ',
+      'A'.repeat(16),
+      'A'.repeat(15),
+      'A'.repeat(103),
+      'A'.repeat(104),
+      '',
+      'JBSWY3DP',
+    ])
+      expect([s, totpAcceptsSecret(s)]).toEqual([s, byCode(s)]);
   });
 });
