@@ -86,7 +86,7 @@ async function checkTotp(tx: AccountTx, factor: FactorRow, token: string, floor:
     afterTimeStep: maxStep(factor.last_totp_step, floor),
   });
   if (!match) return false;
-  return advanceFactorStep(tx.trx, tx.ctx.tables, factor.account, match.timeStep, tx.now);
+  return advanceFactorStep(tx.trx, tx.ctx.tables, factor.account, match.timeStep, tx.now, tx.db.dialect);
 }
 
 function maxStep(first: number | null, second: number | null): number | null {

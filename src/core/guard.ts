@@ -9,7 +9,7 @@ import type { Context } from '../context.js';
 import type { Database } from '../db/connection.js';
 import type { FactorRow } from '../db/own-store.js';
 import { inTransaction, lockAccountState, lockAccountWithFactor, type AccountStateRow, type Trx } from '../db/tx.js';
-import { refreshStatusSummary } from '../db/status-summary.js';
+import { refreshTouchedSummary } from '../db/status-summary.js';
 import { writeAudit, type AuditEvent } from './audit-write.js';
 import { Mail2faError, noPerm } from '../errors.js';
 import { isLocked, lockedError, recordFailure, recordSuccess } from './lockout.js';
@@ -110,8 +110,9 @@ export async function accountTransaction<T>(
         },
       };
       const outcome = await work(tx);
-      // The status summary follows every change in the same transaction (and under the same lock).
-      await refreshStatusSummary(trx, ctx.tables, db.dialect, [account]);
+      // The status summary follows every change in the same transaction (and under the same lock): the columns
+      // the writes touched, recomputed from the detail tables.
+      await refreshTouchedSummary(trx, ctx.tables, db.dialect, account);
       return outcome;
     });
   } catch (err) {

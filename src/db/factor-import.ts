@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import type { Vault } from '../core/vault.js';
 import type { AccountMapping } from './accounts.js';
 import type { Tables } from './schema.js';
+import { summaryTouched } from './status-summary.js';
 
 const BATCH = 200;
 
@@ -56,6 +57,7 @@ export async function insertImportedTotp(
   now: number,
   factors: ReadonlyArray<{ account: string; secret: string }>,
 ): Promise<void> {
+  summaryTouched(trx, 'factor'); // the caller refreshes its batch's summaries (src/core/migrate-store.ts)
   for (const batch of chunks(factors)) {
     await trx(tables.factor).insert(
       batch.map((factor) => ({

@@ -2,11 +2,17 @@
  * mail2fa's own store: the SQL behind factors, recovery codes, challenges, enrolments and the account state row.
  * No rules here — src/core decides what to change and when; these functions only read and write
  * rows, in the transaction (or connection) they are given. Every compare-and-set returns whether it won.
+ * Every writer of the factor, recovery-code and challenge tables marks the part of the status summary its change
+ * touches (summaryTouched), so that accountTransaction recomputes it before COMMIT: a new writer must too.
  */
 import type { Knex } from 'knex';
 import type { Dialect } from './connection.js';
 import type { Tables } from './schema.js';
+import { summaryTouched } from './status-summary.js';
 import { insertReturningId } from './tx.js';
+
+/** The challenge purpose of `recover --temporary-code`'s codes, the one the status summary shows. */
+const TEMPORARY = 'temporary';
 
 export type Q = Knex | Knex.Transaction;
 
@@ -43,6 +49,7 @@ export async function insertFactorRows(
   tables: Tables,
   rows: readonly FactorRow[],
 ): Promise<void> {
+  summaryTouched(trx, 'factor');
   if (rows.length) await trx(tables.factor).insert([...rows]);
 }
 
@@ -58,14 +65,31 @@ export async function factorsOf(
   return new Map(rows.map((r) => [r.account, r]));
 }
 
-/** Records an accepted TOTP step, only forward (compare-and-set): false when an equal or later step won meanwhile. */
+/**
+ * Records an accepted TOTP step, only forward (compare-and-set): false when an equal or later step won meanwhile.
+ * On MySQL/MariaDB the same statement also sets the status summary's last_used_at in the account's state row (a
+ * multi-table UPDATE, so that an accepted sign-in through `mail2fa serve` costs no extra statement); elsewhere the
+ * summary is marked for accountTransaction's refresh.
+ */
 export async function advanceFactorStep(
   trx: Knex.Transaction,
   tables: Tables,
   account: string,
   step: number,
   now: number,
+  dialect?: Dialect,
 ): Promise<boolean> {
+  if (dialect === 'mysql') {
+    // LEFT JOIN: the factor's compare-and-set never depends on the state row. Affected rows: the factor row and,
+    // when present, the state row (matched or changed, as the connection counts them); 0 when the step lost.
+    const [result] = (await trx.raw(
+      'UPDATE ?? f LEFT JOIN ?? s ON s.account = f.account SET f.last_totp_step = ?, f.last_used_at = ?, ' +
+        's.last_used_at = ? WHERE f.account = ? AND (f.last_totp_step IS NULL OR f.last_totp_step < ?)',
+      [tables.factor, tables.accountState, step, now, now, account, step],
+    )) as [{ affectedRows: number }];
+    return Number(result.affectedRows) >= 1;
+  }
+  summaryTouched(trx, 'used');
   const updated = await trx(tables.factor)
     .where({ account })
     .andWhere((w) => w.whereNull('last_totp_step').orWhere('last_totp_step', '<', step))
@@ -83,6 +107,7 @@ export async function setFactorStep(
 }
 
 export async function touchFactor(trx: Knex.Transaction, tables: Tables, account: string, now: number): Promise<void> {
+  summaryTouched(trx, 'used');
   await trx(tables.factor).where({ account }).update({ last_used_at: now });
 }
 
@@ -92,6 +117,7 @@ export async function replaceRecoveryCodeRows(
   account: string,
   rows: { code_hash: string; created_at: number }[],
 ): Promise<void> {
+  summaryTouched(trx, 'codes');
   await trx(tables.recoveryCode).where({ account }).delete();
   if (rows.length)
     await trx(tables.recoveryCode).insert(
@@ -107,6 +133,7 @@ export async function useRecoveryCode(
   codeHash: string,
   now: number,
 ): Promise<boolean> {
+  summaryTouched(trx, 'codes');
   const row = (await trx(tables.recoveryCode)
     .where({ account, code_hash: codeHash })
     .whereNull('used_at')
@@ -130,6 +157,7 @@ export async function deleteFactorAndCodes(
   account: string,
   keep: { temporary?: boolean } = {},
 ): Promise<boolean> {
+  summaryTouched(trx, 'factor', 'codes', 'temporary');
   const removed = await trx(tables.factor).where({ account }).delete();
   await trx(tables.recoveryCode).where({ account }).delete();
   await trx(tables.enrolment).where({ account }).delete();
@@ -166,6 +194,7 @@ export async function newestChallenge(
 
 /** Marks a challenge used (compare-and-set on used_at IS NULL). */
 export async function useChallenge(trx: Knex.Transaction, tables: Tables, id: number, now: number): Promise<boolean> {
+  summaryTouched(trx, 'temporary'); // the purpose is not known here: recomputed to be sure
   return Number(await trx(tables.challenge).where({ id }).whereNull('used_at').update({ used_at: now })) === 1;
 }
 
@@ -176,10 +205,12 @@ export function insertChallenge(
   dialect: Dialect,
   row: { account: string; purpose: string; code_hash: string; created_at: number; expires_at: number },
 ): Promise<number> {
+  if (row.purpose === TEMPORARY) summaryTouched(trx, 'temporary');
   return insertReturningId(trx, dialect, tables.challenge, { ...row, used_at: null });
 }
 
 export async function deleteChallenge(trx: Knex.Transaction, tables: Tables, id: number): Promise<void> {
+  summaryTouched(trx, 'temporary'); // the purpose is not known here: recomputed to be sure
   await trx(tables.challenge).where({ id }).delete();
 }
 
@@ -189,6 +220,7 @@ export async function deleteChallengesOf(
   account: string,
   purpose: string,
 ): Promise<void> {
+  if (purpose === TEMPORARY) summaryTouched(trx, 'temporary');
   await trx(tables.challenge).where({ account, purpose }).delete();
 }
 
@@ -200,6 +232,7 @@ export async function deleteOlderUnusedChallenges(
   purpose: string,
   newestId: number,
 ): Promise<void> {
+  if (purpose === TEMPORARY) summaryTouched(trx, 'temporary');
   await trx(tables.challenge).where({ account, purpose }).whereNull('used_at').andWhere('id', '<', newestId).delete();
 }
 
@@ -327,6 +360,7 @@ export async function useFirstRecoveryCodes(
   count: number,
   now: number,
 ): Promise<void> {
+  summaryTouched(trx, 'codes');
   const ids = (await trx(tables.recoveryCode).where({ account }).orderBy('id').limit(count).select('id')) as {
     id: number;
   }[];
@@ -368,6 +402,7 @@ export async function activateChallenge(
   pendingPurpose: string,
   purpose: string,
 ): Promise<boolean> {
+  if (purpose === TEMPORARY || pendingPurpose === TEMPORARY) summaryTouched(trx, 'temporary');
   return Number(await trx(tables.challenge).where({ id, account, purpose: pendingPurpose }).update({ purpose })) === 1;
 }
 

@@ -3,10 +3,13 @@
  * account with any 2FA history), so that bulk status is `mailbox LEFT JOIN account_state` — the minimal join —
  * instead of a join with the factor table, a recovery-code count and the temporary codes per mailbox.
  *
- * The detail tables stay the truth: the summary is recomputed from them, never edited by hand, in the same
- * transaction as every change (accountTransaction does it for the account it locked; the batch writers for their
- * batch), under the account's state-row lock, so it cannot lag behind a commit. `doctor` compares it with the
- * detail tables (summaryDrift), and `mail2fa migrate --refresh-summary` recomputes every row.
+ * The detail tables stay the truth: the summary is recomputed from them, never adjusted by arithmetic, in the same
+ * transaction as every change, under the account's state-row lock, so it cannot lag behind a commit. The writers in
+ * own-store.ts mark which part of the summary their change touches (summaryTouched); accountTransaction then
+ * recomputes those columns of the account it locked (refreshTouchedSummary) — none after a refused code, only
+ * last_used_at after an accepted one. The batch writers refresh their batch. `doctor` compares the summary with the
+ * detail tables (summaryDrift), and `mail2fa migrate --refresh-summary` recomputes every row. Sign-in never reads
+ * the summary: it is what `status` shows, not what is enforced.
  */
 import type { Knex } from 'knex';
 import type { Dialect } from './connection.js';
@@ -59,18 +62,58 @@ function computed(tables: Tables): { sql: Record<SummaryColumn, string>; binding
 }
 
 /**
- * Recomputes the summary of these accounts' state rows from the detail tables; the rows must exist (the caller
- * holds their locks). One statement.
+ * Recomputes the summary of these accounts' state rows from the detail tables (all columns, or those given); the
+ * rows must exist (the caller holds their locks). One statement.
  */
 export async function refreshStatusSummary(
   trx: Knex.Transaction | Knex,
   tables: Tables,
   dialect: Dialect,
   accounts: readonly string[],
+  columns: readonly SummaryColumn[] = SUMMARY_COLUMNS,
 ): Promise<void> {
-  if (accounts.length === 0) return;
-  const { sql, bindings } = refreshSql(tables, dialect, `s.account IN (${accounts.map(() => '?').join(', ')})`);
+  if (accounts.length === 0 || columns.length === 0) return;
+  const { sql, bindings } = refreshSql(tables, `s.account IN (${accounts.map(() => '?').join(', ')})`, columns);
   await trx.raw(sql, [...bindings, ...accounts]);
+}
+
+/** The parts of the summary a write can touch, and the columns each part recomputes. */
+export type SummaryPart = 'used' | 'factor' | 'codes' | 'temporary';
+
+const PART_COLUMNS: Record<SummaryPart, readonly SummaryColumn[]> = {
+  // An accepted code: the factor's last use.
+  used: ['last_used_at'],
+  // A factor stored or removed: its columns, and the recovery-code count that only exists beside a factor.
+  factor: ['method', 'phone_masked', 'enrolled_at', 'last_used_at', 'codes_left'],
+  codes: ['codes_left'],
+  temporary: ['temp_expires_at', 'temp_used_at'],
+};
+
+/** Per transaction (its knex object), the parts its writes touched so far. */
+const touched = new WeakMap<object, Set<SummaryPart>>();
+
+/** Marks what a write in `trx` changed; every writer of the factor, recovery-code and challenge tables calls it. */
+export function summaryTouched(trx: object, ...parts: SummaryPart[]): void {
+  let set = touched.get(trx);
+  if (!set) touched.set(trx, (set = new Set()));
+  for (const part of parts) set.add(part);
+}
+
+/**
+ * Recomputes the columns of `account`'s summary that the transaction's writes touched (nothing when it wrote none
+ * of the detail tables): what accountTransaction runs before COMMIT.
+ */
+export async function refreshTouchedSummary(
+  trx: Knex.Transaction,
+  tables: Tables,
+  dialect: Dialect,
+  account: string,
+): Promise<void> {
+  const parts = touched.get(trx);
+  if (!parts?.size) return;
+  touched.delete(trx);
+  const columns = SUMMARY_COLUMNS.filter((c) => [...parts].some((p) => PART_COLUMNS[p].includes(c)));
+  await refreshStatusSummary(trx, tables, dialect, [account], columns);
 }
 
 /**
@@ -89,18 +132,22 @@ export async function refreshAllSummaries(
       ? `INSERT IGNORE INTO ?? (account, failed_attempts) SELECT a.account, 0 FROM (${missing}) a`
       : `INSERT INTO ?? (account, failed_attempts) SELECT a.account, 0 FROM (${missing}) a WHERE true ON CONFLICT (account) DO NOTHING`;
   await knex.raw(insert, [tables.accountState, tables.factor, tables.challenge]);
-  const { sql, bindings } = refreshSql(tables, dialect, null);
+  const { sql, bindings } = refreshSql(tables, null);
   const result = (await knex.raw(sql, bindings)) as unknown;
   return affectedRows(result, dialect);
 }
 
-function refreshSql(tables: Tables, dialect: Dialect, where: string | null): { sql: string; bindings: string[] } {
+function refreshSql(
+  tables: Tables,
+  where: string | null,
+  columns: readonly SummaryColumn[] = SUMMARY_COLUMNS,
+): { sql: string; bindings: string[] } {
   const { sql, bindings } = computed(tables);
   // The state table is aliased `s` for the correlated subqueries (`UPDATE t AS s` works on all three databases).
-  const sets = SUMMARY_COLUMNS.map((c) => `${c} = ${sql[c]}`).join(', ');
+  const sets = columns.map((c) => `${c} = ${sql[c]}`).join(', ');
   return {
     sql: `UPDATE ?? AS s SET ${sets}${where ? ` WHERE ${where}` : ''}`,
-    bindings: [tables.accountState, ...SUMMARY_COLUMNS.flatMap((c) => bindings[c])],
+    bindings: [tables.accountState, ...columns.flatMap((c) => bindings[c])],
   };
 }
 
