@@ -276,6 +276,11 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     }[];
     sqlite.close();
     writeFileSync(join(dovecotDir, 'passwd'), rows.map((r) => `${r.email}:${r.password}\n`).join(''));
+    // Dovecot's passwd-file driver stats the file at most once per second (passwd_file_sync returns its cached
+    // copy while last_sync_time == ioloop_time): a lookup earlier in this same second, by a previous journey's
+    // IMAP session, would hide the new line until the next second. Wait until that second has passed.
+    const nextSecond = Math.ceil(Date.now() / 1000) * 1000 + 20;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.max(0, nextSecond - Date.now()));
   };
 
   const startServe = async (extraEnv: Record<string, string> = {}) => {
