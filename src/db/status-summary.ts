@@ -6,8 +6,8 @@
  * The detail tables stay the truth: the summary is recomputed from them, never adjusted by arithmetic, in the same
  * transaction as every change, under the account's state-row lock, so it cannot lag behind a commit. The writers in
  * own-store.ts mark which part of the summary their change touches (summaryTouched); accountTransaction then
- * recomputes those columns of the account it locked (refreshTouchedSummary) — none after a refused code, only
- * last_used_at after an accepted one. The batch writers refresh their batch. `doctor` compares the summary with the
+ * recomputes those columns of the account it locked (refreshTouchedSummary) — none after a refused code (short of a
+ * TOTP that lost a compare-and-set race), only last_used_at after an accepted one. The batch writers refresh their batch. `doctor` compares the summary with the
  * detail tables (summaryDrift), and `mail2fa migrate --refresh-summary` recomputes every row. Sign-in never reads
  * the summary: it is what `status` shows, not what is enforced.
  */
