@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run bench:serve` (also the last part of `npm run bench`) — `mail2fa serve` latency:
+ * `npm run bench:serve` — `mail2fa serve` latency (a run of its own: `npm run bench` does not include it):
  *
  *   - POST /v1/verify with a correct TOTP over the Unix socket, 50 concurrent clients (autocannon), a different
  *     account per request (a code is accepted once): p50, p99, throughput; every answer must be "accepted";
@@ -10,7 +10,7 @@
  * On MariaDB (a scratch database, DROPPED and recreated) and on SQLite. Results are printed and written between
  * the serve markers of docs/benchmarks.md, with the machine described.
  *
- * Options: --accounts N (default 8000: verifies per database) · --rate N (default 500/s: the offered rate for latency) · --connections N (default 50) · --db both|mariadb|sqlite
+ * Options: --help · --accounts N (default 8000: verifies per database) · --rate N (default 500/s: the offered rate for latency) · --connections N (default 50) · --db both|mariadb|sqlite
  *          · --mariadb-url mysql://root@127.0.0.1:3306/mail2fa_bench_serve · --cli-runs N (default 5) · --no-write
  * Env: MAIL2FA_BENCH_SERVE_NODE_ARGS — node flags for the service process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
  */
@@ -23,7 +23,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'node:http';
 import autocannon from 'autocannon';
-import { loadAverage, machine, median } from './measure.mjs';
+import { loadAverage, machine, median, printHeaderHelp } from './measure.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DOC = join(ROOT, 'docs', 'benchmarks.md');
@@ -44,8 +44,13 @@ const { values: opt } = parseArgs({
     'cli-runs': { type: 'string', default: '5' },
     rate: { type: 'string', default: '500' },
     'no-write': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (opt.help) {
+  printHeaderHelp(import.meta.url);
+  process.exit(0);
+}
 const ACCOUNTS = Number(opt.accounts);
 const CONNECTIONS = Number(opt.connections);
 const CLI_RUNS = Number(opt['cli-runs']);
