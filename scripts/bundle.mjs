@@ -121,16 +121,23 @@ const mysql2Edits = {
   },
 };
 
+/** The options every library bundled into a CommonJS file of its own shares (mysql2, better-sqlite3, knex, commander). */
+function cjsFile(entry, file) {
+  return {
+    absWorkingDir: root,
+    entryPoints: [entry],
+    outfile: join(outdir, file),
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: 'linked',
+    logLevel: 'warning',
+  };
+}
+
 const driver = await build({
-  absWorkingDir: root,
-  entryPoints: ['mysql2'],
-  outfile: join(outdir, 'mysql2.cjs'),
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: 'linked',
-  logLevel: 'warning',
+  ...cjsFile('mysql2', 'mysql2.cjs'),
   write: false,
   external: DRIVER_DEPS,
   plugins: [mysql2Edits],
@@ -184,15 +191,7 @@ const sqliteAddonLookup = {
   },
 };
 await build({
-  absWorkingDir: root,
-  entryPoints: ['better-sqlite3'],
-  outfile: join(outdir, 'better-sqlite3.cjs'),
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: 'linked',
-  logLevel: 'warning',
+  ...cjsFile('better-sqlite3', 'better-sqlite3.cjs'),
   plugins: [sqliteAddonLookup],
   banner: {
     js: 'const __sqliteRequire = require("node:module").createRequire(require.resolve("better-sqlite3/package.json"));',
@@ -243,30 +242,14 @@ const slimKnex = {
   },
 };
 await build({
-  absWorkingDir: root,
-  entryPoints: ['knex'],
-  outfile: join(outdir, 'knex.cjs'),
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: 'linked',
-  logLevel: 'warning',
+  ...cjsFile('knex', 'knex.cjs'),
   plugins: [slimKnex],
   external: NODE_MODULES_DRIVERS.filter((name) => name !== 'better-sqlite3'),
 });
 
 /** commander (every command line is parsed with it) in a CommonJS file of its own too, for its code cache. */
 await build({
-  absWorkingDir: root,
-  entryPoints: ['commander'],
-  outfile: join(outdir, 'commander.cjs'),
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: 'linked',
-  logLevel: 'warning',
+  ...cjsFile('commander', 'commander.cjs'),
 });
 const COMMANDER_EXPORTS = Object.keys(createRequire(import.meta.url)('commander'));
 
