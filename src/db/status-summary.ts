@@ -117,6 +117,19 @@ export async function refreshTouchedSummary(
 }
 
 /**
+ * The accounts that have 2FA data the summary shows (a factor or a temporary code) and no state row: a FROM clause
+ * (aliased `a`, column `account`) and its bindings, for the migration's fill, doctor's check and the repair.
+ */
+function withoutStateRow(tables: Tables): { from: string; bindings: string[] } {
+  return {
+    from:
+      `FROM (SELECT account FROM ?? UNION SELECT account FROM ?? WHERE purpose = 'temporary') a ` +
+      `WHERE NOT EXISTS (SELECT 1 FROM ?? s WHERE s.account = a.account)`,
+    bindings: [tables.factor, tables.challenge, tables.accountState],
+  };
+}
+
+/**
  * Recomputes the summary of every state row, first creating the rows missing for accounts that have a factor or a
  * temporary code (data written before the summary existed). For the migration and `migrate --refresh-summary`.
  * Returns how many state rows were recomputed.
@@ -126,12 +139,12 @@ export async function refreshAllSummaries(
   tables: Tables,
   dialect: Dialect,
 ): Promise<number> {
-  const missing = `SELECT account FROM ?? UNION SELECT account FROM ?? WHERE purpose = 'temporary'`;
+  const missing = withoutStateRow(tables);
   const insert =
     dialect === 'mysql'
-      ? `INSERT IGNORE INTO ?? (account, failed_attempts) SELECT a.account, 0 FROM (${missing}) a`
-      : `INSERT INTO ?? (account, failed_attempts) SELECT a.account, 0 FROM (${missing}) a WHERE true ON CONFLICT (account) DO NOTHING`;
-  await knex.raw(insert, [tables.accountState, tables.factor, tables.challenge]);
+      ? `INSERT IGNORE INTO ?? (account, failed_attempts) SELECT a.account, 0 ${missing.from}`
+      : `INSERT INTO ?? (account, failed_attempts) SELECT a.account, 0 ${missing.from} ON CONFLICT (account) DO NOTHING`;
+  await knex.raw(insert, [tables.accountState, ...missing.bindings]);
   const { sql, bindings } = refreshSql(tables, null);
   const result = (await knex.raw(sql, bindings)) as unknown;
   return affectedRows(result, dialect);
@@ -185,10 +198,7 @@ export async function summaryDrift(
   const anyDiffers = SUMMARY_COLUMNS.map(differs).join(' OR ');
   const anyBindings = SUMMARY_COLUMNS.flatMap((c) => bindings[c]);
   const flags = SUMMARY_COLUMNS.map((c) => `CASE WHEN ${differs(c)} THEN 1 ELSE 0 END AS d_${c}`).join(', ');
-  const orphans =
-    `FROM (SELECT account FROM ?? UNION SELECT account FROM ?? WHERE purpose = 'temporary') a ` +
-    `WHERE NOT EXISTS (SELECT 1 FROM ?? s WHERE s.account = a.account)`;
-  const orphanBindings = [tables.factor, tables.challenge, tables.accountState];
+  const { from: orphans, bindings: orphanBindings } = withoutStateRow(tables);
 
   const [drifted] = rowsOf(
     await knex.raw(`SELECT COUNT(*) AS n FROM ?? s WHERE ${anyDiffers}`, [tables.accountState, ...anyBindings]),
@@ -263,12 +273,12 @@ export async function accountsWithoutStateRow(
   limit: number,
 ): Promise<string[]> {
   limit = Math.max(1, Math.trunc(limit)); // spliced into LIMIT below: an integer, always
+  const missing = withoutStateRow(tables);
   const rows = (await knex.raw(
-    `SELECT a.account FROM (SELECT account FROM ?? UNION SELECT account FROM ?? WHERE purpose = 'temporary') a ` +
-      `WHERE NOT EXISTS (SELECT 1 FROM ?? s WHERE s.account = a.account)` +
+    `SELECT a.account ${missing.from}` +
       (after !== null ? ' AND a.account > ?' : '') +
       ` ORDER BY a.account LIMIT ${limit}`,
-    [tables.factor, tables.challenge, tables.accountState, ...(after !== null ? [after] : [])],
+    [...missing.bindings, ...(after !== null ? [after] : [])],
   )) as unknown;
   return (rowsOf(rows, dialect) as { account: string }[]).map((r) => r.account);
 }
