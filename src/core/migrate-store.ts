@@ -10,7 +10,7 @@
  */
 import type { Context } from '../context.js';
 import { refreshStatusSummary } from '../db/status-summary.js';
-import { enrolledAccounts, existingMailboxes, insertImportedTotp } from '../db/factor-import.js';
+import { chunks, enrolledAccounts, existingMailboxes, insertImportedTotp } from '../db/factor-import.js';
 import { inTransaction, lockAccountStates } from '../db/tx.js';
 import { base32Encode } from '../totp/totp.js';
 import type { ForeignStore } from '../stores/types.js';
@@ -187,8 +187,7 @@ export async function migrateFromStore(
   return inTransaction(db, ctx.tables, async (trx) => {
     for (const a of accounts) if (a.outcome !== 'invalid') a.outcome = 'migrate'; // a retried transaction starts over
     const candidates = accounts.filter((a) => a.outcome === 'migrate').map((a) => a.email);
-    for (let i = 0; i < candidates.length; i += 500)
-      await lockAccountStates(trx, ctx.tables, db.dialect, candidates.slice(i, i + 500));
+    for (const batch of chunks(candidates, 500)) await lockAccountStates(trx, ctx.tables, db.dialect, batch);
     await classify(trx); // after the locks: an enrolment that just committed is seen
     const moving = accounts.filter((a) => a.outcome === 'migrate') as Array<StoreMigrationAccount & { key: Buffer }>;
     const now = ctx.now();
@@ -223,12 +222,12 @@ export async function migrateFromStore(
       );
       cleared = change.refs?.length ?? 0;
     }
-    for (let i = 0; i < moving.length; i += 500)
+    for (const batch of chunks(moving, 500))
       await refreshStatusSummary(
         trx,
         ctx.tables,
         db.dialect,
-        moving.slice(i, i + 500).map((a) => a.email),
+        batch.map((a) => a.email),
       );
     const result = report(store, options, accounts, cleared, false);
     if (moving.length === 0) return result;

@@ -10,6 +10,7 @@ import type { ConfiguredStore } from '../config.js';
 import type { Context } from '../context.js';
 import { isActive } from '../db/accounts.js';
 import type { Dialect } from '../db/connection.js';
+import { chunks } from '../db/factor-import.js';
 import { refreshStatusSummary } from '../db/status-summary.js';
 import { factorsOf, insertFactorRows, type Q } from '../db/own-store.js';
 import { inTransaction, lockAccountStates } from '../db/tx.js';
@@ -85,14 +86,6 @@ export interface MigrationOptions {
 interface Candidate extends MigrationAccount {
   raw: string;
   secret?: string;
-}
-
-const BATCH = 200;
-
-function chunks<T>(items: T[], size = BATCH): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 async function readCandidates(knex: Knex | Knex.Transaction, loc: PostfixadminLocation): Promise<Candidate[]> {

@@ -9,9 +9,11 @@ import type { AccountMapping } from './accounts.js';
 import type { Tables } from './schema.js';
 import { summaryTouched } from './status-summary.js';
 
-const BATCH = 200;
+/** Rows per multi-row statement of the batch writers (inserts, locks, summary refreshes). */
+export const BATCH = 200;
 
-function chunks<T>(items: readonly T[], size = BATCH): T[][] {
+/** `items` in slices of `size`, in order. */
+export function chunks<T>(items: readonly T[], size = BATCH): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;

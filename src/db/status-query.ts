@@ -296,7 +296,6 @@ interface PgConn {
 }
 
 interface SqliteConn {
-  readonly inTransaction: boolean;
   prepare(sql: string): {
     run(...params: unknown[]): unknown;
     get(...params: unknown[]): unknown;
