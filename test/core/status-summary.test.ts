@@ -636,6 +636,17 @@ describeEachDb('status summary: migration 0002 fills it from older data, and goe
       await useFirstRecoveryCodes(trx, t, emails.used, 5, now);
       await setAttempts(trx, t, emails.locked, 0, null);
     });
+    // A 0002 that stopped after adding its columns (MySQL/MariaDB commit DDL at once, outside the migration's
+    // transaction) is applied again: the columns are found, the fill runs.
+    await db.knex.schema.alterTable(t.accountState, (table) => {
+      table.string('method', 8).nullable();
+      table.string('phone_masked', 32).nullable();
+      table.bigInteger('enrolled_at').nullable();
+      table.bigInteger('last_used_at').nullable();
+      table.integer('codes_left').nullable();
+      table.bigInteger('temp_expires_at').nullable();
+      table.bigInteger('temp_used_at').nullable();
+    });
     expect(await migrateToLatest(db.knex, t, mysql)).toEqual({ applied: ['0002_status_summary'] });
     await expectSummary(ctx, {
       ...expected,
